@@ -1,0 +1,247 @@
+"""The public module API: the contract between synthcli and every DSP module.
+
+Third-party packages write modules against this file alone, so it stays small
+and every change to it bumps :data:`API_VERSION`. See ``docs/modules.md``.
+
+Signal conventions
+------------------
+* Audio is float, +/-1.0 full scale.
+* Pitch CV is volts per octave, 0.0 = C4 = 261.6256 Hz.
+* Gates are 0.0 or 1.0; a gate reads high above 0.5 and a rising edge triggers.
+* Every buffer a module sees is a C-contiguous ``float64`` array of shape
+  ``(channels, blocksize)``: cables are polyphonic (up to 16 channels) and a
+  module renders all its channels in one call.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, NamedTuple
+
+#: Version of this contract. A plugin names the major version it was written
+#: for; the host refuses plugins of another major version.
+API_VERSION = "1.0"
+
+#: The most channels one cable carries (as in VCV Rack).
+MAX_CHANNELS = 16
+
+#: Frequency of pitch CV 0.0 (C4), in Hz.
+C4_HZ = 261.6255653005986
+
+AUDIO = "audio"
+CONTROL = "control"
+
+
+class NoteOn(NamedTuple):
+    """Start a note: MIDI note number (fractions allowed) and velocity 0..1."""
+
+    note: float
+    velocity: float = 1.0
+
+
+class NoteOff(NamedTuple):
+    note: float
+
+
+@dataclass(frozen=True)
+class Port:
+    """An input or output jack of a module.
+
+    Parameters
+    ----------
+    name : str
+        Identifier used in ``connect NAME.PORT``.
+    kind : {"audio", "control"}
+        Informational: audio-rate signal or control voltage (CV, gates).
+    doc : str
+        One line shown by ``synth modules``.
+    default : float
+        What an unconnected input reads (for example 1.0 for a gain input).
+    channels : int or None
+        Fixed channel count of an output (the master is stereo); ``None``
+        means the module's own channel count.
+    """
+
+    name: str
+    kind: str = AUDIO
+    doc: str = ""
+    default: float = 0.0
+    channels: int | None = None
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter: set by ``set NAME.PARAM VALUE`` and modulated by cables.
+
+    A cable into ``NAME.PARAM`` is added to the set value, in the
+    parameter's unit, sample by sample. Numeric values glide to a new
+    setting over one block so nothing clicks; choices switch at a block
+    boundary. The module always reads a parameter as a ``(channels,
+    blocksize)`` array, a choice as the index of the chosen name.
+
+    Parameters
+    ----------
+    name, doc : str
+    default : float or str
+        A number, or one of ``choices``.
+    min, max : float
+        Allowed range of the set value (modulation may leave it; clamp in
+        the kernel where that matters).
+    unit : str
+        Shown to users: "Hz", "s", "dB", ...
+    choices : tuple of str
+        Makes the parameter an enumeration.
+    integer : bool
+        Only whole numbers are accepted.
+    structural : bool
+        Changing it rebuilds the module (a new channel count, say): the
+        module is created anew and its state starts from scratch.
+    """
+
+    name: str
+    default: float | str
+    min: float = 0.0
+    max: float = 1.0
+    unit: str = ""
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+    integer: bool = False
+    structural: bool = False
+
+    def coerce(self, value: Any) -> float:
+        """Turn user input into the float the engine stores.
+
+        Raises
+        ------
+        ValueError
+            With a message that says what was expected.
+        """
+        if self.choices:
+            if isinstance(value, str) and value in self.choices:
+                return float(self.choices.index(value))
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                index = int(value)
+                if index == value and 0 <= index < len(self.choices):
+                    return float(index)
+            raise ValueError(f"expected one of {', '.join(self.choices)}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number{self.range_text()}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"expected a finite number{self.range_text()}")
+        if self.integer and number != int(number):
+            raise ValueError(f"expected a whole number{self.range_text()}")
+        if not self.min <= number <= self.max:
+            raise ValueError(f"{value} is out of range{self.range_text()}")
+        return number
+
+    def format(self, value: float) -> str:
+        """The canonical text of a stored value, as ``save`` writes it."""
+        if self.choices:
+            return self.choices[int(value)]
+        if self.integer:
+            return str(int(value))
+        return _num(float(value))
+
+    def range_text(self) -> str:
+        if self.choices:
+            return f" ({'|'.join(self.choices)})"
+        unit = f" {self.unit}" if self.unit else ""
+        return f" ({_num(self.min)}..{_num(self.max)}{unit})"
+
+    @property
+    def default_value(self) -> float:
+        return self.coerce(self.default)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+class Module:
+    """Base class of every DSP module.
+
+    Subclasses declare the class attributes and implement :meth:`process`.
+    The engine creates one instance per module in a patch, possibly inside
+    a worker process, so a module must keep all its state in attributes
+    named by ``state_fields`` (numpy arrays), which lets the engine move a
+    module between processes or bring it back after a crash.
+
+    Attributes
+    ----------
+    type_name : str
+        What ``add TYPE NAME`` calls it.
+    description : str
+        One line for ``synth modules``.
+    inputs, outputs : tuple of Port
+    params : tuple of Param
+    state_fields : tuple of str
+        Names of the numpy-array attributes that hold DSP state.
+    samplerate : float
+    blocksize : int
+    channels : int
+        The module's channel count, fixed for the life of the instance.
+    """
+
+    type_name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    inputs: ClassVar[tuple[Port, ...]] = ()
+    outputs: ClassVar[tuple[Port, ...]] = ()
+    params: ClassVar[tuple[Param, ...]] = ()
+    state_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, samplerate: float, blocksize: int, channels: int) -> None:
+        self.samplerate = float(samplerate)
+        self.blocksize = int(blocksize)
+        self.channels = int(channels)
+        self.setup()
+
+    @classmethod
+    def channel_count(cls, params: Mapping[str, float], inputs: Mapping[str, int]) -> int:
+        """The channel count of an instance, from its parameters and the
+        channel counts of the cables plugged into it (inputs and parameter
+        ports alike). The default follows the widest cable, as VCV Rack does."""
+        return max(inputs.values(), default=1)
+
+    def setup(self) -> None:
+        """Allocate per-channel state; called once by ``__init__``."""
+
+    def process(
+        self,
+        inputs: Mapping[str, Any],
+        params: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> None:
+        """Render one block: read ``inputs`` and ``params``, fill every array
+        of ``outputs`` in place. All arrays are ``(channels, blocksize)``
+        float64 (an output with a fixed ``Port.channels`` has that many rows).
+        Never allocate per call in a loop and never block."""
+        raise NotImplementedError
+
+    def on_event(self, offset: int, event: tuple) -> None:
+        """Receive a timed message (a note, say) before the block it falls
+        in is processed; ``offset`` is the sample within that block. Modules
+        that take no messages keep this default, which ignores them."""
+
+    def get_state(self) -> dict[str, Any]:
+        return {name: getattr(self, name).copy() for name in self.state_fields}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        for name in self.state_fields:
+            if name in state:
+                getattr(self, name)[...] = state[name]
+
+    @classmethod
+    def port(cls, name: str, direction: str) -> Port | None:
+        for port in cls.inputs if direction == "in" else cls.outputs:
+            if port.name == name:
+                return port
+        return None
+
+    @classmethod
+    def param(cls, name: str) -> Param | None:
+        for param in cls.params:
+            if param.name == name:
+                return param
+        return None

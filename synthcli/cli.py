@@ -1,0 +1,181 @@
+"""The ``synth`` command.
+
+Only typer is imported at the top: each command imports what it needs when
+it runs, so ``synth --help`` answers without loading numpy or numba.
+Every user error leaves through :func:`fail`: one line on stderr, status 2.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+# Plain click output: help answers without loading rich, and usage errors
+# stay one short paragraph instead of a drawn box.
+os.environ.setdefault("TYPER_USE_RICH", "0")
+import typer  # noqa: E402
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="synthcli: a modular synthesizer for the terminal.",
+)
+
+
+class Options:
+    safe_mode = False
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def registry():
+    from .plugins import load_registry
+    reg = load_registry(safe_mode=Options.safe_mode)
+    for problem in reg.problems:
+        typer.echo(f"warning: {problem}", err=True)
+    return reg
+
+
+def load_source(path: Path, reg):
+    """Read a patch file into a Patch, turning user errors into one line."""
+    from .errors import SynthError
+    from .patch import load_patch
+    try:
+        return load_patch(path, reg)
+    except SynthError as error:
+        fail(str(error))
+
+
+@app.callback()
+def main_options(
+    safe_mode: bool = typer.Option(False, "--safe-mode", help="Load no third-party plugins."),
+) -> None:
+    Options.safe_mode = safe_mode
+
+
+@app.command()
+def modules(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List every module type: ports, parameters and the package it came from."""
+    reg = registry()
+    entries = sorted(reg.qualified.values(), key=lambda t: (t.package != "synthcli", t.package, t.name))
+    if as_json:
+        typer.echo(json.dumps([describe(t, reg) for t in entries], indent=2))
+        return
+    for entry in entries:
+        cls = entry.cls
+        shown = entry.name if reg.types.get(entry.name) is entry else entry.qualified_name
+        typer.echo(f"{shown}  ({entry.package} {entry.version})  {cls.description}")
+        for label, ports in (("in", cls.inputs), ("out", cls.outputs)):
+            for port in ports:
+                typer.echo(f"    {label:<5} {port.name:<10} {port.kind:<8} {port.doc}")
+        for param in cls.params:
+            default = param.format(param.default_value)
+            typer.echo(f"    param {param.name:<10} {default:<9}{param.range_text():<24} {param.doc}")
+
+
+def describe(entry, reg) -> dict:
+    cls = entry.cls
+    return {
+        "name": entry.name if reg.types.get(entry.name) is entry else entry.qualified_name,
+        "qualified_name": entry.qualified_name,
+        "package": entry.package,
+        "version": entry.version,
+        "description": cls.description,
+        "inputs": [{"name": p.name, "kind": p.kind, "doc": p.doc, "default": p.default} for p in cls.inputs],
+        "outputs": [{"name": p.name, "kind": p.kind, "doc": p.doc, "channels": p.channels} for p in cls.outputs],
+        "params": [{"name": p.name, "default": p.default, "min": p.min, "max": p.max, "unit": p.unit,
+                    "choices": list(p.choices), "doc": p.doc} for p in cls.params],
+    }
+
+
+@app.command()
+def check(file: Path = typer.Argument(..., help="A patch file.")) -> None:
+    """Check a file for errors without playing it; exit status 2 on the first error."""
+    from .engine.schedule import compile_patch
+    from .errors import SynthError
+    patch = load_source(file, registry())
+    try:
+        schedule = compile_patch(patch)
+    except SynthError as error:
+        fail(str(error.at(source=str(file))))
+    typer.echo(f"{file}: ok ({len(patch.modules) - 1} modules, {len(patch.cables)} cables"
+               f"{f', {len(schedule.delayed)} delayed by a block' if schedule.delayed else ''})")
+
+
+@app.command()
+def render(
+    file: Path = typer.Argument(..., help="A patch file."),
+    output: Path = typer.Option(..., "-o", "--output", help="The WAV file to write."),
+    duration: float = typer.Option(4.0, "--duration", "-d", help="Seconds to render."),
+    samplerate: int = typer.Option(48000, "--samplerate", "-r", help="Samples per second."),
+    blocksize: int = typer.Option(256, "--blocksize", "-b", help="Samples per block."),
+    fmt: str = typer.Option("float32", "--format", help="float32, pcm24 or pcm16."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Render a patch offline to a WAV file (no sound card needed)."""
+    from .engine.core import Engine
+    from .engine.render import render_to_wav
+    from .errors import SynthError
+    if not 8000 <= samplerate <= 384000:
+        fail(f"--samplerate {samplerate} is out of range (8000..384000)")
+    if not 1 <= blocksize <= 8192:
+        fail(f"--blocksize {blocksize} is out of range (1..8192)")
+    reg = registry()
+    patch = load_source(file, reg)
+    try:
+        with Engine(reg, samplerate, blocksize) as engine:
+            engine.load(patch)
+            with Progress(quiet) as progress:
+                frames = render_to_wav(engine, output, duration, fmt, progress.update)
+    except SynthError as error:
+        fail(str(error))
+    if not quiet:
+        typer.echo(f"wrote {output} ({frames / samplerate:.2f} s, {samplerate} Hz, stereo, {fmt})", err=True)
+
+
+class Progress:
+    """A progress bar on stderr that appears only for renders longer than a
+    second and only on a terminal, with the time left."""
+
+    def __init__(self, quiet: bool) -> None:
+        import time
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.start = time.monotonic()
+        self.shown = False
+
+    def update(self, fraction: float) -> None:
+        import time
+        elapsed = time.monotonic() - self.start
+        if not self.enabled or (elapsed < 1.0 and not self.shown) or fraction <= 0:
+            return
+        self.shown = True
+        left = elapsed * (1 - fraction) / fraction
+        bar = "#" * int(fraction * 30)
+        sys.stderr.write(f"\r[{bar:<30}] {fraction * 100:5.1f}%  {left:5.1f} s left ")
+        sys.stderr.flush()
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.flush()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

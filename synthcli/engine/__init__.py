@@ -1,0 +1,1 @@
+"""The engine: compiles a patch into a schedule and renders it block by block."""

@@ -1,0 +1,258 @@
+"""Compiling a patch into a schedule: the order modules run in, which cables
+carry a block of delay, every module's channel count, and where every
+buffer lives.
+
+The schedule depends on the patch alone, never on which executor or worker
+runs what: that is why every executor renders bit-identical output.
+
+Buffers are rows of one ``(rows, blocksize)`` float64 arena, so the whole
+arena can live in one shared-memory segment and every buffer is a
+C-contiguous view of it. Each module's outputs are adjacent rows, so one
+``sum`` checks all of them for NaN or Inf.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..api import MAX_CHANNELS
+from ..errors import SynthError
+from ..patch import Cable, Patch
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A buffer: ``channels`` consecutive rows of the arena from ``start``."""
+
+    start: int
+    channels: int
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.channels
+
+
+@dataclass(frozen=True)
+class Source:
+    """One cable feeding a gather. A delayed (cycle-closing) cable reads the
+    slot its producer wrote in the previous block: ``slots[(block - 1) % 2]``."""
+
+    rows: Rows
+    delayed: tuple[Rows, Rows] | None = None
+
+
+@dataclass(frozen=True)
+class Gather:
+    """How one input or parameter buffer is filled before its module runs:
+    start from ``base`` (a parameter's set value) or ``default`` (the input
+    port's resting value), then add every cable. An input fed by exactly one
+    cable of its own width needs no gather: it reads the cable's buffer."""
+
+    name: str
+    dest: Rows
+    base: Rows | None
+    default: float
+    sources: tuple[Source, ...]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One module instance in the schedule."""
+
+    name: str
+    type: str                       # qualified type name
+    channels: int
+    params: dict[str, float]
+    inputs: dict[str, Rows]         # what process() sees for each input port
+    param_rows: dict[str, Rows]     # what process() sees for each parameter
+    param_base: dict[str, Rows]     # the set value of each parameter, written by the engine
+    outputs: dict[str, Rows]
+    gathers: tuple[Gather, ...]
+    constants: tuple[tuple[Rows, float], ...]   # unconnected inputs: filled once, never per block
+    delay_writes: tuple[tuple[Rows, tuple[Rows, Rows]], ...]   # (output, slots) for delayed cables
+
+    @property
+    def output_span(self) -> Rows:
+        rows = list(self.outputs.values())
+        return Rows(rows[0].start, rows[-1].stop - rows[0].start) if rows else Rows(0, 0)
+
+
+@dataclass
+class Schedule:
+    nodes: list[Node]
+    rows: int
+    master: Rows
+    delayed: set[Cable] = field(default_factory=set)
+    by_name: dict[str, Node] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.by_name = {node.name: node for node in self.nodes}
+
+    def node(self, name: str) -> Node:
+        return self.by_name[name]
+
+
+def _components(names: list[str], succ: dict[str, list[str]]) -> list[list[str]]:
+    """Strongly connected components (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in names:
+        if root in index:
+            continue
+        work = [(root, iter(succ[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    found.append(component)
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(succ[child])))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return found
+
+
+def topological_order(patch: Patch) -> tuple[list[str], set[Cable]]:
+    """The order modules run in, and the cables that close cycles.
+
+    Modules run in dependency order, ties broken by the order they were
+    added. Inside a feedback loop (a strongly connected component) the
+    earliest-added module runs first, and the cables that reach back to it
+    carry one block of delay; every other cable is zero-delay.
+    """
+    names = list(patch.modules)
+    rank = {name: i for i, name in enumerate(names)}
+    succ: dict[str, list[str]] = {name: [] for name in names}
+    for cable in patch.cables:
+        succ[cable.src].append(cable.dst)
+    component_of: dict[str, int] = {}
+    components = _components(names, succ)
+    for number, members in enumerate(components):
+        for member in members:
+            component_of[member] = number
+
+    def kahn(members: list[str], edges: list[tuple[str, str]]) -> list[str]:
+        waiting = {m: {a for a, b in edges if b == m and a != m} for m in members}
+        order: list[str] = []
+        while waiting:
+            ready = [m for m, deps in waiting.items() if not deps] or list(waiting)
+            pick = min(ready, key=rank.__getitem__)
+            order.append(pick)
+            del waiting[pick]
+            for deps in waiting.values():
+                deps.discard(pick)
+        return order
+
+    first = [min(members, key=rank.__getitem__) for members in components]
+    dag = {(component_of[c.src], component_of[c.dst]) for c in patch.cables
+           if component_of[c.src] != component_of[c.dst]}
+    rank.update({f"#{i}": rank[first[i]] for i in range(len(components))})
+    order: list[str] = []
+    for label in kahn([f"#{i}" for i in range(len(components))], [(f"#{a}", f"#{b}") for a, b in dag]):
+        members = components[int(label[1:])]
+        inner = [(c.src, c.dst) for c in patch.cables if c.src in members and c.dst in members]
+        order += kahn(members, inner)
+    position = {name: i for i, name in enumerate(order)}
+    delayed = {c for c in patch.cables if position[c.src] >= position[c.dst]}
+    return order, delayed
+
+
+def compile_patch(patch: Patch) -> Schedule:
+    """Turn a patch into a schedule; raises SynthError for a patch that
+    cannot run (too many channels)."""
+    order, delayed = topological_order(patch)
+    feeds: dict[str, list[Cable]] = {name: [] for name in order}
+    for cable in patch.cables:
+        feeds[cable.dst].append(cable)
+
+    def count(name: str, known: dict[str, int]) -> int:
+        inst = patch.modules[name]
+        widths: dict[str, int] = {}
+        for cable in feeds[name]:
+            src_cls = patch.modules[cable.src].type.cls
+            fixed = src_cls.port(cable.src_port, "out").channels
+            width = fixed or known.get(cable.src, 1)
+            widths[cable.dst_port] = max(widths.get(cable.dst_port, 1), width)
+        channels = int(inst.type.cls.channel_count(inst.params, widths))
+        if not 1 <= channels <= MAX_CHANNELS:
+            raise SynthError(f"module '{name}' would have {channels} channels; a cable carries 1 to {MAX_CHANNELS}")
+        return channels
+
+    # Two passes: the second sees the widths that delayed cables really carry.
+    channels: dict[str, int] = {}
+    for _ in range(2):
+        channels = {**channels}
+        for name in order:
+            channels[name] = count(name, channels)
+
+    rows = 0
+
+    def alloc(n: int) -> Rows:
+        nonlocal rows
+        block = Rows(rows, n)
+        rows += n
+        return block
+
+    outputs: dict[str, dict[str, Rows]] = {}
+    for name in order:
+        cls = patch.modules[name].type.cls
+        outputs[name] = {p.name: alloc(p.channels or channels[name]) for p in cls.outputs}
+    slots = {c: (alloc(outputs[c.src][c.src_port].channels), alloc(outputs[c.src][c.src_port].channels))
+             for c in patch.cables if c in delayed}
+
+    nodes = []
+    for name in order:
+        inst = patch.modules[name]
+        cls = inst.type.cls
+        width = channels[name]
+        gathers: list[Gather] = []
+
+        def sources_for(port: str) -> tuple[Source, ...]:
+            return tuple(
+                Source(outputs[c.src][c.src_port], slots.get(c)) for c in feeds[name] if c.dst_port == port)
+
+        inputs: dict[str, Rows] = {}
+        constants: list[tuple[Rows, float]] = []
+        for port in cls.inputs:
+            sources = sources_for(port.name)
+            if not sources:
+                inputs[port.name] = alloc(width)
+                constants.append((inputs[port.name], port.default))
+                continue
+            if len(sources) == 1 and sources[0].delayed is None and sources[0].rows.channels == width:
+                inputs[port.name] = sources[0].rows
+                continue
+            inputs[port.name] = alloc(width)
+            gathers.append(Gather(port.name, inputs[port.name], None, port.default, sources))
+        param_base = {p.name: alloc(width) for p in cls.params}
+        param_rows: dict[str, Rows] = {}
+        for param in cls.params:
+            sources = sources_for(param.name)
+            if not sources:
+                param_rows[param.name] = param_base[param.name]
+                continue
+            param_rows[param.name] = alloc(width)
+            gathers.append(Gather(param.name, param_rows[param.name], param_base[param.name], 0.0, sources))
+        writes = tuple((outputs[name][c.src_port], slots[c]) for c in patch.cables if c in delayed and c.src == name)
+        nodes.append(Node(name, inst.type.qualified_name, width, dict(inst.params), inputs, param_rows,
+                          param_base, outputs[name], tuple(gathers), tuple(constants), writes))
+    return Schedule(nodes, rows, outputs["out"]["master"], delayed)

@@ -1,0 +1,89 @@
+"""The commands of the synthcli language, as immutable values.
+
+Every front end (patch files, the REPL, OSC, song files) turns text into
+these, so the patch only ever changes through one small set of verbs. Each
+text field is a :class:`Token`, which remembers its column so an error found
+later (an unknown module type, say) can still point at the spot.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class Token(str):
+    """A word of the source text that knows where it stood."""
+
+    col: int
+
+    def __new__(cls, text: str, col: int = 0) -> "Token":
+        token = super().__new__(cls, text)
+        token.col = col
+        return token
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """``MODULE`` or ``MODULE.PORT`` in a command."""
+
+    module: Token
+    port: Token | None = None
+
+    def __str__(self) -> str:
+        return f"{self.module}.{self.port}" if self.port else str(self.module)
+
+
+@dataclass(frozen=True)
+class Command:
+    """Base of every command: the place it came from, for error messages."""
+
+    line: int
+    col: int
+
+    @property
+    def verb(self) -> str:
+        return type(self).__name__.lower()
+
+
+@dataclass(frozen=True)
+class Add(Command):
+    type: Token
+    name: Token
+    params: tuple[tuple[Token, Token], ...] = ()
+
+    def __str__(self) -> str:
+        return " ".join(["add", self.type, self.name, *(f"{k}={v}" for k, v in self.params)])
+
+
+@dataclass(frozen=True)
+class Remove(Command):
+    name: Token
+
+    def __str__(self) -> str:
+        return f"remove {self.name}"
+
+
+@dataclass(frozen=True)
+class Connect(Command):
+    src: Endpoint
+    dst: Endpoint
+
+    def __str__(self) -> str:
+        return f"connect {self.src} {self.dst}"
+
+
+@dataclass(frozen=True)
+class Disconnect(Command):
+    src: Endpoint
+    dst: Endpoint
+
+    def __str__(self) -> str:
+        return f"disconnect {self.src} {self.dst}"
+
+
+@dataclass(frozen=True)
+class Set(Command):
+    target: Endpoint
+    value: Token
+
+    def __str__(self) -> str:
+        return f"set {self.target} {self.value}"

@@ -1,0 +1,166 @@
+"""The one parser of the synthcli language.
+
+Text becomes :mod:`~synthcli.language.commands` here and nowhere else: patch
+files, song files, the REPL and OSC all call :func:`parse_line` or
+:func:`parse_text`. Only syntax is checked here; whether a module type or
+port exists is the patch's business, which reports it at the token's column.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import SynthError, did_you_mean
+from .commands import Add, Command, Connect, Disconnect, Endpoint, Remove, Set, Token
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_QUALIFIED_TYPE = re.compile(r"([A-Za-z0-9_.\-]+:)?[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def tokenize(line: str, lineno: int = 0) -> list[Token]:
+    """Split a line into words; ``"..."`` keeps spaces, ``#`` starts a comment."""
+    tokens: list[Token] = []
+    i, n = 0, len(line)
+    while i < n:
+        ch = line[i]
+        if ch.isspace():
+            i += 1
+        elif ch == "#":
+            break
+        elif ch == '"':
+            end = line.find('"', i + 1)
+            if end < 0:
+                raise SynthError("unterminated string: a closing '\"' is missing", line=lineno, col=i + 1)
+            tokens.append(Token(line[i:end + 1], i + 1))
+            i = end + 1
+        else:
+            start = i
+            while i < n and not line[i].isspace() and line[i] != "#":
+                if line[i] == '"':
+                    end = line.find('"', i + 1)
+                    if end < 0:
+                        raise SynthError("unterminated string: a closing '\"' is missing", line=lineno, col=i + 1)
+                    i = end
+                i += 1
+            tokens.append(Token(line[start:i], start + 1))
+    return tokens
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One row of the command table, the single source of truth for what
+    the language accepts; help and the generated reference read it too."""
+
+    name: str
+    syntax: str
+    summary: str
+    parse: Callable[[list[Token], int], Command]
+
+
+def _fail(message: str, line: int, col: int) -> SynthError:
+    return SynthError(message, line=line, col=col)
+
+
+def _expect_args(words: list[Token], line: int, low: int, high: int | None, syntax: str) -> None:
+    given = len(words) - 1
+    if given < low:
+        end = words[-1].col + len(words[-1])
+        raise _fail(f"'{words[0]}' needs more: usage is '{syntax}'", line, end)
+    if high is not None and given > high:
+        raise _fail(f"unexpected '{words[high + 1]}': usage is '{syntax}'", line, words[high + 1].col)
+
+
+def _name(token: Token, line: int, what: str) -> Token:
+    if not _NAME.match(token):
+        raise _fail(f"'{token}' is not a valid {what} (letters, digits and _, not starting with a digit)",
+                    line, token.col)
+    return token
+
+
+def _endpoint(token: Token, line: int) -> Endpoint:
+    module, dot, port = token.partition(".")
+    if not dot:
+        return Endpoint(_name(token, line, "module name"))
+    mod = _name(Token(module, token.col), line, "module name")
+    prt = _name(Token(port, token.col + len(module) + 1), line, "port name")
+    return Endpoint(mod, prt)
+
+
+def _parse_add(words: list[Token], line: int) -> Add:
+    syntax = COMMANDS["add"].syntax
+    _expect_args(words, line, 2, None, syntax)
+    type_token = words[1]
+    if not _QUALIFIED_TYPE.match(type_token):
+        raise _fail(f"'{type_token}' is not a valid module type", line, type_token.col)
+    name = _name(words[2], line, "module name")
+    params: list[tuple[Token, Token]] = []
+    seen: set[str] = set()
+    for word in words[3:]:
+        key, eq, value = word.partition("=")
+        if not eq or not key or not value:
+            raise _fail(f"expected param=value, got '{word}'", line, word.col)
+        key_token = _name(Token(key, word.col), line, "parameter name")
+        if key in seen:
+            raise _fail(f"parameter '{key}' given twice", line, word.col)
+        seen.add(key)
+        params.append((key_token, Token(value, word.col + len(key) + 1)))
+    return Add(line, words[0].col, type_token, name, tuple(params))
+
+
+def _parse_remove(words: list[Token], line: int) -> Remove:
+    _expect_args(words, line, 1, 1, COMMANDS["remove"].syntax)
+    return Remove(line, words[0].col, _name(words[1], line, "module name"))
+
+
+def _parse_cable(cls: type, verb: str) -> Callable[[list[Token], int], Command]:
+    def parse(words: list[Token], line: int) -> Command:
+        _expect_args(words, line, 2, 2, COMMANDS[verb].syntax)
+        return cls(line, words[0].col, _endpoint(words[1], line), _endpoint(words[2], line))
+    return parse
+
+
+def _parse_set(words: list[Token], line: int) -> Set:
+    syntax = COMMANDS["set"].syntax
+    _expect_args(words, line, 2, 2, syntax)
+    target = _endpoint(words[1], line)
+    if target.port is None:
+        raise _fail(f"expected NAME.PARAM, got '{words[1]}'", line, words[1].col)
+    return Set(line, words[0].col, target, words[2])
+
+
+COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
+    CommandSpec("add", "add TYPE NAME [param=value ...]",
+                "create a module instance, optionally setting parameters", _parse_add),
+    CommandSpec("remove", "remove NAME", "delete a module and every cable touching it", _parse_remove),
+    CommandSpec("connect", "connect SRC[.PORT] DST[.PORT]",
+                "patch a cable from an output to an input or a parameter "
+                "(default ports: the first output, the first input)", _parse_cable(Connect, "connect")),
+    CommandSpec("disconnect", "disconnect SRC[.PORT] DST[.PORT]", "remove a cable",
+                _parse_cable(Disconnect, "disconnect")),
+    CommandSpec("set", "set NAME.PARAM VALUE", "change a parameter (numbers glide over one block)", _parse_set),
+)}
+
+
+def parse_line(text: str, line: int = 1) -> Command | None:
+    """Parse one line; ``None`` for a blank or comment-only line."""
+    words = tokenize(text, line)
+    if not words:
+        return None
+    spec = COMMANDS.get(words[0])
+    if spec is None:
+        raise _fail(f"unknown command '{words[0]}'{did_you_mean(words[0], COMMANDS)}", line, words[0].col)
+    return spec.parse(words, line)
+
+
+def parse_text(text: str, source: str | None = None) -> list[Command]:
+    """Parse a whole file; the first error stops it, naming file:line:col."""
+    commands = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            command = parse_line(line, number)
+        except SynthError as error:
+            raise error.at(source=source, line=number)
+        if command is not None:
+            commands.append(command)
+    return commands

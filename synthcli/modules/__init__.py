@@ -1,0 +1,16 @@
+"""The built-in module library. It registers through the same pluggy hook
+as any third-party plugin, so the built-ins prove the plugin path works.
+
+One file per family; the DSP kernels live beside the module that uses them.
+"""
+from ..hookspecs import hookimpl
+from . import dynamics, effects, envelopes, filters, keys, oscillators
+
+FAMILIES = (oscillators, filters, envelopes, dynamics, effects, keys)
+
+
+@hookimpl
+def register_modules(register):
+    for family in FAMILIES:
+        for cls in family.MODULES:
+            register(cls)

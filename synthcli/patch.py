@@ -1,0 +1,208 @@
+"""The patch: module instances, their parameter values and the cables
+between them, changed only through commands of the language.
+
+A patch is plain data (no DSP, no buffers). The engine compiles a snapshot of
+it into a schedule; ``save`` writes it back as the canonical list of commands
+that rebuilds it, so saving and loading round-trip exactly.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SynthError, did_you_mean
+from .language import Add, Command, Connect, Disconnect, Endpoint, Remove, Set, Token, parse_text
+from .plugins import ModuleType, Registry
+
+MASTER = "out"
+
+
+@dataclass
+class Instance:
+    """One module in the patch: its type and every parameter's stored value."""
+
+    type: ModuleType
+    params: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Cable:
+    src: str
+    src_port: str
+    dst: str
+    dst_port: str
+
+    def __str__(self) -> str:
+        return f"{self.src}.{self.src_port} -> {self.dst}.{self.dst_port}"
+
+
+class Patch:
+    """A modular patch. Every patch has the stereo master ``out``."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.modules: dict[str, Instance] = {}
+        self.cables: list[Cable] = []
+        master = registry.get(MASTER)
+        self.modules[MASTER] = Instance(master, {p.name: p.default_value for p in master.cls.params})
+
+    def copy(self) -> "Patch":
+        clone = Patch.__new__(Patch)
+        clone.registry = self.registry
+        clone.modules = {name: Instance(inst.type, dict(inst.params)) for name, inst in self.modules.items()}
+        clone.cables = list(self.cables)
+        return clone
+
+    # -- applying commands -------------------------------------------------
+
+    def apply(self, command: Command) -> None:
+        """Apply one command, or raise :class:`SynthError` and change nothing."""
+        handler = getattr(self, f"_apply_{command.verb}", None)
+        if handler is None:
+            raise SynthError(f"'{command.verb}' does not change a patch", line=command.line, col=command.col)
+        try:
+            handler(command)
+        except SynthError as error:
+            raise error.at(line=command.line)
+
+    def apply_all(self, commands: list[Command], source: str | None = None) -> None:
+        """Apply a list atomically: on the first error nothing has changed."""
+        trial = self.copy()
+        for command in commands:
+            try:
+                trial.apply(command)
+            except SynthError as error:
+                raise error.at(source=source)
+        self.modules, self.cables = trial.modules, trial.cables
+
+    def _instance(self, name: Token) -> Instance:
+        inst = self.modules.get(name)
+        if inst is None:
+            raise SynthError(f"unknown module '{name}'{did_you_mean(name, self.modules)}", col=name.col)
+        return inst
+
+    def _apply_add(self, cmd: Add) -> None:
+        try:
+            mtype = self.registry.get(cmd.type)
+        except SynthError as error:
+            raise error.at(col=cmd.type.col)
+        if mtype.name == MASTER:
+            raise SynthError("every patch already has the master 'out'; it cannot be added", col=cmd.type.col)
+        if cmd.name in self.modules:
+            raise SynthError(f"a module named '{cmd.name}' already exists", col=cmd.name.col)
+        params = {p.name: p.default_value for p in mtype.cls.params}
+        for key, value in cmd.params:
+            params[key] = self._coerce(mtype, key, value)
+        self.modules[cmd.name] = Instance(mtype, params)
+
+    def _apply_remove(self, cmd: Remove) -> None:
+        self._instance(cmd.name)
+        if cmd.name == MASTER:
+            raise SynthError("the master 'out' cannot be removed", col=cmd.name.col)
+        del self.modules[cmd.name]
+        self.cables = [c for c in self.cables if cmd.name not in (c.src, c.dst)]
+
+    def _coerce(self, mtype: ModuleType, key: Token, value: Token) -> float:
+        param = mtype.cls.param(key)
+        if param is None:
+            names = [p.name for p in mtype.cls.params]
+            hint = did_you_mean(key, names) or (f" (it has: {', '.join(names)})" if names else " (it has none)")
+            raise SynthError(f"module type '{mtype.name}' has no parameter '{key}'{hint}", col=key.col)
+        try:
+            return param.coerce(str(value))
+        except ValueError as error:
+            raise SynthError(f"bad value '{value}' for {mtype.name}.{key}: {error}", col=value.col) from None
+
+    def _cables_for(self, src: Endpoint, dst: Endpoint) -> list[Cable]:
+        """Resolve the ports a cable command names (or implies)."""
+        scls = self._instance(src.module).type.cls
+        dcls = self._instance(dst.module).type.cls
+        if src.port is None and dst.port is None and len(scls.outputs) > 1 and all(
+                dcls.port(p.name, "in") for p in scls.outputs):
+            return [Cable(src.module, p.name, dst.module, p.name) for p in scls.outputs]
+        if src.port is None:
+            if not scls.outputs:
+                raise SynthError(f"'{src.module}' has no outputs", col=src.module.col)
+            src_port = scls.outputs[0].name
+        elif scls.port(src.port, "out"):
+            src_port = src.port
+        else:
+            what = "an input" if scls.port(src.port, "in") or scls.param(src.port) else None
+            if what:
+                raise SynthError(f"'{src}' is {what}; a cable starts at an output", col=src.port.col)
+            outs = [p.name for p in scls.outputs]
+            raise SynthError(f"'{src.module}' ({scls.type_name}) has no output '{src.port}'"
+                             f"{did_you_mean(src.port, outs) or ' (outputs: ' + ', '.join(outs) + ')'}",
+                             col=src.port.col)
+        if dst.port is None:
+            if not dcls.inputs:
+                raise SynthError(f"'{dst.module}' has no inputs", col=dst.module.col)
+            dst_port = dcls.inputs[0].name
+        elif dcls.port(dst.port, "in") or dcls.param(dst.port):
+            dst_port = dst.port
+        elif dcls.port(dst.port, "out"):
+            raise SynthError(f"'{dst}' is an output; connect an output to an input or a parameter",
+                             col=dst.port.col)
+        else:
+            names = [p.name for p in dcls.inputs] + [p.name for p in dcls.params]
+            raise SynthError(f"'{dst.module}' ({dcls.type_name}) has no input or parameter '{dst.port}'"
+                             f"{did_you_mean(dst.port, names)}", col=dst.port.col)
+        return [Cable(src.module, src_port, dst.module, dst_port)]
+
+    def _apply_connect(self, cmd: Connect) -> None:
+        for cable in self._cables_for(cmd.src, cmd.dst):
+            if cable in self.cables:
+                raise SynthError(f"{cable} is already connected", col=cmd.src.module.col)
+            self.cables.append(cable)
+
+    def _apply_disconnect(self, cmd: Disconnect) -> None:
+        cables = self._cables_for(cmd.src, cmd.dst)
+        for cable in cables:
+            if cable not in self.cables:
+                raise SynthError(f"there is no cable {cable}", col=cmd.src.module.col)
+        self.cables = [c for c in self.cables if c not in cables]
+
+    def _apply_set(self, cmd: Set) -> None:
+        inst = self._instance(cmd.target.module)
+        cls = inst.type.cls
+        if cls.param(cmd.target.port) is None and cls.port(cmd.target.port, "in"):
+            raise SynthError(f"'{cmd.target}' is an input, not a parameter; connect a cable to it",
+                             col=cmd.target.port.col)
+        inst.params[cmd.target.port] = self._coerce(inst.type, cmd.target.port, cmd.value)
+
+    # -- files ---------------------------------------------------------------
+
+    def load_text(self, text: str, source: str | None = None) -> None:
+        """Apply a whole patch text atomically (a file with any error changes nothing)."""
+        self.apply_all(parse_text(text, source), source)
+
+    def to_text(self) -> str:
+        """The canonical patch file: ``add`` lines with non-default
+        parameters, then ``set`` for the master, then the cables."""
+        lines = []
+        for name, inst in self.modules.items():
+            cls = inst.type.cls
+            changed = [f"{p.name}={p.format(inst.params[p.name])}" for p in cls.params
+                       if inst.params[p.name] != p.default_value]
+            if name == MASTER:
+                lines += [f"set {MASTER}.{item.replace('=', ' ', 1)}" for item in changed]
+                continue
+            plain = self.registry.types.get(inst.type.name) is inst.type
+            lines.append(" ".join(["add", inst.type.name if plain else inst.type.qualified_name, name, *changed]))
+        lines += [f"connect {c.src}.{c.src_port} {c.dst}.{c.dst_port}" for c in self.cables]
+        return "\n".join(lines) + "\n"
+
+
+def load_patch(path: str | Path, registry: Registry) -> Patch:
+    """Read a patch file; errors name the file, line and column."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SynthError(f"cannot read patch: {error.strerror}", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise SynthError("not a text file (it is not valid UTF-8)", source=str(path)) from None
+    patch = Patch(registry)
+    patch.load_text(text, str(path))
+    return patch

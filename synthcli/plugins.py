@@ -1,0 +1,158 @@
+"""Finding module types: the built-in library and installed plugins, through
+one pluggy hook.
+
+A plugin that fails to import or registers a broken module is reported and
+skipped: it must never stop synthcli from starting.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import pluggy
+
+from . import hookspecs
+from .api import Module
+from .errors import SynthError, did_you_mean
+
+ENTRY_POINT_GROUP = "synthcli"
+BUILTIN_PACKAGE = "synthcli"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class ModuleType:
+    cls: type[Module]
+    package: str
+    version: str
+
+    @property
+    def name(self) -> str:
+        return self.cls.type_name
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.package}:{self.cls.type_name}"
+
+
+@dataclass
+class Registry:
+    """Every module type that can be added, by plain and qualified name."""
+
+    types: dict[str, ModuleType] = field(default_factory=dict)
+    qualified: dict[str, ModuleType] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def get(self, name: str) -> ModuleType:
+        found = self.types.get(name) or self.qualified.get(name)
+        if found is None:
+            raise SynthError(f"unknown module type '{name}'{did_you_mean(name, self.types)}")
+        return found
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.types or name in self.qualified
+
+    def add(self, cls: type, package: str, version: str) -> None:
+        problem = check_module_class(cls)
+        if problem:
+            self.problems.append(f"{package}: skipped module {getattr(cls, '__name__', cls)!r}: {problem}")
+            return
+        entry = ModuleType(cls, package, version)
+        if entry.qualified_name in self.qualified:
+            self.problems.append(f"{package}: module type '{cls.type_name}' registered twice; kept the first")
+            return
+        self.qualified[entry.qualified_name] = entry
+        holder = self.types.get(cls.type_name)
+        if holder is None:
+            self.types[cls.type_name] = entry
+        else:
+            self.problems.append(
+                f"{package}: module type '{cls.type_name}' is also provided by {holder.package}; "
+                f"use '{entry.qualified_name}' for this one")
+
+
+def check_module_class(cls: type) -> str | None:
+    """What is wrong with a module class, or None: a broken declaration is
+    caught at load time, not when a musician first adds the module."""
+    if not (isinstance(cls, type) and issubclass(cls, Module)):
+        return "not a subclass of synthcli.api.Module"
+    if not isinstance(cls.type_name, str) or not _IDENTIFIER.match(cls.type_name):
+        return f"type_name {cls.type_name!r} is not an identifier"
+    if cls.process is Module.process:
+        return "does not implement process()"
+    names: set[str] = set()
+    for kind, items in (("input", cls.inputs), ("param", cls.params)):
+        for item in items:
+            if not _IDENTIFIER.match(getattr(item, "name", "") or ""):
+                return f"{kind} name {getattr(item, 'name', item)!r} is not an identifier"
+            if item.name in names:
+                return f"'{item.name}' is declared twice among inputs and params"
+            names.add(item.name)
+    outputs = [getattr(p, "name", "") for p in cls.outputs]
+    if len(set(outputs)) != len(outputs) or not all(_IDENTIFIER.match(n or "") for n in outputs):
+        return "output names must be distinct identifiers"
+    for param in cls.params:
+        try:
+            param.coerce(param.default)
+        except ValueError as error:
+            return f"default of param '{param.name}': {error}"
+    return None
+
+
+def _plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("synthcli")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def disabled_from_env() -> set[str]:
+    raw = os.environ.get("SYNTHCLI_DISABLE_PLUGINS", "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Registry:
+    """Build the registry: built-ins first (they keep their plain names),
+    then installed plugins in a stable order (by distribution name)."""
+    from . import modules as builtin
+    from importlib import metadata
+
+    registry = Registry()
+    pm = _plugin_manager()
+    pm.register(builtin, name=BUILTIN_PACKAGE)
+    sources = {BUILTIN_PACKAGE: (BUILTIN_PACKAGE, metadata_version("synthcli"))}
+
+    if not safe_mode:
+        skip = set(disabled) | disabled_from_env()
+        entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP),
+                              key=lambda ep: ((ep.dist.name if ep.dist else ""), ep.name))
+        for ep in entry_points:
+            dist = ep.dist.name if ep.dist else ep.name
+            version = ep.dist.version if ep.dist else "?"
+            if ep.name in skip or dist in skip or ep.name in sources:
+                continue
+            try:
+                plugin = ep.load()
+                pm.register(plugin, name=ep.name)
+            except Exception as error:  # a broken plugin must not stop synthcli
+                registry.problems.append(f"{dist}: plugin failed to load: {type(error).__name__}: {error}")
+                continue
+            sources[ep.name] = (dist, version)
+
+    for impl in pm.hook.register_modules.get_hookimpls()[::-1]:
+        package, version = sources[pm.get_name(impl.plugin)]
+        register = lambda cls, package=package, version=version: registry.add(cls, package, version)
+        try:
+            impl.function(*[{"register": register}[arg] for arg in impl.argnames])
+        except Exception as error:
+            registry.problems.append(f"{package}: register_modules failed: {type(error).__name__}: {error}")
+    return registry
+
+
+def metadata_version(dist: str) -> str:
+    from importlib import metadata
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "0+unknown"

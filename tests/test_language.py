@@ -1,0 +1,62 @@
+"""The parser: syntax only, with the place of every error."""
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from synthcli.errors import SynthError
+from synthcli.language import Add, Connect, Set, parse_line, parse_text, tokenize
+
+
+def test_add_with_params_keeps_columns():
+    cmd = parse_line("add vco osc1 wave=saw freq=110", 3)
+    assert isinstance(cmd, Add)
+    assert (cmd.type, cmd.name) == ("vco", "osc1")
+    assert cmd.params == (("wave", "saw"), ("freq", "110"))
+    assert (cmd.type.col, cmd.name.col, cmd.params[1][1].col) == (5, 9, 28)
+
+
+def test_connect_ports_are_optional():
+    cmd = parse_line("connect l1 f1.cutoff")
+    assert isinstance(cmd, Connect)
+    assert (cmd.src.module, cmd.src.port, cmd.dst.module, cmd.dst.port) == ("l1", None, "f1", "cutoff")
+    assert cmd.dst.port.col == 15
+
+
+def test_comments_and_blank_lines():
+    assert parse_line("   # nothing here") is None
+    assert parse_line("") is None
+    cmd = parse_line("set f1.cutoff 1200   # brighter")
+    assert isinstance(cmd, Set) and cmd.value == "1200"
+
+
+def test_quoted_strings_keep_spaces_and_hashes():
+    assert tokenize('pattern kb "c3 # e3"') == ["pattern", "kb", '"c3 # e3"']
+
+
+@pytest.mark.parametrize("text, line, col, words", [
+    ("ad vco x", 1, 1, "unknown command 'ad', did you mean 'add'?"),
+    ("add vco", 1, 8, "usage is 'add TYPE NAME"),
+    ("add vco 1osc", 1, 9, "not a valid module name"),
+    ("add vco osc freq", 1, 13, "expected param=value"),
+    ("add vco osc freq=1 freq=2", 1, 20, "given twice"),
+    ("connect a", 1, 10, "usage is 'connect"),
+    ("connect a b c", 1, 13, "unexpected 'c'"),
+    ("set osc1 440", 1, 5, "expected NAME.PARAM"),
+    ('add vco "osc', 1, 9, "unterminated string"),
+    ("remove a.b", 1, 8, "not a valid module name"),
+])
+def test_syntax_errors_name_line_and_column(text, line, col, words):
+    with pytest.raises(SynthError) as info:
+        parse_text("# header\n" * (line - 1) + text, source="x.patch")
+    err = info.value
+    assert (err.source, err.line, err.col) == ("x.patch", line, col)
+    assert words in err.message
+    assert str(err).startswith(f"x.patch:{line}:{col}: ")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_any_text_parses_or_fails_cleanly(text):
+    try:
+        parse_text(text)
+    except SynthError as err:
+        assert err.line is not None and "\n" not in str(err)

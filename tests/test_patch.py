@@ -1,0 +1,92 @@
+"""The patch: semantic checks with places, atomic edits, canonical save."""
+import pytest
+
+from synthcli.errors import SynthError
+from synthcli.language import parse_line
+from synthcli.patch import Cable, Patch
+
+BASIC = """\
+add vco osc1 wave=saw freq=110
+add ladder f1 cutoff=800 res=0.3
+add lfo l1 freq=0.5 amp=600
+add adsr env attack=0.01 decay=0.1 sustain=0.6 release=0.2
+add vca amp1
+connect osc1 f1
+connect l1 f1.cutoff
+connect f1 amp1
+connect env amp1.gain
+connect amp1 out
+set f1.cutoff 1200
+"""
+
+
+def patch_of(registry, text=BASIC):
+    patch = Patch(registry)
+    patch.load_text(text, "p.patch")
+    return patch
+
+
+def test_basic_patch_builds_modules_and_cables(registry):
+    patch = patch_of(registry)
+    assert list(patch.modules) == ["out", "osc1", "f1", "l1", "env", "amp1"]
+    assert patch.modules["f1"].params["cutoff"] == 1200
+    assert patch.modules["osc1"].params["wave"] == 1.0  # saw is choice 1
+    assert Cable("l1", "out", "f1", "cutoff") in patch.cables
+    assert Cable("amp1", "out", "out", "in") in patch.cables
+
+
+@pytest.mark.parametrize("line, col, words", [
+    ("add vfc x", 5, "unknown module type 'vfc', did you mean 'vcf'?"),
+    ("add vco osc1", 9, "already exists"),
+    ("add vco o2 frq=3", 12, "has no parameter 'frq', did you mean 'freq'?"),
+    ("add vco o2 freq=abc", 17, "expected a number"),
+    ("add vco o2 freq=-5", 17, "out of range"),
+    ("add vco o2 wave=sawtooth", 17, "expected one of sine, saw"),
+    ("connect osc1 f1.out", 17, "is an output"),
+    ("connect f1.in amp1", 12, "is an input; a cable starts at an output"),
+    ("connect os1 f1", 9, "unknown module 'os1', did you mean 'osc1'?"),
+    ("connect osc1 f1.cutof", 17, "did you mean 'cutoff'?"),
+    ("connect osc1 f1", 9, "already connected"),
+    ("disconnect osc1 amp1", 12, "there is no cable"),
+    ("set f1.cutoff 99999", 15, "out of range"),
+    ("set amp1.gain 2", 10, "is an input, not a parameter"),
+    ("remove out", 8, "cannot be removed"),
+    ("add out o2", 5, "already has the master"),
+])
+def test_semantic_errors_name_the_place_and_change_nothing(registry, line, col, words):
+    patch = patch_of(registry)
+    before = patch.to_text()
+    with pytest.raises(SynthError) as info:
+        patch.load_text(BASIC.replace("set f1.cutoff 1200\n", "") + line + "\n", "p.patch")
+    assert (info.value.line, info.value.col) == (11, col)
+    assert words in info.value.message
+    assert patch.to_text() == before
+
+
+def test_a_file_with_an_error_changes_nothing(registry):
+    patch = patch_of(registry)
+    before = patch.to_text()
+    with pytest.raises(SynthError):
+        patch.load_text("add vco fresh\nset fresh.freq 10\nadd nosuch x\n")
+    assert "fresh" not in patch.modules and patch.to_text() == before
+
+
+def test_remove_drops_its_cables(registry):
+    patch = patch_of(registry)
+    patch.apply(parse_line("remove f1"))
+    assert all("f1" not in (c.src, c.dst) for c in patch.cables)
+
+
+def test_stereo_outputs_connect_by_name(registry):
+    patch = patch_of(registry, "add vco o\nadd pan p\nconnect o p\nconnect p out\n")
+    assert Cable("p", "left", "out", "left") in patch.cables
+    assert Cable("p", "right", "out", "right") in patch.cables
+
+
+def test_save_load_save_round_trips(registry):
+    patch = patch_of(registry, BASIC + "set out.level 0.5\nadd vco extra wave=pulse pw=0.25\n")
+    text = patch.to_text()
+    again = patch_of(registry, text)
+    assert again.to_text() == text
+    assert {n: i.params for n, i in again.modules.items()} == {n: i.params for n, i in patch.modules.items()}
+    assert again.cables == patch.cables
