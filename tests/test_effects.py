@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+
+from synthcli.modules.effects import Delay, Reverb
+from synthcli.testing import check_module, render_module
+
+SR = 48000
+BS = 256
+
+
+def blocks(seconds):
+    return int(np.ceil(seconds * SR / BS))
+
+
+def impulse(seconds):
+    x = np.zeros(blocks(seconds) * BS)
+    x[0] = 1.0
+    return x
+
+
+@pytest.mark.parametrize("cls", [Delay, Reverb])
+def test_contract(cls):
+    check_module(cls)
+
+
+# -- delay ----------------------------------------------------------------
+
+@pytest.mark.parametrize("time", [0.3, 0.12345, 0.001, 2.0])
+def test_delay_impulse_arrives_after_time(time):
+    x = impulse(time + 0.05)
+    out = render_module(Delay, len(x) // BS, params={"time": time, "feedback": 0.0, "mix": 1.0},
+                        inputs={"in": x})["out"][0]
+    assert abs(np.argmax(np.abs(out)) - time * SR) <= 1
+    assert np.isclose(out.sum(), 1.0)  # one echo, nothing else
+
+
+def test_delay_repeats_decay_by_feedback():
+    x = impulse(0.45)
+    out = render_module(Delay, len(x) // BS, params={"time": 0.1, "feedback": 0.5, "mix": 1.0},
+                        inputs={"in": x})["out"][0]
+    echoes = out[[4800, 9600, 14400, 19200]]
+    np.testing.assert_allclose(echoes, [1.0, 0.5, 0.25, 0.125])
+    assert np.abs(out).sum() == pytest.approx(echoes.sum())
+
+
+def test_delay_mix_zero_is_dry():
+    x = np.random.default_rng(0).uniform(-1, 1, 20 * BS)
+    out = render_module(Delay, 20, params={"time": 0.01, "feedback": 0.9, "mix": 0.0},
+                        inputs={"in": x})["out"][0]
+    np.testing.assert_array_equal(out, x)
+
+
+def test_delay_poly_channels_are_independent():
+    x = impulse(0.25)
+    time = np.array([[0.1], [0.2]]) * np.ones(len(x))
+    out = render_module(Delay, len(x) // BS, channels=2, inputs={"in": x},
+                        params={"time": time, "feedback": 0.0, "mix": 1.0})["out"]
+    assert list(np.argmax(out, axis=1)) == [4800, 9600]
+
+
+def test_delay_modulated_time_stays_finite():
+    n = blocks(3.0)
+    t = np.arange(n * BS) / SR
+    time = 0.5 + 1.5 * np.sin(2 * np.pi * 3 * t)  # sweeps past both ends of the range
+    x = np.random.default_rng(1).uniform(-1, 1, n * BS)
+    out = render_module(Delay, n, params={"time": time, "feedback": 0.99, "mix": 0.5},
+                        inputs={"in": x})["out"]
+    assert np.isfinite(out).all()
+    assert np.abs(out).max() < 100  # 1 / (1 - feedback)
+
+
+# -- reverb ---------------------------------------------------------------
+
+def reverb_impulse(seconds=2.0, **params):
+    x = impulse(seconds)
+    out = render_module(Reverb, len(x) // BS, params={"mix": 1.0, **params}, inputs={"in": x})
+    return out["left"][0], out["right"][0]
+
+
+def rt60(y):
+    """Reverberation time from Schroeder's backward integral (-5..-35 dB, doubled)."""
+    energy = np.cumsum(y[::-1] ** 2)[::-1]
+    db = 10 * np.log10(energy / energy[0] + 1e-300)
+    return 2 * (np.argmax(db < -35) - np.argmax(db < -5)) / SR
+
+
+def test_reverb_tail_grows_with_size():
+    tails = [reverb_impulse(3.0, size=size)[0] for size in (0.0, 0.5, 0.9)]
+    times = [rt60(y) for y in tails]
+    late = [np.sum(y[SR // 2:] ** 2) / np.sum(y ** 2) for y in tails]
+    assert times[0] < times[1] < times[2]
+    assert 0.3 < times[0] < 0.8 and times[2] > 3.0
+    assert late[0] < late[1] < late[2]
+
+
+def test_reverb_damping_darkens_tail():
+    def high_share(damping):
+        y = reverb_impulse(1.0, damping=damping)[0][int(0.3 * SR):]
+        spectrum = np.abs(np.fft.rfft(y)) ** 2
+        freqs = np.fft.rfftfreq(len(y), 1 / SR)
+        return spectrum[freqs > 4000].sum() / spectrum.sum()
+
+    bright, medium, dark = high_share(0.0), high_share(0.5), high_share(1.0)
+    assert bright > medium > dark and dark < 0.1 * bright
+
+
+def test_reverb_sides_decorrelated_but_balanced():
+    left, right = reverb_impulse(1.0)
+    left, right = left[SR // 20:], right[SR // 20:]
+    assert abs(np.corrcoef(left, right)[0, 1]) < 0.3
+    assert 0.7 < np.sum(left ** 2) / np.sum(right ** 2) < 1.4
+
+
+def test_reverb_silence_in_silence_out():
+    out = render_module(Reverb, 20, channels=3)
+    assert not out["left"].any() and not out["right"].any()
+
+
+def test_reverb_sums_poly_input_to_mono():
+    x = np.random.default_rng(2).uniform(-1, 1, (3, 10 * BS))
+    poly = render_module(Reverb, 10, channels=3, inputs={"in": x})
+    mono = render_module(Reverb, 10, inputs={"in": x.sum(axis=0)})
+    assert poly["left"].shape == (1, 10 * BS)
+    np.testing.assert_allclose(poly["left"], mono["left"], atol=1e-12)
+
+
+def test_reverb_bounded_for_long_loud_input():
+    # Worst case is DC at the largest size and no damping: eight combs of
+    # gain 1 / (1 - 0.98) at input gain 0.015 and wet gain 3 give 18.
+    n = blocks(10.0)
+    noise = np.random.default_rng(3).choice([-1.0, 1.0], n * BS)
+    for x in (noise, np.ones(n * BS)):
+        out = render_module(Reverb, n, params={"size": 1.0, "damping": 0.0, "mix": 1.0},
+                            inputs={"in": x})
+        for y in (out["left"][0], out["right"][0]):
+            assert np.isfinite(y).all() and np.abs(y).max() < 20
+            early, late = np.abs(y[3 * SR:5 * SR]).max(), np.abs(y[8 * SR:]).max()
+            assert late < 1.2 * early  # settled, not growing

@@ -1,0 +1,231 @@
+"""vco, lfo and noise, judged by their samples and spectra at 48 kHz."""
+import numpy as np
+import pytest
+from scipy.signal import welch
+
+from synthcli.api import C4_HZ
+from synthcli.modules.oscillators import TAPS, Lfo, Noise, Vco
+from synthcli.testing import check_module, render_module
+
+FS = 48000
+SECOND = 190  # blocks of 256: a second plus room to skip the vco's latency
+
+
+def vco(seconds=1.0, *, inputs=None, channels=1, **params):
+    """A steady stretch of vco output, its latency skipped. Inputs are
+    constants, or one constant per channel as a (channels, 1) column."""
+    blocks = int(seconds * SECOND) + 1
+    inputs = {name: np.repeat(np.atleast_2d(value), blocks * 256, axis=1)
+              for name, value in (inputs or {}).items()}
+    out = render_module(Vco, blocks, params=params, inputs=inputs, channels=channels)["out"]
+    return out[:, 4 * TAPS:4 * TAPS + int(seconds * FS)]
+
+
+def peak_hz(x):
+    """Frequency of the strongest component, to a small fraction of a bin."""
+    spectrum = np.abs(np.fft.rfft(x * np.blackman(len(x)), 4 * len(x)))
+    k = int(np.argmax(spectrum))
+    a, b, c = np.log(spectrum[k - 1:k + 2])
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * FS / (4 * len(x))
+
+
+def db(ratio):
+    return 10 * np.log10(max(ratio, 1e-30))
+
+
+def harmonic_split(x, f0):
+    """Power of the fundamental, of the other harmonics and of everything else
+    (aliases), for a whole-Hz f0 in exactly one second: each lands in a bin."""
+    power = np.abs(np.fft.rfft(x)) ** 2
+    harmonic = np.zeros(len(power), dtype=bool)
+    harmonic[::f0] = True  # DC too: it is checked on its own
+    return power[f0], power[harmonic][2:].sum(), power[~harmonic].sum()
+
+
+def test_sine_is_in_tune_and_pure():
+    x = vco(wave="sine", freq=440.0)[0]
+    assert abs(peak_hz(x) - 440.0) < 0.05
+    fundamental, overtones, rest = harmonic_split(x, 440)
+    assert db(overtones / fundamental) < -60
+    assert db(rest / fundamental) < -60
+
+
+@pytest.mark.parametrize("wave, f0, pw", [
+    ("saw", 5000, 0.5), ("square", 3100, 0.5), ("pulse", 2300, 0.3), ("pulse", 4100, 0.1),
+    ("triangle", 5000, 0.5), ("saw", 9700, 0.5),
+])
+def test_edges_are_band_limited(wave, f0, pw):
+    """Whole-Hz pitches that do not divide 48 kHz, so any alias falls between
+    the harmonics. A naive saw at 5 kHz aliases at about -7 dB."""
+    fundamental, _, aliases = harmonic_split(vco(wave=wave, freq=float(f0), pw=pw)[0], f0)
+    assert db(aliases / fundamental) < -40
+
+
+@pytest.mark.parametrize("voct, hz", [(0.0, C4_HZ), (1.0, 2 * C4_HZ), (-1.0, C4_HZ / 2),
+                                      (0.75, C4_HZ * 2 ** 0.75)])
+def test_pitch_follows_voct(voct, hz):
+    x = vco(0.5, wave="saw", inputs={"voct": voct})[0]
+    assert abs(peak_hz(x) - hz) < 0.1
+    if voct == 0.0:
+        assert round(peak_hz(x), 2) == 261.63
+
+
+def test_linear_fm_scales_frequency():
+    x = vco(0.5, wave="sine", freq=440.0, fmdepth=2.0, inputs={"fm": 0.25})[0]
+    assert abs(peak_hz(x) - 660.0) < 0.1
+
+
+def test_polyphonic_pitches():
+    notes = np.array([[0.0], [7 / 12], [1.0]])
+    out = vco(0.5, wave="sine", inputs={"voct": notes}, channels=3)
+    for channel, note in zip(out, notes[:, 0]):
+        assert abs(peak_hz(channel) - C4_HZ * 2 ** note) < 0.1
+
+
+@pytest.mark.parametrize("wave, pw", [("sine", 0.5), ("saw", 0.5), ("square", 0.5), ("triangle", 0.5),
+                                      ("pulse", 0.3), ("pulse", 0.05)])
+def test_vco_has_no_dc(wave, pw):
+    for f0 in (55.0, 440.0, 3000.0):
+        assert abs(vco(wave=wave, freq=f0, pw=pw)[0].mean()) < 0.001
+
+
+@pytest.mark.parametrize("wave, pw", [("sine", 0.5), ("saw", 0.5), ("square", 0.5), ("triangle", 0.5),
+                                      ("pulse", 0.3), ("pulse", 0.1), ("pulse", 0.9), ("pulse", 0.01)])
+def test_vco_stays_within_full_scale(wave, pw):
+    """Band-limited edges ring and a high square is a sine taller than the
+    square: step the pitch (by voct, every 1024 samples) to find the peak."""
+    pitches = np.geomspace(20, 23000, 120)
+    voct = np.repeat(np.log2(pitches / 1000), 1024)
+    out = render_module(Vco, len(voct) // 256, params={"freq": 1000.0, "wave": wave, "pw": pw},
+                        inputs={"voct": voct})["out"]
+    assert np.abs(out).max() <= 1.0
+    if wave != "pulse":
+        assert np.abs(out).max() > 0.95  # and still uses the range
+
+
+def test_pulse_width_modulation_stays_in_range():
+    n = 100 * 256
+    pw = 0.5 + 0.49 * np.sin(2 * np.pi * 5 * np.arange(n) / FS)
+    out = render_module(Vco, 100, params={"wave": "pulse", "freq": 220.0, "pw": pw})["out"]
+    assert np.abs(out).max() <= 1.0
+
+
+def test_vco_survives_wild_modulation():
+    """Pitch far past Nyquist, FM through zero, a pulse width beyond its
+    range: the kernel clamps them. (Audio-rate FM is not band-limited, so
+    here the level may pass 1.)"""
+    n = 40 * 256
+    rng = np.random.default_rng(0)
+    for wave in ("sine", "saw", "square", "triangle", "pulse"):
+        out = render_module(Vco, 40, params={"wave": wave, "fmdepth": 10.0, "pw": np.linspace(-1, 2, n)},
+                            inputs={"fm": rng.uniform(-1, 1, n), "voct": np.linspace(-10, 30, n)})["out"]
+        assert np.isfinite(out).all() and np.abs(out).max() < 2.0
+
+
+def test_saw_uses_full_scale_at_low_pitch():
+    x = vco(wave="saw", freq=50.0)[0]
+    assert 0.95 < x.max() <= 1.0 and -1.0 <= x.min() < -0.95
+
+
+def lfo(blocks=188, **params):
+    return render_module(Lfo, blocks, params=params)["out"][0]
+
+
+def test_lfo_scales_and_offsets():
+    x = lfo(freq=2.0, amp=3.0, offset=5.0)
+    t = np.arange(len(x)) / FS
+    np.testing.assert_allclose(x, 5.0 + 3.0 * np.sin(2 * np.pi * 2.0 * t), atol=1e-9)
+    x = lfo(freq=0.5, amp=600.0, offset=1000.0, wave="square")
+    assert set(np.unique(x)) == {400.0, 1600.0}
+
+
+def test_lfo_phase_sets_the_start():
+    assert lfo(1, phase=0.25)[0] == pytest.approx(1.0)
+    assert lfo(1, wave="triangle", phase=0.5)[0] == pytest.approx(0.0)
+    assert lfo(1, wave="square", phase=0.5)[0] == -1.0
+
+
+@pytest.mark.parametrize("wave", ["sine", "triangle", "saw", "square"])
+def test_lfo_waves_are_bipolar_and_centred(wave):
+    x = lfo(wave=wave, freq=1.0)[:FS]
+    assert abs(x.mean()) < 0.001
+    assert x.max() == pytest.approx(1.0, abs=1e-3) and x.min() == pytest.approx(-1.0, abs=1e-3)
+
+
+def test_lfo_random_holds_one_value_per_cycle():
+    x = lfo(wave="random", freq=10.0)[:FS]
+    cycles = x.reshape(10, FS // 10)[:, 2:-2]
+    assert (np.ptp(cycles, axis=1) == 0).all()
+    values = cycles[:, 0]
+    assert len(np.unique(values)) == 10 and np.abs(values).max() <= 1.0
+
+
+def test_lfo_sync_restarts_the_cycle():
+    gate = np.zeros(4 * 256)
+    gate[600:700] = 1.0
+    x = render_module(Lfo, 4, params={"wave": "saw", "freq": 3.0}, inputs={"sync": gate})["out"][0]
+    np.testing.assert_allclose(x[600:700], x[:100])
+
+
+def noise(blocks=188, channels=1, **params):
+    return render_module(Noise, blocks, params=params, channels=channels)["out"]
+
+
+def test_noise_is_reproducible():
+    a, b, c = noise(20, seed=7), noise(20, seed=7), noise(20, seed=8)
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+    poly = noise(20, channels=3, seed=7)
+    assert np.array_equal(poly[0], a[0])
+    assert not np.allclose(poly[0], poly[1]) and not np.allclose(poly[1], poly[2])
+
+
+def test_white_noise_level():
+    x = noise(level=0.5)[0]
+    assert 0.49 < np.abs(x).max() <= 0.5
+    assert np.sqrt(np.mean(x**2)) == pytest.approx(0.5 / np.sqrt(3), rel=0.02)
+    assert abs(x.mean()) < 0.01
+
+
+def octave_levels(x):
+    """Mean spectral density (dB) of the octaves from 62.5 Hz to 16 kHz."""
+    f, psd = welch(x, FS, nperseg=8192)
+    edges = 62.5 * 2.0 ** np.arange(9)
+    return np.array([db(psd[(f >= lo) & (f < 2 * lo)].mean()) for lo in edges[:-1]])
+
+
+def test_white_noise_is_flat():
+    levels = octave_levels(noise(4 * SECOND)[0])
+    assert np.ptp(levels) < 2.0
+
+
+def test_pink_noise_falls_3_db_per_octave():
+    x = noise(4 * SECOND, color="pink")[0]
+    steps = np.diff(octave_levels(x))
+    assert np.all(np.abs(steps + 3.0) < 1.0)
+    assert steps.mean() == pytest.approx(-3.0, abs=0.3)
+    # Half white's RMS keeps its near-Gaussian peaks about full scale.
+    assert np.sqrt(np.mean(x**2)) == pytest.approx(0.5 / np.sqrt(3), rel=0.15)
+    assert np.mean(np.abs(x) > 1.0) < 0.001
+
+
+@pytest.mark.parametrize("cls", [Vco, Lfo, Noise])
+def test_module_contract(cls):
+    check_module(cls)
+
+
+@pytest.mark.parametrize("wave", ["sine", "saw", "square", "triangle", "pulse"])
+def test_vco_state_round_trip_mid_edge(wave):
+    """check_module runs the default saw; every wave keeps edges in flight."""
+    settings = {"wave": wave, "freq": 3333.0}
+    params = {p.name: np.full((2, 64), p.coerce(settings.get(p.name, p.default))) for p in Vco.params}
+    inputs = {"voct": np.zeros((2, 64)), "fm": np.zeros((2, 64))}
+    a = Vco(FS, 64, 2)
+    out_a, out_b = np.zeros((2, 64)), np.zeros((2, 64))
+    for _ in range(3):
+        a.process(inputs, params, {"out": out_a})
+    b = Vco(FS, 64, 2)
+    b.set_state(a.get_state())
+    a.process(inputs, params, {"out": out_a})
+    b.process(inputs, params, {"out": out_b})
+    assert np.array_equal(out_a, out_b)
