@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, Optional
 
 # Plain click output: help answers without loading rich, and usage errors
 # stay one short paragraph instead of a drawn box.
@@ -116,12 +116,21 @@ def render(
     samplerate: int = typer.Option(48000, "--samplerate", "-r", help="Samples per second."),
     blocksize: int = typer.Option(256, "--blocksize", "-b", help="Samples per block."),
     fmt: str = typer.Option("float32", "--format", help="float32, pcm24 or pcm16."),
+    executor: str = typer.Option("inline", "--executor", "-x", help="inline, threads or processes."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w",
+                                          help="Worker threads/processes besides the engine (default: cores - 1)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Render a patch offline to a WAV file (no sound card needed)."""
-    from .engine.core import Engine
+    """Render a patch offline to a WAV file (no sound card needed).
+
+    The output is bit-identical whatever the executor and worker count."""
+    from .engine.core import Engine, check_executor
     from .engine.render import render_to_wav
     from .errors import SynthError
+    try:
+        check_executor(executor, workers)
+    except SynthError as error:
+        fail(str(error))
     if not 8000 <= samplerate <= 384000:
         fail(f"--samplerate {samplerate} is out of range (8000..384000)")
     if not 1 <= blocksize <= 8192:
@@ -129,7 +138,7 @@ def render(
     reg = registry()
     patch = load_source(file, reg)
     try:
-        with Engine(reg, samplerate, blocksize) as engine:
+        with Engine(reg, samplerate, blocksize, executor=executor, workers=workers) as engine:
             engine.load(patch)
             with Progress(quiet) as progress:
                 frames = render_to_wav(engine, output, duration, fmt, progress.update)
@@ -137,6 +146,46 @@ def render(
         fail(str(error))
     if not quiet:
         typer.echo(f"wrote {output} ({frames / samplerate:.2f} s, {samplerate} Hz, stereo, {fmt})", err=True)
+
+
+@app.command()
+def bench(
+    file: Optional[Path] = typer.Argument(None, help="A patch file (default: the reference patch)."),
+    voices: int = typer.Option(32, "--voices", help="Voices of the reference patch when no file is given."),
+    seconds: float = typer.Option(3.0, "--seconds", help="Seconds of audio per measurement."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Workers for threads/processes."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Measure inline, threads and processes on this machine and patch, at
+    256 and 1024 samples, and recommend an executor."""
+    from .bench import compare, recommend, reference_patch
+    from .engine.core import check_executor
+    from .errors import SynthError
+    try:
+        check_executor("processes", workers)
+    except SynthError as error:
+        fail(str(error))
+    if not 1 <= voices <= 1024:
+        fail(f"--voices {voices} is out of range (1..1024)")
+    reg = registry()
+    if file is None:
+        text, notes, label = reference_patch(voices), voices, f"reference patch, {voices} voices"
+    else:
+        text, notes, label = load_source(file, reg).to_text(), 0, str(file)
+    try:
+        results = compare(reg, text, seconds, workers=workers, notes=notes)
+    except SynthError as error:
+        fail(str(error))
+    best = recommend(results)
+    if as_json:
+        typer.echo(json.dumps({"patch": label, "results": [r.__dict__ for r in results],
+                               "recommended": best.__dict__}, indent=2))
+        return
+    typer.echo(f"{label}: {seconds:g} s of audio per run, real-time factor (higher is faster)")
+    typer.echo(f"{'executor':<10} {'block':>6} {'real-time':>10} {'speed-up':>9}")
+    for r in results:
+        typer.echo(f"{r.executor:<10} {r.blocksize:>6} {r.realtime:>9.1f}x {r.speedup:>8.2f}x")
+    typer.echo(f"recommended: --executor {best.executor} at --blocksize {best.blocksize}")
 
 
 class Progress:
@@ -169,7 +218,16 @@ class Progress:
             sys.stderr.flush()
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM and SIGHUP (the terminal closed) unwind like Ctrl-C, so
+    engines close, workers stop and shared memory is unlinked."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    import signal
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     try:
         app()
     except KeyboardInterrupt:

@@ -3,7 +3,6 @@
 place it happened."""
 from __future__ import annotations
 
-import difflib
 from typing import Iterable
 
 
@@ -35,7 +34,27 @@ class SynthError(Exception):
         return f"{':'.join(place)}: {self.message}" if place else self.message
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Optimal-string-alignment distance: typos are mostly one insertion,
+    deletion, substitution or swap of neighbours ('vfc' for 'vcf')."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        prev2, prev = prev, row
+    return prev[-1]
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """A ", did you mean 'x'?" suffix, or "" when nothing is close."""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f", did you mean '{close[0]}'?" if close else ""
+    """A ", did you mean 'x'?" suffix naming the closest candidate, or ""
+    when none is within about a third of the word's length."""
+    limit = max(1, len(word) // 3)
+    scored = sorted((edit_distance(word.lower(), c.lower()), c) for c in candidates)
+    if scored and scored[0][0] <= limit:
+        return f", did you mean '{scored[0][1]}'?"
+    return ""

@@ -89,15 +89,15 @@ def test_notes_land_on_their_exact_sample_whatever_the_block_size(registry):
 
 def test_set_glides_over_one_block_and_then_holds(registry):
     with Engine(registry, 48000, 64) as engine:
-        engine.load(patch_of(registry, "add keys kb voices=1\nadd vca v level=1\nconnect kb.gate v\nconnect v out\n"))
+        engine.load(patch_of(registry, "add keys kb voices=1\nadd vca v level=0.5\nconnect kb.gate v\nconnect v out\n"))
         engine.send("kb", 0, NoteOn(60))
         first = engine.process_block()[0].copy()
-        engine.set("v", "level", 0.5)
+        engine.set("v", "level", 0.25)
         ramp = engine.process_block()[0].copy()
         held = engine.process_block()[0].copy()
-    assert np.allclose(first, 1.0)
-    assert np.all(np.diff(ramp) < 0) and ramp[-1] == 0.5 and ramp[0] < 1.0
-    assert np.allclose(held, 0.5)
+    assert np.allclose(first, 0.5)
+    assert np.all(np.diff(ramp) < 0) and ramp[-1] == 0.25 and ramp[0] < 0.5
+    assert np.allclose(held, 0.25)
 
 
 def test_feedback_cable_carries_exactly_one_block(registry):
@@ -111,12 +111,13 @@ def test_feedback_cable_carries_exactly_one_block(registry):
             connect loop m.in2
             connect m loop
             connect m out
+            set out.level 0.5
         """))
         engine.send("kb", 0, NoteOn(60))
         engine.send("kb", 1, NoteOff(60))
         data = np.concatenate([engine.process_block()[0].copy() for _ in range(4)])
     # The single-sample impulse comes back one block later at half level, then a quarter.
-    assert data[0] == 1.0 and data[blocksize] == 0.5 and data[2 * blocksize] == 0.25
+    assert data[0] == 0.5 and data[blocksize] == 0.25 and data[2 * blocksize] == 0.125
     assert np.count_nonzero(data) == 4
 
 
@@ -170,3 +171,21 @@ def test_renders_are_bit_identical_every_time(registry):
     text = (Path(__file__).parent.parent / "patches" / "basic.patch").read_text()
     digests = {hashlib.sha256(render(registry, text, 50).tobytes()).hexdigest() for _ in range(2)}
     assert len(digests) == 1
+
+
+def test_a_connected_input_reads_its_cables_not_its_default(registry):
+    # vca.gain rests at 1 when unconnected; a mono cable into the 2-voice
+    # vca must replace that 1, not add to it.
+    with Engine(registry, 48000, 64) as engine:
+        engine.load(patch_of(registry, """
+            add keys kb voices=2
+            add lfo half wave=square freq=0.001 amp=0 offset=0.5
+            add vca v
+            connect kb.gate v
+            connect half v.gain
+            connect v out
+            set out.level 0.5
+        """))
+        engine.send("kb", 0, NoteOn(60))
+        engine.send("kb", 0, NoteOn(64))
+        assert np.allclose(engine.process_block(), 0.5)

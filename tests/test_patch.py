@@ -54,7 +54,7 @@ def test_basic_patch_builds_modules_and_cables(registry):
     ("add out o2", 5, "already has the master"),
 ])
 def test_semantic_errors_name_the_place_and_change_nothing(registry, line, col, words):
-    patch = patch_of(registry)
+    patch = Patch(registry)
     before = patch.to_text()
     with pytest.raises(SynthError) as info:
         patch.load_text(BASIC.replace("set f1.cutoff 1200\n", "") + line + "\n", "p.patch")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -17,17 +18,27 @@ import numpy as np
 from ..errors import SynthError
 from ..patch import Patch
 from ..plugins import Registry
-from .schedule import Node, Rows, Schedule, compile_patch
+from .board import BYPASS, Board
+from .schedule import Node, Schedule, compile_patch
 
 
 class Executor(Protocol):
-    """Where modules run. ``arena`` rows are shared with the engine."""
+    """Where modules run. The board an executor returns from ``rebuild`` is
+    shared with the engine, which writes parameters into it between blocks."""
 
-    def allocate(self, rows: int, blocksize: int) -> np.ndarray: ...
-    def rebuild(self, schedule: Schedule, arena: np.ndarray) -> None: ...
+    name: str
+
+    def rebuild(self, schedule: Schedule) -> Board: ...
     def deliver(self, name: str, offset: int, event: tuple) -> None: ...
     def run_block(self, block: int) -> None: ...
     def close(self) -> None: ...
+
+
+#: A module that fails this often within QUARANTINE_WINDOW seconds of audio
+#: is bypassed for good. Counting in audio time, not wall time, keeps the
+#: decision the same on every executor and at any render speed.
+QUARANTINE_FAULTS = 3
+QUARANTINE_WINDOW = 10.0
 
 
 @dataclass
@@ -36,6 +47,8 @@ class ModuleStats:
 
     faults: int = 0
     last_fault: str = ""
+    fault_times: list[int] = field(default_factory=list)
+    quarantined: bool = False
 
 
 @dataclass(order=True)
@@ -46,12 +59,34 @@ class _Timed:
     event: tuple = field(compare=False)
 
 
+EXECUTORS = ("inline", "threads", "processes")
+
+
+def check_executor(kind: str, workers: int | None) -> None:
+    """Refuse a bad ``--executor``/``--workers`` before anything is started."""
+    from .processes import max_workers
+    if kind not in EXECUTORS:
+        raise SynthError(f"unknown executor '{kind}' (choose {', '.join(EXECUTORS)})")
+    if workers is not None and workers < 1:
+        raise SynthError(f"--workers must be at least 1, got {workers}")
+    if workers is not None and workers > max_workers():
+        raise SynthError(f"--workers {workers} is more than makes sense on {os.cpu_count()} cores "
+                         f"(at most {max_workers()})")
+
+
 def make_executor(kind: str, registry: Registry, samplerate: float, blocksize: int,
-                  workers: int | None, report: Callable[[str, str], None]) -> Executor:
+                  workers: int | None, report: Callable[..., None], deadline: float) -> Executor:
+    """Build an executor by name, importing only the one asked for."""
+    from .processes import default_workers
+    check_executor(kind, workers)
     if kind == "inline":
         from .inline import InlineExecutor
         return InlineExecutor(registry, samplerate, blocksize, report)
-    raise SynthError(f"unknown executor '{kind}' (choose inline)")
+    if kind == "threads":
+        from .threads import ThreadExecutor
+        return ThreadExecutor(registry, samplerate, blocksize, report, workers or default_workers())
+    from .processes import ProcessExecutor
+    return ProcessExecutor(registry, samplerate, blocksize, report, workers, deadline)
 
 
 class Engine:
@@ -63,20 +98,26 @@ class Engine:
         Where module types come from.
     samplerate : float
     blocksize : int
-    executor : str
-        ``inline`` today; every executor renders bit-identical output.
+    executor : {"inline", "threads", "processes"}
+        Where modules run; every executor renders bit-identical output.
+    workers : int, optional
+        Worker threads or processes besides the engine's own thread.
+    deadline : float
+        Seconds a worker process may take for one block before it is
+        declared hung, killed and replaced.
     """
 
     def __init__(self, registry: Registry, samplerate: float = 48000, blocksize: int = 256,
-                 executor: str = "inline", workers: int | None = None) -> None:
+                 executor: str = "inline", workers: int | None = None, deadline: float = 1.0) -> None:
         if blocksize < 1:
             raise SynthError(f"block size must be at least 1, got {blocksize}")
         self.registry = registry
         self.samplerate = float(samplerate)
         self.blocksize = int(blocksize)
-        self.executor = make_executor(executor, registry, samplerate, blocksize, workers, self.fault)
+        self.executor = make_executor(executor, registry, samplerate, blocksize, workers, self.fault, deadline)
         self.block = 0
         self.schedule: Schedule | None = None
+        self.board: Board | None = None
         self.arena = np.zeros((0, blocksize))
         self.params: dict[tuple[str, str], float] = {}
         self.stats: dict[str, ModuleStats] = {}
@@ -99,8 +140,11 @@ class Engine:
         glide to their new values."""
         schedule = compile_patch(patch)
         old_nodes = {n.name: n for n in self.schedule.nodes} if self.schedule else {}
-        arena = self.executor.allocate(schedule.rows, self.blocksize)
-        for node in schedule.nodes:
+        board = self.executor.rebuild(schedule)
+        arena = board.arena
+        for index, node in enumerate(schedule.nodes):
+            if self.stats.get(node.name, ModuleStats()).quarantined:
+                board.flags[index] = BYPASS
             for rows, value in node.constants:
                 arena[rows.start:rows.stop] = value
             kept = old_nodes.get(node.name)
@@ -119,8 +163,7 @@ class Engine:
         self.params = {k: v for k, v in self.params.items() if k[0] in live}
         self._smoothing = {k: v for k, v in self._smoothing.items() if k[0] in live}
         self.stats = {name: self.stats.get(name, ModuleStats()) for name in live}
-        self.schedule, self.arena = schedule, arena
-        self.executor.rebuild(schedule, arena)
+        self.schedule, self.board, self.arena = schedule, board, arena
 
     def set(self, name: str, param: str, value: float) -> None:
         """Change a parameter from the next block (numbers glide over it)."""
@@ -185,11 +228,37 @@ class Engine:
             self.params[key] = new
         self._smoothing.clear()
 
-    def fault(self, name: str, reason: str) -> None:
-        """Executors report a module's failure here; the engine keeps count."""
+    def fault(self, name: str, reason: str, quarantine: bool = False) -> None:
+        """Executors report a module's failure here. The engine keeps count
+        and quarantines a module that keeps failing (or, with
+        ``quarantine``, one that cannot run at all)."""
         stats = self.stats.setdefault(name, ModuleStats())
         stats.faults += 1
         stats.last_fault = reason
+        now = self.time
+        window = int(QUARANTINE_WINDOW * self.samplerate)
+        stats.fault_times = [t for t in stats.fault_times if now - t < window] + [now]
+        if (quarantine or len(stats.fault_times) >= QUARANTINE_FAULTS) and not stats.quarantined:
+            stats.quarantined = True
+            if self.schedule is not None and name in self.schedule.by_name:
+                self.board.flags[self.schedule.nodes.index(self.schedule.by_name[name])] = BYPASS
+
+    def module_stats(self) -> dict[str, dict]:
+        """Per module: CPU per block (mean and worst, ms), blocks run,
+        faults, restarts, quarantine and its reason, and where it runs."""
+        report = {}
+        where = getattr(self.executor, "where", {})
+        restarts = getattr(self.executor, "restarts", {})
+        for index, node in enumerate(self.schedule.nodes if self.schedule else ()):
+            blocks, seconds, worst = self.board.stats[index]
+            stats = self.stats.get(node.name, ModuleStats())
+            report[node.name] = {
+                "type": node.type, "partition": where.get(node.name, 0),
+                "blocks": int(blocks), "mean_ms": 1e3 * seconds / blocks if blocks else 0.0,
+                "max_ms": 1e3 * worst, "faults": stats.faults, "restarts": restarts.get(node.name, 0),
+                "quarantined": stats.quarantined, "reason": stats.last_fault,
+            }
+        return report
 
     def close(self) -> None:
         self.executor.close()

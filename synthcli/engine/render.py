@@ -12,6 +12,10 @@ from .core import Engine
 
 #: ``--format`` names and their libsndfile subtypes.
 FORMATS = {"float32": "FLOAT", "pcm16": "PCM_16", "pcm24": "PCM_24"}
+#: libsndfile's SFC_SET_ADD_PEAK_CHUNK (sndfile.h), which soundfile does not
+#: name. The PEAK chunk of a float WAV carries the time of writing, which
+#: would make two renders of the same patch differ.
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
 
 
 def render_to_wav(engine: Engine, path: str | Path, seconds: float, fmt: str = "float32",
@@ -30,6 +34,7 @@ def render_to_wav(engine: Engine, path: str | Path, seconds: float, fmt: str = "
         out = soundfile.SoundFile(str(path), "w", int(engine.samplerate), 2, FORMATS[fmt], format="WAV")
     except (RuntimeError, OSError) as error:
         raise SynthError(f"cannot write {path}: {error}") from None
+    soundfile._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)
     written = 0
     last_report = time.monotonic()
     with out:

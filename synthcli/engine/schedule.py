@@ -43,14 +43,13 @@ class Source:
 @dataclass(frozen=True)
 class Gather:
     """How one input or parameter buffer is filled before its module runs:
-    start from ``base`` (a parameter's set value) or ``default`` (the input
-    port's resting value), then add every cable. An input fed by exactly one
+    start from ``base`` (a parameter's set value) or zero (a connected
+    input), then add every cable. An input fed by exactly one
     cable of its own width needs no gather: it reads the cable's buffer."""
 
     name: str
     dest: Rows
     base: Rows | None
-    default: float
     sources: tuple[Source, ...]
 
 
@@ -81,6 +80,7 @@ class Schedule:
     nodes: list[Node]
     rows: int
     master: Rows
+    cables: list[Cable] = field(default_factory=list)
     delayed: set[Cable] = field(default_factory=set)
     by_name: dict[str, Node] = field(init=False, repr=False)
 
@@ -242,7 +242,7 @@ def compile_patch(patch: Patch) -> Schedule:
                 inputs[port.name] = sources[0].rows
                 continue
             inputs[port.name] = alloc(width)
-            gathers.append(Gather(port.name, inputs[port.name], None, port.default, sources))
+            gathers.append(Gather(port.name, inputs[port.name], None, sources))
         param_base = {p.name: alloc(width) for p in cls.params}
         param_rows: dict[str, Rows] = {}
         for param in cls.params:
@@ -251,8 +251,8 @@ def compile_patch(patch: Patch) -> Schedule:
                 param_rows[param.name] = param_base[param.name]
                 continue
             param_rows[param.name] = alloc(width)
-            gathers.append(Gather(param.name, param_rows[param.name], param_base[param.name], 0.0, sources))
+            gathers.append(Gather(param.name, param_rows[param.name], param_base[param.name], sources))
         writes = tuple((outputs[name][c.src_port], slots[c]) for c in patch.cables if c in delayed and c.src == name)
         nodes.append(Node(name, inst.type.qualified_name, width, dict(inst.params), inputs, param_rows,
                           param_base, outputs[name], tuple(gathers), tuple(constants), writes))
-    return Schedule(nodes, rows, outputs["out"]["master"], delayed)
+    return Schedule(nodes, rows, outputs["out"]["master"], list(patch.cables), delayed)

@@ -1,0 +1,81 @@
+"""The board: all memory the engine shares with whoever runs its modules.
+
+One block of memory per schedule holds the port buffers (the arena), a
+progress counter per module (the last block it finished, so a consumer on
+another worker knows when to read), a flag per module, and CPU statistics.
+For the ``processes`` executor it is a ``multiprocessing.shared_memory``
+segment, so no audio is ever pickled; for the others, plain memory.
+"""
+from __future__ import annotations
+
+from multiprocessing import shared_memory
+
+import numpy as np
+
+#: Per-module flags.
+RUN, BYPASS, DOWN = 0, 1, 2
+#: Columns of ``stats``: blocks processed, CPU seconds in all, worst block.
+BLOCKS, SECONDS, WORST = 0, 1, 2
+#: ``progress`` value of a module nobody will run this block (its worker
+#: died): consumers stop waiting and read its silenced outputs.
+ABANDONED = np.iinfo(np.int64).max
+
+
+class Board:
+    """Views onto one memory block. ``name`` is the shared-memory segment's
+    name, or None for private memory."""
+
+    def __init__(self, modules: int, rows: int, blocksize: int, shared: bool = False,
+                 name: str | None = None) -> None:
+        self.shape = (modules, rows, blocksize)
+        size = max(8, 8 * (2 * modules + 3 * modules + rows * blocksize))
+        self.shm: shared_memory.SharedMemory | None = None
+        if name is not None:
+            # Workers share the creator's resource tracker (they are forked
+            # from it or from its forkserver), so attaching registers nothing new.
+            self.shm = shared_memory.SharedMemory(name=name)
+            buffer = self.shm.buf
+        elif shared:
+            self.shm = shared_memory.SharedMemory(create=True, size=size)
+            buffer = self.shm.buf
+        else:
+            buffer = bytearray(size)
+        self.name = self.shm.name if self.shm else None
+        offset = 0
+
+        def take(shape, dtype):
+            nonlocal offset
+            view = np.ndarray(shape, dtype, buffer, offset)
+            offset += view.nbytes
+            return view
+
+        self.progress = take((modules,), np.int64)
+        self.flags = take((modules,), np.int64)
+        self.stats = take((modules, 3), np.float64)
+        self.arena = take((rows, blocksize), np.float64)
+        if name is None:
+            self.progress[:] = -1
+            self.flags[:] = RUN
+            self.stats[:] = 0.0
+            self.arena[:] = 0.0
+
+    def spec(self) -> tuple:
+        """What another process needs to attach: ``Board.attach(*spec)``."""
+        return (*self.shape, self.name)
+
+    @classmethod
+    def attach(cls, modules: int, rows: int, blocksize: int, name: str) -> "Board":
+        return cls(modules, rows, blocksize, name=name)
+
+    def close(self, unlink: bool = False) -> None:
+        """Drop the views and the mapping; the creator also unlinks."""
+        if self.shm is None:
+            return
+        del self.progress, self.flags, self.stats, self.arena
+        shm, self.shm = self.shm, None
+        shm.close()
+        if unlink:
+            try:
+                shm.unlink()
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,456 @@
+"""The processes executor: modules run in pre-warmed worker processes over
+shared memory, so a module that crashes or hangs cannot stop the music.
+
+Per block the engine writes the block number down each busy worker's "go"
+pipe, runs its own partition (the master and other built-ins), then waits
+on each worker's "done" pipe. Pipes wake a process as fast as anything
+measured here (design section 3) and, unlike a semaphore, a dead worker
+shows up as end-of-file at once. Audio never crosses a pipe: it stays in
+the board. Rare messages (assignments, notes, state) use a
+multiprocessing connection.
+
+Workers are forked from the engine after every kernel has been compiled,
+before any audio or network thread exists, plus one warm spare. A worker
+that dies or misses its deadline is killed, its modules are silenced, and
+the spare takes them over with their last saved state at the next block; a
+new spare comes from a forkserver in the background.
+"""
+from __future__ import annotations
+
+import faulthandler
+import multiprocessing as mp
+from multiprocessing import resource_tracker
+import os
+import pickle
+import select
+import signal
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..plugins import BUILTIN_PACKAGE, Registry
+from .board import ABANDONED, Board
+from .partition import assign, cost_model
+from .schedule import Schedule
+from .steps import Host, Step, measured_costs, run_step
+
+_BLOCK = struct.Struct("q")
+#: A "go" that means "read the control connection", not "run a block".
+_CONTROL = -1
+#: Seconds of audio between snapshots of module state (what a replacement
+#: worker restores after a crash).
+SNAPSHOT_EVERY = 1.0
+#: Bounded wait for replies to control messages (assign, snapshot).
+CONTROL_TIMEOUT = 5.0
+
+
+def default_workers() -> int:
+    """Sized to the machine: the engine process computes too, so one
+    worker per core beyond the first (at least one)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def max_workers() -> int:
+    return max(4, 2 * (os.cpu_count() or 2))
+
+
+# -- the worker side ------------------------------------------------------------
+
+def _wait_for(board: Board, indices: tuple[int, ...], block: int) -> None:
+    """Spin briefly, then yield the core: producers are usually microseconds
+    away, but a pure spin on a shared core costs milliseconds."""
+    for index in indices:
+        spins = 0
+        while board.progress[index] < block:
+            spins += 1
+            if spins < 2000:
+                os.sched_yield()
+            else:
+                time.sleep(0.0001)
+
+
+def _load_classes(pickled: dict[str, bytes]) -> tuple[dict[str, type], dict[str, str]]:
+    classes, problems = {}, {}
+    for name, data in pickled.items():
+        try:
+            classes[name] = pickle.loads(data)
+        except Exception as error:
+            problems[name] = f"cannot be loaded in a worker process: {type(error).__name__}: {error}"
+    return classes, problems
+
+
+def worker_main(control, go, done, samplerate: float, blocksize: int, inherited: tuple[int, ...]) -> None:
+    """A worker's life: obey control messages, run its steps per block."""
+    for fd in inherited:  # other workers' pipes: holding them would hide their engine's death
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
+    faulthandler.disable()  # a crashing module is reported by the engine, not dumped on the terminal
+    host = Host(samplerate, blocksize)
+    board: Board | None = None
+    steps: list[Step] = []
+    known: set[str] = set()
+    go_fd, done_fd = go.fileno(), done.fileno()
+    orphaned = False
+
+    def report(name: str, reason: str) -> None:
+        control.send(("fault", name, reason))
+
+    try:
+        while True:
+            data = os.read(go_fd, _BLOCK.size)
+            if len(data) < _BLOCK.size:
+                orphaned = True
+                break
+            (block,) = _BLOCK.unpack(data)
+            if block != _CONTROL:
+                for step in steps:
+                    _wait_for(board, step.waits, block)
+                    run_step(step, block, board, report)
+                os.write(done_fd, b"d")
+                continue
+            while control.poll():
+                message = control.recv()
+                kind = message[0]
+                if kind == "assign":
+                    _, spec, schedule, pickled, states = message
+                    classes, problems = _load_classes(pickled)
+                    if board is None or board.name != spec[-1]:
+                        if board is not None:
+                            board.close()
+                        board = Board.attach(*spec)
+                        known.add(board.name)
+                    host.update({n.name: (n, classes[n.name]) for n in schedule.nodes if n.name in classes},
+                                states)
+                    steps = host.steps(schedule, board, set(classes))
+                    control.send(("assigned", problems))
+                elif kind == "events":
+                    for name, offset, event in message[1]:
+                        if name in host.modules:
+                            host.modules[name].on_event(offset, event)
+                elif kind == "snapshot":
+                    control.send(("states", {name: m.get_state() for name, m in host.modules.items()}))
+                elif kind == "forget":
+                    known.discard(message[1])
+                elif kind == "stop":
+                    return
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        orphaned = True
+    finally:
+        if orphaned:  # the engine died without cleaning up: nobody else will unlink
+            from multiprocessing import shared_memory
+            for name in known:
+                try:
+                    segment = shared_memory.SharedMemory(name=name)
+                    segment.close()
+                    segment.unlink()
+                except OSError:
+                    pass
+        os._exit(0)
+
+
+# -- the engine side --------------------------------------------------------------
+
+@dataclass
+class Worker:
+    """The engine's handle on one worker process."""
+
+    process: mp.process.BaseProcess
+    control: object             # multiprocessing Connection, for rare messages
+    pipes: tuple                # (go writer, done reader) Connections; we use their fds
+    names: set[str] = field(default_factory=set)
+    missed: int = 0
+
+    @property
+    def go(self) -> int:
+        return self.pipes[0].fileno()
+
+    @property
+    def done(self) -> int:
+        return self.pipes[1].fileno()
+
+    def fds(self) -> tuple[int, ...]:
+        return (self.control.fileno(), self.go, self.done)
+
+    def close(self) -> None:
+        for conn in (*self.pipes, self.control):
+            conn.close()
+
+
+def _spawn(ctx, samplerate: float, blocksize: int, inherited: tuple[int, ...] = ()) -> Worker:
+    engine_control, worker_control = ctx.Pipe(duplex=True)
+    go_r, go_w = ctx.Pipe(duplex=False)
+    done_r, done_w = ctx.Pipe(duplex=False)
+    # A forked child also gets the engine's ends of its own pipes; it must
+    # close them too, or it would never see the engine die.
+    own_ends = (engine_control.fileno(), go_w.fileno(), done_r.fileno()) if ctx.get_start_method() == "fork" else ()
+    process = ctx.Process(target=worker_main, daemon=True, name="synthcli-worker",
+                          args=(worker_control, go_r, done_w, samplerate, blocksize, inherited + own_ends))
+    process.start()
+    for conn in (worker_control, go_r, done_w):
+        conn.close()
+    return Worker(process, engine_control, (go_w, done_r))
+
+
+def warm_up(registry: Registry, samplerate: float, blocksize: int) -> None:
+    """Call every built-in kernel once, so workers forked afterwards never
+    compile or load JIT code on the audio path."""
+    from ..testing import render_module
+    for entry in registry.qualified.values():
+        if entry.package == BUILTIN_PACKAGE:
+            render_module(entry.cls, 1, channels=1, samplerate=samplerate, blocksize=blocksize)
+
+
+class ProcessExecutor:
+    name = "processes"
+
+    def __init__(self, registry: Registry, samplerate: float, blocksize: int, report,
+                 workers: int | None = None, deadline: float = 1.0) -> None:
+        self.registry = registry
+        self.samplerate = samplerate
+        self.blocksize = blocksize
+        self.report = report
+        self.deadline = deadline
+        self.partitions = (workers or default_workers()) + 1
+        self.host = Host(samplerate, blocksize)
+        self.board: Board | None = None
+        self.schedule: Schedule | None = None
+        self.where: dict[str, int] = {}
+        self.plan: list[tuple[Step, tuple[int, ...]]] = []
+        self.busy: list[int] = []
+        self.states: dict[str, dict] = {}
+        self.events: dict[int, list] = {}
+        self.next_snapshot = 0
+        self.restarts: dict[str, int] = {}
+        self.recoveries: list[float] = []
+        self._boards: list[Board] = []
+        self._spare_lock = threading.Lock()
+        self._spare_thread: threading.Thread | None = None
+        warm_up(registry, samplerate, blocksize)
+        # Workers must share the engine's resource tracker: one of their own
+        # would unlink the live boards when the worker exits.
+        resource_tracker.ensure_running()
+        fork = mp.get_context("fork")
+        self.workers: list[Worker] = []
+        for _ in range(self.partitions):
+            inherited = tuple(fd for w in self.workers for fd in w.fds())
+            self.workers.append(_spawn(fork, samplerate, blocksize, inherited))
+        self.spare: Worker | None = self.workers.pop()
+        mp.get_context("forkserver").set_forkserver_preload(["synthcli.engine.processes", "synthcli.modules"])
+
+    def worker(self, partition: int) -> Worker:
+        return self.workers[partition - 1]
+
+    # -- control -----------------------------------------------------------
+
+    def _send(self, worker: Worker, message: tuple) -> None:
+        worker.control.send(message)
+        os.write(worker.go, _BLOCK.pack(_CONTROL))
+
+    def _handle(self, reply: tuple) -> None:
+        if reply[0] == "fault":
+            self.report(reply[1], reply[2])
+        elif reply[0] == "states":
+            self.states.update(reply[1])
+
+    def _await(self, worker: Worker, kind: str) -> tuple | None:
+        """The next reply of ``kind``, handling faults and states on the way."""
+        deadline = time.monotonic() + CONTROL_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if worker.control.poll(0.05):
+                    reply = worker.control.recv()
+                    self._handle(reply)
+                    if reply[0] == kind:
+                        return reply
+                elif not worker.process.is_alive():
+                    return None
+            except (EOFError, OSError):
+                return None
+        return None
+
+    def _drain(self, worker: Worker) -> None:
+        try:
+            while worker.control.poll():
+                self._handle(worker.control.recv())
+        except (EOFError, OSError):
+            pass
+
+    def _assign(self, worker: Worker, names: set[str], states: dict | None = None) -> None:
+        """Hand ``names`` to a worker. A module that cannot be pickled or
+        loaded there is reported, quarantined and left silent; the rest play."""
+        pickled, refused = {}, {}
+        for name in names:
+            cls = self.registry.get(self.schedule.by_name[name].type).cls
+            try:
+                pickled[name] = pickle.dumps(cls)
+            except Exception as error:
+                refused[name] = f"cannot be sent to a worker process: {type(error).__name__}: {error}"
+        self._send(worker, ("assign", self.board.spec(), self.schedule, pickled, states or {}))
+        reply = self._await(worker, "assigned")
+        refused.update(reply[1] if reply else {name: "its worker did not answer" for name in pickled})
+        for name, reason in refused.items():
+            self.report(name, reason, quarantine=True)
+            self.board.progress[self.schedule.nodes.index(self.schedule.by_name[name])] = ABANDONED
+        worker.names = set(names) - set(refused)
+
+    def rebuild(self, schedule: Schedule) -> Board:
+        old_board, old_schedule = self.board, self.schedule
+        for worker in self.workers:  # modules may move: have their latest state at hand
+            if worker.names:
+                self._send(worker, ("snapshot",))
+                self._await(worker, "states")
+        self.schedule = schedule
+        self.board = Board(len(schedule.nodes), schedule.rows, self.blocksize, shared=True)
+        self._boards.append(self.board)
+        trusted = lambda name: self.registry.get(schedule.by_name[name].type).package == BUILTIN_PACKAGE
+        cost = cost_model(schedule, measured_costs(old_schedule, old_board))
+        self.where = assign(schedule, self.partitions, self.where, trusted, cost)
+        for part in range(1, self.partitions):
+            worker = self.worker(part)
+            names = {n for n, p in self.where.items() if p == part}
+            arriving = names - worker.names
+            self._assign(worker, names, {n: self.states[n] for n in arriving if n in self.states})
+        if self.spare is not None:
+            self._assign(self.spare, set())
+        own = {n for n, p in self.where.items() if p == 0}
+        self.host.update({n.name: (n, self.registry.get(n.type).cls) for n in schedule.nodes if n.name in own},
+                         self.states)
+        self._plan(own)
+        if old_board is not None:
+            self._retire(old_board)
+        return self.board
+
+    def _plan(self, own: set[str]) -> None:
+        """Per block: which workers run, and for each of the engine's own
+        steps, which workers must be done before it may run."""
+        index = {node.name: i for i, node in enumerate(self.schedule.nodes)}
+        owner = {index[name]: part for part in range(1, self.partitions) for name in self.worker(part).names}
+        self.busy = [part for part in range(1, self.partitions) if self.worker(part).names]
+        steps = self.host.steps(self.schedule, self.board, own)
+        self.plan = [(step, tuple(sorted({owner[i] for i in step.waits if i in owner}))) for step in steps]
+
+    def _retire(self, board: Board) -> None:
+        self._boards.remove(board)
+        name = board.name
+        board.close(unlink=True)
+        for worker in [*self.workers, *([self.spare] if self.spare else [])]:
+            self._send(worker, ("forget", name))
+
+    def deliver(self, name: str, offset: int, event: tuple) -> None:
+        part = self.where.get(name, 0)
+        if part == 0:
+            self.host.modules[name].on_event(offset, event)
+        else:
+            self.events.setdefault(part, []).append((name, offset, event))
+
+    # -- per block ---------------------------------------------------------
+
+    def run_block(self, block: int) -> None:
+        board, report = self.board, self.report
+        for part, events in self.events.items():
+            self._send(self.worker(part), ("events", events))
+        self.events.clear()
+        for part in self.busy:
+            os.write(self.worker(part).go, _BLOCK.pack(block))
+        waiting = set(self.busy)
+        for step, needs in self.plan:
+            for part in needs:
+                if part in waiting:
+                    waiting.discard(part)
+                    self._finish(part, block)
+            run_step(step, block, board, report)
+        for part in sorted(waiting):
+            self._finish(part, block)
+        for part in self.busy:
+            self._drain(self.worker(part))
+        if block >= self.next_snapshot:
+            self.next_snapshot = block + max(1, int(SNAPSHOT_EVERY * self.samplerate / self.blocksize))
+            for part in self.busy:
+                self._send(self.worker(part), ("snapshot",))
+
+    def _finish(self, part: int, block: int) -> None:
+        """Wait for a worker's "done" within the deadline, or replace it."""
+        worker = self.worker(part)
+        poller = select.poll()
+        poller.register(worker.done, select.POLLIN)
+        if poller.poll(self.deadline * 1000):
+            if os.read(worker.done, 64):
+                return
+            worker.process.join(0.5)
+            code = worker.process.exitcode
+            reason = (f"crashed ({signal.Signals(-code).name})" if code is not None and code < 0
+                      else f"exited (status {code})")
+        else:
+            worker.missed += 1
+            reason = f"hung: missed its deadline ({self.deadline * 1e3:.0f} ms)"
+        self._recover(part, block, reason)
+
+    def _recover(self, part: int, block: int, reason: str) -> None:
+        """Kill the worker, silence its modules for this block, blame the
+        module it was running, and hand its modules to the spare."""
+        started = time.perf_counter()
+        worker = self.worker(part)
+        board, schedule = self.board, self.schedule
+        if worker.process.is_alive():
+            os.kill(worker.process.pid, signal.SIGKILL)
+        worker.process.join(1.0)
+        self._drain(worker)
+        index = {node.name: i for i, node in enumerate(schedule.nodes)}
+        mine = [node.name for node in schedule.nodes if node.name in worker.names]
+        culprit = next((name for name in mine if board.progress[index[name]] < block), None)
+        for name in mine:
+            rows = schedule.by_name[name].output_span
+            board.arena[rows.start:rows.stop] = 0.0
+            board.progress[index[name]] = ABANDONED
+        if culprit is not None:
+            self.report(culprit, reason)
+        replacement = self._take_spare()
+        worker.close()
+        self.workers[part - 1] = replacement
+        for name in mine:
+            board.progress[index[name]] = block
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+        self._assign(replacement, set(mine), {n: self.states[n] for n in mine if n in self.states})
+        self._plan({n for n, p in self.where.items() if p == 0})
+        self.recoveries.append(time.perf_counter() - started)
+
+    def _take_spare(self) -> Worker:
+        with self._spare_lock:
+            spare, self.spare = self.spare, None
+        if spare is None:  # two failures in quick succession: wait for a fresh one
+            spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize)
+        self._spare_thread = threading.Thread(target=self._refill_spare, daemon=True)
+        self._spare_thread.start()
+        return spare
+
+    def _refill_spare(self) -> None:
+        """A new spare from the forkserver: forking the engine itself could
+        copy a lock that an audio or network thread holds."""
+        spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize)
+        with self._spare_lock:
+            self.spare = spare
+
+    def close(self) -> None:
+        if self._spare_thread is not None:
+            self._spare_thread.join(10.0)
+        everyone = [*self.workers, *([self.spare] if self.spare else [])]
+        for worker in everyone:
+            try:
+                self._send(worker, ("stop",))
+            except OSError:
+                pass
+        for worker in everyone:
+            worker.process.join(1.0)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(1.0)
+            worker.close()
+        self.workers, self.spare = [], None
+        for board in self._boards:
+            board.close(unlink=True)
+        self._boards = []
+        self.host.update({})

@@ -1,0 +1,127 @@
+"""Running one module for one block: the single piece of per-block work that
+every executor shares, which is what keeps their output bit-identical."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import numpy as np
+
+from ..api import Module
+from .board import BLOCKS, BYPASS, RUN, SECONDS, WORST, Board
+from .schedule import Node, Schedule
+
+Report = Callable[[str, str], None]
+
+
+class Step:
+    """One module bound to its views of the board, so a block costs no
+    lookups. ``waits`` are the indices of modules run elsewhere whose
+    outputs this one reads in the same block."""
+
+    __slots__ = ("index", "name", "module", "inputs", "params", "outputs", "gathers", "span",
+                 "delay_writes", "waits")
+
+    def __init__(self, index: int, node: Node, module: Module, board: Board, waits: tuple[int, ...] = ()) -> None:
+        arena = board.arena
+        view = lambda rows: arena[rows.start:rows.stop]
+        self.index = index
+        self.name = node.name
+        self.module = module
+        self.inputs = {k: view(r) for k, r in node.inputs.items()}
+        self.params = {k: view(r) for k, r in node.param_rows.items()}
+        self.outputs = {k: view(r) for k, r in node.outputs.items()}
+        self.gathers = [(view(g.dest), view(g.base) if g.base else 0.0,
+                         [(view(s.rows), tuple(map(view, s.delayed)) if s.delayed else None) for s in g.sources])
+                        for g in node.gathers]
+        self.span = view(node.output_span)
+        self.delay_writes = [(view(src), tuple(map(view, slots))) for src, slots in node.delay_writes]
+        self.waits = waits
+
+
+def run_step(step: Step, block: int, board: Board, report: Report) -> None:
+    """Gather inputs, process, guard against NaN/Inf, feed delayed cables,
+    publish progress. A bypassed (quarantined) module outputs silence."""
+    start = time.perf_counter()
+    for dest, base, sources in step.gathers:
+        np.copyto(dest, base)
+        for rows, slots in sources:
+            src = slots[(block - 1) % 2] if slots else rows
+            if src.shape[0] == 1 or src.shape[0] == dest.shape[0]:
+                np.add(dest, src, out=dest)
+            else:
+                for c in range(dest.shape[0]):
+                    np.add(dest[c], src[c % src.shape[0]], out=dest[c])
+    if board.flags[step.index] != RUN:
+        step.span[...] = 0.0
+    else:
+        try:
+            step.module.process(step.inputs, step.params, step.outputs)
+        except Exception as error:  # a module's bug silences that module, not the patch
+            step.span[...] = 0.0
+            report(step.name, f"{type(error).__name__}: {error}")
+        else:
+            if not math.isfinite(float(step.span.sum())):
+                step.span[...] = 0.0
+                report(step.name, "output was NaN or Inf")
+    for src, slots in step.delay_writes:
+        np.copyto(slots[block % 2], src)
+    board.progress[step.index] = block
+    spent = time.perf_counter() - start
+    stats = board.stats[step.index]
+    stats[BLOCKS] += 1
+    stats[SECONDS] += spent
+    if spent > stats[WORST]:
+        stats[WORST] = spent
+
+
+def measured_costs(schedule: Schedule | None, board: Board | None) -> dict[str, float]:
+    """Mean CPU seconds per block of every module that has run."""
+    if schedule is None or board is None:
+        return {}
+    return {node.name: board.stats[i, SECONDS] / board.stats[i, BLOCKS]
+            for i, node in enumerate(schedule.nodes) if board.stats[i, BLOCKS] > 0}
+
+
+def identity(node: Node, cls: type[Module]) -> tuple:
+    """What must stay the same for a running module to be kept (with its
+    state) across a patch edit: type, width and structural parameters."""
+    return node.type, node.channels, tuple(node.params[p.name] for p in cls.params if p.structural)
+
+
+class Host:
+    """The module instances one partition runs, kept across patch edits
+    when their identity does not change."""
+
+    def __init__(self, samplerate: float, blocksize: int) -> None:
+        self.samplerate = samplerate
+        self.blocksize = blocksize
+        self.modules: dict[str, Module] = {}
+        self.identities: dict[str, tuple] = {}
+
+    def update(self, wanted: dict[str, tuple[Node, type[Module]]],
+               states: dict[str, dict] | None = None) -> None:
+        modules, identities = {}, {}
+        for name, (node, cls) in wanted.items():
+            identities[name] = key = identity(node, cls)
+            if self.identities.get(name) == key:
+                modules[name] = self.modules[name]
+                continue
+            modules[name] = cls(self.samplerate, self.blocksize, node.channels)
+            if states and name in states:
+                modules[name].set_state(states[name])
+        self.modules, self.identities = modules, identities
+
+    def steps(self, schedule: Schedule, board: Board, names: set[str],
+              where: dict[str, int] | None = None) -> list[Step]:
+        """Steps for ``names`` in schedule order, each waiting on the
+        producers (outside ``names``) of its zero-delay inputs."""
+        index = {node.name: i for i, node in enumerate(schedule.nodes)}
+        producers: dict[str, set[str]] = {}
+        for cable in schedule.cables:
+            if cable not in schedule.delayed and cable.src not in names:
+                producers.setdefault(cable.dst, set()).add(cable.src)
+        return [Step(index[node.name], node, self.modules[node.name], board,
+                     tuple(sorted(index[p] for p in producers.get(node.name, ()))))
+                for node in schedule.nodes if node.name in names]

@@ -1,0 +1,59 @@
+"""A misbehaving module for the fault tests: a plain 1 kHz sine until block
+``at``, then it fails the way ``mode`` says, in every block from then on. It is registered under a
+third-party package name, so the engine hosts it in a worker process.
+
+With ``once=1`` it fails only the first time in a test (a marker file named
+by $SYNTHCLI_FAULT_MARKER remembers), so its replacement plays on; with
+``once=0`` it keeps failing, which leads to quarantine.
+"""
+import ctypes
+import math
+import os
+import time
+
+import numpy as np
+
+from synthcli.api import Module, Param, Port
+
+MODES = ("ok", "raise", "nan", "hang", "exit", "segfault")
+
+
+class Faulty(Module):
+    type_name = "faulty"
+    description = "A 1 kHz sine that fails on purpose"
+    outputs = (Port("out", doc="sine, until it fails"),)
+    params = (
+        Param("mode", "ok", choices=MODES, doc="how it fails"),
+        Param("at", 10, 0, 1e9, "blocks", integer=True, doc="the block at which it fails"),
+        Param("once", 1, 0, 1, integer=True, doc="1: fail only once per test"),
+    )
+    state_fields = ("count",)
+
+    def setup(self):
+        self.count = np.zeros(1, dtype=np.int64)
+        self.ramp = np.arange(self.blocksize)
+
+    def process(self, inputs, params, outputs):
+        block = int(self.count[0])
+        self.count[0] += 1
+        mode = MODES[int(params["mode"][0, 0])]
+        out = outputs["out"]
+        out[:] = 0.25 * np.sin(2 * math.pi * 1000.0 * (block * self.blocksize + self.ramp) / self.samplerate)
+        if mode == "ok" or block < int(params["at"][0, 0]):
+            return
+        marker = os.environ.get("SYNTHCLI_FAULT_MARKER", "")
+        if params["once"][0, 0] and marker:
+            if os.path.exists(marker):
+                return
+            open(marker, "w").close()
+        if mode == "raise":
+            raise RuntimeError("faulty module raised on purpose")
+        if mode == "nan":
+            out[:, 7] = np.nan
+        elif mode == "hang":
+            while True:
+                time.sleep(1)
+        elif mode == "exit":
+            os._exit(3)
+        elif mode == "segfault":
+            ctypes.string_at(0)

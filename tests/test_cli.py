@@ -1,0 +1,126 @@
+"""The synth command, run as a user runs it: in a subprocess."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+ROOT = Path(__file__).parent.parent
+BASIC = ROOT / "patches" / "basic.patch"
+
+
+def synth(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "synthcli.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=kw.pop("cwd", ROOT), **kw)
+
+
+def test_help_loads_no_numeric_libraries():
+    code = ("import sys, runpy; sys.argv=['synth','--help']\n"
+            "try: runpy.run_module('synthcli.cli', run_name='__main__')\n"
+            "except SystemExit: pass\n"
+            "heavy = {'numpy', 'scipy', 'numba', 'sounddevice'} & set(sys.modules)\n"
+            "assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "render" in done.stdout
+
+
+def test_modules_lists_every_builtin_with_ports_params_and_package():
+    done = synth("modules")
+    assert done.returncode == 0, done.stderr
+    for name in ("vco", "lfo", "noise", "vcf", "ladder", "adsr", "vca", "mix", "pan", "delay", "reverb", "out"):
+        assert f"\n{name}  (synthcli " in "\n" + done.stdout
+    assert "param cutoff" in done.stdout and "Hz" in done.stdout
+
+
+def test_check_accepts_the_example_patches():
+    for patch in sorted((ROOT / "patches").glob("*.patch")):
+        done = synth("check", patch)
+        assert done.returncode == 0, done.stderr
+        assert "ok" in done.stdout
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("add vfc x\n", "bad.patch:1:5: unknown module type 'vfc', did you mean 'vcf'?"),
+    ("add vco a\nadd vco b\nconnect a.out b.out\n", "bad.patch:3:17: 'b.out' is an output"),
+    ("add vco a freq=fast\n", "bad.patch:1:16: bad value 'fast' for vco.freq: expected a number"),
+    ("add vco a freq=1e9\n", "out of range"),
+])
+def test_bad_input_is_one_line_with_its_place_and_status_2(tmp_path, text, expected):
+    bad = tmp_path / "bad.patch"
+    bad.write_text(text)
+    for command in (["check", bad], ["render", bad, "-o", tmp_path / "x.wav"]):
+        done = synth(*command, cwd=tmp_path)
+        assert done.returncode == 2
+        assert expected in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_missing_file_and_bad_flags(tmp_path):
+    done = synth("render", tmp_path / "nope.patch", "-o", tmp_path / "x.wav")
+    assert done.returncode == 2 and "No such file" in done.stderr
+    for flags, words in ((["--executor", "gpu"], "unknown executor 'gpu'"),
+                         (["--executor", "processes", "--workers", "0"], "--workers must be at least 1"),
+                         (["--format", "mp3"], "unknown format 'mp3'"),
+                         (["--duration", "-1"], "duration must be a positive")):
+        done = synth("render", BASIC, "-o", tmp_path / "x.wav", *flags)
+        assert done.returncode == 2 and words in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("fmt, subtype", [("float32", "FLOAT"), ("pcm24", "PCM_24"), ("pcm16", "PCM_16")])
+def test_render_writes_the_asked_wav(tmp_path, fmt, subtype):
+    out = tmp_path / "basic.wav"
+    done = synth("render", BASIC, "-o", out, "--duration", "1.5", "--format", fmt, "--samplerate", "44100")
+    assert done.returncode == 0, done.stderr
+    info = soundfile.info(str(out))
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (44100, 2, 66150, subtype)
+    data, _ = soundfile.read(str(out))
+    assert np.abs(data).max() > 0.05 and np.abs(data).max() <= 1.0
+
+
+def test_render_is_bit_identical_across_executors_from_the_cli(tmp_path):
+    outputs = []
+    for i, flags in enumerate((["--executor", "inline"], ["--executor", "processes", "--workers", "2"])):
+        out = tmp_path / f"{i}.wav"
+        done = synth("render", BASIC, "-o", out, "--duration", "2", *flags)
+        assert done.returncode == 0, done.stderr
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_ctrl_c_during_a_processes_render_leaves_no_shared_memory(tmp_path):
+    before = set(os.listdir("/dev/shm"))
+    proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "render", str(BASIC), "-o", str(tmp_path / "x.wav"),
+                             "--duration", "600", "--executor", "processes"],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (tmp_path / "x.wav").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "Traceback" not in err
+    time.sleep(0.5)
+    assert set(os.listdir("/dev/shm")) - before == set()
+
+
+def test_a_killed_engine_leaves_no_shared_memory(tmp_path):
+    before = set(os.listdir("/dev/shm"))
+    proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "render", str(BASIC), "-o", str(tmp_path / "x.wav"),
+                             "--duration", "600", "--executor", "processes"], cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (tmp_path / "x.wav").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and set(os.listdir("/dev/shm")) - before:
+        time.sleep(0.1)
+    assert set(os.listdir("/dev/shm")) - before == set()

@@ -1,0 +1,86 @@
+"""Every executor renders the same samples, whatever the worker count."""
+import hashlib
+
+import numpy as np
+import pytest
+
+from synthcli.bench import reference_notes, reference_patch
+from synthcli.engine.core import Engine
+from synthcli.errors import SynthError
+from synthcli.patch import Patch
+
+FEEDBACK = """
+add vco o wave=saw freq=110
+add vcf f cutoff=900 res=0.4
+add delay d time=0.01 feedback=0.3
+add reverb r
+add mix m
+connect o m.in1
+connect d m.in2
+connect m f
+connect f d
+connect m r
+connect r out
+"""
+
+
+def digest(registry, text, executor, workers=None, blocks=120, blocksize=256, notes=0):
+    patch = Patch(registry)
+    patch.load_text(text)
+    with Engine(registry, 48000, blocksize, executor=executor, workers=workers) as engine:
+        engine.load(patch)
+        if notes:
+            reference_notes(engine, notes, blocks * blocksize / 48000 + 1)
+        data = np.concatenate([engine.process_block().copy() for _ in range(blocks)], axis=1)
+    assert np.abs(data).max() > 0.01
+    return hashlib.sha256(data.tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("text, notes", [(reference_patch(40), 40), (FEEDBACK, 0)], ids=["reference40", "feedback"])
+def test_bit_identical_on_every_executor_and_worker_count(registry, text, notes):
+    expected = digest(registry, text, "inline", notes=notes)
+    for executor, workers in (("threads", 1), ("threads", 2), ("processes", 1), ("processes", 2)):
+        assert digest(registry, text, executor, workers, notes=notes) == expected, (executor, workers)
+
+
+def test_edits_while_running_are_applied_between_blocks_on_every_executor(registry):
+    def run(executor):
+        patch = Patch(registry)
+        patch.load_text("add vco a wave=sine freq=220\nconnect a out\n")
+        with Engine(registry, 48000, 128, executor=executor, workers=1) as engine:
+            engine.load(patch)
+            out = [engine.process_block().copy() for _ in range(5)]
+            patch.load_text("add vco b wave=saw freq=330\nadd vcf f\nconnect b f\nconnect f out\n")
+            engine.load(patch)
+            out += [engine.process_block().copy() for _ in range(5)]
+            engine.set("f", "cutoff", 300.0)
+            out += [engine.process_block().copy() for _ in range(5)]
+            patch.load_text("remove b\n")
+            engine.load(patch)
+            out += [engine.process_block().copy() for _ in range(5)]
+            return np.concatenate(out, axis=1)
+    inline = run("inline")
+    assert np.array_equal(inline, run("processes")) and np.array_equal(inline, run("threads"))
+
+
+def test_modules_are_partitioned_by_chain_and_the_master_stays_home(registry):
+    patch = Patch(registry)
+    patch.load_text(reference_patch(64))
+    with Engine(registry, 48000, 256, executor="processes", workers=1) as engine:
+        engine.load(patch)
+        where = {name: s["partition"] for name, s in engine.module_stats().items()}
+    assert where["out"] == 0
+    for i in range(4):
+        chain = {where[f"{kind}{i}"] for kind in ("kb", "osc", "f", "env", "amp")}
+        assert len(chain) == 1
+    assert {where[f"osc{i}"] for i in range(4)} == {0, 1}
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"executor": "gpu"}, "unknown executor 'gpu'"),
+    ({"executor": "processes", "workers": 0}, "at least 1"),
+    ({"executor": "threads", "workers": 1000}, "more than makes sense"),
+])
+def test_bad_executor_settings_are_clear_errors(registry, kw, words):
+    with pytest.raises(SynthError, match=words):
+        Engine(registry, 48000, 256, **kw)
