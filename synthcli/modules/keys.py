@@ -25,7 +25,6 @@ class Keys(Module):
     params = (
         Param("voices", 8, 1, MAX_CHANNELS, "", integer=True, structural=True,
               doc="number of voices (the channel count of every output)"),
-        Param("transpose", 0.0, -48, 48, "semitones", doc="shifts every note"),
     )
     state_fields = ("note", "gate", "velocity", "age", "clock")
 
@@ -41,6 +40,7 @@ class Keys(Module):
         self.age = np.zeros(n)
         self.clock = np.zeros(1)
         self.pending: list[tuple[int, tuple]] = []
+        self.filled = None   # the gate array last filled; another one means a new patch
 
     def on_event(self, offset: int, event: tuple) -> None:
         self.pending.append((offset, event))
@@ -57,6 +57,9 @@ class Keys(Module):
 
     def process(self, inputs, params, outputs) -> None:
         voct, gate, vel = outputs["voct"], outputs["gate"], outputs["velocity"]
+        if not self.pending and self.filled is gate:
+            return
+        self.filled = None if self.pending else gate  # after events, refill once more
         start = 0
         retriggers = []
         for offset, event in sorted(self.pending, key=lambda item: item[0]):
@@ -77,7 +80,6 @@ class Keys(Module):
         self._fill(voct, gate, vel, start, self.blocksize)
         for voice, offset in retriggers:
             gate[voice, offset] = 0.0
-        voct += params["transpose"] / 12.0
 
     def _fill(self, voct, gate, vel, start, stop) -> None:
         if stop <= start:
