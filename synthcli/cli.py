@@ -149,6 +149,85 @@ def render(
 
 
 @app.command()
+def play(
+    file: Path = typer.Argument(..., help="A patch file."),
+    duration: Optional[float] = typer.Option(None, "--duration", "-d", help="Seconds to play (default: until Ctrl-C)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Output device number or name (see `synth devices`)."),
+    samplerate: int = typer.Option(48000, "--samplerate", "-r", help="Samples per second."),
+    blocksize: int = typer.Option(256, "--blocksize", "-b", help="Samples per block."),
+    latency: str = typer.Option("normal", "--latency", help="low, normal or safe: blocks rendered ahead."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Also write what is played to this WAV file."),
+    executor: str = typer.Option("processes", "--executor", "-x", help="inline, threads or processes."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes besides the engine."),
+) -> None:
+    """Play a patch through the audio device until Ctrl-C (fades out cleanly)."""
+    import math
+    import time
+    from .audio.engine_process import DEPTHS
+    from .audio.player import Player
+    from .engine.core import check_executor
+    from .errors import SynthError
+    try:
+        check_executor(executor, workers)
+    except SynthError as error:
+        fail(str(error))
+    if latency not in DEPTHS:
+        fail(f"--latency {latency!r}: choose low, normal or safe")
+    if not 16 <= blocksize <= 8192:
+        fail(f"--blocksize {blocksize} is out of range (16..8192)")
+    if duration is not None and not duration > 0:
+        fail(f"--duration must be a positive number of seconds, got {duration}")
+    reg = registry()
+    patch = load_source(file, reg)
+    blocks = None if duration is None else math.ceil(duration * samplerate / blocksize)
+    player = Player(patch.to_text(), record=str(record) if record else None,
+                    on_error=lambda message: typer.echo(f"error: {message}", err=True),
+                    samplerate=samplerate, blocksize=blocksize, latency=latency, device=device,
+                    executor=executor, workers=workers, safe_mode=Options.safe_mode, blocks=blocks)
+    try:
+        info = player.start()
+    except SynthError as error:
+        fail(str(error))
+    typer.echo(f"playing {file} on device {info['device']} at {samplerate} Hz, block {blocksize}, "
+               f"output latency {info['latency_ms']:.1f} ms" + ("" if duration else "; Ctrl-C to stop"), err=True)
+    signalled = None
+    try:
+        while not player.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    except SystemExit as stop:   # SIGTERM or SIGHUP: stop as cleanly as for Ctrl-C
+        signalled = stop
+    final = player.stop()
+    xruns = final.get("xruns", 0)
+    typer.echo(f"stopped: {final.get('played', 0) * blocksize / samplerate:.2f} s played, {xruns} xrun"
+               f"{'' if xruns == 1 else 's'}" + (f", recorded to {record}" if record else ""), err=True)
+    if signalled is not None:
+        raise signalled
+
+
+@app.command()
+def devices(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List audio host APIs and output devices; * marks the default."""
+    from .audio.devices import host_apis, outputs
+    from .errors import SynthError
+    try:
+        apis, found = host_apis(), outputs()
+    except SynthError as error:
+        fail(str(error))
+    if as_json:
+        typer.echo(json.dumps({"host_apis": apis, "outputs": found}, indent=2))
+        return
+    typer.echo("host APIs: " + ", ".join(f"{a['name']} ({a['devices']} devices)" for a in apis))
+    if not found:
+        typer.echo("no output devices: start a sound server (JACK, PulseAudio, PipeWire), "
+                   "or render to a file with `synth render`")
+    for d in found:
+        typer.echo(f"{'*' if d['default'] else ' '} {d['index']:>3}  {d['name']}  ({d['hostapi']}, "
+                   f"{d['channels']} out, {d['samplerate']:g} Hz)")
+
+
+@app.command()
 def bench(
     file: Optional[Path] = typer.Argument(None, help="A patch file (default: the reference patch)."),
     voices: int = typer.Option(32, "--voices", help="Voices of the reference patch when no file is given."),

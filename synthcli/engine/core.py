@@ -75,7 +75,7 @@ def check_executor(kind: str, workers: int | None) -> None:
 
 
 def make_executor(kind: str, registry: Registry, samplerate: float, blocksize: int,
-                  workers: int | None, report: Callable[..., None], deadline: float) -> Executor:
+                  workers: int | None, report: Callable[..., None], deadline: float, live: bool) -> Executor:
     """Build an executor by name, importing only the one asked for."""
     from .processes import default_workers
     check_executor(kind, workers)
@@ -86,7 +86,7 @@ def make_executor(kind: str, registry: Registry, samplerate: float, blocksize: i
         from .threads import ThreadExecutor
         return ThreadExecutor(registry, samplerate, blocksize, report, workers or default_workers())
     from .processes import ProcessExecutor
-    return ProcessExecutor(registry, samplerate, blocksize, report, workers, deadline)
+    return ProcessExecutor(registry, samplerate, blocksize, report, workers, deadline, live)
 
 
 class Engine:
@@ -105,16 +105,20 @@ class Engine:
     deadline : float
         Seconds a worker process may take for one block before it is
         declared hung, killed and replaced.
+    live : bool
+        The engine will feed an audio device: worker replacements must then
+        never cost CPU while the music plays (see ProcessExecutor).
     """
 
     def __init__(self, registry: Registry, samplerate: float = 48000, blocksize: int = 256,
-                 executor: str = "inline", workers: int | None = None, deadline: float = 1.0) -> None:
+                 executor: str = "inline", workers: int | None = None, deadline: float = 1.0,
+                 live: bool = False) -> None:
         if blocksize < 1:
             raise SynthError(f"block size must be at least 1, got {blocksize}")
         self.registry = registry
         self.samplerate = float(samplerate)
         self.blocksize = int(blocksize)
-        self.executor = make_executor(executor, registry, samplerate, blocksize, workers, self.fault, deadline)
+        self.executor = make_executor(executor, registry, samplerate, blocksize, workers, self.fault, deadline, live)
         self.block = 0
         self.schedule: Schedule | None = None
         self.board: Board | None = None
@@ -259,6 +263,12 @@ class Engine:
                 "quarantined": stats.quarantined, "reason": stats.last_fault,
             }
         return report
+
+    def worker_pids(self) -> dict[str, int]:
+        """Process ids of the worker processes by partition ("1", "2", ...)
+        and of the warm spare; empty for executors without processes."""
+        pids = getattr(self.executor, "pids", None)
+        return pids() if pids else {}
 
     def close(self) -> None:
         self.executor.close()

@@ -13,13 +13,17 @@ Workers are forked from the engine after every kernel has been compiled,
 before any audio or network thread exists, plus one warm spare. A worker
 that dies or misses its deadline is killed, its modules are silenced, and
 the spare takes them over with their last saved state at the next block; a
-new spare comes from a forkserver in the background.
+new spare comes from a forkserver in the background, which has imported and
+warmed every kernel (``prewarm``), so a spare costs a fork and no more. For
+live play the forkserver is started, and the first spare taken from it,
+before the audio starts: its second of start-up CPU caused xruns when it
+ran beside the music on a 2-core machine.
 """
 from __future__ import annotations
 
 import faulthandler
 import multiprocessing as mp
-from multiprocessing import resource_tracker
+from multiprocessing import forkserver, resource_tracker
 import os
 import pickle
 import select
@@ -28,6 +32,8 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..plugins import BUILTIN_PACKAGE, Registry
 from .board import ABANDONED, Board
@@ -43,6 +49,17 @@ _CONTROL = -1
 SNAPSHOT_EVERY = 1.0
 #: Bounded wait for replies to control messages (assign, snapshot).
 CONTROL_TIMEOUT = 5.0
+
+
+def _forget_forkserver() -> None:
+    """A forked child inherits its parent's record of a running forkserver,
+    which is not the child's own child (waitpid on it fails): start afresh."""
+    server = forkserver._forkserver
+    server._forkserver_pid = server._forkserver_address = server._forkserver_alive_fd = None
+    server._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_forkserver)
 
 
 def default_workers() -> int:
@@ -199,6 +216,8 @@ def warm_up(registry: Registry, samplerate: float, blocksize: int) -> None:
     """Call every built-in kernel once, so workers forked afterwards never
     compile or load JIT code on the audio path."""
     from ..testing import render_module
+    from .steps import all_finite
+    all_finite(np.zeros((1, blocksize)))
     for entry in registry.qualified.values():
         if entry.package == BUILTIN_PACKAGE:
             render_module(entry.cls, 1, channels=1, samplerate=samplerate, blocksize=blocksize)
@@ -208,7 +227,7 @@ class ProcessExecutor:
     name = "processes"
 
     def __init__(self, registry: Registry, samplerate: float, blocksize: int, report,
-                 workers: int | None = None, deadline: float = 1.0) -> None:
+                 workers: int | None = None, deadline: float = 1.0, live: bool = False) -> None:
         self.registry = registry
         self.samplerate = samplerate
         self.blocksize = blocksize
@@ -229,20 +248,29 @@ class ProcessExecutor:
         self._boards: list[Board] = []
         self._spare_lock = threading.Lock()
         self._spare_thread: threading.Thread | None = None
-        warm_up(registry, samplerate, blocksize)
         # Workers must share the engine's resource tracker: one of their own
         # would unlink the live boards when the worker exits.
         resource_tracker.ensure_running()
+        mp.get_context("forkserver").set_forkserver_preload(["synthcli.engine.prewarm"])
+        if live:  # let the forkserver import and warm up while this process does the same
+            forkserver.ensure_running()
+        warm_up(registry, samplerate, blocksize)
         fork = mp.get_context("fork")
         self.workers: list[Worker] = []
-        for _ in range(self.partitions):
+        for _ in range(self.partitions - 1 if live else self.partitions):
             inherited = tuple(fd for w in self.workers for fd in w.fds())
             self.workers.append(_spawn(fork, samplerate, blocksize, inherited))
-        self.spare: Worker | None = self.workers.pop()
-        mp.get_context("forkserver").set_forkserver_preload(["synthcli.engine.processes", "synthcli.modules"])
+        self.spare: Worker | None = (_spawn(mp.get_context("forkserver"), samplerate, blocksize) if live
+                                     else self.workers.pop())
 
     def worker(self, partition: int) -> Worker:
         return self.workers[partition - 1]
+
+    def pids(self) -> dict[str, int]:
+        found = {str(part): w.process.pid for part, w in enumerate(self.workers, start=1)}
+        if self.spare is not None:
+            found["spare"] = self.spare.process.pid
+        return found
 
     # -- control -----------------------------------------------------------
 

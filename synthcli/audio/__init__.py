@@ -1,0 +1,1 @@
+"""Live audio: the engine process, its output ring and the audio device."""

@@ -1,0 +1,230 @@
+"""The engine process of live play: a render thread keeps the output ring a
+few blocks ahead, and the PortAudio callback copies blocks out of it.
+
+The callback is the only code here with a deadline, so it does nothing but
+copy a finished block (or silence, counted as an xrun) and bump counters:
+no DSP, no locks, no blocking, no allocation beyond Python's own scalars.
+Everything else (commands, rendering, meters) happens on other threads.
+The GIL switch interval is shortened so that a render thread busy in
+Python hands the GIL to the callback within a fraction of a block.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import select
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from .ring import CALLBACKS, PLAYED, RECORDING, SILENCE, UNDERFLOWS, WRITTEN, XRUNS, Ring
+
+#: Fade-in at start and fade-out at stop, in seconds: long enough to avoid
+#: a click, short enough not to be heard as a fade.
+FADE_SECONDS = 0.005
+#: Slots beyond the render-ahead depth, so the recorder in the control
+#: process may lag by this many blocks without ever holding up the audio.
+RECORD_SLACK = 128
+#: Render-ahead depth in blocks for each --latency setting.
+DEPTHS = {"low": 1, "normal": 2, "safe": 4}
+
+
+def fade(blocksize: int, samplerate: float, rising: bool) -> np.ndarray:
+    """A raised-cosine ramp over FADE_SECONDS, padded to a whole block."""
+    n = min(blocksize, max(1, int(FADE_SECONDS * samplerate)))
+    ramp = np.ones(blocksize)
+    ramp[:n] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
+    if not rising:
+        ramp = np.zeros(blocksize)
+        ramp[:n] = 0.5 + 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
+    return ramp[None, :]
+
+
+class LiveEngine:
+    """Runs in the engine process: owns the Engine, the ring and the stream."""
+
+    def __init__(self, conn, settings: dict) -> None:
+        self.conn = conn
+        self.settings = settings
+        self.commands: collections.deque = collections.deque()
+        self.running = True
+        self.stopping = False
+        self.peak = np.zeros(2)
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        self.wake_r, self.wake_w = wake_r, wake_w
+
+    # -- the callback ------------------------------------------------------
+
+    def callback(self, outdata, frames, time_info, status) -> None:
+        ring = self.ring
+        header = ring.header
+        calls = int(header[CALLBACKS])
+        if status.output_underflow:
+            header[UNDERFLOWS] += 1
+        played = int(header[PLAYED])
+        slot_log = calls % ring.slots
+        ring.times[slot_log] = time_info.outputBufferDacTime
+        if header[WRITTEN] > played and frames == ring.blocksize:
+            outdata[:] = ring.data[played % ring.slots]
+            ring.log[slot_log] = played
+            header[PLAYED] = played + 1
+        else:
+            outdata.fill(0)
+            ring.log[slot_log] = SILENCE
+            header[XRUNS] += 1
+        header[CALLBACKS] = calls + 1
+        try:
+            os.write(self.wake_w, b"x")
+        except BlockingIOError:
+            pass
+
+    # -- the render thread ---------------------------------------------------
+
+    def render_loop(self) -> None:
+        from ..errors import SynthError
+        engine, ring, depth = self.engine, self.ring, self.depth
+        rising = fade(engine.blocksize, engine.samplerate, True)
+        falling = fade(engine.blocksize, engine.samplerate, False)
+        limit = self.settings.get("blocks")
+        block_time = engine.blocksize / engine.samplerate
+        first = True
+        while True:
+            while self.commands:
+                try:
+                    self.apply(self.commands.popleft())
+                except SynthError as error:
+                    self.send(("error", str(error)))
+            if ring.queued() >= depth or ring.free() <= 0:
+                ready, _, _ = select.select([self.wake_r], [], [], block_time)
+                if ready:
+                    os.read(self.wake_r, 4096)
+                continue
+            block = engine.process_block()
+            out = ring.data[int(ring.header[WRITTEN]) % ring.slots]
+            ending = self.stopping or (limit is not None and engine.block >= limit)
+            if first or ending:
+                block = block * (rising if first else falling)
+                first = False
+            np.maximum(self.peak, np.abs(block).max(axis=1), out=self.peak)
+            out[:] = block.T
+            ring.header[WRITTEN] += 1
+            if ending:
+                break
+        deadline = time.monotonic() + 1.0
+        while ring.queued() > 0 and time.monotonic() < deadline:
+            time.sleep(block_time / 2)
+        self.running = False
+
+    def apply(self, command: tuple) -> None:
+        kind = command[0]
+        if kind == "set":
+            self.engine.set(*command[1:])
+        elif kind == "load":
+            self.engine.load(self.patch_from(command[1]))
+        elif kind == "send":
+            _, name, delay, event = command
+            self.engine.send(name, self.engine.time + delay, event)
+        elif kind == "stop":
+            self.stopping = True
+        elif kind == "meters":
+            self.send(("meters", self.meters()))
+
+    def patch_from(self, text: str):
+        from ..patch import Patch
+        patch = Patch(self.registry)
+        patch.load_text(text)
+        return patch
+
+    def meters(self) -> dict:
+        h = self.ring.header
+        peak, self.peak = self.peak.copy(), np.zeros(2)
+        load: dict[int, float] = {}
+        block_ms = 1e3 * self.engine.blocksize / self.engine.samplerate
+        for stats in self.engine.module_stats().values():
+            load[stats["partition"]] = load.get(stats["partition"], 0.0) + stats["mean_ms"] / block_ms
+        return {
+            "xruns": int(h[XRUNS]), "underflows": int(h[UNDERFLOWS]), "callbacks": int(h[CALLBACKS]),
+            "played": int(h[PLAYED]), "peak": [float(p) for p in peak],
+            "cpu": {str(k): v for k, v in sorted(load.items())},
+            "faults": {name: s["reason"] for name, s in self.engine.module_stats().items() if s["faults"]},
+            "workers": self.engine.worker_pids(),
+        }
+
+    def send(self, message: tuple) -> None:
+        try:
+            self.conn.send(message)
+        except (OSError, EOFError):
+            pass
+
+    def listen(self) -> None:
+        """Commands from the control process; its disappearance means stop."""
+        while self.running:
+            try:
+                if not self.conn.poll(0.05):
+                    continue
+                self.commands.append(self.conn.recv())
+            except (EOFError, OSError):
+                self.commands.append(("stop",))
+                return
+
+    # -- life ----------------------------------------------------------------
+
+    def run(self) -> int:
+        from ..engine.core import Engine
+        from ..errors import SynthError
+        from ..plugins import load_registry
+        from .devices import open_stream
+
+        s = self.settings
+        self.registry = load_registry(safe_mode=s["safe_mode"])
+        self.depth = DEPTHS[s["latency"]]
+        block_time = s["blocksize"] / s["samplerate"]
+        deadline = max(0.003, 0.75 * self.depth * block_time)
+        try:
+            self.engine = Engine(self.registry, s["samplerate"], s["blocksize"], executor=s["executor"],
+                                 workers=s["workers"], deadline=deadline, live=True)
+            self.engine.load(self.patch_from(s["patch"]))
+        except SynthError as error:
+            self.send(("failed", str(error)))
+            return 2
+        self.ring = Ring(self.depth + RECORD_SLACK, s["blocksize"])
+        if s.get("record"):
+            self.ring.header[RECORDING] = 1   # slots wait for the recorder, not only the callback
+        try:
+            sys.setswitchinterval(min(sys.getswitchinterval(), block_time / 8))
+            stream = open_stream(s["device"], s["samplerate"], s["blocksize"], self.callback)
+            self.render_thread = threading.Thread(target=self.render_loop, name="synthcli-render", daemon=True)
+            listener = threading.Thread(target=self.listen, name="synthcli-control", daemon=True)
+            self.render_thread.start()
+            while self.ring.queued() < self.depth and self.render_thread.is_alive():
+                time.sleep(block_time / 4)   # the first callback must find a block waiting
+            with stream:
+                self.send(("started", {"ring": self.ring.name, "slots": self.ring.slots,
+                                       "latency_ms": 1e3 * (stream.latency + self.depth * block_time),
+                                       "device": stream.device, "depth": self.depth}))
+                listener.start()
+                self.render_thread.join()
+            self.send(("stopped", self.meters()))
+            return 0
+        except SynthError as error:
+            self.send(("failed", str(error)))
+            return 2
+        finally:
+            self.running = False
+            self.engine.close()
+            self.ring.close()
+
+
+def engine_main(conn, settings: dict) -> None:
+    """Entry point of the engine process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the control process decides when to stop
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    live = LiveEngine(conn, settings)
+    signal.signal(signal.SIGTERM, lambda *_: live.commands.append(("stop",)))
+    code = live.run()
+    conn.close()
+    os._exit(code)

@@ -1,0 +1,65 @@
+"""The output ring: finished blocks waiting for the audio callback.
+
+It lives in shared memory so that the control process can read what was
+played (to record it, or to meter it) without taking the engine process's
+GIL, which the audio callback needs.
+
+Counters only ever grow, and each has one writer: the render thread writes
+``written``; the callback writes ``played``, ``callbacks``, ``xruns``,
+``underflows`` and the play log; the recorder writes ``recorded``. A slot
+``k % slots`` is reused only when block ``k - slots`` has been played and,
+when recording, recorded.
+"""
+from __future__ import annotations
+
+from multiprocessing import shared_memory
+
+import numpy as np
+
+WRITTEN, PLAYED, CALLBACKS, XRUNS, UNDERFLOWS, RECORDED, RECORDING = range(7)
+_HEADER = 8
+#: A play-log entry for a callback that found the ring empty and played silence.
+SILENCE = -1
+
+
+class Ring:
+    """``slots`` blocks of interleaved stereo float32, plus counters, a log
+    of what each callback played (block number or SILENCE) and the time of
+    each callback (PortAudio's stream clock), for timing measurements."""
+
+    def __init__(self, slots: int, blocksize: int, name: str | None = None) -> None:
+        self.slots = slots
+        self.blocksize = blocksize
+        size = 8 * _HEADER + 8 * slots + 8 * slots + 4 * slots * blocksize * 2
+        self.owner = name is None
+        self.shm = shared_memory.SharedMemory(name=name, create=self.owner, size=size if self.owner else 0)
+        buf = self.shm.buf
+        self.header = np.ndarray((_HEADER,), np.int64, buf, 0)
+        self.log = np.ndarray((slots,), np.int64, buf, 8 * _HEADER)
+        self.times = np.ndarray((slots,), np.float64, buf, 8 * _HEADER + 8 * slots)
+        self.data = np.ndarray((slots, blocksize, 2), np.float32, buf, 8 * _HEADER + 16 * slots)
+        if self.owner:
+            self.header[:] = 0
+            self.data[:] = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.shm.name
+
+    def free(self) -> int:
+        """Slots the render thread may fill now."""
+        h = self.header
+        oldest = min(h[PLAYED], h[RECORDED]) if h[RECORDING] else h[PLAYED]
+        return self.slots - int(h[WRITTEN] - oldest)
+
+    def queued(self) -> int:
+        return int(self.header[WRITTEN] - self.header[PLAYED])
+
+    def close(self) -> None:
+        del self.header, self.log, self.times, self.data
+        self.shm.close()
+        if self.owner:
+            try:
+                self.shm.unlink()
+            except FileNotFoundError:
+                pass
