@@ -1,0 +1,700 @@
+"""The pattern mini-notation: a subset of TidalCycles/Strudel's, so users can
+bring what they already know.
+
+A pattern string describes one *cycle* (one bar); the steps of a sequence
+share it evenly. `parse_pattern` turns the text into an immutable
+`Pattern`, and `Pattern.events` lists what plays in a given
+cycle as exact fractions of the bar, so a 16th note lands on an exact sample
+whatever the tempo and sample rate.
+
+Notation
+--------
+
+What plays is written `note start-end` for cycle 0, in bars.
+
+| Notation | Meaning | Example | Plays (cycle 0) |
+|---|---|---|---|
+| `a b c` | steps share the bar evenly | `c3 e3 g3` | c3 0-1/3, e3 1/3-2/3, g3 2/3-1 |
+| `~` | rest: a step where nothing plays | `c3 ~ e3 ~` | c3 0-1/4, e3 1/2-3/4 |
+| `[a b]` | subdivide one step | `c3 [e3 g3]` | c3 0-1/2, e3 1/2-3/4, g3 3/4-1 |
+| `[a,b,c]` | stack: several at once (a chord) | `[c3,e3,g3] c4` | c3, e3 and g3 0-1/2, c4 1/2-1 |
+| `[a b, c d e]` | stack of sequences (a polyrhythm) | `[c3 g3, c4 c4 c4]` | c3 0-1/2, g3 1/2-1, c4 0-1/3, 1/3-2/3, 2/3-1 |
+| `a, b` | a stack at the top level needs no brackets | `c2, c4*2` | c2 0-1, c4 0-1/2, 1/2-1 |
+| `a*n` | play the step n times within itself | `c3*2 e3` | c3 0-1/4, 1/4-1/2, e3 1/2-1 |
+| `a!n` | replicate as n steps | `c3!3 e3` | as `c3 c3 c3 e3` |
+| `!` | repeat the previous step | `c3 ! e3` | as `c3 c3 e3` |
+| `<a b>` | alternate: one step per cycle | `<c3 e3> g3` | cycle 0: c3 g3; cycle 1: e3 g3; cycle 2: c3 g3 |
+| `_` | tie: the previous step lasts one step more | `c3 _ e3` | c3 0-2/3, e3 2/3-1 |
+| `a@w` | weight: the step takes w shares | `c3@3 e3` | c3 0-3/4, e3 3/4-1 |
+| `a(k,n)` | Euclidean rhythm: k hits spread over n sub-steps | `c3(3,8)` | c3 0-1/8, 3/8-1/2, 3/4-7/8 (x..x..x.) |
+| `a(k,n,r)` | the same, rotated left by r sub-steps | `c3(3,8,2)` | c3 1/8-1/4, 1/2-5/8, 3/4-7/8 (.x..x.x.) |
+| `c4 c#4 db4` | note names, C4 = MIDI 60 | `c4 c#4 db4 eb3` | 60, 61, 61, 51 |
+| `c e g` | a name without octave is in octave 3 | `c e` | 48, 52 |
+| `60 60.5 -12` | plain numbers: MIDI notes, or parameter values | `400 800 1600` | 400, 800, 1600 |
+
+Modifiers (`*`, `!`, `@`, `(k,n,r)`) follow the step directly, with
+no space, and combine left to right: `[c3,e3,g3]*4` is four chords a bar,
+`<c3 e3>(3,8)` plays the Euclidean rhythm on c3 in even cycles and on e3 in
+odd ones, `c3(3,8)*2` plays the rhythm twice a bar. `!`, `_` and `~`
+are steps of their own and are written with spaces around them.
+
+Details, following Tidal/Strudel:
+
+* `a*n` compresses n cycles of the step into it: `<c3 e3>*2` is
+  `c3 e3` every cycle. `n` may be a fraction (`c3*1.5`); a note that
+  starts in a bar then sounds into the next one.
+* `<a b c>` plays its steps one per cycle, nested ones in turn:
+  `<c3 <e3 g3>>` is c3 e3 c3 g3. Inside `<...>`, `@` and `_` make a
+  step last several cycles: in `<c3 _ e3>` c3 sounds for two bars
+  (one event of duration 2 in cycle 0), then e3 for one.
+* `_` lengthens the previous step of its own sequence: `[c3 e3] _ g3`
+  stretches both c3 and e3. It has to follow a step (`_ c3` is an error),
+  as does `!`.
+* `a!n` makes n copies in total; a bare `a!` or `a !` one more.
+* `a(k,n,r)` puts the whole step (`[c3 e3](3,8)` too) in each of the k
+  hits of the Bjorklund distribution over n sub-steps (`0 <= k <= n`);
+  the rotation r shifts the rhythm r sub-steps earlier (to the left, as in
+  Tidal) and may be negative.
+* Note names are a letter `a`-`g` (either case), any number of sharps
+  `#`/`s` or flats `b`/`f`, and an octave (`-1` to `9`), MIDI
+  `12 * (octave + 1) + semitone`: `c4` = 60, `c#4` = `cs4` = `db4`
+  = 61, `eb3` = 51, `e3` = 52, `c-1` = 0. The octave belongs to the
+  letter, as in scientific pitch: `b#3` = 60 (= c4), `cb4` = 59 (= b3).
+  A bare name is octave 3, as in Strudel: `c` = c3 = 48. Names must land
+  in MIDI 0-127; numbers are passed through as they are.
+* Parameter patterns (`pattern f1.cutoff "400 800 1600 3200"`) take
+  numbers only: note names are an error there.
+* Not supported (each gives a clear error): `/` slow-down (use `<...>`
+  or `@`), `?` random removal, `|` random choice, `{...}` polymeter,
+  `:` sample numbers, `.` grouping.
+* A pattern repeats after `Pattern.period` cycles (1 unless it holds
+  `<...>` or a fractional `*`): `<c3 e3 g3>` after 3.
+* A mistake is reported with its column inside the pattern text
+  ("unbalanced '[' at 5: a closing ']' is missing", "unknown note 'h3'
+  at 1").
+* Limits, so no text can hang the synth or eat its memory: at most 1024
+  steps per cycle (counting rests and every repeat, copy, chord note and
+  Euclidean sub-step) and at most 64 levels of nesting.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Union
+
+from ..errors import SynthError
+
+__all__ = ["Event", "Pattern", "parse_pattern", "note_to_midi", "MAX_STEPS_PER_CYCLE", "MAX_DEPTH"]
+
+MAX_STEPS_PER_CYCLE = 1024
+"""More steps than this in one cycle is an error: a typo such as ``a*100000``
+must fail at once, not stall the audio thread or fill the memory."""
+
+MAX_DEPTH = 64
+"""Brackets and modifiers nested deeper than this are an error: the parser
+and the query recurse once per level."""
+
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789#.-")
+_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)\Z")
+_INTEGER = re.compile(r"-?\d+\Z")
+_NOTE = re.compile(r"([a-gA-G])([#sbf]*)(-?\d+)?\Z")
+_SEMITONES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_DEFAULT_OCTAVE = 3
+_MAX_NUMBER_CHARS = 20
+_CACHED_CYCLES = 16
+_CLOSERS = {"[": "]", "<": ">"}
+_UNSUPPORTED = {
+    "/": "'/' (slow down) at {col} is not supported: use '<...>' or '@' to spread steps over cycles",
+    "?": "'?' (random removal) at {col} is not supported",
+    "|": "'|' (random choice) at {col} is not supported",
+    "{": "'{' (polymeter) at {col} is not supported: use '[a b, c d e]' to stack sequences",
+    "}": "'}' (polymeter) at {col} is not supported",
+    ":": "':' at {col} is not supported: patterns hold notes and numbers only",
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One note or value of a cycle.
+
+    Attributes
+    ----------
+    start : Fraction
+        Onset, in bars from the start of the cycle (``0 <= start < 1``).
+        Exact fractions, so a 16th note lands on an exact sample later.
+    duration : Fraction
+        Length in bars; more than what is left of the bar when a note is
+        tied across cycles (``<c3@2 e3>``) or slowed down (``c3*0.5``).
+    value : float
+        A MIDI note number (names are converted) or a parameter value; the
+        caller knows which, from the pattern's target.
+    """
+
+    start: Fraction
+    duration: Fraction
+    value: float
+
+    @property
+    def end(self) -> Fraction:
+        """Where the event stops, in bars from the start of its cycle."""
+        return self.start + self.duration
+
+
+# --- The tree a pattern parses into -------------------------------------------
+#
+# Every node answers "which onsets fall in the window [a, b) of my own time",
+# where one unit of time is one of the node's cycles. ``cost`` bounds the
+# steps visited for a window inside one cycle (every leaf counts, rests too),
+# ``depth`` the recursion, so both are checked when the node is built;
+# ``period`` is a number of cycles after which the node repeats itself.
+
+
+@dataclass(frozen=True)
+class _Atom:
+    value: float
+    cost: int = 1
+    depth: int = 1
+    period: int = 1
+
+
+@dataclass(frozen=True)
+class _Rest:
+    cost: int = 1
+    depth: int = 1
+    period: int = 1
+
+
+@dataclass(frozen=True)
+class _Seq:
+    """Steps sharing a cycle; ``starts``/``lengths`` are fractions of it."""
+
+    children: tuple["_Node", ...]
+    starts: tuple[Fraction, ...]
+    lengths: tuple[Fraction, ...]
+    cost: int
+    depth: int
+    period: int
+
+
+@dataclass(frozen=True)
+class _Stack:
+    children: tuple["_Node", ...]
+    cost: int
+    depth: int
+    period: int
+
+
+@dataclass(frozen=True)
+class _Fast:
+    """``factor`` cycles of the child per cycle; below 1 it is slowed down
+    (that is what ``<...>`` is: its sequence slowed to one step a cycle)."""
+
+    factor: Fraction
+    child: "_Node"
+    cost: int
+    depth: int
+    period: int
+
+
+_Node = Union[_Atom, _Rest, _Seq, _Stack, _Fast]
+_REST = _Rest()
+
+
+def _query(node: _Node, a: Fraction | int, b: Fraction | int, t0: Fraction, scale: Fraction,
+           out: list[Event]) -> None:
+    """Append the events with onset in ``[a, b)`` of ``node``'s time, mapped
+    to the caller's time as ``t0 + scale * t``."""
+    if isinstance(node, _Atom):
+        k = math.ceil(a)
+        while k < b:
+            out.append(Event(t0 + scale * k, scale, node.value))
+            k += 1
+    elif isinstance(node, _Seq):
+        for k in range(math.floor(a), math.ceil(b)):
+            whole = a <= k and k + 1 <= b  # the usual case, and a cheap one
+            for child, begin, length in zip(node.children, node.starts, node.lengths):
+                if child is _REST:
+                    continue
+                s = k + begin
+                if whole:
+                    lo, hi = k, k + 1
+                else:
+                    lo, hi = max(a, s), min(b, s + length)
+                    if lo >= hi:
+                        continue
+                    lo, hi = k + (lo - s) / length, k + (hi - s) / length
+                _query(child, lo, hi, t0 + scale * (s - k * length), scale * length, out)
+    elif isinstance(node, _Stack):
+        for child in node.children:
+            _query(child, a, b, t0, scale, out)
+    elif isinstance(node, _Fast):
+        _query(node.child, a * node.factor, b * node.factor, t0, scale / node.factor, out)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A parsed pattern: immutable, hashable, cheap to query.
+
+    Attributes
+    ----------
+    text : str
+        The pattern as written, for messages and for saving it back.
+    notes : bool
+        Whether note names were allowed (a note pattern) or only numbers
+        (a parameter pattern).
+    """
+
+    text: str
+    notes: bool
+    root: _Node = field(repr=False, compare=False)
+    _cache: dict[int, tuple[Event, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def period(self) -> int:
+        """After this many cycles the pattern plays the same again (1 unless
+        it holds ``<...>`` or a fractional ``*``): how long a loop of it has
+        to be to hear all of it."""
+        return self.root.period
+
+    def events(self, cycle: int) -> list[Event]:
+        """What plays in one cycle.
+
+        Parameters
+        ----------
+        cycle : int
+            0-based index of the cycle (bar); it matters to ``<...>``, which
+            picks one step per cycle, and to events that span several bars.
+
+        Returns
+        -------
+        list of Event
+            Sorted by start, then value (a chord's notes from low to high).
+            Starts lie in ``[0, 1)``; an event belongs to the cycle where it
+            starts, even if its duration runs past the end of the bar. A new
+            list each call; the last few cycles are cached, as the engine
+            asks for the same ones again and again.
+        """
+        key = int(cycle) % self.root.period
+        events = self._cache.get(key)
+        if events is None:
+            out: list[Event] = []
+            c = Fraction(key)
+            _query(self.root, c, c + 1, -c, Fraction(1), out)
+            out.sort(key=lambda e: (e.start, e.value, e.duration))
+            events = tuple(out)
+            if len(self._cache) >= _CACHED_CYCLES:
+                self._cache.clear()
+            self._cache[key] = events
+        return list(events)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_pattern(text: str, *, notes: bool = True) -> Pattern:
+    """Parse a pattern of the mini-notation (see the module documentation).
+
+    Parameters
+    ----------
+    text : str
+        The pattern, without its quotes.
+    notes : bool
+        True for note patterns: note names (``c#4``) and numbers are allowed.
+        False for parameter patterns, whose values are numbers only, so a
+        note name there is reported instead of silently becoming a cutoff of
+        60 Hz.
+
+    Returns
+    -------
+    Pattern
+
+    Raises
+    ------
+    SynthError
+        For anything that is not a valid pattern, or one busier than
+        :data:`MAX_STEPS_PER_CYCLE`; ``col`` is the 1-based column in
+        ``text`` (the caller adds the place of the string), and the message
+        names it too ("unknown note 'h3' at 1").
+    """
+    return Pattern(text, notes, _Parser(text, notes).parse())
+
+
+def note_to_midi(name: str) -> int:
+    """The MIDI number of a note name: ``c4`` = 60, ``c#4`` = ``db4`` = 61,
+    ``c`` = c3 = 48 (a bare name is octave 3, as in Strudel).
+
+    Raises
+    ------
+    SynthError
+        If ``name`` is not a note name or lies outside MIDI 0-127.
+    """
+    midi = _note_number(name, 1)
+    if midi is None:
+        raise SynthError(_unknown_note(name, 1), col=1)
+    return midi
+
+
+def _note_number(word: str, col: int) -> int | None:
+    match = _NOTE.match(word)
+    if match is None:
+        return None
+    letter, accidentals, octave_text = match.groups()
+    if octave_text is None:
+        octave = _DEFAULT_OCTAVE
+    elif len(octave_text.lstrip("-")) > 2:
+        raise SynthError(f"note '{_clip(word)}' at {col} is outside MIDI 0-127", col=col)
+    else:
+        octave = int(octave_text)
+    shift = sum(1 if ch in "#s" else -1 for ch in accidentals)
+    midi = 12 * (octave + 1) + _SEMITONES[letter.lower()] + shift
+    if not 0 <= midi <= 127:
+        raise SynthError(f"note '{_clip(word)}' at {col} is outside MIDI 0-127 (c-1 to g9)", col=col)
+    return midi
+
+
+def _unknown_note(word: str, col: int) -> str:
+    return (f"unknown note '{_clip(word)}' at {col}: a note is a letter a-g, then "
+            f"optional # or b, then an octave, like c#4 or eb3")
+
+
+def _clip(word: str, limit: int = 24) -> str:
+    return word if len(word) <= limit else word[:limit] + "..."
+
+
+def _show(ch: str) -> str:
+    return f"'{ch}'" if ch.isprintable() else repr(ch)
+
+
+def _fail(message: str, col: int) -> SynthError:
+    return SynthError(message, col=col)
+
+
+def _checked(node: _Node, col: int, what: str) -> _Node:
+    if node.cost > MAX_STEPS_PER_CYCLE:
+        raise _fail(f"{what} at {col} makes more than {MAX_STEPS_PER_CYCLE} steps per cycle", col)
+    if node.depth > MAX_DEPTH:
+        raise _fail(f"{what} at {col} is nested more than {MAX_DEPTH} levels deep", col)
+    return node
+
+
+def _fast(factor: Fraction, child: _Node, col: int, what: str) -> _Node:
+    if isinstance(child, _Fast):
+        factor, child = factor * child.factor, child.child
+    if factor == 1:
+        return child
+    if factor.denominator == 1:
+        cost = factor.numerator * child.cost
+    elif factor.numerator == 1:
+        cost = child.cost  # a window inside one cycle stays inside one child cycle
+    else:
+        cost = (math.ceil(factor) + 1) * child.cost
+    # Cycle c reads the child over [c*f, (c+1)*f): the same again once T*f
+    # is a whole number of the child's periods.
+    span = child.period * factor.denominator
+    period = span // math.gcd(factor.numerator, span)
+    return _checked(_Fast(factor, child, cost, child.depth + 1, period), col, what)
+
+
+def _seq(steps: list[tuple[_Node, Fraction]], col: int, what: str) -> _Node:
+    if len(steps) == 1:
+        return steps[0][0]
+    total = sum((weight for _, weight in steps), Fraction(0))
+    starts, lengths, offset = [], [], Fraction(0)
+    for _, weight in steps:
+        starts.append(offset / total)
+        lengths.append(weight / total)
+        offset += weight
+    children = tuple(node for node, _ in steps)
+    node = _Seq(children, tuple(starts), tuple(lengths), sum(c.cost for c in children),
+                1 + max(c.depth for c in children), math.lcm(*(c.period for c in children)))
+    return _checked(node, col, what)
+
+
+def _stack(children: list[_Node], col: int, what: str) -> _Node:
+    if len(children) == 1:
+        return children[0]
+    node = _Stack(tuple(children), sum(c.cost for c in children), 1 + max(c.depth for c in children),
+                  math.lcm(*(c.period for c in children)))
+    return _checked(node, col, what)
+
+
+def _bjorklund(k: int, n: int) -> list[bool]:
+    """k hits spread as evenly as possible over n steps, in Tidal's order
+    (the standard Bjorklund/Toussaint necklaces: (3,8) is x..x..x.)."""
+    heads: list[list[bool]] = [[True] for _ in range(k)]
+    tails: list[list[bool]] = [[False] for _ in range(n - k)]
+    i, j = k, n - k
+    while min(i, j) > 1:
+        if i > j:
+            heads, tails = [h + t for h, t in zip(heads[:j], tails)], heads[j:]
+            i, j = j, i - j
+        else:
+            heads, tails = [h + t for h, t in zip(heads, tails[:i])], tails[i:]
+            j = j - i
+    return [bit for group in heads + tails for bit in group]
+
+
+class _Step:
+    """A step of a sequence while it is being read: its node, weight and
+    number of copies, and where it was written."""
+
+    __slots__ = ("node", "weight", "copies", "col")
+
+    def __init__(self, node: _Node, col: int, weight: Fraction = Fraction(1)) -> None:
+        self.node, self.weight, self.copies, self.col = node, weight, 1, col
+
+
+class _Parser:
+    """Recursive descent over the characters, one method per rule."""
+
+    def __init__(self, text: str, notes: bool) -> None:
+        self.text, self.notes, self.pos, self.depth = text, notes, 0, 0
+
+    # -- characters --------------------------------------------------------
+
+    def peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def skip_space(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def word(self) -> str:
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] in _WORD_CHARS:
+            self.pos += 1
+        return self.text[start:self.pos]
+
+    # -- rules -------------------------------------------------------------
+
+    def parse(self) -> _Node:
+        self.skip_space()
+        if self.pos == len(self.text):
+            raise _fail("empty pattern: write at least one step (a rest is '~')", 1)
+        node = self.stack(None, 0)
+        if self.peek():  # the top level stops early only at a closer
+            raise self.stray_closer()
+        return node
+
+    def stray_closer(self) -> SynthError:
+        ch, col = self.peek(), self.pos + 1
+        return _fail(f"unbalanced '{ch}' at {col}: there is no '{'[' if ch == ']' else '<'}' to close", col)
+
+    def stack(self, opener: str | None, open_col: int) -> _Node:
+        """Sequences separated by ',', up to the closer of ``opener`` (or up
+        to the end of the text, or a stray closer, when it is None)."""
+        closer = _CLOSERS.get(opener or "", "")
+        sequences: list[_Node] = []
+        comma_col = 0
+        while True:
+            steps, start_col = self.sequence()
+            ch, col = self.peek(), self.pos + 1
+            if steps:
+                sequences.append(self.finish(steps, opener == "<", open_col, start_col))
+                if sum(node.cost for node in sequences) > MAX_STEPS_PER_CYCLE:
+                    raise _fail(f"the sequence at {start_col} makes more than {MAX_STEPS_PER_CYCLE} "
+                                f"steps per cycle", start_col)
+            elif ch == ",":
+                raise _fail(f"empty sequence before ',' at {col}", col)
+            elif comma_col:
+                raise _fail(f"nothing after ',' at {comma_col}", comma_col)
+            elif opener is None:
+                raise self.stray_closer()
+            elif ch == closer:
+                raise _fail(f"empty '{opener}{closer}' at {open_col}: put at least one step inside", open_col)
+            if ch == ",":
+                comma_col = col
+                self.pos += 1
+            elif opener is None:
+                return _stack(sequences, 1, "the pattern")
+            elif ch == closer:
+                self.pos += 1
+                return _stack(sequences, open_col, f"'{opener}'")
+            elif not ch:
+                raise _fail(f"unbalanced '{opener}' at {open_col}: a closing '{closer}' is missing", open_col)
+            else:
+                raise _fail(f"mismatched '{ch}' at {col}: the '{opener}' at {open_col} is closed with "
+                            f"'{closer}'", col)
+
+    def finish(self, steps: list[_Step], alternate: bool, open_col: int, col: int) -> _Node:
+        expanded = [(step.node, step.weight) for step in steps for _ in range(step.copies)]
+        sequence = _seq(expanded, col, "the sequence")
+        if not alternate:
+            return sequence
+        # <a b c> is the sequence a b c slowed down to one step per cycle.
+        total = sum((weight for _, weight in expanded), Fraction(0))
+        return _fast(1 / total, sequence, open_col, "'<'")
+
+    def sequence(self) -> tuple[list[_Step], int]:
+        """Steps up to a ',', a closer or the end; where the sequence began."""
+        self.skip_space()
+        start_col = self.pos + 1
+        steps: list[_Step] = []
+        total = 0
+        while True:
+            self.skip_space()
+            ch, col = self.peek(), self.pos + 1
+            if not ch or ch in ",])>":
+                return steps, start_col
+            if ch == "_":
+                if not steps:
+                    raise _fail(f"'_' at {col} has no step before it to lengthen", col)
+                self.pos += 1
+                last = steps[-1]
+                if last.copies > 1:  # only the last copy of 'a!3' is lengthened
+                    last.copies -= 1
+                    last = _Step(last.node, last.col, last.weight)
+                    steps.append(last)
+                last.weight += 1
+                continue
+            if ch == "!":
+                if not steps:
+                    raise _fail(f"'!' at {col} has no step before it to repeat", col)
+                self.pos += 1
+                last = steps[-1]
+                steps.append(_Step(last.node, col, last.weight))
+                added = last.node.cost
+            else:
+                step = self.step()
+                steps.append(step)
+                added = step.node.cost * step.copies
+            total += added
+            if total > MAX_STEPS_PER_CYCLE:
+                raise _fail(f"the step at {col} makes more than {MAX_STEPS_PER_CYCLE} steps per cycle", col)
+
+    def step(self) -> _Step:
+        col = self.pos + 1
+        step = _Step(self.term(), col)
+        while True:
+            ch, mod_col = self.peek(), self.pos + 1
+            if ch == "*":
+                self.pos += 1
+                word, factor = self.number("*", mod_col, "a number")
+                if factor <= 0:
+                    raise _fail(f"'*' at {mod_col} needs a number more than 0", mod_col)
+                if factor > MAX_STEPS_PER_CYCLE:
+                    raise _fail(f"'*{word}' at {mod_col} makes more than {MAX_STEPS_PER_CYCLE} "
+                                f"steps per cycle", mod_col)
+                step.node = _fast(factor, step.node, mod_col, f"'*{word}'")
+            elif ch == "!":
+                self.pos += 1
+                if self.peek() in _WORD_CHARS:
+                    _, copies = self.number("!", mod_col, "a whole number of copies", whole=True)
+                    if copies < 1:
+                        raise _fail(f"'!' at {mod_col} needs at least 1 copy", mod_col)
+                    step.copies += int(copies) - 1
+                else:
+                    step.copies += 1
+                if step.copies * step.node.cost > MAX_STEPS_PER_CYCLE:
+                    raise _fail(f"'!' at {mod_col} makes more than {MAX_STEPS_PER_CYCLE} steps per cycle",
+                                mod_col)
+            elif ch == "@":
+                self.pos += 1
+                _, weight = self.number("@", mod_col, "a weight")
+                if weight <= 0:
+                    raise _fail(f"'@' at {mod_col} needs a weight more than 0", mod_col)
+                step.weight = weight
+            elif ch == "(":
+                step.node = self.euclid(step.node, mod_col)
+            else:
+                return step
+
+    def number(self, op: str, col: int, what: str, whole: bool = False) -> tuple[str, Fraction]:
+        word = self.word()
+        pattern = _INTEGER if whole else _NUMBER
+        if not word or not pattern.match(word):
+            got = f", got '{_clip(word)}'" if word else ""
+            raise _fail(f"expected {what} after '{op}' at {col}{got}", col)
+        if len(word) > _MAX_NUMBER_CHARS:
+            raise _fail(f"the number after '{op}' at {col} is too long", col)
+        return word, Fraction(word)
+
+    def euclid(self, node: _Node, col: int) -> _Node:
+        self.pos += 1  # the '('
+        args: list[int] = []
+        names = ("hits", "steps", "rotation")
+        while True:
+            self.skip_space()
+            word = self.word()
+            if not _INTEGER.match(word) or len(word) > _MAX_NUMBER_CHARS:
+                if not word and not self.peek():
+                    raise _fail(f"unbalanced '(' at {col}: a closing ')' is missing", col)
+                got = f", got '{_clip(word)}'" if word else ""
+                raise _fail(f"expected a whole number of {names[len(args)]} in '(k,n,r)' at {col}{got}", col)
+            args.append(int(word))
+            self.skip_space()
+            ch = self.peek()
+            self.pos += 1
+            if ch == ")" and len(args) >= 2:
+                break
+            if ch == "," and len(args) < 3:
+                continue
+            if not ch:
+                raise _fail(f"unbalanced '(' at {col}: a closing ')' is missing", col)
+            if ch == ")":
+                raise _fail(f"'(' at {col} needs hits and steps: 'a(3,8)'", col)
+            expected = ("','", "',' or ')'", "')'")[len(args) - 1]
+            raise _fail(f"expected {expected} in '(k,n,r)' at {col}, got {_show(ch)}", col)
+        hits, steps = args[0], args[1]
+        rotation = args[2] if len(args) == 3 else 0
+        if not 1 <= steps <= MAX_STEPS_PER_CYCLE:
+            raise _fail(f"'(k,n)' at {col} needs 1 to {MAX_STEPS_PER_CYCLE} steps, got {steps}", col)
+        if not 0 <= hits <= steps:
+            raise _fail(f"'(k,n)' at {col} needs 0 to {steps} hits, got {hits}", col)
+        bits = _bjorklund(hits, steps)
+        shift = rotation % steps
+        bits = bits[shift:] + bits[:shift]
+        if hits * node.cost + steps - hits > MAX_STEPS_PER_CYCLE:
+            raise _fail(f"'({hits},{steps})' at {col} makes more than {MAX_STEPS_PER_CYCLE} steps per cycle",
+                        col)
+        return _seq([(node if bit else _REST, Fraction(1)) for bit in bits], col, f"'({hits},{steps})'")
+
+    def term(self) -> _Node:
+        ch, col = self.peek(), self.pos + 1
+        if ch in _CLOSERS:
+            if self.depth >= MAX_DEPTH:
+                raise _fail(f"{_show(ch)} at {col} is nested more than {MAX_DEPTH} levels deep", col)
+            self.pos += 1
+            self.depth += 1
+            node = self.stack(ch, col)
+            self.depth -= 1
+            return node
+        if ch == "~":
+            self.pos += 1
+            return _REST
+        if ch in _WORD_CHARS:
+            return self.value(self.word(), col)
+        raise self.unexpected()
+
+    def value(self, word: str, col: int) -> _Atom:
+        if _NUMBER.match(word):
+            number = float(word)
+            if not math.isfinite(number):
+                raise _fail(f"the number '{_clip(word)}' at {col} is too large", col)
+            return _Atom(number)
+        if word[0].isalpha():
+            if not self.notes:
+                if _NOTE.match(word):
+                    raise _fail(f"'{_clip(word)}' at {col} is a note name, but this pattern takes numbers",
+                                col)
+                raise _fail(f"expected a number at {col}, got '{_clip(word)}'", col)
+            midi = _note_number(word, col)
+            if midi is None:
+                raise _fail(_unknown_note(word, col), col)
+            return _Atom(float(midi))
+        if word == ".":
+            raise _fail(f"'.' (grouping) at {col} is not supported: use '[...]'", col)
+        what = "a number or a note" if self.notes else "a number"
+        raise _fail(f"expected {what} at {col}, got '{_clip(word)}'", col)
+
+    def unexpected(self) -> SynthError:
+        ch, col = self.peek(), self.pos + 1
+        if ch in _UNSUPPORTED:
+            return _fail(_UNSUPPORTED[ch].replace("{col}", str(col)), col)
+        if ch and ch in "*!@(":
+            return _fail(f"{_show(ch)} at {col} must follow a step directly, with no space", col)
+        if ch == ")":
+            return _fail(f"unbalanced ')' at {col}: there is no '(' to close", col)
+        return _fail(f"unexpected {_show(ch)} at {col}", col)

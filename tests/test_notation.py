@@ -1,0 +1,381 @@
+"""The pattern mini-notation: exact events for every construct, the place of
+every error, and no input that can crash, hang or blow up the parser."""
+import random
+from dataclasses import FrozenInstanceError
+from fractions import Fraction as F
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from synthcli.errors import SynthError
+from synthcli.sequencer.notation import (MAX_STEPS_PER_CYCLE, Event, Pattern, _query, note_to_midi,
+                                         parse_pattern)
+
+
+def ev(text, cycle=0, notes=True):
+    """The events of one cycle as (start, duration, value) tuples."""
+    return [(e.start, e.duration, e.value) for e in parse_pattern(text, notes=notes).events(cycle)]
+
+
+def raw_events(pattern, cycle):
+    """The events of a cycle computed afresh, without the per-period cache,
+    to check the period itself."""
+    out = []
+    _query(pattern.root, F(cycle), F(cycle + 1), F(-cycle), F(1), out)
+    return sorted(out, key=lambda e: (e.start, e.value, e.duration))
+
+
+def grid(value, n, hits):
+    """Events of ``value`` on the given steps of an n-step grid."""
+    return [(F(i, n), F(1, n), value) for i in hits]
+
+
+C3, E3, G3, C4 = 48.0, 52.0, 55.0, 60.0
+
+
+# --- one construct at a time --------------------------------------------------
+
+def test_steps_share_the_cycle_evenly():
+    assert ev("c3 e3 g3") == [(F(0), F(1, 3), C3), (F(1, 3), F(1, 3), E3), (F(2, 3), F(1, 3), G3)]
+
+
+def test_single_step_fills_the_cycle():
+    assert ev("c4") == [(F(0), F(1), C4)]
+    assert ev("  c4\t") == [(F(0), F(1), C4)]
+
+
+def test_rests_take_a_step_and_play_nothing():
+    assert ev("c3 ~ e3 ~") == [(F(0), F(1, 4), C3), (F(1, 2), F(1, 4), E3)]
+    assert ev("~") == []
+    assert ev("~ ~ c3") == [(F(2, 3), F(1, 3), C3)]
+
+
+def test_brackets_subdivide_a_step():
+    assert ev("c3 [e3 g3]") == [(F(0), F(1, 2), C3), (F(1, 2), F(1, 4), E3), (F(3, 4), F(1, 4), G3)]
+
+
+def test_nested_brackets():
+    assert ev("[[c3 e3] g3]") == [(F(0), F(1, 4), C3), (F(1, 4), F(1, 4), E3), (F(1, 2), F(1, 2), G3)]
+    assert ev("[[[c3]]]") == [(F(0), F(1), C3)]
+
+
+def test_stack_is_a_chord():
+    assert ev("[c3,e3,g3] c4") == [(F(0), F(1, 2), C3), (F(0), F(1, 2), E3), (F(0), F(1, 2), G3),
+                                   (F(1, 2), F(1, 2), C4)]
+
+
+def test_stack_of_sequences():
+    assert ev("[c3 g3, c4 c4 c4]") == [
+        (F(0), F(1, 2), C3), (F(0), F(1, 3), C4), (F(1, 3), F(1, 3), C4),
+        (F(1, 2), F(1, 2), G3), (F(2, 3), F(1, 3), C4)]
+
+
+def test_stack_at_the_top_level():
+    assert ev("c3, c4*2") == [(F(0), F(1), C3), (F(0), F(1, 2), C4), (F(1, 2), F(1, 2), C4)]
+
+
+def test_fast_repeats_within_the_step():
+    assert ev("c3*2 e3") == [(F(0), F(1, 4), C3), (F(1, 4), F(1, 4), C3), (F(1, 2), F(1, 2), E3)]
+    assert ev("[c3 e3]*2") == [(F(0), F(1, 4), C3), (F(1, 4), F(1, 4), E3),
+                               (F(1, 2), F(1, 4), C3), (F(3, 4), F(1, 4), E3)]
+
+
+def test_chord_times_four_is_four_chords_a_bar():
+    events = ev("[c3,e3,g3]*4")
+    assert events == [(F(i, 4), F(1, 4), v) for i in range(4) for v in (C3, E3, G3)]
+
+
+def test_fractional_fast_lets_notes_cross_the_bar():
+    assert ev("c3*1.5", 0) == [(F(0), F(2, 3), C3), (F(2, 3), F(2, 3), C3)]
+    assert ev("c3*1.5", 1) == [(F(1, 3), F(2, 3), C3)]
+    assert ev("c3*0.5", 0) == [(F(0), F(2), C3)]
+    assert ev("c3*0.5", 1) == []
+
+
+def test_replicate_makes_steps():
+    assert ev("c3!3 e3") == grid(C3, 4, [0, 1, 2]) + grid(E3, 4, [3])
+    assert ev("c3!3 e3") == ev("c3 c3 c3 e3")
+
+
+def test_bare_bang_repeats_the_previous_step():
+    assert ev("c3 ! e3") == ev("c3 c3 e3")
+    assert ev("c3! e3") == ev("c3 c3 e3")
+    assert ev("c3 ! ! e3") == ev("c3!3 e3")
+    assert ev("c3@2 !") == ev("c3@2 c3@2")
+
+
+def test_alternation_one_per_cycle():
+    for cycle, first in enumerate([C3, E3, C3, E3]):
+        assert ev("<c3 e3> g3", cycle) == [(F(0), F(1, 2), first), (F(1, 2), F(1, 2), G3)]
+
+
+def test_nested_alternation_takes_turns():
+    assert [ev("<c3 <e3 g3>>", c)[0][2] for c in range(4)] == [C3, E3, C3, G3]
+
+
+def test_alternation_sped_up_plays_through_the_list():
+    assert ev("<c3 e3>*2", 0) == ev("c3 e3")
+    assert [[e[2] for e in ev("<c3 e3 g3>*2", c)] for c in range(3)] == [[C3, E3], [G3, C3], [E3, G3]]
+
+
+def test_tie_lengthens_the_previous_step():
+    assert ev("c3 _ e3") == [(F(0), F(2, 3), C3), (F(2, 3), F(1, 3), E3)]
+    assert ev("c3 _ _ e3") == [(F(0), F(3, 4), C3), (F(3, 4), F(1, 4), E3)]
+    assert ev("~ _ c3") == [(F(2, 3), F(1, 3), C3)]
+
+
+def test_tie_stays_in_its_sequence():
+    assert ev("[c3 _, e3 g3]") == [(F(0), F(1), C3), (F(0), F(1, 2), E3), (F(1, 2), F(1, 2), G3)]
+    assert ev("[c3 e3] _ g3") == [(F(0), F(1, 3), C3), (F(1, 3), F(1, 3), E3), (F(2, 3), F(1, 3), G3)]
+
+
+def test_tie_after_replicate_lengthens_the_last_copy():
+    assert ev("c3!2 _") == ev("c3 c3@2")
+
+
+def test_tie_in_alternation_spans_cycles():
+    assert ev("<c3 _ e3>", 0) == [(F(0), F(2), C3)]
+    assert ev("<c3 _ e3>", 1) == []
+    assert ev("<c3 _ e3>", 2) == [(F(0), F(1), E3)]
+    assert ev("<c3@2 e3>", 3) == [(F(0), F(2), C3)]
+
+
+def test_weights():
+    assert ev("c3@3 e3") == [(F(0), F(3, 4), C3), (F(3, 4), F(1, 4), E3)]
+    assert ev("c3@1.5 e3") == [(F(0), F(3, 5), C3), (F(3, 5), F(2, 5), E3)]
+    assert ev("c3@3 e3") == ev("c3 _ _ e3")
+
+
+@pytest.mark.parametrize("text, n, hits", [
+    ("c3(3,8)", 8, [0, 3, 6]),          # x..x..x.
+    ("c3(5,8)", 8, [0, 2, 3, 5, 6]),    # x.xx.xx.
+    ("c3(4,7)", 7, [0, 2, 4, 6]),       # x.x.x.x
+    ("c3(2,5)", 5, [0, 2]),             # x.x..
+    ("c3(7,16)", 16, [0, 3, 5, 7, 10, 12, 14]),
+    ("c3(4,4)", 4, [0, 1, 2, 3]),
+    ("c3(0,4)", 4, []),
+    ("c3(3,8,2)", 8, [1, 4, 6]),        # rotated left by 2: .x..x.x.
+    ("c3(3,8,-1)", 8, [1, 4, 7]),       # rotated right by 1: .x..x..x
+    ("c3(3,8,10)", 8, [1, 4, 6]),       # rotation wraps around
+    ("c3( 3 , 8 )", 8, [0, 3, 6]),
+])
+def test_euclid(text, n, hits):
+    assert ev(text) == grid(C3, n, hits)
+
+
+def test_euclid_combines_with_other_constructs():
+    assert ev("[c3 e3](3,8)") == [(F(i, 16), F(1, 16), v) for i, v in
+                                  [(0, C3), (1, E3), (6, C3), (7, E3), (12, C3), (13, E3)]]
+    assert ev("<c3 e3>(3,8)", 1) == grid(E3, 8, [0, 3, 6])
+    assert ev("c3(3,8)*2") == grid(C3, 16, [0, 3, 6, 8, 11, 14])
+    assert ev("c3(3,8) e3") == grid(C3, 16, [0, 3, 6]) + [(F(1, 2), F(1, 2), E3)]
+
+
+# --- values -------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, midi", [
+    ("c4", 60), ("c#4", 61), ("db4", 61), ("cs4", 61), ("df4", 61), ("eb3", 51), ("e3", 52),
+    ("C4", 60), ("a4", 69), ("b#3", 60), ("cb4", 59), ("c##4", 62), ("c", 48), ("e", 52),
+    ("c-1", 0), ("g9", 127),
+])
+def test_note_names(name, midi):
+    assert note_to_midi(name) == midi
+    assert ev(name) == [(F(0), F(1), float(midi))]
+
+
+def test_midi_numbers_and_fractions():
+    assert [e[2] for e in ev("60 60.5 61.")] == [60.0, 60.5, 61.0]
+
+
+def test_value_mode_takes_numbers():
+    assert ev("400 800 1600 3200", notes=False) == [(F(i, 4), F(1, 4), v)
+                                                  for i, v in enumerate([400.0, 800.0, 1600.0, 3200.0])]
+    assert [e[2] for e in ev("-0.5 .25 <1 2>", notes=False)] == [-0.5, 0.25, 1.0]
+
+
+def test_value_mode_rejects_note_names():
+    with pytest.raises(SynthError) as info:
+        parse_pattern("400 c4", notes=False)
+    assert info.value.col == 5
+    assert "'c4' at 5 is a note name" in info.value.message
+
+
+def test_events_are_sorted_by_start_then_value():
+    assert [e[2] for e in ev("[g3,c3,e3]")] == [C3, E3, G3]
+    assert [e[2] for e in ev("g3, c3")] == [C3, G3]
+
+
+def test_values_are_immutable_and_exact():
+    pattern = parse_pattern("c3*16")
+    assert isinstance(pattern, Pattern) and pattern == parse_pattern("c3*16")
+    assert hash(pattern) == hash(parse_pattern("c3*16"))
+    event = pattern.events(0)[5]
+    assert event == Event(F(5, 16), F(1, 16), C3) and event.end == F(6, 16)
+    assert isinstance(event.start, F) and isinstance(event.duration, F)
+    with pytest.raises(FrozenInstanceError):
+        event.value = 1.0
+    with pytest.raises(FrozenInstanceError):
+        pattern.text = "x"
+    assert str(pattern) == "c3*16"
+
+
+@pytest.mark.parametrize("text, period", [
+    ("c3 e3", 1), ("<c3 e3>", 2), ("<c3 e3>*2", 1), ("<c3 e3 g3>*2", 3), ("<c3 <e3 g3>>", 4),
+    ("<c3!3> <e3!5>", 15), ("c3*1.5", 2), ("c3*0.5", 2), ("<c3 _ e3>", 3), ("<c3@1.5 e3>", 5),
+])
+def test_period_is_when_the_pattern_repeats(text, period):
+    pattern = parse_pattern(text)
+    assert pattern.period == period
+    for cycle in range(period):
+        assert raw_events(pattern, cycle) == raw_events(pattern, cycle + period) == pattern.events(cycle)
+        assert pattern.events(cycle + 7 * period) == pattern.events(cycle)
+
+
+# --- errors -------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, col, words", [
+    ("c3 [e3 g3", 4, "unbalanced '[' at 4: a closing ']' is missing"),
+    ("c3 <e3 g3", 4, "unbalanced '<' at 4: a closing '>' is missing"),
+    ("c3 e3]", 6, "unbalanced ']' at 6: there is no '['"),
+    ("c3 e3>", 6, "unbalanced '>' at 6"),
+    ("[c3 e3>", 7, "mismatched '>' at 7"),
+    ("h3", 1, "unknown note 'h3' at 1"),
+    ("c3 cutoff", 4, "unknown note 'cutoff' at 4"),
+    ("c12", 1, "outside MIDI 0-127"),
+    ("g#9", 1, "outside MIDI 0-127"),
+    ("6x", 1, "expected a number or a note at 1, got '6x'"),
+    ("a b*", 4, "expected a number after '*' at 4"),
+    ("a*x", 2, "expected a number after '*' at 2, got 'x'"),
+    ("a*0", 2, "more than 0"),
+    ("a@", 2, "expected a weight after '@' at 2"),
+    ("a@0", 2, "weight more than 0"),
+    ("a!0", 2, "at least 1 copy"),
+    ("a!1.5", 2, "whole number of copies"),
+    ("a *2", 3, "must follow a step directly"),
+    ("_ a", 1, "'_' at 1 has no step before it"),
+    ("[a, _]", 5, "'_' at 5 has no step before it"),
+    ("! a", 1, "'!' at 1 has no step before it"),
+    ("", 1, "empty pattern"),
+    ("   ", 1, "empty pattern"),
+    ("a []", 3, "empty '[]' at 3"),
+    ("<>", 1, "empty '<>' at 1"),
+    ("a,", 2, "nothing after ',' at 2"),
+    ("[a, ]", 3, "nothing after ',' at 3"),
+    (",a", 1, "empty sequence before ',' at 1"),
+    ("a(3,8", 2, "unbalanced '(' at 2: a closing ')' is missing"),
+    ("a(3)", 2, "needs hits and steps"),
+    ("a(3;8)", 2, "expected ','"),
+    ("a(3,8,1,2)", 2, "expected ')'"),
+    ("a(x,8)", 2, "expected a whole number of hits"),
+    ("a(9,8)", 2, "0 to 8 hits"),
+    ("a(1,0)", 2, "1 to 1024 steps"),
+    ("a )", 3, "unbalanced ')' at 3"),
+    ("a/2", 2, "'/' (slow down) at 2 is not supported"),
+    ("a?", 2, "not supported"),
+    ("a|b", 2, "not supported"),
+    ("{a b}", 1, "not supported"),
+    ("a:3", 2, "not supported"),
+    ("a . b", 3, "'.' (grouping) at 3 is not supported"),
+    ("a $", 3, "unexpected '$' at 3"),
+    ("a " + "9" * 400, 3, "too large"),
+])
+def test_errors_name_the_column(text, col, words):
+    with pytest.raises(SynthError) as info:
+        parse_pattern(text)
+    assert info.value.col == col
+    assert words in info.value.message
+
+
+@pytest.mark.parametrize("text, col", [
+    ("a*100000", 2),
+    ("a*1025", 2),
+    ("[a b]*513", 6),
+    ("a!1025", 2),
+    ("~!1025", 2),
+    ("[a*32]*33", 7),
+    ("[[a*32]*32]*2", 12),
+    ("a(1000000,2000000)", 2),
+    ("a*99999999999999999999", 2),
+    ("a!99999999999999999999", 2),
+    ("<a@0.0000001>", 1),
+    ("a*1" + "0" * 5000, 2),
+])
+def test_busy_patterns_are_refused_at_once(text, col):
+    with pytest.raises(SynthError) as info:
+        parse_pattern(text)
+    assert info.value.col == col
+
+
+def test_the_limit_itself_is_allowed():
+    assert len(ev("c3*1024")) == MAX_STEPS_PER_CYCLE
+    assert len(ev("[c3*32]*32")) == MAX_STEPS_PER_CYCLE
+    assert len(ev(" ".join(["c3"] * 1024))) == MAX_STEPS_PER_CYCLE
+    with pytest.raises(SynthError) as info:
+        parse_pattern(" ".join(["c3"] * 1025))
+    assert info.value.col == 1024 * 3 + 1
+
+
+def test_deep_nesting_is_refused():
+    with pytest.raises(SynthError, match="nested more than 64"):
+        parse_pattern("[" * 5000 + "a" + "]" * 5000)
+    with pytest.raises(SynthError, match="nested more than 64"):
+        parse_pattern("a" + "(1,2)" * 200)
+    assert ev("a" + "*1" * 5000) == [(F(0), F(1), 57.0)]  # chains of '*' merge
+
+
+# --- any text parses or fails cleanly ----------------------------------------
+
+_ALPHABET = "abcdefgh#sb0123456789.-~[]<>,*!@_() \t/?:|{}"
+
+
+def _check(text, notes):
+    try:
+        pattern = parse_pattern(text, notes=notes)
+    except SynthError as error:
+        assert isinstance(error.col, int) and 1 <= error.col <= max(1, len(text))
+        assert str(error.col) in error.message or not text.strip()
+        return
+    for cycle in (0, 1, 5):
+        events = pattern.events(cycle)
+        assert events == raw_events(pattern, cycle + pattern.period)
+        assert len(events) <= MAX_STEPS_PER_CYCLE
+        assert events == sorted(events, key=lambda e: (e.start, e.value, e.duration))
+        for event in events:
+            assert isinstance(event.start, F) and 0 <= event.start < 1
+            assert isinstance(event.duration, F) and event.duration > 0
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.text(alphabet=_ALPHABET, max_size=40), st.text(max_size=40)), st.booleans())
+def test_any_text_parses_or_fails_cleanly(text, notes):
+    _check(text, notes)
+
+
+def _random_pattern(rng, depth=0):
+    """A valid pattern built from the grammar, to exercise the query more
+    than random text can (plain ``random``: hypothesis' recursive
+    strategies are too slow to draw hundreds of these)."""
+    def step():
+        if depth < 3 and rng.random() < 0.25:
+            inner = _random_pattern(rng, depth + 1)
+            body = ",".join(inner for _ in range(rng.randint(1, 2)))
+            term = rng.choice(["[{}]", "<{}>"]).format(body)
+        else:
+            term = rng.choice(["c3", "e3", "g3", "60", "~", "c#4", "eb3", "a", "[c3,e3,g3]"])
+        return term + rng.choice(["", "", "", "*2", "*3", "*1.5", "*0.5", "!", "!3", "@2", "@1.5",
+                                  "(3,8)", "(5,8,2)", "(2,3)", " _", " !"])
+    return " ".join(step() for _ in range(rng.randint(1, 4)))
+
+
+def test_generated_patterns_query_cleanly():
+    rng = random.Random(1234)
+    parsed = 0
+    for _ in range(200):
+        text = _random_pattern(rng)
+        try:
+            parse_pattern(text)
+            parsed += 1
+        except SynthError as error:  # valid by construction, but may be too busy
+            assert "steps per cycle" in error.message
+        _check(text, True)
+    assert parsed > 150
