@@ -178,6 +178,8 @@ class Module:
     params : tuple of Param
     state_fields : tuple of str
         Names of the numpy-array attributes that hold DSP state.
+    accepts_notes : bool
+        A note source: patterns and MIDI send it NoteOn/NoteOff events.
     samplerate : float
     blocksize : int
     channels : int
@@ -190,6 +192,7 @@ class Module:
     outputs: ClassVar[tuple[Port, ...]] = ()
     params: ClassVar[tuple[Param, ...]] = ()
     state_fields: ClassVar[tuple[str, ...]] = ()
+    accepts_notes: ClassVar[bool] = False
 
     def __init__(self, samplerate: float, blocksize: int, channels: int) -> None:
         self.samplerate = float(samplerate)

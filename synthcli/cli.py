@@ -43,13 +43,33 @@ def registry():
 
 
 def load_source(path: Path, reg):
-    """Read a patch file into a Patch, turning user errors into one line."""
+    """Read a patch or song file: ``(patch, song)``, song None for a patch.
+    Any user error ends the command with one line naming file:line:col."""
     from .errors import SynthError
-    from .patch import load_patch
+    from .language import parse_text
+    from .patch import Patch
+    from .sequencer.song import Song, is_song
     try:
-        return load_patch(path, reg)
+        text = read_text(path)
+        commands = parse_text(text, str(path))
+        if is_song(commands):
+            song = Song(reg, text, str(path))
+            return song.patch, song
+        patch = Patch(reg)
+        patch.apply_all(commands, str(path))
+        return patch, None
     except SynthError as error:
         fail(str(error))
+
+
+def read_text(path: Path) -> str:
+    from .errors import SynthError
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SynthError(f"cannot read: {error.strerror}", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise SynthError("not a text file (it is not valid UTF-8)", source=str(path)) from None
 
 
 @app.callback()
@@ -96,23 +116,30 @@ def describe(entry, reg) -> dict:
 
 @app.command()
 def check(file: Path = typer.Argument(..., help="A patch file.")) -> None:
-    """Check a file for errors without playing it; exit status 2 on the first error."""
+    """Check a patch or song for errors without playing it; exit status 2 on the first error."""
     from .engine.schedule import compile_patch
     from .errors import SynthError
-    patch = load_source(file, registry())
+    patch, song = load_source(file, registry())
     try:
         schedule = compile_patch(patch)
     except SynthError as error:
         fail(str(error.at(source=str(file))))
-    typer.echo(f"{file}: ok ({len(patch.modules) - 1} modules, {len(patch.cables)} cables"
-               f"{f', {len(schedule.delayed)} delayed by a block' if schedule.delayed else ''})")
+    about = f"{len(patch.modules) - 1} modules, {len(patch.cables)} cables"
+    if schedule.delayed:
+        about += f", {len(schedule.delayed)} delayed by a block"
+    if song is not None:
+        about += (f", {song.length} bars at {float(song.tempo):g} BPM, {float(song.bar_start(song.length)):.1f} s, "
+                  f"{len(song.voices) + sum(1 for cs in song.timed.values() for c in cs if c.verb == 'pattern')} "
+                  f"patterns")
+    typer.echo(f"{file}: ok ({about})")
 
 
 @app.command()
 def render(
-    file: Path = typer.Argument(..., help="A patch file."),
+    file: Path = typer.Argument(..., help="A patch or song file."),
     output: Path = typer.Option(..., "-o", "--output", help="The WAV file to write."),
-    duration: float = typer.Option(4.0, "--duration", "-d", help="Seconds to render."),
+    duration: Optional[float] = typer.Option(None, "--duration", "-d",
+                                             help="Seconds to render (default: a song's length, 4 for a patch)."),
     samplerate: int = typer.Option(48000, "--samplerate", "-r", help="Samples per second."),
     blocksize: int = typer.Option(256, "--blocksize", "-b", help="Samples per block."),
     fmt: str = typer.Option("float32", "--format", help="float32, pcm24 or pcm16."),
@@ -121,11 +148,12 @@ def render(
                                           help="Worker threads/processes besides the engine (default: cores - 1)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Render a patch offline to a WAV file (no sound card needed).
+    """Render a patch or song offline to a WAV file (no sound card needed).
 
-    The output is bit-identical whatever the executor and worker count."""
+    The output is bit-identical whatever the executor and worker count, and
+    a song renders to the samples `synth play` sends to the device."""
     from .engine.core import Engine, check_executor
-    from .engine.render import render_to_wav
+    from .engine.render import Performance, blocks_for, render_to_wav
     from .errors import SynthError
     try:
         check_executor(executor, workers)
@@ -136,12 +164,18 @@ def render(
     if not 1 <= blocksize <= 8192:
         fail(f"--blocksize {blocksize} is out of range (1..8192)")
     reg = registry()
-    patch = load_source(file, reg)
+    patch, song = load_source(file, reg)
+    if song is None and duration is None:
+        duration = 4.0
     try:
+        blocks = None if duration is None else blocks_for(duration, samplerate, blocksize)
+        frames = None if duration is None else round(duration * samplerate)
         with Engine(reg, samplerate, blocksize, executor=executor, workers=workers) as engine:
-            engine.load(patch)
+            if song is None:
+                engine.load(patch)
+            performance = Performance(engine, song, blocks)
             with Progress(quiet) as progress:
-                frames = render_to_wav(engine, output, duration, fmt, progress.update)
+                frames = render_to_wav(performance, output, frames, fmt, progress.update)
     except SynthError as error:
         fail(str(error))
     if not quiet:
@@ -150,8 +184,9 @@ def render(
 
 @app.command()
 def play(
-    file: Path = typer.Argument(..., help="A patch file."),
-    duration: Optional[float] = typer.Option(None, "--duration", "-d", help="Seconds to play (default: until Ctrl-C)."),
+    file: Path = typer.Argument(..., help="A patch or song file."),
+    duration: Optional[float] = typer.Option(None, "--duration", "-d",
+                                             help="Seconds to play (default: a song's length, a patch until Ctrl-C)."),
     device: Optional[str] = typer.Option(None, "--device", help="Output device number or name (see `synth devices`)."),
     samplerate: int = typer.Option(48000, "--samplerate", "-r", help="Samples per second."),
     blocksize: int = typer.Option(256, "--blocksize", "-b", help="Samples per block."),
@@ -159,8 +194,9 @@ def play(
     record: Optional[Path] = typer.Option(None, "--record", help="Also write what is played to this WAV file."),
     executor: str = typer.Option("processes", "--executor", "-x", help="inline, threads or processes."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes besides the engine."),
+    watch: bool = typer.Option(False, "--watch", help="Keep playing; apply every save of the file at the next bar."),
 ) -> None:
-    """Play a patch through the audio device until Ctrl-C (fades out cleanly)."""
+    """Play a patch or song through the audio device; Ctrl-C fades out and stops."""
     import math
     import time
     from .audio.engine_process import DEPTHS
@@ -178,12 +214,16 @@ def play(
     if duration is not None and not duration > 0:
         fail(f"--duration must be a positive number of seconds, got {duration}")
     reg = registry()
-    patch = load_source(file, reg)
+    patch, song = load_source(file, reg)
     blocks = None if duration is None else math.ceil(duration * samplerate / blocksize)
-    player = Player(patch.to_text(), record=str(record) if record else None,
+    player = Player(patch.to_text() if song is None else None, song=song.text if song else None,
+                    source=str(file), record=str(record) if record else None,
                     on_error=lambda message: typer.echo(f"error: {message}", err=True),
+                    on_applied=lambda bar, when: typer.echo(
+                        f"applied {file}" + (f" at bar {bar}" if bar else "") +
+                        f", {1e3 * (when - file.stat().st_mtime):.0f} ms after the save", err=True),
                     samplerate=samplerate, blocksize=blocksize, latency=latency, device=device,
-                    executor=executor, workers=workers, safe_mode=Options.safe_mode, blocks=blocks)
+                    executor=executor, workers=workers, safe_mode=Options.safe_mode, blocks=blocks, watch=watch)
     try:
         info = player.start()
     except SynthError as error:
@@ -191,9 +231,11 @@ def play(
     typer.echo(f"playing {file} on device {info['device']} at {samplerate} Hz, block {blocksize}, "
                f"output latency {info['latency_ms']:.1f} ms" + ("" if duration else "; Ctrl-C to stop"), err=True)
     signalled = None
+    watcher = Watcher(file, reg, song is not None) if watch else None
     try:
-        while not player.wait(0.2):
-            pass
+        while not player.wait(0.1):
+            if watcher is not None:
+                watcher.poll(player)
     except KeyboardInterrupt:
         pass
     except SystemExit as stop:   # SIGTERM or SIGHUP: stop as cleanly as for Ctrl-C
@@ -204,6 +246,50 @@ def play(
                f"{'' if xruns == 1 else 's'}" + (f", recorded to {record}" if record else ""), err=True)
     if signalled is not None:
         raise signalled
+
+
+class Watcher:
+    """--watch: on every save, check the whole file first; a good one goes
+    to the engine (it takes over at the next bar), a bad one is reported
+    and the old version plays on untouched."""
+
+    def __init__(self, path: Path, reg, is_song: bool) -> None:
+        self.path, self.reg, self.is_song = path, reg, is_song
+        self.stamp = self._stamp()
+
+    def _stamp(self):
+        try:
+            info = self.path.stat()
+            return info.st_mtime_ns, info.st_size
+        except OSError:
+            return None
+
+    def poll(self, player) -> None:
+        from .engine.schedule import compile_patch
+        from .errors import SynthError
+        from .language import parse_text
+        from .patch import Patch
+        from .sequencer.song import Song, is_song
+        stamp = self._stamp()
+        if stamp is None or stamp == self.stamp:
+            return
+        self.stamp = stamp
+        try:
+            text = read_text(self.path)
+            commands = parse_text(text, str(self.path))
+            if is_song(commands) != self.is_song:
+                raise SynthError("a file being played cannot turn from a patch into a song or back",
+                                 source=str(self.path))
+            if self.is_song:
+                compile_patch(Song(self.reg, text, str(self.path)).patch)
+                player.replace_song(text)
+            else:
+                patch = Patch(self.reg)
+                patch.apply_all(commands, str(self.path))
+                compile_patch(patch)
+                player.load(patch.to_text())
+        except SynthError as error:
+            typer.echo(f"error: {error} (still playing the last good version)", err=True)
 
 
 @app.command()

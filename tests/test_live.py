@@ -183,3 +183,43 @@ def test_missing_portaudio_says_what_to_install(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(patch)], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2
     assert "apt-get install libportaudio2" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_song_plays_exactly_what_it_renders(jack_server, tmp_path):
+    song = write(tmp_path, (ROOT / "songs" / "demo.seq").read_text().replace("length 16", "length 2"), "s.seq")
+    rendered, take = tmp_path / "render.wav", tmp_path / "take.wav"
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(song), "-o", str(rendered),
+                           "--executor", "processes", "--workers", "1"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    proc = play(song, "--record", take, "--workers", "1")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "0 xruns" in err, err
+    a, _ = soundfile.read(str(rendered), dtype="float32")
+    b, _ = soundfile.read(str(take), dtype="float32")
+    assert a.shape == b.shape and np.array_equal(a, b)
+
+
+def test_watch_applies_saves_at_the_next_bar_and_keeps_a_broken_one_out(jack_server, tmp_path):
+    base = "tempo 240\nlength 2\nadd keys kb voices=1\nadd vco o wave=sine\nconnect kb.voct o.voct\nconnect o out\n"
+    song = write(tmp_path, base + 'pattern kb "c4" legato=1\n', "live.seq")
+    take = tmp_path / "take.wav"
+    proc = play(song, "--watch", "--record", take)
+    wait_for_ports()
+    time.sleep(1.5)
+    song.write_text(base + 'pattern kb "a4" legato=1\n')
+    time.sleep(1.5)
+    song.write_text(base + 'pattern kb "a4 [c5"\n')
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err
+    applied = [line for line in err.splitlines() if line.startswith("applied")]
+    assert len(applied) == 1 and " at bar " in applied[0] and "ms after the save" in applied[0], err
+    assert "live.seq:7:16: unbalanced '['" in err and "still playing the last good version" in err
+    assert "0 xruns" in err
+    data, sr = soundfile.read(str(take))
+    bar = int(applied[0].split(" at bar ")[1].split(",")[0])
+    change = (bar - 1) * sr          # a bar lasts 1 s at 240 BPM
+    assert abs(peak_frequency(data[change - sr // 2:change, 0]) - 261.63) < 2
+    assert abs(peak_frequency(data[change + 1000:change + sr // 2, 0]) - 440.0) < 2
+    assert abs(peak_frequency(data[-sr // 2 - 2000:-2000, 0]) - 440.0) < 2   # the broken save changed nothing

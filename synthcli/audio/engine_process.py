@@ -20,27 +20,13 @@ import time
 
 import numpy as np
 
-from .ring import CALLBACKS, PLAYED, RECORDING, SILENCE, UNDERFLOWS, WRITTEN, XRUNS, Ring
+from .ring import CALLBACKS, ENDED, PLAYED, RECORDING, SILENCE, UNDERFLOWS, WRITTEN, XRUNS, Ring
 
-#: Fade-in at start and fade-out at stop, in seconds: long enough to avoid
-#: a click, short enough not to be heard as a fade.
-FADE_SECONDS = 0.005
 #: Slots beyond the render-ahead depth, so the recorder in the control
 #: process may lag by this many blocks without ever holding up the audio.
 RECORD_SLACK = 128
 #: Render-ahead depth in blocks for each --latency setting.
 DEPTHS = {"low": 1, "normal": 2, "safe": 4}
-
-
-def fade(blocksize: int, samplerate: float, rising: bool) -> np.ndarray:
-    """A raised-cosine ramp over FADE_SECONDS, padded to a whole block."""
-    n = min(blocksize, max(1, int(FADE_SECONDS * samplerate)))
-    ramp = np.ones(blocksize)
-    ramp[:n] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
-    if not rising:
-        ramp = np.zeros(blocksize)
-        ramp[:n] = 0.5 + 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
-    return ramp[None, :]
 
 
 class LiveEngine:
@@ -51,7 +37,6 @@ class LiveEngine:
         self.settings = settings
         self.commands: collections.deque = collections.deque()
         self.running = True
-        self.stopping = False
         self.peak = np.zeros(2)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
@@ -72,6 +57,9 @@ class LiveEngine:
             outdata[:] = ring.data[played % ring.slots]
             ring.log[slot_log] = played
             header[PLAYED] = played + 1
+        elif header[ENDED]:
+            outdata.fill(0)   # the piece is over and drained: silence is no xrun, nor a recorded block
+            return
         else:
             outdata.fill(0)
             ring.log[slot_log] = SILENCE
@@ -86,13 +74,11 @@ class LiveEngine:
 
     def render_loop(self) -> None:
         from ..errors import SynthError
-        engine, ring, depth = self.engine, self.ring, self.depth
-        rising = fade(engine.blocksize, engine.samplerate, True)
-        falling = fade(engine.blocksize, engine.samplerate, False)
-        limit = self.settings.get("blocks")
-        block_time = engine.blocksize / engine.samplerate
-        first = True
-        while True:
+        ring, depth, performance = self.ring, self.depth, self.performance
+        block_time = self.engine.blocksize / self.engine.samplerate
+        sequencer = performance.sequencer
+        applied = sequencer.swapped_at if sequencer else None
+        while not performance.over:
             while self.commands:
                 try:
                     self.apply(self.commands.popleft())
@@ -103,17 +89,18 @@ class LiveEngine:
                 if ready:
                     os.read(self.wake_r, 4096)
                 continue
-            block = engine.process_block()
-            out = ring.data[int(ring.header[WRITTEN]) % ring.slots]
-            ending = self.stopping or (limit is not None and engine.block >= limit)
-            if first or ending:
-                block = block * (rising if first else falling)
-                first = False
-            np.maximum(self.peak, np.abs(block).max(axis=1), out=self.peak)
-            out[:] = block.T
-            ring.header[WRITTEN] += 1
-            if ending:
+            try:
+                block = performance.next_block()
+            except Exception as error:  # a bug of ours: say so and stop, rather than hang silent
+                self.send(("error", f"the engine failed and stops: {type(error).__name__}: {error}"))
                 break
+            np.maximum(self.peak, np.abs(block).max(axis=1), out=self.peak)
+            ring.data[int(ring.header[WRITTEN]) % ring.slots] = block.T
+            ring.header[WRITTEN] += 1
+            if sequencer is not None and sequencer.swapped_at != applied:
+                applied = sequencer.swapped_at
+                self.send(("applied", applied + 1, time.time()))
+        ring.header[ENDED] = 1
         deadline = time.monotonic() + 1.0
         while ring.queued() > 0 and time.monotonic() < deadline:
             time.sleep(block_time / 2)
@@ -125,11 +112,15 @@ class LiveEngine:
             self.engine.set(*command[1:])
         elif kind == "load":
             self.engine.load(self.patch_from(command[1]))
+            self.send(("applied", None, time.time()))
+        elif kind == "song":
+            from ..sequencer.song import Song
+            self.performance.sequencer.replace(Song(self.registry, command[1], self.settings["source"]))
         elif kind == "send":
             _, name, delay, event = command
             self.engine.send(name, self.engine.time + delay, event)
         elif kind == "stop":
-            self.stopping = True
+            self.performance.stop()
         elif kind == "meters":
             self.send(("meters", self.meters()))
 
@@ -175,6 +166,7 @@ class LiveEngine:
 
     def run(self) -> int:
         from ..engine.core import Engine
+        from ..engine.render import Performance
         from ..errors import SynthError
         from ..plugins import load_registry
         from .devices import open_stream
@@ -187,7 +179,13 @@ class LiveEngine:
         try:
             self.engine = Engine(self.registry, s["samplerate"], s["blocksize"], executor=s["executor"],
                                  workers=s["workers"], deadline=deadline, live=True)
-            self.engine.load(self.patch_from(s["patch"]))
+            song = None
+            if s.get("song") is not None:
+                from ..sequencer.song import Song
+                song = Song(self.registry, s["song"], s["source"])
+            else:
+                self.engine.load(self.patch_from(s["patch"]))
+            self.performance = Performance(self.engine, song, s.get("blocks"), endless=s.get("watch", False))
         except SynthError as error:
             self.send(("failed", str(error)))
             return 2

@@ -24,18 +24,22 @@ class Player:
 
     Parameters
     ----------
-    patch : str
-        The patch text to play.
+    patch : str or None
+        The patch text to play, or None with ``song``.
+    song : str, optional
+        The text of a song to play instead (``source`` names its file).
     settings : keyword arguments
         ``samplerate``, ``blocksize``, ``latency`` (low, normal, safe),
         ``device``, ``executor``, ``workers``, ``safe_mode``, and ``blocks``
         (stop after this many blocks; None plays until stopped).
     """
 
-    def __init__(self, patch: str, *, record: str | None = None, on_error=None, **settings) -> None:
-        self.settings = {"patch": patch, "record": record, **settings}
+    def __init__(self, patch: str | None, *, song: str | None = None, source: str | None = None,
+                 record: str | None = None, on_error=None, on_applied=None, **settings) -> None:
+        self.settings = {"patch": patch, "song": song, "source": source, "record": record, **settings}
         self.record_path = record
         self.on_error = on_error or (lambda message: None)
+        self.on_applied = on_applied or (lambda bar, when: None)
         self.info: dict = {}
         self.final: dict = {}
         self._replies: queue.Queue = queue.Queue()
@@ -85,6 +89,8 @@ class Player:
                 self.on_error(message[1])
             elif kind == "meters":
                 self._replies.put(message[1])
+            elif kind == "applied":
+                self.on_applied(message[1], message[2])
             elif kind == "stopped":
                 self.final = message[1]
         self._stopped.set()
@@ -103,6 +109,10 @@ class Player:
 
     def load(self, patch_text: str) -> None:
         self.send("load", patch_text)
+
+    def replace_song(self, song_text: str) -> None:
+        """Play this version of the song from the next bar on."""
+        self.send("song", song_text)
 
     def meters(self, timeout: float = 1.0) -> dict:
         self.send("meters")

@@ -129,6 +129,7 @@ class Engine:
         self._smoothing: dict[tuple[str, str], float] = {}
         self._settle: list[tuple[str, str]] = []
         self._events: list[_Timed] = []
+        self._timed_sets: list[tuple[int, int, str, str, float]] = []
         self._seq = itertools.count()
 
     @property
@@ -159,7 +160,7 @@ class Engine:
                     current = self.params[key]
                     arena[rows.start:rows.stop] = current
                     if current != new:
-                        self._queue_set(node, pname, new)
+                        self._queue_set(node, pname, new, 0)
                 else:
                     arena[rows.start:rows.stop] = new
                     self.params[key] = new
@@ -169,19 +170,24 @@ class Engine:
         self.stats = {name: self.stats.get(name, ModuleStats()) for name in live}
         self.schedule, self.board, self.arena = schedule, board, arena
 
-    def set(self, name: str, param: str, value: float) -> None:
-        """Change a parameter from the next block (numbers glide over it)."""
+    def set(self, name: str, param: str, value: float, time: int | None = None) -> None:
+        """Change a parameter. Without ``time`` from the next block; with a
+        sample ``time`` from that very sample. A number glides to its new
+        value by the end of the block it starts in; a choice switches at
+        the start of that block."""
         if self.schedule is None:
             raise SynthError("no patch is loaded")
-        try:
-            node = self.schedule.node(name)
-        except KeyError:
-            raise SynthError(f"unknown module '{name}'") from None
+        node = self.schedule.by_name.get(name)
+        if node is None:
+            raise SynthError(f"unknown module '{name}'")
         if param not in node.param_base:
             raise SynthError(f"module '{name}' has no parameter '{param}'")
-        self._queue_set(node, param, float(value))
+        if time is None or time <= self.time:
+            self._queue_set(node, param, float(value), 0)
+        else:
+            heapq.heappush(self._timed_sets, (int(time), next(self._seq), name, param, float(value)))
 
-    def _queue_set(self, node: Node, param: str, value: float) -> None:
+    def _queue_set(self, node: Node, param: str, value: float, offset: int) -> None:
         spec = self.registry.get(node.type).cls.param(param)
         if spec.choices:
             self._smoothing.pop((node.name, param), None)
@@ -189,7 +195,7 @@ class Engine:
             self.arena[rows.start:rows.stop] = value
             self.params[(node.name, param)] = value
         else:
-            self._smoothing[(node.name, param)] = value
+            self._smoothing[(node.name, param)] = (value, offset)
 
     def send(self, name: str, time: int, event: tuple) -> None:
         """Deliver ``event`` to module ``name`` at sample ``time`` (a time
@@ -203,8 +209,13 @@ class Engine:
         view that the next call overwrites."""
         if self.schedule is None:
             raise SynthError("no patch is loaded")
-        self._apply_smoothing()
         end = self.time + self.blocksize
+        while self._timed_sets and self._timed_sets[0][0] < end:
+            when, _, name, param, value = heapq.heappop(self._timed_sets)
+            node = self.schedule.by_name.get(name)
+            if node is not None and param in node.param_base:
+                self._queue_set(node, param, value, when - self.time)
+        self._apply_smoothing()
         while self._events and self._events[0].time < end:
             timed = heapq.heappop(self._events)
             if timed.name in self.schedule.by_name:
@@ -215,19 +226,24 @@ class Engine:
         return self.arena[master.start:master.stop]
 
     def _apply_smoothing(self) -> None:
-        """Last block's glides now hold their target; new ones ramp over this
-        block, from the old value to the new, ending exactly on it."""
-        schedule = self.schedule
+        """Last block's glides now hold their target; new ones hold the old
+        value up to their start sample, then ramp to end exactly on the new
+        value at the end of this block."""
+        schedule, n = self.schedule, self.blocksize
         for key in self._settle:
-            rows = schedule.node(key[0]).param_base[key[1]]
-            self.arena[rows.start:rows.stop] = self.params[key]
+            if key[0] in schedule.by_name:
+                rows = schedule.node(key[0]).param_base[key[1]]
+                self.arena[rows.start:rows.stop] = self.params[key]
         self._settle = list(self._smoothing)
-        for key, new in self._smoothing.items():
+        for key, (new, offset) in self._smoothing.items():
             rows = schedule.node(key[0]).param_base[key[1]]
             old = self.params[key]
             first = self.arena[rows.start]
-            np.multiply(self._ramp, new - old, out=first)
-            first += old
+            first[:offset] = old
+            span = n - offset
+            ramp = self._ramp if offset == 0 else np.arange(1, span + 1) / span
+            np.multiply(ramp, new - old, out=first[offset:])
+            first[offset:] += old
             self.arena[rows.start + 1:rows.stop] = first
             self.params[key] = new
         self._smoothing.clear()

@@ -275,8 +275,13 @@ class ProcessExecutor:
     # -- control -----------------------------------------------------------
 
     def _send(self, worker: Worker, message: tuple) -> None:
-        worker.control.send(message)
-        os.write(worker.go, _BLOCK.pack(_CONTROL))
+        """A message for a worker; one that has died meanwhile is found out
+        at its next block, not here."""
+        try:
+            worker.control.send(message)
+            os.write(worker.go, _BLOCK.pack(_CONTROL))
+        except OSError:
+            pass
 
     def _handle(self, reply: tuple) -> None:
         if reply[0] == "fault":
@@ -382,8 +387,8 @@ class ProcessExecutor:
         for part, events in self.events.items():
             self._send(self.worker(part), ("events", events))
         self.events.clear()
-        for part in self.busy:
-            os.write(self.worker(part).go, _BLOCK.pack(block))
+        for part in list(self.busy):
+            self._post(part, block)
         waiting = set(self.busy)
         for step, needs in self.plan:
             for part in needs:
@@ -400,6 +405,21 @@ class ProcessExecutor:
             for part in self.busy:
                 self._send(self.worker(part), ("snapshot",))
 
+    def _post(self, part: int, block: int) -> None:
+        """Send "go"; a worker that died while idle is replaced first."""
+        try:
+            os.write(self.worker(part).go, _BLOCK.pack(block))
+        except BrokenPipeError:
+            self._recover(part, block, self._exit_reason(self.worker(part)))
+            os.write(self.worker(part).go, _BLOCK.pack(block))
+
+    def _exit_reason(self, worker: Worker) -> str:
+        worker.process.join(0.5)
+        code = worker.process.exitcode
+        if code is not None and code < 0:
+            return f"crashed ({signal.Signals(-code).name})"
+        return f"exited (status {code})"
+
     def _finish(self, part: int, block: int) -> None:
         """Wait for a worker's "done" within the deadline, or replace it."""
         worker = self.worker(part)
@@ -408,10 +428,7 @@ class ProcessExecutor:
         if poller.poll(self.deadline * 1000):
             if os.read(worker.done, 64):
                 return
-            worker.process.join(0.5)
-            code = worker.process.exitcode
-            reason = (f"crashed ({signal.Signals(-code).name})" if code is not None and code < 0
-                      else f"exited (status {code})")
+            reason = self._exit_reason(worker)
         else:
             worker.missed += 1
             reason = f"hung: missed its deadline ({self.deadline * 1e3:.0f} ms)"

@@ -1,11 +1,19 @@
-"""Offline rendering: a patch through the engine into a WAV file, as fast as
-the machine allows. Needs no PortAudio and no sound card."""
+"""What plays, block by block, for offline rendering and live play alike.
+
+:class:`Performance` is the one loop both use: it drives the sequencer
+around each engine block, fades the first block in and the last one out,
+and knows when the piece is over. Because ``synth render`` and ``synth
+play`` go through it, a song renders to the same samples that play sends
+to the device.
+"""
 from __future__ import annotations
 
 import math
 import time
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from ..errors import SynthError
 from .core import Engine
@@ -16,34 +24,105 @@ FORMATS = {"float32": "FLOAT", "pcm16": "PCM_16", "pcm24": "PCM_24"}
 #: name. The PEAK chunk of a float WAV carries the time of writing, which
 #: would make two renders of the same patch differ.
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050
+#: Fade-in at the start and fade-out at a stop, in seconds: long enough to
+#: avoid a click, short enough not to be heard as a fade.
+FADE_SECONDS = 0.005
 
 
-def render_to_wav(engine: Engine, path: str | Path, seconds: float, fmt: str = "float32",
+def fade(blocksize: int, samplerate: float, rising: bool) -> np.ndarray:
+    """A raised-cosine ramp over FADE_SECONDS as a ``(1, blocksize)`` gain:
+    rising ends at 1 and stays there, falling ends at 0 and stays there."""
+    n = min(blocksize, max(1, int(FADE_SECONDS * samplerate)))
+    half = 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
+    ramp = np.ones(blocksize) if rising else np.zeros(blocksize)
+    ramp[:n] = 0.5 - half if rising else 0.5 + half
+    return ramp[None, :]
+
+
+class Performance:
+    """A patch or a song played on an engine until it ends.
+
+    Parameters
+    ----------
+    engine : Engine
+    song : Song, optional
+        Drive the engine with this song's sequencer; without it, the
+        engine plays whatever patch it has.
+    blocks : int, optional
+        Stop after this many blocks (with a fade-out) even if the song
+        goes on; ``None`` plays a song to its end, a patch forever.
+    endless : bool
+        Ignore the song's length and play on (live coding with --watch).
+    """
+
+    def __init__(self, engine: Engine, song=None, blocks: int | None = None, endless: bool = False) -> None:
+        from ..sequencer.song import Sequencer
+        self.engine = engine
+        self.sequencer = Sequencer(song, engine, endless) if song is not None else None
+        self.limit = blocks
+        self.stopping = False
+        self.over = False
+        self._rising = fade(engine.blocksize, engine.samplerate, True)
+        self._falling = fade(engine.blocksize, engine.samplerate, False)
+
+    def stop(self) -> None:
+        """Fade out in the next block, then end."""
+        self.stopping = True
+
+    def next_block(self) -> np.ndarray:
+        """The next block of the master, ``(2, blocksize)``, faded where the
+        piece starts or is stopped; afterwards :attr:`over` tells whether
+        it was the last."""
+        engine = self.engine
+        if self.sequencer is not None:
+            self.sequencer.before_block()
+        first = engine.block == 0
+        block = engine.process_block()
+        ending = self.stopping or (self.limit is not None and engine.block >= self.limit)
+        if first or ending:
+            block = block * (self._rising if first else self._falling)
+            if first and ending:
+                block *= self._falling
+        if self.sequencer is not None and self.sequencer.after_block(block):
+            ending = True
+        self.over = ending
+        return block
+
+
+def render_to_wav(performance: Performance, path: str | Path, frames: int | None = None, fmt: str = "float32",
                   progress: Callable[[float], None] | None = None) -> int:
-    """Render ``seconds`` of the loaded patch into ``path``, streaming block
-    by block so memory does not grow with the length. ``progress`` gets the
-    fraction done now and then. Returns the number of frames written."""
+    """Render a performance into ``path``, block by block so memory does
+    not grow with the length; ``frames`` cuts it to an exact length.
+    ``progress`` gets the fraction done now and then (when it is known).
+    Returns the number of frames written."""
     import soundfile
 
     if fmt not in FORMATS:
         raise SynthError(f"unknown format '{fmt}' (choose {', '.join(FORMATS)})")
-    if not seconds > 0 or not math.isfinite(seconds):
-        raise SynthError(f"duration must be a positive number of seconds, got {seconds}")
-    frames = int(round(seconds * engine.samplerate))
+    engine = performance.engine
     try:
         out = soundfile.SoundFile(str(path), "w", int(engine.samplerate), 2, FORMATS[fmt], format="WAV")
     except (RuntimeError, OSError) as error:
         raise SynthError(f"cannot write {path}: {error}") from None
     soundfile._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)
+    sequencer = performance.sequencer
+    expected = frames or (sequencer.end if sequencer is not None else None)
     written = 0
     last_report = time.monotonic()
     with out:
-        while written < frames:
-            block = engine.process_block()
-            take = min(engine.blocksize, frames - written)
+        while not performance.over and (frames is None or written < frames):
+            block = performance.next_block()
+            take = engine.blocksize if frames is None else min(engine.blocksize, frames - written)
             out.write(block[:, :take].T)
             written += take
-            if progress is not None and time.monotonic() - last_report > 0.1:
+            if progress is not None and expected and time.monotonic() - last_report > 0.1:
                 last_report = time.monotonic()
-                progress(written / frames)
+                progress(min(1.0, written / expected))
     return written
+
+
+def blocks_for(seconds: float, samplerate: float, blocksize: int) -> int:
+    """Whole blocks that cover ``seconds``."""
+    if not seconds > 0 or not math.isfinite(seconds):
+        raise SynthError(f"duration must be a positive number of seconds, got {seconds}")
+    return math.ceil(seconds * samplerate / blocksize)

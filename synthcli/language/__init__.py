@@ -1,6 +1,7 @@
 """The synthcli command language: one parser for patches, songs, the REPL and OSC."""
-from .commands import Add, Command, Connect, Disconnect, Endpoint, Remove, Set, Token
+from .commands import Add, At, Command, Connect, Disconnect, Endpoint, Length, Meter, Pattern, Remove, Set, Tempo, Token
 from .parser import COMMANDS, parse_line, parse_text, tokenize
 
-__all__ = ["Add", "Command", "Connect", "Disconnect", "Endpoint", "Remove", "Set", "Token",
+__all__ = ["Add", "At", "Command", "Connect", "Disconnect", "Endpoint", "Length", "Meter", "Pattern", "Remove",
+           "Set", "Tempo", "Token",
            "COMMANDS", "parse_line", "parse_text", "tokenize"]

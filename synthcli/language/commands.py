@@ -87,3 +87,52 @@ class Set(Command):
 
     def __str__(self) -> str:
         return f"set {self.target} {self.value}"
+
+
+@dataclass(frozen=True)
+class Tempo(Command):
+    bpm: Token
+
+    def __str__(self) -> str:
+        return f"tempo {self.bpm}"
+
+
+@dataclass(frozen=True)
+class Meter(Command):
+    beats: int
+    unit: int
+
+    def __str__(self) -> str:
+        return f"meter {self.beats}/{self.unit}"
+
+
+@dataclass(frozen=True)
+class Length(Command):
+    bars: Token
+
+    def __str__(self) -> str:
+        return f"length {self.bars}"
+
+
+@dataclass(frozen=True)
+class Pattern(Command):
+    """``pattern TARGET "notation" [legato=x] [vel=x]``: TARGET is a note
+    source (``kb``) or a parameter (``f1.cutoff``)."""
+
+    target: Endpoint
+    text: Token                       # without the quotes; col is the first character inside
+    options: tuple[tuple[Token, Token], ...] = ()
+
+    def __str__(self) -> str:
+        return " ".join([f'pattern {self.target} "{self.text}"', *(f"{k}={v}" for k, v in self.options)])
+
+
+@dataclass(frozen=True)
+class At(Command):
+    """``at BAR COMMAND``: run a command when bar BAR (counted from 1) starts."""
+
+    bar: Token
+    command: Command
+
+    def __str__(self) -> str:
+        return f"at {self.bar} {self.command}"

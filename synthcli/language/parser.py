@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import SynthError, did_you_mean
-from .commands import Add, Command, Connect, Disconnect, Endpoint, Remove, Set, Token
+from .commands import Add, At, Command, Connect, Disconnect, Endpoint, Length, Meter, Pattern, Remove, Set, Tempo, Token
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _QUALIFIED_TYPE = re.compile(r"([A-Za-z0-9_.\-]+:)?[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -129,6 +129,84 @@ def _parse_set(words: list[Token], line: int) -> Set:
     return Set(line, words[0].col, target, words[2])
 
 
+def _number(token: Token, line: int, what: str, low: float, high: float, whole: bool = False) -> float:
+    try:
+        value = float(token)
+    except ValueError:
+        value = float("nan")
+    if not (low <= value <= high) or (whole and value != int(value)):
+        kind = "a whole number" if whole else "a number"
+        raise _fail(f"expected {kind} of {what} from {low:g} to {high:g}, got '{token}'", line, token.col)
+    return value
+
+
+def _parse_tempo(words: list[Token], line: int) -> Tempo:
+    _expect_args(words, line, 1, 1, COMMANDS["tempo"].syntax)
+    _number(words[1], line, "beats per minute", 1, 999)
+    return Tempo(line, words[0].col, words[1])
+
+
+def _parse_meter(words: list[Token], line: int) -> Meter:
+    _expect_args(words, line, 1, 1, COMMANDS["meter"].syntax)
+    beats, slash, unit = words[1].partition("/")
+    if not (slash and beats.isdigit() and unit.isdigit() and 1 <= int(beats) <= 64
+            and int(unit) in (1, 2, 4, 8, 16, 32)):
+        raise _fail(f"expected a meter such as 4/4, 3/4 or 7/8, got '{words[1]}'", line, words[1].col)
+    return Meter(line, words[0].col, int(beats), int(unit))
+
+
+def _parse_length(words: list[Token], line: int) -> Length:
+    _expect_args(words, line, 1, 1, COMMANDS["length"].syntax)
+    _number(words[1], line, "bars", 1, 100000, whole=True)
+    return Length(line, words[0].col, words[1])
+
+
+PATTERN_OPTIONS = {"legato": (0.001, 16.0), "vel": (0.0, 1.0)}
+
+
+def _parse_pattern(words: list[Token], line: int) -> Pattern:
+    from ..sequencer.notation import parse_pattern
+    syntax = COMMANDS["pattern"].syntax
+    _expect_args(words, line, 2, 2 + len(PATTERN_OPTIONS), syntax)
+    target = _endpoint(words[1], line)
+    quoted = words[2]
+    if len(quoted) < 2 or not (quoted.startswith('"') and quoted.endswith('"')):
+        raise _fail(f'expected the pattern in double quotes, e.g. "c3 e3 g3 ~", got {quoted}', line, quoted.col)
+    text = Token(quoted[1:-1], quoted.col + 1)
+    try:
+        parse_pattern(text, notes=target.port is None)
+    except SynthError as error:
+        # The notation counts columns inside the string; the file counts
+        # from the start of the line, and the message should not show both.
+        inner = error.col or 1
+        message = error.message.replace(f" at {inner}", "", 1)
+        raise SynthError(message, line=line, col=text.col + inner - 1) from None
+    options = []
+    for word in words[3:]:
+        key, eq, value = word.partition("=")
+        if not eq or key not in PATTERN_OPTIONS:
+            raise _fail(f"expected legato=... or vel=..., got '{word}'", line, word.col)
+        low, high = PATTERN_OPTIONS[key]
+        value_token = Token(value, word.col + len(key) + 1)
+        _number(value_token, line, key, low, high)
+        options.append((Token(key, word.col), value_token))
+    return Pattern(line, words[0].col, target, text, tuple(options))
+
+
+def _parse_at(words: list[Token], line: int) -> At:
+    _expect_args(words, line, 2, None, COMMANDS["at"].syntax)
+    _number(words[1], line, "the bar (counted from 1)", 1, 100000, whole=True)
+    inner = words[2:]
+    if inner[0] == "at":
+        raise _fail("'at' cannot hold another 'at'", line, inner[0].col)
+    spec = COMMANDS.get(inner[0])
+    if spec is None:
+        raise _fail(f"unknown command '{inner[0]}'{did_you_mean(inner[0], COMMANDS)}", line, inner[0].col)
+    if spec.name == "length":
+        raise _fail("a song has one length; put 'length' outside 'at'", line, inner[0].col)
+    return At(line, words[0].col, words[1], spec.parse(inner, line))
+
+
 COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("add", "add TYPE NAME [param=value ...]",
                 "create a module instance, optionally setting parameters", _parse_add),
@@ -139,6 +217,13 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("disconnect", "disconnect SRC[.PORT] DST[.PORT]", "remove a cable",
                 _parse_cable(Disconnect, "disconnect")),
     CommandSpec("set", "set NAME.PARAM VALUE", "change a parameter (numbers glide over one block)", _parse_set),
+    CommandSpec("tempo", "tempo BPM", "song tempo in quarter notes per minute", _parse_tempo),
+    CommandSpec("meter", "meter BEATS/UNIT", "the bar: 4/4, 3/4, 7/8 ...", _parse_meter),
+    CommandSpec("length", "length BARS", "the song ends after this many bars (plus the release tail)", _parse_length),
+    CommandSpec("pattern", 'pattern TARGET "NOTATION" [legato=x] [vel=x]',
+                "play a pattern, one cycle a bar, on a note source (keys) or a parameter (NAME.PARAM)",
+                _parse_pattern),
+    CommandSpec("at", "at BAR COMMAND", "run a command when bar BAR (from 1) starts", _parse_at),
 )}
 
 

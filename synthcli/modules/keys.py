@@ -27,6 +27,7 @@ class Keys(Module):
               doc="number of voices (the channel count of every output)"),
     )
     state_fields = ("note", "gate", "velocity", "age", "clock")
+    accepts_notes = True
 
     @classmethod
     def channel_count(cls, params, inputs):
@@ -62,6 +63,7 @@ class Keys(Module):
         self.filled = None if self.pending else gate  # after events, refill once more
         start = 0
         retriggers = []
+        released: dict[int, int] = {}   # voice -> sample it was released on, in this block
         for offset, event in sorted(self.pending, key=lambda item: item[0]):
             offset = min(offset, self.blocksize - 1)
             self._fill(voct, gate, vel, start, offset)
@@ -69,13 +71,16 @@ class Keys(Module):
             self.clock[0] += 1
             if isinstance(event, NoteOn) and event.velocity > 0:
                 voice = self._voice_for(event.note)
-                if self.gate[voice] > 0.5:
-                    retriggers.append((voice, offset))
+                if self.gate[voice] > 0.5 or released.get(voice) == offset:
+                    # The low sample comes out of the previous note where it
+                    # can (same block), so the new one starts on time.
+                    retriggers.append((voice, offset - 1 if offset > 0 else offset))
                 self.note[voice], self.gate[voice] = event.note, 1.0
                 self.velocity[voice], self.age[voice] = event.velocity, self.clock[0]
             elif isinstance(event, (NoteOn, NoteOff)):
-                released = (self.note == event.note) & (self.gate > 0)
-                self.gate[released], self.age[released] = 0.0, self.clock[0]
+                ending = (self.note == event.note) & (self.gate > 0)
+                self.gate[ending], self.age[ending] = 0.0, self.clock[0]
+                released.update((int(v), offset) for v in np.flatnonzero(ending))
         self.pending.clear()
         self._fill(voct, gate, vel, start, self.blocksize)
         for voice, offset in retriggers:

@@ -1,0 +1,287 @@
+"""Songs: the patch language plus time, and the sequencer that plays them.
+
+A song is parsed by the one parser, then checked completely before a sound
+is made: every ``at`` command is tried against the patch as it will stand
+at that bar, so a song that loads plays to its end. Time is kept in exact
+fractions (bars, beats, seconds) and rounded to a sample only at the end,
+so a note lands on the same sample whatever the block size.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from ..api import NoteOff, NoteOn
+from ..errors import SynthError
+from ..language import At, Command, Length, Meter, Pattern, Set, Tempo, parse_text
+from ..patch import Patch
+from ..plugins import Registry
+from .notation import parse_pattern
+
+TIME_COMMANDS = (Tempo, Meter, Length, Pattern, At)
+#: After the last bar, rendering goes on until the output has been silent
+#: this long (the release tail), but never longer than TAIL_MAX seconds.
+TAIL_SILENCE = 0.25
+TAIL_MAX = 10.0
+SILENT = 1e-4
+
+
+@dataclass(frozen=True)
+class Voice:
+    """An active pattern: notes into a note source, or values into a parameter."""
+
+    module: str
+    param: str | None
+    pattern: object            # notation.Pattern
+    legato: Fraction
+    velocity: float
+
+
+def is_song(commands: list[Command]) -> bool:
+    return any(isinstance(c, TIME_COMMANDS) for c in commands)
+
+
+class Song:
+    """A checked song: the starting patch, the tempo map, the patterns and
+    what happens at which bar. Bars are counted from 0 here, from 1 in files."""
+
+    def __init__(self, registry: Registry, text: str, source: str | None = None) -> None:
+        self.registry = registry
+        self.text = text
+        self.source = source
+        commands = parse_text(text, source)
+        self.patch = Patch(registry)
+        self.tempo = Fraction(120)
+        self.meter = (4, 4)
+        self.length: int | None = None
+        self.voices: dict[tuple[str, str | None], Voice] = {}
+        self.timed: dict[int, list[Command]] = {}
+        self.changes: list[tuple[int, Fraction, tuple[int, int]]] = []
+        try:
+            for command in commands:
+                if isinstance(command, At):
+                    self.timed.setdefault(int(command.bar) - 1, []).append(command.command)
+                else:
+                    self._apply_now(command, self.patch, self.voices)
+            self._check_timeline()
+        except SynthError as error:
+            raise error.at(source=source)
+
+    # -- building --------------------------------------------------------------
+
+    def _apply_now(self, command: Command, patch: Patch, voices: dict) -> None:
+        if isinstance(command, Tempo):
+            self.tempo = Fraction(str(command.bpm))
+        elif isinstance(command, Meter):
+            self.meter = (command.beats, command.unit)
+        elif isinstance(command, Length):
+            self.length = int(command.bars)
+        elif isinstance(command, Pattern):
+            voice = self.voice(command, patch)
+            voices[(voice.module, voice.param)] = voice
+        else:
+            patch.apply(command)
+
+    def voice(self, command: Pattern, patch: Patch) -> Voice:
+        """Check a pattern command against the patch it will play into."""
+        target = command.target
+        inst = patch.modules.get(target.module)
+        if inst is None:
+            from ..errors import did_you_mean
+            raise SynthError(f"unknown module '{target.module}'{did_you_mean(target.module, patch.modules)}",
+                             line=command.line, col=target.module.col)
+        cls = inst.type.cls
+        options = {str(k): float(v) for k, v in command.options}
+        pattern = parse_pattern(command.text, notes=target.port is None)
+        if target.port is None:
+            if not cls.accepts_notes:
+                raise SynthError(f"'{target.module}' ({cls.type_name}) does not take notes; pattern a note "
+                                 f"source such as keys, or a parameter as NAME.PARAM", line=command.line,
+                                 col=target.module.col)
+        else:
+            param = cls.param(target.port)
+            if param is None or param.choices:
+                raise SynthError(f"'{target}' is not a numeric parameter of {cls.type_name}",
+                                 line=command.line, col=target.port.col)
+            for cycle in range(min(pattern.period, 64)):
+                for event in pattern.events(cycle):
+                    if not param.min <= event.value <= param.max:
+                        raise SynthError(f"pattern value {event.value:g} is out of range for {target}"
+                                         f"{param.range_text()}", line=command.line, col=command.text.col)
+        return Voice(target.module, target.port, pattern, Fraction(str(options.get("legato", 1.0))),
+                     options.get("vel", 0.8))
+
+    def _check_timeline(self) -> None:
+        """Try every timed command on the patch as it will be at its bar."""
+        if self.length is None and (self.voices or self.timed):
+            raise SynthError("this song has no `length`, so it would never end: add `length BARS`", line=1, col=1)
+        patch, voices = self.patch.copy(), dict(self.voices)
+        tempo, meter = self.tempo, self.meter
+        self.changes = [(0, tempo, meter)]
+        for bar in sorted(self.timed):
+            for command in self.timed[bar]:
+                if isinstance(command, Tempo):
+                    tempo = Fraction(str(command.bpm))
+                elif isinstance(command, Meter):
+                    meter = (command.beats, command.unit)
+                elif isinstance(command, Pattern):
+                    self.voice(command, patch)
+                else:
+                    patch.apply(command)
+            if self.changes[-1][1:] != (tempo, meter):
+                self.changes.append((bar, tempo, meter))
+
+    def state_before(self, bar: int) -> tuple[Patch, dict]:
+        """The patch and the patterns as they stand just before ``bar``'s
+        own timed commands run."""
+        patch, voices = self.patch.copy(), dict(self.voices)
+        for at in sorted(b for b in self.timed if b < bar):
+            for command in self.timed[at]:
+                if isinstance(command, Pattern):
+                    voice = self.voice(command, patch)
+                    voices[(voice.module, voice.param)] = voice
+                elif not isinstance(command, (Tempo, Meter)):
+                    patch.apply(command)
+        return patch, voices
+
+    # -- time --------------------------------------------------------------------
+
+    def bar_seconds(self, bar: int) -> Fraction:
+        tempo, meter = self._segment(bar)[1:]
+        quarters = Fraction(meter[0] * 4, meter[1])
+        return quarters * 60 / tempo
+
+    def _segment(self, bar: int) -> tuple[int, Fraction, tuple[int, int]]:
+        found = self.changes[0]
+        for change in self.changes:
+            if change[0] <= bar:
+                found = change
+        return found
+
+    def bar_start(self, bar: int) -> Fraction:
+        """Seconds from the start of the song to the start of ``bar``."""
+        total = Fraction(0)
+        for i, (start, tempo, meter) in enumerate(self.changes):
+            stop = self.changes[i + 1][0] if i + 1 < len(self.changes) else None
+            end = bar if stop is None else min(bar, stop)
+            if end > start:
+                total += (end - start) * Fraction(meter[0] * 4, meter[1]) * 60 / tempo
+            if stop is None or bar <= stop:
+                break
+        return total
+
+    def seconds_at(self, bar: int, fraction: Fraction) -> Fraction:
+        """Seconds at ``fraction`` of a bar from the start of ``bar``
+        (a fraction past 1 runs on into the following bars)."""
+        whole = math.floor(fraction)
+        return self.bar_start(bar + whole) + (fraction - whole) * self.bar_seconds(bar + whole)
+
+
+def load_song(path: str | Path, registry: Registry) -> Song:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SynthError(f"cannot read song: {error.strerror}", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise SynthError("not a text file (it is not valid UTF-8)", source=str(path)) from None
+    return Song(registry, text, str(path))
+
+
+class Sequencer:
+    """Plays a song on an engine: call :meth:`before_block` before each
+    ``engine.process_block()`` and :meth:`after_block` with its output.
+
+    Everything of a bar is handed to the engine when the block holding the
+    bar's first sample is about to render: patch edits of that bar are
+    applied between blocks, notes and parameter values go to the engine
+    with their exact sample times. Playing and rendering therefore make
+    the same calls at the same blocks and give the same samples.
+    """
+
+    def __init__(self, song: Song, engine, endless: bool = False) -> None:
+        self.engine = engine
+        self.song = song
+        self.endless = endless
+        self.pending: Song | None = None
+        self.patch, self.voices = song.patch.copy(), dict(song.voices)
+        engine.load(self.patch)
+        self.bar = 0
+        self.silent_for = 0
+        self.swapped_at: int | None = None
+
+    def sample(self, seconds: Fraction) -> int:
+        return round(seconds * Fraction(self.engine.samplerate))
+
+    @property
+    def length(self) -> int | None:
+        return None if self.endless else self.song.length
+
+    @property
+    def end(self) -> int | None:
+        length = self.length
+        return None if length is None else self.sample(self.song.bar_start(length))
+
+    def replace(self, song: Song) -> None:
+        """Take a new version of the song from the next bar on."""
+        self.pending = song
+
+    def before_block(self) -> None:
+        engine = self.engine
+        stop = engine.time + engine.blocksize
+        while (self.length is None or self.bar < self.length) and self.sample(self.song.bar_start(self.bar)) < stop:
+            if self.pending is not None:
+                self._swap()
+            for command in self.song.timed.get(self.bar, ()):
+                self._run(command)
+            self._schedule(self.bar)
+            self.bar += 1
+
+    def _swap(self) -> None:
+        """A saved song takes over at this bar: the patch and patterns it
+        would have by now; modules that did not change keep their state."""
+        song, self.pending = self.pending, None
+        self.song = song
+        self.patch, self.voices = song.state_before(self.bar)
+        self.engine.load(self.patch)
+        self.swapped_at = self.bar
+
+    def _run(self, command: Command) -> None:
+        if isinstance(command, (Tempo, Meter)):
+            return  # already in the song's tempo map
+        if isinstance(command, Pattern):
+            voice = self.song.voice(command, self.patch)
+            self.voices[(voice.module, voice.param)] = voice
+            return
+        self.patch.apply(command)
+        if isinstance(command, Set):  # on the bar's first sample, not just its block
+            value = self.patch.modules[command.target.module].params[command.target.port]
+            start = self.sample(self.song.bar_start(self.bar))
+            self.engine.set(command.target.module, command.target.port, value, time=start)
+        else:
+            self.engine.load(self.patch)
+
+    def _schedule(self, bar: int) -> None:
+        song, engine = self.song, self.engine
+        for voice in self.voices.values():
+            for event in voice.pattern.events(bar):
+                start = self.sample(song.seconds_at(bar, event.start))
+                if voice.param is not None:
+                    engine.set(voice.module, voice.param, event.value, time=start)
+                    continue
+                stop = max(start + 1, self.sample(song.seconds_at(bar, event.start + event.duration * voice.legato)))
+                engine.send(voice.module, start, NoteOn(event.value, voice.velocity))
+                engine.send(voice.module, stop, NoteOff(event.value))
+
+    def after_block(self, master) -> bool:
+        """True once the song is over: past its last bar and silent for
+        TAIL_SILENCE seconds (or TAIL_MAX seconds past it)."""
+        end = self.end
+        if end is None or self.engine.time <= end:
+            return False
+        loud = float(abs(master).max()) > SILENT
+        self.silent_for = 0 if loud else self.silent_for + self.engine.blocksize
+        rate = self.engine.samplerate
+        return self.silent_for >= TAIL_SILENCE * rate or self.engine.time - end >= TAIL_MAX * rate

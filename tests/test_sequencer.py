@@ -1,0 +1,138 @@
+"""Songs: exact timing whatever the block size, tempo and meter maps,
+timed sets and parameter patterns, identical renders on every executor,
+and checking that names the place of every mistake."""
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from synthcli.engine.core import Engine
+from synthcli.engine.render import Performance
+from synthcli.errors import SynthError
+from synthcli.sequencer.song import Song
+
+ROOT = Path(__file__).parent.parent
+SR = 48000
+GATE = """
+add keys kb voices=1
+add vca v level=0.5
+connect kb.gate v
+connect v out
+"""
+
+
+def render(registry, text, blocksize=256, executor="inline", workers=None):
+    song = Song(registry, text)
+    with Engine(registry, SR, blocksize, executor=executor, workers=workers) as engine:
+        performance = Performance(engine, song)
+        blocks = [performance.next_block()[0].copy()]
+        while not performance.over:
+            blocks.append(performance.next_block()[0].copy())
+    return np.concatenate(blocks)
+
+
+def rising_edges(signal):
+    """Where a gate (exactly 0 between notes) starts; the fade-in at the
+    very start only scales the first note, it does not move it."""
+    high = signal > 0
+    return np.flatnonzero(high[1:] & ~high[:-1]) + 1
+
+
+@pytest.mark.parametrize("blocksize", [64, 256, 1000])
+def test_sixteenths_land_on_their_exact_samples_at_any_block_size(registry, blocksize):
+    out = render(registry, "tempo 120\nlength 2\n" + GATE + 'pattern kb "c4*16" legato=0.5\n', blocksize)
+    step = SR * 2 // 16        # a 4/4 bar at 120 BPM lasts 2 s
+    ideal = np.arange(1, 32) * step
+    onsets = rising_edges(out)
+    assert np.abs(onsets - ideal).max() <= 1
+    assert out[0] > 0          # the first note starts on sample 0
+    falls = np.flatnonzero((out[1:] == 0) & (out[:-1] > 0)) + 1
+    assert len(falls) == 32
+    assert np.abs(falls - np.r_[0, onsets] - step // 2).max() <= 1     # legato 0.5 holds half a step
+
+
+def test_tempo_and_meter_changes_are_exact(registry):
+    text = "tempo 120\nmeter 3/4\nlength 3\n" + GATE + 'pattern kb "c4"\nat 2 tempo 60\nat 3 meter 4/4\n'
+    onsets = rising_edges(render(registry, text))
+    # bar 1: 3 quarters at 120 = 1.5 s; bar 2: 3 quarters at 60 = 3 s; bar 3 starts at 4.5 s
+    assert np.abs(onsets - [int(1.5 * SR), int(4.5 * SR)]).max() <= 1
+
+
+def test_parameter_patterns_change_on_their_sample(registry):
+    text = "tempo 120\nlength 1\n" + GATE + 'pattern kb "c4" legato=1\npattern v.level "0.1 0.2 0.3 0.4"\n'
+    out = render(registry, text, blocksize=1000)
+    quarter = SR // 2
+    for k, level in enumerate((0.1, 0.2, 0.3, 0.4)):
+        assert out[k * quarter + quarter // 2] == pytest.approx(level)
+        if k:   # the glide to the new value starts on the quarter's first sample, not before
+            assert out[k * quarter - 1] == pytest.approx(level - 0.1)
+            assert out[k * quarter] != pytest.approx(level - 0.1)
+
+
+def test_at_set_starts_on_the_bars_first_sample(registry):
+    text = "tempo 120\nlength 2\n" + GATE + 'pattern kb "c4" legato=1\nat 2 set v.level 0.25\n'
+    out = render(registry, text, blocksize=1000)
+    bar = 2 * SR
+    assert out[bar - 1] == pytest.approx(0.5) and out[bar] < 0.5
+    assert out[bar + SR // 2] == pytest.approx(0.25)
+
+
+def test_legato_notes_retrigger(registry):
+    out = render(registry, "tempo 120\nlength 1\n" + GATE + 'pattern kb "c4 c4 e4 e4" legato=1\n')
+    onsets = rising_edges(out)
+    assert list(onsets) == [SR // 2, SR, 3 * SR // 2]
+    assert all(out[t - 1] == 0 for t in onsets)    # one low sample before each
+
+
+def test_the_same_song_renders_bit_identically_on_every_executor(registry):
+    text = (ROOT / "songs" / "demo.seq").read_text().replace("length 16", "length 2")
+    digests = {hashlib.sha256(render(registry, text, executor=ex, workers=w).tobytes()).hexdigest()
+               for ex, w in (("inline", None), ("processes", 1), ("processes", 2))}
+    assert len(digests) == 1
+
+
+@pytest.mark.parametrize("text, place, words", [
+    ('length 1\nadd keys kb\npattern kb "c3 [e3"\n', "3:16", "unbalanced '['"),
+    ('length 1\nadd keys kb\npattern kb "c3 h3"\n', "3:16", "unknown note 'h3'"),
+    ('length 1\nadd vco o\npattern o "c3"\n', "3:9", "does not take notes"),
+    ('length 1\nadd vco o\npattern o.freq "c3"\n', "3:17", "is a note name"),
+    ('length 1\nadd vco o\npattern o.freq "50000"\n', "3:17", "out of range"),
+    ("tempo fast\n", "1:7", "beats per minute"),
+    ("tempo 0\n", "1:7", "beats per minute"),
+    ('add keys kb\npattern kb "c3"\n', "1:1", "no `length`"),
+    ('length 4\nadd keys kb\nat 3 set kb.nope 1\n', "3:13", "no parameter 'nope'"),
+    ('length 4\nadd keys kb\nat 3 remove kb\nat 4 pattern kb "c3"\n', "4:14", "unknown module 'kb'"),
+])
+def test_song_errors_name_file_line_and_column(tmp_path, text, place, words):
+    song = tmp_path / "bad.seq"
+    song.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(song)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert f"bad.seq:{place}: " in done.stderr and words in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_demo_song_checks_and_renders(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", "songs/demo.seq"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "16 bars at 120 BPM" in done.stdout
+
+
+LINES = st.sampled_from([
+    "tempo 120", "tempo 0", "meter 3/4", "meter 5/3", "length 2", "length 0", "add keys kb", "add vco o",
+    "connect kb.voct o.voct", "connect o out", 'pattern kb "c3 e3"', 'pattern kb "[c3,e3"', 'pattern o.freq "100 200"',
+    "at 2 set o.freq 300", "at 1 remove o", 'at 2 pattern kb "<c3 e3>"', "at 2 tempo 90", "remove kb", "set o.wave 2",
+])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(LINES, st.text(max_size=30)), max_size=8))
+def test_any_song_text_loads_or_fails_cleanly(registry, lines):
+    try:
+        Song(registry, "\n".join(lines), "fuzz.seq")
+    except SynthError as error:
+        assert error.line is not None and "\n" not in str(error)
