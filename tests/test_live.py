@@ -130,12 +130,13 @@ def test_killing_a_worker_leaves_the_rest_sounding_without_xruns(jack_server, tm
     try:
         time.sleep(0.5)
         workers = player.meters()["workers"]
-        os.kill(workers["1"], signal.SIGKILL)
+        os.kill(workers[1]["pid"], signal.SIGKILL)
         time.sleep(1.0)
         meters = player.meters()
     finally:
         final = player.stop()
-    assert meters["workers"]["1"] != workers["1"]            # the spare took over
+    assert meters["workers"][1]["pid"] != workers[1]["pid"]   # the spare took over
+    assert meters["workers"][1]["restarts"] == 1 and meters["modules"]["b"]["restarts"] == 1
     assert final["xruns"] == 0 and final["underflows"] == 0
     data, _ = soundfile.read(str(take))
     per_block = np.abs(data).reshape(-1, BLOCK, 2).max(axis=1)

@@ -133,16 +133,15 @@ class LiveEngine:
     def meters(self) -> dict:
         h = self.ring.header
         peak, self.peak = self.peak.copy(), np.zeros(2)
-        load: dict[int, float] = {}
         block_ms = 1e3 * self.engine.blocksize / self.engine.samplerate
-        for stats in self.engine.module_stats().values():
-            load[stats["partition"]] = load.get(stats["partition"], 0.0) + stats["mean_ms"] / block_ms
+        workers = self.engine.worker_stats()
         return {
             "xruns": int(h[XRUNS]), "underflows": int(h[UNDERFLOWS]), "callbacks": int(h[CALLBACKS]),
             "played": int(h[PLAYED]), "peak": [float(p) for p in peak],
-            "cpu": {str(k): v for k, v in sorted(load.items())},
+            "cpu": {str(part): w["mean_ms"] / block_ms for part, w in workers.items()},
+            "workers": workers,
+            "modules": self.engine.module_stats(),
             "faults": {name: s["reason"] for name, s in self.engine.module_stats().items() if s["faults"]},
-            "workers": self.engine.worker_pids(),
         }
 
     def send(self, message: tuple) -> None:
@@ -221,6 +220,10 @@ def engine_main(conn, settings: dict) -> None:
     """Entry point of the engine process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the control process decides when to stop
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:   # ahead of the REPL and the desktop when the system allows it; workers inherit it
+        os.nice(-10)
+    except OSError:
+        pass
     live = LiveEngine(conn, settings)
     signal.signal(signal.SIGTERM, lambda *_: live.commands.append(("stop",)))
     code = live.run()

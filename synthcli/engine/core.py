@@ -280,11 +280,20 @@ class Engine:
             }
         return report
 
-    def worker_pids(self) -> dict[str, int]:
-        """Process ids of the worker processes by partition ("1", "2", ...)
-        and of the warm spare; empty for executors without processes."""
-        pids = getattr(self.executor, "pids", None)
-        return pids() if pids else {}
+    def worker_stats(self) -> dict[int, dict]:
+        """Per partition (0 is the engine's own process): its modules, CPU
+        per block (its modules' means added up, and the worst block of any),
+        and for worker processes their pid, missed deadlines and restarts."""
+        report: dict[int, dict] = {}
+        for stats in self.module_stats().values():
+            part = report.setdefault(stats["partition"], {"modules": 0, "mean_ms": 0.0, "max_ms": 0.0})
+            part["modules"] += 1
+            part["mean_ms"] += stats["mean_ms"]
+            part["max_ms"] = max(part["max_ms"], stats["max_ms"])
+        health = getattr(self.executor, "health", None)
+        for number, extra in (health() if health else {}).items():
+            report.setdefault(number, {"modules": 0, "mean_ms": 0.0, "max_ms": 0.0}).update(extra)
+        return dict(sorted(report.items()))
 
     def close(self) -> None:
         self.executor.close()

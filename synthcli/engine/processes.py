@@ -179,7 +179,6 @@ class Worker:
     control: object             # multiprocessing Connection, for rare messages
     pipes: tuple                # (go writer, done reader) Connections; we use their fds
     names: set[str] = field(default_factory=set)
-    missed: int = 0
 
     @property
     def go(self) -> int:
@@ -244,6 +243,8 @@ class ProcessExecutor:
         self.events: dict[int, list] = {}
         self.next_snapshot = 0
         self.restarts: dict[str, int] = {}
+        self.missed: dict[int, int] = {}
+        self.replaced: dict[int, int] = {}
         self.recoveries: list[float] = []
         self._boards: list[Board] = []
         self._spare_lock = threading.Lock()
@@ -266,10 +267,11 @@ class ProcessExecutor:
     def worker(self, partition: int) -> Worker:
         return self.workers[partition - 1]
 
-    def pids(self) -> dict[str, int]:
-        found = {str(part): w.process.pid for part, w in enumerate(self.workers, start=1)}
-        if self.spare is not None:
-            found["spare"] = self.spare.process.pid
+    def health(self) -> dict[int, dict]:
+        found = {0: {"pid": os.getpid(), "missed": 0, "restarts": 0}}
+        for part, worker in enumerate(self.workers, start=1):
+            found[part] = {"pid": worker.process.pid, "missed": self.missed.get(part, 0),
+                           "restarts": self.replaced.get(part, 0)}
         return found
 
     # -- control -----------------------------------------------------------
@@ -430,7 +432,7 @@ class ProcessExecutor:
                 return
             reason = self._exit_reason(worker)
         else:
-            worker.missed += 1
+            self.missed[part] = self.missed.get(part, 0) + 1
             reason = f"hung: missed its deadline ({self.deadline * 1e3:.0f} ms)"
         self._recover(part, block, reason)
 
@@ -456,6 +458,7 @@ class ProcessExecutor:
         replacement = self._take_spare()
         worker.close()
         self.workers[part - 1] = replacement
+        self.replaced[part] = self.replaced.get(part, 0) + 1
         for name in mine:
             board.progress[index[name]] = block
             self.restarts[name] = self.restarts.get(name, 0) + 1
