@@ -1,19 +1,29 @@
-"""Offline render speed of the reference patch (synthcli/bench.py), inline,
-beside a plain numpy/scipy implementation of the same patch measured in the
-same run. Prints the real-time factor (seconds of audio per second of CPU
-wall time) and the ratio between the two.
+"""Offline render speed of the reference patch (synthcli/bench.py).
+
+Two measurements, side by side in one run:
+
+* the engine alone (start-up excluded), inline, beside a plain numpy/scipy
+  implementation of the same patch: real-time factor (seconds of audio per
+  second of wall time) and their ratio;
+* the song form through the whole `synth render` process, timed from
+  outside (start-up, imports, JIT cache, render, WAV), inline and with
+  worker processes.
 
     python benchmarks/render_reference.py [--seconds 20] [--voices 1 8 32]
 """
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy.signal import lfilter
 
-from synthcli.bench import measure, reference_patch
+from synthcli.bench import measure, reference_patch, reference_song
 from synthcli.plugins import load_registry
 
 SR, BLOCK = 48000, 256
@@ -51,6 +61,17 @@ def numpy_render(voices: int, seconds: float) -> float:
     return time.perf_counter() - start
 
 
+def whole_render(voices: int, seconds: float, executor: str) -> float:
+    """Wall seconds of `synth render` of the reference song, as a user runs it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        song = Path(tmp) / "reference.seq"
+        song.write_text(reference_song(voices, max(1, round(seconds / 2))))
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(song), "-o", str(Path(tmp) / "out.wav"),
+                        "--quiet", "--executor", executor], check=True)
+        return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -64,6 +85,11 @@ def main() -> None:
         ours = measure(registry, reference_patch(voices), "inline", BLOCK, args.seconds, notes=voices)
         theirs = args.seconds / numpy_render(voices, args.seconds)
         print(f"{voices:>6} {ours:>15.1f}x {theirs:>11.1f}x {ours / theirs:>6.2f}x")
+    print(f"\nreference song, whole `synth render` process, {args.seconds:g} s of song: wall seconds")
+    print(f"{'voices':>6} {'inline':>8} {'processes':>10}")
+    for voices in args.voices:
+        row = [whole_render(voices, args.seconds, executor) for executor in ("inline", "processes")]
+        print(f"{voices:>6} {row[0]:>7.2f}s {row[1]:>9.2f}s")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,17 @@ def reference_patch(voices: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reference_song(voices: int, bars: int) -> str:
+    """The reference patch in song form: each chain's chord four times a bar
+    at 120 BPM, held half its step (0.25 s every 0.5 s)."""
+    lines = ["tempo 120", f"length {bars}", reference_patch(voices)]
+    note = 45
+    for i, width in enumerate(chains(voices)):
+        lines.append(f'pattern kb{i} "[{",".join(str(n) for n in range(note, note + width))}]*4" legato=0.5')
+        note += width
+    return "\n".join(lines) + "\n"
+
+
 def reference_notes(engine, voices: int, seconds: float) -> None:
     """Queue the reference chord on ``engine``: on for 0.25 s every 0.5 s."""
     sr = engine.samplerate

@@ -1,10 +1,15 @@
-"""Helpers for testing a module on its own, without a patch or an engine.
+"""Helpers for testing: a module on its own, without a patch or an engine,
+and a real JACK server to play through.
 
 Plugin authors use these too, so their test suites stay short: render a
 module for some blocks and look at the samples, and check the API contract.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import subprocess
 from typing import Mapping
 
 import numpy as np
@@ -122,3 +127,44 @@ def check_module(cls: type[Module], samplerate: float = 48000, blocksize: int = 
         assert np.array_equal(expected[name], got[name]), (
             f"{cls.type_name}: output '{name}' differs after get_state/set_state; "
             "is every piece of DSP state listed in state_fields?")
+
+
+@contextlib.contextmanager
+def jack_dummy_server(name: str | None = None, samplerate: int = 48000, period: int = 256):
+    """A real JACK server with the dummy backend, which paces audio in real
+    time like a sound card, for tests and benchmarks of live play.
+
+    Sets ``JACK_DEFAULT_SERVER`` for this process and its children while it
+    runs, so PortAudio's JACK host API finds it. Yields the server name.
+    Stop it only after every process that loaded sounddevice has exited.
+
+    Raises
+    ------
+    RuntimeError
+        If jackd is not installed or does not start (the message says why).
+    """
+    if not shutil.which("jackd") or not shutil.which("jack_wait"):
+        raise RuntimeError("jackd is not installed (Debian: apt-get install jackd2 libportaudio2)")
+    name = name or f"synthcli-{os.getpid()}"
+    env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1", "JACK_DEFAULT_SERVER": name}
+    server = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", str(samplerate), "-p", str(period)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    waited = subprocess.run(["jack_wait", "-w", "-t", "10"], env=env, capture_output=True, text=True)
+    if waited.returncode != 0 or server.poll() is not None:
+        server.kill()
+        raise RuntimeError(f"the JACK dummy server did not start: {waited.stdout.strip()} {waited.stderr.strip()}")
+    saved = {key: os.environ.get(key) for key in ("JACK_DEFAULT_SERVER", "JACK_NO_AUDIO_RESERVATION")}
+    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
+    try:
+        yield name
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()

@@ -1,0 +1,72 @@
+"""Live play on a real JACK server (dummy backend, paced like a sound card):
+for each block size and executor, the largest number of reference-patch
+voices (the song form, synthcli/bench.py) that plays with zero xruns, and
+the timing of the audio callback (mean, p99 and max interval).
+
+    python benchmarks/realtime.py [--seconds 30] [--blocksizes 256 128] [--executors processes inline]
+
+Starts its own JACK server with the period set to the block size. Voice
+counts are tried upwards until one has an xrun; each try plays --seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from synthcli.audio.player import Player
+from synthcli.audio.ring import CALLBACKS, Ring
+from synthcli.bench import reference_song
+from synthcli.testing import jack_dummy_server
+
+SR = 48000
+VOICES = (8, 16, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384)
+
+
+def play(voices: int, blocksize: int, executor: str, seconds: float) -> tuple[int, np.ndarray]:
+    """Xruns and callback intervals (s) of one run."""
+    bars = max(1, round(seconds / 2))
+    player = Player(None, song=reference_song(voices, bars), source="reference", samplerate=SR,
+                    blocksize=blocksize, latency="normal", device=None, executor=executor, workers=None,
+                    safe_mode=True, blocks=None)
+    info = player.start()
+    ring = Ring(info["slots"], blocksize, name=info["ring"])
+    times, seen = [], 0
+    try:
+        while not player.wait(0.05):
+            calls = int(ring.header[CALLBACKS])
+            for k in range(max(seen, calls - ring.slots + 1), calls):
+                times.append(ring.times[k % ring.slots])
+            seen = calls
+    finally:
+        ring.close()
+        final = player.stop()
+    intervals = np.diff(np.array(times))
+    return final.get("xruns", 0) + final.get("underflows", 0), intervals[intervals > 0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--blocksizes", type=int, nargs="+", default=[256, 128])
+    parser.add_argument("--executors", nargs="+", default=["processes", "inline"])
+    args = parser.parse_args()
+    print(f"reference song, {args.seconds:g} s a try, JACK dummy server at {SR} Hz")
+    print(f"{'block':>5} {'executor':<10} {'max voices':>10} {'mean ms':>8} {'p99 ms':>7} {'max ms':>7}")
+    for blocksize in args.blocksizes:
+        with jack_dummy_server(f"synthcli-bench-{blocksize}", SR, blocksize):
+            time.sleep(0.5)
+            for executor in args.executors:
+                best, timing = 0, np.zeros(1)
+                for voices in VOICES:
+                    xruns, intervals = play(voices, blocksize, executor, args.seconds)
+                    if xruns:
+                        break
+                    best, timing = voices, intervals
+                print(f"{blocksize:>5} {executor:<10} {best:>10} {1e3 * timing.mean():>8.2f} "
+                      f"{1e3 * np.percentile(timing, 99):>7.2f} {1e3 * timing.max():>7.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Fault recovery and live edits with the processes executor.
+
+* recovery: a module in a worker process segfaults; the time from the
+  engine noticing to the replacement hosting its modules, and how many
+  blocks the module stays silent;
+* add: the time `Engine.load` takes to add one module to a running patch,
+  inline and with worker processes (it must not cost a process start).
+
+    python benchmarks/recovery.py [--crashes 10]
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+from synthcli.api import Module, Param, Port
+from synthcli.engine.core import Engine
+from synthcli.patch import Patch
+from synthcli.plugins import load_registry
+
+BLOCK = 256
+
+
+class Crasher(Module):
+    """A sine that segfaults once, at block ``at``, while a marker file
+    named by $CRASH_MARKER does not exist yet."""
+
+    type_name = "crasher"
+    outputs = (Port("out"),)
+    params = (Param("at", 20, 0, 1e6, integer=True),)
+    state_fields = ("count",)
+
+    def setup(self):
+        self.count = np.zeros(1, dtype=np.int64)
+        self.phase = 2 * np.pi * 440 / self.samplerate * np.arange(self.blocksize)
+
+    def process(self, inputs, params, outputs):
+        block = int(self.count[0])
+        self.count[0] += 1
+        outputs["out"][:] = 0.5 * np.sin(self.phase + 2 * np.pi * 440 / self.samplerate * block * self.blocksize)
+        marker = os.environ["CRASH_MARKER"]
+        if block == int(params["at"][0, 0]) and not os.path.exists(marker):
+            open(marker, "w").close()
+            ctypes.string_at(0)
+
+
+def recovery(registry, crashes: int) -> tuple[list[float], list[int]]:
+    seconds, silent = [], []
+    for _ in range(crashes):
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["CRASH_MARKER"] = os.path.join(tmp, "crashed")
+            patch = Patch(registry)
+            patch.load_text("add vco a wave=sine\nconnect a out.left\nadd crasher c\nconnect c out.right\n")
+            with Engine(registry, 48000, BLOCK, executor="processes", workers=1) as engine:
+                engine.load(patch)
+                right = [engine.process_block()[1].copy() for _ in range(40)]
+                seconds += engine.executor.recoveries
+        levels = np.abs(np.array(right)).max(axis=1)
+        silent.append(int((levels[15:] < 0.1).sum()))
+    return seconds, silent
+
+
+def add_cost(registry, executor: str, adds: int = 20) -> tuple[float, bool]:
+    """Median seconds to add a module, and whether the worker processes
+    stayed the same ones throughout."""
+    patch = Patch(registry)
+    patch.load_text("add vco a\nconnect a out\n")
+    with Engine(registry, 48000, BLOCK, executor=executor, workers=1) as engine:
+        engine.load(patch)
+        engine.process_block()
+        before = {p: w.get("pid") for p, w in engine.worker_stats().items()}
+        spent = []
+        for i in range(adds):
+            patch.load_text(f"add vco extra{i} wave=sine\nconnect extra{i} out\n")
+            start = time.perf_counter()
+            engine.load(patch)
+            spent.append(time.perf_counter() - start)
+            engine.process_block()
+        same = before == {p: w.get("pid") for p, w in engine.worker_stats().items()}
+    return statistics.median(spent), same
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--crashes", type=int, default=10)
+    args = parser.parse_args()
+    registry = load_registry(safe_mode=True)
+    registry.add(Crasher, "benchmark-plugin", "0")
+    seconds, silent = recovery(registry, args.crashes)
+    print(f"recovery after a segfault, {args.crashes} crashes: median {1e3 * statistics.median(seconds):.2f} ms, "
+          f"max {1e3 * max(seconds):.2f} ms; silent for {min(silent)}-{max(silent)} block(s) of {BLOCK}")
+    (inline, _), (processes, same) = add_cost(registry, "inline"), add_cost(registry, "processes")
+    print(f"adding one module to a running patch: inline {1e3 * inline:.2f} ms, processes {1e3 * processes:.2f} ms "
+          f"({'no' if same else 'a'} process started)")
+
+
+if __name__ == "__main__":
+    main()
