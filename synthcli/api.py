@@ -43,6 +43,10 @@ class NoteOff(NamedTuple):
     note: float
 
 
+class AllNotesOff(NamedTuple):
+    """Release every voice (the transport stopped, a panic)."""
+
+
 @dataclass(frozen=True)
 class Port:
     """An input or output jack of a module.

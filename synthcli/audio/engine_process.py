@@ -27,6 +27,11 @@ from .ring import CALLBACKS, ENDED, PLAYED, RECORDING, SILENCE, UNDERFLOWS, WRIT
 RECORD_SLACK = 128
 #: Render-ahead depth in blocks for each --latency setting.
 DEPTHS = {"low": 1, "normal": 2, "safe": 4}
+#: Commands that rebuild the engine's schedule (tens of milliseconds with
+#: worker processes); before one, the render thread runs this many blocks
+#: ahead, so the rebuild is heard that much later but never as an xrun.
+STRUCTURAL = ("load", "song")
+LOAD_AHEAD = 12
 
 
 class LiveEngine:
@@ -80,11 +85,15 @@ class LiveEngine:
         applied = sequencer.swapped_at if sequencer else None
         while not performance.over:
             while self.commands:
+                if (self.commands[0][0] in STRUCTURAL and ring.queued() < LOAD_AHEAD
+                        and ring.free() > 0):
+                    break   # render further ahead first, so the rebuild cannot starve the callback
                 try:
                     self.apply(self.commands.popleft())
                 except SynthError as error:
                     self.send(("error", str(error)))
-            if ring.queued() >= depth or ring.free() <= 0:
+            ahead = LOAD_AHEAD if self.commands and self.commands[0][0] in STRUCTURAL else depth
+            if ring.queued() >= ahead or ring.free() <= 0:
                 ready, _, _ = select.select([self.wake_r], [], [], block_time)
                 if ready:
                     os.read(self.wake_r, 4096)
@@ -113,9 +122,21 @@ class LiveEngine:
         elif kind == "load":
             self.engine.load(self.patch_from(command[1]))
             self.send(("applied", None, time.time()))
-        elif kind == "song":
-            from ..sequencer.song import Song
-            self.performance.sequencer.replace(Song(self.registry, command[1], self.settings["source"]))
+        elif kind == "song":   # ("song", text, restart): a new version, or (re)start from bar 1
+            from ..sequencer.song import Sequencer, Song
+            song = Song(self.registry, command[1], self.settings.get("source"))
+            current = self.performance.sequencer
+            if current is not None and not command[2]:
+                current.replace(song)
+            else:
+                if current is not None:
+                    current.release_notes()
+                # Started live (the REPL), a song loops on past its length until stopped.
+                self.performance.sequencer = Sequencer(song, self.engine, True, origin=self.engine.time)
+        elif kind == "halt":   # stop the song's patterns; the patch plays on
+            if self.performance.sequencer is not None:
+                self.performance.sequencer.release_notes()
+                self.performance.sequencer = None
         elif kind == "send":
             _, name, delay, event = command
             self.engine.send(name, self.engine.time + delay, event)

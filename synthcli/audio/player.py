@@ -112,7 +112,15 @@ class Player:
 
     def replace_song(self, song_text: str) -> None:
         """Play this version of the song from the next bar on."""
-        self.send("song", song_text)
+        self.send("song", song_text, False)
+
+    def start_song(self, song_text: str) -> None:
+        """Play this song from its first bar, starting with the next block."""
+        self.send("song", song_text, True)
+
+    def halt_song(self) -> None:
+        """Stop the song's patterns and release its notes; the patch plays on."""
+        self.send("halt")
 
     def meters(self, timeout: float = 1.0) -> dict:
         self.send("meters")

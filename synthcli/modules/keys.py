@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..api import CONTROL, MAX_CHANNELS, Module, NoteOff, NoteOn, Param, Port
+from ..api import CONTROL, MAX_CHANNELS, AllNotesOff, Module, NoteOff, NoteOn, Param, Port
 
 
 class Keys(Module):
@@ -77,8 +77,8 @@ class Keys(Module):
                     retriggers.append((voice, offset - 1 if offset > 0 else offset))
                 self.note[voice], self.gate[voice] = event.note, 1.0
                 self.velocity[voice], self.age[voice] = event.velocity, self.clock[0]
-            elif isinstance(event, (NoteOn, NoteOff)):
-                ending = (self.note == event.note) & (self.gate > 0)
+            elif isinstance(event, (NoteOn, NoteOff, AllNotesOff)):
+                ending = (self.gate > 0) if isinstance(event, AllNotesOff) else (self.note == event.note) & (self.gate > 0)
                 self.gate[ending], self.age[ending] = 0.0, self.clock[0]
                 released.update((int(v), offset) for v in np.flatnonzero(ending))
         self.pending.clear()

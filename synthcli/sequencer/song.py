@@ -201,10 +201,11 @@ class Sequencer:
     the same calls at the same blocks and give the same samples.
     """
 
-    def __init__(self, song: Song, engine, endless: bool = False) -> None:
+    def __init__(self, song: Song, engine, endless: bool = False, origin: int = 0) -> None:
         self.engine = engine
         self.song = song
         self.endless = endless
+        self.origin = origin      # the sample the song's first bar starts on
         self.pending: Song | None = None
         self.patch, self.voices = song.patch.copy(), dict(song.voices)
         engine.load(self.patch)
@@ -213,7 +214,7 @@ class Sequencer:
         self.swapped_at: int | None = None
 
     def sample(self, seconds: Fraction) -> int:
-        return round(seconds * Fraction(self.engine.samplerate))
+        return self.origin + round(seconds * Fraction(self.engine.samplerate))
 
     @property
     def length(self) -> int | None:
@@ -227,6 +228,13 @@ class Sequencer:
     def replace(self, song: Song) -> None:
         """Take a new version of the song from the next bar on."""
         self.pending = song
+
+    def release_notes(self) -> None:
+        """Release every held note of every note source (the transport stops)."""
+        from ..api import AllNotesOff
+        for name, inst in self.patch.modules.items():
+            if inst.type.cls.accepts_notes:
+                self.engine.send(name, self.engine.time, AllNotesOff())
 
     def before_block(self) -> None:
         engine = self.engine
