@@ -7,12 +7,11 @@ that rebuilds it, so saving and loading round-trip exactly.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SynthError, did_you_mean
-from .language import Add, Command, Connect, Disconnect, Endpoint, Remove, Set, Token, parse_text
+from .language import Add, Command, Connect, Disconnect, Endpoint, Remove, Require, Set, Token, parse_text
 from .plugins import ModuleType, Registry
 
 MASTER = "out"
@@ -44,6 +43,7 @@ class Patch:
         self.registry = registry
         self.modules: dict[str, Instance] = {}
         self.cables: list[Cable] = []
+        self.requires: list[str] = []
         master = registry.get(MASTER)
         self.modules[MASTER] = Instance(master, {p.name: p.default_value for p in master.cls.params})
 
@@ -52,6 +52,7 @@ class Patch:
         clone.registry = self.registry
         clone.modules = {name: Instance(inst.type, dict(inst.params)) for name, inst in self.modules.items()}
         clone.cables = list(self.cables)
+        clone.requires = list(self.requires)
         return clone
 
     # -- applying commands -------------------------------------------------
@@ -74,7 +75,7 @@ class Patch:
                 trial.apply(command)
             except SynthError as error:
                 raise error.at(source=source)
-        self.modules, self.cables = trial.modules, trial.cables
+        self.modules, self.cables, self.requires = trial.modules, trial.cables, trial.requires
 
     def _instance(self, name: Token) -> Instance:
         inst = self.modules.get(name)
@@ -163,6 +164,13 @@ class Patch:
                 raise SynthError(f"there is no cable {cable}", col=cmd.src.module.col)
         self.cables = [c for c in self.cables if c not in cables]
 
+    def _apply_require(self, cmd: Require) -> None:
+        problem = self.registry.unmet(cmd.requirement)
+        if problem:
+            raise SynthError(problem, col=cmd.requirement.col)
+        if str(cmd.requirement) not in self.requires:
+            self.requires.append(str(cmd.requirement))
+
     def _apply_set(self, cmd: Set) -> None:
         inst = self._instance(cmd.target.module)
         cls = inst.type.cls
@@ -180,7 +188,7 @@ class Patch:
     def to_text(self) -> str:
         """The canonical patch file: ``add`` lines with non-default
         parameters, then ``set`` for the master, then the cables."""
-        lines = []
+        lines = [f"require {requirement}" for requirement in self.requires]
         for name, inst in self.modules.items():
             cls = inst.type.cls
             changed = [f"{p.name}={p.format(inst.params[p.name])}" for p in cls.params

@@ -44,6 +44,26 @@ class Registry:
     types: dict[str, ModuleType] = field(default_factory=dict)
     qualified: dict[str, ModuleType] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    packages: dict[str, str] = field(default_factory=dict)     # loaded plugin distributions -> version
+    skipped: set[str] = field(default_factory=set)             # installed but disabled or safe mode
+
+    def unmet(self, requirement: str) -> str | None:
+        """Why ``requirement`` (``synthcli-foo>=1.2``) is not met, as the
+        line to show a musician, or None when it is."""
+        from packaging.requirements import Requirement
+        from packaging.utils import canonicalize_name
+        need = Requirement(requirement)
+        name = canonicalize_name(need.name)
+        loaded = {canonicalize_name(dist): version for dist, version in self.packages.items()}
+        if name in loaded:
+            if need.specifier.contains(loaded[name], prereleases=True):
+                return None
+            return (f"this file needs {requirement}, but {need.name} {loaded[name]} is installed: "
+                    f"pip install -U '{requirement}'")
+        if name in {canonicalize_name(dist) for dist in self.skipped}:
+            return (f"this file needs {requirement}, which is installed but disabled "
+                    f"(--safe-mode or SYNTHCLI_DISABLE_PLUGINS)")
+        return f"this file needs {requirement}: pip install {need.name}"
 
     def get(self, name: str) -> ModuleType:
         found = self.types.get(name) or self.qualified.get(name)
@@ -122,8 +142,11 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
     pm = _plugin_manager()
     pm.register(builtin, name=BUILTIN_PACKAGE)
     sources = {BUILTIN_PACKAGE: (BUILTIN_PACKAGE, metadata_version("synthcli"))}
+    registry.packages[BUILTIN_PACKAGE] = sources[BUILTIN_PACKAGE][1]
 
-    if not safe_mode:
+    if safe_mode:
+        registry.skipped.update(ep.dist.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.dist)
+    else:
         skip = set(disabled) | disabled_from_env()
         entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP),
                               key=lambda ep: ((ep.dist.name if ep.dist else ""), ep.name))
@@ -131,6 +154,7 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
             dist = ep.dist.name if ep.dist else ep.name
             version = ep.dist.version if ep.dist else "?"
             if ep.name in skip or dist in skip or ep.name in sources:
+                registry.skipped.add(dist)
                 continue
             try:
                 plugin = ep.load()
@@ -139,6 +163,7 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
                 registry.problems.append(f"{dist}: plugin failed to load: {type(error).__name__}: {error}")
                 continue
             sources[ep.name] = (dist, version)
+            registry.packages[dist] = version
 
     for impl in pm.hook.register_modules.get_hookimpls()[::-1]:
         package, version = sources[pm.get_name(impl.plugin)]

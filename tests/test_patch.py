@@ -90,3 +90,20 @@ def test_save_load_save_round_trips(registry):
     assert again.to_text() == text
     assert {n: i.params for n, i in again.modules.items()} == {n: i.params for n, i in patch.modules.items()}
     assert again.cables == patch.cables
+
+
+@pytest.mark.parametrize("line, words", [
+    ("require synthcli>=0.1", None),
+    ("require synthcli>=99", "needs synthcli>=99, but synthcli 0.1.0 is installed: pip install -U 'synthcli>=99'"),
+    ("require synthcli-nonesuch>=0.1", "needs synthcli-nonesuch>=0.1: pip install synthcli-nonesuch"),
+    ("require >=1", "expected a package requirement"),
+])
+def test_require_names_the_pip_command(registry, line, words):
+    patch = Patch(registry)
+    if words is None:
+        patch.load_text(line + "\n")
+        assert patch.to_text().startswith(line + "\n")
+    else:
+        with pytest.raises(SynthError, match=words.replace("(", r"\(").replace("+", r"\+")) as info:
+            patch.load_text(line + "\n", "song.seq")
+        assert (info.value.line, info.value.col) == (1, 9)

@@ -136,3 +136,13 @@ class At(Command):
 
     def __str__(self) -> str:
         return f"at {self.bar} {self.command}"
+
+
+@dataclass(frozen=True)
+class Require(Command):
+    """``require PACKAGE[>=VERSION]``: the file needs this plugin package."""
+
+    requirement: Token
+
+    def __str__(self) -> str:
+        return f"require {self.requirement}"

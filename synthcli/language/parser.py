@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import SynthError, did_you_mean
-from .commands import Add, At, Command, Connect, Disconnect, Endpoint, Length, Meter, Pattern, Remove, Set, Tempo, Token
+from .commands import (Add, At, Command, Connect, Disconnect, Endpoint, Length, Meter, Pattern, Remove, Require,
+                       Set, Tempo, Token)
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _QUALIFIED_TYPE = re.compile(r"([A-Za-z0-9_.\-]+:)?[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -202,9 +203,20 @@ def _parse_at(words: list[Token], line: int) -> At:
     spec = COMMANDS.get(inner[0])
     if spec is None:
         raise _fail(f"unknown command '{inner[0]}'{did_you_mean(inner[0], COMMANDS)}", line, inner[0].col)
-    if spec.name == "length":
-        raise _fail("a song has one length; put 'length' outside 'at'", line, inner[0].col)
+    if spec.name in ("length", "require"):
+        raise _fail(f"'{spec.name}' holds for the whole file; put it outside 'at'", line, inner[0].col)
     return At(line, words[0].col, words[1], spec.parse(inner, line))
+
+
+def _parse_require(words: list[Token], line: int) -> Require:
+    from packaging.requirements import InvalidRequirement, Requirement
+    _expect_args(words, line, 1, 1, COMMANDS["require"].syntax)
+    try:
+        Requirement(words[1])
+    except InvalidRequirement:
+        raise _fail(f"expected a package requirement such as synthcli-chiptune>=0.1, got '{words[1]}'",
+                    line, words[1].col) from None
+    return Require(line, words[0].col, words[1])
 
 
 COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
@@ -224,6 +236,8 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 "play a pattern, one cycle a bar, on a note source (keys) or a parameter (NAME.PARAM)",
                 _parse_pattern),
     CommandSpec("at", "at BAR COMMAND", "run a command when bar BAR (from 1) starts", _parse_at),
+    CommandSpec("require", "require PACKAGE[>=VERSION]",
+                "this file needs a plugin package (checked before anything plays)", _parse_require),
 )}
 
 
