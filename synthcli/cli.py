@@ -27,10 +27,14 @@ app = typer.Typer(
 
 class Options:
     safe_mode = False
+    json_errors = False
 
 
 def fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    if Options.json_errors:
+        typer.echo(json.dumps({"ok": False, "error": message}))
+    else:
+        typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
 
@@ -115,15 +119,27 @@ def describe(entry, reg) -> dict:
 
 
 @app.command()
-def check(file: Path = typer.Argument(..., help="A patch file.")) -> None:
+def check(
+    file: Path = typer.Argument(..., help="A patch or song file."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (errors too)."),
+) -> None:
     """Check a patch or song for errors without playing it; exit status 2 on the first error."""
     from .engine.schedule import compile_patch
     from .errors import SynthError
+    if as_json:
+        Options.json_errors = True
     patch, song = load_source(file, registry())
     try:
         schedule = compile_patch(patch)
     except SynthError as error:
         fail(str(error.at(source=str(file))))
+    if as_json:
+        typer.echo(json.dumps({
+            "file": str(file), "ok": True, "modules": len(patch.modules) - 1, "cables": len(patch.cables),
+            "delayed": len(schedule.delayed), "song": song is not None,
+            "bars": song.length if song else None, "tempo": float(song.tempo) if song else None,
+            "seconds": float(song.bar_start(song.length)) if song and song.length else None}, indent=2))
+        return
     about = f"{len(patch.modules) - 1} modules, {len(patch.cables)} cables"
     if schedule.delayed:
         about += f", {len(schedule.delayed)} delayed by a block"
@@ -246,6 +262,44 @@ def play(
                f"{'' if xruns == 1 else 's'}" + (f", recorded to {record}" if record else ""), err=True)
     if signalled is not None:
         raise signalled
+
+
+@app.command("help")
+def help_topic(topic: Optional[str] = typer.Argument(None, help="A command or a module type.")) -> None:
+    """Show the reference for a command or a module type (the same text as docs/)."""
+    from .errors import did_you_mean
+    from .language import COMMANDS
+    from .reference import command_section, module_section
+    reg = registry()
+    if topic is None:
+        typer.echo("commands: " + ", ".join(COMMANDS))
+        typer.echo("modules: " + ", ".join(sorted(reg.types)))
+        typer.echo("`synth help NAME` for one of them; `synth COMMAND --help` for the synth command line")
+        return
+    if topic in COMMANDS:
+        typer.echo(command_section(topic))
+    elif topic in reg:
+        typer.echo(module_section(reg.get(topic).cls))
+    else:
+        fail(f"no help on '{topic}'{did_you_mean(topic, [*COMMANDS, *reg.types])}; try `synth help`")
+
+
+@app.command()
+def graph(
+    file: Path = typer.Argument(..., help="A patch or song file."),
+    output: Path = typer.Option(..., "-o", "--output", help="The picture: .svg, .png, .pdf (needs Graphviz) or .dot."),
+) -> None:
+    """Draw the patch: modules as boxes with their ports, cables as arrows
+    (dashed: a cable that closes a loop and so carries one block of delay)."""
+    from .engine.schedule import topological_order
+    from .errors import SynthError
+    from .graph import write_graph
+    patch, _ = load_source(file, registry())
+    try:
+        written = write_graph(patch, output, topological_order(patch)[1])
+    except SynthError as error:
+        fail(str(error))
+    typer.echo("wrote " + ", ".join(map(str, written)), err=True)
 
 
 class Watcher:
