@@ -162,6 +162,7 @@ def render(
     executor: str = typer.Option("inline", "--executor", "-x", help="inline, threads or processes."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w",
                                           help="Worker threads/processes besides the engine (default: cores - 1)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw waveform, spectrogram and level to a PNG."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Render a patch or song offline to a WAV file (no sound card needed).
@@ -179,6 +180,12 @@ def render(
         fail(f"--samplerate {samplerate} is out of range (8000..384000)")
     if not 1 <= blocksize <= 8192:
         fail(f"--blocksize {blocksize} is out of range (1..8192)")
+    if plot is not None:
+        from .plot import require_matplotlib
+        try:
+            require_matplotlib()
+        except SynthError as error:
+            fail(str(error))
     reg = registry()
     patch, song = load_source(file, reg)
     if song is None and duration is None:
@@ -192,10 +199,14 @@ def render(
             performance = Performance(engine, song, blocks)
             with Progress(quiet) as progress:
                 frames = render_to_wav(performance, output, frames, fmt, progress.update)
+        if plot is not None:
+            from .plot import plot_wav
+            plot_wav(output, plot)
     except SynthError as error:
         fail(str(error))
     if not quiet:
-        typer.echo(f"wrote {output} ({frames / samplerate:.2f} s, {samplerate} Hz, stereo, {fmt})", err=True)
+        typer.echo(f"wrote {output} ({frames / samplerate:.2f} s, {samplerate} Hz, stereo, {fmt})"
+                   + (f" and {plot}" if plot else ""), err=True)
 
 
 @app.command()

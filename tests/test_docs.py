@@ -82,3 +82,16 @@ def test_help_shows_the_reference_text():
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "help", "connect"], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0 and "connect SRC[.PORT] DST[.PORT]" in done.stdout
+
+
+def test_render_plot_draws_a_non_blank_picture_of_the_right_size(tmp_path):
+    import numpy as np
+    from matplotlib.image import imread
+    png = tmp_path / "basic.png"
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", "patches/basic.patch", "-o",
+                           str(tmp_path / "basic.wav"), "--duration", "2", "--plot", str(png)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    image = imread(str(png))
+    assert image.shape[:2] == (800, 1200)
+    assert image[..., :3].std() > 0.05            # not one flat colour
