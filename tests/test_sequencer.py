@@ -136,3 +136,26 @@ def test_any_song_text_loads_or_fails_cleanly(registry, lines):
         Song(registry, "\n".join(lines), "fuzz.seq")
     except SynthError as error:
         assert error.line is not None and "\n" not in str(error)
+
+
+def test_a_reload_fades_out_removed_modules_and_keeps_the_others_running(registry):
+    head = "tempo 120\nlength 4\nadd vco a wave=sine freq=300\nconnect a out.left\n"
+    first = Song(registry, head + "add vco b wave=sine freq=200\nconnect b out.right\n")
+    second = Song(registry, head)
+    with Engine(registry, SR, 256) as engine:
+        performance = Performance(engine, first)
+        blocks = [performance.next_block().copy() for _ in range(200)]
+        performance.sequencer.replace(second)
+        while not performance.over:
+            blocks.append(performance.next_block().copy())
+        swapped = performance.sequencer.swapped_at
+    out = np.concatenate(blocks, axis=1)
+    bar = swapped * 2 * SR                       # 2 s a bar
+    right = out[1, bar - 2000:bar + 2000]
+    slope = np.abs(np.diff(out[1, SR:2 * SR])).max()
+    assert np.abs(np.diff(right)).max() <= slope * 1.01      # no click where b leaves
+    assert np.abs(out[1, bar + 256:]).max() == 0.0           # silent after its one faded block
+    with Engine(registry, SR, 256) as engine:                # a, untouched, never noticed
+        performance = Performance(engine, Song(registry, head))
+        alone = [performance.next_block()[0].copy() for _ in range(out.shape[1] // 256)]
+    assert np.array_equal(out[0, :len(np.concatenate(alone))], np.concatenate(alone))

@@ -12,8 +12,9 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-#: Per-module flags.
-RUN, BYPASS, DOWN = 0, 1, 2
+#: Per-module flags: run; bypassed (silent, quarantined or removed); or run
+#: once more with the output faded to silence, then bypassed.
+RUN, BYPASS, FADE = 0, 1, 2
 #: Columns of ``stats``: blocks processed, CPU seconds in all, worst block.
 BLOCKS, SECONDS, WORST = 0, 1, 2
 #: ``progress`` value of a module nobody will run this block (its worker

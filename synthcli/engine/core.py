@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import SynthError
 from ..patch import Patch
 from ..plugins import Registry
-from .board import BYPASS, Board
+from .board import BYPASS, FADE, Board
 from .schedule import Node, Schedule, compile_patch
 
 
@@ -169,6 +169,13 @@ class Engine:
         self._smoothing = {k: v for k, v in self._smoothing.items() if k[0] in live}
         self.stats = {name: self.stats.get(name, ModuleStats()) for name in live}
         self.schedule, self.board, self.arena = schedule, board, arena
+
+    def fade_out(self, names) -> None:
+        """Let these modules play one more block, faded to silence, and
+        stay silent after it (the sequencer removes them at the next block)."""
+        for index, node in enumerate(self.schedule.nodes):
+            if node.name in names:
+                self.board.flags[index] = FADE
 
     def set(self, name: str, param: str, value: float, time: int | None = None) -> None:
         """Change a parameter. Without ``time`` from the next block; with a

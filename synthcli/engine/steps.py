@@ -2,6 +2,7 @@
 every executor shares, which is what keeps their output bit-identical."""
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Callable
@@ -10,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from ..api import Module
-from .board import BLOCKS, BYPASS, RUN, SECONDS, WORST, Board
+from .board import BLOCKS, BYPASS, FADE, RUN, SECONDS, WORST, Board
 from .schedule import Node, Schedule
 
 Report = Callable[[str, str], None]
@@ -73,7 +74,8 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
             else:
                 for c in range(dest.shape[0]):
                     np.add(dest[c], src[c % src.shape[0]], out=dest[c])
-    if board.flags[step.index] != RUN:
+    flag = board.flags[step.index]
+    if flag == BYPASS:
         step.span[...] = 0.0
     else:
         try:
@@ -85,6 +87,9 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
             if not all_finite(step.span):
                 step.span[...] = 0.0
                 report(step.name, "output was NaN or Inf")
+        if flag == FADE:
+            step.span *= fade_out(step.span.shape[1])
+            board.flags[step.index] = BYPASS
     for src, slots in step.delay_writes:
         np.copyto(slots[block % 2], src)
     board.progress[step.index] = block
@@ -103,6 +108,13 @@ def measured_costs(schedule: Schedule | None, board: Board | None) -> dict[str, 
         return {}
     return {node.name: board.stats[i, SECONDS] / board.stats[i, BLOCKS]
             for i, node in enumerate(schedule.nodes) if board.stats[i, BLOCKS] > 0}
+
+
+@functools.lru_cache(maxsize=8)
+def fade_out(blocksize: int) -> np.ndarray:
+    """A raised-cosine ramp from 1 to 0 over one block, for modules that
+    leave the patch while it plays (they fade instead of clicking)."""
+    return 0.5 + 0.5 * np.cos(np.pi * (np.arange(blocksize) + 0.5) / blocksize)
 
 
 def identity(node: Node, cls: type[Module]) -> tuple:

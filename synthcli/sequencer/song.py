@@ -212,6 +212,7 @@ class Sequencer:
         self.bar = 0
         self.silent_for = 0
         self.swapped_at: int | None = None
+        self.leaving: Patch | None = None   # the patch to load once removed modules have faded
 
     def sample(self, seconds: Fraction) -> int:
         return self.origin + round(seconds * Fraction(self.engine.samplerate))
@@ -238,6 +239,9 @@ class Sequencer:
 
     def before_block(self) -> None:
         engine = self.engine
+        if self.leaving is not None:
+            engine.load(self.leaving)
+            self.leaving = None
         stop = engine.time + engine.blocksize
         while (self.length is None or self.bar < self.length) and self.sample(self.song.bar_start(self.bar)) < stop:
             if self.pending is not None:
@@ -252,8 +256,22 @@ class Sequencer:
         would have by now; modules that did not change keep their state."""
         song, self.pending = self.pending, None
         self.song = song
+        old = self.patch
         self.patch, self.voices = song.state_before(self.bar)
-        self.engine.load(self.patch)
+        gone = [n for n in old.modules if n not in self.patch.modules]
+        if gone:
+            # One block with the leaving modules still in, fading out: they
+            # end without a click, and a reverb's tail is not cut mid-air.
+            staying = self.patch.copy()
+            for name in gone:
+                staying.modules[name] = old.modules[name]
+            staying.cables += [c for c in old.cables if c not in staying.cables
+                               and {c.src, c.dst} <= staying.modules.keys() and {c.src, c.dst} & set(gone)]
+            self.engine.load(staying)
+            self.engine.fade_out(gone)
+            self.leaving = self.patch
+        else:
+            self.engine.load(self.patch)
         self.swapped_at = self.bar
 
     def _run(self, command: Command) -> None:
