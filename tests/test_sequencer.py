@@ -159,3 +159,18 @@ def test_a_reload_fades_out_removed_modules_and_keeps_the_others_running(registr
         performance = Performance(engine, Song(registry, head))
         alone = [performance.next_block()[0].copy() for _ in range(out.shape[1] // 256)]
     assert np.array_equal(out[0, :len(np.concatenate(alone))], np.concatenate(alone))
+
+
+def test_a_reload_that_only_changes_values_glides_them_without_a_rebuild(registry):
+    text = "tempo 120\nlength 4\n" + GATE + 'pattern kb "c4" legato=1\n'
+    with Engine(registry, SR, 256) as engine:
+        performance = Performance(engine, Song(registry, text))
+        blocks = [performance.next_block()[0].copy() for _ in range(200)]
+        schedule = engine.schedule
+        performance.sequencer.replace(Song(registry, text.replace("level=0.5", "level=0.25")))
+        while not performance.over:
+            blocks.append(performance.next_block()[0].copy())
+        assert engine.schedule is schedule                     # nothing was rebuilt
+        bar = performance.sequencer.swapped_at * 2 * SR
+    out = np.concatenate(blocks)
+    assert out[bar - 2] == pytest.approx(0.5) and out[bar + 300] == pytest.approx(0.25)

@@ -92,7 +92,8 @@ class LiveEngine:
                     self.apply(self.commands.popleft())
                 except SynthError as error:
                     self.send(("error", str(error)))
-            ahead = LOAD_AHEAD if self.commands and self.commands[0][0] in STRUCTURAL else depth
+            swapping = performance.sequencer is not None and performance.sequencer.pending is not None
+            ahead = LOAD_AHEAD if swapping or (self.commands and self.commands[0][0] in STRUCTURAL) else depth
             if ring.queued() >= ahead or ring.free() <= 0:
                 ready, _, _ = select.select([self.wake_r], [], [], block_time)
                 if ready:

@@ -259,7 +259,15 @@ class Sequencer:
         old = self.patch
         self.patch, self.voices = song.state_before(self.bar)
         gone = [n for n in old.modules if n not in self.patch.modules]
-        if gone:
+        same_shape = old.cables == self.patch.cables and {n: i.type for n, i in old.modules.items()} == {
+            n: i.type for n, i in self.patch.modules.items()}
+        if same_shape:   # only values changed: glide them, no rebuild
+            start = self.sample(song.bar_start(self.bar))
+            for name, inst in self.patch.modules.items():
+                for param, value in inst.params.items():
+                    if old.modules[name].params[param] != value:
+                        self.engine.set(name, param, value, time=start)
+        elif gone:
             # One block with the leaving modules still in, fading out: they
             # end without a click, and a reverb's tail is not cut mid-air.
             staying = self.patch.copy()
