@@ -224,3 +224,12 @@ def test_watch_applies_saves_at_the_next_bar_and_keeps_a_broken_one_out(jack_ser
     assert abs(peak_frequency(data[change - sr // 2:change, 0]) - 261.63) < 2
     assert abs(peak_frequency(data[change + 1000:change + sr // 2, 0]) - 440.0) < 2
     assert abs(peak_frequency(data[-sr // 2 - 2000:-2000, 0]) - 440.0) < 2   # the broken save changed nothing
+
+
+def test_a_refused_sample_rate_is_one_line_naming_the_flag(jack_server, tmp_path):
+    patch = write(tmp_path, "add vco a\nconnect a out\n")
+    proc = play(patch, "--samplerate", "44100", "--duration", "1")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "refuses 44100 Hz" in lines[0] and "--samplerate" in lines[0]
