@@ -53,12 +53,17 @@ class Performance:
         goes on; ``None`` plays a song to its end, a patch forever.
     endless : bool
         Ignore the song's length and play on (live coding with --watch).
+    driver : optional
+        Anything else that drives the engine like a song's sequencer does
+        (a MIDI file player): ``before_block()``, ``after_block(master) ->
+        bool`` (True once it is over) and ``end`` (its last sample, or None).
     """
 
-    def __init__(self, engine: Engine, song=None, blocks: int | None = None, endless: bool = False) -> None:
+    def __init__(self, engine: Engine, song=None, blocks: int | None = None, endless: bool = False,
+                 driver=None) -> None:
         from ..sequencer.song import Sequencer
         self.engine = engine
-        self.sequencer = Sequencer(song, engine, endless) if song is not None else None
+        self.sequencer = Sequencer(song, engine, endless) if song is not None else driver
         self.limit = blocks
         self.stopping = False
         self.over = False
