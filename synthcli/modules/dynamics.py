@@ -1,6 +1,8 @@
 """Gain stages and the master: vca, mix, pan, out."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -10,25 +12,71 @@ from ..api import AUDIO, CONTROL, Module, Param, Port
 #: knee bends them so that nothing ever reaches full scale.
 SOFT_CLIP_KNEE = 0.8
 
+#: Numba options of every kernel: numpy's error model spares divisions the
+#: Python zero check, which keeps LLVM from vectorising loops.
+JIT = dict(cache=True, nogil=True, error_model="numpy")
 
-@njit(cache=True, nogil=True)
+
+@njit(**JIT)
 def _master_kernel(mono, left, right, level, out):
-    """Sum every channel of the inputs to stereo, apply level, soft-clip."""
+    """Sum every channel of the inputs to stereo, apply level, soft-clip.
+
+    Channel by channel into the output rows, which adds in the same order
+    as summing each sample's channels and lets the sums run as vectors."""
     channels, n = mono.shape
     head = 1.0 - SOFT_CLIP_KNEE
-    for i in range(n):
-        sl = 0.0
-        sr = 0.0
-        for c in range(channels):
-            sl += (mono[c, i] + left[c, i]) * level[c, i]
-            sr += (mono[c, i] + right[c, i]) * level[c, i]
-        for side in range(2):
-            x = sl if side == 0 else sr
+    out_left = out[0]
+    out_right = out[1]
+    out_left[:] = 0.0
+    out_right[:] = 0.0
+    for c in range(channels):
+        for i in range(n):
+            out_left[i] += (mono[c, i] + left[c, i]) * level[c, i]
+            out_right[i] += (mono[c, i] + right[c, i]) * level[c, i]
+    for side in range(2):
+        for i in range(n):
+            x = out[side, i]
             ax = abs(x)
             if ax > SOFT_CLIP_KNEE:
                 ax = SOFT_CLIP_KNEE + head * np.tanh((ax - SOFT_CLIP_KNEE) / head)
-                x = ax if x > 0 else -ax
-            out[side, i] = x
+                out[side, i] = ax if x > 0 else -ax
+
+
+@njit(**JIT)
+def _vca_kernel(x, gain, level, out):
+    channels, n = x.shape
+    for c in range(channels):
+        for i in range(n):
+            out[c, i] = x[c, i] * gain[c, i] * level[c, i]
+
+
+@njit(**JIT)
+def _mix_kernel(in1, in2, in3, in4, level1, level2, level3, level4, out):
+    channels, n = out.shape
+    for c in range(channels):
+        for i in range(n):
+            out[c, i] = (in1[c, i] * level1[c, i] + in2[c, i] * level2[c, i]
+                         + in3[c, i] * level3[c, i] + in4[c, i] * level4[c, i])
+
+
+@njit(**JIT)
+def _pan_kernel(x, pan, left, right):
+    """cos/sin of one angle keep left^2 + right^2 constant, so a sound keeps
+    its loudness as it moves; modulation past the ends is clamped. The
+    gains are worked out only when the position changes."""
+    channels, n = x.shape
+    for c in range(channels):
+        last = np.nan
+        gain_left = gain_right = 0.0
+        for i in range(n):
+            p = pan[c, i]
+            if p != last:
+                angle = (min(max(p, -1.0), 1.0) + 1.0) * (np.pi / 4)
+                gain_left = math.cos(angle)
+                gain_right = math.sin(angle)
+                last = p
+            left[c, i] = gain_left * x[c, i]
+            right[c, i] = gain_right * x[c, i]
 
 
 class Out(Module):
@@ -57,9 +105,7 @@ class Vca(Module):
     params = (Param("level", 1.0, 0.0, 4.0, "x", doc="fixed gain"),)
 
     def process(self, inputs, params, outputs):
-        out = outputs["out"]
-        np.multiply(inputs["in"], inputs["gain"], out=out)
-        np.multiply(out, params["level"], out=out)
+        _vca_kernel(inputs["in"], inputs["gain"], params["level"], outputs["out"])
 
 
 class Mix(Module):
@@ -69,16 +115,9 @@ class Mix(Module):
     outputs = (Port("out", AUDIO, "the weighted sum"),)
     params = tuple(Param(f"level{k}", 1.0, 0.0, 4.0, "x", doc=f"gain of in{k}") for k in range(1, 5))
 
-    def setup(self):
-        # Each product lands here before it is added, so a block allocates nothing.
-        self._term = np.zeros((self.channels, self.blocksize))
-
     def process(self, inputs, params, outputs):
-        out = outputs["out"]
-        np.multiply(inputs["in1"], params["level1"], out=out)
-        for k in range(2, 5):
-            np.multiply(inputs[f"in{k}"], params[f"level{k}"], out=self._term)
-            out += self._term
+        _mix_kernel(inputs["in1"], inputs["in2"], inputs["in3"], inputs["in4"], params["level1"],
+                    params["level2"], params["level3"], params["level4"], outputs["out"])
 
 
 class Pan(Module):
@@ -91,22 +130,8 @@ class Pan(Module):
     )
     params = (Param("pan", 0.0, -1.0, 1.0, doc="-1 hard left, 0 centre (each side -3 dB), +1 hard right"),)
 
-    def setup(self):
-        # Holds the pan angle; preallocated so a block allocates nothing.
-        self._angle = np.zeros((self.channels, self.blocksize))
-
     def process(self, inputs, params, outputs):
-        # cos/sin of one angle keep left^2 + right^2 constant, so a sound
-        # keeps its loudness as it moves; modulation past the ends is clamped.
-        angle = self._angle
-        np.clip(params["pan"], -1.0, 1.0, out=angle)
-        angle += 1.0
-        angle *= np.pi / 4
-        left, right = outputs["left"], outputs["right"]
-        np.cos(angle, out=left)
-        np.sin(angle, out=right)
-        left *= inputs["in"]
-        right *= inputs["in"]
+        _pan_kernel(inputs["in"], params["pan"], outputs["left"], outputs["right"])
 
 
 MODULES = (Out, Vca, Mix, Pan)

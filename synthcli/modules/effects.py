@@ -25,8 +25,12 @@ REVERB_WET_GAIN = 3.0
 #: between 1 and 1.67, which raises the wet level. That colour is its sound.
 ALLPASS_FEEDBACK = 0.5
 
+#: Numba options of every kernel: numpy's error model spares divisions the
+#: Python zero check.
+JIT = dict(cache=True, nogil=True, error_model="numpy")
 
-@njit(cache=True, nogil=True)
+
+@njit(**JIT)
 def _delay_kernel(x, time, feedback, mix, out, buf, pos, samplerate, dmin):
     """Fractional delay line with feedback, all channels in one call.
 
@@ -45,10 +49,16 @@ def _delay_kernel(x, time, feedback, mix, out, buf, pos, samplerate, dmin):
             r = w - d
             base = int(np.floor(r))
             f = r - base
-            y0 = buf[c, (base - 1) % size]
-            y1 = buf[c, base % size]
-            y2 = buf[c, (base + 1) % size]
-            y3 = buf[c, (base + 2) % size]
+            # base lies within one buffer length below 0, so wrapping by
+            # compare and add reads what a modulo would, without divisions.
+            k = base + size if base < 0 else base
+            if k < 0 or k >= size:  # a NaN time: the output is NaN, whatever is read
+                k = 0
+            k2 = k + 1 if k + 1 < size else 0
+            y0 = buf[c, k - 1 if k > 0 else size - 1]
+            y1 = buf[c, k]
+            y2 = buf[c, k2]
+            y3 = buf[c, k2 + 1 if k2 + 1 < size else 0]
             c1 = 0.5 * (y2 - y0)
             c2 = y0 - 2.5 * y1 + 2.0 * y2 - 0.5 * y3
             c3 = 0.5 * (y3 - y0) + 1.5 * (y1 - y2)
@@ -87,7 +97,7 @@ class Delay(Module):
                       outputs["out"], self.buf, self.pos, self.samplerate, self._dmin)
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT)
 def _reverb_kernel(x, size, damping, mix, left, right,
                    comb_buf, comb_len, comb_idx, comb_store, ap_buf, ap_len, ap_idx):
     """Freeverb: per side, 8 parallel lowpass-feedback combs then 4 series

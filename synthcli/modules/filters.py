@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..api import AUDIO, Module, Param, Port
+from ..api import AUDIO, MAX_CHANNELS, Module, Param, Port
 
 #: A modulated cutoff is held in this range: below it the filter is a DC
 #: trap, above it tan() of the prewarp heads for its pole at Nyquist.
@@ -49,52 +49,258 @@ LADDER_MAX_DRIVE = 10.0
 #: could decay into denormals, which are slow on x86.
 FLUSH = 1e-30
 
+#: Numba options of every kernel. With numpy's error model a division by
+#: zero gives inf instead of a Python exception, and without that branch
+#: LLVM can vectorise loops that divide.
+JIT = dict(cache=True, nogil=True, error_model="numpy")
 
-@njit(cache=True, nogil=True)
+#: The filters run channels side by side, one sample of every channel at a
+#: time (in "lanes"): a channel's recursion is a chain of dependent
+#: operations far longer than its work, and other channels fill the gaps.
+#: Up to FEW channels, the ladder runs them as they are and the vcf, whose
+#: recursion is short, one after another; more run as LANES lanes, padded
+#: with silent ones: the trip count from which LLVM's vector loop (4
+#: doubles, unrolled 4 times) takes over from its scalar one.
+FEW = 4
+LANES = MAX_CHANNELS
+
+
+@njit(**JIT)
 def _flush(v):
     return v if abs(v) > FLUSH else 0.0
 
 
-@njit(cache=True, nogil=True)
-def _svf_kernel(x, cutoff, res, mode, out, ic, samplerate):
+@njit(**JIT)
+def _prewarp(f, fmax, warp):
+    """The trapezoidal integrator gain g = tan(pi f / fs) of a cutoff."""
+    return math.tan(min(max(f, MIN_CUTOFF), fmax) * warp)
+
+
+@njit(**JIT)
+def _lane_count(channels):
+    """How many lanes to run, unsigned: LLVM vectorises a loop over lanes
+    only without the check for negative indices that signed ones carry."""
+    return np.uint64(channels if channels <= FEW else LANES)
+
+
+@njit(**JIT)
+def _same_as_previous(param, c):
+    """Whether channel c of a parameter repeats channel c - 1 all block long,
+    as a mono cable spread to every channel does. NaN is never the same."""
+    differ = 0
+    for i in range(param.shape[1]):
+        differ += param[c, i] != param[c - 1, i]
+    return differ == 0
+
+
+def _work(rows, blocksize):
+    """One scratch array for the lanes, so a kernel takes one argument, not
+    three: numba spends about 0.1 us per array argument on every call."""
+    return np.zeros((rows + 2 * blocksize, LANES + 1))
+
+
+@njit(**JIT)
+def _split_work(work, rows, n):
+    """The per-lane values (rows x LANES + 1), a block in (sample, lane)
+    order (n x LANES + 1, of which the lanes use LANES), and the cutoffs'
+    tans (n x LANES + 1, see _cutoff_tans)."""
+    return work[:rows], work[rows:rows + n], work[rows + n:rows + 2 * n]
+
+
+@njit(**JIT)
+def _to_lanes(x, xt):
+    """Transpose a block into (sample, lane) order for the channel loops."""
+    channels, n = x.shape
+    for c in range(channels):
+        for i in range(n):
+            xt[i, c] = x[c, i]
+
+
+@njit(**JIT)
+def _from_lanes(xt, out):
+    channels, n = out.shape
+    for c in range(channels):
+        for i in range(n):
+            out[c, i] = xt[i, c]
+
+
+@njit(**JIT)
+def _cutoff_tans(cutoff, tans, fmax, warp):
+    """tan of every channel's cutoff at every sample into tans[i, c], and
+    in tans[i, LANES] whether any changed. Each runs only when its cutoff
+    changed, or comes from the previous channel at the same cutoff; kept
+    apart from the filters' recursions, the calls overlap each other."""
+    channels, n = cutoff.shape
+    tans[:, LANES] = 0.0
+    for c in range(channels):
+        last = np.nan
+        for i in range(n):
+            f = cutoff[c, i]
+            if f != last:
+                if c > 0 and f == cutoff[c - 1, i]:
+                    tans[i, c] = tans[i, c - 1]
+                else:
+                    tans[i, c] = _prewarp(f, fmax, warp)
+                tans[i, LANES] = 1.0
+                last = f
+            else:
+                tans[i, c] = tans[i - 1, c]
+
+
+@njit(**JIT)
+def _svf_damping(r):
+    return BUTTERWORTH_K * (SVF_MIN_K / BUTTERWORTH_K) ** min(max(r, 0.0), 1.0)
+
+
+@njit(**JIT)
+def _svf_gains(g, k):
+    a1 = 1.0 / (1.0 + g * (g + k))
+    a2 = g * a1
+    return a1, a2, g * a2
+
+
+@njit(**JIT)
+def _svf_tick(v0, a1, a2, a3, w0, wv1, w2, ic1, ic2):
+    """One sample: the output and the two new integrator states."""
+    v3 = v0 - ic2
+    v1 = a1 * ic1 + a2 * v3
+    v2 = ic2 + a2 * ic1 + a3 * v3
+    return w0 * v0 + wv1 * v1 + w2 * v2, 2.0 * v1 - ic1, 2.0 * v2 - ic2
+
+
+#: Rows of the vcf's per-lane scratch: the integrator states (0-1), the
+#: mode's mix weights w0, wk, w1, w2 (2-5), the last res and its damping
+#: k (6-7), and the gains a1, a2, a3 and band weight wk * k + w1 (8-11).
+SVF_LANE_ROWS = 12
+
+
+@njit(**JIT)
+def _svf_alone(x, cutoff, res, mode, out, ic, c, fmax, warp):
+    """Channel c on its own, all state in registers."""
+    n = x.shape[1]
+    w0, wk, w1, w2 = SVF_MIX[int(mode[c, 0])]
+    ic1 = ic[c, 0]
+    ic2 = ic[c, 1]
+    last_f = last_r = np.nan
+    g = k = a1 = a2 = a3 = wv1 = 0.0
+    for i in range(n):
+        f = cutoff[c, i]
+        r = res[c, i]
+        if f != last_f or r != last_r:
+            if f != last_f:
+                g = _prewarp(f, fmax, warp)
+                last_f = f
+            if r != last_r:
+                k = _svf_damping(r)
+                last_r = r
+            a1, a2, a3 = _svf_gains(g, k)
+            wv1 = wk * k + w1
+        out[c, i], ic1, ic2 = _svf_tick(x[c, i], a1, a2, a3, w0, wv1, w2, ic1, ic2)
+    ic[c, 0] = _flush(ic1)
+    ic[c, 1] = _flush(ic2)
+
+
+@njit(**JIT)
+def _svf_shared(cutoff, res, lanes, xt, fmax, warp):
+    """Every channel has the same cutoff and res: one set of gains serves
+    all (their modes may differ)."""
+    n = cutoff.shape[1]
+    ic1 = lanes[0]
+    ic2 = lanes[1]
+    w0 = lanes[2]
+    wk = lanes[3]
+    w1 = lanes[4]
+    w2 = lanes[5]
+    wv1 = lanes[11]
+    last_f = last_r = np.nan
+    g = k = a1 = a2 = a3 = 0.0
+    for i in range(n):
+        f = cutoff[0, i]
+        r = res[0, i]
+        if f != last_f or r != last_r:
+            if f != last_f:
+                g = _prewarp(f, fmax, warp)
+                last_f = f
+            if r != last_r:
+                k = _svf_damping(r)
+                last_r = r
+                for c in range(LANES):
+                    wv1[c] = wk[c] * k + w1[c]
+            a1, a2, a3 = _svf_gains(g, k)
+        for c in range(LANES):
+            xt[i, c], ic1[c], ic2[c] = _svf_tick(xt[i, c], a1, a2, a3, w0[c], wv1[c], w2[c], ic1[c], ic2[c])
+
+
+@njit(**JIT)
+def _svf_lanes(res, lanes, xt, tans):
+    """Channels with a cutoff or res of their own: after the tans, each
+    sample works out the gains of all lanes at once, as vectors, if
+    anything changed, then runs the filters."""
+    channels, n = res.shape
+    ic1 = lanes[0]
+    ic2 = lanes[1]
+    w0 = lanes[2]
+    wk = lanes[3]
+    w1 = lanes[4]
+    w2 = lanes[5]
+    last_r = lanes[6]
+    k = lanes[7]
+    a1 = lanes[8]
+    a2 = lanes[9]
+    a3 = lanes[10]
+    wv1 = lanes[11]
+    for i in range(n):
+        dirty = tans[i, LANES] != 0.0
+        for c in range(channels):
+            r = res[c, i]
+            if r != last_r[c]:
+                k[c] = k[c - 1] if c > 0 and r == last_r[c - 1] else _svf_damping(r)
+                last_r[c] = r
+                dirty = True
+        if dirty:
+            for c in range(LANES):
+                a1[c], a2[c], a3[c] = _svf_gains(tans[i, c], k[c])
+                wv1[c] = wk[c] * k[c] + w1[c]
+        for c in range(LANES):
+            xt[i, c], ic1[c], ic2[c] = _svf_tick(xt[i, c], a1[c], a2[c], a3[c], w0[c], wv1[c], w2[c], ic1[c], ic2[c])
+
+
+@njit(**JIT)
+def _svf_kernel(x, cutoff, res, mode, out, ic, work, samplerate):
     """Andrew Simper's (Cytomic) trapezoidal SVF, all channels in one call.
 
     tan() and the pow of the resonance run only when their parameter
-    differs from the previous sample's, so a fixed setting costs neither.
+    changes, and once for channels that share its value (one LFO on every
+    voice). The filter gains are pure functions of those, so a lane
+    computes them, or copies them, exactly as alone.
     """
     channels, n = x.shape
     fmax = MAX_CUTOFF_RATIO * samplerate
     warp = math.pi / samplerate
+    if channels <= FEW:
+        # Its recursion is short, so a few channels gain little from running
+        # side by side.
+        for c in range(channels):
+            _svf_alone(x, cutoff, res, mode, out, ic, c, fmax, warp)
+        return
+    lanes, xt, tans = _split_work(work, SVF_LANE_ROWS, n)
+    shared = True
     for c in range(channels):
-        w0, wk, w1, w2 = SVF_MIX[int(mode[c, 0])]
-        ic1 = ic[c, 0]
-        ic2 = ic[c, 1]
-        last_f = np.nan
-        last_r = np.nan
-        g = k = a1 = a2 = a3 = wv1 = 0.0
-        for i in range(n):
-            f = cutoff[c, i]
-            r = res[c, i]
-            if f != last_f or r != last_r:
-                if f != last_f:
-                    g = math.tan(min(max(f, MIN_CUTOFF), fmax) * warp)
-                    last_f = f
-                if r != last_r:
-                    k = BUTTERWORTH_K * (SVF_MIN_K / BUTTERWORTH_K) ** min(max(r, 0.0), 1.0)
-                    last_r = r
-                a1 = 1.0 / (1.0 + g * (g + k))
-                a2 = g * a1
-                a3 = g * a2
-                wv1 = wk * k + w1
-            v0 = x[c, i]
-            v3 = v0 - ic2
-            v1 = a1 * ic1 + a2 * v3
-            v2 = ic2 + a2 * ic1 + a3 * v3
-            ic1 = 2.0 * v1 - ic1
-            ic2 = 2.0 * v2 - ic2
-            out[c, i] = w0 * v0 + wv1 * v1 + w2 * v2
-        ic[c, 0] = _flush(ic1)
-        ic[c, 1] = _flush(ic2)
+        lanes[0, c] = ic[c, 0]
+        lanes[1, c] = ic[c, 1]
+        lanes[2, c], lanes[3, c], lanes[4, c], lanes[5, c] = SVF_MIX[int(mode[c, 0])]
+        lanes[6, c] = np.nan
+        shared = shared and (c == 0 or (_same_as_previous(cutoff, c) and _same_as_previous(res, c)))
+    _to_lanes(x, xt)
+    if shared:
+        _svf_shared(cutoff, res, lanes, xt, fmax, warp)
+    else:
+        _cutoff_tans(cutoff, tans, fmax, warp)
+        _svf_lanes(res, lanes, xt, tans)
+    _from_lanes(xt, out)
+    for c in range(channels):
+        ic[c, 0] = _flush(lanes[0, c])
+        ic[c, 1] = _flush(lanes[1, c])
 
 
 class Vcf(Module):
@@ -114,13 +320,14 @@ class Vcf(Module):
 
     def setup(self):
         self.ic = np.zeros((self.channels, 2))
+        self._work = _work(SVF_LANE_ROWS, self.blocksize)
 
     def process(self, inputs, params, outputs):
         _svf_kernel(inputs["in"], params["cutoff"], params["res"], params["mode"],
-                    outputs["out"], self.ic, self.samplerate)
+                    outputs["out"], self.ic, self._work, self.samplerate)
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT)
 def _saturate(u):
     """tanh to within 0.024, landing smoothly on +/-1 at +/-3 (slope 0):
     this rational function costs a fraction of libm's tanh."""
@@ -132,65 +339,173 @@ def _saturate(u):
     return u * (27.0 + u2) / (27.0 + 9.0 * u2)
 
 
-@njit(cache=True, nogil=True)
-def _ladder_kernel(x, cutoff, res, drive, out, stages, samplerate):
+@njit(**JIT)
+def _ladder_feedback(r):
+    return LADDER_MAX_K * min(max(r, 0.0), 1.0)
+
+
+@njit(**JIT)
+def _ladder_drive(d):
+    return LADDER_MAX_DRIVE ** min(max(d, 0.0), 1.0)
+
+
+@njit(**JIT)
+def _ladder_gains(g, k):
+    """Stage gain G and state gain h of the one-poles, and the input and
+    feedback gains of the loop solved for its input."""
+    h = 1.0 / (1.0 + g)
+    G = g * h
+    loop_gain = 1.0 / (1.0 + k * (G * G * G * G))
+    return G, h, (1.0 + LADDER_COMPENSATION * k) * loop_gain, k * loop_gain
+
+
+@njit(**JIT)
+def _ladder_tick(x, G, h, in_gain, k_loop, gain, s1, s2, s3, s4):
+    """One sample: the output and the four new stage states."""
+    # Each stage's output is G * its input + h * its state, so the
+    # fourth is G^4 * u + S: solve u = in - k * y4 for u.
+    S = h * (G * (G * (G * s1 + s2) + s3) + s4)
+    u = _saturate(x * gain * in_gain - k_loop * S)
+    # Written as G * input + h * state, each stage adds one multiply
+    # and one add to the chain that bounds the speed of the loop.
+    y1 = G * u + h * s1
+    y2 = G * y1 + h * s2
+    y3 = G * y2 + h * s3
+    y4 = G * y3 + h * s4
+    return y4, 2.0 * y1 - s1, 2.0 * y2 - s2, 2.0 * y3 - s3, 2.0 * y4 - s4
+
+
+#: Rows of the ladder's per-lane scratch: the four stage states (0-3); the
+#: last res and drive (4-5); feedback and drive gain (6-7); the gains G, h,
+#: in_gain and k_loop (8-11).
+LADDER_LANE_ROWS = 12
+
+
+@njit(**JIT)
+def _ladder_update(cache, f, r, d, fmax, warp):
+    """The new cache = (cutoff, res, drive, tan, G, h, in_gain, k_loop, gain)
+    for parameters f, r, d; tan() and pow() run only when theirs changed."""
+    last_f, last_r, last_d, g, G, h, in_gain, k_loop, gain = cache
+    if f != last_f or r != last_r:
+        if f != last_f:
+            g = _prewarp(f, fmax, warp)
+        G, h, in_gain, k_loop = _ladder_gains(g, _ladder_feedback(r))
+    if d != last_d:
+        gain = _ladder_drive(d)
+    return f, r, d, g, G, h, in_gain, k_loop, gain
+
+
+#: The cache of _ladder_update before the first sample of a block.
+NO_CACHE = (np.nan, np.nan, np.nan, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@njit(**JIT)
+def _ladder_alone(x, cutoff, res, drive, out, lanes, fmax, warp):
+    """One channel: its states in registers, straight into the output."""
+    n = x.shape[1]
+    cache = NO_CACHE
+    t1, t2, t3, t4 = lanes[0, 0], lanes[1, 0], lanes[2, 0], lanes[3, 0]
+    for i in range(n):
+        cache = _ladder_update(cache, cutoff[0, i], res[0, i], drive[0, i], fmax, warp)
+        out[0, i], t1, t2, t3, t4 = _ladder_tick(
+            x[0, i], cache[4], cache[5], cache[6], cache[7], cache[8], t1, t2, t3, t4)
+    lanes[0, 0], lanes[1, 0], lanes[2, 0], lanes[3, 0] = t1, t2, t3, t4
+
+
+@njit(**JIT)
+def _ladder_shared(cutoff, res, drive, lanes, xt, width, fmax, warp):
+    """Every channel has the same parameters: one set of gains serves all."""
+    n = cutoff.shape[1]
+    s1 = lanes[0]
+    s2 = lanes[1]
+    s3 = lanes[2]
+    s4 = lanes[3]
+    cache = NO_CACHE
+    for i in range(n):
+        cache = _ladder_update(cache, cutoff[0, i], res[0, i], drive[0, i], fmax, warp)
+        G, h, in_gain, k_loop, gain = cache[4], cache[5], cache[6], cache[7], cache[8]
+        for c in range(width):
+            xt[i, c], s1[c], s2[c], s3[c], s4[c] = _ladder_tick(
+                xt[i, c], G, h, in_gain, k_loop, gain, s1[c], s2[c], s3[c], s4[c])
+
+
+@njit(**JIT)
+def _ladder_lanes(res, drive, lanes, xt, tans, width):
+    """Channels with parameters of their own: after the tans, each sample
+    works out the gains of all lanes at once, as vectors, if anything
+    changed, then runs the filters."""
+    channels, n = res.shape
+    s1 = lanes[0]
+    s2 = lanes[1]
+    s3 = lanes[2]
+    s4 = lanes[3]
+    last_r = lanes[4]
+    last_d = lanes[5]
+    k = lanes[6]
+    gain = lanes[7]
+    G = lanes[8]
+    h = lanes[9]
+    in_gain = lanes[10]
+    k_loop = lanes[11]
+    for i in range(n):
+        dirty = tans[i, LANES] != 0.0
+        for c in range(channels):
+            r = res[c, i]
+            d = drive[c, i]
+            if r != last_r[c]:
+                k[c] = _ladder_feedback(r)
+                last_r[c] = r
+                dirty = True
+            if d != last_d[c]:
+                gain[c] = gain[c - 1] if c > 0 and d == last_d[c - 1] else _ladder_drive(d)
+                last_d[c] = d
+        if dirty:
+            for c in range(width):
+                G[c], h[c], in_gain[c], k_loop[c] = _ladder_gains(tans[i, c], k[c])
+        for c in range(width):
+            xt[i, c], s1[c], s2[c], s3[c], s4[c] = _ladder_tick(
+                xt[i, c], G[c], h[c], in_gain[c], k_loop[c], gain[c], s1[c], s2[c], s3[c], s4[c])
+
+
+@njit(**JIT)
+def _ladder_kernel(x, cutoff, res, drive, out, stages, work, samplerate):
     """Zavalishin's TPT ladder: four trapezoidal one-poles in a loop.
 
     The loop is solved exactly for the linear filter, then the input of the
     first stage is saturated. That one saturator keeps self-oscillation at
     a steady level and gives the Moog its growl, at one per sample instead
     of one per stage.
+
+    tan() and pow() run only when their parameter changes, and once for
+    channels that share its value (one LFO on every voice); the gains are
+    pure functions of them, so a lane computes them, or copies them,
+    exactly as alone.
     """
     channels, n = x.shape
     fmax = MAX_CUTOFF_RATIO * samplerate
     warp = math.pi / samplerate
+    lanes, xt, tans = _split_work(work, LADDER_LANE_ROWS, n)
+    shared = True
     for c in range(channels):
-        s1 = stages[c, 0]
-        s2 = stages[c, 1]
-        s3 = stages[c, 2]
-        s4 = stages[c, 3]
-        last_f = np.nan
-        last_r = np.nan
-        last_d = np.nan
-        G = h = G4 = in_gain = k_loop = gain = 0.0
-        for i in range(n):
-            f = cutoff[c, i]
-            r = res[c, i]
-            if f != last_f or r != last_r:
-                if f != last_f:
-                    g = math.tan(min(max(f, MIN_CUTOFF), fmax) * warp)
-                    h = 1.0 / (1.0 + g)
-                    G = g * h
-                    G4 = G * G * G * G
-                    last_f = f
-                k = LADDER_MAX_K * min(max(r, 0.0), 1.0)
-                last_r = r
-                loop_gain = 1.0 / (1.0 + k * G4)
-                in_gain = (1.0 + LADDER_COMPENSATION * k) * loop_gain
-                k_loop = k * loop_gain
-            d = drive[c, i]
-            if d != last_d:
-                gain = LADDER_MAX_DRIVE ** min(max(d, 0.0), 1.0)
-                last_d = d
-            # Each stage's output is G * its input + h * its state, so the
-            # fourth is G^4 * u + S: solve u = in - k * y4 for u.
-            S = h * (G * (G * (G * s1 + s2) + s3) + s4)
-            u = _saturate(x[c, i] * gain * in_gain - k_loop * S)
-            # Written as G * input + h * state, each stage adds one multiply
-            # and one add to the chain that bounds the speed of the loop.
-            y1 = G * u + h * s1
-            y2 = G * y1 + h * s2
-            y3 = G * y2 + h * s3
-            y4 = G * y3 + h * s4
-            s1 = 2.0 * y1 - s1
-            s2 = 2.0 * y2 - s2
-            s3 = 2.0 * y3 - s3
-            s4 = 2.0 * y4 - s4
-            out[c, i] = y4
-        stages[c, 0] = _flush(s1)
-        stages[c, 1] = _flush(s2)
-        stages[c, 2] = _flush(s3)
-        stages[c, 3] = _flush(s4)
+        for q in range(4):
+            lanes[q, c] = stages[c, q]
+        lanes[4, c] = lanes[5, c] = np.nan
+        shared = shared and (c == 0 or (_same_as_previous(cutoff, c) and _same_as_previous(res, c)
+                                        and _same_as_previous(drive, c)))
+    if channels == 1:
+        _ladder_alone(x, cutoff, res, drive, out, lanes, fmax, warp)
+    else:
+        width = _lane_count(channels)
+        _to_lanes(x, xt)
+        if shared:
+            _ladder_shared(cutoff, res, drive, lanes, xt, width, fmax, warp)
+        else:
+            _cutoff_tans(cutoff, tans, fmax, warp)
+            _ladder_lanes(res, drive, lanes, xt, tans, width)
+        _from_lanes(xt, out)
+    for c in range(channels):
+        for q in range(4):
+            stages[c, q] = _flush(lanes[q, c])
 
 
 class Ladder(Module):
@@ -210,10 +525,11 @@ class Ladder(Module):
 
     def setup(self):
         self.stages = np.zeros((self.channels, 4))
+        self._work = _work(LADDER_LANE_ROWS, self.blocksize)
 
     def process(self, inputs, params, outputs):
         _ladder_kernel(inputs["in"], params["cutoff"], params["res"], params["drive"],
-                       outputs["out"], self.stages, self.samplerate)
+                       outputs["out"], self.stages, self._work, self.samplerate)
 
 
 MODULES = (Vcf, Ladder)
