@@ -67,13 +67,8 @@ def load_source(path: Path, reg):
 
 
 def read_text(path: Path) -> str:
-    from .errors import SynthError
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise SynthError(f"cannot read: {error.strerror}", source=str(path)) from None
-    except UnicodeDecodeError:
-        raise SynthError("not a text file (it is not valid UTF-8)", source=str(path)) from None
+    from .patch import read_source
+    return read_source(path)
 
 
 @app.callback()

@@ -202,15 +202,19 @@ class Patch:
         return "\n".join(lines) + "\n"
 
 
-def load_patch(path: str | Path, registry: Registry) -> Patch:
-    """Read a patch file; errors name the file, line and column."""
+def read_source(path: str | Path) -> str:
+    """The text of a patch or song file, or a SynthError naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as error:
-        raise SynthError(f"cannot read patch: {error.strerror}", source=str(path)) from None
+        raise SynthError(f"cannot read: {error.strerror}", source=str(path)) from None
     except UnicodeDecodeError:
         raise SynthError("not a text file (it is not valid UTF-8)", source=str(path)) from None
+
+
+def load_patch(path: str | Path, registry: Registry) -> Patch:
+    """Read a patch file; errors name the file, line and column."""
     patch = Patch(registry)
-    patch.load_text(text, str(path))
+    patch.load_text(read_source(path), str(path))
     return patch

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..api import NoteOff, NoteOn
 from ..errors import SynthError
 from ..language import At, Command, Length, Meter, Pattern, Set, Tempo, parse_text
-from ..patch import Patch
+from ..patch import Patch, read_source
 from ..plugins import Registry
 from .notation import parse_pattern
 
@@ -180,14 +180,7 @@ class Song:
 
 
 def load_song(path: str | Path, registry: Registry) -> Song:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise SynthError(f"cannot read song: {error.strerror}", source=str(path)) from None
-    except UnicodeDecodeError:
-        raise SynthError("not a text file (it is not valid UTF-8)", source=str(path)) from None
-    return Song(registry, text, str(path))
+    return Song(registry, read_source(path), str(path))
 
 
 class Sequencer:
