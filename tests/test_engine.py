@@ -52,7 +52,7 @@ def test_channel_counts_follow_the_widest_cable(registry):
         connect f out
     """))
     widths = {n.name: n.channels for n in schedule.nodes}
-    assert widths == {"kb": 5, "osc": 5, "wob": 1, "f": 5, "out": 5}
+    assert widths == {"kb": 5, "osc": 5, "wob": 1, "f": 5, "out": 1}     # out folds every voice into one
     assert schedule.node("out").outputs["master"].channels == 2
 
 
@@ -189,3 +189,26 @@ def test_a_connected_input_reads_its_cables_not_its_default(registry):
         engine.send("kb", 0, NoteOn(60))
         engine.send("kb", 0, NoteOn(64))
         assert np.allclose(engine.process_block(), 0.5)
+
+
+def test_every_voice_reaches_out_once_whatever_the_widths_beside_it(registry):
+    # A 1-voice and a 4-voice source, into a mix and into out directly:
+    # each voice must be counted once (a narrow cable is never tiled
+    # across a wider input and then summed again).
+    text = """
+        add keys wide voices=4
+        add keys solo voices=1
+        add vca w level=0.1
+        add vca s level=0.1
+        connect wide.gate w
+        connect solo.gate s
+        {}
+        set out.level 1
+    """
+    for wiring in ("add mix m\nconnect w m.in1\nconnect s m.in2\nconnect m out", "connect w out\nconnect s out"):
+        with Engine(registry, 48000, 64) as engine:
+            engine.load(patch_of(registry, text.format(wiring)))
+            for note in (60, 62, 64, 65):
+                engine.send("wide", 0, NoteOn(note))
+            engine.send("solo", 0, NoteOn(48))
+            assert np.allclose(engine.process_block(), 0.5), wiring     # 4 x 0.1 + 1 x 0.1

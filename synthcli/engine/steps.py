@@ -69,11 +69,15 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
         np.copyto(dest, base)
         for rows, slots in sources:
             src = slots[(block - 1) % 2] if slots else rows
-            if src.shape[0] == 1 or src.shape[0] == dest.shape[0]:
+            wide, narrow = src.shape[0], dest.shape[0]
+            if wide == 1 or wide == narrow:      # same width, or mono spread to every channel
                 np.add(dest, src, out=dest)
+            elif wide > narrow:                  # folded: every voice counted once
+                for k in range(wide):
+                    np.add(dest[k % narrow], src[k], out=dest[k % narrow])
             else:
-                for c in range(dest.shape[0]):
-                    np.add(dest[c], src[c % src.shape[0]], out=dest[c])
+                for c in range(narrow):
+                    np.add(dest[c], src[c % wide], out=dest[c])
     flag = board.flags[step.index]
     if flag == BYPASS:
         step.span[...] = 0.0

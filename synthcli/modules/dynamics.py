@@ -90,6 +90,12 @@ class Out(Module):
     outputs = (Port("master", AUDIO, "the stereo mix sent to the device or file", channels=2),)
     params = (Param("level", 1.0, 0.0, 4.0, "x", doc="master gain before the soft clip"),)
 
+    @classmethod
+    def channel_count(cls, params, inputs):
+        """One channel: every voice of every cable is folded (summed) into
+        it once, however wide the cables beside it are."""
+        return 1
+
     def process(self, inputs, params, outputs):
         _master_kernel(inputs["in"], inputs["left"], inputs["right"], params["level"], outputs["master"])
 
@@ -114,6 +120,14 @@ class Mix(Module):
     inputs = tuple(Port(f"in{k}", AUDIO, f"signal {k}") for k in range(1, 5))
     outputs = (Port("out", AUDIO, "the weighted sum"),)
     params = tuple(Param(f"level{k}", 1.0, 0.0, 4.0, "x", doc=f"gain of in{k}") for k in range(1, 5))
+
+    @classmethod
+    def channel_count(cls, params, inputs):
+        """Voice by voice when every signal has the same width (two 8-voice
+        chains); otherwise one channel, every voice folded in once, so a
+        mono bass beside a 6-voice pad is not counted six times."""
+        widths = {width for port, width in inputs.items() if port.startswith("in")}
+        return widths.pop() if len(widths) == 1 else 1
 
     def process(self, inputs, params, outputs):
         _mix_kernel(inputs["in1"], inputs["in2"], inputs["in3"], inputs["in4"], params["level1"],
