@@ -237,14 +237,19 @@ def _spawn(ctx, samplerate: float, blocksize: int, inherited: tuple[int, ...] = 
 
 
 def warm_up(registry: Registry, samplerate: float, blocksize: int) -> None:
-    """Call every built-in kernel once, so workers forked afterwards never
-    compile or load JIT code on the audio path."""
+    """Call every module's kernels once, plugins' too, so workers forked
+    afterwards never compile or load JIT code on the audio path: a plugin
+    kernel compiling in a worker's first block missed the deadline and got
+    the plugin quarantined. A module that fails here is left to fail (and
+    be reported) where it runs."""
     from ..testing import render_module
     from .steps import all_finite
     all_finite(np.zeros((1, blocksize)))
     for entry in registry.qualified.values():
-        if entry.package == BUILTIN_PACKAGE:
+        try:
             render_module(entry.cls, 1, channels=1, samplerate=samplerate, blocksize=blocksize)
+        except Exception:
+            pass
 
 
 class ProcessExecutor:
