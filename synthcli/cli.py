@@ -46,14 +46,21 @@ def registry():
     return reg
 
 
-def load_source(path: Path, reg):
+def load_source(path: Path, reg, midi: bool = False):
     """Read a patch or song file: ``(patch, song)``, song None for a patch.
+    With ``midi``, a MIDI file (.mid) gives ``(None, MidiSong)``.
     Any user error ends the command with one line naming file:line:col."""
     from .errors import SynthError
     from .language import parse_text
+    from .midi.file import MidiSong, is_midi_path
     from .patch import Patch
     from .sequencer.song import Song, is_song
     try:
+        if is_midi_path(path):
+            if not midi:
+                raise SynthError("a MIDI file can be played or rendered, not used here "
+                                 "(`synth render FILE.mid -o OUT.wav`)", source=str(path))
+            return None, MidiSong(path)
         text = read_text(path)
         commands = parse_text(text, str(path))
         if is_song(commands):
@@ -159,14 +166,17 @@ def render(
                                           help="Worker threads/processes besides the engine (default: cores - 1)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw waveform, spectrogram and level to a PNG."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    voice_patch: Optional[Path] = typer.Option(None, "--patch",
+                                               help="A MIDI file's voice patch (default: built-in GM voices)."),
 ) -> None:
-    """Render a patch or song offline to a WAV file (no sound card needed).
+    """Render a patch, song or MIDI file offline to a WAV file (no sound card needed).
 
     The output is bit-identical whatever the executor and worker count, and
     a song renders to the samples `synth play` sends to the device."""
     from .engine.core import Engine, check_executor
     from .engine.render import Performance, blocks_for, render_to_wav
     from .errors import SynthError
+    from .midi.voices import read_voice_patch
     try:
         check_executor(executor, workers)
     except SynthError as error:
@@ -182,18 +192,28 @@ def render(
         except SynthError as error:
             fail(str(error))
     reg = registry()
-    patch, song = load_source(file, reg)
+    patch, song = load_source(file, reg, midi=True)
+    try:
+        voice_text = read_voice_patch(voice_patch, patch is None)
+    except SynthError as error:
+        fail(str(error))
     if song is None and duration is None:
         duration = 4.0
     try:
         blocks = None if duration is None else blocks_for(duration, samplerate, blocksize)
         frames = None if duration is None else round(duration * samplerate)
         with Engine(reg, samplerate, blocksize, executor=executor, workers=workers) as engine:
-            if song is None:
-                engine.load(patch)
-            performance = Performance(engine, song, blocks)
+            if patch is None:   # a MIDI file, played as the engine process plays it
+                from .midi import midi_performance
+                performance = midi_performance(engine, str(file), voice_text,
+                                               str(voice_patch) if voice_patch else None, blocks)
+            else:
+                if song is None:
+                    engine.load(patch)
+                performance = Performance(engine, song, blocks)
             with Progress(quiet) as progress:
                 frames = render_to_wav(performance, output, frames, fmt, progress.update)
+            report_faults(engine)
         if plot is not None:
             from .plot import plot_wav
             plot_wav(output, plot)
@@ -217,14 +237,17 @@ def play(
     executor: str = typer.Option("processes", "--executor", "-x", help="inline, threads or processes."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes besides the engine."),
     watch: bool = typer.Option(False, "--watch", help="Keep playing; apply every save of the file at the next bar."),
+    voice_patch: Optional[Path] = typer.Option(None, "--patch",
+                                               help="A MIDI file's voice patch (default: built-in GM voices)."),
 ) -> None:
-    """Play a patch or song through the audio device; Ctrl-C fades out and stops."""
+    """Play a patch, song or MIDI file through the audio device; Ctrl-C fades out and stops."""
     import math
     import time
     from .audio.engine_process import DEPTHS
     from .audio.player import Player
     from .engine.core import check_executor
     from .errors import SynthError
+    from .midi.voices import read_voice_patch
     try:
         check_executor(executor, workers)
     except SynthError as error:
@@ -236,10 +259,26 @@ def play(
     if duration is not None and not duration > 0:
         fail(f"--duration must be a positive number of seconds, got {duration}")
     reg = registry()
-    patch, song = load_source(file, reg)
+    patch, song = load_source(file, reg, midi=True)
+    try:
+        voice_text = read_voice_patch(voice_patch, patch is None)
+    except SynthError as error:
+        fail(str(error))
+    midi = {}
+    if patch is None:   # a MIDI file: the engine process reads it again and builds the same driver
+        from .midi import ChannelMap
+        if watch:
+            fail("--watch applies to patches and songs, not to MIDI files")
+        try:   # a bad voice patch fails here, in one line, before any audio starts
+            ChannelMap(reg, song.summary, voice_text, str(voice_patch) if voice_patch else None)
+        except SynthError as error:
+            fail(str(error))
+        midi = {"midi": str(file), "midi_patch": voice_text,
+                "midi_patch_source": str(voice_patch) if voice_patch else None}
     blocks = None if duration is None else math.ceil(duration * samplerate / blocksize)
-    player = Player(patch.to_text() if song is None else None, song=song.text if song else None,
-                    source=str(file), record=str(record) if record else None,
+    player = Player(patch.to_text() if patch is not None and song is None else None,
+                    song=song.text if patch is not None and song is not None else None,
+                    source=str(file), record=str(record) if record else None, **midi,
                     on_error=lambda message: typer.echo(f"error: {message}", err=True),
                     on_applied=lambda bar, when: typer.echo(
                         f"applied {file}" + (f" at bar {bar}" if bar else "") +
@@ -352,6 +391,27 @@ class Watcher:
             typer.echo(f"error: {error} (still playing the last good version)", err=True)
 
 
+midi_app = typer.Typer(help="MIDI ports (files play with `synth play FILE.mid`).", no_args_is_help=True)
+app.add_typer(midi_app, name="midi")
+
+
+@midi_app.command("ports")
+def midi_ports(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List MIDI inputs and outputs (mido's backend; MIDO_BACKEND picks it)."""
+    from .errors import SynthError
+    from .midi.ports import list_ports
+    try:
+        found = list_ports()
+    except SynthError as error:
+        fail(str(error))
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    typer.echo(f"backend: {found['backend']}")
+    for label in ("inputs", "outputs"):
+        typer.echo(f"{label}: " + (", ".join(found[label]) if found[label] else "none"))
+
+
 @app.command()
 def devices(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List audio host APIs and output devices; * marks the default."""
@@ -411,6 +471,15 @@ def bench(
     for r in results:
         typer.echo(f"{r.executor:<10} {r.blocksize:>6} {r.realtime:>9.1f}x {r.speedup:>8.2f}x")
     typer.echo(f"recommended: --executor {best.executor} at --blocksize {best.blocksize}")
+
+
+def report_faults(engine) -> None:
+    """A module that failed while rendering is silent in the file: say so."""
+    for name, stats in engine.module_stats().items():
+        if stats["faults"]:
+            state = "quarantined (silent from then on)" if stats["quarantined"] else "silenced while it failed"
+            typer.echo(f"warning: module '{name}' failed {stats['faults']} time"
+                       f"{'' if stats['faults'] == 1 else 's'}, {state}: {stats['reason']}", err=True)
 
 
 class Progress:

@@ -201,12 +201,17 @@ class LiveEngine:
             self.engine = Engine(self.registry, s["samplerate"], s["blocksize"], executor=s["executor"],
                                  workers=s["workers"], deadline=deadline, live=True)
             song = None
-            if s.get("song") is not None:
-                from ..sequencer.song import Song
-                song = Song(self.registry, s["song"], s["source"])
+            if s.get("midi") is not None:   # a MIDI file: the same driver as `synth render` builds
+                from ..midi import midi_performance
+                self.performance = midi_performance(self.engine, s["midi"], s.get("midi_patch"),
+                                                    s.get("midi_patch_source"), s.get("blocks"))
             else:
-                self.engine.load(self.patch_from(s["patch"]))
-            self.performance = Performance(self.engine, song, s.get("blocks"), endless=s.get("watch", False))
+                if s.get("song") is not None:
+                    from ..sequencer.song import Song
+                    song = Song(self.registry, s["song"], s["source"])
+                else:
+                    self.engine.load(self.patch_from(s["patch"]))
+                self.performance = Performance(self.engine, song, s.get("blocks"), endless=s.get("watch", False))
         except SynthError as error:
             self.send(("failed", str(error)))
             return 2

@@ -31,7 +31,9 @@ class Player:
     settings : keyword arguments
         ``samplerate``, ``blocksize``, ``latency`` (low, normal, safe),
         ``device``, ``executor``, ``workers``, ``safe_mode``, and ``blocks``
-        (stop after this many blocks; None plays until stopped).
+        (stop after this many blocks; None plays until stopped); for a MIDI
+        file, ``midi`` (its path; patch and song None), ``midi_patch`` (the
+        voice patch text, None for the built-in one) and ``midi_patch_source``.
     """
 
     def __init__(self, patch: str | None, *, song: str | None = None, source: str | None = None,

@@ -1,0 +1,162 @@
+"""Standard MIDI files: read with mido, turned into exactly timed events.
+
+mido parses the bytes (running status, sysex, meta events of every kind);
+this module only keeps time. Ticks become sample times through the tempo
+map in exact fractions, rounded to a sample once per event, so a note
+lands on the same sample whatever the block size. Tracks are merged
+lazily (one generator per track, merged by ``heapq.merge``), so playing
+a file holds only the next event of each track, never a list of them all.
+"""
+from __future__ import annotations
+
+import heapq
+import struct
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import SynthError
+
+#: File name endings taken for Standard MIDI files.
+SUFFIXES = (".mid", ".midi", ".smf", ".kar")
+#: Microseconds per quarter note until a set_tempo says otherwise (120 BPM).
+DEFAULT_TEMPO = 500_000
+#: The messages that make sound; everything else only keeps time.
+PLAYED = ("note_on", "note_off", "control_change", "program_change", "pitchwheel")
+DRUM_CHANNEL = 9   # channel 10, counted from 0
+
+
+def is_midi_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in SUFFIXES
+
+
+class _Clock:
+    """Tick to sample time, exactly: the sample time (a Fraction) and tick
+    of the last tempo change, and samples per tick since it."""
+
+    def __init__(self, division: int, rate: Fraction) -> None:
+        self.rate = rate
+        self.tick0 = 0
+        self.at0 = Fraction(0)
+        if division < 0:   # SMPTE: frames per second and ticks per frame; tempo does not apply
+            fps = -(division >> 8)
+            frames = Fraction(30000, 1001) if fps == 29 else Fraction(fps)
+            self.division = None
+            self.per_tick = rate / (frames * (division & 0xFF))
+        else:
+            self.division = division
+            self.per_tick = Fraction(DEFAULT_TEMPO) * rate / (division * 1_000_000)
+
+    def at(self, tick: int) -> Fraction:
+        return self.at0 + (tick - self.tick0) * self.per_tick
+
+    def tempo(self, tick: int, microseconds: int) -> None:
+        if self.division is None:
+            return
+        self.at0 = self.at(tick)
+        self.tick0 = tick
+        self.per_tick = Fraction(microseconds) * self.rate / (self.division * 1_000_000)
+
+
+def _track_events(index: int, track) -> Iterator[tuple[int, int, int, object]]:
+    tick = 0
+    for seq, message in enumerate(track):
+        tick += message.time
+        yield tick, index, seq, message
+
+
+@dataclass
+class Summary:
+    """What one pass over the file finds out before playing: the channels
+    that play notes, each one's program at its first note, the last tick."""
+
+    channels: set[int] = field(default_factory=set)
+    programs: dict[int, int] = field(default_factory=dict)
+    last_tick: int = 0
+    notes: int = 0
+    tempos: int = 0
+    meters: list[tuple[int, int, int]] = field(default_factory=list)
+
+
+class MidiSong:
+    """A Standard MIDI file (type 0, 1 or 2), checked and summarised.
+
+    Raises
+    ------
+    SynthError
+        Naming the file, if it cannot be read or is not a valid MIDI file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import mido
+        self.path = str(path)
+        try:
+            self.file = mido.MidiFile(self.path, clip=False)
+        except FileNotFoundError:
+            raise SynthError("cannot read: no such file", source=self.path) from None
+        except EOFError:
+            raise SynthError("not a valid MIDI file: it ends in the middle of a chunk (truncated?)",
+                             source=self.path) from None
+        except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error) as error:
+            reason = str(error) or type(error).__name__
+            raise SynthError(f"not a valid MIDI file: {reason}", source=self.path) from None
+        if self.file.ticks_per_beat == 0:
+            raise SynthError("not a valid MIDI file: zero ticks per quarter note", source=self.path)
+        self.summary = self._scan()
+
+    def merged(self) -> Iterator[tuple[int, int, int, object]]:
+        """Every message of every track as ``(tick, track, index, message)``
+        in time order; at the same tick, earlier tracks first, then file order."""
+        return heapq.merge(*(_track_events(i, track) for i, track in enumerate(self.file.tracks)))
+
+    def _scan(self) -> Summary:
+        summary = Summary()
+        programs: dict[int, int] = {}
+        for tick, _, _, message in self.merged():
+            summary.last_tick = tick
+            kind = message.type
+            if kind == "note_on" and message.velocity > 0:
+                summary.notes += 1
+                if message.channel not in summary.channels:
+                    summary.channels.add(message.channel)
+                    summary.programs[message.channel] = programs.get(message.channel, 0)
+            elif kind == "program_change":
+                programs[message.channel] = message.program
+            elif kind == "set_tempo":
+                summary.tempos += 1
+            elif kind == "time_signature":
+                summary.meters.append((tick, message.numerator, message.denominator))
+        return summary
+
+    def clock(self, samplerate: float) -> _Clock:
+        return _Clock(self.file.ticks_per_beat, Fraction(samplerate))
+
+    def end_sample(self, samplerate: float) -> int:
+        """The sample time of the file's last event (its last end of track)."""
+        clock = self.clock(samplerate)
+        for tick, _, _, message in self.merged():
+            if message.type == "set_tempo":
+                clock.tempo(tick, message.tempo)
+        return round(clock.at(self.summary.last_tick))
+
+    def seconds(self) -> float:
+        return self.end_sample(1_000_000) / 1e6
+
+    def events(self, samplerate: float) -> Iterator[tuple[int, object]]:
+        """``(sample_time, message)`` of every message that makes sound, in
+        order, computed as they are asked for. Tempo changes move the clock
+        from their tick on; time signatures only label bars (ticks count
+        quarter notes whatever the meter), so they need nothing here."""
+        clock = self.clock(samplerate)
+        for tick, _, _, message in self.merged():
+            kind = message.type
+            if kind == "set_tempo":
+                clock.tempo(tick, message.tempo)
+            elif kind in PLAYED:
+                yield round(clock.at(tick)), message
+
+    def describe(self) -> str:
+        s = self.summary
+        return (f"type {self.file.type}, {len(self.file.tracks)} tracks, {s.notes} notes on "
+                f"{len(s.channels)} channels, {self.seconds():.1f} s")

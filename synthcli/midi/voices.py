@@ -1,0 +1,163 @@
+"""Which modules play which MIDI channel: the built-in General-MIDI-style
+patch, or a user's voice patch, and the names controllers act on.
+
+Channel N (1..16) plays on modules named after it:
+
+=================  ===========================================================
+``chN``            the note source (``keys``; ``drums`` for channel 10)
+``chNosc.freq``    pitch bend sets it (the patch's value stands for no bend)
+``chNvol.level``   CC 7 volume and CC 11 expression scale it (its value is the
+                   level at volume 100 and full expression, the GM defaults)
+``chNpan.pan``     CC 10 pan sets it
+=================  ===========================================================
+
+A user patch needs only a note source; a channel with no ``chN`` of its
+own plays on the first note source of the patch. Program changes pick
+among :data:`PROGRAMS` in the built-in patch only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..api import C4_HZ
+from ..errors import SynthError
+from ..patch import Patch
+from .file import DRUM_CHANNEL
+
+#: The built-in voices: each a set of parameter values of the same modules
+#: (vco -> vcf -> adsr-driven vca -> velocity vca), so a program change is
+#: a handful of timed `set`s. ``level`` is the channel's level at volume 100.
+PROGRAMS = {
+    "piano":   dict(wave="saw", pw=0.5, cutoff=2600.0, res=0.1, attack=0.002, decay=1.2, sustain=0.12,
+                    release=0.35, level=0.13),
+    "organ":   dict(wave="square", pw=0.5, cutoff=3200.0, res=0.0, attack=0.005, decay=0.05, sustain=1.0,
+                    release=0.05, level=0.08),
+    "pluck":   dict(wave="pulse", pw=0.3, cutoff=2400.0, res=0.35, attack=0.001, decay=0.4, sustain=0.0,
+                    release=0.2, level=0.14),
+    "bass":    dict(wave="square", pw=0.5, cutoff=650.0, res=0.35, attack=0.003, decay=0.3, sustain=0.6,
+                    release=0.08, level=0.18),
+    "strings": dict(wave="saw", pw=0.5, cutoff=1700.0, res=0.05, attack=0.18, decay=0.5, sustain=0.8,
+                    release=0.6, level=0.08),
+    "lead":    dict(wave="triangle", pw=0.5, cutoff=5000.0, res=0.2, attack=0.01, decay=0.2, sustain=0.8,
+                    release=0.15, level=0.16),
+}
+#: General MIDI program families (eight programs each) to built-in voices.
+FAMILIES = ("piano", "pluck", "organ", "pluck", "bass", "strings", "strings", "lead",
+            "lead", "lead", "lead", "strings", "strings", "pluck", "pluck", "lead")
+#: Module parameter each program value goes to, by module suffix.
+PROGRAM_PARAMS = {"osc": ("wave", "pw"), "flt": ("cutoff", "res"), "env": ("attack", "decay", "sustain", "release")}
+VOICES = 8
+DRUM_LEVEL = 0.5
+#: General MIDI's volume at power-on; a patch's level stands for it.
+DEFAULT_VOLUME = 100
+
+
+def program_voice(program: int) -> str:
+    return FAMILIES[max(0, min(127, program)) // 8]
+
+
+def channel_text(channel: int, program: int) -> str:
+    """Patch text of one channel of the built-in patch (channel from 0)."""
+    n = f"ch{channel + 1}"
+    if channel == DRUM_CHANNEL:
+        body = [f"add drums {n} voices={VOICES}", f"add vca {n}vol level={DRUM_LEVEL}", f"add pan {n}pan",
+                f"connect {n} {n}vol"]
+    else:
+        v = PROGRAMS[program_voice(program)]
+        body = [
+            f"add keys {n} voices={VOICES}",
+            f"add vco {n}osc wave={v['wave']} pw={v['pw']}",
+            f"add vcf {n}flt cutoff={v['cutoff']} res={v['res']}",
+            f"add adsr {n}env attack={v['attack']} decay={v['decay']} sustain={v['sustain']} "
+            f"release={v['release']}",
+            f"add vca {n}amp",
+            f"add vca {n}vol level={v['level']}",
+            f"add pan {n}pan",
+            f"connect {n}.voct {n}osc.voct", f"connect {n}.gate {n}env.gate",
+            f"connect {n}osc {n}flt", f"connect {n}flt {n}amp", f"connect {n}env {n}amp.gain",
+            f"connect {n}amp {n}vol", f"connect {n}.velocity {n}vol.gain",
+        ]
+    return "\n".join(body + [f"connect {n}vol {n}pan", f"connect {n}pan.left out.left",
+                             f"connect {n}pan.right out.right"]) + "\n"
+
+
+def default_patch_text(channels, programs: dict[int, int]) -> str:
+    """The built-in patch for the channels a file plays (at least one, so
+    that even a file without notes has something to load)."""
+    chosen = sorted(channels) or [0]
+    return "".join(channel_text(c, programs.get(c, 0)) for c in chosen)
+
+
+def read_voice_patch(path, is_midi: bool = True) -> str | None:
+    """The text of ``--patch`` (a MIDI file's voice patch), or None without one."""
+    from ..patch import read_source
+    if path is None:
+        return None
+    if not is_midi:
+        raise SynthError("--patch gives a MIDI file its voices; it does not apply to patches and songs")
+    return read_source(path)
+
+
+@dataclass
+class Channel:
+    """Where one channel's notes and controllers go (names None: ignored)."""
+
+    notes: str | None = None
+    osc: str | None = None
+    base_freq: float = C4_HZ
+    vol: str | None = None
+    base_level: float = 1.0
+    pan: str | None = None
+    programs: bool = False
+
+
+class ChannelMap:
+    """The voice patch and, per channel, the modules it drives."""
+
+    def __init__(self, registry, summary, patch_text: str | None = None, patch_source: str | None = None) -> None:
+        self.builtin = patch_text is None
+        patch = Patch(registry)
+        try:
+            patch.load_text(default_patch_text(summary.channels, summary.programs) if self.builtin
+                            else patch_text, patch_source)
+        except SynthError as error:
+            raise error.at(source=patch_source)
+        self.patch = patch
+        sources = [name for name, inst in patch.modules.items() if inst.type.cls.accepts_notes]
+        if not sources:
+            raise SynthError("the voice patch has no note source: add one, e.g. `add keys ch1 voices=8` "
+                             "(see docs/midi.md)", source=patch_source)
+        self.channels = []
+        for c in range(16):
+            n = f"ch{c + 1}"
+            own = n in sources
+            entry = Channel(notes=n if own else sources[0], programs=self.builtin and c != DRUM_CHANNEL)
+            if own:
+                entry.osc, entry.base_freq = self._param(f"{n}osc", "freq", entry.base_freq)
+                entry.vol, entry.base_level = self._param(f"{n}vol", "level", entry.base_level)
+                entry.pan, _ = self._param(f"{n}pan", "pan", 0.0)
+            self.channels.append(entry)
+
+    def _param(self, name: str, param: str, default: float):
+        inst = self.patch.modules.get(name)
+        if inst is None or param not in inst.params:
+            return None, default
+        return name, inst.params[param]
+
+    def program_sets(self, channel: int, program: int) -> list[tuple[str, str, float]]:
+        """The ``(module, param, value)`` sets that switch a channel of the
+        built-in patch to the voice of ``program``."""
+        n = f"ch{channel + 1}"
+        voice = PROGRAMS[program_voice(program)]
+        sets = []
+        for suffix, names in PROGRAM_PARAMS.items():
+            cls = self.patch.modules[n + suffix].type.cls
+            for name in names:
+                value = voice[name]
+                spec = cls.param(name)
+                sets.append((n + suffix, name, float(spec.coerce(value))))
+        return sets
+
+    @staticmethod
+    def program_level(program: int) -> float:
+        return PROGRAMS[program_voice(program)]["level"]

@@ -1,0 +1,337 @@
+"""MIDI file playback: timing, controllers, drums, messy files, corrupt
+files, real files from music21, and play == render."""
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import soundfile
+
+from synthcli.api import NoteOn
+from synthcli.engine.core import Engine
+from synthcli.midi import MidiSong, midi_performance
+from synthcli.modules.drums import Drums
+from synthcli.testing import check_module, render_module
+
+ROOT = Path(__file__).parent.parent
+DATA = ROOT / "tests" / "data" / "midi"
+SR = 48000
+#: A voice patch whose output is channel 1's gate: onsets are exact edges.
+GATE_PATCH = "add keys ch1 voices=1\nconnect ch1.gate out\n"
+
+
+def save(tmp_path, tracks, name="t.mid", tpb=480, kind=1):
+    mid = mido.MidiFile(type=kind, ticks_per_beat=tpb)
+    for messages in tracks:
+        mid.tracks.append(mido.MidiTrack(messages))
+    path = tmp_path / name
+    mid.save(str(path))
+    return path
+
+
+def notes(channel, pitches, length=480, gap=0, velocity=100):
+    """note_on/note_off pairs one after another (delta times in ticks)."""
+    out = []
+    for k, pitch in enumerate(pitches):
+        out.append(mido.Message("note_on", note=pitch, velocity=velocity, channel=channel, time=gap if k else 0))
+        out.append(mido.Message("note_off", note=pitch, velocity=0, channel=channel, time=length))
+    return out
+
+
+def render(registry, path, blocksize=256, patch=None, seconds=None):
+    """The whole performance as a (2, samples) array."""
+    with Engine(registry, SR, blocksize) as engine:
+        blocks = None if seconds is None else int(seconds * SR / blocksize) + 1
+        performance = midi_performance(engine, str(path), patch, None, blocks)
+        chunks = []
+        while not performance.over:
+            chunks.append(performance.next_block().copy())
+        return np.concatenate(chunks, axis=1)
+
+
+def rms(x):
+    return float(np.sqrt(np.mean(np.square(x))))
+
+
+def window(x, start, stop):
+    return x[:, int(start * SR):int(stop * SR)]
+
+
+def peak_frequency(x):
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    k = int(np.argmax(spectrum[1:])) + 1
+    a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-30)
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * SR / len(x)
+
+
+def centroid(x):
+    spectrum = np.abs(np.fft.rfft(x))
+    freqs = np.fft.rfftfreq(len(x), 1 / SR)
+    return float((spectrum * freqs).sum() / spectrum.sum())
+
+
+# -- timing ---------------------------------------------------------------------
+
+def tempo_file(tmp_path):
+    """Notes across three tempo changes, at ticks that fall between samples."""
+    tpb = 96
+    tempo = [mido.MetaMessage("set_tempo", tempo=500000, time=0),
+             mido.MetaMessage("set_tempo", tempo=333331, time=137),
+             mido.MetaMessage("set_tempo", tempo=812347, time=301),
+             mido.MetaMessage("set_tempo", tempo=421111, time=211)]
+    starts = [40, 150, 290, 500, 700, 851, 1003]
+    events, now = [], 0
+    for k, tick in enumerate(starts):
+        events.append(mido.Message("note_on", note=60, velocity=100, time=tick - now))
+        events.append(mido.Message("note_off", note=60, velocity=0, time=20))
+        now = tick + 20
+    path = save(tmp_path, [tempo, events], tpb=tpb)
+    changes = [(0, 500000), (137, 333331), (438, 812347), (649, 421111)]
+
+    def ideal(tick):   # seconds, exactly, from the tempo map
+        seconds, last_tick, last_tempo = Fraction(0), 0, 500000
+        for at, value in changes:
+            if at >= tick:
+                break
+            seconds += Fraction((at - last_tick) * last_tempo, tpb * 10**6)
+            last_tick, last_tempo = at, value
+        return seconds + Fraction((tick - last_tick) * last_tempo, tpb * 10**6)
+
+    return path, [ideal(t) * SR for t in starts]
+
+
+@pytest.mark.parametrize("blocksize", [64, 256, 1000])
+def test_tempo_changes_put_onsets_on_their_exact_samples(registry, tmp_path, blocksize):
+    path, ideal = tempo_file(tmp_path)
+    gate = render(registry, path, blocksize, GATE_PATCH)[0] > 0.5
+    onsets = np.flatnonzero(gate[1:] & ~gate[:-1]) + 1
+    assert len(onsets) == len(ideal)
+    assert np.all(np.abs(onsets - np.array([float(t) for t in ideal])) <= 1.0), (onsets, ideal)
+
+
+def test_type_0_and_type_1_render_the_same(registry, tmp_path):
+    meta = [mido.MetaMessage("set_tempo", tempo=400000, time=0),
+            mido.MetaMessage("time_signature", numerator=3, denominator=4, time=0),
+            mido.MetaMessage("set_tempo", tempo=600000, time=700)]
+    lead = [mido.Message("program_change", program=81, channel=0, time=0),
+            mido.Message("control_change", control=10, value=20, channel=0, time=0)]
+    lead += notes(0, [60, 64, 67, 72], length=200, gap=40)
+    lead.insert(5, mido.Message("pitchwheel", pitch=3000, channel=0, time=10))
+    drums = notes(9, [36, 42, 38, 42, 36], length=10, gap=230)
+    type1 = save(tmp_path, [meta, lead, drums], "one.mid")
+    merged = mido.merge_tracks(mido.MidiFile(str(type1)).tracks)
+    type0 = save(tmp_path, [merged], "zero.mid", kind=0)
+    assert mido.MidiFile(str(type0)).type == 0
+    a, b = render(registry, type1), render(registry, type0)
+    assert a.shape == b.shape and np.array_equal(a, b)
+
+
+def test_events_are_read_a_block_at_a_time(registry, tmp_path):
+    path = save(tmp_path, [notes(0, [60 + k % 12 for k in range(2000)], length=30, gap=30)])
+    with Engine(registry, SR, 256) as engine:
+        performance = midi_performance(engine, str(path))
+        for _ in range(50):
+            performance.next_block()
+            # only events of the block about to render are ever handed over
+            assert len(engine._events) <= 4
+
+
+# -- controllers ------------------------------------------------------------------
+
+ORGAN = mido.Message("program_change", program=16, channel=0, time=0)
+
+
+def test_velocity_volume_and_pan_are_heard(registry, tmp_path):
+    track = [ORGAN,
+             mido.Message("note_on", note=60, velocity=40, time=0),
+             mido.Message("note_off", note=60, time=480),
+             mido.Message("note_on", note=60, velocity=120, time=240),
+             mido.Message("note_off", note=60, time=480),
+             mido.Message("control_change", control=7, value=50, time=240),
+             mido.Message("note_on", note=60, velocity=120, time=0),
+             mido.Message("note_off", note=60, time=480),
+             mido.Message("control_change", control=10, value=0, time=240),
+             mido.Message("note_on", note=60, velocity=120, time=0),
+             mido.Message("note_off", note=60, time=480)]
+    x = render(registry, save(tmp_path, [track]))
+    soft, loud = rms(window(x, 0.1, 0.4)), rms(window(x, 0.85, 1.15))
+    quiet = rms(window(x, 1.6, 1.9))
+    assert 2.5 < loud / soft < 3.5                       # velocity 120 vs 40
+    assert 3.5 < loud / quiet < 4.6                      # CC 7 from 100 to 50: (100/50)^2
+    left, right = window(x, 2.35, 2.65)
+    assert rms(left) > 0.005 and rms(right) < 1e-6 * rms(left)   # CC 10 = 0: hard left
+
+
+def test_pitch_bend_moves_the_pitch_on_its_sample(registry, tmp_path):
+    track = [mido.Message("program_change", program=80, time=0),   # lead: a triangle
+             mido.Message("note_on", note=69, velocity=100, time=0),
+             mido.Message("pitchwheel", pitch=8191, time=480),
+             mido.Message("pitchwheel", pitch=-8192, time=480),
+             mido.Message("note_off", note=69, time=480)]
+    x = render(registry, save(tmp_path, [track]))[0]
+    for start, expected in ((0.1, 440.0), (0.6, 440.0 * 2 ** (2 * 8191 / 8192 / 12)), (1.1, 440 * 2 ** (-2 / 12))):
+        assert abs(peak_frequency(x[int(start * SR):int((start + 0.35) * SR)]) - expected) < 1.0
+
+
+def test_sustain_holds_released_notes_until_the_pedal_lifts(registry, tmp_path):
+    def take(pedal):
+        track = [ORGAN]
+        if pedal:
+            track.append(mido.Message("control_change", control=64, value=127, time=0))
+        track += [mido.Message("note_on", note=60, velocity=100, time=0),
+                  mido.Message("note_off", note=60, time=120),
+                  mido.Message("control_change", control=64, value=0, time=600)]
+        return render(registry, save(tmp_path, [track], f"p{pedal}.mid"))
+
+    held, free = take(True), take(False)
+    assert rms(window(held, 0.3, 0.7)) > 0.01
+    assert rms(window(free, 0.3, 0.7)) < 1e-4
+    assert rms(window(held, 1.0, 1.2)) < 1e-4           # released when the pedal lifted at 0.9 s
+
+
+def test_a_program_change_changes_the_timbre(registry, tmp_path):
+    def harmonics(program):
+        """Levels of harmonics 2..12 of A3 in dB against the fundamental."""
+        track = [mido.Message("program_change", program=program, time=0)] + notes(0, [57], length=480)
+        x = window(render(registry, save(tmp_path, [track], f"p{program}.mid")), 0.25, 0.45)[0]
+        s = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+        hz = SR / len(x)
+        level = [s[int(round(k * 220 / hz)) - 2:int(round(k * 220 / hz)) + 3].max() for k in range(1, 13)]
+        return 20 * np.log10(np.array(level[1:]) / level[0] + 1e-9)
+
+    profiles = [harmonics(p) for p in (0, 16, 33, 48, 80)]   # piano, organ, bass, strings, lead
+    for i in range(len(profiles)):
+        for j in range(i):
+            assert np.abs(profiles[i] - profiles[j]).max() > 6.0, (i, j)
+
+
+def test_drums_on_channel_10_have_distinct_spectra(registry, tmp_path):
+    def hit(note):
+        x = render(registry, save(tmp_path, [notes(9, [note], length=10)], f"d{note}.mid"))
+        return window(x, 0.0, 0.3)[0]
+
+    kick, snare, hat = hit(36), hit(38), hit(42)
+    assert all(rms(x) > 0.005 for x in (kick, snare, hat))
+    assert centroid(kick) < 1000 < centroid(snare) < centroid(hat)
+    assert centroid(hat) - centroid(snare) > 1500
+
+
+def test_drums_keep_the_module_contract_and_respond_to_velocity():
+    check_module(Drums)
+    soft = render_module(Drums, 40, events=[(0, NoteOn(38, 0.3))])["out"]
+    hard = render_module(Drums, 40, events=[(0, NoteOn(38, 0.9))])["out"]
+    assert rms(hard) == pytest.approx(3 * rms(soft), rel=1e-6)
+
+
+# -- messy files ----------------------------------------------------------------------
+
+def test_messy_notes(registry, tmp_path):
+    track = [ORGAN,
+             mido.Message("note_off", note=50, time=0),                 # no note-on: ignored
+             mido.Message("note_on", note=60, velocity=100, time=240),
+             mido.Message("note_off", note=60, time=0),                 # zero length
+             mido.Message("note_on", note=64, velocity=100, time=480),
+             mido.Message("note_on", note=64, velocity=100, time=240),  # retrigger of a sounding key
+             mido.Message("note_on", note=67, velocity=100, time=240),  # still on at the end
+             mido.MetaMessage("end_of_track", time=480)]
+    gate_patch = "add keys ch1 voices=4\nconnect ch1.gate out\n"
+    path = save(tmp_path, [track])
+    gate = render(registry, path, patch=gate_patch)[0]
+    on = np.flatnonzero(gate[:SR // 2] > 0.5)
+    assert on[0] == SR // 4 and len(on) == int(0.010 * SR)      # the zero-length note lasts 10 ms
+    retrigger = SR
+    assert gate[retrigger - 1] < 0.5 < gate[retrigger - 2] and gate[retrigger + 1] > 0.5
+    x = render(registry, path)
+    assert rms(window(x, 0.25, 0.26)) > 0.01                    # and is heard
+    end = int(1.75 * SR)
+    assert rms(x[:, end - 2000:end]) > 0.01                      # the last note sounds to the end
+    assert x.shape[1] < end + SR and rms(x[:, -2000:]) < 1e-4    # then is released, and the render ends
+
+
+# -- corrupt files ------------------------------------------------------------------------
+
+def corrupt(tmp_path, kind):
+    good = save(tmp_path, [notes(0, [60, 62])], "good.mid").read_bytes()
+    if kind == "header":
+        data = b"MThx" + good[4:]
+    elif kind == "data byte":
+        at = good.index(bytes([0x90, 60]))
+        data = good[:at + 1] + bytes([200]) + good[at + 2:]
+    else:
+        data = good[:-6]
+    path = tmp_path / f"{kind.replace(' ', '_')}.mid"
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["header", "data byte", "truncated"])
+def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
+    path = corrupt(tmp_path, kind)
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(path), "-o", str(tmp_path / "x.wav")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and "MIDI" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# -- real files ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("*.mid")))
+def test_music21_files_render_and_sound(registry, name):
+    song = MidiSong(DATA / name)
+    x = render(registry, DATA / name, seconds=4.0)
+    assert np.isfinite(x).all() and np.abs(x).max() < 1.0
+    assert rms(x) > 0.003, f"{name} ({song.describe()}) is silent"
+
+
+# -- the command line ------------------------------------------------------------------------
+
+def test_render_with_a_voice_patch(tmp_path):
+    second = [mido.Message("note_on", note=48, velocity=100, channel=1, time=960),
+              mido.Message("note_off", note=48, channel=1, time=480)]
+    midi = save(tmp_path, [notes(0, [60, 64]), second])
+    voices = tmp_path / "mine.patch"
+    voices.write_text("add keys ch2 voices=2\nadd vco o wave=sine\nadd adsr e\nadd vca a level=0.3\n"
+                      "connect ch2.voct o.voct\nconnect ch2.gate e.gate\nconnect o a\nconnect e a.gain\n"
+                      "connect a out\n")
+    out = tmp_path / "o.wav"
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(midi), "-o", str(out),
+                           "--patch", str(voices)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    x, _ = soundfile.read(str(out))
+    assert abs(peak_frequency(x[int(0.1 * SR):int(0.4 * SR), 0]) - 261.63) < 1.0   # channel 1 plays on ch2 too
+    assert abs(peak_frequency(x[int(1.1 * SR):int(1.4 * SR), 0]) - 130.81) < 1.0
+    bad = tmp_path / "bad.patch"
+    bad.write_text("add vco o\nconnect o out\n")
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(midi), "-o", str(out),
+                           "--patch", str(bad)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and "no note source" in done.stderr and str(bad) in done.stderr
+
+
+def test_play_sends_exactly_what_render_writes(jack_server, tmp_path):
+    midi = save(tmp_path, [notes(0, [60, 64, 67], length=200), notes(9, [36, 38, 42], length=10, gap=190)])
+    rendered, take = tmp_path / "render.wav", tmp_path / "take.wav"
+    cli = [sys.executable, "-m", "synthcli.cli"]
+    done = subprocess.run(cli + ["render", str(midi), "-o", str(rendered), "--executor", "processes",
+                                 "--workers", "1"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(cli + ["play", str(midi), "--record", str(take), "--workers", "1", "--latency", "safe"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    if "0 xruns" not in done.stderr:   # the recording holds what the device played, silence and all
+        pytest.skip(f"the machine is too busy for a clean take: {done.stderr.strip().splitlines()[-1]}")
+    a, _ = soundfile.read(str(rendered), dtype="float32")
+    b, _ = soundfile.read(str(take), dtype="float32")
+    assert a.shape == b.shape and np.array_equal(a, b)
+
+
+def test_midi_ports_without_a_backend_is_one_line():
+    import os
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "midi", "ports"], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "MIDO_BACKEND": "no.such.backend"})
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "no MIDI backend" in done.stderr and "Traceback" not in done.stderr
