@@ -1,8 +1,9 @@
 """Finding module types: the built-in library and installed plugins, through
 one pluggy hook.
 
-A plugin that fails to import or registers a broken module is reported and
-skipped: it must never stop synthcli from starting.
+A plugin that fails to import, was written for another major version of the
+module API (``SYNTHCLI_API``) or registers a broken module is reported in one
+line and skipped: it must never stop synthcli from starting.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Iterable
 import pluggy
 
 from . import hookspecs
-from .api import Module
+from .api import API_VERSION, Module
 from .errors import SynthError, did_you_mean
 
 ENTRY_POINT_GROUP = "synthcli"
@@ -75,7 +76,10 @@ class Registry:
         return name in self.types or name in self.qualified
 
     def add(self, cls: type, package: str, version: str) -> None:
-        problem = check_module_class(cls)
+        try:
+            problem = check_module_class(cls)
+        except Exception as error:  # a declaration too broken to inspect (inputs = Port(...), say)
+            problem = f"cannot read its declaration: {_one_line(error)}"
         if problem:
             self.problems.append(f"{package}: skipped module {getattr(cls, '__name__', cls)!r}: {problem}")
             return
@@ -158,21 +162,64 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
                 continue
             try:
                 plugin = ep.load()
-                pm.register(plugin, name=ep.name)
-            except Exception as error:  # a broken plugin must not stop synthcli
-                registry.problems.append(f"{dist}: plugin failed to load: {type(error).__name__}: {error}")
+                mismatch = api_mismatch(plugin, dist)
+                if mismatch is None:
+                    pm.register(plugin, name=ep.name)
+            except (Exception, SystemExit) as error:  # a broken plugin must not stop synthcli
+                registry.problems.append(f"{dist}: plugin failed to load: {_one_line(error)}")
+                continue
+            if mismatch is not None:
+                registry.problems.append(mismatch)
                 continue
             sources[ep.name] = (dist, version)
             registry.packages[dist] = version
 
-    for impl in pm.hook.register_modules.get_hookimpls()[::-1]:
-        package, version = sources[pm.get_name(impl.plugin)]
+    # In the order of `sources` (built-ins, then by distribution), not in
+    # pluggy's: it calls the last registered first, and a plugin's
+    # tryfirst/trylast would move it; either would let a plugin take a
+    # built-in's plain name.
+    impls = {pm.get_name(impl.plugin): impl for impl in pm.hook.register_modules.get_hookimpls()}
+    for name, (package, version) in sources.items():
+        impl = impls.get(name)
+        if impl is None:
+            registry.problems.append(f"{package}: provides no register_modules hook "
+                                     f"(is it decorated with synthcli.hookspecs.hookimpl?)")
+            continue
         register = lambda cls, package=package, version=version: registry.add(cls, package, version)
         try:
             impl.function(*[{"register": register}[arg] for arg in impl.argnames])
-        except Exception as error:
-            registry.problems.append(f"{package}: register_modules failed: {type(error).__name__}: {error}")
+        except (Exception, SystemExit) as error:
+            registry.problems.append(f"{package}: register_modules failed: {_one_line(error)}")
     return registry
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception as one line of a problem report: some messages span
+    several lines (a SyntaxError's, pluggy's validation errors)."""
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+def api_mismatch(plugin: object, dist: str) -> str | None:
+    """Why a plugin written for another module API is skipped, or None.
+
+    The entry point's object (the plugin's module) may declare the API it
+    was written against, ``SYNTHCLI_API = "1.0"``, as in
+    :data:`synthcli.api.API_VERSION`. Only the major version must match:
+    a minor version adds to the API and breaks nothing. A plugin that
+    declares none is taken to fit."""
+    declared = getattr(plugin, "SYNTHCLI_API", None)
+    if declared is None:
+        return None
+    found = re.fullmatch(r"\s*(\d+)(\.\d+)*\s*", declared) if isinstance(declared, str) else None
+    if found is None:
+        return (f"{dist}: SYNTHCLI_API = {declared!r} is not a version string such as "
+                f"'{API_VERSION}'; skipped")
+    need, have = int(found.group(1)), int(API_VERSION.split(".")[0])
+    if need == have:
+        return None
+    advice = (f"upgrade synthcli or use an older {dist}" if need > have
+              else f"upgrade {dist} or use an older synthcli")
+    return f"{dist}: needs module API {declared.strip()}, this synthcli provides {API_VERSION}; skipped ({advice})"
 
 
 def metadata_version(dist: str) -> str:

@@ -1,0 +1,31 @@
+"""synthcli-chiptune: a game-console voice and a bitcrusher for synthcli.
+
+The entry point (group ``synthcli``) names this module; synthcli reads
+``SYNTHCLI_API`` here before it calls the hook.
+"""
+from synthcli.hookspecs import hookimpl
+from synthcli.testing import render_module
+
+from .crusher import Bitcrusher
+from .voice import Chip
+
+__version__ = "0.1.0"
+
+#: The synthcli module API this plugin is written against (synthcli.api.API_VERSION).
+SYNTHCLI_API = "1.0"
+
+MODULES = (Chip, Bitcrusher)
+
+
+@hookimpl
+def register_modules(register):
+    for cls in MODULES:
+        register(cls)
+
+
+# Compile every kernel now, while synthcli loads the plugin, as synthcli
+# does for its own modules: the first time takes seconds, later numba's
+# cache makes it quick. A kernel left to compile in the first block a
+# worker process plays would miss that block's deadline.
+for _cls in MODULES:
+    render_module(_cls, 1, blocksize=1)

@@ -1,0 +1,314 @@
+"""Plugins end to end, as a user meets them: the example packages in
+plugins/ built and installed with pip into a fresh virtual environment (no
+network), then used through the `synth` command; their own test suites;
+disabled; broken on purpose; uninstalled."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from synthcli.api import API_VERSION
+from synthcli.plugins import api_mismatch
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ("synthcli-chiptune", "synthcli-strings")
+SONG = "songs/chiptune.seq"
+DISABLED = ("this file needs synthcli-chiptune>=0.1, which is installed but disabled "
+            "(--safe-mode or SYNTHCLI_DISABLE_PLUGINS)")
+#: The one line a song gets when the plugin it requires is not installed.
+MISSING = re.compile(r"error: songs/chiptune\.seq:\d+:\d+: this (file|song) needs synthcli-chiptune>=0\.1: "
+                     r"pip install synthcli-chiptune\n")
+
+
+def offline_build_problem() -> str | None:
+    """Why pip cannot build a setuptools package here without the network,
+    or None: --no-build-isolation uses this environment's setuptools, which
+    builds wheels by itself from 70.1 and with the wheel package before."""
+    try:
+        import setuptools
+        from packaging.version import Version
+    except ImportError:
+        return "setuptools is not installed"
+    if Version(setuptools.__version__) >= Version("70.1"):
+        return None
+    try:
+        import wheel  # noqa: F401
+    except ImportError:
+        return (f"setuptools {setuptools.__version__} builds wheels only with the wheel package: "
+                f"pip install wheel (or setuptools>=70.1)")
+    return None
+
+
+class Env:
+    """A virtual environment that sees this one's packages (synthcli,
+    numpy, numba, pip, setuptools) and installs into its own."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(path)],
+                       check=True)
+        self.python = path / "bin" / "python"
+        # synthcli is installed in the outer environment, whose `synth`
+        # script runs the outer python; this one is what pip writes for a
+        # console script, run by the environment's own python.
+        self.synth_script = path / "bin" / "synth"
+        self.synth_script.write_text(f"#!{self.python}\nimport sys\nfrom synthcli.cli import main\n"
+                                     f"if __name__ == '__main__':\n    sys.exit(main())\n")
+        self.synth_script.chmod(0o755)
+        self.env = {k: v for k, v in os.environ.items() if k != "SYNTHCLI_DISABLE_PLUGINS"}
+        self.sources: dict[str, Path] = {}
+
+    def pip(self, *args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([str(self.python), "-m", "pip", "--disable-pip-version-check", *args],
+                              capture_output=True, text=True, env=self.env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    def install(self, *sources: Path) -> None:
+        self.pip("install", "--no-deps", "--no-build-isolation", "--no-index", *map(str, sources))
+
+    def synth(self, *args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.synth_script), *args], capture_output=True, text=True, cwd=ROOT,
+                              env={**self.env, **env}, timeout=300)
+
+
+def copy_source(src: Path, dest: Path) -> Path:
+    """Build from a copy: pip builds in the source tree, and the repository
+    must not collect build/ and *.egg-info from a test run."""
+    return Path(shutil.copytree(src, dest, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    problem = offline_build_problem()
+    if problem:
+        pytest.skip(f"cannot build plugin packages offline: {problem}")
+    root = tmp_path_factory.mktemp("plugins")
+    env = Env(root / "venv")
+    env.sources = {name: copy_source(ROOT / "plugins" / name, root / name) for name in EXAMPLES}
+    env.install(*env.sources.values())
+    return env
+
+
+def plugin_package(root: Path, dist: str, code: str) -> Path:
+    """A minimal plugin distribution ``dist`` whose module holds ``code``."""
+    package = dist.replace("-", "_")
+    path = root / dist
+    (path / package).mkdir(parents=True)
+    (path / "pyproject.toml").write_text(textwrap.dedent(f"""\
+        [build-system]
+        requires = ["setuptools>=64"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "{dist}"
+        version = "0.1.0"
+
+        [project.entry-points.synthcli]
+        {package} = "{package}"
+
+        [tool.setuptools]
+        packages = ["{package}"]
+        """))
+    (path / package / "__init__.py").write_text(textwrap.dedent(code))
+    return path
+
+
+MODULE = """
+    import numpy as np
+    from synthcli.api import Module, Param, Port
+    from synthcli.hookspecs import hookimpl
+
+
+    class Good(Module):
+        type_name = "{name}"
+        outputs = (Port("out"),)
+        params = (Param("level", 0.5),)
+
+        def process(self, inputs, params, outputs):
+            np.copyto(outputs["out"], params["level"])
+    """
+
+BROKEN = {
+    "synthcli-noimport": ("import synthcli_no_such_dependency\n",
+                          "synthcli-noimport: plugin failed to load: ModuleNotFoundError: "
+                          "No module named 'synthcli_no_such_dependency'"),
+    "synthcli-exits": ("import sys\nsys.exit(3)\n",
+                       "synthcli-exits: plugin failed to load: SystemExit: 3"),
+    "synthcli-badport": (MODULE.format(name="good") + """
+    class BadPort(Good):
+        type_name = "badport"
+        inputs = (Port("in put"),)
+
+
+    @hookimpl
+    def register_modules(register):
+        register(BadPort)
+        register(Good)
+    """, "synthcli-badport: skipped module 'BadPort': input name 'in put' is not an identifier"),
+    "synthcli-clash": (MODULE.format(name="vco") + """
+    @hookimpl
+    def register_modules(register):
+        register(Good)
+    """, "synthcli-clash: module type 'vco' is also provided by synthcli; use 'synthcli-clash:vco' for this one"),
+    "synthcli-future": (MODULE.format(name="future") + """
+    SYNTHCLI_API = "2.0"
+
+
+    @hookimpl
+    def register_modules(register):
+        register(Good)
+    """, "synthcli-future: needs module API 2.0, this synthcli provides 1.0; skipped "
+         "(upgrade synthcli or use an older synthcli-future)"),
+    "synthcli-nohook": (MODULE.format(name="nohook") + """
+    def register_modules(register):  # the @hookimpl is missing
+        register(Good)
+    """, "synthcli-nohook: provides no register_modules hook (is it decorated with synthcli.hookspecs.hookimpl?)"),
+    "synthcli-crash": ("""
+    from synthcli.hookspecs import hookimpl
+
+
+    @hookimpl
+    def register_modules(register):
+        raise RuntimeError("boom")
+    """, "synthcli-crash: register_modules failed: RuntimeError: boom"),
+}
+
+
+@pytest.mark.parametrize("declared, line", [
+    (None, None),
+    ("1.0", None),
+    ("1.4", None),          # a minor version only adds to the API
+    ("2.0", "synthcli-foo: needs module API 2.0, this synthcli provides 1.0; skipped "
+            "(upgrade synthcli or use an older synthcli-foo)"),
+    ("0.9", "synthcli-foo: needs module API 0.9, this synthcli provides 1.0; skipped "
+            "(upgrade synthcli-foo or use an older synthcli)"),
+    (1, "synthcli-foo: SYNTHCLI_API = 1 is not a version string such as '1.0'; skipped"),
+    ("one", "synthcli-foo: SYNTHCLI_API = 'one' is not a version string such as '1.0'; skipped"),
+])
+def test_api_version_check(declared, line):
+    assert API_VERSION == "1.0"  # the lines above name it
+    plugin = type("plugin", (), {} if declared is None else {"SYNTHCLI_API": declared})
+    assert api_mismatch(plugin, "synthcli-foo") == line
+
+
+def test_synth_modules_lists_the_plugin_with_package_and_version(env):
+    done = env.synth("modules")
+    assert done.returncode == 0 and done.stderr == ""
+    lines = done.stdout.splitlines()
+    for name in ("chip", "bitcrusher"):
+        assert any(line.startswith(f"{name}  (synthcli-chiptune 0.1.0)  ") for line in lines), name
+    assert any(line.startswith("vco  (synthcli ") for line in lines)
+    listed = {m["name"]: m for m in json.loads(env.synth("modules", "--json").stdout)}
+    assert listed["chip"]["package"] == "synthcli-chiptune" and listed["chip"]["version"] == "0.1.0"
+    assert listed["chip"]["qualified_name"] == "synthcli-chiptune:chip"
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_each_example_passes_its_own_tests_once_installed(env, name):
+    """As its README says: install it, then run its tests from its folder."""
+    done = subprocess.run([str(env.python), "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"],
+                          cwd=env.sources[name], capture_output=True, text=True, env=env.env, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"\b\d+ passed\b", done.stdout) and "skipped" not in done.stdout
+
+
+def test_the_strings_song_renders(env, tmp_path):
+    out = tmp_path / "strings.wav"
+    done = env.synth("render", "songs/strings.seq", "-o", str(out), "-q")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    audio, rate = soundfile.read(out)
+    peak, rms = np.abs(audio).max(), np.sqrt(np.mean(audio ** 2))
+    assert audio.shape[0] > 20 * rate and peak < 0.8 and 0.07 < rms < 0.25, (peak, rms)
+
+
+def test_the_song_renders_and_plugin_modules_run_in_worker_processes(env, tmp_path):
+    inline, processes = tmp_path / "inline.wav", tmp_path / "processes.wav"
+    for out, executor in ((inline, "inline"), (processes, "processes")):
+        done = env.synth("render", SONG, "-o", str(out), "-q", "--executor", executor, "--workers", "2")
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert inline.read_bytes() == processes.read_bytes()
+    audio, rate = soundfile.read(inline)
+    assert rate == 48000 and audio.shape[0] > 27 * rate
+    peak, rms = np.abs(audio).max(), np.sqrt(np.mean(audio ** 2))
+    assert peak < 0.8 and 0.08 < rms < 0.25, (peak, rms)
+    # Where each module ran: plugin modules never in the engine's process (partition 0).
+    where = subprocess.run([str(env.python), "-c", textwrap.dedent(f"""
+        import json
+        from synthcli.engine.core import Engine
+        from synthcli.engine.render import Performance
+        from synthcli.plugins import load_registry
+        from synthcli.sequencer.song import Song
+        registry = load_registry()
+        song = Song(registry, open({SONG!r}).read(), {SONG!r})
+        with Engine(registry, 48000, 256, executor="processes", workers=2) as engine:
+            performance = Performance(engine, song, 32)
+            for _ in range(32):
+                performance.next_block()
+            print(json.dumps(engine.module_stats()))
+        """)], capture_output=True, text=True, cwd=ROOT, env=env.env, timeout=120)
+    assert where.returncode == 0, where.stderr
+    stats = json.loads(where.stdout)
+    plugin = {name: s for name, s in stats.items() if s["type"].startswith("synthcli-chiptune:")}
+    assert len(plugin) == 7
+    assert all(s["partition"] > 0 and s["blocks"] > 0 for s in plugin.values()), plugin
+    assert not any(s["faults"] for s in stats.values())
+
+
+@pytest.mark.parametrize("how", ["--safe-mode", "synthcli-chiptune", "chiptune", "synthcli-other,chiptune"])
+def test_safe_mode_and_disabled_plugins_are_not_loaded(env, tmp_path, how):
+    args, extra = (["--safe-mode"], {}) if how == "--safe-mode" else ([], {"SYNTHCLI_DISABLE_PLUGINS": how})
+    listed = env.synth(*args, "modules", **extra)
+    assert listed.returncode == 0 and listed.stderr == ""
+    assert "chip  (" not in listed.stdout and "vco  (synthcli " in listed.stdout
+    done = env.synth(*args, "render", SONG, "-o", str(tmp_path / "x.wav"), **extra)
+    assert done.returncode == 2
+    assert done.stderr == f"error: {SONG}:5:9: {DISABLED}\n"
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_broken_plugins_are_reported_in_one_line_and_skipped(env, tmp_path):
+    sources = [plugin_package(tmp_path, dist, code) for dist, (code, _) in BROKEN.items()]
+    env.install(*sources)
+    try:
+        done = env.synth("modules")
+        assert done.returncode == 0
+        assert sorted(done.stderr.splitlines()) == sorted(f"warning: {line}" for _, line in BROKEN.values())
+        lines = done.stdout.splitlines()
+        assert any(line.startswith("chip  (synthcli-chiptune 0.1.0)") for line in lines)
+        assert any(line.startswith("vco  (synthcli 0.1.") for line in lines)
+        assert any(line.startswith("synthcli-clash:vco  (synthcli-clash 0.1.0)") for line in lines)
+        assert any(line.startswith("good  (synthcli-badport 0.1.0)") for line in lines)
+        assert not any(line.startswith(("badport", "future")) for line in lines)
+        # The plain name stays the built-in's; the qualified name reaches the plugin's.
+        patch = tmp_path / "clash.patch"
+        patch.write_text("add vco osc freq=440\nadd synthcli-clash:vco flat level=0.25\nadd mix m\n"
+                         "connect osc m.in1\nconnect flat m.in2\nconnect m out\n")
+        out = tmp_path / "clash.wav"
+        done = env.synth("render", str(patch), "-o", str(out), "-q", "--duration", "0.5")
+        assert done.returncode == 0, done.stderr
+        assert len(done.stderr.splitlines()) == len(BROKEN)
+        audio, _ = soundfile.read(out)
+        assert abs(audio[2400:, 0].mean() - 0.25) < 0.02   # the plugin's module: a DC level
+        assert audio[2400:, 0].std() > 0.1                  # the built-in's saw
+    finally:
+        env.pip("uninstall", "-y", *BROKEN)
+
+
+def test_uninstalled_plugin_is_one_clear_line(env, tmp_path):
+    """Last in this file: it takes the plugin away."""
+    env.pip("uninstall", "-y", "synthcli-chiptune")
+    done = env.synth("render", SONG, "-o", str(tmp_path / "x.wav"))
+    assert done.returncode == 2
+    assert MISSING.fullmatch(done.stderr), done.stderr
+    assert not (tmp_path / "x.wav").exists()
+    listed = env.synth("modules")
+    assert listed.returncode == 0 and listed.stderr == "" and "chip  (" not in listed.stdout
