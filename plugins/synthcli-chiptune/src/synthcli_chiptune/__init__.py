@@ -4,7 +4,6 @@ The entry point (group ``synthcli``) names this module; synthcli reads
 ``SYNTHCLI_API`` here before it calls the hook.
 """
 from synthcli.hookspecs import hookimpl
-from synthcli.testing import render_module
 
 from .crusher import Bitcrusher
 from .voice import Chip
@@ -21,11 +20,3 @@ MODULES = (Chip, Bitcrusher)
 def register_modules(register):
     for cls in MODULES:
         register(cls)
-
-
-# Compile every kernel now, while synthcli loads the plugin, as synthcli
-# does for its own modules: the first time takes seconds, later numba's
-# cache makes it quick. A kernel left to compile in the first block a
-# worker process plays would miss that block's deadline.
-for _cls in MODULES:
-    render_module(_cls, 1, blocksize=1)

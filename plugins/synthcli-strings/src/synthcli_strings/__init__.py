@@ -5,7 +5,6 @@ The entry point (group ``synthcli``) names this module; synthcli reads
 ``SYNTHCLI_API`` here before it calls the hook.
 """
 from synthcli.hookspecs import hookimpl
-from synthcli.testing import render_module
 
 from .comb import Comb
 from .karplus import String
@@ -22,11 +21,3 @@ MODULES = (String, Comb)
 def register_modules(register):
     for cls in MODULES:
         register(cls)
-
-
-# Compile every kernel now, while synthcli loads the plugin, as synthcli
-# does for its own modules: the first time takes seconds, later numba's
-# cache makes it quick. A kernel left to compile in the first block a
-# worker process plays would miss that block's deadline.
-for _cls in MODULES:
-    render_module(_cls, 1, blocksize=1)
