@@ -21,8 +21,12 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="synthcli: a modular synthesizer for the terminal.",
+    help="synthcli: a modular synthesizer for the terminal. Bare `synth` starts the live-coding REPL.",
 )
+
+from .repl.command import repl as repl_command  # noqa: E402  (imports only typer: --help stays light)
+
+app.command("repl")(repl_command)
 
 
 class Options:
@@ -53,7 +57,7 @@ def load_source(path: Path, reg, midi: bool = False):
     from .errors import SynthError
     from .language import parse_text
     from .midi.file import MidiSong, is_midi_path
-    from .patch import Patch
+    from .patch import Patch, read_source
     from .sequencer.song import Song, is_song
     try:
         if is_midi_path(path):
@@ -61,7 +65,7 @@ def load_source(path: Path, reg, midi: bool = False):
                 raise SynthError("a MIDI file can be played or rendered, not used here "
                                  "(`synth render FILE.mid -o OUT.wav`)", source=str(path))
             return None, MidiSong(path)
-        text = read_text(path)
+        text = read_source(path)
         commands = parse_text(text, str(path))
         if is_song(commands):
             song = Song(reg, text, str(path))
@@ -71,11 +75,6 @@ def load_source(path: Path, reg, midi: bool = False):
         return patch, None
     except SynthError as error:
         fail(str(error))
-
-
-def read_text(path: Path) -> str:
-    from .patch import read_source
-    return read_source(path)
 
 
 @app.callback()
@@ -242,7 +241,7 @@ def play(
 ) -> None:
     """Play a patch, song or MIDI file through the audio device; Ctrl-C fades out and stops."""
     import math
-    import time
+    import signal
     from .audio.engine_process import DEPTHS
     from .audio.player import Player
     from .engine.core import check_executor
@@ -301,6 +300,8 @@ def play(
         pass
     except SystemExit as stop:   # SIGTERM or SIGHUP: stop as cleanly as for Ctrl-C
         signalled = stop
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):   # a second signal must not cut the fade
+        signal.signal(number, signal.SIG_IGN)
     final = player.stop()
     xruns = final.get("xruns", 0)
     typer.echo(f"stopped: {final.get('played', 0) * blocksize / samplerate:.2f} s played, {xruns} xrun"
@@ -367,14 +368,14 @@ class Watcher:
         from .engine.schedule import compile_patch
         from .errors import SynthError
         from .language import parse_text
-        from .patch import Patch
+        from .patch import Patch, read_source
         from .sequencer.song import Song, is_song
         stamp = self._stamp()
         if stamp is None or stamp == self.stamp:
             return
         self.stamp = stamp
         try:
-            text = read_text(self.path)
+            text = read_source(self.path)
             commands = parse_text(text, str(self.path))
             if is_song(commands) != self.is_song:
                 raise SynthError("a file being played cannot turn from a patch into a song or back",
@@ -522,6 +523,8 @@ def main() -> None:
     import signal
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
+    if all(arg == "--safe-mode" for arg in sys.argv[1:]):   # bare `synth`: the REPL
+        sys.argv.append("repl")
     try:
         app()
     except KeyboardInterrupt:

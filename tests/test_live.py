@@ -148,12 +148,12 @@ def test_killing_a_worker_leaves_the_rest_sounding_without_xruns(jack_server, tm
     assert (body[right_gap[-1] + 1:, 1] > 0.9).all()          # ...then back
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def ours():
     """Python's shared-memory segments (JACK keeps its own there too)."""
     return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_ctrl_c_sigterm_and_hangup_stop_cleanly(jack_server, tmp_path, sig):
     before = ours()
     patch = write(tmp_path, "add vco a wave=saw freq=110\nconnect a out\n")

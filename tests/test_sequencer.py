@@ -174,3 +174,18 @@ def test_a_reload_that_only_changes_values_glides_them_without_a_rebuild(registr
         bar = performance.sequencer.swapped_at * 2 * SR
     out = np.concatenate(blocks)
     assert out[bar - 2] == pytest.approx(0.5) and out[bar + 300] == pytest.approx(0.25)
+
+
+def test_a_reload_with_a_new_tempo_keeps_the_bar_it_takes_over_in_place(registry):
+    text = "tempo 120\nlength 8\n" + GATE + 'pattern kb "c4" legato=0.5\n'
+    with Engine(registry, SR, 256) as engine:
+        performance = Performance(engine, Song(registry, text))
+        blocks = [performance.next_block()[0].copy() for _ in range(200)]   # into bar 1 (0-based)
+        performance.sequencer.replace(Song(registry, text.replace("tempo 120", "tempo 60")))
+        for _ in range(2500):
+            blocks.append(performance.next_block()[0].copy())
+        swapped = performance.sequencer.swapped_at
+    onsets = rising_edges(np.concatenate(blocks))
+    at_120 = [b * 2 * SR for b in range(1, swapped)]                     # 2 s bars before the swap
+    at_60 = [swapped * 2 * SR + k * 4 * SR for k in range(3)]            # then 4 s bars from where it was
+    assert list(onsets[:len(at_120) + 3]) == at_120 + at_60

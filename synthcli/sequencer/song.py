@@ -248,6 +248,9 @@ class Sequencer:
         """A saved song takes over at this bar: the patch and patterns it
         would have by now; modules that did not change keep their state."""
         song, self.pending = self.pending, None
+        # The bar being swapped keeps its sample; a new tempo counts from there.
+        rate = Fraction(self.engine.samplerate)
+        self.origin += round(self.song.bar_start(self.bar) * rate) - round(song.bar_start(self.bar) * rate)
         self.song = song
         old = self.patch
         self.patch, self.voices = song.state_before(self.bar)

@@ -1,0 +1,155 @@
+"""The REPL in a terminal: a prompt_toolkit PromptSession around a Session.
+
+The prompt comes up before the audio (the engine starts in the
+background), lines from other threads (the engine's news) print above
+the prompt through ``patch_stdout``, and nothing the musician types can
+end the REPL except ``quit`` and Ctrl-D: errors are one red line, and even
+a fault of the REPL itself is one line (its traceback goes to a log).
+"""
+from __future__ import annotations
+
+import signal
+import time
+import traceback
+from pathlib import Path
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.history import FileHistory, InMemoryHistory
+from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.styles import Style
+
+from ..errors import SynthError
+from . import journal as journals
+from . import views
+from .completion import ReplCompleter
+from .lexer import ReplLexer
+from .session import Quit, Session
+from .sound import POLL, Sound
+from .toolbar import Toolbar
+
+STYLE = Style.from_dict({
+    "prompt": "bold",
+    "command": "ansicyan bold",
+    "repl": "ansimagenta bold",
+    "unknown": "ansired underline",
+    "type": "ansigreen",
+    "module": "ansiyellow",
+    "port": "ansibrightyellow",
+    "param": "ansibrightblue",
+    "number": "ansibrightcyan",
+    "value": "ansigreen",
+    "string": "ansigreen",
+    "comment": "ansibrightblack italic",
+    "bottom-toolbar": "noreverse bg:#262626 #d0d0d0",
+    "toolbar.play": "bg:ansigreen ansiblack bold",
+    "toolbar.stop": "bg:#4e4e4e #ffffff",
+    "toolbar.note": "#a8a8a8",
+    "toolbar.alarm": "bg:ansired ansiwhite bold",
+})
+#: How each kind of line is printed (ANSI SGR), above the prompt or below a command.
+COLOURS = {"error": "31", "warning": "33", "note": "2"}
+PROMPT = [("class:prompt", "synth> ")]
+
+
+def say(text: str, kind: str = "") -> None:
+    """Print from any thread: inside ``patch_stdout`` the line goes above
+    the prompt without breaking what is being typed."""
+    colour = COLOURS.get(kind)
+    print(f"\x1b[{colour}m{text}\x1b[0m" if colour else text, flush=True)
+
+
+def describe(error: SynthError, text: str) -> str:
+    """The one line to show: a file error names its place, a pasted
+    block its line, and a typed line needs no place at all."""
+    if error.source:
+        return str(error)
+    if error.line and len(text.splitlines()) > 1:
+        return f"line {error.line}: {error.message}"
+    return error.message
+
+
+def run(file: Path | None, resume: bool, settings: dict) -> int:
+    """Run the REPL until quit; a SynthError before it starts (nothing to
+    resume) is the caller's to report."""
+    from ..plugins import load_registry
+    directory = journals.state_dir()
+    resumed = journals.latest(directory) if resume else None
+    entries = journals.read(resumed) if resumed is not None else []
+    registry = load_registry(safe_mode=settings["safe_mode"])
+    with patch_stdout(raw=True):
+        for problem in registry.problems:
+            say(f"warning: {problem}", "warning")
+        try:
+            journal = journals.Journal(directory)
+            history = FileHistory(str(directory / "history"))
+        except OSError as error:
+            say(f"no journal and no history: cannot write {directory} ({error.strerror})", "warning")
+            journal, history = None, InMemoryHistory()
+        sound = Sound(settings, say)
+        session = Session(registry, sound, journal)
+        if resumed is not None:
+            session.replay(entries)
+            say(f"resumed {resumed} ({len(entries)} journal entries): "
+                f"{views.summary(session.patch, session.timeline)}", "note")
+        elif file is not None:
+            try:
+                note = session.load(file)
+            except SynthError as error:
+                say(f"error: {error}", "error")
+            else:
+                if note:
+                    say(note, "warning")
+        try:
+            sound.start(lambda: (session.patch.to_text(), session.song_text if session.transport.playing else None))
+            loop(session, sound, history, directory)
+        finally:
+            # A second hangup or Ctrl-C must not cut the fade-out short and
+            # leave the engine playing for a REPL stuck in its exit.
+            for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(number, signal.SIG_IGN)
+            final = sound.stop()
+            if journal is not None:
+                journal.close()
+        if final:
+            blocks = final.get("played", 0)
+            say(f"stopped: {blocks * settings['blocksize'] / settings['samplerate']:.1f} s played, "
+                f"{final.get('xruns', 0)} xruns", "note")
+    return 0
+
+
+def loop(session: Session, sound: Sound, history, directory: Path) -> None:
+    prompt = PromptSession(
+        PROMPT, style=STYLE, history=history, auto_suggest=AutoSuggestFromHistory(),
+        completer=ReplCompleter(session), complete_while_typing=False, lexer=ReplLexer(session.registry),
+        bottom_toolbar=Toolbar(session, sound, time.monotonic), refresh_interval=POLL,
+        prompt_continuation=lambda width, line, soft: "." * (width - 1) + " ")
+    while True:
+        try:
+            text = prompt.prompt()
+        except KeyboardInterrupt:     # Ctrl-C: the line is dropped, nothing else
+            continue
+        except EOFError:              # Ctrl-D
+            return
+        try:
+            shown = session.execute(text)
+        except Quit:
+            return
+        except SynthError as error:
+            say(describe(error, text), "error")
+            continue
+        except KeyboardInterrupt:
+            say("interrupted", "warning")
+            continue
+        except Exception as error:    # a fault of ours: report it, keep the session
+            log = directory / "repl-errors.log"
+            try:
+                with open(log, "a", encoding="utf-8") as out:
+                    out.write(f"--- {time.ctime()}: {text!r}\n{traceback.format_exc()}")
+            except OSError:
+                log = None
+            say(f"internal error: {type(error).__name__}: {error}" + (f" (traceback in {log})" if log else ""),
+                "error")
+            continue
+        if shown:
+            say(shown)

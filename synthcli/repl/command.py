@@ -1,0 +1,47 @@
+"""``synth repl``: the REPL's command line, in one place for ``synth``
+(bare or ``synth repl``) and ``python -m synthcli.repl`` alike. Only typer
+is imported here, so registering it keeps ``synth --help`` fast."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def repl(
+    file: Optional[Path] = typer.Argument(None, help="A patch or song file to start from."),
+    resume: bool = typer.Option(False, "--resume", help="Rebuild the patch and song of the last session "
+                                                         "from its journal."),
+    device: Optional[str] = typer.Option(None, "--device", help="Output device number or name (see `synth devices`)."),
+    samplerate: int = typer.Option(48000, "--samplerate", "-r", help="Samples per second."),
+    blocksize: int = typer.Option(256, "--blocksize", "-b", help="Samples per block."),
+    latency: str = typer.Option("normal", "--latency", help="low, normal or safe: blocks rendered ahead."),
+    executor: str = typer.Option("processes", "--executor", "-x", help="inline, threads or processes."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes besides the engine."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Also write everything played to this WAV file."),
+) -> None:
+    """Live-code patches and songs at a prompt, with the audio running (`help` lists the commands)."""
+    from ..audio.engine_process import DEPTHS
+    from ..cli import Options, fail
+    from ..engine.core import check_executor
+    from ..errors import SynthError
+    from .app import run
+    try:
+        check_executor(executor, workers)
+    except SynthError as error:
+        fail(str(error))
+    if latency not in DEPTHS:
+        fail(f"--latency {latency!r}: choose low, normal or safe")
+    if not 16 <= blocksize <= 8192:
+        fail(f"--blocksize {blocksize} is out of range (16..8192)")
+    if resume and file is not None:
+        fail("give a FILE or --resume, not both")
+    settings = {"samplerate": samplerate, "blocksize": blocksize, "latency": latency, "device": device,
+                "executor": executor, "workers": workers, "safe_mode": Options.safe_mode, "blocks": None,
+                "record": str(record) if record else None}
+    try:
+        code = run(file, resume, settings)
+    except SynthError as error:
+        fail(str(error))
+    raise typer.Exit(code)

@@ -1,0 +1,45 @@
+"""The REPL's own commands, in one table beside the language's COMMANDS.
+
+``help``, completion and highlighting read this table, and the session
+dispatches on it, so a command added here shows up everywhere at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: What a command's argument is, so completion knows what to offer.
+FILE, MODULE_OR_TYPE, COMMAND = "file", "module or type", "command or type"
+
+
+@dataclass(frozen=True)
+class ReplCommand:
+    name: str
+    syntax: str
+    summary: str
+    argument: str | None = None
+
+    @property
+    def arity(self) -> tuple[int, int]:
+        """How many arguments it takes, read off its syntax (``[X]`` is optional)."""
+        words = self.syntax.split()[1:]
+        return sum(not w.startswith("[") for w in words), len(words)
+
+
+REPL_COMMANDS: dict[str, ReplCommand] = {c.name: c for c in (
+    ReplCommand("ls", "ls", "list the modules, their parameters and cables, and the song"),
+    ReplCommand("info", "info NAME", "a module or module type: ports, parameters, ranges and what is connected",
+                MODULE_OR_TYPE),
+    ReplCommand("help", "help [NAME]", "every command, or one command or module type in detail", COMMAND),
+    ReplCommand("undo", "undo", "take back the last change to the patch or song (a pasted block is one change)"),
+    ReplCommand("redo", "redo", "put back what undo took back"),
+    ReplCommand("save", "save [FILE]", "write the canonical patch, or the song when there is one "
+                "(default: the file last loaded or saved)", FILE),
+    ReplCommand("load", "load FILE", "replace the patch (a patch file) or the patch and the song (a song file)", FILE),
+    ReplCommand("render", "render FILE.wav [SECONDS]", "render the patch (4 s) or the song offline to a WAV file",
+                FILE),
+    ReplCommand("play", "play", "start the song from bar 1 (it plays on past its length until stop)"),
+    ReplCommand("stop", "stop", "stop the song's patterns; the patch keeps sounding"),
+    ReplCommand("top", "top", "CPU per module and per worker process, xruns, restarts, quarantined modules"),
+    ReplCommand("devices", "devices", "the audio output devices"),
+    ReplCommand("quit", "quit", "fade out and leave (Ctrl-D does the same)"),
+)}

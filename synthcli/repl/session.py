@@ -1,0 +1,356 @@
+"""What the REPL does with each line the musician enters, with no
+terminal in sight.
+
+The session holds the patch model and the song's time commands (the song
+is composed from both), the undo history and the transport. Every change
+is made on copies, checked whole (the patch, its schedule and the song),
+written to the journal, and only then becomes current and goes to the
+engine: a command that fails changes nothing, here or in the sound.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SynthError, did_you_mean
+from ..language import COMMANDS, At, Command, Length, Pattern, parse_line, parse_text, tokenize
+from ..patch import Patch
+from ..sequencer.song import Song, is_song
+from . import views
+from .commands import REPL_COMMANDS
+from .timeline import Timeline
+from .transport import Transport
+
+#: Verbs of an ``at`` command that make the song's sequencer reload the
+#: engine with its own copy of the patch (which would undo a live ``set``).
+RELOADING = ("add", "remove", "connect", "disconnect")
+#: Seconds a patch renders for when ``render`` is not told how long.
+PATCH_SECONDS = 4.0
+
+
+class Quit(Exception):
+    """``quit``: the app leaves its loop."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    patch: Patch
+    timeline: Timeline
+    label: str
+
+
+class Session:
+    """The REPL's state.
+
+    Parameters
+    ----------
+    registry : Registry
+    sound : Sound
+        The engine as the REPL sees it (``set``, ``load``, ``start_song``,
+        ``replace_song``, ``halt_song``, ``meters``); it ignores what it is
+        sent while it has no audio.
+    journal : Journal or None
+        Where each change is written before it is applied.
+    """
+
+    def __init__(self, registry, sound, journal=None, clock=time.monotonic) -> None:
+        self.registry = registry
+        self.sound = sound
+        self.journal = journal
+        self.clock = clock
+        self.patch = Patch(registry)
+        self.timeline = Timeline()
+        self.undos: list[Snapshot] = []
+        self.redos: list[Snapshot] = []
+        self.path: Path | None = None     # where `save` writes when not told
+        self.transport = Transport()
+
+    @property
+    def song_text(self) -> str:
+        return self.timeline.song_text(self.patch)
+
+    # -- what was entered ----------------------------------------------------------
+
+    def execute(self, text: str) -> str:
+        """Run one line, or a pasted block as one atomic change; returns
+        what to show, or raises SynthError (its ``line`` counts within the
+        block)."""
+        entered = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            words = tokenize(line, number)
+            if words:
+                entered.append((number, words))
+        if not entered:
+            return ""
+        if len(entered) == 1 and entered[0][1][0] in REPL_COMMANDS:
+            verb, *args = entered[0][1]
+            spec = REPL_COMMANDS[verb]
+            low, high = spec.arity
+            if not low <= len(args) <= high:
+                raise SynthError(f"usage is '{spec.syntax}'")
+            return getattr(self, f"do_{verb}")(*map(unquote, args))
+        for number, words in entered:
+            verb = words[0]
+            if verb in REPL_COMMANDS:
+                raise SynthError(f"'{verb}' cannot be part of a pasted block: paste patch and song commands only",
+                                 line=number, col=verb.col)
+            if verb not in COMMANDS:
+                raise SynthError(f"unknown command '{verb}'{did_you_mean(verb, [*COMMANDS, *REPL_COMMANDS])}",
+                                 line=number, col=verb.col)
+        return self.edit(text)
+
+    def edit(self, text: str) -> str:
+        """Patch and song commands, applied together or not at all."""
+        commands = parse_text(text)
+        self._journal({"edit": text})
+        patch, timeline = self.patch.copy(), self.timeline.copy()
+        fresh = []
+        for command in commands:
+            if Timeline.is_time(command):
+                timeline.add(command)
+                fresh.append(command)
+            else:
+                patch.apply(command)
+        song = self._check(patch, timeline, fresh)
+        label = str(commands[0]) if len(commands) == 1 else f"a block of {len(commands)} commands"
+        self._commit(Snapshot(patch, timeline, label), song)
+        return ""
+
+    # -- checking and committing ------------------------------------------------------
+
+    def _check(self, patch: Patch, timeline: Timeline, fresh: list[Command]) -> Song | None:
+        """Everything the engine would refuse, refused now: the schedule,
+        and the whole song against the patch at every bar."""
+        from ..engine.schedule import compile_patch
+        compile_patch(patch)
+        if not timeline:
+            return None
+        lacks_length = not any(isinstance(c, Length) for c in timeline.commands) and any(
+            isinstance(c, (Pattern, At)) for c in timeline.commands)
+        if lacks_length:   # check the rest first: a wrong pattern is the news, not the missing length
+            timeline = timeline.copy()
+            timeline.add(parse_line("length 1"))
+        try:
+            song = Song(self.registry, timeline.song_text(patch))
+        except SynthError as error:
+            culprit = timeline.commands_by_line(patch).get(error.line)
+            if culprit is None:
+                raise SynthError(error.message) from None
+            if any(culprit is c for c in fresh):
+                raise SynthError(error.message, line=culprit.line) from None
+            raise SynthError(f"{error.message} (the song's '{culprit}' needs it)") from None
+        if lacks_length:
+            raise SynthError("a song with patterns needs a length: type `length BARS` first "
+                             "(live, the song plays on past it; it is where a saved song ends)")
+        return song
+
+    def _commit(self, change: Snapshot, song: Song | None) -> None:
+        self.undos.append(Snapshot(self.patch, self.timeline, change.label))
+        self.redos.clear()
+        self._become(change.patch, change.timeline, song)
+
+    def _become(self, patch: Patch, timeline: Timeline, song: Song | None) -> None:
+        """Make this the current state and bring the engine along: a
+        parameter glides at once; with the song stopped a structural edit
+        reloads the patch (unchanged modules keep their state); while the
+        song plays, its new version takes over at the next bar."""
+        old_patch, old_timeline = self.patch, self.timeline
+        self.patch, self.timeline = patch, timeline
+        sets = parameter_changes(old_patch, patch)
+        if self.transport.playing and not timeline:
+            self.transport.stop()
+            self.sound.halt_song()
+            self.sound.load(patch.to_text())
+            return
+        if sets is None and not self.transport.playing:
+            self.sound.load(patch.to_text())
+            return
+        for name, param, value in sets or ():
+            self.sound.set(name, param, value)
+        if self.transport.playing and (sets is None or timeline != old_timeline or reloads(timeline)):
+            self.sound.replace_song(self.song_text)
+            self.transport.replace(song or Song(self.registry, self.song_text), self.clock())
+
+    def _journal(self, entry: dict) -> None:
+        if self.journal is not None:
+            self.journal.write(entry)
+
+    # -- history ----------------------------------------------------------------
+
+    def do_undo(self) -> str:
+        return self._travel(self.undos, self.redos, "undo", "undid")
+
+    def do_redo(self) -> str:
+        return self._travel(self.redos, self.undos, "redo", "redid")
+
+    def _travel(self, source: list[Snapshot], target: list[Snapshot], verb: str, done: str) -> str:
+        if not source:
+            return f"nothing to {verb}"
+        self._journal({verb: 1})
+        snapshot = source.pop()
+        target.append(Snapshot(self.patch, self.timeline, snapshot.label))
+        song = Song(self.registry, snapshot.timeline.song_text(snapshot.patch)) if snapshot.timeline else None
+        self._become(snapshot.patch, snapshot.timeline, song)
+        return f"{done} {snapshot.label}"
+
+    def replay(self, entries: list[dict]) -> None:
+        """Rebuild a session from a journal. An entry that failed when
+        typed fails again and changes nothing."""
+        for entry in entries:
+            try:
+                if "edit" in entry:
+                    self.edit(entry["edit"])
+                elif "undo" in entry:
+                    self.do_undo()
+                elif "redo" in entry:
+                    self.do_redo()
+                elif "load" in entry:
+                    self.load(Path(entry["load"]), entry["text"])
+            except SynthError:
+                pass
+
+    # -- files ------------------------------------------------------------------------
+
+    def do_load(self, file: str) -> str:
+        return self.load(Path(file))
+
+    def load(self, path: Path, text: str | None = None) -> str:
+        """A song file replaces the patch and the song; a patch file
+        replaces the patch and keeps the song's time commands if they still
+        fit it. Neither starts the song: ``play`` does (a song already
+        playing goes on, in its new version from the next bar)."""
+        from ..patch import read_source
+        if text is None:
+            text = read_source(path)
+        commands = parse_text(text, str(path))
+        self._journal({"load": str(path), "text": text})
+        note = ""
+        if is_song(commands):
+            patch = Song(self.registry, text, str(path)).patch
+            timeline = Timeline()
+            for command in commands:
+                if Timeline.is_time(command):
+                    timeline.add(command)
+        else:
+            patch = Patch(self.registry)
+            patch.apply_all(commands, str(path))
+            timeline = self.timeline.copy()
+        try:
+            song = self._check(patch, timeline, [])
+        except SynthError as error:
+            if is_song(commands) or not timeline:
+                raise error.at(source=str(path))
+            timeline = Timeline()
+            song = self._check(patch, timeline, [])
+            note = (f"the song's time commands did not fit this patch and were cleared: {error.message}; "
+                    f"undo brings them back")
+        self._commit(Snapshot(patch, timeline, f"load {path}"), song)
+        self.path = path
+        return note
+
+    def do_save(self, file: str | None = None) -> str:
+        path = Path(file) if file else self.path
+        if path is None:
+            raise SynthError("save where? nothing was loaded or saved yet: save FILE")
+        text = self.song_text if self.timeline else self.patch.to_text()
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, path)
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise SynthError(f"cannot write {path}: {error.strerror}") from None
+        self.path = path
+        return f"saved {path} ({views.summary(self.patch, self.timeline)})"
+
+    def do_render(self, file: str, duration: str | None = None) -> str:
+        """Offline, at ``synth render``'s settings, so the file is the one
+        ``synth render`` would write from a saved copy."""
+        from ..engine.core import Engine
+        from ..engine.render import Performance, blocks_for, render_to_wav
+        song = Song(self.registry, self.song_text) if self.timeline else None
+        seconds = None if song is not None and song.length is not None else PATCH_SECONDS
+        if duration is not None:
+            try:
+                seconds = float(duration)
+            except ValueError:
+                raise SynthError(f"expected seconds, got '{duration}'") from None
+        samplerate, blocksize = 48000, 256
+        blocks = None if seconds is None else blocks_for(seconds, samplerate, blocksize)
+        frames = None if seconds is None else round(seconds * samplerate)
+        with Engine(self.registry, samplerate, blocksize) as engine:
+            if song is None:
+                engine.load(self.patch)
+            frames = render_to_wav(Performance(engine, song, blocks), file, frames)
+        return f"wrote {file} ({frames / samplerate:.2f} s)"
+
+    # -- the song's transport ------------------------------------------------------------
+
+    def do_play(self) -> str:
+        if not any(isinstance(c, (Pattern, At)) for c in self.timeline.commands):
+            return 'nothing to play yet: give the song a length and a pattern (length 4, pattern kb "c3 e3 g3")'
+        song = Song(self.registry, self.song_text)
+        self.transport.play(song, self.clock())
+        self.sound.start_song(self.song_text)
+        return ""
+
+    def do_stop(self) -> str:
+        """The patterns stop and the engine goes back to the patch as the
+        REPL has it (a song's ``at`` commands may have changed it)."""
+        if not self.transport.playing:
+            return "the song is not playing"
+        self.transport.stop()
+        self.sound.halt_song()
+        self.sound.load(self.patch.to_text())
+        return ""
+
+    # -- looking -------------------------------------------------------------------
+
+    def do_ls(self) -> str:
+        return views.listing(self.patch, self.timeline)
+
+    def do_info(self, name: str) -> str:
+        return views.info(name, self.patch, self.registry)
+
+    def do_help(self, name: str | None = None) -> str:
+        return views.help_text(name, self.registry)
+
+    def do_top(self) -> str:
+        return views.top(self.sound.meters, self.sound.reason or self.sound.status)
+
+    def do_devices(self) -> str:
+        return views.devices()
+
+    def do_quit(self) -> str:
+        raise Quit
+
+
+def parameter_changes(old: Patch, new: Patch) -> list[tuple[str, str, float]] | None:
+    """The ``set`` calls that take the engine from ``old`` to ``new``, or
+    None when the difference needs the patch reloaded (other modules,
+    cables, or a structural parameter such as a note source's voices)."""
+    if list(old.modules) != list(new.modules) or old.cables != new.cables:
+        return None
+    sets = []
+    for name, inst in new.modules.items():
+        before = old.modules[name]
+        if before.type is not inst.type:
+            return None
+        for param in inst.type.cls.params:
+            value = inst.params[param.name]
+            if value != before.params[param.name]:
+                if param.structural:
+                    return None
+                sets.append((name, param.name, value))
+    return sets
+
+
+def unquote(word: str) -> str:
+    """A file name in quotes may hold spaces."""
+    return word[1:-1] if len(word) > 1 and word[0] == word[-1] == '"' else word
+
+
+def reloads(timeline: Timeline) -> bool:
+    return any(isinstance(c, At) and c.command.verb in RELOADING for c in timeline.commands)

@@ -1,0 +1,149 @@
+"""The audio engine as the REPL sees it.
+
+It starts in the background, so the prompt comes first (the engine takes
+a couple of seconds to warm its workers and open the device); whatever is
+typed meanwhile is sent along once it runs. Without a device it stays
+silent and says why once: editing, saving and rendering work the same.
+A background thread asks for the meters four times a second and reports
+what changed for the worse (a module failing, a worker replaced), so the
+musician hears nothing odd without also being told why.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from ..errors import SynthError
+
+#: Seconds between two requests for the meters.
+POLL = 0.25
+#: Seconds to wait for an engine that is still starting when the REPL ends.
+START_TIMEOUT = 20.0
+
+
+class Sound:
+    """The engine process through a :class:`~synthcli.audio.player.Player`.
+
+    Parameters
+    ----------
+    settings : dict
+        The Player's settings (samplerate, blocksize, latency, device,
+        executor, workers, safe_mode, blocks, record).
+    say : callable
+        ``say(text, kind)`` prints a line above the prompt from any thread.
+    """
+
+    def __init__(self, settings: dict, say: Callable[[str, str], None]) -> None:
+        self.settings = settings
+        self.say = say
+        self.status = "audio starting"
+        self.reason = ""          # why there is no audio, when there is none
+        self.meters: dict = {}
+        self.player = None
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, current: Callable[[], tuple[str, str | None]]) -> None:
+        """Start the engine in the background. ``current()`` gives the
+        patch text and the song text if the song plays, as they are then:
+        the engine catches up with what was typed while it started."""
+        self._thread = threading.Thread(target=self._run, args=(current,), name="synthcli-sound", daemon=True)
+        self._thread.start()
+
+    def _run(self, current) -> None:
+        from ..audio.player import Player
+        patch_text, _ = current()
+        record = self.settings.get("record")
+        player = Player(patch_text, on_error=lambda message: self.say(message, "error"), **self.settings)
+        try:
+            info = player.start()
+        except SynthError as error:
+            self._silent(str(error))
+            return
+        except Exception as error:   # a fault of ours must not take the REPL with it
+            self._silent(f"the engine failed to start ({type(error).__name__}: {error})")
+            return
+        with self._lock:
+            self.player = player
+            patch_now, song_now = current()
+            if patch_now != patch_text:
+                player.load(patch_now)
+            if song_now is not None:
+                player.start_song(song_now)
+        self.status = "audio on"
+        self.say(f"audio on: device {info['device']}, output latency {info['latency_ms']:.1f} ms"
+                 + (f", recording to {record}" if record else ""), "note")
+        self._poll(player)
+
+    def _silent(self, reason: str) -> None:
+        self.status, self.reason = "no audio", reason
+        if not self._closing.is_set():
+            self.say(f"no audio: {reason} (editing, save and render work without it)", "warning")
+
+    def _poll(self, player) -> None:
+        while not self._closing.is_set():
+            began = time.monotonic()
+            if player.wait(0):
+                with self._lock:
+                    self.player = None
+                self.meters = {}
+                self._silent("the engine process stopped")
+                return
+            meters = player.meters(timeout=2 * POLL)
+            if meters:
+                for line in news(self.meters, meters):
+                    self.say(line, "warning")
+                self.meters = meters
+            self._closing.wait(max(0.0, POLL - (time.monotonic() - began)))
+
+    # -- what the session sends ------------------------------------------------------
+
+    def _send(self, method: str, *args) -> None:
+        with self._lock:
+            if self.player is not None:
+                getattr(self.player, method)(*args)
+
+    def set(self, name: str, param: str, value: float) -> None:
+        self._send("set", name, param, value)
+
+    def load(self, patch_text: str) -> None:
+        self._send("load", patch_text)
+
+    def start_song(self, song_text: str) -> None:
+        self._send("start_song", song_text)
+
+    def replace_song(self, song_text: str) -> None:
+        self._send("replace_song", song_text)
+
+    def halt_song(self) -> None:
+        self._send("halt_song")
+
+    def stop(self) -> dict:
+        """Fade out and stop the engine, waiting for one still starting."""
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join(START_TIMEOUT)
+        with self._lock:
+            player, self.player = self.player, None
+        return player.stop() if player is not None else {}
+
+
+def news(before: dict, after: dict) -> list[str]:
+    """Lines worth interrupting the musician for, between two meter readings."""
+    lines = []
+    old_modules = before.get("modules", {})
+    for name, m in after.get("modules", {}).items():
+        old = old_modules.get(name, {})
+        if m["faults"] > old.get("faults", 0):
+            fate = "quarantined: it stays silent" if m["quarantined"] else "it plays on"
+            lines.append(f"module '{name}' failed ({m['reason']}); {fate}")
+        elif m["quarantined"] and not old.get("quarantined", False):
+            lines.append(f"module '{name}' is quarantined: it stays silent ({m['reason']})")
+    old_workers = before.get("workers", {})
+    for part, w in after.get("workers", {}).items():
+        old = old_workers.get(part)
+        if old is not None and w["restarts"] > old["restarts"]:
+            lines.append(f"worker {part} was replaced (pid {old['pid']} -> {w['pid']}); its modules play on")
+    return lines

@@ -1,0 +1,71 @@
+"""The bottom toolbar: the song's place, and the engine's health at a
+glance (CPU, xruns, output level, quarantined modules).
+
+It is drawn from what the session and the meter thread already hold, so
+redrawing it four times a second costs no round trip to the engine.
+"""
+from __future__ import annotations
+
+import math
+
+from .transport import at_bar
+
+#: The output meter: this many cells over METER_DB decibels below full scale.
+CELLS = 8
+METER_DB = 48.0
+EIGHTHS = " ▏▎▍▌▋▊▉█"
+
+
+def level_meter(peak: float) -> str:
+    """``[█████▍  ] -9 dB``: a peak level in eighths of a cell, in decibels
+    so that quiet and loud both show."""
+    if peak <= 0:
+        return f"[{' ' * CELLS}]  silent"
+    db = 20 * math.log10(peak)
+    filled = max(0.0, min(1.0, 1 + db / METER_DB)) * CELLS
+    whole = int(filled)
+    cells = "█" * whole + (EIGHTHS[int((filled - whole) * 8)] if whole < CELLS else "")
+    label = "CLIP" if peak >= 1.0 else f"{min(0, round(db))} dB"
+    return f"[{cells.ljust(CELLS)}] {label:>6}"
+
+
+class Toolbar:
+    """Formatted text for prompt_toolkit's ``bottom_toolbar``."""
+
+    def __init__(self, session, sound, clock) -> None:
+        self.session, self.sound, self.clock = session, sound, clock
+        self._song = None     # the stopped song, rebuilt only when its text changes
+
+    def __call__(self) -> list[tuple[str, str]]:
+        return self.song_part() + self.engine_part()
+
+    def song_part(self) -> list[tuple[str, str]]:
+        session = self.session
+        transport = session.transport
+        if transport.playing:
+            now = self.clock()
+            bar, beat = transport.position(now)
+            tempo, meter = transport.tempo(now)
+            return [("class:toolbar.play", f" ▶ {float(tempo):g} BPM {meter[0]}/{meter[1]}  bar {bar}:{beat} ")]
+        if not session.timeline:
+            return [("class:toolbar.stop", " ■ patch ")]
+        text = session.song_text
+        if self._song is None or self._song.text != text:
+            from ..sequencer.song import Song
+            self._song = Song(session.registry, text)
+        tempo, meter = at_bar(self._song, 0)
+        return [("class:toolbar.stop", f" ■ {float(tempo):g} BPM {meter[0]}/{meter[1]} ")]
+
+    def engine_part(self) -> list[tuple[str, str]]:
+        meters = self.sound.meters
+        if not meters:
+            return [("class:toolbar.note", f" {self.sound.status} ")]
+        cpu = max(meters["cpu"].values(), default=0.0)
+        xruns = meters["xruns"]
+        parts = [("", f" cpu {100 * cpu:3.0f}% "),
+                 ("class:toolbar.alarm" if xruns else "", f" xruns {xruns} "),
+                 ("", f" out {level_meter(max(meters['peak']))} ")]
+        quarantined = [name for name, m in meters["modules"].items() if m["quarantined"]]
+        if quarantined:
+            parts.append(("class:toolbar.alarm", f" quarantined: {', '.join(quarantined)} "))
+        return parts

@@ -1,0 +1,597 @@
+"""The live-coding REPL: its session logic, completion and highlighting on
+their own, then the real REPL in a real terminal (tmux), with a real JACK
+server where sound matters, checked on the screen and on what the server
+received."""
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from prompt_toolkit.document import Document
+
+from synthcli.engine.core import Engine
+from synthcli.engine.render import Performance, render_to_wav
+from synthcli.errors import SynthError
+from synthcli.repl import journal as journals
+from synthcli.repl.commands import REPL_COMMANDS
+from synthcli.repl.completion import ReplCompleter
+from synthcli.repl.lexer import ReplLexer
+from synthcli.repl.session import Session, parameter_changes
+from synthcli.repl.sound import news
+from synthcli.repl.toolbar import Toolbar, level_meter
+from synthcli.repl.transport import Transport
+from synthcli.sequencer.song import Song
+
+ROOT = Path(__file__).parent.parent
+SR = 48000
+BLOCK = 256
+#: The demo song, shortened so it renders in a second but keeps its `at` bars.
+SHORT_DEMO = ((ROOT / "songs" / "demo.seq").read_text()
+              .replace("length 16", "length 4").replace("at 9 ", "at 2 ").replace("at 13 ", "at 3 "))
+
+
+class Recorder:
+    """Stands in for the engine: what the session sends it, in order."""
+
+    meters: dict = {}
+    status, reason = "no audio", "a test"
+
+    def __init__(self):
+        self.sent = []
+
+    def __getattr__(self, name):
+        if name in ("set", "load", "start_song", "replace_song", "halt_song"):
+            return lambda *args: self.sent.append((name, *args))
+        raise AttributeError(name)
+
+
+@pytest.fixture
+def session(registry):
+    return Session(registry, Recorder(), clock=lambda: 0.0)
+
+
+def run(session, *lines):
+    return [session.execute(line) for line in lines]
+
+
+# -- the session ---------------------------------------------------------------------
+
+def test_edits_reach_the_engine_as_sets_or_reloads(session):
+    run(session, "add vco osc1 wave=saw freq=110", "connect osc1 out", "set osc1.freq 220", "set osc1.wave sine")
+    assert session.patch.to_text() == "add vco osc1 freq=220 wave=sine\nconnect osc1.out out.in\n"
+    assert session.sound.sent == [("load", "add vco osc1 freq=110\n"),
+                                  ("load", "add vco osc1 freq=110\nconnect osc1.out out.in\n"),
+                                  ("set", "osc1", "freq", 220.0), ("set", "osc1", "wave", 0.0)]
+    # A structural parameter (a note source's voice count) needs a reload, not a set.
+    run(session, "add keys kb voices=2")
+    session.sound.sent.clear()
+    run(session, "set kb.voices 4")
+    assert [s[0] for s in session.sound.sent] == ["load"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("set os1.freq 3", "unknown module 'os1', did you mean 'osc1'?"),
+    ("add vfc f1", "unknown module type 'vfc', did you mean 'vcf'?"),
+    ("conect osc1 out", "unknown command 'conect', did you mean 'connect'?"),
+    ("udno", "unknown command 'udno', did you mean 'undo'?"),
+    ("set osc1.freq 1e9", "out of range"),
+    ("add vco osc1", "a module named 'osc1' already exists"),
+    ('pattern osc1 "c3"', "does not take notes"),
+    ("add keys kb\nconnect kb.voct osc1.voct\nconect kb.gate osc1.fm", "unknown command 'conect'"),
+])
+def test_a_failing_command_changes_nothing(session, line, message):
+    run(session, "add vco osc1", "connect osc1 out", "tempo 100")
+    before = (session.song_text, len(session.undos), list(session.sound.sent))
+    with pytest.raises(SynthError) as caught:
+        session.execute(line)
+    assert message in caught.value.message
+    assert (session.song_text, len(session.undos), session.sound.sent) == before
+
+
+def test_undo_and_redo_cover_every_edit_and_a_pasted_block_is_one_step(session):
+    run(session, "add vco osc1", "connect osc1 out")
+    block = "add vcf f1 cutoff=500\ndisconnect osc1 out\nconnect osc1 f1\n# a comment\nconnect f1 out\ntempo 90\n"
+    session.execute(block)
+    pasted = session.song_text
+    assert "tempo 90\n" in pasted and "connect f1.out out.in" in pasted
+    assert session.execute("undo") == "undid a block of 5 commands"
+    assert session.song_text == "add vco osc1\nconnect osc1.out out.in\n"
+    assert session.execute("redo") == "redid a block of 5 commands"
+    assert session.song_text == pasted
+    run(session, "undo", "undo", "undo")
+    assert session.song_text == "\n" and session.execute("undo") == "nothing to undo"
+    run(session, "redo", "redo")
+    assert session.song_text == "add vco osc1\nconnect osc1.out out.in\n"
+    run(session, "set osc1.freq 300")
+    assert session.execute("redo") == "nothing to redo"    # a new edit forgets what was undone
+    with pytest.raises(SynthError, match="cannot be part of a pasted block"):
+        session.execute("set osc1.freq 200\nundo")
+
+
+def test_time_commands_edit_the_song_and_the_song_is_checked_whole(session):
+    run(session, "add keys kb voices=2", "add vco o", "connect kb.voct o.voct", "connect o out")
+    with pytest.raises(SynthError, match="needs a length"):
+        session.execute('pattern kb "c3 e3"')
+    run(session, "length 4", 'pattern kb "c3 e3"', "tempo 100", "tempo 128", 'pattern kb "g3"', "at 2 set o.wave sine")
+    assert session.song_text == ("tempo 128\nlength 4\nadd keys kb voices=2\nadd vco o\nconnect kb.voct o.voct\n"
+                                 'connect o.out out.in\npattern kb "g3"\nat 2 set o.wave sine\n')
+    with pytest.raises(SynthError) as caught:     # the song plays into kb: it cannot go
+        session.execute("remove kb")
+    assert caught.value.message == "unknown module 'kb' (the song's 'pattern kb \"g3\"' needs it)"
+    with pytest.raises(SynthError) as caught:
+        session.execute('at 3 pattern kb "c3 [e3"')
+    assert "unbalanced '['" in caught.value.message
+    assert session.execute("play") == ""
+    assert session.sound.sent[-1] == ("start_song", session.song_text)
+    run(session, "tempo 140")                       # while it plays: the new version takes over at the next bar
+    assert session.sound.sent[-1] == ("replace_song", session.song_text)
+    run(session, "stop")
+    assert session.sound.sent[-2:] == [("halt_song",), ("load", session.patch.to_text())]
+    assert session.execute("stop") == "the song is not playing"
+
+
+def test_a_set_during_a_song_is_immediate_and_kept_by_the_song(session):
+    run(session, "add keys kb", "add vco o", "connect kb.voct o.voct", "connect o out", "length 2",
+        'pattern kb "c3"', "play")
+    session.sound.sent.clear()
+    run(session, "set o.freq 300")
+    assert session.sound.sent == [("set", "o", "freq", 300.0)]
+    run(session, "at 2 connect kb.gate o.fm")         # from now on the song reloads its own patch at bar 2...
+    session.sound.sent.clear()
+    run(session, "set o.freq 200")                    # ...so a set must reach the song too
+    assert session.sound.sent == [("set", "o", "freq", 200.0), ("replace_song", session.song_text)]
+
+
+def test_load_replaces_the_patch_and_keeps_a_song_that_fits(session, tmp_path):
+    song = tmp_path / "s.seq"
+    song.write_text(SHORT_DEMO)
+    patch = tmp_path / "p.patch"
+    patch.write_text("add keys pad\nadd keys bass\nadd vcf padf\nadd ladder bassf\nadd vco o\n"
+                     "connect pad.voct o.voct\nconnect o out\n")
+    assert run(session, f"load {song}") == [""]
+    assert not session.transport.playing and session.sound.sent[-1][0] == "load"   # loading does not play
+    assert session.execute(f"load {patch}") == ""               # what the song plays into is still there
+    assert 'pattern pad "' in session.song_text and "add vco o\n" in session.song_text
+    patch.write_text("add vco o\nconnect o.out out.in\n")
+    note = session.execute(f"load {patch}")
+    assert note == ("the song's time commands did not fit this patch and were cleared: unknown module 'pad' "
+                    "(the song's 'pattern pad \"<[c3,e3,g3] [a2,c3,e3] [f2,a2,c3] [g2,b2,d3]>\" legato=0.9' "
+                    "needs it); undo brings them back")
+    assert session.song_text == patch.read_text()
+    run(session, "undo")
+    assert 'pattern pad "' in session.song_text
+    with pytest.raises(SynthError, match="nope.patch: cannot read"):
+        session.execute(f"load {tmp_path / 'nope.patch'}")
+    bad = tmp_path / "bad.patch"
+    bad.write_text("add vco a\nadd vfc b\n")
+    with pytest.raises(SynthError) as caught:
+        session.execute(f"load {bad}")
+    assert str(caught.value) == f"{bad}:2:5: unknown module type 'vfc', did you mean 'vcf'?"
+
+
+def test_save_load_save_is_byte_identical_and_renders_the_same(session, registry, tmp_path):
+    original = tmp_path / "demo.seq"
+    original.write_text(SHORT_DEMO)
+    first, second = tmp_path / "first.seq", tmp_path / "second.seq"
+    run(session, f"load {original}")
+    assert session.execute(f"save {first}").startswith(f"saved {first} (song: 4 bars, 2 patterns, ")
+    run(session, "set padf.res 0.3", "undo", f"load {first}", f"save {second}")
+    assert first.read_bytes() == second.read_bytes()
+    assert session.execute("save").startswith(f"saved {second}")   # to the file last saved
+    renders = []
+    for text in (SHORT_DEMO, first.read_text()):
+        with Engine(registry, SR, BLOCK) as engine:
+            out = tmp_path / f"{len(renders)}.wav"
+            render_to_wav(Performance(engine, Song(registry, text), None), out)
+            renders.append(soundfile.read(str(out), dtype="float32")[0])
+    assert renders[0].shape == renders[1].shape and len(renders[0]) > 4 * 2 * SR
+    assert np.array_equal(renders[0], renders[1])
+
+
+def test_render_writes_what_synth_render_writes(session, tmp_path):
+    run(session, "add vco a wave=sine freq=330", "connect a out")
+    assert session.execute(f"render {tmp_path / 'a.wav'} 0.5") == f"wrote {tmp_path / 'a.wav'} (0.50 s)"
+    session.execute(f"save {tmp_path / 'a.patch'}")
+    subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(tmp_path / "a.patch"), "-o",
+                    str(tmp_path / "b.wav"), "-d", "0.5", "-q"], check=True, cwd=ROOT)
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+
+
+def test_the_journal_rebuilds_patch_song_and_history(registry, tmp_path):
+    song = tmp_path / "s.seq"
+    song.write_text(SHORT_DEMO)
+    journal = journals.Journal(tmp_path / "state")
+    first = Session(registry, Recorder(), journal)
+    for line in ("add vco x", f"load {song}", "set padf.cutoff 700", "bogus", "tempo 90", "undo",
+                 "add lfo l1\nconnect l1 padf.cutoff", "set l1.freq 9e9"):
+        try:
+            first.execute(line)
+        except SynthError:
+            pass
+    song.write_text("the file changed since: the journal kept what was loaded")
+    journal._file.write('{"edit": "add vco half')          # a crash in the middle of a write
+    journal._file.flush()
+    assert journals.latest(tmp_path / "state") == journal.path
+    second = Session(registry, Recorder(), journals.Journal(tmp_path / "state"))
+    second.replay(journals.read(journals.latest(tmp_path / "state")))
+    assert second.song_text == first.song_text and "tempo 120" in second.song_text
+    run(first, "undo", "undo")
+    run(second, "undo", "undo")
+    assert second.song_text == first.song_text and "padf cutoff=700" not in second.song_text
+
+
+def test_an_empty_session_leaves_the_pointer_to_the_last_real_one(registry, tmp_path):
+    for old in range(30):
+        (tmp_path / f"journal-old-{old}.jsonl").write_text("")
+        os.utime(tmp_path / f"journal-old-{old}.jsonl", (old, old))
+    journal = journals.Journal(tmp_path)
+    Session(registry, Recorder(), journal).execute("add vco a")
+    assert len(list(tmp_path.glob("journal-*.jsonl"))) == journals.KEEP and journal.path.exists()
+    journals.Journal(tmp_path)           # opened, nothing typed
+    assert journals.latest(tmp_path) == journal.path
+    with pytest.raises(SynthError, match="nothing to resume"):
+        journals.latest(tmp_path / "elsewhere")
+
+
+def test_parameter_changes_know_when_a_reload_is_needed(session):
+    run(session, "add vco a", "add vcf f", "connect a f")
+    before = session.patch
+    run(session, "set a.freq 100", "set f.mode notch")
+    assert parameter_changes(before, session.patch) == [("a", "freq", 100.0), ("f", "mode", 3.0)]
+    run(session, "connect f out")
+    assert parameter_changes(before, session.patch) is None
+
+
+def test_help_info_and_ls_read_the_tables_and_the_patch(session):
+    every = session.execute("help")
+    for name, spec in REPL_COMMANDS.items():
+        assert hasattr(session, f"do_{name}") and spec.syntax in every
+    assert "connect SRC[.PORT] DST[.PORT]" in every
+    assert session.execute("help connect").startswith("connect SRC[.PORT] DST[.PORT]\n  patch a cable")
+    assert "cutoff" in session.execute("help vcf")
+    with pytest.raises(SynthError, match="did you mean 'connect'"):
+        session.execute("help conect")
+    for wrong, usage in (("ls -l", "usage is 'ls'"), ("load", "usage is 'load FILE'"),
+                         ("render a.wav 1 2", "usage is 'render FILE.wav [SECONDS]'")):
+        with pytest.raises(SynthError, match=re.escape(usage)):
+            session.execute(wrong)
+    run(session, "add lfo l1 freq=2", "add vcf f1", "connect l1 f1.cutoff", "connect f1 out")
+    info = session.execute("info f1")
+    assert "f1: vcf" in info and "cutoff  1000 Hz <- l1.out" in info and "out    out     -> out.in" in info
+    listing = session.execute("ls")
+    assert "  l1   lfo  freq=2 wave=sine amp=1" in listing and "l1.out -> f1.cutoff" in listing
+    assert session.execute("top") == "no meters: a test"
+
+
+# -- completion, highlighting, toolbar ---------------------------------------------------
+
+def complete(session, text):
+    return [c.text for c in ReplCompleter(session).get_completions(Document(text), None)]
+
+
+def test_completion_offers_what_fits_where_the_cursor_is(session, tmp_path, monkeypatch):
+    run(session, "add vco osc1", "add vcf f1", "add keys kb", "connect osc1 f1")
+    assert complete(session, "co") == ["connect"] and "undo" in complete(session, "")
+    assert complete(session, "add vc") == ["vca", "vcf", "vco"] and "out" not in complete(session, "add ")
+    assert complete(session, "add vco ") == ["vco1"]
+    assert complete(session, "add vco osc2 ") == ["freq=", "wave=", "pw=", "fmdepth="]
+    assert complete(session, "add vco osc2 wave=saw ") == ["freq=", "pw=", "fmdepth="]
+    assert complete(session, "add vco osc2 wave=s") == ["sine", "saw", "square"]
+    assert complete(session, "connect osc1.") == ["osc1.out"]
+    assert complete(session, "connect osc1 f1.") == ["f1.in", "f1.cutoff", "f1.res", "f1.mode"]
+    assert complete(session, "connect o") == ["out", "osc1"]
+    assert complete(session, "set f") == ["f1."] and complete(session, "set f1.m") == ["f1.mode"]
+    assert complete(session, "set f1.mode ") == ["lowpass", "highpass", "bandpass", "notch"]
+    assert complete(session, "set f1.cutoff ") == ["1000"]
+    assert complete(session, "pattern ") == ["kb"] and complete(session, "pattern f1.") == ["f1.cutoff", "f1.res"]
+    assert complete(session, "at 3 se") == ["set"] and complete(session, "at 3 set osc1.f") == ["osc1.freq",
+                                                                                                "osc1.fmdepth"]
+    assert complete(session, "remove ") == ["osc1", "f1", "kb"]
+    assert complete(session, "help und") == ["undo"] and complete(session, 'pattern kb "c3 e') == []
+    (tmp_path / "songs").mkdir()
+    (tmp_path / "songs" / "demo.seq").write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert complete(session, "load so") == ["ngs"] and complete(session, "load songs/d") == ["emo.seq"]
+
+
+def test_highlighting_marks_commands_types_and_mistakes(registry):
+    lexer = ReplLexer(registry)
+    styles = dict((text, style) for style, text in lexer.fragments('add vfc f1 cutoff=800  # a comment'))
+    assert styles["add"] == "class:command" and styles["vfc"] == "class:unknown"
+    assert styles["cutoff"] == "class:param" and styles["800"] == "class:number"
+    assert styles["# a comment"] == "class:comment"
+    styles = dict((text, style) for style, text in lexer.fragments('at 9 pattern kb "c3 e3" legato=0.5'))
+    assert styles["pattern"] == "class:command" and styles['"c3 e3"'] == "class:string"
+    assert styles["kb"] == "class:module" and lexer.fragments("ls")[0] == ("class:repl", "ls")
+    assert "".join(t for _, t in lexer.fragments("connect osc1.out  f1 ")) == "connect osc1.out  f1 "
+
+
+def test_the_transport_counts_bars_and_beats_through_tempo_changes(registry):
+    def song(bpm):
+        return Song(registry, f"tempo {bpm}\nmeter 3/4\n")
+    transport = Transport()
+    transport.play(song(120), now=10.0)               # a 3/4 bar at 120 BPM lasts 1.5 s
+    assert transport.position(10.0) == (1, 1) and transport.position(11.2) == (1, 3)
+    assert transport.position(13.0) == (3, 1)
+    transport.replace(song(60), now=13.2)             # from bar 4 on (at 14.5 s), a bar lasts 3 s
+    assert transport.position(14.4) == (3, 3) and transport.tempo(14.4)[0] == 120
+    assert transport.position(14.5) == (4, 1) and transport.position(17.6) == (5, 1)
+    assert transport.tempo(17.6) == (60, (3, 4))
+
+
+def test_the_toolbar_and_the_fault_lines(session):
+    meters = {"xruns": 2, "underflows": 0, "played": 10, "peak": [0.5, 0.25], "cpu": {"0": 0.12, "1": 0.31},
+              "workers": {0: {"pid": 10, "restarts": 0}, 1: {"pid": 11, "restarts": 0}},
+              "modules": {"a": {"faults": 0, "quarantined": False, "reason": ""}}, "faults": {}}
+    session.sound.meters = meters
+    text = "".join(t for _, t in Toolbar(session, session.sound, lambda: 0.0)())
+    assert "■ patch" in text and "cpu  31%" in text and "xruns 2" in text and "[██████▉ ]  -6 dB" in text
+    assert level_meter(0.0).endswith("silent") and level_meter(1.2).endswith("CLIP")
+    worse = {**meters, "workers": {0: {"pid": 10, "restarts": 0}, 1: {"pid": 12, "restarts": 1}},
+             "modules": {"a": {"faults": 3, "quarantined": True, "reason": "raised RuntimeError"}}}
+    assert news(meters, worse) == ["module 'a' failed (raised RuntimeError); quarantined: it stays silent",
+                                   "worker 1 was replaced (pid 11 -> 12); its modules play on"]
+    assert news(worse, worse) == []
+    session.sound.meters = worse
+    assert "quarantined: a" in "".join(t for _, t in Toolbar(session, session.sound, lambda: 0.0)())
+
+
+# -- the REPL in a real terminal -----------------------------------------------------------
+
+class Terminal:
+    """The REPL in a real terminal: tmux runs it in a 110x36 pane, keys go
+    in as a musician types them and the screen comes back as text."""
+
+    def __init__(self, state: Path, *args: str, audio: str | None = None) -> None:
+        self.dir = tempfile.mkdtemp(prefix="synth-tty-")      # unix socket paths must stay short
+        self.socket = os.path.join(self.dir, "tmux")
+        env = {**os.environ, "XDG_STATE_HOME": str(state), "JACK_NO_AUDIO_RESERVATION": "1",
+               "JACK_DEFAULT_SERVER": audio or "synthcli-no-such-server", "JACK_NO_START_SERVER": "1"}
+        self.status = os.path.join(self.dir, "status")
+        # The shell around the REPL keeps its exit status: tmux may not reap a pane's process in time.
+        command = " ".join([shlex.quote(sys.executable), "-m", "synthcli.repl", *map(shlex.quote, args),
+                            "; echo $? >", self.status])
+        self.started = time.monotonic()
+        subprocess.run(["tmux", "-S", self.socket, "new-session", "-d", "-x", "110", "-y", "36", "-c", str(ROOT),
+                        command, ";", "set-option", "-g", "remain-on-exit", "on"], env=env, check=True)
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True).stdout
+
+    def screen(self, colours: bool = False) -> str:
+        return self.tmux("capture-pane", "-p", "-J", *(["-e"] if colours else []))
+
+    def wait_for(self, text: str, timeout: float = 15.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.02)
+        raise AssertionError(f"{text!r} never appeared; the screen:\n{self.screen()}")
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", *keys)
+
+    def history(self) -> list[str]:
+        """Every line the REPL has shown, scrolled away or not."""
+        return [line.rstrip() for line in self.tmux("capture-pane", "-p", "-J", "-S", "-").splitlines()]
+
+    def type(self, line: str, then: str | None = None) -> str:
+        """Type a line and press Enter; wait for ``then``, or else for the
+        prompt that follows the line's output."""
+        echo = f"synth> {line}"
+        before = self.history().count(echo)
+        self.tmux("send-keys", "-l", line)
+        self.keys("Enter")
+        if then is not None:
+            return self.wait_for(then)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            lines = self.history()
+            if lines.count(echo) > before and "synth>" in lines[len(lines) - lines[::-1].index(echo):]:
+                return self.screen()
+            time.sleep(0.02)
+        raise AssertionError(f"no prompt after {line!r}; the screen:\n{self.screen()}")
+
+    def complete(self, text: str, expected: str) -> None:
+        """Type, pause as a person would, press Tab, and wait to see ``expected``."""
+        self.tmux("send-keys", "-l", text)
+        time.sleep(0.1)
+        self.keys("Tab")
+        self.wait_for(expected)
+
+    def paste(self, text: str) -> None:
+        """Paste as a terminal does (bracketed, since the REPL asks for it)."""
+        self.tmux("set-buffer", "-b", "clip", "--", text)
+        self.tmux("paste-buffer", "-p", "-d", "-b", "clip")
+
+    @property
+    def pid(self) -> int:
+        """The REPL's process (the shell around it is the pane's)."""
+        shell = self.tmux("display-message", "-p", "#{pane_pid}").strip()
+        return int(subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True).stdout.split()[0])
+
+    def exit_status(self, timeout: float = 30.0) -> int:
+        """The exit status as the shell saw it (128 + N for signal N)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(self.status):
+                text = Path(self.status).read_text()
+                if text.endswith("\n"):
+                    return int(text)
+            time.sleep(0.05)
+        raise AssertionError(f"the REPL did not exit; the screen:\n{self.screen()}")
+
+    def close(self) -> None:
+        self.tmux("kill-server")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def terminal():
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed (Debian: apt-get install tmux)")
+    opened = []
+
+    def start(*args, **kw):
+        opened.append(Terminal(*args, **kw))
+        return opened[-1]
+    yield start
+    for term in opened:
+        term.close()
+
+
+def test_prompt_first_then_edits_errors_and_completion(terminal, tmp_path):
+    term = terminal(tmp_path / "state")
+    term.wait_for("synth>")
+    first_prompt = time.monotonic() - term.started
+    print(f"first prompt after {first_prompt:.2f} s")
+    assert first_prompt < 3.0
+    term.wait_for("no audio: no audio output device found")
+    assert term.screen().count("no audio:") == 1
+    term.type("add vco osc1 wave=saw freq=110")
+    term.type("connect osc1 out")
+    term.type("set os1.freq 220", then="unknown module 'os1', did you mean 'osc1'?")
+    assert "\x1b[31munknown module 'os1', did you mean 'osc1'?" in term.screen(colours=True)
+    term.complete("connect osc1.", "synth> connect osc1.out")
+    prompts = term.screen().count("synth>")
+    term.keys("C-c")                                        # Ctrl-C drops the line...
+    while term.screen().count("synth>") == prompts:
+        time.sleep(0.02)
+    term.complete("add vco osc2 w", "synth> add vco osc2 wave=")
+    term.complete("s", "square")                            # three choices: a menu
+    term.complete("i", "synth> add vco osc2 wave=sine")
+    term.keys("Enter")
+    screen = term.type("ls", then="cables")
+    assert "osc2  vco  freq=261.6255653005986 wave=sine" in term.wait_for("osc1.out -> out.in")
+    assert screen.count(" -> ") == 1                        # ...and changed nothing
+    assert "Traceback" not in term.screen()
+    term.keys("C-d")
+    assert term.exit_status() == 0
+
+
+def test_paste_undo_redo_save_load_and_the_transport(terminal, tmp_path):
+    term = terminal(tmp_path / "state")
+    term.wait_for("synth>")
+    term.paste("add keys kb voices=2\nadd vco osc1 wave=sine\nconnect kb.voct osc1.voct\nconnect osc1 out\n"
+               "tempo 240\nlength 2\npattern kb \"c4 e4\"\n")
+    term.keys("Enter")
+    term.type("undo", then="undid a block of 7 commands")
+    term.type("ls", then="(none: `connect NAME out` to hear a module)")
+    term.type("redo", then="redid a block of 7 commands")
+    a, b = tmp_path / "a.seq", tmp_path / "b.seq"
+    term.type(f"save {a}", then=f"saved {a} (song: 2 bars, 1 pattern, 2 modules, 2 cables)")
+    term.type(f"load {a}")
+    term.type(f"save {b}", then=f"saved {b}")
+    assert a.read_bytes() == b.read_bytes()
+    assert "▶" not in term.screen()
+    term.type("play")
+    term.wait_for("▶ 240 BPM 4/4  bar 1:")
+    term.wait_for("bar 2:")                                 # a bar lasts one second at 240 BPM
+    term.type("stop")
+    term.wait_for("■ 240 BPM 4/4")
+    term.type("quit", then="synth> quit")
+    assert term.exit_status() == 0
+    history = (tmp_path / "state" / "synthcli" / "history").read_text()
+    assert "\n+play\n" in history and '+pattern kb "c4 e4"\n' in history   # kept for the next session
+
+
+def test_a_killed_repl_resumes_from_its_journal(terminal, tmp_path):
+    song = tmp_path / "short.seq"
+    song.write_text(SHORT_DEMO)
+    term = terminal(tmp_path / "state", str(song))
+    term.wait_for("synth>")
+    for line in ("set padf.cutoff 1234", "add lfo wob2 freq=3", "connect wob2 padf.cutoff", "tempo 99",
+                 "remove bogus", "undo"):
+        term.type(line)
+    expected, resumed = tmp_path / "expected.seq", tmp_path / "resumed.seq"
+    term.type(f"save {expected}", then="saved")
+    os.kill(term.pid, signal.SIGKILL)
+    assert term.exit_status() == 128 + signal.SIGKILL
+    again = terminal(tmp_path / "state", "--resume")
+    again.wait_for("resumed ")
+    again.type(f"save {resumed}", then="saved")
+    assert resumed.read_text() == expected.read_text() and "tempo 120\n" in resumed.read_text()
+    again.type("undo", then="undid connect wob2 padf.cutoff")    # the history came back too
+    again.type("quit", then="synth> quit")
+    assert again.exit_status() == 0
+
+
+def test_a_set_reaches_the_server_and_a_killed_worker_is_reported(terminal, jack_server, tmp_path):
+    from test_live import peak_frequency, wait_for_ports
+    term = terminal(tmp_path / "state", audio=jack_server)
+    term.wait_for("synth>")
+    term.type("add vco osc1 wave=sine freq=220")
+    term.type("connect osc1 out")
+    term.type("set out.level 0.5")
+    term.wait_for("audio on: device")
+    ports = wait_for_ports()
+    taken = tmp_path / "server.wav"
+    recorder = threading.Thread(target=subprocess.run, args=(["jack_rec", "-f", str(taken), "-d", "3", *ports],),
+                                kwargs={"capture_output": True, "timeout": 20})
+    recorder.start()
+    time.sleep(1.5)
+    term.type("set osc1.freq 440")
+    recorder.join()
+    data, sr = soundfile.read(str(taken))
+    assert abs(peak_frequency(data[int(0.1 * sr):int(1.0 * sr), 0]) - 220.0) < 1.0
+    assert abs(peak_frequency(data[-sr:, 0]) - 440.0) < 1.0
+    assert 0.45 < np.abs(data[-sr:, 0]).max() < 0.55
+    term.wait_for(" xruns ")                                # the toolbar has the meters
+    screen = term.type("top", then="(engine)")
+    worker = next(line.split() for line in screen.splitlines() if line.startswith("1 "))
+    os.kill(int(worker[1]), signal.SIGKILL)
+    term.wait_for(f"worker 1 was replaced (pid {worker[1]} -> ")
+    term.type("info osc1", then="osc1: vco")                # the REPL goes on
+    term.type("devices", then="(JACK Audio Connection Kit, 2 out, 48000 Hz)")
+    term.type("quit", then="stopped: ")
+    assert term.exit_status() == 0
+
+
+def test_a_set_is_heard_within_three_blocks_of_enter(jack_server, registry, tmp_path):
+    """Enter runs Session.execute: parse, check, journal (fsync), send. The
+    change is heard after the blocks already queued (two at --latency normal)."""
+    from synthcli.audio.ring import PLAYED, Ring
+    from synthcli.repl.sound import Sound
+    take = tmp_path / "take.wav"
+    said = []
+    sound = Sound({"samplerate": SR, "blocksize": BLOCK, "latency": "normal", "device": None,
+                   "executor": "processes", "workers": 1, "safe_mode": True, "blocks": None, "record": str(take)},
+                  lambda text, kind="": said.append(text))
+    session = Session(registry, sound, journals.Journal(tmp_path / "state"))
+    run(session, "add vco a wave=sine freq=300", "add vca v level=0.2", "connect a v", "connect v out")
+    sound.start(lambda: (session.patch.to_text(), None))
+    deadline = time.monotonic() + 20
+    while sound.status != "audio on" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sound.status == "audio on", said
+    info = sound.player.info
+    ring = Ring(info["slots"], BLOCK, name=info["ring"])
+    try:
+        time.sleep(0.5)
+        before = int(ring.header[PLAYED])
+        began = time.perf_counter()
+        session.execute("set v.level 0.8")
+        took = time.perf_counter() - began
+        time.sleep(0.5)
+    finally:
+        ring.close()
+        final = sound.stop()
+    assert final["xruns"] == 0
+    data, _ = soundfile.read(str(take))
+    levels = np.abs(data[:, 0]).reshape(-1, BLOCK).max(axis=1)
+    blocks = int(np.flatnonzero(levels > 0.3)[0]) - before
+    print(f"Enter to output: {1e3 * took:.2f} ms in the REPL, then {blocks} blocks "
+          f"({1e3 * blocks * BLOCK / SR:.1f} ms) to the device, plus its own latency")
+    assert blocks <= 3, blocks
