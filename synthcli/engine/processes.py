@@ -54,6 +54,10 @@ SNAPSHOT_EVERY = 1.0
 SNAPSHOT_LIMIT = 256 * 1024
 #: Bounded wait for replies to control messages (assign, snapshot).
 CONTROL_TIMEOUT = 5.0
+#: Seconds after a recovery before a new spare is started: a forkserver
+#: child re-imports the parent's main module, and that burst of CPU landing
+#: on the recovery itself caused an xrun in 1 of 4 tries on 2 cores.
+REFILL_DELAY = 2.0
 
 
 def _forget_forkserver() -> None:
@@ -279,6 +283,7 @@ class ProcessExecutor:
         self._boards: list[Board] = []
         self._spare_lock = threading.Lock()
         self._spare_thread: threading.Thread | None = None
+        self._closing = threading.Event()
         # Workers must share the engine's resource tracker: one of their own
         # would unlink the live boards when the worker exits.
         resource_tracker.ensure_running()
@@ -510,14 +515,18 @@ class ProcessExecutor:
         return spare
 
     def _refill_spare(self) -> None:
-        """A new spare from the forkserver: forking the engine itself could
-        copy a lock that an audio or network thread holds."""
+        """A new spare from the forkserver (forking the engine itself could
+        copy a lock that an audio or network thread holds), once the
+        recovery is over."""
+        if self._closing.wait(REFILL_DELAY):
+            return
         spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize)
         spare.listen()
         with self._spare_lock:
             self.spare = spare
 
     def close(self) -> None:
+        self._closing.set()
         if self._spare_thread is not None:
             self._spare_thread.join(10.0)
         everyone = [*self.workers, *([self.spare] if self.spare else [])]
