@@ -44,6 +44,7 @@ class Patch:
         self.modules: dict[str, Instance] = {}
         self.cables: list[Cable] = []
         self.requires: list[str] = []
+        self.kind = "patch"          # or "song": how errors name the file
         master = registry.get(MASTER)
         self.modules[MASTER] = Instance(master, {p.name: p.default_value for p in master.cls.params})
 
@@ -53,6 +54,7 @@ class Patch:
         clone.modules = {name: Instance(inst.type, dict(inst.params)) for name, inst in self.modules.items()}
         clone.cables = list(self.cables)
         clone.requires = list(self.requires)
+        clone.kind = self.kind
         return clone
 
     # -- applying commands -------------------------------------------------
@@ -165,7 +167,7 @@ class Patch:
         self.cables = [c for c in self.cables if c not in cables]
 
     def _apply_require(self, cmd: Require) -> None:
-        problem = self.registry.unmet(cmd.requirement)
+        problem = self.registry.unmet(cmd.requirement, self.kind)
         if problem:
             raise SynthError(problem, col=cmd.requirement.col)
         if str(cmd.requirement) not in self.requires:

@@ -48,9 +48,9 @@ class Registry:
     packages: dict[str, str] = field(default_factory=dict)     # loaded plugin distributions -> version
     skipped: set[str] = field(default_factory=set)             # installed but disabled or safe mode
 
-    def unmet(self, requirement: str) -> str | None:
+    def unmet(self, requirement: str, what: str = "file") -> str | None:
         """Why ``requirement`` (``synthcli-foo>=1.2``) is not met, as the
-        line to show a musician, or None when it is."""
+        line to show a musician ("this song needs ..."), or None when it is."""
         from packaging.requirements import Requirement
         from packaging.utils import canonicalize_name
         need = Requirement(requirement)
@@ -59,12 +59,12 @@ class Registry:
         if name in loaded:
             if need.specifier.contains(loaded[name], prereleases=True):
                 return None
-            return (f"this file needs {requirement}, but {need.name} {loaded[name]} is installed: "
+            return (f"this {what} needs {requirement}, but {need.name} {loaded[name]} is installed: "
                     f"pip install -U '{requirement}'")
         if name in {canonicalize_name(dist) for dist in self.skipped}:
-            return (f"this file needs {requirement}, which is installed but disabled "
+            return (f"this {what} needs {requirement}, which is installed but disabled "
                     f"(--safe-mode or SYNTHCLI_DISABLE_PLUGINS)")
-        return f"this file needs {requirement}: pip install {need.name}"
+        return f"this {what} needs {requirement}: pip install {need.name}"
 
     def get(self, name: str) -> ModuleType:
         found = self.types.get(name) or self.qualified.get(name)

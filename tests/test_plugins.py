@@ -21,10 +21,10 @@ from synthcli.plugins import api_mismatch
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ("synthcli-chiptune", "synthcli-strings")
 SONG = "songs/chiptune.seq"
-DISABLED = ("this file needs synthcli-chiptune>=0.1, which is installed but disabled "
+DISABLED = ("this song needs synthcli-chiptune>=0.1, which is installed but disabled "
             "(--safe-mode or SYNTHCLI_DISABLE_PLUGINS)")
 #: The one line a song gets when the plugin it requires is not installed.
-MISSING = re.compile(r"error: songs/chiptune\.seq:\d+:\d+: this (file|song) needs synthcli-chiptune>=0\.1: "
+MISSING = re.compile(r"error: songs/chiptune\.seq:\d+:\d+: this song needs synthcli-chiptune>=0\.1: "
                      r"pip install synthcli-chiptune\n")
 
 

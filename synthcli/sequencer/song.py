@@ -53,6 +53,7 @@ class Song:
         self.source = source
         commands = parse_text(text, source)
         self.patch = Patch(registry)
+        self.patch.kind = "song"
         self.tempo = Fraction(120)
         self.meter = (4, 4)
         self.length: int | None = None
