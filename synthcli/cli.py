@@ -242,19 +242,10 @@ def play(
     """Play a patch, song or MIDI file through the audio device; Ctrl-C fades out and stops."""
     import math
     import signal
-    from .audio.engine_process import DEPTHS
     from .audio.player import Player
-    from .engine.core import check_executor
     from .errors import SynthError
     from .midi.voices import read_voice_patch
-    try:
-        check_executor(executor, workers)
-    except SynthError as error:
-        fail(str(error))
-    if latency not in DEPTHS:
-        fail(f"--latency {latency!r}: choose low, normal or safe")
-    if not 16 <= blocksize <= 8192:
-        fail(f"--blocksize {blocksize} is out of range (16..8192)")
+    check_live_settings(executor, workers, latency, blocksize)
     if duration is not None and not duration > 0:
         fail(f"--duration must be a positive number of seconds, got {duration}")
     reg = registry()
@@ -346,6 +337,21 @@ def graph(
     except SynthError as error:
         fail(str(error))
     typer.echo("wrote " + ", ".join(map(str, written)), err=True)
+
+
+def check_live_settings(executor: str, workers: int | None, latency: str, blocksize: int) -> None:
+    """The flags live audio shares (`play`, `repl`), refused before anything starts."""
+    from .audio.engine_process import DEPTHS
+    from .engine.core import check_executor
+    from .errors import SynthError
+    try:
+        check_executor(executor, workers)
+    except SynthError as error:
+        fail(str(error))
+    if latency not in DEPTHS:
+        fail(f"--latency {latency!r}: choose low, normal or safe")
+    if not 16 <= blocksize <= 8192:
+        fail(f"--blocksize {blocksize} is out of range (16..8192)")
 
 
 class Watcher:

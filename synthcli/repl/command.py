@@ -22,19 +22,10 @@ def repl(
     record: Optional[Path] = typer.Option(None, "--record", help="Also write everything played to this WAV file."),
 ) -> None:
     """Live-code patches and songs at a prompt, with the audio running (`help` lists the commands)."""
-    from ..audio.engine_process import DEPTHS
-    from ..cli import Options, fail
-    from ..engine.core import check_executor
+    from ..cli import Options, check_live_settings, fail
     from ..errors import SynthError
     from .app import run
-    try:
-        check_executor(executor, workers)
-    except SynthError as error:
-        fail(str(error))
-    if latency not in DEPTHS:
-        fail(f"--latency {latency!r}: choose low, normal or safe")
-    if not 16 <= blocksize <= 8192:
-        fail(f"--blocksize {blocksize} is out of range (16..8192)")
+    check_live_settings(executor, workers, latency, blocksize)
     if resume and file is not None:
         fail("give a FILE or --resume, not both")
     settings = {"samplerate": samplerate, "blocksize": blocksize, "latency": latency, "device": device,
