@@ -22,9 +22,18 @@ def command_section(name: str) -> str:
     return f"### `{spec.name}`\n\n`{spec.syntax}`\n\n{spec.summary[0].upper()}{spec.summary[1:]}.\n"
 
 
+def repl_section(name: str) -> str:
+    from .repl.commands import REPL_COMMANDS
+    spec = REPL_COMMANDS[name]
+    return f"### `{spec.name}`\n\n`{spec.syntax}`\n\n{spec.summary[0].upper()}{spec.summary[1:]}.\n"
+
+
 def command_reference() -> str:
+    from .repl.commands import REPL_COMMANDS
     return (GENERATED + "# Command reference\n\nEvery command of the language, as patch files, song files, "
-            "the REPL and OSC all accept it.\n\n" + "\n".join(command_section(name) for name in COMMANDS))
+            "the REPL and OSC all accept it.\n\n" + "\n".join(command_section(name) for name in COMMANDS)
+            + "\n## REPL commands\n\nWhat the live-coding REPL (`synth`) adds to the language.\n\n"
+            + "\n".join(repl_section(name) for name in REPL_COMMANDS))
 
 
 def module_section(cls: type[Module]) -> str:

@@ -22,7 +22,8 @@ def test_generated_references_are_up_to_date_and_complete(registry):
     commands, modules = (DOCS / "commands.md").read_text(), (DOCS / "module-reference.md").read_text()
     assert commands == command_reference(), "run `python -m synthcli.reference`"
     assert modules == module_reference(registry), "run `python -m synthcli.reference`"
-    for name in COMMANDS:
+    from synthcli.repl.commands import REPL_COMMANDS
+    for name in [*COMMANDS, *REPL_COMMANDS]:
         assert f"### `{name}`" in commands
     for entry in registry.qualified.values():
         assert f"### `{entry.name}`" in modules
