@@ -52,9 +52,12 @@ def edit_distance(a: str, b: str) -> int:
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """A ", did you mean 'x'?" suffix naming the closest candidate, or ""
-    when none is within about a third of the word's length."""
-    limit = max(1, len(word) // 3)
-    scored = sorted((edit_distance(word.lower(), c.lower()), c) for c in candidates)
+    when none is within about a third of the word's length (rounded up:
+    'ladr' is two edits from 'ladder')."""
+    limit = max(1, (len(word) + 2) // 3)
+    # Ties go to a candidate with the same first letter: typos rarely hit it.
+    scored = sorted((edit_distance(word.lower(), c.lower()), c[:1].lower() != word[:1].lower(), c)
+                    for c in candidates)
     if scored and scored[0][0] <= limit:
-        return f", did you mean '{scored[0][1]}'?"
+        return f", did you mean '{scored[0][2]}'?"
     return ""

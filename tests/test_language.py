@@ -60,3 +60,14 @@ def test_any_text_parses_or_fails_cleanly(text):
         parse_text(text)
     except SynthError as err:
         assert err.line is not None and "\n" not in str(err)
+
+
+@pytest.mark.parametrize("word, names, expected", [
+    ("vfc", ["vco", "vcf", "vca"], "vcf"),        # a swap of neighbours is one edit
+    ("ladr", ["adsr", "ladder", "lfo"], "ladder"),  # ties go to the same first letter
+    ("os1", ["osc1", "f1"], "osc1"),
+    ("zzz", ["add", "set"], None),
+])
+def test_suggestions_pick_the_likely_typo(word, names, expected):
+    from synthcli.errors import did_you_mean
+    assert did_you_mean(word, names) == (f", did you mean '{expected}'?" if expected else "")
