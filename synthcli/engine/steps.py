@@ -23,7 +23,7 @@ class Step:
     outputs this one reads in the same block."""
 
     __slots__ = ("index", "name", "module", "inputs", "params", "outputs", "gathers", "span",
-                 "delay_writes", "waits", "stats", "blocks", "seconds", "worst")
+                 "delay_writes", "waits", "stats", "blocks", "seconds", "worst", "fold")
 
     def __init__(self, index: int, node: Node, module: Module, board: Board, waits: tuple[int, ...] = ()) -> None:
         arena = board.arena
@@ -37,6 +37,8 @@ class Step:
         self.gathers = [(view(g.dest), view(g.base) if g.base else 0.0,
                          [(view(s.rows), tuple(map(view, s.delayed)) if s.delayed else None) for s in g.sources])
                         for g in node.gathers]
+        # Folding a wide cable into one channel is one reduction into this row.
+        self.fold = np.zeros(board.arena.shape[1])
         self.span = view(node.output_span)
         self.delay_writes = [(view(src), tuple(map(view, slots))) for src, slots in node.delay_writes]
         self.waits = waits
@@ -72,7 +74,10 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
             wide, narrow = src.shape[0], dest.shape[0]
             if wide == 1 or wide == narrow:      # same width, or mono spread to every channel
                 np.add(dest, src, out=dest)
-            elif wide > narrow:                  # folded: every voice counted once
+            elif narrow == 1:                    # folded: every voice counted once
+                np.add.reduce(src, axis=0, out=step.fold)
+                np.add(dest[0], step.fold, out=dest[0])
+            elif wide > narrow:
                 for k in range(wide):
                     np.add(dest[k % narrow], src[k], out=dest[k % narrow])
             else:
