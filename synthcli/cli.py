@@ -238,6 +238,10 @@ def play(
     watch: bool = typer.Option(False, "--watch", help="Keep playing; apply every save of the file at the next bar."),
     voice_patch: Optional[Path] = typer.Option(None, "--patch",
                                                help="A MIDI file's voice patch (default: built-in GM voices)."),
+    osc: Optional[int] = typer.Option(None, "--osc", help="Take commands over OSC on this UDP port "
+                                                          "(docs/osc.md); the song then plays on past its end."),
+    osc_host: str = typer.Option("127.0.0.1", "--osc-host", help="Address OSC listens on (beyond 127.0.0.1: a warning)."),
+    osc_allow: Optional[str] = typer.Option(None, "--osc-allow", help="Comma-separated client IPs OSC accepts."),
 ) -> None:
     """Play a patch, song or MIDI file through the audio device; Ctrl-C fades out and stops."""
     import math
@@ -246,10 +250,13 @@ def play(
     from .errors import SynthError
     from .midi.voices import read_voice_patch
     check_live_settings(executor, workers, latency, blocksize)
+    remote = osc_settings(osc, osc_host, osc_allow)
     if duration is not None and not duration > 0:
         fail(f"--duration must be a positive number of seconds, got {duration}")
     reg = registry()
     patch, song = load_source(file, reg, midi=True)
+    if patch is None and remote is not None:
+        fail("--osc controls patches and songs, not MIDI files")
     try:
         voice_text = read_voice_patch(voice_patch, patch is None)
     except SynthError as error:
@@ -274,11 +281,29 @@ def play(
                         f"applied {file}" + (f" at bar {bar}" if bar else "") +
                         f", {1e3 * (when - file.stat().st_mtime):.0f} ms after the save", err=True),
                     samplerate=samplerate, blocksize=blocksize, latency=latency, device=device,
-                    executor=executor, workers=workers, safe_mode=Options.safe_mode, blocks=blocks, watch=watch)
+                    executor=executor, workers=workers, safe_mode=Options.safe_mode, blocks=blocks,
+                    watch=watch or remote is not None)
+    control = None
+    if patch is not None:   # patches and songs play from a session that OSC and saves edit
+        from .control import Control, LiveSound, play_session
+        sound = LiveSound()
+        try:
+            control = Control(play_session(reg, file, sound), lambda line: typer.echo(line, err=True))
+        except SynthError as error:
+            fail(str(error))
     try:
         info = player.start()
     except SynthError as error:
         fail(str(error))
+    if control is not None:
+        control.session.sound.player = player
+        if remote is not None:   # only now: what arrives must reach a running engine
+            try:
+                for line in control.listen_osc(remote["port"], remote["host"], remote["allow"]):
+                    typer.echo(line, err=True)
+            except SynthError as error:
+                player.stop()
+                fail(str(error))
     typer.echo(f"playing {file} on device {info['device']} at {samplerate} Hz, block {blocksize}, "
                f"output latency {info['latency_ms']:.1f} ms" + ("" if duration else "; Ctrl-C to stop"), err=True)
     signalled = None
@@ -286,13 +311,15 @@ def play(
     try:
         while not player.wait(0.1):
             if watcher is not None:
-                watcher.poll(player)
+                watcher.poll(control)
     except KeyboardInterrupt:
         pass
     except SystemExit as stop:   # SIGTERM or SIGHUP: stop as cleanly as for Ctrl-C
         signalled = stop
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):   # a second signal must not cut the fade
         signal.signal(number, signal.SIG_IGN)
+    if control is not None:
+        control.close()
     final = player.stop()
     xruns = final.get("xruns", 0)
     typer.echo(f"stopped: {final.get('played', 0) * blocksize / samplerate:.2f} s played, {xruns} xrun"
@@ -354,6 +381,24 @@ def check_live_settings(executor: str, workers: int | None, latency: str, blocks
         fail(f"--blocksize {blocksize} is out of range (16..8192)")
 
 
+def osc_settings(port: int | None, host: str, allow: str | None) -> dict | None:
+    """--osc, --osc-host and --osc-allow, checked; None without --osc."""
+    import ipaddress
+    if port is None:
+        if allow or host != "127.0.0.1":
+            fail("--osc-host and --osc-allow need --osc PORT")
+        return None
+    if not 0 < port < 65536:
+        fail(f"--osc {port}: a UDP port is 1..65535")
+    clients = [a.strip() for a in allow.split(",") if a.strip()] if allow else None
+    for client in clients or ():
+        try:
+            ipaddress.ip_address(client)
+        except ValueError:
+            fail(f"--osc-allow: '{client}' is not an IP address")
+    return {"port": port, "host": host, "allow": clients}
+
+
 class Watcher:
     """--watch: on every save, check the whole file first; a good one goes
     to the engine (it takes over at the next bar), a bad one is reported
@@ -370,7 +415,7 @@ class Watcher:
         except OSError:
             return None
 
-    def poll(self, player) -> None:
+    def poll(self, control) -> None:
         from .engine.schedule import compile_patch
         from .errors import SynthError
         from .language import parse_text
@@ -388,12 +433,13 @@ class Watcher:
                                  source=str(self.path))
             if self.is_song:
                 compile_patch(Song(self.reg, text, str(self.path)).patch)
-                player.replace_song(text)
             else:
                 patch = Patch(self.reg)
                 patch.apply_all(commands, str(self.path))
                 compile_patch(patch)
-                player.load(patch.to_text())
+            control.load(self.path, text)   # through the session, so OSC edits and saves meet in one model
+            if control.session.glided:
+                typer.echo(f"applied {self.path}: parameter changes glide in now", err=True)
         except SynthError as error:
             typer.echo(f"error: {error} (still playing the last good version)", err=True)
 

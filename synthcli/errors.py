@@ -33,6 +33,16 @@ class SynthError(Exception):
         place = [str(p) for p in (self.source, self.line, self.col) if p is not None]
         return f"{':'.join(place)}: {self.message}" if place else self.message
 
+    def typed(self, text: str) -> str:
+        """The one line to show for ``text`` entered live (the REPL, OSC): a
+        file error names its place, a block of lines its line, and a single
+        line needs no place at all."""
+        if self.source:
+            return str(self)
+        if self.line and len(text.splitlines()) > 1:
+            return f"line {self.line}: {self.message}"
+        return self.message
+
 
 def edit_distance(a: str, b: str) -> int:
     """Optimal-string-alignment distance: typos are mostly one insertion,

@@ -11,6 +11,8 @@ Python hands the GIL to the callback within a fraction of a block.
 from __future__ import annotations
 
 import collections
+import heapq
+import itertools
 import os
 import select
 import signal
@@ -41,6 +43,8 @@ class LiveEngine:
         self.conn = conn
         self.settings = settings
         self.commands: collections.deque = collections.deque()
+        self.timed: list = []            # (sample, seq, command): structural commands of timed bundles
+        self._order = itertools.count()
         self.running = True
         self.peak = np.zeros(2)
         wake_r, wake_w = os.pipe()
@@ -57,7 +61,9 @@ class LiveEngine:
             header[UNDERFLOWS] += 1
         played = int(header[PLAYED])
         slot_log = calls % ring.slots
-        ring.times[slot_log] = time_info.outputBufferDacTime
+        # The wall-clock instant this block reaches the DAC: timed commands
+        # (OSC bundles) are placed on the sample heard at their time.
+        ring.times[slot_log] = time.time() + (time_info.outputBufferDacTime - time_info.currentTime)
         if header[WRITTEN] > played and frames == ring.blocksize:
             outdata[:] = ring.data[played % ring.slots]
             ring.log[slot_log] = played
@@ -85,15 +91,17 @@ class LiveEngine:
         applied = sequencer.swapped_at if sequencer else None
         while not performance.over:
             while self.commands:
-                if (self.commands[0][0] in STRUCTURAL and ring.queued() < LOAD_AHEAD
-                        and ring.free() > 0):
+                if structural(self.commands[0]) and ring.queued() < LOAD_AHEAD and ring.free() > 0:
                     break   # render further ahead first, so the rebuild cannot starve the callback
                 try:
                     self.apply(self.commands.popleft())
                 except SynthError as error:
                     self.send(("error", str(error)))
+            due = self.engine.time + self.engine.blocksize
+            while self.timed and self.timed[0][0] < due:
+                self.apply(heapq.heappop(self.timed)[2])
             swapping = performance.sequencer is not None and performance.sequencer.pending is not None
-            ahead = LOAD_AHEAD if swapping or (self.commands and self.commands[0][0] in STRUCTURAL) else depth
+            ahead = LOAD_AHEAD if swapping or (self.commands and structural(self.commands[0])) else depth
             if ring.queued() >= ahead or ring.free() <= 0:
                 ready, _, _ = select.select([self.wake_r], [], [], block_time)
                 if ready:
@@ -145,6 +153,43 @@ class LiveEngine:
             self.performance.stop()
         elif kind == "meters":
             self.send(("meters", self.meters()))
+        elif kind == "batch":   # ("batch", when, commands): one bundle, applied between the same two blocks
+            _, when, commands = command
+            if when is None:
+                for each in commands:
+                    self.apply(each)
+                return
+            sample = self.sample_at(when)
+            for each in commands:
+                if each[0] == "set":
+                    self.engine.set(*each[1:4], time=sample)
+                elif each[0] == "send":
+                    self.engine.send(each[1], sample + each[2], each[3])
+                else:   # a structural change lands at the start of the block holding its sample
+                    heapq.heappush(self.timed, (sample, next(self._order), each))
+
+    def sample_at(self, when: float) -> int:
+        """The engine sample that reaches the DAC at wall-clock ``when``.
+
+        Callbacks come at a steady pace but each runs a little late, by a
+        jitter of up to a millisecond here: so the callback timeline is the
+        earliest fit over the ring's log, ``heard(k) = t0 + k * block``,
+        not the latest callback's time. The block heard at callback ``k``
+        is the one the last callback played plus the callbacks between, so
+        an xrun in the past shifts the mapping as it shifts the sound."""
+        ring, engine = self.ring, self.engine
+        rate, size = engine.samplerate, engine.blocksize
+        offset = engine.time - int(ring.header[WRITTEN]) * size   # engine samples before the first ring block
+        calls = int(ring.header[CALLBACKS])
+        played = [k for k in range(calls - 1, max(-1, calls - ring.slots), -1)
+                  if ring.log[k % ring.slots] != SILENCE][:1]
+        if not played:
+            return engine.time + round((when - time.time() - self.latency) * rate)
+        last = played[0]
+        seen = np.arange(max(0, calls - ring.slots + 1), calls)
+        t0 = float(np.min(ring.times[seen % ring.slots] - seen * (size / rate)))
+        callback = (when - t0) * rate / size
+        return offset + int(ring.log[last % ring.slots]) * size + round((callback - last) * size)
 
     def patch_from(self, text: str):
         from ..patch import Patch
@@ -216,6 +261,7 @@ class LiveEngine:
             self.send(("failed", str(error)))
             return 2
         self.ring = Ring(self.depth + RECORD_SLACK, s["blocksize"])
+        self.latency = self.depth * block_time
         if s.get("record"):
             self.ring.header[RECORDING] = 1   # slots wait for the recorder, not only the callback
         try:
@@ -227,8 +273,9 @@ class LiveEngine:
             while self.ring.queued() < self.depth and self.render_thread.is_alive():
                 time.sleep(block_time / 4)   # the first callback must find a block waiting
             with stream:
+                self.latency = stream.latency + self.depth * block_time
                 self.send(("started", {"ring": self.ring.name, "slots": self.ring.slots,
-                                       "latency_ms": 1e3 * (stream.latency + self.depth * block_time),
+                                       "latency_ms": 1e3 * self.latency,
                                        "device": stream.device, "depth": self.depth}))
                 listener.start()
                 self.render_thread.join()
@@ -241,6 +288,13 @@ class LiveEngine:
             self.running = False
             self.engine.close()
             self.ring.close()
+
+
+def structural(command: tuple) -> bool:
+    """Does it rebuild the schedule (itself, or inside a batch applied now)?"""
+    if command[0] == "batch":
+        return command[1] is None and any(each[0] in STRUCTURAL for each in command[2])
+    return command[0] in STRUCTURAL
 
 
 def engine_main(conn, settings: dict) -> None:

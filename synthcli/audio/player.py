@@ -7,6 +7,7 @@ WAV file never competes with the audio callback for the engine's GIL.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import queue
 import threading
@@ -49,6 +50,8 @@ class Player:
         self._stopped = threading.Event()
         self._failure: str | None = None
         self._recorder: threading.Thread | None = None
+        self._sending = threading.Lock()
+        self._bundles = threading.local()
 
     def start(self) -> dict:
         """Start the engine process; returns what it reports once audio
@@ -101,10 +104,35 @@ class Player:
     # -- commands ------------------------------------------------------------
 
     def send(self, *command) -> None:
+        collected = getattr(self._bundles, "commands", None)
+        if collected is not None:
+            collected.append(command)
+            return
+        self._post(command)
+
+    def _post(self, command: tuple) -> None:
+        with self._sending:   # the REPL, OSC and MIDI threads all send; a message must go whole
+            try:
+                self.conn.send(command)
+            except (OSError, BrokenPipeError):
+                pass
+
+    @contextlib.contextmanager
+    def bundle(self, when: float | None = None):
+        """Collect what this thread sends and deliver it as one message,
+        so the engine applies all of it between the same two blocks: at the
+        next block, or with ``when`` (a ``time.time()`` instant) on the
+        sample that is heard then. Nested bundles join the outer one."""
+        if getattr(self._bundles, "commands", None) is not None:
+            yield
+            return
+        self._bundles.commands = collected = []
         try:
-            self.conn.send(command)
-        except (OSError, BrokenPipeError):
-            pass
+            yield
+        finally:
+            self._bundles.commands = None
+            if collected:
+                self.send("batch", when, collected)
 
     def set(self, name: str, param: str, value: float) -> None:
         self.send("set", name, param, float(value))
@@ -125,7 +153,7 @@ class Player:
         self.send("halt")
 
     def meters(self, timeout: float = 1.0) -> dict:
-        self.send("meters")
+        self._post(("meters",))   # an answer is awaited: never held back in a bundle
         try:
             return self._replies.get(timeout=timeout)
         except queue.Empty:

@@ -19,6 +19,7 @@ from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 
+from ..control import Control
 from ..errors import SynthError
 from . import journal as journals
 from . import views
@@ -59,19 +60,10 @@ def say(text: str, kind: str = "") -> None:
     print(f"\x1b[{colour}m{text}\x1b[0m" if colour else text, flush=True)
 
 
-def describe(error: SynthError, text: str) -> str:
-    """The one line to show: a file error names its place, a pasted
-    block its line, and a typed line needs no place at all."""
-    if error.source:
-        return str(error)
-    if error.line and len(text.splitlines()) > 1:
-        return f"line {error.line}: {error.message}"
-    return error.message
-
-
-def run(file: Path | None, resume: bool, settings: dict) -> int:
+def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None) -> int:
     """Run the REPL until quit; a SynthError before it starts (nothing to
-    resume) is the caller's to report."""
+    resume, an OSC port taken) is the caller's to report. ``osc`` holds
+    ``port``, ``host`` and ``allow`` to listen for OSC from the start."""
     from ..plugins import load_registry
     directory = journals.state_dir()
     resumed = journals.latest(directory) if resume else None
@@ -88,6 +80,10 @@ def run(file: Path | None, resume: bool, settings: dict) -> int:
             journal, history = None, InMemoryHistory()
         sound = Sound(settings, say)
         session = Session(registry, sound, journal)
+        control = Control(session, lambda line: say(line, "warning"))
+        if osc is not None:
+            for line in control.listen_osc(osc["port"], osc["host"], osc["allow"]):
+                say(line, "warning" if line.startswith("warning") else "note")
         if resumed is not None:
             session.replay(entries)
             say(f"resumed {resumed} ({len(entries)} journal entries): "
@@ -102,8 +98,9 @@ def run(file: Path | None, resume: bool, settings: dict) -> int:
                     say(note, "warning")
         try:
             sound.start(lambda: (session.patch.to_text(), session.song_text if session.transport.playing else None))
-            loop(session, sound, history, directory)
+            loop(control, sound, history, directory)
         finally:
+            control.close()
             # A second hangup or Ctrl-C must not cut the fade-out short and
             # leave the engine playing for a REPL stuck in its exit.
             for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -118,7 +115,8 @@ def run(file: Path | None, resume: bool, settings: dict) -> int:
     return 0
 
 
-def loop(session: Session, sound: Sound, history, directory: Path) -> None:
+def loop(control: Control, sound: Sound, history, directory: Path) -> None:
+    session = control.session
     prompt = PromptSession(
         PROMPT, style=STYLE, history=history, auto_suggest=AutoSuggestFromHistory(),
         completer=ReplCompleter(session), complete_while_typing=False, lexer=ReplLexer(session.registry),
@@ -132,11 +130,11 @@ def loop(session: Session, sound: Sound, history, directory: Path) -> None:
         except EOFError:              # Ctrl-D
             return
         try:
-            shown = session.execute(text)
+            shown = control.execute(text)
         except Quit:
             return
         except SynthError as error:
-            say(describe(error, text), "error")
+            say(error.typed(text), "error")
             continue
         except KeyboardInterrupt:
             say("interrupted", "warning")

@@ -20,9 +20,12 @@ def repl(
     executor: str = typer.Option("processes", "--executor", "-x", help="inline, threads or processes."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes besides the engine."),
     record: Optional[Path] = typer.Option(None, "--record", help="Also write everything played to this WAV file."),
+    osc: Optional[int] = typer.Option(None, "--osc", help="Take commands over OSC on this UDP port (docs/osc.md)."),
+    osc_host: str = typer.Option("127.0.0.1", "--osc-host", help="Address OSC listens on (beyond 127.0.0.1: a warning)."),
+    osc_allow: Optional[str] = typer.Option(None, "--osc-allow", help="Comma-separated client IPs OSC accepts."),
 ) -> None:
     """Live-code patches and songs at a prompt, with the audio running (`help` lists the commands)."""
-    from ..cli import Options, check_live_settings, fail
+    from ..cli import Options, check_live_settings, fail, osc_settings
     from ..errors import SynthError
     from .app import run
     check_live_settings(executor, workers, latency, blocksize)
@@ -32,7 +35,7 @@ def repl(
                 "executor": executor, "workers": workers, "safe_mode": Options.safe_mode, "blocks": None,
                 "record": str(record) if record else None}
     try:
-        code = run(file, resume, settings)
+        code = run(file, resume, settings, osc_settings(osc, osc_host, osc_allow))
     except SynthError as error:
         fail(str(error))
     raise typer.Exit(code)

@@ -17,6 +17,8 @@ class ReplCommand:
     syntax: str
     summary: str
     argument: str | None = None
+    #: May it come from afar (OSC's /synth/cmd)? Not what only makes sense at the keyboard.
+    remote: bool = True
 
     @property
     def arity(self) -> tuple[int, int]:
@@ -41,5 +43,7 @@ REPL_COMMANDS: dict[str, ReplCommand] = {c.name: c for c in (
     ReplCommand("stop", "stop", "stop the song's patterns; the patch keeps sounding"),
     ReplCommand("top", "top", "CPU per module and per worker process, xruns, restarts, quarantined modules"),
     ReplCommand("devices", "devices", "the audio output devices"),
-    ReplCommand("quit", "quit", "fade out and leave (Ctrl-D does the same)"),
+    ReplCommand("osc", "osc [listen|stop] [PORT]",
+                "take commands over OSC on 127.0.0.1 (docs/osc.md), stop, or show where it listens", remote=False),
+    ReplCommand("quit", "quit", "fade out and leave (Ctrl-D does the same)", remote=False),
 )}

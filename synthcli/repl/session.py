@@ -66,6 +66,9 @@ class Session:
         self.redos: list[Snapshot] = []
         self.path: Path | None = None     # where `save` writes when not told
         self.transport = Transport()
+        self.within: Path | None = None   # while set, files may be read and written only under it
+        self.glided = False               # the last change went to the engine as parameter glides only
+        self.control = None               # the Control sharing this session between threads, once made
 
     @property
     def song_text(self) -> str:
@@ -73,10 +76,18 @@ class Session:
 
     # -- what was entered ----------------------------------------------------------
 
-    def execute(self, text: str) -> str:
+    def execute(self, text: str, remote: bool = False) -> str:
         """Run one line, or a pasted block as one atomic change; returns
         what to show, or raises SynthError (its ``line`` counts within the
-        block)."""
+        block). A ``remote`` line (OSC) may not use the REPL's keyboard-only
+        commands, nor touch files outside the working directory."""
+        self.within = Path.cwd().resolve() if remote else None
+        try:
+            return self._execute(text, remote)
+        finally:
+            self.within = None
+
+    def _execute(self, text: str, remote: bool) -> str:
         entered = []
         for number, line in enumerate(text.splitlines(), start=1):
             words = tokenize(line, number)
@@ -87,6 +98,8 @@ class Session:
         if len(entered) == 1 and entered[0][1][0] in REPL_COMMANDS:
             verb, *args = entered[0][1]
             spec = REPL_COMMANDS[verb]
+            if remote and not spec.remote:
+                raise SynthError(f"'{verb}' is for the keyboard only, not for remote control", col=verb.col)
             low, high = spec.arity
             if not low <= len(args) <= high:
                 raise SynthError(f"usage is '{spec.syntax}'")
@@ -117,6 +130,52 @@ class Session:
         label = str(commands[0]) if len(commands) == 1 else f"a block of {len(commands)} commands"
         self._commit(Snapshot(patch, timeline, label), song)
         return ""
+
+    def knob(self, name: str, param: str, value: float) -> None:
+        """``set NAME.PARAM VALUE`` without the cost of a whole edit, for
+        controllers that turn a knob thousands of times a second (OSC, MIDI
+        CC): checked like ``set``, applied to the current patch in place, and
+        not an undo step of its own. A change the engine cannot glide to (a
+        structural parameter, or a song that reloads the patch) takes the
+        ordinary path."""
+        inst = self.patch.modules.get(name)
+        if inst is None:
+            raise SynthError(f"unknown module '{name}'{did_you_mean(name, self.patch.modules)}")
+        spec = inst.type.cls.param(param)
+        if spec is None or spec.structural or (self.transport.playing and reloads(self.timeline)):
+            self.edit(f"set {name}.{param} {value}")
+            return
+        try:
+            coerced = spec.coerce(str(value))
+        except ValueError as error:
+            raise SynthError(f"bad value '{value}' for {name}.{param}: {error}") from None
+        inst.params[param] = coerced
+        self.sound.set(name, param, coerced)
+
+    def note(self, pitch: float, velocity: float, on: bool, name: str | None = None) -> None:
+        """A note for a note source (the patch's first ``keys`` unless
+        ``name`` says which), heard at the next block."""
+        from ..api import NoteOff, NoteOn
+        sources = [n for n, inst in self.patch.modules.items() if inst.type.cls.accepts_notes]
+        if name is None:
+            if not sources:
+                raise SynthError("the patch has no note source: add one (add keys kb)")
+            name = sources[0]
+        elif name not in sources:
+            known = self.patch.modules.get(name)
+            raise SynthError(f"'{name}' is not a note source" if known else
+                             f"unknown note source '{name}'{did_you_mean(name, sources)}")
+        if not 0 <= pitch <= 127:
+            raise SynthError(f"note {pitch:g} is outside 0..127")
+        self.sound.note(name, NoteOn(float(pitch), min(1.0, max(0.0, velocity))) if on else NoteOff(float(pitch)))
+
+    def _file(self, name: str) -> Path:
+        """A file a command may use: anywhere from the keyboard, only under
+        the working directory when the command came from afar."""
+        path = Path(name)
+        if self.within is not None and not path.resolve().is_relative_to(self.within):
+            raise SynthError(f"'{name}' is outside the working directory; remote commands may only use files in it")
+        return path
 
     # -- checking and committing ------------------------------------------------------
 
@@ -159,6 +218,7 @@ class Session:
         old_patch, old_timeline = self.patch, self.timeline
         self.patch, self.timeline = patch, timeline
         sets = parameter_changes(old_patch, patch)
+        self.glided = False
         if self.transport.playing and not timeline:
             self.transport.stop()
             self.sound.halt_song()
@@ -172,6 +232,8 @@ class Session:
         if self.transport.playing and (sets is None or timeline != old_timeline or reloads(timeline)):
             self.sound.replace_song(self.song_text)
             self.transport.replace(song or Song(self.registry, self.song_text), self.clock())
+        else:
+            self.glided = True
 
     def _journal(self, entry: dict) -> None:
         if self.journal is not None:
@@ -214,7 +276,7 @@ class Session:
     # -- files ------------------------------------------------------------------------
 
     def do_load(self, file: str) -> str:
-        return self.load(Path(file))
+        return self.load(self._file(file))
 
     def load(self, path: Path, text: str | None = None) -> str:
         """A song file replaces the patch and the song; a patch file
@@ -251,7 +313,7 @@ class Session:
         return note
 
     def do_save(self, file: str | None = None) -> str:
-        path = Path(file) if file else self.path
+        path = self._file(file or str(self.path)) if file or self.path else None
         if path is None:
             raise SynthError("save where? nothing was loaded or saved yet: save FILE")
         text = self.song_text if self.timeline else self.patch.to_text()
@@ -270,6 +332,7 @@ class Session:
         ``synth render`` would write from a saved copy."""
         from ..engine.core import Engine
         from ..engine.render import Performance, blocks_for, render_to_wav
+        self._file(file)
         song = Song(self.registry, self.song_text) if self.timeline else None
         seconds = None if song is not None and song.length is not None else PATCH_SECONDS
         if duration is not None:
@@ -322,6 +385,20 @@ class Session:
 
     def do_devices(self) -> str:
         return views.devices()
+
+    def do_osc(self, action: str | None = None, port: str | None = None) -> str:
+        if self.control is None:
+            raise SynthError("no remote control in this session")
+        if action is None:
+            osc = self.control.osc
+            return f"OSC listens on {osc.host}:{osc.port}" if osc else "OSC is not listening: osc listen PORT"
+        if action == "stop" and port is None:
+            return self.control.stop_osc()
+        if action == "listen" and port is not None:
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise SynthError(f"expected a port number 1..65535, got '{port}'")
+            return "\n".join(self.control.listen_osc(int(port)))
+        raise SynthError("usage is 'osc', 'osc listen PORT' or 'osc stop'")
 
     def do_quit(self) -> str:
         raise Quit

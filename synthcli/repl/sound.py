@@ -10,6 +10,7 @@ musician hears nothing odd without also being told why.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Callable
@@ -119,6 +120,16 @@ class Sound:
 
     def halt_song(self) -> None:
         self._send("halt_song")
+
+    def note(self, name: str, event) -> None:
+        self._send("send", "send", name, 0, event)
+
+    def bundle(self, when: float | None = None):
+        """What is sent inside goes to the engine as one message (see
+        :meth:`Player.bundle`); without audio there is nothing to bundle."""
+        with self._lock:
+            player = self.player
+        return player.bundle(when) if player is not None else contextlib.nullcontext()
 
     def stop(self) -> dict:
         """Fade out and stop the engine, waiting for one still starting."""

@@ -1,0 +1,148 @@
+"""One live session, many hands on it.
+
+The REPL's keyboard, OSC clients, MIDI input and a watched file all change
+the same patch and song. They meet here: a :class:`Control` lets one of
+them in at a time, so every change is checked whole against the state the
+others left, and the session model stays the one truth that ``save``
+writes. The lock is only ever held by control-process threads for the
+length of one command; the audio lives in another process and never
+waits on it.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from .errors import SynthError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class Control:
+    """A :class:`~synthcli.repl.session.Session` shared between threads.
+
+    Parameters
+    ----------
+    session : Session
+        Its ``sound`` is what the commands reach: the REPL's background
+        engine, or a :class:`LiveSound` around ``synth play``'s player.
+    """
+
+    def __init__(self, session, log: Callable[[str], None] = print) -> None:
+        self.session = session
+        self.lock = threading.RLock()
+        self.log = log
+        self.osc = None
+        session.control = self   # the session's own commands (`osc`) start and stop controllers
+
+    def execute(self, text: str, remote: bool = False) -> str:
+        """A line (or block) of the command language, as typed at the REPL;
+        ``remote`` confines it as :meth:`Session.execute` explains."""
+        with self.lock:
+            return self.session.execute(text, remote)
+
+    def knob(self, name: str, param: str, value: float) -> None:
+        """``set`` at the rate of a turning knob (see :meth:`Session.knob`)."""
+        with self.lock:
+            self.session.knob(name, param, value)
+
+    def note(self, pitch: float, velocity: float, on: bool, name: str | None = None) -> None:
+        with self.lock:
+            self.session.note(pitch, velocity, on, name)
+
+    def load(self, path: Path, text: str) -> str:
+        with self.lock:
+            return self.session.load(path, text)
+
+    # -- controllers besides the keyboard ---------------------------------------
+
+    def listen_osc(self, port: int, host: str = "127.0.0.1", allow=None) -> list[str]:
+        """Start the OSC server (one at a time); returns what to tell the musician."""
+        from .osc import OscServer
+        if self.osc is not None:
+            raise SynthError(f"OSC already listens on {self.osc.host}:{self.osc.port}: `osc stop` first")
+        server = OscServer(self, port, host, allow, self.log)
+        note = server.start()
+        self.osc = server
+        lines = [f"listening for OSC on {host}:{server.port} (docs/osc.md)"]
+        if host not in LOOPBACK:
+            lines.append(f"warning: OSC on {host} lets anyone who can reach this machine change the patch; "
+                         f"--osc-allow names the only clients to accept")
+        return lines + ([f"warning: {note}"] if note else [])
+
+    def stop_osc(self) -> str:
+        if self.osc is None:
+            return "OSC is not listening"
+        self.osc.stop()
+        where, self.osc = f"{self.osc.host}:{self.osc.port}", None
+        return f"stopped listening for OSC on {where}"
+
+    def close(self) -> None:
+        if self.osc is not None:
+            self.stop_osc()
+
+    @contextlib.contextmanager
+    def bundle(self, when: float | None = None):
+        """Everything done inside reaches the engine as one message: applied
+        between the same two blocks, or on the sample heard at ``when``
+        (wall-clock seconds, as ``time.time()``)."""
+        with self.lock, self.session.sound.bundle(when):
+            yield
+
+
+class LiveSound:
+    """``synth play``'s running :class:`~synthcli.audio.player.Player`, as
+    a session expects its sound. Until the player is attached (the session
+    loads the file before the engine starts) what is sent is dropped: the
+    player starts from the session's state."""
+
+    status = "audio on"
+    reason = ""
+
+    def __init__(self) -> None:
+        self.player = None
+
+    def _send(self, method: str, *args) -> None:
+        if self.player is not None:
+            getattr(self.player, method)(*args)
+
+    def set(self, name: str, param: str, value: float) -> None:
+        self._send("set", name, param, value)
+
+    def load(self, patch_text: str) -> None:
+        self._send("load", patch_text)
+
+    def start_song(self, song_text: str) -> None:
+        self._send("start_song", song_text)
+
+    def replace_song(self, song_text: str) -> None:
+        self._send("replace_song", song_text)
+
+    def halt_song(self) -> None:
+        self._send("halt_song")
+
+    def note(self, name: str, event) -> None:
+        self._send("send", "send", name, 0, event)
+
+    def bundle(self, when: float | None = None):
+        return self.player.bundle(when) if self.player is not None else contextlib.nullcontext()
+
+    @property
+    def meters(self) -> dict:
+        return self.player.meters() if self.player is not None else {}
+
+
+def play_session(registry, path: Path, sound: LiveSound):
+    """The session behind ``synth play FILE``: the file loaded as the REPL's
+    ``load`` would, its song marked as playing from now (the player starts
+    it), so remote commands edit what is heard."""
+    from .repl.session import Session
+    from .sequencer.song import Song
+    session = Session(registry, sound)
+    session.load(path)
+    if session.timeline:
+        session.transport.play(Song(registry, session.song_text), time.monotonic())
+    return session

@@ -1,0 +1,416 @@
+"""OSC control with real clients: liblo's `oscsend`, `oscsendfile` and
+`oscdump` (Debian's liblo-tools) against the real server, first on a
+session without audio (what the model does), then with `synth play
+--osc` on the JACK dummy server (what is heard). Malformed datagrams are
+hand-made bytes and python-osc's own test datagrams, which ship with it."""
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from pythonosc.osc_bundle_builder import OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.test import test_osc_bundle, test_osc_message
+
+from synthcli.control import Control, LiveSound
+from synthcli.osc.server import Malformed, OscServer, parse
+from synthcli.repl.session import Session
+
+ROOT = Path(__file__).parent.parent
+SR = 48000
+NTP_DELTA = 2208988800
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/oscsend"), reason="needs liblo-tools (oscsend)")
+
+
+def message(address, *args):
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        builder.add_arg(arg)
+    return builder.build().dgram
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def oscsend(port, address, types="", *args):
+    done = subprocess.run(["oscsend", "127.0.0.1", str(port), address, types, *map(str, args)],
+                          capture_output=True, text=True, timeout=10)
+    assert done.returncode == 0, done.stderr
+
+
+class Dump:
+    """`oscdump` on a port: what the server sends back."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = subprocess.Popen(["oscdump", "-L", str(self.port)], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+
+    def lines(self, count, timeout=10.0):
+        got, deadline = [], time.monotonic() + timeout
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        while len(got) < count and time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if line:
+                got.append(line.split(" ", 1)[1].strip())   # without the timetag
+            else:
+                time.sleep(0.02)
+        return got
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+# -- datagrams ------------------------------------------------------------------
+
+
+def test_well_formed_messages_and_bundles_parse_with_their_time():
+    assert parse(message("/synth/set", "f1.cutoff", 1800.0)) == (None, [("/synth/set", "sf", ["f1.cutoff", 1800.0])])
+    builder = OscBundleBuilder(1_800_000_000.25)
+    builder.add_content(OscMessageBuilder("/synth/play").build())
+    builder.add_content(OscMessageBuilder("/synth/stop").build())
+    when, messages = parse(builder.build().dgram)
+    assert when == pytest.approx(1_800_000_000.25, abs=1e-6)
+    assert [m[0] for m in messages] == ["/synth/play", "/synth/stop"]
+    assert parse(test_osc_bundle._DGRAM_TWO_MESSAGES_IN_BUNDLE)[0] is None   # timetag 1 means now
+
+
+NESTED = OscBundleBuilder(0)
+NESTED.add_content(OscBundleBuilder(0).build())
+
+
+@pytest.mark.parametrize("data, why", [
+    (b"", "empty datagram"),
+    (b"/synth/play\0\0", "not a multiple of 4"),
+    (b"/synth/set\0\0,sf", "bad padding"),
+    (b"\0\0\0\0,i\0\0\0\0\0\1", "empty address"),
+    (b"synth\0\0\0,i\0\0\0\0\0\1", "starts with '/'"),
+    (message("/synth/tempo", 120.0)[:-4] + b"\0\0\0\x01" + b",fq\0" + b"\0" * 4, "bytes after"),
+    (b"/synth/tempo\0\0\0\0,x\0\0\0\0\0\1", "unknown type tag 'x'"),
+    (b"/synth/cmd\0\0,b\0\0\x7f\xff\xff\xf0abcd", "blob"),                     # a huge blob size
+    (b"#bundle\0" + b"\0" * 7 + b"\1" + struct.pack(">i", 64) + message("/synth/play"), "does not fit"),
+    (b"#bundle\0\0\0\0\0", "no timetag"),
+    (NESTED.build().dgram, "a bundle inside a bundle"),
+    (test_osc_message._DGRAM_KNOB_ROTATES, "bad padding"),                  # python-osc's own test datagrams
+    (test_osc_message._DGRAM_UNKNOWN_PARAM_TYPE, "unknown type tag"),
+    (test_osc_bundle._DGRAM_INVALID, "bad padding"),
+    (test_osc_bundle._DGRAM_BUNDLE_IN_BUNDLE, "does not fit"),
+    (test_osc_bundle._DGRAM_UNKNOWN_TYPE, "does not fit"),
+])
+def test_malformed_datagrams_are_refused_with_a_reason(data, why):
+    with pytest.raises(Malformed, match=why):
+        parse(data)
+
+
+def timed_lines(count, rate):
+    """An `oscsendfile` script of cutoff changes, ``rate`` a second: it
+    paces by the timetags, and lines with one timetag share a bundle."""
+    base = int(time.time()) + NTP_DELTA
+    lines = []
+    for k in range(count):
+        seconds, fraction = divmod(k / rate, 1)
+        lines.append(f"{base + int(seconds):08x}.{int(fraction * 2 ** 32):08x} /synth/f1/cutoff f {200 + k % 3000}.0")
+    return lines
+
+
+# -- the server on a session without audio ---------------------------------------------
+
+
+@pytest.fixture
+def served(registry):
+    session = Session(registry, LiveSound())
+    session.edit("add keys kb\nadd vco o freq=220\nadd ladder f1 cutoff=500\nconnect kb.voct o.voct\n"
+                 "connect o f1\nconnect f1 out\n")
+    logged = []
+    control = Control(session, logged.append)
+    control.listen_osc(0)
+    yield control, control.osc.port, logged
+    control.close()
+
+
+def wait_for(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_oscsend_sets_parameters_and_runs_commands(served):
+    control, port, logged = served
+    modules = control.session.patch.modules
+    oscsend(port, "/synth/set", "sf", "f1.cutoff", 1800.0)
+    assert wait_for(lambda: modules["f1"].params["cutoff"] == 1800.0)
+    oscsend(port, "/synth/f1/cutoff", "f", 900.5)
+    assert wait_for(lambda: modules["f1"].params["cutoff"] == 900.5)
+    oscsend(port, "/synth/o/wave", "s", "square")
+    assert wait_for(lambda: modules["o"].params["wave"] == modules["o"].type.cls.param("wave").coerce("square"))
+    oscsend(port, "/synth/cmd", "s", "add lfo lfo1 freq=2")
+    oscsend(port, "/synth/cmd", "s", "connect lfo1 f1.cutoff")
+    assert wait_for(lambda: any(c.src == "lfo1" for c in control.session.patch.cables))
+    oscsend(port, "/synth/cmd", "s", "undo")
+    assert wait_for(lambda: not any(c.src == "lfo1" for c in control.session.patch.cables))
+    assert not logged, logged
+
+
+def test_errors_go_back_as_synth_error_and_change_nothing(served, tmp_path):
+    control, port, logged = served
+    dump = Dump()
+    try:
+        oscsend(port, "/synth/reply", "i", dump.port)
+        before = control.session.patch.to_text()
+        oscsend(port, "/synth/cmd", "s", "conect o f1")
+        oscsend(port, "/synth/f1/cutof", "f", 100.0)
+        oscsend(port, "/synth/set", "sf", "f1.cutoff", -5.0)
+        oscsend(port, "/synth/sett", "sf", "f1.cutoff", 5.0)
+        oscsend(port, "/synth/tempo", "s", "fast")
+        oscsend(port, "/synth/cmd", "s", "quit")
+        replies = dump.lines(6)
+    finally:
+        dump.close()
+    assert control.session.patch.to_text() == before
+    assert len(replies) == 6, replies
+    assert all(r.startswith('/synth/error s "') for r in replies), replies
+    assert "did you mean 'connect'" in replies[0]
+    assert "no parameter 'cutof'" in replies[1] and "did you mean 'cutoff'" in replies[1]
+    assert "f1.cutoff" in replies[2] or "-5" in replies[2]
+    assert "/synth/sett" in replies[3] and "did you mean '/synth/set'" in replies[3]
+    assert "takes ',f' or ',i', got ',s'" in replies[4]
+    assert "keyboard only" in replies[5]
+    assert len(logged) == 6 and all(line.startswith("osc: /synth/") for line in logged)
+
+
+def test_remote_commands_cannot_reach_files_outside_the_working_directory(served, tmp_path):
+    control, port, logged = served
+    outside = tmp_path / "stolen.patch"
+    oscsend(port, "/synth/cmd", "s", f"save {outside}")
+    oscsend(port, "/synth/cmd", "s", "load /etc/passwd")
+    oscsend(port, "/synth/cmd", "s", "save ../escape.patch")
+    assert wait_for(lambda: len(logged) == 3)
+    assert not outside.exists() and not (ROOT.parent / "escape.patch").exists()
+    assert all("outside the working directory" in line for line in logged), logged
+
+
+def test_malformed_datagrams_are_logged_dropped_and_the_server_goes_on(served):
+    control, port, logged = served
+    junk = [b"", b"/synth/set\0\0,sf", b"\0\0\0\0,i\0\0\0\0\0\1", NESTED.build().dgram,
+            b"#bundle\0" + b"\0" * 7 + b"\1" + struct.pack(">i", 64) + message("/synth/play"),
+            test_osc_message._DGRAM_UNKNOWN_PARAM_TYPE, os.urandom(4000)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for data in junk:
+            s.sendto(data, ("127.0.0.1", port))
+    oscsend(port, "/synth/f1/cutoff", "f", 777.0)
+    assert wait_for(lambda: control.session.patch.modules["f1"].params["cutoff"] == 777.0)
+    assert control.osc.counts["dropped"] == len(junk)
+    assert sum("dropped a datagram" in line for line in logged) == len(junk)
+
+
+def test_only_allowed_clients_are_heard(registry):
+    session = Session(registry, LiveSound())
+    session.edit("add vco o freq=220\nconnect o out\n")
+    logged = []
+    control = Control(session, logged.append)
+    control.listen_osc(0, allow=["10.1.2.3"])
+    try:
+        oscsend(control.osc.port, "/synth/o/freq", "f", 330.0)
+        assert wait_for(lambda: control.osc.counts["dropped"] == 1)
+        assert session.patch.modules["o"].params["freq"] == 220.0
+        assert "not on the --osc-allow list" in logged[0]
+    finally:
+        control.close()
+
+
+def test_a_burst_of_10000_from_oscsendfile_arrives_without_loss(served, tmp_path):
+    control, port, logged = served
+    lines = timed_lines(10_000, 1e6)   # a microsecond apart: a burst, one bundle each
+    script = tmp_path / "burst.txt"
+    script.write_text("\n".join(lines) + "\n")
+    subprocess.run(["oscsendfile", "127.0.0.1", str(port), str(script)], check=True, timeout=60)
+    assert wait_for(lambda: control.osc.counts["received"] == 10_000, 20), control.osc.counts
+    assert control.osc.counts == {"received": 10_000, "applied": 10_000, "refused": 0, "dropped": 0}
+    assert control.session.patch.modules["f1"].params["cutoff"] == 200 + 9_999 % 3000
+
+
+# -- with audio: synth play --osc on the JACK dummy server ------------------------------
+
+
+class Play:
+    """`synth play ... --osc PORT` in a subprocess, its stderr read as it comes."""
+
+    def __init__(self, *args):
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "play", *map(str, args),
+                                      "--osc", str(self.port)], cwd=ROOT,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
+        self.reader.start()
+        deadline = time.monotonic() + 30
+        while not any("listening for OSC" in line for line in self.lines):
+            assert time.monotonic() < deadline and self.proc.poll() is None, "".join(self.lines)
+            time.sleep(0.05)
+
+    @property
+    def latency(self):
+        line = next(line for line in self.lines if "output latency" in line)
+        return float(line.split("output latency ")[1].split(" ms")[0]) / 1e3
+
+    def finish(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(30)
+        self.reader.join(5)
+        return "".join(self.lines)
+
+
+def peak_frequency(x):
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    k = int(np.argmax(spectrum[1:])) + 1
+    a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-30)
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * SR / len(x)
+
+
+def test_a_set_over_osc_changes_what_is_heard(jack_server, tmp_path):
+    patch = tmp_path / "p.patch"
+    patch.write_text("add vco o wave=sine freq=440\nadd ladder f1 cutoff=8000\nconnect o f1\nconnect f1 out\n")
+    take = tmp_path / "take.wav"
+    playing = Play(patch, "--record", take)
+    port = playing.port
+    time.sleep(1.0)
+    oscsend(port, "/synth/set", "sf", "o.freq", 660.0)
+    time.sleep(1.0)
+    oscsend(port, "/synth/o/freq", "f", 550.0)
+    time.sleep(1.0)
+    oscsend(port, "/synth/cmd", "s", "set o.freq 330")
+    time.sleep(1.0)
+    err = playing.finish()
+    assert "0 xruns" in err and "Traceback" not in err, err
+    data, _ = soundfile.read(str(take))
+    heard = [peak_frequency(data[k * SR - SR // 2:k * SR, 0]) for k in range(1, len(data) // SR + 1)]
+    for wanted in (440.0, 660.0, 550.0, 330.0):
+        assert any(abs(f - wanted) < 1.0 for f in heard), (wanted, heard)
+    assert abs(heard[-1] - 330.0) < 1.0
+
+
+NOTE_PATCH = ("add keys kb voices=2\nadd vco o wave=sine\nadd adsr env attack=0 decay=0 sustain=1 release=0\n"
+              "add vca v\nconnect kb.voct o.voct\nconnect kb.gate env.gate\nconnect o v\nconnect env v.gain\n"
+              "connect v out\n")
+
+
+def onsets(x, threshold=1e-3, quiet=2000):
+    """Samples where sound follows at least ``quiet`` samples of silence."""
+    loud = np.abs(x) > threshold
+    before = np.concatenate(([0], np.cumsum(loud)))
+    k = np.arange(len(x))
+    silent = before[k] - before[np.maximum(0, k - quiet)] == 0
+    return np.flatnonzero(loud & silent & (k >= quiet))
+
+
+def test_timed_bundles_land_on_the_sample_of_their_time(jack_server, tmp_path):
+    patch = tmp_path / "n.patch"
+    patch.write_text(NOTE_PATCH)
+    take = tmp_path / "take.wav"
+    playing = Play(patch, "--record", take, "--latency", "safe")
+    port, latency = playing.port, playing.latency
+    time.sleep(0.5)
+
+    def note_at(when, pitch, on):
+        bundle = OscBundleBuilder(when)
+        bundle.add_content(note(pitch, on))
+        return bundle.build().dgram
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        now = time.time()
+        s.sendto(note(69, 1).dgram, ("127.0.0.1", port))     # immediate: at the next block
+        s.sendto(note_at(now + 1.0, 69, 1), ("127.0.0.1", port))
+        time.sleep(0.1)
+        s.sendto(note(69, 0).dgram, ("127.0.0.1", port))
+        s.sendto(note_at(now + 1.25, 69, 0), ("127.0.0.1", port))
+        s.sendto(note_at(now + 1.5, 69, 1), ("127.0.0.1", port))
+        s.sendto(note_at(now + 1.75, 69, 0), ("127.0.0.1", port))
+    time.sleep(2.5)
+    err = playing.finish()
+    assert "0 xruns" in err and "Traceback" not in err, err
+    data, _ = soundfile.read(str(take))
+    found = onsets(data[:, 0])
+    assert len(found) == 3, found
+    immediate, first, second = found
+    # Two bundles 0.5 s apart land 24,000 samples apart, to the sample.
+    assert abs((second - first) - SR // 2) <= 2, (first, second)
+    # And on the shared clock: the immediate note is heard about one
+    # output latency after it was sent, the timed one exactly at its time.
+    expected = (1.0 - latency) * SR
+    assert abs((first - immediate) - expected) < 256 + 0.002 * SR, (first - immediate, expected)
+
+
+def note(pitch, on):
+    builder = OscMessageBuilder("/synth/note")
+    for arg in (pitch, 100, on):
+        builder.add_arg(arg)
+    return builder.build()
+
+
+def test_an_immediate_bundle_is_applied_in_one_block(jack_server, tmp_path):
+    patch = tmp_path / "two.patch"
+    patch.write_text("add vco a wave=sine freq=300\nadd vco b wave=sine freq=300\nadd vca va level=0\n"
+                     "add vca vb level=0\nconnect a va\nconnect b vb\nconnect va out.left\nconnect vb out.right\n")
+    take = tmp_path / "take.wav"
+    playing = Play(patch, "--record", take)
+    port = playing.port
+    time.sleep(0.5)
+    bundle = OscBundleBuilder(0)   # immediately
+    for address in ("/synth/va/level", "/synth/vb/level"):
+        builder = OscMessageBuilder(address)
+        builder.add_arg(0.5)
+        bundle.add_content(builder.build())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _ in range(5):
+            s.sendto(bundle.build().dgram, ("127.0.0.1", port))
+            time.sleep(0.2)
+            s.sendto(message("/synth/cmd", "set va.level 0\nset vb.level 0"), ("127.0.0.1", port))
+            time.sleep(0.2)
+    err = playing.finish()
+    assert "0 xruns" in err and "Traceback" not in err, err
+    data, _ = soundfile.read(str(take))
+    left, right = onsets(data[:, 0]), onsets(data[:, 1])
+    assert len(left) == 5 and np.array_equal(left, right), (left, right)
+
+
+def test_sustained_20000_messages_a_second_while_audio_plays(jack_server, tmp_path):
+    patch = tmp_path / "p.patch"
+    patch.write_text("add vco o wave=saw freq=110\nadd ladder f1 cutoff=800\nconnect o f1\nconnect f1 out\n")
+    playing = Play(patch)
+    port = playing.port
+    time.sleep(0.5)
+    seconds, rate = 2.0, 20_000
+    lines = timed_lines(int(seconds * rate), rate)
+    script = tmp_path / "sustained.txt"
+    script.write_text("\n".join(lines) + "\n")
+    dump = Dump()
+    try:
+        oscsend(port, "/synth/reply", "i", dump.port)
+        began = time.monotonic()
+        subprocess.run(["oscsendfile", "127.0.0.1", str(port), str(script)], check=True, timeout=60)
+        took = time.monotonic() - began
+        time.sleep(0.5)
+        oscsend(port, "/synth/stats")
+        stats = dump.lines(1)
+    finally:
+        dump.close()
+    err = playing.finish()
+    assert took < seconds * 1.5, f"oscsendfile itself took {took:.2f} s"
+    received, applied, refused, dropped = map(int, stats[0].split()[2:])
+    # The stats request counts as received, and as applied only once answered.
+    assert (received, applied, refused, dropped) == (len(lines) + 2, len(lines) + 1, 0, 0), stats
+    assert "0 xruns" in err, err
