@@ -3,7 +3,7 @@ reference from the parser's command table, the module reference from each
 module's declared ports and parameters. `synth help` prints the same text,
 and a test fails when the files in docs/ fall behind.
 
-    python -m synthcli.reference      # rewrite docs/commands.md and docs/module-reference.md
+    python -m synthcli.reference      # rewrite docs/commands.md, docs/module-reference.md, osc.md's tables
 """
 from __future__ import annotations
 
@@ -67,7 +67,10 @@ def write() -> list[Path]:
         path = DOCS / name
         path.write_text(text)
         written.append(path)
-    return written
+    from .osc.addresses import with_tables
+    osc = DOCS / "osc.md"
+    osc.write_text(with_tables(osc.read_text()))
+    return written + [osc]
 
 
 if __name__ == "__main__":

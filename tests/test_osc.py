@@ -4,6 +4,7 @@ session without audio (what the model does), then with `synth play
 --osc` on the JACK dummy server (what is heard). Malformed datagrams are
 hand-made bytes and python-osc's own test datagrams, which ship with it."""
 import os
+import shlex
 import signal
 import socket
 import struct
@@ -414,3 +415,21 @@ def test_sustained_20000_messages_a_second_while_audio_plays(jack_server, tmp_pa
     # The stats request counts as received, and as applied only once answered.
     assert (received, applied, refused, dropped) == (len(lines) + 2, len(lines) + 1, 0, 0), stats
     assert "0 xruns" in err, err
+
+
+def test_the_address_tables_in_the_docs_are_generated_from_the_server(served):
+    from synthcli.osc.addresses import ADDRESSES, markdown_tables
+    text = (ROOT / "docs" / "osc.md").read_text()
+    assert markdown_tables() in text, "run `python -m synthcli.reference`"
+    control, port, logged = served
+    control.execute("add lfo lfo1")
+    dump = Dump()
+    try:
+        oscsend(port, "/synth/reply", "i", dump.port)
+        for row in ADDRESSES:   # every documented example is accepted as written
+            oscsend(port, *shlex.split(row.example))
+        dump.lines(3, timeout=1.0)
+    finally:
+        dump.close()
+    assert not logged, logged
+    assert control.osc.counts["refused"] == 0

@@ -16,7 +16,6 @@ few a second, then a count), never an exception that stops the server.
 """
 from __future__ import annotations
 
-import os
 import select
 import socket
 import threading
@@ -29,14 +28,14 @@ from pythonosc.parsing import osc_types
 from ..errors import SynthError, did_you_mean
 from .addresses import ADDRESSES
 
-#: Bytes of kernel receive buffer asked for.
-RCVBUF = 4 << 20
+#: Bytes of kernel receive buffer asked for. The kernel charges each small
+#: datagram about 1 KiB of it, so 8 MiB holds some 8,000 messages while the
+#: server thread waits for the CPU.
+RCVBUF = 8 << 20
 #: Datagrams applied together at most (a batch holds the session's lock).
 DRAIN = 512
 #: Log lines a second before the rest are only counted.
 LOG_RATE = 20
-#: How much lower than the rest of the process the server thread runs.
-NICE = 10
 #: NTP's epoch (1900) in Unix seconds, and the timetag that means "now".
 NTP_DELTA = 2208988800
 IMMEDIATELY = 1
@@ -187,10 +186,6 @@ class OscServer:
     # -- receiving ------------------------------------------------------------
 
     def _serve(self) -> None:
-        try:   # a flood of messages yields the CPU to the audio first (Linux: a thread has its own nice)
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
-        except (AttributeError, OSError):
-            pass
         while self._running:
             try:
                 ready, _, _ = select.select([self.sock], [], [], 0.2)
