@@ -5,6 +5,7 @@ session without audio (what the model does), then with `synth play
 hand-made bytes and python-osc's own test datagrams, which ship with it."""
 import os
 import shlex
+import shutil
 import signal
 import socket
 import struct
@@ -433,3 +434,28 @@ def test_the_address_tables_in_the_docs_are_generated_from_the_server(served):
         dump.close()
     assert not logged, logged
     assert control.osc.counts["refused"] == 0
+
+
+def test_the_repl_listens_and_shows_what_arrived(tmp_path):
+    """The real REPL in tmux (no audio here: editing works the same)."""
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed (Debian: apt-get install tmux)")
+    from test_repl import Terminal
+    port = free_port()
+    term = Terminal(tmp_path / "state", "--osc", str(port))
+    try:
+        term.wait_for(f"listening for OSC on 127.0.0.1:{port}")
+        oscsend(port, "/synth/cmd", "s", "add vco osc1 freq=110")
+        oscsend(port, "/synth/osc1/freq", "f", 220.0)
+        oscsend(port, "/synth/cmd", "s", "quit")
+        term.wait_for("'quit' is for the keyboard only")
+        term.type("ls", then="freq=220")
+        term.type("osc stop", then=f"stopped listening for OSC on 127.0.0.1:{port}")
+        term.type("osc listen 0x", then="expected a port number")
+        other = free_port()
+        term.type(f"osc listen {other}", then=f"listening for OSC on 127.0.0.1:{other}")
+        oscsend(other, "/synth/cmd", "s", "undo")   # the add; the knob turn was no undo step of its own
+        time.sleep(0.5)
+        assert "osc1" not in term.type("ls").split("synth> ls")[-1]
+    finally:
+        term.close()
