@@ -240,3 +240,30 @@ def test_a_refused_sample_rate_is_one_line_naming_the_flag(jack_server, tmp_path
     assert proc.returncode == 2
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "refuses 44100 Hz" in lines[0] and "--samplerate" in lines[0]
+
+
+def test_the_tap_carries_a_module_output_without_xruns(jack_server):
+    """The scope's tap: what the render thread copies out of a module's
+    output after each block is that module's signal (a 440 Hz vco, heard
+    through a vca at 0.3, taps at full scale), and tapping costs no xrun."""
+    from synthcli.audio.player import Player
+    player = Player("add vco a wave=saw freq=440\nadd vca v level=0.3\nconnect a v\nconnect v out\n",
+                    samplerate=SR, blocksize=BLOCK, latency="normal", device=None,
+                    executor="processes", workers=1, safe_mode=True, blocks=None)
+    player.start()
+    try:
+        tap = player.tap("a", "out")
+        time.sleep(1.0)
+        samples = tap.latest(8192)
+        player.set("a", "freq", 220.0)
+        time.sleep(0.5)
+        lower = tap.latest(8192)
+        player.untap()
+        tap.close()
+    finally:
+        final = player.stop()
+    assert len(samples) == 8192
+    assert abs(peak_frequency(samples) - 440.0) < 1.0
+    assert 0.9 < np.abs(samples).max() <= 1.1                 # the vco itself, before the vca
+    assert abs(peak_frequency(lower) - 220.0) < 1.0
+    assert final["xruns"] == 0 and final["underflows"] == 0

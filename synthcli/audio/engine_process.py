@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from .ring import CALLBACKS, ENDED, PLAYED, RECORDING, SILENCE, UNDERFLOWS, WRITTEN, XRUNS, Ring
+from .tap import Tap
 
 #: Slots beyond the render-ahead depth, so the recorder in the control
 #: process may lag by this many blocks without ever holding up the audio.
@@ -104,6 +105,7 @@ class LiveEngine:
             except Exception as error:  # a bug of ours: say so and stop, rather than hang silent
                 self.send(("error", f"the engine failed and stops: {type(error).__name__}: {error}"))
                 break
+            self.tap.after_block(self.engine)
             np.maximum(self.peak, np.abs(block).max(axis=1), out=self.peak)
             ring.data[int(ring.header[WRITTEN]) % ring.slots] = block.T
             ring.header[WRITTEN] += 1
@@ -145,6 +147,10 @@ class LiveEngine:
             self.performance.stop()
         elif kind == "meters":
             self.send(("meters", self.meters()))
+        elif kind == "tap":    # ("tap", module, port): copy that output into the tap after each block
+            self.tap.select((command[1], command[2]))
+        elif kind == "untap":
+            self.tap.select(None)
 
     def patch_from(self, text: str):
         from ..patch import Patch
@@ -216,6 +222,7 @@ class LiveEngine:
             self.send(("failed", str(error)))
             return 2
         self.ring = Ring(self.depth + RECORD_SLACK, s["blocksize"])
+        self.tap = Tap(s["blocksize"])
         if s.get("record"):
             self.ring.header[RECORDING] = 1   # slots wait for the recorder, not only the callback
         try:
@@ -227,7 +234,7 @@ class LiveEngine:
             while self.ring.queued() < self.depth and self.render_thread.is_alive():
                 time.sleep(block_time / 4)   # the first callback must find a block waiting
             with stream:
-                self.send(("started", {"ring": self.ring.name, "slots": self.ring.slots,
+                self.send(("started", {"ring": self.ring.name, "slots": self.ring.slots, "tap": self.tap.name,
                                        "latency_ms": 1e3 * (stream.latency + self.depth * block_time),
                                        "device": stream.device, "depth": self.depth}))
                 listener.start()
@@ -241,6 +248,7 @@ class LiveEngine:
             self.running = False
             self.engine.close()
             self.ring.close()
+            self.tap.close()
 
 
 def engine_main(conn, settings: dict) -> None:
