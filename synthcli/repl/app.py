@@ -21,7 +21,7 @@ from prompt_toolkit.styles import Style
 
 from ..errors import SynthError
 from . import journal as journals
-from . import views
+from . import scope, views
 from .completion import ReplCompleter
 from .lexer import ReplLexer
 from .session import Quit, Session
@@ -88,6 +88,7 @@ def run(file: Path | None, resume: bool, settings: dict) -> int:
             journal, history = None, InMemoryHistory()
         sound = Sound(settings, say)
         session = Session(registry, sound, journal)
+        session.scope = lambda tap, title: scope.show(tap, title, settings["samplerate"])
         if resumed is not None:
             session.replay(entries)
             say(f"resumed {resumed} ({len(entries)} journal entries): "

@@ -10,9 +10,10 @@ musician hears nothing odd without also being told why.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import SynthError
 
@@ -119,6 +120,22 @@ class Sound:
 
     def halt_song(self) -> None:
         self._send("halt_song")
+
+    @contextlib.contextmanager
+    def tapping(self, name: str, port: str) -> Iterator:
+        """The engine copies this module output into a tap while the
+        context lasts; yields the :class:`~synthcli.audio.tap.Tap`."""
+        with self._lock:
+            player = self.player
+        if player is None:
+            raise SynthError(f"the scope shows what the engine plays, and there is no audio: "
+                             f"{self.reason or self.status}")
+        tap = player.tap(name, port)
+        try:
+            yield tap
+        finally:
+            player.untap()
+            tap.close()
 
     def stop(self) -> dict:
         """Fade out and stop the engine, waiting for one still starting."""
