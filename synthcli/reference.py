@@ -28,6 +28,23 @@ def repl_section(name: str) -> str:
     return f"### `{spec.name}`\n\n`{spec.syntax}`\n\n{spec.summary[0].upper()}{spec.summary[1:]}.\n"
 
 
+def topic(name: str, registry: Registry, lister: str = "synth help") -> str:
+    """The reference of one command (of the language or the REPL) or
+    module type, exactly as docs/ has it: what `synth help NAME` and the
+    REPL's `help NAME` print. An unknown name is an error that suggests the
+    closest one, or else names ``lister``, the command that lists them all."""
+    from .errors import SynthError, did_you_mean
+    from .repl.commands import REPL_COMMANDS
+    if name in COMMANDS:
+        return command_section(name)
+    if name in REPL_COMMANDS:
+        return repl_section(name)
+    if name in registry:
+        return module_section(registry.get(name).cls)
+    raise SynthError(f"no command or module type '{name}'"
+                     + (did_you_mean(name, [*COMMANDS, *REPL_COMMANDS, *registry.types]) or f": `{lister}` lists them"))
+
+
 def command_reference() -> str:
     from .repl.commands import REPL_COMMANDS
     return (GENERATED + "# Command reference\n\nEvery command of the language, as patch files, song files, "

@@ -79,10 +79,23 @@ def test_check_json_reports_errors_as_json(tmp_path):
                                                 f"did you mean 'vcf'?"}
 
 
-def test_help_shows_the_reference_text():
-    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "help", "connect"], cwd=ROOT,
+def section(document: str, name: str) -> str:
+    """One entry of a generated reference file, from its heading to the next."""
+    start = document.index(f"### `{name}`\n")
+    ends = [i for i in (document.find("\n### ", start), document.find("\n## ", start)) if i >= 0]
+    return document[start:min(ends) if ends else len(document)]
+
+
+@pytest.mark.parametrize("name, doc", [("connect", "commands.md"), ("scope", "commands.md"),
+                                       ("vcf", "module-reference.md"), ("vco", "module-reference.md")])
+def test_synth_help_and_the_repl_help_show_the_text_of_the_docs(registry, name, doc):
+    from synthcli.repl.session import Session
+    expected = section((DOCS / doc).read_text(), name)
+    assert expected.startswith(f"### `{name}`") and len(expected.splitlines()) > 3
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "help", name], cwd=ROOT,
                           capture_output=True, text=True)
-    assert done.returncode == 0 and "connect SRC[.PORT] DST[.PORT]" in done.stdout
+    assert done.returncode == 0 and done.stdout == expected + "\n"      # echo adds a newline
+    assert Session(registry, sound=None).execute(f"help {name}") == expected.rstrip("\n")
 
 
 def test_render_plot_draws_a_non_blank_picture_of_the_right_size(tmp_path):
