@@ -109,3 +109,18 @@ def test_render_plot_draws_a_non_blank_picture_of_the_right_size(tmp_path):
     image = imread(str(png))
     assert image.shape[:2] == (800, 1200)
     assert image[..., :3].std() > 0.05            # not one flat colour
+
+
+def test_every_oscillator_and_filter_has_its_picture_in_the_module_reference(registry):
+    from matplotlib.image import imread
+    from synthcli.pictures import PICTURES
+    from synthcli.plugins import BUILTIN_PACKAGE
+    modules = (DOCS / "module-reference.md").read_text()
+    kinds = {entry.name for entry in registry.qualified.values() if entry.package == BUILTIN_PACKAGE
+             and entry.cls.__module__.rsplit(".", 1)[-1] in ("oscillators", "filters")}
+    assert kinds == set(PICTURES)                 # a new oscillator or filter needs a picture too
+    for name in PICTURES:
+        assert f"](images/{name}.png)" in section(modules, name)
+        image = imread(str(DOCS / "images" / f"{name}.png"))
+        assert image.shape[1] == 900 and image.shape[0] >= 300, image.shape
+        assert image[..., :3].std() > 0.05        # not one flat colour
