@@ -61,12 +61,15 @@ def test_synth_graph_writes_dot_and_a_picture(tmp_path):
         assert out.read_text().lstrip().startswith("<?xml") and "osc1" in out.read_text()
 
 
-@pytest.mark.parametrize("command", [["check", "songs/demo.seq", "--json"], ["modules", "--json"]])
-def test_json_output_parses(command):
+@pytest.mark.parametrize("command, field", [(["check", "songs/demo.seq", "--json"], "bars"),
+                                            (["modules", "--json"], None),
+                                            (["devices", "--json"], "outputs"),
+                                            (["bench", "--voices", "2", "--seconds", "0.2", "--json"], "recommended")])
+def test_json_output_parses(command, field):
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", *command], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert data
+    assert data and (field is None or field in data)
 
 
 def test_check_json_reports_errors_as_json(tmp_path):
