@@ -109,7 +109,7 @@ def filter_curves(cls, ax, label: str, variants: list[dict]) -> None:
 
 
 def draw_oscillator(cls, path: Path) -> None:
-    plt = require_matplotlib()
+    plt = require_matplotlib("--pictures")
     spec = OSCILLATORS[cls.type_name]
     rows = len(cls.param(spec.choice).choices)
     fig, axes = plt.subplots(rows, 2, figsize=(WIDTH, 1.5 * rows + 0.8), dpi=DPI, squeeze=False,
@@ -123,7 +123,7 @@ def draw_oscillator(cls, path: Path) -> None:
 
 
 def draw_filter(cls, path: Path) -> None:
-    plt = require_matplotlib()
+    plt = require_matplotlib("--pictures")
     fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 3.6), dpi=DPI, sharey=True)
     if cls.type_name == "vcf":
         filter_curves(cls, left, "each mode, cutoff 1 kHz, res 0.5",

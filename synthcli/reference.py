@@ -99,5 +99,11 @@ def write(pictures: bool = False) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for path in write(pictures="--pictures" in sys.argv[1:]):
+    from .errors import SynthError
+    try:
+        written = write(pictures="--pictures" in sys.argv[1:])
+    except SynthError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    for path in written:
         print(f"wrote {path}")
