@@ -286,6 +286,24 @@ def test_scope_names_what_is_wrong_in_one_line(session):
     assert complete(session, "scope osc1.") == ["osc1.out"]
 
 
+def test_a_scope_frame_fits_the_terminal_and_draws_the_signal():
+    from synthcli.repl.scope import frame
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(4096) / SR)
+    lines = frame(tone, 80, 24, SR, "a.out", 7)
+    assert len(lines) == 24 and all(len(line) <= 80 for line in lines)
+    head = lines[0].split()
+    assert head[:6] == ["scope", "a.out", "frame", "7", "peak", "-6.0"] and abs(float(head[8]) - 440) < 0.5
+    assert lines[0].endswith("(q, Esc, Enter: back)")     # the way out fits in 80 columns
+    wave = lines[1:11]                                       # (24 - 3) // 2 rows of braille
+    blank = "\u2800" * 80
+    assert wave[0] == blank and wave[-1] == blank             # half scale leaves the edges empty...
+    assert wave[3] != blank and wave[6] != blank              # ...and fills the middle
+    bars = lines[12:23]
+    tallest = max(range(80), key=lambda col: sum(line[col] != " " for line in bars))
+    column_hz = 20 * (SR / 2 / 20) ** (np.array([tallest, tallest + 1]) / 80)
+    assert column_hz[0] <= 440 <= column_hz[1]               # the spectrum's peak sits at 440 Hz
+
+
 # -- completion, highlighting, toolbar ---------------------------------------------------
 
 def complete(session, text):

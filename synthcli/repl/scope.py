@@ -28,7 +28,7 @@ LOWEST_HZ = 20.0
 #: Braille dot weights: rows 0..3 by columns 0..1 of one character cell.
 DOTS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]])
 BARS = " ▁▂▃▄▅▆▇█"
-HINT = "q, Esc or Enter: back to the prompt"
+HINT = "(q, Esc, Enter: back)"
 
 
 def triggered(samples: np.ndarray, shown: int) -> np.ndarray:
