@@ -331,21 +331,21 @@ def play(
 @app.command("help")
 def help_topic(topic: Optional[str] = typer.Argument(None, help="A command or a module type.")) -> None:
     """Show the reference for a command or a module type (the same text as docs/)."""
-    from .errors import did_you_mean
+    from .errors import SynthError
     from .language import COMMANDS
-    from .reference import command_section, module_section
+    from .reference import topic as reference_topic
+    from .repl.commands import REPL_COMMANDS
     reg = registry()
     if topic is None:
         typer.echo("commands: " + ", ".join(COMMANDS))
+        typer.echo("REPL commands: " + ", ".join(REPL_COMMANDS))
         typer.echo("modules: " + ", ".join(sorted(reg.types)))
         typer.echo("`synth help NAME` for one of them; `synth COMMAND --help` for the synth command line")
         return
-    if topic in COMMANDS:
-        typer.echo(command_section(topic))
-    elif topic in reg:
-        typer.echo(module_section(reg.get(topic).cls))
-    else:
-        fail(f"no help on '{topic}'{did_you_mean(topic, [*COMMANDS, *reg.types])}; try `synth help`")
+    try:
+        typer.echo(reference_topic(topic, reg))
+    except SynthError as error:
+        fail(str(error))
 
 
 @app.command()

@@ -12,11 +12,12 @@ from .errors import SynthError
 WIDTH, HEIGHT, DPI = 12, 8, 100
 
 
-def require_matplotlib():
+def require_matplotlib(needed_by: str = "--plot"):
+    """pyplot on the Agg backend, or an error naming what needs it and how to install it."""
     try:
         import matplotlib
     except ImportError:
-        raise SynthError("--plot needs matplotlib: pip install 'synthcli[plot]'") from None
+        raise SynthError(f"{needed_by} needs matplotlib: pip install 'synthcli[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt

@@ -3,14 +3,17 @@ reference from the parser's command table, the module reference from each
 module's declared ports and parameters. `synth help` prints the same text,
 and a test fails when the files in docs/ fall behind.
 
-    python -m synthcli.reference      # rewrite docs/commands.md, docs/module-reference.md, osc.md's tables
+    python -m synthcli.reference             # rewrite docs/commands.md, docs/module-reference.md, osc.md's tables
+    python -m synthcli.reference --pictures  # also redraw docs/images/ (needs matplotlib)
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .api import Module
 from .language import COMMANDS
+from .pictures import PICTURES, write_pictures
 from .plugins import BUILTIN_PACKAGE, Registry, load_registry
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -28,6 +31,23 @@ def repl_section(name: str) -> str:
     return f"### `{spec.name}`\n\n`{spec.syntax}`\n\n{spec.summary[0].upper()}{spec.summary[1:]}.\n"
 
 
+def topic(name: str, registry: Registry, lister: str = "synth help") -> str:
+    """The reference of one command (of the language or the REPL) or
+    module type, exactly as docs/ has it: what `synth help NAME` and the
+    REPL's `help NAME` print. An unknown name is an error that suggests the
+    closest one, or else names ``lister``, the command that lists them all."""
+    from .errors import SynthError, did_you_mean
+    from .repl.commands import REPL_COMMANDS
+    if name in COMMANDS:
+        return command_section(name)
+    if name in REPL_COMMANDS:
+        return repl_section(name)
+    if name in registry:
+        return module_section(registry.get(name).cls, pictured(registry.get(name)))
+    raise SynthError(f"no command or module type '{name}'"
+                     + (did_you_mean(name, [*COMMANDS, *REPL_COMMANDS, *registry.types]) or f": `{lister}` lists them"))
+
+
 def command_reference() -> str:
     from .repl.commands import REPL_COMMANDS
     return (GENERATED + "# Command reference\n\nEvery command of the language, as patch files, song files, "
@@ -36,8 +56,16 @@ def command_reference() -> str:
             + "\n".join(repl_section(name) for name in REPL_COMMANDS))
 
 
-def module_section(cls: type[Module]) -> str:
+def pictured(entry) -> bool:
+    """A built-in type with an example picture in docs/images."""
+    return entry.package == BUILTIN_PACKAGE and entry.name in PICTURES
+
+
+def module_section(cls: type[Module], picture: bool = False) -> str:
     lines = [f"### `{cls.type_name}`", "", cls.description + ".", ""]
+    if picture:
+        lines += [f"![{cls.type_name}: rendered by `python -m synthcli.reference --pictures`]"
+                  f"(images/{cls.type_name}.png)", ""]
     if cls.inputs or cls.outputs:
         lines += ["| port | direction | kind | description |", "|---|---|---|---|"]
         lines += [f"| `{p.name}` | in | {p.kind} | {p.doc}"
@@ -57,12 +85,12 @@ def module_reference(registry: Registry) -> str:
     builtins = sorted((t for t in registry.qualified.values() if t.package == BUILTIN_PACKAGE), key=lambda t: t.name)
     return (GENERATED + "# Module reference\n\nThe built-in modules, from their own declarations "
             "(`synth modules` lists installed plugins too). A cable into a parameter adds to its set value, "
-            "in its unit.\n\n" + "\n".join(module_section(t.cls) for t in builtins))
+            "in its unit.\n\n" + "\n".join(module_section(t.cls, pictured(t)) for t in builtins))
 
 
-def write() -> list[Path]:
+def write(pictures: bool = False) -> list[Path]:
     registry = load_registry(safe_mode=True)
-    written = []
+    written = write_pictures(registry, DOCS) if pictures else []
     for name, text in (("commands.md", command_reference()), ("module-reference.md", module_reference(registry))):
         path = DOCS / name
         path.write_text(text)
@@ -74,5 +102,11 @@ def write() -> list[Path]:
 
 
 if __name__ == "__main__":
-    for path in write():
+    from .errors import SynthError
+    try:
+        written = write(pictures="--pictures" in sys.argv[1:])
+    except SynthError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    for path in written:
         print(f"wrote {path}")

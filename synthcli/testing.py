@@ -168,3 +168,23 @@ def jack_dummy_server(name: str | None = None, samplerate: int = 48000, period: 
             server.wait(10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def shared_memory_of(pid: int) -> set[str]:
+    """The POSIX shared-memory segments that a process and its descendants
+    have mapped now (Linux), by name: a test can then check that exactly
+    these are gone after a stop, whatever other programs on the machine
+    create in /dev/shm meanwhile."""
+    names, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/maps") as maps:
+                names.update(line.split("/dev/shm/", 1)[1].split(" ")[0].strip()
+                             for line in maps if "/dev/shm/" in line)
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    todo.extend(int(child) for child in children.read().split())
+        except OSError:   # it exited meanwhile
+            continue
+    return names

@@ -1,5 +1,6 @@
 """The synth command, run as a user runs it: in a subprocess."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+
+from synthcli.testing import shared_memory_of
 
 ROOT = Path(__file__).parent.parent
 BASIC = ROOT / "patches" / "basic.patch"
@@ -95,7 +98,6 @@ def test_render_is_bit_identical_across_executors_from_the_cli(tmp_path):
 
 
 def test_ctrl_c_during_a_processes_render_leaves_no_shared_memory(tmp_path):
-    before = set(os.listdir("/dev/shm"))
     proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "render", str(BASIC), "-o", str(tmp_path / "x.wav"),
                              "--duration", "600", "--executor", "processes"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
@@ -103,24 +105,75 @@ def test_ctrl_c_during_a_processes_render_leaves_no_shared_memory(tmp_path):
     while time.monotonic() < deadline and not (tmp_path / "x.wav").exists():
         time.sleep(0.05)
     time.sleep(0.5)
+    used = shared_memory_of(proc.pid)
+    assert used, "the render should be using shared memory"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode != 0 and "Traceback" not in err
     time.sleep(0.5)
-    assert set(os.listdir("/dev/shm")) - before == set()
+    assert used & set(os.listdir("/dev/shm")) == set()
 
 
 def test_a_killed_engine_leaves_no_shared_memory(tmp_path):
-    before = set(os.listdir("/dev/shm"))
     proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "render", str(BASIC), "-o", str(tmp_path / "x.wav"),
                              "--duration", "600", "--executor", "processes"], cwd=ROOT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (tmp_path / "x.wav").exists():
         time.sleep(0.05)
     time.sleep(0.5)
+    used = shared_memory_of(proc.pid)
+    assert used, "the render should be using shared memory"
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and set(os.listdir("/dev/shm")) - before:
+    while time.monotonic() < deadline and used & set(os.listdir("/dev/shm")):
         time.sleep(0.1)
-    assert set(os.listdir("/dev/shm")) - before == set()
+    assert used & set(os.listdir("/dev/shm")) == set()
+
+
+def long_midi(path):
+    """Two minutes of three-note chords at 120 BPM, one a beat."""
+    import mido
+    track = mido.MidiTrack()
+    for k in range(240):
+        chord = [60 + k % 12, 64 + k % 12, 67 + k % 12]
+        track += [mido.Message("note_on", note=n, velocity=90, time=0) for n in chord]
+        track += [mido.Message("note_off", note=n, velocity=0, time=480 if i == 0 else 0) for i, n in enumerate(chord)]
+    song = mido.MidiFile(type=0, ticks_per_beat=480)
+    song.tracks.append(track)
+    song.save(str(path))
+    return path
+
+
+def on_a_terminal(*args):
+    """Run synth with stderr on a pseudo-terminal, as a musician sees it."""
+    import pty
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:        # the other end closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    return proc.wait(), shown.decode()
+
+
+@pytest.mark.parametrize("source", ["patch", "midi"])
+def test_long_renders_show_progress_with_time_left_unless_quiet(tmp_path, source):
+    args = (["patches/basic.patch", "--duration", "200"] if source == "patch"
+            else [long_midi(tmp_path / "long.mid")])
+    status, shown = on_a_terminal("render", *args, "-o", tmp_path / "out.wav")
+    assert status == 0, shown
+    bars = re.findall(r"\r\[#* *\] +(\d+\.\d)%  +(\d+\.\d) s left", shown)
+    assert len(bars) >= 3, shown                      # redrawn as it goes
+    assert float(bars[-1][0]) > float(bars[0][0]) and float(bars[-1][1]) < float(bars[0][1])
+    assert "wrote " in shown
+    status, shown = on_a_terminal("render", *args, "-o", tmp_path / "out.wav", "--quiet")
+    assert status == 0 and shown == ""

@@ -61,12 +61,15 @@ def test_synth_graph_writes_dot_and_a_picture(tmp_path):
         assert out.read_text().lstrip().startswith("<?xml") and "osc1" in out.read_text()
 
 
-@pytest.mark.parametrize("command", [["check", "songs/demo.seq", "--json"], ["modules", "--json"]])
-def test_json_output_parses(command):
+@pytest.mark.parametrize("command, field", [(["check", "songs/demo.seq", "--json"], "bars"),
+                                            (["modules", "--json"], None),
+                                            (["devices", "--json"], "outputs"),
+                                            (["bench", "--voices", "2", "--seconds", "0.2", "--json"], "recommended")])
+def test_json_output_parses(command, field):
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", *command], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert data
+    assert data and (field is None or field in data)
 
 
 def test_check_json_reports_errors_as_json(tmp_path):
@@ -79,10 +82,23 @@ def test_check_json_reports_errors_as_json(tmp_path):
                                                 f"did you mean 'vcf'?"}
 
 
-def test_help_shows_the_reference_text():
-    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "help", "connect"], cwd=ROOT,
+def section(document: str, name: str) -> str:
+    """One entry of a generated reference file, from its heading to the next."""
+    start = document.index(f"### `{name}`\n")
+    ends = [i for i in (document.find("\n### ", start), document.find("\n## ", start)) if i >= 0]
+    return document[start:min(ends) if ends else len(document)]
+
+
+@pytest.mark.parametrize("name, doc", [("connect", "commands.md"), ("scope", "commands.md"),
+                                       ("vcf", "module-reference.md"), ("vco", "module-reference.md")])
+def test_synth_help_and_the_repl_help_show_the_text_of_the_docs(registry, name, doc):
+    from synthcli.repl.session import Session
+    expected = section((DOCS / doc).read_text(), name)
+    assert expected.startswith(f"### `{name}`") and len(expected.splitlines()) > 3
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "help", name], cwd=ROOT,
                           capture_output=True, text=True)
-    assert done.returncode == 0 and "connect SRC[.PORT] DST[.PORT]" in done.stdout
+    assert done.returncode == 0 and done.stdout == expected + "\n"      # echo adds a newline
+    assert Session(registry, sound=None).execute(f"help {name}") == expected.rstrip("\n")
 
 
 def test_render_plot_draws_a_non_blank_picture_of_the_right_size(tmp_path):
@@ -96,3 +112,18 @@ def test_render_plot_draws_a_non_blank_picture_of_the_right_size(tmp_path):
     image = imread(str(png))
     assert image.shape[:2] == (800, 1200)
     assert image[..., :3].std() > 0.05            # not one flat colour
+
+
+def test_every_oscillator_and_filter_has_its_picture_in_the_module_reference(registry):
+    from matplotlib.image import imread
+    from synthcli.pictures import PICTURES
+    from synthcli.plugins import BUILTIN_PACKAGE
+    modules = (DOCS / "module-reference.md").read_text()
+    kinds = {entry.name for entry in registry.qualified.values() if entry.package == BUILTIN_PACKAGE
+             and entry.cls.__module__.rsplit(".", 1)[-1] in ("oscillators", "filters")}
+    assert kinds == set(PICTURES)                 # a new oscillator or filter needs a picture too
+    for name in PICTURES:
+        assert f"](images/{name}.png)" in section(modules, name)
+        image = imread(str(DOCS / "images" / f"{name}.png"))
+        assert image.shape[1] == 900 and image.shape[0] >= 300, image.shape
+        assert image[..., :3].std() > 0.05        # not one flat colour

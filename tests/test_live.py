@@ -13,6 +13,7 @@ import pytest
 import soundfile
 
 from synthcli.bench import reference_patch
+from synthcli.testing import shared_memory_of
 
 ROOT = Path(__file__).parent.parent
 SR = 48000
@@ -150,24 +151,20 @@ def test_killing_a_worker_leaves_the_rest_sounding_without_xruns(jack_server, tm
     assert (body[right_gap[-1] + 1:, 1] > 0.9).all()          # ...then back
 
 
-def ours():
-    """Python's shared-memory segments (JACK keeps its own there too)."""
-    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_ctrl_c_sigterm_and_hangup_stop_cleanly(jack_server, tmp_path, sig):
-    before = ours()
     patch = write(tmp_path, "add vco a wave=saw freq=110\nconnect a out\n")
     proc = play(patch)
     wait_for_ports()
     time.sleep(0.5)
+    used = {name for name in shared_memory_of(proc.pid) if name.startswith("psm_")}   # JACK's own are there too
+    assert used, "live play should be using shared memory"
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert "Traceback" not in err
     assert "stopped:" in err, err
     time.sleep(0.3)
-    assert ours() - before == set()
+    assert used & set(os.listdir("/dev/shm")) == set()
 
 
 def test_no_device_is_one_clear_line(tmp_path):
@@ -240,3 +237,30 @@ def test_a_refused_sample_rate_is_one_line_naming_the_flag(jack_server, tmp_path
     assert proc.returncode == 2
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "refuses 44100 Hz" in lines[0] and "--samplerate" in lines[0]
+
+
+def test_the_tap_carries_a_module_output_without_xruns(jack_server):
+    """The scope's tap: what the render thread copies out of a module's
+    output after each block is that module's signal (a 440 Hz vco, heard
+    through a vca at 0.3, taps at full scale), and tapping costs no xrun."""
+    from synthcli.audio.player import Player
+    player = Player("add vco a wave=saw freq=440\nadd vca v level=0.3\nconnect a v\nconnect v out\n",
+                    samplerate=SR, blocksize=BLOCK, latency="normal", device=None,
+                    executor="processes", workers=1, safe_mode=True, blocks=None)
+    player.start()
+    try:
+        tap = player.tap("a", "out")
+        time.sleep(1.0)
+        samples = tap.latest(8192)
+        player.set("a", "freq", 220.0)
+        time.sleep(0.5)
+        lower = tap.latest(8192)
+        player.untap()
+        tap.close()
+    finally:
+        final = player.stop()
+    assert len(samples) == 8192
+    assert abs(peak_frequency(samples) - 440.0) < 1.0
+    assert 0.9 < np.abs(samples).max() <= 1.1                 # the vco itself, before the vca
+    assert abs(peak_frequency(lower) - 220.0) < 1.0
+    assert final["xruns"] == 0 and final["underflows"] == 0

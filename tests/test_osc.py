@@ -350,10 +350,14 @@ def test_timed_bundles_land_on_the_sample_of_their_time(jack_server, tmp_path):
     immediate, first, second = found
     # Two bundles 0.5 s apart land 24,000 samples apart, to the sample.
     assert abs((second - first) - SR // 2) <= 2, (first, second)
-    # And on the shared clock: the immediate note is heard about one
-    # output latency after it was sent, the timed one exactly at its time.
+    # And on the shared clock: the immediate note is heard one output
+    # latency (plus up to a block of waiting) after it was sent, the timed
+    # one at its time. The immediate note's own trip through two processes
+    # jitters with the machine's load, so this bound is looser (three
+    # blocks) than the exact check above; an error of the clock mapping
+    # (a latency counted twice, a wrong epoch) would be far outside it.
     expected = (1.0 - latency) * SR
-    assert abs((first - immediate) - expected) < 256 + 0.002 * SR, (first - immediate, expected)
+    assert -3 * 256 < (first - immediate) - expected < 256, (first - immediate, expected)
 
 
 def note(pitch, on):

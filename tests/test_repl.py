@@ -257,7 +257,7 @@ def test_help_info_and_ls_read_the_tables_and_the_patch(session):
     for name, spec in REPL_COMMANDS.items():
         assert hasattr(session, f"do_{name}") and spec.syntax in every
     assert "connect SRC[.PORT] DST[.PORT]" in every
-    assert session.execute("help connect").startswith("connect SRC[.PORT] DST[.PORT]\n  patch a cable")
+    assert session.execute("help connect").startswith("### `connect`\n\n`connect SRC[.PORT] DST[.PORT]`")
     assert "cutoff" in session.execute("help vcf")
     with pytest.raises(SynthError, match="did you mean 'connect'"):
         session.execute("help conect")
@@ -271,6 +271,37 @@ def test_help_info_and_ls_read_the_tables_and_the_patch(session):
     listing = session.execute("ls")
     assert "  l1   lfo  freq=2 wave=sine amp=1" in listing and "l1.out -> f1.cutoff" in listing
     assert session.execute("top") == "no meters: a test"
+
+
+def test_scope_names_what_is_wrong_in_one_line(session):
+    run(session, "add vco osc1", "connect osc1 out")
+    for line, message in (("scope osc", "no module 'osc', did you mean 'osc1'?"),
+                          ("scope lfo1", "no module 'lfo1': `ls` lists the modules"),
+                          ("scope osc1.gate", "module 'osc1' has no output 'gate': it has out"),
+                          ("scope", "usage is 'scope NAME[.PORT]'"),
+                          ("scope osc1", "the scope needs a terminal: run `synth` in one")):
+        with pytest.raises(SynthError) as caught:
+            session.execute(line)
+        assert caught.value.message == message
+    assert complete(session, "scope osc1.") == ["osc1.out"]
+
+
+def test_a_scope_frame_fits_the_terminal_and_draws_the_signal():
+    from synthcli.repl.scope import frame
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(4096) / SR)
+    lines = frame(tone, 80, 24, SR, "a.out", 7)
+    assert len(lines) == 24 and all(len(line) <= 80 for line in lines)
+    head = lines[0].split()
+    assert head[:6] == ["scope", "a.out", "frame", "7", "peak", "-6.0"] and abs(float(head[8]) - 440) < 0.5
+    assert lines[0].endswith("(q, Esc, Enter: back)")     # the way out fits in 80 columns
+    wave = lines[1:11]                                       # (24 - 3) // 2 rows of braille
+    blank = "\u2800" * 80
+    assert wave[0] == blank and wave[-1] == blank             # half scale leaves the edges empty...
+    assert wave[3] != blank and wave[6] != blank              # ...and fills the middle
+    bars = lines[12:23]
+    tallest = max(range(80), key=lambda col: sum(line[col] != " " for line in bars))
+    column_hz = 20 * (SR / 2 / 20) ** (np.array([tallest, tallest + 1]) / 80)
+    assert column_hz[0] <= 440 <= column_hz[1]               # the spectrum's peak sits at 440 Hz
 
 
 # -- completion, highlighting, toolbar ---------------------------------------------------
@@ -460,6 +491,7 @@ def test_prompt_first_then_edits_errors_and_completion(terminal, tmp_path):
     term.type("connect osc1 out")
     term.type("set os1.freq 220", then="unknown module 'os1', did you mean 'osc1'?")
     assert "\x1b[31munknown module 'os1', did you mean 'osc1'?" in term.screen(colours=True)
+    term.type("scope osc1", then="the scope shows what the engine plays, and there is no audio: ")
     term.complete("connect osc1.", "synth> connect osc1.out")
     prompts = term.screen().count("synth>")
     term.keys("C-c")                                        # Ctrl-C drops the line...
@@ -591,3 +623,34 @@ def test_a_set_is_heard_within_three_blocks_of_enter(jack_server, registry, tmp_
     print(f"Enter to output: {1e3 * took:.2f} ms in the REPL, then {blocks} blocks "
           f"({1e3 * blocks * BLOCK / SR:.1f} ms) to the device, plus its own latency")
     assert blocks <= 3, blocks
+
+
+def test_scope_draws_a_tapped_output_20_times_a_second_without_xruns(terminal, jack_server, tmp_path):
+    term = terminal(tmp_path / "state", audio=jack_server)
+    term.wait_for("synth>")
+    for line in ("add vco osc1 wave=saw freq=440", "add vca v level=0.3", "connect osc1 v", "connect v out"):
+        term.type(line)
+    term.wait_for("audio on: device")
+    term.tmux("send-keys", "-l", "scope osc1")
+    term.keys("Enter")
+    term.wait_for("scope osc1.out  frame ")
+
+    def frame_number():
+        head = next(line for line in term.screen().splitlines() if line.startswith("scope osc1.out  frame "))
+        return int(head.split()[3]), float(head.split("strongest ")[1].split()[0])
+
+    time.sleep(0.5)
+    first, began = frame_number()[0], time.monotonic()
+    time.sleep(3.0)
+    last, strongest = frame_number()
+    rate = (last - first) / (time.monotonic() - began)
+    print(f"scope: {rate:.1f} frames/s over 3 s, strongest {strongest} Hz")
+    assert rate >= 20, rate
+    assert abs(strongest - 440.0) < 2.0                     # the spectrum of the tapped vco
+    term.keys("q")
+    said = term.wait_for("frames/s)")
+    assert "synth>" in said and "Traceback" not in said
+    term.type("scope v.gain", then="module 'v' has no output 'gain': it has out")
+    term.type("quit", then="stopped: ")
+    assert " 0 xruns" in term.wait_for(" xruns")
+    assert term.exit_status() == 0

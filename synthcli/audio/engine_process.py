@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from .ring import CALLBACKS, ENDED, PLAYED, RECORDING, SILENCE, UNDERFLOWS, WRITTEN, XRUNS, Ring
+from .tap import Tap
 
 #: Slots beyond the render-ahead depth, so the recorder in the control
 #: process may lag by this many blocks without ever holding up the audio.
@@ -112,6 +113,7 @@ class LiveEngine:
             except Exception as error:  # a bug of ours: say so and stop, rather than hang silent
                 self.send(("error", f"the engine failed and stops: {type(error).__name__}: {error}"))
                 break
+            self.tap.after_block(self.engine)
             np.maximum(self.peak, np.abs(block).max(axis=1), out=self.peak)
             ring.data[int(ring.header[WRITTEN]) % ring.slots] = block.T
             ring.header[WRITTEN] += 1
@@ -153,6 +155,10 @@ class LiveEngine:
             self.performance.stop()
         elif kind == "meters":
             self.send(("meters", self.meters()))
+        elif kind == "tap":    # ("tap", module, port): copy that output into the tap after each block
+            self.tap.select((command[1], command[2]))
+        elif kind == "untap":
+            self.tap.select(None)
         elif kind == "batch":   # ("batch", when, commands): one bundle, applied between the same two blocks
             _, when, commands = command
             if when is None:
@@ -262,6 +268,7 @@ class LiveEngine:
             return 2
         self.ring = Ring(self.depth + RECORD_SLACK, s["blocksize"])
         self.latency = self.depth * block_time
+        self.tap = Tap(s["blocksize"])
         if s.get("record"):
             self.ring.header[RECORDING] = 1   # slots wait for the recorder, not only the callback
         try:
@@ -274,7 +281,7 @@ class LiveEngine:
                 time.sleep(block_time / 4)   # the first callback must find a block waiting
             with stream:
                 self.latency = stream.latency + self.depth * block_time
-                self.send(("started", {"ring": self.ring.name, "slots": self.ring.slots,
+                self.send(("started", {"ring": self.ring.name, "slots": self.ring.slots, "tap": self.tap.name,
                                        "latency_ms": 1e3 * self.latency,
                                        "device": stream.device, "depth": self.depth}))
                 listener.start()
@@ -288,6 +295,7 @@ class LiveEngine:
             self.running = False
             self.engine.close()
             self.ring.close()
+            self.tap.close()
 
 
 def structural(command: tuple) -> bool:

@@ -152,6 +152,17 @@ class Player:
         """Stop the song's patterns and release its notes; the patch plays on."""
         self.send("halt")
 
+    def tap(self, name: str, port: str):
+        """Have the engine copy this module output into the tap after each
+        block; returns the :class:`~synthcli.audio.tap.Tap` to read it from
+        (close it, and call :meth:`untap`, when done)."""
+        from .tap import Tap
+        self.send("tap", name, port)
+        return Tap(self.settings["blocksize"], name=self.info["tap"])
+
+    def untap(self) -> None:
+        self.send("untap")
+
     def meters(self, timeout: float = 1.0) -> dict:
         self._post(("meters",))   # an answer is awaited: never held back in a bundle
         try:

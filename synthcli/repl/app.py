@@ -22,7 +22,7 @@ from prompt_toolkit.styles import Style
 from ..control import Control
 from ..errors import SynthError
 from . import journal as journals
-from . import views
+from . import scope, views
 from .completion import ReplCompleter
 from .lexer import ReplLexer
 from .session import Quit, Session
@@ -84,6 +84,7 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
         if osc is not None:
             for line in control.listen_osc(osc["port"], osc["host"], osc["allow"]):
                 say(line, "warning" if line.startswith("warning") else "note")
+        session.scope = lambda tap, title: scope.show(tap, title, settings["samplerate"])
         if resumed is not None:
             session.replay(entries)
             say(f"resumed {resumed} ({len(entries)} journal entries): "

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: What a command's argument is, so completion knows what to offer.
-FILE, MODULE_OR_TYPE, COMMAND = "file", "module or type", "command or type"
+FILE, MODULE_OR_TYPE, COMMAND, OUTPUT = "file", "module or type", "command or type", "module output"
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ REPL_COMMANDS: dict[str, ReplCommand] = {c.name: c for c in (
                 FILE),
     ReplCommand("play", "play", "start the song from bar 1 (it plays on past its length until stop)"),
     ReplCommand("stop", "stop", "stop the song's patterns; the patch keeps sounding"),
+    ReplCommand("scope", "scope NAME[.PORT]", "a live oscilloscope and spectrum of a module's output (its first "
+                "unless PORT is given), until q, Esc or Enter", OUTPUT, remote=False),
     ReplCommand("top", "top", "CPU per module and per worker process, xruns, restarts, quarantined modules"),
     ReplCommand("devices", "devices", "the audio output devices"),
     ReplCommand("osc", "osc [listen|stop] [PORT]",

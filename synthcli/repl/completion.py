@@ -16,7 +16,7 @@ from prompt_toolkit.document import Document
 
 from ..language import COMMANDS
 from ..patch import MASTER
-from .commands import COMMAND, FILE, MODULE_OR_TYPE, REPL_COMMANDS
+from .commands import COMMAND, FILE, MODULE_OR_TYPE, OUTPUT, REPL_COMMANDS
 
 #: A word as the tokenizer sees it: a quoted pattern is one word.
 WORD = re.compile(r'"[^"]*"?|[^\s"]+')
@@ -82,6 +82,8 @@ class ReplCompleter(Completer):
             elif argument == COMMAND:
                 yield from self.commands(word, [*COMMANDS, *REPL_COMMANDS])
                 yield from self.types(word)
+            elif argument == OUTPUT:
+                yield from self.endpoints(word, "out")
 
     # -- kinds of words ---------------------------------------------------------------
 

@@ -69,6 +69,9 @@ class Session:
         self.within: Path | None = None   # while set, files may be read and written only under it
         self.glided = False               # the last change went to the engine as parameter glides only
         self.control = None               # the Control sharing this session between threads, once made
+        #: ``scope(tap, title)`` draws a tapped output until a key (the
+        #: terminal's business, so the app sets it); None without a terminal.
+        self.scope = None
 
     @property
     def song_text(self) -> str:
@@ -379,6 +382,22 @@ class Session:
 
     def do_help(self, name: str | None = None) -> str:
         return views.help_text(name, self.registry)
+
+    def do_scope(self, target: str) -> str:
+        name, _, port = target.partition(".")
+        inst = self.patch.modules.get(name)
+        if inst is None:
+            raise SynthError(f"no module '{name}'" + (did_you_mean(name, list(self.patch.modules))
+                                                      or ": `ls` lists the modules"))
+        outputs = [p.name for p in inst.type.cls.outputs]
+        port = port or outputs[0]
+        if port not in outputs:
+            raise SynthError(f"module '{name}' has no output '{port}'" + (did_you_mean(port, outputs)
+                                                                       or f": it has {', '.join(outputs)}"))
+        if self.scope is None:
+            raise SynthError("the scope needs a terminal: run `synth` in one")
+        with self.sound.tapping(name, port) as tap:
+            return self.scope(tap, f"{name}.{port}")
 
     def do_top(self) -> str:
         return views.top(self.sound.meters, self.sound.reason or self.sound.status)

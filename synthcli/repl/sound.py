@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import SynthError
 
@@ -130,6 +130,22 @@ class Sound:
         with self._lock:
             player = self.player
         return player.bundle(when) if player is not None else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def tapping(self, name: str, port: str) -> Iterator:
+        """The engine copies this module output into a tap while the
+        context lasts; yields the :class:`~synthcli.audio.tap.Tap`."""
+        with self._lock:
+            player = self.player
+        if player is None:
+            raise SynthError(f"the scope shows what the engine plays, and there is no audio: "
+                             f"{self.reason or self.status}")
+        tap = player.tap(name, port)
+        try:
+            yield tap
+        finally:
+            player.untap()
+            tap.close()
 
     def stop(self) -> dict:
         """Fade out and stop the engine, waiting for one still starting."""

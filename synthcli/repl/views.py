@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..errors import SynthError, did_you_mean
 from ..language import COMMANDS, Length, Pattern
 from ..patch import MASTER, Patch
+from ..reference import topic
 from .commands import REPL_COMMANDS
 from .timeline import Timeline
 
@@ -81,19 +82,15 @@ def _type(entry) -> str:
 
 
 def help_text(name: str | None, registry) -> str:
+    """Every command in two tables, or one command or module type as the
+    generated reference in docs/ has it (`synth help NAME` prints the same)."""
     if name is None:
         return "\n".join(
             ["patch and song commands"] + table([[s.syntax, s.summary] for s in COMMANDS.values()])
             + ["REPL commands"] + table([[c.syntax, c.summary] for c in REPL_COMMANDS.values()])
             + ["Tab completes; a pasted block is one change (one undo); Ctrl-C cancels the line; "
                "`help COMMAND` for one command, `help TYPE` for a module type"])
-    spec = COMMANDS.get(name) or REPL_COMMANDS.get(name)
-    if spec is not None:
-        return f"{spec.syntax}\n  {spec.summary}"
-    if name in registry:
-        return _type(registry.get(name))
-    raise SynthError(f"no command or module type '{name}'"
-                     f"{did_you_mean(name, [*COMMANDS, *REPL_COMMANDS, *registry.types])}")
+    return topic(name, registry, "help").rstrip("\n")
 
 
 def top(meters: dict, status: str) -> str:
