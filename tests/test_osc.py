@@ -449,6 +449,7 @@ def test_the_repl_listens_and_shows_what_arrived(tmp_path):
     term = Terminal(tmp_path / "state", "--osc", str(port))
     try:
         term.wait_for(f"listening for OSC on 127.0.0.1:{port}")
+        term.wait_for(f"osc :{port}")   # the toolbar says where commands may also come from
         oscsend(port, "/synth/cmd", "s", "add vco osc1 freq=110")
         oscsend(port, "/synth/osc1/freq", "f", 220.0)
         oscsend(port, "/synth/cmd", "s", "quit")

@@ -37,7 +37,7 @@ class Toolbar:
         self._song = None     # the stopped song, rebuilt only when its text changes
 
     def __call__(self) -> list[tuple[str, str]]:
-        return self.song_part() + self.engine_part()
+        return self.song_part() + self.engine_part() + self.remote_part()
 
     def song_part(self) -> list[tuple[str, str]]:
         session = self.session
@@ -69,3 +69,10 @@ class Toolbar:
         if quarantined:
             parts.append(("class:toolbar.alarm", f" quarantined: {', '.join(quarantined)} "))
         return parts
+
+    def remote_part(self) -> list[tuple[str, str]]:
+        """Where commands may also come from, so edits that appear by
+        themselves have a visible cause."""
+        control = self.session.control
+        osc = control.osc if control is not None else None
+        return [("", f" osc :{osc.port} ")] if osc is not None else []
