@@ -7,11 +7,14 @@ none is running) and is driven by liblo's `oscsendfile`:
   messages received, lost, and how long the server took to apply them;
 * sustained: R messages a second for S seconds while audio plays;
   loss and xruns;
-* latency: a note sent "now" and the same note in a bundle timed one
-  second later. The timed one is heard exactly at its time, so the gap
-  between the two onsets in the recording tells when the immediate one
-  was heard: send -> heard, and send -> rendered (minus the output
-  latency the engine reports).
+* latency, send -> heard: a note sent "now" and the same note in a
+  bundle timed one second later. The timed one is heard exactly at its
+  time, so the gap between the two onsets in the recording tells when
+  the immediate one was heard, on the DAC clock;
+* latency, send -> rendered: in this process (a Player, the session and
+  the OSC server, as `synth play --osc` has them), the block a note lands
+  in, counted from the block being rendered when the datagram was sent
+  (0: the very next block the engine renders).
 
     python benchmarks/osc.py [--burst 10000] [--rate 20000] [--seconds 3] [--notes 10]
 """
@@ -143,6 +146,7 @@ def main() -> None:
         if not os.environ.get("JACK_DEFAULT_SERVER"):
             stack.enter_context(jack_dummy_server())
         tmp = Path(tmp)
+        blocks = rendered_blocks(tmp, args.notes)   # first: its engine must fork before this process has threads
         (tmp / "p.patch").write_text(PATCH)
         synth = Synth(tmp / "p.patch", tmp / "take.wav")
         print(f"synth play --osc: output latency {1e3 * synth.latency:.1f} ms")
@@ -188,11 +192,49 @@ def main() -> None:
         if len(found) != 2 * args.notes:
             print(f"latency: expected {2 * args.notes} onsets, found {len(found)}: not measured")
             return
-        rendered = [h - synth.latency for h in heard]
         print(f"latency send -> heard: median {1e3 * statistics.median(heard):.1f} ms, max {1e3 * max(heard):.1f} ms "
-              f"(output latency {1e3 * synth.latency:.1f} ms)")
-        print(f"latency send -> rendered: median {1e3 * statistics.median(rendered):.1f} ms, "
-              f"max {1e3 * max(rendered):.1f} ms (one block is {1e3 * 256 / SR:.2f} ms)")
+              f"(synth play reports an output latency of {1e3 * synth.latency:.1f} ms)")
+        print(f"latency send -> rendered: the note landed {statistics.median(blocks):g} blocks (median), "
+              f"{max(blocks)} at most, after the block being rendered when it was sent; histogram "
+              f"{ {b: blocks.count(b) for b in sorted(set(blocks))} }")
+
+
+def rendered_blocks(tmp: Path, notes: int) -> list[int]:
+    """Notes sent to an in-process OSC server; for each, the recorded block
+    holding its onset minus the ring's written-block count at sending."""
+    from synthcli.audio.player import Player
+    from synthcli.audio.ring import WRITTEN, Ring
+    from synthcli.control import Control, LiveSound
+    from synthcli.plugins import load_registry
+    from synthcli.repl.session import Session
+    session = Session(load_registry(safe_mode=True), LiveSound())
+    session.edit(PATCH)
+    control = Control(session, print)
+    player = Player(session.patch.to_text(), record=str(tmp / "blocks.wav"), samplerate=SR, blocksize=256,
+                    latency="normal", device=None, executor="processes", workers=None, safe_mode=True,
+                    blocks=None, watch=True)
+    info = player.start()
+    session.sound.player = player
+    ring = Ring(info["slots"], 256, name=info["ring"])
+    control.listen_osc(0)
+    sent = []
+    try:
+        time.sleep(0.5)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for k in range(notes):
+                sent.append(int(ring.header[WRITTEN]))
+                s.sendto(message("/synth/note", 69, 100, 1).dgram, ("127.0.0.1", control.osc.port))
+                time.sleep(0.1)
+                s.sendto(message("/synth/note", 69, 100, 0).dgram, ("127.0.0.1", control.osc.port))
+                time.sleep(0.1 + 0.013 * (k % 7))   # land at varied phases of the block
+    finally:
+        ring.close()
+        control.close()
+        xruns = player.stop().get("xruns", 0)
+    found = onsets(soundfile.read(str(tmp / "blocks.wav"))[0][:, 0])
+    if xruns or len(found) != notes:
+        raise SystemExit(f"send -> rendered not measured: {xruns} xruns, {len(found)} of {notes} onsets")
+    return [int(onset // 256) - block for onset, block in zip(found, sent)]
 
 
 if __name__ == "__main__":

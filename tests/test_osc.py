@@ -464,3 +464,12 @@ def test_the_repl_listens_and_shows_what_arrived(tmp_path):
         assert "osc1" not in term.type("ls").split("synth> ls")[-1]
     finally:
         term.close()
+
+
+def test_a_bundle_sends_only_the_last_value_of_each_parameter():
+    """What arrives together starts on one sample, where only the last value of a parameter counts."""
+    from synthcli.audio.player import latest_sets
+    sent = [("set", "f1", "cutoff", 100.0), ("send", "kb", 0, "on"), ("set", "f1", "cutoff", 200.0),
+            ("set", "o", "freq", 3.0), ("load", "text"), ("set", "f1", "res", 0.5), ("set", "f1", "cutoff", 300.0)]
+    assert latest_sets(sent) == [("send", "kb", 0, "on"), ("set", "o", "freq", 3.0), ("load", "text"),
+                                 ("set", "f1", "res", 0.5), ("set", "f1", "cutoff", 300.0)]

@@ -132,7 +132,7 @@ class Player:
         finally:
             self._bundles.commands = None
             if collected:
-                self.send("batch", when, collected)
+                self.send("batch", when, latest_sets(collected))
 
     def set(self, name: str, param: str, value: float) -> None:
         self.send("set", name, param, float(value))
@@ -212,3 +212,11 @@ class Player:
         finally:
             ring.header[RECORDING] = 0
             ring.close()
+
+
+def latest_sets(commands: list[tuple]) -> list[tuple]:
+    """A bundle's commands with only the last ``set`` of each parameter:
+    they all start on the same sample, where only the last value counts, so
+    a burst of knob messages costs the pipe and the engine one each."""
+    last = {command[1:3]: k for k, command in enumerate(commands) if command[0] == "set"}
+    return [command for k, command in enumerate(commands) if command[0] != "set" or last[command[1:3]] == k]
