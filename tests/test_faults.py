@@ -100,3 +100,28 @@ def test_no_shared_memory_is_left_behind(registry):
     before = set(os.listdir("/dev/shm"))
     render(registry, faulty_patch("segfault"), 20)
     assert set(os.listdir("/dev/shm")) - before == set()
+
+
+def test_crashes_in_quick_succession_leave_no_stray_processes(registry):
+    """Every crash takes the spare and asks the forkserver for a new one;
+    crashes closer together than that takes must not leave spares that
+    nobody holds (one leaked a 5 MB process per crash under load)."""
+    import time
+    from multiprocessing import forkserver
+    from synthcli.engine.processes import REFILL_DELAY
+    patch = Patch(registry)
+    patch.load_text(faulty_patch("segfault", once=0))
+    with Engine(registry, 48000, BLOCK, executor="processes", workers=1, deadline=0.3) as engine:
+        engine.load(patch)
+        for _ in range(60):
+            engine.process_block()
+        assert engine.module_stats()["f"]["faults"] >= 3
+        time.sleep(REFILL_DELAY + 3)
+        server = forkserver._forkserver._forkserver_pid
+        children = set()
+        for task in os.listdir(f"/proc/{server}/task"):
+            with open(f"/proc/{server}/task/{task}/children") as listed:
+                children.update(int(pid) for pid in listed.read().split())
+        executor = engine.executor
+        held = {w.process.pid for w in executor.workers} | ({executor.spare.process.pid} if executor.spare else set())
+        assert children <= held, (children, held)

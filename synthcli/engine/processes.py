@@ -507,11 +507,13 @@ class ProcessExecutor:
     def _take_spare(self) -> Worker:
         with self._spare_lock:
             spare, self.spare = self.spare, None
+            refilling = self._spare_thread is not None and self._spare_thread.is_alive()
         if spare is None:  # two failures in quick succession: wait for a fresh one
             spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize)
             spare.listen()
-        self._spare_thread = threading.Thread(target=self._refill_spare, daemon=True)
-        self._spare_thread.start()
+        if not refilling:   # one refill at a time: a second would make a spare nobody holds
+            self._spare_thread = threading.Thread(target=self._refill_spare, daemon=True)
+            self._spare_thread.start()
         return spare
 
     def _refill_spare(self) -> None:
