@@ -95,6 +95,8 @@ class Session:
                 entered.append((number, words))
         if not entered:
             return ""
+        if len(entered) == 1 and entered[0][1] == ["map"]:   # the language's `map` with nothing to map lists
+            return self.mappings()
         if len(entered) == 1 and entered[0][1][0] in REPL_COMMANDS:
             verb, *args = entered[0][1]
             spec = REPL_COMMANDS[verb]
@@ -385,6 +387,13 @@ class Session:
 
     def do_devices(self) -> str:
         return views.devices()
+
+    def mappings(self) -> str:
+        """What ``map`` alone shows: each controller and what it turns."""
+        if not self.patch.mappings:
+            return "no controller is mapped: map cc NUMBER NAME.PARAM [MIN MAX]"
+        return "\n".join(f"cc {cc:<3} -> {m.module}.{m.param} {m.low:g}..{m.high:g}"
+                         for cc, m in sorted(self.patch.mappings.items()))
 
     def do_osc(self, action: str | None = None, port: str | None = None) -> str:
         if self.control is None:
