@@ -409,6 +409,21 @@ class Session:
             return "\n".join(self.control.listen_osc(int(port)))
         raise SynthError("usage is 'osc', 'osc listen PORT' or 'osc stop'")
 
+    def do_midi(self, action: str | None = None, port: str | None = None, keys: str | None = None,
+                name: str | None = None) -> str:
+        if self.control is None:
+            raise SynthError("no live control in this session")
+        if action is None:
+            if self.control.midi is None:
+                return "no MIDI input is playing: midi in PORT [keys NAME] (synth midi ports lists them)"
+            listener, source = self.control.midi
+            return f"MIDI input '{listener.port_name}' plays {source or 'the first note source'}"
+        if action == "stop" and port is None:
+            return self.control.stop_midi()
+        if action == "in" and port is not None and (keys is None or (keys == "keys" and name is not None)):
+            return self.control.listen_midi(port, name)
+        raise SynthError("usage is 'midi', 'midi in PORT [keys NAME]' or 'midi stop'")
+
     def do_quit(self) -> str:
         raise Quit
 
