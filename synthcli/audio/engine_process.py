@@ -46,7 +46,7 @@ class LiveEngine:
         self.timed: list = []            # (sample, seq, command): structural commands of timed bundles
         self._order = itertools.count()
         self.running = True
-        self.midi = None                 # MIDI out (clock, midiout patterns) for patches and songs
+        self.midi = None                 # MIDI out (clock, midiout patterns) for patches and songs, timed here
         self.peak = np.zeros(2)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
@@ -125,7 +125,7 @@ class LiveEngine:
                 self.send(("applied", applied + 1, time.time()))
         ring.header[ENDED] = 1
         if self.midi is not None:
-            self.midi.close()
+            self.midi.stop()
         deadline = time.monotonic() + 1.0
         while ring.queued() > 0 and time.monotonic() < deadline:
             time.sleep(block_time / 2)
@@ -175,15 +175,15 @@ class LiveEngine:
                 else:   # a structural change lands at the start of the block holding its sample
                     heapq.heappush(self.timed, (sample, next(self._order), each))
 
-    def time_of(self, sample: int) -> float:
-        """The wall-clock instant engine ``sample`` reaches the DAC: the
-        inverse of :meth:`sample_at`, so MIDI leaves in time with the sound."""
-        rate = self.engine.samplerate
+    def time_of(self, sample: int) -> float | None:
+        """The wall-clock instant engine ``sample`` reaches the DAC (the
+        inverse of :meth:`sample_at`, so MIDI leaves in time with the
+        sound), or None until the device has played a block."""
         fit = self._timeline()
         if fit is None:
-            return time.time() + self.latency + (sample - self.engine.time) / rate
+            return None
         base, t0 = fit
-        return t0 + (sample - base) / rate
+        return t0 + (sample - base) / self.engine.samplerate
 
     def sample_at(self, when: float) -> int:
         """The engine sample that reaches the DAC at wall-clock ``when``
@@ -295,7 +295,7 @@ class LiveEngine:
             sys.setswitchinterval(min(sys.getswitchinterval(), block_time / 8))
             if s.get("midi") is None:
                 from ..midi.out import EngineMidi
-                self.midi = EngineMidi(s.get("clock_out"), self.time_of, lambda line: self.send(("error", line)))
+                self.midi = EngineMidi(s.get("clock_out"), self.time_of, self.send)
             stream = open_stream(s["device"], s["samplerate"], s["blocksize"], self.callback)
             self.render_thread = threading.Thread(target=self.render_loop, name="synthcli-render", daemon=True)
             listener = threading.Thread(target=self.listen, name="synthcli-control", daemon=True)

@@ -6,11 +6,13 @@ each sample into the wall-clock instant it is heard and sends the tick
 then. Every tick is placed from the sample clock, never from the previous
 tick, so nothing drifts however long the song plays.
 
-In: :class:`ClockFollower` fits a straight line to the arrival times of
-the last 48 ticks (two beats) by least squares. One tick arrives up to a
-JACK period (5.3 ms) late or early, a fifth of a tick at 120 BPM; the
-fit's slope averages that out to a few hundredths of a BPM, where the
-last interval alone would swing by a quarter of the tempo.
+In: :class:`ClockFollower` fits a straight line by least squares to the
+arrival times of the ticks. One tick arrives up to a JACK period (5.3 ms)
+late, a third of a tick at 150 BPM, so no single interval can be trusted;
+the fit over the last 48 ticks (two beats) tells within a few tenths of a
+BPM whether the tempo changed, and while it has not, the fit over every
+tick since (up to 16 beats) refines the tempo to a few hundredths, each
+refinement applied when the ticks behind it have doubled.
 """
 from __future__ import annotations
 
@@ -22,13 +24,18 @@ import numpy as np
 
 #: Ticks per quarter note (the MIDI standard).
 PPQN = 24
-#: Ticks the tempo estimate is fitted over.
+#: Ticks the fit that notices a change of tempo looks at.
 WINDOW = 48
+#: Ticks the refining fit looks at, at most (16 beats).
+LONG = 16 * PPQN
 #: Ticks needed before a tempo is estimated at all (one beat).
 FIRST = PPQN
-#: A new estimate is applied once it differs this much (BPM) from the last
-#: one applied: each change makes the song take its new tempo at a bar.
-HYSTERESIS = 0.5
+#: BPM by which the last WINDOW ticks must differ from the tempo applied
+#: to count as a new tempo (the fit's own noise is a few tenths), and at
+#: least four of the fit's standard errors.
+CHANGE = 1.0
+#: A refinement smaller than this (BPM) is not worth a new tempo map.
+REFINE = 0.02
 #: A gap this many times the usual interval means the clock paused.
 PAUSE = 4.0
 
@@ -79,9 +86,9 @@ class ClockFollower:
     def __init__(self, control, log: Callable[[str], None]) -> None:
         self.control = control
         self.log = log
-        self.arrivals: collections.deque = collections.deque(maxlen=WINDOW)
+        self.arrivals: collections.deque = collections.deque(maxlen=LONG)   # since the tempo last changed
         self.applied: float | None = None
-        self.bpm: float | None = None     # the latest estimate
+        self.fitted = 0        # ticks behind the tempo applied
 
     def __call__(self, batch: list) -> None:
         for arrival, message in batch:
@@ -94,10 +101,28 @@ class ClockFollower:
                 self._run("play")
             elif message.type == "stop" and self.control.session.transport.playing:
                 self._run("stop")
-        if self.bpm is not None and (self.applied is None or abs(self.bpm - self.applied) >= HYSTERESIS):
-            if self.control.session.timeline:   # a patch alone has no tempo to follow
-                self.applied = round(self.bpm, 1)
-                self._run(f"tempo {self.applied:g}")
+        bpm = self.estimate()
+        if bpm is not None and self.control.session.timeline:   # a patch alone has no tempo to follow
+            self.applied, self.fitted = bpm, len(self.arrivals)
+            self._run(f"tempo {bpm:g}")
+            self.log(f"midi clock: tempo {bpm:g}")
+
+    def estimate(self) -> float | None:
+        """A tempo worth applying (rounded to 0.01 BPM), or None."""
+        arrivals = self.arrivals
+        if len(arrivals) < FIRST:
+            return None
+        times = np.asarray(arrivals)
+        recent, spread = fit(times[-WINDOW:])
+        bpm = 60.0 / (PPQN * recent)
+        if self.applied is not None and abs(bpm - self.applied) >= max(CHANGE, 4 * bpm * spread / recent):
+            for _ in range(len(arrivals) - WINDOW):   # a new tempo: what came before it is no guide
+                arrivals.popleft()
+            return round(bpm, 2)
+        if self.applied is not None and len(arrivals) < min(2 * self.fitted, LONG):
+            return None
+        refined = round(60.0 / (PPQN * fit(times)[0]), 2)
+        return refined if self.applied is None or abs(refined - self.applied) >= REFINE else None
 
     def _tick(self, arrival: float) -> None:
         arrivals = self.arrivals
@@ -106,8 +131,6 @@ class ClockFollower:
             if arrival - arrivals[-1] > PAUSE * usual:
                 arrivals.clear()
         arrivals.append(arrival)
-        if len(arrivals) >= FIRST:
-            self.bpm = 60.0 / (PPQN * tick_period(np.asarray(arrivals)))
 
     def _run(self, text: str) -> None:
         from ..errors import SynthError
@@ -120,9 +143,14 @@ class ClockFollower:
             self.log(f"midi clock: {shown}")
 
 
-def tick_period(arrivals: np.ndarray) -> float:
-    """Seconds per tick: the slope of the least-squares line through the
-    arrival times against their tick numbers."""
+def fit(arrivals: np.ndarray) -> tuple[float, float]:
+    """Seconds per tick, and its standard error: the slope of the
+    least-squares line through the arrival times against the tick numbers.
+    The error grows with the jitter, so a noisy clock needs a bigger
+    difference before it counts as a change of tempo."""
     n = np.arange(len(arrivals), dtype=float)
     n -= n.mean()
-    return float(np.dot(n, arrivals - arrivals.mean()) / np.dot(n, n))
+    spread = np.dot(n, n)
+    slope = float(np.dot(n, arrivals - arrivals.mean()) / spread)
+    residuals = arrivals - arrivals.mean() - slope * n
+    return slope, float(np.sqrt(np.dot(residuals, residuals) / max(1, len(arrivals) - 2) / spread))

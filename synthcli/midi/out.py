@@ -1,18 +1,21 @@
-"""MIDI out of the live engine: the song's clock (``--clock-out``) and
-the notes of patterns on ``midiout`` targets.
+"""MIDI out of live play: the song's clock (``--clock-out``) and the
+notes of patterns on ``midiout`` targets.
 
-The render thread knows on which engine sample each tick and note falls,
-a few blocks before that sample is heard; the callback must never wait on
-a MIDI port. So the render thread only turns samples into wall-clock
-instants (:meth:`LiveEngine.time_of`) and queues them, and a helper thread
-of the engine process sleeps until each instant and sends. Each message
-keeps its own instant from the sample clock, so a late wake-up delays one
-message and is not carried into the next.
+The engine's render thread knows on which sample each tick and note
+falls, a few blocks before that sample is heard, and turns the sample
+into the wall-clock instant it is heard (:meth:`LiveEngine.time_of`):
+that is :class:`EngineMidi`. It opens no port and sends nothing itself:
+opening a JACK MIDI client holds Python's lock for a fifth of a second
+here, which starved the audio callback into a dozen xruns when it
+happened in the engine process. So the engine hands each block's
+messages to the control process, where a :class:`Sender` thread sleeps
+until each instant and sends. Every message keeps its own instant from
+the sample clock, so a late wake-up delays one message and is not
+carried into the next.
 """
 from __future__ import annotations
 
 import heapq
-import itertools
 import threading
 import time
 from typing import Callable
@@ -21,13 +24,12 @@ import mido
 
 from ..errors import SynthError
 from .clock import ClockTicks
-from .ports import open_port
-
-CLOCK, NOTE_ON, NOTE_OFF, TRANSPORT = 0, 1, 2, 3
+from .ports import find_port, open_port
 
 
 class Sender:
-    """Sends timed messages to output ports from a thread of its own.
+    """Sends timed messages to output ports from a thread of its own
+    (in the control process).
 
     Parameters
     ----------
@@ -37,40 +39,44 @@ class Sender:
 
     def __init__(self, report: Callable[[str], None]) -> None:
         self.report = report
-        self.queue: list = []             # (when, seq, kind, port, message)
+        self.queue: list = []             # (sample, seq, when, port, message bytes), in the engine's order
         self.ports: dict[str, object] = {}
-        self._order = itertools.count()
+        self.sounding: set[tuple[str, int, int]] = set()   # (port, channel, note) sent on and not yet off
         self._wake = threading.Condition()
         self._running = True
         self._thread = threading.Thread(target=self._serve, name="synthcli-midi-out", daemon=True)
         self._thread.start()
 
-    def prepare(self, port: str) -> None:
-        """Open a port ahead of its first message (in the thread)."""
-        if port not in self.ports:
-            self.at(0.0, TRANSPORT, port, None)
-
-    def at(self, when: float, kind: int, port: str, message) -> None:
+    def take(self, message: tuple) -> None:
+        """A message of the engine's: ``("midi", entries)`` to send, each
+        ``(sample, seq, when, port, bytes)`` (``bytes`` None only opens the
+        port; see :meth:`open`), or ``("midi-halt",)`` when the song stops."""
+        if message[0] == "midi-halt":
+            self.halt()
+            return
         with self._wake:
-            heapq.heappush(self.queue, (when, next(self._order), kind, port, message))
+            for entry in message[1]:
+                heapq.heappush(self.queue, entry)
             self._wake.notify()
 
-    def halt(self, port: str | None = None) -> None:
-        """The song stopped: ticks and notes not yet due are dropped, but
-        the note-offs go at once, so no outside note hangs."""
-        with self._wake:
-            kept, offs = [], []
-            for item in self.queue:
-                if port is not None and item[3] != port:
-                    kept.append(item)
-                elif item[2] == NOTE_OFF:
-                    offs.append(item[3:])
-            heapq.heapify(kept)
-            self.queue = kept
-        for each, message in offs:
-            self._send(each, message)
+    def open(self, ports: list[str]) -> None:
+        """Open these ports now, in the thread, ahead of their first message."""
+        self.take(("midi", [(-1, number, 0.0, port, None) for number, port in enumerate(ports)]))
 
-    def close(self) -> None:
+    def halt(self) -> None:
+        """Ticks and notes not yet due are dropped, and the notes that sound
+        outside end at once, so none hangs."""
+        with self._wake:
+            self.queue = []
+            sounding, self.sounding = self.sounding, set()
+        for port, channel, note in sorted(sounding):
+            self._send(port, [0x80 | channel, note, 64])
+
+    def close(self, timeout: float = 0.5) -> None:
+        """Send what is due within ``timeout`` seconds, then stop."""
+        deadline = time.monotonic() + timeout
+        while self.queue and time.monotonic() < deadline:
+            time.sleep(0.01)
         with self._wake:
             self._running = False
             self._wake.notify()
@@ -82,23 +88,43 @@ class Sender:
     def _serve(self) -> None:
         while True:
             with self._wake:
-                while self._running and (not self.queue or self.queue[0][0] > time.time()):
-                    self._wake.wait(None if not self.queue else self.queue[0][0] - time.time())
+                while self._running and (not self.queue or self.queue[0][2] > time.time()):
+                    self._wake.wait(None if not self.queue else self.queue[0][2] - time.time())
                 if not self._running:
                     return
-                _, _, _, port, message = heapq.heappop(self.queue)
-            self._send(port, message)
+                _, _, _, port, data = heapq.heappop(self.queue)
+            self._send(port, data)
 
-    def _send(self, name: str, message) -> None:
-        if name not in self.ports:   # opened on first use: a JACK client takes some milliseconds
+    def _send(self, name: str, data) -> None:
+        if name not in self.ports:   # opened on first use, in this thread: a JACK client takes a while
             try:
-                self.ports[name] = open_port(name, "output")
+                self.ports[name] = open_port(find_port(name, "output"), "output")
             except SynthError as error:
                 self.ports[name] = None
                 self.report(str(error))
         port = self.ports[name]
-        if port is not None and message is not None:
-            port.send(message)
+        if port is None or data is None:
+            return
+        message = mido.Message.from_bytes(data)
+        port.send(message)
+        if message.type == "note_on":
+            self.sounding.add((name, message.channel, message.note))
+        elif message.type == "note_off":
+            self.sounding.discard((name, message.channel, message.note))
+
+
+def starting_ports(settings: dict) -> list[str]:
+    """The MIDI output ports the engine's first patch or song sends to
+    (its ``midiout`` targets and ``--clock-out``): the control process
+    opens them while the engine starts, so the first notes are on time."""
+    from ..language import Midiout, parse_text
+    text = settings.get("song") or settings.get("patch") or ""
+    try:
+        commands = parse_text(text)
+    except SynthError:   # the engine reports it
+        return []
+    ports = [str(c.port) for c in commands if isinstance(c, Midiout)]
+    return ports + ([settings["clock_out"]] if settings.get("clock_out") else [])
 
 
 class EngineMidi:
@@ -110,19 +136,25 @@ class EngineMidi:
         The port the song's clock goes to.
     time_of : callable
         ``time_of(sample)``: the ``time.time()`` instant the engine sample
-        is heard.
-    report : callable
-        ``report(line)`` for the musician (the control process prints it).
+        is heard, None while that is not known yet (the first blocks are
+        rendered before the stream starts).
+    post : callable
+        ``post(message)`` to the control process's :class:`Sender`.
     """
 
-    def __init__(self, clock_out: str | None, time_of: Callable[[int], float], report: Callable[[str], None]) -> None:
+    def __init__(self, clock_out: str | None, time_of: Callable[[int], float | None],
+                 post: Callable[[tuple], None]) -> None:
         self.clock_out = clock_out
         self.time_of = time_of
-        self.sender = Sender(report)
-        if clock_out is not None:   # now, so a port that is gone stops the start in one line
-            self.sender.ports[clock_out] = open_port(clock_out, "output")
+        self.post = post
         self.sequencer = None
         self.ticks: ClockTicks | None = None
+        self.started = False
+        self.unplaced: list = []   # (sample, port, bytes) rendered before the device played a block
+        self.outbox: list = []
+        self._seq = 0
+        if clock_out is not None:   # open it while the engine starts
+            self._place(0, clock_out, None, 0.0)
 
     def before_block(self, sequencer) -> None:
         """A new sequencer sends its pattern notes here (and starts the
@@ -135,35 +167,53 @@ class EngineMidi:
         if sequencer is not None:
             sequencer.midi_out = self.note
             for port in sequencer.patch.midi_ports.values():
-                self.sender.prepare(port)
+                self._place(0, port, None, 0.0)
             if self.clock_out is not None:
-                self.ticks = ClockTicks(sequencer)
-                self.sender.at(self.time_of(sequencer.origin), TRANSPORT, self.clock_out, mido.Message("start"))
+                self.ticks, self.started = ClockTicks(sequencer), False
 
     def after_block(self, stop: int) -> None:
-        """Queue the clock's ticks up to the engine sample ``stop``."""
+        """Queue the clock's ticks up to the engine sample ``stop`` (a
+        start goes just before the first tick, at its instant), and post
+        the block's messages."""
+        if self.unplaced and self.time_of(stop) is not None:
+            unplaced, self.unplaced = self.unplaced, []
+            for each in unplaced:
+                self._at(*each)
         if self.ticks is not None:
             for sample in self.ticks.until(stop):
-                self.sender.at(self.time_of(sample), CLOCK, self.clock_out, mido.Message("clock"))
+                if not self.started:
+                    self._at(sample, self.clock_out, [0xFA])
+                    self.started = True
+                self._at(sample, self.clock_out, [0xF8])
+        if self.outbox:
+            self.post(("midi", self.outbox))
+            self.outbox = []
 
     def note(self, port: str, channel: int, start: int, stop: int, note: float, velocity: float) -> None:
         """A pattern's note for a ``midiout``, from its samples (the
         sequencer's ``midi_out``)."""
         key = max(0, min(127, round(note)))
-        self.sender.at(self.time_of(start), NOTE_ON, port,
-                       mido.Message("note_on", channel=channel - 1, note=key,
-                                    velocity=max(1, min(127, round(velocity * 127)))))
-        self.sender.at(self.time_of(stop), NOTE_OFF, port, mido.Message("note_off", channel=channel - 1, note=key))
+        self._at(start, port, [0x90 | (channel - 1), key, max(1, min(127, round(velocity * 127)))])
+        self._at(stop, port, [0x80 | (channel - 1), key, 64])
 
     def stop(self) -> None:
-        self.sender.halt()
+        """The song stopped: what it queued is dropped, its outside notes
+        end, and the clock says stop."""
+        self.unplaced, self.outbox = [], []
+        self.post(("midi-halt",))
         if self.ticks is not None:
-            self.sender.at(time.time(), TRANSPORT, self.clock_out, mido.Message("stop"))
+            self._place(0, self.clock_out, [0xFC], 0.0)
+            self.post(("midi", self.outbox))
+            self.outbox = []
         self.sequencer, self.ticks = None, None
 
-    def close(self) -> None:
-        self.stop()
-        deadline = time.monotonic() + 0.5
-        while self.sender.queue and time.monotonic() < deadline:   # the stop and the note-offs go out
-            time.sleep(0.01)
-        self.sender.close()
+    def _at(self, sample: int, port: str, data) -> None:
+        when = self.time_of(sample)
+        if when is None:
+            self.unplaced.append((sample, port, data))
+        else:
+            self._place(sample, port, data, when)
+
+    def _place(self, sample: int, port: str, data, when: float) -> None:
+        self._seq += 1
+        self.outbox.append((sample, self._seq, when, port, data))
