@@ -298,3 +298,73 @@ def test_an_unknown_port_on_the_command_line_names_the_ports(jack_midi, tmp_path
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
         f"error: --midi-in: no MIDI input port 'KeyStep'; the inputs are: 'RtMidiOut Client:{name}'"]
+
+
+def test_synth_repl_midi_in_plays_the_repls_patch_from_a_keyboard(jack_server, jack_midi, tmp_path):
+    from test_repl import Terminal
+    name, keyboard = jack_midi("out")
+    patch = tmp_path / "keys.patch"
+    patch.write_text(NOTE_PATCH)
+    take = tmp_path / "take.wav"
+    term = Terminal(tmp_path / "state", str(patch), "--midi-in", name, "--record", str(take), audio=jack_server)
+    try:
+        term.wait_for("synth>")
+        term.wait_for("audio on: device", timeout=30)
+        assert f"playing the first note source from MIDI input 'RtMidiOut Client:{name}'" in term.screen()
+        time.sleep(0.3)
+        keyboard.send(mido.Message("note_on", note=69, velocity=127))
+        time.sleep(0.4)
+        keyboard.send(mido.Message("note_off", note=69))
+        term.type("midi", then=f"MIDI input 'RtMidiOut Client:{name}' plays the first note source")
+        term.type("map", then="cc 7   -> master.level 0..1")
+        term.type("midi stop", then=f"stopped MIDI input 'RtMidiOut Client:{name}'")
+        keyboard.send(mido.Message("note_on", note=60, velocity=127))   # no longer heard
+        time.sleep(0.3)
+        term.type("midi in NoSuchKeyboard", then="no MIDI input port 'NoSuchKeyboard'; the inputs are: ")
+        term.type("quit", then="stopped: ")
+        assert term.exit_status() == 0 and "Traceback" not in "\n".join(term.history())
+    finally:
+        term.close()
+    data, _ = soundfile.read(str(take))
+    found = onsets(data[:, 0])
+    assert len(found) == 1, found
+    assert abs(peak_frequency(data[found[0] + 2000:found[0] + 12000, 0]) - 440.0) < 1.0
+
+
+def test_clock_ticks_follow_the_songs_tempo_map_to_the_sample(registry):
+    from synthcli.engine.core import Engine
+    from synthcli.midi.clock import ClockTicks
+    from synthcli.sequencer.song import Sequencer, Song
+    song = Song(registry, "tempo 120\nmeter 7/8\nlength 3\nadd keys kb\nat 2 tempo 60\n")
+    with Engine(registry, SR, 256) as engine:
+        ticks = ClockTicks(Sequencer(song, engine, origin=500))
+        first = ticks.until(500 + 84_000 + 1)
+        assert first == [500 + 1000 * k for k in range(85)]           # 7/8 at 120: 84 ticks of 1000 samples
+        assert ticks.until(500 + 84_000 + 6_001) == [500 + 84_000 + 2000 * k for k in (1, 2, 3)]   # then 60 BPM
+
+
+def test_the_clock_follower_finds_the_tempo_through_jitter_and_follows_a_change(registry):
+    from synthcli.midi.clock import ClockFollower
+    from synthcli.sequencer.song import Song
+    session = Session(registry, LiveSound())
+    control = Control(session, log=lambda line: None)
+    control.execute('add keys kb\ntempo 120\nlength 1\npattern kb "c4"')
+    follower = ClockFollower(control, lambda line: None)
+    rng = np.random.default_rng(1)
+    now = 100.0
+
+    def beats(bpm, count):
+        nonlocal now
+        for _ in range(24 * count):   # each tick up to a JACK period late, as JACK MIDI delivers it
+            follower([(now + rng.uniform(0, JACK_PERIOD), mido.Message("clock"))])
+            now += 60 / (24 * bpm)
+        return float(Song(registry, session.song_text).tempo)
+
+    follower([(now, mido.Message("start"))])
+    assert session.transport.playing
+    assert abs(beats(137, 2) - 137) < 0.5
+    assert abs(beats(137, 16) - 137) < 0.05
+    assert abs(beats(90, 3) - 90) < 0.5                  # a new tempo within three beats
+    assert abs(beats(90, 16) - 90) < 0.05
+    follower([(now, mido.Message("stop"))])
+    assert not session.transport.playing
