@@ -431,8 +431,9 @@ class Session:
 def parameter_changes(old: Patch, new: Patch) -> list[tuple[str, str, float]] | None:
     """The ``set`` calls that take the engine from ``old`` to ``new``, or
     None when the difference needs the patch reloaded (other modules,
-    cables, or a structural parameter such as a note source's voices)."""
-    if list(old.modules) != list(new.modules) or old.cables != new.cables:
+    cables, a midiout's port, or a structural parameter such as a note
+    source's voices)."""
+    if list(old.modules) != list(new.modules) or old.cables != new.cables or old.midi_ports != new.midi_ports:
         return None
     sets = []
     for name, inst in new.modules.items():
