@@ -224,7 +224,7 @@ def _parse_map(words: list[Token], line: int) -> Map:
     _expect_args(words, line, 3, 5, syntax)
     if words[1] != "cc":
         raise _fail(f"expected 'cc' (a MIDI controller), got '{words[1]}': usage is '{syntax}'", line, words[1].col)
-    cc = int(_number(words[2], line, "a MIDI controller", 0, 127, whole=True))
+    cc = int(_number(words[2], line, "the MIDI controller", 0, 127, whole=True))
     if words[3] == "off":
         _expect_args(words, line, 3, 3, "map cc NUMBER off")
         return Map(line, words[0].col, cc, None)
@@ -251,7 +251,7 @@ def _parse_midiout(words: list[Token], line: int) -> Midiout:
         key, eq, value = words[3].partition("=")
         if key != "channel" or not eq:
             raise _fail(f"expected channel=N, got '{words[3]}'", line, words[3].col)
-        channel = int(_number(Token(value, words[3].col + 8), line, "MIDI channel", 1, 16, whole=True))
+        channel = int(_number(Token(value, words[3].col + 8), line, "the MIDI channel", 1, 16, whole=True))
     return Midiout(line, words[0].col, name, Token(port, words[2].col), channel)
 
 
