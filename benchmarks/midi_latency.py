@@ -12,15 +12,20 @@ another client) is measured too, on a loopback of two virtual ports.
 
 Prints the median and the worst, beside one block plus the output
 latency, the bound the engine path is designed to (once a message has
-arrived and been handled). Figures on the project's 2-core VM at
---latency normal (16.0 ms output latency, bound 21.3 ms), with other jobs
+arrived and been handled). The output latency `synth play` prints takes
+PortAudio's `stream.latency` (5.3 ms on the JACK dummy server at 256
+frames), but the DAC times PortAudio gives its callbacks, which place
+timed OSC notes and so the reference here, are 10.7 ms after the
+callback: against that clock the bound is a period longer.
+
+Figures on the project's 2-core VM at --latency normal, with other jobs
 keeping the load average at 3.5 to 6: JACK MIDI hop median 2.2 to 3.3 ms,
 worst 4.7 to 8.6 ms; note-in to sound median 29.4 to 30.1 ms, worst 31.7
-to 32.2 ms. Timestamping the keyboard's handler showed it runs 0.3 ms
-after a message arrives; immediate OSC notes sent in place of the MIDI
-ones (the same engine path without the MIDI hop) measured median 24.2 ms,
-worst 28.1 ms. So at this load the engine path itself runs about 5 ms
-past its design bound, for OSC and MIDI alike.
+to 32.2 ms, against 21.3 ms printed (26.7 ms by the DAC times) plus the
+hop. Timestamping the keyboard's handler showed it runs 0.3 ms after a
+message arrives; immediate OSC notes sent in place of the MIDI ones (the
+same engine path without the MIDI hop) measured median 24.2 ms, worst
+28.1 ms.
 """
 from __future__ import annotations
 
@@ -143,7 +148,8 @@ def main() -> None:
     print(f"JACK MIDI hop:       median {1e3 * statistics.median(hops):5.1f} ms, worst {1e3 * max(hops):5.1f} ms")
     print(f"note-in to sound:    median {1e3 * statistics.median(latencies):5.1f} ms, "
           f"worst {1e3 * max(latencies):5.1f} ms ({args.notes} notes, --latency {args.latency})")
-    print(f"one block + output latency ({1e3 * output:.1f} ms): {1e3 * bound:.1f} ms")
+    print(f"one block + output latency ({1e3 * output:.1f} ms printed): {1e3 * bound:.1f} ms, "
+          f"{1e3 * (bound + BLOCK / SR):.1f} ms by PortAudio's DAC times")
 
 
 if __name__ == "__main__":

@@ -167,9 +167,11 @@ def test_a_keyboard_plays_with_velocity_sustain_bend_and_a_mapped_controller(jac
     assert len(found) == 5, found / SR                 # reference, two notes, sustained, bent
     ref, first, second, sustained, bent = found
     # Note-on to sound: the keyboard's note against the reference, whose
-    # time is exact: within one block plus the output latency, once JACK
-    # MIDI has carried it (its ring buffer is read at the next server cycle,
-    # and the receiving client may only run in the one after: two periods).
+    # time is exact: within one block plus the output latency, plus one
+    # JACK period for JACK MIDI to carry the message, and one because the
+    # printed latency takes PortAudio's stream.latency (5.3 ms), a period
+    # less than the DAC times of its own callbacks (10.7 ms), which place
+    # the reference and so the sound.
     latency = (first - ref) / SR - (pressed[0] - reference)
     assert 0 < latency <= (BLOCK / SR + playing.latency + 2 * JACK_PERIOD), latency
     print(f"note-in to sound: {1e3 * latency:.1f} ms (output latency {1e3 * playing.latency:.1f} ms)")
