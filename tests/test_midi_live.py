@@ -5,6 +5,7 @@ with mido on the same backend, plays `synth play`'s keyboard, sends and
 receives its clock and takes the notes of its patterns. What is heard is
 checked on the recorded signal (--record), never on mocks."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -369,3 +370,37 @@ def test_the_clock_follower_finds_the_tempo_through_jitter_and_follows_a_change(
     assert abs(beats(90, 16) - 90) < 0.05
     follower([(now, mido.Message("stop"))])
     assert not session.transport.playing
+
+
+def test_jack_midiseq_as_the_keyboard_plays_in_time(jack_midi, tmp_path):
+    """JACK's own `jack_midiseq` as outside gear: an A4 on the first 12,000
+    samples of every 24,000, played on the JACK server's sample clock."""
+    if not shutil.which("jack_midiseq"):
+        pytest.skip("jack_midiseq is not installed (Debian: jackd2's example clients)")
+    name = f"synthtest-seq-{os.getpid()}"
+    sequencer = subprocess.Popen(["jack_midiseq", name, "24000", "0", "69", "12000"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        patch = tmp_path / "keys.patch"
+        patch.write_text(NOTE_PATCH)
+        take = tmp_path / "take.wav"
+        time.sleep(0.5)
+        playing = Play(patch, "--midi-in", name, "--record", take)
+        assert f"from MIDI input '{name}:out'" in "".join(playing.lines)
+        time.sleep(3.0)
+        err = playing.finish()
+    finally:
+        sequencer.terminate()
+        sequencer.wait(10)
+    assert "Traceback" not in err and " 0 xruns" in err, err
+    data, _ = soundfile.read(str(take))
+    x = data[:, 0]
+    found = onsets(x)
+    assert len(found) >= 5, found
+    # Each note starts on the block after the JACK cycle that carried it: a
+    # block either way of the sequencer's exact 24,000 samples.
+    assert np.all(np.abs(np.diff(found) - 24000) <= BLOCK), np.diff(found)
+    for start in found[:-1]:
+        assert abs(peak_frequency(x[start + 1000:start + 11000]) - 440.0) < 1.0
+        sounding = np.flatnonzero(np.abs(x[start:start + 20000]) > 1e-3)[-1]
+        assert abs(sounding - 12000) <= BLOCK + 1, sounding
