@@ -242,6 +242,12 @@ def play(
                                                           "(docs/osc.md); the song then plays on past its end."),
     osc_host: str = typer.Option("127.0.0.1", "--osc-host", help="Address OSC listens on (beyond 127.0.0.1: a warning)."),
     osc_allow: Optional[str] = typer.Option(None, "--osc-allow", help="Comma-separated client IPs OSC accepts."),
+    midi_in: Optional[str] = typer.Option(None, "--midi-in", help="Play the first note source from this MIDI "
+                                                                  "input (docs/midi.md); the song plays on."),
+    clock_in: Optional[str] = typer.Option(None, "--clock-in", help="Follow the tempo, start and stop of the "
+                                                                    "MIDI clock on this input."),
+    clock_out: Optional[str] = typer.Option(None, "--clock-out", help="Send the song's MIDI clock (24 PPQN, "
+                                                                      "start, stop) to this output."),
 ) -> None:
     """Play a patch, song or MIDI file through the audio device; Ctrl-C fades out and stops."""
     import math
@@ -257,6 +263,9 @@ def play(
     patch, song = load_source(file, reg, midi=True)
     if patch is None and remote is not None:
         fail("--osc controls patches and songs, not MIDI files")
+    if patch is None and (midi_in or clock_in or clock_out):
+        fail("--midi-in, --clock-in and --clock-out play patches and songs, not MIDI files")
+    live_midi = midi_settings(midi_in, clock_in, clock_out)
     try:
         voice_text = read_voice_patch(voice_patch, patch is None)
     except SynthError as error:
@@ -282,7 +291,8 @@ def play(
                         f", {1e3 * (when - file.stat().st_mtime):.0f} ms after the save", err=True),
                     samplerate=samplerate, blocksize=blocksize, latency=latency, device=device,
                     executor=executor, workers=workers, safe_mode=Options.safe_mode, blocks=blocks,
-                    watch=watch or remote is not None)
+                    clock_out=live_midi.get("clock_out"),
+                    watch=watch or remote is not None or bool(midi_in or clock_in))
     control = None
     if patch is not None:   # patches and songs play from a session that OSC and saves edit
         from .control import Control, LiveSound, play_session
@@ -304,6 +314,13 @@ def play(
             except SynthError as error:
                 player.stop()
                 fail(str(error))
+        try:
+            for line in start_midi(control, live_midi):
+                typer.echo(line, err=True)
+        except SynthError as error:
+            control.close()
+            player.stop()
+            fail(str(error))
     typer.echo(f"playing {file} on device {info['device']} at {samplerate} Hz, block {blocksize}, "
                f"output latency {info['latency_ms']:.1f} ms" + ("" if duration else "; Ctrl-C to stop"), err=True)
     signalled = None
@@ -379,6 +396,34 @@ def check_live_settings(executor: str, workers: int | None, latency: str, blocks
         fail(f"--latency {latency!r}: choose low, normal or safe")
     if not 16 <= blocksize <= 8192:
         fail(f"--blocksize {blocksize} is out of range (16..8192)")
+
+
+def midi_settings(midi_in: str | None, clock_in: str | None, clock_out: str | None) -> dict:
+    """--midi-in, --clock-in and --clock-out as the full names of their
+    ports, or a one-line failure naming the ports there are."""
+    from .errors import SynthError
+    from .midi.ports import find_port
+    found = {}
+    try:
+        for key, wanted, kind in (("midi_in", midi_in, "input"), ("clock_in", clock_in, "input"),
+                                  ("clock_out", clock_out, "output")):
+            if wanted is not None:
+                found[key] = find_port(wanted, kind)
+    except SynthError as error:
+        fail(f"--{key.replace('_', '-')}: {error}")
+    return found
+
+
+def start_midi(control, settings: dict) -> list[str]:
+    """Start the MIDI inputs :func:`midi_settings` found; what to tell."""
+    lines = []
+    if "midi_in" in settings:
+        lines.append(control.listen_midi(settings["midi_in"]))
+    if "clock_in" in settings:
+        lines.append(control.follow_clock(settings["clock_in"]))
+    if "clock_out" in settings:
+        lines.append(f"sending the song's MIDI clock to '{settings['clock_out']}'")
+    return lines
 
 
 def osc_settings(port: int | None, host: str, allow: str | None) -> dict | None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .errors import SynthError
+from .errors import SynthError, did_you_mean
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -36,6 +36,8 @@ class Control:
         self.lock = threading.RLock()
         self.log = log
         self.osc = None
+        self.midi = None           # the keyboard: (MidiInput, note source or None)
+        self.clock = None          # the MidiInput an external clock arrives on
         session.control = self   # the session's own commands (`osc`) start and stop controllers
 
     def execute(self, text: str, remote: bool = False) -> str:
@@ -80,9 +82,51 @@ class Control:
         where, self.osc = f"{self.osc.host}:{self.osc.port}", None
         return f"stopped listening for OSC on {where}"
 
+    def listen_midi(self, port: str, keys: str | None = None) -> str:
+        """Play a note source from a MIDI input (one at a time): ``keys``
+        names it, else the patch's first one plays. Raises SynthError in
+        one line (an unknown port names the ports there are)."""
+        from .midi.live import Keyboard, MidiInput
+        from .midi.ports import find_port
+        if self.midi is not None:
+            raise SynthError(f"MIDI already plays from '{self.midi[0].port_name}': `midi stop` first")
+        if keys is not None:
+            inst = self.session.patch.modules.get(keys)
+            if inst is None or not inst.type.cls.accepts_notes:
+                sources = [n for n, i in self.session.patch.modules.items() if i.type.cls.accepts_notes]
+                raise SynthError(f"'{keys}' is not a note source of the patch{did_you_mean(keys, sources)}")
+        name = find_port(port, "input")
+        listener = MidiInput(name, Keyboard(self, keys, self.log), self.log)
+        listener.start()
+        self.midi = (listener, keys)
+        return f"playing {keys or 'the first note source'} from MIDI input '{name}'"
+
+    def stop_midi(self) -> str:
+        if self.midi is None:
+            return "no MIDI input is playing"
+        listener, self.midi = self.midi[0], None
+        listener.stop()
+        return f"stopped MIDI input '{listener.port_name}'"
+
+    def follow_clock(self, port: str) -> str:
+        """Follow the tempo and the start and stop of a MIDI clock."""
+        from .midi.clock import ClockFollower
+        from .midi.live import MidiInput
+        from .midi.ports import find_port
+        name = find_port(port, "input")
+        listener = MidiInput(name, ClockFollower(self, self.log), self.log)
+        listener.start()
+        self.clock = listener
+        return f"following the MIDI clock on '{name}'"
+
     def close(self) -> None:
         if self.osc is not None:
             self.stop_osc()
+        if self.midi is not None:
+            self.stop_midi()
+        if self.clock is not None:
+            self.clock.stop()
+            self.clock = None
 
     @contextlib.contextmanager
     def bundle(self, when: float | None = None):

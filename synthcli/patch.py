@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SynthError, did_you_mean
-from .language import Add, Command, Connect, Disconnect, Endpoint, Remove, Require, Set, Token, parse_text
+from .language import (Add, Command, Connect, Disconnect, Endpoint, Map, Midiout, Remove, Require, Set, Token,
+                       parse_text)
 from .plugins import ModuleType, Registry
 
 MASTER = "out"
+#: The module type a ``midiout`` command declares.
+MIDIOUT = "midiout"
 
 
 @dataclass
@@ -36,6 +39,19 @@ class Cable:
         return f"{self.src}.{self.src_port} -> {self.dst}.{self.dst_port}"
 
 
+@dataclass(frozen=True)
+class Mapping:
+    """A MIDI controller turning a parameter: ``low`` at 0, ``high`` at 127."""
+
+    module: str
+    param: str
+    low: float
+    high: float
+
+    def value(self, cc_value: int) -> float:
+        return self.low + (self.high - self.low) * cc_value / 127
+
+
 class Patch:
     """A modular patch. Every patch has the stereo master ``out``."""
 
@@ -44,6 +60,8 @@ class Patch:
         self.modules: dict[str, Instance] = {}
         self.cables: list[Cable] = []
         self.requires: list[str] = []
+        self.mappings: dict[int, Mapping] = {}     # MIDI controller number -> what it turns
+        self.midi_ports: dict[str, str] = {}       # midiout module -> its MIDI output port
         self.kind = "patch"          # or "song": how errors name the file
         master = registry.get(MASTER)
         self.modules[MASTER] = Instance(master, {p.name: p.default_value for p in master.cls.params})
@@ -54,6 +72,8 @@ class Patch:
         clone.modules = {name: Instance(inst.type, dict(inst.params)) for name, inst in self.modules.items()}
         clone.cables = list(self.cables)
         clone.requires = list(self.requires)
+        clone.mappings = dict(self.mappings)
+        clone.midi_ports = dict(self.midi_ports)
         clone.kind = self.kind
         return clone
 
@@ -78,6 +98,7 @@ class Patch:
             except SynthError as error:
                 raise error.at(source=source)
         self.modules, self.cables, self.requires = trial.modules, trial.cables, trial.requires
+        self.mappings, self.midi_ports = trial.mappings, trial.midi_ports
 
     def _instance(self, name: Token) -> Instance:
         inst = self.modules.get(name)
@@ -92,6 +113,8 @@ class Patch:
             raise error.at(col=cmd.type.col)
         if mtype.name == MASTER:
             raise SynthError("every patch already has the master 'out'; it cannot be added", col=cmd.type.col)
+        if mtype.name == MIDIOUT:
+            raise SynthError("a midiout needs its port: midiout NAME PORT [channel=N]", col=cmd.type.col)
         if cmd.name in self.modules:
             raise SynthError(f"a module named '{cmd.name}' already exists", col=cmd.name.col)
         params = {p.name: p.default_value for p in mtype.cls.params}
@@ -105,6 +128,8 @@ class Patch:
             raise SynthError("the master 'out' cannot be removed", col=cmd.name.col)
         del self.modules[cmd.name]
         self.cables = [c for c in self.cables if cmd.name not in (c.src, c.dst)]
+        self.mappings = {cc: m for cc, m in self.mappings.items() if m.module != cmd.name}
+        self.midi_ports.pop(cmd.name, None)
 
     def _coerce(self, mtype: ModuleType, key: Token, value: Token) -> float:
         param = mtype.cls.param(key)
@@ -173,6 +198,29 @@ class Patch:
         if str(cmd.requirement) not in self.requires:
             self.requires.append(str(cmd.requirement))
 
+    def _apply_map(self, cmd: Map) -> None:
+        if cmd.target is None:
+            if cmd.cc not in self.mappings:
+                raise SynthError(f"controller {cmd.cc} is not mapped", col=cmd.col)
+            del self.mappings[cmd.cc]
+            return
+        inst = self._instance(cmd.target.module)
+        param = inst.type.cls.param(cmd.target.port)
+        if param is None or param.choices or param.structural:
+            names = [p.name for p in inst.type.cls.params if not (p.choices or p.structural)]
+            raise SynthError(f"'{cmd.target}' is not a parameter a controller can turn"
+                             f"{did_you_mean(cmd.target.port, names)}", col=cmd.target.port.col)
+        low, high = param.min, param.max
+        if cmd.low is not None:
+            low, high = (self._coerce(inst.type, cmd.target.port, bound) for bound in (cmd.low, cmd.high))
+        self.mappings[cmd.cc] = Mapping(cmd.target.module, cmd.target.port, low, high)
+
+    def _apply_midiout(self, cmd: Midiout) -> None:
+        if cmd.name in self.modules:
+            raise SynthError(f"a module named '{cmd.name}' already exists", col=cmd.name.col)
+        self.modules[cmd.name] = Instance(self.registry.get(MIDIOUT), {"channel": float(cmd.channel)})
+        self.midi_ports[cmd.name] = str(cmd.port)
+
     def _apply_set(self, cmd: Set) -> None:
         inst = self._instance(cmd.target.module)
         cls = inst.type.cls
@@ -188,8 +236,9 @@ class Patch:
         self.apply_all(parse_text(text, source), source)
 
     def to_text(self) -> str:
-        """The canonical patch file: ``add`` lines with non-default
-        parameters, then ``set`` for the master, then the cables."""
+        """The canonical patch file: ``add`` (or ``midiout``) lines with
+        non-default parameters, then ``set`` for the master, then the
+        cables, then the controller mappings."""
         lines = [f"require {requirement}" for requirement in self.requires]
         for name, inst in self.modules.items():
             cls = inst.type.cls
@@ -198,9 +247,15 @@ class Patch:
             if name == MASTER:
                 lines += [f"set {MASTER}.{item.replace('=', ' ', 1)}" for item in changed]
                 continue
+            if name in self.midi_ports:
+                lines.append(f'midiout {name} "{self.midi_ports[name]}" channel={inst.params["channel"]:g}')
+                continue
             plain = self.registry.types.get(inst.type.name) is inst.type
             lines.append(" ".join(["add", inst.type.name if plain else inst.type.qualified_name, name, *changed]))
         lines += [f"connect {c.src}.{c.src_port} {c.dst}.{c.dst_port}" for c in self.cables]
+        for cc, m in sorted(self.mappings.items()):
+            param = self.modules[m.module].type.cls.param(m.param)
+            lines.append(f"map cc {cc} {m.module}.{m.param} {param.format(m.low)} {param.format(m.high)}")
         return "\n".join(lines) + "\n"
 
 

@@ -47,6 +47,8 @@ class LiveEngine:
         self.timed: list = []            # (sample, seq, command): structural commands of timed bundles
         self._order = itertools.count()
         self.running = True
+        self.midi = None                 # MIDI out (clock, midiout patterns) for patches and songs, timed here
+        self.dac_ahead = 0.0             # DAC time minus callback time, as PortAudio reports it
         self.peak = np.zeros(2)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
@@ -64,7 +66,8 @@ class LiveEngine:
         slot_log = calls % ring.slots
         # The wall-clock instant this block reaches the DAC: timed commands
         # (OSC bundles) are placed on the sample heard at their time.
-        ring.times[slot_log] = time.time() + (time_info.outputBufferDacTime - time_info.currentTime)
+        self.dac_ahead = time_info.outputBufferDacTime - time_info.currentTime
+        ring.times[slot_log] = time.time() + self.dac_ahead
         if header[WRITTEN] > played and frames == ring.blocksize:
             outdata[:] = ring.data[played % ring.slots]
             ring.log[slot_log] = played
@@ -108,6 +111,8 @@ class LiveEngine:
                 if ready:
                     os.read(self.wake_r, 4096)
                 continue
+            if self.midi is not None:
+                self.midi.before_block(performance.sequencer)
             try:
                 block = performance.next_block()
             except Exception as error:  # a bug of ours: say so and stop, rather than hang silent
@@ -117,10 +122,14 @@ class LiveEngine:
             np.maximum(self.peak, np.abs(block).max(axis=1), out=self.peak)
             ring.data[int(ring.header[WRITTEN]) % ring.slots] = block.T
             ring.header[WRITTEN] += 1
+            if self.midi is not None:
+                self.midi.after_block(self.engine.time)
             if sequencer is not None and sequencer.swapped_at != applied:
                 applied = sequencer.swapped_at
                 self.send(("applied", applied + 1, time.time()))
         ring.header[ENDED] = 1
+        if self.midi is not None:
+            self.midi.stop()
         deadline = time.monotonic() + 1.0
         while ring.queued() > 0 and time.monotonic() < deadline:
             time.sleep(block_time / 2)
@@ -174,8 +183,29 @@ class LiveEngine:
                 else:   # a structural change lands at the start of the block holding its sample
                     heapq.heappush(self.timed, (sample, next(self._order), each))
 
+    def time_of(self, sample: int) -> float | None:
+        """The wall-clock instant engine ``sample`` reaches the DAC (the
+        inverse of :meth:`sample_at`, so MIDI leaves in time with the
+        sound), or None until the device has played a block."""
+        fit = self._timeline()
+        if fit is None:
+            return None
+        base, t0 = fit
+        return t0 + (sample - base) / self.engine.samplerate
+
     def sample_at(self, when: float) -> int:
-        """The engine sample that reaches the DAC at wall-clock ``when``.
+        """The engine sample that reaches the DAC at wall-clock ``when``
+        (see :meth:`_timeline`)."""
+        engine = self.engine
+        fit = self._timeline()
+        if fit is None:
+            return engine.time + round((when - time.time() - self.latency) * engine.samplerate)
+        base, t0 = fit
+        return base + round((when - t0) * engine.samplerate)
+
+    def _timeline(self) -> tuple[int, float] | None:
+        """``(base, t0)`` with ``sample = base + (when - t0) * rate``, or
+        None before any block was played.
 
         Callbacks come at a steady pace but each runs a little late, by a
         jitter of up to a millisecond here: so the callback timeline is the
@@ -190,12 +220,11 @@ class LiveEngine:
         played = [k for k in range(calls - 1, max(-1, calls - ring.slots), -1)
                   if ring.log[k % ring.slots] != SILENCE][:1]
         if not played:
-            return engine.time + round((when - time.time() - self.latency) * rate)
+            return None
         last = played[0]
         seen = np.arange(max(0, calls - ring.slots + 1), calls)
         t0 = float(np.min(ring.times[seen % ring.slots] - seen * (size / rate)))
-        callback = (when - t0) * rate / size
-        return offset + int(ring.log[last % ring.slots]) * size + round((callback - last) * size)
+        return offset + (int(ring.log[last % ring.slots]) - last) * size, t0
 
     def patch_from(self, text: str):
         from ..patch import Patch
@@ -273,6 +302,9 @@ class LiveEngine:
             self.ring.header[RECORDING] = 1   # slots wait for the recorder, not only the callback
         try:
             sys.setswitchinterval(min(sys.getswitchinterval(), block_time / 8))
+            if s.get("midi") is None:
+                from ..midi.out import EngineMidi
+                self.midi = EngineMidi(s.get("clock_out"), self.time_of, self.send)
             stream = open_stream(s["device"], s["samplerate"], s["blocksize"], self.callback)
             self.render_thread = threading.Thread(target=self.render_loop, name="synthcli-render", daemon=True)
             listener = threading.Thread(target=self.listen, name="synthcli-control", daemon=True)
@@ -280,7 +312,14 @@ class LiveEngine:
             while self.ring.queued() < self.depth and self.render_thread.is_alive():
                 time.sleep(block_time / 4)   # the first callback must find a block waiting
             with stream:
-                self.latency = stream.latency + self.depth * block_time
+                # PortAudio's stream.latency can leave out a buffer of the
+                # host's (one JACK period here): the callbacks' own DAC
+                # times say how far ahead a block is really heard.
+                waited = time.monotonic() + 0.5
+                while not self.ring.header[CALLBACKS] and time.monotonic() < waited:
+                    time.sleep(block_time / 4)
+                ahead = self.dac_ahead if self.ring.header[CALLBACKS] else stream.latency
+                self.latency = ahead + self.depth * block_time
                 self.send(("started", {"ring": self.ring.name, "slots": self.ring.slots, "tap": self.tap.name,
                                        "latency_ms": 1e3 * self.latency,
                                        "device": stream.device, "depth": self.depth}))

@@ -51,6 +51,7 @@ class Player:
         self._failure: str | None = None
         self._recorder: threading.Thread | None = None
         self._sending = threading.Lock()
+        self.midi_out = None    # the Sender of the MIDI the engine times (midi/out.py), once it sends some
         self._bundles = threading.local()
 
     def start(self) -> dict:
@@ -63,6 +64,7 @@ class Player:
         self.process = ctx.Process(target=engine_main, args=(child, self.settings), name="synthcli-engine")
         self.process.start()
         child.close()
+        self._open_midi()
         threading.Thread(target=self._read, name="synthcli-replies", daemon=True).start()
         while not self._started.wait(0.1):
             if not self.process.is_alive() and not self._started.is_set():
@@ -76,6 +78,15 @@ class Player:
             self._recorder = threading.Thread(target=self._record, name="synthcli-recorder", daemon=True)
             self._recorder.start()
         return self.info
+
+    def _open_midi(self) -> None:
+        """Open the MIDI outputs the engine will send to while it starts
+        (it is forked by now: the sender's thread cannot hold up the fork)."""
+        from ..midi.out import Sender, starting_ports
+        ports = starting_ports(self.settings)
+        if ports:
+            self.midi_out = Sender(self.on_error)
+            self.midi_out.open(ports)
 
     def _read(self) -> None:
         while True:
@@ -96,6 +107,11 @@ class Player:
                 self._replies.put(message[1])
             elif kind == "applied":
                 self.on_applied(message[1], message[2])
+            elif kind in ("midi", "midi-halt"):
+                if self.midi_out is None:
+                    from ..midi.out import Sender
+                    self.midi_out = Sender(self.on_error)
+                self.midi_out.take(message)
             elif kind == "stopped":
                 self.final = message[1]
         self._stopped.set()
@@ -184,6 +200,8 @@ class Player:
             self.process.join()
         if self._recorder is not None:
             self._recorder.join(timeout)
+        if self.midi_out is not None:
+            self.midi_out.close()
         return self.final
 
     # -- recording -----------------------------------------------------------

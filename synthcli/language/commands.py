@@ -146,3 +146,34 @@ class Require(Command):
 
     def __str__(self) -> str:
         return f"require {self.requirement}"
+
+
+@dataclass(frozen=True)
+class Map(Command):
+    """``map cc NUMBER NAME.PARAM [MIN MAX]``: a MIDI controller turns a
+    parameter, from MIN at 0 to MAX at 127 (the parameter's range unless
+    given); ``map cc NUMBER off`` removes the mapping."""
+
+    cc: int
+    target: Endpoint | None            # None: off
+    low: Token | None = None
+    high: Token | None = None
+
+    def __str__(self) -> str:
+        if self.target is None:
+            return f"map cc {self.cc} off"
+        bounds = f" {self.low} {self.high}" if self.low is not None else ""
+        return f"map cc {self.cc} {self.target}{bounds}"
+
+
+@dataclass(frozen=True)
+class Midiout(Command):
+    """``midiout NAME PORT [channel=N]``: a note target that plays on an
+    external MIDI port, so patterns can drive outside gear."""
+
+    name: Token
+    port: Token                        # without quotes
+    channel: int = 1
+
+    def __str__(self) -> str:
+        return f'midiout {self.name} "{self.port}" channel={self.channel}'

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import SynthError, did_you_mean
-from .commands import (Add, At, Command, Connect, Disconnect, Endpoint, Length, Meter, Pattern, Remove, Require,
-                       Set, Tempo, Token)
+from .commands import (Add, At, Command, Connect, Disconnect, Endpoint, Length, Map, Meter, Midiout, Pattern, Remove,
+                       Require, Set, Tempo, Token)
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _QUALIFIED_TYPE = re.compile(r"([A-Za-z0-9_.\-]+:)?[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -203,7 +203,7 @@ def _parse_at(words: list[Token], line: int) -> At:
     spec = COMMANDS.get(inner[0])
     if spec is None:
         raise _fail(f"unknown command '{inner[0]}'{did_you_mean(inner[0], COMMANDS)}", line, inner[0].col)
-    if spec.name in ("length", "require"):
+    if spec.name in ("length", "require", "map", "midiout"):
         raise _fail(f"'{spec.name}' holds for the whole file; put it outside 'at'", line, inner[0].col)
     return At(line, words[0].col, words[1], spec.parse(inner, line))
 
@@ -217,6 +217,42 @@ def _parse_require(words: list[Token], line: int) -> Require:
         raise _fail(f"expected a package requirement such as synthcli-chiptune>=0.1, got '{words[1]}'",
                     line, words[1].col) from None
     return Require(line, words[0].col, words[1])
+
+
+def _parse_map(words: list[Token], line: int) -> Map:
+    syntax = COMMANDS["map"].syntax
+    _expect_args(words, line, 3, 5, syntax)
+    if words[1] != "cc":
+        raise _fail(f"expected 'cc' (a MIDI controller), got '{words[1]}': usage is '{syntax}'", line, words[1].col)
+    cc = int(_number(words[2], line, "the MIDI controller", 0, 127, whole=True))
+    if words[3] == "off":
+        _expect_args(words, line, 3, 3, "map cc NUMBER off")
+        return Map(line, words[0].col, cc, None)
+    target = _endpoint(words[3], line)
+    if target.port is None:
+        raise _fail(f"expected NAME.PARAM, got '{words[3]}'", line, words[3].col)
+    if len(words) == 5:
+        raise _fail(f"'map' needs both MIN and MAX: usage is '{syntax}'", line, words[4].col + len(words[4]))
+    low, high = (words[4], words[5]) if len(words) == 6 else (None, None)
+    for bound in (low, high) if low is not None else ():
+        _number(bound, line, "the parameter", -1e9, 1e9)
+    return Map(line, words[0].col, cc, target, low, high)
+
+
+def _parse_midiout(words: list[Token], line: int) -> Midiout:
+    syntax = COMMANDS["midiout"].syntax
+    _expect_args(words, line, 2, 3, syntax)
+    name = _name(words[1], line, "module name")
+    port = words[2][1:-1] if len(words[2]) > 1 and words[2][0] == words[2][-1] == '"' else str(words[2])
+    if not port:
+        raise _fail("the MIDI port name is empty", line, words[2].col)
+    channel = 1
+    if len(words) == 4:
+        key, eq, value = words[3].partition("=")
+        if key != "channel" or not eq:
+            raise _fail(f"expected channel=N, got '{words[3]}'", line, words[3].col)
+        channel = int(_number(Token(value, words[3].col + 8), line, "the MIDI channel", 1, 16, whole=True))
+    return Midiout(line, words[0].col, name, Token(port, words[2].col), channel)
 
 
 COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
@@ -236,6 +272,12 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 "play a pattern, one cycle a bar, on a note source (keys) or a parameter (NAME.PARAM)",
                 _parse_pattern),
     CommandSpec("at", "at BAR COMMAND", "run a command when bar BAR (from 1) starts", _parse_at),
+    CommandSpec("map", "map cc NUMBER NAME.PARAM [MIN MAX]",
+                "let a MIDI controller turn a parameter smoothly, MIN at 0 to MAX at 127 (default: its range); "
+                "`map cc NUMBER off` removes it, and `map` alone at the REPL lists the mappings", _parse_map),
+    CommandSpec("midiout", "midiout NAME PORT [channel=N]",
+                "a note target on an external MIDI output port (quote a name with spaces): "
+                "patterns on NAME play outside gear", _parse_midiout),
     CommandSpec("require", "require PACKAGE[>=VERSION]",
                 "this file needs a plugin package (checked before anything plays)", _parse_require),
 )}

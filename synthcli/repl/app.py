@@ -60,10 +60,12 @@ def say(text: str, kind: str = "") -> None:
     print(f"\x1b[{colour}m{text}\x1b[0m" if colour else text, flush=True)
 
 
-def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None) -> int:
+def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None, midi: dict | None = None) -> int:
     """Run the REPL until quit; a SynthError before it starts (nothing to
     resume, an OSC port taken) is the caller's to report. ``osc`` holds
-    ``port``, ``host`` and ``allow`` to listen for OSC from the start."""
+    ``port``, ``host`` and ``allow`` to listen for OSC from the start;
+    ``midi`` the MIDI ports to play from and follow (``synth repl
+    --midi-in``, see :func:`synthcli.cli.midi_settings`)."""
     from ..plugins import load_registry
     directory = journals.state_dir()
     resumed = journals.latest(directory) if resume else None
@@ -85,6 +87,10 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
             for line in control.listen_osc(osc["port"], osc["host"], osc["allow"]):
                 say(line, "warning" if line.startswith("warning") else "note")
         session.scope = lambda tap, title: scope.show(tap, title, settings["samplerate"])
+        if midi:
+            from ..cli import start_midi
+            for line in start_midi(control, midi):
+                say(line, "note")
         if resumed is not None:
             session.replay(entries)
             say(f"resumed {resumed} ({len(entries)} journal entries): "

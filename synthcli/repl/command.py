@@ -23,9 +23,15 @@ def repl(
     osc: Optional[int] = typer.Option(None, "--osc", help="Take commands over OSC on this UDP port (docs/osc.md)."),
     osc_host: str = typer.Option("127.0.0.1", "--osc-host", help="Address OSC listens on (beyond 127.0.0.1: a warning)."),
     osc_allow: Optional[str] = typer.Option(None, "--osc-allow", help="Comma-separated client IPs OSC accepts."),
+    midi_in: Optional[str] = typer.Option(None, "--midi-in", help="Play the patch's first note source from this "
+                                                                  "MIDI input (docs/midi.md)."),
+    clock_in: Optional[str] = typer.Option(None, "--clock-in", help="Follow the tempo, start and stop of the "
+                                                                    "MIDI clock on this input."),
+    clock_out: Optional[str] = typer.Option(None, "--clock-out", help="Send the song's MIDI clock (24 PPQN, "
+                                                                      "start, stop) to this output."),
 ) -> None:
     """Live-code patches and songs at a prompt, with the audio running (`help` lists the commands)."""
-    from ..cli import Options, check_live_settings, fail, osc_settings
+    from ..cli import Options, check_live_settings, fail, midi_settings, osc_settings
     from ..errors import SynthError
     from .app import run
     check_live_settings(executor, workers, latency, blocksize)
@@ -34,8 +40,10 @@ def repl(
     settings = {"samplerate": samplerate, "blocksize": blocksize, "latency": latency, "device": device,
                 "executor": executor, "workers": workers, "safe_mode": Options.safe_mode, "blocks": None,
                 "record": str(record) if record else None}
+    live_midi = midi_settings(midi_in, clock_in, clock_out)
+    settings["clock_out"] = live_midi.get("clock_out")
     try:
-        code = run(file, resume, settings, osc_settings(osc, osc_host, osc_allow))
+        code = run(file, resume, settings, osc_settings(osc, osc_host, osc_allow), live_midi)
     except SynthError as error:
         fail(str(error))
     raise typer.Exit(code)

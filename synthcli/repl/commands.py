@@ -47,5 +47,8 @@ REPL_COMMANDS: dict[str, ReplCommand] = {c.name: c for c in (
     ReplCommand("devices", "devices", "the audio output devices"),
     ReplCommand("osc", "osc [listen|stop] [PORT]",
                 "take commands over OSC on 127.0.0.1 (docs/osc.md), stop, or show where it listens", remote=False),
+    ReplCommand("midi", "midi [in|stop] [PORT] [keys] [NAME]",
+                "play a note source from a MIDI input (`midi in PORT [keys NAME]`), stop, or show what plays "
+                "(docs/midi.md)", remote=False),
     ReplCommand("quit", "quit", "fade out and leave (Ctrl-D does the same)", remote=False),
 )}

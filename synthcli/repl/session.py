@@ -98,6 +98,8 @@ class Session:
                 entered.append((number, words))
         if not entered:
             return ""
+        if len(entered) == 1 and entered[0][1] == ["map"]:   # the language's `map` with nothing to map lists
+            return self.mappings()
         if len(entered) == 1 and entered[0][1][0] in REPL_COMMANDS:
             verb, *args = entered[0][1]
             spec = REPL_COMMANDS[verb]
@@ -405,6 +407,13 @@ class Session:
     def do_devices(self) -> str:
         return views.devices()
 
+    def mappings(self) -> str:
+        """What ``map`` alone shows: each controller and what it turns."""
+        if not self.patch.mappings:
+            return "no controller is mapped: map cc NUMBER NAME.PARAM [MIN MAX]"
+        return "\n".join(f"cc {cc:<3} -> {m.module}.{m.param} {m.low:g}..{m.high:g}"
+                         for cc, m in sorted(self.patch.mappings.items()))
+
     def do_osc(self, action: str | None = None, port: str | None = None) -> str:
         if self.control is None:
             raise SynthError("no remote control in this session")
@@ -419,6 +428,21 @@ class Session:
             return "\n".join(self.control.listen_osc(int(port)))
         raise SynthError("usage is 'osc', 'osc listen PORT' or 'osc stop'")
 
+    def do_midi(self, action: str | None = None, port: str | None = None, keys: str | None = None,
+                name: str | None = None) -> str:
+        if self.control is None:
+            raise SynthError("no live control in this session")
+        if action is None:
+            if self.control.midi is None:
+                return "no MIDI input is playing: midi in PORT [keys NAME] (synth midi ports lists them)"
+            listener, source = self.control.midi
+            return f"MIDI input '{listener.port_name}' plays {source or 'the first note source'}"
+        if action == "stop" and port is None:
+            return self.control.stop_midi()
+        if action == "in" and port is not None and (keys is None or (keys == "keys" and name is not None)):
+            return self.control.listen_midi(port, name)
+        raise SynthError("usage is 'midi', 'midi in PORT [keys NAME]' or 'midi stop'")
+
     def do_quit(self) -> str:
         raise Quit
 
@@ -426,8 +450,9 @@ class Session:
 def parameter_changes(old: Patch, new: Patch) -> list[tuple[str, str, float]] | None:
     """The ``set`` calls that take the engine from ``old`` to ``new``, or
     None when the difference needs the patch reloaded (other modules,
-    cables, or a structural parameter such as a note source's voices)."""
-    if list(old.modules) != list(new.modules) or old.cables != new.cables:
+    cables, a midiout's port, or a structural parameter such as a note
+    source's voices)."""
+    if list(old.modules) != list(new.modules) or old.cables != new.cables or old.midi_ports != new.midi_ports:
         return None
     sets = []
     for name, inst in new.modules.items():

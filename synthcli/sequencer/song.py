@@ -195,6 +195,11 @@ class Sequencer:
     the same calls at the same blocks and give the same samples.
     """
 
+    #: ``midi_out(port, channel, start, stop, note, velocity)`` sends the
+    #: notes of ``midiout`` targets; the live engine sets it (offline they
+    #: go to the silent module).
+    midi_out = None
+
     def __init__(self, song: Song, engine, endless: bool = False, origin: int = 0) -> None:
         self.engine = engine
         self.song = song
@@ -303,6 +308,11 @@ class Sequencer:
                     engine.set(voice.module, voice.param, event.value, time=start)
                     continue
                 stop = max(start + 1, self.sample(song.seconds_at(bar, event.start + event.duration * voice.legato)))
+                port = self.patch.midi_ports.get(voice.module)
+                if port is not None and self.midi_out is not None:
+                    channel = int(self.patch.modules[voice.module].params["channel"])
+                    self.midi_out(port, channel, start, stop, event.value, voice.velocity)
+                    continue
                 engine.send(voice.module, start, NoteOn(event.value, voice.velocity))
                 engine.send(voice.module, stop, NoteOff(event.value))
 

@@ -1,0 +1,404 @@
+"""Live MIDI with real ports: JACK MIDI through python-rtmidi on the JACK
+dummy server (ALSA's sequencer cannot run here: there is no /dev/snd).
+This test process is the outside gear: it opens virtual JACK MIDI ports
+with mido on the same backend, plays `synth play`'s keyboard, sends and
+receives its clock and takes the notes of its patterns. What is heard is
+checked on the recorded signal (--record), never on mocks."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import soundfile
+from pythonosc.osc_bundle_builder import OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from synthcli.control import Control, LiveSound
+from synthcli.errors import SynthError
+from synthcli.midi.clock import fit
+from synthcli.repl.session import Session
+
+ROOT = Path(__file__).parent.parent
+SR = 48000
+BLOCK = 256
+JACK_PERIOD = 256 / SR     # a JACK MIDI message is delivered at the next period of the server
+BACKEND = "mido.backends.rtmidi/UNIX_JACK"
+
+NOTE_PATCH = ("add keys kb voices=4\nadd vco o wave=sine\nadd adsr env attack=0 decay=0 sustain=1 release=0\n"
+              "add vca v level=0\nconnect kb.voct o.voct\nconnect kb.gate env.gate\nconnect o v\nconnect env v.gain\n"
+              "connect kb.velocity v.level\nadd vca master level=1\nconnect v master\n"
+              "connect master out\nmap cc 7 master.level 0 1\n")
+
+
+@pytest.fixture
+def jack_midi(jack_server, monkeypatch):
+    """The JACK MIDI backend for this process and `synth` alike; yields
+    a maker of virtual ports, closed before the server stops."""
+    monkeypatch.setenv("MIDO_BACKEND", BACKEND)
+    backend = mido.Backend(BACKEND)
+    opened = []
+
+    def virtual(kind, **options):
+        name = f"synthtest-{kind}-{os.getpid()}-{len(opened)}"
+        port = (backend.open_output if kind == "out" else backend.open_input)(name, virtual=True, **options)
+        opened.append(port)
+        return name, port
+
+    yield virtual
+    for port in opened:
+        port.close()
+
+
+class Play:
+    """`synth play` in a subprocess, its stderr read as it comes."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "play", *map(str, args)], cwd=ROOT,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
+        self.reader.start()
+        deadline = time.monotonic() + 30
+        while not any(line.startswith("playing ") and "device" in line for line in self.lines):
+            assert time.monotonic() < deadline and self.proc.poll() is None, "".join(self.lines)
+            time.sleep(0.05)
+
+    @property
+    def latency(self):
+        line = next(line for line in self.lines if "output latency" in line)
+        return float(line.split("output latency ")[1].split(" ms")[0]) / 1e3
+
+    def finish(self, signalled=True):
+        if signalled:
+            self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(30)
+        self.reader.join(5)
+        return "".join(self.lines)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def onsets(x, threshold=1e-3, quiet=2000):
+    """Samples where sound follows at least ``quiet`` samples of silence."""
+    loud = np.abs(x) > threshold
+    before = np.concatenate(([0], np.cumsum(loud)))
+    k = np.arange(len(x))
+    silent = before[k] - before[np.maximum(0, k - quiet)] == 0
+    return np.flatnonzero(loud & silent & (k >= quiet))
+
+
+def peak_frequency(x):
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    k = int(np.argmax(spectrum[1:])) + 1
+    a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-30)
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * SR / len(x)
+
+
+def rms(x):
+    return float(np.sqrt(np.mean(np.square(x))))
+
+
+def osc_note_at(when, pitch, on):
+    message = OscMessageBuilder("/synth/note")
+    for arg in (pitch, 127, on):
+        message.add_arg(arg)
+    bundle = OscBundleBuilder(when)
+    bundle.add_content(message.build())
+    return bundle.build().dgram
+
+
+def test_a_keyboard_plays_with_velocity_sustain_bend_and_a_mapped_controller(jack_midi, tmp_path):
+    name, keyboard = jack_midi("out")
+    patch = tmp_path / "keys.patch"
+    patch.write_text(NOTE_PATCH)
+    take = tmp_path / "take.wav"
+    osc = free_port()
+    playing = Play(patch, "--midi-in", name, "--record", take, "--osc", osc)
+    assert f"from MIDI input 'RtMidiOut Client:{name}'" in "".join(playing.lines)
+    time.sleep(0.5)
+    send = keyboard.send
+    # The reference: a timed OSC note is heard exactly at its time (tests/test_osc.py).
+    reference = time.time() + 0.5
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(osc_note_at(reference, 81, 1), ("127.0.0.1", osc))
+        s.sendto(osc_note_at(reference + 0.1, 81, 0), ("127.0.0.1", osc))
+    time.sleep(reference + 0.4 - time.time())
+    pressed = []
+    for velocity in (127, 64):                           # velocity: full, then half level
+        pressed.append(time.time())
+        send(mido.Message("note_on", note=69, velocity=velocity))
+        time.sleep(0.3)
+        send(mido.Message("note_off", note=69))
+        time.sleep(0.2)
+    send(mido.Message("control_change", control=64, value=127))   # sustain: the note outlives its key
+    send(mido.Message("note_on", note=60, velocity=127))
+    time.sleep(0.1)
+    send(mido.Message("note_off", note=60))
+    time.sleep(0.4)
+    send(mido.Message("control_change", control=64, value=0))
+    time.sleep(0.2)
+    send(mido.Message("pitchwheel", pitch=8191))        # +2 semitones: A4 sounds as B4
+    send(mido.Message("note_on", note=69, velocity=127))
+    time.sleep(0.3)
+    send(mido.Message("pitchwheel", pitch=0))
+    time.sleep(0.3)
+    for value in range(127, -1, -1):                    # a paced CC sweep of the mapped level, to 32
+        send(mido.Message("control_change", control=7, value=max(value, 32)))
+        time.sleep(0.002)
+    time.sleep(0.4)
+    send(mido.Message("note_off", note=69))
+    time.sleep(0.3)
+    err = playing.finish()
+    assert "Traceback" not in err and "refused" not in err and " 0 xruns" in err, err
+    data, _ = soundfile.read(str(take))
+    x = data[:, 0]
+    found = onsets(x)
+    assert len(found) == 5, found / SR                 # reference, two notes, sustained, bent
+    ref, first, second, sustained, bent = found
+    # Note-on to sound: the keyboard's note against the reference, whose
+    # time is exact: within one block plus the output latency (as the
+    # callbacks' DAC times give it), plus one JACK period for JACK MIDI to
+    # carry the message.
+    latency = (first - ref) / SR - (pressed[0] - reference)
+    assert 0 < latency <= (BLOCK / SR + playing.latency + JACK_PERIOD), latency
+    print(f"note-in to sound: {1e3 * latency:.1f} ms (output latency {1e3 * playing.latency:.1f} ms)")
+    level = [rms(x[k + 2000:k + 10000]) for k in (first, second)]
+    assert abs(level[1] / level[0] - 64 / 127) < 0.02, level
+    assert abs(peak_frequency(x[first + 2000:first + 12000]) - 440.0) < 1.0
+    # The pedal holds C4 for its 0.5 s, not the key's 0.1 s.
+    held = np.flatnonzero(np.abs(x[sustained:bent]) > 1e-3)[-1]
+    assert 0.48 * SR < held < 0.53 * SR, held / SR
+    assert abs(peak_frequency(x[sustained + 2000:sustained + 12000]) - 261.63) < 1.0
+    assert abs(peak_frequency(x[bent + 2000:bent + 10000]) - 493.88) < 1.0
+    assert abs(peak_frequency(x[bent + int(0.35 * SR):bent + int(0.55 * SR)]) - 440.0) < 1.0
+    # The swept controller turned master.level from 1 down to 32/127.
+    before = rms(x[bent + int(0.4 * SR):bent + int(0.55 * SR)])
+    after = rms(x[bent + int(0.95 * SR):bent + int(1.1 * SR)])
+    assert abs(after / before - 32 / 127) < 0.02, (before, after)
+
+
+def test_clock_out_sends_24_ticks_a_beat_at_the_songs_tempo(jack_midi, tmp_path):
+    name, receiver = jack_midi("in")
+    song = tmp_path / "s.song"
+    song.write_text('tempo 150\nlength 2\nadd keys kb\nadd vco o\nadd vca v\nconnect kb.voct o.voct\n'
+                    'connect kb.gate v.gain\nconnect o v\nconnect v out\npattern kb "c3 e3"\n')
+    got = []
+    receiver.callback = lambda message: got.append((time.monotonic(), message.type))
+    playing = Play(song, "--clock-out", name, "--duration", "4")
+    err = playing.finish(signalled=False)
+    time.sleep(0.2)
+    assert playing.proc.returncode == 0 and "Traceback" not in err and " 0 xruns" in err, err
+    kinds = [kind for _, kind in got]
+    assert kinds[0] == "start" and kinds[-1] == "stop", kinds[:3] + kinds[-3:]
+    ticks = np.array([when for when, kind in got if kind == "clock"])
+    assert 24 * 4 * 2 <= len(ticks) <= 24 * 10, len(ticks)   # 2 bars at least, the song plays 4 s
+    bpm = 60 / (24 * fit(ticks)[0])
+    jitter = np.diff(ticks) - 60 / (24 * 150)
+    print(f"clock out: {bpm:.3f} BPM for 150, {len(ticks)} ticks, interval jitter "
+          f"{1e3 * np.abs(jitter).max():.2f} ms max, {1e3 * jitter.std():.2f} ms sd")
+    assert abs(bpm - 150) < 0.05, bpm
+    # Each tick is placed from the sample clock: none strays beyond a JACK period.
+    residual = ticks - ticks[0] - np.arange(len(ticks)) * 60 / (24 * 150)
+    assert np.ptp(residual) < 2 * JACK_PERIOD + 0.002, np.ptp(residual)
+
+
+def test_clock_in_sets_the_tempo_and_starts_and_stops_the_song(jack_midi, tmp_path):
+    name, clock = jack_midi("out")
+    song = tmp_path / "s.song"
+    song.write_text('tempo 120\nlength 1\nadd keys kb\nadd vco o wave=sine\nadd adsr env attack=0 decay=0 '
+                    'sustain=1 release=0\nadd vca v\nconnect kb.voct o.voct\nconnect kb.gate env.gate\n'
+                    'connect o v\nconnect env v.gain\nconnect v out\npattern kb "a4 a4 a4 a4" legato=0.5\n')
+    take = tmp_path / "take.wav"
+    playing = Play(song, "--clock-in", name, "--record", take)
+    clock.send(mido.Message("start"))
+    period = 60 / (24 * 150)
+    began = time.perf_counter()
+    rng = np.random.default_rng(7)
+    for k in range(24 * 24):                               # 24 beats at 150 BPM, each tick +-1 ms off
+        due = began + k * period + rng.uniform(-0.001, 0.001)
+        time.sleep(max(0.0, due - time.perf_counter()))
+        clock.send(mido.Message("clock"))
+    clock.send(mido.Message("stop"))
+    time.sleep(0.8)
+    err = playing.finish()
+    assert "Traceback" not in err and "refused" not in err and " 0 xruns" in err, err
+    tempos = [float(line.split()[-1]) for line in err.splitlines() if line.startswith("midi clock: tempo")]
+    print(f"clock in: tempos applied {tempos} for 150")
+    assert abs(tempos[-1] - 150) < 0.05 and all(abs(t - 150) < 1 for t in tempos), tempos
+    data, _ = soundfile.read(str(take))
+    found = onsets(data[:, 0], quiet=2000)
+    # Quarter notes at 150 BPM are 0.4 s apart once the refined tempo takes over at a bar.
+    steady = np.diff(found)[-4:] / SR
+    print(f"clock in: the last quarter notes {1e3 * steady.mean():.3f} ms apart for 400 ms")
+    assert np.all(np.abs(steady - 0.4) < 0.4 * 0.0005), np.diff(found) / SR
+    # And the stop stopped it: 0.8 s of silence at the end, two beats' worth.
+    assert (len(data) - found[-1]) / SR > 0.6, (len(data) - found[-1]) / SR
+
+
+def test_patterns_play_external_gear_through_midiout(jack_midi, tmp_path):
+    name, receiver = jack_midi("in")
+    song = tmp_path / "s.song"
+    song.write_text(f'tempo 120\nlength 4\nmidiout ext "{name}" channel=2\npattern ext "c4 e4 g4 c5" vel=1\n')
+    got = []
+    receiver.callback = lambda message: got.append((time.monotonic(), message))
+    playing = Play(song, "--duration", "2.5")
+    err = playing.finish(signalled=False)
+    time.sleep(0.2)
+    assert playing.proc.returncode == 0 and "Traceback" not in err and "error" not in err and " 0 xruns" in err, err
+    ons = [(when, m) for when, m in got if m.type == "note_on"]
+    offs = [m for _, m in got if m.type == "note_off"]
+    assert [m.note for _, m in ons[:5]] == [60, 64, 67, 72, 60], got
+    assert {m.channel for _, m in ons} == {1} and all(m.velocity == 127 for _, m in ons)
+    assert len(offs) == len(ons)                          # every note ends, the last at the stop
+    gaps = np.diff([when for when, _ in ons])
+    assert np.all(np.abs(gaps - 0.5) < JACK_PERIOD + 0.002), gaps
+
+
+def test_the_repl_maps_lists_saves_and_refuses_in_one_line(registry, jack_midi, tmp_path):
+    session = Session(registry, LiveSound())
+    control = Control(session, log=lambda line: None)
+    control.execute("add vco o\nadd ladder f1\nconnect o f1\nconnect f1 out")
+    assert control.execute("map").startswith("no controller is mapped")
+    control.execute("map cc 74 f1.cutoff 200 4000")
+    assert control.execute("map") == "cc 74  -> f1.cutoff 200..4000"
+    with pytest.raises(SynthError) as bad:
+        control.execute("map cc 74 f1.cutof 1 2")
+    assert str(bad.value) == "1:14: 'f1.cutof' is not a parameter a controller can turn, did you mean 'cutoff'?"
+    with pytest.raises(SynthError) as bad:
+        control.execute("map cc 128 f1.cutoff")
+    assert bad.value.col == 8
+    control.execute(f"save {tmp_path / 'm.patch'}")
+    assert "map cc 74 f1.cutoff 200 4000\n" in (tmp_path / "m.patch").read_text()
+    again = Session(registry, LiveSound())
+    again.load(tmp_path / "m.patch")
+    assert again.patch.mappings == session.patch.mappings
+    with pytest.raises(SynthError) as bad:
+        control.execute("midi in NoSuchKeyboard")
+    assert "NoSuchKeyboard" in str(bad.value) and "\n" not in str(bad.value)
+
+
+def test_an_unknown_port_on_the_command_line_names_the_ports(jack_midi, tmp_path):
+    name, _ = jack_midi("out")
+    patch = tmp_path / "p.patch"
+    patch.write_text("add keys kb\n")
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "play", str(patch), "--midi-in", "KeyStep"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: --midi-in: no MIDI input port 'KeyStep'; the inputs are: 'RtMidiOut Client:{name}'"]
+
+
+def test_synth_repl_midi_in_plays_the_repls_patch_from_a_keyboard(jack_server, jack_midi, tmp_path):
+    from test_repl import Terminal
+    name, keyboard = jack_midi("out")
+    patch = tmp_path / "keys.patch"
+    patch.write_text(NOTE_PATCH)
+    take = tmp_path / "take.wav"
+    term = Terminal(tmp_path / "state", str(patch), "--midi-in", name, "--record", str(take), audio=jack_server)
+    try:
+        term.wait_for("synth>")
+        term.wait_for("audio on: device", timeout=30)
+        assert f"playing the first note source from MIDI input 'RtMidiOut Client:{name}'" in term.screen()
+        time.sleep(0.3)
+        keyboard.send(mido.Message("note_on", note=69, velocity=127))
+        time.sleep(0.4)
+        keyboard.send(mido.Message("note_off", note=69))
+        term.type("midi", then=f"MIDI input 'RtMidiOut Client:{name}' plays the first note source")
+        term.type("map", then="cc 7   -> master.level 0..1")
+        term.type("midi stop", then=f"stopped MIDI input 'RtMidiOut Client:{name}'")
+        keyboard.send(mido.Message("note_on", note=60, velocity=127))   # no longer heard
+        time.sleep(0.3)
+        term.type("midi in NoSuchKeyboard", then="no MIDI input port 'NoSuchKeyboard'; the inputs are: ")
+        term.type("quit", then="stopped: ")
+        assert term.exit_status() == 0 and "Traceback" not in "\n".join(term.history())
+    finally:
+        term.close()
+    data, _ = soundfile.read(str(take))
+    found = onsets(data[:, 0])
+    assert len(found) == 1, found
+    assert abs(peak_frequency(data[found[0] + 2000:found[0] + 12000, 0]) - 440.0) < 1.0
+
+
+def test_clock_ticks_follow_the_songs_tempo_map_to_the_sample(registry):
+    from synthcli.engine.core import Engine
+    from synthcli.midi.clock import ClockTicks
+    from synthcli.sequencer.song import Sequencer, Song
+    song = Song(registry, "tempo 120\nmeter 7/8\nlength 3\nadd keys kb\nat 2 tempo 60\n")
+    with Engine(registry, SR, 256) as engine:
+        ticks = ClockTicks(Sequencer(song, engine, origin=500))
+        first = ticks.until(500 + 84_000 + 1)
+        assert first == [500 + 1000 * k for k in range(85)]           # 7/8 at 120: 84 ticks of 1000 samples
+        assert ticks.until(500 + 84_000 + 6_001) == [500 + 84_000 + 2000 * k for k in (1, 2, 3)]   # then 60 BPM
+
+
+def test_the_clock_follower_finds_the_tempo_through_jitter_and_follows_a_change(registry):
+    from synthcli.midi.clock import ClockFollower
+    from synthcli.sequencer.song import Song
+    session = Session(registry, LiveSound())
+    control = Control(session, log=lambda line: None)
+    control.execute('add keys kb\ntempo 120\nlength 1\npattern kb "c4"')
+    follower = ClockFollower(control, lambda line: None)
+    rng = np.random.default_rng(1)
+    now = 100.0
+
+    def beats(bpm, count):
+        nonlocal now
+        for _ in range(24 * count):   # each tick up to a JACK period late, as JACK MIDI delivers it
+            follower([(now + rng.uniform(0, JACK_PERIOD), mido.Message("clock"))])
+            now += 60 / (24 * bpm)
+        return float(Song(registry, session.song_text).tempo)
+
+    follower([(now, mido.Message("start"))])
+    assert session.transport.playing
+    assert abs(beats(137, 2) - 137) < 0.5
+    assert abs(beats(137, 16) - 137) < 0.05
+    assert abs(beats(90, 3) - 90) < 0.5                  # a new tempo within three beats
+    assert abs(beats(90, 16) - 90) < 0.05
+    follower([(now, mido.Message("stop"))])
+    assert not session.transport.playing
+
+
+def test_jack_midiseq_as_the_keyboard_plays_in_time(jack_midi, tmp_path):
+    """JACK's own `jack_midiseq` as outside gear: an A4 on the first 12,000
+    samples of every 24,000, played on the JACK server's sample clock."""
+    if not shutil.which("jack_midiseq"):
+        pytest.skip("jack_midiseq is not installed (Debian: jackd2's example clients)")
+    name = f"synthtest-seq-{os.getpid()}"
+    sequencer = subprocess.Popen(["jack_midiseq", name, "24000", "0", "69", "12000"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        patch = tmp_path / "keys.patch"
+        patch.write_text(NOTE_PATCH)
+        take = tmp_path / "take.wav"
+        time.sleep(0.5)
+        playing = Play(patch, "--midi-in", name, "--record", take)
+        assert f"from MIDI input '{name}:out'" in "".join(playing.lines)
+        time.sleep(3.0)
+        err = playing.finish()
+    finally:
+        sequencer.terminate()
+        sequencer.wait(10)
+    assert "Traceback" not in err and " 0 xruns" in err, err
+    data, _ = soundfile.read(str(take))
+    x = data[:, 0]
+    found = onsets(x)
+    assert len(found) >= 5, found
+    # Each note starts on the block after the JACK cycle that carried it: a
+    # block either way of the sequencer's exact 24,000 samples.
+    assert np.all(np.abs(np.diff(found) - 24000) <= BLOCK), np.diff(found)
+    for start in found[:-1]:
+        assert abs(peak_frequency(x[start + 1000:start + 11000]) - 440.0) < 1.0
+        sounding = np.flatnonzero(np.abs(x[start:start + 20000]) > 1e-3)[-1]
+        assert abs(sounding - 12000) <= BLOCK + 1, sounding
