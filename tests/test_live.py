@@ -146,9 +146,11 @@ def test_killing_a_worker_leaves_the_rest_sounding_without_xruns(jack_server, tm
     body = per_block[4:-4]
     sounding = body[:, 0] > 0.9
     assert sounding.all()                                    # the engine's own module never stopped
+    # The killed worker's module is silent for at most a few blocks (none
+    # when the worker died idle and the spare took over before the next "go").
     right_gap = np.flatnonzero(body[:, 1] < 0.5)
-    assert 1 <= len(right_gap) <= 3                           # the killed worker's module: silent briefly
-    assert (body[right_gap[-1] + 1:, 1] > 0.9).all()          # ...then back
+    assert len(right_gap) <= 3
+    assert (body[right_gap.max(initial=-1) + 1:, 1] > 0.9).all()   # ...then back
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
