@@ -31,13 +31,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -47,19 +44,13 @@ import soundfile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from synthcli.testing import Playing, free_udp_port, onsets  # noqa: E402  (after the path: runnable from a checkout)
+
 SR, BLOCK = 48000, 256
 BACKEND = "mido.backends.rtmidi/UNIX_JACK"
 PATCH = ("add keys kb voices=2\nadd vco o wave=sine\nadd adsr env attack=0 decay=0 sustain=1 release=0\n"
          "add vca v\nconnect kb.voct o.voct\nconnect kb.gate env.gate\nconnect o v\nconnect env v.gain\n"
          "connect v out\n")
-
-
-def onsets(x, threshold=1e-3, quiet=2000):
-    loud = np.abs(x) > threshold
-    before = np.concatenate(([0], np.cumsum(loud)))
-    k = np.arange(len(x))
-    silent = before[k] - before[np.maximum(0, k - quiet)] == 0
-    return np.flatnonzero(loud & silent & (k >= quiet))
 
 
 def hop(backend, count: int) -> list[float]:
@@ -88,19 +79,9 @@ def note_in_to_sound(backend, count: int, latency: str, directory: Path) -> tupl
     keyboard = backend.open_output("bench-keyboard", virtual=True)
     patch, take = directory / "p.patch", directory / "take.wav"
     patch.write_text(PATCH)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        osc = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "play", str(patch), "--midi-in", "bench-keyboard",
-                             "--osc", str(osc), "--record", str(take), "--latency", latency], cwd=ROOT,
-                            stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
-    while not any("output latency" in line for line in lines):
-        if proc.poll() is not None:
-            raise SystemExit("".join(lines))
-        time.sleep(0.05)
-    output = float(next(line for line in lines if "output latency" in line).split("output latency ")[1].split()[0])
+    osc = free_udp_port()
+    playing = Playing(patch, "--midi-in", "bench-keyboard", "--osc", str(osc), "--record", str(take),
+                      "--latency", latency, cwd=str(ROOT))
     time.sleep(0.5)
     reference = time.time() + 0.3
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -121,15 +102,14 @@ def note_in_to_sound(backend, count: int, latency: str, directory: Path) -> tupl
         keyboard.send(mido.Message("note_off", note=69))
         time.sleep(0.1)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(30)
+    log = playing.finish()
     keyboard.close()
     data, _ = soundfile.read(str(take))
     found = onsets(data[:, 0])
     if len(found) != count + 1:
-        raise SystemExit(f"expected {count + 1} onsets, found {len(found)}: {''.join(lines)}")
+        raise SystemExit(f"expected {count + 1} onsets, found {len(found)}: {log}")
     heard = reference + (found[1:] - found[0]) / SR
-    return list(heard - np.array(pressed)), output / 1e3
+    return list(heard - np.array(pressed)), playing.latency
 
 
 def main() -> None:
@@ -148,8 +128,7 @@ def main() -> None:
     print(f"JACK MIDI hop:       median {1e3 * statistics.median(hops):5.1f} ms, worst {1e3 * max(hops):5.1f} ms")
     print(f"note-in to sound:    median {1e3 * statistics.median(latencies):5.1f} ms, "
           f"worst {1e3 * max(latencies):5.1f} ms ({args.notes} notes, --latency {args.latency})")
-    print(f"one block + output latency ({1e3 * output:.1f} ms printed): {1e3 * bound:.1f} ms, "
-          f"{1e3 * (bound + BLOCK / SR):.1f} ms by PortAudio's DAC times")
+    print(f"one block + output latency ({1e3 * output:.1f} ms, by PortAudio's DAC times): {1e3 * bound:.1f} ms")
 
 
 if __name__ == "__main__":

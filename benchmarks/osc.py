@@ -33,12 +33,11 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import numpy as np
 import soundfile
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from synthcli.testing import jack_dummy_server
+from synthcli.testing import free_udp_port, jack_dummy_server, onsets
 
 SR = 48000
 NTP_DELTA = 2208988800
@@ -47,11 +46,6 @@ PATCH = ("add keys kb voices=2\nadd vco o wave=sine\nadd adsr env attack=0 decay
          "connect kb.voct o.voct\nconnect kb.gate env.gate\nconnect o v\nconnect env v.gain\nconnect v out.left\n"
          "connect drone f1\nconnect f1 dv\nconnect dv out.right\n")
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def message(address: str, *args):
@@ -65,7 +59,7 @@ class Synth:
     """`synth play PATCH --osc PORT --record WAV`, with a reply port read by oscdump."""
 
     def __init__(self, patch: Path, record: Path) -> None:
-        self.port = free_port()
+        self.port = free_udp_port()
         self.proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "play", str(patch), "--osc",
                                       str(self.port), "--record", str(record)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -77,7 +71,7 @@ class Synth:
             time.sleep(0.05)
         self.latency = float(next(line for line in self.lines if "output latency" in line)
                              .split("output latency ")[1].split(" ms")[0]) / 1e3
-        self.reply = free_port()
+        self.reply = free_udp_port()
         self.dump = subprocess.Popen(["oscdump", "-L", str(self.reply)], stdout=subprocess.PIPE, text=True)
         self.replies: list[str] = []
         threading.Thread(target=lambda: self.replies.extend(self.dump.stdout), daemon=True).start()
@@ -124,12 +118,6 @@ def received_since(synth: Synth, before: int, sent: int, timeout: float = 30.0) 
             return received
         time.sleep(0.05)
 
-
-def onsets(x: np.ndarray, threshold: float = 1e-3, quiet: int = 2000) -> np.ndarray:
-    loud = np.abs(x) > threshold
-    before = np.concatenate(([0], np.cumsum(loud)))
-    k = np.arange(len(x))
-    return np.flatnonzero(loud & (before[k] - before[np.maximum(0, k - quiet)] == 0) & (k >= quiet))
 
 
 def main() -> None:

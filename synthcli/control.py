@@ -137,21 +137,21 @@ class Control:
             yield
 
 
-class LiveSound:
-    """``synth play``'s running :class:`~synthcli.audio.player.Player`, as
-    a session expects its sound. Until the player is attached (the session
-    loads the file before the engine starts) what is sent is dropped: the
-    player starts from the session's state."""
+class Forwarding:
+    """What a session sends to the engine (its ``sound``), forwarded to a
+    :class:`~synthcli.audio.player.Player` once there is one and dropped
+    before: the player then starts from the session's state."""
 
-    status = "audio on"
-    reason = ""
+    player = None
 
-    def __init__(self) -> None:
-        self.player = None
+    def current(self):
+        """The player to send to now, or None."""
+        return self.player
 
     def _send(self, method: str, *args) -> None:
-        if self.player is not None:
-            getattr(self.player, method)(*args)
+        player = self.current()
+        if player is not None:
+            getattr(player, method)(*args)
 
     def set(self, name: str, param: str, value: float) -> None:
         self._send("set", name, param, value)
@@ -172,7 +172,18 @@ class LiveSound:
         self._send("send", "send", name, 0, event)
 
     def bundle(self, when: float | None = None):
-        return self.player.bundle(when) if self.player is not None else contextlib.nullcontext()
+        """What is sent inside goes to the engine as one message (see
+        :meth:`Player.bundle`); without audio there is nothing to bundle."""
+        player = self.current()
+        return player.bundle(when) if player is not None else contextlib.nullcontext()
+
+
+class LiveSound(Forwarding):
+    """``synth play``'s running player, as a session expects its sound
+    (the session loads the file before the player starts)."""
+
+    status = "audio on"
+    reason = ""
 
     @property
     def meters(self) -> dict:

@@ -1,5 +1,6 @@
 """Helpers for testing: a module on its own, without a patch or an engine,
-and a real JACK server to play through.
+a real JACK server to play through, `synth play` in a subprocess, and
+measurements of the signal (pitch, level, onsets).
 
 Plugin authors use these too, so their test suites stay short: render a
 module for some blocks and look at the samples, and check the API contract.
@@ -9,7 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import threading
+import time
 from typing import Mapping
 
 import numpy as np
@@ -188,3 +194,82 @@ def shared_memory_of(pid: int) -> set[str]:
         except OSError:   # it exited meanwhile
             continue
     return names
+
+
+# -- measuring the signal -------------------------------------------------------------
+
+
+def peak_frequency(x: np.ndarray, samplerate: float = 48000) -> float:
+    """The strongest frequency in ``x``, to a fraction of a bin (Hann
+    window, Gaussian interpolation of the peak)."""
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    k = int(np.argmax(spectrum[1:])) + 1
+    a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-30)
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * samplerate / len(x)
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x))))
+
+
+def onsets(x: np.ndarray, threshold: float = 1e-3, quiet: int = 2000) -> np.ndarray:
+    """Samples where sound (above ``threshold``) follows at least ``quiet``
+    samples of silence: note starts, to the sample, whatever the phase of
+    the waveform at the start."""
+    loud = np.abs(x) > threshold
+    before = np.concatenate(([0], np.cumsum(loud)))
+    k = np.arange(len(x))
+    silent = before[k] - before[np.maximum(0, k - quiet)] == 0
+    return np.flatnonzero(loud & silent & (k >= quiet))
+
+
+# -- synth play in a subprocess ----------------------------------------------------------
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Playing:
+    """``synth play ARGS`` in a subprocess, its stderr collected as it
+    comes; the constructor returns once a line containing ``ready`` shows
+    (the audio runs), or fails with what it printed.
+
+    Parameters
+    ----------
+    args : str
+        What follows ``synth play``.
+    ready : str
+        The line to wait for (``listening for OSC`` with ``--osc``).
+    cwd : str, optional
+    """
+
+    def __init__(self, *args: str, ready: str = "output latency", cwd: str | None = None,
+                 timeout: float = 30.0) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "play", *map(str, args)], cwd=cwd,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
+        self.reader.start()
+        deadline = time.monotonic() + timeout
+        while not any(ready in line for line in self.lines):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.reader.join(1)
+                raise AssertionError(f"synth play never said {ready!r}:\n" + "".join(self.lines))
+            time.sleep(0.05)
+
+    @property
+    def latency(self) -> float:
+        """The output latency it printed, in seconds."""
+        line = next(line for line in self.lines if "output latency" in line)
+        return float(line.split("output latency ")[1].split(" ms")[0]) / 1e3
+
+    def finish(self, signalled: bool = True) -> str:
+        """Ctrl-C (unless it ends by itself), wait, and return its stderr."""
+        if signalled:
+            self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(30)
+        self.reader.join(5)
+        return "".join(self.lines)

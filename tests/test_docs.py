@@ -102,7 +102,6 @@ def test_synth_help_and_the_repl_help_show_the_text_of_the_docs(registry, name, 
 
 
 def test_render_plot_draws_a_non_blank_picture_of_the_right_size(tmp_path):
-    import numpy as np
     from matplotlib.image import imread
     png = tmp_path / "basic.png"
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", "patches/basic.patch", "-o",

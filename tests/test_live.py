@@ -13,7 +13,7 @@ import pytest
 import soundfile
 
 from synthcli.bench import reference_patch
-from synthcli.testing import shared_memory_of
+from synthcli.testing import peak_frequency, shared_memory_of
 
 ROOT = Path(__file__).parent.parent
 SR = 48000
@@ -41,13 +41,6 @@ def wait_for_ports(timeout=20.0):
         time.sleep(0.05)
     raise AssertionError("PortAudio's ports never appeared on the JACK server")
 
-
-def peak_frequency(x, sr=SR):
-    window = np.hanning(len(x))
-    spectrum = np.abs(np.fft.rfft(x * window))
-    k = int(np.argmax(spectrum[1:])) + 1
-    a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-30)
-    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / len(x)
 
 
 def test_pitch_and_level_reach_the_server(jack_server, tmp_path):

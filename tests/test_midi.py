@@ -14,7 +14,7 @@ from synthcli.api import NoteOn
 from synthcli.engine.core import Engine
 from synthcli.midi import MidiSong, midi_performance
 from synthcli.modules.drums import Drums
-from synthcli.testing import check_module, render_module
+from synthcli.testing import check_module, peak_frequency, render_module, rms
 
 ROOT = Path(__file__).parent.parent
 DATA = ROOT / "tests" / "data" / "midi"
@@ -52,19 +52,10 @@ def render(registry, path, blocksize=256, patch=None, seconds=None):
         return np.concatenate(chunks, axis=1)
 
 
-def rms(x):
-    return float(np.sqrt(np.mean(np.square(x))))
-
 
 def window(x, start, stop):
     return x[:, int(start * SR):int(stop * SR)]
 
-
-def peak_frequency(x):
-    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
-    k = int(np.argmax(spectrum[1:])) + 1
-    a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-30)
-    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * SR / len(x)
 
 
 def centroid(x):

@@ -6,11 +6,9 @@ receives its clock and takes the notes of its patterns. What is heard is
 checked on the recorded signal (--record), never on mocks."""
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from synthcli.control import Control, LiveSound
 from synthcli.errors import SynthError
 from synthcli.midi.clock import fit
 from synthcli.repl.session import Session
+from synthcli.testing import Playing, free_udp_port, onsets, peak_frequency, rms
 
 ROOT = Path(__file__).parent.parent
 SR = 48000
@@ -57,59 +56,6 @@ def jack_midi(jack_server, monkeypatch):
         port.close()
 
 
-class Play:
-    """`synth play` in a subprocess, its stderr read as it comes."""
-
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "play", *map(str, args)], cwd=ROOT,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
-        self.reader.start()
-        deadline = time.monotonic() + 30
-        while not any(line.startswith("playing ") and "device" in line for line in self.lines):
-            assert time.monotonic() < deadline and self.proc.poll() is None, "".join(self.lines)
-            time.sleep(0.05)
-
-    @property
-    def latency(self):
-        line = next(line for line in self.lines if "output latency" in line)
-        return float(line.split("output latency ")[1].split(" ms")[0]) / 1e3
-
-    def finish(self, signalled=True):
-        if signalled:
-            self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(30)
-        self.reader.join(5)
-        return "".join(self.lines)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def onsets(x, threshold=1e-3, quiet=2000):
-    """Samples where sound follows at least ``quiet`` samples of silence."""
-    loud = np.abs(x) > threshold
-    before = np.concatenate(([0], np.cumsum(loud)))
-    k = np.arange(len(x))
-    silent = before[k] - before[np.maximum(0, k - quiet)] == 0
-    return np.flatnonzero(loud & silent & (k >= quiet))
-
-
-def peak_frequency(x):
-    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
-    k = int(np.argmax(spectrum[1:])) + 1
-    a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-30)
-    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * SR / len(x)
-
-
-def rms(x):
-    return float(np.sqrt(np.mean(np.square(x))))
-
-
 def osc_note_at(when, pitch, on):
     message = OscMessageBuilder("/synth/note")
     for arg in (pitch, 127, on):
@@ -124,8 +70,8 @@ def test_a_keyboard_plays_with_velocity_sustain_bend_and_a_mapped_controller(jac
     patch = tmp_path / "keys.patch"
     patch.write_text(NOTE_PATCH)
     take = tmp_path / "take.wav"
-    osc = free_port()
-    playing = Play(patch, "--midi-in", name, "--record", take, "--osc", osc)
+    osc = free_udp_port()
+    playing = Playing(patch, "--midi-in", name, "--record", take, "--osc", osc, cwd=ROOT)
     assert f"from MIDI input 'RtMidiOut Client:{name}'" in "".join(playing.lines)
     time.sleep(0.5)
     send = keyboard.send
@@ -196,7 +142,7 @@ def test_clock_out_sends_24_ticks_a_beat_at_the_songs_tempo(jack_midi, tmp_path)
                     'connect kb.gate v.gain\nconnect o v\nconnect v out\npattern kb "c3 e3"\n')
     got = []
     receiver.callback = lambda message: got.append((time.monotonic(), message.type))
-    playing = Play(song, "--clock-out", name, "--duration", "4")
+    playing = Playing(song, "--clock-out", name, "--duration", "4", cwd=ROOT)
     err = playing.finish(signalled=False)
     time.sleep(0.2)
     assert playing.proc.returncode == 0 and "Traceback" not in err and " 0 xruns" in err, err
@@ -221,7 +167,7 @@ def test_clock_in_sets_the_tempo_and_starts_and_stops_the_song(jack_midi, tmp_pa
                     'sustain=1 release=0\nadd vca v\nconnect kb.voct o.voct\nconnect kb.gate env.gate\n'
                     'connect o v\nconnect env v.gain\nconnect v out\npattern kb "a4 a4 a4 a4" legato=0.5\n')
     take = tmp_path / "take.wav"
-    playing = Play(song, "--clock-in", name, "--record", take)
+    playing = Playing(song, "--clock-in", name, "--record", take, cwd=ROOT)
     clock.send(mido.Message("start"))
     period = 60 / (24 * 150)
     began = time.perf_counter()
@@ -253,7 +199,7 @@ def test_patterns_play_external_gear_through_midiout(jack_midi, tmp_path):
     song.write_text(f'tempo 120\nlength 4\nmidiout ext "{name}" channel=2\npattern ext "c4 e4 g4 c5" vel=1\n')
     got = []
     receiver.callback = lambda message: got.append((time.monotonic(), message))
-    playing = Play(song, "--duration", "2.5")
+    playing = Playing(song, "--duration", "2.5", cwd=ROOT)
     err = playing.finish(signalled=False)
     time.sleep(0.2)
     assert playing.proc.returncode == 0 and "Traceback" not in err and "error" not in err and " 0 xruns" in err, err
@@ -383,7 +329,7 @@ def test_jack_midiseq_as_the_keyboard_plays_in_time(jack_midi, tmp_path):
         patch.write_text(NOTE_PATCH)
         take = tmp_path / "take.wav"
         time.sleep(0.5)
-        playing = Play(patch, "--midi-in", name, "--record", take)
+        playing = Playing(patch, "--midi-in", name, "--record", take, cwd=ROOT)
         assert f"from MIDI input '{name}:out'" in "".join(playing.lines)
         time.sleep(3.0)
         err = playing.finish()

@@ -6,12 +6,9 @@ hand-made bytes and python-osc's own test datagrams, which ship with it."""
 import os
 import shlex
 import shutil
-import signal
 import socket
 import struct
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,8 +20,9 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.test import test_osc_bundle, test_osc_message
 
 from synthcli.control import Control, LiveSound
-from synthcli.osc.server import Malformed, OscServer, parse
+from synthcli.osc.server import Malformed, parse
 from synthcli.repl.session import Session
+from synthcli.testing import Playing, free_udp_port, onsets, peak_frequency
 
 ROOT = Path(__file__).parent.parent
 SR = 48000
@@ -40,12 +38,6 @@ def message(address, *args):
     return builder.build().dgram
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def oscsend(port, address, types="", *args):
     done = subprocess.run(["oscsend", "127.0.0.1", str(port), address, types, *map(str, args)],
                           capture_output=True, text=True, timeout=10)
@@ -56,7 +48,7 @@ class Dump:
     """`oscdump` on a port: what the server sends back."""
 
     def __init__(self):
-        self.port = free_port()
+        self.port = free_udp_port()
         self.proc = subprocess.Popen(["oscdump", "-L", str(self.port)], stdout=subprocess.PIPE, text=True)
         time.sleep(0.3)
 
@@ -248,39 +240,12 @@ def test_a_burst_of_10000_from_oscsendfile_arrives_without_loss(served, tmp_path
 # -- with audio: synth play --osc on the JACK dummy server ------------------------------
 
 
-class Play:
-    """`synth play ... --osc PORT` in a subprocess, its stderr read as it comes."""
+class Play(Playing):
+    """`synth play ... --osc PORT`, ready once it listens."""
 
     def __init__(self, *args):
-        self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "play", *map(str, args),
-                                      "--osc", str(self.port)], cwd=ROOT,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
-        self.reader.start()
-        deadline = time.monotonic() + 30
-        while not any("listening for OSC" in line for line in self.lines):
-            assert time.monotonic() < deadline and self.proc.poll() is None, "".join(self.lines)
-            time.sleep(0.05)
-
-    @property
-    def latency(self):
-        line = next(line for line in self.lines if "output latency" in line)
-        return float(line.split("output latency ")[1].split(" ms")[0]) / 1e3
-
-    def finish(self):
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(30)
-        self.reader.join(5)
-        return "".join(self.lines)
-
-
-def peak_frequency(x):
-    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
-    k = int(np.argmax(spectrum[1:])) + 1
-    a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-30)
-    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * SR / len(x)
+        self.port = free_udp_port()
+        super().__init__(*args, "--osc", str(self.port), ready="listening for OSC", cwd=ROOT)
 
 
 def test_a_set_over_osc_changes_what_is_heard(jack_server, tmp_path):
@@ -308,15 +273,6 @@ def test_a_set_over_osc_changes_what_is_heard(jack_server, tmp_path):
 NOTE_PATCH = ("add keys kb voices=2\nadd vco o wave=sine\nadd adsr env attack=0 decay=0 sustain=1 release=0\n"
               "add vca v\nconnect kb.voct o.voct\nconnect kb.gate env.gate\nconnect o v\nconnect env v.gain\n"
               "connect v out\n")
-
-
-def onsets(x, threshold=1e-3, quiet=2000):
-    """Samples where sound follows at least ``quiet`` samples of silence."""
-    loud = np.abs(x) > threshold
-    before = np.concatenate(([0], np.cumsum(loud)))
-    k = np.arange(len(x))
-    silent = before[k] - before[np.maximum(0, k - quiet)] == 0
-    return np.flatnonzero(loud & silent & (k >= quiet))
 
 
 def test_timed_bundles_land_on_the_sample_of_their_time(jack_server, tmp_path):
@@ -445,7 +401,7 @@ def test_the_repl_listens_and_shows_what_arrived(tmp_path):
     if not shutil.which("tmux"):
         pytest.skip("tmux is not installed (Debian: apt-get install tmux)")
     from test_repl import Terminal
-    port = free_port()
+    port = free_udp_port()
     term = Terminal(tmp_path / "state", "--osc", str(port))
     try:
         term.wait_for(f"listening for OSC on 127.0.0.1:{port}")
@@ -457,7 +413,7 @@ def test_the_repl_listens_and_shows_what_arrived(tmp_path):
         term.type("ls", then="freq=220")
         term.type("osc stop", then=f"stopped listening for OSC on 127.0.0.1:{port}")
         term.type("osc listen 0x", then="expected a port number")
-        other = free_port()
+        other = free_udp_port()
         term.type(f"osc listen {other}", then=f"listening for OSC on 127.0.0.1:{other}")
         oscsend(other, "/synth/cmd", "s", "undo")   # the add; the knob turn was no undo step of its own
         time.sleep(0.5)

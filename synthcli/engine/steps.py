@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from ..api import Module
-from .board import BLOCKS, BYPASS, FADE, RUN, SECONDS, WORST, Board
+from .board import BLOCKS, BYPASS, FADE, SECONDS, WORST, Board
 from .schedule import Node, Schedule
 
 Report = Callable[[str, str], None]

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from ..control import Forwarding
 from ..errors import SynthError
 
 #: Seconds between two requests for the meters.
@@ -23,7 +24,7 @@ POLL = 0.25
 START_TIMEOUT = 20.0
 
 
-class Sound:
+class Sound(Forwarding):
     """The engine process through a :class:`~synthcli.audio.player.Player`.
 
     Parameters
@@ -101,42 +102,15 @@ class Sound:
 
     # -- what the session sends ------------------------------------------------------
 
-    def _send(self, method: str, *args) -> None:
+    def current(self):
         with self._lock:
-            if self.player is not None:
-                getattr(self.player, method)(*args)
-
-    def set(self, name: str, param: str, value: float) -> None:
-        self._send("set", name, param, value)
-
-    def load(self, patch_text: str) -> None:
-        self._send("load", patch_text)
-
-    def start_song(self, song_text: str) -> None:
-        self._send("start_song", song_text)
-
-    def replace_song(self, song_text: str) -> None:
-        self._send("replace_song", song_text)
-
-    def halt_song(self) -> None:
-        self._send("halt_song")
-
-    def note(self, name: str, event) -> None:
-        self._send("send", "send", name, 0, event)
-
-    def bundle(self, when: float | None = None):
-        """What is sent inside goes to the engine as one message (see
-        :meth:`Player.bundle`); without audio there is nothing to bundle."""
-        with self._lock:
-            player = self.player
-        return player.bundle(when) if player is not None else contextlib.nullcontext()
+            return self.player
 
     @contextlib.contextmanager
     def tapping(self, name: str, port: str) -> Iterator:
         """The engine copies this module output into a tap while the
         context lasts; yields the :class:`~synthcli.audio.tap.Tap`."""
-        with self._lock:
-            player = self.player
+        player = self.current()
         if player is None:
             raise SynthError(f"the scope shows what the engine plays, and there is no audio: "
                              f"{self.reason or self.status}")

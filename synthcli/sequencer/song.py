@@ -118,7 +118,7 @@ class Song:
         """Try every timed command on the patch as it will be at its bar."""
         if self.length is None and (self.voices or self.timed):
             raise SynthError("this song has no `length`, so it would never end: add `length BARS`", line=1, col=1)
-        patch, voices = self.patch.copy(), dict(self.voices)
+        patch = self.patch.copy()
         tempo, meter = self.tempo, self.meter
         self.changes = [(0, tempo, meter)]
         for bar in sorted(self.timed):
