@@ -33,10 +33,18 @@ POLL = 0.01
 #: A reading whose two clock stamps lie further apart than this (the helper
 #: thread was preempted mid-reading) is discarded: its beat could belong to
 #: any moment in between.
-MAX_READ_SPAN = 0.0005
+MAX_READ_SPAN = 0.0001
 #: What to tell a musician whose Python lacks the binding.
 INSTALL_HINT = ("Ableton Link needs the optional extra: pip install 'synthcli[link]' "
                 "(it installs aalink, which is GPL-licensed)")
+#: The callback's clock reading is late by however long the system took to
+#: wake it (never early), so the audio clock's place is the earliest
+#: reading, allowed to creep later by this many seconds a callback (the
+#: sound card's clock and the system's drift apart by up to ~100 ppm)...
+CREEP = 1e-6
+#: ...unless this many callbacks in a row read later by more than JUMP
+#: seconds: then the audio clock did move (an xrun played a block of silence).
+JUMP, LATE_CALLBACKS = 0.001, 8
 #: Link's own allowed tempo range.
 MIN_TEMPO, MAX_TEMPO = 20.0, 999.0
 
@@ -76,6 +84,10 @@ class Reading(NamedTuple):
 class LinkSession:
     """A Link session joined for as long as this object is open.
 
+    Joining takes a thread, an asyncio loop and Link's own start (tens of
+    milliseconds): the constructor returns at once, and :attr:`reading`
+    stays None until the session is up, or :attr:`failure` says why not.
+
     Parameters
     ----------
     tempo : float
@@ -85,29 +97,35 @@ class LinkSession:
     on_news : callable
         ``on_news(reading)`` from the helper thread whenever the number of
         peers, the tempo or the start/stop state changed; keep it short.
+    playing : bool
+        Whether we start playing as we join (a song is about to play).
 
     Raises
     ------
     SynthError
-        If the binding is missing or Link does not start.
+        If the binding is missing.
     """
 
-    def __init__(self, tempo: float, quantum: float, on_news: Callable[[Reading], None]) -> None:
+    def __init__(self, tempo: float, quantum: float, on_news: Callable[[Reading], None],
+                 playing: bool = False) -> None:
         self.quantum = check_quantum(quantum)
         self.on_news = on_news
         self.reading: Reading | None = None
-        self._requests: collections.deque = collections.deque()
-        self._ready = threading.Event()
+        self.failure: str | None = None
+        self._requests: collections.deque = collections.deque([("playing", True)] if playing else [])
+        self._settled = threading.Event()
         self._closing = threading.Event()
-        self._failure: str | None = None
         aalink = load_binding()
         self._thread = threading.Thread(target=self._run, args=(aalink, check_tempo(tempo)),
                                         name="synthcli-link", daemon=True)
         self._thread.start()
-        self._ready.wait(5.0)
-        if self._failure is not None or self.reading is None:
-            self.close()
-            raise SynthError(f"Ableton Link did not start: {self._failure or 'no answer within 5 s'}")
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until the session is up (True) or has failed (False)."""
+        self._settled.wait(timeout)
+        if self.reading is None and self.failure is None:
+            self.failure = f"no answer within {timeout:g} s"
+        return self.reading is not None
 
     # -- the helper thread ----------------------------------------------------------
 
@@ -116,8 +134,8 @@ class LinkSession:
         try:
             asyncio.run(self._serve(aalink, tempo))
         except Exception as error:   # Link failing must never take the music with it
-            self._failure = f"{type(error).__name__}: {error}"
-            self._ready.set()
+            self.failure = f"Ableton Link did not start ({type(error).__name__}: {error})"
+            self._settled.set()
 
     async def _serve(self, aalink, tempo: float) -> None:
         import asyncio
@@ -136,7 +154,7 @@ class LinkSession:
                 reading = self._read(link)
                 if reading is not None:
                     self.reading = reading
-                    self._ready.set()
+                    self._settled.set()
                     news = (reading.peers, round(reading.tempo, 2), reading.playing)
                     if news != last:
                         last = news
@@ -203,6 +221,9 @@ class Timeline:
         self.fallback_latency = fallback_latency
         self.shift = 0.0       # what quantum changes moved Link's beat numbers by
         self._last = session.reading
+        self._ref: tuple[int, float] | None = None
+        self._zero: float | None = None
+        self._late = 0
 
     def reading(self) -> Reading:
         """The latest reading, on beat numbers that never jump: Link counts
@@ -215,13 +236,28 @@ class Timeline:
         self._last = r
         return r
 
+    def zero(self, now: int) -> float:
+        """When sample 0 would be heard, on the audio clock as the callbacks
+        have seen it (see CREEP and JUMP)."""
+        ref = self.heard()
+        if ref is None:   # before the first callback: the render-ahead from now
+            return time.monotonic() + self.fallback_latency - now / self.samplerate
+        if ref is not self._ref:
+            self._ref = ref
+            measured = ref[1] - ref[0] / self.samplerate
+            if self._zero is None or measured <= self._zero + JUMP:
+                self._late = 0
+                self._zero = measured if self._zero is None else min(self._zero + CREEP, measured)
+            else:
+                self._late += 1
+                if self._late >= LATE_CALLBACKS:
+                    self._zero, self._late = measured, 0
+        return self._zero
+
     def time_of(self, sample: int, now: int) -> float:
         """When ``sample`` will be heard; ``now`` is the engine's next sample
         (what the fallback counts from before any callback ran)."""
-        ref = self.heard()
-        if ref is None:
-            ref = (now, time.monotonic() + self.fallback_latency)
-        return ref[1] + (sample - ref[0]) / self.samplerate + self.offset
+        return self.zero(now) + sample / self.samplerate + self.offset
 
     def beat_at(self, sample: int, now: int) -> float:
         r = self.reading()
@@ -230,11 +266,8 @@ class Timeline:
     def sample_at(self, beat: float, now: int) -> int:
         """The sample heard when the session reaches ``beat``."""
         r = self.reading()
-        ref = self.heard()
-        if ref is None:
-            ref = (now, time.monotonic() + self.fallback_latency)
         seconds = r.at + (beat + self.shift - r.beat) * 60.0 / r.tempo - self.offset
-        return ref[0] + round((seconds - ref[1]) * self.samplerate)
+        return round((seconds - self.zero(now)) * self.samplerate)
 
     def next_boundary(self, sample: int, now: int) -> float:
         """The first beat at or after ``sample`` on which a quantum starts

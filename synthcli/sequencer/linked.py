@@ -10,8 +10,9 @@ phase follow the session:
 * a pattern's notes are sent to the engine one block at a time, with the
   sample computed when that block renders, so a tempo change made on
   another machine bends the notes still to come;
-* a ``tempo`` of the song (or typed in the REPL) becomes the session's
-  tempo, for every peer;
+* a ``tempo`` of the song (at a bar, in a new version of the file under
+  ``--watch``, or typed in the REPL) becomes the session's tempo, for
+  every peer;
 * when the session stops (start/stop sync) the patterns stop and the notes
   are released; when it starts again, the song starts from bar 1 on the
   next boundary.
@@ -101,6 +102,15 @@ class LinkedSequencer(Sequencer):
         super().before_block()
         self._dispatch(self.engine.time + self.engine.blocksize)
 
+    def _swap(self) -> None:
+        """A new version of the song (a save under --watch, a REPL edit):
+        if it changed the tempo of this bar, that is the session's now."""
+        before = tempo_at(self.song, self.bar)
+        super()._swap()
+        after = tempo_at(self.song, self.bar)
+        if after != before:
+            self.timeline.session.set_tempo(float(after))
+
     def _run(self, command) -> None:
         if isinstance(command, Tempo):
             self.timeline.session.set_tempo(float(command.bpm))   # the song's tempo change: everybody's
@@ -130,3 +140,8 @@ class LinkedSequencer(Sequencer):
             end = max(start + 1, self.bar_sample(bar, event.start + event.duration * voice.legato))
             engine.send(voice.module, start, NoteOn(event.value, voice.velocity))
             engine.send(voice.module, end, NoteOff(event.value))
+
+
+def tempo_at(song: Song, bar: int) -> Fraction:
+    """The song's own tempo at ``bar`` (from 0)."""
+    return next(tempo for start, tempo, _ in reversed(song.changes) if start <= bar)
