@@ -39,6 +39,9 @@ REPL_COMMANDS: dict[str, ReplCommand] = {c.name: c for c in (
                 FILE),
     ReplCommand("play", "play", "start the song from bar 1 (it plays on past its length until stop)"),
     ReplCommand("stop", "stop", "stop the song's patterns; the patch keeps sounding"),
+    ReplCommand("link", "link on|off|quantum [BEATS]", "join or leave the Ableton Link session on the network "
+                "(tempo, beat and start/stop shared with other machines; `tempo N` then sets everybody's), "
+                "or set the beats of a phase cycle a song starts on (default 4)"),
     ReplCommand("top", "top", "CPU per module and per worker process, xruns, restarts, quarantined modules"),
     ReplCommand("devices", "devices", "the audio output devices"),
     ReplCommand("quit", "quit", "fade out and leave (Ctrl-D does the same)"),

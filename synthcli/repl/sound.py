@@ -40,6 +40,8 @@ class Sound:
         self.status = "audio starting"
         self.reason = ""          # why there is no audio, when there is none
         self.meters: dict = {}
+        self.link_news: dict = {}          # the Ableton Link session as last reported
+        self._link: tuple | None = None    # ("on", quantum, offset) while Link is asked for
         self.player = None
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -56,7 +58,8 @@ class Sound:
         from ..audio.player import Player
         patch_text, _ = current()
         record = self.settings.get("record")
-        player = Player(patch_text, on_error=lambda message: self.say(message, "error"), **self.settings)
+        player = Player(patch_text, on_error=lambda message: self.say(message, "error"), on_link=self._on_link,
+                        **self.settings)
         try:
             info = player.start()
         except SynthError as error:
@@ -70,6 +73,8 @@ class Sound:
             patch_now, song_now = current()
             if patch_now != patch_text:
                 player.load(patch_now)
+            if self._link is not None:
+                player.link(*self._link)
             if song_now is not None:
                 player.start_song(song_now)
         self.status = "audio on"
@@ -119,6 +124,20 @@ class Sound:
 
     def halt_song(self) -> None:
         self._send("halt_song")
+
+    def link(self, what: str, *args) -> None:
+        """Ableton Link on/off, quantum or tempo (see Player.link); `on`
+        is remembered for an engine still starting."""
+        if what in ("on", "off"):
+            self._link = (what, *args) if what == "on" else None
+            if what == "off":
+                self.link_news = {}
+        self._send("link", what, *args)
+
+    def _on_link(self, news: dict) -> None:
+        from ..link import news_line
+        self.say(news_line(news, self.link_news), "warning" if "failed" in news else "note")
+        self.link_news = {} if "off" in news or "failed" in news else news
 
     def stop(self) -> dict:
         """Fade out and stop the engine, waiting for one still starting."""
