@@ -55,12 +55,12 @@ class Peer:
         for line in self.proc.stderr:
             self.lines.append((time.monotonic(), line.rstrip("\n")))
 
-    def wait_for(self, pattern, timeout=30.0):
-        """The time of the first line matching ``pattern``."""
+    def wait_for(self, pattern, timeout=30.0, since=0.0):
+        """The time of the first line matching ``pattern`` (that came after ``since``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for when, line in list(self.lines):
-                if re.search(pattern, line):
+                if when > since and re.search(pattern, line):
                     return when
             if self.proc.poll() is not None and not self.reader.is_alive():
                 break
@@ -305,7 +305,7 @@ def test_tempo_typed_in_the_repl_reaches_a_peer(jack_server, tmp_path):
     from test_repl import Terminal
     song = tmp_path / "clicks.seq"
     song.write_text(CLICKS.format(tempo=120))
-    peer = Peer(song, "--watch")
+    peer = Peer(song, "--watch", "--record", tmp_path / "peer.wav")
     term = Terminal(tmp_path / "state", audio=jack_server)
     try:
         peer.wait_for(r"^playing ")
@@ -318,6 +318,16 @@ def test_tempo_typed_in_the_repl_reaches_a_peer(jack_server, tmp_path):
         term.type("tempo 126")
         peer.wait_for(r"^link: 1 peer, session tempo 126 BPM$")
         term.wait_for(" link 1 peer 126 BPM ")
+
+        # Start/stop is shared: `stop` here stops the peer's song, `play` starts it again.
+        stopped = time.monotonic()
+        term.type("stop")
+        peer.wait_for(r"^link: 1 peer, session tempo 126 BPM, stopped$", since=stopped)
+        time.sleep(2.0)
+        started = time.monotonic()
+        term.type("play")
+        peer.wait_for(r"^link: 1 peer, session tempo 126 BPM$", since=started)
+        time.sleep(2.0)
         term.type("link off", then="link: off; playing on at our own tempo")
         peer.wait_for(r"^link: no peers left; keeping tempo 126 BPM$", timeout=20)
         term.type("quit", then="stopped: ")
@@ -326,3 +336,7 @@ def test_tempo_typed_in_the_repl_reaches_a_peer(jack_server, tmp_path):
         term.close()
         peer.proc.send_signal(signal.SIGINT)
         assert peer.finish() == 0, peer.text()
+    clicks = onsets(soundfile.read(str(tmp_path / "peer.wav"))[0][:, 0])
+    gaps = np.diff(clicks) / SR
+    assert (gaps > 2.0).sum() == 1, gaps                    # the stop
+    assert np.abs(gaps[gaps < 0.48] - 60 / 126).max() < 0.001, gaps   # clicks at 126 BPM
