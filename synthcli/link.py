@@ -43,7 +43,7 @@ INSTALL_HINT = ("Ableton Link needs the optional extra: pip install 'synthcli[li
 #: sound card's clock and the system's drift apart by up to ~100 ppm)...
 CREEP = 1e-6
 #: ...unless this many callbacks in a row read later by more than JUMP
-#: seconds: then the audio clock did move (an xrun played a block of silence).
+#: seconds: then the audio clock itself moved (the sound server skipped).
 JUMP, LATE_CALLBACKS = 0.001, 8
 #: Link's own allowed tempo range.
 MIN_TEMPO, MAX_TEMPO = 20.0, 999.0
@@ -200,10 +200,12 @@ class Timeline:
     session : LinkSession
     samplerate : float
     heard : callable
-        ``heard()`` gives ``(sample, seconds)``: a sample the audio callback
-        sent recently and the ``time.monotonic()`` time it reaches the
-        speakers (the callback's time plus PortAudio's output latency); or
-        None before the first callback.
+        ``heard()`` gives ``(sample, clock, seconds)`` of the latest block the
+        audio callback sent: its first sample, the audio clock's sample then
+        (the callbacks so far times the block size: ahead of ``sample`` by
+        the silence played at xruns), and the ``time.monotonic()`` time it
+        reaches the speakers (the callback's time plus PortAudio's output
+        latency); or None before the first callback.
     offset : float
         Seconds the sound reaches the ears later than PortAudio knows
         (``--link-offset``): a Bluetooth speaker, a long cable, the room.
@@ -212,7 +214,7 @@ class Timeline:
         first callback has run.
     """
 
-    def __init__(self, session: LinkSession, samplerate: float, heard: Callable[[], tuple[int, float] | None],
+    def __init__(self, session: LinkSession, samplerate: float, heard: Callable[[], tuple[int, int, float] | None],
                  offset: float = 0.0, fallback_latency: float = 0.0) -> None:
         self.session = session
         self.samplerate = samplerate
@@ -221,8 +223,8 @@ class Timeline:
         self.fallback_latency = fallback_latency
         self.shift = 0.0       # what quantum changes moved Link's beat numbers by
         self._last = session.reading
-        self._ref: tuple[int, float] | None = None
-        self._zero: float | None = None
+        self._ref: tuple[int, int, float] | None = None
+        self._clock: float | None = None     # when the audio clock's sample 0 is heard
         self._late = 0
 
     def reading(self) -> Reading:
@@ -237,22 +239,31 @@ class Timeline:
         return r
 
     def zero(self, now: int) -> float:
-        """When sample 0 would be heard, on the audio clock as the callbacks
-        have seen it (see CREEP and JUMP)."""
+        """When sample 0 would be heard, as the callbacks have seen it.
+
+        The audio clock is read at each callback, late by however long the
+        system took to wake it; xruns are counted exactly (the engine's
+        samples fall behind the clock by a block each)."""
         ref = self.heard()
         if ref is None:   # before the first callback: the render-ahead from now
             return time.monotonic() + self.fallback_latency - now / self.samplerate
+        sample, clock, heard = ref
         if ref is not self._ref:
             self._ref = ref
-            measured = ref[1] - ref[0] / self.samplerate
-            if self._zero is None or measured <= self._zero + JUMP:
-                self._late = 0
-                self._zero = measured if self._zero is None else min(self._zero + CREEP, measured)
-            else:
-                self._late += 1
-                if self._late >= LATE_CALLBACKS:
-                    self._zero, self._late = measured, 0
-        return self._zero
+            self._clock = self._filtered(heard - clock / self.samplerate)
+        return self._clock + (clock - sample) / self.samplerate
+
+    def _filtered(self, measured: float) -> float:
+        """The audio clock's start: the earliest reading, creeping CREEP a
+        callback, or a later one that JUMP and LATE_CALLBACKS say is real."""
+        if self._clock is None or measured <= self._clock + JUMP:
+            self._late = 0
+            return measured if self._clock is None else min(self._clock + CREEP, measured)
+        self._late += 1
+        if self._late < LATE_CALLBACKS:
+            return self._clock
+        self._late = 0
+        return measured
 
     def time_of(self, sample: int, now: int) -> float:
         """When ``sample`` will be heard; ``now`` is the engine's next sample

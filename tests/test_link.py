@@ -338,5 +338,5 @@ def test_tempo_typed_in_the_repl_reaches_a_peer(jack_server, tmp_path):
         assert peer.finish() == 0, peer.text()
     clicks = onsets(soundfile.read(str(tmp_path / "peer.wav"))[0][:, 0])
     gaps = np.diff(clicks) / SR
-    assert (gaps > 2.0).sum() == 1, gaps                    # the stop
+    assert (gaps > 2.0).sum() == 1, (gaps, peer.text())     # the stop
     assert np.abs(gaps[gaps < 0.48] - 60 / 126).max() < 0.001, gaps   # clicks at 126 BPM

@@ -45,7 +45,7 @@ class LiveEngine:
         self.commands: collections.deque = collections.deque()
         self.running = True
         self.peak = np.zeros(2)
-        self.heard: tuple[int, float] | None = None   # (sample, when it is heard) of a recent callback
+        self.heard: tuple[int, int, float] | None = None   # see the callback; for Ableton Link
         self.link = None                               # the Timeline of an Ableton Link session, when on
         self.joining = None                            # a LinkSession not answering yet
         self.link_offset = 0.0
@@ -67,8 +67,10 @@ class LiveEngine:
         ring.times[slot_log] = time_info.outputBufferDacTime
         if header[WRITTEN] > played and frames == ring.blocksize:
             outdata[:] = ring.data[played % ring.slots]
-            # Link's clock for this block: now, plus what PortAudio knows of the way to the speakers.
-            self.heard = (played * frames, time.monotonic() + time_info.outputBufferDacTime - time_info.currentTime)
+            # For Link: this block's first sample, the audio clock's (xruns count there too), and
+            # when it is heard: now, plus what PortAudio knows of the way to the speakers.
+            self.heard = (played * frames, calls * frames,
+                          time.monotonic() + time_info.outputBufferDacTime - time_info.currentTime)
             ring.log[slot_log] = played
             header[PLAYED] = played + 1
         elif header[ENDED]:
