@@ -148,8 +148,6 @@ class LinkSession:
             while not self._closing.is_set():
                 while self._requests:
                     name, value = self._requests.popleft()
-                    if name == "quantum":
-                        self.quantum = value
                     setattr(link, name, value)
                 reading = self._read(link)
                 if reading is not None:
