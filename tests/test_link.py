@@ -162,7 +162,8 @@ def test_two_peers_share_the_tempo_and_their_clicks_line_up(jack_server, tmp_pat
 
     # The first peer played on, at 150 BPM, after the second one left.
     first_take, _ = soundfile.read(str(tmp_path / "first.wav"))
-    tail = onsets(first_take[-int(1.8 * SR):, 0])
+    clicks = onsets(first_take[:, 0])
+    tail = clicks[clicks > len(first_take) - 1.8 * SR]
     assert len(tail) >= 3 and steady(tail, 0.4), tail
 
 
