@@ -240,10 +240,11 @@ def play(
                                                help="A MIDI file's voice patch (default: built-in GM voices)."),
     link: bool = typer.Option(False, "--link", help="Join the Ableton Link session on the network: tempo, beat "
                               "phase and start/stop follow the others (needs synthcli[link])."),
-    link_quantum: float = typer.Option(4.0, "--link-quantum", metavar="BEATS", help="Beats per Link phase cycle: a song starts "
-                                       "on a multiple of it."),
-    link_offset: float = typer.Option(0.0, "--link-offset", metavar="MS", help="Milliseconds the sound reaches the ears later "
-                                      "than the audio device reports (positive plays earlier)."),
+    link_quantum: float = typer.Option(4.0, "--link-quantum", metavar="BEATS",
+                                       help="Beats per Link phase cycle: a song starts on a multiple of it."),
+    link_offset: float = typer.Option(0.0, "--link-offset", metavar="MS",
+                                      help="Milliseconds the sound reaches the ears later than the audio device "
+                                      "reports (positive plays earlier)."),
 ) -> None:
     """Play a patch, song or MIDI file through the audio device; Ctrl-C fades out and stops."""
     import math

@@ -128,10 +128,12 @@ class Sound:
     def link(self, what: str, *args) -> None:
         """Ableton Link on/off, quantum or tempo (see Player.link); `on`
         is remembered for an engine still starting."""
-        if what in ("on", "off"):
-            self._link = (what, *args) if what == "on" else None
-            if what == "off":
-                self.link_news = {}
+        if what == "on":
+            self._link = ("on", *args)
+        elif what == "off":
+            self._link, self.link_news = None, {}
+        elif what == "quantum" and self._link is not None:
+            self._link = ("on", args[0], *self._link[2:])
         self._send("link", what, *args)
 
     def _on_link(self, news: dict) -> None:
