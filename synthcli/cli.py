@@ -248,6 +248,13 @@ def play(
                                                                     "MIDI clock on this input."),
     clock_out: Optional[str] = typer.Option(None, "--clock-out", help="Send the song's MIDI clock (24 PPQN, "
                                                                       "start, stop) to this output."),
+    link: bool = typer.Option(False, "--link", help="Join the Ableton Link session on the network: tempo, beat "
+                              "phase and start/stop follow the others (needs synthcli[link])."),
+    link_quantum: float = typer.Option(4.0, "--link-quantum", metavar="BEATS",
+                                       help="Beats per Link phase cycle: a song starts on a multiple of it."),
+    link_offset: float = typer.Option(0.0, "--link-offset", metavar="MS",
+                                      help="Milliseconds the sound reaches the ears later than the audio device "
+                                      "reports (positive plays earlier)."),
 ) -> None:
     """Play a patch, song or MIDI file through the audio device; Ctrl-C fades out and stops."""
     import math
@@ -281,6 +288,7 @@ def play(
             fail(str(error))
         midi = {"midi": str(file), "midi_patch": voice_text,
                 "midi_patch_source": str(voice_patch) if voice_patch else None}
+    link_settings = check_link(link, link_quantum, link_offset, midi=patch is None)
     blocks = None if duration is None else math.ceil(duration * samplerate / blocksize)
     player = Player(patch.to_text() if patch is not None and song is None else None,
                     song=song.text if patch is not None and song is not None else None,
@@ -289,6 +297,7 @@ def play(
                     on_applied=lambda bar, when: typer.echo(
                         f"applied {file}" + (f" at bar {bar}" if bar else "") +
                         f", {1e3 * (when - file.stat().st_mtime):.0f} ms after the save", err=True),
+                    on_link=LinkReport(), link=link_settings,
                     samplerate=samplerate, blocksize=blocksize, latency=latency, device=device,
                     executor=executor, workers=workers, safe_mode=Options.safe_mode, blocks=blocks,
                     clock_out=live_midi.get("clock_out"),
@@ -381,6 +390,38 @@ def graph(
     except SynthError as error:
         fail(str(error))
     typer.echo("wrote " + ", ".join(map(str, written)), err=True)
+
+
+def check_link(on: bool, quantum: float, offset_ms: float, midi: bool) -> dict | None:
+    """--link and its settings: None when off; a missing binding is one
+    line saying what to install, before any sound."""
+    if not on:
+        return None
+    import math
+    from .errors import SynthError
+    from .link import check_quantum, load_binding
+    if midi:
+        fail("--link plays patches and songs on the session's beat; a MIDI file keeps its own tempo")
+    if not (math.isfinite(offset_ms) and abs(offset_ms) <= 1000):
+        fail(f"--link-offset must be -1000..1000 ms, got {offset_ms:g}")
+    try:
+        check_quantum(quantum)
+        load_binding()
+    except SynthError as error:
+        fail(str(error))
+    return {"quantum": quantum, "offset": offset_ms / 1e3}
+
+
+class LinkReport:
+    """Prints the Link session's peers and tempo on joining and whenever they change."""
+
+    def __init__(self) -> None:
+        self.last: dict | None = None
+
+    def __call__(self, news: dict) -> None:
+        from .link import news_line
+        typer.echo(news_line(news, self.last), err=True)
+        self.last = news
 
 
 def check_live_settings(executor: str, workers: int | None, latency: str, blocksize: int) -> None:

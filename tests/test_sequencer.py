@@ -62,6 +62,16 @@ def test_tempo_and_meter_changes_are_exact(registry):
     assert np.abs(onsets - [int(1.5 * SR), int(4.5 * SR)]).max() <= 1
 
 
+def test_quarter_notes_count_the_song_whatever_the_tempo(registry):
+    """What a shared beat clock (Ableton Link) counts: meter, not tempo."""
+    from fractions import Fraction
+    song = Song(registry, "tempo 120\nmeter 3/4\nlength 4\n" + GATE + 'pattern kb "c4"\nat 2 tempo 60\n'
+                "at 3 meter 6/8\n")
+    assert [song.quarters_at(bar) for bar in range(4)] == [0, 3, 6, 9]   # 6/8 is 3 quarters too
+    assert song.quarters_at(1, Fraction(1, 3)) == 4
+    assert song.quarters_at(1, Fraction(5, 3)) == 8     # past the bar: on into the next ones
+
+
 def test_parameter_patterns_change_on_their_sample(registry):
     text = "tempo 120\nlength 1\n" + GATE + 'pattern kb "c4" legato=1\npattern v.level "0.1 0.2 0.3 0.4"\n'
     out = render(registry, text, blocksize=1000)

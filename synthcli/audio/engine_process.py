@@ -35,6 +35,8 @@ DEPTHS = {"low": 1, "normal": 2, "safe": 4}
 #: ahead, so the rebuild is heard that much later but never as an xrun.
 STRUCTURAL = ("load", "song")
 LOAD_AHEAD = 12
+#: The tempo an Ableton Link session starts at when it is joined with no song playing.
+DEFAULT_TEMPO = 120.0
 
 
 class LiveEngine:
@@ -50,6 +52,11 @@ class LiveEngine:
         self.midi = None                 # MIDI out (clock, midiout patterns) for patches and songs, timed here
         self.dac_ahead = 0.0             # DAC time minus callback time, as PortAudio reports it
         self.peak = np.zeros(2)
+        self.heard: tuple[int, int, float] | None = None   # see the callback; for Ableton Link
+        self.link = None                               # the Timeline of an Ableton Link session, when on
+        self.joining = None                            # a LinkSession not answering yet
+        self.link_offset = 0.0
+        self.link_news: collections.deque = collections.deque()
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         self.wake_r, self.wake_w = wake_r, wake_w
@@ -70,6 +77,10 @@ class LiveEngine:
         ring.times[slot_log] = time.time() + self.dac_ahead
         if header[WRITTEN] > played and frames == ring.blocksize:
             outdata[:] = ring.data[played % ring.slots]
+            # For Link: this block's first sample, the audio clock's (xruns count there too), and
+            # when it is heard: now, plus what PortAudio knows of the way to the speakers.
+            self.heard = (played * frames, calls * frames,
+                          time.monotonic() + time_info.outputBufferDacTime - time_info.currentTime)
             ring.log[slot_log] = played
             header[PLAYED] = played + 1
         elif header[ENDED]:
@@ -94,6 +105,10 @@ class LiveEngine:
         sequencer = performance.sequencer
         applied = sequencer.swapped_at if sequencer else None
         while not performance.over:
+            if self.joining is not None:
+                self.joined()
+            while self.link_news:
+                self.send(("link", self.link_news.popleft()))
             while self.commands:
                 if structural(self.commands[0]) and ring.queued() < LOAD_AHEAD and ring.free() > 0:
                     break   # render further ahead first, so the rebuild cannot starve the callback
@@ -152,8 +167,16 @@ class LiveEngine:
                 if current is not None:
                     current.release_notes()
                 # Started live (the REPL), a song loops on past its length until stopped.
-                self.performance.sequencer = Sequencer(song, self.engine, True, origin=self.engine.time)
+                if self.link is not None:
+                    from ..sequencer.linked import LinkedSequencer
+                    self.performance.sequencer = LinkedSequencer(song, self.engine, True, self.link)
+                else:
+                    self.performance.sequencer = Sequencer(song, self.engine, True, origin=self.engine.time)
+        elif kind == "link":
+            self.apply_link(*command[1:])
         elif kind == "halt":   # stop the song's patterns; the patch plays on
+            if self.link is not None and self.performance.sequencer is not None:
+                self.link.session.set_playing(False)   # start/stop is shared: the others stop too
             if self.performance.sequencer is not None:
                 self.performance.sequencer.release_notes()
                 self.performance.sequencer = None
@@ -225,6 +248,62 @@ class LiveEngine:
         seen = np.arange(max(0, calls - ring.slots + 1), calls)
         t0 = float(np.min(ring.times[seen % ring.slots] - seen * (size / rate)))
         return offset + (int(ring.log[last % ring.slots]) - last) * size, t0
+
+    # -- Ableton Link ------------------------------------------------------------
+
+    def apply_link(self, what: str, *args) -> None:
+        """``("on", quantum, offset_seconds)``, ``("off",)``, ``("quantum", q)``
+        or ``("tempo", bpm)``. Joining happens on Link's own thread; the
+        render loop takes the session up once it answers (:meth:`joined`)."""
+        from ..errors import SynthError
+        from ..sequencer.linked import LinkedSequencer
+        from ..sequencer.song import Sequencer
+        sequencer = self.performance.sequencer
+        if what == "on":
+            if self.link is not None or self.joining is not None:
+                return
+            from ..link import LinkSession
+            tempo = float(sequencer.song.tempo) if isinstance(sequencer, Sequencer) else DEFAULT_TEMPO
+            self.joining = LinkSession(tempo, args[0], lambda r: self.link_news.append(
+                {"peers": r.peers, "tempo": r.tempo, "playing": r.playing}), isinstance(sequencer, Sequencer))
+            self.link_offset = args[1]
+        elif what == "off":
+            if self.joining is not None:
+                self.joining.close()
+                self.joining = None
+            if self.link is not None:
+                if isinstance(sequencer, LinkedSequencer):
+                    self.performance.sequencer = sequencer.hand_back()
+                self.link.session.close()
+                self.link = None
+            self.send(("link", {"off": True}))
+        elif self.link is None:
+            raise SynthError("Ableton Link is off: `link on` first")
+        elif what == "quantum":
+            self.link.session.set_quantum(args[0])
+        elif what == "tempo":
+            self.link.session.set_tempo(args[0])
+
+    def joined(self) -> None:
+        """Take up the session being joined once it answers; if Link failed,
+        say so: the music plays on at its own tempo."""
+        from ..link import Timeline
+        from ..sequencer.linked import LinkedSequencer
+        from ..sequencer.song import Sequencer
+        session = self.joining
+        if session.reading is None and session.failure is None:
+            return
+        self.joining = None
+        sequencer = self.performance.sequencer
+        if session.reading is None:
+            session.close()
+            tempo = float(sequencer.song.tempo) if isinstance(sequencer, Sequencer) else DEFAULT_TEMPO
+            self.send(("link", {"failed": session.failure, "tempo": tempo}))
+            return
+        latency = self.depth * self.engine.blocksize / self.engine.samplerate
+        self.link = Timeline(session, self.engine.samplerate, lambda: self.heard, self.link_offset, latency)
+        if isinstance(sequencer, Sequencer):
+            self.performance.sequencer = LinkedSequencer.take_over(sequencer, self.link)
 
     def patch_from(self, text: str):
         from ..patch import Patch
@@ -298,6 +377,10 @@ class LiveEngine:
         self.ring = Ring(self.depth + RECORD_SLACK, s["blocksize"])
         self.latency = self.depth * block_time
         self.tap = Tap(s["blocksize"])
+        if s.get("link") is not None:   # joined before the first block, so a song starts on the session's beat
+            self.apply_link("on", s["link"]["quantum"], s["link"]["offset"])
+            self.joining.wait(5.0)
+            self.joined()
         if s.get("record"):
             self.ring.header[RECORDING] = 1   # slots wait for the recorder, not only the callback
         try:
@@ -332,6 +415,10 @@ class LiveEngine:
             return 2
         finally:
             self.running = False
+            if self.joining is not None:
+                self.joining.close()
+            if self.link is not None:
+                self.link.session.close()
             self.engine.close()
             self.ring.close()
             self.tap.close()

@@ -34,15 +34,22 @@ class Player:
         ``device``, ``executor``, ``workers``, ``safe_mode``, and ``blocks``
         (stop after this many blocks; None plays until stopped); for a MIDI
         file, ``midi`` (its path; patch and song None), ``midi_patch`` (the
-        voice patch text, None for the built-in one) and ``midi_patch_source``.
+        voice patch text, None for the built-in one) and ``midi_patch_source``;
+        ``link`` (``{"quantum": beats, "offset": seconds}``) joins an Ableton
+        Link session from the start.
+    on_link : callable, optional
+        ``on_link(news)`` with a dict whenever the Link session changes:
+        ``peers``, ``tempo`` and ``playing``; or ``failed`` (why Link is not
+        on) and ``tempo`` (ours, which plays on); or ``off``.
     """
 
     def __init__(self, patch: str | None, *, song: str | None = None, source: str | None = None,
-                 record: str | None = None, on_error=None, on_applied=None, **settings) -> None:
+                 record: str | None = None, on_error=None, on_applied=None, on_link=None, **settings) -> None:
         self.settings = {"patch": patch, "song": song, "source": source, "record": record, **settings}
         self.record_path = record
         self.on_error = on_error or (lambda message: None)
         self.on_applied = on_applied or (lambda bar, when: None)
+        self.on_link = on_link or (lambda news: None)
         self.info: dict = {}
         self.final: dict = {}
         self._replies: queue.Queue = queue.Queue()
@@ -112,6 +119,8 @@ class Player:
                     from ..midi.out import Sender
                     self.midi_out = Sender(self.on_error)
                 self.midi_out.take(message)
+            elif kind == "link":
+                self.on_link(message[1])
             elif kind == "stopped":
                 self.final = message[1]
         self._stopped.set()
@@ -178,6 +187,11 @@ class Player:
 
     def untap(self) -> None:
         self.send("untap")
+
+    def link(self, what: str, *args) -> None:
+        """Ableton Link: ``link("on", quantum, offset_seconds)``, ``link("off")``,
+        ``link("quantum", beats)`` or ``link("tempo", bpm)`` (for every peer)."""
+        self.send("link", what, *args)
 
     def meters(self, timeout: float = 1.0) -> dict:
         self._post(("meters",))   # an answer is awaited: never held back in a bundle

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SynthError, did_you_mean
-from ..language import COMMANDS, At, Command, Length, Pattern, parse_line, parse_text, tokenize
+from ..language import COMMANDS, At, Command, Length, Pattern, Tempo, parse_line, parse_text, tokenize
 from ..patch import Patch
 from ..sequencer.song import Song, is_song
 from . import views
@@ -72,6 +72,8 @@ class Session:
         #: ``scope(tap, title)`` draws a tapped output until a key (the
         #: terminal's business, so the app sets it); None without a terminal.
         self.scope = None
+        self.link_quantum = 4.0          # beats per Link phase cycle
+        self.linked = False              # Ableton Link asked for (`link on`)
 
     @property
     def song_text(self) -> str:
@@ -134,6 +136,9 @@ class Session:
         song = self._check(patch, timeline, fresh)
         label = str(commands[0]) if len(commands) == 1 else f"a block of {len(commands)} commands"
         self._commit(Snapshot(patch, timeline, label), song)
+        for command in commands:
+            if self.linked and isinstance(command, Tempo):   # with Link on, the tempo is everybody's
+                self.sound.link("tempo", float(command.bpm))
         return ""
 
     def knob(self, name: str, param: str, value: float) -> None:
@@ -373,6 +378,32 @@ class Session:
         self.sound.halt_song()
         self.sound.load(self.patch.to_text())
         return ""
+
+    # -- Ableton Link --------------------------------------------------------------------
+
+    def do_link(self, what: str, beats: str | None = None) -> str:
+        from ..link import check_quantum, load_binding
+        if (what == "quantum") != (beats is not None) or what not in ("on", "off", "quantum"):
+            raise SynthError(f"usage is '{REPL_COMMANDS['link'].syntax}'")
+        if what == "quantum":
+            try:
+                quantum = float(beats)
+            except ValueError:
+                raise SynthError(f"the quantum is a number of beats, got '{beats}'") from None
+            self.link_quantum = check_quantum(quantum)
+            if self.linked:
+                self.sound.link("quantum", self.link_quantum)
+            return f"link quantum {self.link_quantum:g}" + ("" if self.linked else " (from the next `link on`)")
+        if what == "off":
+            if not self.linked:
+                return "link is already off"
+            self.linked = False
+            self.sound.link("off")
+            return ""
+        load_binding()   # a missing extra is said here, in one line
+        self.linked = True
+        self.sound.link("on", self.link_quantum, 0.0)
+        return f"link on: joining the session (quantum {self.link_quantum:g})"
 
     # -- looking -------------------------------------------------------------------
 

@@ -42,6 +42,8 @@ class Sound(Forwarding):
         self.status = "audio starting"
         self.reason = ""          # why there is no audio, when there is none
         self.meters: dict = {}
+        self.link_news: dict = {}          # the Ableton Link session as last reported
+        self._link: tuple | None = None    # ("on", quantum, offset) while Link is asked for
         self.player = None
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -58,7 +60,8 @@ class Sound(Forwarding):
         from ..audio.player import Player
         patch_text, _ = current()
         record = self.settings.get("record")
-        player = Player(patch_text, on_error=lambda message: self.say(message, "error"), **self.settings)
+        player = Player(patch_text, on_error=lambda message: self.say(message, "error"), on_link=self._on_link,
+                        **self.settings)
         try:
             info = player.start()
         except SynthError as error:
@@ -72,6 +75,8 @@ class Sound(Forwarding):
             patch_now, song_now = current()
             if patch_now != patch_text:
                 player.load(patch_now)
+            if self._link is not None:
+                player.link(*self._link)
             if song_now is not None:
                 player.start_song(song_now)
         self.status = "audio on"
@@ -120,6 +125,22 @@ class Sound(Forwarding):
         finally:
             player.untap()
             tap.close()
+
+    def link(self, what: str, *args) -> None:
+        """Ableton Link on/off, quantum or tempo (see Player.link); `on`
+        is remembered for an engine still starting."""
+        if what == "on":
+            self._link = ("on", *args)
+        elif what == "off":
+            self._link, self.link_news = None, {}
+        elif what == "quantum" and self._link is not None:
+            self._link = ("on", args[0], *self._link[2:])
+        self._send("link", what, *args)
+
+    def _on_link(self, news: dict) -> None:
+        from ..link import news_line
+        self.say(news_line(news, self.link_news), "warning" if "failed" in news else "note")
+        self.link_news = {} if "off" in news or "failed" in news else news
 
     def stop(self) -> dict:
         """Fade out and stop the engine, waiting for one still starting."""

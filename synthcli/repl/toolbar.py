@@ -37,7 +37,15 @@ class Toolbar:
         self._song = None     # the stopped song, rebuilt only when its text changes
 
     def __call__(self) -> list[tuple[str, str]]:
-        return self.song_part() + self.engine_part() + self.remote_part()
+        return self.song_part() + self.link_part() + self.engine_part() + self.remote_part()
+
+    def link_part(self) -> list[tuple[str, str]]:
+        """Ableton Link's peers and session tempo, while Link is on."""
+        news = getattr(self.sound, "link_news", None)
+        if not news:
+            return []
+        from ..link import toolbar_text
+        return [("class:toolbar.note", f" {toolbar_text(news)} ")]
 
     def song_part(self) -> list[tuple[str, str]]:
         session = self.session

@@ -173,6 +173,23 @@ class Song:
                 break
         return total
 
+    def quarters_at(self, bar: int, fraction: Fraction = Fraction(0)) -> Fraction:
+        """Quarter notes from the start of the song to ``fraction`` of a bar
+        from the start of ``bar``: the song's place whatever the tempo, as
+        a shared beat clock (Ableton Link) counts it."""
+        whole = math.floor(fraction)
+        bar, fraction = bar + whole, fraction - whole
+        total = Fraction(0)
+        for i, (start, _, meter) in enumerate(self.changes):
+            stop = self.changes[i + 1][0] if i + 1 < len(self.changes) else None
+            end = bar if stop is None else min(bar, stop)
+            if end > start:
+                total += (end - start) * Fraction(meter[0] * 4, meter[1])
+            if stop is None or bar <= stop:
+                break
+        meter = self._segment(bar)[2]
+        return total + fraction * Fraction(meter[0] * 4, meter[1])
+
     def seconds_at(self, bar: int, fraction: Fraction) -> Fraction:
         """Seconds at ``fraction`` of a bar from the start of ``bar``
         (a fraction past 1 runs on into the following bars)."""
@@ -216,6 +233,12 @@ class Sequencer:
     def sample(self, seconds: Fraction) -> int:
         return self.origin + round(seconds * Fraction(self.engine.samplerate))
 
+    def bar_sample(self, bar: int, fraction: Fraction = Fraction(0)) -> int:
+        """The sample at ``fraction`` of a bar from the start of ``bar``: every
+        place in the song reaches the engine's clock through here, so a
+        sequencer that follows another clock (Ableton Link) overrides it."""
+        return self.sample(self.song.seconds_at(bar, fraction))
+
     @property
     def length(self) -> int | None:
         return None if self.endless else self.song.length
@@ -223,7 +246,7 @@ class Sequencer:
     @property
     def end(self) -> int | None:
         length = self.length
-        return None if length is None else self.sample(self.song.bar_start(length))
+        return None if length is None else self.bar_sample(length)
 
     def replace(self, song: Song) -> None:
         """Take a new version of the song from the next bar on."""
@@ -242,7 +265,7 @@ class Sequencer:
             engine.load(self.leaving)
             self.leaving = None
         stop = engine.time + engine.blocksize
-        while (self.length is None or self.bar < self.length) and self.sample(self.song.bar_start(self.bar)) < stop:
+        while (self.length is None or self.bar < self.length) and self.bar_sample(self.bar) < stop:
             if self.pending is not None:
                 self._swap()
             for command in self.song.timed.get(self.bar, ()):
@@ -264,7 +287,7 @@ class Sequencer:
         same_shape = old.cables == self.patch.cables and {n: i.type for n, i in old.modules.items()} == {
             n: i.type for n, i in self.patch.modules.items()}
         if same_shape:   # only values changed: glide them, no rebuild
-            start = self.sample(song.bar_start(self.bar))
+            start = self.bar_sample(self.bar)
             for name, inst in self.patch.modules.items():
                 for param, value in inst.params.items():
                     if old.modules[name].params[param] != value:
@@ -294,20 +317,20 @@ class Sequencer:
         self.patch.apply(command)
         if isinstance(command, Set):  # on the bar's first sample, not just its block
             value = self.patch.modules[command.target.module].params[command.target.port]
-            start = self.sample(self.song.bar_start(self.bar))
+            start = self.bar_sample(self.bar)
             self.engine.set(command.target.module, command.target.port, value, time=start)
         else:
             self.engine.load(self.patch)
 
     def _schedule(self, bar: int) -> None:
-        song, engine = self.song, self.engine
+        engine = self.engine
         for voice in self.voices.values():
             for event in voice.pattern.events(bar):
-                start = self.sample(song.seconds_at(bar, event.start))
+                start = self.bar_sample(bar, event.start)
                 if voice.param is not None:
                     engine.set(voice.module, voice.param, event.value, time=start)
                     continue
-                stop = max(start + 1, self.sample(song.seconds_at(bar, event.start + event.duration * voice.legato)))
+                stop = max(start + 1, self.bar_sample(bar, event.start + event.duration * voice.legato))
                 port = self.patch.midi_ports.get(voice.module)
                 if port is not None and self.midi_out is not None:
                     channel = int(self.patch.modules[voice.module].params["channel"])

@@ -1,0 +1,147 @@
+"""A song played on a beat clock shared with other machines (Ableton Link).
+
+The plain :class:`~synthcli.sequencer.song.Sequencer` turns the song's own
+tempo map into samples; :class:`LinkedSequencer` places the same bars on
+the session's beat line instead (``synthcli.link.Timeline``), so tempo and
+phase follow the session:
+
+* bar 1 starts on the next quantum boundary the session agrees on, and a
+  song's place counts in quarter notes from there, whatever the tempo;
+* a pattern's notes are sent to the engine one block at a time, with the
+  sample computed when that block renders, so a tempo change made on
+  another machine bends the notes still to come;
+* a ``tempo`` of the song (at a bar, in a new version of the file under
+  ``--watch``, or typed in the REPL) becomes the session's tempo, for
+  every peer;
+* when the session stops (start/stop sync) the patterns stop and the notes
+  are released; when it starts again, the song starts from bar 1 on the
+  next boundary.
+
+``synth render`` never comes here: offline, the song's own tempo rules.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from fractions import Fraction
+
+from ..api import NoteOff, NoteOn
+from ..language import Tempo
+from .song import Sequencer, Song
+
+
+class LinkedSequencer(Sequencer):
+    """A sequencer whose bar 1 starts at beat ``start`` of a Link timeline.
+
+    Parameters
+    ----------
+    song, engine, endless
+        As for :class:`~synthcli.sequencer.song.Sequencer`.
+    timeline : synthcli.link.Timeline
+    """
+
+    def __init__(self, song: Song, engine, endless: bool, timeline) -> None:
+        super().__init__(song, engine, endless)
+        self._follow(timeline, 0)
+
+    def _follow(self, timeline, bar: int) -> None:
+        """Place ``bar`` on the next quantum boundary of ``timeline``."""
+        self.timeline = timeline
+        now = self.engine.time
+        self.start = timeline.next_boundary(now, now) - float(self.song.quarters_at(bar))
+        self.queue: list = []                 # (quarters, n, bar, voice, event) not yet sent
+        self._order = itertools.count()
+        self.started = False                  # the session has said it plays since we asked it to
+        self.halted = False                   # the session stopped: patterns wait for it to start
+        timeline.session.set_playing(True)
+
+    @classmethod
+    def take_over(cls, old: Sequencer, timeline) -> "LinkedSequencer":
+        """Link switched on while a song plays: it goes on from the bar it
+        is at, which starts on the session's next quantum boundary."""
+        new = cls.__new__(cls)
+        new.__dict__.update(old.__dict__)
+        new._follow(timeline, old.bar)
+        return new
+
+    def hand_back(self) -> Sequencer:
+        """Link switched off: the song goes on at the tempo the session had,
+        by its own tempo map from the next bar on."""
+        stop = self.engine.time + self.engine.blocksize
+        self._dispatch(max(stop, self.bar_sample(self.bar)))   # this bar's notes, on the beat they had
+        old = Sequencer.__new__(Sequencer)
+        old.__dict__.update({k: v for k, v in self.__dict__.items()
+                             if k not in ("timeline", "start", "queue", "_order", "started", "halted")})
+        old.origin = self.bar_sample(self.bar) - round(self.song.bar_start(self.bar) * Fraction(self.engine.samplerate))
+        return old
+
+    # -- time -------------------------------------------------------------------------
+
+    def bar_sample(self, bar: int, fraction: Fraction = Fraction(0)) -> int:
+        return self.timeline.sample_at(self.start + float(self.song.quarters_at(bar, fraction)), self.engine.time)
+
+    # -- playing ------------------------------------------------------------------------
+
+    def before_block(self) -> None:
+        reading = self.timeline.session.reading
+        if reading.playing:
+            self.started = True
+            if self.halted:   # the session started again: from bar 1, on the next boundary
+                self.halted = False
+                self.patch, self.voices = self.song.patch.copy(), dict(self.song.voices)
+                self.engine.load(self.patch)
+                self.bar = 0
+                self._follow(self.timeline, 0)
+                self.started = True
+        elif self.started and not self.halted:   # stopped by a peer
+            self.halted = True
+            self.queue.clear()
+            self.release_notes()
+        if self.halted:
+            return
+        super().before_block()
+        self._dispatch(self.engine.time + self.engine.blocksize)
+
+    def _swap(self) -> None:
+        """A new version of the song (a save under --watch, a REPL edit):
+        if it changed the tempo of this bar, that is the session's now."""
+        before = tempo_at(self.song, self.bar)
+        super()._swap()
+        after = tempo_at(self.song, self.bar)
+        if after != before:
+            self.timeline.session.set_tempo(float(after))
+
+    def _run(self, command) -> None:
+        if isinstance(command, Tempo):
+            self.timeline.session.set_tempo(float(command.bpm))   # the song's tempo change: everybody's
+        super()._run(command)
+
+    def _schedule(self, bar: int) -> None:
+        """Queue the bar's events; :meth:`_dispatch` sends each as its block comes."""
+        for voice in self.voices.values():
+            for event in voice.pattern.events(bar):
+                where = float(self.song.quarters_at(bar, event.start))
+                heapq.heappush(self.queue, (where, next(self._order), bar, voice, event))
+
+    def _dispatch(self, stop: int) -> None:
+        """Send every queued event that starts before sample ``stop``."""
+        engine = self.engine
+        while self.queue:
+            where, _, bar, voice, event = self.queue[0]
+            start = self.timeline.sample_at(self.start + where, engine.time)
+            if start >= stop:
+                return
+            heapq.heappop(self.queue)
+            if start < engine.time - engine.blocksize:
+                continue   # the session's beat jumped past it (we joined, or the quantum changed)
+            if voice.param is not None:
+                engine.set(voice.module, voice.param, event.value, time=start)
+                continue
+            end = max(start + 1, self.bar_sample(bar, event.start + event.duration * voice.legato))
+            engine.send(voice.module, start, NoteOn(event.value, voice.velocity))
+            engine.send(voice.module, end, NoteOff(event.value))
+
+
+def tempo_at(song: Song, bar: int) -> Fraction:
+    """The song's own tempo at ``bar`` (from 0)."""
+    return next(tempo for start, tempo, _ in reversed(song.changes) if start <= bar)
