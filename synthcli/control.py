@@ -171,6 +171,10 @@ class Forwarding:
     def note(self, name: str, event) -> None:
         self._send("send", "send", name, 0, event)
 
+    def link(self, what: str, *args) -> None:
+        """Ableton Link on/off, quantum or tempo (see :meth:`Player.link`)."""
+        self._send("link", what, *args)
+
     def bundle(self, when: float | None = None):
         """What is sent inside goes to the engine as one message (see
         :meth:`Player.bundle`); without audio there is nothing to bundle."""

@@ -259,3 +259,26 @@ def test_the_tap_carries_a_module_output_without_xruns(jack_server):
     assert 0.9 < np.abs(samples).max() <= 1.1                 # the vco itself, before the vca
     assert abs(peak_frequency(lower) - 220.0) < 1.0
     assert final["xruns"] == 0 and final["underflows"] == 0
+
+
+def test_a_killed_control_process_stops_its_engine(jack_server, tmp_path):
+    """SIGKILL leaves no handler to run: the engine must notice the pipe
+    close and stop by itself, not play on as an orphan."""
+    patch = write(tmp_path, "add vco a wave=saw freq=110\nconnect a out\n")
+    proc = play(patch)
+    wait_for_ports()
+    time.sleep(0.5)
+    engines = set()
+    for task in os.listdir(f"/proc/{proc.pid}/task"):
+        with open(f"/proc/{proc.pid}/task/{task}/children") as children:
+            engines.update(int(pid) for pid in children.read().split())
+    assert engines
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 15
+    alive = engines
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = {pid for pid in engines if os.path.exists(f"/proc/{pid}") and
+                 open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] != "Z"}
+    assert not alive, "the engine played on after its control process was killed"

@@ -431,8 +431,12 @@ def structural(command: tuple) -> bool:
     return command[0] in STRUCTURAL
 
 
-def engine_main(conn, settings: dict) -> None:
-    """Entry point of the engine process."""
+def engine_main(conn, settings: dict, control_end: int | None = None) -> None:
+    """Entry point of the engine process. ``control_end`` is the control
+    process's end of the pipe, inherited by a fork: closed here, so that
+    the control process dying (even by SIGKILL) closes the pipe."""
+    if control_end is not None:
+        os.close(control_end)
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the control process decides when to stop
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:   # ahead of the REPL and the desktop when the system allows it; workers inherit it

@@ -65,10 +65,14 @@ class Player:
         """Start the engine process; returns what it reports once audio
         runs (device, output latency), or raises SynthError."""
         from .engine_process import engine_main
-        ctx = mp.get_context("fork" if threading.active_count() == 1 else "spawn")
+        forking = threading.active_count() == 1
+        ctx = mp.get_context("fork" if forking else "spawn")
         resource_tracker.ensure_running()   # one tracker for the ring, whoever dies first
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=engine_main, args=(child, self.settings), name="synthcli-engine")
+        # A forked engine also holds this end; it must close it, or this
+        # process's death would never reach it as the end of the pipe.
+        ours = self.conn.fileno() if forking else None
+        self.process = ctx.Process(target=engine_main, args=(child, self.settings, ours), name="synthcli-engine")
         self.process.start()
         child.close()
         self._open_midi()
