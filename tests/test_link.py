@@ -353,7 +353,9 @@ def test_tempo_typed_in_the_repl_reaches_a_peer(jack_server, tmp_path):
         started = time.monotonic()
         term.type("play")
         peer.wait_for(r"^link: 1 peer, session tempo 126 BPM$", since=started)
-        time.sleep(2.0)
+        # The song starts again on the next 4-beat boundary (up to 1.9 s at
+        # 126 BPM), then plays its clicks: wait for a bar of them.
+        time.sleep(4.0)
         term.type("link off", then="link: off; playing on at our own tempo")
         peer.wait_for(r"^link: no peers left; keeping tempo 126 BPM$", timeout=20)
         term.type("quit", then="stopped: ")
