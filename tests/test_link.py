@@ -193,7 +193,10 @@ def test_link_offset_plays_that_much_earlier(jack_server, tmp_path):
     a = onsets(by_port["PortAudio:out_0"])
     b = onsets(next(x for p, x in by_port.items() if p != "PortAudio:out_0" and p.endswith("out_0")))
     gaps = [(x - a[np.argmin(np.abs(a - x))]) / SR * 1e3 for x in b]
-    assert len(gaps) >= 4 and all(abs(g + 3.0) < 1.0 for g in gaps), gaps
+    # One click may be off by a JACK period more: a dummy server running a
+    # cycle late moves one peer's clicks and not the other's (see steady()).
+    off = [g for g in gaps if abs(g + 3.0) >= 1.0]
+    assert len(gaps) >= 4 and len(off) <= 1 and all(abs(abs(g + 3.0) - 1e3 * BLOCK / SR) < 1.0 for g in off), gaps
 
 
 def run_cli(code, *args):
