@@ -80,7 +80,7 @@ class LiveEngine:
             # For Link: this block's first sample, the audio clock's (xruns count there too), and
             # when it is heard: now, plus what PortAudio knows of the way to the speakers.
             self.heard = (played * frames, calls * frames,
-                          time.monotonic() + time_info.outputBufferDacTime - time_info.currentTime)
+                          time.monotonic() + self.dac_ahead)
             ring.log[slot_log] = played
             header[PLAYED] = played + 1
         elif header[ENDED]:
