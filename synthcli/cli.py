@@ -308,11 +308,16 @@ def play(
         sound = LiveSound()
         try:
             control = Control(play_session(reg, file, sound), lambda line: typer.echo(line, err=True))
+            midi_lines = start_midi(control, live_midi, serve=False)   # ports before the audio: see MidiInput.open
         except SynthError as error:
+            if control is not None:
+                control.close()
             fail(str(error))
     try:
         info = player.start()
     except SynthError as error:
+        if control is not None:
+            control.close()
         fail(str(error))
     if control is not None:
         control.session.sound.player = player
@@ -323,13 +328,9 @@ def play(
             except SynthError as error:
                 player.stop()
                 fail(str(error))
-        try:
-            for line in start_midi(control, live_midi):
-                typer.echo(line, err=True)
-        except SynthError as error:
-            control.close()
-            player.stop()
-            fail(str(error))
+        control.serve_midi()
+        for line in midi_lines:
+            typer.echo(line, err=True)
     typer.echo(f"playing {file} on device {info['device']} at {samplerate} Hz, block {blocksize}, "
                f"output latency {info['latency_ms']:.1f} ms" + ("" if duration else "; Ctrl-C to stop"), err=True)
     signalled = None
@@ -455,13 +456,14 @@ def midi_settings(midi_in: str | None, clock_in: str | None, clock_out: str | No
     return found
 
 
-def start_midi(control, settings: dict) -> list[str]:
-    """Start the MIDI inputs :func:`midi_settings` found; what to tell."""
+def start_midi(control, settings: dict, serve: bool = True) -> list[str]:
+    """Start the MIDI inputs :func:`midi_settings` found (or only open
+    them, without ``serve``); what to tell."""
     lines = []
     if "midi_in" in settings:
-        lines.append(control.listen_midi(settings["midi_in"]))
+        lines.append(control.listen_midi(settings["midi_in"], serve=serve))
     if "clock_in" in settings:
-        lines.append(control.follow_clock(settings["clock_in"]))
+        lines.append(control.follow_clock(settings["clock_in"], serve=serve))
     if "clock_out" in settings:
         lines.append(f"sending the song's MIDI clock to '{settings['clock_out']}'")
     return lines

@@ -82,7 +82,7 @@ class Control:
         where, self.osc = f"{self.osc.host}:{self.osc.port}", None
         return f"stopped listening for OSC on {where}"
 
-    def listen_midi(self, port: str, keys: str | None = None) -> str:
+    def listen_midi(self, port: str, keys: str | None = None, serve: bool = True) -> str:
         """Play a note source from a MIDI input (one at a time): ``keys``
         names it, else the patch's first one plays. Raises SynthError in
         one line (an unknown port names the ports there are)."""
@@ -97,7 +97,7 @@ class Control:
                 raise SynthError(f"'{keys}' is not a note source of the patch{did_you_mean(keys, sources)}")
         name = find_port(port, "input")
         listener = MidiInput(name, Keyboard(self, keys, self.log), self.log)
-        listener.start()
+        listener.start() if serve else listener.open()
         self.midi = (listener, keys)
         return f"playing {keys or 'the first note source'} from MIDI input '{name}'"
 
@@ -108,16 +108,22 @@ class Control:
         listener.stop()
         return f"stopped MIDI input '{listener.port_name}'"
 
-    def follow_clock(self, port: str) -> str:
+    def follow_clock(self, port: str, serve: bool = True) -> str:
         """Follow the tempo and the start and stop of a MIDI clock."""
         from .midi.clock import ClockFollower
         from .midi.live import MidiInput
         from .midi.ports import find_port
         name = find_port(port, "input")
         listener = MidiInput(name, ClockFollower(self, self.log), self.log)
-        listener.start()
+        listener.start() if serve else listener.open()
         self.clock = listener
         return f"following the MIDI clock on '{name}'"
+
+    def serve_midi(self) -> None:
+        """Start reading the MIDI inputs opened with ``serve=False``."""
+        for listener in (self.midi[0] if self.midi else None, self.clock):
+            if listener is not None and listener._thread is None:
+                listener.start()
 
     def close(self) -> None:
         if self.osc is not None:

@@ -276,7 +276,13 @@ def test_a_peer_that_vanishes_mid_song_leaves_the_other_playing(jack_server, tmp
     data, _ = soundfile.read(str(tmp_path / "first.wav"))
     clicks = onsets(data[:, 0])
     after = clicks[clicks > (killed - playing) * SR]   # the recording starts about when `playing` is said
-    assert len(after) >= 10 and steady(after, 0.5), after
+    # The music went on at the session's tempo: every beat half a second
+    # apart. One gap may be off by up to three JACK periods: the vanished
+    # peer is dropped from the session some seconds later, and a dummy
+    # server on a loaded machine can stall for more than one cycle (CI saw
+    # one gap 11 ms short once); steady() keeps the tighter bound elsewhere.
+    errors = np.abs(np.diff(after) - 0.5 * SR)
+    assert len(after) >= 10 and (errors > 0.00025 * SR).sum() <= 1 and errors.max() <= 3 * BLOCK, np.diff(after)
 
 
 # -- the REPL ----------------------------------------------------------------------------

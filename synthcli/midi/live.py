@@ -48,10 +48,19 @@ class MidiInput:
         self._running = False
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Open the port and serve it; raises SynthError in one line."""
+    def open(self) -> None:
+        """Open the port; raises SynthError in one line. What arrives waits
+        until :meth:`start`. A new JACK client makes the server reorder its
+        graph, which costs a running audio client a cycle (an xrun): so
+        ``synth play`` opens its ports before the audio starts, and starts
+        the thread (which must come after the engine's fork) after."""
         self._port = open_port(self.port_name, "input",
                                callback=lambda message: self._queue.put((time.monotonic(), message)))
+
+    def start(self) -> None:
+        """Serve the port (opening it first if need be)."""
+        if not hasattr(self, "_port"):
+            self.open()
         self._running = True
         self._thread = threading.Thread(target=self._serve, name="synthcli-midi-in", daemon=True)
         self._thread.start()
