@@ -18,3 +18,15 @@ def jack_server():
             yield name
     except RuntimeError as error:
         pytest.skip(f"cannot test live audio: {error}")
+
+
+def pytest_collection_modifyitems(items):
+    """A test that plays through the JACK server in real time runs once
+    more if it fails. They assert zero xruns and sample-exact timing on a
+    2-core VM shared with the rest of the suite, where the dummy server
+    itself now and then runs a cycle late (its log says so); each full CI
+    run here failed one or two of them, a different one each time, and
+    each passed when run again. A test that fails twice still fails."""
+    for item in items:
+        if "jack_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.flaky(reruns=1))
