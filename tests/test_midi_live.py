@@ -112,13 +112,14 @@ def test_a_keyboard_plays_with_velocity_sustain_bend_and_a_mapped_controller(jac
     found = onsets(x)
     assert len(found) == 5, found / SR                 # reference, two notes, sustained, bent
     ref, first, second, sustained, bent = found
-    # Note-on to sound: the keyboard's note against the reference, whose
+    # Note-on to sound: the keyboard's notes against the reference, whose
     # time is exact: within one block plus the output latency (as the
-    # callbacks' DAC times give it), plus one JACK period for JACK MIDI to
-    # carry the message.
-    latency = (first - ref) / SR - (pressed[0] - reference)
-    assert 0 < latency <= (BLOCK / SR + playing.latency + JACK_PERIOD), latency
-    print(f"note-in to sound: {1e3 * latency:.1f} ms (output latency {1e3 * playing.latency:.1f} ms)")
+    # callbacks' DAC times give it), JACK MIDI's own hop included; 1 ms for
+    # the jitter of the DAC times that place the reference.
+    for onset, at in ((first, pressed[0]), (second, pressed[1])):
+        latency = (onset - ref) / SR - (at - reference)
+        assert 0 < latency <= BLOCK / SR + playing.latency + 0.001, latency
+        print(f"note-in to sound: {1e3 * latency:.1f} ms (output latency {1e3 * playing.latency:.1f} ms)")
     level = [rms(x[k + 2000:k + 10000]) for k in (first, second)]
     assert abs(level[1] / level[0] - 64 / 127) < 0.02, level
     assert abs(peak_frequency(x[first + 2000:first + 12000]) - 440.0) < 1.0

@@ -35,6 +35,16 @@ DEPTHS = {"low": 1, "normal": 2, "safe": 4}
 #: ahead, so the rebuild is heard that much later but never as an xrun.
 STRUCTURAL = ("load", "song")
 LOAD_AHEAD = 12
+#: How long after the callback's wake-up the render thread starts the next
+#: block, as a share of a block. A live note (JACK MIDI, and OSC when the
+#: sender is paced by the same clock) is handled at the start of a cycle
+#: too, a fraction of a millisecond after the callback: starting at once
+#: would leave it out of that block by a hair, to be heard a block later
+#: (benchmarks/midi_latency.py: median 29 -> 24 ms). Less when the blocks
+#: rendered ahead leave too little room: see :meth:`LiveEngine.late_start`.
+LATE_START = 0.5
+#: Per block, how much of the slowest recent render time is still counted.
+RENDER_DECAY = 0.999
 #: The tempo an Ableton Link session starts at when it is joined with no song playing.
 DEFAULT_TEMPO = 120.0
 
@@ -102,6 +112,7 @@ class LiveEngine:
         from ..errors import SynthError
         ring, depth, performance = self.ring, self.depth, self.performance
         block_time = self.engine.blocksize / self.engine.samplerate
+        rendering = 0.0   # the slowest recent block, decaying
         sequencer = performance.sequencer
         applied = sequencer.swapped_at if sequencer else None
         while not performance.over:
@@ -125,14 +136,18 @@ class LiveEngine:
                 ready, _, _ = select.select([self.wake_r], [], [], block_time)
                 if ready:
                     os.read(self.wake_r, 4096)
+                    if ring.queued() >= depth - 1 and not self.commands:
+                        time.sleep(self.late_start(rendering))
                 continue
             if self.midi is not None:
                 self.midi.before_block(performance.sequencer)
+            began = time.perf_counter()
             try:
                 block = performance.next_block()
             except Exception as error:  # a bug of ours: say so and stop, rather than hang silent
                 self.send(("error", f"the engine failed and stops: {type(error).__name__}: {error}"))
                 break
+            rendering = max(time.perf_counter() - began, rendering * RENDER_DECAY)
             self.tap.after_block(self.engine)
             np.maximum(self.peak, np.abs(block).max(axis=1), out=self.peak)
             ring.data[int(ring.header[WRITTEN]) % ring.slots] = block.T
@@ -149,6 +164,17 @@ class LiveEngine:
         while ring.queued() > 0 and time.monotonic() < deadline:
             time.sleep(block_time / 2)
         self.running = False
+
+    def late_start(self, rendering: float) -> float:
+        """How long to wait before rendering the block just asked for. It
+        is due ``depth`` blocks from now: one block stays the margin for the
+        machine's hiccups, and twice the slowest recent render must still
+        fit after the wait. So at ``--latency low`` (one block ahead: 39
+        xruns in 20 s when it waited a quarter block) and with a patch that
+        takes most of a block, rendering starts at once."""
+        block_time = self.engine.blocksize / self.engine.samplerate
+        room = (self.depth - 1) * block_time - 2 * rendering
+        return max(0.0, min(LATE_START * block_time, room))
 
     def apply(self, command: tuple) -> None:
         kind = command[0]
