@@ -16,8 +16,8 @@ pyo, SignalFlow, synthcli, ...), so load from other work on the machine
 falls on all of them alike; the table gives medians and the ratio
 peer / synthcli (above 1: synthcli is faster).
 
-The patch, as synthcli plays it: N voices at MIDI 45, 46, ... (equal
-temperament, no detune), band-limited saw (gain 0.85) -> 4-pole ladder,
+The patch, as synthcli plays it: N voices at MIDI 45, 46, ... (repeating
+after four octaves; equal temperament, no detune), band-limited saw (gain 0.85) -> 4-pole ladder,
 res 0.3 (loop gain k = 1.35, half the feedback added back to the input),
 cutoff swept 300-3000 Hz by a 0.5 Hz sine LFO, per sample -> linear ADSR
 10/100/0.6/200 ms, gate high 0.25 s every 0.5 s -> VCA 0.5/sqrt(N) -> every
@@ -78,13 +78,12 @@ from pythonosc.parsing import ntp
 from scipy.signal import welch
 
 from synthcli.api import C4_HZ
-from synthcli.bench import reference_song
+from synthcli.bench import reference_pitches, reference_song
 from synthcli.modules.filters import LADDER_COMPENSATION, LADDER_MAX_K
 from synthcli.modules.oscillators import SAW_GAIN
 
 SR = 48000
 #: The reference patch's settings, as synthcli/bench.py writes them.
-FIRST_NOTE = 45
 LFO_HZ, CUTOFF, SWEEP = 0.5, 1650.0, 1350.0
 RES = 0.3
 ATTACK, DECAY, SUSTAIN, RELEASE = 0.01, 0.1, 0.6, 0.2
@@ -94,7 +93,7 @@ K = LADDER_MAX_K * RES
 
 
 def voice_hz(voices: int) -> list[float]:
-    return [C4_HZ * 2 ** ((note - 60) / 12) for note in range(FIRST_NOTE, FIRST_NOTE + voices)]
+    return [C4_HZ * 2 ** ((note - 60) / 12) for note in reference_pitches(voices)]
 
 
 def voice_gain(voices: int) -> float:

@@ -4,9 +4,11 @@ voices (the song form, synthcli/bench.py) that plays with zero xruns, and
 the timing of the audio callback (mean, p99 and max interval).
 
     python benchmarks/realtime.py [--seconds 30] [--blocksizes 256 128] [--executors processes inline]
+                                  [--voices 8 16 ...]
 
 Starts its own JACK server with the period set to the block size. Voice
-counts are tried upwards until one has an xrun; each try plays --seconds.
+counts (--voices) are tried upwards until one has an xrun; each try plays
+--seconds and prints its xruns.
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--blocksizes", type=int, nargs="+", default=[256, 128])
     parser.add_argument("--executors", nargs="+", default=["processes", "inline"])
+    parser.add_argument("--voices", type=int, nargs="+", default=list(VOICES))
     args = parser.parse_args()
     print(f"reference song, {args.seconds:g} s a try, JACK dummy server at {SR} Hz")
     print(f"{'block':>5} {'executor':<10} {'max voices':>10} {'mean ms':>8} {'p99 ms':>7} {'max ms':>7}")
@@ -59,8 +62,9 @@ def main() -> None:
             time.sleep(0.5)
             for executor in args.executors:
                 best, timing = 0, np.zeros(1)
-                for voices in VOICES:
+                for voices in args.voices:
                     xruns, intervals = play(voices, blocksize, executor, args.seconds)
+                    print(f"  {blocksize} samples, {executor}, {voices} voices: {xruns} xruns", flush=True)
                     if xruns:
                         break
                     best, timing = voices, intervals

@@ -3,8 +3,9 @@ and the reference patch of the design brief that the benchmarks share.
 
 The reference patch: N saw voices -> 4-pole ladder swept 300-3000 Hz by a
 0.5 Hz LFO -> linear ADSR (10 ms, 100 ms, 0.6, 200 ms) -> VCA -> stereo out;
-a chord of N notes (MIDI 45 upwards, a semitone apart) gated 0.25 s every
-0.5 s. Voices are split into chains of at most 16, the widest a cable carries.
+a chord of N notes (MIDI 45 upwards, a semitone apart, four octaves and
+then again from 45) gated 0.25 s every 0.5 s. Voices are split into chains
+of at most 16, the widest a cable carries.
 """
 from __future__ import annotations
 
@@ -17,6 +18,18 @@ from .api import MAX_CHANNELS, NoteOff, NoteOn
 def chains(voices: int) -> list[int]:
     full, rest = divmod(voices, MAX_CHANNELS)
     return [MAX_CHANNELS] * full + ([rest] if rest else [])
+
+
+#: The chord climbs this many semitones from MIDI 45 and then starts again:
+#: a chord of 256 semitones would go past MIDI 127 and the Nyquist
+#: frequency, where a saw has an edge every few samples and costs ten
+#: times what a voice a musician plays does.
+PITCH_SPAN = 48
+
+
+def reference_pitches(voices: int) -> list[int]:
+    """The chord's MIDI notes, a chain of 16 voices never holding one twice."""
+    return [45 + k % PITCH_SPAN for k in range(voices)]
 
 
 def reference_patch(voices: int) -> str:
@@ -43,24 +56,24 @@ def reference_song(voices: int, bars: int) -> str:
     """The reference patch in song form: each chain's chord four times a bar
     at 120 BPM, held half its step (0.25 s every 0.5 s)."""
     lines = ["tempo 120", f"length {bars}", reference_patch(voices)]
-    note = 45
+    pitches = reference_pitches(voices)
     for i, width in enumerate(chains(voices)):
-        lines.append(f'pattern kb{i} "[{",".join(str(n) for n in range(note, note + width))}]*4" legato=0.5')
-        note += width
+        chord, pitches = pitches[:width], pitches[width:]
+        lines.append(f'pattern kb{i} "[{",".join(map(str, chord))}]*4" legato=0.5')
     return "\n".join(lines) + "\n"
 
 
 def reference_notes(engine, voices: int, seconds: float) -> None:
     """Queue the reference chord on ``engine``: on for 0.25 s every 0.5 s."""
     sr = engine.samplerate
-    note = 45
+    pitches = reference_pitches(voices)
     for i, width in enumerate(chains(voices)):
+        chord, pitches = pitches[:width], pitches[width:]
         for k in range(int(seconds / 0.5) + 1):
             on, off = round(k * 0.5 * sr), round((k * 0.5 + 0.25) * sr)
-            for n in range(note, note + width):
+            for n in chord:
                 engine.send(f"kb{i}", on, NoteOn(n, 1.0))
                 engine.send(f"kb{i}", off, NoteOff(n))
-        note += width
 
 
 @dataclass(frozen=True)

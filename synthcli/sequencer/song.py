@@ -349,13 +349,27 @@ class Sequencer:
 
     def _schedule(self, bar: int) -> None:
         engine = self.engine
+        # Voices of a chord share their places in the bar: each place is
+        # turned into a sample once (256 voices: 2048 notes, 8 places). Keys
+        # are pairs of ints, which hash far faster than Fractions.
+        samples: dict[tuple, int] = {}
         for voice in self.voices.values():
+            legato = (voice.legato.numerator, voice.legato.denominator)
             for event in voice.pattern.events(bar):
-                start = self.bar_sample(bar, event.start)
+                at = event.start
+                key = (at.numerator, at.denominator)
+                start = samples.get(key)
+                if start is None:
+                    start = samples[key] = self.bar_sample(bar, at)
                 if voice.param is not None:
                     engine.set(voice.module, voice.param, event.value, time=start)
                     continue
-                stop = max(start + 1, self.bar_sample(bar, event.start + event.duration * voice.legato))
+                length = event.duration
+                key = (key, length.numerator, length.denominator, legato)
+                stop = samples.get(key)
+                if stop is None:
+                    stop = samples[key] = self.bar_sample(bar, at + length * voice.legato)
+                stop = max(start + 1, stop)
                 port = self.patch.midi_ports.get(voice.module)
                 if port is not None and self.midi_out is not None:
                     channel = int(self.patch.modules[voice.module].params["channel"])
