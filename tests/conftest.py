@@ -9,6 +9,13 @@ def registry():
     return load_registry(safe_mode=True)
 
 
+@pytest.fixture
+def own_registry():
+    """A registry a test may add module types to, without the session's
+    one (which test_docs checks against the docs) gaining them."""
+    return load_registry(safe_mode=True)
+
+
 @pytest.fixture(scope="session")
 def jack_server():
     """A real JACK server (dummy backend, real-time pacing) for the whole

@@ -129,7 +129,8 @@ class Exploding(Module):
         outputs["out"][:] = np.nan
 
 
-def test_nan_is_silenced_and_the_module_flagged(registry):
+def test_nan_is_silenced_and_the_module_flagged(own_registry):
+    registry = own_registry
     registry.add(Exploding, "tests", "0")
     with Engine(registry, 48000, 64) as engine:
         engine.load(patch_of(registry, "add exploding e\nadd vco o wave=sine\nconnect e out\nconnect o out\n"))
@@ -161,7 +162,8 @@ class Wide(Module):
         outputs["out"][:] = 0.0
 
 
-def test_too_many_channels_is_a_clear_error(registry):
+def test_too_many_channels_is_a_clear_error(own_registry):
+    registry = own_registry
     registry.add(Wide, "tests", "0")
     with pytest.raises(SynthError, match="'w' would have 20 channels; a cable carries 1 to 16"):
         compile_patch(patch_of(registry, "add wide w\n"))

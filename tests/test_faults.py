@@ -86,12 +86,12 @@ def test_every_executor_guards_exceptions_and_nan_the_same_way(registry, mode, t
     assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], results[2])
 
 
-def test_an_unloadable_module_is_quarantined_and_the_rest_plays(registry):
+def test_an_unloadable_module_is_quarantined_and_the_rest_plays(own_registry):
     class Local(Faulty):  # defined in a function: cannot be pickled for a worker
         type_name = "local"
 
-    registry.add(Local, "faulty-test-plugin", "0")
-    out, stats = render(registry, HEALTHY + "add local x\nconnect x out.right\n", 10)
+    own_registry.add(Local, "faulty-test-plugin", "0")
+    out, stats = render(own_registry, HEALTHY + "add local x\nconnect x out.right\n", 10)
     assert stats["x"]["quarantined"] and "cannot be sent to a worker" in stats["x"]["reason"]
     assert not out[1].any() and np.abs(out[0]).max() > 0.2
 
