@@ -247,7 +247,9 @@ def warm_up(registry: Registry, samplerate: float, blocksize: int) -> None:
     the plugin quarantined. A module that fails here is left to fail (and
     be reported) where it runs."""
     from ..testing import render_module
+    from . import jit
     from .steps import all_finite
+    jit.ready()
     all_finite(np.zeros((1, blocksize)))
     for entry in registry.qualified.values():
         try:

@@ -20,6 +20,8 @@ from .core import Engine
 
 #: ``--format`` names and their libsndfile subtypes.
 FORMATS = {"float32": "FLOAT", "pcm16": "PCM_16", "pcm24": "PCM_24"}
+#: Blocks gathered before each write to the WAV file.
+WRITE_BLOCKS = 64
 #: libsndfile's SFC_SET_ADD_PEAK_CHUNK (sndfile.h), which soundfile does not
 #: name. The PEAK chunk of a float WAV carries the time of writing, which
 #: would make two renders of the same patch differ.
@@ -114,15 +116,24 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
     expected = frames or (sequencer.end if sequencer is not None else None)
     written = 0
     last_report = time.monotonic()
+    # Blocks gather in one buffer that is written when full: a write per
+    # block cost 0.1 ms each (a fifth of a 20-second render).
+    chunk = np.empty((WRITE_BLOCKS * engine.blocksize, 2))
+    held = 0
     with out:
         while not performance.over and (frames is None or written < frames):
             block = performance.next_block()
             take = engine.blocksize if frames is None else min(engine.blocksize, frames - written)
-            out.write(block[:, :take].T)
+            chunk[held:held + take] = block[:, :take].T
+            held += take
             written += take
+            if held > len(chunk) - engine.blocksize:
+                out.write(chunk[:held])
+                held = 0
             if progress is not None and expected and time.monotonic() - last_report > 0.1:
                 last_report = time.monotonic()
                 progress(min(1.0, written / expected))
+        out.write(chunk[:held])
     return written
 
 

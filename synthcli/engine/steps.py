@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from ..api import Module
+from . import jit
 from .board import BLOCKS, BYPASS, FADE, SECONDS, WORST, Board
 from .schedule import Node, Schedule
 
@@ -137,6 +138,7 @@ class Host:
     when their identity does not change."""
 
     def __init__(self, samplerate: float, blocksize: int) -> None:
+        jit.ready()   # before any kernel runs
         self.samplerate = samplerate
         self.blocksize = blocksize
         self.modules: dict[str, Module] = {}
