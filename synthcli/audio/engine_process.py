@@ -136,8 +136,9 @@ class LiveEngine:
                 ready, _, _ = select.select([self.wake_r], [], [], block_time)
                 if ready:
                     os.read(self.wake_r, 4096)
-                    if ring.queued() >= depth - 1 and not self.commands:
-                        time.sleep(self.late_start(rendering))
+                    wait = self.late_start(rendering) if ring.queued() >= depth - 1 else 0.0
+                    if wait > 0 and not self.commands:
+                        time.sleep(wait)
                 continue
             if self.midi is not None:
                 self.midi.before_block(performance.sequencer)
