@@ -40,9 +40,10 @@ LOAD_AHEAD = 12
 #: sender is paced by the same clock) is handled at the start of a cycle
 #: too, a fraction of a millisecond after the callback: starting at once
 #: would leave it out of that block by a hair, to be heard a block later
-#: (benchmarks/midi_latency.py: median 29 -> 24 ms). Less when the blocks
-#: rendered ahead leave too little room: see :meth:`LiveEngine.late_start`.
-LATE_START = 0.5
+#: (benchmarks/midi_latency.py: median 29 -> 24 ms; half a block did no
+#: better and left less margin). Less when the blocks rendered ahead leave
+#: too little room: see :meth:`LiveEngine.late_start`.
+LATE_START = 0.25
 #: Per block, how much of the slowest recent render time is still counted.
 RENDER_DECAY = 0.999
 #: The tempo an Ableton Link session starts at when it is joined with no song playing.
@@ -138,7 +139,9 @@ class LiveEngine:
                     os.read(self.wake_r, 4096)
                     wait = self.late_start(rendering) if ring.queued() >= depth - 1 else 0.0
                     if wait > 0 and not self.commands:
-                        time.sleep(wait)
+                        # Another callback meanwhile means the server is catching up
+                        # after a stall: render at once then.
+                        select.select([self.wake_r], [], [], wait)
                 continue
             if self.midi is not None:
                 self.midi.before_block(performance.sequencer)
