@@ -277,12 +277,14 @@ def test_a_peer_that_vanishes_mid_song_leaves_the_other_playing(jack_server, tmp
     clicks = onsets(data[:, 0])
     after = clicks[clicks > (killed - playing) * SR]   # the recording starts about when `playing` is said
     # The music went on at the session's tempo: every beat half a second
-    # apart. One gap may be off by up to three JACK periods: the vanished
-    # peer is dropped from the session some seconds later, and a dummy
-    # server on a loaded machine can stall for more than one cycle (CI saw
-    # one gap 11 ms short once); steady() keeps the tighter bound elsewhere.
+    # apart. Two gaps may be short by up to six JACK periods: beats follow
+    # Link's (wall) clock, and when the dummy server stalls the recording
+    # loses those samples (CI saw gaps 6 and 17 ms short in one run; a
+    # timed note 8 s after another landed 5 to 50 ms early now and then on
+    # this VM, benchmarks/midi_latency.py). A lost tempo would put every
+    # gap off; steady() keeps the tighter bound elsewhere.
     errors = np.abs(np.diff(after) - 0.5 * SR)
-    assert len(after) >= 10 and (errors > 0.00025 * SR).sum() <= 1 and errors.max() <= 3 * BLOCK, np.diff(after)
+    assert len(after) >= 10 and (errors > 0.00025 * SR).sum() <= 2 and errors.max() <= 6 * BLOCK, np.diff(after)
 
 
 # -- the REPL ----------------------------------------------------------------------------
