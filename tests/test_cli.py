@@ -145,13 +145,30 @@ def long_midi(path):
     return path
 
 
-def on_a_terminal(*args):
-    """Run synth with stderr on a pseudo-terminal, as a musician sees it."""
+def on_a_terminal(*args, slow=False):
+    """Run synth with stderr on a pseudo-terminal, as a musician sees it.
+
+    ``slow`` lets it run only a tenth of the time (SIGSTOP/SIGCONT), as on
+    a loaded machine: what a render shows must not depend on how fast this
+    machine happens to be."""
     import pty
+    import threading
     leader, follower = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", *map(str, args)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=follower)
     os.close(follower)
+
+    def throttle():
+        while proc.poll() is None:
+            time.sleep(0.01)
+            try:
+                proc.send_signal(signal.SIGSTOP)
+                time.sleep(0.09)
+            finally:
+                proc.send_signal(signal.SIGCONT)
+
+    if slow:
+        threading.Thread(target=throttle, daemon=True).start()
     shown = b""
     while True:
         try:
@@ -169,7 +186,7 @@ def on_a_terminal(*args):
 def test_long_renders_show_progress_with_time_left_unless_quiet(tmp_path, source):
     args = (["patches/basic.patch", "--duration", "200"] if source == "patch"
             else [long_midi(tmp_path / "long.mid")])
-    status, shown = on_a_terminal("render", *args, "-o", tmp_path / "out.wav")
+    status, shown = on_a_terminal("render", *args, "-o", tmp_path / "out.wav", slow=True)
     assert status == 0, shown
     bars = re.findall(r"\r\[#* *\] +(\d+\.\d)%  +(\d+\.\d) s left", shown)
     assert len(bars) >= 3, shown                      # redrawn as it goes
