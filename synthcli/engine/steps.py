@@ -8,10 +8,10 @@ import time
 from typing import Callable
 
 import numpy as np
-from numba import njit
 
 from ..api import Module
 from . import jit
+from .jit import kernel
 from .board import BLOCKS, BYPASS, FADE, SECONDS, WORST, Board
 from .schedule import Node, Schedule
 
@@ -52,7 +52,7 @@ class Step:
 PUBLISH_EVERY = 16
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
+@kernel(fastmath={"reassoc"})
 def all_finite(span):
     """True when no sample is NaN or +/-Inf: one reassociable sum, which any
     such sample poisons. A tenth of the cost of numpy's sum at block sizes."""

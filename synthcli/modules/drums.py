@@ -4,10 +4,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from ..api import AUDIO, MAX_CHANNELS, AllNotesOff, Module, NoteOn, Param, Port
-from .oscillators import JIT, _random
+from ..engine.jit import helper, kernel
+from .oscillators import _random
 
 #: The kit's instruments, one voice each; a note retriggers its instrument.
 KICK, SNARE, CLAP, CLOSED_HAT, OPEN_HAT, CRASH = range(6)
@@ -39,13 +39,13 @@ def slot_for(note: float) -> int:
     return CLOSED_HAT if OTHER_LOW <= key <= OTHER_HIGH else -1
 
 
-@njit(inline="always", **JIT)
+@helper(inline="always")
 def _decay(seconds, samplerate):
     """Per-sample factor of an exponential decay by 1/e in ``seconds``."""
     return math.exp(-1.0 / (seconds * samplerate))
 
 
-@njit(**JIT)
+@kernel
 def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
                   age, vel, amp, noise_amp, phase, pitch_env, rng, filt, samplerate):
     """Every instrument's next block, summed to one signal on every channel.

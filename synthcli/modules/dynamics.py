@@ -4,20 +4,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from ..api import AUDIO, CONTROL, Module, Param, Port
+from ..engine.jit import kernel
 
 #: Below this level the master passes samples untouched; above it a tanh
 #: knee bends them so that nothing ever reaches full scale.
 SOFT_CLIP_KNEE = 0.8
 
-#: Numba options of every kernel: numpy's error model spares divisions the
-#: Python zero check, which keeps LLVM from vectorising loops.
-JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
-@njit(**JIT)
+@kernel
 def _master_kernel(mono, left, right, level, out):
     """Sum every channel of the inputs to stereo, apply level, soft-clip.
 
@@ -42,7 +39,7 @@ def _master_kernel(mono, left, right, level, out):
                 out[side, i] = ax if x > 0 else -ax
 
 
-@njit(**JIT)
+@kernel
 def _vca_kernel(x, gain, level, out):
     channels, n = x.shape
     for c in range(channels):
@@ -50,7 +47,7 @@ def _vca_kernel(x, gain, level, out):
             out[c, i] = x[c, i] * gain[c, i] * level[c, i]
 
 
-@njit(**JIT)
+@kernel
 def _mix_kernel(in1, in2, in3, in4, level1, level2, level3, level4, out):
     channels, n = out.shape
     for c in range(channels):
@@ -59,7 +56,7 @@ def _mix_kernel(in1, in2, in3, in4, level1, level2, level3, level4, out):
                          + in3[c, i] * level3[c, i] + in4[c, i] * level4[c, i])
 
 
-@njit(**JIT)
+@kernel
 def _pan_kernel(x, pan, left, right):
     """cos/sin of one angle keep left^2 + right^2 constant, so a sound keeps
     its loudness as it moves; modulation past the ends is clamped. The

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from ..api import AUDIO, Module, Param, Port
+from ..engine.jit import kernel
 
 #: Range of the delay time, in seconds; the buffer is sized for the longest.
 MIN_DELAY = 0.001
@@ -25,12 +25,9 @@ REVERB_WET_GAIN = 3.0
 #: between 1 and 1.67, which raises the wet level. That colour is its sound.
 ALLPASS_FEEDBACK = 0.5
 
-#: Numba options of every kernel: numpy's error model spares divisions the
-#: Python zero check.
-JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
-@njit(**JIT)
+@kernel
 def _delay_kernel(x, time, feedback, mix, out, buf, pos, samplerate, dmin):
     """Fractional delay line with feedback, all channels in one call.
 
@@ -97,7 +94,7 @@ class Delay(Module):
                       outputs["out"], self.buf, self.pos, self.samplerate, self._dmin)
 
 
-@njit(**JIT)
+@kernel
 def _reverb_kernel(x, size, damping, mix, left, right,
                    comb_buf, comb_len, comb_idx, comb_store, ap_buf, ap_len, ap_idx):
     """Freeverb: per side, 8 parallel lowpass-feedback combs then 4 series

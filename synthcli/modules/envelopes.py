@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from ..api import CONTROL, Module, Param, Port
+from ..engine.jit import helper, kernel
 
 IDLE, ATTACK, DECAY, SUSTAIN, RELEASE = range(5)
 
@@ -21,14 +21,14 @@ ATTACK_OVERSHOOT = 0.3
 FALL_OVERSHOOT = 0.001
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _exp_coef(samples, overshoot):
     """Per-sample factor that brings an RC curve from the start of its span
     to its goal in ``samples``, chasing a target ``overshoot`` spans past it."""
     return math.exp(math.log(overshoot / (1.0 + overshoot)) / samples)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def _adsr_kernel(gate, attack, decay, sustain, release, curve, out,
                  level, stage, gate_high, release_from, samplerate):
     """All channels of the envelope in one call.

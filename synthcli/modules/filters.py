@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from ..api import AUDIO, MAX_CHANNELS, Module, Param, Port
+from ..engine.jit import helper, kernel
 
 #: A modulated cutoff is held in this range: below it the filter is a DC
 #: trap, above it tan() of the prewarp heads for its pole at Nyquist.
@@ -49,10 +49,6 @@ LADDER_MAX_DRIVE = 10.0
 #: could decay into denormals, which are slow on x86.
 FLUSH = 1e-30
 
-#: Numba options of every kernel. With numpy's error model a division by
-#: zero gives inf instead of a Python exception, and without that branch
-#: LLVM can vectorise loops that divide.
-JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 #: The filters run channels side by side, one sample of every channel at a
 #: time (in "lanes"): a channel's recursion is a chain of dependent
@@ -65,25 +61,25 @@ FEW = 4
 LANES = MAX_CHANNELS
 
 
-@njit(**JIT)
+@helper
 def _flush(v):
     return v if abs(v) > FLUSH else 0.0
 
 
-@njit(**JIT)
+@helper
 def _prewarp(f, fmax, warp):
     """The trapezoidal integrator gain g = tan(pi f / fs) of a cutoff."""
     return math.tan(min(max(f, MIN_CUTOFF), fmax) * warp)
 
 
-@njit(**JIT)
+@helper
 def _lane_count(channels):
     """How many lanes to run, unsigned: LLVM vectorises a loop over lanes
     only without the check for negative indices that signed ones carry."""
     return np.uint64(channels if channels <= FEW else LANES)
 
 
-@njit(**JIT)
+@helper
 def _same_as_previous(param, c):
     """Whether channel c of a parameter repeats channel c - 1 all block long,
     as a mono cable spread to every channel does. NaN is never the same."""
@@ -99,7 +95,7 @@ def _work(rows, blocksize):
     return np.zeros((rows + 2 * blocksize, LANES + 1))
 
 
-@njit(**JIT)
+@helper
 def _split_work(work, rows, n):
     """The per-lane values (rows x LANES + 1), a block in (sample, lane)
     order (n x LANES + 1, of which the lanes use LANES), and the cutoffs'
@@ -107,7 +103,7 @@ def _split_work(work, rows, n):
     return work[:rows], work[rows:rows + n], work[rows + n:rows + 2 * n]
 
 
-@njit(**JIT)
+@helper
 def _to_lanes(x, xt):
     """Transpose a block into (sample, lane) order for the channel loops."""
     channels, n = x.shape
@@ -116,7 +112,7 @@ def _to_lanes(x, xt):
             xt[i, c] = x[c, i]
 
 
-@njit(**JIT)
+@helper
 def _from_lanes(xt, out):
     channels, n = out.shape
     for c in range(channels):
@@ -124,7 +120,7 @@ def _from_lanes(xt, out):
             out[c, i] = xt[i, c]
 
 
-@njit(**JIT)
+@helper
 def _cutoff_tans(cutoff, tans, fmax, warp):
     """tan of every channel's cutoff at every sample into tans[i, c], and
     in tans[i, LANES] whether any changed. Each runs only when its cutoff
@@ -147,19 +143,19 @@ def _cutoff_tans(cutoff, tans, fmax, warp):
                 tans[i, c] = tans[i - 1, c]
 
 
-@njit(**JIT)
+@helper
 def _svf_damping(r):
     return BUTTERWORTH_K * (SVF_MIN_K / BUTTERWORTH_K) ** min(max(r, 0.0), 1.0)
 
 
-@njit(**JIT)
+@helper
 def _svf_gains(g, k):
     a1 = 1.0 / (1.0 + g * (g + k))
     a2 = g * a1
     return a1, a2, g * a2
 
 
-@njit(**JIT)
+@helper
 def _svf_tick(v0, a1, a2, a3, w0, wv1, w2, ic1, ic2):
     """One sample: the output and the two new integrator states."""
     v3 = v0 - ic2
@@ -174,7 +170,7 @@ def _svf_tick(v0, a1, a2, a3, w0, wv1, w2, ic1, ic2):
 SVF_LANE_ROWS = 12
 
 
-@njit(**JIT)
+@helper
 def _svf_alone(x, cutoff, res, mode, out, ic, c, fmax, warp):
     """Channel c on its own, all state in registers."""
     n = x.shape[1]
@@ -200,7 +196,7 @@ def _svf_alone(x, cutoff, res, mode, out, ic, c, fmax, warp):
     ic[c, 1] = _flush(ic2)
 
 
-@njit(**JIT)
+@helper
 def _svf_shared(cutoff, res, lanes, xt, fmax, warp):
     """Every channel has the same cutoff and res: one set of gains serves
     all (their modes may differ)."""
@@ -231,7 +227,7 @@ def _svf_shared(cutoff, res, lanes, xt, fmax, warp):
             xt[i, c], ic1[c], ic2[c] = _svf_tick(xt[i, c], a1, a2, a3, w0[c], wv1[c], w2[c], ic1[c], ic2[c])
 
 
-@njit(**JIT)
+@helper
 def _svf_lanes(res, lanes, xt, tans):
     """Channels with a cutoff or res of their own: after the tans, each
     sample works out the gains of all lanes at once, as vectors, if
@@ -265,7 +261,7 @@ def _svf_lanes(res, lanes, xt, tans):
             xt[i, c], ic1[c], ic2[c] = _svf_tick(xt[i, c], a1[c], a2[c], a3[c], w0[c], wv1[c], w2[c], ic1[c], ic2[c])
 
 
-@njit(**JIT)
+@kernel
 def _svf_kernel(x, cutoff, res, mode, out, ic, work, samplerate):
     """Andrew Simper's (Cytomic) trapezoidal SVF, all channels in one call.
 
@@ -327,7 +323,7 @@ class Vcf(Module):
                     outputs["out"], self.ic, self._work, self.samplerate)
 
 
-@njit(**JIT)
+@helper
 def _saturate(u):
     """tanh to within 0.024, landing smoothly on +/-1 at +/-3 (slope 0):
     this rational function costs a fraction of libm's tanh."""
@@ -339,17 +335,17 @@ def _saturate(u):
     return u * (27.0 + u2) / (27.0 + 9.0 * u2)
 
 
-@njit(**JIT)
+@helper
 def _ladder_feedback(r):
     return LADDER_MAX_K * min(max(r, 0.0), 1.0)
 
 
-@njit(**JIT)
+@helper
 def _ladder_drive(d):
     return LADDER_MAX_DRIVE ** min(max(d, 0.0), 1.0)
 
 
-@njit(**JIT)
+@helper
 def _ladder_gains(g, k):
     """Stage gain G and state gain h of the one-poles, and the input and
     feedback gains of the loop solved for its input."""
@@ -359,7 +355,7 @@ def _ladder_gains(g, k):
     return G, h, (1.0 + LADDER_COMPENSATION * k) * loop_gain, k * loop_gain
 
 
-@njit(**JIT)
+@helper
 def _ladder_tick(x, G, h, in_gain, k_loop, gain, s1, s2, s3, s4):
     """One sample: the output and the four new stage states."""
     # Each stage's output is G * its input + h * its state, so the
@@ -381,7 +377,7 @@ def _ladder_tick(x, G, h, in_gain, k_loop, gain, s1, s2, s3, s4):
 LADDER_LANE_ROWS = 12
 
 
-@njit(**JIT)
+@helper
 def _ladder_update(cache, f, r, d, fmax, warp):
     """The new cache = (cutoff, res, drive, tan, G, h, in_gain, k_loop, gain)
     for parameters f, r, d; tan() and pow() run only when theirs changed."""
@@ -399,7 +395,7 @@ def _ladder_update(cache, f, r, d, fmax, warp):
 NO_CACHE = (np.nan, np.nan, np.nan, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
-@njit(**JIT)
+@helper
 def _ladder_alone(x, cutoff, res, drive, out, lanes, fmax, warp):
     """One channel: its states in registers, straight into the output."""
     n = x.shape[1]
@@ -412,7 +408,7 @@ def _ladder_alone(x, cutoff, res, drive, out, lanes, fmax, warp):
     lanes[0, 0], lanes[1, 0], lanes[2, 0], lanes[3, 0] = t1, t2, t3, t4
 
 
-@njit(**JIT)
+@helper
 def _ladder_shared(cutoff, res, drive, lanes, xt, width, fmax, warp):
     """Every channel has the same parameters: one set of gains serves all."""
     n = cutoff.shape[1]
@@ -429,7 +425,7 @@ def _ladder_shared(cutoff, res, drive, lanes, xt, width, fmax, warp):
                 xt[i, c], G, h, in_gain, k_loop, gain, s1[c], s2[c], s3[c], s4[c])
 
 
-@njit(**JIT)
+@helper
 def _ladder_lanes(res, drive, lanes, xt, tans, width):
     """Channels with parameters of their own: after the tans, each sample
     works out the gains of all lanes at once, as vectors, if anything
@@ -467,7 +463,7 @@ def _ladder_lanes(res, drive, lanes, xt, tans, width):
                 xt[i, c], G[c], h[c], in_gain[c], k_loop[c], gain[c], s1[c], s2[c], s3[c], s4[c])
 
 
-@njit(**JIT)
+@kernel
 def _ladder_kernel(x, cutoff, res, drive, out, stages, work, samplerate):
     """Zavalishin's TPT ladder: four trapezoidal one-poles in a loop.
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from ..api import AUDIO, C4_HZ, CONTROL, Module, Param, Port
+from ..engine.jit import helper, kernel
 
 VCO_WAVES = ("sine", "saw", "square", "triangle", "pulse")
 SINE, SAW, SQUARE, TRIANGLE, PULSE = range(5)
@@ -40,10 +40,6 @@ PW_MIN = 0.01
 #: Time since an edge is kept below one sample: the table lookups rely on it.
 LATEST = 1.0 - 1e-12
 
-#: Numba options of every kernel: numpy's error model spares divisions the
-#: Python zero check, which keeps LLVM from vectorising loops.
-JIT = dict(cache=True, nogil=True, error_model="numpy")
-
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -69,7 +65,7 @@ def _edge_tables() -> tuple[np.ndarray, np.ndarray]:
 _STEP, _RAMP = _edge_tables()
 
 
-@njit(**JIT)
+@helper
 def _since(overshoot, inc):
     """Samples since the phase crossed a point it is now `overshoot` past.
     Kept below one sample, also at zero frequency or when a swept pulse
@@ -77,7 +73,7 @@ def _since(overshoot, inc):
     return overshoot / inc if overshoot < inc * LATEST else LATEST
 
 
-@njit(**JIT)
+@helper
 def _edge(buf, pos, since, size, ramp):
     """Turn the naive jump (or, with ramp, slope change) that happened `since`
     samples before the sample at `pos` into a band-limited one, by adding the
@@ -92,7 +88,7 @@ def _edge(buf, pos, since, size, ramp):
         buf[(pos + TAPS + j) & MASK] += size * v
 
 
-@njit(**JIT)
+@helper
 def _steady(x, c):
     """Whether channel c of x holds one value all block long."""
     differ = 0
@@ -101,7 +97,7 @@ def _steady(x, c):
     return differ == 0
 
 
-@njit(inline="always", **JIT)
+@helper(inline="always")
 def _vco_channel(shape, c, inputs, state, out, samplerate):
     """Channel c's block: the new phase and pulse level. `shape` is always a
     constant, so each waveform gets a loop of its own, free of the others."""
@@ -168,7 +164,7 @@ def _vco_channel(shape, c, inputs, state, out, samplerate):
     return p, hi
 
 
-@njit(**JIT)
+@kernel
 def _vco_kernel(voct, fm, freq, wave, pw, fmdepth, out, phase, high, ring, cursor, samplerate):
     channels, n = out.shape
     for c in range(channels):
@@ -224,7 +220,7 @@ class Vco(Module):
                     self.cursor, self.samplerate)
 
 
-@njit(**JIT)
+@helper
 def _random(state):
     """One splitmix64 step: the next state and a uniform value in [-1, 1)."""
     state += _GOLDEN
@@ -239,7 +235,7 @@ def _random(state):
 _SIN_SERIES = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(1, 12))
 
 
-@njit(**JIT)
+@helper
 def _sin_turns(q):
     """sin(2 pi q) for q in [0, 1], to 1.5 ulp; libm's sin(2 pi q) is off
     by up to 2000 ulp near its zeros, where 2 pi q itself rounds. Plain
@@ -257,7 +253,7 @@ def _sin_turns(q):
     return -y if r < 0.0 else y
 
 
-@njit(**JIT)
+@kernel
 def _lfo_kernel(sync, freq, wave, amp, offset, start, out, phase, last, gate, held, rng, samplerate):
     channels, n = out.shape
     for c in range(channels):
@@ -339,7 +335,7 @@ class Lfo(Module):
                     self.rng, self.samplerate)
 
 
-@njit(**JIT)
+@kernel
 def _noise_kernel(color, level, seed, out, rng, seeded, pink):
     channels, n = out.shape
     for c in range(channels):
