@@ -33,10 +33,11 @@ def build(library_path: str | os.PathLike) -> None:
     from ..modules import FAMILIES
     from ..testing import render_module
     from . import jit
-    from .steps import all_finite
+    from .steps import accumulate, all_finite
 
     import numpy as np
     all_finite(np.zeros((2, 64)))
+    accumulate(np.zeros((2, 64)), np.zeros((1, 64)))
     for family in FAMILIES:
         for cls in family.MODULES:
             for channels in (1, 3):

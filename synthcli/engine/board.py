@@ -19,12 +19,16 @@ RUN, BYPASS, FADE = 0, 1, 2
 BLOCKS, SECONDS, WORST = 0, 1, 2
 #: ``progress`` value of a module nobody will run this block (its worker
 #: died): consumers stop waiting and read its silenced outputs.
-ABANDONED = np.iinfo(np.int64).max
+ABANDONED = 2**63 - 1
 
 
 class Board:
     """Views onto one memory block. ``name`` is the shared-memory segment's
-    name, or None for private memory."""
+    name, or None for private memory.
+
+    ``progress`` and ``flags`` are memoryviews of int64, not numpy arrays:
+    every module reads and writes them every block, and a memoryview item
+    is a plain Python int, a third of the cost of a numpy scalar."""
 
     def __init__(self, modules: int, rows: int, blocksize: int, shared: bool = False,
                  name: str | None = None) -> None:
@@ -50,15 +54,17 @@ class Board:
             offset += view.nbytes
             return view
 
-        self.progress = take((modules,), np.int64)
-        self.flags = take((modules,), np.int64)
+        progress = take((modules,), np.int64)
+        flags = take((modules,), np.int64)
         self.stats = take((modules, 3), np.float64)
         self.arena = take((rows, blocksize), np.float64)
         if name is None:
-            self.progress[:] = -1
-            self.flags[:] = RUN
+            progress[:] = -1
+            flags[:] = RUN
             self.stats[:] = 0.0
             self.arena[:] = 0.0
+        self.progress = memoryview(progress).cast("B").cast("q")
+        self.flags = memoryview(flags).cast("B").cast("q")
 
     def spec(self) -> tuple:
         """What another process needs to attach: ``Board.attach(*spec)``."""
@@ -72,6 +78,8 @@ class Board:
         """Drop the views and the mapping; the creator also unlinks."""
         if self.shm is None:
             return
+        self.progress.release()
+        self.flags.release()
         del self.progress, self.flags, self.stats, self.arena
         shm, self.shm = self.shm, None
         shm.close()

@@ -9,6 +9,14 @@ shows up as end-of-file at once. Audio never crosses a pipe: it stays in
 the board. Rare messages (assignments, notes, state) use a
 multiprocessing connection.
 
+Waking a sleeping process costs 50-65 us here, which is all the DSP of a
+light patch. Offline, with a core for each process, both sides therefore
+first poll their pipe without sleeping (a read that returns at once when
+nothing is there, then ``sched_yield``) for up to SPIN_SECONDS: a round
+trip then takes 2 us (benchmarks/executors.py). Live play never spins:
+there the other processes (the audio callback, JACK) need the cores, and
+a wake-up is 1% of a block.
+
 Workers are forked from the engine after every kernel has been compiled,
 before any audio or network thread exists, plus one warm spare. A worker
 that dies or misses its deadline is killed, its modules are silenced, and
@@ -54,6 +62,8 @@ SNAPSHOT_EVERY = 1.0
 SNAPSHOT_LIMIT = 256 * 1024
 #: Bounded wait for replies to control messages (assign, snapshot).
 CONTROL_TIMEOUT = 5.0
+#: Longest a spinning side polls its pipe before it sleeps in poll().
+SPIN_SECONDS = 0.001
 #: Seconds after a recovery before a new spare is started: a forkserver
 #: child re-imports the parent's main module, and that burst of CPU landing
 #: on the recovery itself caused an xrun in 1 of 4 tries on 2 cores.
@@ -83,6 +93,29 @@ def max_workers() -> int:
 
 # -- the worker side ------------------------------------------------------------
 
+def _read_soon(fd: int, size: int, timeout: float | None) -> bytes | None:
+    """Read from a non-blocking pipe: poll it without sleeping for up to
+    SPIN_SECONDS, then sleep until data comes or ``timeout`` (seconds, None
+    for ever) runs out, which returns None. End of file returns b""."""
+    give_up = time.perf_counter() + SPIN_SECONDS
+    while True:
+        try:
+            return os.read(fd, size)
+        except BlockingIOError:
+            pass
+        if time.perf_counter() > give_up:
+            break
+        os.sched_yield()
+    waiter = select.poll()
+    waiter.register(fd, select.POLLIN)
+    if not waiter.poll(None if timeout is None else max(0.0, timeout - SPIN_SECONDS) * 1000):
+        return None
+    try:
+        return os.read(fd, size)
+    except BlockingIOError:   # a spurious wake-up
+        return None
+
+
 def _wait_for(board: Board, indices: tuple[int, ...], block: int) -> None:
     """Spin briefly, then yield the core: producers are usually microseconds
     away, but a pure spin on a shared core costs milliseconds."""
@@ -110,7 +143,8 @@ def _state_bytes(module) -> int:
     return sum(getattr(getattr(module, name), "nbytes", 0) for name in module.state_fields)
 
 
-def worker_main(control, go, done, samplerate: float, blocksize: int, inherited: tuple[int, ...]) -> None:
+def worker_main(control, go, done, samplerate: float, blocksize: int, inherited: tuple[int, ...],
+                spin: bool = False) -> None:
     """A worker's life: obey control messages, run its steps per block."""
     for fd in inherited:  # other workers' pipes: holding them would hide their engine's death
         try:
@@ -124,6 +158,7 @@ def worker_main(control, go, done, samplerate: float, blocksize: int, inherited:
     steps: list[Step] = []
     known: set[str] = set()
     go_fd, done_fd = go.fileno(), done.fileno()
+    os.set_blocking(go_fd, not spin)
     orphaned = False
 
     def report(name: str, reason: str) -> None:
@@ -131,7 +166,9 @@ def worker_main(control, go, done, samplerate: float, blocksize: int, inherited:
 
     try:
         while True:
-            data = os.read(go_fd, _BLOCK.size)
+            data = _read_soon(go_fd, _BLOCK.size, None) if spin else os.read(go_fd, _BLOCK.size)
+            if data is None:
+                continue
             if len(data) < _BLOCK.size:
                 orphaned = True
                 break
@@ -225,7 +262,7 @@ class Worker:
             conn.close()
 
 
-def _spawn(ctx, samplerate: float, blocksize: int, inherited: tuple[int, ...] = ()) -> Worker:
+def _spawn(ctx, samplerate: float, blocksize: int, inherited: tuple[int, ...] = (), spin: bool = False) -> Worker:
     engine_control, worker_control = ctx.Pipe(duplex=True)
     go_r, go_w = ctx.Pipe(duplex=False)
     done_r, done_w = ctx.Pipe(duplex=False)
@@ -233,10 +270,11 @@ def _spawn(ctx, samplerate: float, blocksize: int, inherited: tuple[int, ...] = 
     # close them too, or it would never see the engine die.
     own_ends = (engine_control.fileno(), go_w.fileno(), done_r.fileno()) if ctx.get_start_method() == "fork" else ()
     process = ctx.Process(target=worker_main, daemon=True, name="synthcli-worker",
-                          args=(worker_control, go_r, done_w, samplerate, blocksize, inherited + own_ends))
+                          args=(worker_control, go_r, done_w, samplerate, blocksize, inherited + own_ends, spin))
     process.start()
     for conn in (worker_control, go_r, done_w):
         conn.close()
+    os.set_blocking(done_r.fileno(), not spin)
     return Worker(process, engine_control, (go_w, done_r))
 
 
@@ -269,6 +307,8 @@ class ProcessExecutor:
         self.report = report
         self.deadline = deadline
         self.partitions = (workers or default_workers()) + 1
+        # Offline, with a core for every process, hand-offs spin (see above).
+        self.spin = not live and self.partitions <= (os.cpu_count() or 1)
         self.host = Host(samplerate, blocksize)
         self.board: Board | None = None
         self.schedule: Schedule | None = None
@@ -297,7 +337,7 @@ class ProcessExecutor:
         self.workers: list[Worker] = []
         for _ in range(self.partitions - 1 if live else self.partitions):
             inherited = tuple(fd for w in self.workers for fd in w.fds())
-            self.workers.append(_spawn(fork, samplerate, blocksize, inherited))
+            self.workers.append(_spawn(fork, samplerate, blocksize, inherited, self.spin))
         self.spare: Worker | None = (_spawn(mp.get_context("forkserver"), samplerate, blocksize) if live
                                      else self.workers.pop())
         for worker in [*self.workers, self.spare]:   # threads only now: every fork is done
@@ -465,15 +505,19 @@ class ProcessExecutor:
     def _finish(self, part: int, block: int) -> None:
         """Wait for a worker's "done" within the deadline, or replace it."""
         worker = self.worker(part)
-        poller = select.poll()
-        poller.register(worker.done, select.POLLIN)
-        if poller.poll(self.deadline * 1000):
-            if os.read(worker.done, 64):
-                return
-            reason = self._exit_reason(worker)
+        if self.spin:
+            data = _read_soon(worker.done, 64, self.deadline)
         else:
+            poller = select.poll()
+            poller.register(worker.done, select.POLLIN)
+            data = os.read(worker.done, 64) if poller.poll(self.deadline * 1000) else None
+        if data:
+            return
+        if data is None:
             self.missed[part] = self.missed.get(part, 0) + 1
             reason = f"hung: missed its deadline ({self.deadline * 1e3:.0f} ms)"
+        else:
+            reason = self._exit_reason(worker)
         self._recover(part, block, reason)
 
     def _recover(self, part: int, block: int, reason: str) -> None:
@@ -511,7 +555,7 @@ class ProcessExecutor:
             spare, self.spare = self.spare, None
             refilling = self._spare_thread is not None and self._spare_thread.is_alive()
         if spare is None:  # two failures in quick succession: wait for a fresh one
-            spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize)
+            spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize, spin=self.spin)
             spare.listen()
         if not refilling:   # one refill at a time: a second would make a spare nobody holds
             self._spare_thread = threading.Thread(target=self._refill_spare, daemon=True)
@@ -524,7 +568,7 @@ class ProcessExecutor:
         recovery is over."""
         if self._closing.wait(REFILL_DELAY):
             return
-        spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize)
+        spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize, spin=self.spin)
         spare.listen()
         with self._spare_lock:
             self.spare = spare

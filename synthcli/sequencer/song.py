@@ -206,6 +206,10 @@ class Song:
         return self.bar_start(bar + whole) + (fraction - whole) * self.bar_seconds(bar + whole)
 
 
+#: bar_sample's default: the first sample of the bar (kept, see there).
+_BAR_START = Fraction(0)
+
+
 def load_song(path: str | Path, registry: Registry) -> Song:
     return Song(registry, read_source(path), str(path))
 
@@ -228,10 +232,10 @@ class Sequencer:
 
     def __init__(self, song: Song, engine, endless: bool = False, origin: int = 0) -> None:
         self.engine = engine
-        self.song = song
-        self.endless = endless
-        self.origin = origin      # the sample the song's first bar starts on
         self.rate = Fraction(engine.samplerate)
+        self._song = song
+        self.origin = origin      # the sample the song's first bar starts on
+        self.endless = endless
         self.pending: Song | None = None
         self.patch, self.voices = song.patch.copy(), dict(song.voices)
         engine.load(self.patch)
@@ -240,10 +244,28 @@ class Sequencer:
         self.swapped_at: int | None = None
         self.leaving: Patch | None = None   # the patch to load once removed modules have faded
 
+    @property
+    def song(self) -> Song:
+        return self._song
+
+    @song.setter
+    def song(self, song: Song) -> None:
+        self._song = song
+        self._starts: dict[int, int] = {}
+
+    @property
+    def origin(self) -> int:
+        return self._origin
+
+    @origin.setter
+    def origin(self, sample: int) -> None:
+        self._origin = sample
+        self._starts = {}
+
     def sample(self, seconds: Fraction) -> int:
         return self.origin + round(seconds * self.rate)
 
-    def bar_sample(self, bar: int, fraction: Fraction = Fraction(0)) -> int:
+    def bar_sample(self, bar: int, fraction: Fraction = _BAR_START) -> int:
         """The sample at ``fraction`` of a bar from the start of ``bar``: every
         place in the song reaches the engine's clock through here, so a
         sequencer that follows another clock (Ableton Link) overrides it.
@@ -251,7 +273,17 @@ class Sequencer:
         It is exactly ``sample(song.seconds_at(bar, fraction))``, rounded
         half to even as ``round(Fraction)`` does, but in plain integers:
         a bar of 96 voices asks for hundreds of these in one block, and the
-        Fraction objects cost 10 ms of it (30 ms with the tempo map)."""
+        Fraction objects cost 10 ms of it (30 ms with the tempo map). The
+        start of a bar, asked for at every block, is kept until the song or
+        its origin changes."""
+        if fraction is _BAR_START:
+            start = self._starts.get(bar)
+            if start is None:
+                start = self._starts[bar] = self._place(bar, fraction)
+            return start
+        return self._place(bar, fraction)
+
+    def _place(self, bar: int, fraction: Fraction) -> int:
         fn, fd = fraction.numerator, fraction.denominator
         whole = fn // fd
         start, length = self.song.bar_span(bar + whole)
