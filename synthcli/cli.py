@@ -160,7 +160,9 @@ def render(
     samplerate: int = typer.Option(48000, "--samplerate", "-r", help="Samples per second."),
     blocksize: int = typer.Option(256, "--blocksize", "-b", help="Samples per block."),
     fmt: str = typer.Option("float32", "--format", help="float32, pcm24 or pcm16."),
-    executor: str = typer.Option("inline", "--executor", "-x", help="inline, threads or processes."),
+    executor: str = typer.Option("auto", "--executor", "-x",
+                                 help="auto (inline, or worker processes once they are seen to pay), "
+                                      "inline, threads or processes."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w",
                                           help="Worker threads/processes besides the engine (default: cores - 1)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw waveform, spectrogram and level to a PNG."),
@@ -431,7 +433,7 @@ def check_live_settings(executor: str, workers: int | None, latency: str, blocks
     from .engine.core import check_executor
     from .errors import SynthError
     try:
-        check_executor(executor, workers)
+        check_executor(executor, workers, live=True)
     except SynthError as error:
         fail(str(error))
     if latency not in DEPTHS:

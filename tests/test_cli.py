@@ -74,6 +74,8 @@ def test_missing_file_and_bad_flags(tmp_path):
                          (["--duration", "-1"], "duration must be a positive")):
         done = synth("render", BASIC, "-o", tmp_path / "x.wav", *flags)
         assert done.returncode == 2 and words in done.stderr, done.stderr
+    done = synth("play", BASIC, "--executor", "auto")
+    assert done.returncode == 2 and "the auto executor is for rendering" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("fmt, subtype", [("float32", "FLOAT"), ("pcm24", "PCM_24"), ("pcm16", "PCM_16")])
@@ -89,12 +91,12 @@ def test_render_writes_the_asked_wav(tmp_path, fmt, subtype):
 
 def test_render_is_bit_identical_across_executors_from_the_cli(tmp_path):
     outputs = []
-    for i, flags in enumerate((["--executor", "inline"], ["--executor", "processes", "--workers", "2"])):
+    for i, flags in enumerate((["--executor", "inline"], ["--executor", "processes", "--workers", "2"], [])):
         out = tmp_path / f"{i}.wav"
         done = synth("render", BASIC, "-o", out, "--duration", "2", *flags)
         assert done.returncode == 0, done.stderr
         outputs.append(out.read_bytes())
-    assert outputs[0] == outputs[1]
+    assert outputs[0] == outputs[1] == outputs[2]
 
 
 def test_ctrl_c_during_a_processes_render_leaves_no_shared_memory(tmp_path):

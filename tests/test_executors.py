@@ -43,6 +43,26 @@ def test_bit_identical_on_every_executor_and_worker_count(registry, text, notes)
         assert digest(registry, text, executor, workers, notes=notes) == expected, (executor, workers)
 
 
+@pytest.mark.parametrize("voices, expected", [(48, "processes"), (2, "inline")])
+def test_auto_moves_a_heavy_patch_to_workers_mid_render_and_the_bits_stay_the_same(registry, voices, expected):
+    """auto measures a patch inline, then moves it to worker processes when
+    they pay (a light patch stays): its states and buffers move with it."""
+    import synthcli.engine.core as core
+    text = reference_patch(voices)
+    patch = Patch(registry)
+    patch.load_text(text)
+    with Engine(registry, 48000, 256, executor="auto", workers=1) as engine:
+        engine.load(patch)
+        reference_notes(engine, voices, 3)
+        data = np.concatenate([engine.process_block().copy() for _ in range(300)], axis=1)
+        assert engine.executor.name == expected
+        switched = engine.module_stats()
+    assert core.AUTO_SETTLE + core.AUTO_MEASURE < 300
+    assert hashlib.sha256(data.tobytes()).hexdigest() == digest(registry, text, "inline", blocks=300, notes=voices)
+    if expected == "processes":
+        assert {stats["partition"] for stats in switched.values()} == {0, 1}
+
+
 def test_edits_while_running_are_applied_between_blocks_on_every_executor(registry):
     def run(executor):
         patch = Patch(registry)

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import SynthError
 from ..patch import Patch
 from ..plugins import Registry
-from .board import BYPASS, FADE, Board
+from .board import BLOCKS, BYPASS, FADE, SECONDS, Board
 from .schedule import Node, Schedule, compile_patch
 
 
@@ -51,14 +51,31 @@ class ModuleStats:
     quarantined: bool = False
 
 
-EXECUTORS = ("inline", "threads", "processes")
+EXECUTORS = ("inline", "threads", "processes", "auto")
+
+#: ``auto`` runs a schedule inline, measures what each module costs over
+#: AUTO_MEASURE blocks after AUTO_SETTLE (the first blocks fill caches, and
+#: under the JIT compile), then moves to worker processes if they would pay:
+#: the busiest process would take at most AUTO_SHARE of the time inline
+#: takes, saving at least AUTO_SAVING seconds a block (a worker's fork and
+#: a hand-off per block must be worth it). Statistics reach the board every
+#: PUBLISH_EVERY blocks, so both counts are multiples of it.
+AUTO_SETTLE = 16
+AUTO_MEASURE = 32
+AUTO_SHARE = 0.8
+AUTO_SAVING = 20e-6
+#: What a hand-off to a worker and back costs a block, offline (spinning).
+HANDOFF = 5e-6
 
 
-def check_executor(kind: str, workers: int | None) -> None:
+def check_executor(kind: str, workers: int | None, live: bool = False) -> None:
     """Refuse a bad ``--executor``/``--workers`` before anything is started."""
     from .processes import max_workers
     if kind not in EXECUTORS:
-        raise SynthError(f"unknown executor '{kind}' (choose {', '.join(EXECUTORS)})")
+        choices = [name for name in EXECUTORS if not (live and name == "auto")]
+        raise SynthError(f"unknown executor '{kind}' (choose {', '.join(choices)})")
+    if live and kind == "auto":
+        raise SynthError("the auto executor is for rendering; live play uses inline, threads or processes")
     if workers is not None and workers < 1:
         raise SynthError(f"--workers must be at least 1, got {workers}")
     if workers is not None and workers > max_workers():
@@ -68,10 +85,11 @@ def check_executor(kind: str, workers: int | None) -> None:
 
 def make_executor(kind: str, registry: Registry, samplerate: float, blocksize: int,
                   workers: int | None, report: Callable[..., None], deadline: float, live: bool) -> Executor:
-    """Build an executor by name, importing only the one asked for."""
+    """Build an executor by name, importing only the one asked for (``auto``
+    starts inline: the engine decides later)."""
     from .processes import default_workers
-    check_executor(kind, workers)
-    if kind == "inline":
+    check_executor(kind, workers, live)
+    if kind in ("inline", "auto"):
         from .inline import InlineExecutor
         return InlineExecutor(registry, samplerate, blocksize, report)
     if kind == "threads":
@@ -90,8 +108,10 @@ class Engine:
         Where module types come from.
     samplerate : float
     blocksize : int
-    executor : {"inline", "threads", "processes"}
+    executor : {"inline", "threads", "processes", "auto"}
         Where modules run; every executor renders bit-identical output.
+        ``auto`` (offline only) starts inline and moves to worker processes
+        when its measurements say they pay.
     workers : int, optional
         Worker threads or processes besides the engine's own thread.
     deadline : float
@@ -111,6 +131,10 @@ class Engine:
         self.samplerate = float(samplerate)
         self.blocksize = int(blocksize)
         self.executor = make_executor(executor, registry, samplerate, blocksize, workers, self.fault, deadline, live)
+        self.auto = executor == "auto" and (os.cpu_count() or 1) > 1
+        self._workers, self._deadline = workers, deadline
+        self._decide_at = -1
+        self._settled: np.ndarray | None = None
         self.block = 0
         self.schedule: Schedule | None = None
         self.board: Board | None = None
@@ -163,6 +187,8 @@ class Engine:
         self._smoothing = {k: v for k, v in self._smoothing.items() if k[0] in live}
         self.stats = {name: self.stats.get(name, ModuleStats()) for name in live}
         self.schedule, self.board, self.arena = schedule, board, arena
+        if self.auto:
+            self._decide_at = self.block + AUTO_SETTLE + AUTO_MEASURE
 
     def fade_out(self, names) -> None:
         """Let these modules play one more block, faded to silence, and
@@ -223,6 +249,10 @@ class Engine:
                 self.executor.deliver(name, max(0, when - self.time), event)
         self.executor.run_block(self.block)
         self.block += 1
+        if self.block == self._decide_at - AUTO_MEASURE:
+            self._settled = self.board.stats.copy()
+        elif self.block == self._decide_at:
+            self._consider_workers()
         master = self.schedule.master
         return self.arena[master.start:master.stop]
 
@@ -248,6 +278,28 @@ class Engine:
             self.arena[rows.start + 1:rows.stop] = first
             self.params[key] = new
         self._smoothing.clear()
+
+    def _consider_workers(self) -> None:
+        """``auto``: move to worker processes if the costs measured inline
+        say they pay (see AUTO_SHARE); the output goes on bit for bit."""
+        from .partition import builtin, parallel_share
+        from .processes import ProcessExecutor, default_workers
+        spent = self.board.stats - self._settled
+        costs = {node.name: spent[i, SECONDS] / spent[i, BLOCKS]
+                 for i, node in enumerate(self.schedule.nodes) if spent[i, BLOCKS] > 0}
+        inline = sum(costs.values())
+        partitions = (self._workers or default_workers()) + 1
+        busiest = parallel_share(self.schedule, costs, partitions, builtin(self.registry, self.schedule))
+        busiest = busiest * inline + HANDOFF
+        if busiest > AUTO_SHARE * inline or inline - busiest < AUTO_SAVING:
+            return
+        states = {name: module.get_state() for name, module in self.executor.host.modules.items()}
+        workers = ProcessExecutor(self.registry, self.samplerate, self.blocksize, self.fault, self._workers,
+                                  self._deadline)
+        board = workers.take_over(self.schedule, self.board, states, costs)
+        self.executor.close()
+        self.executor, self.board, self.arena = workers, board, board.arena
+        self.auto = False
 
     def fault(self, name: str, reason: str, quarantine: bool = False) -> None:
         """Executors report a module's failure here. The engine keeps count

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+from ..plugins import BUILTIN_PACKAGE, Registry
 from .schedule import Schedule
 
 
@@ -56,7 +57,10 @@ def assign(schedule: Schedule, partitions: int, previous: Mapping[str, int],
     Modules already running stay where they are (moving one would mean
     shipping its state); a new module joins its group's partition if the
     group already runs somewhere; new groups go, heaviest first, to the
-    least loaded partition that may host them."""
+    least loaded partition that may host them. A group that feeds other
+    groups (one LFO sweeping every voice) goes to the engine's partition:
+    a worker waits for just the module it reads, but the engine waits for
+    a worker's whole block, which would leave the engine idle while it ran."""
     if cost is None:
         widths = {node.name: node.channels for node in schedule.nodes}
         cost = lambda name: 1.0 + widths[name]
@@ -66,9 +70,13 @@ def assign(schedule: Schedule, partitions: int, previous: Mapping[str, int],
         if name in schedule.by_name and part < partitions:
             where[name] = part
             load[part] += cost(name)
-    for group in sorted(groups(schedule), key=lambda g: -sum(map(cost, g))):
+    found = groups(schedule)
+    group_of = {name: number for number, group in enumerate(found) for name in group}
+    shared = {group_of[c.src] for c in schedule.cables if c.dst != "out" and group_of[c.src] != group_of[c.dst]}
+    for number in sorted(range(len(found)), key=lambda k: (k not in shared, -sum(map(cost, found[k])))):
+        group = found[number]
         placed = [where[name] for name in group if name in where]
-        if "out" in group:
+        if "out" in group or (number in shared and all(map(trusted, group))):
             target = 0
         elif placed:
             target = placed[0]
@@ -90,3 +98,23 @@ def cost_model(schedule: Schedule, measured: Mapping[str, float]) -> Callable[[s
     known = {name: cost for name, cost in measured.items() if name in widths and cost > 0}
     per_channel = (sum(known.values()) / sum(widths[n] for n in known)) if known else 1.0
     return lambda name: known.get(name, per_channel * (1 + widths[name]))
+
+
+def builtin(registry: Registry, schedule: Schedule) -> Callable[[str], bool]:
+    """Whether a module of the schedule is built in (may run in partition 0)."""
+    return lambda name: registry.get(schedule.by_name[name].type).package == BUILTIN_PACKAGE
+
+
+def parallel_share(schedule: Schedule, costs: Mapping[str, float], partitions: int,
+                   trusted: Callable[[str], bool]) -> float:
+    """The share of a block's time that its busiest partition would take,
+    were the modules placed on ``partitions`` as :func:`assign` would place
+    them with these costs: 1.0 means no gain, 1 / partitions a perfect split."""
+    total = sum(costs.values())
+    if total <= 0:
+        return 1.0
+    where = assign(schedule, partitions, {}, trusted, cost_model(schedule, costs))
+    loads = [0.0] * partitions
+    for name, part in where.items():
+        loads[part] += costs.get(name, 0.0)
+    return max(loads) / total

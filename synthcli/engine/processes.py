@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..plugins import BUILTIN_PACKAGE, Registry
+from ..plugins import Registry
 from .board import ABANDONED, Board
-from .partition import assign, cost_model
+from .partition import assign, builtin, cost_model
 from .schedule import Schedule
 from .steps import Host, Step, measured_costs, run_step
 
@@ -413,7 +413,25 @@ class ProcessExecutor:
         worker.names = set(names) - set(refused)
 
     def rebuild(self, schedule: Schedule) -> Board:
-        old_board, old_schedule = self.board, self.schedule
+        return self._rebuild(schedule, measured_costs(self.schedule, self.board))
+
+    def take_over(self, schedule: Schedule, board: Board, states: dict[str, dict],
+                  costs: dict[str, float]) -> Board:
+        """Carry on, from the next block, a schedule that another executor of
+        the same engine has been running (a render starts inline and moves
+        here once workers are seen to pay, see Engine): the costs measured
+        there place the modules, and the modules' states and every buffer
+        come along, so the output goes on bit for bit."""
+        self.states.update(states)
+        new = self._rebuild(schedule, costs)
+        new.arena[...] = board.arena
+        new.stats[...] = board.stats
+        for index in range(len(schedule.nodes)):
+            new.flags[index] = board.flags[index]
+        return new
+
+    def _rebuild(self, schedule: Schedule, measured: dict[str, float]) -> Board:
+        old_board = self.board
         for worker in self.workers:  # modules may move: have their latest state at hand
             if worker.names:
                 self._send(worker, ("snapshot",))
@@ -421,9 +439,8 @@ class ProcessExecutor:
         self.schedule = schedule
         self.board = Board(len(schedule.nodes), schedule.rows, self.blocksize, shared=True)
         self._boards.append(self.board)
-        trusted = lambda name: self.registry.get(schedule.by_name[name].type).package == BUILTIN_PACKAGE
-        cost = cost_model(schedule, measured_costs(old_schedule, old_board))
-        self.where = assign(schedule, self.partitions, self.where, trusted, cost)
+        self.where = assign(schedule, self.partitions, self.where, builtin(self.registry, schedule),
+                            cost_model(schedule, measured))
         for part in range(1, self.partitions):
             worker = self.worker(part)
             names = {n for n, p in self.where.items() if p == part}
