@@ -177,7 +177,6 @@ def render(
     from .engine.core import Engine, check_executor
     from .engine.render import Performance, blocks_for, render_to_wav
     from .errors import SynthError
-    from .midi.voices import read_voice_patch
     try:
         check_executor(executor, workers)
     except SynthError as error:
@@ -194,10 +193,7 @@ def render(
             fail(str(error))
     reg = registry()
     patch, song = load_source(file, reg, midi=True)
-    try:
-        voice_text = read_voice_patch(voice_patch, patch is None)
-    except SynthError as error:
-        fail(str(error))
+    voice_text = voice_patch_text(voice_patch, patch is None)
     if song is None and duration is None:
         duration = 4.0
     try:
@@ -263,7 +259,6 @@ def play(
     import signal
     from .audio.player import Player
     from .errors import SynthError
-    from .midi.voices import read_voice_patch
     check_live_settings(executor, workers, latency, blocksize)
     remote = osc_settings(osc, osc_host, osc_allow)
     if duration is not None and not duration > 0:
@@ -275,10 +270,7 @@ def play(
     if patch is None and (midi_in or clock_in or clock_out):
         fail("--midi-in, --clock-in and --clock-out play patches and songs, not MIDI files")
     live_midi = midi_settings(midi_in, clock_in, clock_out)
-    try:
-        voice_text = read_voice_patch(voice_patch, patch is None)
-    except SynthError as error:
-        fail(str(error))
+    voice_text = voice_patch_text(voice_patch, patch is None)
     midi = {}
     if patch is None:   # a MIDI file: the engine process reads it again and builds the same driver
         from .midi import ChannelMap
@@ -425,6 +417,19 @@ class LinkReport:
         from .link import news_line
         typer.echo(news_line(news, self.last), err=True)
         self.last = news
+
+
+def voice_patch_text(path: Path | None, is_midi: bool) -> str | None:
+    """The text of ``--patch`` (a MIDI file's voices), or None: MIDI's
+    modules load only when it is given."""
+    if path is None:
+        return None
+    from .errors import SynthError
+    from .midi.voices import read_voice_patch
+    try:
+        return read_voice_patch(path, is_midi)
+    except SynthError as error:
+        fail(str(error))
 
 
 def check_live_settings(executor: str, workers: int | None, latency: str, blocksize: int) -> None:

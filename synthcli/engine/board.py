@@ -8,8 +8,6 @@ segment, so no audio is ever pickled; for the others, plain memory.
 """
 from __future__ import annotations
 
-from multiprocessing import shared_memory
-
 import numpy as np
 
 #: Per-module flags: run; bypassed (silent, quarantined or removed); or run
@@ -34,7 +32,9 @@ class Board:
                  name: str | None = None) -> None:
         self.shape = (modules, rows, blocksize)
         size = max(8, 8 * (2 * modules + 3 * modules + rows * blocksize))
-        self.shm: shared_memory.SharedMemory | None = None
+        self.shm = None
+        if name is not None or shared:   # (multiprocessing's import costs an inline render 4 ms)
+            from multiprocessing import shared_memory
         if name is not None:
             # Workers share the creator's resource tracker (they are forked
             # from it or from its forkserver), so attaching registers nothing new.

@@ -68,9 +68,18 @@ AUTO_SAVING = 20e-6
 HANDOFF = 5e-6
 
 
+def default_workers() -> int:
+    """Sized to the machine: the engine process computes too, so one
+    worker per core beyond the first (at least one)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def max_workers() -> int:
+    return max(4, 2 * (os.cpu_count() or 2))
+
+
 def check_executor(kind: str, workers: int | None, live: bool = False) -> None:
     """Refuse a bad ``--executor``/``--workers`` before anything is started."""
-    from .processes import max_workers
     if kind not in EXECUTORS:
         choices = [name for name in EXECUTORS if not (live and name == "auto")]
         raise SynthError(f"unknown executor '{kind}' (choose {', '.join(choices)})")
@@ -87,7 +96,6 @@ def make_executor(kind: str, registry: Registry, samplerate: float, blocksize: i
                   workers: int | None, report: Callable[..., None], deadline: float, live: bool) -> Executor:
     """Build an executor by name, importing only the one asked for (``auto``
     starts inline: the engine decides later)."""
-    from .processes import default_workers
     check_executor(kind, workers, live)
     if kind in ("inline", "auto"):
         from .inline import InlineExecutor
@@ -283,7 +291,7 @@ class Engine:
         """``auto``: move to worker processes if the costs measured inline
         say they pay (see AUTO_SHARE); the output goes on bit for bit."""
         from .partition import builtin, parallel_share
-        from .processes import ProcessExecutor, default_workers
+        from .processes import ProcessExecutor
         spent = self.board.stats - self._settled
         costs = {node.name: spent[i, SECONDS] / spent[i, BLOCKS]
                  for i, node in enumerate(self.schedule.nodes) if spent[i, BLOCKS] > 0}

@@ -46,6 +46,7 @@ import numpy as np
 
 from ..plugins import Registry
 from .board import ABANDONED, Board
+from .core import default_workers
 from .partition import assign, builtin, cost_model
 from .schedule import Schedule
 from .steps import Host, Step, measured_costs, run_step
@@ -79,16 +80,6 @@ def _forget_forkserver() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_forkserver)
-
-
-def default_workers() -> int:
-    """Sized to the machine: the engine process computes too, so one
-    worker per core beyond the first (at least one)."""
-    return max(1, (os.cpu_count() or 2) - 1)
-
-
-def max_workers() -> int:
-    return max(4, 2 * (os.cpu_count() or 2))
 
 
 # -- the worker side ------------------------------------------------------------
