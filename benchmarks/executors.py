@@ -3,9 +3,12 @@ processes over inline on the reference patch.
 
 Overhead: microseconds per block for an empty patch and a light one (one
 oscillator), where the executor's hand-offs are all there is to measure.
-Speed-up: real-time factor of threads and processes (1 and 2 workers) over
+Speed-up: real-time factor of threads, processes (1 and 2 workers) and auto
+(what `synth render` uses: inline, or processes once measured to pay) over
 inline at 8, 32 and 128 voices, at 256 and 1024 samples, measured side by
-side in one run.
+side in one run. Offline, processes with one worker per spare core spin
+instead of sleeping at each hand-off; with more processes than cores
+they sleep.
 
     python benchmarks/executors.py [--seconds 3]
 """
@@ -28,22 +31,24 @@ def main() -> None:
     measure(registry, LIGHT, "inline", 256, 0.1)
 
     print("per-block cost in microseconds (256 samples)")
-    print(f"{'patch':<8} {'inline':>8} {'threads/1':>10} {'processes/1':>12} {'processes/2':>12}")
+    print(f"{'patch':<8} {'inline':>8} {'threads/1':>10} {'processes/1':>12} {'processes/2':>12} {'auto':>8}")
     for label, text in (("empty", ""), ("light", LIGHT)):
         row = []
-        for executor, workers in (("inline", None), ("threads", 1), ("processes", 1), ("processes", 2)):
+        for executor, workers in (("inline", None), ("threads", 1), ("processes", 1), ("processes", 2),
+                                  ("auto", None)):
             rt = measure(registry, text, executor, 256, args.seconds, workers)
             row.append(1e6 * 256 / SR / rt)
-        print(f"{label:<8} " + " ".join(f"{v:>{w}.1f}" for v, w in zip(row, (8, 10, 12, 12))))
+        print(f"{label:<8} " + " ".join(f"{v:>{w}.1f}" for v, w in zip(row, (8, 10, 12, 12, 8))))
 
     print("\nreference patch: real-time factor, and speed-up over inline")
-    print(f"{'voices':>6} {'block':>6} {'inline':>8} {'threads/1':>14} {'processes/1':>14} {'processes/2':>14}")
+    print(f"{'voices':>6} {'block':>6} {'inline':>8} {'threads/1':>14} {'processes/1':>14} {'processes/2':>14}"
+          f" {'auto':>14}")
     for voices in (8, 32, 128):
         for blocksize in (256, 1024):
             text = reference_patch(voices)
             base = measure(registry, text, "inline", blocksize, args.seconds, notes=voices)
             cells = []
-            for executor, workers in (("threads", 1), ("processes", 1), ("processes", 2)):
+            for executor, workers in (("threads", 1), ("processes", 1), ("processes", 2), ("auto", None)):
                 rt = measure(registry, text, executor, blocksize, args.seconds, workers, notes=voices)
                 cells.append(f"{rt:>7.1f}x {rt / base:>4.2f}")
             print(f"{voices:>6} {blocksize:>6} {base:>7.1f}x " + " ".join(f"{c:>14}" for c in cells))

@@ -85,6 +85,11 @@ class Result:
     speedup: float       # over inline at the same block size
 
 
+#: Blocks rendered before the timing starts: caches warm, and ``auto`` has
+#: made its choice (see synthcli.engine.core.AUTO_MEASURE).
+WARM_UP = 64
+
+
 def measure(registry, text: str, executor: str, blocksize: int, seconds: float,
             workers: int | None = None, notes: int = 0, samplerate: int = 48000) -> float:
     """Real-time factor of rendering ``text`` (start-up excluded)."""
@@ -96,7 +101,7 @@ def measure(registry, text: str, executor: str, blocksize: int, seconds: float,
         engine.load(patch)
         if notes:
             reference_notes(engine, notes, seconds + 1)
-        for _ in range(4):
+        for _ in range(WARM_UP):
             engine.process_block()
         blocks = max(1, int(seconds * samplerate / blocksize))
         start = time.perf_counter()

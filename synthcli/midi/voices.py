@@ -131,7 +131,10 @@ class ChannelMap:
         for c in range(16):
             n = f"ch{c + 1}"
             own = n in sources
-            entry = Channel(notes=n if own else sources[0], programs=self.builtin and c != DRUM_CHANNEL)
+            # A program change picks a voice of the channel's own modules: a
+            # channel without notes in the file has none, and leaves another
+            # channel's voice alone.
+            entry = Channel(notes=n if own else sources[0], programs=self.builtin and own and c != DRUM_CHANNEL)
             if own:
                 entry.osc, entry.base_freq = self._param(f"{n}osc", "freq", entry.base_freq)
                 entry.vol, entry.base_level = self._param(f"{n}vol", "level", entry.base_level)
