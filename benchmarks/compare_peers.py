@@ -78,7 +78,7 @@ from pythonosc.parsing import ntp
 from scipy.signal import welch
 
 from synthcli.api import C4_HZ
-from synthcli.bench import reference_pitches, reference_song
+from synthcli.bench import byte_compile, reference_pitches, reference_song
 from synthcli.modules.filters import LADDER_COMPENSATION, LADDER_MAX_K
 from synthcli.modules.oscillators import SAW_GAIN
 
@@ -349,6 +349,7 @@ def main() -> None:
     parser.add_argument("--voices", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    byte_compile()
     present = [peer for peer in PEERS if peer.present()]
     absent = [peer for peer in PEERS if peer not in present]
     rows = []

@@ -27,13 +27,14 @@ SR = 48000
 VOICES = (8, 16, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384)
 
 
-def play(voices: int, blocksize: int, executor: str, seconds: float) -> tuple[int, int, np.ndarray]:
+def play(voices: int, blocksize: int, executor: str, seconds: float,
+         latency: str = "normal") -> tuple[int, int, np.ndarray]:
     """Xruns (the callback found no block ready), underflows (the JACK
     server reported one: some client, not always ours, ran late) and
     callback intervals (s) of one run."""
     bars = max(1, round(seconds / 2))
     player = Player(None, song=reference_song(voices, bars), source="reference", samplerate=SR,
-                    blocksize=blocksize, latency="normal", device=None, executor=executor, workers=None,
+                    blocksize=blocksize, latency=latency, device=None, executor=executor, workers=None,
                     safe_mode=True, blocks=None)
     info = player.start()
     ring = Ring(info["slots"], blocksize, name=info["ring"])
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--blocksizes", type=int, nargs="+", default=[256, 128])
     parser.add_argument("--executors", nargs="+", default=["processes", "inline"])
     parser.add_argument("--voices", type=int, nargs="+", default=list(VOICES))
+    parser.add_argument("--latency", default="normal", help="low, normal or safe, as for synth play")
     parser.add_argument("--underflows", type=int, default=0,
                         help="server-reported underflows a try may have and still count (this VM's dummy server "
                              "reports one now and then even at 8 voices)")
@@ -69,7 +71,7 @@ def main() -> None:
             for executor in args.executors:
                 best, timing = 0, np.zeros(1)
                 for voices in args.voices:
-                    xruns, underflows, intervals = play(voices, blocksize, executor, args.seconds)
+                    xruns, underflows, intervals = play(voices, blocksize, executor, args.seconds, args.latency)
                     print(f"  {blocksize} samples, {executor}, {voices} voices: {xruns} xruns, "
                           f"{underflows} underflows reported by the server", flush=True)
                     if xruns or underflows > args.underflows:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pexpect
 
+from synthcli.bench import byte_compile
+
 ONE_SECOND = "add vco a wave=saw\nadd vcf f\nconnect a f\nconnect f out\n"
 
 
@@ -45,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    byte_compile()
     with tempfile.TemporaryDirectory() as tmp:
         patch = Path(tmp) / "one.patch"
         patch.write_text(ONE_SECOND)

@@ -90,6 +90,17 @@ class Result:
 WARM_UP = 64
 
 
+def byte_compile() -> None:
+    """Write synthcli's bytecode, as a wheel install or a first run does,
+    for the benchmarks that time whole processes: with
+    PYTHONDONTWRITEBYTECODE set (some sandboxes set it) every run would
+    compile our sources again, 30 ms that no installed synthcli pays."""
+    import compileall
+    import os
+    import synthcli
+    compileall.compile_dir(os.path.dirname(synthcli.__file__), quiet=1)
+
+
 def measure(registry, text: str, executor: str, blocksize: int, seconds: float,
             workers: int | None = None, notes: int = 0, samplerate: int = 48000) -> float:
     """Real-time factor of rendering ``text`` (start-up excluded)."""

@@ -25,9 +25,8 @@ import heapq
 import itertools
 from fractions import Fraction
 
-from ..api import NoteOff, NoteOn
 from ..language import Tempo
-from .song import Sequencer, Song
+from .song import Sequencer, Song, note_events
 
 
 class LinkedSequencer(Sequencer):
@@ -138,8 +137,9 @@ class LinkedSequencer(Sequencer):
                 engine.set(voice.module, voice.param, event.value, time=start)
                 continue
             end = max(start + 1, self.bar_sample(bar, event.start + event.duration * voice.legato))
-            engine.send(voice.module, start, NoteOn(event.value, voice.velocity))
-            engine.send(voice.module, end, NoteOff(event.value))
+            on, off = note_events(event.value, voice.velocity)
+            engine.send(voice.module, start, on)
+            engine.send(voice.module, end, off)
 
 
 def tempo_at(song: Song, bar: int) -> Fraction:

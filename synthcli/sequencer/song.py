@@ -8,6 +8,7 @@ so a note lands on the same sample whatever the block size.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -204,6 +205,15 @@ class Song:
         (a fraction past 1 runs on into the following bars)."""
         whole = math.floor(fraction)
         return self.bar_start(bar + whole) + (fraction - whole) * self.bar_seconds(bar + whole)
+
+
+@functools.lru_cache(maxsize=4096)
+def note_events(note: float, velocity: float) -> tuple[NoteOn, NoteOff]:
+    """The note-on and note-off of a note, made once: a bar of 64 voices
+    sends 512 of them, and the same few again every bar. (They are
+    immutable, so every voice and bar can share them, and a batch of them
+    pickled for a worker process carries each once.)"""
+    return NoteOn(note, velocity), NoteOff(note)
 
 
 #: bar_sample's default: the first sample of the bar (kept, see there).
@@ -407,8 +417,9 @@ class Sequencer:
                     channel = int(self.patch.modules[voice.module].params["channel"])
                     self.midi_out(port, channel, start, stop, event.value, voice.velocity)
                     continue
-                engine.send(voice.module, start, NoteOn(event.value, voice.velocity))
-                engine.send(voice.module, stop, NoteOff(event.value))
+                on, off = note_events(event.value, voice.velocity)
+                engine.send(voice.module, start, on)
+                engine.send(voice.module, stop, off)
 
     def after_block(self, master) -> bool:
         """True once the song is over: past its last bar and silent for
