@@ -63,6 +63,31 @@ def test_auto_moves_a_heavy_patch_to_workers_mid_render_and_the_bits_stay_the_sa
         assert {stats["partition"] for stats in switched.values()} == {0, 1}
 
 
+def test_auto_stays_inline_with_a_module_no_worker_can_host(own_registry):
+    """A class defined inside a function cannot be pickled to a worker: auto
+    keeps the patch inline instead of silencing that module."""
+    from synthcli.api import Module, Port
+
+    class Local(Module):
+        type_name = "localcopy"
+        inputs = (Port("in"),)
+        outputs = (Port("out"),)
+
+        def process(self, inputs, params, outputs):
+            outputs["out"][...] = inputs["in"]
+
+    own_registry.add(Local, "local-test-plugin", "0")
+    patch = Patch(own_registry)
+    patch.load_text(reference_patch(48) + "add localcopy c\nconnect amp0 c\nconnect c out\n")
+    with Engine(own_registry, 48000, 256, executor="auto", workers=1) as engine:
+        engine.load(patch)
+        reference_notes(engine, 48, 2)
+        for _ in range(100):
+            engine.process_block()
+        assert engine.executor.name == "inline"
+        assert not any(stats["quarantined"] for stats in engine.module_stats().values())
+
+
 def test_edits_while_running_are_applied_between_blocks_on_every_executor(registry):
     def run(executor):
         patch = Patch(registry)

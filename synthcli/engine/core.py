@@ -56,16 +56,14 @@ EXECUTORS = ("inline", "threads", "processes", "auto")
 #: ``auto`` runs a schedule inline, measures what each module costs over
 #: AUTO_MEASURE blocks after AUTO_SETTLE (the first blocks fill caches, and
 #: under the JIT compile), then moves to worker processes if they would pay:
-#: the busiest process would take at most AUTO_SHARE of the time inline
-#: takes, saving at least AUTO_SAVING seconds a block (a worker's fork and
-#: a hand-off per block must be worth it). Statistics reach the board every
+#: the busiest process, with its hand-off, would take at most AUTO_SHARE of
+#: the time inline takes, saving at least AUTO_SAVING seconds a block (a
+#: worker's fork must be worth it). Statistics reach the board every
 #: PUBLISH_EVERY blocks, so both counts are multiples of it.
 AUTO_SETTLE = 16
 AUTO_MEASURE = 32
 AUTO_SHARE = 0.8
 AUTO_SAVING = 20e-6
-#: What a hand-off to a worker and back costs a block, offline (spinning).
-HANDOFF = 5e-6
 
 
 def default_workers() -> int:
@@ -291,14 +289,16 @@ class Engine:
         """``auto``: move to worker processes if the costs measured inline
         say they pay (see AUTO_SHARE); the output goes on bit for bit."""
         from .partition import builtin, parallel_share
-        from .processes import ProcessExecutor
+        from .processes import HANDOFF_SLEEPING, HANDOFF_SPINNING, ProcessExecutor, hostable, spins
+        if not all(hostable(self.registry.get(node.type).cls) for node in self.schedule.nodes):
+            return    # a module only this process can run: stay inline rather than silence it
         spent = self.board.stats - self._settled
         costs = {node.name: spent[i, SECONDS] / spent[i, BLOCKS]
                  for i, node in enumerate(self.schedule.nodes) if spent[i, BLOCKS] > 0}
         inline = sum(costs.values())
         partitions = (self._workers or default_workers()) + 1
         busiest = parallel_share(self.schedule, costs, partitions, builtin(self.registry, self.schedule))
-        busiest = busiest * inline + HANDOFF
+        busiest = busiest * inline + (HANDOFF_SPINNING if spins(partitions, False) else HANDOFF_SLEEPING)
         if busiest > AUTO_SHARE * inline or inline - busiest < AUTO_SAVING:
             return
         states = {name: module.get_state() for name, module in self.executor.host.modules.items()}
