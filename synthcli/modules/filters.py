@@ -56,8 +56,13 @@ FLUSH = 1e-30
 #: Up to FEW channels, the ladder runs them as they are and the vcf, whose
 #: recursion is short, one after another; more run as LANES lanes, padded
 #: with silent ones: the trip count from which LLVM's vector loop (4
-#: doubles, unrolled 4 times) takes over from its scalar one.
+#: doubles, unrolled 4 times) takes over from its scalar one. The ladder
+#: pads up to HALF_LANES channels to that many instead: its long recursion
+#: keeps eight scalar lanes as busy as the vector loop keeps sixteen (8
+#: channels: 5.1 ns per sample and channel, padded to 16 lanes 6.8;
+#: benchmarks/modules.py).
 FEW = 4
+HALF_LANES = 8
 LANES = MAX_CHANNELS
 
 
@@ -76,7 +81,7 @@ def _prewarp(f, fmax, warp):
 def _lane_count(channels):
     """How many lanes to run, unsigned: LLVM vectorises a loop over lanes
     only without the check for negative indices that signed ones carry."""
-    return np.uint64(channels if channels <= FEW else LANES)
+    return np.uint64(channels if channels <= FEW else HALF_LANES if channels <= HALF_LANES else LANES)
 
 
 @helper
