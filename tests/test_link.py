@@ -276,15 +276,17 @@ def test_a_peer_that_vanishes_mid_song_leaves_the_other_playing(jack_server, tmp
     data, _ = soundfile.read(str(tmp_path / "first.wav"))
     clicks = onsets(data[:, 0])
     after = clicks[clicks > (killed - playing) * SR]   # the recording starts about when `playing` is said
-    # The music went on at the session's tempo: every beat half a second
-    # apart. Two gaps may be short by up to six JACK periods: beats follow
-    # Link's (wall) clock, and when the dummy server stalls the recording
-    # loses those samples (CI saw gaps 6 and 17 ms short in one run; a
-    # timed note 8 s after another landed 5 to 50 ms early now and then on
-    # this VM, benchmarks/midi_latency.py). A lost tempo would put every
-    # gap off; steady() keeps the tighter bound elsewhere.
-    errors = np.abs(np.diff(after) - 0.5 * SR)
-    assert len(after) >= 10 and (errors > 0.00025 * SR).sum() <= 2 and errors.max() <= 6 * BLOCK, np.diff(after)
+    # The music went on at the session's tempo: beats half a second apart.
+    # A lost tempo would put every gap off, so most gaps must be on it; the
+    # others may only be short, by what the dummy server's stalls cost the
+    # recording: beats follow Link's (wall) clock, and a stall's samples
+    # are missing from the take (CI saw five gaps 5 to 32 ms short in 15 s
+    # on a loaded VM; steady() keeps the tighter bound elsewhere).
+    gaps = np.diff(after) - 0.5 * SR
+    known = 0.00025 * SR
+    assert len(after) >= 10, after
+    assert np.median(np.abs(gaps)) <= known and (np.abs(gaps) <= known).mean() >= 0.6, gaps
+    assert gaps.max() <= known and gaps.min() >= -8 * BLOCK, gaps
 
 
 # -- the REPL ----------------------------------------------------------------------------
