@@ -1,6 +1,10 @@
 """Per-block overhead of each executor, and the speed-up of worker
 processes over inline on the reference patch.
 
+Hand-off: the round trip of a block number through the processes
+executor's pipes to a forked process and back, sleeping in read() as live
+play does, and polling without sleep as offline rendering does when there
+is a core for each process (synthcli.engine.processes._read_soon).
 Overhead: microseconds per block for an empty patch and a light one (one
 oscillator), where the executor's hand-offs are all there is to measure.
 Speed-up: real-time factor of threads, processes (1 and 2 workers) and auto
@@ -15,12 +19,39 @@ they sleep.
 from __future__ import annotations
 
 import argparse
+import os
+import time
 
 from synthcli.bench import measure, reference_patch
+from synthcli.engine.processes import _read_soon
 from synthcli.plugins import load_registry
 
 SR = 48000
 LIGHT = "add vco o wave=sine\nconnect o out\n"
+
+
+def round_trip(spin: bool, count: int = 20000) -> float:
+    """Mean seconds for a block number to go to a forked process and back."""
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    for fd in (go_r, done_r):
+        os.set_blocking(fd, not spin)
+    read = (lambda fd: _read_soon(fd, 8, None)) if spin else (lambda fd: os.read(fd, 8))
+    child = os.fork()
+    if child == 0:
+        for _ in range(count):
+            read(go_r)
+            os.write(done_w, b"d")
+        os._exit(0)
+    start = time.perf_counter()
+    for block in range(count):
+        os.write(go_w, block.to_bytes(8, "little"))
+        read(done_r)
+    spent = time.perf_counter() - start
+    os.waitpid(child, 0)
+    for fd in (go_r, go_w, done_r, done_w):
+        os.close(fd)
+    return spent / count
 
 
 def main() -> None:
@@ -30,6 +61,8 @@ def main() -> None:
     registry = load_registry(safe_mode=True)
     measure(registry, LIGHT, "inline", 256, 0.1)
 
+    print(f"hand-off round trip: sleeping {1e6 * round_trip(False):.1f} us, "
+          f"polling {1e6 * round_trip(True):.1f} us\n")
     print("per-block cost in microseconds (256 samples)")
     print(f"{'patch':<8} {'inline':>8} {'threads/1':>10} {'processes/1':>12} {'processes/2':>12} {'auto':>8}")
     for label, text in (("empty", ""), ("light", LIGHT)):

@@ -9,7 +9,7 @@ shows up as end-of-file at once. Audio never crosses a pipe: it stays in
 the board. Rare messages (assignments, notes, state) use a
 multiprocessing connection.
 
-Waking a sleeping process costs 50-65 us here, which is all the DSP of a
+Waking a sleeping process costs 47-65 us here, which is all the DSP of a
 light patch. Offline, with a core for each process, both sides therefore
 first poll their pipe without sleeping (a read that returns at once when
 nothing is there, then ``sched_yield``) for up to SPIN_SECONDS: a round
