@@ -139,24 +139,22 @@ def disabled_from_env() -> set[str]:
 def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Registry:
     """Build the registry: built-ins first (they keep their plain names),
     then installed plugins in a stable order (by distribution name)."""
+    from . import __version__
     from . import modules as builtin
-    from importlib import metadata
+    from .entrypoints import entry_points
 
     registry = Registry()
     pm = _plugin_manager()
     pm.register(builtin, name=BUILTIN_PACKAGE)
-    sources = {BUILTIN_PACKAGE: (BUILTIN_PACKAGE, metadata_version("synthcli"))}
-    registry.packages[BUILTIN_PACKAGE] = sources[BUILTIN_PACKAGE][1]
+    sources = {BUILTIN_PACKAGE: (BUILTIN_PACKAGE, __version__)}
+    registry.packages[BUILTIN_PACKAGE] = __version__
 
     if safe_mode:
-        registry.skipped.update(ep.dist.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.dist)
+        registry.skipped.update(ep.dist for ep in entry_points(ENTRY_POINT_GROUP))
     else:
         skip = set(disabled) | disabled_from_env()
-        entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP),
-                              key=lambda ep: ((ep.dist.name if ep.dist else ""), ep.name))
-        for ep in entry_points:
-            dist = ep.dist.name if ep.dist else ep.name
-            version = ep.dist.version if ep.dist else "?"
+        for ep in sorted(entry_points(ENTRY_POINT_GROUP), key=lambda ep: (ep.dist, ep.name)):
+            dist, version = ep.dist, ep.version
             if ep.name in skip or dist in skip or ep.name in sources:
                 registry.skipped.add(dist)
                 continue
@@ -220,11 +218,3 @@ def api_mismatch(plugin: object, dist: str) -> str | None:
     advice = (f"upgrade synthcli or use an older {dist}" if need > have
               else f"upgrade {dist} or use an older synthcli")
     return f"{dist}: needs module API {declared.strip()}, this synthcli provides {API_VERSION}; skipped ({advice})"
-
-
-def metadata_version(dist: str) -> str:
-    from importlib import metadata
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "0+unknown"

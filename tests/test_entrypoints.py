@@ -1,0 +1,93 @@
+"""The entry-point cache answers as importlib.metadata would, and forgets
+its answer as soon as a distribution is installed, changed or removed."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from synthcli import entrypoints
+
+GROUP = "synthcli-test-group"
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """An empty folder first on sys.path and a cache of our own."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(sys, "path", [str(folder), *sys.path])
+    return folder
+
+
+def install(site, dist: str, version: str, entries: str) -> None:
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"   # as pip names it
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[{GROUP}]\n{entries}\n")
+
+
+def refuse_scan(monkeypatch):
+    def scan(group):
+        raise AssertionError("scanned the distributions although nothing changed")
+    monkeypatch.setattr(entrypoints, "scan", scan)
+
+
+def test_the_cache_answers_what_importlib_metadata_answers(site, monkeypatch):
+    install(site, "synthcli-alpha", "1.2", "alpha = json.decoder:JSONDecoder.decode [fast]")
+    install(site, "synthcli-beta", "0.3", "beta = json")
+    found = sorted(entrypoints.entry_points(GROUP))
+    assert found == sorted(entrypoints.scan(GROUP)) == [
+        ("alpha", "json.decoder", "JSONDecoder.decode", "synthcli-alpha", "1.2"),
+        ("beta", "json", "", "synthcli-beta", "0.3"),
+    ]
+    import json.decoder
+    assert found[0].load() is json.decoder.JSONDecoder.decode
+    assert found[1].load() is json
+    refuse_scan(monkeypatch)
+    assert sorted(entrypoints.entry_points(GROUP)) == found
+
+
+def test_installing_changing_and_removing_a_distribution_is_seen(site, monkeypatch):
+    assert entrypoints.entry_points(GROUP) == []
+    install(site, "synthcli-alpha", "1.0", "alpha = json")
+    assert [ep.version for ep in entrypoints.entry_points(GROUP)] == ["1.0"]
+
+    # Rewritten in place (an editable install's metadata written again):
+    # a newer modification time, even on a file system with coarse times.
+    points = site / "synthcli_alpha-1.0.dist-info" / "entry_points.txt"
+    points.write_text(f"[{GROUP}]\nalpha = json.decoder\n")
+    later = points.stat().st_mtime_ns + 10**9
+    os.utime(points, ns=(later, later))
+    assert [ep.module for ep in entrypoints.entry_points(GROUP)] == ["json.decoder"]
+
+    (site / "synthcli_alpha-1.0.dist-info").rename(site / "synthcli_alpha-2.0.dist-info")
+    ((site / "synthcli_alpha-2.0.dist-info") / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: synthcli-alpha\nVersion: 2.0\n")
+    assert [ep.version for ep in entrypoints.entry_points(GROUP)] == ["2.0"]
+
+    for path in sorted((site / "synthcli_alpha-2.0.dist-info").iterdir()):
+        path.unlink()
+    (site / "synthcli_alpha-2.0.dist-info").rmdir()
+    assert entrypoints.entry_points(GROUP) == []
+
+
+def test_a_broken_or_unwritable_cache_only_costs_the_scan(site, tmp_path, monkeypatch):
+    install(site, "synthcli-alpha", "1.0", "alpha = json")
+    path = entrypoints.cache_path(GROUP)
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert [ep.name for ep in entrypoints.entry_points(GROUP)] == ["alpha"]
+    assert '"alpha"' in path.read_text()
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file"))
+    (tmp_path / "a-file").write_text("")
+    assert [ep.name for ep in entrypoints.entry_points(GROUP)] == ["alpha"]
+
+
+def test_each_environment_keeps_its_own_cache(site, monkeypatch):
+    first = entrypoints.cache_path(GROUP)
+    monkeypatch.setattr(sys, "path", sys.path[1:])
+    assert entrypoints.cache_path(GROUP) != first
