@@ -117,8 +117,10 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
     written = 0
     last_report = time.monotonic()
     # Blocks gather in one buffer that is written when full: a write per
-    # block cost 0.1 ms each (a fifth of a 20-second render).
-    chunk = np.empty((WRITE_BLOCKS * engine.blocksize, 2))
+    # block cost 0.1 ms each (a fifth of a 20-second render). For a float
+    # file it holds float32 already: numpy rounds as libsndfile would, and
+    # libsndfile's own conversion took a third of the writing time.
+    chunk = np.empty((WRITE_BLOCKS * engine.blocksize, 2), np.float32 if fmt == "float32" else np.float64)
     held = 0
     with out:
         while not performance.over and (frames is None or written < frames):
