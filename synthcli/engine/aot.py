@@ -33,11 +33,12 @@ def build(library_path: str | os.PathLike) -> None:
     from ..modules import FAMILIES
     from ..testing import render_module
     from . import jit
-    from .steps import accumulate, all_finite
+    from .steps import accumulate, all_finite, gather
 
     import numpy as np
     all_finite(np.zeros((2, 64)))
     accumulate(np.zeros((2, 64)), np.zeros((1, 64)))
+    gather(np.zeros((2, 64)), np.zeros((2, 64)), np.zeros((1, 64)), True)
     for family in FAMILIES:
         for cls in family.MODULES:
             for channels in (1, 3):
