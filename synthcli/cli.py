@@ -15,6 +15,10 @@ from typing import NoReturn, Optional
 # Plain click output: help answers without loading rich, and usage errors
 # stay one short paragraph instead of a drawn box.
 os.environ.setdefault("TYPER_USE_RICH", "0")
+# Each synthcli process works on one core by design (a worker per core);
+# OpenBLAS's own pool of threads would compete with the audio, and starting
+# it is 2-3 ms of numpy's import.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import typer  # noqa: E402
 
 app = typer.Typer(
