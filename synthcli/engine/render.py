@@ -116,26 +116,28 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
     expected = frames or (sequencer.end if sequencer is not None else None)
     written = 0
     last_report = time.monotonic()
-    # Blocks gather in one buffer that is written when full: a write per
-    # block cost 0.1 ms each (a fifth of a 20-second render). For a float
-    # file it holds float32 already: numpy rounds as libsndfile would, and
-    # libsndfile's own conversion took a third of the writing time.
-    chunk = np.empty((WRITE_BLOCKS * engine.blocksize, 2), np.float32 if fmt == "float32" else np.float64)
+    # Blocks gather, channel by channel, in one buffer that goes to the
+    # file when full: a write per block cost 0.1 ms each (a fifth of a
+    # 20-second render). It is interleaved, and for a float file rounded to
+    # float32 as libsndfile would, in one pass per chunk.
+    n = engine.blocksize
+    chunk = np.empty((2, WRITE_BLOCKS * n))
+    dtype = np.float32 if fmt == "float32" else np.float64
     held = 0
     with out:
         while not performance.over and (frames is None or written < frames):
             block = performance.next_block()
-            take = engine.blocksize if frames is None else min(engine.blocksize, frames - written)
-            chunk[held:held + take] = block[:, :take].T
+            take = n if frames is None or frames - written >= n else frames - written
+            chunk[:, held:held + take] = block if take == n else block[:, :take]
             held += take
             written += take
-            if held > len(chunk) - engine.blocksize:
-                out.write(chunk[:held])
+            if held > chunk.shape[1] - n:
+                out.write(np.ascontiguousarray(chunk[:, :held].T, dtype))
                 held = 0
             if progress is not None and expected and time.monotonic() - last_report > 0.1:
                 last_report = time.monotonic()
                 progress(min(1.0, written / expected))
-        out.write(chunk[:held])
+        out.write(np.ascontiguousarray(chunk[:, :held].T, dtype))
     return written
 
 
