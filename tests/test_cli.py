@@ -23,14 +23,41 @@ def synth(*args, **kw):
 
 
 def test_help_loads_no_numeric_libraries():
-    code = ("import sys, runpy; sys.argv=['synth','--help']\n"
-            "try: runpy.run_module('synthcli.cli', run_name='__main__')\n"
+    # app(), not main(): main() leaves the process at once (see the next tests).
+    code = ("from synthcli.cli import app\n"
+            "try: app(['--help'])\n"
             "except SystemExit: pass\n"
+            "import sys\n"
             "heavy = {'numpy', 'scipy', 'numba', 'sounddevice'} & set(sys.modules)\n"
             "assert not heavy, heavy")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "render" in done.stdout
+
+
+@pytest.mark.parametrize("thread", [False, True])
+def test_leaving_without_teardown_still_runs_exit_handlers_and_waits_for_threads(tmp_path, thread):
+    # main() skips the interpreter's teardown (25-30 ms after a render);
+    # what a program counts on at exit must still happen: exit handlers run,
+    # buffered output is written, a thread still working is waited for.
+    marks = tmp_path / "marks"
+    code = ("import atexit, sys, threading, time\n"
+            "marks = open(sys.argv[1], 'a')\n"
+            "atexit.register(lambda: (marks.write('atexit\\n'), marks.close()))\n"
+            "if sys.argv[2] == 'thread':\n"
+            "    threading.Thread(target=lambda: (time.sleep(0.5), marks.write('thread\\n'))).start()\n"
+            "sys.stdout.write('unflushed')\n"
+            "sys.argv = ['synth', 'check', sys.argv[3]]\n"
+            "from synthcli.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", code, str(marks), "thread" if thread else "-", str(BASIC)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("unflushed") and "ok (" in done.stdout
+    assert marks.read_text().split() == (["thread", "atexit"] if thread else ["atexit"])
+
+    done = subprocess.run([sys.executable, "-c", code, str(marks), "-", str(tmp_path / "missing.patch")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and done.stderr.startswith("error: ")
 
 
 def test_modules_lists_every_builtin_with_ports_params_and_package():
