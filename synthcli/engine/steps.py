@@ -40,7 +40,8 @@ class Step:
             (rows, slots), *more = [(view(s.rows), tuple(map(view, s.delayed)) if s.delayed else None)
                                     for s in g.sources]
             dest = view(g.dest)
-            self.gathers.append((dest, view(g.base) if g.base else dest, g.base is not None, rows, slots, more))
+            from_base = g.base is not None
+            self.gathers.append((dest, view(g.base) if from_base else dest, from_base, rows, slots, more))
         self.span = view(node.output_span)
         self.delay_writes = [(view(src), tuple(map(view, slots))) for src, slots in node.delay_writes]
         self.waits = waits
