@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 
 import numpy as np
 
@@ -69,7 +70,7 @@ class Keys(Module):
         if count > len(self._events):
             self._grow(2 * count)
         if count:
-            pending.sort(key=_offset)   # stable: events of one sample keep their order
+            pending.sort(key=itemgetter(0))   # stable: events of one sample keep their order
             self._events[:count] = pending
             pending.clear()
         _keys_kernel(self._events, count, self.note, self.gate, self.velocity, self.age, self.clock,
@@ -80,10 +81,6 @@ class Keys(Module):
 EVENT_FIELDS = 4
 #: Event kinds: a note on (at velocity 0, a note off), a note off, all notes off, anything else.
 ON, OFF, ALL_OFF, OTHER = 0, 1, 2, 3
-
-
-def _offset(event: tuple) -> int:
-    return event[0]
 
 
 @helper
