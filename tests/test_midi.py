@@ -251,6 +251,8 @@ def corrupt(tmp_path, kind):
     elif kind == "data byte":
         at = good.index(bytes([0x90, 60]))
         data = good[:at + 1] + bytes([200]) + good[at + 2:]
+    elif kind == "smpte":
+        data = good[:12] + bytes([0xE7, 0]) + good[14:]   # 25 frames a second, 0 ticks a frame
     else:
         data = good[:-6]
     path = tmp_path / f"{kind.replace(' ', '_')}.mid"
@@ -258,15 +260,28 @@ def corrupt(tmp_path, kind):
     return path
 
 
-@pytest.mark.parametrize("kind", ["header", "data byte", "truncated"])
-def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
-    path = corrupt(tmp_path, kind)
-    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(path), "-o", str(tmp_path / "x.wav")],
-                          capture_output=True, text=True, cwd=ROOT)
+def assert_refused(done, path):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and "MIDI" in lines[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["header", "data byte", "truncated", "smpte"])
+def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
+    path = corrupt(tmp_path, kind)
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(path), "-o", str(tmp_path / "x.wav")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert_refused(done, path)
+
+
+def test_playing_a_corrupt_file_exits_and_leaves_no_process(jack_server, tmp_path):
+    path = corrupt(tmp_path, "smpte")
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "play", str(path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert_refused(done, path)
+    left = subprocess.run(["pgrep", "-f", str(path)], capture_output=True, text=True)
+    assert left.stdout == "", "a worker or the engine outlived the refused song"
 
 
 # -- real files ---------------------------------------------------------------------------

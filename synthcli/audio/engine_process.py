@@ -61,6 +61,7 @@ class LiveEngine:
         self.timed: list = []            # (sample, seq, command): structural commands of timed bundles
         self._order = itertools.count()
         self.running = True
+        self.engine = None               # made in run(), in this process
         self.midi = None                 # MIDI out (clock, midiout patterns) for patches and songs, timed here
         self.dac_ahead = 0.0             # DAC time minus callback time, as PortAudio reports it
         self.peak = np.zeros(2)
@@ -90,7 +91,8 @@ class LiveEngine:
         if header[WRITTEN] > played and frames == ring.blocksize:
             outdata[:] = ring.data[played % ring.slots]
             # For Link: this block's first sample, the audio clock's (xruns count there too), and
-            # when it is heard: now, plus what PortAudio knows of the way to the speakers.
+            # when it is heard: now, plus what PortAudio knows of the way to the speakers. One
+            # small tuple, swapped in whole, so the Link thread never reads two blocks' halves.
             self.heard = (played * frames, calls * frames,
                           time.monotonic() + self.dac_ahead)
             ring.log[slot_log] = played
@@ -402,7 +404,11 @@ class LiveEngine:
                 else:
                     self.engine.load(self.patch_from(s["patch"]))
                 self.performance = Performance(self.engine, song, s.get("blocks"), endless=s.get("watch", False))
-        except SynthError as error:
+        except BaseException as error:   # the workers are started: left running, they would outlive us
+            if self.engine is not None:
+                self.engine.close()
+            if not isinstance(error, SynthError):
+                raise
             self.send(("failed", str(error)))
             return 2
         self.ring = Ring(self.depth + RECORD_SLACK, s["blocksize"])

@@ -82,9 +82,9 @@ class Player:
                 self._started.wait(0.5)
                 if not self._started.is_set():
                     raise SynthError(self._failure or f"the engine process exited (status {self.process.exitcode})")
-        if self._failure:
+        if self._failure or not self.info:   # refused, or died before saying anything
             self.process.join(5)
-            raise SynthError(self._failure)
+            raise SynthError(self._failure or f"the engine process exited (status {self.process.exitcode})")
         if self.record_path:
             self._recorder = threading.Thread(target=self._record, name="synthcli-recorder", daemon=True)
             self._recorder.start()

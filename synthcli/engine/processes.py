@@ -162,6 +162,7 @@ def worker_main(control, go, done, samplerate: float, blocksize: int, inherited:
         except OSError:
             pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the forking engine's handler: a SIGTERM ends a worker
     faulthandler.disable()  # a crashing module is reported by the engine, not dumped on the terminal
     host = Host(samplerate, blocksize)
     board: Board | None = None

@@ -101,8 +101,11 @@ class MidiSong:
         except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error) as error:
             reason = str(error) or type(error).__name__
             raise SynthError(f"not a valid MIDI file: {reason}", source=self.path) from None
-        if self.file.ticks_per_beat == 0:
+        division = self.file.ticks_per_beat
+        if division == 0:
             raise SynthError("not a valid MIDI file: zero ticks per quarter note", source=self.path)
+        if division < 0 and division & 0xFF == 0:
+            raise SynthError("not a valid MIDI file: SMPTE timing with zero ticks per frame", source=self.path)
         self.summary = self._scan()
 
     def merged(self) -> Iterator[tuple[int, int, int, object]]:
