@@ -122,7 +122,7 @@ def test_time_commands_edit_the_song_and_the_song_is_checked_whole(session):
     run(session, "add keys kb voices=2", "add vco o", "connect kb.voct o.voct", "connect o out")
     with pytest.raises(SynthError, match="needs a length"):
         session.execute('pattern kb "c3 e3"')
-    run(session, "length 4", 'pattern kb "c3 e3"', "tempo 100", "tempo 128", 'pattern kb "g3"', "at 2 set o.wave sine")
+    run(session, "length 4.0", 'pattern kb "c3 e3"', "tempo 100", "tempo 128", 'pattern kb "g3"', "at 2.0 set o.wave sine")
     assert session.song_text == ("tempo 128\nlength 4\nadd keys kb voices=2\nadd vco o\nconnect kb.voct o.voct\n"
                                  'connect o.out out.in\npattern kb "g3"\nat 2 set o.wave sine\n')
     with pytest.raises(SynthError) as caught:     # the song plays into kb: it cannot go

@@ -62,6 +62,13 @@ def test_tempo_and_meter_changes_are_exact(registry):
     assert np.abs(onsets - [int(1.5 * SR), int(4.5 * SR)]).max() <= 1
 
 
+def test_bars_written_as_decimals_count_as_whole_bars(registry):
+    whole = "tempo 120\nmeter 3/4\nlength 3\n" + GATE + 'pattern kb "c4"\nat 2 tempo 60\n'
+    decimal = whole.replace("length 3", "length 3.0").replace("at 2 ", "at 2.0 ")
+    assert np.array_equal(render(registry, decimal), render(registry, whole))
+    assert np.abs(rising_edges(render(registry, decimal)) - [int(1.5 * SR), int(4.5 * SR)]).max() <= 1
+
+
 def test_quarter_notes_count_the_song_whatever_the_tempo(registry):
     """What a shared beat clock (Ableton Link) counts: meter, not tempo."""
     from fractions import Fraction

@@ -108,7 +108,7 @@ class Meter(Command):
 
 @dataclass(frozen=True)
 class Length(Command):
-    bars: Token
+    bars: int
 
     def __str__(self) -> str:
         return f"length {self.bars}"
@@ -131,7 +131,7 @@ class Pattern(Command):
 class At(Command):
     """``at BAR COMMAND``: run a command when bar BAR (counted from 1) starts."""
 
-    bar: Token
+    bar: int
     command: Command
 
     def __str__(self) -> str:

@@ -158,8 +158,8 @@ def _parse_meter(words: list[Token], line: int) -> Meter:
 
 def _parse_length(words: list[Token], line: int) -> Length:
     _expect_args(words, line, 1, 1, COMMANDS["length"].syntax)
-    _number(words[1], line, "bars", 1, 100000, whole=True)
-    return Length(line, words[0].col, words[1])
+    bars = int(_number(words[1], line, "bars", 1, 100000, whole=True))
+    return Length(line, words[0].col, bars)
 
 
 PATTERN_OPTIONS = {"legato": (0.001, 16.0), "vel": (0.0, 1.0)}
@@ -196,7 +196,7 @@ def _parse_pattern(words: list[Token], line: int) -> Pattern:
 
 def _parse_at(words: list[Token], line: int) -> At:
     _expect_args(words, line, 2, None, COMMANDS["at"].syntax)
-    _number(words[1], line, "the bar (counted from 1)", 1, 100000, whole=True)
+    bar = int(_number(words[1], line, "the bar (counted from 1)", 1, 100000, whole=True))
     inner = words[2:]
     if inner[0] == "at":
         raise _fail("'at' cannot hold another 'at'", line, inner[0].col)
@@ -205,7 +205,7 @@ def _parse_at(words: list[Token], line: int) -> At:
         raise _fail(f"unknown command '{inner[0]}'{did_you_mean(inner[0], COMMANDS)}", line, inner[0].col)
     if spec.name in ("length", "require", "map", "midiout"):
         raise _fail(f"'{spec.name}' holds for the whole file; put it outside 'at'", line, inner[0].col)
-    return At(line, words[0].col, words[1], spec.parse(inner, line))
+    return At(line, words[0].col, bar, spec.parse(inner, line))
 
 
 def _parse_require(words: list[Token], line: int) -> Require:

@@ -50,7 +50,7 @@ class Timeline:
         rank = {Tempo: 0, Meter: 1, Length: 2}
         head = sorted((c for c in self.commands if isinstance(c, SINGLE)), key=lambda c: rank[type(c)])
         patterns = [c for c in self.commands if isinstance(c, Pattern)]
-        timed = sorted((c for c in self.commands if isinstance(c, At)), key=lambda c: int(c.bar))
+        timed = sorted((c for c in self.commands if isinstance(c, At)), key=lambda c: c.bar)
         return [str(c) for c in head], [str(c) for c in patterns + timed]
 
     def commands_by_line(self, patch: Patch) -> dict[int, Command]:

@@ -24,7 +24,7 @@ def summary(patch: Patch, timeline: Timeline) -> str:
     body = f"{count(len(patch.modules) - 1, 'module')}, {count(len(patch.cables), 'cable')}"
     if not timeline:
         return f"patch: {body}"
-    length = next((count(int(c.bars), "bar") for c in timeline.commands if isinstance(c, Length)), "no length")
+    length = next((count(c.bars, "bar") for c in timeline.commands if isinstance(c, Length)), "no length")
     return f"song: {length}, {count(sum(isinstance(c, Pattern) for c in timeline.commands), 'pattern')}, {body}"
 
 

@@ -65,7 +65,7 @@ class Song:
         try:
             for command in commands:
                 if isinstance(command, At):
-                    self.timed.setdefault(int(command.bar) - 1, []).append(command.command)
+                    self.timed.setdefault(command.bar - 1, []).append(command.command)
                 else:
                     self._apply_now(command, self.patch, self.voices)
             self._check_timeline()
@@ -80,7 +80,7 @@ class Song:
         elif isinstance(command, Meter):
             self.meter = (command.beats, command.unit)
         elif isinstance(command, Length):
-            self.length = int(command.bars)
+            self.length = command.bars
         elif isinstance(command, Pattern):
             voice = self.voice(command, patch)
             voices[(voice.module, voice.param)] = voice
