@@ -97,6 +97,8 @@ NESTED.add_content(OscBundleBuilder(0).build())
     (b"/synth/cmd\0\0,b\0\0\x7f\xff\xff\xf0abcd", "blob"),                     # a huge blob size
     (b"#bundle\0" + b"\0" * 7 + b"\1" + struct.pack(">i", 64) + message("/synth/play"), "does not fit"),
     (b"#bundle\0\0\0\0\0", "no timetag"),
+    (b"/\xff\xfe\0,\0\0\0", "bad address"),                                      # not UTF-8
+    (b"/synth/cmd\0\0,s\0\0\xc3\x28\0\0", "argument 1 .'s'. does not fit"),
     (NESTED.build().dgram, "a bundle inside a bundle"),
     (test_osc_message._DGRAM_KNOB_ROTATES, "bad padding"),                  # python-osc's own test datagrams
     (test_osc_message._DGRAM_UNKNOWN_PARAM_TYPE, "unknown type tag"),
@@ -201,7 +203,7 @@ def test_malformed_datagrams_are_logged_dropped_and_the_server_goes_on(served):
     control, port, logged = served
     junk = [b"", b"/synth/set\0\0,sf", b"\0\0\0\0,i\0\0\0\0\0\1", NESTED.build().dgram,
             b"#bundle\0" + b"\0" * 7 + b"\1" + struct.pack(">i", 64) + message("/synth/play"),
-            test_osc_message._DGRAM_UNKNOWN_PARAM_TYPE, os.urandom(4000)]
+            test_osc_message._DGRAM_UNKNOWN_PARAM_TYPE, b"/\xff\xfe\0,\0\0\0", os.urandom(4000)]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for data in junk:
             s.sendto(data, ("127.0.0.1", port))

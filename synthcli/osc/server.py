@@ -95,7 +95,7 @@ def _message(data: bytes) -> tuple[str, str, list]:
         tags, index = osc_types.get_string(data, index)
         if not tags.startswith(","):
             raise Malformed("the type tag string does not start with ','")
-    except osc_types.ParseError as error:
+    except (osc_types.ParseError, UnicodeDecodeError) as error:
         raise Malformed(f"bad address or type tags: {error}") from None
     args = []
     for number, tag in enumerate(tags[1:], start=1):
@@ -104,7 +104,7 @@ def _message(data: bytes) -> tuple[str, str, list]:
         elif tag in _READERS:
             try:
                 value, index = _READERS[tag](data, index)
-            except osc_types.ParseError as error:
+            except (osc_types.ParseError, UnicodeDecodeError) as error:
                 kind = "blob" if tag == "b" else f"'{tag}'"
                 raise Malformed(f"{address}: argument {number} ({kind}) does not fit: {error}") from None
             args.append(value)
