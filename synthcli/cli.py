@@ -54,29 +54,36 @@ def registry():
     return reg
 
 
-def load_source(path: Path, reg, midi: bool = False):
-    """Read a patch or song file: ``(patch, song)``, song None for a patch.
-    With ``midi``, a MIDI file (.mid) gives ``(None, MidiSong)``.
-    Any user error ends the command with one line naming file:line:col."""
+def read_file(path: Path, reg, midi: bool = False):
+    """Read a patch or song file: ``(text, patch, song)``, song None for a
+    patch. With ``midi``, a MIDI file (.mid) gives ``(None, None, MidiSong)``.
+    Raises SynthError naming file:line:col."""
     from .errors import SynthError
     from .language import parse_text
     from .midi.file import MidiSong, is_midi_path
     from .patch import Patch, read_source
     from .sequencer.song import Song, is_song
+    if is_midi_path(path):
+        if not midi:
+            raise SynthError("a MIDI file can be played or rendered, not used here "
+                             "(`synth render FILE.mid -o OUT.wav`)", source=str(path))
+        return None, None, MidiSong(path)
+    text = read_source(path)
+    commands = parse_text(text, str(path))
+    if is_song(commands):
+        song = Song(reg, text, str(path))
+        return text, song.patch, song
+    patch = Patch(reg)
+    patch.apply_all(commands, str(path))
+    return text, patch, None
+
+
+def load_source(path: Path, reg, midi: bool = False):
+    """:func:`read_file`'s ``(patch, song)``; any user error ends the
+    command with its one line."""
+    from .errors import SynthError
     try:
-        if is_midi_path(path):
-            if not midi:
-                raise SynthError("a MIDI file can be played or rendered, not used here "
-                                 "(`synth render FILE.mid -o OUT.wav`)", source=str(path))
-            return None, MidiSong(path)
-        text = read_source(path)
-        commands = parse_text(text, str(path))
-        if is_song(commands):
-            song = Song(reg, text, str(path))
-            return song.patch, song
-        patch = Patch(reg)
-        patch.apply_all(commands, str(path))
-        return patch, None
+        return read_file(path, reg, midi)[1:]
     except SynthError as error:
         fail(str(error))
 
@@ -179,8 +186,8 @@ def render(
     The output is bit-identical whatever the executor and worker count, and
     a song renders to the samples `synth play` sends to the device."""
     from .engine.core import Engine, check_executor
-    from .engine.render import Performance, blocks_for, render_to_wav
-    from .errors import SynthError
+    from .engine.render import WAV_SUFFIXES, Performance, blocks_for, render_to_wav
+    from .errors import SynthError, check_output
     try:
         check_executor(executor, workers)
     except SynthError as error:
@@ -189,12 +196,14 @@ def render(
         fail(f"--samplerate {samplerate} is out of range (8000..384000)")
     if not 1 <= blocksize <= 8192:
         fail(f"--blocksize {blocksize} is out of range (1..8192)")
-    if plot is not None:
-        from .plot import require_matplotlib
-        try:
+    try:
+        check_output(output, WAV_SUFFIXES, "-o")
+        if plot is not None:
+            from .plot import SUFFIXES, require_matplotlib
+            check_output(plot, SUFFIXES, "--plot")
             require_matplotlib()
-        except SynthError as error:
-            fail(str(error))
+    except SynthError as error:
+        fail(str(error))
     reg = registry()
     patch, song = load_source(file, reg, midi=True)
     voice_text = voice_patch_text(voice_patch, patch is None)
@@ -259,14 +268,18 @@ def play(
                                       "reports (positive plays earlier)."),
 ) -> None:
     """Play a patch, song or MIDI file through the audio device; Ctrl-C fades out and stops."""
-    import math
     import signal
     from .audio.player import Player
-    from .errors import SynthError
+    from .engine.render import WAV_SUFFIXES, blocks_for
+    from .errors import SynthError, check_output
     check_live_settings(executor, workers, latency, blocksize)
     remote = osc_settings(osc, osc_host, osc_allow)
-    if duration is not None and not duration > 0:
-        fail(f"--duration must be a positive number of seconds, got {duration}")
+    try:
+        blocks = None if duration is None else blocks_for(duration, samplerate, blocksize)
+        if record is not None:
+            check_output(record, WAV_SUFFIXES, "--record")
+    except SynthError as error:
+        fail(str(error))
     reg = registry()
     patch, song = load_source(file, reg, midi=True)
     if patch is None and remote is not None:
@@ -287,7 +300,6 @@ def play(
         midi = {"midi": str(file), "midi_patch": voice_text,
                 "midi_patch_source": str(voice_patch) if voice_patch else None}
     link_settings = check_link(link, link_quantum, link_offset, midi=patch is None)
-    blocks = None if duration is None else math.ceil(duration * samplerate / blocksize)
     player = Player(patch.to_text() if patch is not None and song is None else None,
                     song=song.text if patch is not None and song is not None else None,
                     source=str(file), record=str(record) if record else None, **midi,
@@ -381,8 +393,12 @@ def graph(
     """Draw the patch: modules as boxes with their ports, cables as arrows
     (dashed: a cable that closes a loop and so carries one block of delay)."""
     from .engine.schedule import topological_order
-    from .errors import SynthError
-    from .graph import write_graph
+    from .errors import SynthError, check_output
+    from .graph import SUFFIXES, write_graph
+    try:
+        check_output(output, SUFFIXES, "-o")
+    except SynthError as error:
+        fail(str(error))
     patch, _ = load_source(file, registry())
     try:
         written = write_graph(patch, output, topological_order(patch)[1])
@@ -517,25 +533,16 @@ class Watcher:
     def poll(self, control) -> None:
         from .engine.schedule import compile_patch
         from .errors import SynthError
-        from .language import parse_text
-        from .patch import Patch, read_source
-        from .sequencer.song import Song, is_song
         stamp = self._stamp()
         if stamp is None or stamp == self.stamp:
             return
         self.stamp = stamp
         try:
-            text = read_source(self.path)
-            commands = parse_text(text, str(self.path))
-            if is_song(commands) != self.is_song:
+            text, patch, song = read_file(self.path, self.reg)
+            if (song is not None) != self.is_song:
                 raise SynthError("a file being played cannot turn from a patch into a song or back",
                                  source=str(self.path))
-            if self.is_song:
-                compile_patch(Song(self.reg, text, str(self.path)).patch)
-            else:
-                patch = Patch(self.reg)
-                patch.apply_all(commands, str(self.path))
-                compile_patch(patch)
+            compile_patch(patch)
             control.load(self.path, text)   # through the session, so OSC edits and saves meet in one model
             if control.session.glided:
                 typer.echo(f"applied {self.path}: parameter changes glide in now", err=True)
@@ -604,11 +611,13 @@ def bench(
         fail(str(error))
     if not 1 <= voices <= 1024:
         fail(f"--voices {voices} is out of range (1..1024)")
+    if not 0.1 <= seconds <= 600:   # also refuses nan and inf
+        fail(f"--seconds {seconds} is out of range (0.1..600)")
     reg = registry()
     if file is None:
         text, notes, label = reference_patch(voices), voices, f"reference patch, {voices} voices"
-    else:
-        text, notes, label = load_source(file, reg).to_text(), 0, str(file)
+    else:   # a song is measured by its patch: the notes' timing is not what is compared
+        text, notes, label = load_source(file, reg)[0].to_text(), 0, str(file)
     try:
         results = compare(reg, text, seconds, workers=workers, notes=notes)
     except SynthError as error:

@@ -3,6 +3,7 @@
 place it happened."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 
@@ -71,3 +72,18 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     if scored and scored[0][0] <= limit:
         return f", did you mean '{scored[0][2]}'?"
     return ""
+
+
+def check_output(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
+    """Refuse, before any work, a file a command could not write: a minute
+    of rendering should not end in an error about the file's name.
+    ``suffixes`` are the kinds of file the command writes (".wav", ...);
+    ``what`` names the option or command in the one line."""
+    if path.suffix.lower() not in suffixes:
+        kinds = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
+        raise SynthError(f"{what} {path}: expected a {kinds} file")
+    if path.is_dir():
+        raise SynthError(f"{what} {path}: is a directory")
+    if not path.parent.is_dir():
+        raise SynthError(f"{what} {path}: no such directory '{path.parent}'")
+    return path

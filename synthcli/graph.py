@@ -14,6 +14,9 @@ from pathlib import Path
 from .errors import SynthError
 from .patch import Patch
 
+#: What `synth graph -o` can write: Graphviz's pictures, or its DOT text alone.
+SUFFIXES = (".svg", ".png", ".pdf", ".dot")
+
 
 def to_dot(patch: Patch, title: str = "patch", delayed: set | None = None) -> str:
     """DOT text: one HTML-table node per module (inputs and parameters that
@@ -51,14 +54,17 @@ def _id(name: str) -> str:
 def write_graph(patch: Patch, output: Path, delayed: set | None = None) -> list[Path]:
     """Write ``output``: always a .dot beside it, and the .svg/.png itself
     when Graphviz is installed. Returns the files written."""
-    dot_path = output.with_suffix(".dot")
-    dot_path.write_text(to_dot(patch, output.stem, delayed))
-    written = [dot_path]
     fmt = output.suffix.lstrip(".").lower()
+    if f".{fmt}" not in SUFFIXES:
+        raise SynthError(f"cannot draw a .{fmt} file: use .svg, .png, .pdf or .dot")
+    dot_path = output.with_suffix(".dot")
+    try:
+        dot_path.write_text(to_dot(patch, output.stem, delayed))
+    except OSError as error:
+        raise SynthError(f"cannot write {dot_path}: {error.strerror}") from None
+    written = [dot_path]
     if fmt == "dot":
         return written
-    if fmt not in ("svg", "png", "pdf"):
-        raise SynthError(f"cannot draw a .{fmt} file: use .svg, .png, .pdf or .dot")
     program = shutil.which("dot")
     if program is None:
         raise SynthError(f"wrote {dot_path}; for .{fmt} install Graphviz (Debian: apt-get install graphviz; "

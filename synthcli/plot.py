@@ -10,6 +10,8 @@ import numpy as np
 from .errors import SynthError
 
 WIDTH, HEIGHT, DPI = 12, 8, 100
+#: What `--plot` can draw to: matplotlib writes each by its suffix.
+SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def require_matplotlib(needed_by: str = "--plot"):

@@ -1,4 +1,5 @@
 """The synth command, run as a user runs it: in a subprocess."""
+import json
 import os
 import re
 import signal
@@ -103,6 +104,43 @@ def test_missing_file_and_bad_flags(tmp_path):
         assert done.returncode == 2 and words in done.stderr, done.stderr
     done = synth("play", BASIC, "--executor", "auto")
     assert done.returncode == 2 and "the auto executor is for rendering" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["render", BASIC, "-o", "{tmp}/missing/x.wav"], "-o {tmp}/missing/x.wav: no such directory '{tmp}/missing'"),
+    (["render", BASIC, "-o", "{tmp}/x.mp3"], "-o {tmp}/x.mp3: expected a .wav or .wave file"),
+    (["render", BASIC, "-o", "{tmp}/x.wav", "--plot", "{tmp}/missing/p.png"], "--plot {tmp}/missing/p.png: no such"),
+    (["render", BASIC, "-o", "{tmp}/x.wav", "--plot", "{tmp}/p.xyz"], "expected a .png, .svg or .pdf file"),
+    (["render", BASIC, "-o", "{tmp}/x.wav", "--duration", "inf"], "a positive number of seconds, got inf"),
+    (["graph", BASIC, "-o", "{tmp}/missing/g.dot"], "-o {tmp}/missing/g.dot: no such directory"),
+    (["graph", BASIC, "-o", "{tmp}"], "expected a .svg, .png, .pdf or .dot file"),
+    (["play", BASIC, "--record", "{tmp}/missing/r.wav"], "--record {tmp}/missing/r.wav: no such directory"),
+    (["play", BASIC, "--duration", "inf"], "a positive number of seconds, got inf"),
+    (["bench", "--seconds", "nan"], "--seconds nan is out of range"),
+])
+def test_what_cannot_be_written_or_timed_is_refused_before_any_work(tmp_path, args, words):
+    """Before any sound or rendering: a minute's work must not end in an
+    error about a file name."""
+    done = synth(*(str(a).replace("{tmp}", str(tmp_path)) for a in args))
+    assert done.returncode == 2 and words.replace("{tmp}", str(tmp_path)) in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_refuses_a_directory_for_its_file(tmp_path):
+    (tmp_path / "x.wav").mkdir()
+    done = synth("render", BASIC, "-o", tmp_path / "x.wav")
+    assert done.returncode == 2 and done.stderr == f"error: -o {tmp_path / 'x.wav'}: is a directory\n"
+
+
+def test_bench_measures_a_patch_file():
+    done = synth("bench", BASIC, "--seconds", "0.2", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["patch"] == str(BASIC)
+    assert {(r["executor"], r["blocksize"]) for r in report["results"]} == {
+        (x, b) for x in ("inline", "threads", "processes") for b in (256, 1024)}
+    assert all(r["realtime"] > 1 for r in report["results"])   # the basic patch runs faster than real time
 
 
 @pytest.mark.parametrize("fmt, subtype", [("float32", "FLOAT"), ("pcm24", "PCM_24"), ("pcm16", "PCM_16")])

@@ -20,6 +20,8 @@ from .core import Engine
 
 #: ``--format`` names and their libsndfile subtypes.
 FORMATS = {"float32": "FLOAT", "pcm16": "PCM_16", "pcm24": "PCM_24"}
+#: What a rendered or recorded file may be called: it is always a WAV file.
+WAV_SUFFIXES = (".wav", ".wave")
 #: Blocks gathered before each write to the WAV file.
 WRITE_BLOCKS = 64
 #: libsndfile's SFC_SET_ADD_PEAK_CHUNK (sndfile.h), which soundfile does not

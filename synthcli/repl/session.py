@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SynthError, did_you_mean
+from ..errors import SynthError, check_output, did_you_mean
 from ..language import COMMANDS, At, Command, Length, Pattern, Tempo, parse_line, parse_text, tokenize
 from ..patch import Patch
 from ..sequencer.song import Song, is_song
@@ -341,8 +341,8 @@ class Session:
         """Offline, at ``synth render``'s settings, so the file is the one
         ``synth render`` would write from a saved copy."""
         from ..engine.core import Engine
-        from ..engine.render import Performance, blocks_for, render_to_wav
-        self._file(file)
+        from ..engine.render import WAV_SUFFIXES, Performance, blocks_for, render_to_wav
+        check_output(self._file(file), WAV_SUFFIXES, "render")
         song = Song(self.registry, self.song_text) if self.timeline else None
         seconds = None if song is not None and song.length is not None else PATCH_SECONDS
         if duration is not None:
