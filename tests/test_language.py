@@ -43,6 +43,7 @@ def test_quoted_strings_keep_spaces_and_hashes():
     ("set osc1 440", 1, 5, "expected NAME.PARAM"),
     ('add vco "osc', 1, 9, "unterminated string"),
     ("remove a.b", 1, 8, "not a valid module name"),
+    ("meter \u00b3/4", 1, 7, "expected a meter"),            # a superscript is a digit to str.isdigit, not to int
 ])
 def test_syntax_errors_name_line_and_column(text, line, col, words):
     with pytest.raises(SynthError) as info:

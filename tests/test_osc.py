@@ -20,6 +20,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.test import test_osc_bundle, test_osc_message
 
 from synthcli.control import Control, LiveSound
+from synthcli.errors import SynthError
 from synthcli.osc.server import Malformed, parse
 from synthcli.repl.session import Session
 from synthcli.testing import Playing, free_udp_port, onsets, peak_frequency
@@ -211,6 +212,14 @@ def test_malformed_datagrams_are_logged_dropped_and_the_server_goes_on(served):
     assert wait_for(lambda: control.session.patch.modules["f1"].params["cutoff"] == 777.0)
     assert control.osc.counts["dropped"] == len(junk)
     assert sum("dropped a datagram" in line for line in logged) == len(junk)
+
+
+@pytest.mark.parametrize("port", ["\u00b2", "0", "65536", "x"])
+def test_osc_listen_refuses_what_is_not_a_port_and_keeps_listening(served, port):
+    control, listening, _ = served
+    with pytest.raises(SynthError, match=f"expected a port number 1..65535, got '{port}'"):
+        control.session.execute(f"osc listen {port}")
+    assert control.osc.port == listening
 
 
 def test_only_allowed_clients_are_heard(registry):

@@ -51,7 +51,7 @@ def choose(device: str | int | None) -> int:
         chosen = next((d for d in available if d["default"]), available[0])
         return chosen["index"]
     text = str(device)
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         if any(d["index"] == int(text) for d in available):
             return int(text)
         raise SynthError(f"--device {text}: no output device has that number (see `synth devices`)")

@@ -150,7 +150,7 @@ def _parse_tempo(words: list[Token], line: int) -> Tempo:
 def _parse_meter(words: list[Token], line: int) -> Meter:
     _expect_args(words, line, 1, 1, COMMANDS["meter"].syntax)
     beats, slash, unit = words[1].partition("/")
-    if not (slash and beats.isdigit() and unit.isdigit() and 1 <= int(beats) <= 64
+    if not (slash and (beats + unit).isascii() and beats.isdigit() and unit.isdigit() and 1 <= int(beats) <= 64
             and int(unit) in (1, 2, 4, 8, 16, 32)):
         raise _fail(f"expected a meter such as 4/4, 3/4 or 7/8, got '{words[1]}'", line, words[1].col)
     return Meter(line, words[0].col, int(beats), int(unit))

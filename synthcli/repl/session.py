@@ -454,7 +454,7 @@ class Session:
         if action == "stop" and port is None:
             return self.control.stop_osc()
         if action == "listen" and port is not None:
-            if not port.isdigit() or not 0 < int(port) < 65536:
+            if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
                 raise SynthError(f"expected a port number 1..65535, got '{port}'")
             return "\n".join(self.control.listen_osc(int(port)))
         raise SynthError("usage is 'osc', 'osc listen PORT' or 'osc stop'")
