@@ -574,7 +574,7 @@ def midi_ports(as_json: bool = typer.Option(False, "--json", help="Machine-reada
 @app.command()
 def devices(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List audio host APIs and output devices; * marks the default."""
-    from .audio.devices import host_apis, outputs
+    from .audio.devices import describe, host_apis, outputs
     from .errors import SynthError
     try:
         apis, found = host_apis(), outputs()
@@ -587,9 +587,8 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Machine-readable
     if not found:
         typer.echo("no output devices: start a sound server (JACK, PulseAudio, PipeWire), "
                    "or render to a file with `synth render`")
-    for d in found:
-        typer.echo(f"{'*' if d['default'] else ' '} {d['index']:>3}  {d['name']}  ({d['hostapi']}, "
-                   f"{d['channels']} out, {d['samplerate']:g} Hz)")
+    for device in found:
+        typer.echo(describe(device))
 
 
 @app.command()

@@ -268,10 +268,3 @@ def read_source(path: str | Path) -> str:
         raise SynthError(f"cannot read: {error.strerror}", source=str(path)) from None
     except UnicodeDecodeError:
         raise SynthError("not a text file (it is not valid UTF-8)", source=str(path)) from None
-
-
-def load_patch(path: str | Path, registry: Registry) -> Patch:
-    """Read a patch file; errors name the file, line and column."""
-    patch = Patch(registry)
-    patch.load_text(read_source(path), str(path))
-    return patch

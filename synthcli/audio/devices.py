@@ -34,6 +34,12 @@ def outputs() -> list[dict]:
     return found
 
 
+def describe(device: dict) -> str:
+    """One of :func:`outputs` as `synth devices` and the REPL list it; * marks the default."""
+    return (f"{'*' if device['default'] else ' '} {device['index']:>3}  {device['name']}  ({device['hostapi']}, "
+            f"{device['channels']} out, {device['samplerate']:g} Hz)")
+
+
 def host_apis() -> list[dict]:
     sd = sounddevice()
     return [{"name": api["name"], "devices": len(api["devices"]),

@@ -51,7 +51,6 @@ class Tap:
         self.target: tuple[str, str] | None = None
         self._schedule = None
         self._view: np.ndarray | None = None
-        self._since = 0
 
     @property
     def name(self) -> str:

@@ -192,8 +192,7 @@ class Host:
                 modules[name].set_state(states[name])
         self.modules, self.identities = modules, identities
 
-    def steps(self, schedule: Schedule, board: Board, names: set[str],
-              where: dict[str, int] | None = None) -> list[Step]:
+    def steps(self, schedule: Schedule, board: Board, names: set[str]) -> list[Step]:
         """Steps for ``names`` in schedule order, each waiting on the
         producers (outside ``names``) of its zero-delay inputs."""
         index = {node.name: i for i, node in enumerate(schedule.nodes)}

@@ -130,6 +130,11 @@ def _parse_set(words: list[Token], line: int) -> Set:
     return Set(line, words[0].col, target, words[2])
 
 
+def unquote(word: str) -> str:
+    """A name in double quotes (a file, a MIDI port) may hold spaces."""
+    return word[1:-1] if len(word) > 1 and word[0] == word[-1] == '"' else str(word)
+
+
 def _number(token: Token, line: int, what: str, low: float, high: float, whole: bool = False) -> float:
     try:
         value = float(token)
@@ -243,7 +248,7 @@ def _parse_midiout(words: list[Token], line: int) -> Midiout:
     syntax = COMMANDS["midiout"].syntax
     _expect_args(words, line, 2, 3, syntax)
     name = _name(words[1], line, "module name")
-    port = words[2][1:-1] if len(words[2]) > 1 and words[2][0] == words[2][-1] == '"' else str(words[2])
+    port = unquote(words[2])
     if not port:
         raise _fail("the MIDI port name is empty", line, words[2].col)
     channel = 1

@@ -75,8 +75,6 @@ class Summary:
     programs: dict[int, int] = field(default_factory=dict)
     last_tick: int = 0
     notes: int = 0
-    tempos: int = 0
-    meters: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 class MidiSong:
@@ -126,10 +124,6 @@ class MidiSong:
                     summary.programs[message.channel] = programs.get(message.channel, 0)
             elif kind == "program_change":
                 programs[message.channel] = message.program
-            elif kind == "set_tempo":
-                summary.tempos += 1
-            elif kind == "time_signature":
-                summary.meters.append((tick, message.numerator, message.denominator))
         return summary
 
     def clock(self, samplerate: float) -> _Clock:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SynthError, check_output, did_you_mean
-from ..language import COMMANDS, At, Command, Length, Pattern, Tempo, parse_line, parse_text, tokenize
+from ..language import COMMANDS, At, Command, Length, Pattern, Tempo, parse_line, parse_text, tokenize, unquote
 from ..patch import Patch
 from ..sequencer.song import Song, is_song
 from . import views
@@ -497,11 +497,6 @@ def parameter_changes(old: Patch, new: Patch) -> list[tuple[str, str, float]] | 
                     return None
                 sets.append((name, param.name, value))
     return sets
-
-
-def unquote(word: str) -> str:
-    """A file name in quotes may hold spaces."""
-    return word[1:-1] if len(word) > 1 and word[0] == word[-1] == '"' else word
 
 
 def reloads(timeline: Timeline) -> bool:

@@ -114,9 +114,8 @@ def top(meters: dict, status: str) -> str:
 
 
 def devices() -> str:
-    from ..audio.devices import outputs
+    from ..audio.devices import describe, outputs
     found = outputs()
     if not found:
         return "no output devices: start a sound server (JACK, PulseAudio, PipeWire)"
-    return "\n".join(f"{'*' if d['default'] else ' '} {d['index']:>3}  {d['name']}  ({d['hostapi']}, "
-                     f"{d['channels']} out, {d['samplerate']:g} Hz)" for d in found)
+    return "\n".join(map(describe, found))

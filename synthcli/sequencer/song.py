@@ -12,12 +12,11 @@ import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 from ..api import NoteOff, NoteOn
 from ..errors import SynthError
 from ..language import At, Command, Length, Meter, Pattern, Set, Tempo, parse_text
-from ..patch import Patch, read_source
+from ..patch import Patch
 from ..plugins import Registry
 from .notation import parse_pattern
 
@@ -200,12 +199,6 @@ class Song:
             span = self._spans[bar] = (self.bar_start(bar), self.bar_seconds(bar))
         return span
 
-    def seconds_at(self, bar: int, fraction: Fraction) -> Fraction:
-        """Seconds at ``fraction`` of a bar from the start of ``bar``
-        (a fraction past 1 runs on into the following bars)."""
-        whole = math.floor(fraction)
-        return self.bar_start(bar + whole) + (fraction - whole) * self.bar_seconds(bar + whole)
-
 
 @functools.lru_cache(maxsize=4096)
 def note_events(note: float, velocity: float) -> tuple[NoteOn, NoteOff]:
@@ -218,10 +211,6 @@ def note_events(note: float, velocity: float) -> tuple[NoteOn, NoteOff]:
 
 #: bar_sample's default: the first sample of the bar (kept, see there).
 _BAR_START = Fraction(0)
-
-
-def load_song(path: str | Path, registry: Registry) -> Song:
-    return Song(registry, read_source(path), str(path))
 
 
 class Sequencer:
@@ -280,8 +269,9 @@ class Sequencer:
         place in the song reaches the engine's clock through here, so a
         sequencer that follows another clock (Ableton Link) overrides it.
 
-        It is exactly ``sample(song.seconds_at(bar, fraction))``, rounded
-        half to even as ``round(Fraction)`` does, but in plain integers:
+        It is exactly ``sample(song.bar_start(b) + f * song.bar_seconds(b))``
+        (``b`` and ``f`` the whole and the rest of ``bar + fraction``: a
+        fraction past 1 runs on into the following bars), rounded half to even as ``round(Fraction)`` does, but in plain integers:
         a bar of 96 voices asks for hundreds of these in one block, and the
         Fraction objects cost 10 ms of it (30 ms with the tempo map). The
         start of a bar, asked for at every block, is kept until the song or
