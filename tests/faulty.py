@@ -57,3 +57,52 @@ class Faulty(Module):
             os._exit(3)
         elif mode == "segfault":
             ctypes.string_at(0)
+
+
+class Unready(Module):
+    """A plugin whose setup() raises: it cannot even be built."""
+    type_name = "unready"
+    outputs = (Port("out"),)
+
+    def setup(self):
+        raise MemoryError("unready module's setup raised on purpose")
+
+    def process(self, inputs, params, outputs):
+        outputs["out"][:] = 0.5
+
+
+class Deaf(Module):
+    """A note source whose on_event raises on every note."""
+    type_name = "deaf"
+    accepts_notes = True
+    outputs = (Port("out"),)
+
+    def on_event(self, offset, event):
+        raise ValueError("deaf module's on_event raised on purpose")
+
+    def process(self, inputs, params, outputs):
+        outputs["out"][:] = 0.5
+
+
+class Forgetful(Module):
+    """Names a state field that setup() never makes: it would fail only
+    where a worker saves its state, so it must fail everywhere at once."""
+    type_name = "forgetful"
+    outputs = (Port("out"),)
+    state_fields = ("memory",)
+
+    def process(self, inputs, params, outputs):
+        outputs["out"][:] = 0.5
+
+
+class Uncountable(Module):
+    """Its channel_count raises: a patch that holds it cannot be compiled."""
+    type_name = "uncountable"
+    outputs = (Port("out"),)
+
+    @classmethod
+    def channel_count(cls, params, inputs):
+        raise KeyError("uncountable module's channel_count raised on purpose")
+
+    def process(self, inputs, params, outputs):
+        outputs["out"][:] = 0.5

@@ -301,7 +301,7 @@ class Engine:
         busiest = busiest * inline + (HANDOFF_SPINNING if spins(partitions, False) else HANDOFF_SLEEPING)
         if busiest > AUTO_SHARE * inline or inline - busiest < AUTO_SAVING:
             return
-        states = {name: module.get_state() for name, module in self.executor.host.modules.items()}
+        states = self.executor.host.states(self.fault)
         workers = ProcessExecutor(self.registry, self.samplerate, self.blocksize, self.fault, self._workers,
                                   self._deadline)
         board = workers.take_over(self.schedule, self.board, states, costs)

@@ -28,7 +28,7 @@ class InlineExecutor:
         return self.board
 
     def deliver(self, name: str, offset: int, event: tuple) -> None:
-        self.host.modules[name].on_event(offset, event)
+        self.host.deliver(name, offset, event, self.report)
 
     def run_block(self, block: int) -> None:
         board, report = self.board, self.report

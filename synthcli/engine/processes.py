@@ -149,10 +149,6 @@ def _load_classes(pickled: dict[str, bytes]) -> tuple[dict[str, type], dict[str,
     return classes, problems
 
 
-def _state_bytes(module) -> int:
-    return sum(getattr(getattr(module, name), "nbytes", 0) for name in module.state_fields)
-
-
 def worker_main(control, go, done, samplerate: float, blocksize: int, inherited: tuple[int, ...],
                 spin: bool = False) -> None:
     """A worker's life: obey control messages, run its steps per block."""
@@ -208,10 +204,9 @@ def worker_main(control, go, done, samplerate: float, blocksize: int, inherited:
                 elif kind == "events":
                     for name, offset, event in message[1]:
                         if name in host.modules:
-                            host.modules[name].on_event(offset, event)
+                            host.deliver(name, offset, event, report)
                 elif kind == "snapshot":
-                    control.send(("states", {name: m.get_state() for name, m in host.modules.items()
-                                             if _state_bytes(m) <= SNAPSHOT_LIMIT}))
+                    control.send(("states", host.states(report, SNAPSHOT_LIMIT)))
                 elif kind == "forget":
                     known.discard(message[1])
                 elif kind == "stop":
@@ -486,7 +481,7 @@ class ProcessExecutor:
     def deliver(self, name: str, offset: int, event: tuple) -> None:
         part = self.where.get(name, 0)
         if part == 0:
-            self.host.modules[name].on_event(offset, event)
+            self.host.deliver(name, offset, event, self.report)
         else:
             self.events.setdefault(part, []).append((name, offset, event))
 

@@ -147,4 +147,6 @@ def blocks_for(seconds: float, samplerate: float, blocksize: int) -> int:
     """Whole blocks that cover ``seconds``."""
     if not seconds > 0 or not math.isfinite(seconds):
         raise SynthError(f"duration must be a positive number of seconds, got {seconds}")
+    if round(seconds * samplerate) < 1:
+        raise SynthError(f"duration {seconds} s is shorter than one sample at {samplerate:g} Hz")
     return math.ceil(seconds * samplerate / blocksize)

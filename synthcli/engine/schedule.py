@@ -192,7 +192,11 @@ def compile_patch(patch: Patch) -> Schedule:
             fixed = src_cls.port(cable.src_port, "out").channels
             width = fixed or known.get(cable.src, 1)
             widths[cable.dst_port] = max(widths.get(cable.dst_port, 1), width)
-        channels = int(inst.type.cls.channel_count(inst.params, widths))
+        try:
+            channels = int(inst.type.cls.channel_count(inst.params, widths))
+        except Exception as error:   # a plugin's bug, named in one line
+            raise SynthError(f"module '{name}' ({inst.type.name}) cannot say how many channels it has: "
+                             f"{type(error).__name__}: {error}") from None
         if not 1 <= channels <= MAX_CHANNELS:
             raise SynthError(f"module '{name}' would have {channels} channels; a cable carries 1 to {MAX_CHANNELS}")
         return channels

@@ -162,6 +162,33 @@ def fade_out(blocksize: int) -> np.ndarray:
     return 0.5 + 0.5 * np.cos(np.pi * (np.arange(blocksize) + 0.5) / blocksize)
 
 
+class SetupFailed(Exception):
+    """What a module whose construction raised says on every block."""
+
+
+class Broken:
+    """Stands in for a module whose construction raised: it fails every
+    block, so the engine silences, reports and in the end quarantines it
+    like any module that fails, and the rest of the patch plays on."""
+
+    state_fields = ()
+
+    def __init__(self, error: Exception) -> None:
+        self.reason = f"{type(error).__name__}: {error}"
+
+    def process(self, inputs, params, outputs) -> None:
+        raise SetupFailed(self.reason)
+
+    def on_event(self, offset: int, event) -> None:
+        pass
+
+    def get_state(self) -> dict:
+        return {}
+
+    def set_state(self, state) -> None:
+        pass
+
+
 def identity(node: Node, cls: type[Module]) -> tuple:
     """What must stay the same for a running module to be kept (with its
     state) across a patch edit: type, width and structural parameters."""
@@ -187,10 +214,36 @@ class Host:
             if self.identities.get(name) == key:
                 modules[name] = self.modules[name]
                 continue
-            modules[name] = cls(self.samplerate, self.blocksize, node.channels)
-            if states and name in states:
-                modules[name].set_state(states[name])
+            try:
+                modules[name] = module = cls(self.samplerate, self.blocksize, node.channels)
+                for field in module.state_fields:   # else it fails only where a worker saves its state
+                    if not isinstance(getattr(module, field, None), np.ndarray):
+                        raise TypeError(f"state field '{field}' is not a numpy array after setup()")
+                if states and name in states:
+                    module.set_state(states[name])
+            except Exception as error:   # a plugin's bug: that module fails, not the patch
+                modules[name] = Broken(error)
         self.modules, self.identities = modules, identities
+
+    def deliver(self, name: str, offset: int, event: tuple, report: Report) -> None:
+        """An event for a module: one that raises in on_event is that
+        module's fault, reported like a process() that raises."""
+        try:
+            self.modules[name].on_event(offset, event)
+        except Exception as error:
+            report(name, f"{type(error).__name__} in on_event: {error}")
+
+    def states(self, report: Report, limit: float = float("inf")) -> dict[str, dict]:
+        """Every module's state (those of at most ``limit`` bytes); a
+        module whose state cannot be read is reported and left out."""
+        states = {}
+        for name, module in self.modules.items():
+            try:
+                if sum(getattr(getattr(module, f), "nbytes", 0) for f in module.state_fields) <= limit:
+                    states[name] = module.get_state()
+            except Exception as error:
+                report(name, f"{type(error).__name__} in get_state: {error}")
+        return states
 
     def steps(self, schedule: Schedule, board: Board, names: set[str]) -> list[Step]:
         """Steps for ``names`` in schedule order, each waiting on the

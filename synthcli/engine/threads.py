@@ -63,7 +63,7 @@ class ThreadExecutor:
         return self.board
 
     def deliver(self, name: str, offset: int, event: tuple) -> None:
-        self.host.modules[name].on_event(offset, event)
+        self.host.deliver(name, offset, event, self.report)
 
     def run_block(self, block: int) -> None:
         self.block = block

@@ -1,0 +1,74 @@
+"""A plugin's bug outside process() (in setup, on_event, its state fields
+or its channel count) is that module's fault: it is silenced, reported
+and quarantined like a module whose process() raises, the same way in
+every executor, and the rest of the patch plays on. Checked on the
+rendered samples."""
+import numpy as np
+import pytest
+
+from synthcli.api import NoteOn
+from synthcli.engine.core import Engine
+from synthcli.engine.schedule import compile_patch
+from synthcli.errors import SynthError
+from synthcli.patch import Patch
+from synthcli.plugins import load_registry
+from synthcli.testing import peak_frequency
+
+from faulty import Deaf, Forgetful, Uncountable, Unready
+
+SR, BLOCK, BLOCKS = 48000, 256, 60
+HEALTHY = "add vco a wave=sine freq=300\nconnect a out.left\n"
+
+
+@pytest.fixture
+def registry():
+    reg = load_registry(safe_mode=True)
+    for cls in (Unready, Deaf, Forgetful, Uncountable):   # a third party's: hosted in a worker process
+        reg.add(cls, "faulty-test-plugin", "0")
+    return reg
+
+
+def render(registry, kind, executor):
+    patch = Patch(registry)
+    patch.load_text(HEALTHY + f"add {kind} b\nconnect b out.right\n")
+    with Engine(registry, SR, BLOCK, executor=executor, workers=1, deadline=0.3) as engine:
+        engine.load(patch)
+        blocks = []
+        for block in range(BLOCKS):
+            if block % 4 == 0:
+                engine.send("b", engine.time + 17, NoteOn(60.0))
+            blocks.append(engine.process_block().copy())
+        return np.concatenate(blocks, axis=1), engine.module_stats()["b"]
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("unready", "MemoryError: unready module's setup raised on purpose"),
+    ("deaf", "ValueError in on_event: deaf module's on_event raised on purpose"),
+    ("forgetful", "state field 'memory' is not a numpy array after setup()"),
+])
+def test_a_plugin_failing_outside_process_is_silenced_alone_in_every_executor(registry, kind, reason):
+    outputs = []
+    for executor in ("inline", "processes"):
+        out, stats = render(registry, kind, executor)
+        left, right = out
+        assert out.shape[1] == BLOCKS * BLOCK                                  # the music went on
+        assert abs(peak_frequency(left[SR // 10:], SR) - 300.0) < 2.0          # the healthy voice plays
+        assert np.abs(left[SR // 10:]).max() > 0.5
+        assert np.abs(right[-20 * BLOCK:]).max() == 0.0                         # the broken module is silent
+        assert stats["quarantined"] and reason in stats["reason"], (executor, stats)
+        outputs.append(out)
+    assert np.array_equal(outputs[0][0], outputs[1][0])
+    # A module that cannot be built fails in every block, wherever it runs. A
+    # worker's report of a failed on_event reaches the engine a block or so
+    # later than the inline executor's, so that quarantine may start a block apart.
+    if kind != "deaf":
+        assert np.array_equal(*outputs)
+
+
+def test_a_channel_count_that_raises_is_one_line_naming_the_module(registry):
+    patch = Patch(registry)
+    patch.load_text(HEALTHY + "add uncountable u\nconnect u out.right\n")
+    with pytest.raises(SynthError) as caught:
+        compile_patch(patch)
+    assert str(caught.value) == ("module 'u' (uncountable) cannot say how many channels it has: "
+                                 "KeyError: \"uncountable module's channel_count raised on purpose\"")
