@@ -155,21 +155,24 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
         skip = set(disabled) | disabled_from_env()
         for ep in sorted(entry_points(ENTRY_POINT_GROUP), key=lambda ep: (ep.dist, ep.name)):
             dist, version = ep.dist, ep.version
-            if ep.name in skip or dist in skip or ep.name in sources:
+            if ep.name in skip or dist in skip:
                 registry.skipped.add(dist)
                 continue
+            # Known to pluggy by distribution and entry point: two packages
+            # may both call their entry point "fold" (or "synthcli").
+            key = f"{dist}:{ep.name}"
             try:
                 plugin = ep.load()
                 mismatch = api_mismatch(plugin, dist)
                 if mismatch is None:
-                    pm.register(plugin, name=ep.name)
+                    pm.register(plugin, name=key)
             except (Exception, SystemExit) as error:  # a broken plugin must not stop synthcli
                 registry.problems.append(f"{dist}: plugin failed to load: {_one_line(error)}")
                 continue
             if mismatch is not None:
                 registry.problems.append(mismatch)
                 continue
-            sources[ep.name] = (dist, version)
+            sources[key] = (dist, version)
             registry.packages[dist] = version
 
     # In the order of `sources` (built-ins, then by distribution), not in

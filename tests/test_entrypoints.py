@@ -91,3 +91,26 @@ def test_each_environment_keeps_its_own_cache(site, monkeypatch):
     first = entrypoints.cache_path(GROUP)
     monkeypatch.setattr(sys, "path", sys.path[1:])
     assert entrypoints.cache_path(GROUP) != first
+
+
+def test_packages_that_name_their_entry_points_alike_both_load(site, monkeypatch):
+    """Entry-point names are each package's own choice: two may both say
+    "fold", or "synthcli"; neither may hide the other."""
+    from synthcli.plugins import ENTRY_POINT_GROUP, load_registry
+    monkeypatch.delenv("SYNTHCLI_DISABLE_PLUGINS", raising=False)
+    for dist, module, type_name, entry in (("synthcli-fold", "fold_a", "folda", "fold"),
+                                           ("synthcli-folder", "fold_b", "foldb", "fold"),
+                                           ("synthcli-proud", "proud", "proud", "synthcli")):
+        (site / f"{module}.py").write_text(
+            "from synthcli.api import Module, Port\nfrom synthcli.hookspecs import hookimpl\n"
+            f"class M(Module):\n    type_name = '{type_name}'\n    outputs = (Port('out'),)\n"
+            "    def process(self, inputs, params, outputs):\n        outputs['out'][:] = 0.0\n"
+            "@hookimpl\ndef register_modules(register):\n    register(M)\n")
+        info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{entry} = {module}\n")
+    registry = load_registry()
+    assert {name: registry.types[name].package for name in ("folda", "foldb", "proud")} == {
+        "folda": "synthcli-fold", "foldb": "synthcli-folder", "proud": "synthcli-proud"}
+    assert "vco" in registry.types and not registry.problems and not registry.skipped
