@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from synthcli.patch import Patch
 from synthcli.testing import shared_memory_of
 
 ROOT = Path(__file__).parent.parent
@@ -69,11 +70,23 @@ def test_modules_lists_every_builtin_with_ports_params_and_package():
     assert "param cutoff" in done.stdout and "Hz" in done.stdout
 
 
-def test_check_accepts_the_example_patches():
-    for patch in sorted((ROOT / "patches").glob("*.patch")):
-        done = synth("check", patch)
+def test_check_accepts_the_example_patches(registry):
+    """`check` reports what the file holds: a module for each `add`, and
+    the cables its `connect` lines make. A stereo output into a stereo
+    input makes two, so that count comes from the patch model, held to the
+    file's lines."""
+    for path in sorted((ROOT / "patches").glob("*.patch")):
+        done = synth("check", path)
         assert done.returncode == 0, done.stderr
-        assert "ok" in done.stdout
+        commands = [line.split("#")[0].split() for line in path.read_text().splitlines()]
+        assert not any(words[:1] in (["remove"], ["disconnect"]) for words in commands)   # only adds and connects
+        adds = [words[2] for words in commands if words[:1] == ["add"]]
+        connects = {tuple(end.split(".")[0] for end in words[1:3]) for words in commands if words[:1] == ["connect"]}
+        patch = Patch(registry)
+        patch.load_text(path.read_text(), str(path))
+        assert list(patch.modules) == ["out", *adds]
+        assert {(cable.src, cable.dst) for cable in patch.cables} == connects
+        assert done.stdout == f"{path}: ok ({len(adds)} modules, {len(patch.cables)} cables)\n", path
 
 
 @pytest.mark.parametrize("text, expected", [

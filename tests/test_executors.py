@@ -8,6 +8,7 @@ from synthcli.bench import reference_notes, reference_patch
 from synthcli.engine.core import Engine
 from synthcli.errors import SynthError
 from synthcli.patch import Patch
+from synthcli.testing import peak_frequency, rms
 
 FEEDBACK = """
 add vco o wave=saw freq=110
@@ -89,23 +90,46 @@ def test_auto_stays_inline_with_a_module_no_worker_can_host(own_registry):
 
 
 def test_edits_while_running_are_applied_between_blocks_on_every_executor(registry):
-    def run(executor):
+    """Four stretches of 20 blocks: a sine alone; a filtered saw added; its
+    cutoff lowered; the saw removed. Executors agreeing is not enough (they
+    could all be wrong alike), so the inline take is also checked against
+    the sine rendered alone: what it adds must be the saw, from the very
+    block after each edit."""
+    blocks, size = 20, 128
+    alone = "add vco a wave=sine freq=220\nconnect a out\nset out.level 0.5\n"   # below the soft clip
+
+    def run(executor, edit=True):
         patch = Patch(registry)
-        patch.load_text("add vco a wave=sine freq=220\nconnect a out\n")
-        with Engine(registry, 48000, 128, executor=executor, workers=1) as engine:
+        patch.load_text(alone)
+        with Engine(registry, 48000, size, executor=executor, workers=1) as engine:
             engine.load(patch)
-            out = [engine.process_block().copy() for _ in range(5)]
-            patch.load_text("add vco b wave=saw freq=330\nadd vcf f\nconnect b f\nconnect f out\n")
-            engine.load(patch)
-            out += [engine.process_block().copy() for _ in range(5)]
-            engine.set("f", "cutoff", 300.0)
-            out += [engine.process_block().copy() for _ in range(5)]
-            patch.load_text("remove b\n")
-            engine.load(patch)
-            out += [engine.process_block().copy() for _ in range(5)]
+            out = [engine.process_block().copy() for _ in range(blocks)]
+            if edit:
+                patch.load_text("add vco b wave=saw freq=330\nadd vcf f\nconnect b f\nconnect f out\n")
+                engine.load(patch)
+            out += [engine.process_block().copy() for _ in range(blocks)]
+            if edit:
+                engine.set("f", "cutoff", 300.0)
+            out += [engine.process_block().copy() for _ in range(blocks)]
+            if edit:
+                patch.load_text("remove b\n")
+                engine.load(patch)
+            out += [engine.process_block().copy() for _ in range(blocks)]
             return np.concatenate(out, axis=1)
     inline = run("inline")
     assert np.array_equal(inline, run("processes")) and np.array_equal(inline, run("threads"))
+
+    sine = run("inline", edit=False)[0]
+    first, added, lowered, removed = inline[0].reshape(4, blocks * size)
+    saw = (inline[0] - sine).reshape(4, blocks, size)
+    assert abs(peak_frequency(first) - 220.0) < 1.0 and abs(np.abs(first[len(first) // 2:]).max() - 0.5) < 0.01
+    assert not saw[0].any()                                          # nothing but the sine before the edit
+    assert (np.abs(saw[1]).max(axis=1) > 0.1).all()                  # the saw from the next block on
+    assert abs(peak_frequency(saw[1].ravel()) - 330.0) < 1.0
+    assert abs(peak_frequency(saw[2].ravel()) - 330.0) < 1.0
+    assert rms(saw[2, 1:]) < 0.8 * rms(saw[1, 1:])                   # a cutoff of 300 Hz takes its overtones
+    assert np.abs(saw[3, blocks // 2:]).max() < 1e-6                 # and once removed, it is gone
+    assert abs(peak_frequency(removed) - 220.0) < 1.0
 
 
 def test_modules_are_partitioned_by_chain_and_the_master_stays_home(registry):

@@ -22,6 +22,7 @@ from pythonosc.test import test_osc_bundle, test_osc_message
 from synthcli.control import Control, LiveSound
 from synthcli.errors import SynthError
 from synthcli.osc.server import Malformed, parse
+from synthcli.patch import Cable
 from synthcli.repl.session import Session
 from synthcli.testing import Playing, free_udp_port, onsets, peak_frequency
 
@@ -29,7 +30,11 @@ ROOT = Path(__file__).parent.parent
 SR = 48000
 NTP_DELTA = 2208988800
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/oscsend"), reason="needs liblo-tools (oscsend)")
+#: For the tests that run liblo's clients; the datagram tests and those
+#: that send hand-made bytes from Python do not need them.
+LIBLO_TOOLS = ("oscsend", "oscsendfile", "oscdump")
+needs_liblo = pytest.mark.skipif(not all(shutil.which(tool) for tool in LIBLO_TOOLS),
+                                 reason="needs liblo-tools (oscsend, oscsendfile, oscdump)")
 
 
 def message(address, *args):
@@ -63,6 +68,17 @@ class Dump:
             else:
                 time.sleep(0.02)
         return got
+
+    def line_with(self, text, timeout=10.0):
+        """The next line containing ``text``: a multi-line /synth/result
+        comes out of oscdump as one line for each of its lines."""
+        seen, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.lines(1, timeout=deadline - time.monotonic())
+            if got and text in got[0]:
+                return got[0]
+            seen += got
+        raise AssertionError(f"no reply line containing {text!r}; got {seen}")
 
     def close(self):
         self.proc.kill()
@@ -145,6 +161,7 @@ def wait_for(condition, timeout=5.0):
     return condition()
 
 
+@needs_liblo
 def test_oscsend_sets_parameters_and_runs_commands(served):
     control, port, logged = served
     modules = control.session.patch.modules
@@ -162,6 +179,7 @@ def test_oscsend_sets_parameters_and_runs_commands(served):
     assert not logged, logged
 
 
+@needs_liblo
 def test_errors_go_back_as_synth_error_and_change_nothing(served, tmp_path):
     control, port, logged = served
     dump = Dump()
@@ -182,13 +200,15 @@ def test_errors_go_back_as_synth_error_and_change_nothing(served, tmp_path):
     assert all(r.startswith('/synth/error s "') for r in replies), replies
     assert "did you mean 'connect'" in replies[0]
     assert "no parameter 'cutof'" in replies[1] and "did you mean 'cutoff'" in replies[1]
-    assert "f1.cutoff" in replies[2] or "-5" in replies[2]
+    assert replies[2] == ('/synth/error s "/synth/set: bad value \'-5.0\' for f1.cutoff: '
+                          '-5.0 is out of range (20..20000 Hz)"')
     assert "/synth/sett" in replies[3] and "did you mean '/synth/set'" in replies[3]
     assert "takes ',f' or ',i', got ',s'" in replies[4]
     assert "keyboard only" in replies[5]
     assert len(logged) == 6 and all(line.startswith("osc: /synth/") for line in logged)
 
 
+@needs_liblo
 def test_remote_commands_cannot_reach_files_outside_the_working_directory(served, tmp_path):
     control, port, logged = served
     outside = tmp_path / "stolen.patch"
@@ -200,6 +220,7 @@ def test_remote_commands_cannot_reach_files_outside_the_working_directory(served
     assert all("outside the working directory" in line for line in logged), logged
 
 
+@needs_liblo
 def test_malformed_datagrams_are_logged_dropped_and_the_server_goes_on(served):
     control, port, logged = served
     junk = [b"", b"/synth/set\0\0,sf", b"\0\0\0\0,i\0\0\0\0\0\1", NESTED.build().dgram,
@@ -222,6 +243,7 @@ def test_osc_listen_refuses_what_is_not_a_port_and_keeps_listening(served, port)
     assert control.osc.port == listening
 
 
+@needs_liblo
 def test_only_allowed_clients_are_heard(registry):
     session = Session(registry, LiveSound())
     session.edit("add vco o freq=220\nconnect o out\n")
@@ -237,6 +259,7 @@ def test_only_allowed_clients_are_heard(registry):
         control.close()
 
 
+@needs_liblo
 def test_a_burst_of_10000_from_oscsendfile_arrives_without_loss(served, tmp_path):
     control, port, logged = served
     lines = timed_lines(10_000, 1e6)   # a microsecond apart: a burst, one bundle each
@@ -259,6 +282,7 @@ class Play(Playing):
         super().__init__(*args, "--osc", str(self.port), ready="listening for OSC", cwd=ROOT)
 
 
+@needs_liblo
 def test_a_set_over_osc_changes_what_is_heard(jack_server, tmp_path):
     patch = tmp_path / "p.patch"
     patch.write_text("add vco o wave=sine freq=440\nadd ladder f1 cutoff=8000\nconnect o f1\nconnect f1 out\n")
@@ -273,7 +297,7 @@ def test_a_set_over_osc_changes_what_is_heard(jack_server, tmp_path):
     oscsend(port, "/synth/cmd", "s", "set o.freq 330")
     time.sleep(1.0)
     err = playing.finish()
-    assert "0 xruns" in err and "Traceback" not in err, err
+    assert " 0 xruns" in err and "Traceback" not in err, err
     data, _ = soundfile.read(str(take))
     heard = [peak_frequency(data[k * SR - SR // 2:k * SR, 0]) for k in range(1, len(data) // SR + 1)]
     for wanted in (440.0, 660.0, 550.0, 330.0):
@@ -310,7 +334,7 @@ def test_timed_bundles_land_on_the_sample_of_their_time(jack_server, tmp_path):
         s.sendto(note_at(now + 1.75, 69, 0), ("127.0.0.1", port))
     time.sleep(2.5)
     err = playing.finish()
-    assert "0 xruns" in err and "Traceback" not in err, err
+    assert " 0 xruns" in err and "Traceback" not in err, err
     data, _ = soundfile.read(str(take))
     found = onsets(data[:, 0])
     assert len(found) == 3, found
@@ -354,12 +378,13 @@ def test_an_immediate_bundle_is_applied_in_one_block(jack_server, tmp_path):
             s.sendto(message("/synth/cmd", "set va.level 0\nset vb.level 0"), ("127.0.0.1", port))
             time.sleep(0.2)
     err = playing.finish()
-    assert "0 xruns" in err and "Traceback" not in err, err
+    assert " 0 xruns" in err and "Traceback" not in err, err
     data, _ = soundfile.read(str(take))
     left, right = onsets(data[:, 0]), onsets(data[:, 1])
     assert len(left) == 5 and np.array_equal(left, right), (left, right)
 
 
+@needs_liblo
 def test_sustained_20000_messages_a_second_while_audio_plays(jack_server, tmp_path):
     patch = tmp_path / "p.patch"
     patch.write_text("add vco o wave=saw freq=110\nadd ladder f1 cutoff=800\nconnect o f1\nconnect f1 out\n")
@@ -373,40 +398,113 @@ def test_sustained_20000_messages_a_second_while_audio_plays(jack_server, tmp_pa
     dump = Dump()
     try:
         oscsend(port, "/synth/reply", "i", dump.port)
-        began = time.monotonic()
         subprocess.run(["oscsendfile", "127.0.0.1", str(port), str(script)], check=True, timeout=60)
-        took = time.monotonic() - began
         time.sleep(0.5)
         oscsend(port, "/synth/stats")
         stats = dump.lines(1)
+        oscsend(port, "/synth/cmd", "s", "ls")
+        f1 = dump.line_with("ladder")
     finally:
         dump.close()
     err = playing.finish()
-    assert took < seconds * 1.5, f"oscsendfile itself took {took:.2f} s"
+    # How fast oscsendfile itself got them out is this machine's business
+    # (benchmarks/osc.py measures rates); what the server owes is every
+    # message, the last one applied last, and no xrun meanwhile.
     received, applied, refused, dropped = map(int, stats[0].split()[2:])
     # The stats request counts as received, and as applied only once answered.
     assert (received, applied, refused, dropped) == (len(lines) + 2, len(lines) + 1, 0, 0), stats
-    assert "0 xruns" in err, err
+    assert f1.split()[:3] == ["f1", "ladder", f"cutoff={200 + (len(lines) - 1) % 3000}"], f1
+    assert " 0 xruns" in err, err
 
 
+#: Rows whose effect is a note for the engine, which a session without
+#: audio has nowhere to send: test_the_documented_note_examples_are_heard.
+NOTE_ROWS = {"/synth/note", "/synth/NAME/note"}
+
+
+@needs_liblo
 def test_the_address_tables_in_the_docs_are_generated_from_the_server(served):
+    """Every documented example, sent as written, does what its row says.
+    Each effect is checked absent first, so a message that never arrived
+    cannot pass on what an earlier one did."""
     from synthcli.osc.addresses import ADDRESSES, markdown_tables
     text = (ROOT / "docs" / "osc.md").read_text()
     assert markdown_tables() in text, "run `python -m synthcli.reference`"
     control, port, logged = served
-    control.execute("add lfo lfo1")
+    session = control.session
+    control.execute('add lfo lfo1\nlength 4\npattern kb "c3 e3"')   # something to connect, a song to play
     dump = Dump()
-    try:
+    answer = []
+
+    def cutoff():
+        return session.patch.modules["f1"].params["cutoff"]
+
+    def replies_here():
         oscsend(port, "/synth/reply", "i", dump.port)
-        for row in ADDRESSES:   # every documented example is accepted as written
+
+    def stats_answered():
+        answer.extend(dump.lines(1, timeout=0.1))
+        counts = control.osc.counts   # the request counts as applied only once answered
+        return answer == [f"/synth/stats iiii {counts['received']} {counts['applied'] - 1} 0 0"]
+
+    checks = {   # address: (what to do first, its effect)
+        "/synth/cmd": (None, lambda: Cable("lfo1", "out", "f1", "cutoff") in session.patch.cables),
+        "/synth/set": (lambda: control.knob("f1", "cutoff", 500.0), lambda: cutoff() == 1800.0),
+        "/synth/NAME/PARAM": (lambda: control.knob("f1", "cutoff", 500.0), lambda: cutoff() == 1800.0),
+        "/synth/tempo": (None, lambda: "tempo 126\n" in session.song_text),
+        "/synth/play": (None, lambda: session.transport.playing),
+        "/synth/stop": (None, lambda: not session.transport.playing),
+        "/synth/reply": (None, lambda: control.osc.reply_ports == {"127.0.0.1": 57121}),
+        "/synth/stats": (replies_here, stats_answered),
+    }
+    assert set(checks) | NOTE_ROWS == {row.path for row in ADDRESSES}, "a new address needs its effect checked"
+    try:
+        replies_here()
+        for row in ADDRESSES:
+            prepare, effect = checks.get(row.path, (None, None))
+            if prepare is not None:
+                prepare()
+            applied = control.osc.counts["applied"]
+            if effect is not None:
+                assert not effect(), f"before {row.example}"
             oscsend(port, *shlex.split(row.example))
-        dump.lines(3, timeout=1.0)
+            assert wait_for(lambda: control.osc.counts["applied"] == applied + 1), (row.example, logged)
+            if effect is not None:
+                assert wait_for(effect), row.example
     finally:
         dump.close()
     assert not logged, logged
     assert control.osc.counts["refused"] == 0
 
 
+@needs_liblo
+def test_the_documented_note_examples_are_heard(jack_server, tmp_path):
+    """The note rows' examples, each followed by its note-off, sound their
+    pitch: a note source named or not, it is the patch's keys that play."""
+    from synthcli.osc.addresses import ADDRESSES
+    examples = [shlex.split(row.example) for row in ADDRESSES if row.path in NOTE_ROWS]
+    assert len(examples) == len(NOTE_ROWS)
+    patch = tmp_path / "n.patch"
+    patch.write_text(NOTE_PATCH)
+    take = tmp_path / "take.wav"
+    playing = Play(patch, "--record", take)
+    time.sleep(0.5)
+    for example in examples:
+        oscsend(playing.port, *example)
+        time.sleep(0.4)
+        oscsend(playing.port, *example[:-1], 0)   # the same with ON 0
+        time.sleep(0.4)
+    err = playing.finish()
+    assert " 0 xruns" in err and "Traceback" not in err, err
+    data, _ = soundfile.read(str(take))
+    found = onsets(data[:, 0])
+    assert len(found) == len(examples), found
+    for start, (_, _, pitch, _, _) in zip(found, examples):
+        held = data[start + 1000:start + 1000 + SR // 4, 0]   # well inside the 0.4 s it is held
+        assert abs(peak_frequency(held) - 440 * 2 ** ((int(pitch) - 69) / 12)) < 1.0, (pitch, start)
+
+
+@needs_liblo
 def test_the_repl_listens_and_shows_what_arrived(tmp_path):
     """The real REPL in tmux (no audio here: editing works the same)."""
     if not shutil.which("tmux"):

@@ -72,9 +72,12 @@ def test_a_file_with_an_error_changes_nothing(registry):
 
 
 def test_remove_drops_its_cables(registry):
+    """Its own cables, in and out, and not one more: dropping every cable
+    would also leave none into f1."""
     patch = patch_of(registry)
     patch.apply(parse_line("remove f1"))
-    assert all("f1" not in (c.src, c.dst) for c in patch.cables)
+    assert "f1" not in patch.modules and list(patch.modules) == ["out", "osc1", "l1", "env", "amp1"]
+    assert sorted(patch.cables, key=str) == [Cable("amp1", "out", "out", "in"), Cable("env", "out", "amp1", "gain")]
 
 
 def test_stereo_outputs_connect_by_name(registry):

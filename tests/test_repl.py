@@ -31,6 +31,7 @@ from synthcli.repl.sound import news
 from synthcli.repl.toolbar import Toolbar, level_meter
 from synthcli.repl.transport import Transport
 from synthcli.sequencer.song import Song
+from synthcli.testing import peak_frequency
 
 ROOT = Path(__file__).parent.parent
 SR = 48000
@@ -212,12 +213,16 @@ def test_the_journal_rebuilds_patch_song_and_history(registry, tmp_path):
     song.write_text(SHORT_DEMO)
     journal = journals.Journal(tmp_path / "state")
     first = Session(registry, Recorder(), journal)
+    # Two of these are refused, as a musician's slips are, and the journal
+    # must not bring them back; any other refusal is a failure of its own.
+    refused = {"bogus": "unknown command 'bogus'", "set l1.freq 9e9": "9e9 is out of range"}
     for line in ("add vco x", f"load {song}", "set padf.cutoff 700", "bogus", "tempo 90", "undo",
                  "add lfo l1\nconnect l1 padf.cutoff", "set l1.freq 9e9"):
-        try:
+        if line in refused:
+            with pytest.raises(SynthError, match=refused[line]):
+                first.execute(line)
+        else:
             first.execute(line)
-        except SynthError:
-            pass
     song.write_text("the file changed since: the journal kept what was loaded")
     journal._file.write('{"edit": "add vco half')          # a crash in the middle of a write
     journal._file.flush()
@@ -556,15 +561,14 @@ def test_a_killed_repl_resumes_from_its_journal(terminal, tmp_path):
     assert again.exit_status() == 0
 
 
-def test_a_set_reaches_the_server_and_a_killed_worker_is_reported(terminal, jack_server, tmp_path):
-    from test_live import peak_frequency, wait_for_ports
+def test_a_set_reaches_the_server_and_a_killed_worker_is_reported(terminal, jack_server, portaudio_ports, tmp_path):
     term = terminal(tmp_path / "state", audio=jack_server)
     term.wait_for("synth>")
     term.type("add vco osc1 wave=sine freq=220")
     term.type("connect osc1 out")
     term.type("set out.level 0.5")
     term.wait_for("audio on: device")
-    ports = wait_for_ports()
+    ports = portaudio_ports()
     taken = tmp_path / "server.wav"
     recorder = threading.Thread(target=subprocess.run, args=(["jack_rec", "-f", str(taken), "-d", "3", *ports],),
                                 kwargs={"capture_output": True, "timeout": 20})
@@ -625,7 +629,10 @@ def test_a_set_is_heard_within_three_blocks_of_enter(jack_server, registry, tmp_
     assert blocks <= 3, blocks
 
 
-def test_scope_draws_a_tapped_output_20_times_a_second_without_xruns(terminal, jack_server, tmp_path):
+def test_scope_redraws_a_tapped_output_until_a_key_without_xruns(terminal, jack_server, tmp_path):
+    """How many frames a second it manages is benchmarks/scope.py's
+    business; here, that it keeps drawing the live tap on its own, and
+    counts every frame it drew."""
     term = terminal(tmp_path / "state", audio=jack_server)
     term.wait_for("synth>")
     for line in ("add vco osc1 wave=saw freq=440", "add vca v level=0.3", "connect osc1 v", "connect v out"):
@@ -640,16 +647,16 @@ def test_scope_draws_a_tapped_output_20_times_a_second_without_xruns(terminal, j
         return int(head.split()[3]), float(head.split("strongest ")[1].split()[0])
 
     time.sleep(0.5)
-    first, began = frame_number()[0], time.monotonic()
-    time.sleep(3.0)
+    first = frame_number()[0]
+    time.sleep(1.0)
     last, strongest = frame_number()
-    rate = (last - first) / (time.monotonic() - began)
-    print(f"scope: {rate:.1f} frames/s over 3 s, strongest {strongest} Hz")
-    assert rate >= 20, rate
+    assert last > first, (first, last)                      # no key pressed, and still it redraws
     assert abs(strongest - 440.0) < 2.0                     # the spectrum of the tapped vco
     term.keys("q")
     said = term.wait_for("frames/s)")
     assert "synth>" in said and "Traceback" not in said
+    drawn = int(re.search(r"scope osc1\.out: (\d+) frames in ", said).group(1))
+    assert drawn >= last, (drawn, last)
     term.type("scope v.gain", then="module 'v' has no output 'gain': it has out")
     term.type("quit", then="stopped: ")
     assert " 0 xruns" in term.wait_for(" xruns")

@@ -13,7 +13,9 @@ from hypothesis import given, settings, strategies as st
 from synthcli.engine.core import Engine
 from synthcli.engine.render import Performance
 from synthcli.errors import SynthError
+from synthcli.modules.dynamics import SOFT_CLIP_KNEE
 from synthcli.sequencer.song import Song
+from synthcli.testing import rms
 
 ROOT = Path(__file__).parent.parent
 SR = 48000
@@ -133,10 +135,22 @@ def test_song_errors_name_file_line_and_column(tmp_path, text, place, words):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_demo_song_checks_and_renders(tmp_path):
+def test_demo_song_checks_and_renders(registry):
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", "songs/demo.seq"], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0 and "16 bars at 120 BPM" in done.stdout
+    # Four of its bars, its `at` bars moved into them, so a render takes a
+    # fraction of a second and still plays every change it makes.
+    from test_repl import SHORT_DEMO
+    out = render(registry, SHORT_DEMO)
+    bars = out[:4 * 2 * SR]                          # 2 s a bar; then the echo's and the room's tail
+    assert np.isfinite(out).all() and np.abs(out).max() < SOFT_CLIP_KNEE    # the master never has to squash it
+    assert min(rms(tenth) for tenth in bars.reshape(-1, SR // 10)) > 0.01   # sound all through, no dropout
+    assert rms(out[-SR // 10:]) < 1e-3                                       # and the tail dies away
+    # Its `at 2 set padf.cutoff 1800` changes the sound from bar 2's first sample on, not one sooner.
+    unset = SHORT_DEMO.replace("at 2 set padf.cutoff 1800\n", "")
+    assert unset != SHORT_DEMO
+    assert np.flatnonzero(out != render(registry, unset))[0] == 2 * SR
 
 
 LINES = st.sampled_from([
