@@ -40,7 +40,7 @@ class SynthError(Exception):
         line needs no place at all."""
         if self.source:
             return str(self)
-        if self.line and len(text.splitlines()) > 1:
+        if self.line and len(text.strip("\n").split("\n")) > 1:
             return f"line {self.line}: {self.message}"
         return self.message
 

@@ -661,3 +661,59 @@ def test_scope_redraws_a_tapped_output_until_a_key_without_xruns(terminal, jack_
     term.type("quit", then="stopped: ")
     assert " 0 xruns" in term.wait_for(" xruns")
     assert term.exit_status() == 0
+
+
+def test_knob_turns_reach_the_journal_so_resume_restores_the_patch_as_it_sounded(registry, tmp_path):
+    now = [0.0]
+    journal = journals.Journal(tmp_path / "state")
+    first = Session(registry, Recorder(), journal, clock=lambda: now[0])
+    run(first, "add vco o", "add ladder f", "connect o f", "connect f out")
+    for step in range(100):             # a knob turned fast, as OSC and MIDI CC turn it
+        now[0] += 0.001
+        first.knob("f", "cutoff", 200.0 + step)
+    first.knob("o", "wave", "sine")
+    run(first, "set f.res 0.5")        # an entry after the turns puts them in the journal first
+    entries = journals.read(journal.path)
+    assert sum("knobs" in e for e in entries) == 2   # not one fsync per turn
+    second = Session(registry, Recorder(), journals.Journal(tmp_path / "other"))
+    second.replay(entries)
+    assert second.patch.to_text() == first.patch.to_text()
+    assert "cutoff=299 res=0.5" in second.patch.to_text() and "wave=sine" in second.patch.to_text()
+
+
+def test_undoing_a_load_aims_save_back_where_it_was(session, tmp_path):
+    mine, song = tmp_path / "mine.patch", tmp_path / "s.seq"
+    song.write_text(SHORT_DEMO)
+    run(session, "add vco o", "connect o out", f"save {mine}", f"load {song}", "undo")
+    assert session.execute("save").startswith(f"saved {mine} ")
+    assert song.read_text() == SHORT_DEMO                 # the loaded file is not overwritten
+    assert mine.read_text() == "add vco o\nconnect o.out out.in\n"
+    run(session, "redo")
+    assert session.execute("save").startswith(f"saved {song} ")
+
+
+@pytest.mark.parametrize("where", [".", "/", ".."])
+def test_saving_to_a_directory_is_one_line_and_writes_nothing(session, tmp_path, monkeypatch, where):
+    monkeypatch.chdir(tmp_path)
+    run(session, "add vco o")
+    with pytest.raises(SynthError, match=f"cannot write {re.escape(where)}: it is a directory"):
+        session.execute(f"save {where}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pasted_block_is_split_at_line_feeds_only(session):
+    """A form feed or a Unicode line separator inside a comment or a line is
+    not a new line: the end of the comment must not run as a command."""
+    run(session, "add vco o  # a comment\u2028 connect o out\nadd vca a\x0c\r\nconnect o a")
+    assert session.patch.to_text() == "add vco o\nadd vca a\nconnect o.out a.in\n"
+    with pytest.raises(SynthError) as caught:
+        session.execute("add vco p\n\x0c\nbogus")
+    assert caught.value.line == 3 and "p" not in session.patch.modules
+
+
+def test_link_quantum_alone_says_the_quantum(session):
+    assert session.execute("link quantum") == "link quantum 4"
+    assert session.execute("link quantum 3") == "link quantum 3 (from the next `link on`)"
+    assert session.execute("link quantum") == "link quantum 3"
+    with pytest.raises(SynthError, match="usage is 'link on|off|quantum"):
+        session.execute("link off 3")

@@ -192,6 +192,8 @@ def _parse_pattern(words: list[Token], line: int) -> Pattern:
         key, eq, value = word.partition("=")
         if not eq or key not in PATTERN_OPTIONS:
             raise _fail(f"expected legato=... or vel=..., got '{word}'", line, word.col)
+        if any(given == key for given, _ in options):
+            raise _fail(f"'{key}' given twice", line, word.col)
         low, high = PATTERN_OPTIONS[key]
         value_token = Token(value, word.col + len(key) + 1)
         _number(value_token, line, key, low, high)
@@ -299,10 +301,18 @@ def parse_line(text: str, line: int = 1) -> Command | None:
     return spec.parse(words, line)
 
 
+def lines(text: str) -> list[str]:
+    """A file's or a paste's lines, as an editor numbers them: split at
+    line feeds only (with a CR before one dropped). str.splitlines also
+    splits at form feeds and Unicode separators, which would run the end
+    of a comment as a command and put errors on the wrong line."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def parse_text(text: str, source: str | None = None) -> list[Command]:
     """Parse a whole file; the first error stops it, naming file:line:col."""
     commands = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines(text), start=1):
         try:
             command = parse_line(line, number)
         except SynthError as error:

@@ -114,6 +114,7 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
                 signal.signal(number, signal.SIG_IGN)
             final = sound.stop()
             if journal is not None:
+                session.flush_knobs()
                 journal.close()
         if final:
             blocks = final.get("played", 0)

@@ -45,7 +45,7 @@ REPL_COMMANDS: dict[str, ReplCommand] = {c.name: c for c in (
                 "unless PORT is given), until q, Esc or Enter", OUTPUT, remote=False),
     ReplCommand("link", "link on|off|quantum [BEATS]", "join or leave the Ableton Link session on the network "
                 "(tempo, beat and start/stop shared with other machines; `tempo N` then sets everybody's), "
-                "or set the beats of a phase cycle a song starts on (default 4)"),
+                "or show or set the beats of a phase cycle a song starts on (default 4)"),
     ReplCommand("top", "top", "CPU per module and per worker process, xruns, restarts, quarantined modules"),
     ReplCommand("devices", "devices", "the audio output devices"),
     ReplCommand("osc", "osc [listen|stop] [PORT]",

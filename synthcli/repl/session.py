@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SynthError, check_output, did_you_mean
-from ..language import COMMANDS, At, Command, Length, Pattern, Tempo, parse_line, parse_text, tokenize, unquote
+from ..language import (COMMANDS, At, Command, Length, Pattern, Tempo, lines, parse_line, parse_text, tokenize,
+                        unquote)
 from ..patch import Patch
 from ..sequencer.song import Song, is_song
 from . import views
@@ -28,6 +29,10 @@ from .transport import Transport
 RELOADING = ("add", "remove", "connect", "disconnect")
 #: Seconds a patch renders for when ``render`` is not told how long.
 PATCH_SECONDS = 4.0
+#: Knob turns (OSC, MIDI CC) reach the journal at most this often, each
+#: knob's latest value: a journal entry is an fsync, and a knob turns
+#: thousands of times a second.
+KNOB_JOURNAL_SECONDS = 0.5
 
 
 class Quit(Exception):
@@ -36,9 +41,14 @@ class Quit(Exception):
 
 @dataclass(frozen=True)
 class Snapshot:
+    """One state undo can go back to. ``path`` is where a bare ``save``
+    writes in it: undoing a ``load`` must not leave ``save`` aimed at the
+    file that was loaded, or it would overwrite it with the old patch."""
+
     patch: Patch
     timeline: Timeline
     label: str
+    path: Path | None
 
 
 class Session:
@@ -60,6 +70,8 @@ class Session:
         self.sound = sound
         self.journal = journal
         self.clock = clock
+        self.knobs: dict[tuple[str, str], object] = {}   # turned since the journal last heard of them
+        self.knobs_journaled = -KNOB_JOURNAL_SECONDS
         self.patch = Patch(registry)
         self.timeline = Timeline()
         self.undos: list[Snapshot] = []
@@ -94,7 +106,7 @@ class Session:
 
     def _execute(self, text: str, remote: bool) -> str:
         entered = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(lines(text), start=1):
             words = tokenize(line, number)
             if words:
                 entered.append((number, words))
@@ -135,7 +147,7 @@ class Session:
                 patch.apply(command)
         song = self._check(patch, timeline, fresh)
         label = str(commands[0]) if len(commands) == 1 else f"a block of {len(commands)} commands"
-        self._commit(Snapshot(patch, timeline, label), song)
+        self._commit(Snapshot(patch, timeline, label, self.path), song)
         for command in commands:
             if self.linked and isinstance(command, Tempo):   # with Link on, the tempo is everybody's
                 self.sound.link("tempo", float(command.bpm))
@@ -156,11 +168,24 @@ class Session:
             self.edit(f"set {name}.{param} {value}")
             return
         try:
-            coerced = spec.coerce(str(value))
+            coerced = spec.coerce(value)
         except ValueError as error:
             raise SynthError(f"bad value '{value}' for {name}.{param}: {error}") from None
         inst.params[param] = coerced
         self.sound.set(name, param, coerced)
+        self.knobs[(name, param)] = coerced
+        if self.clock() - self.knobs_journaled >= KNOB_JOURNAL_SECONDS:
+            self.flush_knobs()
+
+    def flush_knobs(self) -> None:
+        """Journal the knobs turned since the last time (see knob), so
+        ``--resume`` rebuilds the patch as it sounded. The first turn after
+        a quiet spell is written at once; the rest of a fast turn waits for
+        the next turn half a second on, the next change, or leaving."""
+        turned, self.knobs = self.knobs, {}
+        if turned and self.journal is not None:
+            self.knobs_journaled = self.clock()
+            self.journal.write({"knobs": [[name, param, value] for (name, param), value in turned.items()]})
 
     def note(self, pitch: float, velocity: float, on: bool, name: str | None = None) -> None:
         """A note for a note source (the patch's first ``keys`` unless
@@ -216,9 +241,10 @@ class Session:
         return song
 
     def _commit(self, change: Snapshot, song: Song | None) -> None:
-        self.undos.append(Snapshot(self.patch, self.timeline, change.label))
+        self.undos.append(Snapshot(self.patch, self.timeline, change.label, self.path))
         self.redos.clear()
         self._become(change.patch, change.timeline, song)
+        self.path = change.path
 
     def _become(self, patch: Patch, timeline: Timeline, song: Song | None) -> None:
         """Make this the current state and bring the engine along: a
@@ -246,6 +272,7 @@ class Session:
             self.glided = True
 
     def _journal(self, entry: dict) -> None:
+        self.flush_knobs()   # the knobs turned before this entry come before it on replay
         if self.journal is not None:
             self.journal.write(entry)
 
@@ -262,9 +289,10 @@ class Session:
             return f"nothing to {verb}"
         self._journal({verb: 1})
         snapshot = source.pop()
-        target.append(Snapshot(self.patch, self.timeline, snapshot.label))
+        target.append(Snapshot(self.patch, self.timeline, snapshot.label, self.path))
         song = Song(self.registry, snapshot.timeline.song_text(snapshot.patch)) if snapshot.timeline else None
         self._become(snapshot.patch, snapshot.timeline, song)
+        self.path = snapshot.path
         return f"{done} {snapshot.label}"
 
     def replay(self, entries: list[dict]) -> None:
@@ -280,6 +308,9 @@ class Session:
                     self.do_redo()
                 elif "load" in entry:
                     self.load(Path(entry["load"]), entry["text"])
+                elif "knobs" in entry:
+                    for name, param, value in entry["knobs"]:
+                        self.knob(name, param, value)
             except SynthError:
                 pass
 
@@ -318,14 +349,15 @@ class Session:
             song = self._check(patch, timeline, [])
             note = (f"the song's time commands did not fit this patch and were cleared: {error.message}; "
                     f"undo brings them back")
-        self._commit(Snapshot(patch, timeline, f"load {path}"), song)
-        self.path = path
+        self._commit(Snapshot(patch, timeline, f"load {path}", path), song)
         return note
 
     def do_save(self, file: str | None = None) -> str:
         path = self._file(file or str(self.path)) if file or self.path else None
         if path is None:
             raise SynthError("save where? nothing was loaded or saved yet: save FILE")
+        if not path.name or path.is_dir():
+            raise SynthError(f"cannot write {path}: it is a directory; save FILE")
         text = self.song_text if self.timeline else self.patch.to_text()
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         try:
@@ -383,8 +415,10 @@ class Session:
 
     def do_link(self, what: str, beats: str | None = None) -> str:
         from ..link import check_quantum, load_binding
-        if (what == "quantum") != (beats is not None) or what not in ("on", "off", "quantum"):
+        if what not in ("on", "off", "quantum") or (beats is not None and what != "quantum"):
             raise SynthError(f"usage is '{REPL_COMMANDS['link'].syntax}'")
+        if what == "quantum" and beats is None:
+            return f"link quantum {self.link_quantum:g}"
         if what == "quantum":
             try:
                 quantum = float(beats)
