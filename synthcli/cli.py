@@ -138,6 +138,7 @@ def check(
     """Check a patch or song for errors without playing it; exit status 2 on the first error."""
     from .engine.schedule import compile_patch
     from .errors import SynthError
+    from .repl.views import count
     if as_json:
         Options.json_errors = True
     patch, song = load_source(file, registry())
@@ -152,13 +153,13 @@ def check(
             "bars": song.length if song else None, "tempo": float(song.tempo) if song else None,
             "seconds": float(song.bar_start(song.length)) if song and song.length else None}, indent=2))
         return
-    about = f"{len(patch.modules) - 1} modules, {len(patch.cables)} cables"
+    about = f"{count(len(patch.modules) - 1, 'module')}, {count(len(patch.cables), 'cable')}"
     if schedule.delayed:
         about += f", {len(schedule.delayed)} delayed by a block"
     if song is not None:
-        about += (f", {song.length} bars at {float(song.tempo):g} BPM, {float(song.bar_start(song.length)):.1f} s, "
-                  f"{len(song.voices) + sum(1 for cs in song.timed.values() for c in cs if c.verb == 'pattern')} "
-                  f"patterns")
+        patterns = len(song.voices) + sum(1 for cs in song.timed.values() for c in cs if c.verb == "pattern")
+        about += (f", {count(song.length, 'bar')} at {float(song.tempo):g} BPM, "
+                  f"{float(song.bar_start(song.length)):.1f} s, {count(patterns, 'pattern')}")
     typer.echo(f"{file}: ok ({about})")
 
 

@@ -260,11 +260,20 @@ class Patch:
 
 
 def read_source(path: str | Path) -> str:
-    """The text of a patch or song file, or a SynthError naming the file."""
+    """The text of a patch or song file, or a SynthError naming the file.
+    A byte-order mark (Windows editors write one) is not part of the text:
+    kept, it would make the first word an unknown command."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise SynthError(f"cannot read: {error.strerror}", source=str(path)) from None
     except UnicodeDecodeError:
         raise SynthError("not a text file (it is not valid UTF-8)", source=str(path)) from None
+
+
+def load_patch(path: str | Path, registry: Registry) -> Patch:
+    """Read a patch file; errors name the file, line and column."""
+    patch = Patch(registry)
+    patch.load_text(read_source(path), str(path))
+    return patch

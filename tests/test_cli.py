@@ -125,6 +125,7 @@ def test_missing_file_and_bad_flags(tmp_path):
     (["render", BASIC, "-o", "{tmp}/x.wav", "--plot", "{tmp}/missing/p.png"], "--plot {tmp}/missing/p.png: no such"),
     (["render", BASIC, "-o", "{tmp}/x.wav", "--plot", "{tmp}/p.xyz"], "expected a .png, .svg or .pdf file"),
     (["render", BASIC, "-o", "{tmp}/x.wav", "--duration", "inf"], "a positive number of seconds, got inf"),
+    (["render", BASIC, "-o", "{tmp}/x.wav", "--duration", "1e-9"], "1e-09 s is shorter than one sample at 48000 Hz"),
     (["graph", BASIC, "-o", "{tmp}/missing/g.dot"], "-o {tmp}/missing/g.dot: no such directory"),
     (["graph", BASIC, "-o", "{tmp}"], "expected a .svg, .png, .pdf or .dot file"),
     (["play", BASIC, "--record", "{tmp}/missing/r.wav"], "--record {tmp}/missing/r.wav: no such directory"),
@@ -138,6 +139,14 @@ def test_what_cannot_be_written_or_timed_is_refused_before_any_work(tmp_path, ar
     assert done.returncode == 2 and words.replace("{tmp}", str(tmp_path)) in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_from_a_windows_editor_reads_as_typed(tmp_path):
+    """A byte-order mark and CR LF line ends: Notepad's defaults."""
+    patch = tmp_path / "notepad.patch"
+    patch.write_bytes("add vco o\r\nconnect o out\r\n".encode("utf-8-sig"))
+    done = synth("check", patch)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{patch}: ok (1 module, 1 cable)\n", "")
 
 
 def test_render_refuses_a_directory_for_its_file(tmp_path):
