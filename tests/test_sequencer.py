@@ -125,6 +125,10 @@ def test_the_same_song_renders_bit_identically_on_every_executor(registry):
     ('add keys kb\npattern kb "c3"\n', "1:1", "no `length`"),
     ('length 4\nadd keys kb\nat 3 set kb.nope 1\n', "3:13", "no parameter 'nope'"),
     ('length 4\nadd keys kb\nat 3 remove kb\nat 4 pattern kb "c3"\n', "4:14", "unknown module 'kb'"),
+    ('length 1\nadd keys kb\npattern kb.voices "1 4"\n', "3:12", "shapes the module and cannot follow a pattern"),
+    ('length 1\nadd drums d\npattern d.voices "2"\n', "3:11", "cannot follow a pattern"),
+    ('length 1\nadd keys kb\npattern kb "c3" legato=0.5 legato=0.6\n', "3:28", "'legato' given twice"),
+    ('length 1\nadd noise n\npattern n.seed "1 2.5"\n', "3:17", "2.5 is not a whole number"),
 ])
 def test_song_errors_name_file_line_and_column(tmp_path, text, place, words):
     song = tmp_path / "bad.seq"
@@ -205,6 +209,36 @@ def test_a_reload_that_only_changes_values_glides_them_without_a_rebuild(registr
         bar = performance.sequencer.swapped_at * 2 * SR
     out = np.concatenate(blocks)
     assert out[bar - 2] == pytest.approx(0.5) and out[bar + 300] == pytest.approx(0.25)
+
+
+CHORD = ("tempo 120\nlength 2\nadd keys k voices=1\nadd vco o wave=sine\nconnect k.voct o.voct\n"
+         "connect o out\nset out.level 0.2\npattern k \"[c3,e3,g3]\"\n")   # quiet: no soft clip, no intermodulation
+
+
+def pitches(signal):
+    """The notes sounding, from the FFT: every peak above a tenth of the loudest."""
+    spectrum = np.abs(np.fft.rfft(signal * np.hanning(len(signal))))
+    freqs = np.fft.rfftfreq(len(signal), 1 / SR)
+    peaks = (spectrum[1:-1] > spectrum[:-2]) & (spectrum[1:-1] > spectrum[2:]) & (spectrum[1:-1] > 0.1 * spectrum.max())
+    return [round(f) for f in freqs[1:-1][peaks]]
+
+
+def test_changing_the_voices_of_a_note_source_at_a_bar_rebuilds_it_there(registry):
+    out = render(registry, CHORD + "at 2 set k.voices 3\n")
+    assert pitches(out[SR // 4:7 * SR // 4]) == [196]                    # one voice: the chord's last note
+    assert pitches(out[9 * SR // 4:15 * SR // 4]) == [131, 165, 196]     # three from bar 2 on
+
+
+def test_a_reload_that_changes_the_voices_rebuilds_the_note_source(registry):
+    with Engine(registry, SR, 256) as engine:
+        performance = Performance(engine, Song(registry, CHORD))
+        blocks = [performance.next_block()[0].copy() for _ in range(100)]
+        performance.sequencer.replace(Song(registry, CHORD.replace("voices=1", "voices=3")))
+        while not performance.over:
+            blocks.append(performance.next_block()[0].copy())
+        bar = performance.sequencer.swapped_at * 2 * SR
+    out = np.concatenate(blocks)
+    assert pitches(out[bar + SR // 4:bar + 7 * SR // 4]) == [131, 165, 196]
 
 
 def test_a_reload_with_a_new_tempo_keeps_the_bar_it_takes_over_in_place(registry):

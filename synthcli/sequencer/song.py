@@ -107,11 +107,18 @@ class Song:
             if param is None or param.choices:
                 raise SynthError(f"'{target}' is not a numeric parameter of {cls.type_name}",
                                  line=command.line, col=target.port.col)
+            if param.structural:   # a pattern sets values on samples; this one rebuilds the module
+                raise SynthError(f"'{target}' shapes the module and cannot follow a pattern; "
+                                 f"change it between bars with 'at BAR set {target} VALUE'",
+                                 line=command.line, col=target.port.col)
             for cycle in range(min(pattern.period, 64)):
                 for event in pattern.events(cycle):
                     if not param.min <= event.value <= param.max:
                         raise SynthError(f"pattern value {event.value:g} is out of range for {target}"
                                          f"{param.range_text()}", line=command.line, col=command.text.col)
+                    if param.integer and event.value != int(event.value):
+                        raise SynthError(f"pattern value {event.value:g} is not a whole number, as {target} "
+                                         f"needs", line=command.line, col=command.text.col)
         return Voice(target.module, target.port, pattern, Fraction(str(options.get("legato", 1.0))),
                      options.get("vel", 0.8))
 
@@ -198,6 +205,18 @@ class Song:
         if span is None:
             span = self._spans[bar] = (self.bar_start(bar), self.bar_seconds(bar))
         return span
+
+
+def shapes(patch: Patch) -> dict:
+    """What a parameter change cannot glide: each module's type and its
+    structural parameters (a note source's voices), which rebuild it."""
+    return {name: (inst.type, tuple(inst.params[p.name] for p in inst.type.cls.params if p.structural))
+            for name, inst in patch.modules.items()}
+
+
+def structural(patch: Patch, command: Set) -> bool:
+    param = patch.modules[command.target.module].type.cls.param(command.target.port)
+    return param is not None and param.structural
 
 
 @functools.lru_cache(maxsize=4096)
@@ -341,8 +360,7 @@ class Sequencer:
         old = self.patch
         self.patch, self.voices = song.state_before(self.bar)
         gone = [n for n in old.modules if n not in self.patch.modules]
-        same_shape = old.cables == self.patch.cables and {n: i.type for n, i in old.modules.items()} == {
-            n: i.type for n, i in self.patch.modules.items()}
+        same_shape = old.cables == self.patch.cables and shapes(old) == shapes(self.patch)
         if same_shape:   # only values changed: glide them, no rebuild
             start = self.bar_sample(self.bar)
             for name, inst in self.patch.modules.items():
@@ -372,7 +390,7 @@ class Sequencer:
             self.voices[(voice.module, voice.param)] = voice
             return
         self.patch.apply(command)
-        if isinstance(command, Set):  # on the bar's first sample, not just its block
+        if isinstance(command, Set) and not structural(self.patch, command):   # on the bar's first sample
             value = self.patch.modules[command.target.module].params[command.target.port]
             start = self.bar_sample(self.bar)
             self.engine.set(command.target.module, command.target.port, value, time=start)
