@@ -439,8 +439,10 @@ def test_the_address_tables_in_the_docs_are_generated_from_the_server(served):
     def cutoff():
         return session.patch.modules["f1"].params["cutoff"]
 
-    def replies_here():
+    def replies_here():   # applied before the next message is counted
+        before = control.osc.counts["applied"]
         oscsend(port, "/synth/reply", "i", dump.port)
+        assert wait_for(lambda: control.osc.counts["applied"] == before + 1)
 
     def stats_answered():
         answer.extend(dump.lines(1, timeout=0.1))
