@@ -220,6 +220,21 @@ def test_remote_commands_cannot_reach_files_outside_the_working_directory(served
     assert all("outside the working directory" in line for line in logged), logged
 
 
+def test_a_command_without_its_text_is_refused_alone(served):
+    control, port, logged = served
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:   # one datagram: the two arrive together
+        bundle = OscBundleBuilder(1)
+        bundle.add_content(OscMessageBuilder("/synth/cmd").build())
+        set_freq = OscMessageBuilder("/synth/o/freq")
+        set_freq.add_arg(880.0)
+        bundle.add_content(set_freq.build())
+        s.sendto(bundle.build().dgram, ("127.0.0.1", port))
+    assert wait_for(lambda: control.session.patch.modules["o"].params["freq"] == 880.0)
+    assert control.osc.counts["refused"] == 1
+    refused = [line for line in logged if "/synth/cmd" in line]
+    assert len(refused) == 1 and refused[0].endswith("refused: takes ',s', got ','"), logged
+
+
 @needs_liblo
 def test_malformed_datagrams_are_logged_dropped_and_the_server_goes_on(served):
     control, port, logged = served

@@ -246,9 +246,15 @@ class OscServer:
             result = handler(*names, *args, sender=sender)
         except SynthError as error:
             self.counts["refused"] += 1
-            why = error.typed(args[0] if address == "/synth/cmd" else "")
+            typed = args[0] if address == "/synth/cmd" and args and isinstance(args[0], str) else ""
+            why = error.typed(typed)
             self._log(f"osc: {address} from {sender[0]}:{sender[1]} refused: {why}")
             self._reply(sender, "/synth/error", f"{address}: {why}", always=True)
+            return
+        except Exception as error:   # a fault of ours loses this message, not the rest of its batch
+            self.counts["refused"] += 1
+            self._log(f"osc: {address} from {sender[0]}:{sender[1]} dropped: internal error "
+                      f"({type(error).__name__}: {error})")
             return
         self.counts["applied"] += 1
         if result:
