@@ -44,6 +44,8 @@ def test_quoted_strings_keep_spaces_and_hashes():
     ('add vco "osc', 1, 9, "unterminated string"),
     ("remove a.b", 1, 8, "not a valid module name"),
     ("meter \u00b3/4", 1, 7, "expected a meter"),            # a superscript is a digit to str.isdigit, not to int
+    ("map cc 64 v.level", 1, 8, "controller 64 is the sustain pedal"),
+    ("map cc 123 v.level 0 1", 1, 8, "controller 123 is all notes off"),
 ])
 def test_syntax_errors_name_line_and_column(text, line, col, words):
     with pytest.raises(SynthError) as info:
@@ -72,3 +74,10 @@ def test_any_text_parses_or_fails_cleanly(text):
 def test_suggestions_pick_the_likely_typo(word, names, expected):
     from synthcli.errors import did_you_mean
     assert did_you_mean(word, names) == (f", did you mean '{expected}'?" if expected else "")
+
+
+def test_the_controllers_map_refuses_are_those_the_keyboard_plays_itself():
+    from synthcli.language.parser import KEYBOARD_CONTROLLERS
+    from synthcli.midi.driver import ALL_NOTES_OFF, ALL_SOUND_OFF, SUSTAIN
+    assert set(KEYBOARD_CONTROLLERS) == {SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF}
+    assert parse_text("map cc 64 off")[0].target is None    # unmapping one (from an older file) still works

@@ -167,6 +167,10 @@ def _parse_length(words: list[Token], line: int) -> Length:
     return Length(line, words[0].col, bars)
 
 
+#: Controllers a keyboard's own meaning takes before any `map` (midi/driver.py):
+#: the sustain pedal, all sound off and all notes off. Mapped, they would never turn.
+KEYBOARD_CONTROLLERS = {64: "the sustain pedal", 120: "all sound off", 123: "all notes off"}
+
 PATTERN_OPTIONS = {"legato": (0.001, 16.0), "vel": (0.0, 1.0)}
 
 
@@ -232,6 +236,9 @@ def _parse_map(words: list[Token], line: int) -> Map:
     if words[1] != "cc":
         raise _fail(f"expected 'cc' (a MIDI controller), got '{words[1]}': usage is '{syntax}'", line, words[1].col)
     cc = int(_number(words[2], line, "the MIDI controller", 0, 127, whole=True))
+    if cc in KEYBOARD_CONTROLLERS and words[3:4] != ["off"]:
+        raise _fail(f"controller {cc} is {KEYBOARD_CONTROLLERS[cc]}, which plays the keyboard itself; "
+                    f"map another controller", line, words[2].col)
     if words[3] == "off":
         _expect_args(words, line, 3, 3, "map cc NUMBER off")
         return Map(line, words[0].col, cc, None)
