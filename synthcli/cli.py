@@ -305,9 +305,7 @@ def play(
                     song=song.text if patch is not None and song is not None else None,
                     source=str(file), record=str(record) if record else None, **midi,
                     on_error=lambda message: typer.echo(f"error: {message}", err=True),
-                    on_applied=lambda bar, when: typer.echo(
-                        f"applied {file}" + (f" at bar {bar}" if bar else "") +
-                        f", {1e3 * (when - file.stat().st_mtime):.0f} ms after the save", err=True),
+                    on_applied=lambda bar, when: typer.echo(applied_line(file, bar, when), err=True),
                     on_link=LinkReport(), link=link_settings,
                     samplerate=samplerate, blocksize=blocksize, latency=latency, device=device,
                     executor=executor, workers=workers, safe_mode=Options.safe_mode, blocks=blocks,
@@ -513,6 +511,16 @@ def osc_settings(port: int | None, host: str, allow: str | None) -> dict | None:
         except ValueError:
             fail(f"--osc-allow: '{client}' is not an IP address")
     return {"port": port, "host": host, "allow": clients}
+
+
+def applied_line(file: Path, bar: int | None, when: float) -> str:
+    """What `play` says when the engine takes a new version of the file; the
+    file may be gone by then (moved, or deleted after the save)."""
+    line = f"applied {file}" + (f" at bar {bar}" if bar else "")
+    try:
+        return line + f", {1e3 * (when - file.stat().st_mtime):.0f} ms after the save"
+    except OSError:
+        return line
 
 
 class Watcher:

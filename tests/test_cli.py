@@ -283,3 +283,13 @@ def test_long_renders_show_progress_with_time_left_unless_quiet(tmp_path, source
     assert "wrote " in shown
     status, shown = on_a_terminal("render", *args, "-o", tmp_path / "out.wav", "--quiet")
     assert status == 0 and shown == ""
+
+
+def test_the_applied_line_survives_a_file_moved_after_its_save(tmp_path):
+    from synthcli.cli import applied_line
+    song = tmp_path / "s.seq"
+    song.write_text("length 1\n")
+    saved = song.stat().st_mtime
+    assert applied_line(song, 3, saved + 0.25) == f"applied {song} at bar 3, 250 ms after the save"
+    song.unlink()
+    assert applied_line(song, 3, saved + 0.25) == f"applied {song} at bar 3"

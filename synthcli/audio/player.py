@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import queue
+import sys
 import threading
 import time
 from multiprocessing import resource_tracker
@@ -105,30 +106,36 @@ class Player:
                 message = self.conn.recv()
             except (EOFError, OSError):
                 break
-            kind = message[0]
-            if kind == "started":
-                self.info = message[1]
-                self._started.set()
-            elif kind == "failed":
-                self._failure = message[1]
-                self._started.set()
-            elif kind == "error":
-                self.on_error(message[1])
-            elif kind == "meters":
-                self._replies.put(message[1])
-            elif kind == "applied":
-                self.on_applied(message[1], message[2])
-            elif kind in ("midi", "midi-halt"):
-                if self.midi_out is None:
-                    from ..midi.out import Sender
-                    self.midi_out = Sender(self.on_error)
-                self.midi_out.take(message)
-            elif kind == "link":
-                self.on_link(message[1])
-            elif kind == "stopped":
-                self.final = message[1]
+            try:
+                self._take(message)
+            except Exception as error:   # a caller's callback that fails must not end the replies
+                print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         self._stopped.set()
         self._started.set()
+
+    def _take(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == "started":
+            self.info = message[1]
+            self._started.set()
+        elif kind == "failed":
+            self._failure = message[1]
+            self._started.set()
+        elif kind == "error":
+            self.on_error(message[1])
+        elif kind == "meters":
+            self._replies.put(message[1])
+        elif kind == "applied":
+            self.on_applied(message[1], message[2])
+        elif kind in ("midi", "midi-halt"):
+            if self.midi_out is None:
+                from ..midi.out import Sender
+                self.midi_out = Sender(self.on_error)
+            self.midi_out.take(message)
+        elif kind == "link":
+            self.on_link(message[1])
+        elif kind == "stopped":
+            self.final = message[1]
 
     # -- commands ------------------------------------------------------------
 
