@@ -328,23 +328,24 @@ def play(
         if control is not None:
             control.close()
         fail(str(error))
-    if control is not None:
-        control.session.sound.player = player
-        if remote is not None:   # only now: what arrives must reach a running engine
-            try:
-                for line in control.listen_osc(remote["port"], remote["host"], remote["allow"]):
-                    typer.echo(line, err=True)
-            except SynthError as error:
-                player.stop()
-                fail(str(error))
-        control.serve_midi()
-        for line in midi_lines:
-            typer.echo(line, err=True)
-    typer.echo(f"playing {file} on device {info['device']} at {samplerate} Hz, block {blocksize}, "
-               f"output latency {info['latency_ms']:.1f} ms" + ("" if duration else "; Ctrl-C to stop"), err=True)
     signalled = None
     watcher = Watcher(file, reg, song is not None) if watch else None
-    try:
+    try:   # from here a signal fades out and stops like Ctrl-C in the loop
+        if control is not None:
+            control.session.sound.player = player
+            if remote is not None:   # only now: what arrives must reach a running engine
+                try:
+                    for line in control.listen_osc(remote["port"], remote["host"], remote["allow"]):
+                        typer.echo(line, err=True)
+                except SynthError as error:
+                    player.stop()
+                    fail(str(error))
+            control.serve_midi()
+            for line in midi_lines:
+                typer.echo(line, err=True)
+        typer.echo(f"playing {file} on device {info['device']} at {samplerate} Hz, block {blocksize}, "
+                   f"output latency {info['latency_ms']:.1f} ms" + ("" if duration else "; Ctrl-C to stop"),
+                   err=True)
         while not player.wait(0.1):
             if watcher is not None:
                 watcher.poll(control)

@@ -150,6 +150,21 @@ def test_ctrl_c_sigterm_and_hangup_stop_cleanly(jack_server, portaudio_ports, tm
     assert used & set(os.listdir("/dev/shm")) == set()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_engine_starts_leaves_nothing_behind(jack_server, tmp_path, sig):
+    """Before 'playing ...' is printed the engine is still starting; a
+    signal then must end it too, not leave the command waiting on it."""
+    patch = write(tmp_path, "add vco a wave=saw freq=110\nconnect a out\n")
+    for delay in (0.15, 0.2, 0.25, 0.3):
+        proc = play(patch)
+        time.sleep(delay)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode in (0, 128 + sig), (delay, err)
+        assert "Traceback" not in err, err
+        assert subprocess.run(["pgrep", "-f", str(patch)], capture_output=True).stdout == b"", delay
+
+
 def test_no_device_is_one_clear_line(tmp_path):
     patch = write(tmp_path, "add vco a\nconnect a out\n")
     env = {**os.environ, "JACK_DEFAULT_SERVER": "synthcli-no-such-server", "JACK_NO_START_SERVER": "1"}

@@ -75,14 +75,19 @@ class Player:
         ours = self.conn.fileno() if forking else None
         self.process = ctx.Process(target=engine_main, args=(child, self.settings, ours), name="synthcli-engine")
         self.process.start()
-        child.close()
-        self._open_midi()
-        threading.Thread(target=self._read, name="synthcli-replies", daemon=True).start()
-        while not self._started.wait(0.1):
-            if not self.process.is_alive() and not self._started.is_set():
-                self._started.wait(0.5)
-                if not self._started.is_set():
-                    raise SynthError(self._failure or f"the engine process exited (status {self.process.exitcode})")
+        try:
+            child.close()
+            self._open_midi()
+            threading.Thread(target=self._read, name="synthcli-replies", daemon=True).start()
+            while not self._started.wait(0.1):
+                if not self.process.is_alive() and not self._started.is_set():
+                    self._started.wait(0.5)
+                    if not self._started.is_set():
+                        raise SynthError(self._failure or
+                                         f"the engine process exited (status {self.process.exitcode})")
+        except (KeyboardInterrupt, SystemExit):   # a signal while it starts: the engine must not outlive us
+            self.stop(timeout=2.0)
+            raise
         if self._failure or not self.info:   # refused, or died before saying anything
             self.process.join(5)
             raise SynthError(self._failure or f"the engine process exited (status {self.process.exitcode})")
