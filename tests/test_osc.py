@@ -37,11 +37,15 @@ needs_liblo = pytest.mark.skipif(not all(shutil.which(tool) for tool in LIBLO_TO
                                  reason="needs liblo-tools (oscsend, oscsendfile, oscdump)")
 
 
-def message(address, *args):
+def built(address, *args):
     builder = OscMessageBuilder(address)
     for arg in args:
         builder.add_arg(arg)
-    return builder.build().dgram
+    return builder.build()
+
+
+def message(address, *args):
+    return built(address, *args).dgram
 
 
 def oscsend(port, address, types="", *args):
@@ -366,11 +370,31 @@ def test_timed_bundles_land_on_the_sample_of_their_time(jack_server, tmp_path):
     assert -3 * 256 < (first - immediate) - expected < 256, (first - immediate, expected)
 
 
+def test_a_timed_bundle_that_adds_a_module_can_set_it_too(jack_server, tmp_path):
+    patch = tmp_path / "p.patch"
+    patch.write_text("add vco o wave=sine freq=440\nconnect o out.left\n")
+    take = tmp_path / "take.wav"
+    playing = Play(patch, "--record", take)
+    time.sleep(0.5)
+    bundle = OscBundleBuilder(time.time() + 0.5)
+    bundle.add_content(built("/synth/cmd", "add vco z wave=sine freq=500\nconnect z out.right"))
+    bundle.add_content(built("/synth/z/freq", 700.0))
+    bundle.add_content(built("/synth/o/freq", 330.0))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(bundle.build().dgram, ("127.0.0.1", playing.port))
+    time.sleep(1.5)
+    err = playing.finish()
+    assert " 0 xruns" in err and "Traceback" not in err and "unknown" not in err, err
+    data, _ = soundfile.read(str(take))
+    start = np.flatnonzero(np.abs(data[:, 1]) > 0.1)[0]   # the new module is heard from the bundle's time on
+    after = data[start + SR // 100:start + SR // 2]
+    assert abs(peak_frequency(after[:, 1]) - 700.0) < 2.0          # set on the module the bundle added
+    assert abs(peak_frequency(after[:, 0]) - 330.0) < 2.0          # and the rest of the bundle with it
+    assert abs(peak_frequency(data[start - SR // 4:start - 256, 0]) - 440.0) < 4.0
+
+
 def note(pitch, on):
-    builder = OscMessageBuilder("/synth/note")
-    for arg in (pitch, 100, on):
-        builder.add_arg(arg)
-    return builder.build()
+    return built("/synth/note", pitch, 100, on)
 
 
 def test_an_immediate_bundle_is_applied_in_one_block(jack_server, tmp_path):

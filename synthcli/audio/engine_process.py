@@ -58,7 +58,7 @@ class LiveEngine:
         self.conn = conn
         self.settings = settings
         self.commands: collections.deque = collections.deque()
-        self.timed: list = []            # (sample, seq, command): structural commands of timed bundles
+        self.timed: list = []            # (sample, seq, command): timed bundles that change the patch
         self._order = itertools.count()
         self.running = True
         self.engine = None               # made in run(), in this process
@@ -133,7 +133,10 @@ class LiveEngine:
                     self.send(("error", str(error)))
             due = self.engine.time + self.engine.blocksize
             while self.timed and self.timed[0][0] < due:
-                self.apply(heapq.heappop(self.timed)[2])
+                try:
+                    self.apply(heapq.heappop(self.timed)[2])
+                except SynthError as error:
+                    self.send(("error", str(error)))
             swapping = performance.sequencer is not None and performance.sequencer.pending is not None
             ahead = LOAD_AHEAD if swapping or (self.commands and structural(self.commands[0])) else depth
             if ring.queued() >= ahead or ring.free() <= 0:
@@ -231,13 +234,19 @@ class LiveEngine:
                     self.apply(each)
                 return
             sample = self.sample_at(when)
+            if all(each[0] in ("set", "send") for each in commands):
+                self.apply(("at", sample, commands))
+            else:   # a structural change lands at the start of the block holding its sample, the rest after it
+                heapq.heappush(self.timed, (sample, next(self._order), ("at", sample, commands)))
+        elif kind == "at":     # ("at", sample, commands): a timed bundle, in its order, on its sample
+            _, sample, commands = command
             for each in commands:
                 if each[0] == "set":
                     self.engine.set(*each[1:4], time=sample)
                 elif each[0] == "send":
                     self.engine.send(each[1], sample + each[2], each[3])
-                else:   # a structural change lands at the start of the block holding its sample
-                    heapq.heappush(self.timed, (sample, next(self._order), each))
+                else:
+                    self.apply(each)
 
     def time_of(self, sample: int) -> float | None:
         """The wall-clock instant engine ``sample`` reaches the DAC (the
