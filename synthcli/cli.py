@@ -363,6 +363,9 @@ def play(
                f"{'' if xruns == 1 else 's'}" + (f", recorded to {record}" if record else ""), err=True)
     if signalled is not None:
         raise signalled
+    if player.lost is not None:
+        typer.echo(f"error: {player.lost}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command("help")

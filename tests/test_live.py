@@ -13,7 +13,7 @@ import pytest
 import soundfile
 
 from synthcli.bench import reference_patch
-from synthcli.testing import peak_frequency, shared_memory_of
+from synthcli.testing import Playing, jack_dummy_server, peak_frequency, shared_memory_of
 
 ROOT = Path(__file__).parent.parent
 SR = 48000
@@ -163,6 +163,33 @@ def test_a_signal_while_the_engine_starts_leaves_nothing_behind(jack_server, tmp
         assert proc.returncode in (0, 128 + sig), (delay, err)
         assert "Traceback" not in err, err
         assert subprocess.run(["pgrep", "-f", str(patch)], capture_output=True).stdout == b"", delay
+
+
+def quit_server(name, sig):
+    """Make the JACK server ``name`` quit (SIGTERM) or crash (SIGKILL).
+    A crashed server keeps its slot in JACK's registry (eight in all) until
+    one of the same name starts: so these servers have fixed names."""
+    subprocess.run(["pkill", "--signal", str(int(sig)), "-f", f"jackd -n {name}"], check=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_sound_server_that_quits_ends_play_with_one_line(jack_server, tmp_path, sig):
+    """No callback will come again once the server is gone: play must say
+    so and exit 1 at once, not play on in silence and exit 0 after a long
+    stop; its engine and workers must not be left behind, nor their memory."""
+    patch = write(tmp_path, "add vco a wave=saw freq=110\nconnect a out\n")
+    with jack_dummy_server("synthcli-quits") as name:
+        playing = Playing(patch, "--executor", "processes", cwd=ROOT)
+        time.sleep(0.5)
+        used = {n for n in shared_memory_of(playing.proc.pid) if n.startswith("psm_")}
+        assert len(used) >= 2, used          # the ring, the tap and the workers' board
+        quit_server(name, sig)
+        err = playing.finish(signalled=False)
+    assert playing.proc.returncode == 1, err
+    assert err.rstrip().endswith("error: the audio stopped: the sound server quit or the device went away"), err
+    assert "Traceback" not in err and "leaked" not in err, err
+    assert subprocess.run(["pgrep", "-f", str(patch)], capture_output=True).stdout == b""
+    assert used & set(os.listdir("/dev/shm")) == set()
 
 
 def test_no_device_is_one_clear_line(tmp_path):

@@ -31,7 +31,7 @@ from synthcli.repl.sound import news
 from synthcli.repl.toolbar import Toolbar, level_meter
 from synthcli.repl.transport import Transport
 from synthcli.sequencer.song import Song
-from synthcli.testing import peak_frequency
+from synthcli.testing import jack_dummy_server, peak_frequency, shared_memory_of
 
 ROOT = Path(__file__).parent.parent
 SR = 48000
@@ -589,6 +589,40 @@ def test_a_set_reaches_the_server_and_a_killed_worker_is_reported(terminal, jack
     term.type("devices", then="(JACK Audio Connection Kit, 2 out, 48000 Hz)")
     term.type("quit", then="stopped: ")
     assert term.exit_status() == 0
+
+
+def test_a_sound_server_that_quits_leaves_the_repl_editing(terminal, jack_server, tmp_path):
+    # Fixed server names: a killed server's slot in JACK's registry is reclaimed by the next of its name.
+    with jack_dummy_server("synthcli-repl-quits") as name:
+        term = terminal(tmp_path / "state", audio=name)
+        term.type("add vco osc1 wave=sine freq=220")
+        term.type("connect osc1 out")
+        term.wait_for("audio on: device")
+        subprocess.run(["pkill", "-KILL", "-f", f"jackd -n {name}"], check=True)
+        term.wait_for("no audio: the audio stopped: the sound server quit or the device went away")
+        term.type("set osc1.freq 440")
+        term.type("info osc1", then="param  freq     440 Hz")
+        term.type("quit", then="synth> quit")
+        assert term.exit_status() == 0
+
+
+def test_a_hang_up_as_the_sound_server_dies_leaves_no_shared_memory(terminal, jack_server, tmp_path):
+    """A closed terminal often takes the JACK server it started with it:
+    the REPL is hung up while PortAudio's stop() can no longer return."""
+    with jack_dummy_server("synthcli-repl-hangup") as name:
+        term = terminal(tmp_path / "state", audio=name)
+        term.type("add vco osc1 wave=sine freq=220")
+        term.type("connect osc1 out")
+        term.wait_for("audio on: device")
+        repl = term.pid
+        used = {n for n in shared_memory_of(repl) if n.startswith("psm_")}
+        assert used
+        subprocess.run(["pkill", "-KILL", "-f", f"jackd -n {name}"], check=True)
+        os.kill(repl, signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while used & set(os.listdir("/dev/shm")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert used & set(os.listdir("/dev/shm")) == set()
 
 
 def test_a_set_is_heard_within_three_blocks_of_enter(jack_server, registry, tmp_path):

@@ -61,6 +61,8 @@ class LiveEngine:
         self.timed: list = []            # (sample, seq, command): timed bundles that change the patch
         self._order = itertools.count()
         self.running = True
+        self.stream = None               # once started: the render loop watches that it still runs
+        self.lost: str | None = None     # why the stream stopped by itself, if it did
         self.engine = None               # made in run(), in this process
         self.midi = None                 # MIDI out (clock, midiout patterns) for patches and songs, timed here
         self.dac_ahead = 0.0             # DAC time minus callback time, as PortAudio reports it
@@ -148,6 +150,12 @@ class LiveEngine:
                         # Another callback meanwhile means the server is catching up
                         # after a stall: render at once then.
                         select.select([self.wake_r], [], [], wait)
+                elif self.stream is not None and not self.stream.active:
+                    # PortAudio marks the stream inactive when the JACK server
+                    # quits or kicks us out, or the device is unplugged: no
+                    # callback will ever come again to make room.
+                    self.lost = "the audio stopped: the sound server quit or the device went away"
+                    break
                 continue
             if self.midi is not None:
                 self.midi.before_block(performance.sequencer)
@@ -170,7 +178,7 @@ class LiveEngine:
         ring.header[ENDED] = 1
         if self.midi is not None:
             self.midi.stop()
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + (0.0 if self.lost else 1.0)
         while ring.queued() > 0 and time.monotonic() < deadline:
             time.sleep(block_time / 2)
         self.running = False
@@ -445,7 +453,9 @@ class LiveEngine:
             self.render_thread.start()
             while self.ring.queued() < self.depth and self.render_thread.is_alive():
                 time.sleep(block_time / 4)   # the first callback must find a block waiting
-            with stream:
+            stream.start()
+            self.stream = stream
+            try:
                 # PortAudio's stream.latency can leave out a buffer of the
                 # host's (one JACK period here): the callbacks' own DAC
                 # times say how far ahead a block is really heard.
@@ -459,6 +469,12 @@ class LiveEngine:
                                        "device": stream.device, "depth": self.depth}))
                 listener.start()
                 self.render_thread.join()
+            finally:
+                if self.lost is None:   # once the server is gone, PortAudio's stop() never returns
+                    stream.stop()
+                    stream.close()
+            if self.lost is not None:
+                self.send(("lost", self.lost))
             self.send(("stopped", self.meters()))
             return 0
         except SynthError as error:

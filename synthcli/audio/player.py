@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import queue
+import signal
 import sys
 import threading
 import time
@@ -17,6 +18,7 @@ from multiprocessing import resource_tracker
 
 import numpy as np
 
+from ..engine.board import unlink
 from ..errors import SynthError
 from .ring import CALLBACKS, RECORDED, RECORDING, SILENCE, Ring
 
@@ -57,6 +59,7 @@ class Player:
         self._started = threading.Event()
         self._stopped = threading.Event()
         self._failure: str | None = None
+        self.lost: str | None = None   # why the audio stopped by itself (the sound server quit, say)
         self._recorder: threading.Thread | None = None
         self._sending = threading.Lock()
         self.midi_out = None    # the Sender of the MIDI the engine times (midi/out.py), once it sends some
@@ -68,7 +71,14 @@ class Player:
         from .engine_process import engine_main
         forking = threading.active_count() == 1
         ctx = mp.get_context("fork" if forking else "spawn")
-        resource_tracker.ensure_running()   # one tracker for the ring, whoever dies first
+        # One tracker for the ring, whoever dies first. It must outlive a hang-up
+        # (a closed terminal sends SIGHUP to us all), so it starts with SIGHUP
+        # blocked, as multiprocessing itself starts it with SIGINT and SIGTERM blocked.
+        hangup = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        try:
+            resource_tracker.ensure_running()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, hangup)
         self.conn, child = ctx.Pipe()
         # A forked engine also holds this end; it must close it, or this
         # process's death would never reach it as the end of the pipe.
@@ -139,6 +149,8 @@ class Player:
             self.midi_out.take(message)
         elif kind == "link":
             self.on_link(message[1])
+        elif kind == "lost":
+            self.lost = message[1]
         elif kind == "stopped":
             self.final = message[1]
 
@@ -228,6 +240,8 @@ class Player:
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
+        if self.process.exitcode and self.info:   # killed, or crashed, before its own cleanup
+            unlink((self.info["ring"], self.info["tap"]))
         if self._recorder is not None:
             self._recorder.join(timeout)
         if self.midi_out is not None:

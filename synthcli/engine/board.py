@@ -88,3 +88,16 @@ class Board:
                 shm.unlink()
             except FileNotFoundError:
                 pass
+
+
+def unlink(names) -> None:
+    """Remove the shared-memory segments of a process that died before its
+    own cleanup: nobody else will. One already gone is no error."""
+    from multiprocessing import shared_memory
+    for name in names:
+        try:
+            segment = shared_memory.SharedMemory(name=name)
+            segment.close()
+            segment.unlink()
+        except OSError:
+            pass

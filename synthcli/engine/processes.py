@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..plugins import Registry
-from .board import ABANDONED, Board
+from .board import ABANDONED, Board, unlink
 from .core import default_workers
 from .partition import assign, builtin, cost_model
 from .schedule import Schedule
@@ -214,15 +214,8 @@ def worker_main(control, go, done, samplerate: float, blocksize: int, inherited:
     except (EOFError, BrokenPipeError, ConnectionResetError):
         orphaned = True
     finally:
-        if orphaned:  # the engine died without cleaning up: nobody else will unlink
-            from multiprocessing import shared_memory
-            for name in known:
-                try:
-                    segment = shared_memory.SharedMemory(name=name)
-                    segment.close()
-                    segment.unlink()
-                except OSError:
-                    pass
+        if orphaned:  # the engine died without cleaning up
+            unlink(known)
         os._exit(0)
 
 

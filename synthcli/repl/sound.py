@@ -96,7 +96,7 @@ class Sound(Forwarding):
                 with self._lock:
                     self.player = None
                 self.meters = {}
-                self._silent("the engine process stopped")
+                self._silent(player.lost or "the engine process stopped")
                 return
             meters = player.meters(timeout=2 * POLL)
             if meters:
