@@ -37,6 +37,26 @@ def test_help_loads_no_numeric_libraries():
     assert "render" in done.stdout
 
 
+def test_ctrl_c_while_the_commands_load_ends_quietly():
+    """The SIGINT arrives while typer is imported, the first ~50 ms of
+    every `synth`: an import hook sends it, so the moment is exact."""
+    code = ("import os, signal, sys\n"
+            "class Interrupt:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'typer':\n"
+            "            os.kill(os.getpid(), signal.SIGINT)\n"
+            "sys.meta_path.insert(0, Interrupt())\n"
+            "sys.argv = ['synth', '--help']\n"
+            "from synthcli.__main__ import main; main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "")
+
+
+def test_the_entry_point_runs_the_commands():
+    done = subprocess.run([sys.executable, "-m", "synthcli", "check", str(BASIC)], capture_output=True, text=True)
+    assert done.returncode == 0 and "ok (" in done.stdout, done.stderr
+
+
 @pytest.mark.parametrize("thread", [False, True])
 def test_leaving_without_teardown_still_runs_exit_handlers_and_waits_for_threads(tmp_path, thread):
     # main() skips the interpreter's teardown (25-30 ms after a render);
