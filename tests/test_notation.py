@@ -249,6 +249,8 @@ def test_period_is_when_the_pattern_repeats(text, period):
     ("a*0", 2, "more than 0"),
     ("a@", 2, "expected a weight after '@' at 2"),
     ("a@0", 2, "weight more than 0"),
+    ("a@1e-300", 2, "got '1e-300' (write it in plain digits: exponents are not taken)"),
+    ("a*2E3", 2, "got '2E3' (write it in plain digits: exponents are not taken)"),
     ("a!0", 2, "at least 1 copy"),
     ("a!1.5", 2, "whole number of copies"),
     ("a *2", 3, "must follow a step directly"),

@@ -99,6 +99,7 @@ and the query recurse once per level."""
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789#.-")
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)\Z")
 _INTEGER = re.compile(r"-?\d+\Z")
+_EXPONENT = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+\Z")
 _NOTE = re.compile(r"([a-gA-G])([#sbf]*)(-?\d+)?\Z")
 _SEMITONES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 _DEFAULT_OCTAVE = 3
@@ -367,6 +368,12 @@ def _show(ch: str) -> str:
     return f"'{ch}'" if ch.isprintable() else repr(ch)
 
 
+def _exponent_hint(word: str) -> str:
+    """Patterns take plain decimals only (they become exact fractions of a
+    cycle); 1e3 looks like a number to anyone who writes code, so say why not."""
+    return " (write it in plain digits: exponents are not taken)" if _EXPONENT.match(word) else ""
+
+
 def _fail(message: str, col: int) -> SynthError:
     return SynthError(message, col=col)
 
@@ -605,7 +612,7 @@ class _Parser:
         word = self.word()
         pattern = _INTEGER if whole else _NUMBER
         if not word or not pattern.match(word):
-            got = f", got '{_clip(word)}'" if word else ""
+            got = f", got '{_clip(word)}'{_exponent_hint(word)}" if word else ""
             raise _fail(f"expected {what} after '{op}' at {col}{got}", col)
         if len(word) > _MAX_NUMBER_CHARS:
             raise _fail(f"the number after '{op}' at {col} is too long", col)
@@ -687,7 +694,7 @@ class _Parser:
         if word == ".":
             raise _fail(f"'.' (grouping) at {col} is not supported: use '[...]'", col)
         what = "a number or a note" if self.notes else "a number"
-        raise _fail(f"expected {what} at {col}, got '{_clip(word)}'", col)
+        raise _fail(f"expected {what} at {col}, got '{_clip(word)}'{_exponent_hint(word)}", col)
 
     def unexpected(self) -> SynthError:
         ch, col = self.peek(), self.pos + 1
