@@ -4,6 +4,7 @@ This test process is the outside gear: it opens virtual JACK MIDI ports
 with mido on the same backend, plays `synth play`'s keyboard, sends and
 receives its clock and takes the notes of its patterns. What is heard is
 checked on the recorded signal (--record), never on mocks."""
+import contextlib
 import os
 import shutil
 import socket
@@ -381,3 +382,130 @@ def test_jack_midiseq_as_the_keyboard_plays_in_time(jack_midi, tmp_path):
         assert abs(peak_frequency(x[start + 1000:start + 11000]) - 440.0) < 1.0
         sounding = np.flatnonzero(np.abs(x[start:start + 20000]) > 1e-3)[-1]
         assert abs(sounding - 12000) <= BLOCK + 1, sounding
+
+
+def wait_until(condition, what, timeout=20.0):
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened within {timeout} s: {what}")
+        time.sleep(0.02)
+
+
+def test_a_keyboard_that_disappears_lets_go_of_its_notes_and_plays_again_when_it_returns(
+        registry, jack_midi, monkeypatch):
+    """Through Control.listen_midi, as the REPL's `midi in`, so that each
+    note-off is seen: a keyboard whose port goes away mid-chord, one key
+    held and one kept by the pedal, then comes back under the same name.
+    A clock's input (a handler with nothing to let go of) watches the same
+    port beside it."""
+    from synthcli.midi.live import POLL, MidiInput
+    name, keyboard = jack_midi("out")
+    full = f"RtMidiOut Client:{name}"
+    session = Session(registry, LiveSound())
+    lines = []
+    control = Control(session, log=lines.append)
+    control.execute(NOTE_PATCH)
+    played = []
+    real_note = control.note
+
+    def note(pitch, velocity, on, source=None):
+        played.append((pitch, on))
+        real_note(pitch, velocity, on, source)
+
+    monkeypatch.setattr(control, "note", note)
+    clock_lines, clock_got = [], []
+    clock = MidiInput(full, clock_got.extend, clock_lines.append)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(control.close)
+        assert control.listen_midi(name) == f"playing the first note source from MIDI input '{full}'"
+        clock.start()
+        cleanup.callback(clock.stop)
+        keyboard.send(mido.Message("control_change", control=64, value=127))
+        keyboard.send(mido.Message("note_on", note=64, velocity=100))
+        keyboard.send(mido.Message("note_off", note=64))                  # the pedal keeps it
+        keyboard.send(mido.Message("note_on", note=69, velocity=100))     # held
+        wait_until(lambda: (69, True) in played and len(clock_got) == 4, "the chord arrived")
+        assert played == [(64, True), (69, True)]
+        keyboard.close()
+        gone = f"midi: '{full}' disappeared; notes released, waiting for it to return"
+        wait_until(lambda: gone in lines, "the keyboard's disappearance was noticed")
+        wait_until(lambda: clock_lines, "the clock's input noticed too")
+        assert sorted(played[2:]) == [(64, False), (69, False)], played     # a note-off for each, once
+        assert clock_lines == [f"midi: '{full}' disappeared; waiting for it to return"]
+        time.sleep(5 * POLL)                                             # gone for a while: still one line
+        assert lines == [gone] and len(played) == 4 and len(clock_lines) == 1, (lines, played)
+
+        back = mido.Backend(BACKEND).open_output(name, virtual=True)
+        cleanup.callback(back.close)
+        wait_until(lambda: len(lines) == 2 and len(clock_lines) == 2, "the keyboard's return was noticed")
+        assert lines[1] == clock_lines[1] == f"midi: '{full}' is back"
+        back.send(mido.Message("note_on", note=72, velocity=100))
+        back.send(mido.Message("note_off", note=72))
+        wait_until(lambda: (72, False) in played and len(clock_got) == 6, "a note played after the return")
+        assert played[4:] == [(72, True), (72, False)]                     # the pedal came back up
+        assert [message.note for _, message in clock_got[4:]] == [72, 72]
+        assert control.execute("midi") == f"MIDI input '{full}' plays the first note source"
+        assert len(lines) == 2, lines                                     # back once
+
+
+def test_synth_play_goes_silent_when_the_keyboard_disappears_and_plays_when_it_returns(jack_midi, tmp_path):
+    """What is heard: the notes a vanished keyboard held end, and the
+    keyboard plays again once it is back."""
+    name, keyboard = jack_midi("out")
+    full = f"RtMidiOut Client:{name}"
+    patch = tmp_path / "keys.patch"
+    patch.write_text(NOTE_PATCH)
+    take = tmp_path / "take.wav"
+    playing = Playing(patch, "--midi-in", name, "--record", take, cwd=ROOT)
+    back = None
+    try:
+        time.sleep(0.3)
+        keyboard.send(mido.Message("control_change", control=64, value=127))
+        keyboard.send(mido.Message("note_on", note=64, velocity=127))
+        time.sleep(0.1)
+        keyboard.send(mido.Message("note_off", note=64))                  # kept by the pedal
+        keyboard.send(mido.Message("note_on", note=69, velocity=127))     # held
+        time.sleep(0.5)
+        keyboard.close()
+        wait_until(lambda: any("disappeared" in line for line in playing.lines), "synth play noticed")
+        time.sleep(0.5)
+        back = mido.Backend(BACKEND).open_output(name, virtual=True)
+        wait_until(lambda: any("is back" in line for line in playing.lines), "synth play reconnected")
+        time.sleep(0.1)
+        back.send(mido.Message("note_on", note=72, velocity=127))
+        time.sleep(0.4)
+        back.send(mido.Message("note_off", note=72))                      # the pedal is up again: it ends
+        time.sleep(1.0)
+    finally:
+        err = playing.finish()
+        if back is not None:
+            back.close()
+    assert "Traceback" not in err and "refused" not in err and "error" not in err, err
+    # Not asserted: zero xruns. The keyboard's own new JACK client, and the
+    # connection to it, make the server reorder its graph, which may cost
+    # the audio a cycle.
+    print("keyboard gone and back: " + next(line for line in err.splitlines() if line.startswith("stopped:")))
+    told = [line for line in err.splitlines() if line.startswith("midi: ")]
+    assert told == [f"midi: '{full}' disappeared; notes released, waiting for it to return",
+                    f"midi: '{full}' is back"], err
+    data, _ = soundfile.read(str(take))
+    x = data[:, 0]
+    # Two onsets: the chord, and C5 after a silence; hung notes would have
+    # sounded on under C5, and left it no silence to start from.
+    found = onsets(x)
+    assert len(found) == 2, found / SR
+    assert abs(peak_frequency(x[found[1] + 2000:found[1] + 12000]) - 523.25) < 1.0
+    assert np.all(np.abs(x[-int(0.5 * SR):]) < 1e-3), "C5 still sounds: the pedal stayed down"
+
+
+def test_a_port_that_returns_under_new_alsa_numbers_is_the_same_port():
+    from synthcli.midi.ports import input_sources, returned
+    assert input_sources(object()) is None               # not rtmidi's: no client to ask, no watch
+    names = ["Midi Through:Midi Through Port-0 14:0", "KeyStep 37:KeyStep 37 MIDI 1 24:0"]
+    assert returned("KeyStep 37:KeyStep 37 MIDI 1 20:0", names) == "KeyStep 37:KeyStep 37 MIDI 1 24:0"
+    assert returned("Midi Through:Midi Through Port-0 14:0", names) == names[0]
+    assert returned("RtMidiOut Client:kbd", names) is None
+    twins = names + ["KeyStep 37:KeyStep 37 MIDI 1 28:0"]
+    assert returned("KeyStep 37:KeyStep 37 MIDI 1 20:0", twins) is None   # which of two? neither

@@ -18,16 +18,25 @@ from typing import Callable
 
 from ..errors import SynthError
 from .driver import ALL_NOTES_OFF, ALL_SOUND_OFF, BEND_RANGE, SUSTAIN
-from .ports import open_port
+from .ports import input_sources, open_port, reconnect, returned
 
 #: Messages handed over together at most (a batch holds the session's lock).
 DRAIN = 256
-#: Seconds the reading thread waits before it looks whether it should stop.
+#: Seconds the reading thread waits before it looks whether it should stop,
+#: and between its looks whether the port is still there.
 POLL = 0.2
 
 
 class MidiInput:
     """One MIDI input port read by a thread of its own.
+
+    The thread also looks, every :data:`POLL` seconds (on rtmidi's
+    backends), whether the port is still there: a keyboard switched off or
+    unplugged sends no note-off for the keys it held, and rtmidi neither
+    says it went nor reconnects when it comes back. So when the port goes,
+    the handler's ``lost()`` (if it has one) lets go of what the keyboard
+    held, one line says so, and a port of that name is connected again as
+    soon as it is back.
 
     Parameters
     ----------
@@ -37,7 +46,8 @@ class MidiInput:
         ``handle(batch)`` with a list of ``(arrival, message)``, arrival in
         ``time.monotonic()`` seconds, taken as rtmidi delivers the message.
     log : callable
-        ``log(line)`` when the handler fails.
+        ``log(line)`` when the handler fails, and when the port goes and
+        comes back.
     """
 
     def __init__(self, port: str, handle: Callable[[list], None], log: Callable[[str], None]) -> None:
@@ -47,6 +57,8 @@ class MidiInput:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._running = False
         self._thread: threading.Thread | None = None
+        self._gone = False
+        self._refused: str | None = None   # the last reconnection error told, not to repeat it every look
 
     def open(self) -> None:
         """Open the port; raises SynthError in one line. What arrives waits
@@ -66,26 +78,74 @@ class MidiInput:
         self._thread.start()
 
     def stop(self) -> None:
+        """The thread ends before the port closes: it may be using the
+        port's rtmidi client to look for the port, and a closed one crashes."""
         self._running = False
-        self._port.close()
         if self._thread is not None:
             self._thread.join(2)
+        self._port.close()
 
     def _serve(self) -> None:
+        looked = time.monotonic()
         while self._running:
-            try:
-                batch = [self._queue.get(timeout=POLL)]
-            except queue.Empty:
-                continue
+            self._apply(self._take(POLL))
+            if self._running and time.monotonic() - looked >= POLL:
+                looked = time.monotonic()
+                self._look()
+
+    def _take(self, wait: float) -> list:
+        batch = []
+        try:
+            batch.append(self._queue.get(timeout=wait))
             while len(batch) < DRAIN:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+                batch.append(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        return batch
+
+    def _apply(self, batch: list) -> None:
+        if not batch:
+            return
+        try:
+            self.handle(batch)
+        except Exception as error:   # a fault of ours must not end the input
+            self.log(f"midi: internal error, {len(batch)} messages dropped ({type(error).__name__}: {error})")
+
+    def _look(self) -> None:
+        names = input_sources(self._port)
+        if names is None:   # a backend that cannot tell
+            return
+        if not self._gone:
+            if self.port_name not in names:
+                self._gone = True
+                self._lost()
+            return
+        name = returned(self.port_name, names)
+        if name is None:
+            return
+        try:
+            reconnect(self._port, name)
+        except SynthError as error:
+            if str(error) != self._refused:
+                self._refused = str(error)
+                self.log(f"midi: {error}")
+            return
+        self.log(f"midi: '{self.port_name}' is back" + (f" as '{name}'" if name != self.port_name else ""))
+        self.port_name, self._gone, self._refused = name, False, None
+
+    def _lost(self) -> None:
+        """What came before the port went is applied first: a note-on still
+        queued would otherwise sound after the release, and hang."""
+        while batch := self._take(0):
+            self._apply(batch)
+        lost = getattr(self.handle, "lost", None)
+        if lost is not None:
             try:
-                self.handle(batch)
-            except Exception as error:   # a fault of ours must not end the input
-                self.log(f"midi: internal error, {len(batch)} messages dropped ({type(error).__name__}: {error})")
+                lost()
+            except Exception as error:   # as in _apply: the input must go on, to reconnect
+                self.log(f"midi: internal error releasing the notes ({type(error).__name__}: {error})")
+        self.log(f"midi: '{self.port_name}' disappeared; {'notes released, ' if lost else ''}"
+                 f"waiting for it to return")
 
 
 class Keyboard:
@@ -165,6 +225,21 @@ class Keyboard:
                 inst = patch.modules[cable.dst]
                 if inst.type.cls.param("freq") is not None:
                     session.sound.set(cable.dst, "freq", inst.params["freq"] * 2.0 ** (semitones / 12))
+
+    def lost(self) -> None:
+        """Let go of everything the keyboard holds, when its port has gone
+        (see :class:`MidiInput`): no note-off, pedal lift or centred wheel
+        can come from a keyboard that is not there, so its notes would sound
+        on, and it comes back with its keys up and its pedal lifted."""
+        try:
+            with self.control.bundle():
+                self._release(self.sustained | self.held)
+                self.bend(0.0)
+        except SynthError as error:
+            self._log(f"midi: release refused: {error}")
+        self.held.clear()
+        self.sustained.clear()
+        self.pedal = False
 
     def _release(self, notes: set[int]) -> None:
         for note in sorted(notes):

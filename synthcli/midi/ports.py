@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 
 from ..errors import SynthError
+
+#: The client and port numbers ALSA's names end with (``KeyStep 37:KeyStep 37
+#: MIDI 1 20:0``); a keyboard plugged in again may come back under others.
+ALSA_NUMBERS = re.compile(r" \d+:\d+$")
 
 
 @contextlib.contextmanager
@@ -89,3 +94,50 @@ def open_port(name: str, kind: str, **options):
             return loaded.open_input(name, **options) if kind == "input" else loaded.open_output(name, **options)
     except Exception as error:   # rtmidi raises its own errors, SystemError among them
         raise SynthError(f"cannot open MIDI {kind} '{name}': {str(error).strip() or type(error).__name__}") from None
+
+
+def input_sources(port) -> list[str] | None:
+    """The ports an input that :func:`open_port` opened could read now,
+    listed through that input's own rtmidi client: mido's listing opens a
+    client of its own each time, which on JACK costs a running audio client
+    a cycle. A client that cannot list them (its server gone) lists none;
+    None when the backend is not rtmidi's, whose ports have no client to ask."""
+    client = getattr(port, "_rt", None)
+    if client is None:
+        return None
+    try:
+        return client.get_ports()
+    except Exception:   # rtmidi raises its own errors, SystemError among them
+        return []
+
+
+def returned(name: str, names: list[str]) -> str | None:
+    """The name under which the port ``name`` is back among ``names``, or
+    None: the same name, else the one name that differs from it only in
+    ALSA's client and port numbers."""
+    if name in names:
+        return name
+    bare = ALSA_NUMBERS.sub("", name)
+    found = [other for other in names if ALSA_NUMBERS.sub("", other) == bare]
+    return found[0] if len(found) == 1 else None
+
+
+def reconnect(port, name: str) -> None:
+    """Read the input ``port`` (opened by :func:`open_port`) from ``name``,
+    a port that came back, through the same client: a new client would cost
+    a running JACK audio client a cycle more. JACK's complaints are not
+    silenced as in :func:`open_port`: that silences the whole process, and
+    this runs while other threads print.
+
+    Raises
+    ------
+    SynthError
+        In one line, when rtmidi cannot connect.
+    """
+    try:
+        port._rt.close_port()
+        port.callback = port.callback   # closing the port dropped rtmidi's hold on mido's callback
+        port._rt.open_port(port._rt.get_ports().index(name))
+    except Exception as error:   # rtmidi raises its own errors; the port may be gone again (ValueError)
+        why = str(error).strip() or type(error).__name__
+        raise SynthError(f"cannot reconnect MIDI input '{name}': {why}") from None
