@@ -342,3 +342,43 @@ def test_midi_ports_without_a_backend_is_one_line():
                           env={**os.environ, "MIDO_BACKEND": "no.such.backend"})
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "no MIDI backend" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_what_other_threads_print_while_a_port_opens_is_kept():
+    """Opening a port hides JACK's and ALSA's complaints on file descriptor
+    2; lines another thread prints meanwhile (`synth play`'s own) must
+    still show, once, and two threads opening at once must leave stderr
+    as it was. Only a failed open drops what came meanwhile."""
+    code = """if True:
+        import os, sys, threading
+        from synthcli.midi.ports import _quiet_stderr
+        started = threading.Barrier(3)
+
+        def opening(k):
+            started.wait()
+            for i in range(50):
+                with _quiet_stderr():
+                    os.write(2, b"library noise\\n" if k else b"")
+                    print(f"thread {k} line {i}", file=sys.stderr)
+
+        threads = [threading.Thread(target=opening, args=(k,)) for k in (0, 1)]
+        for t in threads:
+            t.start()
+        started.wait()
+        for t in threads:
+            t.join()
+        try:
+            with _quiet_stderr():
+                print("lost with the complaint", file=sys.stderr)
+                raise OSError("the port cannot be opened")
+        except OSError:
+            pass
+        print("after", file=sys.stderr)
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 0, done.stderr
+    assert sorted(line for line in lines if line.startswith("thread")) == sorted(
+        f"thread {k} line {i}" for k in (0, 1) for i in range(50))
+    assert lines.count("library noise") == 50 and lines[-1] == "after", lines[-3:]
+    assert "lost with the complaint" not in lines

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
+import threading
 
 from ..errors import SynthError
 
@@ -17,22 +19,39 @@ from ..errors import SynthError
 ALSA_NUMBERS = re.compile(r" \d+:\d+$")
 
 
+#: One redirection of file descriptor 2 at a time: two threads taking turns
+#: would each put back what the other set, and stderr could stay captured.
+_REDIRECTING = threading.Lock()
+
+
 @contextlib.contextmanager
 def _quiet_stderr():
     """JACK and ALSA print their complaints straight to file descriptor 2;
-    the one line we print instead says what is wrong."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
+    the one line we print instead says what is wrong. Other threads print
+    meanwhile (``synth play``'s lines while the MIDI out thread opens a
+    port, a JACK client taking a good part of a second), so what reaches
+    the descriptor is kept and written out afterwards, unless the port
+    could not be opened: then it holds the complaints."""
+    with _REDIRECTING:
+        try:
+            saved = os.dup(2)
+        except OSError:
             yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+            return
+        with tempfile.TemporaryFile() as kept:
+            opened = False
+            try:
+                os.dup2(kept.fileno(), 2)
+                yield
+                opened = True
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                if opened:
+                    kept.seek(0)
+                    meanwhile = kept.read()
+                    if meanwhile:
+                        os.write(2, meanwhile)
 
 
 def backend():
