@@ -7,12 +7,29 @@ then. Every tick is placed from the sample clock, never from the previous
 tick, so nothing drifts however long the song plays.
 
 In: :class:`ClockFollower` fits a straight line by least squares to the
-arrival times of the ticks. One tick arrives up to a JACK period (5.3 ms)
-late, a third of a tick at 150 BPM, so no single interval can be trusted;
-the fit over the last 48 ticks (two beats) tells within a few tenths of a
-BPM whether the tempo changed, and while it has not, the fit over every
-tick since (up to 16 beats) refines the tempo to a few hundredths, each
-refinement applied when the ticks behind it have doubled.
+arrival times of the ticks. JACK hands a message over at the start of the
+period after it was sent, so a tick arrives up to a period (5.3 ms at 256
+frames) late, a third of a tick at 150 BPM: no single interval can be
+trusted. The fit over the last 48 ticks (two beats) tells whether the
+tempo changed; a new tempo is measured afresh from a beat of its own
+ticks, as after a start, and while it holds, the fit over every tick since
+(up to 16 beats) refines it, each refinement applied when the ticks behind
+it have doubled.
+
+How far a fit can be off is not its standard error. Where a tick falls in
+its period creeps from tick to tick, so at a tempo whose tick is near a
+whole number of periods (234 or 156 BPM at 256 frames and 48 kHz) the
+lateness ramps slowly across a period and then jumps back, and a fit that
+sees the ramp takes it for a slope, its residuals tiny. What is bounded
+is the jump from one tick's lateness to its neighbours': a period and the
+sender's jitter. The most it has jumped over the last 64 beats is taken
+as the range of the lateness, and a fit over n ticks can be off by at most
+about 1.5 / n of that per tick. Only a difference beyond that bound counts
+as a new tempo, so a steady clock keeps its tempo instead of flipping
+between neighbours; and once 16 beats are behind the tempo, a fit of more
+ticks is no finer, so a new fit is applied only when it differs by more
+than its bound (at 256 frames, about 0.2% of the tempo at 120 to 150 BPM
+and 0.5% at 600).
 """
 from __future__ import annotations
 
@@ -28,16 +45,23 @@ PPQN = 24
 WINDOW = 48
 #: Ticks the refining fit looks at, at most (16 beats).
 LONG = 16 * PPQN
+#: Ticks over which how far their lateness jumps is remembered (64 beats).
+MEMORY = 4 * LONG
 #: Ticks needed before a tempo is estimated at all (one beat).
 FIRST = PPQN
 #: BPM by which the last WINDOW ticks must differ from the tempo applied
-#: to count as a new tempo (the fit's own noise is a few tenths), and at
-#: least four of the fit's standard errors.
+#: to count as a new tempo, and at least the most the jitter of the ticks
+#: can move their fit (:func:`fit`).
 CHANGE = 1.0
 #: A refinement smaller than this (BPM) is not worth a new tempo map.
 REFINE = 0.02
-#: A gap this many times the usual interval means the clock paused.
-PAUSE = 4.0
+#: The tempos a song takes (the `tempo` command's range, in BPM).
+SLOWEST, FASTEST = 1.0, 999.0
+#: A gap this many times the usual interval, and of at least BREAK seconds,
+#: means the clock paused. JACK hands over the ticks of a period together,
+#: so a fast clock's ticks come in bursts a period apart (93 ms at most:
+#: 4096 frames at 44.1 kHz).
+PAUSE, BREAK = 4.0, 0.1
 
 
 class ClockTicks:
@@ -80,15 +104,22 @@ class ClockFollower:
     ----------
     control : Control
     log : callable
-        ``log(line)`` when the tempo changes and when a command is refused.
+        ``log(line)`` when the tempo changes and when a command is refused;
+        a refused tempo (a clock faster than a song may be) only when the
+        one before it was applied, so a clock out of range is one line,
+        and the tempo applied when it comes back another.
     """
 
     def __init__(self, control, log: Callable[[str], None]) -> None:
         self.control = control
         self.log = log
         self.arrivals: collections.deque = collections.deque(maxlen=LONG)   # since the tempo last changed
-        self.applied: float | None = None
-        self.fitted = 0        # ticks behind the tempo applied
+        self.applied: float | None = None   # the clock's tempo last taken, even if the song refused it
+        self.fitted = 0        # ticks behind it
+        # How far the lateness of each tick jumped from its neighbours' (s):
+        # the connection's, so kept across a change of tempo.
+        self.jumps: collections.deque = collections.deque(maxlen=MEMORY)
+        self.refused = False   # the song refused it
 
     def __call__(self, batch: list) -> None:
         for arrival, message in batch:
@@ -103,34 +134,75 @@ class ClockFollower:
                 self._run("stop")
         bpm = self.estimate()
         if bpm is not None and self.control.session.timeline:   # a patch alone has no tempo to follow
-            self.applied, self.fitted = bpm, len(self.arrivals)
-            self._run(f"tempo {bpm:g}")
-            self.log(f"midi clock: tempo {bpm:g}")
+            self._tempo(bpm)
 
     def estimate(self) -> float | None:
-        """A tempo worth applying (rounded to 0.01 BPM), or None."""
+        """A tempo worth applying (rounded to 0.01 BPM), or None. A fit that
+        cannot tell whether the clock is beyond a limit of a song's tempos
+        waits for more ticks, and with 16 beats of them takes the limit: a
+        clock at 999 BPM plays at 999, and one well beyond is refused once."""
         arrivals = self.arrivals
         if len(arrivals) < FIRST:
             return None
         times = np.asarray(arrivals)
-        recent, spread = fit(times[-WINDOW:])
-        bpm = 60.0 / (PPQN * recent)
-        if self.applied is not None and abs(bpm - self.applied) >= max(CHANGE, 4 * bpm * spread / recent):
-            for _ in range(len(arrivals) - WINDOW):   # a new tempo: what came before it is no guide
-                arrivals.popleft()
-            return round(bpm, 2)
+        band = max(self.jumps)
+        slope, reach = fit(times)
+        recent, recent_reach = fit(times[-WINDOW:])
+        bpm, doubt = tempo(recent, band * recent_reach)
+        if self.applied is not None and abs(bpm - self.applied) >= max(CHANGE, doubt):
+            # A new tempo, which the ticks so far mix with the old one: it is
+            # measured afresh, as after a start.
+            arrivals.clear()
+            self.applied = None
+            return None
         if self.applied is not None and len(arrivals) < min(2 * self.fitted, LONG):
             return None
-        refined = round(60.0 / (PPQN * fit(times)[0]), 2)
-        return refined if self.applied is None or abs(refined - self.applied) >= REFINE else None
+        bpm, doubt = tempo(slope, band * reach)
+        refined = round(bpm, 2)
+        nearest = min(max(refined, SLOWEST), FASTEST)
+        if 0 < abs(refined - nearest) <= doubt:   # the fit cannot tell it from a limit of a song's tempos
+            if len(arrivals) < LONG:
+                return None       # a fit of more ticks will tell
+            refined = nearest     # none will: the limit it may be
+        if self.applied is None or len(arrivals) >= 2 * self.fitted:   # twice the ticks: a finer tempo
+            if self.applied is not None and abs(refined - self.applied) < REFINE:
+                self.fitted = len(arrivals)   # which the tempo applied already is
+                return None
+            return refined
+        if abs(refined - self.applied) < max(REFINE, doubt):   # no finer: only a change beyond its bound counts
+            return None
+        self._changed()   # too small a change for the last WINDOW ticks to tell, yet one
+        return refined
+
+    def _changed(self) -> None:
+        """A new tempo: the ticks before the last WINDOW are no guide to it."""
+        for _ in range(len(self.arrivals) - WINDOW):
+            self.arrivals.popleft()
 
     def _tick(self, arrival: float) -> None:
         arrivals = self.arrivals
         if len(arrivals) >= 2:
             usual = (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1)
-            if arrival - arrivals[-1] > PAUSE * usual:
+            if arrival - arrivals[-1] > max(PAUSE * usual, BREAK):
                 arrivals.clear()
+            else:
+                self.jumps.append(abs(arrival - 2 * arrivals[-1] + arrivals[-2]))
         arrivals.append(arrival)
+
+    def _tempo(self, bpm: float) -> None:
+        """Make ``bpm`` the song's tempo and say so; say a refusal only when
+        the tempo before was applied, not once a batch."""
+        from ..errors import SynthError
+        self.applied, self.fitted = bpm, len(self.arrivals)
+        try:
+            self.control.execute(f"tempo {bpm:g}")
+        except SynthError as refusal:
+            if not self.refused:
+                self.log(f"midi clock: 'tempo {bpm:g}' refused: {refusal}")
+            self.refused = True
+            return
+        self.refused = False
+        self.log(f"midi clock: tempo {bpm:g}")
 
     def _run(self, text: str) -> None:
         from ..errors import SynthError
@@ -143,14 +215,20 @@ class ClockFollower:
             self.log(f"midi clock: {shown}")
 
 
+def tempo(seconds: float, off: float) -> tuple[float, float]:
+    """BPM for ``seconds`` per tick, and by how many BPM it is uncertain
+    when the seconds are uncertain by ``off``."""
+    bpm = 60.0 / (PPQN * seconds)
+    return bpm, bpm * off / seconds
+
+
 def fit(arrivals: np.ndarray) -> tuple[float, float]:
-    """Seconds per tick, and its standard error: the slope of the
-    least-squares line through the arrival times against the tick numbers.
-    The error grows with the jitter, so a noisy clock needs a bigger
-    difference before it counts as a change of tempo."""
+    """Seconds per tick, the slope of the least-squares line through the
+    arrival times against the tick numbers; and the most that slope can be
+    off per second by which the lateness of the ticks varies, were they
+    late in the worst order (the first half least, the second most: a jump
+    half way), about 1.5 / n."""
     n = np.arange(len(arrivals), dtype=float)
     n -= n.mean()
     spread = np.dot(n, n)
-    slope = float(np.dot(n, arrivals - arrivals.mean()) / spread)
-    residuals = arrivals - arrivals.mean() - slope * n
-    return slope, float(np.sqrt(np.dot(residuals, residuals) / max(1, len(arrivals) - 2) / spread))
+    return float(np.dot(n, arrivals - arrivals.mean()) / spread), float(np.abs(n).sum() / (2 * spread))
