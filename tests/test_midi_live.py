@@ -436,6 +436,7 @@ def test_a_keyboard_that_disappears_lets_go_of_its_notes_and_plays_again_when_it
         assert clock_lines == [f"midi: '{full}' disappeared; waiting for it to return"]
         time.sleep(5 * POLL)                                             # gone for a while: still one line
         assert lines == [gone] and len(played) == 4 and len(clock_lines) == 1, (lines, played)
+        assert control.execute("midi") == f"MIDI input '{full}' has disappeared; it plays again when it is back"
 
         back = mido.Backend(BACKEND).open_output(name, virtual=True)
         cleanup.callback(back.close)

@@ -85,6 +85,11 @@ class MidiInput:
             self._thread.join(2)
         self._port.close()
 
+    @property
+    def gone(self) -> bool:
+        """Its port has disappeared and not come back yet."""
+        return self._gone
+
     def _serve(self) -> None:
         looked = time.monotonic()
         while self._running:

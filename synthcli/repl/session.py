@@ -501,6 +501,8 @@ class Session:
             if self.control.midi is None:
                 return "no MIDI input is playing: midi in PORT [keys NAME] (synth midi ports lists them)"
             listener, source = self.control.midi
+            if listener.gone:
+                return f"MIDI input '{listener.port_name}' has disappeared; it plays again when it is back"
             return f"MIDI input '{listener.port_name}' plays {source or 'the first note source'}"
         if action == "stop" and port is None:
             return self.control.stop_midi()
