@@ -301,11 +301,12 @@ def play(
         midi = {"midi": str(file), "midi_patch": voice_text,
                 "midi_patch_source": str(voice_patch) if voice_patch else None}
     link_settings = check_link(link, link_quantum, link_offset, midi=patch is None)
+    watcher = Watcher(file, reg, song is not None) if watch else None
     player = Player(patch.to_text() if patch is not None and song is None else None,
                     song=song.text if patch is not None and song is not None else None,
                     source=str(file), record=str(record) if record else None, **midi,
                     on_error=lambda message: typer.echo(f"error: {message}", err=True),
-                    on_applied=lambda bar, when: typer.echo(applied_line(file, bar, when), err=True),
+                    on_applied=watcher.applied if watcher is not None else None,
                     on_link=LinkReport(), link=link_settings,
                     samplerate=samplerate, blocksize=blocksize, latency=latency, device=device,
                     executor=executor, workers=workers, safe_mode=Options.safe_mode, blocks=blocks,
@@ -329,7 +330,6 @@ def play(
             control.close()
         fail(str(error))
     signalled = None
-    watcher = Watcher(file, reg, song is not None) if watch else None
     try:   # from here a signal fades out and stops like Ctrl-C in the loop
         if control is not None:
             control.session.sound.player = player
@@ -533,8 +533,13 @@ class Watcher:
     and the old version plays on untouched."""
 
     def __init__(self, path: Path, reg, is_song: bool) -> None:
+        import threading
         self.path, self.reg, self.is_song = path, reg, is_song
         self.stamp = self._stamp()
+        # Saves sent whose "applied" the engine has yet to report: OSC edits
+        # reload the patch too, and theirs are not a save's.
+        self.unconfirmed = 0
+        self._counting = threading.Lock()
 
     def _stamp(self):
         try:
@@ -556,11 +561,30 @@ class Watcher:
                 raise SynthError("a file being played cannot turn from a patch into a song or back",
                                  source=str(self.path))
             compile_patch(patch)
-            control.load(self.path, text)   # through the session, so OSC edits and saves meet in one model
-            if control.session.glided:
+            self._count(+1)   # before it is sent: the engine's answer may come first
+            try:
+                control.load(self.path, text)   # through the session, so OSC edits and saves meet in one model
+            except SynthError:
+                self._count(-1)
+                raise
+            if control.session.glided:   # no reload, so no answer to wait for
+                self._count(-1)
                 typer.echo(f"applied {self.path}: parameter changes glide in now", err=True)
         except SynthError as error:
             typer.echo(f"error: {error} (still playing the last good version)", err=True)
+
+    def _count(self, change: int) -> bool:
+        """Count a save sent (+1) or answered (-1); False when none was due."""
+        with self._counting:
+            if self.unconfirmed + change < 0:
+                return False
+            self.unconfirmed += change
+            return True
+
+    def applied(self, bar: int | None, when: float) -> None:
+        """The engine took a new version: say so when it was a save's."""
+        if self._count(-1):
+            typer.echo(applied_line(self.path, bar, when), err=True)
 
 
 midi_app = typer.Typer(help="MIDI ports (files play with `synth play FILE.mid`).", no_args_is_help=True)

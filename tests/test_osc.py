@@ -385,6 +385,7 @@ def test_a_timed_bundle_that_adds_a_module_can_set_it_too(jack_server, tmp_path)
     time.sleep(1.5)
     err = playing.finish()
     assert " 0 xruns" in err and "Traceback" not in err and "unknown" not in err, err
+    assert "applied" not in err, err           # no save of the file was applied: an OSC edit was
     data, _ = soundfile.read(str(take))
     start = np.flatnonzero(np.abs(data[:, 1]) > 0.1)[0]   # the new module is heard from the bundle's time on
     after = data[start + SR // 100:start + SR // 2]
