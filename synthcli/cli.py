@@ -270,6 +270,7 @@ def play(
 ) -> None:
     """Play a patch, song or MIDI file through the audio device; Ctrl-C fades out and stops."""
     import signal
+    import time
     from .audio.player import Player
     from .engine.render import WAV_SUFFIXES, blocks_for
     from .errors import SynthError, check_output
@@ -330,6 +331,7 @@ def play(
             control.close()
         fail(str(error))
     signalled = None
+    heard: dict = {}   # the engine's meters as last read, for news
     try:   # from here a signal fades out and stops like Ctrl-C in the loop
         if control is not None:
             control.session.sound.player = player
@@ -346,9 +348,13 @@ def play(
         typer.echo(f"playing {file} on device {info['device']} at {samplerate} Hz, block {blocksize}, "
                    f"output latency {info['latency_ms']:.1f} ms" + ("" if duration else "; Ctrl-C to stop"),
                    err=True)
+        look = time.monotonic() + METER_EVERY
         while not player.wait(0.1):
             if watcher is not None:
                 watcher.poll(control)
+            if time.monotonic() >= look:
+                heard = tell_news(heard, player.meters(timeout=METER_EVERY))
+                look = time.monotonic() + METER_EVERY
     except KeyboardInterrupt:
         pass
     except SystemExit as stop:   # SIGTERM or SIGHUP: stop as cleanly as for Ctrl-C
@@ -358,6 +364,7 @@ def play(
     if control is not None:
         control.close()
     final = player.stop()
+    tell_news(heard, final)
     xruns = final.get("xruns", 0)
     typer.echo(f"stopped: {final.get('played', 0) * blocksize / samplerate:.2f} s played, {xruns} xrun"
                f"{'' if xruns == 1 else 's'}" + (f", recorded to {record}" if record else ""), err=True)
@@ -366,6 +373,22 @@ def play(
     if player.lost is not None:
         typer.echo(f"error: {player.lost}", err=True)
         raise typer.Exit(1)
+
+
+#: Seconds between `synth play`'s looks at the engine's meters for news.
+METER_EVERY = 0.5
+
+
+def tell_news(before: dict, meters: dict) -> dict:
+    """Print what changed for the worse since ``before`` (a module that
+    failed or was quarantined, a replaced worker); returns the meters to
+    compare the next reading with (``before`` if none came)."""
+    from .audio.news import news
+    if not meters:
+        return before
+    for line in news(before, meters):
+        typer.echo(f"warning: {line}", err=True)
+    return meters
 
 
 @app.command("help")

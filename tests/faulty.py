@@ -106,3 +106,29 @@ class Uncountable(Module):
 
     def process(self, inputs, params, outputs):
         outputs["out"][:] = 0.5
+
+
+class Wrecker(Module):
+    """A plugin whose setup() crashes the interpreter: only installed, it
+    must not take down a process that warms every installed module up."""
+    type_name = "wrecker"
+    outputs = (Port("out"),)
+
+    def setup(self):
+        ctypes.string_at(0)
+
+    def process(self, inputs, params, outputs):
+        outputs["out"][:] = 0.5
+
+
+class Sleeper(Module):
+    """A plugin whose setup() never returns."""
+    type_name = "sleeper"
+    outputs = (Port("out"),)
+
+    def setup(self):
+        while True:
+            time.sleep(1)
+
+    def process(self, inputs, params, outputs):
+        outputs["out"][:] = 0.5

@@ -11,7 +11,7 @@ from synthcli.patch import Patch
 from synthcli.plugins import load_registry
 from synthcli.testing import shared_memory_of
 
-from faulty import Faulty
+from faulty import Faulty, Sleeper, Wrecker
 
 BLOCK = 256
 AT = 12
@@ -85,6 +85,53 @@ def test_every_executor_guards_exceptions_and_nan_the_same_way(registry, mode, t
         results.append(render(registry, faulty_patch(mode), 30, executor=executor)[0])
     assert np.abs(results[0][1]).reshape(30, BLOCK).max(axis=1)[AT] == 0.0
     assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], results[2])
+
+
+def test_auto_runs_a_plugins_module_in_a_worker_from_the_first_block(registry):
+    """A render's default executor: the plugin's segfault costs its own
+    voice, not the render (inline, it killed the process)."""
+    blocks = 60
+    out, stats = render(registry, faulty_patch("segfault", once=0), blocks, executor="auto")
+    assert stats["f"]["partition"] > 0 and stats["f"]["quarantined"] and "SIGSEGV" in stats["f"]["reason"]
+    reference, _ = render(registry, HEALTHY, blocks, executor="inline")
+    assert np.array_equal(out[0], reference[0])
+    assert (np.abs(out[1]).reshape(blocks, BLOCK).max(axis=1)[:AT] > 0.2).all()
+
+
+def test_a_worker_takes_over_a_chain_with_megabytes_of_state(registry):
+    """``auto`` hands a plugin's chain to a worker with its state, here a
+    delay line of megabytes, far more than a pipe holds: the engine wrote
+    it before telling the worker to read, and both waited for ever."""
+    import threading
+    text = HEALTHY + "add faulty f\nadd delay d time=0.01 mix=1\nconnect f d\nconnect d out.right\n"
+    done = {}
+    thread = threading.Thread(target=lambda: done.update(auto=render(registry, text, 20, executor="auto")),
+                              daemon=True)
+    thread.start()
+    thread.join(60)
+    assert "auto" in done, "the hand-over to the worker never finished"
+    out, stats = done["auto"]
+    assert stats["d"]["partition"] > 0 and not stats["d"]["faults"]
+    assert np.array_equal(out, render(registry, text, 20, executor="inline")[0])
+    assert np.abs(out[1][BLOCK:]).max() > 0.2
+
+
+def test_auto_keeps_a_patch_of_built_ins_inline(registry):
+    assert render(registry, HEALTHY, 4, executor="auto")[1]["a"]["partition"] == 0
+
+
+def test_an_installed_plugin_that_crashes_or_hangs_in_setup_leaves_the_workers_be(registry, monkeypatch):
+    """Workers start after every installed module has been warmed up; one
+    whose setup() segfaults or never returns is tried in a fork first, and
+    left cold, whether or not the patch uses it."""
+    from synthcli.engine import processes
+    monkeypatch.setattr(processes, "TRIAL_SECONDS", 1.0)
+    registry.add(Wrecker, "faulty-test-plugin", "0")
+    registry.add(Sleeper, "faulty-test-plugin", "0")
+    assert processes.survivors([Faulty, Wrecker, Faulty, Sleeper, Faulty], 48000, BLOCK) == [Faulty] * 3
+    out, stats = render(registry, HEALTHY + "add wrecker w\nconnect w out.right\n", 20)
+    assert np.abs(out[0][BLOCK:]).reshape(19, BLOCK).max(axis=1).min() > 0.2   # the built-in plays
+    assert not out[1].any() and stats["w"]["faults"] >= 1 and "SIGSEGV" in stats["w"]["reason"]
 
 
 def test_an_unloadable_module_is_quarantined_and_the_rest_plays(own_registry):

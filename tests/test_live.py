@@ -229,6 +229,23 @@ def test_a_song_plays_exactly_what_it_renders(jack_server, tmp_path):
     assert a.shape == b.shape and np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("executor", ["inline", "threads"])
+def test_every_live_executor_plays_a_song_as_it_renders(jack_server, tmp_path, executor):
+    """`synth play` reads the engine's meters while it plays (for news of
+    failing modules): without worker processes there are none of their
+    figures, which once ended play with a traceback half a second in."""
+    song = write(tmp_path, (ROOT / "songs" / "demo.seq").read_text().replace("length 16", "length 2"), "s.seq")
+    rendered, take = tmp_path / "render.wav", tmp_path / "take.wav"
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(song), "-o", str(rendered)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    proc = play(song, "--record", take, "--executor", executor)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and err.splitlines()[-1].startswith("stopped: "), err
+    assert np.array_equal(soundfile.read(str(rendered), dtype="float32")[0],
+                          soundfile.read(str(take), dtype="float32")[0])
+
+
 def test_watch_applies_saves_at_the_next_bar_and_keeps_a_broken_one_out(jack_server, portaudio_ports, tmp_path):
     base = "tempo 240\nlength 2\nadd keys kb voices=1\nadd vco o wave=sine\nconnect kb.voct o.voct\nconnect o out\n"
     song = write(tmp_path, base + 'pattern kb "c4" legato=1\n', "live.seq")

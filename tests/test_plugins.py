@@ -17,6 +17,7 @@ import soundfile
 
 from synthcli.api import API_VERSION
 from synthcli.plugins import api_mismatch
+from synthcli.testing import peak_frequency
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ("synthcli-chiptune", "synthcli-strings")
@@ -263,7 +264,7 @@ def test_the_song_renders_and_plugin_modules_run_in_worker_processes(env, tmp_pa
     assert not any(s["faults"] for s in stats.values())
 
 
-@pytest.mark.parametrize("how", ["--safe-mode", "synthcli-chiptune", "chiptune", "synthcli-other,chiptune"])
+@pytest.mark.parametrize("how", ["--safe-mode", "synthcli-chiptune", "chiptune", "synthcli-other,chiptune", "Synthcli_Chiptune"])
 def test_safe_mode_and_disabled_plugins_are_not_loaded(env, tmp_path, how):
     args, extra = (["--safe-mode"], {}) if how == "--safe-mode" else ([], {"SYNTHCLI_DISABLE_PLUGINS": how})
     listed = env.synth(*args, "modules", **extra)
@@ -301,6 +302,82 @@ def test_broken_plugins_are_reported_in_one_line_and_skipped(env, tmp_path):
         assert audio[2400:, 0].std() > 0.1                  # the built-in's saw
     finally:
         env.pip("uninstall", "-y", *BROKEN)
+
+
+FAULTY = """
+    import ctypes
+
+    import numpy as np
+    from synthcli.api import Module, Port
+    from synthcli.hookspecs import hookimpl
+
+
+    class Wreck(Module):
+        \"\"\"Only installed, never played: its setup crashes the interpreter.\"\"\"
+        type_name = "wreck"
+        outputs = (Port("out"),)
+
+        def setup(self):
+            ctypes.string_at(0)
+
+        def process(self, inputs, params, outputs):
+            outputs["out"][:] = 0.5
+
+
+    class Spoil(Module):
+        \"\"\"A DC level for 20 blocks, then it crashes the interpreter.\"\"\"
+        type_name = "spoil"
+        outputs = (Port("out"),)
+
+        def setup(self):
+            self.blocks = 0
+
+        def process(self, inputs, params, outputs):
+            self.blocks += 1
+            if self.blocks > 20:
+                ctypes.string_at(0)
+            outputs["out"][:] = 0.25
+
+
+    @hookimpl
+    def register_modules(register):
+        register(Wreck)
+        register(Spoil)
+    """
+SPOILT = "add vco osc wave=sine freq=440\nconnect osc out.left\nadd spoil s\nconnect s out.right\n"
+
+
+@pytest.fixture
+def faulty_plugin(env, tmp_path):
+    env.install(plugin_package(tmp_path, "synthcli-faulty", FAULTY))
+    patch = tmp_path / "spoilt.patch"
+    patch.write_text(SPOILT)
+    yield patch
+    env.pip("uninstall", "-y", "synthcli-faulty")
+
+
+def test_a_failing_plugin_costs_its_own_voice_and_is_reported(env, faulty_plugin, tmp_path):
+    """`synth render`'s default executor runs the plugin's module in a
+    worker: an installed module whose setup segfaults, which every worker's
+    warm-up meets, and one that segfaults as it plays, cost nothing else
+    (inline, the second took the render with it)."""
+    out = tmp_path / "spoilt.wav"
+    done = env.synth("render", str(faulty_plugin), "-o", str(out), "-q", "--duration", "1")
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"warning: module 's' failed \d+ times, quarantined \(silent from then on\): "
+                        r"crashed \(SIGSEGV\)\n", done.stderr), done.stderr
+    audio, rate = soundfile.read(out)
+    assert abs(peak_frequency(audio[:, 0], rate) - 440.0) < 2.0 and np.abs(audio[:, 0]).min() < 0.01
+    assert np.abs(audio[rate // 2:, 0]).max() > 0.3        # the built-in voice plays to the end
+    assert np.allclose(audio[4 * 256:20 * 256, 1], 0.25, atol=0.01) and not audio[rate // 2:, 1].any()
+
+
+def test_synth_play_tells_of_a_module_that_fails(env, faulty_plugin, jack_server):
+    done = env.synth("play", str(faulty_plugin), "--duration", "2", JACK_DEFAULT_SERVER=jack_server)
+    assert done.returncode == 0, done.stderr
+    told = [line for line in done.stderr.splitlines() if line.startswith("warning: module 's'")]
+    assert told and "SIGSEGV" in told[-1] and "quarantined" in told[-1], done.stderr
+    assert done.stderr.splitlines()[-1].startswith("stopped: 2.00 s played")
 
 
 def test_uninstalled_plugin_is_one_clear_line(env, tmp_path):

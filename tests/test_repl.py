@@ -19,6 +19,7 @@ import pytest
 import soundfile
 from prompt_toolkit.document import Document
 
+from synthcli.audio.news import news
 from synthcli.engine.core import Engine
 from synthcli.engine.render import Performance, render_to_wav
 from synthcli.errors import SynthError
@@ -27,7 +28,6 @@ from synthcli.repl.commands import REPL_COMMANDS
 from synthcli.repl.completion import ReplCompleter
 from synthcli.repl.lexer import ReplLexer
 from synthcli.repl.session import Session, parameter_changes
-from synthcli.repl.sound import news
 from synthcli.repl.toolbar import Toolbar, level_meter
 from synthcli.repl.transport import Transport
 from synthcli.sequencer.song import Song

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import SynthError
 from ..patch import Patch
-from ..plugins import Registry
+from ..plugins import BUILTIN_PACKAGE, Registry
 from .board import BLOCKS, BYPASS, FADE, SECONDS, Board
 from .schedule import Node, Schedule, compile_patch
 
@@ -117,7 +117,8 @@ class Engine:
     executor : {"inline", "threads", "processes", "auto"}
         Where modules run; every executor renders bit-identical output.
         ``auto`` (offline only) starts inline and moves to worker processes
-        when its measurements say they pay.
+        when its measurements say they pay, or before the first block when
+        a plugin's module, which could crash the process, is in the patch.
     workers : int, optional
         Worker threads or processes besides the engine's own thread.
     deadline : float
@@ -137,7 +138,7 @@ class Engine:
         self.samplerate = float(samplerate)
         self.blocksize = int(blocksize)
         self.executor = make_executor(executor, registry, samplerate, blocksize, workers, self.fault, deadline, live)
-        self.auto = executor == "auto" and (os.cpu_count() or 1) > 1
+        self.auto = executor == "auto"
         self._workers, self._deadline = workers, deadline
         self._decide_at = -1
         self._settled: np.ndarray | None = None
@@ -193,7 +194,9 @@ class Engine:
         self._smoothing = {k: v for k, v in self._smoothing.items() if k[0] in live}
         self.stats = {name: self.stats.get(name, ModuleStats()) for name in live}
         self.schedule, self.board, self.arena = schedule, board, arena
-        if self.auto:
+        if self.auto and self._plugins_isolable():
+            self._move_to_workers({})
+        elif self.auto and (os.cpu_count() or 1) > 1:
             self._decide_at = self.block + AUTO_SETTLE + AUTO_MEASURE
 
     def fade_out(self, names) -> None:
@@ -285,11 +288,20 @@ class Engine:
             self.params[key] = new
         self._smoothing.clear()
 
+    def _plugins_isolable(self) -> bool:
+        """``auto``: whether the patch has a plugin's module, which might
+        crash or hang the process it runs in, and worker processes can host
+        every module (else it stays inline rather than silence one)."""
+        from .processes import hostable
+        classes = [self.registry.get(node.type) for node in self.schedule.nodes]
+        return (any(entry.package != BUILTIN_PACKAGE for entry in classes)
+                and all(hostable(entry.cls) for entry in classes))
+
     def _consider_workers(self) -> None:
         """``auto``: move to worker processes if the costs measured inline
         say they pay (see AUTO_SHARE); the output goes on bit for bit."""
         from .partition import builtin, parallel_share
-        from .processes import HANDOFF_SLEEPING, HANDOFF_SPINNING, ProcessExecutor, hostable, spins
+        from .processes import HANDOFF_SLEEPING, HANDOFF_SPINNING, hostable, spins
         if not all(hostable(self.registry.get(node.type).cls) for node in self.schedule.nodes):
             return    # a module only this process can run: stay inline rather than silence it
         spent = self.board.stats - self._settled
@@ -301,6 +313,11 @@ class Engine:
         busiest = busiest * inline + (HANDOFF_SPINNING if spins(partitions, False) else HANDOFF_SLEEPING)
         if busiest > AUTO_SHARE * inline or inline - busiest < AUTO_SAVING:
             return
+        self._move_to_workers(costs)
+
+    def _move_to_workers(self, costs: dict[str, float]) -> None:
+        """Carry on in worker processes from the next block, bit for bit."""
+        from .processes import ProcessExecutor
         states = self.executor.host.states(self.fault)
         workers = ProcessExecutor(self.registry, self.samplerate, self.blocksize, self.fault, self._workers,
                                   self._deadline)
@@ -351,8 +368,9 @@ class Engine:
             part["modules"] += 1
             part["mean_ms"] += stats["mean_ms"]
             part["max_ms"] = max(part["max_ms"], stats["max_ms"])
-        health = getattr(self.executor, "health", None)
-        for number, extra in (health() if health else {}).items():
+        health = getattr(self.executor, "health", None)   # inline and threads: this process alone
+        found = health() if health else {0: {"pid": os.getpid(), "missed": 0, "restarts": 0}}
+        for number, extra in found.items():
             report.setdefault(number, {"modules": 0, "mean_ms": 0.0, "max_ms": 0.0}).update(extra)
         return dict(sorted(report.items()))
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..plugins import Registry
+from ..plugins import BUILTIN_PACKAGE, Registry
 from .board import ABANDONED, Board, unlink
 from .core import default_workers
 from .partition import assign, builtin, cost_model
@@ -186,31 +186,30 @@ def worker_main(control, go, done, samplerate: float, blocksize: int, inherited:
                     run_step(step, block, board, report)
                 os.write(done_fd, b"d")
                 continue
-            while control.poll():
-                message = control.recv()
-                kind = message[0]
-                if kind == "assign":
-                    _, spec, schedule, pickled, states = message
-                    classes, problems = _load_classes(pickled)
-                    if board is None or board.name != spec[-1]:
-                        if board is not None:
-                            board.close()
-                        board = Board.attach(*spec)
-                        known.add(board.name)
-                    host.update({n.name: (n, classes[n.name]) for n in schedule.nodes if n.name in classes},
-                                states)
-                    steps = host.steps(schedule, board, set(classes))
-                    control.send(("assigned", problems))
-                elif kind == "events":
-                    for name, offset, event in message[1]:
-                        if name in host.modules:
-                            host.deliver(name, offset, event, report)
-                elif kind == "snapshot":
-                    control.send(("states", host.states(report, SNAPSHOT_LIMIT)))
-                elif kind == "forget":
-                    known.discard(message[1])
-                elif kind == "stop":
-                    return
+            message = control.recv()   # one message per "go": see ProcessExecutor._send
+            kind = message[0]
+            if kind == "assign":
+                _, spec, schedule, pickled, states = message
+                classes, problems = _load_classes(pickled)
+                if board is None or board.name != spec[-1]:
+                    if board is not None:
+                        board.close()
+                    board = Board.attach(*spec)
+                    known.add(board.name)
+                host.update({n.name: (n, classes[n.name]) for n in schedule.nodes if n.name in classes},
+                            states)
+                steps = host.steps(schedule, board, set(classes))
+                control.send(("assigned", problems))
+            elif kind == "events":
+                for name, offset, event in message[1]:
+                    if name in host.modules:
+                        host.deliver(name, offset, event, report)
+            elif kind == "snapshot":
+                control.send(("states", host.states(report, SNAPSHOT_LIMIT)))
+            elif kind == "forget":
+                known.discard(message[1])
+            elif kind == "stop":
+                return
     except (EOFError, BrokenPipeError, ConnectionResetError):
         orphaned = True
     finally:
@@ -281,18 +280,76 @@ def warm_up(registry: Registry, samplerate: float, blocksize: int) -> None:
     """Call every module's kernels once, plugins' too, so workers forked
     afterwards never compile or load JIT code on the audio path: a plugin
     kernel compiling in a worker's first block missed the deadline and got
-    the plugin quarantined. A module that fails here is left to fail (and
-    be reported) where it runs."""
-    from ..testing import render_module
+    the plugin quarantined. Plugins' modules are first tried in a fork
+    (:func:`survivors`): one that crashes or hangs there stays cold rather
+    than take this process (the engine, or the forkserver) with it. A
+    module that fails here is left to fail (and be reported) where it runs."""
     from . import jit
     from .steps import all_finite
     jit.ready()
     all_finite(np.zeros((1, blocksize)))
-    for entry in registry.qualified.values():
+    entries = list(registry.qualified.values())
+    plugins = [entry.cls for entry in entries if entry.package != BUILTIN_PACKAGE]
+    trusted = [entry.cls for entry in entries if entry.package == BUILTIN_PACKAGE]
+    for cls in trusted + survivors(plugins, samplerate, blocksize):
+        _warm(cls, samplerate, blocksize)
+
+
+def _warm(cls: type, samplerate: float, blocksize: int) -> None:
+    from ..testing import render_module
+    try:
+        render_module(cls, 1, channels=1, samplerate=samplerate, blocksize=blocksize)
+    except Exception:
+        pass
+
+
+#: Seconds a plugin's module may take, in the warm-up's trial fork, to set
+#: up and run its first block (compiling its kernels included) before it is
+#: taken for hung.
+TRIAL_SECONDS = 20.0
+
+
+def survivors(classes: list[type], samplerate: float, blocksize: int) -> list[type]:
+    """The module classes whose warm-up neither crashes nor hangs a process.
+
+    They are warmed in order in a forked child that writes each one's index
+    down a pipe when it is done; a child that dies or falls silent for
+    TRIAL_SECONDS names the class it was on, and a new child goes on after
+    it."""
+    good: list[type] = []
+    start = 0
+    while start < len(classes):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:   # the child: quiet, killable, and never back in the caller's code
+            try:
+                os.close(read_end)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                faulthandler.disable()
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1)
+                os.dup2(null, 2)
+                for index in range(start, len(classes)):
+                    _warm(classes[index], samplerate, blocksize)
+                    os.write(write_end, _BLOCK.pack(index))
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        done = start
         try:
-            render_module(entry.cls, 1, channels=1, samplerate=samplerate, blocksize=blocksize)
-        except Exception:
-            pass
+            with os.fdopen(read_end, "rb", buffering=0) as pipe:
+                while done < len(classes) and select.select([pipe], [], [], TRIAL_SECONDS)[0]:
+                    reply = pipe.read(_BLOCK.size)
+                    if len(reply) < _BLOCK.size:
+                        break
+                    good.append(classes[done])
+                    done += 1
+        finally:
+            if done < len(classes):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        start = done + 1   # past the one that crashed or hung, if any
+    return good
 
 
 class ProcessExecutor:
@@ -356,10 +413,13 @@ class ProcessExecutor:
 
     def _send(self, worker: Worker, message: tuple) -> None:
         """A message for a worker; one that has died meanwhile is found out
-        at its next block, not here."""
+        at its next block, not here. The "go" comes first, so the worker is
+        reading while a message larger than the pipe's buffer (an assignment
+        with a delay line's state) is written: the other way round both
+        sides waited for ever."""
         try:
-            worker.control.send(message)
             os.write(worker.go, _BLOCK.pack(_CONTROL))
+            worker.control.send(message)
         except OSError:
             pass
 
@@ -405,7 +465,11 @@ class ProcessExecutor:
                 refused[name] = f"cannot be sent to a worker process: {type(error).__name__}: {error}"
         self._send(worker, ("assign", self.board.spec(), self.schedule, pickled, states or {}))
         reply = self._await(worker, "assigned")
-        refused.update(reply[1] if reply else {name: "its worker did not answer" for name in pickled})
+        if reply is None:
+            worker.process.join(0.5)   # its replies end before the process does
+            why = "did not answer" if worker.process.exitcode is None else self._exit_reason(worker)
+            reply = ("assigned", {name: f"its worker {why} while setting it up" for name in pickled})
+        refused.update(reply[1])
         for name, reason in refused.items():
             self.report(name, reason, quarantine=True)
             self.board.progress[self.schedule.nodes.index(self.schedule.by_name[name])] = ABANDONED

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from ..audio.news import news
 from ..control import Forwarding
 from ..errors import SynthError
 
@@ -151,21 +152,3 @@ class Sound(Forwarding):
             player, self.player = self.player, None
         return player.stop() if player is not None else {}
 
-
-def news(before: dict, after: dict) -> list[str]:
-    """Lines worth interrupting the musician for, between two meter readings."""
-    lines = []
-    old_modules = before.get("modules", {})
-    for name, m in after.get("modules", {}).items():
-        old = old_modules.get(name, {})
-        if m["faults"] > old.get("faults", 0):
-            fate = "quarantined: it stays silent" if m["quarantined"] else "it plays on"
-            lines.append(f"module '{name}' failed ({m['reason']}); {fate}")
-        elif m["quarantined"] and not old.get("quarantined", False):
-            lines.append(f"module '{name}' is quarantined: it stays silent ({m['reason']})")
-    old_workers = before.get("workers", {})
-    for part, w in after.get("workers", {}).items():
-        old = old_workers.get(part)
-        if old is not None and w["restarts"] > old["restarts"]:
-            lines.append(f"worker {part} was replaced (pid {old['pid']} -> {w['pid']}); its modules play on")
-    return lines
