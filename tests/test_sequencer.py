@@ -107,6 +107,21 @@ def test_legato_notes_retrigger(registry):
     assert all(out[t - 1] == 0 for t in onsets)    # one low sample before each
 
 
+@pytest.mark.parametrize("length, pattern, end", [
+    (2, '"c4" legato=1.5', 5.0),          # bar 2's note (2-5 s) outlives bar 1's (0-3 s)
+    (1, '"c4 c4" legato=1.5', 2.5),       # within a bar: 0-1.5 s, then 1-2.5 s
+    (2, '"c4" legato=5', 12.0),
+])
+def test_a_key_struck_again_while_it_sounds_is_held_by_the_later_note(registry, length, pattern, end):
+    """The earlier note's off once released the voice the later note had
+    retriggered, so the later note was cut short."""
+    out = render(registry, f"tempo 120\nlength {length}\n" + GATE + f"pattern kb {pattern}\n")
+    high = np.flatnonzero(out > 0)
+    assert high[-1] + 1 == int(end * SR)
+    assert out[int(0.1 * SR):int((end - 0.01) * SR)].min() == 0.0    # the retrigger's one low sample...
+    assert np.count_nonzero(out[int(0.1 * SR):int((end - 0.01) * SR)] == 0) == 1   # ...and no other
+
+
 def test_the_same_song_renders_bit_identically_on_every_executor(registry):
     text = (ROOT / "songs" / "demo.seq").read_text().replace("length 16", "length 2")
     digests = {hashlib.sha256(render(registry, text, executor=ex, workers=w).tobytes()).hexdigest()

@@ -156,6 +156,7 @@ class Engine:
         self._events: list[tuple[int, int, str, tuple]] = []
         self._timed_sets: list[tuple[int, int, str, str, float]] = []
         self._seq = itertools.count()
+        self._cancelled: set[int] = set()
 
     @property
     def time(self) -> int:
@@ -233,10 +234,17 @@ class Engine:
         else:
             self._smoothing[(node.name, param)] = (value, offset)
 
-    def send(self, name: str, time: int, event: tuple) -> None:
+    def send(self, name: str, time: int, event: tuple) -> int:
         """Deliver ``event`` to module ``name`` at sample ``time`` (a time
-        already past lands at the start of the next block)."""
-        heapq.heappush(self._events, (int(time), next(self._seq), name, event))
+        already past lands at the start of the next block). Returns a
+        handle for :meth:`cancel`."""
+        handle = next(self._seq)
+        heapq.heappush(self._events, (int(time), handle, name, event))
+        return handle
+
+    def cancel(self, handle: int) -> None:
+        """Take back an event sent for a sample not yet rendered."""
+        self._cancelled.add(handle)
 
     # -- rendering -----------------------------------------------------------
 
@@ -253,8 +261,10 @@ class Engine:
                 self._queue_set(node, param, value, when - self.time)
         self._apply_smoothing()
         while self._events and self._events[0][0] < end:
-            when, _, name, event = heapq.heappop(self._events)
-            if name in self.schedule.by_name:
+            when, handle, name, event = heapq.heappop(self._events)
+            if self._cancelled and handle in self._cancelled:
+                self._cancelled.discard(handle)
+            elif name in self.schedule.by_name:
                 self.executor.deliver(name, max(0, when - self.time), event)
         self.executor.run_block(self.block)
         self.block += 1

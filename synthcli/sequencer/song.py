@@ -261,6 +261,8 @@ class Sequencer:
         self.silent_for = 0
         self.swapped_at: int | None = None
         self.leaving: Patch | None = None   # the patch to load once removed modules have faded
+        # (note source, pitch) -> its last note-off: (sample, handle to cancel it)
+        self.note_offs: dict[tuple[str, float], tuple[int, int]] = {}
 
     @property
     def song(self) -> Song:
@@ -427,7 +429,13 @@ class Sequencer:
                     continue
                 on, off = note_events(event.value, voice.velocity)
                 engine.send(voice.module, start, on)
-                engine.send(voice.module, stop, off)
+                # A key struck again while it still sounds (legato over 1)
+                # is held by the new note: the earlier note's off would cut it.
+                held = (voice.module, event.value)
+                earlier = self.note_offs.get(held)
+                if earlier is not None and earlier[0] > start and earlier[0] >= engine.time:
+                    engine.cancel(earlier[1])
+                self.note_offs[held] = (stop, engine.send(voice.module, stop, off))
 
     def after_block(self, master) -> bool:
         """True once the song is over: past its last bar and silent for
