@@ -168,7 +168,8 @@ def render(
     file: Path = typer.Argument(..., help="A patch or song file."),
     output: Path = typer.Option(..., "-o", "--output", help="The WAV file to write."),
     duration: Optional[float] = typer.Option(None, "--duration", "-d",
-                                             help="Seconds to render (default: a song's length, 4 for a patch)."),
+                                             help="Seconds to render: a patch's length (default 4); a song or MIDI "
+                                                  "file is cut there if it is longer (default: to its end)."),
     samplerate: int = typer.Option(48000, "--samplerate", "-r", help="Samples per second."),
     blocksize: int = typer.Option(256, "--blocksize", "-b", help="Samples per block."),
     fmt: str = typer.Option("float32", "--format", help="float32, pcm24 or pcm16."),
@@ -239,7 +240,8 @@ def render(
 def play(
     file: Path = typer.Argument(..., help="A patch or song file."),
     duration: Optional[float] = typer.Option(None, "--duration", "-d",
-                                             help="Seconds to play (default: a song's length, a patch until Ctrl-C)."),
+                                             help="Seconds to play: a patch's length (default: until Ctrl-C); "
+                                                  "a song or MIDI file stops there if it is longer."),
     device: Optional[str] = typer.Option(None, "--device", help="Output device number or name (see `synth devices`)."),
     samplerate: int = typer.Option(48000, "--samplerate", "-r", help="Samples per second."),
     blocksize: int = typer.Option(256, "--blocksize", "-b", help="Samples per block."),
