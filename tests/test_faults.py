@@ -186,3 +186,35 @@ def test_crashes_in_quick_succession_leave_no_stray_processes(registry):
         executor = engine.executor
         held = {w.process.pid for w in executor.workers} | ({executor.spare.process.pid} if executor.spare else set())
         assert children <= held, (children, held)
+
+
+def test_live_a_crash_with_no_spare_ready_waits_for_one_and_starts_no_process(registry, monkeypatch):
+    """Live, the render thread never starts a process: that took 20-40 ms,
+    a gap in the whole mix, when a plugin crashed again before the spare
+    was back. Its modules stay silent until a spare is ready (and has
+    answered), and the rest of the patch plays on, sample for sample."""
+    import threading
+    import time
+    from synthcli.engine import processes
+    monkeypatch.setattr(processes, "REFILL_DELAY", 0.2)
+    started_by = []
+    spawn = processes._spawn
+    monkeypatch.setattr(processes, "_spawn", lambda *a, **k: started_by.append(threading.current_thread()) or
+                        spawn(*a, **k))
+    reference, _ = render(registry, HEALTHY, 80, executor="inline")
+    patch = Patch(registry)
+    patch.load_text(faulty_patch("segfault", once=0))
+    with Engine(registry, 48000, BLOCK, executor="processes", workers=1, deadline=0.3, live=True) as engine:
+        engine.load(patch)
+        started_by.clear()
+        out = [engine.process_block().copy() for _ in range(40)]      # two crashes: the spare is used up
+        assert engine.module_stats()["f"]["restarts"] == 2 and engine.executor.vacant
+        time.sleep(1.0)                                                # a new spare is ready
+        out += [engine.process_block().copy() for _ in range(40)]     # it takes the module, which crashes again
+        stats = engine.module_stats()["f"]
+    out = np.concatenate(out, axis=1)
+    assert threading.main_thread() not in started_by and started_by
+    assert stats["restarts"] == 3 and stats["quarantined"]
+    assert np.array_equal(out[0], reference[0])
+    per_block = np.abs(out[1]).reshape(80, BLOCK).max(axis=1)
+    assert (per_block[:AT] > 0.2).all() and per_block[AT] == 0.0 and not per_block[-20:].any()

@@ -364,6 +364,7 @@ class ProcessExecutor:
         self.deadline = deadline
         self.partitions = (workers or default_workers()) + 1
         # Offline, with a core for every process, hand-offs spin (see above).
+        self.live = live
         self.spin = spins(self.partitions, live)
         self.host = Host(samplerate, blocksize)
         self.board: Board | None = None
@@ -378,6 +379,9 @@ class ProcessExecutor:
         self.missed: dict[int, int] = {}
         self.replaced: dict[int, int] = {}
         self.recoveries: list[float] = []
+        #: Partitions whose worker died with no spare ready, and the modules
+        #: that wait there, silent, for the next one.
+        self.vacant: dict[int, set[str]] = {}
         self._boards: list[Board] = []
         self._spare_lock = threading.Lock()
         self._spare_thread: threading.Thread | None = None
@@ -507,6 +511,11 @@ class ProcessExecutor:
         for part in range(1, self.partitions):
             worker = self.worker(part)
             names = {n for n, p in self.where.items() if p == part}
+            if part in self.vacant:   # its worker died: they wait, silent, for the spare
+                self.vacant[part] = names
+                for name in names:
+                    self.board.progress[schedule.nodes.index(schedule.by_name[name])] = ABANDONED
+                continue
             arriving = names - worker.names
             self._assign(worker, names, {n: self.states[n] for n in arriving if n in self.states})
         if self.spare is not None:
@@ -545,6 +554,8 @@ class ProcessExecutor:
     # -- per block ---------------------------------------------------------
 
     def run_block(self, block: int) -> None:
+        if self.vacant and self.spare is not None:
+            self._fill_vacancies(block)
         board, report = self.board, self.report
         for part, events in self.events.items():
             self._send(self.worker(part), ("events", events))
@@ -573,7 +584,8 @@ class ProcessExecutor:
             os.write(self.worker(part).go, _BLOCK.pack(block))
         except BrokenPipeError:
             self._recover(part, block, self._exit_reason(self.worker(part)))
-            os.write(self.worker(part).go, _BLOCK.pack(block))
+            if part not in self.vacant:
+                os.write(self.worker(part).go, _BLOCK.pack(block))
 
     def _exit_reason(self, worker: Worker) -> str:
         worker.process.join(0.5)
@@ -602,7 +614,10 @@ class ProcessExecutor:
 
     def _recover(self, part: int, block: int, reason: str) -> None:
         """Kill the worker, silence its modules for this block, blame the
-        module it was running, and hand its modules to the spare."""
+        module it was running, and hand its modules to the spare. Live,
+        without a spare ready (crashes in quick succession), they stay
+        silent until one is: starting a process there and then took 20-40
+        ms, a gap in the whole mix. Offline a block can wait for it."""
         started = time.perf_counter()
         worker = self.worker(part)
         board, schedule = self.board, self.schedule
@@ -617,30 +632,40 @@ class ProcessExecutor:
             rows = schedule.by_name[name].output_span
             board.arena[rows.start:rows.stop] = 0.0
             board.progress[index[name]] = ABANDONED
+            self.restarts[name] = self.restarts.get(name, 0) + 1
         if culprit is not None:
             self.report(culprit, reason)
-        replacement = self._take_spare()
         worker.close()
-        self.workers[part - 1] = replacement
+        worker.names = set()
         self.replaced[part] = self.replaced.get(part, 0) + 1
-        for name in mine:
-            board.progress[index[name]] = block
-            self.restarts[name] = self.restarts.get(name, 0) + 1
-        self._assign(replacement, set(mine), {n: self.states[n] for n in mine if n in self.states})
-        self._plan({n for n, p in self.where.items() if p == 0})
+        self.vacant[part] = set(mine)
+        self._fill_vacancies(block)
+        if part in self.vacant:
+            self._plan({n for n, p in self.where.items() if p == 0})
         self.recoveries.append(time.perf_counter() - started)
 
-    def _take_spare(self) -> Worker:
-        with self._spare_lock:
-            spare, self.spare = self.spare, None
-            refilling = self._spare_thread is not None and self._spare_thread.is_alive()
-        if spare is None:  # two failures in quick succession: wait for a fresh one
-            spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize, spin=self.spin)
-            spare.listen()
-        if not refilling:   # one refill at a time: a second would make a spare nobody holds
-            self._spare_thread = threading.Thread(target=self._refill_spare, daemon=True)
-            self._spare_thread.start()
-        return spare
+    def _fill_vacancies(self, block: int) -> None:
+        """Give the spare, if one is ready, to a partition whose worker
+        died, with its modules and their last saved state, from this block."""
+        while self.vacant:
+            with self._spare_lock:
+                spare, self.spare = self.spare, None
+                refilling = self._spare_thread is not None and self._spare_thread.is_alive()
+            if not refilling:   # one refill at a time: a second would make a spare nobody holds
+                self._spare_thread = threading.Thread(target=self._refill_spare, daemon=True)
+                self._spare_thread.start()
+            if spare is None and not self.live:   # offline, waiting costs no sound: the block waits
+                spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize, spin=self.spin)
+                spare.listen()
+            if spare is None:
+                return
+            part, names = self.vacant.popitem()
+            self.workers[part - 1] = spare
+            index = {node.name: i for i, node in enumerate(self.schedule.nodes)}
+            for name in names:
+                self.board.progress[index[name]] = block
+            self._assign(spare, names, {n: self.states[n] for n in names if n in self.states})
+            self._plan({n for n, p in self.where.items() if p == 0})
 
     def _refill_spare(self) -> None:
         """A new spare from the forkserver (forking the engine itself could
@@ -650,6 +675,10 @@ class ProcessExecutor:
             return
         spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize, spin=self.spin)
         spare.listen()
+        # Handed over only once it answers: its start-up (tens of ms) must
+        # not be waited for by the block that takes it.
+        self._send(spare, ("snapshot",))
+        self._await(spare, "states")
         with self._spare_lock:
             self.spare = spare
 
