@@ -218,3 +218,28 @@ def test_live_a_crash_with_no_spare_ready_waits_for_one_and_starts_no_process(re
     assert np.array_equal(out[0], reference[0])
     per_block = np.abs(out[1]).reshape(80, BLOCK).max(axis=1)
     assert (per_block[:AT] > 0.2).all() and per_block[AT] == 0.0 and not per_block[-20:].any()
+
+
+def test_a_worker_that_died_idle_is_replaced_before_it_is_given_modules(registry):
+    """Nothing is posted to a worker without modules, so its death went
+    unseen, and the modules a patch edit gave it later were quarantined
+    as if they had crashed it."""
+    import signal
+    patch = Patch(registry)
+    patch.load_text(HEALTHY)
+    with Engine(registry, 48000, BLOCK, executor="processes", workers=1, deadline=0.3) as engine:
+        engine.load(patch)
+        engine.process_block()
+        idle = engine.executor.workers[0]
+        assert not idle.names
+        os.kill(idle.process.pid, signal.SIGKILL)
+        idle.process.join(5)
+        edited = Patch(registry)
+        edited.load_text(HEALTHY + "add faulty f\nconnect f out.right\n")
+        engine.load(edited)
+        out = np.concatenate([engine.process_block().copy() for _ in range(10)], axis=1)
+        stats = engine.module_stats()["f"]
+        health = engine.worker_stats()
+    assert stats["partition"] == 1 and not stats["faults"] and not stats["quarantined"], stats
+    assert np.abs(out[1][BLOCK:]).max() > 0.2
+    assert health[1]["restarts"] == 1 and health[1]["pid"] != idle.process.pid

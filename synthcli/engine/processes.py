@@ -510,6 +510,9 @@ class ProcessExecutor:
                             cost_model(schedule, measured))
         for part in range(1, self.partitions):
             worker = self.worker(part)
+            if part not in self.vacant and not worker.process.is_alive():   # died (or was killed) while idle
+                self._recover(part, 0, self._exit_reason(worker))
+                worker = self.worker(part)
             names = {n for n, p in self.where.items() if p == part}
             if part in self.vacant:   # its worker died: they wait, silent, for the spare
                 self.vacant[part] = names
