@@ -737,7 +737,8 @@ class Progress:
 def _terminate(signum, frame) -> None:
     """SIGTERM and SIGHUP (the terminal closed) unwind like Ctrl-C, so
     engines close, workers stop and shared memory is unlinked."""
-    raise SystemExit(128 + signum)
+    from .errors import Terminated
+    raise Terminated(128 + signum)
 
 
 def main() -> None:

@@ -45,6 +45,12 @@ class SynthError(Exception):
         return self.message
 
 
+class Terminated(SystemExit):
+    """SIGTERM or SIGHUP, raised by the command line's handler to unwind
+    like Ctrl-C. Its own class so that code which must survive a plugin's
+    ``sys.exit()`` can still let it through."""
+
+
 def edit_distance(a: str, b: str) -> int:
     """Optimal-string-alignment distance: typos are mostly one insertion,
     deletion, substitution or swap of neighbours ('vfc' for 'vcf')."""

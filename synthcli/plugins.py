@@ -16,7 +16,7 @@ import pluggy
 
 from . import hookspecs
 from .api import API_VERSION, Module
-from .errors import SynthError, did_you_mean
+from .errors import SynthError, Terminated, did_you_mean
 
 ENTRY_POINT_GROUP = "synthcli"
 BUILTIN_PACKAGE = "synthcli"
@@ -169,6 +169,8 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
                 mismatch = api_mismatch(plugin, dist)
                 if mismatch is None:
                     pm.register(plugin, name=key)
+            except Terminated:   # SIGTERM while a plugin loads: it is us who must stop
+                raise
             except (Exception, SystemExit) as error:  # a broken plugin must not stop synthcli
                 registry.problems.append(f"{dist}: plugin failed to load: {_one_line(error)}")
                 continue
@@ -192,6 +194,8 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
         register = lambda cls, package=package, version=version: registry.add(cls, package, version)
         try:
             impl.function(*[{"register": register}[arg] for arg in impl.argnames])
+        except Terminated:
+            raise
         except (Exception, SystemExit) as error:
             registry.problems.append(f"{package}: register_modules failed: {_one_line(error)}")
     return registry

@@ -380,6 +380,24 @@ def test_synth_play_tells_of_a_module_that_fails(env, faulty_plugin, jack_server
     assert done.stderr.splitlines()[-1].startswith("stopped: 2.00 s played")
 
 
+def test_sigterm_while_a_plugin_loads_stops_synthcli(env, tmp_path):
+    """A plugin's own sys.exit() is its failure, and synthcli goes on; a
+    SIGTERM that comes while a slow plugin imports was taken for one."""
+    import signal
+    import time
+    env.install(plugin_package(tmp_path, "synthcli-slow", "import time\ntime.sleep(60)\n"))
+    try:
+        proc = subprocess.Popen([str(env.synth_script), "modules"], cwd=ROOT, env=env.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 128 + signal.SIGTERM, err
+        assert out == "" and err == ""
+    finally:
+        env.pip("uninstall", "-y", "synthcli-slow")
+
+
 def test_uninstalled_plugin_is_one_clear_line(env, tmp_path):
     """Last in this file: it takes the plugin away."""
     env.pip("uninstall", "-y", "synthcli-chiptune")
