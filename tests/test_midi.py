@@ -1,5 +1,6 @@
 """MIDI file playback: timing, controllers, drums, messy files, corrupt
 files, real files from music21, and play == render."""
+import struct
 import subprocess
 import sys
 from fractions import Fraction
@@ -244,10 +245,25 @@ def test_messy_notes(registry, tmp_path):
 
 # -- corrupt files ------------------------------------------------------------------------
 
+def first_delta(data, delta):
+    """A one-track file with its first delta time (0) written as the bytes
+    ``delta``, and the track's length to match."""
+    assert data[14:18] == b"MTrk" and data[22] == 0
+    track = delta + data[23:]
+    return data[:18] + struct.pack(">I", len(track)) + track
+
+
 def corrupt(tmp_path, kind):
     good = save(tmp_path, [notes(0, [60, 62])], "good.mid").read_bytes()
     if kind == "header":
         data = b"MThx" + good[4:]
+    elif kind == "format":
+        data = good[:8] + struct.pack(">H", 5) + good[10:]
+    elif kind == "long delta":   # 5 bytes where the SMF spec allows 4: 2**35 - 1 ticks
+        data = first_delta(good, b"\xff\xff\xff\xff\x7f")
+    elif kind == "long length":   # the end of track's length, 0, in 5 bytes
+        assert good.endswith(b"\xff\x2f\x00")
+        data = first_delta(good[:-1] + b"\x80\x80\x80\x80\x00", b"\x00")
     elif kind == "data byte":
         at = good.index(bytes([0x90, 60]))
         data = good[:at + 1] + bytes([200]) + good[at + 2:]
@@ -267,12 +283,28 @@ def assert_refused(done, path):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("kind", ["header", "data byte", "truncated", "smpte"])
+@pytest.mark.parametrize("kind", ["header", "format", "data byte", "truncated", "smpte", "long delta",
+                                  "long length"])
 def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
     path = corrupt(tmp_path, kind)
-    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(path), "-o", str(tmp_path / "x.wav")],
-                          capture_output=True, text=True, cwd=ROOT)
+    # --duration: a file taken for valid must fail here, not render days of silence
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(path), "-o", str(tmp_path / "x.wav"),
+                           "--duration", "1"], capture_output=True, text=True, cwd=ROOT)
     assert_refused(done, path)
+    assert "not a valid MIDI file" in done.stderr
+
+
+def test_a_file_lasting_over_a_day_is_refused_and_four_byte_deltas_play(tmp_path):
+    good = save(tmp_path, [notes(0, [60, 62])], "good.mid").read_bytes()
+    padded = tmp_path / "padded.mid"   # a delta of 0 in 4 bytes: long-winded, but valid
+    padded.write_bytes(first_delta(good, b"\x80\x80\x80\x00"))
+    assert MidiSong(padded).summary.notes == 2
+    endless = tmp_path / "endless.mid"   # 0x0FFFFFFF ticks, the most 4 bytes hold: 77.7 hours at 120 BPM
+    endless.write_bytes(first_delta(good, b"\xff\xff\xff\x7f"))
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(endless), "-o", str(tmp_path / "x.wav"),
+                           "--duration", "1"], capture_output=True, text=True, cwd=ROOT)
+    assert_refused(done, endless)
+    assert "lasts 77.7 hours, over the 24 allowed" in done.stderr
 
 
 def test_playing_a_corrupt_file_exits_and_leaves_no_process(jack_server, tmp_path):

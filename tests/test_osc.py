@@ -254,6 +254,32 @@ def test_malformed_datagrams_are_logged_dropped_and_the_server_goes_on(served):
     assert sum("dropped a datagram" in line for line in logged) == len(junk)
 
 
+def test_the_count_of_held_back_log_lines_comes_out_without_another_datagram(served):
+    """Past 20 lines a second only a count is logged; it must come out
+    after a burst that nothing follows, within about a second or at close."""
+    control, port, logged = served
+
+    def burst():
+        before = control.osc.counts["dropped"]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(60):
+                s.sendto(b"xyz!", ("127.0.0.1", port))
+        assert wait_for(lambda: control.osc.counts["dropped"] == before + 60)
+
+    def reported():
+        counted = sum(int(line.split()[3]) for line in logged if "more such lines" in line)
+        return sum("dropped a datagram" in line for line in logged) + counted
+
+    burst()
+    assert wait_for(lambda: reported() == 60, 3), logged
+    while time.monotonic() % 1 > 0.2:   # the next burst and the close in one second
+        time.sleep(0.01)
+    burst()
+    control.stop_osc()
+    assert reported() == 120, logged
+    assert sum("more such lines" in line for line in logged) >= 2
+
+
 @pytest.mark.parametrize("port", ["\u00b2", "0", "65536", "x"])
 def test_osc_listen_refuses_what_is_not_a_port_and_keeps_listening(served, port):
     control, listening, _ = served

@@ -25,6 +25,10 @@ DEFAULT_TEMPO = 500_000
 #: The messages that make sound; everything else only keeps time.
 PLAYED = ("note_on", "note_off", "control_change", "program_change", "pitchwheel")
 DRUM_CHANNEL = 9   # channel 10, counted from 0
+#: Longer files are refused: no piece lasts a day, but one corrupt delta
+#: time of 0x0FFFFFFF ticks (4 bytes, so valid) lasts 77 hours at 120 BPM and
+#: 480 ticks a beat, and would play silence for days.
+MAX_HOURS = 24
 
 
 def is_midi_path(path: str | Path) -> bool:
@@ -59,6 +63,21 @@ class _Clock:
         self.per_tick = Fraction(microseconds) * self.rate / (self.division * 1_000_000)
 
 
+def _read_quantity(infile) -> int:
+    """mido's ``read_variable_int``, but of at most 4 bytes as the SMF spec
+    says: mido reads any number, so 5 bytes of a corrupt delta time made a
+    34-byte file render gigabytes of silence."""
+    value = 0
+    for _ in range(4):
+        byte = infile.read(1)
+        if not byte:
+            raise EOFError
+        value = value << 7 | byte[0] & 0x7F
+        if byte[0] < 0x80:
+            return value
+    raise OSError("a delta time or length is longer than 4 bytes")
+
+
 def _track_events(index: int, track) -> Iterator[tuple[int, int, int, object]]:
     tick = 0
     for seq, message in enumerate(track):
@@ -88,6 +107,8 @@ class MidiSong:
 
     def __init__(self, path: str | Path) -> None:
         import mido
+        from mido.midifiles import midifiles
+        midifiles.read_variable_int = _read_quantity   # its track reader looks the name up at each event
         self.path = str(path)
         try:
             self.file = mido.MidiFile(self.path, clip=False)
@@ -99,12 +120,19 @@ class MidiSong:
         except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error) as error:
             reason = str(error) or type(error).__name__
             raise SynthError(f"not a valid MIDI file: {reason}", source=self.path) from None
+        if self.file.type not in (0, 1, 2):
+            raise SynthError(f"not a valid MIDI file: format {self.file.type} (only 0, 1 and 2 exist)",
+                             source=self.path)
         division = self.file.ticks_per_beat
         if division == 0:
             raise SynthError("not a valid MIDI file: zero ticks per quarter note", source=self.path)
         if division < 0 and division & 0xFF == 0:
             raise SynthError("not a valid MIDI file: SMPTE timing with zero ticks per frame", source=self.path)
         self.summary = self._scan()
+        hours = self.seconds() / 3600
+        if hours > MAX_HOURS:
+            raise SynthError(f"the MIDI file lasts {hours:.1f} hours, over the {MAX_HOURS} allowed "
+                             f"(a corrupt delta time?)", source=self.path)
 
     def merged(self) -> Iterator[tuple[int, int, int, object]]:
         """Every message of every track as ``(tick, track, index, message)``

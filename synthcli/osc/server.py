@@ -187,10 +187,11 @@ class OscServer:
 
     def _serve(self) -> None:
         while self._running:
+            self._count_unlogged()
             try:
                 ready, _, _ = select.select([self.sock], [], [], 0.2)
             except (OSError, ValueError):   # closed under us: stopping
-                return
+                break
             batch = []
             while ready and len(batch) < DRAIN:
                 try:
@@ -207,6 +208,7 @@ class OscServer:
                 self.handle(batch)
             except Exception as error:   # a fault of ours must not end the server
                 self._log(f"osc: internal error, batch dropped ({type(error).__name__}: {error})")
+        self._count_unlogged(ended=True)
 
     def handle(self, batch: list[tuple[bytes, tuple]]) -> None:
         """Apply datagrams received together: immediate messages as one
@@ -333,12 +335,19 @@ class OscServer:
         self.counts["dropped"] += 1
         self._log(f"osc: dropped a datagram from {sender[0]}:{sender[1]}: {why}")
 
-    def _log(self, line: str) -> None:
+    def _count_unlogged(self, ended: bool = False) -> None:
+        """Report the lines a second held back once it is over, or the
+        server is: the serving loop calls this between datagrams too, or
+        the count of a burst's last second would wait for the next bad
+        datagram, which may never come."""
         second = int(time.monotonic())
-        if second != self._second:
+        if second != self._second or ended:
             if self._unlogged:
                 self.log(f"osc: ... and {self._unlogged} more such lines in that second")
             self._second, self._logged, self._unlogged = second, 0, 0
+
+    def _log(self, line: str) -> None:
+        self._count_unlogged()
         if self._logged < LOG_RATE:
             self._logged += 1
             self.log(line)
