@@ -330,6 +330,12 @@ def test_completion_offers_what_fits_where_the_cursor_is(session, tmp_path, monk
     assert complete(session, "set f1.mode ") == ["lowpass", "highpass", "bandpass", "notch"]
     assert complete(session, "set f1.cutoff ") == ["1000"]
     assert complete(session, "pattern ") == ["kb"] and complete(session, "pattern f1.") == ["f1.cutoff", "f1.res"]
+    timed = complete(session, "at 3 ")   # what `at` takes, nothing it refuses
+    for command in timed:
+        with pytest.raises(SynthError) as refused:   # each lacks its arguments, but `at` takes it
+            session.execute(f"at 3 {command}")
+        assert "holds for the whole file" not in str(refused.value), command
+    assert "set" in timed and not {"at", "length", "require", "map", "midiout"} & set(timed)
     assert complete(session, "at 3 se") == ["set"] and complete(session, "at 3 set osc1.f") == ["osc1.freq",
                                                                                                 "osc1.fmdepth"]
     assert complete(session, "remove ") == ["osc1", "f1", "kb"]
@@ -373,6 +379,10 @@ def test_the_toolbar_and_the_fault_lines(session):
     text = "".join(t for _, t in Toolbar(session, session.sound, lambda: 0.0)())
     assert "■ patch" in text and "cpu  31%" in text and "xruns 2" in text and "[██████▉ ]  -6 dB" in text
     assert level_meter(0.0).endswith("silent") and level_meter(1.2).endswith("CLIP")
+    # A reverb's tail dying away in float arithmetic reads silent, not "-1207 dB", at one width.
+    assert level_meter(10 ** (-1207 / 20)) == level_meter(1e-5) == level_meter(0.0)
+    assert level_meter(10 ** (-98 / 20)).endswith(" -98 dB")
+    assert len({len(level_meter(10 ** (-db / 20))) for db in range(0, 200, 7)}) == 1
     worse = {**meters, "workers": {0: {"pid": 10, "restarts": 0}, 1: {"pid": 12, "restarts": 1}},
              "modules": {"a": {"faults": 3, "quarantined": True, "reason": "raised RuntimeError"}}}
     assert news(meters, worse) == ["module 'a' failed (raised RuntimeError); quarantined: it stays silent",
@@ -713,6 +723,18 @@ def test_knob_turns_reach_the_journal_so_resume_restores_the_patch_as_it_sounded
     second.replay(entries)
     assert second.patch.to_text() == first.patch.to_text()
     assert "cutoff=299 res=0.5" in second.patch.to_text() and "wave=sine" in second.patch.to_text()
+
+
+@pytest.mark.parametrize("name", ["take.wav", "TAKE.WAVE", "song.mid", "patch.svg"])
+def test_save_refuses_a_name_for_audio_midi_or_pictures_and_writes_nothing(session, tmp_path, name):
+    target = tmp_path / name
+    target.write_bytes(b"RIFF a take worth keeping")
+    run(session, "add vco osc1")
+    with pytest.raises(SynthError) as refused:
+        session.execute(f"save {target}")
+    assert str(refused.value) == (f"save {target}: that is a name for audio, MIDI or a picture; "
+                                  f"save writes the patch as text (.seq, .patch)")
+    assert target.read_bytes() == b"RIFF a take worth keeping" and session.path is None
 
 
 def test_undoing_a_load_aims_save_back_where_it_was(session, tmp_path):

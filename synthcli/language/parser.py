@@ -205,6 +205,10 @@ def _parse_pattern(words: list[Token], line: int) -> Pattern:
     return Pattern(line, words[0].col, target, text, tuple(options))
 
 
+#: Commands that hold for a whole file, so `at BAR` cannot time them.
+WHOLE_FILE = ("length", "require", "map", "midiout")
+
+
 def _parse_at(words: list[Token], line: int) -> At:
     _expect_args(words, line, 2, None, COMMANDS["at"].syntax)
     bar = int(_number(words[1], line, "the bar (counted from 1)", 1, 100000, whole=True))
@@ -214,7 +218,7 @@ def _parse_at(words: list[Token], line: int) -> At:
     spec = COMMANDS.get(inner[0])
     if spec is None:
         raise _fail(f"unknown command '{inner[0]}'{did_you_mean(inner[0], COMMANDS)}", line, inner[0].col)
-    if spec.name in ("length", "require", "map", "midiout"):
+    if spec.name in WHOLE_FILE:
         raise _fail(f"'{spec.name}' holds for the whole file; put it outside 'at'", line, inner[0].col)
     return At(line, words[0].col, bar, spec.parse(inner, line))
 

@@ -14,14 +14,14 @@ from typing import Iterable
 from prompt_toolkit.completion import Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
-from ..language import COMMANDS
+from ..language import COMMANDS, WHOLE_FILE
 from ..patch import MASTER
 from .commands import COMMAND, FILE, MODULE_OR_TYPE, OUTPUT, REPL_COMMANDS
 
 #: A word as the tokenizer sees it: a quoted pattern is one word.
 WORD = re.compile(r'"[^"]*"?|[^\s"]+')
 #: Commands that cannot stand inside ``at BAR ...``.
-NOT_TIMED = ("at", "length")
+NOT_TIMED = ("at", *WHOLE_FILE)
 
 
 class ReplCompleter(Completer):

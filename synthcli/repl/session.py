@@ -358,6 +358,12 @@ class Session:
             raise SynthError("save where? nothing was loaded or saved yet: save FILE")
         if not path.name or path.is_dir():
             raise SynthError(f"cannot write {path}: it is a directory; save FILE")
+        from ..engine.render import WAV_SUFFIXES
+        from ..graph import SUFFIXES as PICTURES
+        from ..midi.file import SUFFIXES as MIDI
+        if path.suffix.lower() in (*WAV_SUFFIXES, *MIDI, *PICTURES):   # one slip would overwrite a take
+            raise SynthError(f"save {path}: that is a name for audio, MIDI or a picture; save writes "
+                             f"the {'song' if self.timeline else 'patch'} as text (.seq, .patch)")
         text = self.song_text if self.timeline else self.patch.to_text()
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         try:

@@ -16,12 +16,18 @@ METER_DB = 48.0
 EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 
+#: Peaks below this read "silent": under a 16-bit file's smallest step,
+#: where a reverb's dying tail (-600 dB and lower) is only arithmetic, and
+#: the label stays six characters wide.
+SILENT_DB = -99.0
+
+
 def level_meter(peak: float) -> str:
     """``[█████▍  ] -9 dB``: a peak level in eighths of a cell, in decibels
     so that quiet and loud both show."""
-    if peak <= 0:
-        return f"[{' ' * CELLS}]  silent"
-    db = 20 * math.log10(peak)
+    db = 20 * math.log10(peak) if peak > 0 else -math.inf
+    if db < SILENT_DB:
+        return f"[{' ' * CELLS}] silent"
     filled = max(0.0, min(1.0, 1 + db / METER_DB)) * CELLS
     whole = int(filled)
     cells = "█" * whole + (EIGHTHS[int((filled - whole) * 8)] if whole < CELLS else "")
