@@ -122,6 +122,31 @@ def test_a_key_struck_again_while_it_sounds_is_held_by_the_later_note(registry, 
     assert np.count_nonzero(out[int(0.1 * SR):int((end - 0.01) * SR)] == 0) == 1   # ...and no other
 
 
+SINE_INTO_A = "tempo 120\nlength 4\nadd vco o wave=sine freq=440\nadd vca a level=0.5\nconnect o a\nconnect a out\n"
+
+
+@pytest.mark.parametrize("then", ["at 4 remove a", "at 4 remove a\nat 4 add vco a"])
+def test_a_parameter_pattern_ends_with_its_module(registry, then):
+    """It drove a module that a later bar removed (or replaced with one
+    without that parameter): `synth check` passed the song, and the
+    engine stopped at that bar with 'unknown module'."""
+    text = SINE_INTO_A + 'at 3 pattern a.level "0 1 0.25"\n' + then + "\n"
+    Song(registry, text)                        # what `synth check` runs
+    out = render(registry, text)
+    bar = 2 * SR
+    assert len(out) >= 4 * bar
+    assert np.abs(out[:2 * bar]).max() == pytest.approx(0.5, abs=0.01)          # level 0.5 until bar 3
+    assert np.abs(out[2 * bar + SR // 2:2 * bar + SR]).max() > 0.9                # the pattern's 1
+    assert not out[3 * bar + 256:].any()                                          # a is gone
+
+
+def test_a_parameter_pattern_is_range_checked_however_late_a_value_comes(registry):
+    """Only its first 64 cycles were checked: a value in cycle 65 played."""
+    late = "<" + "0.5 " * 64 + "-50>"
+    with pytest.raises(SynthError, match=r"pattern value -50 is out of range for a.level"):
+        Song(registry, SINE_INTO_A + f'pattern a.level "{late}"\n')
+
+
 def test_the_same_song_renders_bit_identically_on_every_executor(registry):
     text = (ROOT / "songs" / "demo.seq").read_text().replace("length 16", "length 2")
     digests = {hashlib.sha256(render(registry, text, executor=ex, workers=w).tobytes()).hexdigest()

@@ -259,6 +259,21 @@ class Pattern:
         to be to hear all of it."""
         return self.root.period
 
+    def values(self) -> set[float]:
+        """Every number the pattern holds: what a range check must see,
+        where playing it through would take up to its period (millions of
+        cycles) to meet them all."""
+        found, nodes = set(), [self.root]
+        while nodes:
+            node = nodes.pop()
+            if isinstance(node, _Atom):
+                found.add(node.value)
+            elif isinstance(node, (_Seq, _Stack)):
+                nodes.extend(node.children)
+            elif isinstance(node, _Fast):
+                nodes.append(node.child)
+        return found
+
     def events(self, cycle: int) -> list[Event]:
         """What plays in one cycle.
 

@@ -39,6 +39,19 @@ class Voice:
     velocity: float
 
 
+def playable(voices: dict, patch: Patch) -> dict:
+    """The patterns that still have their target after a timed edit: a
+    pattern ends with the module it plays (``at 4 remove a``), or with its
+    parameter when a module of another type takes the name."""
+    kept = {}
+    for key, voice in voices.items():
+        inst = patch.modules.get(voice.module)
+        if inst is not None and (inst.type.cls.accepts_notes if voice.param is None
+                                 else voice.param in inst.params):
+            kept[key] = voice
+    return kept
+
+
 def is_song(commands: list[Command]) -> bool:
     return any(isinstance(c, TIME_COMMANDS) for c in commands)
 
@@ -111,14 +124,13 @@ class Song:
                 raise SynthError(f"'{target}' shapes the module and cannot follow a pattern; "
                                  f"change it between bars with 'at BAR set {target} VALUE'",
                                  line=command.line, col=target.port.col)
-            for cycle in range(min(pattern.period, 64)):
-                for event in pattern.events(cycle):
-                    if not param.min <= event.value <= param.max:
-                        raise SynthError(f"pattern value {event.value:g} is out of range for {target}"
-                                         f"{param.range_text()}", line=command.line, col=command.text.col)
-                    if param.integer and event.value != int(event.value):
-                        raise SynthError(f"pattern value {event.value:g} is not a whole number, as {target} "
-                                         f"needs", line=command.line, col=command.text.col)
+            for value in sorted(pattern.values()):
+                if not param.min <= value <= param.max:
+                    raise SynthError(f"pattern value {value:g} is out of range for {target}"
+                                     f"{param.range_text()}", line=command.line, col=command.text.col)
+                if param.integer and value != int(value):
+                    raise SynthError(f"pattern value {value:g} is not a whole number, as {target} "
+                                     f"needs", line=command.line, col=command.text.col)
         return Voice(target.module, target.port, pattern, Fraction(str(options.get("legato", 1.0))),
                      options.get("vel", 0.8))
 
@@ -153,6 +165,7 @@ class Song:
                     voices[(voice.module, voice.param)] = voice
                 elif not isinstance(command, (Tempo, Meter)):
                     patch.apply(command)
+                    voices = playable(voices, patch)
         return patch, voices
 
     # -- time --------------------------------------------------------------------
@@ -398,6 +411,7 @@ class Sequencer:
             self.engine.set(command.target.module, command.target.port, value, time=start)
         else:
             self.engine.load(self.patch)
+            self.voices = playable(self.voices, self.patch)
 
     def _schedule(self, bar: int) -> None:
         engine = self.engine
