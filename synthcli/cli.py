@@ -369,11 +369,14 @@ def play(
     tell_news(heard, final)
     xruns = final.get("xruns", 0)
     typer.echo(f"stopped: {final.get('played', 0) * blocksize / samplerate:.2f} s played, {xruns} xrun"
-               f"{'' if xruns == 1 else 's'}" + (f", recorded to {record}" if record else ""), err=True)
+               f"{'' if xruns == 1 else 's'}" + (f", recorded to {record}" if record and not player.record_failed
+                                                  else ""), err=True)
     if signalled is not None:
         raise signalled
     if player.lost is not None:
         typer.echo(f"error: {player.lost}", err=True)
+        raise typer.Exit(1)
+    if player.record_failed or player.broke:   # said when it happened
         raise typer.Exit(1)
 
 

@@ -313,3 +313,18 @@ def test_the_applied_line_survives_a_file_moved_after_its_save(tmp_path):
     assert applied_line(song, 3, saved + 0.25) == f"applied {song} at bar 3, 250 ms after the save"
     song.unlink()
     assert applied_line(song, 3, saved + 0.25) == f"applied {song} at bar 3"
+
+
+def small_disk():
+    """A file size limit for the child, as a full disk would stop its
+    writes (Python ignores SIGXFSZ, so a write past it fails with EFBIG)."""
+    import resource
+    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+
+def test_a_render_that_fills_the_disk_is_one_line_and_status_2(tmp_path):
+    out = tmp_path / "long.wav"
+    done = synth("render", BASIC, "-o", out, "-q", "-d", "10", preexec_fn=small_disk)
+    assert done.returncode == 2, done.stderr
+    assert re.fullmatch(rf"error: cannot write {re.escape(str(out))} after \d+\.\d\d s of audio: .+ "
+                        rf"\(is the disk full\?\)\n", done.stderr), done.stderr

@@ -2,6 +2,7 @@
 checked on what the server received (jack_rec) or what was sent to the
 device (--record), never on mocks of the audio path."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -329,3 +330,16 @@ def test_a_killed_control_process_stops_its_engine(jack_server, portaudio_ports,
         alive = {pid for pid in engines if os.path.exists(f"/proc/{pid}") and
                  open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] != "Z"}
     assert not alive, "the engine played on after its control process was killed"
+
+
+def test_a_recording_that_fills_the_disk_says_so_and_the_music_plays_on(jack_server, tmp_path):
+    from test_cli import small_disk
+    patch = write(tmp_path, "add vco a wave=sine freq=220\nconnect a out\n")
+    take = tmp_path / "take.wav"
+    proc = play(patch, "--duration", "2", "--record", take, preexec_fn=small_disk)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    lines = err.splitlines()
+    assert re.fullmatch(rf"error: cannot write {re.escape(str(take))} after \d+\.\d\d s: .+ \(is the disk full\?\); "
+                        r"the music plays on", lines[1]), err
+    assert lines[2].startswith("stopped: 2.00 s played") and "recorded" not in lines[2] and len(lines) == 3

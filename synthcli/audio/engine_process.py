@@ -163,7 +163,7 @@ class LiveEngine:
             try:
                 block = performance.next_block()
             except Exception as error:  # a bug of ours: say so and stop, rather than hang silent
-                self.send(("error", f"the engine failed and stops: {type(error).__name__}: {error}"))
+                self.send(("broke", f"the engine failed and stops: {type(error).__name__}: {error}"))
                 break
             rendering = max(time.perf_counter() - began, rendering * RENDER_DECAY)
             self.tap.after_block(self.engine)

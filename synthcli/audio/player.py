@@ -60,7 +60,9 @@ class Player:
         self._stopped = threading.Event()
         self._failure: str | None = None
         self.lost: str | None = None   # why the audio stopped by itself (the sound server quit, say)
+        self.broke: str | None = None   # why the engine stopped by itself (a bug of ours)
         self._recorder: threading.Thread | None = None
+        self.record_failed: str | None = None   # why the recording stopped early, if it did
         self._sending = threading.Lock()
         self.midi_out = None    # the Sender of the MIDI the engine times (midi/out.py), once it sends some
         self._bundles = threading.local()
@@ -137,6 +139,9 @@ class Player:
             self._failure = message[1]
             self._started.set()
         elif kind == "error":
+            self.on_error(message[1])
+        elif kind == "broke":
+            self.broke = message[1]
             self.on_error(message[1])
         elif kind == "meters":
             self._replies.put(message[1])
@@ -256,9 +261,9 @@ class Player:
         ring = Ring(self.info["slots"], self.settings["blocksize"], name=self.info["ring"])
         silence = np.zeros((ring.blocksize, 2), np.float32)
         done = 0
+        rate = int(self.settings["samplerate"])
         try:
-            with soundfile.SoundFile(self.record_path, "w", int(self.settings["samplerate"]), 2, "FLOAT",
-                                     format="WAV") as out:
+            with soundfile.SoundFile(self.record_path, "w", rate, 2, "FLOAT", format="WAV") as out:
                 while True:
                     finished = self._stopped.is_set()
                     calls = int(ring.header[CALLBACKS])
@@ -271,6 +276,10 @@ class Player:
                     if finished:
                         break
                     time.sleep(0.01)
+        except (soundfile.LibsndfileError, OSError) as error:   # a full disk, a file size limit
+            self.record_failed = (f"cannot write {self.record_path} after {done * ring.blocksize / rate:.2f} s: "
+                                  f"{str(error).strip()} (is the disk full?); the music plays on")
+            self.on_error(self.record_failed)
         finally:
             ring.header[RECORDING] = 0
             ring.close()

@@ -8,6 +8,8 @@ to the device.
 """
 from __future__ import annotations
 
+import contextlib
+
 import math
 import time
 from pathlib import Path
@@ -126,6 +128,16 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
     chunk = np.empty((2, WRITE_BLOCKS * n))
     dtype = np.float32 if fmt == "float32" else np.float64
     held = 0
+
+    def write(frames: np.ndarray) -> None:
+        try:
+            out.write(np.ascontiguousarray(frames.T, dtype))
+        except (soundfile.LibsndfileError, OSError) as error:   # a full disk, a file size limit
+            with contextlib.suppress(soundfile.LibsndfileError, OSError):   # its header cannot be written either
+                out.close()
+            raise SynthError(f"cannot write {path} after {written / engine.samplerate:.2f} s of audio: "
+                             f"{str(error).strip()} (is the disk full?)") from None
+
     with out:
         while not performance.over and (frames is None or written < frames):
             block = performance.next_block()
@@ -134,12 +146,12 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
             held += take
             written += take
             if held > chunk.shape[1] - n:
-                out.write(np.ascontiguousarray(chunk[:, :held].T, dtype))
+                write(chunk[:, :held])
                 held = 0
             if progress is not None and expected and time.monotonic() - last_report > 0.1:
                 last_report = time.monotonic()
                 progress(min(1.0, written / expected))
-        out.write(np.ascontiguousarray(chunk[:, :held].T, dtype))
+        write(chunk[:, :held])
     return written
 
 
