@@ -46,7 +46,9 @@ def plot_wav(wav: Path, png: Path) -> None:
     wave_ax.set_ylim(-1.05, 1.05)
     wave_ax.set_ylabel("waveform")
     freqs, times, power = spectrogram(mono, fs=rate, nperseg=2048, noverlap=1536)
-    spec_ax.pcolormesh(times, freqs, 10 * np.log10(power + 1e-12), shading="auto", cmap="magma", vmin=-120, vmax=-20)
+    # Rasterized: as vectors, a 30 s song's million cells made a 644 MB SVG in 2.5 minutes.
+    spec_ax.pcolormesh(times, freqs, 10 * np.log10(power + 1e-12), shading="auto", cmap="magma", vmin=-120, vmax=-20,
+                       rasterized=True)
     spec_ax.set_yscale("symlog", linthresh=200)
     spec_ax.set_ylim(20, rate / 2)
     spec_ax.set_ylabel("Hz")

@@ -113,6 +113,18 @@ def test_render_plot_draws_a_non_blank_picture_of_the_right_size(tmp_path):
     assert image[..., :3].std() > 0.05            # not one flat colour
 
 
+def test_a_vector_plot_keeps_its_spectrogram_as_one_picture(tmp_path):
+    """Drawn as vectors, the spectrogram's cells made a 30 s song's SVG
+    644 MB; rasterized it is one embedded image, whatever the length."""
+    svg = tmp_path / "basic.svg"
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", "patches/basic.patch", "-o",
+                           str(tmp_path / "basic.wav"), "--duration", "8", "--plot", str(svg)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    text = svg.read_text()
+    assert text.count("<image") == 1 and svg.stat().st_size < 2_000_000
+
+
 def test_every_oscillator_and_filter_has_its_picture_in_the_module_reference(registry):
     from matplotlib.image import imread
     from synthcli.pictures import PICTURES
