@@ -64,7 +64,13 @@ class Registry:
         if name in {canonicalize_name(dist) for dist in self.skipped}:
             return (f"this {what} needs {requirement}, which is installed but disabled "
                     f"(--safe-mode or SYNTHCLI_DISABLE_PLUGINS)")
-        return f"this {what} needs {requirement}: pip install {need.name}"
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            found = version(need.name)
+        except PackageNotFoundError:
+            return f"this {what} needs {requirement}: pip install {need.name}"
+        return (f"this {what} needs {requirement}: {need.name} {found} is installed, but it is not a synthcli "
+                f"plugin ('require' names packages of modules)")
 
     def get(self, name: str) -> ModuleType:
         found = self.types.get(name) or self.qualified.get(name)
