@@ -98,7 +98,8 @@ def top(meters: dict, status: str) -> str:
         return f"no meters: {status}"
     lines = [f"xruns {meters['xruns']}, underflows {meters['underflows']}, "
              f"{meters['played']} blocks played"]
-    rows = [["worker", "pid", "modules", "cpu", "mean ms", "max ms", "missed", "restarts"]]
+    # A worker's own worst block is not measured: its column is its slowest module's worst.
+    rows = [["worker", "pid", "modules", "cpu", "mean ms", "worst module ms", "missed", "restarts"]]
     for part, w in sorted(meters["workers"].items(), key=lambda item: int(item[0])):
         load = meters["cpu"].get(str(part), 0.0)
         rows.append([f"{part}" + (" (engine)" if int(part) == 0 else ""), str(w["pid"]), str(w["modules"]),
