@@ -616,6 +616,23 @@ def test_a_sound_server_that_quits_leaves_the_repl_editing(terminal, jack_server
         assert term.exit_status() == 0
 
 
+def test_a_killed_engine_leaves_the_repl_editing_and_nothing_to_clean_up(terminal, jack_server, tmp_path):
+    term = terminal(tmp_path / "state", audio=jack_server)
+    term.type("add vco osc1 wave=sine freq=220")
+    term.type("connect osc1 out")
+    term.wait_for("audio on: device")
+    repl = term.pid
+    used = {n for n in shared_memory_of(repl) if n.startswith("psm_")}
+    engine = next(line.split() for line in term.type("top", then="(engine)").splitlines() if line.startswith("0 "))
+    os.kill(int(engine[2]), signal.SIGKILL)
+    term.wait_for("no audio: the engine process stopped")
+    assert used and used & set(os.listdir("/dev/shm")) == set()   # unlinked at once, not at exit
+    term.type("info osc1", then="osc1: vco")
+    term.type("quit", then="synth> quit")
+    assert term.exit_status() == 0
+    assert "resource_tracker" not in term.screen() and "leaked" not in term.screen()
+
+
 def test_a_hang_up_as_the_sound_server_dies_leaves_no_shared_memory(terminal, jack_server, tmp_path):
     """A closed terminal often takes the JACK server it started with it:
     the REPL is hung up while PortAudio's stop() can no longer return."""

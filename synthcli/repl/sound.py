@@ -96,6 +96,7 @@ class Sound(Forwarding):
             if player.wait(0):
                 with self._lock:
                     self.player = None
+                player.stop()   # a killed engine left its ring and tap: unlinked now, not warned of at exit
                 self.meters = {}
                 self._silent(player.lost or "the engine process stopped")
                 return
