@@ -420,6 +420,42 @@ def test_a_timed_bundle_that_adds_a_module_can_set_it_too(jack_server, tmp_path)
     assert abs(peak_frequency(data[start - SR // 4:start - 256, 0]) - 440.0) < 4.0
 
 
+def tone(signal, hz):
+    """A sine's amplitude at ``hz`` in ``signal`` (a Hann window's gain of 2 undone)."""
+    spectrum = np.abs(np.fft.rfft(signal * np.hanning(len(signal)))) * 4 / len(signal)
+    return spectrum[int(round(hz * len(signal) / SR))]
+
+
+def test_a_bundle_timed_for_later_waits_for_its_time_and_keeps_the_edits_made_meanwhile(jack_server, tmp_path):
+    """Applied at once, a timed 'add' sounded with the next edit that
+    changed the patch, and at its time the patch it had been sent with
+    came back, without that edit (a module added meanwhile fell silent)."""
+    patch = tmp_path / "p.patch"
+    patch.write_text("add vco o wave=sine freq=440\nconnect o out.left\n")
+    take = tmp_path / "take.wav"
+    playing = Play(patch, "--record", take)
+    time.sleep(0.5)
+    due = time.time() + 2.0
+    bundle = OscBundleBuilder(due)
+    bundle.add_content(built("/synth/cmd", "add vco t1 wave=sine freq=880\nadd vca tv level=0.3\n"
+                                           "connect t1 tv\nconnect tv out.right"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(bundle.build().dgram, ("127.0.0.1", playing.port))
+    time.sleep(0.2)
+    edited = time.time()
+    oscsend(playing.port, "/synth/cmd", "s", "add vco s1 wave=sine freq=660\nadd vca sv level=0.3\n"
+                                             "connect s1 sv\nconnect sv out.right")
+    time.sleep(due - time.time() + 1.0)
+    err = playing.finish()
+    assert "refused" not in err and "Traceback" not in err, err
+    right = soundfile.read(str(take))[0][:, 1]
+    start = np.flatnonzero(np.abs(right) > 0.1)[0]            # s1, from the edit on
+    at = start + int((due - edited) * SR)                     # the bundle's time, within the send's jitter
+    before, after = right[start + SR // 10:at - SR // 5], right[at + SR // 5:at + SR // 2]
+    assert tone(before, 660) > 0.25 and tone(before, 880) < 0.01   # the timed module waits for its time
+    assert tone(after, 660) > 0.25 and tone(after, 880) > 0.25     # and the edit made meanwhile stays
+
+
 def note(pitch, on):
     return built("/synth/note", pitch, 100, on)
 

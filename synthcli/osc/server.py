@@ -16,6 +16,8 @@ few a second, then a count), never an exception that stops the server.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import select
 import socket
 import threading
@@ -36,6 +38,14 @@ RCVBUF = 8 << 20
 DRAIN = 512
 #: Log lines a second before the rest are only counted.
 LOG_RATE = 20
+#: A bundle timed for later is held here until this many seconds before
+#: its time, then applied to the session and sent to the engine (which
+#: puts it on its sample). Applied at once, it showed in `ls` and `save`
+#: long before it was heard, and the whole patch that edits made meanwhile
+#: sent already held it, while its own later load undid those edits.
+HOLD_LEAD = 0.5
+#: Timed bundles held at most; more are dropped, each with a log line.
+HOLD_MAX = 10_000
 #: NTP's epoch (1900) in Unix seconds, and the timetag that means "now".
 NTP_DELTA = 2208988800
 IMMEDIATELY = 1
@@ -142,6 +152,8 @@ class OscServer:
         self._running = False
         self._logged, self._second, self._unlogged = 0, 0, 0
         self._thread: threading.Thread | None = None
+        self.held: list[tuple[float, int, float, list, tuple]] = []   # (due, order, when, messages, sender)
+        self._order = itertools.count()
 
     # -- life ----------------------------------------------------------------
 
@@ -188,8 +200,10 @@ class OscServer:
     def _serve(self) -> None:
         while self._running:
             self._count_unlogged()
+            self._release()
+            wait = 0.2 if not self.held else min(0.2, max(0.0, self.held[0][0] - time.time()))
             try:
-                ready, _, _ = select.select([self.sock], [], [], 0.2)
+                ready, _, _ = select.select([self.sock], [], [], wait)
             except (OSError, ValueError):   # closed under us: stopping
                 break
             batch = []
@@ -224,7 +238,12 @@ class OscServer:
             except Malformed as error:
                 self._drop(sender, str(error))
                 continue
-            if when is not None and when > now:
+            if when is not None and when > now + HOLD_LEAD:
+                if len(self.held) >= HOLD_MAX:
+                    self._drop(sender, f"{HOLD_MAX} timed bundles are already waiting for their time")
+                    continue
+                heapq.heappush(self.held, (when - HOLD_LEAD, next(self._order), when, messages, sender))
+            elif when is not None and when > now:
                 timed.append((when, messages, sender))
             else:
                 immediate.extend((message, sender) for message in messages)
@@ -236,6 +255,17 @@ class OscServer:
             with self.control.bundle(when):
                 for message in messages:
                     self._dispatch(message, sender)
+
+    def _release(self) -> None:
+        """Apply the held bundles whose time is near, each on its sample."""
+        while self.held and self.held[0][0] <= time.time():
+            _, _, when, messages, sender = heapq.heappop(self.held)
+            try:
+                with self.control.bundle(when):
+                    for message in messages:
+                        self._dispatch(message, sender)
+            except Exception as error:   # a fault of ours must not end the server
+                self._log(f"osc: internal error, timed bundle dropped ({type(error).__name__}: {error})")
 
     def _dispatch(self, message: tuple[str, str, list], sender: tuple) -> None:
         address, tags, args = message
