@@ -274,7 +274,7 @@ class Sequencer:
         self.silent_for = 0
         self.swapped_at: int | None = None
         self.leaving: Patch | None = None   # the patch to load once removed modules have faded
-        # (note source, pitch) -> its last note-off: (sample, handle to cancel it)
+        # (note source, pitch) -> the off of its last note held past its step: (sample, handle to cancel it)
         self.note_offs: dict[tuple[str, float], tuple[int, int]] = {}
 
     @property
@@ -444,12 +444,16 @@ class Sequencer:
                 on, off = note_events(event.value, voice.velocity)
                 engine.send(voice.module, start, on)
                 # A key struck again while it still sounds (legato over 1)
-                # is held by the new note: the earlier note's off would cut it.
-                held = (voice.module, event.value)
-                earlier = self.note_offs.get(held)
-                if earlier is not None and earlier[0] > start and earlier[0] >= engine.time:
-                    engine.cancel(earlier[1])
-                self.note_offs[held] = (stop, engine.send(voice.module, stop, off))
+                # is held by the new note: the earlier note's off would cut
+                # it. Only such notes are kept here, so a bar of 256 voices
+                # at legato 1 pays nothing for it.
+                if self.note_offs:
+                    earlier = self.note_offs.pop((voice.module, event.value), None)
+                    if earlier is not None and earlier[0] > start and earlier[0] >= engine.time:
+                        engine.cancel(earlier[1])
+                handle = engine.send(voice.module, stop, off)
+                if voice.legato > 1:
+                    self.note_offs[(voice.module, event.value)] = (stop, handle)
 
     def after_block(self, master) -> bool:
         """True once the song is over: past its last bar and silent for
