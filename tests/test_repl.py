@@ -616,13 +616,17 @@ def test_a_sound_server_that_quits_leaves_the_repl_editing(terminal, jack_server
         assert term.exit_status() == 0
 
 
-def test_a_killed_engine_leaves_the_repl_editing_and_nothing_to_clean_up(terminal, jack_server, tmp_path):
-    term = terminal(tmp_path / "state", audio=jack_server)
+def sounding(term):
+    """A sine playing in the REPL of ``term``; the shared memory it uses."""
     term.type("add vco osc1 wave=sine freq=220")
     term.type("connect osc1 out")
     term.wait_for("audio on: device")
-    repl = term.pid
-    used = {n for n in shared_memory_of(repl) if n.startswith("psm_")}
+    return {n for n in shared_memory_of(term.pid) if n.startswith("psm_")}
+
+
+def test_a_killed_engine_leaves_the_repl_editing_and_nothing_to_clean_up(terminal, jack_server, tmp_path):
+    term = terminal(tmp_path / "state", audio=jack_server)
+    used = sounding(term)
     engine = next(line.split() for line in term.type("top", then="(engine)").splitlines() if line.startswith("0 "))
     os.kill(int(engine[2]), signal.SIGKILL)
     term.wait_for("no audio: the engine process stopped")
@@ -638,14 +642,10 @@ def test_a_hang_up_as_the_sound_server_dies_leaves_no_shared_memory(terminal, ja
     the REPL is hung up while PortAudio's stop() can no longer return."""
     with jack_dummy_server("synthcli-repl-hangup") as name:
         term = terminal(tmp_path / "state", audio=name)
-        term.type("add vco osc1 wave=sine freq=220")
-        term.type("connect osc1 out")
-        term.wait_for("audio on: device")
-        repl = term.pid
-        used = {n for n in shared_memory_of(repl) if n.startswith("psm_")}
+        used = sounding(term)
         assert used
         subprocess.run(["pkill", "-KILL", "-f", f"jackd -n {name}"], check=True)
-        os.kill(repl, signal.SIGHUP)
+        os.kill(term.pid, signal.SIGHUP)
         deadline = time.monotonic() + 20
         while used & set(os.listdir("/dev/shm")) and time.monotonic() < deadline:
             time.sleep(0.1)
