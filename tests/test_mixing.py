@@ -1,15 +1,41 @@
 import numpy as np
 import pytest
 
-from synthcli.modules.dynamics import Mix, Pan
+from synthcli.modules.dynamics import SOFT_CLIP_KNEE, Mix, Out, Pan
 from synthcli.testing import check_module, render_module
 
 BS = 64
 
 
-@pytest.mark.parametrize("cls", [Mix, Pan])
+@pytest.mark.parametrize("cls", [Mix, Out, Pan])
 def test_contract(cls):
     check_module(cls)
+
+
+def soft_clip(x):
+    head = 1.0 - SOFT_CLIP_KNEE
+    over = np.abs(x) > SOFT_CLIP_KNEE
+    squashed = np.sign(x) * (SOFT_CLIP_KNEE + head * np.tanh((np.abs(x) - SOFT_CLIP_KNEE) / head))
+    return np.where(over, squashed, x)
+
+
+def test_out_passes_quiet_blocks_and_squashes_only_samples_past_the_knee():
+    """Block 0 stays under the knee on both sides; in block 1 only the
+    right side passes it, in one sample (the master skips the clip for a
+    quiet block, so each side and sample must still be judged alone)."""
+    rng = np.random.default_rng(1)
+    left = rng.uniform(-0.3, 0.3, 2 * BS)
+    right = rng.uniform(-0.3, 0.3, 2 * BS)
+    right[BS + 7] = 1.7
+    mono = np.vstack([rng.uniform(-0.2, 0.2, 2 * BS), rng.uniform(-0.2, 0.2, 2 * BS)])
+    out = render_module(Out, 2, blocksize=BS, channels=2, inputs={"in": mono, "left": np.vstack([left, 0 * left]),
+                                                                  "right": np.vstack([right, 0 * right])})["master"]
+    expected = np.vstack([(mono[0] + left) + mono[1], (mono[0] + right) + mono[1]])   # the kernel's order
+    quiet = np.abs(expected) <= SOFT_CLIP_KNEE
+    assert quiet[:, :BS].all() and not quiet[1, BS + 7]
+    np.testing.assert_array_equal(out[quiet], expected[quiet])   # untouched, bit for bit
+    np.testing.assert_allclose(out, soft_clip(expected), rtol=1e-12, atol=1e-15)
+    assert SOFT_CLIP_KNEE < out[1, BS + 7] < 1.0
 
 
 def test_mix_sums_inputs_times_levels():
