@@ -45,8 +45,9 @@ LADDER_COMPENSATION = 0.5
 #: drive 1 is this gain into the saturating input stage (+20 dB).
 LADDER_MAX_DRIVE = 10.0
 
-#: States below this are zeroed at the end of a block, long before they
-#: could decay into denormals, which are slow on x86.
+#: States below this (-600 dB) are zeroed, long before they could decay
+#: into denormals, which are slow on x86: the filters' at the end of a
+#: block, the delay's and reverb's lines as each sample is written.
 FLUSH = 1e-30
 
 
@@ -67,7 +68,7 @@ LANES = MAX_CHANNELS
 
 
 @helper
-def _flush(v):
+def flush(v):
     return v if abs(v) > FLUSH else 0.0
 
 
@@ -197,8 +198,8 @@ def _svf_alone(x, cutoff, res, mode, out, ic, c, fmax, warp):
             a1, a2, a3 = _svf_gains(g, k)
             wv1 = wk * k + w1
         out[c, i], ic1, ic2 = _svf_tick(x[c, i], a1, a2, a3, w0, wv1, w2, ic1, ic2)
-    ic[c, 0] = _flush(ic1)
-    ic[c, 1] = _flush(ic2)
+    ic[c, 0] = flush(ic1)
+    ic[c, 1] = flush(ic2)
 
 
 @helper
@@ -300,8 +301,8 @@ def _svf_kernel(x, cutoff, res, mode, out, ic, work, samplerate):
         _svf_lanes(res, lanes, xt, tans)
     _from_lanes(xt, out)
     for c in range(channels):
-        ic[c, 0] = _flush(lanes[0, c])
-        ic[c, 1] = _flush(lanes[1, c])
+        ic[c, 0] = flush(lanes[0, c])
+        ic[c, 1] = flush(lanes[1, c])
 
 
 class Vcf(Module):
@@ -506,7 +507,7 @@ def _ladder_kernel(x, cutoff, res, drive, out, stages, work, samplerate):
         _from_lanes(xt, out)
     for c in range(channels):
         for q in range(4):
-            stages[c, q] = _flush(lanes[q, c])
+            stages[c, q] = flush(lanes[q, c])
 
 
 class Ladder(Module):
