@@ -4,8 +4,8 @@ module's ``process`` call, at 1 and 16 channels in 256-sample blocks at
 
 Each module runs at its default settings on half a second of input. Audio
 inputs get white noise at the reference patch's level (peak 0.5 / sqrt of
-the channel count, so a sum of channels stays below the master's soft
-clip), but the vco's ``fm`` stays silent, as it mostly is; ``voct`` gets a
+the channel count times the number of audio inputs, so a sum of channels
+and inputs stays below the master's soft clip, as a mix mostly does), but the vco's ``fm`` stays silent, as it mostly is; ``voct`` gets a
 different pitch per channel and ``gate`` the reference patch's rhythm (high
 0.25 s of every 0.5 s); a ``cutoff`` parameter is swept 300..3000 Hz within
 every block with all channels alike, as one mono LFO spread to every voice
@@ -35,7 +35,7 @@ LOOP = round(0.5 * SR / BLOCK)
 def looped_inputs(cls, channels: int) -> tuple[dict, dict]:
     """LOOP blocks of every input and parameter, as (channels, LOOP * BLOCK) arrays."""
     rng = np.random.default_rng(0)
-    level = 0.5 / channels ** 0.5
+    level = 0.5 / (channels * sum(p.kind == "audio" for p in cls.inputs)) ** 0.5
     total = LOOP * BLOCK
     t = np.arange(total) / SR
     signals = {
