@@ -35,7 +35,7 @@ LOOP = round(0.5 * SR / BLOCK)
 def looped_inputs(cls, channels: int) -> tuple[dict, dict]:
     """LOOP blocks of every input and parameter, as (channels, LOOP * BLOCK) arrays."""
     rng = np.random.default_rng(0)
-    level = 0.5 / (channels * sum(p.kind == "audio" for p in cls.inputs)) ** 0.5
+    level = 0.5 / (channels * max(1, sum(p.kind == "audio" for p in cls.inputs))) ** 0.5
     total = LOOP * BLOCK
     t = np.arange(total) / SR
     signals = {
