@@ -737,17 +737,46 @@ class Progress:
             sys.stderr.flush()
 
 
+#: The standard streams (0, 1, 2) that were a terminal when synth started.
+_terminal: tuple[int, ...] = ()
+
+
+def handle_signals() -> None:
+    """Let SIGTERM and SIGHUP unwind like Ctrl-C (see _terminate)."""
+    import signal
+    global _terminal
+    _terminal = tuple(fd for fd in (0, 1, 2) if os.isatty(fd))
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+
+
 def _terminate(signum, frame) -> None:
     """SIGTERM and SIGHUP (the terminal closed) unwind like Ctrl-C, so
-    engines close, workers stop and shared memory is unlinked."""
+    engines close, workers stop and shared memory is unlinked.
+
+    After a hang-up the terminal is gone and every write to it fails with
+    EIO: the REPL's last redraw and its goodbye then ended in tracebacks,
+    in the log a redirected stderr kept. The streams that were the
+    terminal now write to /dev/null, and a redirected one still works."""
+    import signal
+
     from .errors import Terminated
+    if signum == signal.SIGHUP:
+        forget_terminal()
     raise Terminated(128 + signum)
 
 
+def forget_terminal() -> None:
+    """Point the streams that were the terminal at /dev/null: it hung up."""
+    if _terminal:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in _terminal:
+            os.dup2(null, fd)
+        os.close(null)
+
+
 def main() -> None:
-    import signal
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    handle_signals()
     if all(arg == "--safe-mode" for arg in sys.argv[1:]):   # bare `synth`: the REPL
         sys.argv.append("repl")
     try:

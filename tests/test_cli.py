@@ -52,6 +52,38 @@ def test_ctrl_c_while_the_commands_load_ends_quietly():
     assert (done.returncode, done.stdout, done.stderr) == (130, "", "")
 
 
+def test_a_terminal_that_hangs_up_takes_the_goodbyes_without_a_traceback(tmp_path):
+    """Closing the terminal hangs it up: SIGHUP, and every later write to
+    it fails with EIO. What synth still prints while it unwinds (the
+    REPL's last redraw, "stopped: ...") must go nowhere, quietly, and a
+    stderr sent to a file must stay that file."""
+    import fcntl
+    import termios
+    code = ("import time\n"
+            "from synthcli.cli import handle_signals\n"
+            "handle_signals()\n"
+            "print('ready', flush=True)\n"
+            "try:\n"
+            "    time.sleep(30)\n"
+            "finally:\n"
+            "    print('stopped: 1.0 s played, 0 xruns', flush=True)\n")
+    master, terminal = os.openpty()
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as stderr:
+        child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=terminal, stdout=terminal,
+                                 stderr=stderr, start_new_session=True,
+                                 preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(terminal)
+    try:
+        said = b""
+        while b"ready" not in said:
+            said += os.read(master, 100)
+    finally:
+        os.close(master)   # the terminal closes: the kernel hangs it up
+    assert child.wait(timeout=20) == 128 + signal.SIGHUP
+    assert log.read_text() == ""
+
+
 def test_the_entry_point_runs_the_commands():
     done = subprocess.run([sys.executable, "-m", "synthcli", "check", str(BASIC)], capture_output=True, text=True)
     assert done.returncode == 0 and "ok (" in done.stdout, done.stderr

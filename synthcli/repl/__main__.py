@@ -1,11 +1,8 @@
 """``python -m synthcli.repl``: the same command as ``synth repl``."""
-from ..cli import _terminate   # first: it asks typer for plain help before typer loads
+from ..cli import handle_signals   # first: it asks typer for plain help before typer loads
 from .command import repl
 
 if __name__ == "__main__":
-    import signal
-
     import typer
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    handle_signals()
     typer.run(repl)

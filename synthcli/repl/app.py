@@ -8,6 +8,7 @@ a fault of the REPL itself is one line (its traceback goes to a log).
 """
 from __future__ import annotations
 
+import errno
 import signal
 import time
 import traceback
@@ -123,6 +124,30 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
     return 0
 
 
+def _stop_prompts_on_signals(app) -> None:
+    """SIGTERM and SIGHUP end the REPL as elsewhere (cli._terminate), but
+    one that comes while the prompt waits asks prompt_toolkit to end the
+    prompt with Terminated, from its event loop: raised in the middle of
+    the loop's own work, it now and then left the loop spinning at 100 %
+    CPU for ever, cancelling its tasks on a terminal that had hung up."""
+    from ..cli import _terminate, forget_terminal
+    from ..errors import Terminated
+
+    def stop(code: int) -> None:
+        if app.future is not None and not app.future.done():
+            app.exit(exception=Terminated(code))
+
+    def handler(signum, frame) -> None:
+        if app.loop is None or app.loop.is_closed():
+            _terminate(signum, frame)
+        if signum == signal.SIGHUP:
+            forget_terminal()
+        app.loop.call_soon_threadsafe(stop, 128 + signum)
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, handler)
+
+
 def loop(control: Control, sound: Sound, history, directory: Path) -> None:
     session = control.session
     prompt = PromptSession(
@@ -130,12 +155,19 @@ def loop(control: Control, sound: Sound, history, directory: Path) -> None:
         completer=ReplCompleter(session), complete_while_typing=False, lexer=ReplLexer(session.registry),
         bottom_toolbar=Toolbar(session, sound, time.monotonic), refresh_interval=POLL,
         prompt_continuation=lambda width, line, soft: "." * (width - 1) + " ")
+    _stop_prompts_on_signals(prompt.app)
     while True:
         try:
             text = prompt.prompt()
         except KeyboardInterrupt:     # Ctrl-C: the line is dropped, nothing else
             continue
         except EOFError:              # Ctrl-D
+            return
+        except OSError as error:      # the terminal hung up under the prompt's redraw
+            if error.errno != errno.EIO:
+                raise
+            from ..cli import forget_terminal
+            forget_terminal()         # before SIGHUP's own handler may have
             return
         try:
             shown = control.execute(text)
