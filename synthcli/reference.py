@@ -61,6 +61,13 @@ def pictured(entry) -> bool:
     return entry.package == BUILTIN_PACKAGE and entry.name in PICTURES
 
 
+def _width(channels: int | None) -> str:
+    """An output's fixed width, if it has one: ' (1 channel)', ' (2 channels)'."""
+    if not channels:
+        return ""
+    return f" ({channels} channel{'s' if channels > 1 else ''})"
+
+
 def module_section(cls: type[Module], picture: bool = False) -> str:
     lines = [f"### `{cls.type_name}`", "", cls.description + ".", ""]
     if picture:
@@ -70,8 +77,7 @@ def module_section(cls: type[Module], picture: bool = False) -> str:
         lines += ["| port | direction | kind | description |", "|---|---|---|---|"]
         lines += [f"| `{p.name}` | in | {p.kind} | {p.doc}"
                   f"{f' (unconnected: {p.default:g})' if p.default else ''} |" for p in cls.inputs]
-        lines += [f"| `{p.name}` | out | {p.kind} | {p.doc}"
-                  f"{f' ({p.channels} channels)' if p.channels else ''} |" for p in cls.outputs]
+        lines += [f"| `{p.name}` | out | {p.kind} | {p.doc}{_width(p.channels)} |" for p in cls.outputs]
         lines.append("")
     if cls.params:
         lines += ["| parameter | default | range | description |", "|---|---|---|---|"]

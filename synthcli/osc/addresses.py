@@ -20,17 +20,17 @@ class Address:
 
 ADDRESSES: tuple[Address, ...] = (
     Address("/synth/cmd", ("s",), "any command of the language or the REPL (`ls`, `undo`, `save FILE`...), "
-            "as typed; files only inside the working directory", '/synth/cmd s "connect lfo1 f1.cutoff"'),
+            "as typed; files only inside the working directory", '/synth/cmd s "add lfo sweep freq=0.1 amp=400"'),
     Address("/synth/set", ("sf", "si", "ss"), "`set NAME.PARAM VALUE` at knob speed: a number glides over one "
-            "block, a choice takes its name", "/synth/set sf f1.cutoff 1800.0"),
+            "block, a choice takes its name", "/synth/set sf padf.cutoff 1800.0"),
     Address("/synth/NAME/PARAM", ("f", "i", "s"), "the same, one address per parameter",
-            "/synth/f1/cutoff f 1800.0"),
+            "/synth/padf/cutoff f 1800.0"),
     Address("/synth/note", ("iii", "iiis", "iiii", "fff", "fffs"),
             "PITCH VELOCITY ON (1 on, 0 off) for the patch's first note source, or the one named (`s`), "
             "or MIDI channel N's source `chN` (`i`, with `synth play FILE.mid`-style voice patches)",
             "/synth/note iii 60 100 1"),
     Address("/synth/NAME/note", ("iii", "fff"), "PITCH VELOCITY ON for note source NAME",
-            "/synth/kb/note iii 64 90 1"),
+            "/synth/bass/note iii 40 90 1"),
     Address("/synth/tempo", ("f", "i"), "the song's tempo in BPM (while it plays, from the next bar)",
             "/synth/tempo f 126.0"),
     Address("/synth/play", ("",), "start the song from bar 1", "/synth/play"),
