@@ -161,6 +161,9 @@ def check(
         about += (f", {count(song.length, 'bar')} at {float(song.tempo):g} BPM, "
                   f"{float(song.bar_start(song.length)):.1f} s, {count(patterns, 'pattern')}")
     typer.echo(f"{file}: ok ({about})")
+    for line, bar in song.after_the_end() if song is not None else ():
+        typer.echo(f"warning: {file}:{line}: `at {bar}` comes after the last bar ({song.length}): it plays only "
+                   f"when play goes on past the end (--watch, --osc)", err=True)
 
 
 @app.command()

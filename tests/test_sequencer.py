@@ -162,7 +162,8 @@ def test_the_same_song_renders_bit_identically_on_every_executor(registry):
     ('length 1\nadd vco o\npattern o.freq "50000"\n', "3:17", "out of range"),
     ("tempo fast\n", "1:7", "beats per minute"),
     ("tempo 0\n", "1:7", "beats per minute"),
-    ('add keys kb\npattern kb "c3"\n', "1:1", "no `length`"),
+    ('add keys kb\npattern kb "c3"\n', "2:1", "no `length`"),
+    ('add keys kb\n\nat 2 set kb.voices 2\n', "3:1", "no `length`"),
     ('length 4\nadd keys kb\nat 3 set kb.nope 1\n', "3:13", "no parameter 'nope'"),
     ('length 4\nadd keys kb\nat 3 remove kb\nat 4 pattern kb "c3"\n', "4:14", "unknown module 'kb'"),
     ('length 1\nadd keys kb\npattern kb.voices "1 4"\n', "3:12", "shapes the module and cannot follow a pattern"),
@@ -177,6 +178,21 @@ def test_song_errors_name_file_line_and_column(tmp_path, text, place, words):
     assert done.returncode == 2
     assert f"bad.seq:{place}: " in done.stderr and words in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_check_warns_of_what_comes_after_the_last_bar(tmp_path):
+    """`at 20` in a 4-bar song is no error (play goes on past the end
+    under --watch and --osc), but a render never reaches it: a typo for
+    `at 2`, most likely, so check says so, and still passes."""
+    song = tmp_path / "late.seq"
+    song.write_text("length 4\nadd keys kb\nat 4 set kb.voices 2\nat 20 set kb.voices 3\nat 5 add vco late\n")
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(song)], capture_output=True, text=True)
+    assert done.returncode == 0 and "late.seq: ok (" in done.stdout
+    assert done.stderr.splitlines() == [
+        f"warning: {song}:4: `at 20` comes after the last bar (4): it plays only when play goes on past the end "
+        "(--watch, --osc)",
+        f"warning: {song}:5: `at 5` comes after the last bar (4): it plays only when play goes on past the end "
+        "(--watch, --osc)"]
 
 
 def test_demo_song_checks_and_renders(registry):

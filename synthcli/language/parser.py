@@ -74,7 +74,7 @@ def _expect_args(words: list[Token], line: int, low: int, high: int | None, synt
 
 def _name(token: Token, line: int, what: str) -> Token:
     if not _NAME.match(token):
-        raise _fail(f"'{token}' is not a valid {what} (letters, digits and _, not starting with a digit)",
+        raise _fail(f"'{token}' is not a valid {what} (ASCII letters, digits and _, not starting with a digit)",
                     line, token.col)
     return token
 
@@ -157,7 +157,8 @@ def _parse_meter(words: list[Token], line: int) -> Meter:
     beats, slash, unit = words[1].partition("/")
     if not (slash and (beats + unit).isascii() and beats.isdigit() and unit.isdigit() and 1 <= int(beats) <= 64
             and int(unit) in (1, 2, 4, 8, 16, 32)):
-        raise _fail(f"expected a meter such as 4/4, 3/4 or 7/8, got '{words[1]}'", line, words[1].col)
+        raise _fail(f"expected a meter such as 4/4, 3/4 or 7/8 (1-64 beats over 1, 2, 4, 8, 16 or 32), "
+                    f"got '{words[1]}'", line, words[1].col)
     return Meter(line, words[0].col, int(beats), int(unit))
 
 

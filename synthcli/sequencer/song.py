@@ -74,6 +74,8 @@ class Song:
         self.voices: dict[tuple[str, str | None], Voice] = {}
         self.timed: dict[int, list[Command]] = {}
         self.changes: list[tuple[int, Fraction, tuple[int, int]]] = []
+        # What makes the song need an end: where an error about `length` points.
+        self._first_timed = next((c for c in commands if isinstance(c, (Pattern, At))), None)
         try:
             for command in commands:
                 if isinstance(command, At):
@@ -137,7 +139,9 @@ class Song:
     def _check_timeline(self) -> None:
         """Try every timed command on the patch as it will be at its bar."""
         if self.length is None and (self.voices or self.timed):
-            raise SynthError("this song has no `length`, so it would never end: add `length BARS`", line=1, col=1)
+            first = self._first_timed
+            raise SynthError("this song has no `length`, so it would never end: add `length BARS`",
+                             line=first.line, col=first.col)
         patch = self.patch.copy()
         tempo, meter = self.tempo, self.meter
         self.changes = [(0, tempo, meter)]
@@ -153,6 +157,14 @@ class Song:
                     patch.apply(command)
             if self.changes[-1][1:] != (tempo, meter):
                 self.changes.append((bar, tempo, meter))
+
+    def after_the_end(self) -> list[tuple[int, int]]:
+        """(line, bar counted from 1) of each `at` past the last bar: it
+        plays only where play goes on past the end (--watch, --osc)."""
+        if self.length is None:
+            return []
+        return sorted((command.line, bar + 1) for bar, commands in self.timed.items() if bar >= self.length
+                      for command in commands)
 
     def state_before(self, bar: int) -> tuple[Patch, dict]:
         """The patch and the patterns as they stand just before ``bar``'s
