@@ -417,6 +417,9 @@ def help_topic(topic: Optional[str] = typer.Argument(None, help="A command or a 
         typer.echo(reference_topic(topic, reg))
     except SynthError as error:
         fail(str(error))
+    shell = {c.name or c.callback.__name__ for c in app.registered_commands}
+    if topic in REPL_COMMANDS and topic not in COMMANDS and topic in shell:
+        typer.echo(f"(That is the REPL's `{topic}`; for the command line: synth {topic} --help)")
 
 
 @app.command()

@@ -101,6 +101,14 @@ def test_synth_help_and_the_repl_help_show_the_text_of_the_docs(registry, name, 
     assert Session(registry, sound=None).execute(f"help {name}") == expected.rstrip("\n")
 
 
+def test_synth_help_on_a_repl_command_that_shares_a_synth_command_name_points_to_both():
+    """`synth help render` is the REPL's render; `synth render` takes other arguments."""
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "help", "render"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("### `render`\n")
+    assert done.stdout.endswith("(That is the REPL's `render`; for the command line: synth render --help)\n")
+
+
 def test_render_plot_draws_a_non_blank_picture_of_the_right_size(tmp_path):
     from matplotlib.image import imread
     png = tmp_path / "basic.png"
