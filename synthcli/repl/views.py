@@ -4,7 +4,7 @@ models that everything else reads, so it cannot drift from them."""
 from __future__ import annotations
 
 from ..errors import SynthError, did_you_mean
-from ..language import COMMANDS, Length, Pattern
+from ..language import COMMANDS, At, Length, Pattern
 from ..patch import MASTER, Patch
 from ..reference import topic
 from .commands import REPL_COMMANDS
@@ -25,7 +25,9 @@ def summary(patch: Patch, timeline: Timeline) -> str:
     if not timeline:
         return f"patch: {body}"
     length = next((count(c.bars, "bar") for c in timeline.commands if isinstance(c, Length)), "no length")
-    return f"song: {length}, {count(sum(isinstance(c, Pattern) for c in timeline.commands), 'pattern')}, {body}"
+    patterns = sum(isinstance(c, Pattern) or isinstance(c, At) and isinstance(c.command, Pattern)
+                   for c in timeline.commands)   # as `synth check` counts them
+    return f"song: {length}, {count(patterns, 'pattern')}, {body}"
 
 
 def listing(patch: Patch, timeline: Timeline) -> str:
