@@ -75,7 +75,11 @@ class Registry:
     def get(self, name: str) -> ModuleType:
         found = self.types.get(name) or self.qualified.get(name)
         if found is None:
-            raise SynthError(f"unknown module type '{name}'{did_you_mean(name, self.types)}")
+            hint = did_you_mean(name, self.types)
+            if not hint and self.skipped:   # it may be one of theirs
+                off = ", ".join(sorted(self.skipped))
+                hint = f" (installed but off, by --safe-mode or SYNTHCLI_DISABLE_PLUGINS: {off})"
+            raise SynthError(f"unknown module type '{name}'{hint}")
         return found
 
     def __contains__(self, name: str) -> bool:

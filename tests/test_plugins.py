@@ -274,6 +274,13 @@ def test_safe_mode_and_disabled_plugins_are_not_loaded(env, tmp_path, how):
     assert done.returncode == 2
     assert done.stderr == f"error: {SONG}:5:9: {DISABLED}\n"
     assert not (tmp_path / "x.wav").exists()
+    bare = tmp_path / "bare.patch"   # no `require` line: the unknown type still says why
+    bare.write_text("add chip c\nconnect c out\n")
+    done = env.synth(*args, "check", bare, **extra)
+    assert done.returncode == 2
+    off = "synthcli-chiptune, synthcli-strings" if how == "--safe-mode" else "synthcli-chiptune"
+    assert done.stderr == (f"error: {bare}:1:5: unknown module type 'chip' (installed but off, by --safe-mode or "
+                           f"SYNTHCLI_DISABLE_PLUGINS: {off})\n")
 
 
 def test_broken_plugins_are_reported_in_one_line_and_skipped(env, tmp_path):
