@@ -425,7 +425,8 @@ def help_topic(topic: Optional[str] = typer.Argument(None, help="A command or a 
 @app.command()
 def graph(
     file: Path = typer.Argument(..., help="A patch or song file."),
-    output: Path = typer.Option(..., "-o", "--output", help="The picture: .svg, .png, .pdf (needs Graphviz) or .dot."),
+    output: Path = typer.Option(..., "-o", "--output", help="The picture: .svg, .png, .pdf (needs Graphviz) or .dot; "
+                                "its .dot source is written beside it too."),
 ) -> None:
     """Draw the patch: modules as boxes with their ports, cables as arrows
     (dashed: a cable that closes a loop and so carries one block of delay)."""

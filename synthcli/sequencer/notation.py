@@ -372,7 +372,7 @@ def _note_number(word: str, col: int) -> int | None:
 
 def _unknown_note(word: str, col: int) -> str:
     return (f"unknown note '{_clip(word)}' at {col}: a note is a letter a-g, then "
-            f"optional # or b, then an octave, like c#4 or eb3")
+            f"optional sharps (# or s) or flats (b or f), then an octave, like c#4 or eb3")
 
 
 def _clip(word: str, limit: int = 24) -> str:
