@@ -652,6 +652,22 @@ def test_a_hang_up_as_the_sound_server_dies_leaves_no_shared_memory(terminal, ja
     assert used & set(os.listdir("/dev/shm")) == set()
 
 
+@pytest.mark.parametrize("screen", ["prompt", "scope"])
+def test_sigterm_ends_the_repl_from_the_prompt_or_the_scope(terminal, jack_server, tmp_path, screen):
+    """A SIGTERM (a system shutting down, a process manager) ends the
+    REPL as Ctrl-D would, with status 143, whichever screen it is on."""
+    term = terminal(tmp_path / "state", audio=jack_server)
+    used = sounding(term)
+    if screen == "scope":
+        term.tmux("send-keys", "-l", "scope osc1")
+        term.keys("Enter")
+        term.wait_for("scope osc1.out  frame ")
+    os.kill(term.pid, signal.SIGTERM)
+    assert term.exit_status() == 128 + signal.SIGTERM
+    assert used and used & set(os.listdir("/dev/shm")) == set()
+    assert "Traceback" not in "\n".join(term.history())
+
+
 def test_closing_the_terminal_under_the_scope_ends_quietly_and_cleans_up(terminal, jack_server, tmp_path):
     """The window closes while the scope draws: the terminal hangs up under
     a write. The REPL ends (no process spins on), unlinks its shared

@@ -124,25 +124,29 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
     return 0
 
 
-def _stop_prompts_on_signals(app) -> None:
+def _end_screens_on_signals() -> None:
     """SIGTERM and SIGHUP end the REPL as elsewhere (cli._terminate), but
-    one that comes while the prompt waits asks prompt_toolkit to end the
-    prompt with Terminated, from its event loop: raised in the middle of
-    the loop's own work, it now and then left the loop spinning at 100 %
-    CPU for ever, cancelling its tasks on a terminal that had hung up."""
+    one that comes while prompt_toolkit runs the screen (the prompt, the
+    scope) asks it to end that screen with Terminated, from its event
+    loop: raised in the middle of the loop's own work, it now and then
+    left the loop spinning at 100 % CPU for ever, cancelling its tasks
+    on a terminal that had hung up."""
+    from prompt_toolkit.application import get_app_or_none
+
     from ..cli import _terminate, forget_terminal
     from ..errors import Terminated
 
-    def stop(code: int) -> None:
+    def stop(app, code: int) -> None:
         if app.future is not None and not app.future.done():
             app.exit(exception=Terminated(code))
 
     def handler(signum, frame) -> None:
-        if app.loop is None or app.loop.is_closed():
+        app = get_app_or_none()
+        if app is None or not app.is_running or app.loop is None or app.loop.is_closed():
             _terminate(signum, frame)
         if signum == signal.SIGHUP:
             forget_terminal()
-        app.loop.call_soon_threadsafe(stop, 128 + signum)
+        app.loop.call_soon_threadsafe(stop, app, 128 + signum)
 
     for number in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, handler)
@@ -155,7 +159,7 @@ def loop(control: Control, sound: Sound, history, directory: Path) -> None:
         completer=ReplCompleter(session), complete_while_typing=False, lexer=ReplLexer(session.registry),
         bottom_toolbar=Toolbar(session, sound, time.monotonic), refresh_interval=POLL,
         prompt_continuation=lambda width, line, soft: "." * (width - 1) + " ")
-    _stop_prompts_on_signals(prompt.app)
+    _end_screens_on_signals()
     while True:
         try:
             text = prompt.prompt()
