@@ -37,6 +37,20 @@ def test_help_loads_no_numeric_libraries():
     assert "render" in done.stdout
 
 
+def test_a_render_that_stays_inline_loads_no_worker_machinery(tmp_path):
+    """`auto` decides after 48 blocks whether workers pay; a light patch
+    stays inline and must not pay for importing them (6 ms of it)."""
+    code = ("import sys\n"
+            "from synthcli.cli import app\n"
+            f"try: app(['render', {str(BASIC)!r}, '-o', {str(tmp_path / 'x.wav')!r}, '-q', '-d', '2'])\n"
+            "except SystemExit as done: assert not done.code, done.code\n"
+            "loaded = {'synthcli.engine.processes', 'multiprocessing.forkserver'} & set(sys.modules)\n"
+            "assert not loaded, loaded")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "x.wav").exists()
+
+
 def test_ctrl_c_while_the_commands_load_ends_quietly():
     """The SIGINT arrives while typer is imported, the first ~50 ms of
     every `synth`: an import hook sends it, so the moment is exact."""

@@ -302,7 +302,7 @@ class Engine:
         """``auto``: whether the patch has a plugin's module, which might
         crash or hang the process it runs in, and worker processes can host
         every module (else it stays inline rather than silence one)."""
-        from .processes import hostable
+        from .partition import hostable
         classes = [self.registry.get(node.type) for node in self.schedule.nodes]
         return (any(entry.package != BUILTIN_PACKAGE for entry in classes)
                 and all(hostable(entry.cls) for entry in classes))
@@ -311,7 +311,7 @@ class Engine:
         """``auto``: move to worker processes if the costs measured inline
         say they pay (see AUTO_SHARE); the output goes on bit for bit."""
         from .partition import builtin, parallel_share
-        from .processes import HANDOFF_SLEEPING, HANDOFF_SPINNING, hostable, spins
+        from .partition import HANDOFF_SLEEPING, HANDOFF_SPINNING, hostable, spins
         if not all(hostable(self.registry.get(node.type).cls) for node in self.schedule.nodes):
             return    # a module only this process can run: stay inline rather than silence it
         spent = self.board.stats - self._settled

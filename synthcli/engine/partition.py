@@ -10,10 +10,35 @@ engine (and the audio) down with it.
 """
 from __future__ import annotations
 
+import os
+import pickle
 from typing import Callable, Mapping
 
 from ..plugins import BUILTIN_PACKAGE, Registry
 from .schedule import Schedule
+
+#: What handing a block to a worker and back costs, spinning and sleeping
+#: (benchmarks/executors.py; design section 3).
+HANDOFF_SPINNING = 5e-6
+HANDOFF_SLEEPING = 60e-6
+
+
+def spins(partitions: int, live: bool) -> bool:
+    """Whether hand-offs spin: offline, with a core for every process."""
+    return not live and partitions <= (os.cpu_count() or 1)
+
+
+def hostable(cls: type) -> bool:
+    """Whether a worker process can host a module class: it travels as a
+    pickled reference to its importable definition. Here, not in
+    processes.py: ``auto`` asks before it knows it will need workers, and
+    that module's import (multiprocessing's forkserver and the rest) cost
+    6 ms of a render that stays inline."""
+    try:
+        pickle.dumps(cls)
+    except Exception:
+        return False
+    return True
 
 
 def groups(schedule: Schedule) -> list[list[str]]:

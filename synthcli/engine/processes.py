@@ -47,7 +47,7 @@ import numpy as np
 from ..plugins import BUILTIN_PACKAGE, Registry
 from .board import ABANDONED, Board, unlink
 from .core import default_workers
-from .partition import assign, builtin, cost_model
+from .partition import assign, builtin, cost_model, spins
 from .schedule import Schedule
 from .steps import Host, Step, measured_costs, run_step
 
@@ -65,25 +65,6 @@ SNAPSHOT_LIMIT = 256 * 1024
 CONTROL_TIMEOUT = 5.0
 #: Longest a spinning side polls its pipe before it sleeps in poll().
 SPIN_SECONDS = 0.001
-#: What handing a block to a worker and back costs, spinning and sleeping
-#: (benchmarks/executors.py; design section 3).
-HANDOFF_SPINNING = 5e-6
-HANDOFF_SLEEPING = 60e-6
-
-
-def spins(partitions: int, live: bool) -> bool:
-    """Whether hand-offs spin: offline, with a core for every process."""
-    return not live and partitions <= (os.cpu_count() or 1)
-
-
-def hostable(cls: type) -> bool:
-    """Whether a worker process can host a module class: it travels as a
-    pickled reference to its importable definition."""
-    try:
-        pickle.dumps(cls)
-    except Exception:
-        return False
-    return True
 #: Seconds after a recovery before a new spare is started: a forkserver
 #: child re-imports the parent's main module, and that burst of CPU landing
 #: on the recovery itself caused an xrun in 1 of 4 tries on 2 cores.
