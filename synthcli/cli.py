@@ -757,7 +757,7 @@ def handle_signals() -> None:
     signal.signal(signal.SIGHUP, _terminate)
 
 
-def _terminate(signum, frame) -> None:
+def _terminate(signum, frame) -> NoReturn:
     """SIGTERM and SIGHUP (the terminal closed) unwind like Ctrl-C, so
     engines close, workers stop and shared memory is unlinked.
 

@@ -143,7 +143,7 @@ def _end_screens_on_signals() -> None:
     def handler(signum, frame) -> None:
         app = get_app_or_none()
         if app is None or not app.is_running or app.loop is None or app.loop.is_closed():
-            _terminate(signum, frame)
+            _terminate(signum, frame)   # raises: no screen to end
         if signum == signal.SIGHUP:
             forget_terminal()
         app.loop.call_soon_threadsafe(stop, app, 128 + signum)
