@@ -138,9 +138,12 @@ def test_killing_a_worker_leaves_the_rest_sounding_without_xruns(jack_server, tm
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_ctrl_c_sigterm_and_hangup_stop_cleanly(jack_server, portaudio_ports, tmp_path, sig):
     patch = write(tmp_path, "add vco a wave=saw freq=110\nconnect a out\n")
-    proc = play(patch)
+    temp = tmp_path / "tmp"      # where multiprocessing keeps the forkserver's socket
+    temp.mkdir()
+    proc = play(patch, env={**os.environ, "TMPDIR": str(temp)})
     portaudio_ports()
     time.sleep(0.5)
+    assert list(temp.iterdir()), "the engine's forkserver should have made its folder here"
     used = {name for name in shared_memory_of(proc.pid) if name.startswith("psm_")}   # JACK's own are there too
     assert used, "live play should be using shared memory"
     proc.send_signal(sig)
@@ -149,6 +152,7 @@ def test_ctrl_c_sigterm_and_hangup_stop_cleanly(jack_server, portaudio_ports, tm
     assert "stopped:" in err, err
     time.sleep(0.3)
     assert used & set(os.listdir("/dev/shm")) == set()
+    assert list(temp.iterdir()) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -313,9 +317,12 @@ def test_a_killed_control_process_stops_its_engine(jack_server, portaudio_ports,
     """SIGKILL leaves no handler to run: the engine must notice the pipe
     close and stop by itself, not play on as an orphan."""
     patch = write(tmp_path, "add vco a wave=saw freq=110\nconnect a out\n")
-    proc = play(patch)
+    temp = tmp_path / "tmp"      # where multiprocessing keeps the forkserver's socket
+    temp.mkdir()
+    proc = play(patch, env={**os.environ, "TMPDIR": str(temp)})
     portaudio_ports()
     time.sleep(0.5)
+    assert list(temp.iterdir()), "the engine's forkserver should have made its folder here"
     engines = set()
     for task in os.listdir(f"/proc/{proc.pid}/task"):
         with open(f"/proc/{proc.pid}/task/{task}/children") as children:

@@ -514,4 +514,11 @@ def engine_main(conn, settings: dict, control_end: int | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: live.commands.append(("stop",)))
     code = live.run()
     conn.close()
+    # os._exit skips what multiprocessing runs at a child's exit, among it
+    # removing the folder in /tmp that holds the forkserver's socket: one
+    # was left behind by every `synth play`. Its finalizers only: its exit
+    # function would also join this process's children, and a hung worker
+    # must not hold up the end.
+    from multiprocessing import util
+    util._run_finalizers()
     os._exit(code)
