@@ -145,6 +145,36 @@ def test_modules_are_partitioned_by_chain_and_the_master_stays_home(registry):
     assert {where[f"osc{i}"] for i in range(4)} == {0, 1}
 
 
+def test_a_chain_patched_a_cable_at_a_time_across_processes_plays(registry):
+    """Modules added before they are connected are spread over the
+    processes, and keep their places when cables later join them into one
+    chain: here vco and vca in a worker, the ladder between them in the
+    engine, so the worker's vca waits for the engine's ladder, which needs
+    the worker's vco. The engine used to wait for the worker's whole block
+    there: neither could go on, the worker was declared hung, and its
+    replacement hung again, for ever, in silence."""
+    modules = "add vco o1 freq=220\nadd ladder f1 cutoff=2000\nadd vca v1\n"
+    cables = "connect o1 f1\nconnect f1 v1\nconnect v1 out\n"
+    expected = Patch(registry)
+    expected.load_text(modules + cables)
+    with Engine(registry, 48000, 256) as engine:
+        engine.load(expected)
+        inline = np.concatenate([engine.process_block().copy() for _ in range(40)], axis=1)
+    patch = Patch(registry)
+    patch.load_text(modules)
+    with Engine(registry, 48000, 256, executor="processes", workers=1, deadline=0.5) as engine:
+        engine.load(patch)
+        patch.load_text(cables)
+        engine.load(patch)
+        where = {name: stats["partition"] for name, stats in engine.module_stats().items()}
+        played = np.concatenate([engine.process_block().copy() for _ in range(40)], axis=1)
+        faults = {name: stats["faults"] for name, stats in engine.module_stats().items() if stats["faults"]}
+    assert where["f1"] == 0 and where["o1"] == where["v1"] != 0     # the placement that deadlocked
+    assert faults == {}
+    assert np.array_equal(played, inline)
+    assert abs(peak_frequency(played[0]) - 220.0) < 2.0
+
+
 @pytest.mark.parametrize("kw, words", [
     ({"executor": "gpu"}, "unknown executor 'gpu'"),
     ({"executor": "processes", "workers": 0}, "at least 1"),

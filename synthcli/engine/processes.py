@@ -351,7 +351,9 @@ class ProcessExecutor:
         self.board: Board | None = None
         self.schedule: Schedule | None = None
         self.where: dict[str, int] = {}
-        self.plan: list[tuple[Step, tuple[int, ...]]] = []
+        # Per engine step: (worker, None to wait for its whole block, or the outputs to wait for).
+        self.plan: list[tuple[Step, tuple[tuple[int, tuple[int, ...] | None], ...]]] = []
+        self.posted = 0.0   # when this block's "go" went out
         self.busy: list[int] = []
         self.states: dict[str, dict] = {}
         self.events: dict[int, list] = {}
@@ -513,13 +515,44 @@ class ProcessExecutor:
         return self.board
 
     def _plan(self, own: set[str]) -> None:
-        """Per block: which workers run, and for each of the engine's own
-        steps, which workers must be done before it may run."""
-        index = {node.name: i for i, node in enumerate(self.schedule.nodes)}
+        """Per block: which workers run, and before each of the engine's own
+        steps, what of which workers it must wait for.
+
+        The engine waits for a worker's whole block, which wakes it once,
+        where it can: not where that worker, somewhere in its block, waits
+        for an output of this step or of a later one of the engine's (a
+        chain patched a cable at a time can run engine -> worker -> engine
+        -> worker): there it waits for just the worker's modules that the
+        step reads, as workers wait for each other. Each process then runs
+        its modules in schedule order, so the first module not yet run
+        anywhere always has its inputs, and no placement can deadlock."""
+        schedule = self.schedule
+        index = {node.name: i for i, node in enumerate(schedule.nodes)}
         owner = {index[name]: part for part in range(1, self.partitions) for name in self.worker(part).names}
         self.busy = [part for part in range(1, self.partitions) if self.worker(part).names]
-        steps = self.host.steps(self.schedule, self.board, own)
-        self.plan = [(step, tuple(sorted({owner[i] for i in step.waits if i in owner}))) for step in steps]
+        steps = self.host.steps(schedule, self.board, own)
+        position = {step.index: k for k, step in enumerate(steps)}
+        producers: dict[int, set[int]] = {}
+        for cable in schedule.cables:
+            if cable not in schedule.delayed:
+                producers.setdefault(index[cable.dst], set()).add(index[cable.src])
+        last_fed: dict[int, int] = {}   # worker -> the engine's last step its block needs, directly or not
+        for part in self.busy:
+            upstream, todo = set(), [i for i, p in owner.items() if p == part]
+            while todo:
+                for source in producers.get(todo.pop(), ()):
+                    if source not in upstream:
+                        upstream.add(source)
+                        todo.append(source)
+            last_fed[part] = max((position[i] for i in upstream if i in position), default=-1)
+        self.plan = []
+        for k, step in enumerate(steps):
+            reads: dict[int, list[int]] = {}
+            for i in step.waits:
+                if i in owner:
+                    reads.setdefault(owner[i], []).append(i)
+            self.plan.append((step, tuple((part, tuple(outputs) if last_fed[part] >= k else None)
+                                          for part, outputs in sorted(reads.items()))))
 
     def _retire(self, board: Board) -> None:
         self._boards.remove(board)
@@ -544,14 +577,19 @@ class ProcessExecutor:
         for part, events in self.events.items():
             self._send(self.worker(part), ("events", events))
         self.events.clear()
+        self.posted = time.perf_counter()
         for part in list(self.busy):
             self._post(part, block)
         waiting = set(self.busy)
         for step, needs in self.plan:
-            for part in needs:
-                if part in waiting:
-                    waiting.discard(part)
+            for part, outputs in needs:
+                if part not in waiting:
+                    continue
+                if outputs is None:
                     self._finish(part, block)
+                    waiting.discard(part)
+                elif self._await_outputs(part, outputs, block):
+                    waiting.discard(part)
             run_step(step, block, board, report)
         for part in sorted(waiting):
             self._finish(part, block)
@@ -578,15 +616,40 @@ class ProcessExecutor:
             return f"crashed ({signal.Signals(-code).name})"
         return f"exited (status {code})"
 
-    def _finish(self, part: int, block: int) -> None:
-        """Wait for a worker's "done" within the deadline, or replace it."""
+    def _await_outputs(self, part: int, outputs: tuple[int, ...], block: int) -> bool:
+        """Wait for these outputs of a worker whose block may itself wait for
+        the engine (see _plan), within the deadline counted from the "go".
+        True when its block turned out to be over meanwhile: its "done" was
+        read, or it died or hung and was replaced."""
+        board = self.board
+        done = select.poll()
+        done.register(self.worker(part).done, select.POLLIN)
+        tries = 0
+        while any(board.progress[i] < block for i in outputs):
+            if done.poll(0):   # done, or dead: _finish tells which
+                self._finish(part, block)
+                return True
+            if time.perf_counter() - self.posted > self.deadline:
+                self._finish(part, block, 0.0)
+                return True
+            tries += 1
+            if tries < 2000:
+                os.sched_yield()
+            else:
+                time.sleep(0.0001)
+        return False
+
+    def _finish(self, part: int, block: int, timeout: float | None = None) -> None:
+        """Wait for a worker's "done" within ``timeout`` (the deadline by
+        default), or replace it."""
         worker = self.worker(part)
+        timeout = self.deadline if timeout is None else timeout
         if self.spin:
-            data = _read_soon(worker.done, 64, self.deadline)
+            data = _read_soon(worker.done, 64, timeout)
         else:
             poller = select.poll()
             poller.register(worker.done, select.POLLIN)
-            data = os.read(worker.done, 64) if poller.poll(self.deadline * 1000) else None
+            data = os.read(worker.done, 64) if poller.poll(timeout * 1000) else None
         if data:
             return
         if data is None:
