@@ -31,7 +31,7 @@ from synthcli.repl.session import Session, parameter_changes
 from synthcli.repl.toolbar import Toolbar, level_meter
 from synthcli.repl.transport import Transport
 from synthcli.sequencer.song import Song
-from synthcli.testing import jack_dummy_server, peak_frequency, shared_memory_of
+from synthcli.testing import free_udp_port, jack_dummy_server, peak_frequency, shared_memory_of
 
 ROOT = Path(__file__).parent.parent
 SR = 48000
@@ -666,6 +666,27 @@ def test_sigterm_ends_the_repl_from_the_prompt_or_the_scope(terminal, jack_serve
     assert term.exit_status() == 128 + signal.SIGTERM
     assert used and used & set(os.listdir("/dev/shm")) == set()
     assert "Traceback" not in "\n".join(term.history())
+
+
+def test_two_hang_ups_close_together_still_stop_the_engine(terminal, jack_server, tmp_path):
+    """Closing a terminal can send two hang-ups milliseconds apart (the
+    terminal's and the kernel's). The second used to land while the first
+    was closing the OSC server, before signals were ignored: it cut the
+    stop short, and the REPL waited for ever on an engine that played on."""
+    term = terminal(tmp_path / "state", audio=jack_server)
+    used = sounding(term)
+    term.type(f"osc listen {free_udp_port()}", then="listening for OSC")
+    pid = term.pid
+    engine = next(line.split() for line in term.type("top", then="(engine)").splitlines() if line.startswith("0 "))
+    os.kill(pid, signal.SIGHUP)
+    time.sleep(0.02)
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while (os.path.exists(f"/proc/{pid}") or os.path.exists(f"/proc/{engine[2]}")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{engine[2]}"), "the engine plays on"
+    assert not os.path.exists(f"/proc/{pid}"), "the REPL is still running"
+    assert used and used & set(os.listdir("/dev/shm")) == set()
 
 
 def test_closing_the_terminal_under_the_scope_ends_quietly_and_cleans_up(terminal, jack_server, tmp_path):

@@ -108,15 +108,20 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
             sound.start(lambda: (session.patch.to_text(), session.song_text if session.transport.playing else None))
             loop(control, sound, history, directory)
         finally:
-            control.close()
-            # A second hangup or Ctrl-C must not cut the fade-out short and
-            # leave the engine playing for a REPL stuck in its exit.
+            # A second hangup or Ctrl-C must not cut the stop short and leave
+            # the engine playing for a REPL stuck in its exit. Ignored before
+            # OSC and MIDI close, too: closing a terminal sends two hang-ups
+            # close together, and one raised out of control.close() skipped
+            # the engine's stop.
             for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(number, signal.SIG_IGN)
-            final = sound.stop()
-            if journal is not None:
-                session.flush_knobs()
-                journal.close()
+            try:
+                control.close()
+            finally:
+                final = sound.stop()
+                if journal is not None:
+                    session.flush_knobs()
+                    journal.close()
         if final:
             blocks = final.get("played", 0)
             say(f"stopped: {blocks * settings['blocksize'] / settings['samplerate']:.1f} s played, "
