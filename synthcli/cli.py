@@ -132,16 +132,25 @@ def describe(entry, reg) -> dict:
 
 @app.command()
 def check(
-    file: Path = typer.Argument(..., help="A patch or song file."),
+    file: Path = typer.Argument(..., help="A patch, song or MIDI file."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output (errors too)."),
 ) -> None:
-    """Check a patch or song for errors without playing it; exit status 2 on the first error."""
+    """Check a patch, song or MIDI file for errors without playing it; exit status 2 on the first error."""
     from .engine.schedule import compile_patch
     from .errors import SynthError
     from .repl.views import count
     if as_json:
         Options.json_errors = True
-    patch, song = load_source(file, registry())
+    patch, song = load_source(file, registry(), midi=True)
+    if patch is None:   # a MIDI file, read through as play and render read it
+        if as_json:
+            s = song.summary
+            typer.echo(json.dumps({"file": str(file), "ok": True, "midi": True, "format": song.file.type,
+                                   "tracks": len(song.file.tracks), "notes": s.notes,
+                                   "channels": len(s.channels), "seconds": song.seconds()}, indent=2))
+        else:
+            typer.echo(f"{file}: ok (MIDI file: {song.describe()})")
+        return
     try:
         schedule = compile_patch(patch)
     except SynthError as error:
@@ -168,7 +177,7 @@ def check(
 
 @app.command()
 def render(
-    file: Path = typer.Argument(..., help="A patch or song file."),
+    file: Path = typer.Argument(..., help="A patch, song or MIDI file."),
     output: Path = typer.Option(..., "-o", "--output", help="The WAV file to write."),
     duration: Optional[float] = typer.Option(None, "--duration", "-d",
                                              help="Seconds to render: a patch's length (default 4); a song or MIDI "
@@ -241,7 +250,7 @@ def render(
 
 @app.command()
 def play(
-    file: Path = typer.Argument(..., help="A patch or song file."),
+    file: Path = typer.Argument(..., help="A patch, song or MIDI file."),
     duration: Optional[float] = typer.Option(None, "--duration", "-d",
                                              help="Seconds to play: a patch's length (default: until Ctrl-C); "
                                                   "a song or MIDI file stops there if it is longer."),

@@ -1,6 +1,7 @@
 """MIDI file playback: timing, controllers, drums, messy files, corrupt
 files, real files from music21, and play == render."""
 import struct
+import json
 import subprocess
 import sys
 from fractions import Fraction
@@ -292,6 +293,23 @@ def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
                            "--duration", "1"], capture_output=True, text=True, cwd=ROOT)
     assert_refused(done, path)
     assert "not a valid MIDI file" in done.stderr
+    checked = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(path)],
+                             capture_output=True, text=True, cwd=ROOT)
+    assert_refused(checked, path)
+    assert checked.stderr == done.stderr
+
+
+def test_check_reads_a_midi_file_through_and_summarises_it(tmp_path):
+    path = save(tmp_path, [notes(0, [60, 62, 64]), notes(1, [48])], "song.mid")
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(path)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{path}: ok (MIDI file: ") and "4 notes on 2 channels" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", "--json", str(path)],
+                          capture_output=True, text=True, cwd=ROOT)
+    report = json.loads(done.stdout)
+    assert report["ok"] and report["midi"] and (report["notes"], report["channels"]) == (4, 2)
+    assert report["seconds"] == MidiSong(path).seconds() > 0
 
 
 def test_a_file_lasting_over_a_day_is_refused_and_four_byte_deltas_play(tmp_path):

@@ -178,6 +178,12 @@ def test_load_replaces_the_patch_and_keeps_a_song_that_fits(session, tmp_path):
     with pytest.raises(SynthError) as caught:
         session.execute(f"load {bad}")
     assert str(caught.value) == f"{bad}:2:5: unknown module type 'vfc', did you mean 'vcf'?"
+    midi = tmp_path / "song.mid"
+    midi.write_bytes(b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0MTrk\x00\x00\x00\x04\x00\xff\x2f\x00")
+    before = session.song_text
+    with pytest.raises(SynthError, match=r"song.mid: a MIDI file plays outside the REPL \(`synth play FILE.mid`\)"):
+        session.execute(f"load {midi}")
+    assert session.song_text == before                           # and nothing changed
 
 
 def test_save_load_save_is_byte_identical_and_renders_the_same(session, registry, tmp_path):

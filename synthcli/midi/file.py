@@ -183,5 +183,6 @@ class MidiSong:
 
     def describe(self) -> str:
         s = self.summary
-        return (f"type {self.file.type}, {len(self.file.tracks)} tracks, {s.notes} notes on "
-                f"{len(s.channels)} channels, {self.seconds():.1f} s")
+        tracks, channels = len(self.file.tracks), len(s.channels)
+        return (f"type {self.file.type}, {tracks} track{'s' * (tracks != 1)}, {s.notes} note{'s' * (s.notes != 1)} "
+                f"on {channels} channel{'s' * (channels != 1)}, {self.seconds():.1f} s")

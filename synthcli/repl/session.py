@@ -324,8 +324,12 @@ class Session:
         replaces the patch and keeps the song's time commands if they still
         fit it. Neither starts the song: ``play`` does (a song already
         playing goes on, in its new version from the next bar)."""
+        from ..midi.file import is_midi_path
         from ..patch import read_source
         if text is None:
+            if is_midi_path(path):
+                raise SynthError("a MIDI file plays outside the REPL (`synth play FILE.mid`); "
+                                 "`load` takes patches and songs", source=str(path))
             text = read_source(path)
         commands = parse_text(text, str(path))
         self._journal({"load": str(path), "text": text})
