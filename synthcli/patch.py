@@ -173,9 +173,10 @@ class Patch:
             raise SynthError(f"'{dst}' is an output; connect an output to an input or a parameter",
                              col=dst.port.col)
         else:
-            names = [p.name for p in dcls.inputs] + [p.name for p in dcls.params]
+            ins, params = [p.name for p in dcls.inputs], [p.name for p in dcls.params]
+            every = f" (inputs: {', '.join(ins) or 'none'}; parameters: {', '.join(params) or 'none'})"
             raise SynthError(f"'{dst.module}' ({dcls.type_name}) has no input or parameter '{dst.port}'"
-                             f"{did_you_mean(dst.port, names)}", col=dst.port.col)
+                             f"{did_you_mean(dst.port, ins + params) or every}", col=dst.port.col)
         return [Cable(src.module, src_port, dst.module, dst_port)]
 
     def _apply_connect(self, cmd: Connect) -> None:

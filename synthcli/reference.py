@@ -33,7 +33,7 @@ def repl_section(name: str) -> str:
 
 def topic(name: str, registry: Registry, lister: str = "synth help") -> str:
     """The reference of one command (of the language or the REPL) or
-    module type, exactly as docs/ has it: what `synth help NAME` and the
+    module type, as docs/ has it (a module's picture left out): what `synth help NAME` and the
     REPL's `help NAME` print. An unknown name is an error that suggests the
     closest one, or else names ``lister``, the command that lists them all."""
     from .errors import SynthError, did_you_mean
@@ -42,8 +42,8 @@ def topic(name: str, registry: Registry, lister: str = "synth help") -> str:
         return command_section(name)
     if name in REPL_COMMANDS:
         return repl_section(name)
-    if name in registry:
-        return module_section(registry.get(name).cls, pictured(registry.get(name)))
+    if name in registry:   # without the picture's Markdown, which a terminal cannot show
+        return module_section(registry.get(name).cls)
     raise SynthError(f"no command or module type '{name}'"
                      + (did_you_mean(name, [*COMMANDS, *REPL_COMMANDS, *registry.types]) or f": `{lister}` lists them"))
 

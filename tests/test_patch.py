@@ -48,6 +48,8 @@ def test_basic_patch_builds_modules_and_cables(registry):
     ("connect f1.in amp1", 12, "is an input; a cable starts at an output"),
     ("connect os1 f1", 9, "unknown module 'os1', did you mean 'osc1'?"),
     ("connect osc1 f1.cutof", 17, "did you mean 'cutoff'?"),
+    ("connect osc1 amp1.nope", 19, "has no input or parameter 'nope' (inputs: in, gain; parameters: level)"),
+    ("connect amp1.gate out", 14, "has no output 'gate' (outputs: out)"),
     ("connect osc1 f1", 9, "already connected"),
     ("disconnect osc1 amp1", 12, "there is no cable"),
     ("set f1.cutoff 99999", 15, "out of range"),
