@@ -85,6 +85,8 @@ def test_edits_reach_the_engine_as_sets_or_reloads(session):
     ("add vfc f1", "unknown module type 'vfc', did you mean 'vcf'?"),
     ("conect osc1 out", "unknown command 'conect', did you mean 'connect'?"),
     ("udno", "unknown command 'udno', did you mean 'undo'?"),
+    ("stats", "unknown command 'stats', did you mean 'top'?"),     # other tools' words
+    ("list", "unknown command 'list', did you mean 'ls'?"),
     ("set osc1.freq 1e9", "out of range"),
     ("add vco osc1", "a module named 'osc1' already exists"),
     ('pattern osc1 "c3"', "does not take notes"),

@@ -51,6 +51,11 @@ class Snapshot:
     path: Path | None
 
 
+#: Words other tools use for a REPL command, whose spelling is too far
+#: from ours for a close-match hint ("list" would suggest "link").
+OTHER_NAMES = {"stats": "top", "status": "top", "list": "ls", "exit": "quit"}
+
+
 class Session:
     """The REPL's state.
 
@@ -129,8 +134,9 @@ class Session:
                 raise SynthError(f"'{verb}' cannot be part of a pasted block: paste patch and song commands only",
                                  line=number, col=verb.col)
             if verb not in COMMANDS:
-                raise SynthError(f"unknown command '{verb}'{did_you_mean(verb, [*COMMANDS, *REPL_COMMANDS])}",
-                                 line=number, col=verb.col)
+                hint = (f", did you mean '{OTHER_NAMES[verb]}'?" if verb in OTHER_NAMES
+                        else did_you_mean(verb, [*COMMANDS, *REPL_COMMANDS]))
+                raise SynthError(f"unknown command '{verb}'{hint}", line=number, col=verb.col)
         return self.edit(text)
 
     def edit(self, text: str) -> str:
