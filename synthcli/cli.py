@@ -200,7 +200,7 @@ def render(
     The output is bit-identical whatever the executor and worker count, and
     a song renders to the samples `synth play` sends to the device."""
     from .engine.core import Engine, check_executor
-    from .engine.render import WAV_SUFFIXES, Performance, blocks_for, render_to_wav
+    from .engine.render import WAV_SUFFIXES, Performance, RenderInterrupted, blocks_for, render_to_wav
     from .errors import SynthError, check_output
     try:
         check_executor(executor, workers)
@@ -235,8 +235,12 @@ def render(
                 if song is None:
                     engine.load(patch)
                 performance = Performance(engine, song, blocks)
-            with Progress(quiet) as progress:
-                frames = render_to_wav(performance, output, frames, fmt, progress.update)
+            try:
+                with Progress(quiet) as progress:
+                    frames = render_to_wav(performance, output, frames, fmt, progress.update)
+            except RenderInterrupted as stopped:
+                typer.echo(str(stopped), err=True)
+                raise typer.Exit(130) from None
             report_faults(engine)
         if plot is not None:
             from .plot import plot_wav

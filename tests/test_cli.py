@@ -374,3 +374,20 @@ def test_a_render_that_fills_the_disk_is_one_line_and_status_2(tmp_path):
     assert done.returncode == 2, done.stderr
     assert re.fullmatch(rf"error: cannot write {re.escape(str(out))} after \d+\.\d\d s of audio: .+ "
                         rf"\(is the disk full\?\)\n", done.stderr), done.stderr
+
+
+def test_ctrl_c_during_a_render_leaves_a_valid_file_and_says_what_it_holds(tmp_path):
+    out = tmp_path / "long.wav"
+    proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "render", "patches/basic.patch", "-d", "100000",
+                             "-o", str(out), "-q"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (out.exists() and out.stat().st_size > 1 << 20) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    said = re.fullmatch(rf"interrupted: {re.escape(str(out))} holds the first ([0-9.]+) s\n", err)
+    assert said, err
+    data, rate = soundfile.read(str(out))
+    assert abs(len(data) / rate - float(said.group(1))) < 0.006
+    assert len(data) > rate and np.abs(data[-rate // 10:]).max() > 0.05   # sound to its last block, not a zeroed tail

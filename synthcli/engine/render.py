@@ -100,6 +100,15 @@ class Performance:
         return block
 
 
+class RenderInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a render. The WAV file is closed and valid, and holds
+    every sample rendered before it: ``frames`` of them, ``seconds`` long."""
+
+    def __init__(self, path: str | Path, frames: int, samplerate: float) -> None:
+        self.frames, self.seconds = frames, frames / samplerate
+        super().__init__(f"interrupted: {path} holds the first {self.seconds:.2f} s")
+
+
 def render_to_wav(performance: Performance, path: str | Path, frames: int | None = None, fmt: str = "float32",
                   progress: Callable[[float], None] | None = None) -> int:
     """Render a performance into ``path``, block by block so memory does
@@ -139,18 +148,23 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
                              f"{str(error).strip()} (is the disk full?)") from None
 
     with out:
-        while not performance.over and (frames is None or written < frames):
-            block = performance.next_block()
-            take = n if frames is None or frames - written >= n else frames - written
-            chunk[:, held:held + take] = block if take == n else block[:, :take]
-            held += take
-            written += take
-            if held > chunk.shape[1] - n:
-                write(chunk[:, :held])
-                held = 0
-            if progress is not None and expected and time.monotonic() - last_report > 0.1:
-                last_report = time.monotonic()
-                progress(min(1.0, written / expected))
+        try:
+            while not performance.over and (frames is None or written < frames):
+                block = performance.next_block()
+                take = n if frames is None or frames - written >= n else frames - written
+                chunk[:, held:held + take] = block if take == n else block[:, :take]
+                held += take
+                written += take
+                if held > chunk.shape[1] - n:
+                    write(chunk[:, :held])
+                    held = 0
+                if progress is not None and expected and time.monotonic() - last_report > 0.1:
+                    last_report = time.monotonic()
+                    progress(min(1.0, written / expected))
+        except KeyboardInterrupt:
+            # Whole blocks only: the one being rendered when it came, if any, is not in ``written``.
+            write(chunk[:, :held])
+            raise RenderInterrupted(path, written, engine.samplerate) from None
         write(chunk[:, :held])
     return written
 

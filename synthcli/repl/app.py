@@ -185,8 +185,8 @@ def loop(control: Control, sound: Sound, history, directory: Path) -> None:
         except SynthError as error:
             say(error.typed(text), "error")
             continue
-        except KeyboardInterrupt:
-            say("interrupted", "warning")
+        except KeyboardInterrupt as stopped:   # a render's says what its file holds
+            say(str(stopped) or "interrupted", "warning")
             continue
         except Exception as error:    # a fault of ours: report it, keep the session
             log = directory / "repl-errors.log"
