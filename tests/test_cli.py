@@ -378,7 +378,7 @@ def test_a_render_that_fills_the_disk_is_one_line_and_status_2(tmp_path):
 
 def test_ctrl_c_during_a_render_leaves_a_valid_file_and_says_what_it_holds(tmp_path):
     out = tmp_path / "long.wav"
-    proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "render", "patches/basic.patch", "-d", "100000",
+    proc = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "render", "patches/basic.patch", "-d", "10000",
                              "-o", str(out), "-q"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not (out.exists() and out.stat().st_size > 1 << 20) and time.monotonic() < deadline:
@@ -391,3 +391,13 @@ def test_ctrl_c_during_a_render_leaves_a_valid_file_and_says_what_it_holds(tmp_p
     data, rate = soundfile.read(str(out))
     assert abs(len(data) / rate - float(said.group(1))) < 0.006
     assert len(data) > rate and np.abs(data[-rate // 10:]).max() > 0.05   # sound to its last block, not a zeroed tail
+
+
+def test_a_render_longer_than_a_wav_file_holds_is_refused_before_it_starts(tmp_path):
+    out = tmp_path / "long.wav"
+    done = synth("render", "patches/basic.patch", "-d", "1e9", "-o", str(out))
+    assert done.returncode == 2 and not out.exists()
+    assert done.stderr == ("error: 1000000000 s will not fit in a WAV file: it holds at most 3.1 hours of "
+                           "stereo float32 at 48000 Hz\n")
+    done = synth("render", "patches/basic.patch", "-d", "1e9", "--format", "pcm16", "-o", str(out))
+    assert "at most 6.2 hours of stereo pcm16" in done.stderr

@@ -22,6 +22,10 @@ from .core import Engine
 
 #: ``--format`` names and their libsndfile subtypes.
 FORMATS = {"float32": "FLOAT", "pcm16": "PCM_16", "pcm24": "PCM_24"}
+#: Bytes of audio a WAV file can hold (its sizes are 32-bit; a little is
+#: left for the header), and bytes per sample of each ``--format``.
+WAV_LIMIT = 2**32 - 2**16
+SAMPLE_BYTES = {"float32": 4, "pcm16": 2, "pcm24": 3}
 #: What a rendered or recorded file may be called: it is always a WAV file.
 WAV_SUFFIXES = (".wav", ".wave")
 #: Blocks gathered before each write to the WAV file.
@@ -120,13 +124,18 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
     if fmt not in FORMATS:
         raise SynthError(f"unknown format '{fmt}' (choose {', '.join(FORMATS)})")
     engine = performance.engine
+    sequencer = performance.sequencer
+    expected = frames or (sequencer.end if sequencer is not None else None)
+    most = WAV_LIMIT // (2 * SAMPLE_BYTES[fmt])
+    if expected and expected > most:   # else it would fill the disk and fail at the end
+        rate = engine.samplerate
+        raise SynthError(f"{expected / rate:.0f} s will not fit in a WAV file: it holds at most "
+                         f"{most / rate / 3600:.1f} hours of stereo {fmt} at {rate:g} Hz")
     try:
         out = soundfile.SoundFile(str(path), "w", int(engine.samplerate), 2, FORMATS[fmt], format="WAV")
     except (RuntimeError, OSError) as error:
         raise SynthError(f"cannot write {path}: {error}") from None
     soundfile._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)
-    sequencer = performance.sequencer
-    expected = frames or (sequencer.end if sequencer is not None else None)
     written = 0
     last_report = time.monotonic()
     # Blocks gather, channel by channel, in one buffer that goes to the
