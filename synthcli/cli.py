@@ -584,6 +584,7 @@ class Watcher:
         import threading
         self.path, self.reg, self.is_song = path, reg, is_song
         self.stamp = self._stamp()
+        self.missing = 0   # polls in a row that found no file
         # Saves sent whose "applied" the engine has yet to report: OSC edits
         # reload the patch too, and theirs are not a save's.
         self.unconfirmed = 0
@@ -600,7 +601,17 @@ class Watcher:
         from .engine.schedule import compile_patch
         from .errors import SynthError
         stamp = self._stamp()
-        if stamp is None or stamp == self.stamp:
+        if stamp is None:
+            # Said once, and only when gone at two polls in a row: an editor
+            # that saves by renaming leaves no file for a moment.
+            self.missing += 1
+            if self.missing == 2 and self.stamp is not None:
+                self.stamp = None
+                typer.echo(f"warning: {self.path} is gone; the last version plays on, "
+                           f"and a file saved there again is played", err=True)
+            return
+        self.missing = 0
+        if stamp == self.stamp:
             return
         self.stamp = stamp
         try:

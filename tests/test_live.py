@@ -262,12 +262,15 @@ def test_watch_applies_saves_at_the_next_bar_and_keeps_a_broken_one_out(jack_ser
     time.sleep(1.5)
     song.write_text(base + 'pattern kb "a4 [c5"\n')
     time.sleep(1.5)
+    song.unlink()
+    time.sleep(0.6)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert "Traceback" not in err
     applied = [line for line in err.splitlines() if line.startswith("applied")]
     assert len(applied) == 1 and " at bar " in applied[0] and "ms after the save" in applied[0], err
     assert "live.seq:7:16: unbalanced '['" in err and "still playing the last good version" in err
+    assert err.count(f"warning: {song} is gone; the last version plays on") == 1
     assert " 0 xruns" in err
     data, sr = soundfile.read(str(take))
     bar = int(applied[0].split(" at bar ")[1].split(",")[0])
