@@ -401,3 +401,32 @@ def test_a_render_longer_than_a_wav_file_holds_is_refused_before_it_starts(tmp_p
                            "stereo float32 at 48000 Hz\n")
     done = synth("render", "patches/basic.patch", "-d", "1e9", "--format", "pcm16", "-o", str(out))
     assert "at most 6.2 hours of stereo pcm16" in done.stderr
+
+
+def test_a_ctrl_c_just_after_a_write_neither_repeats_nor_miscounts_audio(registry, tmp_path, monkeypatch):
+    """The interrupt can come after libsndfile has written a chunk and before
+    the loop notes it: that chunk must not be written twice, and the length
+    reported must be the file's."""
+    from synthcli.engine.core import Engine
+    from synthcli.engine.render import Performance, RenderInterrupted, render_to_wav
+    patch = Patch(registry)
+    patch.load_text(BASIC.read_text())
+    with Engine(registry, 48000, 256) as engine:
+        engine.load(patch)
+        render_to_wav(Performance(engine, None, 300), tmp_path / "whole.wav")
+    plain, calls = soundfile.SoundFile.write, []
+
+    def write_then_interrupt(self, data):
+        plain(self, data)
+        calls.append(len(data))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(soundfile.SoundFile, "write", write_then_interrupt)
+    with Engine(registry, 48000, 256) as engine:
+        engine.load(patch)
+        with pytest.raises(RenderInterrupted) as stopped:
+            render_to_wav(Performance(engine, None, 300), tmp_path / "cut.wav")
+    monkeypatch.undo()
+    cut, whole = soundfile.read(str(tmp_path / "cut.wav"))[0], soundfile.read(str(tmp_path / "whole.wav"))[0]
+    assert stopped.value.frames == len(cut) == sum(calls) == 2 * 64 * 256
+    assert np.array_equal(cut, whole[:len(cut)])

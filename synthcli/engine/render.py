@@ -106,7 +106,7 @@ class Performance:
 
 class RenderInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped a render. The WAV file is closed and valid, and holds
-    every sample rendered before it: ``frames`` of them, ``seconds`` long."""
+    the render's first ``frames`` samples, ``seconds`` long."""
 
     def __init__(self, path: str | Path, frames: int, samplerate: float) -> None:
         self.frames, self.seconds = frames, frames / samplerate
@@ -165,15 +165,16 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
                 held += take
                 written += take
                 if held > chunk.shape[1] - n:
-                    write(chunk[:, :held])
-                    held = 0
+                    full, held = held, 0   # before the write: a Ctrl-C after it must not write it twice
+                    write(chunk[:, :full])
                 if progress is not None and expected and time.monotonic() - last_report > 0.1:
                     last_report = time.monotonic()
                     progress(min(1.0, written / expected))
         except KeyboardInterrupt:
-            # Whole blocks only: the one being rendered when it came, if any, is not in ``written``.
             write(chunk[:, :held])
-            raise RenderInterrupted(path, written, engine.samplerate) from None
+            # What the file holds, as libsndfile counts it: a Ctrl-C can come
+            # anywhere in the loop, between a block's copy and its count.
+            raise RenderInterrupted(path, out.frames, engine.samplerate) from None
         write(chunk[:, :held])
     return written
 
