@@ -107,17 +107,24 @@ def _read_soon(fd: int, size: int, timeout: float | None) -> bytes | None:
         return None
 
 
+def _pauses():
+    """Pauses for a wait on another process's progress: yield the core
+    briefly at first, then sleep. Producers are usually microseconds away,
+    but a pure spin on a shared core costs milliseconds."""
+    for _ in range(2000):
+        os.sched_yield()
+        yield
+    while True:
+        time.sleep(0.0001)
+        yield
+
+
 def _wait_for(board: Board, indices: tuple[int, ...], block: int) -> None:
-    """Spin briefly, then yield the core: producers are usually microseconds
-    away, but a pure spin on a shared core costs milliseconds."""
     for index in indices:
-        spins = 0
-        while board.progress[index] < block:
-            spins += 1
-            if spins < 2000:
-                os.sched_yield()
-            else:
-                time.sleep(0.0001)
+        if board.progress[index] < block:   # (no pauses made while nothing is awaited)
+            pause = _pauses()
+            while board.progress[index] < block:
+                next(pause)
 
 
 def _load_classes(pickled: dict[str, bytes]) -> tuple[dict[str, type], dict[str, str]]:
@@ -624,7 +631,7 @@ class ProcessExecutor:
         board = self.board
         done = select.poll()
         done.register(self.worker(part).done, select.POLLIN)
-        tries = 0
+        pause = _pauses()
         while any(board.progress[i] < block for i in outputs):
             if done.poll(0):   # done, or dead: _finish tells which
                 self._finish(part, block)
@@ -632,11 +639,7 @@ class ProcessExecutor:
             if time.perf_counter() - self.posted > self.deadline:
                 self._finish(part, block, 0.0)
                 return True
-            tries += 1
-            if tries < 2000:
-                os.sched_yield()
-            else:
-                time.sleep(0.0001)
+            next(pause)
         return False
 
     def _finish(self, part: int, block: int, timeout: float | None = None) -> None:
