@@ -4,7 +4,8 @@ third-party package name, so the engine hosts it in a worker process.
 
 With ``once=1`` it fails only the first time in a test (a marker file named
 by $SYNTHCLI_FAULT_MARKER remembers), so its replacement plays on; with
-``once=0`` it keeps failing, which leads to quarantine.
+``once=0`` it keeps failing, which leads to quarantine; ``every`` spaces
+those failures out.
 """
 import ctypes
 import math
@@ -26,6 +27,7 @@ class Faulty(Module):
         Param("mode", "ok", choices=MODES, doc="how it fails"),
         Param("at", 10, 0, 1e9, "blocks", integer=True, doc="the block at which it fails"),
         Param("once", 1, 0, 1, integer=True, doc="1: fail only once per test"),
+        Param("every", 1, 1, 1e9, "blocks", integer=True, doc="fail in every Nth block from `at` on"),
     )
     state_fields = ("count",)
 
@@ -39,7 +41,8 @@ class Faulty(Module):
         mode = MODES[int(params["mode"][0, 0])]
         out = outputs["out"]
         out[:] = 0.25 * np.sin(2 * math.pi * 1000.0 * (block * self.blocksize + self.ramp) / self.samplerate)
-        if mode == "ok" or block < int(params["at"][0, 0]):
+        at = int(params["at"][0, 0])
+        if mode == "ok" or block < at or (block - at) % int(params["every"][0, 0]):
             return
         marker = os.environ.get("SYNTHCLI_FAULT_MARKER", "")
         if params["once"][0, 0] and marker:

@@ -77,6 +77,19 @@ def test_a_module_failing_three_times_is_quarantined(registry, mode):
     assert (np.abs(out[0]).reshape(blocks, BLOCK).max(axis=1)[2:] > 0.2).all()
 
 
+@pytest.mark.parametrize("seconds, quarantined", [(4.6, True), (5.4, False)])
+def test_quarantine_counts_three_faults_within_ten_seconds_of_audio(registry, seconds, quarantined):
+    """Three faults 4.6 s apart fall within one 10 s window; 5.4 s apart,
+    never more than two do, and a module that fails that rarely plays on."""
+    every = round(seconds * 48000 / BLOCK)
+    blocks = AT + 3 * every + 2
+    text = HEALTHY + f"add faulty f mode=raise at={AT} once=0 every={every}\nconnect f out.right\n"
+    out, stats = render(registry, text, blocks, executor="inline")
+    assert stats["f"]["faults"] == (3 if quarantined else 4) and stats["f"]["quarantined"] == quarantined
+    per_block = np.abs(out[1]).reshape(blocks, BLOCK).max(axis=1)
+    assert (per_block[-1] > 0.2) != quarantined
+
+
 @pytest.mark.parametrize("mode", ["raise", "nan"])
 def test_every_executor_guards_exceptions_and_nan_the_same_way(registry, mode, tmp_path, monkeypatch):
     results = []

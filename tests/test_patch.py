@@ -3,9 +3,11 @@ import re
 
 import pytest
 
+from synthcli.engine.core import Engine
 from synthcli.errors import SynthError
 from synthcli.language import parse_line
 from synthcli.patch import Cable, Patch
+from synthcli.testing import rms
 
 BASIC = """\
 add vco osc1 wave=saw freq=110
@@ -26,6 +28,12 @@ def patch_of(registry, text=BASIC):
     patch = Patch(registry)
     patch.load_text(text, "p.patch")
     return patch
+
+
+def rendered(registry, patch, blocks=8):
+    with Engine(registry, 48000, 256, executor="inline") as engine:
+        engine.load(patch)
+        return [engine.process_block().copy() for _ in range(blocks)][-1]
 
 
 def test_basic_patch_builds_modules_and_cables(registry):
@@ -82,6 +90,19 @@ def test_remove_drops_its_cables(registry):
     patch.apply(parse_line("remove f1"))
     assert "f1" not in patch.modules and list(patch.modules) == ["out", "osc1", "l1", "env", "amp1"]
     assert sorted(patch.cables, key=str) == [Cable("amp1", "out", "out", "in"), Cable("env", "out", "amp1", "gain")]
+
+
+def test_disconnect_removes_that_cable_and_the_sound_it_carried(registry):
+    """Only the named cable goes (a stereo pair as one), and the output
+    really falls silent: the patch model and the engine both see it."""
+    patch = patch_of(registry, "add vco o\nadd pan p\nconnect o p\nconnect p out\nadd vco q\nconnect q out\n")
+    patch.apply(parse_line("disconnect q out"))
+    assert sorted(patch.cables, key=str) == [Cable("o", "out", "p", "in"), Cable("p", "left", "out", "left"),
+                                             Cable("p", "right", "out", "right")]
+    assert rms(rendered(registry, patch)) > 0.1
+    patch.apply(parse_line("disconnect p out"))
+    assert patch.cables == [Cable("o", "out", "p", "in")]
+    assert not rendered(registry, patch).any()
 
 
 def test_stereo_outputs_connect_by_name(registry):
