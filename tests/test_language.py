@@ -36,6 +36,7 @@ def test_quoted_strings_keep_spaces_and_hashes():
     ("ad vco x", 1, 1, "unknown command 'ad', did you mean 'add'?"),
     ("add vco", 1, 8, "usage is 'add TYPE NAME"),
     ("add vco 1osc", 1, 9, "not a valid module name"),
+    ("add vco " + "o" * 33, 1, 9, "is too long (33 characters; at most 32)"),
     ("add vco osc freq", 1, 13, "expected param=value"),
     ("add vco osc freq=1 freq=2", 1, 20, "given twice"),
     ("connect a", 1, 10, "usage is 'connect"),

@@ -16,6 +16,9 @@ from .commands import (Add, At, Command, Connect, Disconnect, Endpoint, Length, 
                        Require, Set, Tempo, Token)
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: Long enough for "bass_drum_sidechain_comp"; short enough that `ls`, `top`
+#: and the toolbar keep their columns.
+NAME_LIMIT = 32
 _QUALIFIED_TYPE = re.compile(r"([A-Za-z0-9_.\-]+:)?[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -95,6 +98,9 @@ def _parse_add(words: list[Token], line: int) -> Add:
     if not _QUALIFIED_TYPE.match(type_token):
         raise _fail(f"'{type_token}' is not a valid module type", line, type_token.col)
     name = _name(words[2], line, "module name")
+    if len(name) > NAME_LIMIT:
+        raise _fail(f"the module name '{name[:NAME_LIMIT]}...' is too long ({len(name)} characters; "
+                    f"at most {NAME_LIMIT})", line, name.col)
     params: list[tuple[Token, Token]] = []
     seen: set[str] = set()
     for word in words[3:]:
@@ -276,7 +282,8 @@ def _parse_midiout(words: list[Token], line: int) -> Midiout:
 
 COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("add", "add TYPE NAME [param=value ...]",
-                "create a module instance, optionally setting parameters", _parse_add),
+                "create a module instance named NAME (at most 32 letters, digits and _), "
+                "optionally setting parameters", _parse_add),
     CommandSpec("remove", "remove NAME", "delete a module and every cable touching it", _parse_remove),
     CommandSpec("connect", "connect SRC[.PORT] DST[.PORT]",
                 "patch a cable from an output to an input or a parameter "
