@@ -21,6 +21,11 @@ from typing import Any, NamedTuple
 
 METADATA_SUFFIXES = (".dist-info", ".egg-info")
 
+#: Cache files kept per group. Every interpreter and sys.path makes its own
+#: (each venv, each PYTHONPATH a test sets), so without a bound they pile up;
+#: an environment pushed out by this many newer ones scans once more, 20 ms.
+KEEP = 16
+
 
 class EntryPoint(NamedTuple):
     """One entry point of a group, with the distribution that declares it."""
@@ -58,9 +63,26 @@ def entry_points(group: str) -> list[EntryPoint]:
         partial = path.with_name(f"{path.name}.{os.getpid()}")
         partial.write_text(json.dumps({"installed": key, "entry_points": found}))
         os.replace(partial, path)   # readers see the old file or the new, never half of one
+        prune(path.parent, group)
     except OSError:
         pass    # a read-only home only costs the scan
     return found
+
+
+def prune(folder: Path, group: str) -> None:
+    """Keep the KEEP most recently written cache files of ``group``."""
+    aged = []
+    for entry in os.scandir(folder):
+        if entry.name.startswith(f"entry-points-{group}-") and entry.name.endswith(".json"):
+            try:
+                aged.append((entry.stat().st_mtime_ns, entry.path))
+            except OSError:
+                pass    # removed by another process's prune meanwhile
+    for _, stale in sorted(aged, reverse=True)[KEEP:]:
+        try:
+            os.unlink(stale)
+        except OSError:
+            pass
 
 
 def scan(group: str) -> list[EntryPoint]:

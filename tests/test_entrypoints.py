@@ -114,3 +114,20 @@ def test_packages_that_name_their_entry_points_alike_both_load(site, monkeypatch
     assert {name: registry.types[name].package for name in ("folda", "foldb", "proud")} == {
         "folda": "synthcli-fold", "foldb": "synthcli-folder", "proud": "synthcli-proud"}
     assert "vco" in registry.types and not registry.problems and not registry.skipped
+
+
+def test_the_cache_keeps_only_the_newest_files_of_a_group(site, monkeypatch):
+    """Each environment writes its own file; old ones are pruned on write,
+    and another group's files are left alone."""
+    folder = entrypoints.cache_path(GROUP).parent
+    folder.mkdir(parents=True)
+    for n in range(entrypoints.KEEP + 4):
+        old = folder / f"entry-points-{GROUP}-{n:08x}.json"
+        old.write_text("{}")
+        os.utime(old, ns=(n * 10**9, n * 10**9))
+    other = folder / "entry-points-another-group-00000000.json"
+    other.write_text("{}")
+    assert entrypoints.entry_points(GROUP) == []
+    left = sorted(p.name for p in folder.iterdir())
+    newest = [f"entry-points-{GROUP}-{n:08x}.json" for n in range(5, entrypoints.KEEP + 4)]
+    assert left == sorted([other.name, entrypoints.cache_path(GROUP).name, *newest])
