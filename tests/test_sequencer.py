@@ -145,6 +145,8 @@ def test_a_parameter_pattern_is_range_checked_however_late_a_value_comes(registr
     late = "<" + "0.5 " * 64 + "-50>"
     with pytest.raises(SynthError, match=r"pattern value -50 is out of range for a.level"):
         Song(registry, SINE_INTO_A + f'pattern a.level "{late}"\n')
+    with pytest.raises(SynthError, match=r"pattern value 99999999 is out of range"):   # as typed, not 1e+08
+        Song(registry, SINE_INTO_A + 'pattern a.level "0.5 99999999"\n')
 
 
 def test_the_same_song_renders_bit_identically_on_every_executor(registry):

@@ -639,15 +639,17 @@ class _Parser:
         names = ("hits", "steps", "rotation")
         while True:
             self.skip_space()
+            here = self.pos + 1   # errors point at what is wrong; their text names the group's '('
             word = self.word()
             if not _INTEGER.match(word) or len(word) > _MAX_NUMBER_CHARS:
                 if not word and not self.peek():
                     raise _fail(f"unbalanced '(' at {col}: a closing ')' is missing", col)
                 got = f", got '{_clip(word)}'" if word else ""
-                raise _fail(f"expected a whole number of {names[len(args)]} in '(k,n,r)' at {col}{got}", col)
+                raise _fail(f"expected a whole number of {names[len(args)]} at {here} in the '(k,n,r)' opened at "
+                            f"{col}{got}", here)
             args.append(int(word))
             self.skip_space()
-            ch = self.peek()
+            ch, here = self.peek(), self.pos + 1
             self.pos += 1
             if ch == ")" and len(args) >= 2:
                 break
@@ -658,7 +660,7 @@ class _Parser:
             if ch == ")":
                 raise _fail(f"'(' at {col} needs hits and steps: 'a(3,8)'", col)
             expected = ("','", "',' or ')'", "')'")[len(args) - 1]
-            raise _fail(f"expected {expected} in '(k,n,r)' at {col}, got {_show(ch)}", col)
+            raise _fail(f"expected {expected} at {here} in the '(k,n,r)' opened at {col}, got {_show(ch)}", here)
         hits, steps = args[0], args[1]
         rotation = args[2] if len(args) == 3 else 0
         if not 1 <= steps <= MAX_STEPS_PER_CYCLE:

@@ -128,10 +128,10 @@ class Song:
                                  line=command.line, col=target.port.col)
             for value in sorted(pattern.values()):
                 if not param.min <= value <= param.max:
-                    raise SynthError(f"pattern value {value:g} is out of range for {target}"
+                    raise SynthError(f"pattern value {value:.15g} is out of range for {target}"
                                      f"{param.range_text()}", line=command.line, col=command.text.col)
                 if param.integer and value != int(value):
-                    raise SynthError(f"pattern value {value:g} is not a whole number, as {target} "
+                    raise SynthError(f"pattern value {value:.15g} is not a whole number, as {target} "
                                      f"needs", line=command.line, col=command.text.col)
         return Voice(target.module, target.port, pattern, Fraction(str(options.get("legato", 1.0))),
                      options.get("vel", 0.8))
