@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from synthcli.api import NoteOn
+from synthcli.api import NoteOff, NoteOn
 from synthcli.engine.core import Engine
 from synthcli.midi import MidiSong, midi_performance
 from synthcli.modules.drums import Drums
+from synthcli.modules.keys import Keys
 from synthcli.testing import check_module, peak_frequency, render_module, rms
 
 ROOT = Path(__file__).parent.parent
@@ -185,6 +186,90 @@ def test_sustain_holds_released_notes_until_the_pedal_lifts(registry, tmp_path):
     assert rms(window(held, 1.0, 1.2)) < 1e-4           # released when the pedal lifted at 0.9 s
 
 
+def test_expression_scales_the_level_with_volume(registry, tmp_path):
+    track = [ORGAN,
+             mido.Message("note_on", note=69, velocity=100, time=0),
+             mido.Message("note_off", note=69, time=480),
+             mido.Message("control_change", control=11, value=64, time=240),
+             mido.Message("note_on", note=69, velocity=100, time=0),
+             mido.Message("note_off", note=69, time=480),
+             mido.Message("control_change", control=7, value=50, time=240),
+             mido.Message("note_on", note=69, velocity=100, time=0),
+             mido.Message("note_off", note=69, time=480)]
+    x = render(registry, save(tmp_path, [track]))
+    full, expressed = rms(window(x, 0.1, 0.4)), rms(window(x, 0.85, 1.15))
+    both = rms(window(x, 1.6, 1.9))
+    assert 3.8 < full / expressed < 4.1          # CC 11 from 127 to 64: (127/64)^2, not CC 7's (100/64)^2
+    assert 3.9 < expressed / both < 4.1          # then CC 7 from 100 to 50 on top: (100/50)^2
+
+
+def test_reset_all_controllers_lifts_the_pedal_and_resets_expression_and_bend(registry, tmp_path):
+    track = [ORGAN,
+             mido.Message("control_change", control=7, value=50, time=0),     # kept by the reset
+             mido.Message("control_change", control=11, value=32, time=0),
+             mido.Message("control_change", control=64, value=127, time=0),
+             mido.Message("pitchwheel", pitch=8191, time=0),
+             mido.Message("note_on", note=69, velocity=100, time=0),
+             mido.Message("note_off", note=69, time=240),                     # the pedal holds it
+             mido.Message("control_change", control=121, value=0, time=240),  # at 0.5 s
+             mido.Message("note_on", note=69, velocity=100, time=240),
+             mido.Message("note_off", note=69, time=480)]
+    x = render(registry, save(tmp_path, [track]))
+    before, after = window(x, 0.3, 0.45), window(x, 0.85, 1.2)
+    assert abs(peak_frequency(before[0]) - 440.0 * 2 ** (2 * 8191 / 8192 / 12)) < 2.0
+    assert rms(window(x, 0.6, 0.7)) < 1e-3 * rms(before)      # the pedal lifted: the held note ended
+    assert abs(peak_frequency(after[0]) - 440.0) < 2.0        # no bend
+    assert 15.0 < rms(after) / rms(before) < 16.5             # expression 127 again: (127/32)^2, volume still 50
+
+
+@pytest.mark.parametrize("control", [120, 123])
+def test_all_sound_off_and_all_notes_off_end_the_channels_notes(registry, tmp_path, control):
+    """Channel 1 (hard left) holds a chord and a note its pedal keeps; the
+    controller at 0.5 s ends them all, and channel 2 (hard right) plays on."""
+    first = [ORGAN,
+             mido.Message("control_change", control=10, value=0, time=0),
+             mido.Message("control_change", control=64, value=127, time=0),
+             mido.Message("note_on", note=67, velocity=100, time=0),
+             mido.Message("note_on", note=60, velocity=100, time=0),
+             mido.Message("note_on", note=64, velocity=100, time=0),
+             mido.Message("note_off", note=67, time=120),                     # the pedal keeps it
+             mido.Message("control_change", control=control, value=0, time=360),
+             mido.Message("note_off", note=60, time=480),
+             mido.Message("note_off", note=64, time=0)]
+    second = [mido.Message("program_change", program=16, channel=1, time=0),
+              mido.Message("control_change", control=10, value=127, channel=1, time=0)]
+    second += notes(1, [48], length=1440)
+    x = render(registry, save(tmp_path, [first, second]))
+    left, right = window(x, 0.3, 0.45)
+    assert rms(left) > 0.01 and rms(right) > 0.01
+    left, right = window(x, 0.6, 0.95)
+    assert rms(left) < 1e-4                                   # every note of channel 1 ended at 0.5 s
+    assert rms(right) > 0.01 and abs(peak_frequency(right) - 130.81) < 1.0
+
+
+@pytest.mark.parametrize("number", [120, 123])
+def test_a_live_keyboard_lets_go_of_held_and_sustained_notes_on_all_notes_off(registry, monkeypatch, number):
+    """`synth play --midi-in` and the REPL's `midi in` handle these
+    controllers apart from MIDI files (synthcli.midi.live.Keyboard)."""
+    from synthcli.control import Control, LiveSound
+    from synthcli.midi.live import Keyboard
+    from synthcli.repl.session import Session
+    control = Control(Session(registry, LiveSound()))
+    played = []
+    monkeypatch.setattr(control, "note", lambda pitch, velocity, on, name=None: played.append((pitch, on)))
+    keyboard = Keyboard(control, None, print)
+    keyboard([(0, message) for message in (
+        mido.Message("control_change", control=64, value=127),
+        mido.Message("note_on", note=64, velocity=100),
+        mido.Message("note_off", note=64),                        # the pedal keeps it
+        mido.Message("note_on", note=69, velocity=100))])        # held
+    assert played == [(64, True), (69, True)]
+    keyboard([(0, mido.Message("control_change", control=number, value=0))])
+    assert played[2:] == [(64, False), (69, False)]
+    keyboard([(0, mido.Message("control_change", control=64, value=0))])
+    assert len(played) == 4                                       # released once, not again at the pedal
+
+
 def test_a_program_change_changes_the_timbre(registry, tmp_path):
     def harmonics(program):
         """Levels of harmonics 2..12 of A3 in dB against the fundamental."""
@@ -217,6 +302,50 @@ def test_drums_keep_the_module_contract_and_respond_to_velocity():
     soft = render_module(Drums, 40, events=[(0, NoteOn(38, 0.3))])["out"]
     hard = render_module(Drums, 40, events=[(0, NoteOn(38, 0.9))])["out"]
     assert rms(hard) == pytest.approx(3 * rms(soft), rel=1e-6)
+
+
+# -- the keys voice allocator -----------------------------------------------------------
+
+def playing(events, voices, at):
+    """What each voice of a ``keys`` plays at the given samples: its
+    (note, velocity) while its gate is high, None while it is low."""
+    out = render_module(Keys, 2, params={"voices": voices}, channels=voices, blocksize=64, events=events)
+    return [[(round(60 + 12 * out["voct"][c, s]), round(out["velocity"][c, s], 2))
+             if out["gate"][c, s] > 0.5 else None for c in range(voices)] for s in at]
+
+
+def test_keys_gives_a_new_note_the_voice_released_longest_ago():
+    events = [(10, NoteOn(60, 0.5)), (20, NoteOn(62, 0.6)), (30, NoteOn(64, 0.7)),
+              (40, NoteOff(62)), (50, NoteOff(60)), (60, NoteOn(65, 0.8))]
+    assert playing(events, 3, [35, 55, 65]) == [
+        [(60, 0.5), (62, 0.6), (64, 0.7)],     # unused voices in order
+        [None, None, (64, 0.7)],
+        [None, (65, 0.8), (64, 0.7)]]          # voice 2, released before voice 1
+    # An unused voice is free the longest: a new note leaves a release tail alone.
+    assert playing([(10, NoteOn(60, 0.5)), (20, NoteOff(60)), (30, NoteOn(62, 0.6))], 3, [35]) == [
+        [None, (62, 0.6), None]]
+
+
+def test_keys_steals_the_voice_held_longest():
+    events = [(10, NoteOn(60, 0.5)), (20, NoteOn(62, 0.6)), (30, NoteOff(60)), (40, NoteOn(64, 0.7)),
+              (50, NoteOn(65, 0.8)), (60, NoteOn(67, 0.9)), (70, NoteOn(69, 1.0))]
+    assert playing(events, 2, [45, 49, 55, 65, 75]) == [
+        [(64, 0.7), (62, 0.6)],
+        [(64, 0.7), None],                     # the stolen voice's gate drops for a sample
+        [(64, 0.7), (65, 0.8)],                # 62, on since sample 20, is stolen, not 64
+        [(67, 0.9), (65, 0.8)],
+        [(67, 0.9), (69, 1.0)]]
+
+
+def test_keys_plays_a_note_again_on_the_voice_that_has_it():
+    events = [(10, NoteOn(60, 0.5)), (20, NoteOn(64, 0.6)), (30, NoteOn(60, 0.9)),
+              (40, NoteOff(64)), (50, NoteOff(60)), (60, NoteOn(64, 0.7))]
+    assert playing(events, 3, [25, 29, 35, 55, 65]) == [
+        [(60, 0.5), (64, 0.6), None],
+        [None, (64, 0.6), None],               # a retrigger: the gate drops for a sample
+        [(60, 0.9), (64, 0.6), None],          # the same voice, not a second one
+        [None, None, None],
+        [None, (64, 0.7), None]]               # its own voice, releasing, not the unused one
 
 
 # -- messy files ----------------------------------------------------------------------
