@@ -118,9 +118,14 @@ def installed_fingerprint() -> list[list]:
     return key
 
 
+def cache_folder() -> Path:
+    """synthcli's folder in the user's cache (XDG)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "synthcli"
+
+
 def cache_path(group: str) -> Path:
     """One file per group and environment (interpreter and sys.path), so
     two environments of one user do not overwrite each other's."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     environment = zlib.crc32("\0".join([sys.executable, *sys.path]).encode())
-    return Path(base) / "synthcli" / f"entry-points-{group}-{environment:08x}.json"
+    return cache_folder() / f"entry-points-{group}-{environment:08x}.json"

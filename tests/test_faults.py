@@ -2,6 +2,8 @@
 segfaults silences only itself, is replaced and comes back, or is
 quarantined if it keeps failing. Checked on the rendered samples."""
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,15 +135,26 @@ def test_auto_keeps_a_patch_of_built_ins_inline(registry):
     assert render(registry, HEALTHY, 4, executor="auto")[1]["a"]["partition"] == 0
 
 
-def test_an_installed_plugin_that_crashes_or_hangs_in_setup_leaves_the_workers_be(registry, monkeypatch):
+def test_an_installed_plugin_that_crashes_or_hangs_in_setup_leaves_the_workers_be(registry, monkeypatch,
+                                                                                   tmp_path):
     """Workers start after every installed module has been warmed up; one
     whose setup() segfaults or never returns is tried in a fork first, and
-    left cold, whether or not the patch uses it."""
+    left cold, whether or not the patch uses it. The verdict is remembered
+    until the plugin's file changes: a hang cost every start its trial."""
     from synthcli.engine import processes
     monkeypatch.setattr(processes, "TRIAL_SECONDS", 1.0)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     registry.add(Wrecker, "faulty-test-plugin", "0")
     registry.add(Sleeper, "faulty-test-plugin", "0")
-    assert processes.survivors([Faulty, Wrecker, Faulty, Sleeper, Faulty], 48000, BLOCK) == [Faulty] * 3
+    forks = []
+    fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or fork())
+    trial = [Faulty, Wrecker, Faulty, Sleeper, Faulty]
+    assert processes.survivors(trial, 48000, BLOCK) == [Faulty] * 3 and len(forks) == 3
+    assert processes.survivors(trial, 48000, BLOCK) == [Faulty] * 3 and len(forks) == 4
+    source = Path(sys.modules[Sleeper.__module__].__file__)
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))   # the plugin changed
+    assert processes.survivors(trial, 48000, BLOCK) == [Faulty] * 3 and len(forks) == 7
     out, stats = render(registry, HEALTHY + "add wrecker w\nconnect w out.right\n", 20)
     assert np.abs(out[0][BLOCK:]).reshape(19, BLOCK).max(axis=1).min() > 0.2   # the built-in plays
     assert not out[1].any() and stats["w"]["faults"] >= 1 and "SIGSEGV" in stats["w"]["reason"]

@@ -30,6 +30,7 @@ ran beside the music on a 2-core machine.
 from __future__ import annotations
 
 import faulthandler
+import json
 import multiprocessing as mp
 import queue
 from multiprocessing import forkserver, resource_tracker
@@ -38,6 +39,7 @@ import pickle
 import select
 import signal
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -303,7 +305,9 @@ def survivors(classes: list[type], samplerate: float, blocksize: int) -> list[ty
     They are warmed in order in a forked child that writes each one's index
     down a pipe when it is done; a child that dies or falls silent for
     TRIAL_SECONDS names the class it was on, and a new child goes on after
-    it."""
+    it. A class that failed is not tried again until its file changes."""
+    failed = _failed_trials()
+    classes = [cls for cls in classes if _trial_key(cls) not in failed]
     good: list[type] = []
     start = 0
     while start < len(classes):
@@ -337,7 +341,48 @@ def survivors(classes: list[type], samplerate: float, blocksize: int) -> list[ty
                 os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         start = done + 1   # past the one that crashed or hung, if any
+    _remember_failed([cls for cls in classes if cls not in good])
     return good
+
+
+def _trial_key(cls: type) -> str | None:
+    """The class, its module's file and that file's modification time: a
+    verdict holds until the plugin is changed (an upgrade, an edit of an
+    editable install)."""
+    path = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    try:
+        return f"{path}:{os.stat(path).st_mtime_ns}:{cls.__qualname__}" if path else None
+    except OSError:
+        return None
+
+
+def _verdicts_path():
+    from ..entrypoints import cache_folder
+    return cache_folder() / "failed-warm-ups.json"
+
+
+def _failed_trials() -> set[str]:
+    """Modules that crashed or hung in an earlier warm-up's trial: without
+    this, a plugin whose setup() hangs cost TRIAL_SECONDS at every start."""
+    try:
+        return set(json.loads(_verdicts_path().read_text()))
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+def _remember_failed(classes: list[type]) -> None:
+    keys = {key for key in map(_trial_key, classes) if key}
+    if not keys:
+        return
+    path = _verdicts_path()
+    kept = {key for key in _failed_trials() if os.path.exists(key.rsplit(":", 2)[0])}   # uninstalled: forgotten
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}")
+        partial.write_text(json.dumps(sorted(kept | keys)))
+        os.replace(partial, path)
+    except OSError:
+        pass    # a read-only home: the trial is simply made again next time
 
 
 class ProcessExecutor:
