@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from synthcli.modules.filters import Ladder, Vcf
+from synthcli.modules.filters import SVF_MODES, Ladder, Vcf
 from synthcli.testing import check_module, render_module
 
 FS = 48000
@@ -127,3 +127,83 @@ def test_channels_are_independent(cls):
 @pytest.mark.parametrize("cls", [Vcf, Ladder])
 def test_check_module(cls):
     check_module(cls)
+
+
+# -- five voices and more: the lanes ---------------------------------------------------
+# From 5 voices the vcf runs its channels as lanes (the ladder from 2), in a
+# path of their own when every voice shares the cutoff and res, another when
+# they differ. Either way a voice must come out exactly as it does alone.
+
+LANE_BLOCKS = 4
+
+
+def voice_params(voices):
+    """Per-voice cutoffs and res that move every sample, each voice at its
+    own rate and range, voice 0 dipping below 0 Hz and voices from 8 on
+    going past the top (held at 10 Hz and 0.49 x samplerate). Voice 2
+    copies voice 1 sample for sample, and voice 4 meets voice 3 for the
+    first half of each block, so a lane also takes a neighbour's value at
+    some samples and its own at others."""
+    t = np.arange(LANE_BLOCKS * BLOCK) / FS
+    v = np.arange(voices)[:, None]
+    cutoff = 150 * 1.6 ** v * 4.0 ** np.sin(2 * np.pi * (40 + 13 * v) * t + v)
+    cutoff[0] -= 50
+    res = 0.45 + 0.45 * np.sin(2 * np.pi * (25 + 7 * v) * t + 2 * v)
+    for p in (cutoff, res):
+        if voices > 2:
+            p[2] = p[1]
+        if voices > 4:
+            first_half = (np.arange(p.shape[1]) % BLOCK) < BLOCK // 2
+            p[4, first_half] = p[3, first_half]
+    return cutoff, res
+
+
+def assert_voices_as_alone(cls, x, **params):
+    """Each voice of a render with all voices together equals that voice
+    rendered on its own (one channel, the one-voice path), bit for bit:
+    the lanes compute the same gains with the same operations. An array
+    parameter holds a row per voice, anything else is every voice's."""
+    voices = x.shape[0]
+    together = render(cls, x, blocks=LANE_BLOCKS, channels=voices, **params)
+    for c in range(voices):
+        own = {k: v[c] if isinstance(v, np.ndarray) else v for k, v in params.items()}
+        alone = render(cls, x[c], blocks=LANE_BLOCKS, **own)[0]
+        np.testing.assert_array_equal(together[c], alone, err_msg=f"voice {c} of {voices}")
+
+
+@pytest.mark.parametrize("voices", [5, 8, 9, 16])
+@pytest.mark.parametrize("mode", SVF_MODES)
+@pytest.mark.parametrize("own_res", [True, False], ids=["own-res", "one-res"])
+def test_vcf_voices_with_cutoffs_of_their_own_filter_as_alone(voices, mode, own_res):
+    """With one fixed res, only the cutoffs set the voices apart and
+    change the gains from sample to sample."""
+    x = noise(seed=voices, channels=voices)[:, :LANE_BLOCKS * BLOCK]
+    cutoff, res = voice_params(voices)
+    assert_voices_as_alone(Vcf, x, mode=mode, cutoff=cutoff, res=res if own_res else 0.7)
+
+
+@pytest.mark.parametrize("voices", [2, 5, 8, 9, 16])
+@pytest.mark.parametrize("own_res", [True, False], ids=["own-res-drive", "one-res-drive"])
+def test_ladder_voices_with_cutoffs_of_their_own_filter_as_alone(voices, own_res):
+    """From 2 voices the ladder runs lanes: as many as voices up to 4, then
+    8, then 16, the rest silent padding."""
+    x = noise(seed=voices, channels=voices)[:, :LANE_BLOCKS * BLOCK]
+    cutoff, res = voice_params(voices)
+    drive = np.linspace(0, 1, voices)[:, None] * np.ones(x.shape[1])
+    if voices > 2:
+        drive[2] = drive[1]
+    if own_res:
+        assert_voices_as_alone(Ladder, x, cutoff=cutoff, res=res, drive=drive)
+    else:
+        assert_voices_as_alone(Ladder, x, cutoff=cutoff, res=0.7, drive=0.3)
+
+
+@pytest.mark.parametrize("cls", [Vcf, Ladder])
+@pytest.mark.parametrize("voices", [5, 9])
+def test_voices_sharing_a_modulated_cutoff_filter_as_alone(cls, voices):
+    """One LFO on every voice's cutoff and res: the path where one set of
+    gains serves all the lanes, each lane with its own signal and state."""
+    x = noise(seed=voices, channels=voices)[:, :LANE_BLOCKS * BLOCK]
+    cutoff, res = voice_params(1)
+    assert_voices_as_alone(cls, x, cutoff=np.repeat(cutoff, voices, axis=0),
+                           res=np.repeat(res, voices, axis=0))

@@ -47,6 +47,21 @@ def test_mix_sums_inputs_times_levels():
     np.testing.assert_allclose(out, expected, atol=1e-12)
 
 
+def test_mix_levels_modulated_within_a_block_scale_every_sample():
+    """Each level from a cable of its own (LFOs and a ramp, each moving
+    every sample, two voices apart) scales its input sample by sample."""
+    rng = np.random.default_rng(2)
+    t = np.arange(4 * BS) / 48000
+    ins = {f"in{k}": rng.uniform(-1, 1, (2, 4 * BS)) for k in range(1, 5)}
+    levels = {"level1": np.vstack([1 + np.sin(2 * np.pi * 700 * t), np.linspace(0, 4, 4 * BS)]),
+              "level2": np.vstack([np.linspace(4, 0, 4 * BS), 2 + 2 * np.cos(2 * np.pi * 300 * t)]),
+              "level3": np.vstack([0.5 + 0.5 * np.sign(np.sin(2 * np.pi * 1000 * t)), np.linspace(1, 3, 4 * BS)]),
+              "level4": np.vstack([np.linspace(0, 1, 4 * BS) ** 2, 1 - np.sin(2 * np.pi * 450 * t)])}
+    out = render_module(Mix, 4, blocksize=BS, channels=2, inputs=ins, params=levels)["out"]
+    expected = sum(ins[f"in{k}"] * levels[f"level{k}"] for k in range(1, 5))
+    np.testing.assert_allclose(out, expected, atol=1e-12)
+
+
 def test_mix_unconnected_inputs_are_silent():
     out = render_module(Mix, 2, blocksize=BS, channels=2)["out"]
     assert not out.any()
@@ -88,6 +103,24 @@ def test_pan_hard_sides():
 def test_pan_modulation_is_clamped():
     left, right = pan(np.full(2 * BS, -3.0))
     np.testing.assert_allclose(left, 1.0)
+
+
+def test_pan_modulation_past_either_end_is_that_end_exactly():
+    """A cable that sweeps the position from -3 to +3 over two blocks: past
+    +1 every sample is panned exactly as at +1 (right only), past -1
+    exactly as at -1; between them, each sample at its own position."""
+    position = np.concatenate([np.linspace(-3, 3, 2 * BS - 4), [1 + 1e-9, 1e6, -1 - 1e-9, -1e6]])
+    signal = np.random.default_rng(3).uniform(-1, 1, (1, 2 * BS))
+    left, right = pan(position, signal)
+    for end in (1.0, -1.0):
+        past = position * end > 1
+        end_left, end_right = pan(np.full(2 * BS, end), signal)
+        assert past.sum() > 40
+        np.testing.assert_array_equal(left[:, past], end_left[:, past])
+        np.testing.assert_array_equal(right[:, past], end_right[:, past])
+    angle = (np.clip(position, -1, 1) + 1) * np.pi / 4
+    np.testing.assert_allclose(left[0], np.cos(angle) * signal[0], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(right[0], np.sin(angle) * signal[0], rtol=0, atol=1e-15)
 
 
 def test_pan_poly_channels_are_independent():
