@@ -160,6 +160,25 @@ def test_an_installed_plugin_that_crashes_or_hangs_in_setup_leaves_the_workers_b
     assert not out[1].any() and stats["w"]["faults"] >= 1 and "SIGSEGV" in stats["w"]["reason"]
 
 
+@pytest.mark.parametrize("kind, why", [(Wrecker, "crashed (SIGSEGV)"), (Sleeper, "hung")])
+def test_a_setup_that_takes_its_worker_down_costs_only_that_module(registry, monkeypatch, kind, why):
+    """Mixed with a built-in, so both share a worker: only the plugin whose
+    setup() crashed or hung is quarantined; the vco and the mix go on in
+    the spare from the first block (before, all three fell silent for good)."""
+    from synthcli.engine import processes
+    monkeypatch.setattr(processes, "CONTROL_TIMEOUT", 1.0)
+    registry.add(kind, "faulty-test-plugin", "0")
+    text = (f"add vco a wave=sine freq=300\nadd {kind.type_name} w\nadd mix m\n"
+            "connect a m.in1\nconnect w m.in2\nconnect m out.left\n")
+    out, stats = render(registry, text, 20)
+    reference, _ = render(registry, "add vco a wave=sine freq=300\nadd mix m\nconnect a m.in1\nconnect m out.left\n",
+                          20, executor="inline")
+    assert stats["a"]["partition"] == stats["w"]["partition"] == stats["m"]["partition"] > 0
+    assert stats["w"]["quarantined"] and stats["w"]["reason"] == f"its worker {why} in its setup()"
+    assert not any(stats[name]["faults"] or stats[name]["quarantined"] for name in ("a", "m"))
+    assert np.array_equal(out, reference)
+
+
 def test_an_unloadable_module_is_quarantined_and_the_rest_plays(own_registry):
     class Local(Faulty):  # defined in a function: cannot be pickled for a worker
         type_name = "local"

@@ -187,7 +187,7 @@ def worker_main(control, go, done, samplerate: float, blocksize: int, inherited:
                     board = Board.attach(*spec)
                     known.add(board.name)
                 host.update({n.name: (n, classes[n.name]) for n in schedule.nodes if n.name in classes},
-                            states)
+                            states, starting=lambda name: control.send(("setup", name)))
                 steps = host.steps(schedule, board, set(classes))
                 control.send(("assigned", problems))
             elif kind == "events":
@@ -223,6 +223,7 @@ class Worker:
     pipes: tuple                # (go writer, done reader) Connections; we use their fds
     names: set[str] = field(default_factory=set)
     inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    setting_up: str | None = None   # the module whose setup it said it began last
 
     def listen(self) -> None:
         threading.Thread(target=self._read, name="synthcli-worker-replies", daemon=True).start()
@@ -462,8 +463,10 @@ class ProcessExecutor:
         except OSError:
             pass
 
-    def _handle(self, reply: tuple) -> None:
-        if reply[0] == "fault":
+    def _handle(self, worker: Worker, reply: tuple) -> None:
+        if reply[0] == "setup":
+            worker.setting_up = reply[1]
+        elif reply[0] == "fault":
             self.report(reply[1], reply[2])
         elif reply[0] == "states":
             self.states.update(reply[1])
@@ -480,7 +483,7 @@ class ProcessExecutor:
                 continue
             if reply[0] == "gone":
                 return None
-            self._handle(reply)
+            self._handle(worker, reply)
             if reply[0] == kind:
                 return reply
         return None
@@ -488,7 +491,7 @@ class ProcessExecutor:
     def _drain(self, worker: Worker) -> None:
         while True:
             try:
-                self._handle(worker.inbox.get_nowait())
+                self._handle(worker, worker.inbox.get_nowait())
             except queue.Empty:
                 return
 
@@ -502,17 +505,48 @@ class ProcessExecutor:
                 pickled[name] = pickle.dumps(cls)
             except Exception as error:
                 refused[name] = f"cannot be sent to a worker process: {type(error).__name__}: {error}"
+        worker.setting_up = None
         self._send(worker, ("assign", self.board.spec(), self.schedule, pickled, states or {}))
         reply = self._await(worker, "assigned")
+        lost: set[str] = set()
         if reply is None:
-            worker.process.join(0.5)   # its replies end before the process does
-            why = "did not answer" if worker.process.exitcode is None else self._exit_reason(worker)
-            reply = ("assigned", {name: f"its worker {why} while setting it up" for name in pickled})
+            blamed, lost = self._setup_failed(worker, set(pickled))
+            reply = ("assigned", blamed)
         refused.update(reply[1])
         for name, reason in refused.items():
             self.report(name, reason, quarantine=True)
             self.board.progress[self.schedule.nodes.index(self.schedule.by_name[name])] = ABANDONED
-        worker.names = set(names) - set(refused)
+        worker.names = set(names) - set(refused) - lost
+        part = next((p for p in range(1, self.partitions) if self.worker(p) is worker), None)
+        if lost and part is not None:   # to the spare, as after a crash while playing
+            self.vacant[part] = self.vacant.get(part, set()) | lost
+            for name in lost:
+                self.board.progress[self.schedule.nodes.index(self.schedule.by_name[name])] = ABANDONED
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+
+    def _setup_failed(self, worker: Worker, names: set[str]) -> tuple[dict[str, str], set[str]]:
+        """A worker died or hung setting modules up: the module whose setup
+        it had begun is to blame (quarantined), not the others it held,
+        built-ins too, which go on in another worker."""
+        worker.process.join(0.5)   # its replies end before the process does
+        hung = worker.process.exitcode is None
+        if hung:
+            os.kill(worker.process.pid, signal.SIGKILL)
+            worker.process.join(1.0)
+        why = "hung" if hung else self._exit_reason(worker)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:   # the last "setup" it sent names the culprit
+            try:
+                reply = worker.inbox.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if reply[0] == "gone":
+                break
+            self._handle(worker, reply)
+        culprit = worker.setting_up
+        if culprit not in names:   # it failed before any setup: nobody can be told apart
+            return {name: f"its worker {why} while setting it up" for name in names}, set()
+        return {culprit: f"its worker {why} in its setup()"}, names - {culprit}
 
     def rebuild(self, schedule: Schedule) -> Board:
         return self._rebuild(schedule, measured_costs(self.schedule, self.board))
@@ -623,7 +657,7 @@ class ProcessExecutor:
     # -- per block ---------------------------------------------------------
 
     def run_block(self, block: int) -> None:
-        if self.vacant and self.spare is not None:
+        if self.vacant and (self.spare is not None or not self.live):   # offline, the block waits for one
             self._fill_vacancies(block)
         board, report = self.board, self.report
         for part, events in self.events.items():

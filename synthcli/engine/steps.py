@@ -207,13 +207,19 @@ class Host:
         self.identities: dict[str, tuple] = {}
 
     def update(self, wanted: dict[str, tuple[Node, type[Module]]],
-               states: dict[str, dict] | None = None) -> None:
+               states: dict[str, dict] | None = None,
+               starting: Callable[[str], None] | None = None) -> None:
+        """Have exactly the ``wanted`` modules, new ones set up (after a call
+        of ``starting`` with the name, which lets a worker say which setup
+        crashed it), the rest kept as they are."""
         modules, identities = {}, {}
         for name, (node, cls) in wanted.items():
             identities[name] = key = identity(node, cls)
             if self.identities.get(name) == key:
                 modules[name] = self.modules[name]
                 continue
+            if starting is not None:
+                starting(name)
             try:
                 modules[name] = module = cls(self.samplerate, self.blocksize, node.channels)
                 for field in module.state_fields:   # else it fails only where a worker saves its state
