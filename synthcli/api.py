@@ -128,12 +128,15 @@ class Param:
                 if index == value and 0 <= index < len(self.choices):
                     return float(index)
             raise ValueError(f"expected one of {', '.join(self.choices)}")
+        if isinstance(value, str) and not (value.isascii() and "_" not in value and value == value.strip()):
+            raise ValueError(f"expected a number{self.range_text()}")   # float() also reads '１００', '1_000'
         try:
             number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"expected a number{self.range_text()}") from None
         if not math.isfinite(number):
-            raise ValueError(f"expected a finite number{self.range_text()}")
+            overflow = isinstance(value, str) and value.lstrip("+-").lower() not in ("inf", "infinity", "nan")
+            raise ValueError(f"{'out of range' if overflow else 'expected a finite number'}{self.range_text()}")
         if self.integer and number != int(number):
             raise ValueError(f"expected a whole number{self.range_text()}")
         if not self.min <= number <= self.max:

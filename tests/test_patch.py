@@ -50,6 +50,10 @@ def test_basic_patch_builds_modules_and_cables(registry):
     ("add vco osc1", 9, "already exists"),
     ("add vco o2 frq=3", 12, "has no parameter 'frq', did you mean 'freq'?"),
     ("add vco o2 freq=abc", 17, "expected a number"),
+    ("add vco o2 freq=１００", 17, "expected a number"),          # float() reads full-width digits
+    ("add vco o2 freq=1_000", 17, "expected a number"),
+    ("add vco o2 freq=" + "9" * 500, 17, "out of range (0.01..20000 Hz)"),
+    ("add vco o2 freq=inf", 17, "expected a finite number"),
     ("add vco o2 freq=-5", 17, "out of range"),
     ("add vco o2 wave=sawtooth", 17, "expected one of sine, saw"),
     ("connect osc1 f1.out", 17, "is an output"),
