@@ -68,7 +68,7 @@ class Registry:
         try:
             found = version(need.name)
         except PackageNotFoundError:
-            return f"this {what} needs {requirement}: pip install {need.name}"
+            return f"this {what} needs {requirement}: pip install {_pip_source(need.name)}"
         return (f"this {what} needs {requirement}: {need.name} {found} is installed, but it is not a synthcli "
                 f"plugin ('require' names packages of modules)")
 
@@ -145,6 +145,19 @@ def disabled_from_env() -> set[str]:
     raw = os.environ.get("SYNTHCLI_DISABLE_PLUGINS", "")
     return {name.strip() for name in raw.split(",") if name.strip()}
 
+
+
+def _pip_source(name: str) -> str:
+    """What to give pip for ``name``: the example plugins ship in synthcli's
+    source tree (``plugins/``), not on PyPI."""
+    from pathlib import Path
+    tree = Path(__file__).resolve().parent.parent / "plugins" / name
+    if not (tree / "pyproject.toml").is_file():
+        return name
+    try:
+        return f"./{tree.relative_to(Path.cwd())}"
+    except ValueError:
+        return str(tree)
 
 def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Registry:
     """Build the registry: built-ins first (they keep their plain names),
