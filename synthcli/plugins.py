@@ -159,6 +159,7 @@ def _pip_source(name: str) -> str:
     except ValueError:
         return str(tree)
 
+
 def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Registry:
     """Build the registry: built-ins first (they keep their plain names),
     then installed plugins in a stable order (by distribution name)."""
