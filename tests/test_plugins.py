@@ -26,7 +26,7 @@ DISABLED = ("this song needs synthcli-chiptune>=0.1, which is installed but disa
             "(--safe-mode or SYNTHCLI_DISABLE_PLUGINS)")
 #: The one line a song gets when the plugin it requires is not installed.
 MISSING = re.compile(r"error: songs/chiptune\.seq:\d+:\d+: this song needs synthcli-chiptune>=0\.1: "
-                     r"pip install synthcli-chiptune\n")
+                     r"pip install \./plugins/synthcli-chiptune\n")
 
 
 def offline_build_problem() -> str | None:
@@ -251,7 +251,7 @@ def test_the_song_renders_and_plugin_modules_run_in_worker_processes(env, tmp_pa
         registry = load_registry()
         song = Song(registry, open({SONG!r}).read(), {SONG!r})
         with Engine(registry, 48000, 256, executor="processes", workers=2) as engine:
-            performance = Performance(engine, song, 32)
+            performance = Performance(engine, song, 32 * 256)
             for _ in range(32):
                 performance.next_block()
             print(json.dumps(engine.module_stats()))
