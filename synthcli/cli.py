@@ -200,7 +200,7 @@ def render(
     The output is bit-identical whatever the executor and worker count, and
     a song renders to the samples `synth play` sends to the device."""
     from .engine.core import Engine, check_executor
-    from .engine.render import WAV_SUFFIXES, Performance, RenderInterrupted, blocks_for, render_to_wav
+    from .engine.render import WAV_SUFFIXES, Performance, RenderInterrupted, frames_for, render_to_wav
     from .errors import SynthError, check_output
     try:
         check_executor(executor, workers)
@@ -224,17 +224,16 @@ def render(
     if song is None and duration is None:
         duration = 4.0
     try:
-        blocks = None if duration is None else blocks_for(duration, samplerate, blocksize)
-        frames = None if duration is None else round(duration * samplerate)
+        frames = None if duration is None else frames_for(duration, samplerate)
         with Engine(reg, samplerate, blocksize, executor=executor, workers=workers) as engine:
             if patch is None:   # a MIDI file, played as the engine process plays it
                 from .midi import midi_performance
                 performance = midi_performance(engine, str(file), voice_text,
-                                               str(voice_patch) if voice_patch else None, blocks)
+                                               str(voice_patch) if voice_patch else None, frames)
             else:
                 if song is None:
                     engine.load(patch)
-                performance = Performance(engine, song, blocks)
+                performance = Performance(engine, song, frames)
             try:
                 with Progress(quiet) as progress:
                     frames = render_to_wav(performance, output, frames, fmt, progress.update)
@@ -290,12 +289,12 @@ def play(
     import signal
     import time
     from .audio.player import Player
-    from .engine.render import WAV_SUFFIXES, blocks_for
+    from .engine.render import WAV_SUFFIXES, frames_for
     from .errors import SynthError, check_output
     check_live_settings(executor, workers, latency, blocksize)
     remote = osc_settings(osc, osc_host, osc_allow)
     try:
-        blocks = None if duration is None else blocks_for(duration, samplerate, blocksize)
+        frames = None if duration is None else frames_for(duration, samplerate)
         if record is not None:
             check_output(record, WAV_SUFFIXES, "--record")
     except SynthError as error:
@@ -328,7 +327,7 @@ def play(
                     on_applied=watcher.applied if watcher is not None else None,
                     on_link=LinkReport(), link=link_settings,
                     samplerate=samplerate, blocksize=blocksize, latency=latency, device=device,
-                    executor=executor, workers=workers, safe_mode=Options.safe_mode, blocks=blocks,
+                    executor=executor, workers=workers, safe_mode=Options.safe_mode, frames=frames,
                     clock_out=live_midi.get("clock_out"),
                     watch=watch or remote is not None or bool(midi_in or clock_in))
     control = None

@@ -432,7 +432,7 @@ def test_a_ctrl_c_just_after_a_write_neither_repeats_nor_miscounts_audio(registr
     patch.load_text(BASIC.read_text())
     with Engine(registry, 48000, 256) as engine:
         engine.load(patch)
-        render_to_wav(Performance(engine, None, 300), tmp_path / "whole.wav")
+        render_to_wav(Performance(engine, None, 300 * 256), tmp_path / "whole.wav")
     plain, calls = soundfile.SoundFile.write, []
 
     def write_then_interrupt(self, data):
@@ -444,7 +444,7 @@ def test_a_ctrl_c_just_after_a_write_neither_repeats_nor_miscounts_audio(registr
     with Engine(registry, 48000, 256) as engine:
         engine.load(patch)
         with pytest.raises(RenderInterrupted) as stopped:
-            render_to_wav(Performance(engine, None, 300), tmp_path / "cut.wav")
+            render_to_wav(Performance(engine, None, 300 * 256), tmp_path / "cut.wav")
     monkeypatch.undo()
     cut, whole = soundfile.read(str(tmp_path / "cut.wav"))[0], soundfile.read(str(tmp_path / "whole.wav"))[0]
     assert stopped.value.frames == len(cut) == sum(calls) == 2 * 64 * 256

@@ -214,3 +214,61 @@ def test_every_voice_reaches_out_once_whatever_the_widths_beside_it(registry):
                 engine.send("wide", 0, NoteOn(note))
             engine.send("solo", 0, NoteOn(48))
             assert np.allclose(engine.process_block(), 0.5), wiring     # 4 x 0.1 + 1 x 0.1
+
+
+# -- fades at the edges of a performance ---------------------------------------------
+# 5 ms (240 samples) of raised cosine at each end, whatever the block size,
+# ending on the very sample asked for: cut mid-fade, a file ended in a click.
+
+DRONE = "add vco a wave=sine freq=300\nconnect a out\n"
+FADE = 0.5 - 0.5 * np.cos(np.pi * (np.arange(240) + 0.5) / 240)
+
+
+def perform(registry, blocksize, frames=None, song=None, stop_after=None):
+    """The left side of a performance played to its end, as render and
+    play drive it, with the drone unfaded for as long."""
+    from synthcli.engine.render import Performance
+    with Engine(registry, 48000, blocksize) as engine:
+        if song is None:
+            engine.load(patch_of(registry, DRONE))
+        performance = Performance(engine, song, frames)
+        out = []
+        while not performance.over:
+            if len(out) == stop_after:
+                performance.stop()
+            out.append(performance.next_block()[0].copy())
+    out = np.concatenate(out)
+    return out, render(registry, DRONE, len(out) // blocksize, blocksize)[0]
+
+
+def assert_gain(out, raw, start, gain):
+    loud = np.abs(raw[start:start + len(gain)]) > 0.05   # where the ratio is well defined
+    np.testing.assert_allclose((out / np.where(raw == 0, 1, raw))[start:start + len(gain)][loud], gain[loud],
+                               rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("blocksize", [64, 256, 1000])
+def test_a_duration_fades_in_and_out_to_its_exact_last_sample(registry, blocksize):
+    out, raw = perform(registry, blocksize, frames=48000)   # 1 s: no whole number of blocks of any of these
+    assert len(out) == -(-48000 // blocksize) * blocksize and not out[48000:].any()
+    assert_gain(out, raw, 0, FADE)
+    np.testing.assert_array_equal(out[240:48000 - 240], raw[240:48000 - 240])
+    assert_gain(out, raw, 48000 - 240, FADE[::-1])
+
+
+def test_a_stop_fades_out_over_5_ms_across_short_blocks(registry):
+    out, raw = perform(registry, 64, stop_after=10)
+    assert len(out) == 14 * 64 and not out[640 + 240:].any()    # the fade spans four blocks of 64
+    np.testing.assert_array_equal(out[240:640], raw[240:640])
+    assert_gain(out, raw, 640, FADE[::-1])
+
+
+def test_a_song_cut_while_it_still_sounds_fades_out(registry, monkeypatch):
+    """A drone past the song's end is cut after TAIL_MAX: faded, not chopped."""
+    from synthcli.sequencer import song as songs
+    monkeypatch.setattr(songs, "TAIL_MAX", 0.5)
+    out, raw = perform(registry, 256, song=songs.Song(registry, "tempo 120\nlength 1\n" + DRONE))
+    end = np.flatnonzero(out)[-1] + 1
+    assert 2.5 * 48000 <= end <= 2.5 * 48000 + 2 * 256
+    np.testing.assert_array_equal(out[240:end - 240], raw[240:end - 240])
+    assert_gain(out, raw, end - 240, FADE[::-1])

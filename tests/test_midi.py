@@ -47,8 +47,7 @@ def notes(channel, pitches, length=480, gap=0, velocity=100):
 def render(registry, path, blocksize=256, patch=None, seconds=None):
     """The whole performance as a (2, samples) array."""
     with Engine(registry, SR, blocksize) as engine:
-        blocks = None if seconds is None else int(seconds * SR / blocksize) + 1
-        performance = midi_performance(engine, str(path), patch, None, blocks)
+        performance = midi_performance(engine, str(path), patch, None, None if seconds is None else round(seconds * SR))
         chunks = []
         while not performance.over:
             chunks.append(performance.next_block().copy())

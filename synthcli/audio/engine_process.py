@@ -413,14 +413,14 @@ class LiveEngine:
             if s.get("midi") is not None:   # a MIDI file: the same driver as `synth render` builds
                 from ..midi import midi_performance
                 self.performance = midi_performance(self.engine, s["midi"], s.get("midi_patch"),
-                                                    s.get("midi_patch_source"), s.get("blocks"))
+                                                    s.get("midi_patch_source"), s.get("frames"))
             else:
                 if s.get("song") is not None:
                     from ..sequencer.song import Song
                     song = Song(self.registry, s["song"], s["source"])
                 else:
                     self.engine.load(self.patch_from(s["patch"]))
-                self.performance = Performance(self.engine, song, s.get("blocks"), endless=s.get("watch", False))
+                self.performance = Performance(self.engine, song, s.get("frames"), endless=s.get("watch", False))
         except BaseException as error:   # the workers are started: left running, they would outlive us
             if self.engine is not None:
                 self.engine.close()

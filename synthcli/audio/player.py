@@ -34,8 +34,8 @@ class Player:
         The text of a song to play instead (``source`` names its file).
     settings : keyword arguments
         ``samplerate``, ``blocksize``, ``latency`` (low, normal, safe),
-        ``device``, ``executor``, ``workers``, ``safe_mode``, and ``blocks``
-        (stop after this many blocks; None plays until stopped); for a MIDI
+        ``device``, ``executor``, ``workers``, ``safe_mode``, and ``frames``
+        (stop at this sample, faded out; None plays until stopped); for a MIDI
         file, ``midi`` (its path; patch and song None), ``midi_patch`` (the
         voice patch text, None for the built-in one) and ``midi_patch_source``;
         ``link`` (``{"quantum": beats, "offset": seconds}``) joins an Ableton

@@ -1,8 +1,8 @@
 """What plays, block by block, for offline rendering and live play alike.
 
 :class:`Performance` is the one loop both use: it drives the sequencer
-around each engine block, fades the first block in and the last one out,
-and knows when the piece is over. Because ``synth render`` and ``synth
+around each engine block, fades the piece in and out, and knows when it
+is over. Because ``synth render`` and ``synth
 play`` go through it, a song renders to the same samples that play sends
 to the device.
 """
@@ -34,19 +34,9 @@ WRITE_BLOCKS = 64
 #: name. The PEAK chunk of a float WAV carries the time of writing, which
 #: would make two renders of the same patch differ.
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050
-#: Fade-in at the start and fade-out at a stop, in seconds: long enough to
+#: Fade-in at the start and fade-out at the end, in seconds: long enough to
 #: avoid a click, short enough not to be heard as a fade.
 FADE_SECONDS = 0.005
-
-
-def fade(blocksize: int, samplerate: float, rising: bool) -> np.ndarray:
-    """A raised-cosine ramp over FADE_SECONDS as a ``(1, blocksize)`` gain:
-    rising ends at 1 and stays there, falling ends at 0 and stays there."""
-    n = min(blocksize, max(1, int(FADE_SECONDS * samplerate)))
-    half = 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
-    ramp = np.ones(blocksize) if rising else np.zeros(blocksize)
-    ramp[:n] = 0.5 - half if rising else 0.5 + half
-    return ramp[None, :]
 
 
 class Performance:
@@ -58,9 +48,10 @@ class Performance:
     song : Song, optional
         Drive the engine with this song's sequencer; without it, the
         engine plays whatever patch it has.
-    blocks : int, optional
-        Stop after this many blocks (with a fade-out) even if the song
-        goes on; ``None`` plays a song to its end, a patch forever.
+    frames : int, optional
+        End at this sample, faded out over the FADE_SECONDS before it, even
+        if the song goes on; ``None`` plays a song to its end, a patch
+        forever.
     endless : bool
         Ignore the song's length and play on (live coding with --watch).
     driver : optional
@@ -69,39 +60,57 @@ class Performance:
         bool`` (True once it is over) and ``end`` (its last sample, or None).
     """
 
-    def __init__(self, engine: Engine, song=None, blocks: int | None = None, endless: bool = False,
+    def __init__(self, engine: Engine, song=None, frames: int | None = None, endless: bool = False,
                  driver=None) -> None:
-        from ..sequencer.song import Sequencer
+        from ..sequencer.song import SILENT, Sequencer
         self.engine = engine
         self.sequencer = Sequencer(song, engine, endless) if song is not None else driver
-        self.limit = blocks
         self.stopping = False
         self.over = False
-        self._rising = fade(engine.blocksize, engine.samplerate, True)
-        self._falling = fade(engine.blocksize, engine.samplerate, False)
+        self.fade_end = frames   # the sample the fade-out reaches silence at, once known
+        self.fade_length = length = max(1, int(FADE_SECONDS * engine.samplerate))
+        self._ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)   # raised cosine, rising
+        self._silent = SILENT
 
     def stop(self) -> None:
-        """Fade out in the next block, then end."""
+        """Fade out from the next block on, then end."""
         self.stopping = True
 
     def next_block(self) -> np.ndarray:
         """The next block of the master, ``(2, blocksize)``, faded where the
-        piece starts or is stopped; afterwards :attr:`over` tells whether
-        it was the last."""
-        engine = self.engine
+        piece starts or ends; afterwards :attr:`over` tells whether it was
+        the last. A fade may span blocks shorter than it, and ends on the
+        exact sample asked for, wherever that falls in its block."""
+        engine, n, length = self.engine, self.engine.blocksize, self.fade_length
         if self.sequencer is not None:
             self.sequencer.before_block()
-        first = engine.block == 0
+        start = engine.time
+        if self.stopping and (self.fade_end is None or self.fade_end > start + length):
+            self.fade_end = start + length
         block = engine.process_block()
-        ending = self.stopping or (self.limit is not None and engine.block >= self.limit)
-        if first or ending:
-            block = block * (self._rising if first else self._falling)
-            if first and ending:
-                block *= self._falling
-        if self.sequencer is not None and self.sequencer.after_block(block):
-            ending = True
-        self.over = ending
+        ended = self.sequencer is not None and self.sequencer.after_block(block)
+        if ended:   # over by itself: cut while it still sounds (its longest tail), it fades out first
+            soon = self.fade_end is not None and self.fade_end <= start + n + length
+            if soon or float(np.abs(block).max()) > self._silent:
+                if not soon:
+                    self.fade_end = start + n + length
+                ended = False
+        end = self.fade_end
+        if start < length or (end is not None and start + n > end - length):
+            block = block * self._gain(start, n)
+        self.over = ended or (end is not None and start + n >= end)
         return block
+
+    def _gain(self, start: int, n: int) -> np.ndarray:
+        """Per sample of the block at ``start``: the fade-in's gain times the
+        fade-out's (1 between them, 0 from :attr:`fade_end` on)."""
+        length, ramp = self.fade_length, self._ramp
+        at = np.arange(start, start + n)
+        gain = np.where(at < length, ramp[np.minimum(at, length - 1)], 1.0)
+        if self.fade_end is not None:
+            left = self.fade_end - at
+            gain *= np.where(left > length, 1.0, np.where(left > 0, ramp[np.clip(left - 1, 0, length - 1)], 0.0))
+        return gain[None, :]
 
 
 class RenderInterrupted(KeyboardInterrupt):
@@ -179,10 +188,11 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
     return written
 
 
-def blocks_for(seconds: float, samplerate: float, blocksize: int) -> int:
-    """Whole blocks that cover ``seconds``."""
+def frames_for(seconds: float, samplerate: float) -> int:
+    """The samples in ``seconds`` of audio."""
     if not seconds > 0 or not math.isfinite(seconds):
         raise SynthError(f"duration must be a positive number of seconds, got {seconds}")
-    if round(seconds * samplerate) < 1:
+    frames = round(seconds * samplerate)
+    if frames < 1:
         raise SynthError(f"duration {seconds} s is shorter than one sample at {samplerate:g} Hz")
-    return math.ceil(seconds * samplerate / blocksize)
+    return frames

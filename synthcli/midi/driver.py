@@ -198,8 +198,8 @@ class MidiDriver:
 
 
 def midi_performance(engine, path: str, patch_text: str | None = None, patch_source: str | None = None,
-                     blocks: int | None = None):
+                     frames: int | None = None):
     """A Performance that plays the MIDI file at ``path`` on ``engine``."""
     from ..engine.render import Performance
     driver = MidiDriver(MidiSong(path), engine, patch_text, patch_source)
-    return Performance(engine, None, blocks, driver=driver)
+    return Performance(engine, None, frames, driver=driver)

@@ -38,7 +38,7 @@ def repl(
     if resume and file is not None:
         fail("give a FILE or --resume, not both")
     settings = {"samplerate": samplerate, "blocksize": blocksize, "latency": latency, "device": device,
-                "executor": executor, "workers": workers, "safe_mode": Options.safe_mode, "blocks": None,
+                "executor": executor, "workers": workers, "safe_mode": Options.safe_mode, "frames": None,
                 "record": str(record) if record else None}
     live_midi = midi_settings(midi_in, clock_in, clock_out)
     settings["clock_out"] = live_midi.get("clock_out")

@@ -389,7 +389,7 @@ class Session:
         """Offline, at ``synth render``'s settings, so the file is the one
         ``synth render`` would write from a saved copy."""
         from ..engine.core import Engine
-        from ..engine.render import WAV_SUFFIXES, Performance, blocks_for, render_to_wav
+        from ..engine.render import WAV_SUFFIXES, Performance, frames_for, render_to_wav
         check_output(self._file(file), WAV_SUFFIXES, "render")
         song = Song(self.registry, self.song_text) if self.timeline else None
         seconds = None if song is not None and song.length is not None else PATCH_SECONDS
@@ -399,12 +399,11 @@ class Session:
             except ValueError:
                 raise SynthError(f"expected seconds, got '{duration}'") from None
         samplerate, blocksize = 48000, 256
-        blocks = None if seconds is None else blocks_for(seconds, samplerate, blocksize)
-        frames = None if seconds is None else round(seconds * samplerate)
+        frames = None if seconds is None else frames_for(seconds, samplerate)
         with Engine(self.registry, samplerate, blocksize) as engine:
             if song is None:
                 engine.load(self.patch)
-            frames = render_to_wav(Performance(engine, song, blocks), file, frames)
+            frames = render_to_wav(Performance(engine, song, frames), file, frames)
         return f"wrote {file} ({frames / samplerate:.2f} s)"
 
     # -- the song's transport ------------------------------------------------------------
