@@ -16,7 +16,8 @@ class Keys(Module):
     Events are applied on their exact sample, so note onsets do not depend
     on the block size. A note on a voice whose gate is already high (a
     retrigger or a stolen voice) drops the gate for one sample so envelopes
-    see a fresh rising edge.
+    see a fresh rising edge: the sample before the note, or, on a block's
+    first sample (the one before has been sent), the note's own first.
     """
 
     type_name = "keys"
