@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 
 import numpy as np
 
@@ -188,6 +189,15 @@ class Drums(Module):
         self.rng = np.arange(SLOTS, dtype=np.uint64) * np.uint64(7919)
         self.filt = np.zeros((SLOTS, 2))
         self.pending: list[tuple[int, int, float]] = []
+        self._grow(16)
+
+    def _grow(self, events: int) -> None:
+        """Trigger arrays made once, not every block (a block without hits
+        passes their empty views)."""
+        self._at = np.zeros(events, dtype=np.int64)
+        self._slot = np.zeros(events, dtype=np.int64)
+        self._vel = np.zeros(events)
+        self._none = (self._at[:0], self._slot[:0], self._vel[:0])
 
     def on_event(self, offset: int, event: tuple) -> None:
         if isinstance(event, NoteOn) and event.velocity > 0:
@@ -199,12 +209,17 @@ class Drums(Module):
         # Note-offs are ignored: a drum rings out as it was struck.
 
     def process(self, inputs, params, outputs) -> None:
-        pending = sorted(self.pending, key=lambda item: item[0])
-        self.pending.clear()
-        at = np.array([p[0] for p in pending], dtype=np.int64)
-        slot = np.array([p[1] for p in pending], dtype=np.int64)
-        vel = np.array([p[2] for p in pending], dtype=np.float64)
-        _drums_kernel(at, slot, vel, params["tone"], params["decay"], params["level"], outputs["out"],
+        pending, count = self.pending, len(self.pending)
+        triggers = self._none
+        if count:
+            if count > len(self._at):
+                self._grow(2 * count)
+            pending.sort(key=itemgetter(0))   # stable: hits of one sample keep their order
+            for i, (at, slot, vel) in enumerate(pending):
+                self._at[i], self._slot[i], self._vel[i] = at, slot, vel
+            pending.clear()
+            triggers = (self._at[:count], self._slot[:count], self._vel[:count])
+        _drums_kernel(*triggers, params["tone"], params["decay"], params["level"], outputs["out"],
                       self.age, self.vel, self.amp, self.noise_amp, self.phase, self.pitch_env,
                       self.rng, self.filt, self.samplerate)
 
