@@ -642,3 +642,27 @@ def test_a_bundle_sends_only_the_last_value_of_each_parameter():
             ("set", "o", "freq", 3.0), ("load", "text"), ("set", "f1", "res", 0.5), ("set", "f1", "cutoff", 300.0)]
     assert latest_sets(sent) == [("send", "kb", 0, "on"), ("set", "o", "freq", 3.0), ("load", "text"),
                                  ("set", "f1", "res", 0.5), ("set", "f1", "cutoff", 300.0)]
+
+
+def test_an_edit_made_while_a_timed_bundle_waits_outlives_it(jack_server, tmp_path):
+    """The bundle reaches the session half a second before its time, and
+    its patch goes to the engine then; a set sent in that half second was
+    heard until the bundle's time, then undone by the bundle's patch."""
+    patch = tmp_path / "p.patch"
+    patch.write_text("add vco o wave=sine freq=440\nconnect o out.left\n")
+    take = tmp_path / "take.wav"
+    playing = Play(patch, "--record", take)
+    time.sleep(0.5)
+    bundle = OscBundleBuilder(time.time() + 1.0)
+    bundle.add_content(built("/synth/cmd", "add vco z wave=sine freq=500\nconnect z out.right"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(bundle.build().dgram, ("127.0.0.1", playing.port))
+    time.sleep(0.75)   # the bundle is with the engine now, waiting for its sample
+    oscsend(playing.port, "/synth/o/freq", "f", 880.0)
+    time.sleep(1.25)
+    err = playing.finish()
+    assert " 0 xruns" in err and "Traceback" not in err, err
+    data, _ = soundfile.read(str(take))
+    start = np.flatnonzero(np.abs(data[:, 1]) > 0.1)[0]   # the bundle's time
+    assert abs(peak_frequency(data[start - SR // 8:start - 256, 0]) - 880.0) < 8.0   # the set, heard at once
+    assert abs(peak_frequency(data[start + SR // 100:start + SR // 2, 0]) - 880.0) < 2.0   # and after the bundle

@@ -130,7 +130,9 @@ class LiveEngine:
                 if structural(self.commands[0]) and ring.queued() < LOAD_AHEAD and ring.free() > 0:
                     break   # render further ahead first, so the rebuild cannot starve the callback
                 try:
-                    self.apply(self.commands.popleft())
+                    command = self.commands.popleft()
+                    self.carry(command)
+                    self.apply(command)
                 except SynthError as error:
                     self.send(("error", str(error)))
             due = self.engine.time + self.engine.blocksize
@@ -194,6 +196,18 @@ class LiveEngine:
         room = (self.depth - 1) * block_time - 2 * rendering
         return max(0.0, min(LATE_START * block_time, room))
 
+    def carry(self, command: tuple) -> None:
+        """An edit made now, while a timed bundle that changes the patch
+        waits for its sample: the session made that bundle's patch before
+        this edit, so its load would undo the edit. The edit goes again
+        right after it, as the session ordered them."""
+        if command[0] == "batch" and command[1] is None:
+            edits = [each for each in command[2] if each[0] in ("set", "load")]
+        else:
+            edits = [command] if command[0] in ("set", "load") else []
+        for _, _, (_, _, commands) in self.timed if edits else ():
+            commands.extend(edits)
+
     def apply(self, command: tuple) -> None:
         kind = command[0]
         if kind == "set":
@@ -245,7 +259,7 @@ class LiveEngine:
             if all(each[0] in ("set", "send") for each in commands):
                 self.apply(("at", sample, commands))
             else:   # a structural change lands at the start of the block holding its sample, the rest after it
-                heapq.heappush(self.timed, (sample, next(self._order), ("at", sample, commands)))
+                heapq.heappush(self.timed, (sample, next(self._order), ("at", sample, list(commands))))
         elif kind == "at":     # ("at", sample, commands): a timed bundle, in its order, on its sample
             _, sample, commands = command
             for each in commands:
