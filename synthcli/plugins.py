@@ -3,7 +3,9 @@ one pluggy hook.
 
 A plugin that fails to import, was written for another major version of the
 module API (``SYNTHCLI_API``) or registers a broken module is reported in one
-line and skipped: it must never stop synthcli from starting.
+line and skipped: it must never stop synthcli from starting. One that
+crashes or hangs its importer would stop it all the same, so a plugin is
+first imported in a throwaway process, once per installed version.
 """
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ import pluggy
 from . import hookspecs
 from .api import API_VERSION, Module
 from .errors import SynthError, Terminated, did_you_mean
+
+#: Seconds a plugin's first import may take in its trial process before it
+#: is taken for hung (numba compiling a plugin's kernels at import is slow).
+IMPORT_TRIAL_SECONDS = 20.0
 
 ENTRY_POINT_GROUP = "synthcli"
 BUILTIN_PACKAGE = "synthcli"
@@ -188,6 +194,11 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
             # Known to pluggy by distribution and entry point: two packages
             # may both call their entry point "fold" (or "synthcli").
             key = f"{dist}:{ep.name}"
+            unsafe = trial_import(ep)
+            if unsafe is not None:
+                registry.problems.append(f"{dist}: plugin {unsafe} while being imported; skipped "
+                                         f"(tried again once it changes)")
+                continue
             try:
                 plugin = ep.load()
                 mismatch = api_mismatch(plugin, dist)
@@ -223,6 +234,83 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
         except (Exception, SystemExit) as error:
             registry.problems.append(f"{package}: register_modules failed: {_one_line(error)}")
     return registry
+
+
+def trial_import(ep) -> str | None:
+    """Why importing ``ep``'s module is not safe here ("crashed (SIGSEGV)",
+    "hung"), or None. Tried in a forked child the first time; the verdict
+    is kept in the user's cache until the plugin's version or its package's
+    file changes, so later starts only look it up."""
+    import importlib.util
+    import json
+    from .entrypoints import cache_folder
+    if not hasattr(os, "fork"):
+        return None
+    try:   # the package's own file, found without running any of it
+        spec = importlib.util.find_spec(ep.module.partition(".")[0])
+        origin = spec.origin if spec is not None else None
+        stamp = os.stat(origin).st_mtime_ns if origin else 0
+    except (ImportError, ValueError, OSError):
+        origin, stamp = None, 0
+    key = f"{ep.dist}=={ep.version}:{ep.module}:{origin}:{stamp}"
+    path = cache_folder() / "plugin-imports.json"
+    try:
+        verdicts = json.loads(path.read_text())
+    except (OSError, ValueError):
+        verdicts = {}
+    if not isinstance(verdicts, dict):
+        verdicts = {}
+    if key in verdicts:
+        return verdicts[key]
+    verdict = _import_in_a_child(ep.module)
+    verdicts = {k: v for k, v in verdicts.items() if not k.startswith(f"{ep.dist}==")}   # older versions
+    verdicts[key] = verdict
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}")
+        partial.write_text(json.dumps(verdicts))
+        os.replace(partial, path)
+    except OSError:
+        pass    # a read-only home: tried again next time
+    return verdict
+
+
+def _import_in_a_child(module: str) -> str | None:
+    import faulthandler
+    import select
+    import signal
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: quiet, and never back in the caller's code
+        try:
+            os.close(read_end)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            faulthandler.disable()   # a crash here is the parent's to report, in one line
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            import importlib
+            try:
+                importlib.import_module(module)
+            except BaseException:
+                pass   # an exception is load_registry's to report, in one line
+            os.write(write_end, b"k")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    answered = False
+    try:
+        with os.fdopen(read_end, "rb", buffering=0) as pipe:
+            answered = bool(select.select([pipe], [], [], IMPORT_TRIAL_SECONDS)[0]) and pipe.read(1) == b"k"
+    finally:   # a SIGTERM meanwhile too: the child must not outlive us
+        if not answered:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    if answered:
+        return None
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) != signal.SIGKILL:
+        return f"crashed ({signal.Signals(os.WTERMSIG(status)).name})"
+    return "hung" if os.WIFSIGNALED(status) else f"exited (status {os.WEXITSTATUS(status)})"
 
 
 def _one_line(error: BaseException) -> str:

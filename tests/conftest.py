@@ -1,6 +1,7 @@
 import contextlib
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -77,3 +78,14 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "jack_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.flaky(reruns=3, rerun_except=JACK_BROKEN))
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """An empty folder first on sys.path (where tests "install" plugins,
+    see test_entrypoints.install) and a user cache of our own."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(sys, "path", [str(folder), *sys.path])
+    return folder

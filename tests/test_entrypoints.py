@@ -5,28 +5,17 @@ from __future__ import annotations
 import os
 import sys
 
-import pytest
 
 from synthcli import entrypoints
 
 GROUP = "synthcli-test-group"
 
 
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    """An empty folder first on sys.path and a cache of our own."""
-    folder = tmp_path / "site"
-    folder.mkdir()
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(sys, "path", [str(folder), *sys.path])
-    return folder
-
-
-def install(site, dist: str, version: str, entries: str) -> None:
+def install(site, dist: str, version: str, entries: str, group: str = GROUP) -> None:
     info = site / f"{dist.replace('-', '_')}-{version}.dist-info"   # as pip names it
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(f"[{GROUP}]\n{entries}\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{entries}\n")
 
 
 def refuse_scan(monkeypatch):

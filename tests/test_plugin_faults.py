@@ -3,6 +3,7 @@ or its channel count) is that module's fault: it is silenced, reported
 and quarantined like a module whose process() raises, the same way in
 every executor, and the rest of the patch plays on. Checked on the
 rendered samples."""
+import os
 import time
 
 import numpy as np
@@ -17,6 +18,7 @@ from synthcli.plugins import load_registry
 from synthcli.testing import peak_frequency
 
 from faulty import Deaf, Forgetful, Uncountable, Unready
+from test_entrypoints import install
 
 SR, BLOCK, BLOCKS = 48000, 256, 60
 HEALTHY = "add vco a wave=sine freq=300\nconnect a out.left\n"
@@ -81,3 +83,38 @@ def test_a_channel_count_that_raises_is_one_line_naming_the_module(registry):
         compile_patch(patch)
     assert str(caught.value) == ("module 'u' (uncountable) cannot say how many channels it has: "
                                  "KeyError: \"uncountable module's channel_count raised on purpose\"")
+
+
+FINE_PLUGIN = """
+from synthcli.hookspecs import hookimpl
+from faulty import Faulty
+
+
+@hookimpl
+def register_modules(register):
+    register(Faulty)
+"""
+
+
+def test_a_plugin_that_crashes_or_hangs_at_import_is_skipped_in_one_line(site, monkeypatch):
+    """Imported in synthcli's own process, it took every synth command down
+    with it. Each plugin is imported in a throwaway process first, once: the
+    verdict holds until the plugin changes."""
+    from synthcli import plugins
+    monkeypatch.setattr(plugins, "IMPORT_TRIAL_SECONDS", 1.0)
+    (site / "crashy.py").write_text("import ctypes\nctypes.string_at(0)\n")
+    (site / "sleepy.py").write_text("import time\nwhile True:\n    time.sleep(1)\n")
+    (site / "fine.py").write_text(FINE_PLUGIN)
+    for name in ("crashy", "sleepy", "fine"):
+        install(site, f"synthcli-{name}", "1.0", f"{name} = {name}", group="synthcli")
+    forks = []
+    fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or fork())
+    expected = ["synthcli-crashy: plugin crashed (SIGSEGV) while being imported; skipped (tried again once it changes)",
+                "synthcli-sleepy: plugin hung while being imported; skipped (tried again once it changes)"]
+    registry = load_registry()
+    assert registry.problems == expected and "faulty" in registry.types and len(forks) == 3
+    assert load_registry().problems == expected and len(forks) == 3     # known now: nothing is tried again
+    stat = (site / "crashy.py").stat()
+    os.utime(site / "crashy.py", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert load_registry().problems == expected and len(forks) == 4
