@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-
 from synthcli import entrypoints
 
 GROUP = "synthcli-test-group"
