@@ -15,7 +15,7 @@ from synthcli.engine.render import Performance
 from synthcli.errors import SynthError
 from synthcli.modules.dynamics import SOFT_CLIP_KNEE
 from synthcli.sequencer.song import Song
-from synthcli.testing import rms
+from synthcli.testing import peak_frequency, rms
 
 ROOT = Path(__file__).parent.parent
 SR = 48000
@@ -229,6 +229,27 @@ def test_any_song_text_loads_or_fails_cleanly(registry, lines):
         Song(registry, "\n".join(lines), "fuzz.seq")
     except SynthError as error:
         assert error.line is not None and "\n" not in str(error)
+
+
+def test_a_stop_takes_back_the_notes_and_values_sent_for_later_in_the_bar(registry):
+    """A bar's notes and pattern values go to the engine when the bar
+    starts. A stop (the REPL's, a song restarted) released the notes
+    sounding, but the bar's later notes played on, into a restarted song,
+    or onto a voice that an undo brought back, never to be released."""
+    text = ("tempo 120\nlength 2\nadd keys kb voices=1\nadd vca v level=0.5\nconnect kb.gate v\n"
+            "connect v out.left\nadd vco o wave=sine\nconnect o out.right\n"
+            'pattern kb "c4 e4 g4 a4" legato=0.5\npattern o.freq "100 200 300 400"\n')
+    with Engine(registry, SR, 256) as engine:
+        performance = Performance(engine, Song(registry, text))
+        for _ in range(110):    # 0.59 s into the first bar: e4 sounds, g4 and a4 are to come
+            performance.next_block()
+        performance.sequencer.release_notes()
+        performance.sequencer = None
+        left, right = np.concatenate([performance.next_block().copy() for _ in range(300)], axis=1)
+    assert not left.any()                                # e4 released at the stop, g4 and a4 never come
+    for start in (0.5, 1.0):                              # seconds after the stop: where 300 and 400 Hz were due
+        window = right[int(start * SR):int((start + 0.3) * SR)]
+        assert abs(peak_frequency(window) - 200.0) < 4.0
 
 
 def test_a_reload_fades_out_removed_modules_and_keeps_the_others_running(registry):

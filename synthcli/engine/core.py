@@ -207,11 +207,12 @@ class Engine:
             if node.name in names:
                 self.board.flags[index] = FADE
 
-    def set(self, name: str, param: str, value: float, time: int | None = None) -> None:
+    def set(self, name: str, param: str, value: float, time: int | None = None) -> int | None:
         """Change a parameter. Without ``time`` from the next block; with a
         sample ``time`` from that very sample. A number glides to its new
         value by the end of the block it starts in; a choice switches at
-        the start of that block."""
+        the start of that block. A change for a later block returns a
+        handle for :meth:`cancel`."""
         if self.schedule is None:
             raise SynthError("no patch is loaded")
         node = self.schedule.by_name.get(name)
@@ -221,8 +222,10 @@ class Engine:
             raise SynthError(f"module '{name}' has no parameter '{param}'")
         if time is None or time <= self.time:
             self._queue_set(node, param, float(value), 0)
-        else:
-            heapq.heappush(self._timed_sets, (int(time), next(self._seq), name, param, float(value)))
+            return None
+        handle = next(self._seq)
+        heapq.heappush(self._timed_sets, (int(time), handle, name, param, float(value)))
+        return handle
 
     def _queue_set(self, node: Node, param: str, value: float, offset: int) -> None:
         spec = self.registry.get(node.type).cls.param(param)
@@ -243,7 +246,7 @@ class Engine:
         return handle
 
     def cancel(self, handle: int) -> None:
-        """Take back an event sent for a sample not yet rendered."""
+        """Take back an event or a set made for a sample not yet rendered."""
         self._cancelled.add(handle)
 
     # -- rendering -----------------------------------------------------------
@@ -255,9 +258,11 @@ class Engine:
             raise SynthError("no patch is loaded")
         end = self.time + self.blocksize
         while self._timed_sets and self._timed_sets[0][0] < end:
-            when, _, name, param, value = heapq.heappop(self._timed_sets)
+            when, handle, name, param, value = heapq.heappop(self._timed_sets)
             node = self.schedule.by_name.get(name)
-            if node is not None and param in node.param_base:
+            if self._cancelled and handle in self._cancelled:
+                self._cancelled.discard(handle)
+            elif node is not None and param in node.param_base:
                 self._queue_set(node, param, value, when - self.time)
         self._apply_smoothing()
         while self._events and self._events[0][0] < end:

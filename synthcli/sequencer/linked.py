@@ -117,6 +117,7 @@ class LinkedSequencer(Sequencer):
 
     def _schedule(self, bar: int) -> None:
         """Queue the bar's events; :meth:`_dispatch` sends each as its block comes."""
+        self.ahead = [sent for sent in self.ahead if sent[0] >= self.engine.time]
         for voice in self.voices.values():
             for event in voice.pattern.events(bar):
                 where = float(self.song.quarters_at(bar, event.start))
@@ -134,12 +135,12 @@ class LinkedSequencer(Sequencer):
             if start < engine.time - engine.blocksize:
                 continue   # the session's beat jumped past it (we joined, or the quantum changed)
             if voice.param is not None:
-                engine.set(voice.module, voice.param, event.value, time=start)
+                self._keep(start, engine.set(voice.module, voice.param, event.value, time=start))
                 continue
             end = max(start + 1, self.bar_sample(bar, event.start + event.duration * voice.legato))
             on, off = note_events(event.value, voice.velocity)
-            engine.send(voice.module, start, on)
-            engine.send(voice.module, end, off)
+            self._keep(start, engine.send(voice.module, start, on))
+            self._keep(end, engine.send(voice.module, end, off))
 
 
 def tempo_at(song: Song, bar: int) -> Fraction:

@@ -288,6 +288,8 @@ class Sequencer:
         self.leaving: Patch | None = None   # the patch to load once removed modules have faded
         # (note source, pitch) -> the off of its last note held past its step: (sample, handle to cancel it)
         self.note_offs: dict[tuple[str, float], tuple[int, int]] = {}
+        # (sample, handle) of what was sent ahead (a bar at a time): a stop takes back what is still to come
+        self.ahead: list[tuple[int, int]] = []
 
     @property
     def song(self) -> Song:
@@ -356,8 +358,15 @@ class Sequencer:
         self.pending = song
 
     def release_notes(self) -> None:
-        """Release every held note of every note source (the transport stops)."""
+        """Release every held note of every note source, and take back the
+        notes and pattern values sent for later in the bar (the transport
+        stops): they played on after a stop, into a restarted song too."""
         from ..api import AllNotesOff
+        now = self.engine.time
+        for when, handle in self.ahead:
+            if when >= now:
+                self.engine.cancel(handle)
+        self.ahead.clear()
         for name, inst in self.patch.modules.items():
             if inst.type.cls.accepts_notes:
                 self.engine.send(name, self.engine.time, AllNotesOff())
@@ -425,8 +434,15 @@ class Sequencer:
             self.engine.load(self.patch)
             self.voices = playable(self.voices, self.patch)
 
+    def _keep(self, when: int, handle: int | None) -> None:
+        if handle is not None:
+            self.ahead.append((when, handle))
+
     def _schedule(self, bar: int) -> None:
         engine = self.engine
+        now = engine.time
+        self.ahead = [sent for sent in self.ahead if sent[0] >= now]
+        keep = self._keep
         # Voices of a chord share their places in the bar: each place is
         # turned into a sample once (256 voices: 2048 notes, 8 places). Keys
         # are pairs of ints, which hash far faster than Fractions.
@@ -440,7 +456,7 @@ class Sequencer:
                 if start is None:
                     start = samples[key] = self.bar_sample(bar, at)
                 if voice.param is not None:
-                    engine.set(voice.module, voice.param, event.value, time=start)
+                    keep(start, engine.set(voice.module, voice.param, event.value, time=start))
                     continue
                 length = event.duration
                 key = (key, length.numerator, length.denominator, legato)
@@ -454,7 +470,7 @@ class Sequencer:
                     self.midi_out(port, channel, start, stop, event.value, voice.velocity)
                     continue
                 on, off = note_events(event.value, voice.velocity)
-                engine.send(voice.module, start, on)
+                keep(start, engine.send(voice.module, start, on))
                 # A key struck again while it still sounds (legato over 1)
                 # is held by the new note: the earlier note's off would cut
                 # it. Only such notes are kept here, so a bar of 256 voices
@@ -464,6 +480,7 @@ class Sequencer:
                     if earlier is not None and earlier[0] > start and earlier[0] >= engine.time:
                         engine.cancel(earlier[1])
                 handle = engine.send(voice.module, stop, off)
+                keep(stop, handle)
                 if voice.legato > 1:
                     self.note_offs[(voice.module, event.value)] = (stop, handle)
 
