@@ -29,8 +29,17 @@ from .tap import Tap
 #: Slots beyond the render-ahead depth, so the recorder in the control
 #: process may lag by this many blocks without ever holding up the audio.
 RECORD_SLACK = 128
-#: Render-ahead depth in blocks for each --latency setting.
+#: Render-ahead depth in blocks for each --latency setting, counted from the
+#: end of a host buffer: a host whose buffer holds several blocks (JACK at
+#: 1024 frames, blocks of 256) asks for them all at once, so the depth grows
+#: by the blocks of one host buffer less one (see :meth:`LiveEngine.measure_host`).
 DEPTHS = {"low": 1, "normal": 2, "safe": 4}
+#: Frames rendered before the stream starts, while the host's buffer is not
+#: known yet: the first bursts of callbacks (a JACK period of up to this
+#: many frames) must find blocks waiting.
+START_FRAMES = 2048
+#: Callbacks looked at, at most, to learn how many come at once.
+HOST_PROBE = 128
 #: Commands that rebuild the engine's schedule (tens of milliseconds with
 #: worker processes); before one, the render thread runs this many blocks
 #: ahead, so the rebuild is heard that much later but never as an xrun.
@@ -66,6 +75,7 @@ class LiveEngine:
         self.engine = None               # made in run(), in this process
         self.midi = None                 # MIDI out (clock, midiout patterns) for patches and songs, timed here
         self.dac_ahead = 0.0             # DAC time minus callback time, as PortAudio reports it
+        self.called = np.zeros(HOST_PROBE)   # when the first callbacks came (monotonic seconds)
         self.peak = np.zeros(2)
         self.heard: tuple[int, int, float] | None = None   # see the callback; for Ableton Link
         self.link = None                               # the Timeline of an Ableton Link session, when on
@@ -90,6 +100,8 @@ class LiveEngine:
         # (OSC bundles) are placed on the sample heard at their time.
         self.dac_ahead = time_info.outputBufferDacTime - time_info.currentTime
         ring.times[slot_log] = time.time() + self.dac_ahead
+        if calls < HOST_PROBE:
+            self.called[calls] = time.monotonic()
         if header[WRITTEN] > played and frames == ring.blocksize:
             outdata[:] = ring.data[played % ring.slots]
             # For Link: this block's first sample, the audio clock's (xruns count there too), and
@@ -116,7 +128,7 @@ class LiveEngine:
 
     def render_loop(self) -> None:
         from ..errors import SynthError
-        ring, depth, performance = self.ring, self.depth, self.performance
+        ring, performance = self.ring, self.performance
         block_time = self.engine.blocksize / self.engine.samplerate
         rendering = 0.0   # the slowest recent block, decaying
         sequencer = performance.sequencer
@@ -142,12 +154,12 @@ class LiveEngine:
                 except SynthError as error:
                     self.send(("error", str(error)))
             swapping = performance.sequencer is not None and performance.sequencer.pending is not None
-            ahead = LOAD_AHEAD if swapping or (self.commands and structural(self.commands[0])) else depth
+            ahead = LOAD_AHEAD if swapping or (self.commands and structural(self.commands[0])) else self.depth
             if ring.queued() >= ahead or ring.free() <= 0:
                 ready, _, _ = select.select([self.wake_r], [], [], block_time)
                 if ready:
                     os.read(self.wake_r, 4096)
-                    wait = self.late_start(rendering) if ring.queued() >= depth - 1 else 0.0
+                    wait = self.late_start(rendering) if ring.queued() >= self.depth - 1 else 0.0
                     if wait > 0 and not self.commands:
                         # Another callback meanwhile means the server is catching up
                         # after a stall: render at once then.
@@ -184,6 +196,24 @@ class LiveEngine:
         while ring.queued() > 0 and time.monotonic() < deadline:
             time.sleep(block_time / 2)
         self.running = False
+
+    def measure_host(self, block_time: float) -> int:
+        """How many blocks the host asks for at once: JACK at 1024 frames
+        calls back four times in a row for blocks of 256, every 21 ms. A
+        depth counted in blocks would be empty after the first two, every
+        cycle: 768 xruns in 4 s at --latency normal. Waits for two whole
+        bursts (at most HOST_PROBE callbacks or half a second)."""
+        waited = time.monotonic() + 0.5
+        while time.monotonic() < waited:
+            seen = min(int(self.ring.header[CALLBACKS]), HOST_PROBE)
+            # Callbacks more than a quarter block apart start a new burst.
+            starts = np.flatnonzero(np.diff(self.called[:seen]) >= block_time / 4) + 1
+            if len(starts) >= 3 or seen == HOST_PROBE:
+                break
+            time.sleep(block_time / 4)
+        # The whole bursts after the first (which may prime the host's buffers), else all there were.
+        bursts = np.diff(starts) if len(starts) >= 3 else np.diff(np.r_[0, starts, seen])
+        return int(min(bursts.max(initial=1), RECORD_SLACK // 2))
 
     def late_start(self, rendering: float) -> float:
         """How long to wait before rendering the block just asked for. It
@@ -464,18 +494,17 @@ class LiveEngine:
             gc.freeze()
             self.render_thread = threading.Thread(target=self.render_loop, name="synthcli-render", daemon=True)
             listener = threading.Thread(target=self.listen, name="synthcli-control", daemon=True)
+            wanted, self.depth = self.depth, max(self.depth, -(-START_FRAMES // s["blocksize"]))
             self.render_thread.start()
             while self.ring.queued() < self.depth and self.render_thread.is_alive():
-                time.sleep(block_time / 4)   # the first callback must find a block waiting
+                time.sleep(block_time / 4)   # the first callbacks must find blocks waiting
             stream.start()
             self.stream = stream
             try:
+                self.depth = wanted + self.measure_host(block_time) - 1
                 # PortAudio's stream.latency can leave out a buffer of the
                 # host's (one JACK period here): the callbacks' own DAC
                 # times say how far ahead a block is really heard.
-                waited = time.monotonic() + 0.5
-                while not self.ring.header[CALLBACKS] and time.monotonic() < waited:
-                    time.sleep(block_time / 4)
                 ahead = self.dac_ahead if self.ring.header[CALLBACKS] else stream.latency
                 self.latency = ahead + self.depth * block_time
                 self.send(("started", {"ring": self.ring.name, "slots": self.ring.slots, "tap": self.tap.name,
