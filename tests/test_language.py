@@ -2,7 +2,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from synthcli.errors import SynthError
+from synthcli.errors import SynthError, did_you_mean
 from synthcli.language import Add, Connect, Set, parse_line, parse_text, tokenize
 
 
@@ -73,8 +73,18 @@ def test_any_text_parses_or_fails_cleanly(text):
     ("zzz", ["add", "set"], None),
 ])
 def test_suggestions_pick_the_likely_typo(word, names, expected):
-    from synthcli.errors import did_you_mean
     assert did_you_mean(word, names) == (f", did you mean '{expected}'?" if expected else "")
+
+
+def test_a_huge_word_is_quoted_back_cut():
+    """A 60,000-character paste (or OSC message) took 1.8 s to compare with
+    every command and came back whole, 60 KB on one line."""
+    with pytest.raises(SynthError) as caught:
+        parse_line("x" * 60000)
+    message = caught.value.message
+    assert len(message) <= 400 and message.startswith("unknown command 'xxx")
+    assert f"[... {60000 + len('unknown command ') + 2 - 370} characters ...]" in message
+    assert did_you_mean("x" * 60000, ["add", "set"]) == ""
 
 
 def test_the_controllers_map_refuses_are_those_the_keyboard_plays_itself():
