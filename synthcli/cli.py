@@ -584,6 +584,11 @@ class Watcher:
         self.path, self.reg, self.is_song = path, reg, is_song
         self.stamp = self._stamp()
         self.missing = 0   # polls in a row that found no file
+        self.empty = 0     # polls in a row that found it empty
+        try:
+            self.playing = path.read_bytes()   # the text of the version playing, to know a save of it again
+        except OSError:
+            self.playing = None
         # Saves sent whose "applied" the engine has yet to report: OSC edits
         # reload the patch too, and theirs are not a save's.
         self.unconfirmed = 0
@@ -612,9 +617,22 @@ class Watcher:
         self.missing = 0
         if stamp == self.stamp:
             return
+        if stamp[1] == 0 and self.empty == 0:   # an editor that empties the file, then writes it
+            self.empty = 1
+            return
+        self.empty = 0
         self.stamp = stamp
         try:
+            try:
+                saved = self.path.read_bytes()
+            except OSError:
+                return   # gone again since the stat: the next poll says so
+            if saved == self.playing:   # undone back to what plays (a broken save fixed): nothing to apply
+                typer.echo(f"{self.path}: the version playing; nothing to apply", err=True)
+                return
             text, patch, song = read_file(self.path, self.reg)
+            if not text.strip():
+                raise SynthError("the file is empty", source=str(self.path))
             if (song is not None) != self.is_song:
                 raise SynthError("a file being played cannot turn from a patch into a song or back",
                                  source=str(self.path))
@@ -625,6 +643,7 @@ class Watcher:
             except SynthError:
                 self._count(-1)
                 raise
+            self.playing = saved
             if control.session.glided:   # no reload, so no answer to wait for
                 self._count(-1)
                 typer.echo(f"applied {self.path}: parameter changes glide in now", err=True)
