@@ -256,10 +256,13 @@ class Player:
     # -- recording -----------------------------------------------------------
 
     def _record(self) -> None:
-        """Write every block the callback sent, silence included, in order."""
+        """Write every block the callback sent, silence included, in order;
+        with ``frames``, none of the piece past it (its last block's tail
+        is silence), so the file is the one ``synth render`` writes."""
         import soundfile
         ring = Ring(self.info["slots"], self.settings["blocksize"], name=self.info["ring"])
         silence = np.zeros((ring.blocksize, 2), np.float32)
+        end = self.settings.get("frames")
         done = 0
         rate = int(self.settings["samplerate"])
         try:
@@ -269,7 +272,12 @@ class Player:
                     calls = int(ring.header[CALLBACKS])
                     for k in range(done, calls):
                         played = int(ring.log[k % ring.slots])
-                        out.write(silence if played == SILENCE else ring.data[played % ring.slots])
+                        if played == SILENCE:
+                            out.write(silence)
+                        elif end is None or (played + 1) * ring.blocksize <= end:
+                            out.write(ring.data[played % ring.slots])
+                        elif played * ring.blocksize < end:
+                            out.write(ring.data[played % ring.slots][:end - played * ring.blocksize])
                         if played != SILENCE:
                             ring.header[RECORDED] = played + 1
                     done = calls
