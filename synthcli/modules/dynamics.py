@@ -9,9 +9,9 @@ from ..api import AUDIO, CONTROL, Module, Param, Port
 from ..engine.jit import kernel
 
 #: Below this level the master passes samples untouched; above it a tanh
-#: knee bends them so that nothing ever reaches full scale.
+#: knee bends them towards full scale, which only a sample some 15 dB over
+#: it (past 4.37, where the sum rounds to 1) reaches.
 SOFT_CLIP_KNEE = 0.8
-
 
 
 @kernel
