@@ -223,6 +223,18 @@ def test_remote_commands_cannot_reach_files_outside_the_working_directory(served
     assert all("outside the working directory" in line for line in logged), logged
 
 
+@needs_liblo
+def test_a_render_over_osc_is_at_most_ten_minutes(served):
+    """One datagram asked for 3,000 s: 1.15 GB written, the server held for
+    9 s. The cap is checked before any file is made."""
+    control, port, logged = served
+    name = f"osc-render-{os.getpid()}.wav"
+    oscsend(port, "/synth/cmd", "s", f"render {name} 3000")
+    assert wait_for(lambda: len(logged) == 1)
+    assert "render over OSC is at most 600 s (this one would last up to 3000 s)" in logged[0], logged
+    assert not (Path.cwd() / name).exists()
+
+
 def test_a_command_without_its_text_is_refused_alone(served):
     control, port, logged = served
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:   # one datagram: the two arrive together

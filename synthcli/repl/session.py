@@ -18,7 +18,7 @@ from ..errors import SynthError, check_output, did_you_mean
 from ..language import (COMMANDS, At, Command, Length, Pattern, Tempo, lines, parse_line, parse_text, tokenize,
                         unquote)
 from ..patch import Patch
-from ..sequencer.song import Song, is_song
+from ..sequencer.song import TAIL_MAX, Song, is_song
 from . import views
 from .commands import REPL_COMMANDS
 from .timeline import Timeline
@@ -29,6 +29,9 @@ from .transport import Transport
 RELOADING = ("add", "remove", "connect", "disconnect")
 #: Seconds a patch renders for when ``render`` is not told how long.
 PATCH_SECONDS = 4.0
+#: Seconds a render asked for over OSC may last at most: one datagram asked
+#: for 3,000 s (1.15 GB), and a render holds the OSC server until it is done.
+REMOTE_RENDER_SECONDS = 600.0
 #: Knob turns (OSC, MIDI CC) reach the journal at most this often, each
 #: knob's latest value: a journal entry is an fsync, and a knob turns
 #: thousands of times a second.
@@ -400,6 +403,11 @@ class Session:
                 raise SynthError(f"expected seconds, got '{duration}'") from None
         samplerate, blocksize = 48000, 256
         frames = None if seconds is None else frames_for(seconds, samplerate)
+        if self.within is not None:
+            lasts = seconds if seconds is not None else float(song.bar_start(song.length)) + TAIL_MAX
+            if lasts > REMOTE_RENDER_SECONDS:
+                raise SynthError(f"render over OSC is at most {REMOTE_RENDER_SECONDS:g} s (this one would last "
+                                 f"up to {lasts:g} s): render it at the machine, in the REPL or with synth render")
         with Engine(self.registry, samplerate, blocksize) as engine:
             if song is None:
                 engine.load(self.patch)
