@@ -216,7 +216,11 @@ def test_clock_in_sets_the_tempo_and_starts_and_stops_the_song(jack_midi, tmp_pa
     assert "Traceback" not in err and "refused" not in err and " 0 xruns" in err, err
     tempos = [float(line.split()[-1]) for line in err.splitlines() if line.startswith("midi clock: tempo")]
     print(f"clock in: tempos applied {tempos} for 150")
-    assert abs(tempos[-1] - 150) < 0.05 and all(abs(t - 150) < 1 for t in tempos), tempos
+    # The first, from one beat of ticks a JACK period apart at worst, is off
+    # by at most 1.5 / 24 of a period per tick (clock.py): 3 BPM at 150.
+    # Each refinement halves that; the last is the tempo.
+    assert abs(tempos[0] - 150) < 3 and all(abs(t - 150) < 1 for t in tempos[1:]), tempos
+    assert abs(tempos[-1] - 150) < 0.05, tempos
     data, _ = soundfile.read(str(take))
     found = onsets(data[:, 0], quiet=2000)
     # Quarter notes at 150 BPM are 0.4 s apart once the refined tempo takes over at a bar.
