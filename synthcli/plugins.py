@@ -275,20 +275,28 @@ def trial_import(ep) -> str | None:
     return verdict
 
 
-def _import_in_a_child(module: str) -> str | None:
+def quiet_child(read_end: int) -> None:
+    """In a forked trial child (an import here, a warm-up in the engine):
+    its crash or hang is the parent's to report in one line, so nothing of
+    it reaches the terminal, and Ctrl-C ends it."""
     import faulthandler
+    import signal
+    os.close(read_end)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    faulthandler.disable()
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+
+
+def _import_in_a_child(module: str) -> str | None:
     import select
     import signal
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:   # the child: quiet, and never back in the caller's code
         try:
-            os.close(read_end)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            faulthandler.disable()   # a crash here is the parent's to report, in one line
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 1)
-            os.dup2(null, 2)
+            quiet_child(read_end)
             import importlib
             try:
                 importlib.import_module(module)

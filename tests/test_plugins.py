@@ -26,7 +26,7 @@ DISABLED = ("this song needs synthcli-chiptune>=0.1, which is installed but disa
             "(--safe-mode or SYNTHCLI_DISABLE_PLUGINS)")
 #: The one line a song gets when the plugin it requires is not installed.
 MISSING = re.compile(r"error: songs/chiptune\.seq:\d+:\d+: this song needs synthcli-chiptune>=0\.1: "
-                     r"pip install \./plugins/synthcli-chiptune\n")
+                     r"pip install \S*plugins/synthcli-chiptune\n")   # the source tree's folder
 
 
 def offline_build_problem() -> str | None:

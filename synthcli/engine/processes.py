@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..plugins import BUILTIN_PACKAGE, Registry
+from ..plugins import BUILTIN_PACKAGE, Registry, quiet_child
 from .board import ABANDONED, Board, unlink
 from .core import default_workers
 from .partition import assign, builtin, cost_model, spins
@@ -316,12 +316,7 @@ def survivors(classes: list[type], samplerate: float, blocksize: int) -> list[ty
         pid = os.fork()
         if pid == 0:   # the child: quiet, killable, and never back in the caller's code
             try:
-                os.close(read_end)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                faulthandler.disable()
-                null = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(null, 1)
-                os.dup2(null, 2)
+                quiet_child(read_end)
                 for index in range(start, len(classes)):
                     _warm(classes[index], samplerate, blocksize)
                     os.write(write_end, _BLOCK.pack(index))
