@@ -212,6 +212,18 @@ def test_errors_go_back_as_synth_error_and_change_nothing(served, tmp_path):
 
 
 @needs_liblo
+def test_play_and_stop_without_a_song_are_refused_aloud(served):
+    """A musician's controller has no reply port: what did not happen is logged."""
+    control, port, logged = served
+    oscsend(port, "/synth/play", "")
+    oscsend(port, "/synth/stop", "")
+    assert wait_for(lambda: len(logged) == 2), logged
+    assert logged[0].startswith("osc: /synth/play from 127.0.0.1:") and "nothing to play yet" in logged[0]
+    assert logged[1].startswith("osc: /synth/stop from 127.0.0.1:") and "the song is not playing" in logged[1]
+    assert control.osc.counts["refused"] == 2 and not control.session.transport.playing
+
+
+@needs_liblo
 def test_remote_commands_cannot_reach_files_outside_the_working_directory(served, tmp_path):
     control, port, logged = served
     outside = tmp_path / "stolen.patch"

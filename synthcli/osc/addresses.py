@@ -33,8 +33,9 @@ ADDRESSES: tuple[Address, ...] = (
             "/synth/bass/note iii 40 90 1"),
     Address("/synth/tempo", ("f", "i"), "the song's tempo in BPM (while it plays, from the next bar)",
             "/synth/tempo f 126.0"),
-    Address("/synth/play", ("",), "start the song from bar 1", "/synth/play"),
-    Address("/synth/stop", ("",), "stop the song's patterns; the patch keeps sounding", "/synth/stop"),
+    Address("/synth/play", ("",), "start the song from bar 1 (refused while there is no song)", "/synth/play"),
+    Address("/synth/stop", ("",), "stop the song's patterns; the patch keeps sounding (refused when none plays)",
+            "/synth/stop"),
     Address("/synth/reply", ("i",), "send replies to this port on the sender's host; without it, errors go "
             "back to the port they came from", "/synth/reply i 57121"),
     Address("/synth/stats", ("",), "reply `/synth/stats iiii` with messages received, applied, refused, "

@@ -330,11 +330,19 @@ class OscServer:
     def on_tempo(self, bpm, sender) -> None:
         self.control.execute(f"tempo {bpm:g}", remote=True)
 
-    def on_play(self, sender) -> str:
-        return self.control.execute("play", remote=True)
+    def on_play(self, sender) -> None:
+        self._transport("play")
 
-    def on_stop(self, sender) -> str:
-        return self.control.execute("stop", remote=True)
+    def on_stop(self, sender) -> None:
+        self._transport("stop")
+
+    def _transport(self, verb: str) -> None:
+        """``play`` and ``stop`` say something only when they did nothing
+        (no song yet, nothing playing): a sender with no reply port would
+        never hear that, so it is a refusal, logged and sent back."""
+        said = self.control.execute(verb, remote=True)
+        if said:
+            raise SynthError(said)
 
     def on_reply(self, port: int, sender) -> None:
         if not 0 < port < 65536:
