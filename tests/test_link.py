@@ -111,8 +111,11 @@ def test_two_peers_share_the_tempo_and_their_clicks_line_up(jack_server, portaud
     first = Peer(first_song, "--watch", "--latency", "safe", "--record", tmp_path / "first.wav")
     second = None
     try:
-        first.wait_for(r"^link: 0 peers, session tempo 120 BPM$")
+        founded = first.wait_for(r"^link: 0 peers, session tempo 120 BPM$")
         first.wait_for(r"^playing ")
+        # Link merges two sessions into the older one only if it is older by
+        # half a second; closer than that, a random ID picks (docs/link.md).
+        time.sleep(max(0.0, founded + 1.0 - time.monotonic()))
         second = Peer(second_song, "--duration", "16", "--latency", "normal", "--record", tmp_path / "second.wav")
         second.wait_for(r"^link: 1 peer, session tempo 120 BPM$")
         second.wait_for(r"^playing ")
