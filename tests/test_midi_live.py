@@ -369,7 +369,7 @@ def test_jack_midiseq_as_the_keyboard_plays_in_time(jack_midi, tmp_path):
         time.sleep(0.5)
         playing = Playing(patch, "--midi-in", name, "--record", take, cwd=ROOT)
         assert f"from MIDI input '{name}:out'" in "".join(playing.lines)
-        time.sleep(3.0)
+        time.sleep(3.5)
         err = playing.finish()
     finally:
         sequencer.terminate()
@@ -377,15 +377,25 @@ def test_jack_midiseq_as_the_keyboard_plays_in_time(jack_midi, tmp_path):
     assert "Traceback" not in err and " 0 xruns" in err, err
     data, _ = soundfile.read(str(take))
     x = data[:, 0]
-    found = onsets(x)
-    assert len(found) >= 5, found
-    # Each note starts on the block after the JACK cycle that carried it: a
-    # block either way of the sequencer's exact 24,000 samples.
-    assert np.all(np.abs(np.diff(found) - 24000) <= BLOCK), np.diff(found)
-    for start in found[:-1]:
+    loud = np.flatnonzero(np.abs(x) > 1e-3)
+    breaks = np.flatnonzero(np.diff(loud) > 2000)
+    notes = np.column_stack((loud[np.r_[0, breaks + 1]], loud[np.r_[breaks, -1]] + 1))   # (start, end)
+    if notes[0, 1] - notes[0, 0] < 12000 - BLOCK:
+        # A note-on that came while the synth was starting is heard from the
+        # first block that could play it, and ends on time like the others.
+        assert abs(notes[1, 0] - notes[0, 1] - 12000) <= BLOCK + 1, notes[:2]
+        notes = notes[1:]
+    found = notes[:-1, 0]   # the last note may be cut by the end of the take
+    assert len(found) >= 5, notes
+    # Each note starts on the block after the JACK cycle that carried it, or
+    # one block later when the render thread had already begun that block on
+    # a loaded machine: within two blocks of the sequencer's exact grid of
+    # 24,000 samples (issue 10's bound on a note's way to the output).
+    phases = found - 24000 * np.arange(len(found))
+    assert np.ptp(phases) < 2 * BLOCK, np.diff(found)
+    for start, end in notes[:-1]:
         assert abs(peak_frequency(x[start + 1000:start + 11000]) - 440.0) < 1.0
-        sounding = np.flatnonzero(np.abs(x[start:start + 20000]) > 1e-3)[-1]
-        assert abs(sounding - 12000) <= BLOCK + 1, sounding
+        assert abs(end - start - 12000) <= BLOCK + 1, (start, end)
 
 
 def wait_until(condition, what, timeout=20.0):
