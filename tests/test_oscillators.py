@@ -4,7 +4,7 @@ import pytest
 from scipy.signal import welch
 
 from synthcli.api import C4_HZ
-from synthcli.modules.oscillators import TAPS, Lfo, Noise, Vco
+from synthcli.modules.oscillators import TAPS, VCO_WAVES, Lfo, Noise, Vco
 from synthcli.testing import check_module, peak_frequency, render_module
 
 FS = 48000
@@ -114,6 +114,35 @@ def test_vco_survives_wild_modulation():
         out = render_module(Vco, 40, params={"wave": wave, "fmdepth": 10.0, "pw": np.linspace(-1, 2, n)},
                             inputs={"fm": rng.uniform(-1, 1, n), "voct": np.linspace(-10, 30, n)})["out"]
         assert np.isfinite(out).all() and np.abs(out).max() < 2.0
+
+
+def switching(old, new, f0, blocks=60):
+    """The vco switched between two waves at every block: at 256 samples a
+    block and these pitches, the switches fall at phases all over the cycle."""
+    wave = np.repeat(np.tile([Vco.param("wave").coerce(old), Vco.param("wave").coerce(new)], blocks // 2), 256)
+    return render_module(Vco, blocks, params={"freq": f0, "wave": wave, "pw": 0.3})["out"][0]
+
+
+@pytest.mark.parametrize("old", VCO_WAVES)
+def test_a_change_of_wave_stays_within_full_scale(old):
+    """The edges of the new wave's first samples must not land on the old
+    wave's last ones (a triangle switched to a saw reached -1.85), and a
+    pulse must start at the level its phase gives, not the one it had when
+    it was last played (sine to square: 1.76)."""
+    for new in VCO_WAVES:
+        for f0 in (55.0, 220.0, 440.0, 1234.5, 5000.0):
+            if new != old:
+                assert np.abs(switching(old, new, f0)).max() <= 1.0, (new, f0)
+
+
+def test_a_change_of_wave_crossfades():
+    """Sine and triangle have no edges, and peak a quarter cycle apart:
+    switched outright, one sample jumps by their difference at that phase,
+    up to 1.41; crossfaded over 16 samples, by a 16th of it at most, plus a
+    steady wave's own step (0.0144 at 110 Hz)."""
+    x = switching("sine", "triangle", 110.0)
+    steady = max(np.abs(np.diff(vco(wave=w, freq=110.0)[0])).max() for w in ("sine", "triangle"))
+    assert np.abs(np.diff(x[4 * TAPS:])).max() < np.sqrt(2) / 16 + steady
 
 
 def test_saw_uses_full_scale_at_low_pitch():

@@ -37,6 +37,11 @@ SQUARE_GAIN = 0.76
 #: voct and fm push it, so at most one wrap happens per sample.
 MAX_INC = 0.49
 PW_MIN = 0.01
+#: Samples over which a change of waveform crossfades (0.33 ms at 48 kHz),
+#: as many as the ring holds ahead: switched outright, the jump clicks, and
+#: the band-limited edges of the new wave's first samples, made for its
+#: own level, land on the old wave's last ones.
+XFADE = TAPS
 #: Time since an edge is kept below one sample: the table lookups rely on it.
 LATEST = 1.0 - 1e-12
 
@@ -74,18 +79,21 @@ def _since(overshoot, inc):
 
 
 @helper
-def _edge(buf, pos, since, size, ramp):
+def _edge(buf, pos, since, size, ramp, weight):
     """Turn the naive jump (or, with ramp, slope change) that happened `since`
     samples before the sample at `pos` into a band-limited one, by adding the
-    difference to the TAPS samples either side of it in the ring buffer."""
+    difference to the TAPS samples either side of it in the ring buffer.
+    `weight` = (w0, w1): in a crossfade each of those samples takes the
+    difference times its own weight, w0 + w1 * j within 0..1."""
     table = _RAMP if ramp else _STEP
+    w0, w1 = weight
     for j in range(2 * TAPS):
         x = (j + since) * OVERSAMPLE
         k = int(x)
         v = table[k] + (x - k) * (table[k + 1] - table[k])
         if j >= TAPS:
             v -= (j - TAPS + since) if ramp else 1.0
-        buf[(pos + TAPS + j) & MASK] += size * v
+        buf[(pos + TAPS + j) & MASK] += size * v * min(max(w0 + w1 * j, 0.0), 1.0)
 
 
 @helper
@@ -98,23 +106,27 @@ def _steady(x, c):
 
 
 @helper(inline="always")
-def _vco_channel(shape, c, inputs, state, out, samplerate):
-    """Channel c's block: the new phase and pulse level. `shape` is always a
-    constant, so each waveform gets a loop of its own, free of the others."""
+def _vco_channel(shape, c, inputs, state, out, samplerate, start, stop, fade):
+    """Channel c's samples `start` to `stop`: the new phase and pulse level.
+    `shape` is always a constant, so each waveform gets a loop of its own,
+    free of the others. `fade` is 0, or in the first XFADE samples of a
+    change of waveform, 1 for the new wave fading in and -1 for the old one
+    fading out: each of their samples then takes its weight in the
+    crossfade, and only the old wave's pass sends samples out."""
     voct, fm, freq, pw, fmdepth = inputs
     p, hi, buf, pos = state
-    n = out.shape[1]
     # The increment, its pow and its division, only when an input to it
     # changes; a held note without FM has one for the whole block.
     steady = _steady(freq, c) and _steady(voct, c) and _steady(fm, c) and _steady(fmdepth, c)
     last_f = last_v = last_m = last_d = np.nan
     base = inc = 0.0
-    for i in range(n):
+    weight = (1.0, 0.0)
+    for i in range(start, stop):
         f = freq[c, i]
         v = voct[c, i]
         m = fm[c, i]
         d = fmdepth[c, i]
-        if (i == 0 or not steady) and (f != last_f or v != last_v or m != last_m or d != last_d):
+        if (i == start or not steady) and (f != last_f or v != last_v or m != last_m or d != last_d):
             if f != last_f or v != last_v:
                 base = f * 2.0 ** v
                 last_f = f
@@ -122,6 +134,11 @@ def _vco_channel(shape, c, inputs, state, out, samplerate):
             last_m = m
             last_d = d
             inc = min(max(base * (1.0 + m * d) / samplerate, 0.0), MAX_INC)
+        if fade:
+            # Sample k of the crossfade weighs the new wave (k + 1) / (XFADE + 1);
+            # an edge at sample i reaches the ring's samples i - TAPS .. i + TAPS.
+            rise = (i - TAPS + 1.0) / (XFADE + 1.0)
+            weight = (rise, 1.0 / (XFADE + 1.0)) if fade > 0 else (1.0 - rise, -1.0 / (XFADE + 1.0))
         prev = p
         p += inc
         if shape == SINE:
@@ -131,57 +148,93 @@ def _vco_channel(shape, c, inputs, state, out, samplerate):
         elif shape == SAW:
             if p >= 1.0:
                 p -= 1.0
-                _edge(buf, pos, _since(p, inc), -2.0 * SAW_GAIN, False)
+                _edge(buf, pos, _since(p, inc), -2.0 * SAW_GAIN, False, weight)
             value = SAW_GAIN * (2.0 * p - 1.0)
         elif shape == TRIANGLE:
             if prev < 0.5 <= p:
-                _edge(buf, pos, _since(p - 0.5, inc), -8.0 * inc, True)
+                _edge(buf, pos, _since(p - 0.5, inc), -8.0 * inc, True, weight)
             if p >= 1.0:
                 p -= 1.0
-                _edge(buf, pos, _since(p, inc), 8.0 * inc, True)
+                _edge(buf, pos, _since(p, inc), 8.0 * inc, True, weight)
             value = 4.0 * p - 1.0 if p < 0.5 else 3.0 - 4.0 * p
         else:
             # The level follows `hi`, which only an edge flips: a pulse
             # width swept past the phase gives a late edge, not a jump.
-            w = 0.5 if shape == SQUARE else min(max(pw[c, i], PW_MIN), 1.0 - PW_MIN)
+            w = _width(shape, pw[c, i])
             jump = SQUARE_GAIN / max(w, 1.0 - w)
             if hi and p >= w:
-                _edge(buf, pos, _since(p - w, inc), -jump, False)
+                _edge(buf, pos, _since(p - w, inc), -jump, False, weight)
                 hi = False
             if p >= 1.0:
                 p -= 1.0
-                _edge(buf, pos, _since(p, inc), jump, False)
+                _edge(buf, pos, _since(p, inc), jump, False, weight)
                 hi = True
                 if p >= w:
-                    _edge(buf, pos, _since(p - w, inc), -jump, False)
+                    _edge(buf, pos, _since(p - w, inc), -jump, False, weight)
                     hi = False
             value = jump * (1.0 - w if hi else -w)
+        if fade:
+            a = (i + 1.0) / (XFADE + 1.0)
+            value *= a if fade > 0 else 1.0 - a
         buf[pos] += value
-        done = (pos + TAPS) & MASK
-        out[c, i] = buf[done]
-        buf[done] = 0.0
+        if fade <= 0:
+            done = (pos + TAPS) & MASK
+            out[c, i] = buf[done]
+            buf[done] = 0.0
         pos = (pos + 1) & MASK
     return p, hi
 
 
+@helper(inline="always")
+def _width(shape, pw):
+    return 0.5 if shape == SQUARE else min(max(pw, PW_MIN), 1.0 - PW_MIN)
+
+
+@helper
+def _vco_block(shape, c, inputs, state, out, samplerate, start, stop, fade):
+    """_vco_channel for a waveform known only as the program runs."""
+    if shape == SINE:
+        return _vco_channel(SINE, c, inputs, state, out, samplerate, start, stop, fade)
+    if shape == SAW:
+        return _vco_channel(SAW, c, inputs, state, out, samplerate, start, stop, fade)
+    if shape == TRIANGLE:
+        return _vco_channel(TRIANGLE, c, inputs, state, out, samplerate, start, stop, fade)
+    if shape == SQUARE:
+        return _vco_channel(SQUARE, c, inputs, state, out, samplerate, start, stop, fade)
+    return _vco_channel(PULSE, c, inputs, state, out, samplerate, start, stop, fade)
+
+
 @kernel
-def _vco_kernel(voct, fm, freq, wave, pw, fmdepth, out, phase, high, ring, cursor, samplerate):
+def _vco_kernel(voct, fm, freq, wave, pw, fmdepth, out, phase, high, ring, shapes, cursor, samplerate):
     channels, n = out.shape
     for c in range(channels):
         shape = int(wave[c, 0])
         inputs = (voct, fm, freq, pw, fmdepth)
         # The cursor provably in range spares every access a negative-index fix-up.
-        state = (phase[c], high[c], ring[c], cursor[0] & MASK)
+        pos = cursor[0] & MASK
+        state = (phase[c], high[c], ring[c], pos)
+        start = 0
+        if 0 <= shapes[c] != shape and n >= XFADE:
+            # A change of waveform. The old wave's pass fades it out and sends
+            # out the samples before the change, which only it reaches; the
+            # new wave's pass (a pulse starting as it would be at this phase)
+            # fades in over the same samples, and its loop goes on from there.
+            _vco_block(int(shapes[c]), c, inputs, state, out, samplerate, 0, XFADE, -1)
+            new = (phase[c], phase[c] < _width(shape, pw[c, 0]), ring[c], pos)
+            p, hi = _vco_block(shape, c, inputs, new, out, samplerate, 0, XFADE, 1)
+            state = (p, hi, ring[c], (pos + XFADE) & MASK)
+            start = XFADE
+        shapes[c] = shape
         if shape == SINE:
-            phase[c], high[c] = _vco_channel(SINE, c, inputs, state, out, samplerate)
+            phase[c], high[c] = _vco_channel(SINE, c, inputs, state, out, samplerate, start, n, 0)
         elif shape == SAW:
-            phase[c], high[c] = _vco_channel(SAW, c, inputs, state, out, samplerate)
+            phase[c], high[c] = _vco_channel(SAW, c, inputs, state, out, samplerate, start, n, 0)
         elif shape == TRIANGLE:
-            phase[c], high[c] = _vco_channel(TRIANGLE, c, inputs, state, out, samplerate)
+            phase[c], high[c] = _vco_channel(TRIANGLE, c, inputs, state, out, samplerate, start, n, 0)
         elif shape == SQUARE:
-            phase[c], high[c] = _vco_channel(SQUARE, c, inputs, state, out, samplerate)
+            phase[c], high[c] = _vco_channel(SQUARE, c, inputs, state, out, samplerate, start, n, 0)
         else:
-            phase[c], high[c] = _vco_channel(PULSE, c, inputs, state, out, samplerate)
+            phase[c], high[c] = _vco_channel(PULSE, c, inputs, state, out, samplerate, start, n, 0)
     cursor[0] = (cursor[0] + n) & MASK
 
 
@@ -202,22 +255,23 @@ class Vco(Module):
     params = (
         Param("freq", C4_HZ, 0.01, 20000.0, "Hz",
               doc="frequency at voct 0; the default C4 lets a note source play true pitches"),
-        Param("wave", "saw", choices=VCO_WAVES, doc="waveform"),
+        Param("wave", "saw", choices=VCO_WAVES, doc="waveform; a change crossfades over 16 samples, without a click"),
         Param("pw", 0.5, 0.01, 0.99, doc="pulse width: the high fraction of each pulse cycle"),
         Param("fmdepth", 1.0, 0.0, 10.0, "x", doc="scales the fm input"),
     )
-    state_fields = ("phase", "high", "ring", "cursor")
+    state_fields = ("phase", "high", "ring", "shapes", "cursor")
 
     def setup(self):
         self.phase = np.zeros(self.channels)
         self.high = np.ones(self.channels, dtype=np.bool_)  # phase 0 starts a pulse high
         self.ring = np.zeros((self.channels, 2 * TAPS))
+        self.shapes = np.full(self.channels, -1, dtype=np.int64)   # the last block's waveform; none yet
         self.cursor = np.zeros(1, dtype=np.int64)
 
     def process(self, inputs, params, outputs):
         _vco_kernel(inputs["voct"], inputs["fm"], params["freq"], params["wave"], params["pw"],
                     params["fmdepth"], outputs["out"], self.phase, self.high, self.ring,
-                    self.cursor, self.samplerate)
+                    self.shapes, self.cursor, self.samplerate)
 
 
 @helper
