@@ -162,6 +162,7 @@ def test_the_same_song_renders_bit_identically_on_every_executor(registry):
     ('length 1\nadd vco o\npattern o "c3"\n', "3:9", "does not take notes"),
     ('length 1\nadd vco o\npattern o.freq "c3"\n', "3:17", "is a note name"),
     ('length 1\nadd vco o\npattern o.freq "50000"\n', "3:17", "out of range"),
+    ('length 1\nadd vco o\npattern o.freq "100 [200 50000]"\n', "3:26", "50000 is out of range"),
     ("tempo fast\n", "1:7", "beats per minute"),
     ("tempo 0\n", "1:7", "beats per minute"),
     ('add keys kb\npattern kb "c3"\n', "2:1", "no `length`"),
@@ -171,7 +172,7 @@ def test_the_same_song_renders_bit_identically_on_every_executor(registry):
     ('length 1\nadd keys kb\npattern kb.voices "1 4"\n', "3:12", "shapes the module and cannot follow a pattern"),
     ('length 1\nadd drums d\npattern d.voices "2"\n', "3:11", "cannot follow a pattern"),
     ('length 1\nadd keys kb\npattern kb "c3" legato=0.5 legato=0.6\n', "3:28", "'legato' given twice"),
-    ('length 1\nadd noise n\npattern n.seed "1 2.5"\n', "3:17", "2.5 is not a whole number"),
+    ('length 1\nadd noise n\npattern n.seed "1 2.5"\n', "3:19", "2.5 is not a whole number"),
 ])
 def test_song_errors_name_file_line_and_column(tmp_path, text, place, words):
     song = tmp_path / "bad.seq"

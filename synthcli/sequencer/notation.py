@@ -155,6 +155,7 @@ class Event:
 @dataclass(frozen=True)
 class _Atom:
     value: float
+    col: int = field(default=0, compare=False)   # where it was written, for messages
     cost: int = 1
     depth: int = 1
     period: int = 1
@@ -259,15 +260,16 @@ class Pattern:
         to be to hear all of it."""
         return self.root.period
 
-    def values(self) -> set[float]:
-        """Every number the pattern holds: what a range check must see,
-        where playing it through would take up to its period (millions of
-        cycles) to meet them all."""
-        found, nodes = set(), [self.root]
+    def values(self) -> dict[float, int]:
+        """Every number the pattern holds, with the column of its first
+        appearance: what a range check must see, where playing it through
+        would take up to its period (millions of cycles) to meet them all."""
+        found: dict[float, int] = {}
+        nodes = [self.root]
         while nodes:
             node = nodes.pop()
             if isinstance(node, _Atom):
-                found.add(node.value)
+                found[node.value] = min(found.get(node.value, node.col), node.col)
             elif isinstance(node, (_Seq, _Stack)):
                 nodes.extend(node.children)
             elif isinstance(node, _Fast):
@@ -697,7 +699,7 @@ class _Parser:
             number = float(word)
             if not math.isfinite(number):
                 raise _fail(f"the number '{_clip(word)}' at {col} is too large", col)
-            return _Atom(number)
+            return _Atom(number, col)
         if word[0].isalpha():
             if not self.notes:
                 if _NOTE.match(word):
@@ -707,7 +709,7 @@ class _Parser:
             midi = _note_number(word, col)
             if midi is None:
                 raise _fail(_unknown_note(word, col), col)
-            return _Atom(float(midi))
+            return _Atom(float(midi), col)
         if word == ".":
             raise _fail(f"'.' (grouping) at {col} is not supported: use '[...]'", col)
         what = "a number or a note" if self.notes else "a number"

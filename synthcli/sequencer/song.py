@@ -126,13 +126,14 @@ class Song:
                 raise SynthError(f"'{target}' shapes the module and cannot follow a pattern; "
                                  f"change it between bars with 'at BAR set {target} VALUE'",
                                  line=command.line, col=target.port.col)
-            for value in sorted(pattern.values()):
+            for value, col in sorted(pattern.values().items(), key=lambda item: item[1]):
+                place = command.text.col + col - 1
                 if not param.min <= value <= param.max:
                     raise SynthError(f"pattern value {value:.15g} is out of range for {target}"
-                                     f"{param.range_text()}", line=command.line, col=command.text.col)
+                                     f"{param.range_text()}", line=command.line, col=place)
                 if param.integer and value != int(value):
                     raise SynthError(f"pattern value {value:.15g} is not a whole number, as {target} "
-                                     f"needs", line=command.line, col=command.text.col)
+                                     f"needs", line=command.line, col=place)
         return Voice(target.module, target.port, pattern, Fraction(str(options.get("legato", 1.0))),
                      options.get("vel", 0.8))
 
