@@ -266,11 +266,18 @@ def read_source(path: str | Path) -> str:
     kept, it would make the first word an unknown command."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as error:
         raise SynthError(f"cannot read: {error.strerror}", source=str(path)) from None
-    except UnicodeDecodeError:
-        raise SynthError("not a text file (it is not valid UTF-8)", source=str(path)) from None
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        begins = data.rfind(b"\n", 0, error.start) + 1
+        before = data[begins:error.start].decode("utf-8", "replace")
+        raise SynthError(f"not a text file: byte 0x{data[error.start]:02x} is not valid UTF-8",
+                         source=str(path), line=data.count(b"\n", 0, error.start) + 1,
+                         col=len(before) + 1) from None
 
 
 def load_patch(path: str | Path, registry: Registry) -> Patch:

@@ -183,6 +183,18 @@ def test_song_errors_name_file_line_and_column(tmp_path, text, place, words):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("data, place", [
+    ("length 1\nadd vco o\nconnect o out  # café\n".encode("latin-1"), "3:21"),
+    (b"\xef\xbb\xbflength 1 # \xff\n", "1:12"),   # a byte-order mark is no column
+])
+def test_a_file_that_is_not_utf8_is_refused_at_the_bad_byte(tmp_path, data, place):
+    song = tmp_path / "bad.seq"
+    song.write_bytes(data)
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(song)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {song}:{place}: not a text file: byte 0x"), done.stderr
+
+
 def test_check_warns_of_what_comes_after_the_last_bar(tmp_path):
     """`at 20` in a 4-bar song is no error (play goes on past the end
     under --watch and --osc), but a render never reaches it: a typo for
