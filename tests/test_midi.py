@@ -372,6 +372,19 @@ def test_messy_notes(registry, tmp_path):
     assert x.shape[1] < end + SR and rms(x[:, -2000:]) < 1e-4    # then is released, and the render ends
 
 
+def test_overlapping_notes_of_one_pitch_end_at_the_first_note_off(registry, tmp_path):
+    """As docs/midi.md says, and as on most synths: a note-off ends the key,
+    however often it was struck (on, on, off, off: sound to the first off)."""
+    track = [mido.Message("note_on", note=64, velocity=100, time=0),
+             mido.Message("note_on", note=64, velocity=100, time=240),   # 0.25 s
+             mido.Message("note_off", note=64, time=240),                # 0.5 s
+             mido.Message("note_off", note=64, time=240),                # 0.75 s
+             mido.MetaMessage("end_of_track", time=480)]
+    gate = render(registry, save(tmp_path, [track]), patch="add keys ch1 voices=4\nconnect ch1.gate out\n")[0]
+    high = np.flatnonzero(gate > 0.5)
+    assert gate[SR // 4 + 2] > 0.5 and high[-1] == SR // 2 - 1, high[-1]
+
+
 # -- corrupt files ------------------------------------------------------------------------
 
 def first_delta(data, delta):
