@@ -170,6 +170,13 @@ def check(
         about += (f", {count(song.length, 'bar')} at {float(song.tempo):g} BPM, "
                   f"{float(song.bar_start(song.length)):.1f} s, {count(patterns, 'pattern')}")
     typer.echo(f"{file}: ok ({about})")
+    warn_after_the_end(file, song)
+
+
+def warn_after_the_end(file: Path, song) -> None:
+    """An `at` past a song's last bar is no error (play goes on past the end
+    under --watch and --osc), but a render never reaches it: a typo for an
+    earlier bar, most likely."""
     for line, bar in song.after_the_end() if song is not None else ():
         typer.echo(f"warning: {file}:{line}: `at {bar}` comes after the last bar ({song.length}): it plays only "
                    f"when play goes on past the end (--watch, --osc)", err=True)
@@ -220,6 +227,8 @@ def render(
         fail(str(error))
     reg = registry()
     patch, song = load_source(file, reg, midi=True)
+    if patch is not None:
+        warn_after_the_end(file, song)
     voice_text = voice_patch_text(voice_patch, patch is None)
     if song is None and duration is None:
         duration = 4.0

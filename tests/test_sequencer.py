@@ -195,19 +195,24 @@ def test_a_file_that_is_not_utf8_is_refused_at_the_bad_byte(tmp_path, data, plac
     assert done.stderr.startswith(f"error: {song}:{place}: not a text file: byte 0x"), done.stderr
 
 
-def test_check_warns_of_what_comes_after_the_last_bar(tmp_path):
+def test_check_and_render_warn_of_what_comes_after_the_last_bar(tmp_path):
     """`at 20` in a 4-bar song is no error (play goes on past the end
     under --watch and --osc), but a render never reaches it: a typo for
-    `at 2`, most likely, so check says so, and still passes."""
+    `at 2`, most likely, so check and render say so, and still pass."""
     song = tmp_path / "late.seq"
     song.write_text("length 4\nadd keys kb\nat 4 set kb.voices 2\nat 20 set kb.voices 3\nat 5 add vco late\n")
-    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(song)], capture_output=True, text=True)
-    assert done.returncode == 0 and "late.seq: ok (" in done.stdout
-    assert done.stderr.splitlines() == [
+    warnings = [
         f"warning: {song}:4: `at 20` comes after the last bar (4): it plays only when play goes on past the end "
         "(--watch, --osc)",
         f"warning: {song}:5: `at 5` comes after the last bar (4): it plays only when play goes on past the end "
         "(--watch, --osc)"]
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(song)], capture_output=True, text=True)
+    assert done.returncode == 0 and "late.seq: ok (" in done.stdout
+    assert done.stderr.splitlines() == warnings
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(song), "-o", str(tmp_path / "x.wav")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0
+    assert done.stderr.splitlines()[:-1] == warnings and done.stderr.splitlines()[-1].startswith("wrote ")
 
 
 def test_demo_song_checks_and_renders(registry):
