@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, NamedTuple
 
+from .errors import did_you_mean
+
 #: Version of this contract. A plugin names the major version it was written
 #: for; the host refuses plugins of another major version.
 API_VERSION = "1.0"
@@ -127,7 +129,8 @@ class Param:
                 index = int(value)
                 if index == value and 0 <= index < len(self.choices):
                     return float(index)
-            raise ValueError(f"expected one of {', '.join(self.choices)}")
+            hint = did_you_mean(value, self.choices) if isinstance(value, str) else ""
+            raise ValueError(f"expected one of {', '.join(self.choices)}{hint}")
         if isinstance(value, str) and not (value.isascii() and "_" not in value and value == value.strip()):
             raise ValueError(f"expected a number{self.range_text()}")   # float() also reads '１００', '1_000'
         try:

@@ -57,6 +57,7 @@ def test_basic_patch_builds_modules_and_cables(registry):
     ("add vco o2 freq=inf", 17, "expected a finite number"),
     ("add vco o2 freq=-5", 17, "out of range"),
     ("add vco o2 wave=sawtooth", 17, "expected one of sine, saw"),
+    ("add vco o2 wave=sqaure", 17, "expected one of sine, saw, square, triangle, pulse, did you mean 'square'?"),
     ("connect osc1 f1.out", 17, "is an output"),
     ("connect f1.in amp1", 12, "is an input; a cable starts at an output"),
     ("connect os1 f1", 9, "unknown module 'os1', did you mean 'osc1'?"),
