@@ -440,6 +440,22 @@ def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
     assert checked.stderr == done.stderr
 
 
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "cannot read: No such file or directory"),   # as for a song or patch file
+    ("directory", "cannot read: Is a directory"),          # not "not a valid MIDI file: [Errno 21] ..."
+    ("empty", "not a valid MIDI file: it is empty"),
+])
+def test_a_file_that_cannot_be_read_says_why(tmp_path, kind, message):
+    path = tmp_path / "song.mid"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(path), "-o", str(tmp_path / "x.wav")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and done.stderr == f"error: {path}: {message}\n"
+
+
 def test_check_reads_a_midi_file_through_and_summarises_it(tmp_path):
     path = save(tmp_path, [notes(0, [60, 62, 64]), notes(1, [48])], "song.mid")
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(path)],

@@ -112,12 +112,14 @@ class MidiSong:
         self.path = str(path)
         try:
             self.file = mido.MidiFile(self.path, clip=False)
-        except FileNotFoundError:
-            raise SynthError("cannot read: no such file", source=self.path) from None
+        except OSError as error:
+            if error.errno is None:   # mido's own complaint about the contents
+                raise SynthError(f"not a valid MIDI file: {error}", source=self.path) from None
+            raise SynthError(f"cannot read: {error.strerror}", source=self.path) from None
         except EOFError:
-            raise SynthError("not a valid MIDI file: it ends in the middle of a chunk (truncated?)",
-                             source=self.path) from None
-        except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error) as error:
+            where = "is empty" if Path(self.path).stat().st_size == 0 else "ends in the middle of a chunk (truncated?)"
+            raise SynthError(f"not a valid MIDI file: it {where}", source=self.path) from None
+        except (ValueError, KeyError, IndexError, TypeError, struct.error) as error:
             reason = str(error) or type(error).__name__
             raise SynthError(f"not a valid MIDI file: {reason}", source=self.path) from None
         if self.file.type not in (0, 1, 2):
