@@ -54,10 +54,11 @@ def registry():
     return reg
 
 
-def read_file(path: Path, reg, midi: bool = False):
+def read_file(path: Path, reg, midi: bool = False, text: str | None = None):
     """Read a patch or song file: ``(text, patch, song)``, song None for a
     patch. With ``midi``, a MIDI file (.mid) gives ``(None, None, MidiSong)``.
-    Raises SynthError naming file:line:col."""
+    ``text``: the file's text, read already. Raises SynthError naming
+    file:line:col."""
     from .errors import SynthError
     from .language import parse_text
     from .midi.file import MidiSong, is_midi_path
@@ -68,7 +69,8 @@ def read_file(path: Path, reg, midi: bool = False):
             raise SynthError("a MIDI file can be played or rendered, not used here "
                              "(`synth render FILE.mid -o OUT.wav`)", source=str(path))
         return None, None, MidiSong(path)
-    text = read_source(path)
+    if text is None:
+        text = read_source(path)
     commands = parse_text(text, str(path))
     if is_song(commands):
         song = Song(reg, text, str(path))
@@ -590,13 +592,16 @@ class Watcher:
 
     def __init__(self, path: Path, reg, is_song: bool) -> None:
         import threading
+
+        from .errors import SynthError
+        from .patch import read_source
         self.path, self.reg, self.is_song = path, reg, is_song
         self.stamp = self._stamp()
         self.missing = 0   # polls in a row that found no file
         self.empty = 0     # polls in a row that found it empty
         try:
-            self.playing = path.read_bytes()   # the text of the version playing, to know a save of it again
-        except OSError:
+            self.playing = read_source(path)   # the version playing, to know a save of it again
+        except SynthError:
             self.playing = None
         # Saves sent whose "applied" the engine has yet to report: OSC edits
         # reload the patch too, and theirs are not a save's.
@@ -613,6 +618,7 @@ class Watcher:
     def poll(self, control) -> None:
         from .engine.schedule import compile_patch
         from .errors import SynthError
+        from .patch import decode_source
         stamp = self._stamp()
         if stamp is None:
             # Said once, and only when gone at two polls in a row: an editor
@@ -633,13 +639,13 @@ class Watcher:
         self.stamp = stamp
         try:
             try:
-                saved = self.path.read_bytes()
+                saved = decode_source(self.path.read_bytes(), self.path)
             except OSError:
                 return   # gone again since the stat: the next poll says so
             if saved == self.playing:   # undone back to what plays (a broken save fixed): nothing to apply
                 typer.echo(f"{self.path}: the version playing; nothing to apply", err=True)
                 return
-            text, patch, song = read_file(self.path, self.reg)
+            text, patch, song = read_file(self.path, self.reg, text=saved)
             if not text.strip():
                 raise SynthError("the file is empty", source=str(self.path))
             if (song is not None) != self.is_song:

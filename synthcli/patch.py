@@ -269,6 +269,11 @@ def read_source(path: str | Path) -> str:
         data = path.read_bytes()
     except OSError as error:
         raise SynthError(f"cannot read: {error.strerror}", source=str(path)) from None
+    return decode_source(data, path)
+
+
+def decode_source(data: bytes, path: str | Path) -> str:
+    """The text of a patch or song file read as ``data`` (see read_source)."""
     data = data.removeprefix(b"\xef\xbb\xbf")
     try:
         return data.decode("utf-8")

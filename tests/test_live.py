@@ -282,6 +282,8 @@ def test_watch_applies_saves_at_the_next_bar_and_keeps_a_broken_one_out(jack_ser
     time.sleep(1.0)
     song.write_text(base + 'pattern kb "a4" legato=1\n')  # the broken save undone: what plays already
     time.sleep(1.0)
+    song.write_bytes(b"\xef\xbb\xbf" + song.read_bytes())   # an editor's byte-order mark: the same text
+    time.sleep(1.0)
     song.unlink()
     time.sleep(0.6)
     proc.send_signal(signal.SIGINT)
@@ -291,7 +293,7 @@ def test_watch_applies_saves_at_the_next_bar_and_keeps_a_broken_one_out(jack_ser
     assert len(applied) == 1 and " at bar " in applied[0] and "ms after the save" in applied[0], err
     assert "live.seq:7:16: unbalanced '['" in err and "still playing the last good version" in err
     assert f"error: {song}: the file is empty (still playing the last good version)" in err
-    assert f"{song}: the version playing; nothing to apply" in err
+    assert err.count(f"{song}: the version playing; nothing to apply") == 2, err
     assert err.count(f"warning: {song} is gone; the last version plays on") == 1
     assert " 0 xruns" in err
     data, sr = soundfile.read(str(take))
