@@ -195,6 +195,15 @@ def test_a_file_that_is_not_utf8_is_refused_at_the_bad_byte(tmp_path, data, plac
     assert done.stderr.startswith(f"error: {song}:{place}: not a text file: byte 0x"), done.stderr
 
 
+def test_a_pattern_swapped_in_plays_the_cycle_of_its_bar(registry):
+    """Cycles count from the song's start, as in Tidal (docs/song-language.md):
+    an alternation swapped in at bar 3 plays its third step there."""
+    x = render(registry, 'tempo 120\nlength 4\nadd keys kb voices=1\nadd vco o wave=sine\nconnect kb.voct o.voct\n'
+                         'connect o out\npattern kb "c4"\nat 3 pattern kb "<c5 d5 e5>"\n')
+    pitches = [peak_frequency(x[round((2 * bar + 0.2) * SR):round((2 * bar + 1.8) * SR)], SR) for bar in range(4)]
+    assert np.allclose(pitches, [261.63, 261.63, 659.26, 523.25], atol=1.0), pitches
+
+
 def test_check_and_render_warn_of_what_comes_after_the_last_bar(tmp_path):
     """`at 20` in a 4-bar song is no error (play goes on past the end
     under --watch and --osc), but a render never reaches it: a typo for
