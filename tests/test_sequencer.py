@@ -159,6 +159,7 @@ def test_the_same_song_renders_bit_identically_on_every_executor(registry):
 @pytest.mark.parametrize("text, place, words", [
     ('length 1\nadd keys kb\npattern kb "c3 [e3"\n', "3:16", "unbalanced '['"),
     ('length 1\nadd keys kb\npattern kb "c3 h3"\n', "3:16", "unknown note 'h3'"),
+    ('length 1\nadd keys kb\npattern kb "c4 e4(a,8)"\n', "3:19", "the '(k,n,r)' opened at column 18, got 'a'"),
     ('length 1\nadd vco o\npattern o "c3"\n', "3:9", "does not take notes"),
     ('length 1\nadd vco o\npattern o.freq "c3"\n', "3:17", "is a note name"),
     ('length 1\nadd vco o\npattern o.freq "50000"\n', "3:17", "out of range"),

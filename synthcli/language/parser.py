@@ -194,9 +194,12 @@ def _parse_pattern(words: list[Token], line: int) -> Pattern:
         parse_pattern(text, notes=target.port is None)
     except SynthError as error:
         # The notation counts columns inside the string; the file counts
-        # from the start of the line, and the message should not show both.
+        # from the start of the line, and the message should not show both:
+        # its own place goes, another one it names (where a bracket opened)
+        # is counted as the file counts.
         inner = error.col or 1
         message = error.message.replace(f" at {inner}", "", 1)
+        message = re.sub(r" at (\d+)\b", lambda m: f" at column {text.col + int(m[1]) - 1}", message)
         raise SynthError(message, line=line, col=text.col + inner - 1) from None
     options = []
     for word in words[3:]:
