@@ -4,6 +4,7 @@ import hashlib
 import numpy as np
 import pytest
 
+from synthcli.api import NoteOn
 from synthcli.bench import reference_notes, reference_patch
 from synthcli.engine.core import Engine
 from synthcli.errors import SynthError
@@ -131,6 +132,47 @@ def test_edits_while_running_are_applied_between_blocks_on_every_executor(regist
     assert np.abs(saw[3, blocks // 2:]).max() < 1e-6                 # and once removed, it is gone
     assert abs(peak_frequency(removed) - 220.0) < 1.0
 
+
+def test_a_module_added_again_under_its_old_name_starts_afresh_on_every_executor(registry):
+    """The worker processes keep their modules' last states by name, to
+    move a module between processes or bring it back after a crash. A
+    module removed and added again under its name once took the old one's
+    state: a ladder rang on with the removed one's resonance, and a vco
+    that had been four voices wide was quarantined at once ("could not
+    broadcast input array from shape (4,) into shape (1,)"). Each edit
+    here is what a musician types; inline, which keeps no states, is the
+    reference, and no module may fail."""
+    edits = [
+        "add keys kb voices=4\nadd vco v1 wave=saw\nadd vco v2 wave=saw\nadd ladder l1 cutoff=900 res=0.8\n"
+        "add ladder l2\nconnect kb.voct v1.voct\nconnect kb.voct v2.voct\nconnect v1 l1\nconnect v2 l2\n"
+        "connect l1 out\nconnect l2 out\n",
+        "remove l1\n", "add ladder l1\nconnect v1 l1\nconnect l1 out\n",
+        "remove v1\n", "add vco v1 wave=saw\nconnect v1 l1\n",
+        "remove v2\n", "add vco v2 wave=saw\nconnect v2 l2\n",
+    ]
+
+    def run(executor):
+        patch = Patch(registry)
+        out = []
+        with Engine(registry, 48000, 256, executor=executor, workers=1) as engine:
+            for number, edit in enumerate(edits):
+                patch.load_text(edit)
+                engine.load(patch)
+                if number == 0:
+                    for note in (48, 55, 60, 64):
+                        engine.send("kb", 0, NoteOn(note, 1.0))
+                out += [engine.process_block().copy() for _ in range(10)]
+            faults = {name: stats["reason"] for name, stats in engine.module_stats().items() if stats["faults"]}
+            where = {name: stats["partition"] for name, stats in engine.module_stats().items()}
+        return np.concatenate(out, axis=1), faults, where
+
+    inline, faults, _ = run("inline")
+    assert faults == {} and np.abs(inline).max() > 0.1
+    for executor in ("processes", "threads"):
+        played, faults, where = run(executor)
+        assert faults == {}, executor
+        assert np.array_equal(played, inline), executor
+    assert {where["v1"], where["v2"]} == {0, 1}     # one of each pair lived in the worker
 
 def test_modules_are_partitioned_by_chain_and_the_master_stays_home(registry):
     patch = Patch(registry)

@@ -403,7 +403,7 @@ class ProcessExecutor:
         self.plan: list[tuple[Step, tuple[tuple[int, tuple[int, ...] | None], ...]]] = []
         self.posted = 0.0   # when this block's "go" went out
         self.busy: list[int] = []
-        self.states: dict[str, dict] = {}
+        self.states: dict[str, tuple[tuple, dict]] = {}   # name: (identity, state), see Host.states
         self.events: dict[int, list] = {}
         self.next_snapshot = 0
         self.restarts: dict[str, int] = {}
@@ -546,7 +546,7 @@ class ProcessExecutor:
     def rebuild(self, schedule: Schedule) -> Board:
         return self._rebuild(schedule, measured_costs(self.schedule, self.board))
 
-    def take_over(self, schedule: Schedule, board: Board, states: dict[str, dict],
+    def take_over(self, schedule: Schedule, board: Board, states: dict[str, tuple[tuple, dict]],
                   costs: dict[str, float]) -> Board:
         """Carry on, from the next block, a schedule that another executor of
         the same engine has been running (a render starts inline and moves
@@ -567,6 +567,8 @@ class ProcessExecutor:
             if worker.names:
                 self._send(worker, ("snapshot",))
                 self._await(worker, "states")
+        self.states.update(self.host.states(self.report, SNAPSHOT_LIMIT))   # the engine's own may move
+        self.states = {name: saved for name, saved in self.states.items() if name in schedule.by_name}
         self.schedule = schedule
         self.board = Board(len(schedule.nodes), schedule.rows, self.blocksize, shared=True)
         self._boards.append(self.board)

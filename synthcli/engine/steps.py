@@ -207,11 +207,14 @@ class Host:
         self.identities: dict[str, tuple] = {}
 
     def update(self, wanted: dict[str, tuple[Node, type[Module]]],
-               states: dict[str, dict] | None = None,
+               states: dict[str, tuple[tuple, dict]] | None = None,
                starting: Callable[[str], None] | None = None) -> None:
         """Have exactly the ``wanted`` modules, new ones set up (after a call
         of ``starting`` with the name, which lets a worker say which setup
-        crashed it), the rest kept as they are."""
+        crashed it), the rest kept as they are. A new one takes its state
+        from ``states`` (see `states`) only if it has the identity the state
+        was saved under: a module removed and added again under its name,
+        or one whose width changed, starts afresh, as it does inline."""
         modules, identities = {}, {}
         for name, (node, cls) in wanted.items():
             identities[name] = key = identity(node, cls)
@@ -225,8 +228,9 @@ class Host:
                 for field in module.state_fields:   # else it fails only where a worker saves its state
                     if not isinstance(getattr(module, field, None), np.ndarray):
                         raise TypeError(f"state field '{field}' is not a numpy array after setup()")
-                if states and name in states:
-                    module.set_state(states[name])
+                saved = (states or {}).get(name)
+                if saved is not None and saved[0] == key:
+                    module.set_state(saved[1])
             except Exception as error:   # a plugin's bug: that module fails, not the patch
                 modules[name] = Broken(error)
         self.modules, self.identities = modules, identities
@@ -239,14 +243,17 @@ class Host:
         except Exception as error:
             report(name, f"{type(error).__name__} in on_event: {error}")
 
-    def states(self, report: Report, limit: float = float("inf")) -> dict[str, dict]:
-        """Every module's state (those of at most ``limit`` bytes); a
-        module whose state cannot be read is reported and left out."""
+    def states(self, report: Report, limit: float = float("inf")) -> dict[str, tuple[tuple, dict]]:
+        """Every module's identity and state (those of at most ``limit``
+        bytes); a module whose state cannot be read is reported and left
+        out, and so is a broken one, which has none."""
         states = {}
         for name, module in self.modules.items():
+            if isinstance(module, Broken):
+                continue
             try:
                 if sum(getattr(getattr(module, f), "nbytes", 0) for f in module.state_fields) <= limit:
-                    states[name] = module.get_state()
+                    states[name] = self.identities[name], module.get_state()
             except Exception as error:
                 report(name, f"{type(error).__name__} in get_state: {error}")
         return states
