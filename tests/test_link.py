@@ -317,7 +317,7 @@ def test_repl_link_commands_reach_the_engine(registry):
     session.execute("tempo 126")
     session.execute("link quantum 4")
     session.execute("link off")
-    assert session.sound.sent == [("link", "on", 3.0, 0.0), ("link", "tempo", 126.0), ("link", "quantum", 4.0),
+    assert session.sound.sent == [("link", "on", 3.0, 0.0, 100.0), ("link", "tempo", 126.0), ("link", "quantum", 4.0),
                                   ("link", "off")]
     for line, message in [("link", "usage is 'link on|off|quantum [BEATS]'"),
                           ("link up", "usage is 'link on|off|quantum [BEATS]'"),
@@ -337,6 +337,24 @@ def test_the_toolbar_shows_the_peers_and_the_session_tempo(registry):
     assert "link" not in "".join(text for _, text in toolbar())
     sound.link_news = {"peers": 2, "tempo": 126.0, "playing": True}
     assert " link 2 peers 126 BPM " in "".join(text for _, text in toolbar())
+
+
+@needs_aalink
+def test_link_on_while_stopped_starts_the_session_at_the_songs_tempo(jack_server, tmp_path):
+    """With no song playing, `link on` once started the session at 120 BPM
+    whatever tempo the musician had typed; the toolbar went on saying 100."""
+    from test_repl import Terminal
+    term = Terminal(tmp_path / "state", audio=jack_server)
+    try:
+        term.wait_for("synth>")
+        term.wait_for("audio on: device", timeout=30)
+        term.type("tempo 100")
+        term.type("link on", then="link: 0 peers, session tempo 100 BPM")
+        term.wait_for(" link 0 peers 100 BPM ")                 # the toolbar
+        term.type("quit", then="stopped: ")
+        assert term.exit_status() == 0
+    finally:
+        term.close()
 
 
 @needs_aalink

@@ -56,8 +56,6 @@ LOAD_AHEAD = 12
 LATE_START = 0.25
 #: Per block, how much of the slowest recent render time is still counted.
 RENDER_DECAY = 0.999
-#: The tempo an Ableton Link session starts at when it is joined with no song playing.
-DEFAULT_TEMPO = 120.0
 
 
 class LiveEngine:
@@ -81,6 +79,7 @@ class LiveEngine:
         self.link = None                               # the Timeline of an Ableton Link session, when on
         self.joining = None                            # a LinkSession not answering yet
         self.link_offset = 0.0
+        self.link_tempo: float | None = None           # a new session's tempo when no song plays (link on)
         self.link_news: collections.deque = collections.deque()
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
@@ -346,18 +345,22 @@ class LiveEngine:
     # -- Ableton Link ------------------------------------------------------------
 
     def apply_link(self, what: str, *args) -> None:
-        """``("on", quantum, offset_seconds)``, ``("off",)``, ``("quantum", q)``
-        or ``("tempo", bpm)``. Joining happens on Link's own thread; the
-        render loop takes the session up once it answers (:meth:`joined`)."""
+        """``("on", quantum, offset_seconds[, bpm])``, ``("off",)``,
+        ``("quantum", q)`` or ``("tempo", bpm)``. Joining happens on Link's
+        own thread; the render loop takes the session up once it answers
+        (:meth:`joined`). A new session starts at the playing song's tempo,
+        or else at ``bpm``: the REPL's song is stopped, but its tempo is
+        the one the musician set."""
         from ..errors import SynthError
         from ..sequencer.linked import LinkedSequencer
-        from ..sequencer.song import Sequencer
+        from ..sequencer.song import DEFAULT_TEMPO, Sequencer
         sequencer = self.performance.sequencer
         if what == "on":
             if self.link is not None or self.joining is not None:
                 return
             from ..link import LinkSession
-            tempo = float(sequencer.song.tempo) if isinstance(sequencer, Sequencer) else DEFAULT_TEMPO
+            self.link_tempo = float(args[2]) if len(args) > 2 else float(DEFAULT_TEMPO)
+            tempo = float(sequencer.song.tempo) if isinstance(sequencer, Sequencer) else self.link_tempo
             self.joining = LinkSession(tempo, args[0], lambda r: self.link_news.append(
                 {"peers": r.peers, "tempo": r.tempo, "playing": r.playing}), isinstance(sequencer, Sequencer))
             self.link_offset = args[1]
@@ -391,7 +394,7 @@ class LiveEngine:
         sequencer = self.performance.sequencer
         if session.reading is None:
             session.close()
-            tempo = float(sequencer.song.tempo) if isinstance(sequencer, Sequencer) else DEFAULT_TEMPO
+            tempo = float(sequencer.song.tempo) if isinstance(sequencer, Sequencer) else self.link_tempo
             self.send(("link", {"failed": session.failure, "tempo": tempo}))
             return
         latency = self.depth * self.engine.blocksize / self.engine.samplerate

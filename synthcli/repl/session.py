@@ -18,7 +18,7 @@ from ..errors import SynthError, check_output, did_you_mean
 from ..language import (COMMANDS, At, Command, Length, Pattern, Tempo, lines, parse_line, parse_text, tokenize,
                         unquote)
 from ..patch import Patch
-from ..sequencer.song import TAIL_MAX, Song, is_song
+from ..sequencer.song import DEFAULT_TEMPO, TAIL_MAX, Song, is_song
 from . import views
 from .commands import REPL_COMMANDS
 from .timeline import Timeline
@@ -459,7 +459,8 @@ class Session:
             return ""
         load_binding()   # a missing extra is said here, in one line
         self.linked = True
-        self.sound.link("on", self.link_quantum, 0.0)
+        tempo = next((c.bpm for c in self.timeline.commands if isinstance(c, Tempo)), DEFAULT_TEMPO)
+        self.sound.link("on", self.link_quantum, 0.0, float(tempo))
         return f"link on: joining the session (quantum {self.link_quantum:g})"
 
     # -- looking -------------------------------------------------------------------

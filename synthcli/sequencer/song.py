@@ -52,6 +52,10 @@ def playable(voices: dict, patch: Patch) -> dict:
     return kept
 
 
+#: A song's tempo until it says otherwise, and a new Link session's.
+DEFAULT_TEMPO = Fraction(120)
+
+
 def is_song(commands: list[Command]) -> bool:
     return any(isinstance(c, TIME_COMMANDS) for c in commands)
 
@@ -68,7 +72,7 @@ class Song:
         commands = parse_text(text, source)
         self.patch = Patch(registry)
         self.patch.kind = "song"
-        self.tempo = Fraction(120)
+        self.tempo = DEFAULT_TEMPO
         self.meter = (4, 4)
         self.length: int | None = None
         self.voices: dict[tuple[str, str | None], Voice] = {}
