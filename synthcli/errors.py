@@ -44,13 +44,15 @@ class SynthError(Exception):
 
     def typed(self, text: str) -> str:
         """The one line to show for ``text`` entered live (the REPL, OSC): a
-        file error names its place, a block of lines its line, and a single
-        line needs no place at all."""
+        file error names its place, a block of lines its line, and a line
+        its column past the first word (a long pattern's error would not
+        otherwise say where it is)."""
         if self.source:
             return str(self)
+        column = f"column {self.col}" if self.col and self.col > 1 and text.strip() else ""
         if self.line and len(text.strip("\n").split("\n")) > 1:
-            return f"line {self.line}: {self.message}"
-        return self.message
+            return f"line {self.line}{', ' + column if column else ''}: {self.message}"
+        return f"{column}: {self.message}" if column else self.message
 
 
 class Terminated(SystemExit):

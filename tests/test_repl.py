@@ -512,8 +512,8 @@ def test_prompt_first_then_edits_errors_and_completion(terminal, tmp_path):
     assert term.screen().count("no audio:") == 1
     term.type("add vco osc1 wave=saw freq=110")
     term.type("connect osc1 out")
-    term.type("set os1.freq 220", then="unknown module 'os1', did you mean 'osc1'?")
-    assert "\x1b[31munknown module 'os1', did you mean 'osc1'?" in term.screen(colours=True)
+    term.type("set os1.freq 220", then="column 5: unknown module 'os1', did you mean 'osc1'?")
+    assert "\x1b[31mcolumn 5: unknown module 'os1', did you mean 'osc1'?" in term.screen(colours=True)
     term.type("scope osc1", then="the scope shows what the engine plays, and there is no audio: ")
     term.complete("connect osc1.", "synth> connect osc1.out")
     prompts = term.screen().count("synth>")
@@ -527,6 +527,9 @@ def test_prompt_first_then_edits_errors_and_completion(terminal, tmp_path):
     screen = term.type("ls", then="cables")
     assert "osc2  vco  freq=261.6255653005986 wave=sine" in term.wait_for("osc1.out -> out.in")
     assert screen.count(" -> ") == 1                        # ...and changed nothing
+    term.type("add keys kb")
+    term.type('pattern kb "c4 e4 g4 c5 e5 g5 [c6 e6 g6 c4 e4 g4 c5"',   # a long line's error says where it is
+              then="column 31: unbalanced '[': a closing ']' is missing")
     assert "Traceback" not in term.screen()
     term.keys("C-d")
     assert term.exit_status() == 0
