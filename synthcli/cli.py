@@ -209,7 +209,8 @@ def render(
     The output is bit-identical whatever the executor and worker count, and
     a song renders to the samples `synth play` sends to the device."""
     from .engine.core import Engine, check_executor
-    from .engine.render import WAV_SUFFIXES, Performance, RenderInterrupted, frames_for, render_to_wav
+    from .engine.render import (WAV_SUFFIXES, Performance, RenderInterrupted, frames_for, length_written,
+                                render_to_wav)
     from .errors import SynthError, check_output
     try:
         check_executor(executor, workers)
@@ -235,7 +236,7 @@ def render(
     if song is None and duration is None:
         duration = 4.0
     try:
-        frames = None if duration is None else frames_for(duration, samplerate)
+        frames = asked = None if duration is None else frames_for(duration, samplerate)
         with Engine(reg, samplerate, blocksize, executor=executor, workers=workers) as engine:
             if patch is None:   # a MIDI file, played as the engine process plays it
                 from .midi import midi_performance
@@ -258,7 +259,7 @@ def render(
     except SynthError as error:
         fail(str(error))
     if not quiet:
-        typer.echo(f"wrote {output} ({frames / samplerate:.2f} s, {samplerate} Hz, stereo, {fmt})"
+        typer.echo(f"wrote {output} ({length_written(frames, asked, samplerate)}; {samplerate} Hz, stereo, {fmt})"
                    + (f" and {plot}" if plot else ""), err=True)
 
 

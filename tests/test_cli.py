@@ -260,6 +260,21 @@ def test_render_writes_the_asked_wav(tmp_path, fmt, subtype):
     data, _ = soundfile.read(str(out))
     assert np.abs(data).max() > 0.05 and np.abs(data).max() <= 1.0
 
+    assert f"wrote {out} (1.50 s; 44100 Hz, stereo, {fmt})" in done.stderr
+
+
+def test_a_duration_longer_than_the_song_says_why_the_file_is_shorter(tmp_path):
+    """--duration cuts a song; it does not stretch one. Asked for 30 s of a
+    one-bar song, the file holds the bar and its tail, and says so."""
+    song = tmp_path / "short.seq"
+    song.write_text('tempo 240\nlength 1\nadd keys kb\nadd adsr e release=0.01\nconnect kb.gate e.gate\n'
+                    'connect e out\npattern kb "c4"\n')
+    out = tmp_path / "short.wav"
+    done = synth("render", song, "-o", out, "--duration", "30")
+    assert done.returncode == 0, done.stderr
+    seconds = soundfile.info(str(out)).frames / 48000
+    assert 1.0 <= seconds < 5.0
+    assert f"wrote {out} ({seconds:.2f} s: the song ends there, before the 30 s asked; 48000 Hz" in done.stderr
 
 def test_render_is_bit_identical_across_executors_from_the_cli(tmp_path):
     outputs = []

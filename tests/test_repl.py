@@ -161,13 +161,16 @@ def test_load_replaces_the_patch_and_keeps_a_song_that_fits(session, tmp_path):
     patch = tmp_path / "p.patch"
     patch.write_text("add keys pad\nadd keys bass\nadd vcf padf\nadd ladder bassf\nadd vco o\n"
                      "connect pad.voct o.voct\nconnect o out\n")
-    assert run(session, f"load {song}") == [""]
+    said = session.execute(f"load {song}")
+    assert said == f"loaded {song} (song: 4 bars, 3 patterns, 14 modules, 17 cables)"
     assert not session.transport.playing and session.sound.sent[-1][0] == "load"   # loading does not play
-    assert session.execute(f"load {patch}") == ""               # what the song plays into is still there
+    assert session.execute(f"load {patch}") == f"loaded {patch} (song: 4 bars, 3 patterns, 5 modules, 2 cables)"
+    # ...what the song plays into is still there
     assert 'pattern pad "' in session.song_text and "add vco o\n" in session.song_text
     patch.write_text("add vco o\nconnect o.out out.in\n")
     note = session.execute(f"load {patch}")
-    assert note == ("the song's time commands did not fit this patch and were cleared: unknown module 'pad' "
+    assert note == (f"loaded {patch} (patch: 1 module, 1 cable); "
+                    "the song's time commands did not fit this patch and were cleared: unknown module 'pad' "
                     "(the song's 'pattern pad \"<[c3,e3,g3] [a2,c3,e3] [f2,a2,c3] [g2,b2,d3]>\" legato=0.9' "
                     "needs it); undo brings them back")
     assert session.song_text == patch.read_text()
@@ -214,6 +217,12 @@ def test_render_writes_what_synth_render_writes(session, tmp_path):
     subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(tmp_path / "a.patch"), "-o",
                     str(tmp_path / "b.wav"), "-d", "0.5", "-q"], check=True, cwd=ROOT)
     assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    run(session, "add keys kb", "add adsr e release=0.01", "add vca v", "connect kb.gate e.gate", "connect a v",
+        "connect e v.gain", "disconnect a out", "connect v out", "tempo 240", "length 1", 'pattern kb "c4"')
+    said = session.execute(f"render {tmp_path / 'c.wav'} 30")      # a duration cuts a song, never stretches it
+    seconds = soundfile.info(str(tmp_path / "c.wav")).frames / SR
+    assert 1.0 <= seconds < 5.0
+    assert said == f"wrote {tmp_path / 'c.wav'} ({seconds:.2f} s: the song ends there, before the 30 s asked)"
 
 
 def test_the_journal_rebuilds_patch_song_and_history(registry, tmp_path):

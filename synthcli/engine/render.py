@@ -188,6 +188,16 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
     return written
 
 
+def length_written(frames: int, asked: int | None, samplerate: float) -> str:
+    """How long a rendered file is, and why, when a song ended before the
+    duration asked for (a duration only cuts a song, so a musician who
+    asked for 30 s and got 9 should hear why)."""
+    said = f"{frames / samplerate:.2f} s"
+    if asked is not None and frames < asked:
+        said += f": the song ends there, before the {asked / samplerate:g} s asked"
+    return said
+
+
 def frames_for(seconds: float, samplerate: float) -> int:
     """The samples in ``seconds`` of audio."""
     if not seconds > 0 or not math.isfinite(seconds):

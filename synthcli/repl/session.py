@@ -326,7 +326,10 @@ class Session:
     # -- files ------------------------------------------------------------------------
 
     def do_load(self, file: str) -> str:
-        return self.load(self._file(file))
+        path = self._file(file)
+        note = self.load(path)
+        said = f"loaded {path} ({views.summary(self.patch, self.timeline)})"
+        return f"{said}; {note}" if note else said
 
     def load(self, path: Path, text: str | None = None) -> str:
         """A song file replaces the patch and the song; a patch file
@@ -392,7 +395,7 @@ class Session:
         """Offline, at ``synth render``'s settings, so the file is the one
         ``synth render`` would write from a saved copy."""
         from ..engine.core import Engine
-        from ..engine.render import WAV_SUFFIXES, Performance, frames_for, render_to_wav
+        from ..engine.render import WAV_SUFFIXES, Performance, frames_for, length_written, render_to_wav
         check_output(self._file(file), WAV_SUFFIXES, "render")
         song = Song(self.registry, self.song_text) if self.timeline else None
         seconds = None if song is not None and song.length is not None else PATCH_SECONDS
@@ -402,7 +405,7 @@ class Session:
             except ValueError:
                 raise SynthError(f"expected seconds, got '{duration}'") from None
         samplerate, blocksize = 48000, 256
-        frames = None if seconds is None else frames_for(seconds, samplerate)
+        frames = asked = None if seconds is None else frames_for(seconds, samplerate)
         if self.within is not None:
             lasts = seconds if seconds is not None else float(song.bar_start(song.length)) + TAIL_MAX
             if lasts > REMOTE_RENDER_SECONDS:
@@ -412,7 +415,7 @@ class Session:
             if song is None:
                 engine.load(self.patch)
             frames = render_to_wav(Performance(engine, song, frames), file, frames)
-        return f"wrote {file} ({frames / samplerate:.2f} s)"
+        return f"wrote {file} ({length_written(frames, asked, samplerate)})"
 
     # -- the song's transport ------------------------------------------------------------
 
