@@ -23,6 +23,7 @@ from synthcli.audio.news import news
 from synthcli.engine.core import Engine
 from synthcli.engine.render import Performance, render_to_wav
 from synthcli.errors import SynthError
+from synthcli.patch import Patch
 from synthcli.repl import journal as journals
 from synthcli.repl.commands import REPL_COMMANDS
 from synthcli.repl.completion import ReplCompleter
@@ -399,6 +400,15 @@ def test_the_toolbar_and_the_fault_lines(session):
     # A reverb's tail dying away in float arithmetic reads silent, not "-1207 dB", at one width.
     assert level_meter(10 ** (-1207 / 20)) == level_meter(1e-5) == level_meter(0.0)
     assert level_meter(10 ** (-98 / 20)).endswith(" -98 dB")
+    # The master's soft clip keeps its output under 1.0: a mix over full
+    # scale must still read CLIP, and one just under it must not.
+    for amplitude, clipped in ((0.99, False), (1.01, True), (3.0, True)):
+        patch = Patch(session.registry)
+        patch.load_text(f"add vco a wave=sine freq=100\nconnect a out\nset out.level {amplitude}\n")
+        with Engine(session.registry, SR, BLOCK) as engine:
+            engine.load(patch)
+            peak = max(np.abs(engine.process_block()).max() for _ in range(40))
+        assert level_meter(float(peak)).endswith("CLIP") == clipped, (amplitude, peak)
     assert len({len(level_meter(10 ** (-db / 20))) for db in range(0, 200, 7)}) == 1
     worse = {**meters, "workers": {0: {"pid": 10, "restarts": 0}, 1: {"pid": 12, "restarts": 1}},
              "modules": {"a": {"faults": 3, "quarantined": True, "reason": "raised RuntimeError"}}}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from ..modules.dynamics import CLIPPED
 from .transport import at_bar
 
 #: The output meter: this many cells over METER_DB decibels below full scale.
@@ -24,14 +25,15 @@ SILENT_DB = -99.0
 
 def level_meter(peak: float) -> str:
     """``[█████▍  ] -9 dB``: a peak level in eighths of a cell, in decibels
-    so that quiet and loud both show."""
+    so that quiet and loud both show; CLIP once the master's soft clip has
+    caught a mix over full scale."""
     db = 20 * math.log10(peak) if peak > 0 else -math.inf
     if db < SILENT_DB:
         return f"[{' ' * CELLS}] silent"
     filled = max(0.0, min(1.0, 1 + db / METER_DB)) * CELLS
     whole = int(filled)
     cells = "█" * whole + (EIGHTHS[int((filled - whole) * 8)] if whole < CELLS else "")
-    label = "CLIP" if peak >= 1.0 else f"{min(0, round(db))} dB"
+    label = "CLIP" if peak >= CLIPPED else f"{min(0, round(db))} dB"
     return f"[{cells.ljust(CELLS)}] {label:>6}"
 
 
