@@ -425,7 +425,7 @@ def tell_news(before: dict, meters: dict) -> dict:
 
 @app.command("help")
 def help_topic(topic: Optional[str] = typer.Argument(None, help="A command or a module type.")) -> None:
-    """Show the reference for a command or a module type (the same text as docs/)."""
+    """Show the reference for a command or a module type (the text of docs/, plain)."""
     from .errors import SynthError
     from .language import COMMANDS
     from .reference import topic as reference_topic

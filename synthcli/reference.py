@@ -33,19 +33,40 @@ def repl_section(name: str) -> str:
 
 def topic(name: str, registry: Registry, lister: str = "synth help") -> str:
     """The reference of one command (of the language or the REPL) or
-    module type, as docs/ has it (a module's picture left out): what `synth help NAME` and the
-    REPL's `help NAME` print. An unknown name is an error that suggests the
-    closest one, or else names ``lister``, the command that lists them all."""
+    module type, as docs/ has it but in plain text (see `as_text`): what
+    `synth help NAME` and the REPL's `help NAME` print. An unknown name is
+    an error that suggests the closest one, or else names ``lister``, the
+    command that lists them all."""
     from .errors import SynthError, did_you_mean
     from .repl.commands import REPL_COMMANDS
     if name in COMMANDS:
-        return command_section(name)
+        return as_text(command_section(name))
     if name in REPL_COMMANDS:
-        return repl_section(name)
-    if name in registry:   # without the picture's Markdown, which a terminal cannot show
-        return module_section(registry.get(name).cls)
+        return as_text(repl_section(name))
+    if name in registry:   # without the picture, which a terminal cannot show
+        return as_text(module_section(registry.get(name).cls))
     raise SynthError(f"no command or module type '{name}'"
                      + (did_you_mean(name, [*COMMANDS, *REPL_COMMANDS, *registry.types]) or f": `{lister}` lists them"))
+
+
+def as_text(markdown: str) -> str:
+    """A generated section as a terminal shows it: the Markdown it uses
+    (headings, code marks, tables) becomes plain text with aligned columns,
+    so a musician reading `help ladder` does not read table syntax."""
+    from .repl.views import table
+    lines: list[str] = []
+    rows: list[list[str]] = []
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("|"):
+            cells = [cell.strip().replace("`", "") for cell in line.strip("|").split("|")]
+            if not all(set(cell) <= {"-"} for cell in cells):   # the header's underline
+                rows.append(cells)
+            continue
+        if rows:
+            lines += table(rows)
+            rows = []
+        lines.append(line.lstrip("#").strip().replace("`", "") if line.startswith("#") else line.replace("`", ""))
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def command_reference() -> str:

@@ -13,7 +13,7 @@ from synthcli.engine.schedule import topological_order
 from synthcli.graph import to_dot
 from synthcli.language import COMMANDS
 from synthcli.patch import load_patch
-from synthcli.reference import DOCS, command_reference, module_reference
+from synthcli.reference import DOCS, as_text, command_reference, module_reference
 
 ROOT = Path(__file__).parent.parent
 
@@ -99,6 +99,13 @@ def test_synth_help_and_the_repl_help_show_the_text_of_the_docs(registry, name, 
     if doc == "module-reference.md":   # Markdown a terminal cannot show: left out there
         assert picture in expected
         expected = expected.replace(picture, "")
+    # ...and shown as plain text: no table syntax or code marks in a terminal.
+    rows = [line.strip("|").split("|") for line in expected.splitlines() if line.startswith("| `")]
+    expected = as_text(expected)
+    assert "|" not in expected and "`" not in expected and "#" not in expected
+    assert expected.startswith(f"{name}\n")
+    for cells in rows:   # every table row is a line, its cells in aligned columns
+        assert re.search(r"\s{2,}".join(re.escape(c.strip().strip("`")) for c in cells), expected), cells
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "help", name], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout == expected + "\n"      # echo adds a newline
@@ -109,7 +116,7 @@ def test_synth_help_on_a_repl_command_that_shares_a_synth_command_name_points_to
     """`synth help render` is the REPL's render; `synth render` takes other arguments."""
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "help", "render"], cwd=ROOT,
                           capture_output=True, text=True)
-    assert done.returncode == 0 and done.stdout.startswith("### `render`\n")
+    assert done.returncode == 0 and done.stdout.startswith("render\n")
     assert done.stdout.endswith("(That is the REPL's `render`; for the command line: synth render --help)\n")
 
 

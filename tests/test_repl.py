@@ -280,7 +280,7 @@ def test_help_info_and_ls_read_the_tables_and_the_patch(session):
     for name, spec in REPL_COMMANDS.items():
         assert hasattr(session, f"do_{name}") and spec.syntax in every
     assert "connect SRC[.PORT] DST[.PORT]" in every
-    assert session.execute("help connect").startswith("### `connect`\n\n`connect SRC[.PORT] DST[.PORT]`")
+    assert session.execute("help connect").startswith("connect\n\nconnect SRC[.PORT] DST[.PORT]\n")
     assert "cutoff" in session.execute("help vcf")
     with pytest.raises(SynthError, match="did you mean 'connect'"):
         session.execute("help conect")
