@@ -409,6 +409,8 @@ def corrupt(tmp_path, kind):
     elif kind == "data byte":
         at = good.index(bytes([0x90, 60]))
         data = good[:at + 1] + bytes([200]) + good[at + 2:]
+    elif kind == "key signature":   # 3 flats in mode 70 (0 is major, 1 minor): mido raises its own error
+        data = first_delta(good, b"\x00\xff\x59\x02\xfd\x46\x00")
     elif kind == "smpte":
         data = good[:12] + bytes([0xE7, 0]) + good[14:]   # 25 frames a second, 0 ticks a frame
     else:
@@ -426,7 +428,7 @@ def assert_refused(done, path):
 
 
 @pytest.mark.parametrize("kind", ["header", "format", "data byte", "truncated", "smpte", "long delta",
-                                  "long length"])
+                                  "long length", "key signature"])
 def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
     path = corrupt(tmp_path, kind)
     # --duration: a file taken for valid must fail here, not render days of silence

@@ -108,6 +108,7 @@ class MidiSong:
     def __init__(self, path: str | Path) -> None:
         import mido
         from mido.midifiles import midifiles
+        from mido.midifiles.meta import KeySignatureError
         midifiles.read_variable_int = _read_quantity   # its track reader looks the name up at each event
         self.path = str(path)
         try:
@@ -119,7 +120,7 @@ class MidiSong:
         except EOFError:
             where = "is empty" if Path(self.path).stat().st_size == 0 else "ends in the middle of a chunk (truncated?)"
             raise SynthError(f"not a valid MIDI file: it {where}", source=self.path) from None
-        except (ValueError, KeyError, IndexError, TypeError, struct.error) as error:
+        except (ValueError, KeyError, IndexError, TypeError, struct.error, KeySignatureError) as error:
             reason = str(error) or type(error).__name__
             raise SynthError(f"not a valid MIDI file: {reason}", source=self.path) from None
         if self.file.type not in (0, 1, 2):
