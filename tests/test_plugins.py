@@ -371,7 +371,7 @@ def test_a_failing_plugin_costs_its_own_voice_and_is_reported(env, faulty_plugin
     out = tmp_path / "spoilt.wav"
     done = env.synth("render", str(faulty_plugin), "-o", str(out), "-q", "--duration", "1")
     assert done.returncode == 0, done.stderr
-    assert re.fullmatch(r"warning: module 's' failed \d+ times, quarantined \(silent from then on\): "
+    assert re.fullmatch(r"warning: module 's' \(spoil, from synthcli-faulty [\d.]+\) failed \d+ times, quarantined \(silent from then on\): "
                         r"crashed \(SIGSEGV\)\n", done.stderr), done.stderr
     audio, rate = soundfile.read(out)
     assert abs(peak_frequency(audio[:, 0], rate) - 440.0) < 2.0 and np.abs(audio[:, 0]).min() < 0.01
@@ -383,7 +383,8 @@ def test_synth_play_tells_of_a_module_that_fails(env, faulty_plugin, jack_server
     done = env.synth("play", str(faulty_plugin), "--duration", "2", JACK_DEFAULT_SERVER=jack_server)
     assert done.returncode == 0, done.stderr
     told = [line for line in done.stderr.splitlines() if line.startswith("warning: module 's'")]
-    assert told and told[0].startswith("warning: module 's' failed (crashed (SIGSEGV))"), done.stderr
+    assert told and re.match(r"warning: module 's' \(spoil, from synthcli-faulty [\d.]+\) failed \(crashed \(SIGSEGV\)\)",
+                             told[0]), done.stderr
     assert done.stderr.splitlines()[-1].startswith("stopped: 2.00 s played")
 
 

@@ -411,8 +411,13 @@ def test_the_toolbar_and_the_fault_lines(session):
         assert level_meter(float(peak)).endswith("CLIP") == clipped, (amplitude, peak)
     assert len({len(level_meter(10 ** (-db / 20))) for db in range(0, 200, 7)}) == 1
     worse = {**meters, "workers": {0: {"pid": 10, "restarts": 0}, 1: {"pid": 12, "restarts": 1}},
-             "modules": {"a": {"faults": 3, "quarantined": True, "reason": "raised RuntimeError"}}}
-    assert news(meters, worse) == ["module 'a' failed (raised RuntimeError); quarantined: it stays silent",
+             "modules": {"a": {"faults": 3, "quarantined": True, "reason": "RuntimeError in process(): boom",
+                               "type": "synthcli-oops:raises", "package": "synthcli-oops 0.1.0"},
+                         "f": {"faults": 1, "quarantined": False, "reason": "output was NaN or Inf",
+                               "type": "vcf", "package": ""}}}
+    assert news(meters, worse) == ["module 'a' (raises, from synthcli-oops 0.1.0) failed "
+                                   "(RuntimeError in process(): boom); quarantined: it stays silent",
+                                   "module 'f' (vcf) failed (output was NaN or Inf); it plays on",
                                    "worker 1 was replaced (pid 11 -> 12); its modules play on"]
     assert news(worse, worse) == []
     session.sound.meters = worse

@@ -344,8 +344,12 @@ class Engine:
     def fault(self, name: str, reason: str, quarantine: bool = False) -> None:
         """Executors report a module's failure here. The engine keeps count
         and quarantines a module that keeps failing (or, with
-        ``quarantine``, one that cannot run at all)."""
+        ``quarantine``, one that cannot run at all, such as one whose
+        setup raised). Reports still on their way from a worker when the
+        module was quarantined are not counted, so executors agree."""
         stats = self.stats.setdefault(name, ModuleStats())
+        if stats.quarantined:   # a worker's report still on its way when it was: not a new fault
+            return
         stats.faults += 1
         stats.last_fault = reason
         now = self.time
@@ -357,16 +361,19 @@ class Engine:
                 self.board.flags[self.schedule.nodes.index(self.schedule.by_name[name])] = BYPASS
 
     def module_stats(self) -> dict[str, dict]:
-        """Per module: CPU per block (mean and worst, ms), blocks run,
-        faults, restarts, quarantine and its reason, and where it runs."""
+        """Per module: its type and the plugin package that provides it (for
+        the warnings about it), CPU per block (mean and worst, ms), blocks
+        run, faults, restarts, quarantine and its reason, and where it runs."""
         report = {}
         where = getattr(self.executor, "where", {})
         restarts = getattr(self.executor, "restarts", {})
         for index, node in enumerate(self.schedule.nodes if self.schedule else ()):
             blocks, seconds, worst = self.board.stats[index]
             stats = self.stats.get(node.name, ModuleStats())
+            entry = self.registry.types.get(node.type) or self.registry.qualified.get(node.type)
             report[node.name] = {
                 "type": node.type, "partition": where.get(node.name, 0),
+                "package": f"{entry.package} {entry.version}" if entry and entry.package != BUILTIN_PACKAGE else "",
                 "blocks": int(blocks), "mean_ms": 1e3 * seconds / blocks if blocks else 0.0,
                 "max_ms": 1e3 * worst, "faults": stats.faults, "restarts": restarts.get(node.name, 0),
                 "quarantined": stats.quarantined, "reason": stats.last_fault,

@@ -158,8 +158,8 @@ def worker_main(control, go, done, samplerate: float, blocksize: int, inherited:
     os.set_blocking(go_fd, not spin)
     orphaned = False
 
-    def report(name: str, reason: str) -> None:
-        control.send(("fault", name, reason))
+    def report(name: str, reason: str, quarantine: bool = False) -> None:
+        control.send(("fault", name, reason, quarantine))
 
     try:
         while True:
@@ -462,7 +462,7 @@ class ProcessExecutor:
         if reply[0] == "setup":
             worker.setting_up = reply[1]
         elif reply[0] == "fault":
-            self.report(reply[1], reply[2])
+            self.report(reply[1], reply[2], quarantine=reply[3])
         elif reply[0] == "states":
             self.states.update(reply[1])
 

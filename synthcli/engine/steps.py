@@ -15,7 +15,9 @@ from .jit import helper, kernel
 from .board import BLOCKS, BYPASS, FADE, SECONDS, WORST, Board
 from .schedule import Node, Schedule
 
-Report = Callable[[str, str], None]
+#: How an executor tells the engine a module failed: its name, the reason,
+#: and whether it can never work (quarantine it at once).
+Report = Callable[..., None]
 
 
 class Step:
@@ -125,9 +127,12 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
     else:
         try:
             step.module.process(step.inputs, step.params, step.outputs)
+        except SetupFailed as error:   # it will fail every block: no use trying twice more
+            step.span[...] = 0.0
+            report(step.name, str(error), True)
         except Exception as error:  # a module's bug silences that module, not the patch
             step.span[...] = 0.0
-            report(step.name, f"{type(error).__name__}: {error}")
+            report(step.name, failure(error, "process()"))
         else:
             if not all_finite(step.span):
                 step.span[...] = 0.0
@@ -162,6 +167,12 @@ def fade_out(blocksize: int) -> np.ndarray:
     return 0.5 + 0.5 * np.cos(np.pi * (np.arange(blocksize) + 0.5) / blocksize)
 
 
+def failure(error: Exception, where: str) -> str:
+    """A module's exception as a reason that says which of its methods
+    raised, so a plugin's author knows where to look."""
+    return f"{type(error).__name__} in {where}: {error}"
+
+
 class SetupFailed(Exception):
     """What a module whose construction raised says on every block."""
 
@@ -173,8 +184,8 @@ class Broken:
 
     state_fields = ()
 
-    def __init__(self, error: Exception) -> None:
-        self.reason = f"{type(error).__name__}: {error}"
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
     def process(self, inputs, params, outputs) -> None:
         raise SetupFailed(self.reason)
@@ -223,6 +234,7 @@ class Host:
                 continue
             if starting is not None:
                 starting(name)
+            where = "setup()"
             try:
                 modules[name] = module = cls(self.samplerate, self.blocksize, node.channels)
                 for field in module.state_fields:   # else it fails only where a worker saves its state
@@ -230,9 +242,10 @@ class Host:
                         raise TypeError(f"state field '{field}' is not a numpy array after setup()")
                 saved = (states or {}).get(name)
                 if saved is not None and saved[0] == key:
+                    where = "set_state()"
                     module.set_state(saved[1])
             except Exception as error:   # a plugin's bug: that module fails, not the patch
-                modules[name] = Broken(error)
+                modules[name] = Broken(failure(error, where))
         self.modules, self.identities = modules, identities
 
     def deliver(self, name: str, offset: int, event: tuple, report: Report) -> None:
@@ -241,7 +254,7 @@ class Host:
         try:
             self.modules[name].on_event(offset, event)
         except Exception as error:
-            report(name, f"{type(error).__name__} in on_event: {error}")
+            report(name, failure(error, "on_event()"))
 
     def states(self, report: Report, limit: float = float("inf")) -> dict[str, tuple[tuple, dict]]:
         """Every module's identity and state (those of at most ``limit``
@@ -255,7 +268,7 @@ class Host:
                 if sum(getattr(getattr(module, f), "nbytes", 0) for f in module.state_fields) <= limit:
                     states[name] = self.identities[name], module.get_state()
             except Exception as error:
-                report(name, f"{type(error).__name__} in get_state: {error}")
+                report(name, failure(error, "get_state()"))
         return states
 
     def steps(self, schedule: Schedule, board: Board, names: set[str]) -> list[Step]:
