@@ -3,6 +3,7 @@
 place it happened."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -59,6 +60,24 @@ class Terminated(SystemExit):
     """SIGTERM or SIGHUP, raised by the command line's handler to unwind
     like Ctrl-C. Its own class so that code which must survive a plugin's
     ``sys.exit()`` can still let it through."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_NUMBA_PLACE = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def one_line(error: BaseException, where: str = "") -> str:
+    """An exception from a plugin as one line of a warning, saying in which
+    of its methods (``where``) it was raised. Some messages span lines (a
+    SyntaxError's, pluggy's); numba's compile errors span fifteen, in
+    colour, for one fact and one place, which are what is kept."""
+    text = _ANSI.sub("", str(error))
+    if type(error).__module__.startswith("numba") and text.startswith("Failed in "):
+        lines = [line.strip() for line in text.splitlines()[1:] if line.strip()]
+        gist = lines[:2] if lines and lines[0].endswith(":") else lines[:1]   # "... for signature:" and it
+        place = _NUMBA_PLACE.search(text)
+        text = " ".join(gist) + (f" (numba, compiling {place[1]} line {place[2]})" if place else " (numba)")
+    return " ".join(f"{type(error).__name__}{f' in {where}' if where else ''}: {text}".split())
 
 
 def edit_distance(a: str, b: str) -> int:

@@ -18,7 +18,7 @@ import pluggy
 
 from . import hookspecs
 from .api import API_VERSION, Module
-from .errors import SynthError, Terminated, did_you_mean
+from .errors import SynthError, Terminated, did_you_mean, one_line
 
 #: Seconds a plugin's first import may take in its trial process before it
 #: is taken for hung (numba compiling a plugin's kernels at import is slow).
@@ -95,7 +95,7 @@ class Registry:
         try:
             problem = check_module_class(cls)
         except Exception as error:  # a declaration too broken to inspect (inputs = Port(...), say)
-            problem = f"cannot read its declaration: {_one_line(error)}"
+            problem = f"cannot read its declaration: {one_line(error)}"
         if problem:
             self.problems.append(f"{package}: skipped module {getattr(cls, '__name__', cls)!r}: {problem}")
             return
@@ -207,7 +207,7 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
             except Terminated:   # SIGTERM while a plugin loads: it is us who must stop
                 raise
             except (Exception, SystemExit) as error:  # a broken plugin must not stop synthcli
-                registry.problems.append(f"{dist}: plugin failed to load: {_one_line(error)}")
+                registry.problems.append(f"{dist}: plugin failed to load: {one_line(error)}")
                 continue
             if mismatch is not None:
                 registry.problems.append(mismatch)
@@ -232,7 +232,7 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
         except Terminated:
             raise
         except (Exception, SystemExit) as error:
-            registry.problems.append(f"{package}: register_modules failed: {_one_line(error)}")
+            registry.problems.append(f"{package}: register_modules failed: {one_line(error)}")
     return registry
 
 
@@ -319,12 +319,6 @@ def _import_in_a_child(module: str) -> str | None:
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) != signal.SIGKILL:
         return f"crashed ({signal.Signals(os.WTERMSIG(status)).name})"
     return "hung" if os.WIFSIGNALED(status) else f"exited (status {os.WEXITSTATUS(status)})"
-
-
-def _one_line(error: BaseException) -> str:
-    """An exception as one line of a problem report: some messages span
-    several lines (a SyntaxError's, pluggy's validation errors)."""
-    return " ".join(f"{type(error).__name__}: {error}".split())
 
 
 def api_mismatch(plugin: object, dist: str) -> str | None:

@@ -12,6 +12,7 @@ import math
 import os
 import time
 
+import numba
 import numpy as np
 
 from synthcli.api import Module, Param, Port
@@ -96,6 +97,25 @@ class Forgetful(Module):
 
     def process(self, inputs, params, outputs):
         outputs["out"][:] = 0.5
+
+
+@numba.njit(cache=False)
+def _mistyped(out, memory):
+    for i in range(out.shape[1]):
+        out[0, i] = memory.volume     # an array has no such attribute: numba refuses to compile it
+
+
+class Mistyped(Module):
+    """Its numba kernel cannot be typed: numba's error is fifteen lines in
+    colour, which must reach the musician as one."""
+    type_name = "mistyped"
+    outputs = (Port("out"),)
+
+    def setup(self):
+        self.memory = np.zeros(1)
+
+    def process(self, inputs, params, outputs):
+        _mistyped(outputs["out"], self.memory)
 
 
 class Uncountable(Module):

@@ -4,6 +4,7 @@ and quarantined like a module whose process() raises, the same way in
 every executor, and the rest of the patch plays on. Checked on the
 rendered samples."""
 import os
+import re
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ from synthcli.patch import Patch
 from synthcli.plugins import load_registry
 from synthcli.testing import peak_frequency
 
-from faulty import Deaf, Forgetful, Uncountable, Unready
+from faulty import Deaf, Forgetful, Mistyped, Uncountable, Unready
 from test_entrypoints import install
 
 SR, BLOCK, BLOCKS = 48000, 256, 60
@@ -27,7 +28,7 @@ HEALTHY = "add vco a wave=sine freq=300\nconnect a out.left\n"
 @pytest.fixture
 def registry():
     reg = load_registry(safe_mode=True)
-    for cls in (Unready, Deaf, Forgetful, Uncountable):   # a third party's: hosted in a worker process
+    for cls in (Unready, Deaf, Forgetful, Mistyped, Uncountable):   # a third party's: hosted in a worker process
         reg.add(cls, "faulty-test-plugin", "0")
     return reg
 
@@ -78,6 +79,16 @@ def test_a_plugin_failing_outside_process_is_silenced_alone_in_every_executor(re
     # later than the inline executor's, so that quarantine may start a block apart.
     if kind != "deaf":
         assert np.array_equal(*outputs)
+
+
+def test_a_numba_kernel_that_cannot_compile_is_reported_in_one_line(registry):
+    for executor in ("inline", "processes"):
+        out, tail, stats = render(registry, "mistyped", executor)
+        assert np.abs(out[0][SR // 10:]).max() > 0.5 and not tail[1].any()
+        assert stats["quarantined"], (executor, stats)
+        assert re.fullmatch(r"TypingError in process\(\): Unknown attribute 'volume' of type "
+                            r"array\(float64, 1d, C\) \(numba, compiling \S*faulty\.py line \d+\)",
+                            stats["reason"]), (executor, stats["reason"])
 
 
 def test_a_channel_count_that_raises_is_one_line_naming_the_module(registry):

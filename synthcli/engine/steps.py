@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from ..api import Module
+from ..errors import one_line
 from . import jit
 from .jit import helper, kernel
 from .board import BLOCKS, BYPASS, FADE, SECONDS, WORST, Board
@@ -132,7 +133,7 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
             report(step.name, str(error), True)
         except Exception as error:  # a module's bug silences that module, not the patch
             step.span[...] = 0.0
-            report(step.name, failure(error, "process()"))
+            report(step.name, one_line(error, "process()"))
         else:
             if not all_finite(step.span):
                 step.span[...] = 0.0
@@ -165,12 +166,6 @@ def fade_out(blocksize: int) -> np.ndarray:
     """A raised-cosine ramp from 1 to 0 over one block, for modules that
     leave the patch while it plays (they fade instead of clicking)."""
     return 0.5 + 0.5 * np.cos(np.pi * (np.arange(blocksize) + 0.5) / blocksize)
-
-
-def failure(error: Exception, where: str) -> str:
-    """A module's exception as a reason that says which of its methods
-    raised, so a plugin's author knows where to look."""
-    return f"{type(error).__name__} in {where}: {error}"
 
 
 class SetupFailed(Exception):
@@ -245,7 +240,7 @@ class Host:
                     where = "set_state()"
                     module.set_state(saved[1])
             except Exception as error:   # a plugin's bug: that module fails, not the patch
-                modules[name] = Broken(failure(error, where))
+                modules[name] = Broken(one_line(error, where))
         self.modules, self.identities = modules, identities
 
     def deliver(self, name: str, offset: int, event: tuple, report: Report) -> None:
@@ -254,7 +249,7 @@ class Host:
         try:
             self.modules[name].on_event(offset, event)
         except Exception as error:
-            report(name, failure(error, "on_event()"))
+            report(name, one_line(error, "on_event()"))
 
     def states(self, report: Report, limit: float = float("inf")) -> dict[str, tuple[tuple, dict]]:
         """Every module's identity and state (those of at most ``limit``
@@ -268,7 +263,7 @@ class Host:
                 if sum(getattr(getattr(module, f), "nbytes", 0) for f in module.state_fields) <= limit:
                     states[name] = self.identities[name], module.get_state()
             except Exception as error:
-                report(name, failure(error, "get_state()"))
+                report(name, one_line(error, "get_state()"))
         return states
 
     def steps(self, schedule: Schedule, board: Board, names: set[str]) -> list[Step]:
