@@ -118,6 +118,16 @@ class Mistyped(Module):
         _mistyped(outputs["out"], self.memory)
 
 
+class Rebinder(Module):
+    """Assigns its output instead of writing into it, a plain-numpy habit
+    that would leave it silent with no word of why."""
+    type_name = "rebinder"
+    outputs = (Port("out"),)
+
+    def process(self, inputs, params, outputs):
+        outputs["out"] = np.full_like(outputs["out"], 0.5)
+
+
 class Uncountable(Module):
     """Its channel_count raises: a patch that holds it cannot be compiled."""
     type_name = "uncountable"

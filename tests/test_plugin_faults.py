@@ -18,7 +18,7 @@ from synthcli.patch import Patch
 from synthcli.plugins import load_registry
 from synthcli.testing import peak_frequency
 
-from faulty import Deaf, Forgetful, Mistyped, Uncountable, Unready
+from faulty import Deaf, Forgetful, Mistyped, Rebinder, Uncountable, Unready
 from test_entrypoints import install
 
 SR, BLOCK, BLOCKS = 48000, 256, 60
@@ -28,7 +28,7 @@ HEALTHY = "add vco a wave=sine freq=300\nconnect a out.left\n"
 @pytest.fixture
 def registry():
     reg = load_registry(safe_mode=True)
-    for cls in (Unready, Deaf, Forgetful, Mistyped, Uncountable):   # a third party's: hosted in a worker process
+    for cls in (Unready, Deaf, Forgetful, Mistyped, Rebinder, Uncountable):   # a third party's: hosted in a worker process
         reg.add(cls, "faulty-test-plugin", "0")
     return reg
 
@@ -81,14 +81,19 @@ def test_a_plugin_failing_outside_process_is_silenced_alone_in_every_executor(re
         assert np.array_equal(*outputs)
 
 
-def test_a_numba_kernel_that_cannot_compile_is_reported_in_one_line(registry):
+@pytest.mark.parametrize("kind, reason", [
+    ("mistyped", r"TypingError in process\(\): Unknown attribute 'volume' of type array\(float64, 1d, C\) "
+                 r"\(numba, compiling \S*faulty\.py line \d+\)"),
+    ("rebinder", re.escape("process() assigned outputs['out'] instead of writing into it, so its sound "
+                           "was lost (write outputs['out'][...] = ...)")),
+])
+def test_a_mistake_in_process_is_reported_in_one_line_that_says_what_it_was(registry, kind, reason):
+    """numba's error would be fifteen lines; the assigned output would be
+    silence and nothing said at all."""
     for executor in ("inline", "processes"):
-        out, tail, stats = render(registry, "mistyped", executor)
+        out, tail, stats = render(registry, kind, executor)
         assert np.abs(out[0][SR // 10:]).max() > 0.5 and not tail[1].any()
-        assert stats["quarantined"], (executor, stats)
-        assert re.fullmatch(r"TypingError in process\(\): Unknown attribute 'volume' of type "
-                            r"array\(float64, 1d, C\) \(numba, compiling \S*faulty\.py line \d+\)",
-                            stats["reason"]), (executor, stats["reason"])
+        assert stats["quarantined"] and re.fullmatch(reason, stats["reason"]), (executor, stats)
 
 
 def test_a_channel_count_that_raises_is_one_line_naming_the_module(registry):

@@ -26,7 +26,7 @@ class Step:
     lookups. ``waits`` are the indices of modules run elsewhere whose
     outputs this one reads in the same block."""
 
-    __slots__ = ("index", "name", "module", "inputs", "params", "outputs", "gathers", "span",
+    __slots__ = ("index", "name", "module", "inputs", "params", "outputs", "bound", "gathers", "span",
                  "delay_writes", "waits", "stats", "blocks", "seconds", "worst")
 
     def __init__(self, index: int, node: Node, module: Module, board: Board, waits: tuple[int, ...] = ()) -> None:
@@ -38,6 +38,9 @@ class Step:
         self.inputs = {k: view(r) for k, r in node.inputs.items()}
         self.params = {k: view(r) for k, r in node.param_rows.items()}
         self.outputs = {k: view(r) for k, r in node.outputs.items()}
+        self.bound = tuple((label, views, k, v) for label, views in
+                           (("inputs", self.inputs), ("params", self.params), ("outputs", self.outputs))
+                           for k, v in views.items())
         self.gathers = []
         for g in node.gathers:
             (rows, slots), *more = [(view(s.rows), tuple(map(view, s.delayed)) if s.delayed else None)
@@ -135,7 +138,11 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
             step.span[...] = 0.0
             report(step.name, one_line(error, "process()"))
         else:
-            if not all_finite(step.span):
+            if step.blocks % PUBLISH_EVERY == 0 and (lost := rebound(step)):
+                step.span[...] = 0.0
+                report(step.name, f"process() assigned {lost} instead of writing into it, so its sound was "
+                                  f"lost (write {lost}[...] = ...)")
+            elif not all_finite(step.span):
                 step.span[...] = 0.0
                 report(step.name, "output was NaN or Inf")
         if flag == FADE:
@@ -151,6 +158,19 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
         step.worst = spent
     if step.blocks % PUBLISH_EVERY == 0:
         step.stats[BLOCKS], step.stats[SECONDS], step.stats[WORST] = step.blocks, step.seconds, step.worst
+
+
+def rebound(step: Step) -> str:
+    """The first of a step's views that its module replaced in the dict
+    (``outputs["out"] = x * g`` rather than ``outputs["out"][...] = ...``),
+    put back; "" when none was. Nothing else would ever show that module's
+    silence, and every sixteenth block (with the first) is check enough."""
+    lost = ""
+    for label, views, key, view in step.bound:
+        if views.get(key) is not view:
+            lost = lost or f"{label}[{key!r}]"
+            views[key] = view
+    return lost
 
 
 def measured_costs(schedule: Schedule | None, board: Board | None) -> dict[str, float]:
