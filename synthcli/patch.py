@@ -108,7 +108,7 @@ class Patch:
 
     def _apply_add(self, cmd: Add) -> None:
         try:
-            mtype = self.registry.get(cmd.type)
+            mtype = self.registry.get(cmd.type, self._required_packages())
         except SynthError as error:
             raise error.at(col=cmd.type.col)
         if mtype.name == MASTER:
@@ -130,6 +130,15 @@ class Patch:
         self.cables = [c for c in self.cables if cmd.name not in (c.src, c.dst)]
         self.mappings = {cc: m for cc, m in self.mappings.items() if m.module != cmd.name}
         self.midi_ports.pop(cmd.name, None)
+
+    def _required_packages(self) -> set[str]:
+        """The plugin packages this file requires, whose modules a plain
+        type name means when another plugin has one of that name too."""
+        if not self.requires:
+            return set()
+        from packaging.requirements import Requirement
+        from packaging.utils import canonicalize_name
+        return {canonicalize_name(Requirement(r).name) for r in self.requires}
 
     def _coerce(self, mtype: ModuleType, key: Token, value: Token) -> float:
         param = mtype.cls.param(key)
@@ -241,6 +250,7 @@ class Patch:
         non-default parameters, then ``set`` for the master, then the
         cables, then the controller mappings."""
         lines = [f"require {requirement}" for requirement in self.requires]
+        required = self._required_packages()
         for name, inst in self.modules.items():
             cls = inst.type.cls
             changed = [f"{p.name}={p.format(inst.params[p.name])}" for p in cls.params
@@ -251,7 +261,7 @@ class Patch:
             if name in self.midi_ports:
                 lines.append(f'midiout {name} "{self.midi_ports[name]}" channel={inst.params["channel"]:g}')
                 continue
-            plain = self.registry.types.get(inst.type.name) is inst.type
+            plain = self.registry.get(inst.type.name, required) is inst.type
             lines.append(" ".join(["add", inst.type.name if plain else inst.type.qualified_name, name, *changed]))
         lines += [f"connect {c.src}.{c.src_port} {c.dst}.{c.dst_port}" for c in self.cables]
         for cc, m in sorted(self.mappings.items()):

@@ -53,6 +53,7 @@ class Registry:
     problems: list[str] = field(default_factory=list)
     packages: dict[str, str] = field(default_factory=dict)     # loaded plugin distributions -> version
     skipped: set[str] = field(default_factory=set)             # installed but disabled or safe mode
+    broken: dict[str, str] = field(default_factory=dict)       # installed but would not load -> why
 
     def unmet(self, requirement: str, what: str = "file") -> str | None:
         """Why ``requirement`` (``synthcli-foo>=1.2``) is not met, as the
@@ -70,6 +71,9 @@ class Registry:
         if name in {canonicalize_name(dist) for dist in self.skipped}:
             return (f"this {what} needs {requirement}, which is installed but disabled "
                     f"(--safe-mode or SYNTHCLI_DISABLE_PLUGINS)")
+        broken = {canonicalize_name(dist): why for dist, why in self.broken.items()}
+        if name in broken:
+            return f"this {what} needs {requirement}, which is installed but did not load: {broken[name]}"
         from importlib.metadata import PackageNotFoundError, version
         try:
             found = version(need.name)
@@ -78,8 +82,18 @@ class Registry:
         return (f"this {what} needs {requirement}: {need.name} {found} is installed, but it is not a synthcli "
                 f"plugin ('require' names packages of modules)")
 
-    def get(self, name: str) -> ModuleType:
+    def get(self, name: str, prefer: Iterable[str] = ()) -> ModuleType:
+        """The type called ``name``. A plain name that several plugins
+        provide means the one from a package in ``prefer`` (those a file
+        requires, pip's canonical names), else the first one loaded; a
+        built-in's name is always the built-in."""
         found = self.types.get(name) or self.qualified.get(name)
+        if found is not None and prefer and name in self.types and found.package != BUILTIN_PACKAGE:
+            from packaging.utils import canonicalize_name
+            prefer = set(prefer)
+            if canonicalize_name(found.package) not in prefer:
+                found = next((entry for entry in self.qualified.values() if entry.name == name
+                              and canonicalize_name(entry.package) in prefer), found)
         if found is None:
             hint = did_you_mean(name, self.types)
             if not hint and self.skipped:   # it may be one of theirs
@@ -110,7 +124,8 @@ class Registry:
         else:
             self.problems.append(
                 f"{package}: module type '{cls.type_name}' is also provided by {holder.package}; "
-                f"use '{entry.qualified_name}' for this one")
+                f"use '{entry.qualified_name}' for this one"
+                + ("" if holder.package == BUILTIN_PACKAGE else f", or 'require {package}' in the file"))
 
 
 def check_module_class(cls: type) -> str | None:
@@ -196,6 +211,7 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
             key = f"{dist}:{ep.name}"
             unsafe = trial_import(ep)
             if unsafe is not None:
+                registry.broken[dist] = f"it {unsafe} while being imported"
                 registry.problems.append(f"{dist}: plugin {unsafe} while being imported; skipped "
                                          f"(tried again once it changes)")
                 continue
@@ -207,9 +223,11 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
             except Terminated:   # SIGTERM while a plugin loads: it is us who must stop
                 raise
             except (Exception, SystemExit) as error:  # a broken plugin must not stop synthcli
+                registry.broken[dist] = one_line(error)
                 registry.problems.append(f"{dist}: plugin failed to load: {one_line(error)}")
                 continue
             if mismatch is not None:
+                registry.broken[dist] = mismatch.split(": ", 1)[1]
                 registry.problems.append(mismatch)
                 continue
             sources[key] = (dist, version)
@@ -223,6 +241,8 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
     for name, (package, version) in sources.items():
         impl = impls.get(name)
         if impl is None:
+            registry.packages.pop(package, None)
+            registry.broken[package] = "it provides no register_modules hook"
             registry.problems.append(f"{package}: provides no register_modules hook "
                                      f"(is it decorated with synthcli.hookspecs.hookimpl?)")
             continue
@@ -232,6 +252,8 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
         except Terminated:
             raise
         except (Exception, SystemExit) as error:
+            registry.packages.pop(package, None)
+            registry.broken[package] = f"register_modules failed: {one_line(error)}"
             registry.problems.append(f"{package}: register_modules failed: {one_line(error)}")
     return registry
 

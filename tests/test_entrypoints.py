@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+import pytest
+
 from synthcli import entrypoints
 
 GROUP = "synthcli-test-group"
@@ -119,3 +121,74 @@ def test_the_cache_keeps_only_the_newest_files_of_a_group(site, monkeypatch):
     left = sorted(p.name for p in folder.iterdir())
     newest = [f"entry-points-{GROUP}-{n:08x}.json" for n in range(5, entrypoints.KEEP + 4)]
     assert left == sorted([other.name, entrypoints.cache_path(GROUP).name, *newest])
+
+
+def fake_plugin(site, dist: str, body: str) -> None:
+    """A plugin "installed" in ``site``: its module's code and its entry point."""
+    from synthcli.plugins import ENTRY_POINT_GROUP
+    module = dist.replace("-", "_")
+    (site / f"{module}.py").write_text(
+        "from synthcli.api import Module, Param, Port\nfrom synthcli.hookspecs import hookimpl\n" + body)
+    install(site, dist, "1.0", f"{module} = {module}", ENTRY_POINT_GROUP)
+
+
+LEVEL = """
+class M(Module):
+    type_name = "rectify"
+    outputs = (Port("out"),)
+    def process(self, inputs, params, outputs):
+        outputs["out"][:] = {level}
+@hookimpl
+def register_modules(register):
+    register(M)
+"""
+
+
+def test_a_required_plugin_that_did_not_load_says_why(site, monkeypatch):
+    """Not "it is not a synthcli plugin": it is one, and it is broken."""
+    from synthcli.errors import SynthError
+    from synthcli.patch import Patch
+    from synthcli.plugins import load_registry
+    monkeypatch.delenv("SYNTHCLI_DISABLE_PLUGINS", raising=False)
+    fake_plugin(site, "synthcli-importerr", "import synthcli_no_such_thing\n")
+    fake_plugin(site, "synthcli-nohook", "def register_modules(register):\n    pass\n")
+    fake_plugin(site, "synthcli-hookraise", "@hookimpl\ndef register_modules(register):\n    raise KeyError('x')\n")
+    registry = load_registry()
+    why = {
+        "synthcli-importerr": "ModuleNotFoundError: No module named 'synthcli_no_such_thing'",
+        "synthcli-nohook": "it provides no register_modules hook",
+        "synthcli-hookraise": "register_modules failed: KeyError: 'x'",
+    }
+    for dist, reason in why.items():
+        with pytest.raises(SynthError) as caught:
+            Patch(registry).load_text(f"require {dist}>=1.0\n", "song.patch")
+        assert str(caught.value) == (f"song.patch:1:9: this patch needs {dist}>=1.0, which is installed "
+                                     f"but did not load: {reason}")
+    assert "vco" in registry.types and len(registry.problems) == 3
+
+
+def test_a_plain_name_two_plugins_share_means_the_one_the_file_requires(site, monkeypatch):
+    from synthcli.patch import Patch
+    from synthcli.plugins import load_registry
+    monkeypatch.delenv("SYNTHCLI_DISABLE_PLUGINS", raising=False)
+    fake_plugin(site, "synthcli-alpha", LEVEL.format(level=0.1))
+    fake_plugin(site, "synthcli-rectify", LEVEL.format(level=0.2))
+    registry = load_registry()
+    assert registry.problems == ["synthcli-rectify: module type 'rectify' is also provided by synthcli-alpha; "
+                                 "use 'synthcli-rectify:rectify' for this one, or 'require synthcli-rectify' "
+                                 "in the file"]
+    for text, package in (("add rectify r\n", "synthcli-alpha"),
+                          ("require synthcli-rectify\nadd rectify r\n", "synthcli-rectify"),
+                          ("require synthcli_Rectify>=1\nadd rectify r\n", "synthcli-rectify"),
+                          ("require synthcli-rectify\nadd synthcli-alpha:rectify r\n", "synthcli-alpha")):
+        patch = Patch(registry)
+        patch.load_text(text)
+        assert patch.modules["r"].type.package == package, text
+        again = Patch(registry)
+        again.load_text(patch.to_text())
+        assert again.modules["r"].type.package == package, patch.to_text()
+    # A built-in's name stays the built-in's whatever the file requires.
+    fake_plugin(site, "synthcli-clash", LEVEL.format(level=0.3).replace('"rectify"', '"vco"'))
+    patch = Patch(load_registry())
+    patch.load_text("require synthcli-clash\nadd vco v\n")
+    assert patch.modules["v"].type.package == "synthcli"
