@@ -222,6 +222,11 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
                     pm.register(plugin, name=key)
             except Terminated:   # SIGTERM while a plugin loads: it is us who must stop
                 raise
+            except pluggy.PluginValidationError:   # pluggy's words ("hookspec") are not the author's
+                why = misnamed_arguments(plugin)
+                registry.broken[dist] = why
+                registry.problems.append(f"{dist}: {why}")
+                continue
             except (Exception, SystemExit) as error:  # a broken plugin must not stop synthcli
                 registry.broken[dist] = one_line(error)
                 registry.problems.append(f"{dist}: plugin failed to load: {one_line(error)}")
@@ -256,6 +261,18 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
             registry.broken[package] = f"register_modules failed: {one_line(error)}"
             registry.problems.append(f"{package}: register_modules failed: {one_line(error)}")
     return registry
+
+
+def misnamed_arguments(plugin: object) -> str:
+    """Why pluggy refused a plugin's hook: it passes hook arguments by
+    name, so ``register_modules(reg)`` cannot be called."""
+    import inspect
+    hook = getattr(plugin, "register_modules", None)
+    try:
+        shown = f"register_modules{inspect.signature(hook)}"
+    except (TypeError, ValueError):
+        shown = "register_modules"
+    return f"{shown} cannot be called: its argument must be named 'register' (synthcli passes it by name)"
 
 
 def trial_import(ep) -> str | None:

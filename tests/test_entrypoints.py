@@ -153,18 +153,22 @@ def test_a_required_plugin_that_did_not_load_says_why(site, monkeypatch):
     fake_plugin(site, "synthcli-importerr", "import synthcli_no_such_thing\n")
     fake_plugin(site, "synthcli-nohook", "def register_modules(register):\n    pass\n")
     fake_plugin(site, "synthcli-hookraise", "@hookimpl\ndef register_modules(register):\n    raise KeyError('x')\n")
+    fake_plugin(site, "synthcli-misnamed", "@hookimpl\ndef register_modules(reg):\n    pass\n")
     registry = load_registry()
     why = {
         "synthcli-importerr": "ModuleNotFoundError: No module named 'synthcli_no_such_thing'",
         "synthcli-nohook": "it provides no register_modules hook",
         "synthcli-hookraise": "register_modules failed: KeyError: 'x'",
+        "synthcli-misnamed": "register_modules(reg) cannot be called: its argument must be named 'register' "
+                             "(synthcli passes it by name)",
     }
     for dist, reason in why.items():
         with pytest.raises(SynthError) as caught:
             Patch(registry).load_text(f"require {dist}>=1.0\n", "song.patch")
         assert str(caught.value) == (f"song.patch:1:9: this patch needs {dist}>=1.0, which is installed "
                                      f"but did not load: {reason}")
-    assert "vco" in registry.types and len(registry.problems) == 3
+    assert "vco" in registry.types and len(registry.problems) == len(why)
+    assert f"synthcli-misnamed: {why['synthcli-misnamed']}" in registry.problems
 
 
 def test_a_plain_name_two_plugins_share_means_the_one_the_file_requires(site, monkeypatch):
