@@ -172,7 +172,20 @@ def check(
         about += (f", {count(song.length, 'bar')} at {float(song.tempo):g} BPM, "
                   f"{float(song.bar_start(song.length)):.1f} s, {count(patterns, 'pattern')}")
     typer.echo(f"{file}: ok ({about})")
+    warn_silent(file, patch, song)
     warn_after_the_end(file, song)
+
+
+def warn_silent(file: Path, patch, song) -> None:
+    """A file with nothing connected to the master renders (and checks)
+    fine, as seconds of silence: a forgotten `connect ... out`, or the
+    wrong file, which a musician should hear of before listening."""
+    from .patch import MASTER
+    if patch.midi_ports or any(cable.dst == MASTER for cable in patch.cables):
+        return   # a patch that only plays other synths over MIDI is silent on purpose
+    if song is not None and any(c.verb == "connect" for timed in song.timed.values() for c in timed):
+        return   # an `at` may connect it later
+    typer.echo(f"warning: {file}: nothing is connected to '{MASTER}', so it is silent", err=True)
 
 
 def warn_after_the_end(file: Path, song) -> None:
@@ -231,6 +244,7 @@ def render(
     reg = registry()
     patch, song = load_source(file, reg, midi=True)
     if patch is not None:
+        warn_silent(file, patch, song)
         warn_after_the_end(file, song)
     voice_text = voice_patch_text(voice_patch, patch is None)
     if song is None and duration is None:

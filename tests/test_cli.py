@@ -276,6 +276,24 @@ def test_a_duration_longer_than_the_song_says_why_the_file_is_shorter(tmp_path):
     assert 1.0 <= seconds < 5.0
     assert f"wrote {out} ({seconds:.2f} s: the song ends there, before the 30 s asked; 48000 Hz" in done.stderr
 
+@pytest.mark.parametrize("text, silent", [
+    ("", True),
+    ("# a sketch\nadd vco a\n", True),                            # the cable to out forgotten
+    ("add vco a\nconnect a out.left\n", False),
+    ("tempo 240\nlength 2\nadd vco a\nat 2 connect a out\n", False),   # a song may connect it later
+])
+def test_a_file_with_nothing_connected_to_out_is_warned_of(tmp_path, text, silent):
+    """It renders, as silence: the musician hears why before listening."""
+    path = tmp_path / ("sketch.seq" if "length" in text else "sketch.patch")
+    path.write_text(text)
+    out = tmp_path / "sketch.wav"
+    warning = f"warning: {path}: nothing is connected to 'out', so it is silent\n"
+    for done in (synth("render", path, "-o", out, "-d", "1.5", "-q"), synth("check", path)):
+        assert done.returncode == 0 and done.stderr == (warning if silent else ""), done.stderr
+    audio, _ = soundfile.read(out)
+    assert (np.abs(audio).max() == 0.0) == silent
+
+
 def test_render_is_bit_identical_across_executors_from_the_cli(tmp_path):
     outputs = []
     for i, flags in enumerate((["--executor", "inline"], ["--executor", "processes", "--workers", "2"], [])):

@@ -210,7 +210,8 @@ def test_check_and_render_warn_of_what_comes_after_the_last_bar(tmp_path):
     under --watch and --osc), but a render never reaches it: a typo for
     `at 2`, most likely, so check and render say so, and still pass."""
     song = tmp_path / "late.seq"
-    song.write_text("length 4\nadd keys kb\nat 4 set kb.voices 2\nat 20 set kb.voices 3\nat 5 add vco late\n")
+    song.write_text("length 4\nadd keys kb\nat 4 set kb.voices 2\nat 20 set kb.voices 3\nat 5 add vco late\n"
+                    "add vco osc\nconnect osc out\n")
     warnings = [
         f"warning: {song}:4: `at 20` comes after the last bar (4): it plays only when play goes on past the end "
         "(--watch, --osc)",
