@@ -101,38 +101,50 @@ def render_module(
     return result
 
 
+#: Seconds of audio a restored copy must carry on identically for: state
+#: a module forgets may show only when a slow clock ticks or a counter wraps.
+RESTORE_SECONDS = 1.0
+
+
 def check_module(cls: type[Module], samplerate: float = 48000, blocksize: int = 64) -> None:
     """Assert that a module keeps the API contract: a valid declaration,
     finite output for default settings at 1 and several channels, and a
     state that restores exactly (rendering on from a restored state gives
-    the same samples as rendering on without the round trip)."""
+    the same samples, for a second of random input, as rendering on
+    without the round trip)."""
     problem = check_module_class(cls)
     assert problem is None, f"{cls.__name__}: {problem}"
+    a = cls(samplerate, blocksize, 2)
+    for field in cls.state_fields:   # else get_state raises a bare AttributeError
+        assert isinstance(getattr(a, field, None), np.ndarray), (
+            f"{cls.type_name}: state field '{field}' is not a numpy array after setup()")
     for channels in (1, 3, MAX_CHANNELS):
         out = render_module(cls, 4, channels=channels, samplerate=samplerate, blocksize=blocksize)
         for name, data in out.items():
             assert np.isfinite(data).all(), f"{cls.type_name}.{name} is not finite"
 
     rng = np.random.default_rng(1)
-    inputs = {p.name: rng.uniform(-1, 1, (2, blocksize)) for p in cls.inputs}
     params = {p.name: np.full((2, blocksize), p.default_value) for p in cls.params}
 
-    def run(module: Module) -> dict[str, np.ndarray]:
+    def run(module: Module, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = {p.name: np.zeros((p.channels or 2, blocksize)) for p in cls.outputs}
         module.process(inputs, params, outs)
         return outs
 
-    a = cls(samplerate, blocksize, 2)
+    def noise() -> dict[str, np.ndarray]:
+        return {p.name: rng.uniform(-1, 1, (2, blocksize)) for p in cls.inputs}
+
     for _ in range(3):
-        run(a)
-    state = a.get_state()
+        run(a, noise())
     b = cls(samplerate, blocksize, 2)
-    b.set_state(state)
-    expected, got = run(a), run(b)
-    for name in expected:
-        assert np.array_equal(expected[name], got[name]), (
-            f"{cls.type_name}: output '{name}' differs after get_state/set_state; "
-            "is every piece of DSP state listed in state_fields?")
+    b.set_state(a.get_state())
+    for block in range(max(1, round(RESTORE_SECONDS * samplerate / blocksize))):
+        inputs = noise()
+        expected, got = run(a, inputs), run(b, inputs)
+        for name in expected:
+            assert np.array_equal(expected[name], got[name]), (
+                f"{cls.type_name}: output '{name}' differs {block * blocksize / samplerate:.3f} s after "
+                "get_state/set_state; is every piece of DSP state listed in state_fields?")
 
 
 @contextlib.contextmanager
