@@ -181,9 +181,11 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
                     progress(min(1.0, written / expected))
         except KeyboardInterrupt:
             write(chunk[:, :held])
-            # What the file holds, as libsndfile counts it: a Ctrl-C can come
-            # anywhere in the loop, between a block's copy and its count.
-            raise RenderInterrupted(path, out.frames, engine.samplerate) from None
+            out.close()
+            # What the file holds, read back from its header: a Ctrl-C can
+            # come anywhere, even between libsndfile's write and the count
+            # soundfile keeps beside it (out.frames was 0.34 s short once).
+            raise RenderInterrupted(path, soundfile.info(str(path)).frames, engine.samplerate) from None
         write(chunk[:, :held])
     return written
 
