@@ -377,3 +377,33 @@ def test_a_recording_that_fills_the_disk_says_so_and_the_music_plays_on(jack_ser
     assert re.fullmatch(rf"error: cannot write {re.escape(str(take))} after \d+\.\d\d s: .+ \(is the disk full\?\); "
                         r"the music plays on", lines[1]), err
     assert lines[2].startswith("stopped: 2.00 s played") and "recorded" not in lines[2] and len(lines) == 3
+
+
+SLOW = """
+import time
+class Slow(Module):
+    type_name = "slow"
+    outputs = (Port("out"),)
+    def process(self, inputs, params, outputs):
+        time.sleep(0.008)   # a 5.33 ms block takes 8 ms: slower than the sound
+        outputs["out"][:] = 0.1
+@hookimpl
+def register_modules(register):
+    register(Slow)
+"""
+
+
+def test_a_module_too_slow_for_real_time_is_named_once(jack_server, site, tmp_path):
+    """Where it runs in the engine's own process (threads), its slowness is
+    the xruns: the warning says which module and by how much. (In a worker
+    it misses its deadline instead, which the fault lines report.)"""
+    from test_entrypoints import fake_plugin
+    fake_plugin(site, "synthcli-slow", SLOW)
+    env = {k: v for k, v in os.environ.items() if k != "SYNTHCLI_DISABLE_PLUGINS"}
+    proc = play(write(tmp_path, "add slow s\nconnect s out\n"), "--duration", "3", "--executor", "threads",
+                env={**env, "PYTHONPATH": str(site)})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    said = re.findall(r"warning: module 's' \(slow, from synthcli-slow 1.0\) takes ([0-9.]+) ms to render each "
+                      r"5.33 ms block: the sound cannot keep up\n", err)
+    assert len(said) == 1 and 8.0 <= float(said[0]) < 12.0, err

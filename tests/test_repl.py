@@ -420,6 +420,15 @@ def test_the_toolbar_and_the_fault_lines(session):
                                    "module 'f' (vcf) failed (output was NaN or Inf); it plays on",
                                    "worker 1 was replaced (pid 11 -> 12); its modules play on"]
     assert news(worse, worse) == []
+    # A module slower than real time is named once, when its mean first passes
+    # the block, and not while its first blocks (a kernel compiling) dominate it.
+    def reading(mean_ms, blocks):
+        a = {**meters["modules"]["a"], "mean_ms": mean_ms, "blocks": blocks, "type": "vco", "package": ""}
+        return {**meters, "block_ms": 5.33, "modules": {"a": a}}
+    fast, compiling, slower = reading(0.2, 400), reading(80.0, 12), reading(12.1, 400)
+    assert news(fast, slower) == news(compiling, slower) == [
+        "module 'a' (vco) takes 12.10 ms to render each 5.33 ms block: the sound cannot keep up"]
+    assert news(slower, slower) == news(fast, compiling) == news(fast, fast) == []
     session.sound.meters = worse
     assert "quarantined: a" in "".join(t for _, t in Toolbar(session, session.sound, lambda: 0.0)())
 

@@ -415,7 +415,7 @@ class LiveEngine:
         workers = self.engine.worker_stats()
         return {
             "xruns": int(h[XRUNS]), "underflows": int(h[UNDERFLOWS]), "callbacks": int(h[CALLBACKS]),
-            "played": int(h[PLAYED]), "peak": [float(p) for p in peak],
+            "played": int(h[PLAYED]), "peak": [float(p) for p in peak], "block_ms": block_ms,
             "cpu": {str(part): w["mean_ms"] / block_ms for part, w in workers.items()},
             "workers": workers,
             "modules": self.engine.module_stats(),

@@ -1,5 +1,6 @@
 """What the engine's meters say that a musician must hear about at once
-(a module failed or was quarantined, a worker was replaced): the REPL
+(a module failed, was quarantined or is too slow for real time, a worker
+was replaced): the REPL
 prints it above the prompt, `synth play` on stderr. Kept free of numpy so
 either can import it before the audio starts."""
 from __future__ import annotations
@@ -13,6 +14,18 @@ def module_label(name: str, meters: dict) -> str:
     return f"module '{name}'" + (f" ({kind})" if kind else "")
 
 
+#: Seconds of blocks a module's mean time covers before it is judged: its
+#: first block may hold a one-time cost (a numba kernel compiling) that
+#: would make a module fast enough look too slow.
+JUDGE_AFTER = 2.0
+
+
+def _too_slow(meters: dict, block_ms: float) -> bool:
+    """The module's blocks take longer, on average, than the sound they make."""
+    judged = meters.get("blocks", 0) * block_ms >= 1e3 * JUDGE_AFTER
+    return judged and meters.get("mean_ms", 0.0) > block_ms
+
+
 def news(before: dict, after: dict) -> list[str]:
     """Lines worth interrupting the musician for, between two meter readings."""
     lines = []
@@ -24,6 +37,10 @@ def news(before: dict, after: dict) -> list[str]:
             lines.append(f"{module_label(name, m)} failed ({m['reason']}); {fate}")
         elif m["quarantined"] and not old.get("quarantined", False):
             lines.append(f"{module_label(name, m)} is quarantined: it stays silent ({m['reason']})")
+        block_ms = after.get("block_ms", 0.0)
+        if block_ms and _too_slow(m, block_ms) and not _too_slow(old, block_ms):
+            lines.append(f"{module_label(name, m)} takes {m['mean_ms']:.2f} ms to render each "
+                         f"{block_ms:.2f} ms block: the sound cannot keep up")
     old_workers = before.get("workers", {})
     for part, w in after.get("workers", {}).items():
         old = old_workers.get(part)
