@@ -288,3 +288,25 @@ def test_a_worker_that_died_idle_is_replaced_before_it_is_given_modules(registry
     assert stats["partition"] == 1 and not stats["faults"] and not stats["quarantined"], stats
     assert np.abs(out[1][BLOCK:]).max() > 0.2
     assert health[1]["restarts"] == 1 and health[1]["pid"] != idle.process.pid
+
+
+@pytest.mark.parametrize("executor", ["inline", "threads", "processes"])
+def test_every_partition_reports_its_process_under_every_executor(registry, executor):
+    """The threads executor's extra partitions are threads of the engine's
+    own process: they must still say so (pid, missed, restarts), or the
+    news of `synth play` and the REPL, which compares restarts, fails on
+    them (a plugin under --executor threads once ended `synth play` with a
+    KeyError)."""
+    from synthcli.audio.news import news
+    patch = Patch(registry)
+    patch.load_text(faulty_patch("ok") + "add vco b\nadd vco c\nconnect b out.left\nconnect c out.right\n")
+    with Engine(registry, 48000, BLOCK, executor=executor, workers=2) as engine:
+        engine.load(patch)
+        before = engine.worker_stats()
+        engine.process_block()
+        after = engine.worker_stats()
+    assert len(after) == (1 if executor == "inline" else 3)
+    for part, health in after.items():
+        assert {"pid", "missed", "restarts"} <= health.keys(), (part, health)
+        assert (health["pid"] == os.getpid()) == (part == 0 or executor != "processes")
+    assert news({"workers": before}, {"workers": after}) == []

@@ -390,10 +390,11 @@ class Engine:
             part["modules"] += 1
             part["mean_ms"] += stats["mean_ms"]
             part["max_ms"] = max(part["max_ms"], stats["max_ms"])
-        health = getattr(self.executor, "health", None)   # inline and threads: this process alone
-        found = health() if health else {0: {"pid": os.getpid(), "missed": 0, "restarts": 0}}
-        for number, extra in found.items():
-            report.setdefault(number, {"modules": 0, "mean_ms": 0.0, "max_ms": 0.0}).update(extra)
+        health = getattr(self.executor, "health", None)
+        found = health() if health else {}
+        here = {"pid": os.getpid(), "missed": 0, "restarts": 0}   # inline and threads: this process
+        for number in report.keys() | found.keys():
+            report.setdefault(number, {"modules": 0, "mean_ms": 0.0, "max_ms": 0.0}).update(found.get(number, here))
         return dict(sorted(report.items()))
 
     def close(self) -> None:
