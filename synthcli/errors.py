@@ -4,6 +4,7 @@ place it happened."""
 from __future__ import annotations
 
 import re
+import signal
 from pathlib import Path
 from typing import Iterable
 
@@ -60,6 +61,15 @@ class Terminated(SystemExit):
     """SIGTERM or SIGHUP, raised by the command line's handler to unwind
     like Ctrl-C. Its own class so that code which must survive a plugin's
     ``sys.exit()`` can still let it through."""
+
+
+def exit_reason(code: int | None) -> str:
+    """How a process ended, from its exit code as multiprocessing gives it
+    (minus the signal that killed it): "crashed (SIGSEGV)", "exited
+    (status 3)"."""
+    if code is not None and code < 0:
+        return f"crashed ({signal.Signals(-code).name})"
+    return f"exited (status {code})"
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

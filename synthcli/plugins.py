@@ -18,7 +18,7 @@ import pluggy
 
 from . import hookspecs
 from .api import API_VERSION, Module
-from .errors import SynthError, Terminated, did_you_mean, one_line
+from .errors import SynthError, Terminated, did_you_mean, exit_reason, one_line
 
 #: Seconds a plugin's first import may take in its trial process before it
 #: is taken for hung (numba compiling a plugin's kernels at import is slow).
@@ -355,9 +355,8 @@ def _import_in_a_child(module: str) -> str | None:
         _, status = os.waitpid(pid, 0)
     if answered:
         return None
-    if os.WIFSIGNALED(status) and os.WTERMSIG(status) != signal.SIGKILL:
-        return f"crashed ({signal.Signals(os.WTERMSIG(status)).name})"
-    return "hung" if os.WIFSIGNALED(status) else f"exited (status {os.WEXITSTATUS(status)})"
+    code = os.waitstatus_to_exitcode(status)
+    return "hung" if code == -signal.SIGKILL else exit_reason(code)
 
 
 def api_mismatch(plugin: object, dist: str) -> str | None:

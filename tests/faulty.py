@@ -165,3 +165,27 @@ class Sleeper(Module):
 
     def process(self, inputs, params, outputs):
         outputs["out"][:] = 0.5
+
+
+#: The source of an installed plugin (see test_entrypoints.fake_plugin)
+#: whose module ``crash`` plays 0.1 for 100 blocks and then segfaults: in a
+#: process of its own under the default executor, in the engine's own
+#: under ``--executor inline``.
+CRASHING_PLUGIN = """
+import ctypes
+import numpy as np
+class Crash(Module):
+    type_name = "crash"
+    outputs = (Port("out"),)
+    state_fields = ("blocks",)
+    def setup(self):
+        self.blocks = np.zeros(1)
+    def process(self, inputs, params, outputs):
+        self.blocks[0] += 1
+        if self.blocks[0] > 100:
+            ctypes.string_at(0)
+        outputs["out"][:] = 0.1
+@hookimpl
+def register_modules(register):
+    register(Crash)
+"""

@@ -148,6 +148,9 @@ def test_ctrl_c_sigterm_and_hangup_stop_cleanly(jack_server, portaudio_ports, tm
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert "Traceback" not in err
+    played = float(re.search(r"stopped: ([0-9.]+) s played", err)[1])
+    kept = soundfile.read(str(take))[0]
+    assert played > 0.2 and abs(len(kept) / SR - played) < 0.05 and np.abs(kept[-BLOCK:]).min() > 0.05, err
     assert "stopped:" in err, err
     time.sleep(0.3)
     assert used & set(os.listdir("/dev/shm")) == set()
@@ -289,6 +292,9 @@ def test_watch_applies_saves_at_the_next_bar_and_keeps_a_broken_one_out(jack_ser
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert "Traceback" not in err
+    played = float(re.search(r"stopped: ([0-9.]+) s played", err)[1])
+    kept = soundfile.read(str(take))[0]
+    assert played > 0.2 and abs(len(kept) / SR - played) < 0.05 and np.abs(kept[-BLOCK:]).min() > 0.05, err
     applied = [line for line in err.splitlines() if line.startswith("applied")]
     assert len(applied) == 1 and " at bar " in applied[0] and "ms after the save" in applied[0], err
     assert "live.seq:7:16: unbalanced '['" in err and "still playing the last good version" in err
@@ -407,3 +413,26 @@ def test_a_module_too_slow_for_real_time_is_named_once(jack_server, site, tmp_pa
     said = re.findall(r"warning: module 's' \(slow, from synthcli-slow 1.0\) takes ([0-9.]+) ms to render each "
                       r"5.33 ms block: the sound cannot keep up\n", err)
     assert len(said) == 1 and 8.0 <= float(said[0]) < 12.0, err
+
+
+def test_an_engine_that_crashes_under_inline_says_so_and_fails(jack_server, site, tmp_path):
+    """Asked for by name, --executor inline runs a plugin in the engine's
+    own process, where its segfault ends the sound: that must be said, with
+    the way out, and the status must say it failed (it once read "stopped:
+    0.00 s played" and exited 0). The recording keeps what was played."""
+    from faulty import CRASHING_PLUGIN
+    from test_entrypoints import fake_plugin
+    fake_plugin(site, "synthcli-crash", CRASHING_PLUGIN)
+    env = {k: v for k, v in os.environ.items() if k != "SYNTHCLI_DISABLE_PLUGINS"}
+    take = tmp_path / "take.wav"
+    proc = play(write(tmp_path, "add crash c\nconnect c out\n"), "--duration", "3", "--executor", "inline",
+                "--record", take, env={**env, "PYTHONPATH": str(site)})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert err.splitlines()[-1] == ("error: the engine process crashed (SIGSEGV): under --executor inline every "
+                                    "module runs in it, so one that crashes takes the sound with it (the default "
+                                    "executor isolates plugin modules)"), err
+    assert "Traceback" not in err
+    played = float(re.search(r"stopped: ([0-9.]+) s played", err)[1])
+    kept = soundfile.read(str(take))[0]
+    assert played > 0.2 and abs(len(kept) / SR - played) < 0.05 and np.abs(kept[-BLOCK:]).min() > 0.05, err

@@ -19,8 +19,8 @@ from multiprocessing import resource_tracker
 import numpy as np
 
 from ..engine.board import unlink
-from ..errors import SynthError
-from .ring import CALLBACKS, RECORDED, RECORDING, SILENCE, Ring
+from ..errors import SynthError, exit_reason
+from .ring import CALLBACKS, PLAYED, RECORDED, RECORDING, SILENCE, XRUNS, Ring
 
 
 class Player:
@@ -242,9 +242,17 @@ class Player:
         self.send("stop")
         self._stopped.wait(timeout)
         self.process.join(timeout)
+        ended = self.process.exitcode   # before a kill of ours
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
+        if ended and not self.final and self.info:   # it died without a word
+            self.final = self._counters()
+            executor = self.settings.get("executor")
+            self.lost = self.lost or f"the engine process {exit_reason(ended)}" + (
+                f": under --executor {executor} every module runs in it, so one that crashes takes the sound "
+                "with it (the default executor isolates plugin modules)"
+                if executor in ("inline", "threads") else "")
         if self.process.exitcode and self.info:   # killed, or crashed, before its own cleanup
             unlink((self.info["ring"], self.info["tap"]))
         if self._recorder is not None:
@@ -253,6 +261,15 @@ class Player:
             self.midi_out.close()
         return self.final
 
+    def _counters(self) -> dict:
+        """What the ring's counters say was played, for an engine that
+        died before it could report it (they outlive it in shared memory)."""
+        ring = Ring(self.info["slots"], self.settings["blocksize"], name=self.info["ring"])
+        try:
+            return {"played": int(ring.header[PLAYED]), "xruns": int(ring.header[XRUNS])}
+        finally:
+            ring.close()
+
     # -- recording -----------------------------------------------------------
 
     def _record(self) -> None:
@@ -260,13 +277,15 @@ class Player:
         with ``frames``, none of the piece past it (its last block's tail
         is silence), so the file is the one ``synth render`` writes."""
         import soundfile
+
+        from ..engine.render import open_wav
         ring = Ring(self.info["slots"], self.settings["blocksize"], name=self.info["ring"])
         silence = np.zeros((ring.blocksize, 2), np.float32)
         end = self.settings.get("frames")
         done = 0
         rate = int(self.settings["samplerate"])
         try:
-            with soundfile.SoundFile(self.record_path, "w", rate, 2, "FLOAT", format="WAV") as out:
+            with open_wav(self.record_path, rate) as out:
                 while True:
                     finished = self._stopped.is_set()
                     calls = int(ring.header[CALLBACKS])

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import exit_reason
 from ..plugins import BUILTIN_PACKAGE, Registry, quiet_child
 from .board import ABANDONED, Board, unlink
 from .core import default_workers
@@ -694,10 +695,7 @@ class ProcessExecutor:
 
     def _exit_reason(self, worker: Worker) -> str:
         worker.process.join(0.5)
-        code = worker.process.exitcode
-        if code is not None and code < 0:
-            return f"crashed ({signal.Signals(-code).name})"
-        return f"exited (status {code})"
+        return exit_reason(worker.process.exitcode)
 
     def _await_outputs(self, part: int, outputs: tuple[int, ...], block: int) -> bool:
         """Wait for these outputs of a worker whose block may itself wait for

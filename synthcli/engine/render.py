@@ -30,10 +30,9 @@ SAMPLE_BYTES = {"float32": 4, "pcm16": 2, "pcm24": 3}
 WAV_SUFFIXES = (".wav", ".wave")
 #: Blocks gathered before each write to the WAV file.
 WRITE_BLOCKS = 64
-#: libsndfile's SFC_SET_ADD_PEAK_CHUNK (sndfile.h), which soundfile does not
-#: name. The PEAK chunk of a float WAV carries the time of writing, which
-#: would make two renders of the same patch differ.
+#: libsndfile's commands (sndfile.h) that soundfile does not name.
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050
+_SFC_SET_UPDATE_HEADER_AUTO = 0x1061
 #: Fade-in at the start and fade-out at the end, in seconds: long enough to
 #: avoid a click, short enough not to be heard as a fade.
 FADE_SECONDS = 0.005
@@ -122,6 +121,22 @@ class RenderInterrupted(KeyboardInterrupt):
         super().__init__(f"interrupted: {path} holds the first {self.seconds:.2f} s")
 
 
+def open_wav(path: str | Path, samplerate: float, subtype: str = "FLOAT"):
+    """A stereo WAV file opened for writing as every file synthcli writes
+    is. Without a PEAK chunk: a float WAV's carries the time of writing,
+    which would make two renders of the same patch differ. With its header
+    rewritten after each write: a process killed mid-file (a plugin that
+    crashes under ``--executor inline``, kill -9, the OOM killer) then
+    leaves a file that holds all it wrote, not one whose header says it
+    is empty."""
+    import soundfile
+
+    out = soundfile.SoundFile(str(path), "w", int(samplerate), 2, subtype, format="WAV")
+    soundfile._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)
+    soundfile._snd.sf_command(out._file, _SFC_SET_UPDATE_HEADER_AUTO, soundfile._ffi.NULL, 1)
+    return out
+
+
 def render_to_wav(performance: Performance, path: str | Path, frames: int | None = None, fmt: str = "float32",
                   progress: Callable[[float], None] | None = None) -> int:
     """Render a performance into ``path``, block by block so memory does
@@ -141,10 +156,9 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
         raise SynthError(f"{expected / rate:.0f} s will not fit in a WAV file: it holds at most "
                          f"{most / rate / 3600:.1f} hours of stereo {fmt} at {rate:g} Hz")
     try:
-        out = soundfile.SoundFile(str(path), "w", int(engine.samplerate), 2, FORMATS[fmt], format="WAV")
+        out = open_wav(path, engine.samplerate, FORMATS[fmt])
     except (RuntimeError, OSError) as error:
         raise SynthError(f"cannot write {path}: {error}") from None
-    soundfile._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)
     written = 0
     last_report = time.monotonic()
     # Blocks gather, channel by channel, in one buffer that goes to the
