@@ -491,10 +491,12 @@ def test_a_ctrl_c_just_after_a_write_neither_repeats_nor_miscounts_audio(registr
 
 @pytest.mark.parametrize("executor", ["inline", "auto"])
 def test_a_plugin_that_crashes_a_render_is_survived_or_said(site, tmp_path, executor):
-    """By default a crashing plugin runs in a worker: quarantined, the rest
-    renders. Under --executor inline it runs in the render's own process,
-    which it ends: that is said in one line (it once exited 139 with a WAV
-    whose header said it was empty), and the file holds what was rendered."""
+    """By default a crashing plugin runs in a worker, from its setup() on:
+    quarantined, the rest renders. (auto once built the modules inline
+    first, so a setup() that crashed or hung took the render with it.)
+    Under --executor inline it runs in the render's own process, which it
+    ends: that is said in one line (it once exited 139 with a WAV whose
+    header said it was empty), and the file holds what was rendered."""
     from faulty import CRASHING_PLUGIN
     from test_entrypoints import fake_plugin
     fake_plugin(site, "synthcli-crash", CRASHING_PLUGIN)
@@ -502,12 +504,20 @@ def test_a_plugin_that_crashes_a_render_is_survived_or_said(site, tmp_path, exec
     patch = tmp_path / "p.patch"
     patch.write_text("add crash c\nadd vco v wave=sine freq=440\nconnect c out.left\nconnect v out.right\n")
     out = tmp_path / "out.wav"
+
+    def crash_in_setup():
+        (site / "synthcli_crash.py").write_text((site / "synthcli_crash.py").read_text().replace(
+            "self.blocks = np.zeros(1)", "ctypes.string_at(0)"))
+    if executor == "auto":
+        for _ in ("in process()", "in setup()"):
+            done = synth("render", patch, "-d", "3", "-o", out, env={**env, "PYTHONPATH": str(site)})
+            data, rate = soundfile.read(str(out))
+            assert done.returncode == 0 and len(data) == 3 * rate, done.stderr
+            assert "quarantined" in done.stderr and np.abs(data[-rate:, 1]).max() > 0.1
+            crash_in_setup()
+        return
     done = synth("render", patch, "-d", "3", "-o", out, "-x", executor, env={**env, "PYTHONPATH": str(site)})
     data, rate = soundfile.read(str(out))
-    if executor == "auto":
-        assert done.returncode == 0 and len(data) == 3 * rate, done.stderr
-        assert "quarantined" in done.stderr and np.abs(data[-rate:, 1]).max() > 0.1
-        return
     assert done.returncode == 1, done.stderr
     said = re.fullmatch(rf"error: synth render crashed \(SIGSEGV\) under --executor inline, where every module "
                         rf"runs in its process \(the default executor isolates plugin modules\); "
@@ -516,8 +526,7 @@ def test_a_plugin_that_crashes_a_render_is_survived_or_said(site, tmp_path, exec
     assert abs(len(data) / rate - float(said[1])) < 0.006 and len(data) > 0.3 * rate
     assert np.abs(data[rate // 10:, 0] - 0.1).max() < 1e-6   # the crash's sound, to the last chunk written
     # Crashing in setup(), before the file is opened: an older file of that name is not "held".
-    (site / "synthcli_crash.py").write_text((site / "synthcli_crash.py").read_text().replace(
-        "self.blocks = np.zeros(1)", "ctypes.string_at(0)"))
+    crash_in_setup()
     done = synth("render", patch, "-d", "3", "-o", out, "-x", executor, env={**env, "PYTHONPATH": str(site)})
     assert done.returncode == 1 and done.stderr.endswith(f"; nothing was written to {out}\n"), done.stderr
     assert len(soundfile.read(str(out))[0]) == len(data)

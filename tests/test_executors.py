@@ -1,5 +1,6 @@
 """Every executor renders the same samples, whatever the worker count."""
 import hashlib
+import traceback
 
 import numpy as np
 import pytest
@@ -88,6 +89,38 @@ def test_auto_stays_inline_with_a_module_no_worker_can_host(own_registry):
             engine.process_block()
         assert engine.executor.name == "inline"
         assert not any(stats["quarantined"] for stats in engine.module_stats().values())
+
+
+def test_auto_never_builds_a_plugin_module_in_its_own_process(own_registry, monkeypatch):
+    """A plugin's setup() may crash or hang the process that runs it: auto
+    moves to workers before it builds one, also when an edit mid-render
+    adds the first (it once built them inline and then moved, so a setup()
+    that hung hung the render). What played inline goes on bit for bit."""
+    from faulty import Faulty
+    own_registry.add(Faulty, "faulty-test-plugin", "0")
+    built_here = []   # set up in this process to play, not to warm kernels up (after a trial fork survived)
+    plain_setup = Faulty.setup
+
+    def setup(self):
+        if "_warm" not in (frame.name for frame in traceback.extract_stack()):
+            built_here.append(self)
+        plain_setup(self)
+    monkeypatch.setattr(Faulty, "setup", setup)
+    sine = "add vco a wave=sine freq=220\nconnect a out.left\n"
+    takes = {}
+    for executor in ("inline", "auto"):
+        built_here.clear()
+        with Engine(own_registry, 48000, 256, executor=executor, workers=1) as engine:
+            blocks = []
+            for text in (sine, sine + "add faulty f\nconnect f out.right\n"):
+                patch = Patch(own_registry)
+                patch.load_text(text)
+                engine.load(patch)
+                blocks += [engine.process_block().copy() for _ in range(20)]
+            assert engine.executor.name == ("processes" if executor == "auto" else "inline")
+        takes[executor] = np.concatenate(blocks, axis=1)
+        assert bool(built_here) == (executor == "inline")
+    assert rms(takes["auto"][1, -256:]) > 0.1 and np.array_equal(takes["auto"], takes["inline"])
 
 
 def test_edits_while_running_are_applied_between_blocks_on_every_executor(registry):

@@ -170,6 +170,8 @@ class Engine:
         name, type and channel count keep their state; changed parameters
         glide to their new values."""
         schedule = compile_patch(patch)
+        if self.auto and self._plugins_isolable(schedule):   # before this process builds any of its modules
+            self._move_to_workers({})
         old_nodes = {n.name: n for n in self.schedule.nodes} if self.schedule else {}
         board = self.executor.rebuild(schedule)
         arena = board.arena
@@ -195,9 +197,7 @@ class Engine:
         self._smoothing = {k: v for k, v in self._smoothing.items() if k[0] in live}
         self.stats = {name: self.stats.get(name, ModuleStats()) for name in live}
         self.schedule, self.board, self.arena = schedule, board, arena
-        if self.auto and self._plugins_isolable():
-            self._move_to_workers({})
-        elif self.auto and (os.cpu_count() or 1) > 1:
+        if self.auto and (os.cpu_count() or 1) > 1:
             self._decide_at = self.block + AUTO_SETTLE + AUTO_MEASURE
 
     def fade_out(self, names) -> None:
@@ -303,12 +303,13 @@ class Engine:
             self.params[key] = new
         self._smoothing.clear()
 
-    def _plugins_isolable(self) -> bool:
+    def _plugins_isolable(self, schedule: Schedule) -> bool:
         """``auto``: whether the patch has a plugin's module, which might
-        crash or hang the process it runs in, and worker processes can host
-        every module (else it stays inline rather than silence one)."""
+        crash or hang the process it runs in (its setup() included), and
+        worker processes can host every module (else it stays inline rather
+        than silence one)."""
         from .partition import hostable
-        classes = [self.registry.get(node.type) for node in self.schedule.nodes]
+        classes = [self.registry.get(node.type) for node in schedule.nodes]
         return (any(entry.package != BUILTIN_PACKAGE for entry in classes)
                 and all(hostable(entry.cls) for entry in classes))
 
@@ -333,12 +334,14 @@ class Engine:
     def _move_to_workers(self, costs: dict[str, float]) -> None:
         """Carry on in worker processes from the next block, bit for bit."""
         from .processes import ProcessExecutor
-        states = self.executor.host.states(self.fault)
         workers = ProcessExecutor(self.registry, self.samplerate, self.blocksize, self.fault, self._workers,
                                   self._deadline)
-        board = workers.take_over(self.schedule, self.board, states, costs)
+        if self.schedule is not None:   # else nothing has played yet
+            states = self.executor.host.states(self.fault)
+            self.board = workers.take_over(self.schedule, self.board, states, costs)
+            self.arena = self.board.arena
         self.executor.close()
-        self.executor, self.board, self.arena = workers, board, board.arena
+        self.executor = workers
         self.auto = False
 
     def fault(self, name: str, reason: str, quarantine: bool = False) -> None:
