@@ -253,7 +253,8 @@ def render(
         watch_for_a_crash(output, samplerate, executor)
     try:
         frames = asked = None if duration is None else frames_for(duration, samplerate)
-        with Engine(reg, samplerate, blocksize, executor=executor, workers=workers) as engine:
+        with Engine(reg, samplerate, blocksize, executor=executor, workers=workers,
+                    say=lambda line: typer.echo(f"warning: {line}", err=True)) as engine:
             if patch is None:   # a MIDI file, played as the engine process plays it
                 from .midi import midi_performance
                 performance = midi_performance(engine, str(file), voice_text,
@@ -387,6 +388,7 @@ def play(
                     song=song.text if patch is not None and song is not None else None,
                     source=str(file), record=str(record) if record else None, **midi,
                     on_error=lambda message: typer.echo(f"error: {message}", err=True),
+                    on_warning=lambda message: typer.echo(f"warning: {message}", err=True),
                     on_applied=watcher.applied if watcher is not None else None,
                     on_link=LinkReport(), link=link_settings,
                     samplerate=samplerate, blocksize=blocksize, latency=latency, device=device,

@@ -530,3 +530,34 @@ def test_a_plugin_that_crashes_a_render_is_survived_or_said(site, tmp_path, exec
     done = synth("render", patch, "-d", "3", "-o", out, "-x", executor, env={**env, "PYTHONPATH": str(site)})
     assert done.returncode == 1 and done.stderr.endswith(f"; nothing was written to {out}\n"), done.stderr
     assert len(soundfile.read(str(out))[0]) == len(data)
+
+
+SLOW_START = """
+import time
+class SlowStart(Module):
+    type_name = "slowstart"
+    outputs = (Port("out"),)
+    def setup(self):
+        time.sleep(2.5)   # as long as a big kernel compiling
+    def process(self, inputs, params, outputs):
+        outputs["out"][:] = 0.1
+@hookimpl
+def register_modules(register):
+    register(SlowStart)
+"""
+
+
+def test_a_slow_plugin_warm_up_is_said_while_the_render_waits(site, tmp_path):
+    """Workers start only once every installed plugin has been warmed up
+    in a trial fork, which may take up to 20 s: past 2 s the musician
+    hears which module it waits for (it once waited 20 s in silence)."""
+    from test_entrypoints import fake_plugin
+    fake_plugin(site, "synthcli-slowstart", SLOW_START)
+    env = {k: v for k, v in os.environ.items() if k != "SYNTHCLI_DISABLE_PLUGINS"}
+    patch = tmp_path / "p.patch"
+    patch.write_text("add slowstart s\nconnect s out\n")
+    done = synth("render", patch, "-d", "0.5", "-q", "-o", tmp_path / "out.wav", env={**env, "PYTHONPATH": str(site)})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ("warning: module type 'slowstart' (from synthcli-slowstart 1.0) is taking over 2 s to warm "
+                           "up (compiling, or hung in setup()); it is given 20 s\n"), done.stderr
+    assert np.abs(soundfile.read(str(tmp_path / "out.wav"))[0][4800:-4800] - 0.1).max() < 1e-6   # no fades

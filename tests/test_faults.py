@@ -150,7 +150,18 @@ def test_an_installed_plugin_that_crashes_or_hangs_in_setup_leaves_the_workers_b
     fork = os.fork
     monkeypatch.setattr(os, "fork", lambda: forks.append(1) or fork())
     trial = [Faulty, Wrecker, Faulty, Sleeper, Faulty]
-    assert processes.survivors(trial, 48000, BLOCK) == [Faulty] * 3 and len(forks) == 3
+    monkeypatch.setattr(processes, "TRIAL_NOTICE", 0.5)
+    said = []
+    assert processes.survivors(trial, 48000, BLOCK, said.append, {Sleeper: "synthcli-sleepy 2.0"}) == [Faulty] * 3
+    assert len(forks) == 3
+    # The wait is not silent: the musician hears which module holds the start up, and why it stays cold.
+    assert [line for line in said if "'faulty'" not in line] == [
+        "module type 'wrecker' (from faulty) crashed (SIGSEGV) while warming up: it stays cold, and is tried again "
+        "when its file changes",
+        "module type 'sleeper' (from synthcli-sleepy 2.0) is taking over 0.5 s to warm up (compiling, or hung in "
+        "setup()); it is given 1 s",
+        "module type 'sleeper' (from synthcli-sleepy 2.0) hung while warming up: it stays cold, and is tried again "
+        "when its file changes"]
     assert processes.survivors(trial, 48000, BLOCK) == [Faulty] * 3 and len(forks) == 4
     source = Path(sys.modules[Sleeper.__module__].__file__)
     os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))   # the plugin changed

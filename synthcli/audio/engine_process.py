@@ -455,7 +455,8 @@ class LiveEngine:
         deadline = max(0.003, 0.75 * self.depth * block_time)
         try:
             self.engine = Engine(self.registry, s["samplerate"], s["blocksize"], executor=s["executor"],
-                                 workers=s["workers"], deadline=deadline, live=True)
+                                 workers=s["workers"], deadline=deadline, live=True,
+                                 say=lambda line: self.send(("warning", line)))
             song = None
             if s.get("midi") is not None:   # a MIDI file: the same driver as `synth render` builds
                 from ..midi import midi_performance

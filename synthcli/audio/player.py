@@ -40,6 +40,9 @@ class Player:
         voice patch text, None for the built-in one) and ``midi_patch_source``;
         ``link`` (``{"quantum": beats, "offset": seconds}``) joins an Ableton
         Link session from the start.
+    on_error, on_warning : callable, optional
+        ``on_error(line)``, ``on_warning(line)``: what the engine process has
+        to say (a warning: a plugin's slow or failed warm-up as it starts).
     on_link : callable, optional
         ``on_link(news)`` with a dict whenever the Link session changes:
         ``peers``, ``tempo`` and ``playing``; or ``failed`` (why Link is not
@@ -47,10 +50,12 @@ class Player:
     """
 
     def __init__(self, patch: str | None, *, song: str | None = None, source: str | None = None,
-                 record: str | None = None, on_error=None, on_applied=None, on_link=None, **settings) -> None:
+                 record: str | None = None, on_error=None, on_warning=None, on_applied=None, on_link=None,
+                 **settings) -> None:
         self.settings = {"patch": patch, "song": song, "source": source, "record": record, **settings}
         self.record_path = record
         self.on_error = on_error or (lambda message: None)
+        self.on_warning = on_warning or (lambda message: None)
         self.on_applied = on_applied or (lambda bar, when: None)
         self.on_link = on_link or (lambda news: None)
         self.info: dict = {}
@@ -140,6 +145,8 @@ class Player:
             self._started.set()
         elif kind == "error":
             self.on_error(message[1])
+        elif kind == "warning":
+            self.on_warning(message[1])
         elif kind == "broke":
             self.broke = message[1]
             self.on_error(message[1])

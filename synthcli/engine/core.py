@@ -91,7 +91,8 @@ def check_executor(kind: str, workers: int | None, live: bool = False) -> None:
 
 
 def make_executor(kind: str, registry: Registry, samplerate: float, blocksize: int,
-                  workers: int | None, report: Callable[..., None], deadline: float, live: bool) -> Executor:
+                  workers: int | None, report: Callable[..., None], deadline: float, live: bool,
+                  say: Callable[[str], None] | None = None) -> Executor:
     """Build an executor by name, importing only the one asked for (``auto``
     starts inline: the engine decides later)."""
     check_executor(kind, workers, live)
@@ -102,7 +103,7 @@ def make_executor(kind: str, registry: Registry, samplerate: float, blocksize: i
         from .threads import ThreadExecutor
         return ThreadExecutor(registry, samplerate, blocksize, report, workers or default_workers())
     from .processes import ProcessExecutor
-    return ProcessExecutor(registry, samplerate, blocksize, report, workers, deadline, live)
+    return ProcessExecutor(registry, samplerate, blocksize, report, workers, deadline, live, say)
 
 
 class Engine:
@@ -127,17 +128,23 @@ class Engine:
     live : bool
         The engine will feed an audio device: worker replacements must then
         never cost CPU while the music plays (see ProcessExecutor).
+    say : callable, optional
+        Hears, as one line, what starting worker processes must not pass in
+        silence: an installed plugin's module whose warm-up is slow, or
+        crashes or hangs (the start waits up to 20 s for it).
     """
 
     def __init__(self, registry: Registry, samplerate: float = 48000, blocksize: int = 256,
                  executor: str = "inline", workers: int | None = None, deadline: float = 1.0,
-                 live: bool = False) -> None:
+                 live: bool = False, say: Callable[[str], None] | None = None) -> None:
         if blocksize < 1:
             raise SynthError(f"block size must be at least 1, got {blocksize}")
         self.registry = registry
         self.samplerate = float(samplerate)
         self.blocksize = int(blocksize)
-        self.executor = make_executor(executor, registry, samplerate, blocksize, workers, self.fault, deadline, live)
+        self.executor = make_executor(executor, registry, samplerate, blocksize, workers, self.fault, deadline, live,
+                                      say)
+        self._say = say
         self.auto = executor == "auto"
         self._workers, self._deadline = workers, deadline
         self._decide_at = -1
@@ -335,7 +342,7 @@ class Engine:
         """Carry on in worker processes from the next block, bit for bit."""
         from .processes import ProcessExecutor
         workers = ProcessExecutor(self.registry, self.samplerate, self.blocksize, self.fault, self._workers,
-                                  self._deadline)
+                                  self._deadline, say=self._say)
         if self.schedule is not None:   # else nothing has played yet
             states = self.executor.host.states(self.fault)
             self.board = workers.take_over(self.schedule, self.board, states, costs)

@@ -42,6 +42,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -268,22 +269,23 @@ def _spawn(ctx, samplerate: float, blocksize: int, inherited: tuple[int, ...] = 
     return Worker(process, engine_control, (go_w, done_r))
 
 
-def warm_up(registry: Registry, samplerate: float, blocksize: int) -> None:
+def warm_up(registry: Registry, samplerate: float, blocksize: int, say: Say | None = None) -> None:
     """Call every module's kernels once, plugins' too, so workers forked
     afterwards never compile or load JIT code on the audio path: a plugin
     kernel compiling in a worker's first block missed the deadline and got
     the plugin quarantined. Plugins' modules are first tried in a fork
     (:func:`survivors`): one that crashes or hangs there stays cold rather
     than take this process (the engine, or the forkserver) with it. A
-    module that fails here is left to fail (and be reported) where it runs."""
+    module that fails here is left to fail (and be reported) where it runs;
+    ``say`` hears of a trial that is slow or fails (see :func:`survivors`)."""
     from . import jit
     from .steps import all_finite
     jit.ready()
     all_finite(np.zeros((1, blocksize)))
     entries = list(registry.qualified.values())
-    plugins = [entry.cls for entry in entries if entry.package != BUILTIN_PACKAGE]
+    plugins = {entry.cls: f"{entry.package} {entry.version}" for entry in entries if entry.package != BUILTIN_PACKAGE}
     trusted = [entry.cls for entry in entries if entry.package == BUILTIN_PACKAGE]
-    for cls in trusted + survivors(plugins, samplerate, blocksize):
+    for cls in trusted + survivors(list(plugins), samplerate, blocksize, say, plugins):
         _warm(cls, samplerate, blocksize)
 
 
@@ -299,15 +301,23 @@ def _warm(cls: type, samplerate: float, blocksize: int) -> None:
 #: up and run its first block (compiling its kernels included) before it is
 #: taken for hung.
 TRIAL_SECONDS = 20.0
+#: Seconds of a trial after which the wait is said: a hung setup() stalls
+#: a start by TRIAL_SECONDS, which must not pass in silence.
+TRIAL_NOTICE = 2.0
+#: Where the warm-up's news goes: one line, without "warning: ".
+Say = Callable[[str], None]
 
 
-def survivors(classes: list[type], samplerate: float, blocksize: int) -> list[type]:
+def survivors(classes: list[type], samplerate: float, blocksize: int, say: Say | None = None,
+              packages: dict[type, str] | None = None) -> list[type]:
     """The module classes whose warm-up neither crashes nor hangs a process.
 
     They are warmed in order in a forked child that writes each one's index
     down a pipe when it is done; a child that dies or falls silent for
     TRIAL_SECONDS names the class it was on, and a new child goes on after
-    it. A class that failed is not tried again until its file changes."""
+    it. A class that failed is not tried again until its file changes.
+    ``say`` hears of a trial still running after TRIAL_NOTICE and of one
+    that failed, naming the class's package as ``packages`` gives it."""
     failed = _failed_trials()
     classes = [cls for cls in classes if _trial_key(cls) not in failed]
     good: list[type] = []
@@ -327,7 +337,7 @@ def survivors(classes: list[type], samplerate: float, blocksize: int) -> list[ty
         done = start
         try:
             with os.fdopen(read_end, "rb", buffering=0) as pipe:
-                while done < len(classes) and select.select([pipe], [], [], TRIAL_SECONDS)[0]:
+                while done < len(classes) and _answered(pipe, classes[done], say, packages):
                     reply = pipe.read(_BLOCK.size)
                     if len(reply) < _BLOCK.size:
                         break
@@ -336,10 +346,31 @@ def survivors(classes: list[type], samplerate: float, blocksize: int) -> list[ty
         finally:
             if done < len(classes):
                 os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            _, status = os.waitpid(pid, 0)
+        if done < len(classes) and say is not None:
+            code = os.waitstatus_to_exitcode(status)
+            how = "hung" if code == -signal.SIGKILL else exit_reason(code)
+            say(f"{_trial_label(classes[done], packages)} {how} while warming up: it stays cold, and is tried again when "
+                f"its file changes")
         start = done + 1   # past the one that crashed or hung, if any
     _remember_failed([cls for cls in classes if cls not in good])
     return good
+
+
+def _answered(pipe, cls: type, say: Say | None, packages: dict[type, str] | None) -> bool:
+    """Whether the trial child said it was done with ``cls`` (or died)
+    within TRIAL_SECONDS, saying so when it takes over TRIAL_NOTICE."""
+    if select.select([pipe], [], [], min(TRIAL_NOTICE, TRIAL_SECONDS))[0]:
+        return True
+    if say is not None:
+        say(f"{_trial_label(cls, packages)} is taking over {TRIAL_NOTICE:g} s to warm up (compiling, or hung in "
+            f"setup()); it is given {TRIAL_SECONDS:g} s")
+    return bool(select.select([pipe], [], [], max(0.0, TRIAL_SECONDS - TRIAL_NOTICE))[0])
+
+
+def _trial_label(cls: type, packages: dict[type, str] | None) -> str:
+    where = (packages or {}).get(cls) or cls.__module__
+    return f"module type '{getattr(cls, 'type_name', cls.__name__)}' (from {where})"
 
 
 def _trial_key(cls: type) -> str | None:
@@ -386,7 +417,8 @@ class ProcessExecutor:
     name = "processes"
 
     def __init__(self, registry: Registry, samplerate: float, blocksize: int, report,
-                 workers: int | None = None, deadline: float = 1.0, live: bool = False) -> None:
+                 workers: int | None = None, deadline: float = 1.0, live: bool = False,
+                 say: Say | None = None) -> None:
         self.registry = registry
         self.samplerate = samplerate
         self.blocksize = blocksize
@@ -424,7 +456,7 @@ class ProcessExecutor:
         mp.get_context("forkserver").set_forkserver_preload(["synthcli.engine.prewarm"])
         if live:  # let the forkserver import and warm up while this process does the same
             forkserver.ensure_running()
-        warm_up(registry, samplerate, blocksize)
+        warm_up(registry, samplerate, blocksize, say)
         fork = mp.get_context("fork")
         self.workers: list[Worker] = []
         for _ in range(self.partitions - 1 if live else self.partitions):

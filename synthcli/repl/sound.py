@@ -61,7 +61,8 @@ class Sound(Forwarding):
         from ..audio.player import Player
         patch_text, _ = current()
         record = self.settings.get("record")
-        player = Player(patch_text, on_error=lambda message: self.say(message, "error"), on_link=self._on_link,
+        player = Player(patch_text, on_error=lambda message: self.say(message, "error"),
+                        on_warning=lambda message: self.say(message, "warning"), on_link=self._on_link,
                         **self.settings)
         try:
             info = player.start()
