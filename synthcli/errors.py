@@ -65,11 +65,13 @@ class Terminated(SystemExit):
 
 def exit_reason(code: int | None) -> str:
     """How a process ended, from its exit code as multiprocessing gives it
-    (minus the signal that killed it): "crashed (SIGSEGV)", "exited
+    (minus the signal that ended it): "crashed (SIGSEGV)", "was killed
+    (SIGKILL)" (by someone: the OOM killer, a kill command), "exited
     (status 3)"."""
-    if code is not None and code < 0:
-        return f"crashed ({signal.Signals(-code).name})"
-    return f"exited (status {code})"
+    if code is None or code >= 0:
+        return f"exited (status {code})"
+    name = signal.Signals(-code).name
+    return f"was killed ({name})" if name in ("SIGKILL", "SIGTERM", "SIGINT", "SIGHUP") else f"crashed ({name})"
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -154,10 +154,9 @@ def test_an_installed_plugin_that_crashes_or_hangs_in_setup_leaves_the_workers_b
     said = []
     assert processes.survivors(trial, 48000, BLOCK, said.append, {Sleeper: "synthcli-sleepy 2.0"}) == [Faulty] * 3
     assert len(forks) == 3
-    # The wait is not silent: the musician hears which module holds the start up, and why it stays cold.
+    # The wait is not silent: the musician hears which module holds the start
+    # up, and why it stays cold. (A crash at once held nothing up: not said.)
     assert [line for line in said if "'faulty'" not in line] == [
-        "module type 'wrecker' (from faulty) crashed (SIGSEGV) while warming up: it stays cold, and is tried again "
-        "when its file changes",
         "module type 'sleeper' (from synthcli-sleepy 2.0) is taking over 0.5 s to warm up (compiling, or hung in "
         "setup()); it is given 1 s",
         "module type 'sleeper' (from synthcli-sleepy 2.0) hung while warming up: it stays cold, and is tried again "
@@ -252,7 +251,7 @@ def test_live_a_crash_with_no_spare_ready_waits_for_one_and_starts_no_process(re
     import threading
     import time
     from synthcli.engine import processes
-    monkeypatch.setattr(processes, "REFILL_DELAY", 0.2)
+    monkeypatch.setattr(processes, "REFILL_DELAY", 0.6)   # 0.2 s: under a loaded suite the spare came back in time
     started_by = []
     spawn = processes._spawn
     monkeypatch.setattr(processes, "_spawn", lambda *a, **k: started_by.append(threading.current_thread()) or
@@ -265,7 +264,7 @@ def test_live_a_crash_with_no_spare_ready_waits_for_one_and_starts_no_process(re
         started_by.clear()
         out = [engine.process_block().copy() for _ in range(40)]      # two crashes: the spare is used up
         assert engine.module_stats()["f"]["restarts"] == 2 and engine.executor.vacant
-        time.sleep(1.0)                                                # a new spare is ready
+        time.sleep(2.0)                                                # a new spare is ready
         out += [engine.process_block().copy() for _ in range(40)]     # it takes the module, which crashes again
         stats = engine.module_stats()["f"]
     out = np.concatenate(out, axis=1)

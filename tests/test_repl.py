@@ -673,7 +673,7 @@ def test_a_killed_engine_leaves_the_repl_editing_and_nothing_to_clean_up(termina
     used = sounding(term)
     engine = next(line.split() for line in term.type("top", then="(engine)").splitlines() if line.startswith("0 "))
     os.kill(int(engine[2]), signal.SIGKILL)
-    term.wait_for("no audio: the engine process stopped")
+    term.wait_for("no audio: the engine process was killed (SIGKILL)")
     assert used and used & set(os.listdir("/dev/shm")) == set()   # unlinked at once, not at exit
     term.type("info osc1", then="osc1: vco")
     term.type("quit", then="synth> quit")

@@ -316,11 +316,14 @@ def survivors(classes: list[type], samplerate: float, blocksize: int, say: Say |
     down a pipe when it is done; a child that dies or falls silent for
     TRIAL_SECONDS names the class it was on, and a new child goes on after
     it. A class that failed is not tried again until its file changes.
-    ``say`` hears of a trial still running after TRIAL_NOTICE and of one
-    that failed, naming the class's package as ``packages`` gives it."""
+    ``say`` hears of a trial still running after TRIAL_NOTICE, and then of
+    its end if it failed, naming the class's package as ``packages`` gives
+    it. (One that crashes at once held nothing up: it is reported where a
+    patch uses it, not at every start of a patch that does not.)"""
     failed = _failed_trials()
     classes = [cls for cls in classes if _trial_key(cls) not in failed]
     good: list[type] = []
+    noticed: set[type] = set()
     start = 0
     while start < len(classes):
         read_end, write_end = os.pipe()
@@ -337,7 +340,7 @@ def survivors(classes: list[type], samplerate: float, blocksize: int, say: Say |
         done = start
         try:
             with os.fdopen(read_end, "rb", buffering=0) as pipe:
-                while done < len(classes) and _answered(pipe, classes[done], say, packages):
+                while done < len(classes) and _answered(pipe, classes[done], noticed, say, packages):
                     reply = pipe.read(_BLOCK.size)
                     if len(reply) < _BLOCK.size:
                         break
@@ -347,7 +350,7 @@ def survivors(classes: list[type], samplerate: float, blocksize: int, say: Say |
             if done < len(classes):
                 os.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
-        if done < len(classes) and say is not None:
+        if done < len(classes) and classes[done] in noticed:
             code = os.waitstatus_to_exitcode(status)
             how = "hung" if code == -signal.SIGKILL else exit_reason(code)
             say(f"{_trial_label(classes[done], packages)} {how} while warming up: it stays cold, and is tried again when "
@@ -357,12 +360,14 @@ def survivors(classes: list[type], samplerate: float, blocksize: int, say: Say |
     return good
 
 
-def _answered(pipe, cls: type, say: Say | None, packages: dict[type, str] | None) -> bool:
+def _answered(pipe, cls: type, noticed: set[type], say: Say | None, packages: dict[type, str] | None) -> bool:
     """Whether the trial child said it was done with ``cls`` (or died)
-    within TRIAL_SECONDS, saying so when it takes over TRIAL_NOTICE."""
+    within TRIAL_SECONDS, saying so when it takes over TRIAL_NOTICE (and
+    adding it to ``noticed``)."""
     if select.select([pipe], [], [], min(TRIAL_NOTICE, TRIAL_SECONDS))[0]:
         return True
     if say is not None:
+        noticed.add(cls)
         say(f"{_trial_label(cls, packages)} is taking over {TRIAL_NOTICE:g} s to warm up (compiling, or hung in "
             f"setup()); it is given {TRIAL_SECONDS:g} s")
     return bool(select.select([pipe], [], [], max(0.0, TRIAL_SECONDS - TRIAL_NOTICE))[0])
