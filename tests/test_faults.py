@@ -275,6 +275,29 @@ def test_live_a_crash_with_no_spare_ready_waits_for_one_and_starts_no_process(re
     assert (per_block[:AT] > 0.2).all() and per_block[AT] == 0.0 and not per_block[-20:].any()
 
 
+@pytest.mark.parametrize("mode", ["hang", "segfault"])
+def test_live_a_module_that_fails_in_the_spares_first_block_is_blamed(registry, monkeypatch, mode):
+    """A spare that comes back live takes the waiting modules at the start
+    of a block: they play that block, and one that fails in it again is
+    blamed. (They once counted as done with it: a module slower than its
+    deadline was never quarantined, and cost a worker every 2 s.)"""
+    import time
+    from synthcli.engine import processes
+    monkeypatch.setattr(processes, "REFILL_DELAY", 0.3)
+    patch = Patch(registry)
+    patch.load_text(HEALTHY + f"add faulty f mode={mode} at=0 once=0\nconnect f out.right\n")   # every block
+    with Engine(registry, 48000, BLOCK, executor="processes", workers=1, deadline=0.05, live=True) as engine:
+        engine.load(patch)
+        give_up = time.monotonic() + 8
+        while not engine.module_stats()["f"]["quarantined"] and time.monotonic() < give_up:
+            engine.process_block()
+            time.sleep(0.005)
+        for _ in range(100):   # and no more workers are spent on it
+            engine.process_block()
+        stats = engine.module_stats()["f"]
+    assert stats["quarantined"] and stats["faults"] == 3 and stats["restarts"] == 3, stats
+
+
 def test_a_worker_that_died_idle_is_replaced_before_it_is_given_modules(registry):
     """Nothing is posted to a worker without modules, so its death went
     unseen, and the modules a patch edit gave it later were quarantined
