@@ -250,7 +250,7 @@ def render(
     if song is None and duration is None:
         duration = 4.0
     if executor in ("inline", "threads"):
-        watch_for_a_crash(output, samplerate, executor)
+        watch_for_a_crash(output, samplerate, executor, reg)
     try:
         frames = asked = None if duration is None else frames_for(duration, samplerate)
         with Engine(reg, samplerate, blocksize, executor=executor, workers=workers,
@@ -280,21 +280,26 @@ def render(
                    + (f" and {plot}" if plot else ""), err=True)
 
 
-def watch_for_a_crash(output: Path, samplerate: int, executor: str) -> None:
+def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> None:
     """Under ``--executor inline`` or ``threads`` every module runs in this
     process, where a plugin's segfault would end the render with no word
     but the shell's "Segmentation fault". So it forks: the child renders,
-    and this process only waits, to say in one line what became of it and
-    of the file."""
+    and this process only waits, to say in one line what became of it, in
+    which module (see engine/crashes.py), and of the file."""
     import signal
+    import tempfile
+
+    from .engine import crashes
 
     def stamp() -> tuple | None:   # a file left from before is not this render's
         return (output.stat().st_ino, output.stat().st_mtime_ns) if output.exists() else None
     before = stamp()
+    dump = tempfile.TemporaryFile()
     sys.stdout.flush()
     sys.stderr.flush()
     child = os.fork()
     if child == 0:
+        crashes.witness(dump)
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the terminal's Ctrl-C reaches the child too; it reports
     for number in (signal.SIGTERM, signal.SIGHUP):
@@ -302,15 +307,16 @@ def watch_for_a_crash(output: Path, samplerate: int, executor: str) -> None:
     code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
     if code < 0 and -code not in (signal.SIGTERM, signal.SIGHUP, signal.SIGKILL):
         import soundfile
-        from .errors import exit_reason
         try:
             held = f"{output} holds the first {soundfile.info(str(output)).frames / samplerate:.2f} s"
         except (RuntimeError, OSError):   # not opened yet, or its header unfinished
             held = None
         if held is None or stamp() == before:
             held = f"nothing was written to {output}"
-        typer.echo(f"error: synth render {exit_reason(code)} under --executor {executor}, where every module "
-                   f"runs in its process (the default executor isolates plugin modules); {held}", err=True)
+        dump.seek(0)
+        where = crashes.culprit(dump.read().decode(errors="replace"), reg)
+        typer.echo(f"error: synth render {crashes.told(code, executor, where, 'its own process')}; {held}",
+                   err=True)
         code = 1
     os._exit(code if code >= 0 else 128 - code)
 

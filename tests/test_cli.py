@@ -489,14 +489,15 @@ def test_a_ctrl_c_just_after_a_write_neither_repeats_nor_miscounts_audio(registr
     assert np.array_equal(cut, whole[:len(cut)])
 
 
-@pytest.mark.parametrize("executor", ["inline", "auto"])
+@pytest.mark.parametrize("executor", ["inline", "threads", "auto"])
 def test_a_plugin_that_crashes_a_render_is_survived_or_said(site, tmp_path, executor):
     """By default a crashing plugin runs in a worker, from its setup() on:
     quarantined, the rest renders. (auto once built the modules inline
     first, so a setup() that crashed or hung took the render with it.)
-    Under --executor inline it runs in the render's own process, which it
-    ends: that is said in one line (it once exited 139 with a WAV whose
-    header said it was empty), and the file holds what was rendered."""
+    Under --executor inline or threads it runs in the render's own
+    process, which it ends: that is said in one line, naming the module
+    (it once exited 139 with a WAV whose header said it was empty), and
+    the file holds what was rendered."""
     from faulty import CRASHING_PLUGIN
     from test_entrypoints import fake_plugin
     fake_plugin(site, "synthcli-crash", CRASHING_PLUGIN)
@@ -519,8 +520,9 @@ def test_a_plugin_that_crashes_a_render_is_survived_or_said(site, tmp_path, exec
     done = synth("render", patch, "-d", "3", "-o", out, "-x", executor, env={**env, "PYTHONPATH": str(site)})
     data, rate = soundfile.read(str(out))
     assert done.returncode == 1, done.stderr
-    said = re.fullmatch(rf"error: synth render crashed \(SIGSEGV\) under --executor inline, where every module "
-                        rf"runs in its process \(the default executor isolates plugin modules\); "
+    said = re.fullmatch(rf"error: synth render crashed \(SIGSEGV\) in the process\(\) of module type 'crash' "
+                        rf"\(from synthcli-crash 1.0\) under --executor {executor}, where every module runs in "
+                        rf"its own process \(the default executor isolates plugin modules\); "
                         rf"{re.escape(str(out))} holds the first ([0-9.]+) s\n", done.stderr)
     assert said, done.stderr
     assert abs(len(data) / rate - float(said[1])) < 0.006 and len(data) > 0.3 * rate
@@ -529,6 +531,7 @@ def test_a_plugin_that_crashes_a_render_is_survived_or_said(site, tmp_path, exec
     crash_in_setup()
     done = synth("render", patch, "-d", "3", "-o", out, "-x", executor, env={**env, "PYTHONPATH": str(site)})
     assert done.returncode == 1 and done.stderr.endswith(f"; nothing was written to {out}\n"), done.stderr
+    assert "in the setup() of module type 'crash' (from synthcli-crash 1.0)" in done.stderr
     assert len(soundfile.read(str(out))[0]) == len(data)
 
 

@@ -343,3 +343,24 @@ def test_every_partition_reports_its_process_under_every_executor(registry, exec
         assert {"pid", "missed", "restarts"} <= health.keys(), (part, health)
         assert (health["pid"] == os.getpid()) == (part == 0 or executor != "processes")
     assert news({"workers": before}, {"workers": after}) == []
+
+
+def test_a_crash_dump_names_the_innermost_module_method_and_nothing_else(registry):
+    """Under --executor inline or threads the stack a crash leaves is all
+    that says which module crashed (engine/crashes.py): its innermost
+    frame that lies in a module type's method names it; frames of ours, or
+    a line past the method's end, name nobody."""
+    from synthcli.engine import crashes
+    from synthcli.modules.oscillators import Vco
+    code = Vco.process.__code__
+    engine = f'  File "{crashes.__file__}", line 30 in witness\n'
+
+    def frame(line):
+        return f'  File "{code.co_filename}", line {line} in process\n'
+    entry = registry.get("vco")
+    named = f"the process() of module type 'vco' (from {entry.package} {entry.version})"
+    assert crashes.culprit("Stack (most recent call first):\n" + frame(code.co_firstlineno + 1) + engine,
+                           registry) == named
+    assert crashes.culprit(engine + frame(code.co_firstlineno + 1), registry) == named
+    assert crashes.culprit(engine, registry) is None
+    assert crashes.culprit(frame(code.co_firstlineno - 1) + engine, registry) is None

@@ -423,9 +423,9 @@ def test_an_engine_that_crashes_under_inline_says_so_and_fails(jack_server, site
                 "--record", take, env={**env, "PYTHONPATH": str(site)})
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
-    assert err.splitlines()[-1] == ("error: the engine process crashed (SIGSEGV): under --executor inline every "
-                                    "module runs in it, so one that crashes takes the sound with it (the default "
-                                    "executor isolates plugin modules)"), err
+    assert err.splitlines()[-1] == ("error: the engine process crashed (SIGSEGV) in the process() of module type "
+                                    "'crash' (from synthcli-crash 1.0) under --executor inline, where every module "
+                                    "runs in it (the default executor isolates plugin modules)"), err
     assert "Traceback" not in err
     played = float(re.search(r"stopped: ([0-9.]+) s played", err)[1])
     kept = soundfile.read(str(take))[0]

@@ -551,6 +551,9 @@ def engine_main(conn, settings: dict, control_end: int | None = None) -> None:
     the control process dying (even by SIGKILL) closes the pipe."""
     if control_end is not None:
         os.close(control_end)
+    if settings.get("crash_dump"):
+        from ..engine.crashes import witness
+        witness(open(settings["crash_dump"], "wb"))
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the control process decides when to stop
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:   # ahead of the REPL and the desktop when the system allows it; workers inherit it

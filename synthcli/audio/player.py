@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import queue
 import signal
 import sys
+import tempfile
 import threading
 import time
 from multiprocessing import resource_tracker
@@ -19,6 +21,7 @@ from multiprocessing import resource_tracker
 import numpy as np
 
 from ..engine.board import unlink
+from ..engine.crashes import IN_PROCESS, culprit, told
 from ..errors import SynthError, exit_reason
 from .ring import CALLBACKS, PLAYED, RECORDED, RECORDING, SILENCE, XRUNS, Ring
 
@@ -71,6 +74,7 @@ class Player:
         self._sending = threading.Lock()
         self.midi_out = None    # the Sender of the MIDI the engine times (midi/out.py), once it sends some
         self._bundles = threading.local()
+        self._dump = None   # where a crash under an in-process executor leaves its stack (engine/crashes.py)
 
     def start(self) -> dict:
         """Start the engine process; returns what it reports once audio
@@ -86,6 +90,9 @@ class Player:
             resource_tracker.ensure_running()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, hangup)
+        if self.settings.get("executor") in IN_PROCESS:
+            descriptor, self.settings["crash_dump"] = tempfile.mkstemp(prefix="synthcli-crash-")
+            self._dump = os.fdopen(descriptor, "rb")
         self.conn, child = ctx.Pipe()
         # A forked engine also holds this end; it must close it, or this
         # process's death would never reach it as the end of the pipe.
@@ -105,6 +112,9 @@ class Player:
         except (KeyboardInterrupt, SystemExit):   # a signal while it starts: the engine must not outlive us
             self.stop(timeout=2.0)
             raise
+        finally:   # the engine opened it first thing; ours stays readable
+            if self._dump is not None:
+                os.unlink(self.settings["crash_dump"])
         if self._failure or not self.info:   # refused, or died before saying anything
             self.process.join(5)
             raise SynthError(self._failure or f"the engine process exited (status {self.process.exitcode})")
@@ -256,17 +266,24 @@ class Player:
         if ended and not self.final and self.info:   # it died without a word
             self.final = self._counters()
             executor = self.settings.get("executor")
-            self.lost = self.lost or f"the engine process {exit_reason(ended)}" + (
-                f": under --executor {executor} every module runs in it, so one that crashes takes the sound "
-                "with it (the default executor isolates plugin modules)"
-                if executor in ("inline", "threads") else "")
+            self.lost = self.lost or "the engine process " + (
+                told(ended, executor, self._culprit(), "it") if executor in IN_PROCESS else exit_reason(ended))
         if self.process.exitcode and self.info:   # killed, or crashed, before its own cleanup
             unlink((self.info["ring"], self.info["tap"]))
         if self._recorder is not None:
             self._recorder.join(timeout)
         if self.midi_out is not None:
             self.midi_out.close()
+        if self._dump is not None:
+            self._dump.close()
         return self.final
+
+    def _culprit(self) -> str | None:
+        """The module the engine process crashed in, from the stack it left."""
+        from ..plugins import load_registry
+        self._dump.seek(0)
+        return culprit(self._dump.read().decode(errors="replace"),
+                       load_registry(safe_mode=self.settings.get("safe_mode", False)))
 
     def _counters(self) -> dict:
         """What the ring's counters say was played, for an engine that
