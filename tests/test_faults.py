@@ -140,7 +140,8 @@ def test_an_installed_plugin_that_crashes_or_hangs_in_setup_leaves_the_workers_b
     """Workers start after every installed module has been warmed up; one
     whose setup() segfaults or never returns is tried in a fork first, and
     left cold, whether or not the patch uses it. The verdict is remembered
-    until the plugin's file changes: a hang cost every start its trial."""
+    until the plugin's file changes: a hang cost every start its trial,
+    and a patch that used the module the wait for its setup() again."""
     from synthcli.engine import processes
     monkeypatch.setattr(processes, "TRIAL_SECONDS", 1.0)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -168,15 +169,28 @@ def test_an_installed_plugin_that_crashes_or_hangs_in_setup_leaves_the_workers_b
     out, stats = render(registry, HEALTHY + "add wrecker w\nconnect w out.right\n", 20)
     assert np.abs(out[0][BLOCK:]).reshape(19, BLOCK).max(axis=1).min() > 0.2   # the built-in plays
     assert not out[1].any() and stats["w"]["faults"] >= 1 and "SIGSEGV" in stats["w"]["reason"]
+    # A patch that uses the module that hung is not given to a worker, whose
+    # every module would wait CONTROL_TIMEOUT for that setup() (5 s of
+    # silence, live): it is left silent at once, and said why.
+    out, stats = render(registry, HEALTHY + "add sleeper s\nconnect s out.right\n", 20)
+    assert np.abs(out[0][BLOCK:]).reshape(19, BLOCK).max(axis=1).min() > 0.2 and not out[1].any()
+    assert stats["s"]["quarantined"] and stats["s"]["reason"] == (
+        "hung while warming up (over 1 s in setup() and a first block); it is tried again when its file changes")
 
 
 @pytest.mark.parametrize("kind, why", [(Wrecker, "crashed (SIGSEGV)"), (Sleeper, "hung")])
-def test_a_setup_that_takes_its_worker_down_costs_only_that_module(registry, monkeypatch, kind, why):
+def test_a_setup_that_takes_its_worker_down_costs_only_that_module(registry, monkeypatch, tmp_path, kind, why):
     """Mixed with a built-in, so both share a worker: only the plugin whose
     setup() crashed or hung is quarantined; the vco and the mix go on in
-    the spare from the first block (before, all three fell silent for good)."""
+    the spare from the first block (before, all three fell silent for good).
+    A setup() that hung in the warm-up's trial is not tried in a worker at
+    all (see the test above): here its verdict is lost, as it is when the
+    cache cannot be written, or the setup() hangs only now and then."""
     from synthcli.engine import processes
     monkeypatch.setattr(processes, "CONTROL_TIMEOUT", 1.0)
+    monkeypatch.setattr(processes, "TRIAL_SECONDS", 1.0)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(processes, "_hung_in_trial", set)
     registry.add(kind, "faulty-test-plugin", "0")
     text = (f"add vco a wave=sine freq=300\nadd {kind.type_name} w\nadd mix m\n"
             "connect a m.in1\nconnect w m.in2\nconnect m out.left\n")

@@ -324,6 +324,7 @@ def survivors(classes: list[type], samplerate: float, blocksize: int, say: Say |
     classes = [cls for cls in classes if _trial_key(cls) not in failed]
     good: list[type] = []
     noticed: set[type] = set()
+    verdicts: dict[type, str] = {}
     start = 0
     while start < len(classes):
         read_end, write_end = os.pipe()
@@ -350,13 +351,14 @@ def survivors(classes: list[type], samplerate: float, blocksize: int, say: Say |
             if done < len(classes):
                 os.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
-        if done < len(classes) and classes[done] in noticed:
+        if done < len(classes):
             code = os.waitstatus_to_exitcode(status)
-            how = "hung" if code == -signal.SIGKILL else exit_reason(code)
-            say(f"{_trial_label(classes[done], packages)} {how} while warming up: it stays cold, and is tried again when "
-                f"its file changes")
+            verdicts[classes[done]] = how = "hung" if code == -signal.SIGKILL else exit_reason(code)
+            if classes[done] in noticed:
+                say(f"{_trial_label(classes[done], packages)} {how} while warming up: it stays cold, and is tried "
+                    f"again when its file changes")
         start = done + 1   # past the one that crashed or hung, if any
-    _remember_failed([cls for cls in classes if cls not in good])
+    _remember_failed(verdicts)
     return good
 
 
@@ -394,25 +396,32 @@ def _verdicts_path():
     return cache_folder() / "failed-warm-ups.json"
 
 
-def _failed_trials() -> set[str]:
-    """Modules that crashed or hung in an earlier warm-up's trial: without
-    this, a plugin whose setup() hangs cost TRIAL_SECONDS at every start."""
+def _failed_trials() -> dict[str, str]:
+    """Modules that crashed or hung in an earlier warm-up's trial, and how
+    ("hung", "crashed (SIGSEGV)"): without this, a plugin whose setup()
+    hangs cost TRIAL_SECONDS at every start."""
     try:
-        return set(json.loads(_verdicts_path().read_text()))
+        found = json.loads(_verdicts_path().read_text())
     except (OSError, ValueError, TypeError):
-        return set()
+        return {}
+    return dict.fromkeys(found, "failed") if isinstance(found, list) else found   # a list: before "how"
 
 
-def _remember_failed(classes: list[type]) -> None:
-    keys = {key for key in map(_trial_key, classes) if key}
-    if not keys:
+def _hung_in_trial() -> set[str]:
+    return {key for key, how in _failed_trials().items() if how == "hung"}
+
+
+def _remember_failed(verdicts: dict[type, str]) -> None:
+    found = {key: how for key, how in ((_trial_key(cls), how) for cls, how in verdicts.items()) if key}
+    if not found:
         return
     path = _verdicts_path()
-    kept = {key for key in _failed_trials() if os.path.exists(key.rsplit(":", 2)[0])}   # uninstalled: forgotten
+    kept = {key: how for key, how in _failed_trials().items()
+            if os.path.exists(key.rsplit(":", 2)[0])}   # uninstalled: forgotten
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}")
-        partial.write_text(json.dumps(sorted(kept | keys)))
+        partial.write_text(json.dumps({**kept, **found}, sort_keys=True))
         os.replace(partial, path)
     except OSError:
         pass    # a read-only home: the trial is simply made again next time
@@ -532,8 +541,13 @@ class ProcessExecutor:
         """Hand ``names`` to a worker. A module that cannot be pickled or
         loaded there is reported, quarantined and left silent; the rest play."""
         pickled, refused = {}, {}
+        hung = _hung_in_trial()
         for name in names:
             cls = self.registry.get(self.schedule.by_name[name].type).cls
+            if _trial_key(cls) in hung:   # its setup() would stall every module here for CONTROL_TIMEOUT
+                refused[name] = (f"hung while warming up (over {TRIAL_SECONDS:g} s in setup() and a first block); "
+                                 "it is tried again when its file changes")
+                continue
             try:
                 pickled[name] = pickle.dumps(cls)
             except Exception as error:
