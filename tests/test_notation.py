@@ -313,6 +313,13 @@ def test_the_limit_itself_is_allowed():
     assert len(ev("c3*1024")) == MAX_STEPS_PER_CYCLE
     assert len(ev("[c3*32]*32")) == MAX_STEPS_PER_CYCLE
     assert len(ev(" ".join(["c3"] * 1024))) == MAX_STEPS_PER_CYCLE
+    # A fractional '*' at the limit: 1023.5 steps a cycle start 1024 and 1023 notes in turn.
+    pattern = parse_pattern("c3*1023.5")
+    assert [len(pattern.events(cycle)) for cycle in (0, 1, 2)] == [1024, 1023, 1024]
+    assert len(ev("[c3 d3]*511.5")) == 1023
+    for busy in ("c3*1024.5", "[c3 d3]*512.5"):   # 1025 steps in a cycle
+        with pytest.raises(SynthError, match="more than 1024 steps per cycle"):
+            parse_pattern(busy)
     with pytest.raises(SynthError) as info:
         parse_pattern(" ".join(["c3"] * 1025))
     assert info.value.col == 1024 * 3 + 1

@@ -408,14 +408,14 @@ def _fast(factor: Fraction, child: _Node, col: int, what: str) -> _Node:
         factor, child = factor * child.factor, child.child
     if factor == 1:
         return child
-    if factor.denominator == 1:
-        cost = factor.numerator * child.cost
-    elif factor.numerator == 1:
-        cost = child.cost  # a window inside one cycle stays inside one child cycle
-    else:
-        cost = (math.ceil(factor) + 1) * child.cost
-    # Cycle c reads the child over [c*f, (c+1)*f): the same again once T*f
-    # is a whole number of the child's periods.
+    # Cycle c reads the child over [c*f, (c+1)*f). With f = p/q that window
+    # starts at a multiple of 1/q, at (q-1)/q past a child cycle's start at
+    # most, so it touches ceil((p+q-1)/q) of the child's cycles at most (p
+    # for a whole f, 1 for 1/q): the bound ceil(f)+1 refused c4*1023.5,
+    # which plays 1024 steps a cycle.
+    p, q = factor.numerator, factor.denominator
+    cost = (p + 2 * q - 2) // q * child.cost
+    # The same again once T*f is a whole number of the child's periods.
     span = child.period * factor.denominator
     period = span // math.gcd(factor.numerator, span)
     return _checked(_Fast(factor, child, cost, child.depth + 1, period), col, what)
