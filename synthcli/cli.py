@@ -172,8 +172,15 @@ def check(
         about += (f", {count(song.length, 'bar')} at {float(song.tempo):g} BPM, "
                   f"{float(song.bar_start(song.length)):.1f} s, {count(patterns, 'pattern')}")
     typer.echo(f"{file}: ok ({about})")
+    warn_about(file, patch, song)
+
+
+def warn_about(file: Path, patch, song) -> None:
+    """What `check` and `render` point out in a file that is not wrong."""
     warn_silent(file, patch, song)
-    warn_after_the_end(file, song)
+    if song is not None:
+        warn_after_the_end(file, song)
+        warn_restated(file, song)
 
 
 def warn_silent(file: Path, patch, song) -> None:
@@ -192,9 +199,19 @@ def warn_after_the_end(file: Path, song) -> None:
     """An `at` past a song's last bar is no error (play goes on past the end
     under --watch and --osc), but a render never reaches it: a typo for an
     earlier bar, most likely."""
-    for line, bar in song.after_the_end() if song is not None else ():
+    for line, bar in song.after_the_end():
         typer.echo(f"warning: {file}:{line}: `at {bar}` comes after the last bar ({song.length}): it plays only "
                    f"when play goes on past the end (--watch, --osc)", err=True)
+
+
+def warn_restated(file: Path, song) -> None:
+    """A second `tempo` (or `meter`, `length`) outside `at` replaces the
+    first for the whole song, from bar 1: most likely a change at a bar was
+    meant, which `at BAR tempo N` makes."""
+    for later, earlier in song.restated:
+        hint = f"; to change it from a bar on: `at BAR {later}`" if later.verb != "length" else ""
+        typer.echo(f"warning: {file}:{later.line}: `{later}` replaces `{earlier}` of line {earlier.line} "
+                   f"for the whole song{hint}", err=True)
 
 
 @app.command()
@@ -244,8 +261,7 @@ def render(
     reg = registry()
     patch, song = load_source(file, reg, midi=True)
     if patch is not None:
-        warn_silent(file, patch, song)
-        warn_after_the_end(file, song)
+        warn_about(file, patch, song)
     voice_text = voice_patch_text(voice_patch, patch is None)
     if song is None and duration is None:
         duration = 4.0

@@ -226,6 +226,31 @@ def test_check_and_render_warn_of_what_comes_after_the_last_bar(tmp_path):
     assert done.stderr.splitlines()[:-1] == warnings and done.stderr.splitlines()[-1].startswith("wrote ")
 
 
+def test_check_and_render_warn_of_a_tempo_meter_or_length_given_twice(tmp_path, registry):
+    """A second top-level `tempo` replaces the first for the whole song,
+    from bar 1 (the song is declarative): one who wrote it further down
+    most likely meant a change there, which `at BAR tempo N` makes. No
+    error: the later one holds, and check and render say so."""
+    text = ("tempo 120\nmeter 4/4\nlength 2\nadd keys kb\nadd vco o\nconnect kb.voct o.voct\nconnect o out\n"
+            'pattern kb "c4"\ntempo 90\nmeter 3/4\nlength 3\nat 2 tempo 100\n')
+    song = tmp_path / "twice.seq"
+    song.write_text(text)
+    warnings = [
+        f"warning: {song}:9: `tempo 90` replaces `tempo 120` of line 1 for the whole song; to change it from a bar "
+        "on: `at BAR tempo 90`",
+        f"warning: {song}:10: `meter 3/4` replaces `meter 4/4` of line 2 for the whole song; to change it from a "
+        "bar on: `at BAR meter 3/4`",
+        f"warning: {song}:11: `length 3` replaces `length 2` of line 3 for the whole song"]
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(song)], capture_output=True, text=True)
+    assert done.returncode == 0 and "3 bars at 90 BPM" in done.stdout, done.stdout
+    assert done.stderr.splitlines() == warnings
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(song), "-o", str(tmp_path / "x.wav")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr.splitlines()[:-1] == warnings, done.stderr
+    assert Song(registry, text).changes == [(0, 90, (3, 4)), (1, 100, (3, 4))]
+    assert not Song(registry, "tempo 120\nlength 3\nat 2 tempo 90\nat 3 tempo 80\n").restated
+
+
 def test_demo_song_checks_and_renders(registry):
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", "songs/demo.seq"], cwd=ROOT,
                           capture_output=True, text=True)

@@ -78,14 +78,23 @@ class Song:
         self.voices: dict[tuple[str, str | None], Voice] = {}
         self.timed: dict[int, list[Command]] = {}
         self.changes: list[tuple[int, Fraction, tuple[int, int]]] = []
+        #: (later, earlier) for each top-level `tempo`, `meter` or `length`
+        #: given again: the later one holds for the whole song, which is
+        #: no error, but seldom what was meant (see cli.warn_restated).
+        self.restated: list[tuple[Command, Command]] = []
         # What makes the song need an end: where an error about `length` points.
         self._first_timed = next((c for c in commands if isinstance(c, (Pattern, At))), None)
+        stated: dict[type, Command] = {}
         try:
             for command in commands:
                 if isinstance(command, At):
                     self.timed.setdefault(command.bar - 1, []).append(command.command)
-                else:
-                    self._apply_now(command, self.patch, self.voices)
+                    continue
+                if isinstance(command, (Tempo, Meter, Length)):
+                    if type(command) in stated:
+                        self.restated.append((command, stated[type(command)]))
+                    stated[type(command)] = command
+                self._apply_now(command, self.patch, self.voices)
             self._check_timeline()
         except SynthError as error:
             raise error.at(source=source)
