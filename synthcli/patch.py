@@ -270,29 +270,46 @@ class Patch:
         return "\n".join(lines) + "\n"
 
 
+#: Bytes a patch or song file may hold: a thousand times the longest song
+#: one would write, and a bound on what a wrong path (a recording, a disk
+#: image, /dev/zero) costs to refuse.
+MAX_SOURCE_BYTES = 16 * 1024 * 1024
+
+
 def read_source(path: str | Path) -> str:
     """The text of a patch or song file, or a SynthError naming the file.
     A byte-order mark (Windows editors write one) is not part of the text:
     kept, it would make the first word an unknown command."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_SOURCE_BYTES + 1)
     except OSError as error:
         raise SynthError(f"cannot read: {error.strerror}", source=str(path)) from None
+    if len(data) > MAX_SOURCE_BYTES:
+        raise SynthError(f"not a patch or song file: it is over {MAX_SOURCE_BYTES // 2**20} MB", source=str(path))
     return decode_source(data, path)
 
 
 def decode_source(data: bytes, path: str | Path) -> str:
     """The text of a patch or song file read as ``data`` (see read_source)."""
     data = data.removeprefix(b"\xef\xbb\xbf")
+    nul = data.find(0)   # valid UTF-8, yet no text holds one: a binary file that decoded
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        begins = data.rfind(b"\n", 0, error.start) + 1
-        before = data[begins:error.start].decode("utf-8", "replace")
-        raise SynthError(f"not a text file: byte 0x{data[error.start]:02x} is not valid UTF-8",
-                         source=str(path), line=data.count(b"\n", 0, error.start) + 1,
-                         col=len(before) + 1) from None
+        if not 0 <= nul < error.start:
+            raise _binary(data, error.start, "is not valid UTF-8", path) from None
+    if nul >= 0:
+        raise _binary(data, nul, "(NUL) is not text", path)
+    return text
+
+
+def _binary(data: bytes, at: int, why: str, path: str | Path) -> SynthError:
+    begins = data.rfind(b"\n", 0, at) + 1
+    before = data[begins:at].decode("utf-8", "replace")
+    return SynthError(f"not a text file: byte 0x{data[at]:02x} {why}", source=str(path),
+                      line=data.count(b"\n", 0, at) + 1, col=len(before) + 1)
 
 
 def load_patch(path: str | Path, registry: Registry) -> Patch:

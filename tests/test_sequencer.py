@@ -187,6 +187,9 @@ def test_song_errors_name_file_line_and_column(tmp_path, text, place, words):
 @pytest.mark.parametrize("data, place", [
     ("length 1\nadd vco o\nconnect o out  # café\n".encode("latin-1"), "3:21"),
     (b"\xef\xbb\xbflength 1 # \xff\n", "1:12"),   # a byte-order mark is no column
+    (b"length 1\nadd vco o\x00\n", "2:10"),   # valid UTF-8, but no text holds a NUL
+    (b"length 1\n\x00\xff\n", "2:1"),   # the first of two bad bytes
+    (b"length 1\n\xff\x00\n", "2:1"),
 ])
 def test_a_file_that_is_not_utf8_is_refused_at_the_bad_byte(tmp_path, data, place):
     song = tmp_path / "bad.seq"
@@ -194,6 +197,16 @@ def test_a_file_that_is_not_utf8_is_refused_at_the_bad_byte(tmp_path, data, plac
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(song)], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.startswith(f"error: {song}:{place}: not a text file: byte 0x"), done.stderr
+
+
+def test_a_file_too_large_for_a_song_is_refused_without_reading_it_all(tmp_path):
+    """A wrong path (a recording, a disk image, /dev/zero, which never
+    ends) is refused after MAX_SOURCE_BYTES, not read whole and parsed:
+    50 MB of NULs took 5.7 s and 230 MB before, /dev/zero for ever."""
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", "/dev/zero"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == "error: /dev/zero: not a patch or song file: it is over 16 MB\n"
 
 
 def test_a_pattern_swapped_in_plays_the_cycle_of_its_bar(registry):
