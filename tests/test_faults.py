@@ -378,3 +378,8 @@ def test_a_crash_dump_names_the_innermost_module_method_and_nothing_else(registr
     assert crashes.culprit(engine + frame(code.co_firstlineno + 1), registry) == named
     assert crashes.culprit(engine, registry) is None
     assert crashes.culprit(frame(code.co_firstlineno - 1) + engine, registry) is None
+    # Two types that share their base class's process(): either may have crashed.
+    shared = Faulty.process.__code__
+    registry.add(type("Twin", (Faulty,), {"type_name": "twin"}), "faulty-test-plugin", "0")
+    assert crashes.culprit(f'  File "{shared.co_filename}", line {shared.co_firstlineno + 1} in process\n',
+                           registry) == "the process() of module type 'faulty' or 'twin' (from faulty-test-plugin 0)"

@@ -46,10 +46,11 @@ def culprit(dump: str, registry) -> str | None:
                 if code is not None:
                     methods.setdefault((code.co_filename, code.co_name), []).append((code, entry))
     for file, line, name in _FRAME.findall(dump):   # the innermost frame first
-        for code, entry in methods.get((file, name), ()):
-            last = max((number for *_, number in code.co_lines() if number is not None), default=0)
-            if code.co_firstlineno <= int(line) <= last:
-                return f"the {name}() of module type '{entry.name}' (from {entry.package} {entry.version})"
+        found = [entry for code, entry in methods.get((file, name), ())
+                 if code.co_firstlineno <= int(line) <= max((n for *_, n in code.co_lines() if n), default=0)]
+        if found:   # several when types share a base class's method: all are named
+            types = " or ".join(f"'{entry.name}'" for entry in found)
+            return f"the {name}() of module type {types} (from {found[0].package} {found[0].version})"
     return None
 
 
