@@ -1,6 +1,7 @@
 """Start-up times, as a musician meets them: `synth --help`, `synth render`
-of a one-second patch (the whole process), and `synth` to its first REPL
-prompt in a pseudo-terminal (without audio, so no device start is timed).
+of a one-second patch (the whole process; also under `-x inline`, which
+forks a watcher for crashes), and `synth` to its first REPL prompt in a
+pseudo-terminal (without audio, so no device start is timed).
 
     python benchmarks/startup.py [--runs 5]
 
@@ -56,6 +57,10 @@ def main() -> None:
             "synth --help": lambda: timed([sys.executable, "-m", "synthcli.cli", "--help"]),
             "synth render (1 s patch)": lambda: timed([sys.executable, "-m", "synthcli.cli", "render", str(patch),
                                                        "-o", str(Path(tmp) / "one.wav"), "-d", "1", "-q"]),
+            # inline forks once, so that a process which only waits can say how a crash ended it (cli.py)
+            "synth render -x inline": lambda: timed([sys.executable, "-m", "synthcli.cli", "render", str(patch),
+                                                     "-o", str(Path(tmp) / "one.wav"), "-d", "1", "-q",
+                                                     "-x", "inline"]),
             "synth to first prompt": lambda: first_prompt(tmp),
         }
         print(f"{'what':<26} {'median s':>9} {'worst s':>8}")
