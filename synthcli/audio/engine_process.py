@@ -14,6 +14,7 @@ import collections
 import gc
 import heapq
 import itertools
+import math
 import os
 import select
 import signal
@@ -200,19 +201,17 @@ class LiveEngine:
         """How many blocks the host asks for at once: JACK at 1024 frames
         calls back four times in a row for blocks of 256, every 21 ms. A
         depth counted in blocks would be empty after the first two, every
-        cycle: 768 xruns in 4 s at --latency normal. Waits for two whole
-        bursts (at most HOST_PROBE callbacks or half a second)."""
+        cycle: 768 xruns in 4 s at --latency normal. Waits for three whole
+        bursts (at most HOST_PROBE callbacks or half a second); see
+        :func:`blocks_per_period`."""
         waited = time.monotonic() + 0.5
         while time.monotonic() < waited:
             seen = min(int(self.ring.header[CALLBACKS]), HOST_PROBE)
-            # Callbacks more than a quarter block apart start a new burst.
-            starts = np.flatnonzero(np.diff(self.called[:seen]) >= block_time / 4) + 1
-            if len(starts) >= 3 or seen == HOST_PROBE:
+            if seen == HOST_PROBE or len(burst_starts(self.called[:seen], block_time)) >= 4:
                 break
             time.sleep(block_time / 4)
-        # The whole bursts after the first (which may prime the host's buffers), else all there were.
-        bursts = np.diff(starts) if len(starts) >= 3 else np.diff(np.r_[0, starts, seen])
-        return int(min(bursts.max(initial=1), RECORD_SLACK // 2))
+        return min(blocks_per_period(self.called[:min(int(self.ring.header[CALLBACKS]), HOST_PROBE)],
+                                     block_time), RECORD_SLACK // 2)
 
     def late_start(self, rendering: float) -> float:
         """How long to wait before rendering the block just asked for. It
@@ -543,6 +542,34 @@ def structural(command: tuple) -> bool:
     if command[0] == "batch":
         return command[1] is None and any(each[0] in STRUCTURAL for each in command[2])
     return command[0] in STRUCTURAL
+
+
+def burst_starts(called: np.ndarray, block_time: float) -> np.ndarray:
+    """Indices of the callbacks (at monotonic times ``called``) that came
+    after a pause of the host's. Within a burst the callbacks come as fast
+    as they return, which under load (the render thread holds the GIL) took
+    up to a third of a 32-sample block: a pause is longer than half a block
+    and half a millisecond more."""
+    return np.flatnonzero(np.diff(called) >= block_time / 2 + 0.5e-3) + 1
+
+
+def blocks_per_period(called: np.ndarray, block_time: float) -> int:
+    """Blocks the host asks for at once, from the times of its first
+    callbacks: the median time from one burst's start to the next, in
+    blocks. Bursts start on the host's clock, so a burst that a slow
+    callback splits in two, or a hiccup delays, does not change the median;
+    the first burst, which may prime the host's buffers, is left out.
+    (Counting the callbacks between pauses and taking the longest run, as
+    before, split JACK's 32 calls for blocks of 32 at 1024 frames into
+    runs of 5 to 28: a ring of too few blocks, and 30 % of them xruns.)"""
+    starts = burst_starts(called, block_time)
+    if len(starts) >= 2:
+        return max(1, round(float(np.median(np.diff(called[starts]))) / block_time))
+    if len(called) < 2:
+        return 1
+    # No pause seen: callbacks at the rate of blocks (one a block), or all at
+    # once (one burst, whose own callbacks take some time: rounded up).
+    return max(1, math.ceil(len(called) - (called[-1] - called[0]) / block_time - 0.25))
 
 
 def engine_main(conn, settings: dict, control_end: int | None = None) -> None:
