@@ -205,13 +205,12 @@ class LiveEngine:
         bursts (at most HOST_PROBE callbacks or half a second); see
         :func:`blocks_per_period`."""
         waited = time.monotonic() + 0.5
-        while time.monotonic() < waited:
-            seen = min(int(self.ring.header[CALLBACKS]), HOST_PROBE)
-            if seen == HOST_PROBE or len(burst_starts(self.called[:seen], block_time)) >= 4:
-                break
+        while True:
+            called = self.called[:min(int(self.ring.header[CALLBACKS]), HOST_PROBE)]
+            if (len(called) == HOST_PROBE or len(burst_starts(called, block_time)) >= 4
+                    or time.monotonic() >= waited):
+                return min(blocks_per_period(called, block_time), RECORD_SLACK // 2)
             time.sleep(block_time / 4)
-        return min(blocks_per_period(self.called[:min(int(self.ring.header[CALLBACKS]), HOST_PROBE)],
-                                     block_time), RECORD_SLACK // 2)
 
     def late_start(self, rendering: float) -> float:
         """How long to wait before rendering the block just asked for. It

@@ -471,6 +471,7 @@ class ProcessExecutor:
         if live:  # let the forkserver import and warm up while this process does the same
             forkserver.ensure_running()
         warm_up(registry, samplerate, blocksize, say)
+        self.hung = _hung_in_trial()   # modules not to hand to a worker (see _assign)
         fork = mp.get_context("fork")
         self.workers: list[Worker] = []
         for _ in range(self.partitions - 1 if live else self.partitions):
@@ -541,10 +542,9 @@ class ProcessExecutor:
         """Hand ``names`` to a worker. A module that cannot be pickled or
         loaded there is reported, quarantined and left silent; the rest play."""
         pickled, refused = {}, {}
-        hung = _hung_in_trial()
         for name in names:
             cls = self.registry.get(self.schedule.by_name[name].type).cls
-            if _trial_key(cls) in hung:   # its setup() would stall every module here for CONTROL_TIMEOUT
+            if _trial_key(cls) in self.hung:   # its setup() would stall every module here for CONTROL_TIMEOUT
                 refused[name] = (f"hung while warming up (over {TRIAL_SECONDS:g} s in setup() and a first block); "
                                  "it is tried again when its file changes")
                 continue
