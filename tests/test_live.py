@@ -460,3 +460,23 @@ def test_an_engine_that_crashes_under_inline_says_so_and_fails(jack_server, site
     played = float(re.search(r"stopped: ([0-9.]+) s played", err)[1])
     kept = soundfile.read(str(take))[0]
     assert played > 0.2 and abs(len(kept) / SR - played) < 0.05 and np.abs(kept[-BLOCK:]).min() > 0.05, err
+
+
+def test_an_engine_that_cannot_be_forked_leaves_no_crash_dump_behind(tmp_path, monkeypatch):
+    """The crash dump of an in-process executor is a temporary file that
+    the engine opens as it starts; when the fork itself is refused (no
+    memory, too many processes: simulated, as a real one would starve the
+    test machine), the error goes up and the file goes too."""
+    import multiprocessing.process
+    import tempfile
+    from synthcli.audio.player import Player
+
+    def refused(self):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refused)
+    player = Player("add vco a\nconnect a out\n", samplerate=SR, blocksize=BLOCK, latency="normal", device=None,
+                    executor="inline", workers=None, safe_mode=True, blocks=None)
+    with pytest.raises(BlockingIOError):
+        player.start()
+    assert list(tmp_path.iterdir()) == []

@@ -98,8 +98,8 @@ class Player:
         # process's death would never reach it as the end of the pipe.
         ours = self.conn.fileno() if forking else None
         self.process = ctx.Process(target=engine_main, args=(child, self.settings, ours), name="synthcli-engine")
-        self.process.start()
         try:
+            self.process.start()   # a fork refused (EAGAIN, ENOMEM) must not leave the dump's file behind
             child.close()
             self._open_midi()
             threading.Thread(target=self._read, name="synthcli-replies", daemon=True).start()
@@ -110,7 +110,8 @@ class Player:
                         raise SynthError(self._failure or
                                          f"the engine process exited (status {self.process.exitcode})")
         except (KeyboardInterrupt, SystemExit):   # a signal while it starts: the engine must not outlive us
-            self.stop(timeout=2.0)
+            if self.process.pid is not None:
+                self.stop(timeout=2.0)
             raise
         finally:   # the engine opened it first thing; ours stays readable
             if self._dump is not None:
