@@ -207,3 +207,41 @@ def test_voices_sharing_a_modulated_cutoff_filter_as_alone(cls, voices):
     cutoff, res = voice_params(1)
     assert_voices_as_alone(cls, x, cutoff=np.repeat(cutoff, voices, axis=0),
                            res=np.repeat(res, voices, axis=0))
+
+
+# -- switching the vcf's mode ------------------------------------------------------------
+
+def mode_switches(voices, block, switched):
+    """Mode indices per voice and sample: lowpass, and from ``block`` on
+    highpass for the voices in ``switched``."""
+    mode = np.zeros((voices, LANE_BLOCKS * BLOCK))
+    mode[list(switched), block * BLOCK:] = SVF_MODES.index("highpass")
+    return mode
+
+
+@pytest.mark.parametrize("voices, switched", [(1, [0]), (8, [2, 5])], ids=["alone", "lanes"])
+def test_a_vcf_mode_switch_crossfades_over_one_block(voices, switched):
+    """The modes share one filter and differ in how they mix its states, so
+    the block a voice switches in is the old mode's output faded into the
+    new one's, as a number glides over a block, and before and after it
+    each mode plays what it plays alone; the voices that keep their mode
+    are untouched. The cut it replaces clicked: a 300 Hz sine switched
+    from lowpass to highpass at 600 Hz jumped by 27 times its steepest
+    step."""
+    t = np.arange(LANE_BLOCKS * BLOCK) / FS
+    x = np.sin(2 * np.pi * 300 * t) * np.ones((voices, 1))
+    switching = render(Vcf, x, blocks=LANE_BLOCKS, channels=voices, cutoff=600,
+                       mode=mode_switches(voices, 2, switched))
+    low = render(Vcf, x, blocks=LANE_BLOCKS, channels=voices, cutoff=600, mode="lowpass")
+    high = render(Vcf, x, blocks=LANE_BLOCKS, channels=voices, cutoff=600, mode="highpass")
+    fade = slice(2 * BLOCK, 3 * BLOCK)
+    ramp = np.arange(1, BLOCK + 1) / BLOCK
+    for c in range(voices):
+        if c not in switched:
+            np.testing.assert_array_equal(switching[c], low[c])
+            continue
+        np.testing.assert_array_equal(switching[c, :fade.start], low[c, :fade.start])
+        np.testing.assert_array_equal(switching[c, fade], low[c, fade] + (high[c, fade] - low[c, fade]) * ramp)
+        np.testing.assert_array_equal(switching[c, fade.stop:], high[c, fade.stop:])
+        steepest = np.abs(np.diff(low[c])).max()
+        assert np.abs(np.diff(switching[c])).max() <= steepest * 1.001

@@ -177,10 +177,10 @@ SVF_LANE_ROWS = 12
 
 
 @helper
-def _svf_alone(x, cutoff, res, mode, out, ic, c, fmax, warp):
-    """Channel c on its own, all state in registers."""
+def _svf_alone(x, cutoff, res, m, out, ic, c, fmax, warp):
+    """Channel c on its own in mode m, all state in registers."""
     n = x.shape[1]
-    w0, wk, w1, w2 = SVF_MIX[int(mode[c, 0])]
+    w0, wk, w1, w2 = SVF_MIX[m]
     ic1 = ic[c, 0]
     ic2 = ic[c, 1]
     last_f = last_r = np.nan
@@ -200,6 +200,38 @@ def _svf_alone(x, cutoff, res, mode, out, ic, c, fmax, warp):
         out[c, i], ic1, ic2 = _svf_tick(x[c, i], a1, a2, a3, w0, wv1, w2, ic1, ic2)
     ic[c, 0] = flush(ic1)
     ic[c, 1] = flush(ic2)
+
+
+@helper
+def _svf_switch(x, cutoff, res, old, new, out, ic, c, before, fmax, warp):
+    """Channel c in the block its mode switched in: what the old mode would
+    have played crossfades into the new one over the block, as a number
+    glides, where a cut from lowpass to highpass clicked. Every mode reads
+    the same two integrators, so both run from the same state and end in
+    the same one."""
+    n = x.shape[1]
+    ic1 = ic[c, 0]
+    ic2 = ic[c, 1]
+    _svf_alone(x, cutoff, res, old, out, ic, c, fmax, warp)
+    for i in range(n):
+        before[i] = out[c, i]
+    ic[c, 0] = ic1
+    ic[c, 1] = ic2
+    _svf_alone(x, cutoff, res, new, out, ic, c, fmax, warp)
+    for i in range(n):
+        out[c, i] = before[i] + (out[c, i] - before[i]) * ((i + 1) / n)
+
+
+@helper
+def _svf_each(x, cutoff, res, mode, out, ic, before, fmax, warp):
+    """Every channel on its own, a switched one crossfading."""
+    for c in range(x.shape[0]):
+        new = int(mode[c, 0])
+        if ic[c, 2] >= 0.0 and ic[c, 2] != new:
+            _svf_switch(x, cutoff, res, int(ic[c, 2]), new, out, ic, c, before, fmax, warp)
+        else:
+            _svf_alone(x, cutoff, res, new, out, ic, c, fmax, warp)
+        ic[c, 2] = new
 
 
 @helper
@@ -275,24 +307,32 @@ def _svf_kernel(x, cutoff, res, mode, out, ic, work, samplerate):
     changes, and once for channels that share its value (one LFO on every
     voice). The filter gains are pure functions of those, so a lane
     computes them, or copies them, exactly as alone.
+
+    ``ic[c, 2]`` is the mode channel c played the last block in (-1 before
+    the first): a block that switches a channel's mode runs every channel
+    alone, the switched ones twice (see _svf_switch).
     """
     channels, n = x.shape
     fmax = MAX_CUTOFF_RATIO * samplerate
     warp = math.pi / samplerate
+    lanes, xt, tans = _split_work(work, SVF_LANE_ROWS, n)
     if channels <= FEW:
         # Its recursion is short, so a few channels gain little from running
         # side by side.
-        for c in range(channels):
-            _svf_alone(x, cutoff, res, mode, out, ic, c, fmax, warp)
+        _svf_each(x, cutoff, res, mode, out, ic, xt[:, 0], fmax, warp)
         return
-    lanes, xt, tans = _split_work(work, SVF_LANE_ROWS, n)
     shared = True
+    switched = 0
     for c in range(channels):
         lanes[0, c] = ic[c, 0]
         lanes[1, c] = ic[c, 1]
         lanes[2, c], lanes[3, c], lanes[4, c], lanes[5, c] = SVF_MIX[int(mode[c, 0])]
         lanes[6, c] = np.nan
         shared = shared and (c == 0 or (_same_as_previous(cutoff, c) and _same_as_previous(res, c)))
+        switched += ic[c, 2] >= 0.0 and ic[c, 2] != mode[c, 0]
+    if switched:
+        _svf_each(x, cutoff, res, mode, out, ic, xt[:, 0], fmax, warp)
+        return
     _to_lanes(x, xt)
     if shared:
         _svf_shared(cutoff, res, lanes, xt, fmax, warp)
@@ -303,6 +343,7 @@ def _svf_kernel(x, cutoff, res, mode, out, ic, work, samplerate):
     for c in range(channels):
         ic[c, 0] = flush(lanes[0, c])
         ic[c, 1] = flush(lanes[1, c])
+        ic[c, 2] = mode[c, 0]
 
 
 class Vcf(Module):
@@ -316,12 +357,14 @@ class Vcf(Module):
         Param("res", 0.0, 0.0, 1.0,
               doc="resonance: 0 is Butterworth (Q 0.707, no peak), 1 rings hard (Q 50) yet never runs away"),
         Param("mode", "lowpass", choices=SVF_MODES,
-              doc="which response: bandpass peaks at Q x input, notch removes the cutoff"),
+              doc="which response: bandpass peaks at Q x input, notch removes the cutoff; "
+                  "a switch crossfades over one block"),
     )
     state_fields = ("ic",)
 
     def setup(self):
-        self.ic = np.zeros((self.channels, 2))
+        self.ic = np.zeros((self.channels, 3))
+        self.ic[:, 2] = -1.0
         self._work = _work(SVF_LANE_ROWS, self.blocksize)
 
     def process(self, inputs, params, outputs):
