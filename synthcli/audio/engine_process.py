@@ -41,9 +41,11 @@ DEPTHS = {"low": 1, "normal": 2, "safe": 4}
 START_FRAMES = 2048
 #: Callbacks looked at, at most, to learn how many come at once.
 HOST_PROBE = 128
-#: Commands that rebuild the engine's schedule (tens of milliseconds with
-#: worker processes); before one, the render thread runs this many blocks
-#: ahead, so the rebuild is heard that much later but never as an xrun.
+#: Commands that rebuild the engine's schedule (5-8 ms with worker
+#: processes, and as much again a block later, when the edit's fades end);
+#: before one, and before a song's bar or a timed OSC bundle that edits the
+#: patch, the render thread runs this many blocks ahead, so the rebuilds
+#: are heard that much later but never as an xrun.
 STRUCTURAL = ("load", "song")
 LOAD_AHEAD = 12
 #: How long after the callback's wake-up the render thread starts the next
@@ -153,8 +155,11 @@ class LiveEngine:
                     self.apply(heapq.heappop(self.timed)[2])
                 except SynthError as error:
                     self.send(("error", str(error)))
-            swapping = performance.sequencer is not None and performance.sequencer.pending is not None
-            ahead = LOAD_AHEAD if swapping or (self.commands and structural(self.commands[0])) else self.depth
+            soon = self.engine.time + LOAD_AHEAD * self.engine.blocksize
+            playing = performance.sequencer
+            rebuilding = (self.engine.finishing or (self.timed and self.timed[0][0] < soon)
+                          or (playing is not None and playing.rebuilds_within(soon - self.engine.time)))
+            ahead = LOAD_AHEAD if rebuilding or (self.commands and structural(self.commands[0])) else self.depth
             if ring.queued() >= ahead or ring.free() <= 0:
                 ready, _, _ = select.select([self.wake_r], [], [], block_time)
                 if ready:

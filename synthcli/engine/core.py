@@ -16,9 +16,9 @@ from typing import Callable, Protocol
 import numpy as np
 
 from ..errors import SynthError
-from ..patch import Patch
+from ..patch import Cable, Patch
 from ..plugins import BUILTIN_PACKAGE, Registry
-from .board import BLOCKS, BYPASS, FADE, SECONDS, Board
+from .board import BLOCKS, BYPASS, FADE, RUN, SECONDS, Board
 from .schedule import Node, Schedule, compile_patch
 
 
@@ -151,6 +151,9 @@ class Engine:
         self._settled: np.ndarray | None = None
         self.block = 0
         self.schedule: Schedule | None = None
+        self.patch: Patch | None = None      # the patch last loaded (a copy)
+        self._heard: Patch | None = None     # the patch of the last block rendered: what an edit fades from
+        self._finish: tuple[int, Schedule] | None = None   # an edit's block of fades, and what follows it
         self.board: Board | None = None
         self.arena = np.zeros((0, blocksize))
         self.params: dict[tuple[str, str], float] = {}
@@ -175,8 +178,63 @@ class Engine:
     def load(self, patch: Patch) -> None:
         """Play this patch from the next block on. Modules that keep their
         name, type and channel count keep their state; changed parameters
-        glide to their new values."""
-        schedule = compile_patch(patch)
+        glide to their new values. What the edit takes out of the sound or
+        patches into it fades over that block instead of cutting: a removed
+        module and a cable pulled out fade out, a new cable fades in (each
+        was a click: a 300 Hz sine at half scale jumped by 15 times its
+        steepest step). The block after, the patch plays on its own."""
+        patch = patch.copy()
+        schedule = final = compile_patch(patch)   # a patch that cannot run changes nothing
+        playing, fades = self._transition(patch)
+        if fades or playing is not patch:
+            try:
+                schedule = compile_patch(playing, fades)
+            except SynthError:   # the two patches together would not run (too wide): cut, as before
+                playing, fades = patch, {}
+        gone = set(playing.modules) - set(patch.modules)
+        self._build(schedule, gone)
+        self.patch = patch
+        self._finish = (self.block, final) if fades or playing is not patch else None
+        for index, node in enumerate(schedule.nodes):
+            if node.name in gone and self.board.flags[index] == RUN:
+                self.board.flags[index] = FADE
+
+    @property
+    def finishing(self) -> bool:
+        """Whether the next block rebuilds the schedule, ending an edit's fades."""
+        return self._finish is not None
+
+    def _transition(self, patch: Patch) -> tuple[Patch, dict[Cable, int]]:
+        """The patch that plays the one block of an edit from the patch last
+        heard to ``patch``: ``patch`` with the modules it removes (they fade
+        out, see steps.run_step) and the cables it pulls out between modules
+        it keeps, which fade out like the cables it adds fade in. The same
+        ``patch`` when nothing fades."""
+        heard = self._heard
+        if heard is None:
+            return patch, {}
+        before, after = set(heard.cables), set(patch.cables)
+        fades = {cable: 1 for cable in patch.cables if cable not in before}
+        gone = [name for name in heard.modules if name not in patch.modules]
+        pulled = [cable for cable in heard.cables if cable not in after]
+        if not gone and not pulled:
+            return patch, fades
+        playing = patch.copy()
+        for name in gone:
+            playing.modules[name] = heard.modules[name]
+        for cable in pulled:
+            ends = (cable.src, cable.dst)
+            if all(playing.modules[end].type is heard.modules[end].type for end in ends):
+                playing.cables.append(cable)
+                if not set(ends) & set(gone):   # a leaving module's own fade is the cable's
+                    fades[cable] = -1
+        return playing, fades
+
+    def _build(self, schedule: Schedule, keep: set[str]) -> None:
+        """Run ``schedule`` from the next block on. Parameters of modules it
+        keeps glide to its values, except those of ``keep``, which hold
+        theirs: a module fading out, or every module when an edit's fades
+        end (a set made since the edit is newer than its patch)."""
         if self.auto and self._plugins_isolable(schedule):   # before this process builds any of its modules
             self._move_to_workers({})
         old_nodes = {n.name: n for n in self.schedule.nodes} if self.schedule else {}
@@ -194,25 +252,22 @@ class Engine:
                 if kept is not None and key in self.params and kept.type == node.type:
                     current = self.params[key]
                     arena[rows.start:rows.stop] = current
-                    if current != new:
+                    if current != new and node.name not in keep:
                         self._queue_set(node, pname, new, 0)
                 else:
                     arena[rows.start:rows.stop] = new
                     self.params[key] = new
         live = {n.name for n in schedule.nodes}
-        self.params = {k: v for k, v in self.params.items() if k[0] in live}
-        self._smoothing = {k: v for k, v in self._smoothing.items() if k[0] in live}
+        # A name may now be a module of another type (removed and added again
+        # in one edit): its old parameters and glides go with the old module.
+        same = {n.name for n in schedule.nodes if n.name in old_nodes and old_nodes[n.name].type == n.type}
+        self.params = {k: v for k, v in self.params.items() if k[0] in live and k[1] in schedule.node(k[0]).param_base}
+        self._smoothing = {k: v for k, v in self._smoothing.items() if k[0] in same}
+        self._settle = [k for k in self._settle if k[0] in same]
         self.stats = {name: self.stats.get(name, ModuleStats()) for name in live}
         self.schedule, self.board, self.arena = schedule, board, arena
         if self.auto and (os.cpu_count() or 1) > 1:
             self._decide_at = self.block + AUTO_SETTLE + AUTO_MEASURE
-
-    def fade_out(self, names) -> None:
-        """Let these modules play one more block, faded to silence, and
-        stay silent after it (the sequencer removes them at the next block)."""
-        for index, node in enumerate(self.schedule.nodes):
-            if node.name in names:
-                self.board.flags[index] = FADE
 
     def set(self, name: str, param: str, value: float, time: int | None = None) -> int | None:
         """Change a parameter. Without ``time`` from the next block; with a
@@ -263,6 +318,9 @@ class Engine:
         view that the next call overwrites."""
         if self.schedule is None:
             raise SynthError("no patch is loaded")
+        if self._finish is not None and self.block > self._finish[0]:   # an edit's fades are over
+            final, self._finish = self._finish[1], None
+            self._build(final, set(final.by_name))
         end = self.time + self.blocksize
         while self._timed_sets and self._timed_sets[0][0] < end:
             when, handle, name, param, value = heapq.heappop(self._timed_sets)
@@ -279,6 +337,7 @@ class Engine:
             elif name in self.schedule.by_name:
                 self.executor.deliver(name, max(0, when - self.time), event)
         self.executor.run_block(self.block)
+        self._heard = self.patch
         self.block += 1
         if self.block == self._decide_at - AUTO_MEASURE:
             self._settled = self.board.stats.copy()

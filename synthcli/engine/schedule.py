@@ -34,10 +34,14 @@ class Rows:
 @dataclass(frozen=True)
 class Source:
     """One cable feeding a gather. A delayed (cycle-closing) cable reads the
-    slot its producer wrote in the previous block: ``slots[(block - 1) % 2]``."""
+    slot its producer wrote in the previous block: ``slots[(block - 1) % 2]``.
+    ``fade`` is 1 for a cable patched in by a live edit, -1 for one pulled
+    out: it fades in or out over the one block the edit's schedule plays
+    (see Engine.load)."""
 
     rows: Rows
     delayed: tuple[Rows, Rows] | None = None
+    fade: int = 0
 
 
 @dataclass(frozen=True)
@@ -176,9 +180,11 @@ def topological_order(patch: Patch) -> tuple[list[str], set[Cable]]:
     return order, delayed
 
 
-def compile_patch(patch: Patch) -> Schedule:
-    """Turn a patch into a schedule; raises SynthError for a patch that
-    cannot run (too many channels)."""
+def compile_patch(patch: Patch, fades: dict[Cable, int] | None = None) -> Schedule:
+    """Turn a patch into a schedule, with the cables in ``fades`` fading in
+    (1) or out (-1); raises SynthError for a patch that cannot run (too
+    many channels)."""
+    fades = fades or {}
     order, delayed = topological_order(patch)
     feeds: dict[str, list[Cable]] = {name: [] for name in order}
     for cable in patch.cables:
@@ -231,8 +237,8 @@ def compile_patch(patch: Patch) -> Schedule:
         gathers: list[Gather] = []
 
         def sources_for(port: str) -> tuple[Source, ...]:
-            return tuple(
-                Source(outputs[c.src][c.src_port], slots.get(c)) for c in feeds[name] if c.dst_port == port)
+            return tuple(Source(outputs[c.src][c.src_port], slots.get(c), fades.get(c, 0))
+                         for c in feeds[name] if c.dst_port == port)
 
         inputs: dict[str, Rows] = {}
         constants: list[tuple[Rows, float]] = []
@@ -242,7 +248,8 @@ def compile_patch(patch: Patch) -> Schedule:
                 inputs[port.name] = alloc(width)
                 constants.append((inputs[port.name], port.default))
                 continue
-            if len(sources) == 1 and sources[0].delayed is None and sources[0].rows.channels == width:
+            if (len(sources) == 1 and sources[0].delayed is None and not sources[0].fade
+                    and sources[0].rows.channels == width):
                 inputs[port.name] = sources[0].rows
                 continue
             inputs[port.name] = alloc(width)

@@ -14,7 +14,7 @@ from ..errors import one_line
 from . import jit
 from .jit import helper, kernel
 from .board import BLOCKS, BYPASS, FADE, SECONDS, WORST, Board
-from .schedule import Node, Schedule
+from .schedule import Node, Schedule, Source
 
 #: How an executor tells the engine a module failed: its name, the reason,
 #: and whether it can never work (quarantine it at once).
@@ -24,9 +24,11 @@ Report = Callable[..., None]
 class Step:
     """One module bound to its views of the board, so a block costs no
     lookups. ``waits`` are the indices of modules run elsewhere whose
-    outputs this one reads in the same block."""
+    outputs this one reads in the same block. A fading cable (see
+    Source.fade) is gathered from a scratch buffer that ``ramps`` fills
+    with the cable's block times its ramp: the gathers stay as they are."""
 
-    __slots__ = ("index", "name", "module", "inputs", "params", "outputs", "bound", "gathers", "span",
+    __slots__ = ("index", "name", "module", "inputs", "params", "outputs", "bound", "gathers", "ramps", "span",
                  "delay_writes", "waits", "stats", "blocks", "seconds", "worst")
 
     def __init__(self, index: int, node: Node, module: Module, board: Board, waits: tuple[int, ...] = ()) -> None:
@@ -42,9 +44,9 @@ class Step:
                            (("inputs", self.inputs), ("params", self.params), ("outputs", self.outputs))
                            for k, v in views.items())
         self.gathers = []
+        self.ramps = []
         for g in node.gathers:
-            (rows, slots), *more = [(view(s.rows), tuple(map(view, s.delayed)) if s.delayed else None)
-                                    for s in g.sources]
+            (rows, slots), *more = [self._source(s, view) for s in g.sources]
             dest = view(g.dest)
             from_base = g.base is not None
             self.gathers.append((dest, view(g.base) if from_base else dest, from_base, rows, slots, more))
@@ -53,6 +55,17 @@ class Step:
         self.waits = waits
         self.stats = board.stats[index]
         self.blocks, self.seconds, self.worst = 0, 0.0, 0.0
+
+    def _source(self, source: Source, view: Callable) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """What a gather reads for one cable: its rows or its delay slots, or
+        for a fading cable the scratch buffer its ramp fills."""
+        rows, slots = view(source.rows), tuple(map(view, source.delayed)) if source.delayed else None
+        if not source.fade:
+            return rows, slots
+        scratch = np.empty_like(rows)
+        ramp = fade_out(rows.shape[1])
+        self.ramps.append((rows, slots, ramp if source.fade < 0 else 1.0 - ramp, scratch))
+        return scratch, None
 
 
 #: CPU statistics reach the board every this many blocks: writing numpy
@@ -121,6 +134,8 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
     """Gather inputs, process, guard against NaN/Inf, feed delayed cables,
     publish progress. A bypassed (quarantined) module outputs silence."""
     start = time.perf_counter()
+    for rows, slots, ramp, scratch in step.ramps:
+        np.multiply(slots[(block - 1) % 2] if slots else rows, ramp, out=scratch)
     for dest, base, from_base, rows, slots, more in step.gathers:
         gather(dest, base, slots[(block - 1) % 2] if slots else rows, from_base)
         for rows, slots in more:
@@ -183,8 +198,9 @@ def measured_costs(schedule: Schedule | None, board: Board | None) -> dict[str, 
 
 @functools.lru_cache(maxsize=8)
 def fade_out(blocksize: int) -> np.ndarray:
-    """A raised-cosine ramp from 1 to 0 over one block, for modules that
-    leave the patch while it plays (they fade instead of clicking)."""
+    """A raised-cosine ramp from 1 to 0 over one block, for modules and
+    cables that leave the patch while it plays (they fade instead of
+    clicking); one less it is a new cable's fade-in."""
     return 0.5 + 0.5 * np.cos(np.pi * (np.arange(blocksize) + 0.5) / blocksize)
 
 

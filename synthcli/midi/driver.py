@@ -60,11 +60,13 @@ class MidiDriver:
         self.state = [_State(level=ch.base_level) for ch in self.map.channels]
         self.finished = False
         self.silent_for = 0
-        # What the live render loop looks at on a song's sequencer.
-        self.pending = None
-        self.swapped_at = None
+        self.swapped_at = None   # what the live render loop reads of a song's sequencer
 
     # -- the Performance protocol -------------------------------------------------
+
+    def rebuilds_within(self, samples: int) -> bool:
+        """Never: a MIDI file plays its voice patch as loaded (see Sequencer)."""
+        return False
 
     def before_block(self) -> None:
         stop = self.engine.time + self.engine.blocksize

@@ -258,6 +258,13 @@ def structural(patch: Patch, command: Set) -> bool:
     return param is not None and param.structural
 
 
+def glides(patch: Patch, command: Command) -> bool:
+    """Whether a song's command is a ``set`` the engine glides, with no
+    rebuild of its schedule (tempo, meter and patterns need neither)."""
+    return (isinstance(command, Set) and command.target.module in patch.modules
+            and not structural(patch, command))
+
+
 @functools.lru_cache(maxsize=4096)
 def note_events(note: float, velocity: float) -> tuple[NoteOn, NoteOff]:
     """The note-on and note-off of a note, made once: a bar of 64 voices
@@ -299,7 +306,6 @@ class Sequencer:
         self.bar = 0
         self.silent_for = 0
         self.swapped_at: int | None = None
-        self.leaving: Patch | None = None   # the patch to load once removed modules have faded
         # (note source, pitch) -> the off of its last note held past its step: (sample, handle to cancel it)
         self.note_offs: dict[tuple[str, float], tuple[int, int]] = {}
         # (sample, handle) of what was sent ahead (a bar at a time): a stop takes back what is still to come
@@ -387,9 +393,6 @@ class Sequencer:
 
     def before_block(self) -> None:
         engine = self.engine
-        if self.leaving is not None:
-            engine.load(self.leaving)
-            self.leaving = None
         stop = engine.time + engine.blocksize
         while (self.length is None or self.bar < self.length) and self.bar_sample(self.bar) < stop:
             if self.pending is not None:
@@ -398,6 +401,20 @@ class Sequencer:
                 self._run(command)
             self._schedule(self.bar)
             self.bar += 1
+
+    def rebuilds_within(self, samples: int) -> bool:
+        """Whether the engine's schedule is rebuilt within ``samples`` from
+        now: a new version of the song waits, or a bar that starts by then
+        edits the patch. A live engine renders further ahead first, so
+        that the rebuild, and the one a block later that ends its fades
+        (see Engine.load), cannot starve the audio callback."""
+        if self.pending is not None:
+            return True
+        if (self.length is not None and self.bar >= self.length) or \
+                self.bar_sample(self.bar) >= self.engine.time + samples:
+            return False
+        return any(not isinstance(command, (Tempo, Meter, Pattern)) and not glides(self.patch, command)
+                   for command in self.song.timed.get(self.bar, ()))
 
     def _swap(self) -> None:
         """A saved song takes over at this bar: the patch and patterns it
@@ -409,7 +426,6 @@ class Sequencer:
         self.song = song
         old = self.patch
         self.patch, self.voices = song.state_before(self.bar)
-        gone = [n for n in old.modules if n not in self.patch.modules]
         same_shape = old.cables == self.patch.cables and shapes(old) == shapes(self.patch)
         if same_shape:   # only values changed: glide them, no rebuild
             start = self.bar_sample(self.bar)
@@ -417,18 +433,7 @@ class Sequencer:
                 for param, value in inst.params.items():
                     if old.modules[name].params[param] != value:
                         self.engine.set(name, param, value, time=start)
-        elif gone:
-            # One block with the leaving modules still in, fading out: they
-            # end without a click, and a reverb's tail is not cut mid-air.
-            staying = self.patch.copy()
-            for name in gone:
-                staying.modules[name] = old.modules[name]
-            staying.cables += [c for c in old.cables if c not in staying.cables
-                               and {c.src, c.dst} <= staying.modules.keys() and {c.src, c.dst} & set(gone)]
-            self.engine.load(staying)
-            self.engine.fade_out(gone)
-            self.leaving = self.patch
-        else:
+        else:   # what leaves fades out over a block (Engine.load)
             self.engine.load(self.patch)
         self.swapped_at = self.bar
 
@@ -440,7 +445,7 @@ class Sequencer:
             self.voices[(voice.module, voice.param)] = voice
             return
         self.patch.apply(command)
-        if isinstance(command, Set) and not structural(self.patch, command):   # on the bar's first sample
+        if glides(self.patch, command):   # on the bar's first sample
             value = self.patch.modules[command.target.module].params[command.target.port]
             start = self.bar_sample(self.bar)
             self.engine.set(command.target.module, command.target.port, value, time=start)
