@@ -1,6 +1,7 @@
 """The music never stops: a module that raises, returns NaN, hangs, exits or
 segfaults silences only itself, is replaced and comes back, or is
 quarantined if it keeps failing. Checked on the rendered samples."""
+import json
 import os
 import sys
 from pathlib import Path
@@ -383,3 +384,18 @@ def test_a_crash_dump_names_the_innermost_module_method_and_nothing_else(registr
     registry.add(type("Twin", (Faulty,), {"type_name": "twin"}), "faulty-test-plugin", "0")
     assert crashes.culprit(f'  File "{shared.co_filename}", line {shared.co_firstlineno + 1} in process\n',
                            registry) == "the process() of module type 'faulty' or 'twin' (from faulty-test-plugin 0)"
+
+
+def test_verdicts_from_before_they_said_how_are_tried_again(registry, monkeypatch, tmp_path):
+    """A verdict file of the first kind (a list of the modules that
+    failed, without how) left a module that hung taken for one that merely
+    failed: a patch using it went to a worker and stalled it 5 s. Such a
+    module is now tried once more and remembered as hung."""
+    from synthcli.engine import processes
+    monkeypatch.setattr(processes, "TRIAL_SECONDS", 1.0)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = processes._verdicts_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps([processes._trial_key(Sleeper)]))
+    assert processes.survivors([Faulty, Sleeper], 48000, BLOCK) == [Faulty]
+    assert processes._hung_in_trial() == {processes._trial_key(Sleeper)}

@@ -404,7 +404,10 @@ def _failed_trials() -> dict[str, str]:
         found = json.loads(_verdicts_path().read_text())
     except (OSError, ValueError, TypeError):
         return {}
-    return dict.fromkeys(found, "failed") if isinstance(found, list) else found   # a list: before "how"
+    # A list is from before the verdicts said how: its modules are tried
+    # again, once, so that one that hangs is known as hung (and not given
+    # to a worker whose other modules would wait for it; see _assign).
+    return found if isinstance(found, dict) else {}
 
 
 def _hung_in_trial() -> set[str]:
