@@ -757,23 +757,31 @@ def test_closing_the_terminal_under_the_scope_ends_quietly_and_cleans_up(termina
     assert "Traceback" not in log.read_text(), log.read_text()
 
 
-def test_a_set_is_heard_within_three_blocks_of_enter(jack_server, registry, tmp_path):
-    """Enter runs Session.execute: parse, check, journal (fsync), send. The
-    change is heard after the blocks already queued (two at --latency normal)."""
-    from synthcli.audio.ring import PLAYED, Ring
+def sounding(registry, tmp_path, take, *lines):
+    """A session typed ``lines`` and then started its sound on the JACK
+    server (worker processes, --latency normal), recording to ``take``."""
     from synthcli.repl.sound import Sound
-    take = tmp_path / "take.wav"
     said = []
     sound = Sound({"samplerate": SR, "blocksize": BLOCK, "latency": "normal", "device": None,
                    "executor": "processes", "workers": 1, "safe_mode": True, "blocks": None, "record": str(take)},
                   lambda text, kind="": said.append(text))
     session = Session(registry, sound, journals.Journal(tmp_path / "state"))
-    run(session, "add vco a wave=sine freq=300", "add vca v level=0.2", "connect a v", "connect v out")
+    run(session, *lines)
     sound.start(lambda: (session.patch.to_text(), None))
     deadline = time.monotonic() + 20
     while sound.status != "audio on" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sound.status == "audio on", said
+    return session, sound
+
+
+def test_a_set_is_heard_within_three_blocks_of_enter(jack_server, registry, tmp_path):
+    """Enter runs Session.execute: parse, check, journal (fsync), send. The
+    change is heard after the blocks already queued (two at --latency normal)."""
+    from synthcli.audio.ring import PLAYED, Ring
+    take = tmp_path / "take.wav"
+    session, sound = sounding(registry, tmp_path, take,
+                              "add vco a wave=sine freq=300", "add vca v level=0.2", "connect a v", "connect v out")
     info = sound.player.info
     ring = Ring(info["slots"], BLOCK, name=info["ring"])
     try:
@@ -793,6 +801,29 @@ def test_a_set_is_heard_within_three_blocks_of_enter(jack_server, registry, tmp_
     print(f"Enter to output: {1e3 * took:.2f} ms in the REPL, then {blocks} blocks "
           f"({1e3 * blocks * BLOCK / SR:.1f} ms) to the device, plus its own latency")
     assert blocks <= 3, blocks
+
+
+def test_typed_edits_fade_in_and_out_instead_of_clicking(jack_server, registry, tmp_path):
+    """disconnect, connect, remove and a pasted block that adds the tone
+    back, typed while it plays: each takes the sine out or brings it in
+    over one block, where each cut the sound (a step 15 times the sine's
+    steepest). Worker processes rebuild twice an edit, without an xrun."""
+    take = tmp_path / "take.wav"
+    session, sound = sounding(registry, tmp_path, take,
+                              "add vco a wave=sine freq=300", "add vca v level=0.5", "connect a v", "connect v out")
+    try:
+        for line in ("disconnect v out", "connect v out", "remove v", "add vca v level=0.5\nconnect a v\n"
+                     "connect v out"):
+            time.sleep(0.3)
+            assert session.execute(line) == "", line
+        time.sleep(0.3)
+    finally:
+        final = sound.stop()
+    assert final["xruns"] == 0
+    data = soundfile.read(str(take))[0][:, 0]
+    sounds = np.abs(data).reshape(-1, BLOCK).max(axis=1) > 0.4
+    assert np.count_nonzero(np.diff(sounds.astype(int)) == 1) == 2        # the tone came back twice
+    assert np.abs(np.diff(data)).max() <= 2 * np.pi * 300 / SR * 0.5 * 1.01
 
 
 def test_scope_redraws_a_tapped_output_until_a_key_without_xruns(terminal, jack_server, tmp_path):
