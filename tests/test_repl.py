@@ -757,7 +757,7 @@ def test_closing_the_terminal_under_the_scope_ends_quietly_and_cleans_up(termina
     assert "Traceback" not in log.read_text(), log.read_text()
 
 
-def sounding(registry, tmp_path, take, *lines):
+def live_session(registry, tmp_path, take, *lines):
     """A session typed ``lines`` and then started its sound on the JACK
     server (worker processes, --latency normal), recording to ``take``."""
     from synthcli.repl.sound import Sound
@@ -780,8 +780,8 @@ def test_a_set_is_heard_within_three_blocks_of_enter(jack_server, registry, tmp_
     change is heard after the blocks already queued (two at --latency normal)."""
     from synthcli.audio.ring import PLAYED, Ring
     take = tmp_path / "take.wav"
-    session, sound = sounding(registry, tmp_path, take,
-                              "add vco a wave=sine freq=300", "add vca v level=0.2", "connect a v", "connect v out")
+    session, sound = live_session(registry, tmp_path, take,
+                                  "add vco a wave=sine freq=300", "add vca v level=0.2", "connect a v", "connect v out")
     info = sound.player.info
     ring = Ring(info["slots"], BLOCK, name=info["ring"])
     try:
@@ -809,8 +809,8 @@ def test_typed_edits_fade_in_and_out_instead_of_clicking(jack_server, registry, 
     over one block, where each cut the sound (a step 15 times the sine's
     steepest). Worker processes rebuild twice an edit, without an xrun."""
     take = tmp_path / "take.wav"
-    session, sound = sounding(registry, tmp_path, take,
-                              "add vco a wave=sine freq=300", "add vca v level=0.5", "connect a v", "connect v out")
+    session, sound = live_session(registry, tmp_path, take,
+                                  "add vco a wave=sine freq=300", "add vca v level=0.5", "connect a v", "connect v out")
     try:
         for line in ("disconnect v out", "connect v out", "remove v", "add vca v level=0.5\nconnect a v\n"
                      "connect v out"):
