@@ -151,8 +151,9 @@ class Engine:
         self._settled: np.ndarray | None = None
         self.block = 0
         self.schedule: Schedule | None = None
-        self.patch: Patch | None = None      # the patch last loaded (a copy)
-        self._heard: Patch | None = None     # the patch of the last block rendered: what an edit fades from
+        self.patch: Patch | None = None      # the patch last loaded (a copy), from block _loaded_at on
+        self._loaded_at = 0
+        self._heard: Patch | None = None     # the last patch loaded that played a block: what an edit fades from
         self._finish: tuple[int, Schedule] | None = None   # an edit's block of fades, and what follows it
         self.board: Board | None = None
         self.arena = np.zeros((0, blocksize))
@@ -185,6 +186,8 @@ class Engine:
         steepest step). The block after, the patch plays on its own."""
         patch = patch.copy()
         schedule = final = compile_patch(patch)   # a patch that cannot run changes nothing
+        if self.block > self._loaded_at:   # the patch loaded last has been heard
+            self._heard = self.patch
         playing, fades = self._transition(patch)
         if fades or playing is not patch:
             try:
@@ -193,7 +196,7 @@ class Engine:
                 playing, fades = patch, {}
         gone = set(playing.modules) - set(patch.modules)
         self._build(schedule, gone)
-        self.patch = patch
+        self.patch, self._loaded_at = patch, self.block
         self._finish = (self.block, final) if fades or playing is not patch else None
         for index, node in enumerate(schedule.nodes):
             if node.name in gone and self.board.flags[index] == RUN:
@@ -337,7 +340,6 @@ class Engine:
             elif name in self.schedule.by_name:
                 self.executor.deliver(name, max(0, when - self.time), event)
         self.executor.run_block(self.block)
-        self._heard = self.patch
         self.block += 1
         if self.block == self._decide_at - AUTO_MEASURE:
             self._settled = self.board.stats.copy()
