@@ -341,3 +341,37 @@ def test_a_set_made_during_an_edits_fades_outlives_their_end(registry):
         out = np.concatenate([engine.process_block().copy() for _ in range(8)], axis=1)
     assert engine.params[("v", "level")] == 0.25
     assert abs(np.abs(out[0, -512:]).max() - 0.25) < 0.01
+
+
+LOOP = """add vco a wave=sine freq=300
+add mix m
+add vca loop level=0.9
+connect a m.in1
+connect loop m.in2
+connect m loop
+connect m out
+set out.level 0.2
+add vco b wave=saw freq=200
+add vca mute level=0
+connect b mute
+"""
+
+
+@pytest.mark.parametrize("edit", ["add lfo z", "connect mute out", "remove mute"])
+@pytest.mark.parametrize("executor", ["inline", "processes"])
+def test_an_edit_elsewhere_leaves_a_feedback_loop_untouched(registry, edit, executor):
+    """A cable that closes a loop carries the previous block; every edit
+    rebuilds the arena it lives in, and the loop lost that block: a gap
+    that went round the loop again and again. An edit that adds nothing
+    audible (here a module left unpatched, a silent cable patched in or
+    taken out, which fade over a block of their own) must leave the loop's
+    sound exactly as it was."""
+    blocks = 12
+    with Engine(registry, 48000, 256, executor=executor, workers=1) as engine:
+        engine.load(patch_of(registry, LOOP + "connect mute out\n" * edit.startswith("remove")))
+        out = [engine.process_block().copy() for _ in range(blocks)]
+        after = LOOP.replace("connect b mute\n", "") if edit.startswith("remove") else LOOP
+        engine.load(patch_of(registry, after.replace("add vca mute level=0\n", "") if edit.startswith("remove")
+                             else after + edit + "\n"))
+        out += [engine.process_block().copy() for _ in range(blocks)]
+    np.testing.assert_array_equal(np.concatenate(out, axis=1), render(registry, LOOP, 2 * blocks))

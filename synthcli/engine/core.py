@@ -241,8 +241,19 @@ class Engine:
         if self.auto and self._plugins_isolable(schedule):   # before this process builds any of its modules
             self._move_to_workers({})
         old_nodes = {n.name: n for n in self.schedule.nodes} if self.schedule else {}
+        # A cable that closes a loop reads its source's previous block, which
+        # is in the old arena (gone with the rebuild, for worker processes):
+        # carried over, or a block of zeros went round the loop at every edit.
+        carried = []
+        for cable, slots in schedule.delayed.items():
+            src = old_nodes.get(cable.src)
+            rows = src.outputs.get(cable.src_port) if src and src.type == schedule.node(cable.src).type else None
+            if rows is not None and rows.channels == slots[0].channels:
+                carried.append((slots[(self.block - 1) % 2], self.arena[rows.start:rows.stop].copy()))
         board = self.executor.rebuild(schedule)
         arena = board.arena
+        for rows, block in carried:
+            arena[rows.start:rows.stop] = block
         for index, node in enumerate(schedule.nodes):
             if self.stats.get(node.name, ModuleStats()).quarantined:
                 board.flags[index] = BYPASS

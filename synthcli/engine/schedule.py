@@ -85,7 +85,7 @@ class Schedule:
     rows: int
     master: Rows
     cables: list[Cable] = field(default_factory=list)
-    delayed: set[Cable] = field(default_factory=set)
+    delayed: dict[Cable, tuple[Rows, Rows]] = field(default_factory=dict)   # each with its two slots
     by_name: dict[str, Node] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -266,4 +266,4 @@ def compile_patch(patch: Patch, fades: dict[Cable, int] | None = None) -> Schedu
         writes = tuple((outputs[name][c.src_port], slots[c]) for c in patch.cables if c in delayed and c.src == name)
         nodes.append(Node(name, inst.type.qualified_name, width, dict(inst.params), inputs, param_rows,
                           param_base, outputs[name], tuple(gathers), tuple(constants), writes))
-    return Schedule(nodes, rows, outputs["out"]["master"], list(patch.cables), delayed)
+    return Schedule(nodes, rows, outputs["out"]["master"], list(patch.cables), slots)
