@@ -1,0 +1,191 @@
+"""Shapers of a signal's course and of its curve: slew (glide) and drive
+(saturation)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..api import AUDIO, CONTROL, Module, Param, Port
+from ..engine.jit import helper, kernel
+#: An exponential slew's time is how long any step takes to come within
+#: 1 % of where it goes: the time constant is that time over ln(100).
+LN_100 = math.log(100.0)
+
+#: An exponential slew this close to its target, relative to the target's
+#: size, is there (a billionth of an octave on a pitch cable). Without it
+#: the curve stalls a hundred-odd rounding steps short, where the step
+#: it would take rounds away, or creeps into denormal numbers towards 0.
+SETTLED = 1e-9
+
+#: drive=1 multiplies the input by this (+40 dB).
+MAX_DRIVE_GAIN = 100.0
+
+#: Below this step between two samples the anti-aliased shaper takes the
+#: curve at their midpoint: the quotient of differences loses its digits.
+ADAA_STEP = 1e-5
+
+
+@helper
+def _slew_step(v, target, time, step, exponential):
+    """One sample towards ``target``: by ``step`` (linear) or keeping
+    ``step`` of the distance (exponential) until it has SETTLED."""
+    if time <= 0.0:
+        return target
+    if exponential:
+        v = target + (v - target) * step
+        return target if abs(v - target) <= SETTLED * (1.0 + abs(target)) else v
+    if target > v:
+        return min(target, v + step)
+    return max(target, v - step)
+
+
+@kernel
+def _slew_kernel(x, rise, fall, curve, out, level, samplerate):
+    """Per sample, the output moves towards the input no faster than the
+    rise or fall time allows. The step size (linear) or decay factor
+    (exponential) is worked out only when a time or the curve changes."""
+    channels, n = x.shape
+    for c in range(channels):
+        v = level[c]
+        last_rise = last_fall = np.nan
+        last_curve = -1.0
+        up = down = 0.0
+        for i in range(n):
+            target = x[c, i]
+            exponential = curve[c, i] >= 0.5
+            if rise[c, i] != last_rise or curve[c, i] != last_curve:
+                last_rise = rise[c, i]
+                up = math.exp(-LN_100 / (last_rise * samplerate)) if exponential \
+                    else 1.0 / max(last_rise * samplerate, 1e-300)
+            if fall[c, i] != last_fall or curve[c, i] != last_curve:
+                last_fall = fall[c, i]
+                down = math.exp(-LN_100 / (last_fall * samplerate)) if exponential \
+                    else 1.0 / max(last_fall * samplerate, 1e-300)
+            last_curve = curve[c, i]
+            if v != v:   # the first sample (or one after a NaN): start where the input is
+                v = target
+            elif target > v:
+                v = _slew_step(v, target, last_rise, up, exponential)
+            elif target < v:
+                v = _slew_step(v, target, last_fall, down, exponential)
+            out[c, i] = v
+        level[c] = v
+
+
+class Slew(Module):
+    type_name = "slew"
+    description = "Slew limiter: steps become glides (portamento on a pitch cable), rising and falling apart"
+    inputs = (Port("in", CONTROL, "signal to smooth: a voct cable glides from note to note, a gate swells"),)
+    outputs = (Port("out", CONTROL, "the input, moving no faster than rise and fall allow"),)
+    params = (
+        Param("rise", 0.1, 0.0, 10.0, "s",
+              doc="linear: time to rise by 1 (an octave of voct); exp: time any rise takes to come within 1 %"),
+        Param("fall", 0.1, 0.0, 10.0, "s", doc="the same for falling; 0 follows at once"),
+        Param("curve", "linear", choices=("linear", "exp"),
+              doc="linear: a steady rate, so a wider interval takes longer; exp: an RC lag, as a Minimoog's glide"),
+    )
+    state_fields = ("level",)
+
+    def setup(self):
+        # NaN: the first sample takes the input as it is, so a patch does
+        # not open with every voice gliding up from 0 (C4).
+        self.level = np.full(self.channels, np.nan)
+
+    def process(self, inputs, params, outputs):
+        _slew_kernel(inputs["in"], params["rise"], params["fall"], params["curve"], outputs["out"],
+                     self.level, self.samplerate)
+
+
+@helper
+def _shape(u, hard):
+    if hard:
+        return min(max(u, -1.0), 1.0)
+    return math.tanh(u)
+
+
+@helper
+def _shape_integral(u, hard):
+    """The antiderivative of the shaper, written to stay exact where the
+    shaper is flat: log(cosh(u)) overflows past |u| = 710."""
+    a = abs(u)
+    if hard:
+        return 0.5 * u * u if a <= 1.0 else a - 0.5
+    return a + math.log1p(math.exp(-2.0 * a)) - math.log(2.0)
+
+
+@helper
+def _adaa(u0, u1, f0, f1, hard):
+    if abs(u1 - u0) > ADAA_STEP:
+        return (f1 - f0) / (u1 - u0)
+    return _shape(0.5 * (u0 + u1), hard)
+
+
+@kernel
+def _drive_kernel(x, drive, shape, level, out, last):
+    """First-order antiderivative anti-aliasing (Parker, Zavalishin and Le
+    Bihan, DAFx 2016): each output sample is the shaper's mean over the
+    straight line between two input samples, the difference of its
+    antiderivative over the difference of the input. The harmonics a
+    clipper makes above Nyquist fold back about 10 dB weaker than from
+    the curve taken sample by sample, at half a sample of delay.
+
+    ``last`` holds each channel's previous driven input and the shape of
+    the block before (-1 before the first). The block a channel's shape
+    changes in, the old curve's output crossfades into the new one's, as
+    a number glides: tanh and the hard clip differ by a quarter of full
+    scale where the input reaches 1."""
+    channels, n = x.shape
+    log_gain = math.log(MAX_DRIVE_GAIN)
+    for c in range(channels):
+        u0 = last[c, 0]
+        hard = shape[c, 0] >= 0.5
+        was_hard = last[c, 1] >= 0.5
+        switching = last[c, 1] >= 0.0 and was_hard != hard
+        f0 = _shape_integral(u0, hard)
+        g0 = _shape_integral(u0, was_hard)
+        last_drive = np.nan
+        gain = 1.0
+        for i in range(n):
+            if drive[c, i] != last_drive:
+                last_drive = drive[c, i]
+                gain = math.exp(min(max(last_drive, 0.0), 1.0) * log_gain)
+            u1 = x[c, i] * gain
+            f1 = _shape_integral(u1, hard)
+            y = _adaa(u0, u1, f0, f1, hard)
+            if switching:
+                g1 = _shape_integral(u1, was_hard)
+                before = _adaa(u0, u1, g0, g1, was_hard)
+                y = before + (y - before) * ((i + 1) / n)
+                g0 = g1
+            out[c, i] = y * level[c, i]
+            u0 = u1
+            f0 = f1
+        last[c, 0] = u0
+        last[c, 1] = 1.0 if hard else 0.0
+
+
+class Drive(Module):
+    type_name = "drive"
+    description = "Saturation: gain into a soft (tanh) or hard clipper, anti-aliased"
+    inputs = (Port("in", AUDIO, "signal to saturate"),)
+    outputs = (Port("out", AUDIO, "saturated signal, within +/-level"),)
+    params = (
+        Param("drive", 0.5, 0.0, 1.0,
+              doc="input gain, exponential: 0 is x1 (clean below 0.3), 0.5 is x10, 1 is x100 (+40 dB)"),
+        Param("shape", "soft", choices=("soft", "hard"),
+              doc="soft: tanh, warm and round; hard: flat at +/-1, a buzzing square when driven"),
+        Param("level", 1.0, 0.0, 4.0, "x", doc="output gain after the clipper"),
+    )
+    state_fields = ("last",)
+
+    def setup(self):
+        self.last = np.zeros((self.channels, 2))
+        self.last[:, 1] = -1.0
+
+    def process(self, inputs, params, outputs):
+        _drive_kernel(inputs["in"], params["drive"], params["shape"], params["level"], outputs["out"],
+                      self.last)
+
+
+MODULES = (Slew, Drive)
