@@ -18,6 +18,8 @@ LN_100 = math.log(100.0)
 #: it would take rounds away, or creeps into denormal numbers towards 0.
 SETTLED = 1e-9
 
+LN_2 = math.log(2.0)
+
 #: drive=1 multiplies the input by this (+40 dB).
 MAX_DRIVE_GAIN = 100.0
 
@@ -111,7 +113,9 @@ def _shape_integral(u, hard):
     a = abs(u)
     if hard:
         return 0.5 * u * u if a <= 1.0 else a - 0.5
-    return a + math.log1p(math.exp(-2.0 * a)) - math.log(2.0)
+    if a > 20.0:   # log1p(exp(-40)) is below half a rounding step of a
+        return a - LN_2
+    return a + math.log1p(math.exp(-2.0 * a)) - LN_2
 
 
 @helper
