@@ -111,7 +111,10 @@ def edit_distance(a: str, b: str) -> int:
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """A ", did you mean 'x'?" suffix naming the closest candidate, or ""
     when none is within about a third of the word's length (rounded up:
-    'ladr' is two edits from 'ladder')."""
+    'ladr' is two edits from 'ladder'). A word of two letters or more
+    that begins exactly one candidate names it too: 'lin' for 'linear',
+    'tri' for 'triangle' are shortenings, not typos."""
+    candidates = list(candidates)
     limit = max(1, (len(word) + 2) // 3)
     # Ties go to a candidate with the same first letter: typos rarely hit it.
     # Lengths further apart than the limit are that many edits at least: a
@@ -120,7 +123,8 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
                     for c in candidates if abs(len(c) - len(word)) <= limit)
     if scored and scored[0][0] <= limit:
         return f", did you mean '{scored[0][2]}'?"
-    return ""
+    starting = [c for c in candidates if len(word) >= 2 and c.lower().startswith(word.lower())]
+    return f", did you mean '{starting[0]}'?" if len(starting) == 1 else ""
 
 
 def check_output(path: Path, suffixes: tuple[str, ...], what: str) -> Path:

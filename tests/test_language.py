@@ -71,6 +71,10 @@ def test_any_text_parses_or_fails_cleanly(text):
     ("ladr", ["adsr", "ladder", "lfo"], "ladder"),  # ties go to the same first letter
     ("os1", ["osc1", "f1"], "osc1"),
     ("zzz", ["add", "set"], None),
+    ("lin", ["linear", "exp"], "linear"),           # a shortening: the one name it begins
+    ("tri", ["sine", "saw", "square", "triangle", "pulse"], "triangle"),
+    ("s", ["sine", "saw"], None),                   # one letter says too little
+    ("sq", ["square", "squash"], None),             # and so does a prefix of two names
 ])
 def test_suggestions_pick_the_likely_typo(word, names, expected):
     assert did_you_mean(word, names) == (f", did you mean '{expected}'?" if expected else "")
