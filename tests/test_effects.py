@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from synthcli.modules.effects import Delay, Reverb
+from synthcli.modules.effects import CHORUS_CENTRE, Chorus, Delay, Reverb
 from synthcli.testing import check_module, peak_frequency, render_module, rms
 
 SR = 48000
@@ -18,7 +18,7 @@ def impulse(seconds):
     return x
 
 
-@pytest.mark.parametrize("cls", [Delay, Reverb])
+@pytest.mark.parametrize("cls", [Delay, Chorus, Reverb])
 def test_contract(cls):
     check_module(cls)
 
@@ -221,3 +221,46 @@ def test_tails_end_in_zeros_not_denormals(cls, params):
         state = getattr(module, field)
         if state.dtype.kind == "f":
             assert not state.any(), field
+
+
+# -- chorus ---------------------------------------------------------------
+
+def test_chorus_taps_swing_in_opposite_directions_on_one_sine():
+    """A ramp comes through cubic interpolation exactly, so what each side
+    plays says its delay, sample by sample: 12 ms plus and minus depth
+    times the LFO's sine. A polyphonic cable is summed first."""
+    rate, depth, step = 1.5, 0.003, 1e-4
+    n = blocks(1.0) * BS
+    ramp = np.arange(n) * step
+    out = render_module(Chorus, n // BS, channels=2, inputs={"in": np.stack([ramp * 0.25, ramp * 0.75])},
+                        params={"rate": rate, "depth": depth, "mix": 1.0})
+    full = int((CHORUS_CENTRE + depth) * SR) + 3   # from here the line holds the ramp, not its zeros
+    swing = depth * np.sin(2 * np.pi * rate * np.arange(n) / SR)
+    for side, sign in (("left", 1), ("right", -1)):
+        delay = (ramp - out[side][0]) / step
+        np.testing.assert_allclose(delay[full:], ((CHORUS_CENTRE + sign * swing) * SR)[full:], atol=1e-5)
+
+
+def test_chorus_mix_zero_is_dry_and_depth_zero_a_plain_delay():
+    x = np.random.default_rng(1).uniform(-0.5, 0.5, 10 * BS)
+    dry = render_module(Chorus, 10, inputs={"in": x}, params={"mix": 0.0})
+    np.testing.assert_array_equal(dry["left"][0], x)
+    np.testing.assert_array_equal(dry["right"][0], x)
+    still = render_module(Chorus, 10, inputs={"in": x}, params={"mix": 1.0, "depth": 0.0})
+    lag = int(CHORUS_CENTRE * SR)
+    for side in ("left", "right"):
+        np.testing.assert_array_equal(still[side][0][lag:], x[:-lag])
+        assert not still[side][0][:lag].any()
+
+
+def test_chorus_widens_a_mono_sound_without_changing_its_pitch():
+    """The sides differ (each copy is detuned the other way), but a sine
+    keeps its pitch on average and its level within a few dB."""
+    t = np.arange(blocks(2.0) * BS) / SR
+    x = 0.5 * np.sin(2 * np.pi * 440 * t)
+    out = render_module(Chorus, len(t) // BS, inputs={"in": x}, params={"rate": 0.8, "depth": 0.004})
+    left, right = out["left"][0][SR // 10:], out["right"][0][SR // 10:]
+    assert np.corrcoef(left, right)[0, 1] < 0.9
+    for side in (left, right):
+        assert peak_frequency(side, SR) == pytest.approx(440, rel=0.002)
+        assert 0.5 < rms(side) / rms(x) < 1.5

@@ -1,5 +1,7 @@
-"""Time-based effects: delay and reverb."""
+"""Time-based effects: delay, chorus and reverb."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -43,15 +45,36 @@ def _flush_written(line, start, n):
         line[i] = flush(line[i])
 
 
+@helper
+def _read_cubic(buf, c, r):
+    """Line ``c`` of ``buf`` at the fractional index ``r``, which lies
+    within one line length below 0 or above it. Cubic (Hermite)
+    interpolation keeps a swept delay free of the dulling and zipper
+    noise of linear interpolation; it reads one sample past the read
+    point, so a line is never read closer than 2 samples to its newest."""
+    size = buf.shape[1]
+    base = int(np.floor(r))
+    f = r - base
+    # Wrapping by compare and add reads what a modulo would, without divisions.
+    k = base + size if base < 0 else base
+    if k < 0 or k >= size:  # a NaN time: the output is NaN, whatever is read
+        k = 0
+    k2 = k + 1 if k + 1 < size else 0
+    y0 = buf[c, k - 1 if k > 0 else size - 1]
+    y1 = buf[c, k]
+    y2 = buf[c, k2]
+    y3 = buf[c, k2 + 1 if k2 + 1 < size else 0]
+    c1 = 0.5 * (y2 - y0)
+    c2 = y0 - 2.5 * y1 + 2.0 * y2 - 0.5 * y3
+    c3 = 0.5 * (y3 - y0) + 1.5 * (y1 - y2)
+    return ((c3 * f + c2) * f + c1) * f + y1
+
+
 @kernel
 def _delay_kernel(x, time, feedback, mix, out, buf, pos, samplerate, dmin):
-    """Fractional delay line with feedback, all channels in one call.
-
-    Cubic (Hermite) interpolation keeps a swept delay time free of the
-    dulling and zipper noise of linear interpolation. It reads one sample
-    past the read point, so the delay never drops below ``dmin`` (>= 2
-    samples) and the newest sample is written only after it is read.
-    """
+    """Fractional delay line with feedback, all channels in one call. The
+    delay never drops below ``dmin`` (>= 2 samples, see _read_cubic) and
+    the newest sample is written only after it is read."""
     channels, n = x.shape
     size = buf.shape[1]
     dmax = MAX_DELAY * samplerate
@@ -59,23 +82,7 @@ def _delay_kernel(x, time, feedback, mix, out, buf, pos, samplerate, dmin):
         w = pos[0]
         for i in range(n):
             d = min(max(time[c, i] * samplerate, dmin), dmax)
-            r = w - d
-            base = int(np.floor(r))
-            f = r - base
-            # base lies within one buffer length below 0, so wrapping by
-            # compare and add reads what a modulo would, without divisions.
-            k = base + size if base < 0 else base
-            if k < 0 or k >= size:  # a NaN time: the output is NaN, whatever is read
-                k = 0
-            k2 = k + 1 if k + 1 < size else 0
-            y0 = buf[c, k - 1 if k > 0 else size - 1]
-            y1 = buf[c, k]
-            y2 = buf[c, k2]
-            y3 = buf[c, k2 + 1 if k2 + 1 < size else 0]
-            c1 = 0.5 * (y2 - y0)
-            c2 = y0 - 2.5 * y1 + 2.0 * y2 - 0.5 * y3
-            c3 = 0.5 * (y3 - y0) + 1.5 * (y1 - y2)
-            wet = ((c3 * f + c2) * f + c1) * f + y1
+            wet = _read_cubic(buf, c, w - d)
             fb = min(max(feedback[c, i], 0.0), 0.99)
             m = min(max(mix[c, i], 0.0), 1.0)
             buf[c, w] = x[c, i] + fb * wet
@@ -109,6 +116,72 @@ class Delay(Module):
     def process(self, inputs, params, outputs):
         _delay_kernel(inputs["in"], params["time"], params["feedback"], params["mix"],
                       outputs["out"], self.buf, self.pos, self.samplerate, self._dmin)
+
+
+#: The chorus's taps swing around this delay, in seconds: long enough to
+#: be heard as a second voice beside the dry one, short enough not to be
+#: heard as an echo (a Juno-60's lines sit near 5-15 ms too).
+CHORUS_CENTRE = 0.012
+MAX_CHORUS_DEPTH = 0.010
+MAX_CHORUS_RATE = 10.0
+
+
+@kernel
+def _chorus_kernel(x, rate, depth, mix, left, right, buf, pos, phase, samplerate):
+    """One delay line of the summed input, read by two taps whose delays
+    swing around CHORUS_CENTRE on one sine LFO in opposite directions:
+    each side's copy is pitched up while the other's is pitched down, which
+    is what makes a chorus wide (the Juno-60's stereo mode works so). The
+    parameters come from channel 0, as the reverb's: one chorus, whatever
+    the width of the cable that modulates it."""
+    channels, n = x.shape
+    size = buf.shape[1]
+    w = pos[0]
+    p = phase[0]
+    for i in range(n):
+        dry = 0.0
+        for c in range(channels):
+            dry += x[c, i]
+        swing = min(max(depth[0, i], 0.0), MAX_CHORUS_DEPTH) * math.sin(2.0 * math.pi * p)
+        m = min(max(mix[0, i], 0.0), 1.0)
+        wet_left = _read_cubic(buf, 0, w - (CHORUS_CENTRE + swing) * samplerate)
+        wet_right = _read_cubic(buf, 0, w - (CHORUS_CENTRE - swing) * samplerate)
+        buf[0, w] = dry
+        left[0, i] = (1.0 - m) * dry + m * wet_left
+        right[0, i] = (1.0 - m) * dry + m * wet_right
+        w = w + 1 if w + 1 < size else 0
+        p += min(max(rate[0, i], 0.0), MAX_CHORUS_RATE) / samplerate
+        if p >= 1.0:
+            p -= 1.0
+    pos[0] = w
+    phase[0] = p
+
+
+class Chorus(Module):
+    type_name = "chorus"
+    description = "Stereo chorus: two copies of the signal, gently detuned in opposite directions, beside it"
+    inputs = (Port("in", AUDIO, "signal to thicken (a polyphonic cable is summed to mono)"),)
+    outputs = (
+        Port("left", AUDIO, "left side: dry and a copy pitched up as the right one is pitched down", channels=1),
+        Port("right", AUDIO, "right side: dry and the opposite copy", channels=1),
+    )
+    params = (
+        Param("rate", 0.5, 0.0, MAX_CHORUS_RATE, "Hz", doc="how fast the copies drift in and out of tune"),
+        Param("depth", 0.002, 0.0, MAX_CHORUS_DEPTH, "s",
+              doc="how far each copy's delay swings around 12 ms: the detune grows with depth x rate"),
+        Param("mix", 0.5, 0.0, 1.0, doc="0 dry only, 1 the copies only (a vibrato, wide)"),
+    )
+    state_fields = ("buf", "pos", "phase")
+
+    def setup(self):
+        # 4 extra samples: the interpolator's neighbours around the longest delay.
+        self.buf = np.zeros((1, int(np.ceil((CHORUS_CENTRE + MAX_CHORUS_DEPTH) * self.samplerate)) + 4))
+        self.pos = np.zeros(1, dtype=np.int64)
+        self.phase = np.zeros(1)
+
+    def process(self, inputs, params, outputs):
+        _chorus_kernel(inputs["in"], params["rate"], params["depth"], params["mix"],
+                       outputs["left"], outputs["right"], self.buf, self.pos, self.phase, self.samplerate)
 
 
 @kernel
@@ -192,4 +265,4 @@ class Reverb(Module):
                        self.comb_idx, self.comb_store, self.ap_buf, self._ap_len, self.ap_idx)
 
 
-MODULES = (Delay, Reverb)
+MODULES = (Delay, Chorus, Reverb)
