@@ -375,3 +375,49 @@ def test_an_edit_elsewhere_leaves_a_feedback_loop_untouched(registry, edit, exec
                              else after + edit + "\n"))
         out += [engine.process_block().copy() for _ in range(blocks)]
     np.testing.assert_array_equal(np.concatenate(out, axis=1), render(registry, LOOP, 2 * blocks))
+
+
+@pytest.mark.parametrize("executor", ["inline", "processes"])
+def test_a_module_replaced_in_one_edit_fades_out_beside_its_successor(registry, executor):
+    """`remove a` and `add lfo a` pasted as one edit: the vco went silent
+    and the lfo came in at full level between two samples. Now the vco
+    plays the edit's block on, fading out under the name a~, while the
+    lfo, started afresh, fades in through the cable the edit gave it."""
+    before = TONE + "connect v out\n"
+    after = before.replace("add vco a wave=sine freq=300", "add lfo a wave=sine freq=450 amp=1")
+    blocks, size = 12, 256
+    with Engine(registry, 48000, size, executor=executor, workers=1) as engine:
+        engine.load(patch_of(registry, before))
+        out = [engine.process_block().copy() for _ in range(blocks)]
+        engine.load(patch_of(registry, after))
+        assert "a~" in engine.schedule.by_name
+        out += [engine.process_block().copy() for _ in range(blocks)]
+        assert set(engine.schedule.by_name) == set(patch_of(registry, after).modules)
+    out = np.concatenate(out, axis=1)[0]
+    old = render(registry, before, 2 * blocks)[0]
+    new = render(registry, after, blocks)[0]   # the lfo starts at the edit, as from scratch
+    edited = slice(blocks * size, (blocks + 1) * size)
+    down = 0.5 + 0.5 * np.cos(np.pi * (np.arange(size) + 0.5) / size)
+    np.testing.assert_array_equal(out[:edited.start], old[:edited.start])
+    np.testing.assert_allclose(out[edited], old[edited] * down + new[:size] * (1 - down), atol=1e-12)
+    np.testing.assert_array_equal(out[edited.stop:], new[size:])
+
+
+def test_changing_a_voice_count_fades_the_old_voices_out(registry):
+    """`set k.voices 3` rebuilds the keys and every module whose width
+    follows it; the chord that played cut off between two samples."""
+    chord = ("add keys k voices=2\nadd vco a wave=sine\nadd vca v level=0.3\n"
+             "connect k.voct a.voct\nconnect a v\nconnect k.gate v.gain\nconnect v out\n")
+    with Engine(registry, 48000, 256) as engine:
+        engine.load(patch_of(registry, chord))
+        engine.send("k", 0, NoteOn(60))
+        engine.send("k", 0, NoteOn(67))
+        out = [engine.process_block().copy() for _ in range(12)]
+        engine.load(patch_of(registry, chord.replace("voices=2", "voices=3")))
+        assert {"k~", "a~", "v~"} <= set(engine.schedule.by_name)
+        out += [engine.process_block().copy() for _ in range(12)]
+    out = np.concatenate(out, axis=1)[0]
+    steepest = np.abs(np.diff(out[:12 * 256])).max()
+    assert np.abs(out[:12 * 256]).max() > 0.3   # the chord played
+    assert np.abs(np.diff(out[12 * 256 - 1:])).max() <= steepest   # and faded, no step
+    assert not out[13 * 256:].any()   # the new voices hold no note

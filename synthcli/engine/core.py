@@ -20,6 +20,7 @@ from ..patch import Cable, Patch
 from ..plugins import BUILTIN_PACKAGE, Registry
 from .board import BLOCKS, BYPASS, FADE, RUN, SECONDS, Board
 from .schedule import Node, Schedule, compile_patch
+from .steps import identity
 
 
 class Executor(Protocol):
@@ -183,15 +184,18 @@ class Engine:
         patches into it fades over that block instead of cutting: a removed
         module and a cable pulled out fade out, a new cable fades in (each
         was a click: a 300 Hz sine at half scale jumped by 15 times its
-        steepest step). The block after, the patch plays on its own."""
+        steepest step). A module the edit replaces (another type under its
+        name, another width or structural parameter) fades out on its old
+        instance while its successor's cables fade in. The block after, the
+        patch plays on its own."""
         patch = patch.copy()
         schedule = final = compile_patch(patch)   # a patch that cannot run changes nothing
         if self.block > self._loaded_at:   # the patch loaded last has been heard
             self._heard = self.patch
-        playing, fades = self._transition(patch)
+        playing, fades, continues = self._transition(patch, final)
         if fades or playing is not patch:
             try:
-                schedule = compile_patch(playing, fades)
+                schedule = compile_patch(playing, fades, continues)
             except SynthError:   # the two patches together would not run (too wide): cut, as before
                 playing, fades = patch, {}
         gone = set(playing.modules) - set(patch.modules)
@@ -207,31 +211,50 @@ class Engine:
         """Whether the next block rebuilds the schedule, ending an edit's fades."""
         return self._finish is not None
 
-    def _transition(self, patch: Patch) -> tuple[Patch, dict[Cable, int]]:
+    def _transition(self, patch: Patch, final: Schedule) -> tuple[Patch, dict[Cable, int], dict[str, str]]:
         """The patch that plays the one block of an edit from the patch last
-        heard to ``patch``: ``patch`` with the modules it removes (they fade
-        out, see steps.run_step) and the cables it pulls out between modules
-        it keeps, which fade out like the cables it adds fade in. The same
-        ``patch`` when nothing fades."""
+        heard to ``patch`` (whose schedule is ``final``): ``patch`` with the
+        modules it removes (they fade out, see steps.run_step) and the
+        cables it pulls out between modules it keeps, which fade out like
+        the cables it adds fade in. A module it replaces plays on as a
+        removed one, under the name ``NAME~`` (which no patch can use),
+        its successor's cables fading in as new ones; the third value maps
+        those names to the instance each continues. The same ``patch``
+        when nothing fades."""
         heard = self._heard
         if heard is None:
-            return patch, {}
+            return patch, {}, {}
+        replaced = set()
+        if heard is self.patch:   # else the instances heard are already gone: those modules cut
+            replaced = {name for name in patch.modules if name in self.schedule.by_name
+                        and self._identity(self.schedule.node(name)) != self._identity(final.node(name))}
+        alias = {name: f"{name}~" for name in replaced}
         before, after = set(heard.cables), set(patch.cables)
-        fades = {cable: 1 for cable in patch.cables if cable not in before}
+        fades = {cable: 1 for cable in patch.cables
+                 if cable not in before or cable.src in replaced or cable.dst in replaced}
         gone = [name for name in heard.modules if name not in patch.modules]
-        pulled = [cable for cable in heard.cables if cable not in after]
+        pulled = [cable for cable in heard.cables
+                  if cable not in after or cable.src in replaced or cable.dst in replaced]
         if not gone and not pulled:
-            return patch, fades
+            return patch, fades, {}
         playing = patch.copy()
         for name in gone:
             playing.modules[name] = heard.modules[name]
+        for name, leaving in alias.items():
+            playing.modules[leaving] = heard.modules[name]
+        fading = set(gone) | set(alias.values())
         for cable in pulled:
-            ends = (cable.src, cable.dst)
-            if all(playing.modules[end].type is heard.modules[end].type for end in ends):
-                playing.cables.append(cable)
-                if not set(ends) & set(gone):   # a leaving module's own fade is the cable's
-                    fades[cable] = -1
-        return playing, fades
+            ends = (alias.get(cable.src, cable.src), alias.get(cable.dst, cable.dst))
+            if all(playing.modules[end].type is heard.modules[was].type
+                   for end, was in zip(ends, (cable.src, cable.dst))):
+                kept = Cable(ends[0], cable.src_port, ends[1], cable.dst_port)
+                playing.cables.append(kept)
+                if not set(ends) & fading:   # a leaving module's own fade is the cable's
+                    fades[kept] = -1
+        return playing, fades, {leaving: name for name, leaving in alias.items()}
+
+    def _identity(self, node: Node) -> tuple:
+        return identity(node, self.registry.get(node.type).cls)
 
     def _build(self, schedule: Schedule, keep: set[str]) -> None:
         """Run ``schedule`` from the next block on. Parameters of modules it
@@ -241,30 +264,32 @@ class Engine:
         if self.auto and self._plugins_isolable(schedule):   # before this process builds any of its modules
             self._move_to_workers({})
         old_nodes = {n.name: n for n in self.schedule.nodes} if self.schedule else {}
+        was = {n.name: n.continues or n.name for n in schedule.nodes}
         # A cable that closes a loop reads its source's previous block, which
         # is in the old arena (gone with the rebuild, for worker processes):
         # carried over, or a block of zeros went round the loop at every edit.
         carried = []
         for cable, slots in schedule.delayed.items():
-            src = old_nodes.get(cable.src)
+            src = old_nodes.get(was[cable.src])
             rows = src.outputs.get(cable.src_port) if src and src.type == schedule.node(cable.src).type else None
             if rows is not None and rows.channels == slots[0].channels:
                 carried.append((slots[(self.block - 1) % 2], self.arena[rows.start:rows.stop].copy()))
         board = self.executor.rebuild(schedule)
         arena = board.arena
+        before = dict(self.params)   # a replaced module's, read by its leaving instance
         for rows, block in carried:
             arena[rows.start:rows.stop] = block
         for index, node in enumerate(schedule.nodes):
-            if self.stats.get(node.name, ModuleStats()).quarantined:
+            if self.stats.get(was[node.name], ModuleStats()).quarantined:
                 board.flags[index] = BYPASS
             for rows, value in node.constants:
                 arena[rows.start:rows.stop] = value
-            kept = old_nodes.get(node.name)
+            kept = old_nodes.get(was[node.name])
             for pname, rows in node.param_base.items():
                 key = (node.name, pname)
                 new = node.params[pname]
-                if kept is not None and key in self.params and kept.type == node.type:
-                    current = self.params[key]
+                if kept is not None and (was[node.name], pname) in before and kept.type == node.type:
+                    current = self.params[key] = before[(was[node.name], pname)]
                     arena[rows.start:rows.stop] = current
                     if current != new and node.name not in keep:
                         self._queue_set(node, pname, new, 0)

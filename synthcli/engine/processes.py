@@ -627,7 +627,10 @@ class ProcessExecutor:
         self.schedule = schedule
         self.board = Board(len(schedule.nodes), schedule.rows, self.blocksize, shared=True)
         self._boards.append(self.board)
-        self.where = assign(schedule, self.partitions, self.where, builtin(self.registry, schedule),
+        # A module an edit replaces fades out on the instance it was, where it was.
+        placed = {**self.where, **{n.name: self.where[n.continues] for n in schedule.nodes
+                                   if n.continues in self.where}}
+        self.where = assign(schedule, self.partitions, placed, builtin(self.registry, schedule),
                             cost_model(schedule, measured))
         for part in range(1, self.partitions):
             worker = self.worker(part)

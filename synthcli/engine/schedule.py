@@ -72,6 +72,9 @@ class Node:
     gathers: tuple[Gather, ...]
     constants: tuple[tuple[Rows, float], ...]   # unconnected inputs: filled once, never per block
     delay_writes: tuple[tuple[Rows, tuple[Rows, Rows]], ...]   # (output, slots) for delayed cables
+    # The instance it goes on playing under another name: a module an edit
+    # replaces, heard fading out beside its successor (see Engine.load).
+    continues: str | None = None
 
     @property
     def output_span(self) -> Rows:
@@ -180,11 +183,14 @@ def topological_order(patch: Patch) -> tuple[list[str], set[Cable]]:
     return order, delayed
 
 
-def compile_patch(patch: Patch, fades: dict[Cable, int] | None = None) -> Schedule:
+def compile_patch(patch: Patch, fades: dict[Cable, int] | None = None,
+                  continues: dict[str, str] | None = None) -> Schedule:
     """Turn a patch into a schedule, with the cables in ``fades`` fading in
-    (1) or out (-1); raises SynthError for a patch that cannot run (too
-    many channels)."""
+    (1) or out (-1) and each module of ``continues`` playing on the instance
+    of the module it names; raises SynthError for a patch that cannot run
+    (too many channels)."""
     fades = fades or {}
+    continues = continues or {}
     order, delayed = topological_order(patch)
     feeds: dict[str, list[Cable]] = {name: [] for name in order}
     for cable in patch.cables:
@@ -265,5 +271,6 @@ def compile_patch(patch: Patch, fades: dict[Cable, int] | None = None) -> Schedu
             gathers.append(Gather(param.name, param_rows[param.name], param_base[param.name], sources))
         writes = tuple((outputs[name][c.src_port], slots[c]) for c in patch.cables if c in delayed and c.src == name)
         nodes.append(Node(name, inst.type.qualified_name, width, dict(inst.params), inputs, param_rows,
-                          param_base, outputs[name], tuple(gathers), tuple(constants), writes))
+                          param_base, outputs[name], tuple(gathers), tuple(constants), writes,
+                          continues.get(name)))
     return Schedule(nodes, rows, outputs["out"]["master"], list(patch.cables), slots)

@@ -256,12 +256,14 @@ class Host:
         crashed it), the rest kept as they are. A new one takes its state
         from ``states`` (see `states`) only if it has the identity the state
         was saved under: a module removed and added again under its name,
-        or one whose width changed, starts afresh, as it does inline."""
+        or one whose width changed, starts afresh, as it does inline. A
+        node that continues another name's instance takes it over."""
         modules, identities = {}, {}
         for name, (node, cls) in wanted.items():
             identities[name] = key = identity(node, cls)
-            if self.identities.get(name) == key:
-                modules[name] = self.modules[name]
+            known = node.continues or name
+            if self.identities.get(known) == key:
+                modules[name] = self.modules[known]
                 continue
             if starting is not None:
                 starting(name)
