@@ -421,3 +421,19 @@ def test_changing_a_voice_count_fades_the_old_voices_out(registry):
     assert np.abs(out[:12 * 256]).max() > 0.3   # the chord played
     assert np.abs(np.diff(out[12 * 256 - 1:])).max() <= steepest   # and faded, no step
     assert not out[13 * 256:].any()   # the new voices hold no note
+
+
+def test_a_module_removed_and_added_back_as_another_type_a_block_later_plays(registry):
+    """The second edit comes while the first one's fades still play: the
+    schedule then holds the removed vco, which the last patch heard no
+    longer has. It raised KeyError."""
+    with Engine(registry, 48000, 256) as engine:
+        engine.load(patch_of(registry, TONE + "connect v out\n"))
+        engine.process_block()
+        engine.load(patch_of(registry, "add vca v level=0.5\nadd lfo l freq=7 amp=0.2\nconnect l v.level\n"
+                                       "connect v out\n"))
+        engine.process_block()
+        engine.load(patch_of(registry, "add lfo a wave=sine freq=300\nadd vca v level=0.5\nconnect a v\n"
+                                       "connect v out\n"))
+        out = np.concatenate([engine.process_block().copy() for _ in range(8)], axis=1)
+    assert abs(np.abs(out[0, -512:]).max() - 0.5) < 0.01

@@ -226,7 +226,7 @@ class Engine:
             return patch, {}, {}
         replaced = set()
         if heard is self.patch:   # else the instances heard are already gone: those modules cut
-            replaced = {name for name in patch.modules if name in self.schedule.by_name
+            replaced = {name for name in patch.modules if name in heard.modules and name in self.schedule.by_name
                         and self._identity(self.schedule.node(name)) != self._identity(final.node(name))}
         alias = {name: f"{name}~" for name in replaced}
         before, after = set(heard.cables), set(patch.cables)
