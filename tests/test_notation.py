@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from synthcli.errors import SynthError
-from synthcli.sequencer.notation import (MAX_STEPS_PER_CYCLE, Event, Pattern, _query, note_to_midi,
-                                         parse_pattern)
+from synthcli.sequencer.notation import (MAX_STEPS_PER_CYCLE, RANDOM_PERIOD, Event, Pattern, _query,
+                                         note_to_midi, parse_pattern)
 
 
 def ev(text, cycle=0, notes=True):
@@ -90,6 +90,34 @@ def test_fractional_fast_lets_notes_cross_the_bar():
     assert ev("c3*1.5", 1) == [(F(1, 3), F(2, 3), C3)]
     assert ev("c3*0.5", 0) == [(F(0), F(2), C3)]
     assert ev("c3*0.5", 1) == []
+
+
+def test_slow_spreads_the_step_over_cycles():
+    assert ev("[c3 e3 g3 c4]/2", 0) == [(F(0), F(1, 2), C3), (F(1, 2), F(1, 2), E3)]
+    assert ev("[c3 e3 g3 c4]/2", 1) == [(F(0), F(1, 2), G3), (F(1, 2), F(1, 2), C4)]
+    assert ev("c3/2", 0) == ev("c3*0.5", 0) == [(F(0), F(2), C3)]
+    assert ev("c3/2", 1) == []
+    assert ev("c3/1.5 e3", 1) == [(F(1, 4), F(3, 4), C3), (F(1, 2), F(1, 2), E3)]
+
+
+def test_degrade_drops_about_the_share_asked_afresh_each_cycle():
+    pattern = parse_pattern("c5*8?")
+    kept = [len(pattern.events(cycle)) for cycle in range(200)]
+    assert 700 < sum(kept) < 900        # half of 1600, give or take 7 standard deviations
+    assert len({tuple(pattern.events(cycle)) for cycle in range(200)}) > 100   # no bar like the last
+    quarter = sum(len(parse_pattern("c5*8?0.25").events(cycle)) for cycle in range(200))
+    assert 1100 < quarter < 1300        # three quarters kept
+    assert ev("c5*8?0") == ev("c5*8") and ev("c5*8?1") == []
+    for cycle in range(20):             # the same at every play: chance depends on the time alone
+        assert parse_pattern("c5*8?").events(cycle) == pattern.events(cycle)
+        assert set(pattern.events(cycle)) <= set(parse_pattern("c5*8").events(cycle))
+
+
+def test_each_degrade_of_a_pattern_has_its_own_chances():
+    pattern = parse_pattern("[c5*8?, e5*8?]")
+    starts = [({e.start for e in pattern.events(c) if e.value == 72.0},
+               {e.start for e in pattern.events(c) if e.value == 76.0}) for c in range(20)]
+    assert sum(high != low for high, low in starts) > 15
 
 
 def test_replicate_makes_steps():
@@ -222,6 +250,7 @@ def test_values_are_immutable_and_exact():
 @pytest.mark.parametrize("text, period", [
     ("c3 e3", 1), ("<c3 e3>", 2), ("<c3 e3>*2", 1), ("<c3 e3 g3>*2", 3), ("<c3 <e3 g3>>", 4),
     ("<c3!3> <e3!5>", 15), ("c3*1.5", 2), ("c3*0.5", 2), ("<c3 _ e3>", 3), ("<c3@1.5 e3>", 5),
+    ("c3/3", 3),
 ])
 def test_period_is_when_the_pattern_repeats(text, period):
     pattern = parse_pattern(text)
@@ -229,6 +258,14 @@ def test_period_is_when_the_pattern_repeats(text, period):
     for cycle in range(period):
         assert raw_events(pattern, cycle) == raw_events(pattern, cycle + period) == pattern.events(cycle)
         assert pattern.events(cycle + 7 * period) == pattern.events(cycle)
+
+
+@pytest.mark.parametrize("text, period", [("c5*8?", RANDOM_PERIOD), ("<c3 e3 g3>?", 3 * RANDOM_PERIOD)])
+def test_degrades_chances_repeat_after_their_long_period(text, period):
+    pattern = parse_pattern(text)
+    assert pattern.period == period
+    for cycle in (0, 1, 2, 12345):
+        assert raw_events(pattern, cycle) == raw_events(pattern, cycle + period) == pattern.events(cycle)
 
 
 # --- errors -------------------------------------------------------------------
@@ -273,8 +310,12 @@ def test_period_is_when_the_pattern_repeats(text, period):
     ("a(9,8)", 2, "0 to 8 hits"),
     ("a(1,0)", 2, "1 to 1024 steps"),
     ("a )", 3, "unbalanced ')' at 3"),
-    ("a/2", 2, "'/' (slow down) at 2 is not supported"),
-    ("a?", 2, "not supported"),
+    ("a/0", 2, "'/' at 2 needs a number more than 0"),
+    ("a/", 2, "expected a number after '/' at 2"),
+    ("a/0.0001", 2, "more than 1024 steps per cycle"),
+    ("a?2", 2, "'?2' at 2 needs a probability from 0 to 1"),
+    ("a?-0.5", 2, "needs a probability from 0 to 1"),
+    ("a?x", 2, "expected a probability after '?' at 2, got 'x'"),
     ("a|b", 2, "not supported"),
     ("{a b}", 1, "not supported"),
     ("a:3", 2, "not supported"),
@@ -372,8 +413,8 @@ def _random_pattern(rng, depth=0):
             term = rng.choice(["[{}]", "<{}>"]).format(body)
         else:
             term = rng.choice(["c3", "e3", "g3", "60", "~", "c#4", "eb3", "a", "[c3,e3,g3]"])
-        return term + rng.choice(["", "", "", "*2", "*3", "*1.5", "*0.5", "!", "!3", "@2", "@1.5",
-                                  "(3,8)", "(5,8,2)", "(2,3)", " _", " !"])
+        return term + rng.choice(["", "", "", "*2", "*3", "*1.5", "*0.5", "/2", "/1.5", "?", "?0.3", "!",
+                                  "!3", "@2", "@1.5", "(3,8)", "(5,8,2)", "(2,3)", " _", " !"])
     return " ".join(step() for _ in range(rng.randint(1, 4)))
 
 

@@ -14,6 +14,7 @@ from synthcli.engine.core import Engine
 from synthcli.engine.render import Performance
 from synthcli.errors import SynthError
 from synthcli.modules.dynamics import SOFT_CLIP_KNEE
+from synthcli.sequencer.notation import parse_pattern
 from synthcli.sequencer.song import Song
 from synthcli.testing import peak_frequency, rms
 
@@ -154,6 +155,21 @@ def test_the_same_song_renders_bit_identically_on_every_executor(registry):
     digests = {hashlib.sha256(render(registry, text, executor=ex, workers=w).tobytes()).hexdigest()
                for ex, w in (("inline", None), ("processes", 1), ("processes", 2))}
     assert len(digests) == 1
+
+
+def test_random_drops_and_slow_steps_play_the_same_at_every_render(registry):
+    """`?` decides from each note's time, not from a generator's state:
+    two renders, and a render beside the pattern's own events, agree."""
+    text = "tempo 120\nlength 4\n" + GATE + 'pattern kb "c4*16? [c4 c4]/2" legato=0.5\n'
+    out = render(registry, text)
+    np.testing.assert_array_equal(out, render(registry, text))
+    bar = SR * 2
+    expected = [round(bar * (cycle + event.start)) for cycle in range(4)
+                for event in parse_pattern("c4*16? [c4 c4]/2").events(cycle)]
+    onsets = rising_edges(out)
+    expected = [at for at in expected if at > 0]   # a note on sample 0 has no edge before it
+    assert len(onsets) == len(expected) and 20 < len(expected) < 44   # about half of 64, and 4 slow ones
+    assert np.abs(onsets - expected).max() <= 1
 
 
 @pytest.mark.parametrize("text, place, words", [

@@ -21,6 +21,9 @@ What plays is written `note start-end` for cycle 0, in bars.
 | `[a b, c d e]` | stack of sequences (a polyrhythm) | `[c3 g3, c4 c4 c4]` | c3 0-1/2, g3 1/2-1, c4 0-1/3, 1/3-2/3, 2/3-1 |
 | `a, b` | a stack at the top level needs no brackets | `c2, c4*2` | c2 0-1, c4 0-1/2, 1/2-1 |
 | `a*n` | play the step n times within itself | `c3*2 e3` | c3 0-1/4, 1/4-1/2, e3 1/2-1 |
+| `a/n` | slow down: the step's cycle lasts n cycles | `[c3 e3 g3 b3]/2` | cycle 0: c3 0-1/2, e3 1/2-1; cycle 1: g3, b3 |
+| `a?` | drop each event at random, half of them | `c5*8?` | about four of the eight, others every cycle |
+| `a?p` | drop each with probability p | `c5*8?0.25` | about six of the eight |
 | `a!n` | replicate as n steps | `c3!3 e3` | as `c3 c3 c3 e3` |
 | `!` | repeat the previous step | `c3 ! e3` | as `c3 c3 e3` |
 | `<a b>` | alternate: one step per cycle | `<c3 e3> g3` | cycle 0: c3 g3; cycle 1: e3 g3; cycle 2: c3 g3 |
@@ -32,7 +35,7 @@ What plays is written `note start-end` for cycle 0, in bars.
 | `c e g` | a name without octave is in octave 3 | `c e` | 48, 52 |
 | `60 60.5 -12` | plain numbers: MIDI notes, or parameter values | `400 800 1600` | 400, 800, 1600 |
 
-Modifiers (`*`, `!`, `@`, `(k,n,r)`) follow the step directly, with
+Modifiers (`*`, `/`, `?`, `!`, `@`, `(k,n,r)`) follow the step directly, with
 no space, and combine left to right: `[c3,e3,g3]*4` is four chords a bar,
 `<c3 e3>(3,8)` plays the Euclidean rhythm on c3 in even cycles and on e3 in
 odd ones, `c3(3,8)*2` plays the rhythm twice a bar. `!`, `_` and `~`
@@ -42,7 +45,14 @@ Details, following Tidal/Strudel:
 
 * `a*n` compresses n cycles of the step into it: `<c3 e3>*2` is
   `c3 e3` every cycle. `n` may be a fraction (`c3*1.5`); a note that
-  starts in a bar then sounds into the next one.
+  starts in a bar then sounds into the next one. `a/n` is `a*(1/n)`:
+  `c3/2` is a c3 two bars long every other bar.
+* `a?` drops each event of the step with probability 0.5, `a?p` with
+  probability p (0 to 1), deciding afresh for every event of every
+  cycle, as Strudel does, from a seeded hash of the event's time: the
+  same pattern drops the same events at every play and render, and each
+  `?` of a pattern has a seed of its own, so `[c5*8?, e5*8?]` are two
+  different rhythms.
 * `<a b c>` plays its steps one per cycle, nested ones in turn:
   `<c3 <e3 g3>>` is c3 e3 c3 g3. Inside `<...>`, `@` and `_` make a
   step last several cycles: in `<c3 _ e3>` c3 sounds for two bars
@@ -64,11 +74,11 @@ Details, following Tidal/Strudel:
   in MIDI 0-127; numbers are passed through as they are.
 * Parameter patterns (`pattern f1.cutoff "400 800 1600 3200"`) take
   numbers only: note names are an error there.
-* Not supported (each gives a clear error): `/` slow-down (use `<...>`
-  or `@`), `?` random removal, `|` random choice, `{...}` polymeter,
-  `:` sample numbers, `.` grouping.
+* Not supported (each gives a clear error): `|` random choice, `{...}`
+  polymeter, `:` sample numbers, `.` grouping.
 * A pattern repeats after `Pattern.period` cycles (1 unless it holds
-  `<...>` or a fractional `*`): `<c3 e3 g3>` after 3.
+  `<...>`, a fractional `*`, `/` or `?`): `<c3 e3 g3>` after 3, and a
+  `?` after 65,536 of its cycles (36 hours of 4/4 at 120 BPM).
 * A mistake is reported with its column inside the pattern text
   ("unbalanced '[' at 5: a closing ']' is missing", "unknown note 'h3'
   at 1").
@@ -107,8 +117,6 @@ _MAX_NUMBER_CHARS = 20
 _CACHED_CYCLES = 16
 _CLOSERS = {"[": "]", "<": ">"}
 _UNSUPPORTED = {
-    "/": "'/' (slow down) at {col} is not supported: use '<...>' or '@' to spread steps over cycles",
-    "?": "'?' (random removal) at {col} is not supported",
     "|": "'|' (random choice) at {col} is not supported",
     "{": "'{' (polymeter) at {col} is not supported: use '[a b, c d e]' to stack sequences",
     "}": "'}' (polymeter) at {col} is not supported",
@@ -200,7 +208,38 @@ class _Fast:
     period: int
 
 
-_Node = Union[_Atom, _Rest, _Seq, _Stack, _Fast]
+#: Cycles after which a ``?``'s choices repeat (a node needs a period).
+RANDOM_PERIOD = 1 << 16
+
+
+@dataclass(frozen=True)
+class _Degrade:
+    """The child's events, each dropped with probability ``amount``."""
+
+    child: "_Node"
+    amount: Fraction
+    seed: int
+    cost: int
+    depth: int
+    period: int
+
+
+_Node = Union[_Atom, _Rest, _Seq, _Stack, _Fast, _Degrade]
+
+_MASK = (1 << 64) - 1
+
+
+def _chance(t: Fraction, seed: int) -> float:
+    """A number in [0, 1) that depends only on the time ``t`` (in its
+    node's cycles, modulo RANDOM_PERIOD) and ``seed``: splitmix64's
+    finaliser over both, so no two plays or processes differ (Python's
+    own hash of a str is salted per process)."""
+    t %= RANDOM_PERIOD
+    x = (t.numerator * 0x9E3779B97F4A7C15 + t.denominator * 0xC2B2AE3D27D4EB4F
+         + (seed + 1) * 0x165667B19E3779F9) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return ((x ^ (x >> 31)) >> 11) / (1 << 53)
 _REST = _Rest()
 
 
@@ -233,6 +272,10 @@ def _query(node: _Node, a: Fraction | int, b: Fraction | int, t0: Fraction, scal
             _query(child, a, b, t0, scale, out)
     elif isinstance(node, _Fast):
         _query(node.child, a * node.factor, b * node.factor, t0, scale / node.factor, out)
+    elif isinstance(node, _Degrade):
+        first = len(out)
+        _query(node.child, a, b, t0, scale, out)
+        out[first:] = [e for e in out[first:] if _chance((e.start - t0) / scale, node.seed) >= node.amount]
 
 
 @dataclass(frozen=True)
@@ -272,7 +315,7 @@ class Pattern:
                 found[node.value] = min(found.get(node.value, node.col), node.col)
             elif isinstance(node, (_Seq, _Stack)):
                 nodes.extend(node.children)
-            elif isinstance(node, _Fast):
+            elif isinstance(node, (_Fast, _Degrade)):
                 nodes.append(node.child)
         return found
 
@@ -475,6 +518,7 @@ class _Parser:
 
     def __init__(self, text: str, notes: bool) -> None:
         self.text, self.notes, self.pos, self.depth = text, notes, 0, 0
+        self.seeds = 0   # the '?'s read so far: each gets its own
 
     # -- characters --------------------------------------------------------
 
@@ -602,6 +646,26 @@ class _Parser:
                     raise _fail(f"'*{word}' at {mod_col} makes more than {MAX_STEPS_PER_CYCLE} "
                                 f"steps per cycle", mod_col)
                 step.node = _fast(factor, step.node, mod_col, f"'*{word}'")
+            elif ch == "/":
+                self.pos += 1
+                word, factor = self.number("/", mod_col, "a number")
+                if factor <= 0:
+                    raise _fail(f"'/' at {mod_col} needs a number more than 0", mod_col)
+                if 1 / factor > MAX_STEPS_PER_CYCLE:
+                    raise _fail(f"'/{word}' at {mod_col} makes more than {MAX_STEPS_PER_CYCLE} "
+                                f"steps per cycle", mod_col)
+                step.node = _fast(1 / factor, step.node, mod_col, f"'/{word}'")
+            elif ch == "?":
+                self.pos += 1
+                amount = Fraction(1, 2)
+                if self.peek() in _WORD_CHARS:
+                    word, amount = self.number("?", mod_col, "a probability")
+                    if not 0 <= amount <= 1:
+                        raise _fail(f"'?{word}' at {mod_col} needs a probability from 0 to 1", mod_col)
+                node = step.node
+                step.node = _checked(_Degrade(node, amount, self.seeds, node.cost, node.depth + 1,
+                                              math.lcm(node.period, RANDOM_PERIOD)), mod_col, "'?'")
+                self.seeds += 1
             elif ch == "!":
                 self.pos += 1
                 if self.peek() in _WORD_CHARS:
