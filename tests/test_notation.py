@@ -120,6 +120,18 @@ def test_each_degrade_of_a_pattern_has_its_own_chances():
     assert sum(high != low for high, low in starts) > 15
 
 
+def test_a_choice_plays_one_whole_alternative_each_cycle():
+    pattern = parse_pattern("[c3 e3 | g3*2 | ~] c4")
+    alternatives = {((F(0), C3), (F(1, 4), E3)): 0, ((F(0), G3), (F(1, 4), G3)): 0, (): 0}
+    for cycle in range(300):
+        events = [(e.start, e.value) for e in pattern.events(cycle)]
+        assert events[-1] == (F(1, 2), C4)
+        alternatives[tuple(events[:-1])] += 1
+        assert parse_pattern("[c3 e3 | g3*2 | ~] c4").events(cycle) == pattern.events(cycle)
+    assert all(60 < count < 140 for count in alternatives.values())   # a third each
+    assert ev("c3 | e3") in ([(F(0), F(1), C3)], [(F(0), F(1), E3)])
+
+
 def test_replicate_makes_steps():
     assert ev("c3!3 e3") == grid(C3, 4, [0, 1, 2]) + grid(E3, 4, [3])
     assert ev("c3!3 e3") == ev("c3 c3 c3 e3")
@@ -316,7 +328,9 @@ def test_degrades_chances_repeat_after_their_long_period(text, period):
     ("a?2", 2, "'?2' at 2 needs a probability from 0 to 1"),
     ("a?-0.5", 2, "needs a probability from 0 to 1"),
     ("a?x", 2, "expected a probability after '?' at 2, got 'x'"),
-    ("a|b", 2, "not supported"),
+    ("[a, b | c]", 7, "'|' at 7 after ',' at 3: one bracket either stacks (',') or chooses ('|')"),
+    ("[a | ]", 4, "nothing after '|' at 4"),
+    ("[| a]", 2, "empty sequence before '|' at 2"),
     ("{a b}", 1, "not supported"),
     ("a:3", 2, "not supported"),
     ("a . b", 3, "'.' (grouping) at 3 is not supported"),
@@ -409,7 +423,7 @@ def _random_pattern(rng, depth=0):
     def step():
         if depth < 3 and rng.random() < 0.25:
             inner = _random_pattern(rng, depth + 1)
-            body = ",".join(inner for _ in range(rng.randint(1, 2)))
+            body = rng.choice(",|").join(inner for _ in range(rng.randint(1, 2)))
             term = rng.choice(["[{}]", "<{}>"]).format(body)
         else:
             term = rng.choice(["c3", "e3", "g3", "60", "~", "c#4", "eb3", "a", "[c3,e3,g3]"])

@@ -1,4 +1,4 @@
-"""The pattern mini-notation: a subset of TidalCycles/Strudel's, so users can
+r"""The pattern mini-notation: a subset of TidalCycles/Strudel's, so users can
 bring what they already know.
 
 A pattern string describes one *cycle* (one bar); the steps of a sequence
@@ -24,6 +24,7 @@ What plays is written `note start-end` for cycle 0, in bars.
 | `a/n` | slow down: the step's cycle lasts n cycles | `[c3 e3 g3 b3]/2` | cycle 0: c3 0-1/2, e3 1/2-1; cycle 1: g3, b3 |
 | `a?` | drop each event at random, half of them | `c5*8?` | about four of the eight, others every cycle |
 | `a?p` | drop each with probability p | `c5*8?0.25` | about six of the eight |
+| `[a \| b]` | choose one sequence at random, afresh each cycle | `[c3 e3 \| g3*2] c4` | c3 e3 c4, or g3 g3 c4 |
 | `a!n` | replicate as n steps | `c3!3 e3` | as `c3 c3 c3 e3` |
 | `!` | repeat the previous step | `c3 ! e3` | as `c3 c3 e3` |
 | `<a b>` | alternate: one step per cycle | `<c3 e3> g3` | cycle 0: c3 g3; cycle 1: e3 g3; cycle 2: c3 g3 |
@@ -74,11 +75,15 @@ Details, following Tidal/Strudel:
   in MIDI 0-127; numbers are passed through as they are.
 * Parameter patterns (`pattern f1.cutoff "400 800 1600 3200"`) take
   numbers only: note names are an error there.
-* Not supported (each gives a clear error): `|` random choice, `{...}`
-  polymeter, `:` sample numbers, `.` grouping.
+* `[a b | c d]` plays one of its sequences each cycle, at random
+  as `?` decides (a seed of its own, from the cycle's number): a choice
+  is a whole sequence, never part of one. A bracket either stacks with
+  `,` or chooses with `|`; to do both, bracket one inside the other.
+* Not supported (each gives a clear error): `{...}` polymeter, `:`
+  sample numbers, `.` grouping.
 * A pattern repeats after `Pattern.period` cycles (1 unless it holds
-  `<...>`, a fractional `*`, `/` or `?`): `<c3 e3 g3>` after 3, and a
-  `?` after 65,536 of its cycles (36 hours of 4/4 at 120 BPM).
+  `<...>`, a fractional `*`, `/`, `?` or `|`): `<c3 e3 g3>` after 3, and a
+  `?` or `|` after 65,536 of its cycles (36 hours of 4/4 at 120 BPM).
 * A mistake is reported with its column inside the pattern text
   ("unbalanced '[' at 5: a closing ']' is missing", "unknown note 'h3'
   at 1").
@@ -117,7 +122,6 @@ _MAX_NUMBER_CHARS = 20
 _CACHED_CYCLES = 16
 _CLOSERS = {"[": "]", "<": ">"}
 _UNSUPPORTED = {
-    "|": "'|' (random choice) at {col} is not supported",
     "{": "'{' (polymeter) at {col} is not supported: use '[a b, c d e]' to stack sequences",
     "}": "'}' (polymeter) at {col} is not supported",
     ":": "':' at {col} is not supported: patterns hold notes and numbers only",
@@ -224,7 +228,18 @@ class _Degrade:
     period: int
 
 
-_Node = Union[_Atom, _Rest, _Seq, _Stack, _Fast, _Degrade]
+@dataclass(frozen=True)
+class _Choose:
+    """One of ``children`` each cycle, chosen at random."""
+
+    children: tuple["_Node", ...]
+    seed: int
+    cost: int
+    depth: int
+    period: int
+
+
+_Node = Union[_Atom, _Rest, _Seq, _Stack, _Fast, _Degrade, _Choose]
 
 _MASK = (1 << 64) - 1
 
@@ -272,6 +287,10 @@ def _query(node: _Node, a: Fraction | int, b: Fraction | int, t0: Fraction, scal
             _query(child, a, b, t0, scale, out)
     elif isinstance(node, _Fast):
         _query(node.child, a * node.factor, b * node.factor, t0, scale / node.factor, out)
+    elif isinstance(node, _Choose):
+        for k in range(math.floor(a), math.ceil(b)):
+            child = node.children[int(_chance(Fraction(k), node.seed) * len(node.children))]
+            _query(child, max(a, k), min(b, k + 1), t0, scale, out)
     elif isinstance(node, _Degrade):
         first = len(out)
         _query(node.child, a, b, t0, scale, out)
@@ -313,7 +332,7 @@ class Pattern:
             node = nodes.pop()
             if isinstance(node, _Atom):
                 found[node.value] = min(found.get(node.value, node.col), node.col)
-            elif isinstance(node, (_Seq, _Stack)):
+            elif isinstance(node, (_Seq, _Stack, _Choose)):
                 nodes.extend(node.children)
             elif isinstance(node, (_Fast, _Degrade)):
                 nodes.append(node.child)
@@ -556,35 +575,48 @@ class _Parser:
         closer = _CLOSERS.get(opener or "", "")
         sequences: list[_Node] = []
         comma_col = 0
+        separator = ""   # ',' stacks the sequences, '|' picks one of them each cycle
         while True:
             steps, start_col = self.sequence()
             ch, col = self.peek(), self.pos + 1
             if steps:
                 sequences.append(self.finish(steps, opener == "<", open_col, start_col))
-                if sum(node.cost for node in sequences) > MAX_STEPS_PER_CYCLE:
+                if separator != "|" and sum(node.cost for node in sequences) > MAX_STEPS_PER_CYCLE:
                     raise _fail(f"the sequence at {start_col} makes more than {MAX_STEPS_PER_CYCLE} "
                                 f"steps per cycle", start_col)
-            elif ch == ",":
-                raise _fail(f"empty sequence before ',' at {col}", col)
+            elif ch in (",", "|"):
+                raise _fail(f"empty sequence before '{ch}' at {col}", col)
             elif comma_col:
-                raise _fail(f"nothing after ',' at {comma_col}", comma_col)
+                raise _fail(f"nothing after '{separator}' at {comma_col}", comma_col)
             elif opener is None:
                 raise self.stray_closer()
             elif ch == closer:
                 raise _fail(f"empty '{opener}{closer}' at {open_col}: put at least one step inside", open_col)
-            if ch == ",":
-                comma_col = col
+            if ch in (",", "|"):
+                if separator and ch != separator:
+                    raise _fail(f"'{ch}' at {col} after '{separator}' at {comma_col}: one bracket either stacks "
+                                f"(',') or chooses ('|'); bracket one of them", col)
+                separator, comma_col = ch, col
                 self.pos += 1
             elif opener is None:
-                return _stack(sequences, 1, "the pattern")
+                return self.join(sequences, separator, 1, "the pattern")
             elif ch == closer:
                 self.pos += 1
-                return _stack(sequences, open_col, f"'{opener}'")
+                return self.join(sequences, separator, open_col, f"'{opener}'")
             elif not ch:
                 raise _fail(f"unbalanced '{opener}' at {open_col}: a closing '{closer}' is missing", open_col)
             else:
                 raise _fail(f"mismatched '{ch}' at {col}: the '{opener}' at {open_col} is closed with "
                             f"'{closer}'", col)
+
+    def join(self, sequences: list[_Node], separator: str, col: int, what: str) -> _Node:
+        if separator != "|":
+            return _stack(sequences, col, what)
+        node = _Choose(tuple(sequences), self.seeds, max(c.cost for c in sequences),
+                       1 + max(c.depth for c in sequences),
+                       math.lcm(RANDOM_PERIOD, *(c.period for c in sequences)))
+        self.seeds += 1
+        return _checked(node, col, what)
 
     def finish(self, steps: list[_Step], alternate: bool, open_col: int, col: int) -> _Node:
         expanded = [(step.node, step.weight) for step in steps for _ in range(step.copies)]
@@ -604,7 +636,7 @@ class _Parser:
         while True:
             self.skip_space()
             ch, col = self.peek(), self.pos + 1
-            if not ch or ch in ",])>":
+            if not ch or ch in ",|])>":
                 return steps, start_col
             if ch == "_":
                 if not steps:
