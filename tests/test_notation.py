@@ -132,6 +132,21 @@ def test_a_choice_plays_one_whole_alternative_each_cycle():
     assert ev("c3 | e3") in ([(F(0), F(1), C3)], [(F(0), F(1), E3)])
 
 
+def test_a_polymeter_steps_every_sequence_at_the_first_ones_pace():
+    """`{c3 e3 g3, c4 d4}`: three steps a bar for both, so c4 d4 runs on
+    across the bar line; `%4` sets four steps a bar."""
+    D4 = 62.0
+    third = F(1, 3)
+    assert ev("{c3 e3 g3, c4 d4}", 0) == sorted([(F(0), third, C3), (third, third, E3), (2 * third, third, G3),
+                                                 (F(0), third, C4), (third, third, D4), (2 * third, third, C4)])
+    assert [e[2] for e in ev("{c3 e3 g3, c4 d4}", 1) if e[2] > 59] == [D4, C4, D4]
+    assert ev("{c3 e3 g3}%4", 0) == [(F(0), F(1, 4), C3), (F(1, 4), F(1, 4), E3), (F(1, 2), F(1, 4), G3),
+                                     (F(3, 4), F(1, 4), C3)]
+    assert [e[2] for e in ev("{c3 e3 g3}%4", 1)] == [E3, G3, C3, E3]
+    assert ev("{c3 e3 g3}") == ev("c3 e3 g3")
+    assert ev("{c3@2 e3, g3 c4}", 1) == ev("[c3@2 e3, <g3 c4>*3]", 1)   # weights count as steps
+
+
 def test_replicate_makes_steps():
     assert ev("c3!3 e3") == grid(C3, 4, [0, 1, 2]) + grid(E3, 4, [3])
     assert ev("c3!3 e3") == ev("c3 c3 c3 e3")
@@ -331,7 +346,12 @@ def test_degrades_chances_repeat_after_their_long_period(text, period):
     ("[a, b | c]", 7, "'|' at 7 after ',' at 3: one bracket either stacks (',') or chooses ('|')"),
     ("[a | ]", 4, "nothing after '|' at 4"),
     ("[| a]", 2, "empty sequence before '|' at 2"),
-    ("{a b}", 1, "not supported"),
+    ("{a | b}", 4, "'|' at 4 inside the '{' at 1: a polymeter stacks with ','"),
+    ("a }", 3, "unbalanced '}' at 3: there is no '{' to close"),
+    ("{a b}%0", 6, "'%' at 6 needs a number more than 0"),
+    ("{a b}%", 6, "expected a number of steps per cycle after '%' at 6"),
+    ("{a b}%2000", 6, "more than 1024 steps per cycle"),
+    ("{a b", 1, "unbalanced '{' at 1: a closing '}' is missing"),
     ("a:3", 2, "not supported"),
     ("a . b", 3, "'.' (grouping) at 3 is not supported"),
     ("a $", 3, "unexpected '$' at 3"),
@@ -424,7 +444,7 @@ def _random_pattern(rng, depth=0):
         if depth < 3 and rng.random() < 0.25:
             inner = _random_pattern(rng, depth + 1)
             body = rng.choice(",|").join(inner for _ in range(rng.randint(1, 2)))
-            term = rng.choice(["[{}]", "<{}>"]).format(body)
+            term = rng.choice(["[{}]", "<{}>", "{{{}}}", "{{{}}}%4"]).format(body.replace("|", ","))
         else:
             term = rng.choice(["c3", "e3", "g3", "60", "~", "c#4", "eb3", "a", "[c3,e3,g3]"])
         return term + rng.choice(["", "", "", "*2", "*3", "*1.5", "*0.5", "/2", "/1.5", "?", "?0.3", "!",

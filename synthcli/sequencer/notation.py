@@ -25,6 +25,8 @@ What plays is written `note start-end` for cycle 0, in bars.
 | `a?` | drop each event at random, half of them | `c5*8?` | about four of the eight, others every cycle |
 | `a?p` | drop each with probability p | `c5*8?0.25` | about six of the eight |
 | `[a \| b]` | choose one sequence at random, afresh each cycle | `[c3 e3 \| g3*2] c4` | c3 e3 c4, or g3 g3 c4 |
+| `{a b c, d e}` | polymeter: every sequence at the first one's steps a cycle | `{c3 e3 g3, c4 d4}` | c3 e3 g3 with c4 d4 c4; cycle 1: d4 c4 d4 |
+| `{a b c}%n` | polymeter at n steps a cycle | `{c3 e3 g3}%4` | c3 e3 g3 c3; cycle 1: e3 g3 c3 e3 |
 | `a!n` | replicate as n steps | `c3!3 e3` | as `c3 c3 c3 e3` |
 | `!` | repeat the previous step | `c3 ! e3` | as `c3 c3 e3` |
 | `<a b>` | alternate: one step per cycle | `<c3 e3> g3` | cycle 0: c3 g3; cycle 1: e3 g3; cycle 2: c3 g3 |
@@ -79,10 +81,15 @@ Details, following Tidal/Strudel:
   as `?` decides (a seed of its own, from the cycle's number): a choice
   is a whole sequence, never part of one. A bracket either stacks with
   `,` or chooses with `|`; to do both, bracket one inside the other.
-* Not supported (each gives a clear error): `{...}` polymeter, `:`
-  sample numbers, `.` grouping.
+* `{a b c, d e}` steps every sequence at the pace of the first (three
+  steps a bar here, counting `@` weights and `!` copies as steps), so
+  a shorter or longer one runs on across the bar line; `%n` after the
+  brace sets n steps a bar for all of them. `|` is refused inside a
+  brace: choose inside a `[...]` there.
+* Not supported (each gives a clear error): `:` sample numbers, `.`
+  grouping.
 * A pattern repeats after `Pattern.period` cycles (1 unless it holds
-  `<...>`, a fractional `*`, `/`, `?` or `|`): `<c3 e3 g3>` after 3, and a
+  `<...>`, a fractional `*`, `/`, `{...}`, `?` or `|`): `<c3 e3 g3>` after 3, and a
   `?` or `|` after 65,536 of its cycles (36 hours of 4/4 at 120 BPM).
 * A mistake is reported with its column inside the pattern text
   ("unbalanced '[' at 5: a closing ']' is missing", "unknown note 'h3'
@@ -120,10 +127,9 @@ _SEMITONES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 _DEFAULT_OCTAVE = 3
 _MAX_NUMBER_CHARS = 20
 _CACHED_CYCLES = 16
-_CLOSERS = {"[": "]", "<": ">"}
+_CLOSERS = {"[": "]", "<": ">", "{": "}"}
+_OPENERS = {")": "(", **{closer: opener for opener, closer in _CLOSERS.items()}}
 _UNSUPPORTED = {
-    "{": "'{' (polymeter) at {col} is not supported: use '[a b, c d e]' to stack sequences",
-    "}": "'}' (polymeter) at {col} is not supported",
     ":": "':' at {col} is not supported: patterns hold notes and numbers only",
 }
 
@@ -567,13 +573,14 @@ class _Parser:
 
     def stray_closer(self) -> SynthError:
         ch, col = self.peek(), self.pos + 1
-        return _fail(f"unbalanced '{ch}' at {col}: there is no '{'[' if ch == ']' else '<'}' to close", col)
+        return _fail(f"unbalanced '{ch}' at {col}: there is no '{_OPENERS[ch]}' to close", col)
 
     def stack(self, opener: str | None, open_col: int) -> _Node:
         """Sequences separated by ',', up to the closer of ``opener`` (or up
         to the end of the text, or a stray closer, when it is None)."""
         closer = _CLOSERS.get(opener or "", "")
         sequences: list[_Node] = []
+        totals: list[Fraction] = []   # each sequence's steps, weighed: what '{...}' lines up
         comma_col = 0
         separator = ""   # ',' stacks the sequences, '|' picks one of them each cycle
         while True:
@@ -581,6 +588,7 @@ class _Parser:
             ch, col = self.peek(), self.pos + 1
             if steps:
                 sequences.append(self.finish(steps, opener == "<", open_col, start_col))
+                totals.append(sum((step.weight * step.copies for step in steps), Fraction(0)))
                 if separator != "|" and sum(node.cost for node in sequences) > MAX_STEPS_PER_CYCLE:
                     raise _fail(f"the sequence at {start_col} makes more than {MAX_STEPS_PER_CYCLE} "
                                 f"steps per cycle", start_col)
@@ -593,6 +601,9 @@ class _Parser:
             elif ch == closer:
                 raise _fail(f"empty '{opener}{closer}' at {open_col}: put at least one step inside", open_col)
             if ch in (",", "|"):
+                if ch == "|" and opener == "{":
+                    raise _fail(f"'|' at {col} inside the '{{' at {open_col}: a polymeter stacks with ','; "
+                                f"choose inside a '[...]'", col)
                 if separator and ch != separator:
                     raise _fail(f"'{ch}' at {col} after '{separator}' at {comma_col}: one bracket either stacks "
                                 f"(',') or chooses ('|'); bracket one of them", col)
@@ -602,12 +613,31 @@ class _Parser:
                 return self.join(sequences, separator, 1, "the pattern")
             elif ch == closer:
                 self.pos += 1
+                if opener == "{":
+                    return self.polymeter(sequences, totals, open_col)
                 return self.join(sequences, separator, open_col, f"'{opener}'")
             elif not ch:
                 raise _fail(f"unbalanced '{opener}' at {open_col}: a closing '{closer}' is missing", open_col)
             else:
                 raise _fail(f"mismatched '{ch}' at {col}: the '{opener}' at {open_col} is closed with "
                             f"'{closer}'", col)
+
+    def polymeter(self, sequences: list[_Node], totals: list[Fraction], col: int) -> _Node:
+        """``{a b c, d e}%n``: every sequence steps at n steps a cycle (by
+        default the first one's count), so the shorter ones run on across
+        the bar line: each is its sequence sped up by n over its length."""
+        steps = totals[0]
+        if self.peek() == "%":
+            mod_col = self.pos + 1
+            self.pos += 1
+            word, steps = self.number("%", mod_col, "a number of steps per cycle")
+            if steps <= 0:
+                raise _fail(f"'%' at {mod_col} needs a number more than 0", mod_col)
+            if steps > MAX_STEPS_PER_CYCLE:
+                raise _fail(f"'%{word}' at {mod_col} makes more than {MAX_STEPS_PER_CYCLE} steps per cycle",
+                            mod_col)
+        return _stack([_fast(steps / total, node, col, "'{'") for node, total in zip(sequences, totals)],
+                      col, "'{'")
 
     def join(self, sequences: list[_Node], separator: str, col: int, what: str) -> _Node:
         if separator != "|":
@@ -636,7 +666,7 @@ class _Parser:
         while True:
             self.skip_space()
             ch, col = self.peek(), self.pos + 1
-            if not ch or ch in ",|])>":
+            if not ch or ch in ",|])>}":
                 return steps, start_col
             if ch == "_":
                 if not steps:
