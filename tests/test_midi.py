@@ -15,7 +15,9 @@ import soundfile
 from synthcli.api import NoteOff, NoteOn
 from synthcli.engine.core import Engine
 from synthcli.midi import MidiSong, midi_performance
+from synthcli.midi.voices import MAX_GAIN, default_patch_text, level_gain
 from synthcli.modules.drums import Drums
+from synthcli.modules.dynamics import SOFT_CLIP_KNEE
 from synthcli.modules.keys import Keys
 from synthcli.testing import check_module, peak_frequency, render_module, rms
 
@@ -501,6 +503,32 @@ def test_music21_files_render_and_sound(registry, name):
     x = render(registry, DATA / name, seconds=4.0)
     assert np.isfinite(x).all() and np.abs(x).max() < 1.0
     assert rms(x) > 0.003, f"{name} ({song.describe()}) is silent"
+
+
+def peak_db(x):
+    return 20 * np.log10(np.abs(x).max())
+
+
+def test_the_built_in_voices_bring_quiet_and_busy_files_to_a_like_level(registry):
+    """Its levels leave room for sixteen busy channels, so a thin file
+    peaked near -26 dBFS and a full one at -5: every real file now peaks
+    between -10 and -2 dBFS (the whole file, program changes and all)."""
+    peaks = [peak_db(render(registry, path)) for path in sorted(DATA.glob("*.mid"))]
+    assert all(-10 < peak < -2 for peak in peaks), peaks
+    assert max(peaks) - min(peaks) < 8
+
+
+def test_a_quiet_file_is_raised_at_most_eightfold_and_a_busy_one_not_clipped(registry, tmp_path):
+    soft = save(tmp_path, [notes(0, [60, 62, 64, 65], velocity=30)], "soft.mid")
+    assert level_gain(MidiSong(soft)) == MAX_GAIN
+    plain = default_patch_text({0}, {0: 0})   # the same voices, given as a patch: not raised
+    np.testing.assert_allclose(render(registry, soft), MAX_GAIN * render(registry, soft, patch=plain), atol=1e-12)
+    strings = [mido.Message("program_change", channel=2, program=48)]
+    tracks = ([notes(0, [pitch] * 8) for pitch in (60, 64, 67, 72)]                        # piano chords
+              + [notes(1, [36] * 16, length=240), notes(9, [36] * 8), notes(9, [42] * 16, length=240)]
+              + [strings + notes(2, [pitch] * 2, length=1920) for pitch in (48, 55, 64, 71)])
+    busy = render(registry, save(tmp_path, tracks, "busy.mid"))
+    assert -12 < peak_db(busy) < 20 * np.log10(SOFT_CLIP_KNEE)
 
 
 # -- the command line ------------------------------------------------------------------------

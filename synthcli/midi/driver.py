@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ..api import NoteOff, NoteOn
 from ..sequencer.song import SILENT, TAIL_MAX, TAIL_SILENCE
 from .file import MidiSong
-from .voices import DEFAULT_VOLUME, ChannelMap
+from .voices import DEFAULT_VOLUME, ChannelMap, level_gain
 
 #: The shortest note: a note-off sooner than this after its note-on (a
 #: zero-length note, say) is held back until then, so the note is heard.
@@ -49,7 +49,8 @@ class MidiDriver:
                  patch_source: str | None = None) -> None:
         self.song = song
         self.engine = engine
-        self.map = ChannelMap(engine.registry, song.summary, patch_text, patch_source)
+        self.map = ChannelMap(engine.registry, song.summary, patch_text, patch_source,
+                              level_gain(song) if patch_text is None else 1.0)
         engine.load(self.map.patch)
         self.end = song.end_sample(engine.samplerate)
         self._events = song.events(engine.samplerate)
