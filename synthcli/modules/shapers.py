@@ -8,6 +8,7 @@ import numpy as np
 
 from ..api import AUDIO, CONTROL, Module, Param, Port
 from ..engine.jit import helper, kernel
+
 #: An exponential slew's time is how long any step takes to come within
 #: 1 % of where it goes: the time constant is that time over ln(100).
 LN_100 = math.log(100.0)
@@ -18,10 +19,10 @@ LN_100 = math.log(100.0)
 #: it would take rounds away, or creeps into denormal numbers towards 0.
 SETTLED = 1e-9
 
-LN_2 = math.log(2.0)
-
 #: drive=1 multiplies the input by this (+40 dB).
 MAX_DRIVE_GAIN = 100.0
+
+LN_2 = math.log(2.0)
 
 #: Below this step between two samples the anti-aliased shaper takes the
 #: curve at their midpoint: the quotient of differences loses its digits.
