@@ -4,7 +4,7 @@ import pytest
 
 from synthcli.api import C4_HZ, NoteOff, NoteOn
 from synthcli.engine.core import Engine
-from synthcli.modules.shapers import Drive, Slew
+from synthcli.modules.shapers import ROOTS, SCALES, Drive, Quant, Slew
 from synthcli.patch import Patch
 from synthcli.testing import check_module, peak_frequency, render_module, rms
 
@@ -26,7 +26,7 @@ def drive(x, **params):
     return render_module(Drive, x.shape[-1] // BS, inputs={"in": x}, params=params)["out"][0]
 
 
-@pytest.mark.parametrize("cls", [Slew, Drive])
+@pytest.mark.parametrize("cls", [Slew, Quant, Drive])
 def test_contract(cls):
     check_module(cls)
 
@@ -93,6 +93,59 @@ def test_portamento_glides_a_voice_from_note_to_note(registry):
     assert hz(0.2, 0.5) == pytest.approx(c3, rel=0.005)
     assert c3 * 1.05 < hz(0.52, 0.54) < g3 / 1.05   # on its way
     assert hz(0.6, 0.99) == pytest.approx(g3, rel=0.005)
+
+
+# -- quant ------------------------------------------------------------------
+
+def nearest_note(volts, classes, root):
+    """The reference: every note of the scale from four octaves down to
+    four up, the nearest taken, ties to the lower."""
+    notes = np.array(sorted(root + 12 * octave + pc for octave in range(-5, 5) for pc in classes), float)
+    semitones = volts * 12
+    distance = np.abs(semitones[:, None] - notes[None, :])
+    return notes[np.argmin(distance, axis=1)] / 12   # argmin takes the first, the lower, of a tie
+
+
+@pytest.mark.parametrize("scale", ["major", "minor", "minpent", "blues", "whole", "chromatic"])
+@pytest.mark.parametrize("root", ["c", "fs", "a"])
+def test_quant_takes_every_pitch_to_the_nearest_note_of_its_scale(scale, root):
+    rng = np.random.default_rng(len(scale) + len(root))
+    x = rng.uniform(-3.0, 3.0, 20 * BS)
+    x[::7] = np.round(x[::7] * 24) / 24   # quarter tones: ties between two notes of the chromatic scale
+    out = render_module(Quant, 20, inputs={"in": x}, params={"scale": scale, "root": root})["out"][0]
+    np.testing.assert_allclose(out, nearest_note(x, SCALES[scale], ROOTS.index(root)), atol=1e-12)
+
+
+def test_quant_strikes_a_trig_at_each_new_note_and_not_at_the_first():
+    """A rising line over an octave through C major: the eight notes of
+    the scale, changing where the line passes midway between two, and a
+    1 ms trig at each of the seven changes."""
+    x = np.linspace(0.0, 1.0, 200 * BS)
+    out = render_module(Quant, 200, inputs={"in": x}, params={"scale": "major"})
+    notes, trig = out["out"][0] * 12, out["trig"][0]
+    changes = np.flatnonzero(np.diff(notes)) + 1
+    np.testing.assert_allclose(notes[np.r_[0, changes]], [0, 2, 4, 5, 7, 9, 11, 12])
+    np.testing.assert_allclose(x[changes] * 12, [1, 3, 4.5, 6, 8, 10, 11.5], atol=12 / len(x))
+    starts = np.flatnonzero(np.diff(np.r_[0.0, trig]) > 0)
+    np.testing.assert_array_equal(starts, changes)
+    assert np.all([trig[k:k + 48].all() and not trig[k + 48] for k in changes])
+
+
+def test_a_random_lfo_through_quant_plays_a_melody_in_the_scale(registry):
+    patch = Patch(registry)
+    patch.load_text("add lfo l wave=random freq=8 amp=1\nadd quant q scale=minpent root=a\n"
+                    "add vco o wave=sine\nconnect l q\nconnect q o.voct\nconnect o out\n")
+    with Engine(registry, SR, BS) as engine:
+        engine.load(patch)
+        out = np.concatenate([engine.process_block()[0].copy() for _ in range(2 * SR // BS)])
+    heard = set()
+    for k in range(16):   # eight notes a second, each 6000 samples: the middle of each
+        hz = peak_frequency(out[k * 6000 + 1000:k * 6000 + 5000], SR)
+        semitones = 12 * np.log2(hz / C4_HZ)
+        assert abs(semitones - round(semitones)) < 0.05
+        assert (round(semitones) - 9) % 12 in SCALES["minpent"]
+        heard.add(round(semitones))
+    assert len(heard) >= 4   # a melody, not one note
 
 
 # -- drive ------------------------------------------------------------------

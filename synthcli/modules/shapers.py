@@ -1,5 +1,5 @@
-"""Shapers of a signal's course and of its curve: slew (glide) and drive
-(saturation)."""
+"""Shapers of a signal's course and of its curve: slew (glide), quant
+(pitch to a scale) and drive (saturation)."""
 from __future__ import annotations
 
 import math
@@ -100,6 +100,102 @@ class Slew(Module):
                      self.level, self.samplerate)
 
 
+#: quant's scales: the pitch classes each allows, in semitones above its root.
+SCALES = {
+    "chromatic": tuple(range(12)),
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "phrygian": (0, 1, 3, 5, 7, 8, 10),
+    "lydian": (0, 2, 4, 6, 7, 9, 11),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "locrian": (0, 1, 3, 5, 6, 8, 10),
+    "harmonic": (0, 2, 3, 5, 7, 8, 11),
+    "pentatonic": (0, 2, 4, 7, 9),
+    "minpent": (0, 3, 5, 7, 10),
+    "blues": (0, 3, 5, 6, 7, 10),
+    "whole": (0, 2, 4, 6, 8, 10),
+}
+#: Roots as the patterns spell sharps (``cs`` for C#: ``#`` starts a comment).
+ROOTS = ("c", "cs", "d", "ds", "e", "f", "fs", "g", "gs", "a", "as", "b")
+#: How long quant's trig output stays high after the note changes.
+TRIG_SECONDS = 0.001
+
+
+@kernel
+def _quant_kernel(x, scale, root, out, trig, allowed, state, trig_samples):
+    """Each sample's pitch (volts per octave) to the nearest note of the
+    scale, ties to the lower one; ``allowed[k]`` lists scale k's pitch
+    classes (-1 past its last). ``state[c]`` holds the last input, its
+    note and what is left of the trig pulse; a held input (the usual
+    case) is looked up once."""
+    channels, n = x.shape
+    for c in range(channels):
+        last_in = state[c, 0]
+        note = state[c, 1]
+        pulse = state[c, 2]
+        last_scale = last_root = -1.0
+        for i in range(n):
+            v = x[c, i]
+            if v != last_in or scale[c, i] != last_scale or root[c, i] != last_root:
+                last_in, last_scale, last_root = v, scale[c, i], root[c, i]
+                k = min(max(int(last_scale), 0), allowed.shape[0] - 1)
+                r = min(max(int(last_root), 0), 11)
+                s = v * 12.0 - r
+                octave = np.floor(s / 12.0)   # a float: NaN stays NaN, for the engine to catch
+                degree = s - 12.0 * octave
+                best = 0.0
+                distance = np.inf
+                for j in range(allowed.shape[1]):
+                    pc = allowed[k, j]
+                    if pc < 0:
+                        break
+                    for candidate in (pc - 12.0, pc, pc + 12.0):
+                        d = abs(degree - candidate)
+                        if d < distance or (d == distance and candidate < best):
+                            best, distance = candidate, d
+                was = note
+                note = (12.0 * octave + best + r) / 12.0
+                if was == was and note != was:   # not at the very first sample
+                    pulse = trig_samples
+            out[c, i] = note
+            trig[c, i] = 1.0 if pulse > 0 else 0.0
+            if pulse > 0:
+                pulse -= 1
+        state[c, 0] = last_in
+        state[c, 1] = note
+        state[c, 2] = pulse
+
+
+class Quant(Module):
+    type_name = "quant"
+    description = "Quantizer: a pitch to the nearest note of a scale, with a trig at each new note"
+    inputs = (Port("in", CONTROL, "pitch, volts/octave: an LFO or noise becomes a melody in the scale"),)
+    outputs = (
+        Port("out", CONTROL, "the nearest note of the scale, volts/octave (ties go down)"),
+        Port("trig", CONTROL, "a 1 ms gate at each change of note, to strike an envelope"),
+    )
+    params = (
+        Param("scale", "major", choices=tuple(SCALES),
+              doc="which notes: church modes, harmonic minor, pentatonics, blues, whole tone or all twelve"),
+        Param("root", "c", choices=ROOTS, doc="the scale's first note (cs is C#, as in patterns)"),
+    )
+    state_fields = ("state",)
+
+    def setup(self):
+        self._allowed = np.full((len(SCALES), 12), -1.0)
+        for k, classes in enumerate(SCALES.values()):
+            self._allowed[k, :len(classes)] = classes
+        self._trig_samples = float(round(TRIG_SECONDS * self.samplerate))
+        # NaN input and note: the first sample is looked up, and strikes no trig.
+        self.state = np.zeros((self.channels, 3))
+        self.state[:, :2] = np.nan
+
+    def process(self, inputs, params, outputs):
+        _quant_kernel(inputs["in"], params["scale"], params["root"], outputs["out"], outputs["trig"],
+                      self._allowed, self.state, self._trig_samples)
+
+
 @helper
 def _shape(u, hard):
     if hard:
@@ -193,4 +289,4 @@ class Drive(Module):
                       self.last)
 
 
-MODULES = (Slew, Drive)
+MODULES = (Slew, Quant, Drive)
