@@ -54,3 +54,27 @@ def test_osc_remote_drives_a_playing_song(jack_server, tmp_path):
     assert re.search(r"param +cutoff +1800 Hz <- sweep\.out", said), said   # the set and the new cable
     assert "reply /synth/stats 13 11 1 0" in said, said   # received, applied, refused, dropped
     assert "Traceback" not in err and "refused: column 10" in err, err
+
+
+def shipped(folder, suffix):
+    """The songs and patches in the repository, but those that need a plugin."""
+    return sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / folder).glob(f"*{suffix}")
+                  if "\nrequire " not in "\n" + p.read_text())
+
+
+def test_every_song_and_patch_shipped_checks_and_the_generative_song_sounds(tmp_path):
+    """They are how a musician meets the modules and the notation, so
+    none may rot; the generative song uses what is newest (quant, slew,
+    drive, chorus, a polymeter, random drops) and must end with its bars."""
+    for path in shipped("songs", ".seq") + shipped("patches", ".patch"):
+        done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", path], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and not done.stderr, (path, done.stderr)
+    out = tmp_path / "g.wav"
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", "songs/generative.seq", "-o", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    audio, rate = soundfile.read(str(out))
+    assert 34.3 < len(audio) / rate < 37.0   # 16 bars at 112 BPM, then the release: nothing runs on
+    seconds = [np.abs(audio[k * rate:(k + 1) * rate]).max() for k in range(34)]
+    assert min(seconds) > 0.05 and np.abs(audio).max() < 0.8
