@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from synthcli.modules.dynamics import SOFT_CLIP_KNEE, Mix, Out, Pan
+from synthcli.modules.dynamics import KNEE_DB, SOFT_CLIP_KNEE, Comp, Mix, Out, Pan
 from synthcli.testing import check_module, render_module
 
 BS = 64
 
 
-@pytest.mark.parametrize("cls", [Mix, Out, Pan])
+@pytest.mark.parametrize("cls", [Mix, Out, Pan, Comp])
 def test_contract(cls):
     check_module(cls)
 
@@ -129,3 +129,68 @@ def test_pan_poly_channels_are_independent():
     left, right = pan(position, signal, channels=2)
     np.testing.assert_allclose(left[:, 0], [1.0, 0.0], atol=1e-15)
     np.testing.assert_allclose(right[:, 0], [0.0, -0.5], atol=1e-15)
+
+
+# -- comp ---------------------------------------------------------------------
+
+SR = 48000
+
+
+def curve(level_db, threshold=-18.0, ratio=4.0):
+    """The soft-knee gain curve, in dB, written out apart from the kernel."""
+    over = level_db - threshold
+    slope = 1 / ratio - 1
+    return np.where(over <= -KNEE_DB / 2, 0.0,
+                    np.where(over < KNEE_DB / 2, slope * (over + KNEE_DB / 2) ** 2 / (2 * KNEE_DB), slope * over))
+
+
+def compress(x, side=None, **params):
+    inputs = {"in": x} if side is None else {"in": x, "side": side}
+    return render_module(Comp, x.shape[-1] // BS, inputs=inputs, params=params, blocksize=BS)
+
+
+@pytest.mark.parametrize("level_db", [-40.0, -21.0, -18.0, -16.0, -6.0, -1.0])
+def test_comp_settles_on_its_gain_curve(level_db):
+    """A steady level, once the detector has it: below the knee untouched
+    (bit for bit), through the 6 dB knee and above it at 1/ratio."""
+    x = np.full(200 * BS, 10 ** (level_db / 20))
+    out = compress(x, ratio=4.0, makeup=3.0)
+    expected = x[-1] * 10 ** ((curve(level_db) + 3.0) / 20)
+    assert out["out"][0, -1] == pytest.approx(expected, rel=1e-9)
+    assert out["gain"][0, -1] == pytest.approx(10 ** (curve(level_db) / 20), rel=1e-9)
+    if level_db < -21:
+        np.testing.assert_array_equal(compress(x)["out"][0], x)
+
+
+def test_comp_turns_down_a_rise_at_its_attack_and_lets_go_at_its_release():
+    """A jump from -40 to -6 dB: the detector climbs as exp(-t/attack)
+    and the gain follows the curve of that level; back at -40 dB it falls
+    as exp(-t/release)."""
+    quiet, loud = 10 ** (-40 / 20), 10 ** (-6 / 20)
+    n = 150 * BS
+    x = np.r_[np.full(n, quiet), np.full(n, loud), np.full(n, quiet)]
+    gain = compress(x, attack=0.01, release=0.1)["gain"][0]
+    t = np.arange(1, n + 1) / SR
+    rising = loud + (quiet - loud) * np.exp(-t / 0.01)
+    falling = quiet + (loud - quiet) * np.exp(-t / 0.1)
+    for part, env in ((slice(n, 2 * n), rising), (slice(2 * n, 3 * n), falling)):
+        np.testing.assert_allclose(gain[part], 10 ** (curve(20 * np.log10(env)) / 20), rtol=1e-4)
+
+
+def test_comp_keyed_from_its_side_input_ducks_a_bass_under_a_kick():
+    """key=side: a steady bass is turned down while the kick sounds and
+    comes back after it, the depth set by the kick's level; the bass's own
+    level (under the threshold) moves nothing, and the gain output ducks
+    alike."""
+    n = 800 * BS
+    bass = np.full(n, 0.3)
+    kick = np.zeros(n)
+    kick[SR // 10:SR // 10 + SR // 20] = 0.9     # 50 ms at 0.1 s
+    out = compress(bass, kick, key="side", threshold=-30.0, ratio=8.0, attack=0.001, release=0.05)
+    ducked = out["out"][0]
+    assert ducked[SR // 10 - 1] == 0.3                               # before the kick: untouched
+    expected = 0.3 * 10 ** (curve(20 * np.log10(0.9), -30.0, 8.0) / 20)
+    assert ducked[SR // 10 + SR // 20 - 1] == pytest.approx(expected, rel=1e-3)   # held down by ~21 dB
+    assert ducked[SR // 10 + SR // 20 + SR // 2] == pytest.approx(0.3, rel=1e-3)  # and back, 10 releases on
+    np.testing.assert_allclose(out["gain"][0] * 0.3, ducked)
+    assert np.array_equal(compress(bass, key="side", threshold=-30.0)["out"][0], bass)   # no key: no ducking

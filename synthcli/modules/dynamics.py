@@ -1,4 +1,4 @@
-"""Gain stages and the master: vca, mix, pan, out."""
+"""Gain stages and the master: vca, mix, pan, comp, out."""
 from __future__ import annotations
 
 import math
@@ -89,6 +89,90 @@ def _pan_kernel(x, pan, left, right):
             right[c, i] = gain_right * x[c, i]
 
 
+#: The compressor's soft knee: the curve bends over this many dB around
+#: the threshold instead of at a corner.
+KNEE_DB = 6.0
+#: A detector level this low is silence (-600 dB): it is flushed to 0
+#: before it decays through denormal numbers.
+QUIET = 1e-30
+
+
+@kernel
+def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, out, gain, envelope, samplerate):
+    """A feed-forward compressor per channel: a peak detector (attack and
+    release as one-pole time constants) on the signal or the key input,
+    a soft-knee gain curve in dB, then makeup gain. The coefficients, the
+    curve's slope, the knee's start as a level and the makeup as a factor
+    are worked out only when their parameters change, and a level below
+    the knee takes no logarithm: most samples of a mix are there."""
+    channels, n = x.shape
+    for c in range(channels):
+        env = envelope[c]
+        last_attack = last_release = last_ratio = last_threshold = last_makeup = np.nan
+        rise = fall = slope = knee = boost = 0.0
+        for i in range(n):
+            if threshold[c, i] != last_threshold:
+                last_threshold = threshold[c, i]
+                knee = 10.0 ** ((last_threshold - KNEE_DB / 2) / 20.0)
+            if makeup[c, i] != last_makeup:
+                last_makeup = makeup[c, i]
+                boost = 10.0 ** (last_makeup / 20.0)
+            if attack[c, i] != last_attack:
+                last_attack = attack[c, i]
+                rise = math.exp(-1.0 / max(last_attack * samplerate, 1.0))
+            if release[c, i] != last_release:
+                last_release = release[c, i]
+                fall = math.exp(-1.0 / max(last_release * samplerate, 1.0))
+            if ratio[c, i] != last_ratio:
+                last_ratio = ratio[c, i]
+                slope = 1.0 / max(last_ratio, 1.0) - 1.0
+            level = abs(side[c, i]) if key[c, i] >= 0.5 else abs(x[c, i])
+            k = rise if level > env else fall
+            env = k * env + (1.0 - k) * level
+            if env < QUIET:
+                env = 0.0
+            g = 1.0
+            if env > knee:
+                over = 20.0 * math.log10(env) - last_threshold
+                if over < KNEE_DB / 2:
+                    g = 10.0 ** (slope * (over + KNEE_DB / 2) ** 2 / (2.0 * KNEE_DB) / 20.0)
+                else:
+                    g = 10.0 ** (slope * over / 20.0)
+            gain[c, i] = g
+            out[c, i] = x[c, i] * g * boost
+        envelope[c] = env
+
+
+class Comp(Module):
+    type_name = "comp"
+    description = "Compressor: turns down what passes the threshold, from the signal or a key input (ducking)"
+    inputs = (
+        Port("in", AUDIO, "signal to compress"),
+        Port("side", AUDIO, "key signal heard by the detector when key=side: a kick ducking a bass or pad"),
+    )
+    outputs = (
+        Port("out", AUDIO, "compressed signal, with makeup gain"),
+        Port("gain", CONTROL, "the gain the compressor applies, 1 (none) down to 0: duck something else with it"),
+    )
+    params = (
+        Param("threshold", -18.0, -60.0, 0.0, "dB", doc="level where compression begins (6 dB soft knee around it)"),
+        Param("ratio", 4.0, 1.0, 20.0, ":1", doc="dB in per dB out above the threshold: 1 is off, 20 a limiter"),
+        Param("attack", 0.005, 0.0, 1.0, "s", doc="how fast it turns down a rise (time constant)"),
+        Param("release", 0.15, 0.0, 5.0, "s", doc="how fast it lets go again (time constant)"),
+        Param("makeup", 0.0, 0.0, 24.0, "dB", doc="gain after compression, to win back the level"),
+        Param("key", "in", choices=("in", "side"), doc="what the detector hears: the signal itself, or the side input"),
+    )
+    state_fields = ("envelope",)
+
+    def setup(self):
+        self.envelope = np.zeros(self.channels)
+
+    def process(self, inputs, params, outputs):
+        _comp_kernel(inputs["in"], inputs["side"], params["threshold"], params["ratio"], params["attack"],
+                     params["release"], params["makeup"], params["key"], outputs["out"], outputs["gain"],
+                     self.envelope, self.samplerate)
+
+
 class Out(Module):
     type_name = "out"
     description = "Master output: sums every channel to stereo, level, soft clip at full scale"
@@ -158,4 +242,4 @@ class Pan(Module):
         _pan_kernel(inputs["in"], params["pan"], outputs["left"], outputs["right"])
 
 
-MODULES = (Out, Vca, Mix, Pan)
+MODULES = (Out, Vca, Mix, Pan, Comp)
