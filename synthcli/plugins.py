@@ -96,9 +96,10 @@ class Registry:
                               and canonicalize_name(entry.package) in prefer), found)
         if found is None:
             hint = did_you_mean(name, self.types)
-            if not hint and self.skipped:   # it may be one of theirs
+            if self.skipped:   # it may be one of theirs, whatever it is near among ours
                 off = ", ".join(sorted(self.skipped))
-                hint = f" (installed but off, by --safe-mode or SYNTHCLI_DISABLE_PLUGINS: {off})"
+                hint += (f" ({'or a type of a plugin ' if hint else ''}installed but off, by --safe-mode or "
+                         f"SYNTHCLI_DISABLE_PLUGINS: {off})")
             raise SynthError(f"unknown module type '{name}'{hint}")
         return found
 
