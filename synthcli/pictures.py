@@ -1,6 +1,7 @@
 """Example pictures for the module reference: what each oscillator puts
 out (a few cycles of every wave, and its spectrum) and what each filter
-does (its magnitude response, measured by rendering an impulse through it).
+and the eq do (the magnitude response, measured by rendering an impulse
+through it).
 
 They are rendered from the modules themselves (``render_module``, the
 same call plugin tests use), so a change to the DSP shows in the pictures
@@ -96,12 +97,12 @@ def response(cls, **params) -> tuple[np.ndarray, np.ndarray]:
     return np.fft.rfftfreq(IMPULSE, 1 / SAMPLERATE), 20 * np.log10(np.abs(np.fft.rfft(out)) / IMPULSE_LEVEL + 1e-12)
 
 
-def filter_curves(cls, ax, label: str, variants: list[dict]) -> None:
+def filter_curves(cls, ax, label: str, variants: list[dict], limits: tuple[float, float] = (-60, 30)) -> None:
     for params in variants:
         freqs, db = response(cls, **params)
         ax.semilogx(freqs[1:], db[1:], linewidth=1.2, label=" ".join(f"{k}={v}" for k, v in params.items()))
     ax.set_xlim(20, SAMPLERATE / 2)
-    ax.set_ylim(-60, 30)
+    ax.set_ylim(*limits)
     ax.set_ylabel("dB")
     ax.set_title(label, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
@@ -130,6 +131,11 @@ def draw_filter(cls, path: Path) -> None:
                       [{"mode": m, "cutoff": 1000, "res": 0.5} for m in cls.param("mode").choices])
         filter_curves(cls, right, "lowpass at 1 kHz by resonance",
                       [{"cutoff": 1000, "res": r} for r in (0.0, 0.5, 0.9)])
+    elif cls.type_name == "eq":
+        filter_curves(cls, left, "each band at +/-12 dB",
+                      [{"low": 12}, {"mid": -12}, {"high": 12}, {"low": -12, "high": -12}], (-18, 18))
+        filter_curves(cls, right, "the bell at +12 dB by q",
+                      [{"mid": 12, "q": q} for q in (0.3, 0.7, 2, 8)], (-18, 18))
     else:
         # From res 0.89 the ladder oscillates by itself: no response to measure there.
         filter_curves(cls, left, "cutoff 1 kHz by resonance", [{"cutoff": 1000, "res": r} for r in (0.0, 0.5, 0.8)])
@@ -144,7 +150,7 @@ def draw_filter(cls, path: Path) -> None:
 
 #: The module types the reference shows a picture of, and how each is drawn.
 PICTURES = {"vco": draw_oscillator, "lfo": draw_oscillator, "noise": draw_oscillator,
-            "vcf": draw_filter, "ladder": draw_filter}
+            "vcf": draw_filter, "ladder": draw_filter, "eq": draw_filter}
 
 
 def picture_path(type_name: str, docs: Path) -> Path:

@@ -1,9 +1,9 @@
-"""vcf and ladder, judged by their measured frequency response."""
+"""vcf, ladder and eq, judged by their measured frequency response."""
 import numpy as np
 import pytest
 import scipy.signal
 
-from synthcli.modules.filters import SVF_MODES, Ladder, Vcf
+from synthcli.modules.filters import SVF_MODES, Eq, Ladder, Vcf
 from synthcli.testing import check_module, render_module
 
 FS = 48000
@@ -124,7 +124,7 @@ def test_channels_are_independent(cls):
         np.testing.assert_array_equal(together[c], alone)
 
 
-@pytest.mark.parametrize("cls", [Vcf, Ladder])
+@pytest.mark.parametrize("cls", [Vcf, Ladder, Eq])
 def test_check_module(cls):
     check_module(cls)
 
@@ -245,3 +245,76 @@ def test_a_vcf_mode_switch_crossfades_over_one_block(voices, switched):
         np.testing.assert_array_equal(switching[c, fade.stop:], high[c, fade.stop:])
         steepest = np.abs(np.diff(low[c])).max()
         assert np.abs(np.diff(switching[c])).max() <= steepest * 1.001
+
+
+# -- eq -----------------------------------------------------------------------
+
+def cookbook(kind, hz, db, q=2 ** -0.5):
+    """Robert Bristow-Johnson's Audio EQ Cookbook biquads (b, a): the same
+    analog prototypes through the bilinear transform, prewarped at ``hz``,
+    written the other way (direct form, from sin and cos)."""
+    a = 10 ** (db / 40)
+    w = 2 * np.pi * hz / FS
+    cw, alpha, root = np.cos(w), np.sin(w) / (2 * q), 2 * np.sqrt(a) * np.sin(w) / (2 * q)
+    if kind == "bell":
+        return [1 + alpha * a, -2 * cw, 1 - alpha * a], [1 + alpha / a, -2 * cw, 1 - alpha / a]
+    if kind == "low":
+        return ([a * ((a + 1) - (a - 1) * cw + root), 2 * a * ((a - 1) - (a + 1) * cw),
+                 a * ((a + 1) - (a - 1) * cw - root)],
+                [(a + 1) + (a - 1) * cw + root, -2 * ((a - 1) + (a + 1) * cw), (a + 1) + (a - 1) * cw - root])
+    return ([a * ((a + 1) + (a - 1) * cw + root), -2 * a * ((a - 1) + (a + 1) * cw),
+             a * ((a + 1) + (a - 1) * cw - root)],
+            [(a + 1) - (a - 1) * cw + root, 2 * ((a - 1) - (a + 1) * cw), (a + 1) - (a - 1) * cw - root])
+
+
+@pytest.mark.parametrize("settings", [
+    dict(low=9, lowfreq=150, mid=-6, midfreq=1200, q=2, high=4, highfreq=6000),
+    dict(low=-24, lowfreq=40, mid=24, midfreq=300, q=0.1, high=-24, highfreq=15000),
+    dict(low=3, lowfreq=5000, mid=-12, midfreq=8000, q=10, high=12, highfreq=400),
+], ids=["a-mix", "extremes", "crossed"])
+def test_eq_is_the_cookbooks_shelves_and_bell_in_series(settings):
+    """Sample for sample, within rounding, against scipy running the
+    cookbook's three biquads on the same noise: the response, the bands'
+    corner and bell frequencies and the shelves' Q of 1/sqrt(2)."""
+    x = noise(seed=3)
+    reference = x
+    for kind, hz, db, q in (("low", settings["lowfreq"], settings["low"], 2 ** -0.5),
+                            ("bell", settings["midfreq"], settings["mid"], settings["q"]),
+                            ("high", settings["highfreq"], settings["high"], 2 ** -0.5)):
+        reference = scipy.signal.lfilter(*cookbook(kind, hz, db, q), reference)
+    np.testing.assert_allclose(render(Eq, x, **settings)[0], reference, rtol=0, atol=1e-9)
+
+
+def test_eq_bands_give_their_gain_where_they_say():
+    """A shelf gives half its gain at its frequency and all of it far
+    beyond; a bell its whole gain at its centre; the rest stays at 0 dB."""
+    x = noise(seed=4)
+    f, db = response_db(x, render(Eq, x, low=12, lowfreq=100, mid=-9, midfreq=2000, q=4,
+                                  high=6, highfreq=12000)[0])
+    assert gain_at(f, db, 100) == pytest.approx(6.0, abs=0.3)
+    assert gain_at(f, db, 20) == pytest.approx(12.0, abs=0.5)
+    assert gain_at(f, db, 2000) == pytest.approx(-9.0, abs=0.3)
+    assert gain_at(f, db, 700) == pytest.approx(0.0, abs=0.3)
+    assert gain_at(f, db, 5000) == pytest.approx(0.0, abs=0.3)
+    assert gain_at(f, db, 12000) == pytest.approx(3.0, abs=0.3)
+    assert gain_at(f, db, 22000) == pytest.approx(6.0, abs=0.5)
+
+
+def test_a_flat_eq_passes_its_signal_bit_for_bit():
+    x = noise(seed=5, channels=3)
+    np.testing.assert_array_equal(render(Eq, x, channels=3, lowfreq=90, midfreq=500, q=3)[0:3], x)
+
+
+def test_eq_gains_swept_by_a_cable_glide_without_a_jump():
+    """A bell's gain swept from -24 to +24 dB and back each half second:
+    the coefficients change every sample, and the output of a steady sine
+    changes level smoothly (no sample-to-sample step beyond what the sine
+    itself moves), and stays bounded."""
+    n = BLOCKS * BLOCK
+    t = np.arange(n) / FS
+    x = 0.5 * np.sin(2 * np.pi * 1000 * t)
+    mid = 24 * np.sin(2 * np.pi * 2 * t)
+    y = render(Eq, x, mid=mid, midfreq=1000)[0]
+    assert np.isfinite(y).all() and np.abs(y).max() < 0.5 * 10 ** (24 / 20) * 1.05
+    biggest = 2 * np.pi * 1000 / FS * 0.5 * 10 ** (24 / 20)   # the loudest sine's steepest step
+    assert np.abs(np.diff(y)).max() < 1.1 * biggest

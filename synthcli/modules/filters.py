@@ -1,6 +1,7 @@
-"""Filters: vcf (state-variable, 12 dB/oct) and ladder (Moog-style, 24 dB/oct).
+"""Filters: vcf (state-variable, 12 dB/oct), ladder (Moog-style, 24 dB/oct)
+and eq (three bands: shelves and a bell).
 
-Both are zero-delay-feedback filters discretised with the trapezoidal rule
+All are zero-delay-feedback filters discretised with the trapezoidal rule
 (the topology-preserving transform): unlike the classic Chamberlin SVF or a
 naive ladder they keep the analog response up to Nyquist and stay stable
 when the cutoff moves every sample.
@@ -577,4 +578,88 @@ class Ladder(Module):
                        outputs["out"], self.stages, self._work, self.samplerate)
 
 
-MODULES = (Vcf, Ladder)
+#: The shelves' damping: Q = 1/sqrt(2), the steepest shelf that does not
+#: overshoot its gain (the cookbook's shelf slope S = 1).
+SHELF_K = math.sqrt(2.0)
+#: Range of each band's gain, set or modulated.
+MAX_EQ_DB = 24.0
+MIN_EQ_Q, MAX_EQ_Q = 0.1, 10.0
+
+
+@helper
+def _eq_band(co, b, g, k, m0, m1, m2):
+    a1, a2, a3 = _svf_gains(g, k)
+    co[b, 0] = a1
+    co[b, 1] = a2
+    co[b, 2] = a3
+    co[b, 3] = m0
+    co[b, 4] = m1
+    co[b, 5] = m2
+
+
+@helper
+def _eq_design(co, low, low_f, mid, mid_f, q, high, high_f, fmax, warp):
+    """Simper's shelf and bell mixes of one SVF each ("Solving the
+    continuous SVF equations using trapezoidal integration", 2013): the
+    analog cookbook prototypes, prewarped at their frequencies. At 0 dB
+    every band's mix is the input alone, exactly, so a flat eq passes its
+    signal bit for bit."""
+    a = 10.0 ** (min(max(low, -MAX_EQ_DB), MAX_EQ_DB) / 40.0)
+    _eq_band(co, 0, _prewarp(low_f, fmax, warp) / math.sqrt(a), SHELF_K, 1.0, SHELF_K * (a - 1.0), a * a - 1.0)
+    a = 10.0 ** (min(max(mid, -MAX_EQ_DB), MAX_EQ_DB) / 40.0)
+    k = 1.0 / (min(max(q, MIN_EQ_Q), MAX_EQ_Q) * a)
+    _eq_band(co, 1, _prewarp(mid_f, fmax, warp), k, 1.0, k * (a * a - 1.0), 0.0)
+    a = 10.0 ** (min(max(high, -MAX_EQ_DB), MAX_EQ_DB) / 40.0)
+    _eq_band(co, 2, _prewarp(high_f, fmax, warp) * math.sqrt(a), SHELF_K, a * a, SHELF_K * (1.0 - a) * a,
+             1.0 - a * a)
+
+
+@kernel
+def _eq_kernel(x, low, low_f, mid, mid_f, q, high, high_f, out, ic, co, samplerate):
+    """Three SVFs in series, each channel on its own. The bands' gains are
+    worked out again only on a sample where a parameter has changed: a
+    set value (or a glide's last sample) holds for blocks on end."""
+    channels, n = x.shape
+    fmax = MAX_CUTOFF_RATIO * samplerate
+    warp = math.pi / samplerate
+    for c in range(channels):
+        was = (np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan)
+        s0, s1, s2, s3, s4, s5 = ic[c, 0], ic[c, 1], ic[c, 2], ic[c, 3], ic[c, 4], ic[c, 5]
+        for i in range(n):
+            now = (low[c, i], low_f[c, i], mid[c, i], mid_f[c, i], q[c, i], high[c, i], high_f[c, i])
+            if now != was:
+                was = now
+                _eq_design(co, now[0], now[1], now[2], now[3], now[4], now[5], now[6], fmax, warp)
+            v, s0, s1 = _svf_tick(x[c, i], co[0, 0], co[0, 1], co[0, 2], co[0, 3], co[0, 4], co[0, 5], s0, s1)
+            v, s2, s3 = _svf_tick(v, co[1, 0], co[1, 1], co[1, 2], co[1, 3], co[1, 4], co[1, 5], s2, s3)
+            out[c, i], s4, s5 = _svf_tick(v, co[2, 0], co[2, 1], co[2, 2], co[2, 3], co[2, 4], co[2, 5], s4, s5)
+        ic[c, 0], ic[c, 1], ic[c, 2] = flush(s0), flush(s1), flush(s2)
+        ic[c, 3], ic[c, 4], ic[c, 5] = flush(s3), flush(s4), flush(s5)
+
+
+class Eq(Module):
+    type_name = "eq"
+    description = "Three-band equaliser: a low shelf, a bell in the middle and a high shelf"
+    inputs = (Port("in", AUDIO, "signal to shape"),)
+    outputs = (Port("out", AUDIO, "the signal, louder or softer by band (all at 0 dB: unchanged, bit for bit)"),)
+    params = (
+        Param("low", 0.0, -MAX_EQ_DB, MAX_EQ_DB, "dB", doc="gain of everything below lowfreq"),
+        Param("lowfreq", 200.0, 20.0, 20000.0, "Hz", doc="the low shelf's midpoint, where it gives half its gain"),
+        Param("mid", 0.0, -MAX_EQ_DB, MAX_EQ_DB, "dB", doc="gain of the bell at midfreq"),
+        Param("midfreq", 1000.0, 20.0, 20000.0, "Hz", doc="the bell's centre"),
+        Param("q", 0.7, MIN_EQ_Q, MAX_EQ_Q, doc="the bell's sharpness: 0.7 is broad (two octaves), 5 a narrow notch"),
+        Param("high", 0.0, -MAX_EQ_DB, MAX_EQ_DB, "dB", doc="gain of everything above highfreq"),
+        Param("highfreq", 4000.0, 20.0, 20000.0, "Hz", doc="the high shelf's midpoint, where it gives half its gain"),
+    )
+    state_fields = ("ic",)
+
+    def setup(self):
+        self.ic = np.zeros((self.channels, 6))
+        self._co = np.zeros((3, 6))   # per band: the SVF's gains a1, a2, a3 and its mix m0, m1, m2
+
+    def process(self, inputs, params, outputs):
+        _eq_kernel(inputs["in"], params["low"], params["lowfreq"], params["mid"], params["midfreq"], params["q"],
+                   params["high"], params["highfreq"], outputs["out"], self.ic, self._co, self.samplerate)
+
+
+MODULES = (Vcf, Ladder, Eq)
