@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from synthcli.modules.effects import CHORUS_CENTRE, Chorus, Delay, Reverb
+from synthcli.modules.effects import CHORUS_CENTRE, Chorus, Delay, Phaser, Reverb
 from synthcli.testing import check_module, peak_frequency, render_module, rms
 
 SR = 48000
@@ -18,7 +18,7 @@ def impulse(seconds):
     return x
 
 
-@pytest.mark.parametrize("cls", [Delay, Chorus, Reverb])
+@pytest.mark.parametrize("cls", [Delay, Chorus, Phaser, Reverb])
 def test_contract(cls):
     check_module(cls)
 
@@ -264,3 +264,61 @@ def test_chorus_widens_a_mono_sound_without_changing_its_pitch():
     for side in (left, right):
         assert peak_frequency(side, SR) == pytest.approx(440, rel=0.002)
         assert 0.5 < rms(side) / rms(x) < 1.5
+
+
+# -- phaser ---------------------------------------------------------------
+
+def phaser(x, channels=1, **params):
+    return render_module(Phaser, x.shape[-1] // BS, inputs={"in": x}, params=params, channels=channels)["out"]
+
+
+def sine(hz, seconds):
+    return np.sin(2 * np.pi * hz * np.arange(blocks(seconds) * BS) / SR)
+
+
+def notch(freq, k, stages):
+    """Where ``stages`` trapezoidal allpasses at ``freq`` turn the phase by
+    (2k + 1) x 180 degrees: each stage's phase is -2 atan(tan(pi f / SR) /
+    tan(pi freq / SR)), the analog curve on the prewarped axis."""
+    each = (2 * k + 1) * np.pi / stages / 2
+    return np.arctan(np.tan(np.pi * freq / SR) * np.tan(each)) * SR / np.pi
+
+
+def level_db(x):
+    return 20 * np.log10(rms(x) * np.sqrt(2))
+
+
+@pytest.mark.parametrize("stages", [2, 4, 6, 12])
+def test_a_still_phaser_cancels_at_its_notches_and_passes_between(stages):
+    """Without sweep and feedback, at mix 0.5: a sine at each of the
+    stages / 2 notches is gone (the chain turns it upside down), and one
+    between two notches (in phase after the chain; for two stages, far
+    below their one notch) passes nearly whole."""
+    for k in range(stages // 2):
+        y = phaser(sine(notch(700, k, stages), 0.5), depth=0, freq=700, feedback=0, stages=stages)[0]
+        assert level_db(y[SR // 4:]) < -100
+    between = 70 if stages == 2 else np.sqrt(notch(700, 0, stages) * notch(700, 1, stages))
+    y = phaser(sine(between, 0.5), depth=0, freq=700, feedback=0, stages=stages)[0]
+    assert level_db(y[SR // 4:]) > -6
+
+
+def test_a_phasers_notches_sweep_with_its_lfo():
+    """rate 2 Hz, depth 1 octave: the notch of a 2-stage chain sits on a
+    sine at freq when the LFO crosses zero (every quarter second), and has
+    moved an octave away a quarter of a cycle later."""
+    y = phaser(sine(1000, 1.0), rate=2, depth=1, freq=1000, feedback=0, stages=2)[0]
+    window = 480
+    centred = [level_db(y[t - window // 2:t + window // 2]) for t in (SR // 4, SR // 2, 3 * SR // 4)]
+    swung = [level_db(y[t - window // 2:t + window // 2]) for t in (SR // 8, 3 * SR // 8, 5 * SR // 8)]
+    assert max(centred) < -25
+    assert min(swung) > -8
+
+
+def test_phaser_mix_zero_is_dry_and_feedback_stays_bounded():
+    x = np.random.default_rng(2).uniform(-0.5, 0.5, (2, blocks(1.0) * BS))
+    np.testing.assert_array_equal(phaser(x, channels=2, mix=0.0), x)
+    for feedback in (0.95, -0.95):
+        y = phaser(x, channels=2, feedback=feedback, stages=12, rate=5, depth=4)
+        assert np.isfinite(y).all() and np.abs(y).max() < 20
+    y = phaser(sine(1000, 1.0), feedback=0.95, depth=0, freq=1000, stages=4)[0]
+    assert level_db(y[SR // 2:]) > 6   # feedback raises a peak between the notches, as it should

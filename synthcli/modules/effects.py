@@ -1,4 +1,4 @@
-"""Time-based effects: delay, chorus and reverb."""
+"""Time-based effects: delay, chorus, phaser and reverb."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 
 from ..api import AUDIO, Module, Param, Port
 from ..engine.jit import helper, kernel
-from .filters import flush
+from .filters import MAX_CUTOFF_RATIO, MIN_CUTOFF, flush
 
 #: Range of the delay time, in seconds; the buffer is sized for the longest.
 MIN_DELAY = 0.001
@@ -184,6 +184,85 @@ class Chorus(Module):
                        outputs["left"], outputs["right"], self.buf, self.pos, self.phase, self.samplerate)
 
 
+#: The phaser's limits: its stages (allpasses, two per notch), its sweep
+#: and its feedback, short of the loop's ringing on at 1.
+MAX_PHASER_STAGES = 12
+MAX_PHASER_RATE = 10.0
+MAX_PHASER_DEPTH = 4.0
+MAX_PHASER_FEEDBACK = 0.95
+
+
+@kernel
+def _phaser_kernel(x, rate, depth, freq, feedback, stages, mix, out, state, phase, samplerate):
+    """A chain of first-order allpasses (trapezoidal, as the filters),
+    all at one frequency that a sine LFO sweeps exponentially around
+    ``freq``; the chain's output, fed back one sample late, is mixed with
+    the dry signal. Where the chain turns the phase by an odd multiple of
+    180 degrees the two cancel: stages / 2 notches, moving with the sweep.
+    Every channel follows one LFO at channel 0's rate, as the chorus's, so
+    a chord's voices sweep together. ``state[c, :MAX_PHASER_STAGES]`` holds the allpasses'
+    integrators, ``state[c, MAX_PHASER_STAGES]`` the chain's last output."""
+    channels, n = x.shape
+    fmax = MAX_CUTOFF_RATIO * samplerate
+    warp = math.pi / samplerate
+    start = p = phase[0]
+    for c in range(channels):
+        p = start
+        last = state[c, MAX_PHASER_STAGES]
+        for i in range(n):
+            octaves = min(max(depth[c, i], 0.0), MAX_PHASER_DEPTH) * math.sin(2.0 * math.pi * p)
+            f = min(max(freq[c, i] * 2.0 ** octaves, MIN_CUTOFF), fmax)
+            g = math.tan(f * warp)
+            gain = g / (1.0 + g)
+            count = min(max(int(stages[c, i] + 0.5), 1), MAX_PHASER_STAGES)
+            v = x[c, i] + min(max(feedback[c, i], -MAX_PHASER_FEEDBACK), MAX_PHASER_FEEDBACK) * last
+            for k in range(count):
+                s = state[c, k]
+                u = (v - s) * gain
+                low = u + s
+                state[c, k] = low + u
+                v = 2.0 * low - v
+            last = v
+            m = min(max(mix[c, i], 0.0), 1.0)
+            out[c, i] = (1.0 - m) * x[c, i] + m * v
+            p += min(max(rate[0, i], 0.0), MAX_PHASER_RATE) / samplerate
+            if p >= 1.0:
+                p -= 1.0
+        state[c, MAX_PHASER_STAGES] = last
+        for k in range(MAX_PHASER_STAGES + 1):
+            state[c, k] = flush(state[c, k])
+    phase[0] = p
+
+
+class Phaser(Module):
+    type_name = "phaser"
+    description = "Phaser: notches that sweep up and down the spectrum, from a chain of allpass filters"
+    inputs = (Port("in", AUDIO, "signal to sweep"),)
+    outputs = (Port("out", AUDIO, "the signal with its moving notches"),)
+    params = (
+        Param("rate", 0.3, 0.0, MAX_PHASER_RATE, "Hz", doc="sweeps per second (0 holds the notches still)"),
+        Param("depth", 1.5, 0.0, MAX_PHASER_DEPTH, "oct",
+              doc="how far the allpasses' frequency swings up and down from freq"),
+        Param("freq", 800.0, 20.0, 20000.0, "Hz",
+              doc="the allpasses' frequency at the sweep's middle; 4 stages without feedback "
+                  "put their notches at 0.41 and 2.4 times it"),
+        Param("feedback", 0.3, -MAX_PHASER_FEEDBACK, MAX_PHASER_FEEDBACK,
+              doc="the chain's output back into its input: peaks between the notches; negative moves them"),
+        Param("stages", 4, 1, MAX_PHASER_STAGES, integer=True,
+              doc="allpasses in the chain: each pair makes one notch (4 is the classic pedal's)"),
+        Param("mix", 0.5, 0.0, 1.0, doc="0 dry only, 0.5 the deepest notches, 1 the chain alone (a vibrato)"),
+    )
+    state_fields = ("state", "phase")
+
+    def setup(self):
+        self.state = np.zeros((self.channels, MAX_PHASER_STAGES + 1))
+        self.phase = np.zeros(1)
+
+    def process(self, inputs, params, outputs):
+        _phaser_kernel(inputs["in"], params["rate"], params["depth"], params["freq"], params["feedback"],
+                       params["stages"], params["mix"], outputs["out"], self.state, self.phase, self.samplerate)
+
+
 @kernel
 def _reverb_kernel(x, size, damping, mix, left, right,
                    comb_buf, comb_len, comb_idx, comb_store, ap_buf, ap_len, ap_idx):
@@ -265,4 +344,4 @@ class Reverb(Module):
                        self.comb_idx, self.comb_store, self.ap_buf, self._ap_len, self.ap_idx)
 
 
-MODULES = (Delay, Chorus, Reverb)
+MODULES = (Delay, Chorus, Phaser, Reverb)
