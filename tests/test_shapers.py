@@ -1,10 +1,10 @@
-"""slew and drive, checked on the signals they make."""
+"""slew, sh, quant and drive, checked on the signals they make."""
 import numpy as np
 import pytest
 
 from synthcli.api import C4_HZ, NoteOff, NoteOn
 from synthcli.engine.core import Engine
-from synthcli.modules.shapers import ROOTS, SCALES, Drive, Quant, Slew
+from synthcli.modules.shapers import ROOTS, SCALES, Drive, Quant, SampleHold, Slew
 from synthcli.patch import Patch
 from synthcli.testing import check_module, peak_frequency, render_module, rms
 
@@ -26,7 +26,7 @@ def drive(x, **params):
     return render_module(Drive, x.shape[-1] // BS, inputs={"in": x}, params=params)["out"][0]
 
 
-@pytest.mark.parametrize("cls", [Slew, Quant, Drive])
+@pytest.mark.parametrize("cls", [Slew, SampleHold, Quant, Drive])
 def test_contract(cls):
     check_module(cls)
 
@@ -93,6 +93,57 @@ def test_portamento_glides_a_voice_from_note_to_note(registry):
     assert hz(0.2, 0.5) == pytest.approx(c3, rel=0.005)
     assert c3 * 1.05 < hz(0.52, 0.54) < g3 / 1.05   # on its way
     assert hz(0.6, 0.99) == pytest.approx(g3, rel=0.005)
+
+
+# -- sh ---------------------------------------------------------------------
+
+def gate(n, *spans):
+    """A gate high over each (start, stop) span of samples."""
+    g = np.zeros(n)
+    for start, stop in spans:
+        g[start:stop] = 1.0
+    return g
+
+
+def test_sh_takes_its_input_at_each_rising_edge_and_holds_it():
+    """A ramp sampled at three edges, one held high across a block
+    boundary (it must not take a second sample there)."""
+    n = 40 * BS
+    x = np.linspace(-1.0, 1.0, n)
+    trig = gate(n, (100, 140), (BS * 3 - 10, BS * 6), (5000, 5001))
+    out = render_module(SampleHold, 40, inputs={"in": x, "trig": trig})["out"][0]
+    expected = np.zeros(n)
+    for start, stop in ((100, BS * 3 - 10), (BS * 3 - 10, 5000), (5000, n)):
+        expected[start:stop] = x[start]
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_sh_in_track_mode_follows_while_the_trig_is_high():
+    n = 20 * BS
+    x = np.sin(np.arange(n) / 50.0)
+    trig = gate(n, (300, 900), (2000, 4000))
+    out = render_module(SampleHold, 20, inputs={"in": x, "trig": trig}, params={"mode": "track"})["out"][0]
+    high = trig > 0.5
+    np.testing.assert_array_equal(out[high], x[high])
+    np.testing.assert_array_equal(out[900:2000], np.full(1100, x[899]))
+    np.testing.assert_array_equal(out[4000:], np.full(n - 4000, x[3999]))
+    assert not out[:300].any()
+
+
+def test_noise_held_at_each_note_steps_exactly_on_the_notes(registry):
+    """noise -> sh, clocked by a keys gate: the master changes value on
+    the sample of each note-on and at no other sample."""
+    patch = Patch(registry)
+    patch.load_text("add keys kb voices=1\nadd noise n level=0.5\nadd sh s\n"
+                    "connect n s\nconnect kb.gate s.trig\nconnect s out\n")
+    onsets = [1000, 7000, 7000 + 3 * BS, 20000]
+    with Engine(registry, SR, BS) as engine:
+        engine.load(patch)
+        for at in onsets:
+            engine.send("kb", at, NoteOn(60))
+            engine.send("kb", at + 500, NoteOff(60))
+        out = np.concatenate([engine.process_block()[0].copy() for _ in range(100)])
+    np.testing.assert_array_equal(np.flatnonzero(np.diff(out)) + 1, onsets)
 
 
 # -- quant ------------------------------------------------------------------
@@ -221,3 +272,4 @@ def test_a_shape_switch_crossfades_over_one_block():
     ramp = np.arange(1, BS + 1) / BS
     np.testing.assert_allclose(out[switch], soft[switch] + (hard[switch] - soft[switch]) * ramp, atol=1e-12)
     assert np.abs(hard - soft).max() > 0.1   # the cut it replaced was audible
+

@@ -1,5 +1,5 @@
-"""Shapers of a signal's course and of its curve: slew (glide), quant
-(pitch to a scale) and drive (saturation)."""
+"""Shapers of a signal's course and of its curve: slew (glide), sh (sample
+and hold), quant (pitch to a scale) and drive (saturation)."""
 from __future__ import annotations
 
 import math
@@ -98,6 +98,47 @@ class Slew(Module):
     def process(self, inputs, params, outputs):
         _slew_kernel(inputs["in"], params["rise"], params["fall"], params["curve"], outputs["out"],
                      self.level, self.samplerate)
+
+
+@kernel
+def _sh_kernel(x, trig, mode, out, state):
+    """``state[c]`` holds the value held and whether the trig was high at
+    the last sample. A rising edge takes the input (sample); in track
+    mode the output also follows the input for as long as the trig stays
+    high, and holds from its falling edge."""
+    channels, n = x.shape
+    for c in range(channels):
+        held = state[c, 0]
+        was_high = state[c, 1] > 0.5
+        for i in range(n):
+            high = trig[c, i] > 0.5
+            if high and (not was_high or mode[c, i] >= 0.5):
+                held = x[c, i]
+            was_high = high
+            out[c, i] = held
+        state[c, 0] = held
+        state[c, 1] = 1.0 if was_high else 0.0
+
+
+class SampleHold(Module):
+    type_name = "sh"
+    description = "Sample and hold: takes its input's value at each trig and holds it until the next"
+    inputs = (
+        Port("in", CONTROL, "what to sample: noise makes random steps, an LFO a staircase"),
+        Port("trig", CONTROL, "each rising edge takes a sample: a pattern's gate, a square LFO, quant's trig"),
+    )
+    outputs = (Port("out", CONTROL, "the value last taken (0 before the first trig)"),)
+    params = (
+        Param("mode", "sample", choices=("sample", "track"),
+              doc="sample: takes the input at the rising edge; track: follows it while the trig is high"),
+    )
+    state_fields = ("state",)
+
+    def setup(self):
+        self.state = np.zeros((self.channels, 2))
+
+    def process(self, inputs, params, outputs):
+        _sh_kernel(inputs["in"], inputs["trig"], params["mode"], outputs["out"], self.state)
 
 
 #: quant's scales: the pitch classes each allows, in semitones above its root.
@@ -289,4 +330,4 @@ class Drive(Module):
                       self.last)
 
 
-MODULES = (Slew, Quant, Drive)
+MODULES = (Slew, SampleHold, Quant, Drive)
