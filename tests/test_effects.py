@@ -322,3 +322,14 @@ def test_phaser_mix_zero_is_dry_and_feedback_stays_bounded():
         assert np.isfinite(y).all() and np.abs(y).max() < 20
     y = phaser(sine(1000, 1.0), feedback=0.95, depth=0, freq=1000, stages=4)[0]
     assert level_db(y[SR // 2:]) > 6   # feedback raises a peak between the notches, as it should
+
+
+def test_phaser_voices_sweep_as_each_would_alone():
+    """Channels that share channel 0's depth and freq share its sweep's
+    gains, one with a freq of its own works out its own; either way each
+    plays the samples it would through a phaser of its own."""
+    x = np.random.default_rng(3).uniform(-0.5, 0.5, (3, blocks(0.5) * BS))
+    freq = np.stack([np.full(x.shape[1], 800.0), np.full(x.shape[1], 800.0), np.linspace(300, 3000, x.shape[1])])
+    together = phaser(x, channels=3, freq=freq, rate=1.5, depth=2)
+    for c in range(3):
+        np.testing.assert_array_equal(together[c], phaser(x[c], freq=freq[c], rate=1.5, depth=2)[0])

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..api import AUDIO, Module, Param, Port
 from ..engine.jit import helper, kernel
-from .filters import MAX_CUTOFF_RATIO, MIN_CUTOFF, flush
+from .filters import MAX_CUTOFF_RATIO, MIN_CUTOFF, same_as_previous, flush
 
 #: Range of the delay time, in seconds; the buffer is sized for the longest.
 MIN_DELAY = 0.001
@@ -193,27 +193,46 @@ MAX_PHASER_FEEDBACK = 0.95
 
 
 @kernel
-def _phaser_kernel(x, rate, depth, freq, feedback, stages, mix, out, state, phase, samplerate):
+def _phaser_kernel(x, rate, depth, freq, feedback, stages, mix, out, state, phase, gains, samplerate):
     """A chain of first-order allpasses (trapezoidal, as the filters),
     all at one frequency that a sine LFO sweeps exponentially around
     ``freq``; the chain's output, fed back one sample late, is mixed with
     the dry signal. Where the chain turns the phase by an odd multiple of
     180 degrees the two cancel: stages / 2 notches, moving with the sweep.
+
     Every channel follows one LFO at channel 0's rate, as the chorus's, so
-    a chord's voices sweep together. ``state[c, :MAX_PHASER_STAGES]`` holds the allpasses'
-    integrators, ``state[c, MAX_PHASER_STAGES]`` the chain's last output."""
+    a chord's voices sweep together, and channels whose depth and freq are
+    channel 0's all block long (a mono cable spread to every voice, or
+    none) read the allpass gains channel 0 worked out into ``gains``: the
+    sweep's sin, power and tan cost more than the chain. A channel that
+    works its gains out does so in the loop that runs its chain, where
+    they overlap with the chain's long recursion (in a pass of their own
+    one channel took 46 ns a sample instead of 38).
+    ``state[c, :MAX_PHASER_STAGES]`` holds the allpasses' integrators,
+    ``state[c, MAX_PHASER_STAGES]`` the chain's last output."""
     channels, n = x.shape
     fmax = MAX_CUTOFF_RATIO * samplerate
     warp = math.pi / samplerate
-    start = p = phase[0]
+    shared = True
+    start = end = phase[0]
     for c in range(channels):
+        if c > 0:
+            shared = shared and same_as_previous(depth, c) and same_as_previous(freq, c)
+        own = c == 0 or not shared
         p = start
         last = state[c, MAX_PHASER_STAGES]
         for i in range(n):
-            octaves = min(max(depth[c, i], 0.0), MAX_PHASER_DEPTH) * math.sin(2.0 * math.pi * p)
-            f = min(max(freq[c, i] * 2.0 ** octaves, MIN_CUTOFF), fmax)
-            g = math.tan(f * warp)
-            gain = g / (1.0 + g)
+            if own:
+                octaves = min(max(depth[c, i], 0.0), MAX_PHASER_DEPTH) * math.sin(2.0 * math.pi * p)
+                g = math.tan(min(max(freq[c, i] * 2.0 ** octaves, MIN_CUTOFF), fmax) * warp)
+                gain = g / (1.0 + g)
+                if c == 0:
+                    gains[i] = gain
+                p += min(max(rate[0, i], 0.0), MAX_PHASER_RATE) / samplerate
+                if p >= 1.0:
+                    p -= 1.0
+            else:
+                gain = gains[i]
             count = min(max(int(stages[c, i] + 0.5), 1), MAX_PHASER_STAGES)
             v = x[c, i] + min(max(feedback[c, i], -MAX_PHASER_FEEDBACK), MAX_PHASER_FEEDBACK) * last
             for k in range(count):
@@ -225,13 +244,12 @@ def _phaser_kernel(x, rate, depth, freq, feedback, stages, mix, out, state, phas
             last = v
             m = min(max(mix[c, i], 0.0), 1.0)
             out[c, i] = (1.0 - m) * x[c, i] + m * v
-            p += min(max(rate[0, i], 0.0), MAX_PHASER_RATE) / samplerate
-            if p >= 1.0:
-                p -= 1.0
         state[c, MAX_PHASER_STAGES] = last
         for k in range(MAX_PHASER_STAGES + 1):
             state[c, k] = flush(state[c, k])
-    phase[0] = p
+        if c == 0:
+            end = p
+    phase[0] = end
 
 
 class Phaser(Module):
@@ -257,10 +275,12 @@ class Phaser(Module):
     def setup(self):
         self.state = np.zeros((self.channels, MAX_PHASER_STAGES + 1))
         self.phase = np.zeros(1)
+        self._gains = np.zeros(self.blocksize)
 
     def process(self, inputs, params, outputs):
         _phaser_kernel(inputs["in"], params["rate"], params["depth"], params["freq"], params["feedback"],
-                       params["stages"], params["mix"], outputs["out"], self.state, self.phase, self.samplerate)
+                       params["stages"], params["mix"], outputs["out"], self.state, self.phase, self._gains,
+                       self.samplerate)
 
 
 @kernel

@@ -87,7 +87,7 @@ def _lane_count(channels):
 
 
 @helper
-def _same_as_previous(param, c):
+def same_as_previous(param, c):
     """Whether channel c of a parameter repeats channel c - 1 all block long,
     as a mono cable spread to every channel does. NaN is never the same."""
     differ = 0
@@ -329,7 +329,7 @@ def _svf_kernel(x, cutoff, res, mode, out, ic, work, samplerate):
         lanes[1, c] = ic[c, 1]
         lanes[2, c], lanes[3, c], lanes[4, c], lanes[5, c] = SVF_MIX[int(mode[c, 0])]
         lanes[6, c] = np.nan
-        shared = shared and (c == 0 or (_same_as_previous(cutoff, c) and _same_as_previous(res, c)))
+        shared = shared and (c == 0 or (same_as_previous(cutoff, c) and same_as_previous(res, c)))
         switched += ic[c, 2] >= 0.0 and ic[c, 2] != mode[c, 0]
     if switched:
         _svf_each(x, cutoff, res, mode, out, ic, xt[:, 0], fmax, warp)
@@ -536,8 +536,8 @@ def _ladder_kernel(x, cutoff, res, drive, out, stages, work, samplerate):
         for q in range(4):
             lanes[q, c] = stages[c, q]
         lanes[4, c] = lanes[5, c] = np.nan
-        shared = shared and (c == 0 or (_same_as_previous(cutoff, c) and _same_as_previous(res, c)
-                                        and _same_as_previous(drive, c)))
+        shared = shared and (c == 0 or (same_as_previous(cutoff, c) and same_as_previous(res, c)
+                                        and same_as_previous(drive, c)))
     if channels == 1:
         _ladder_alone(x, cutoff, res, drive, out, lanes, fmax, warp)
     else:
