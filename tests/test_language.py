@@ -93,6 +93,6 @@ def test_a_huge_word_is_quoted_back_cut():
 
 def test_the_controllers_map_refuses_are_those_the_keyboard_plays_itself():
     from synthcli.language.parser import KEYBOARD_CONTROLLERS
-    from synthcli.midi.driver import ALL_NOTES_OFF, ALL_SOUND_OFF, SUSTAIN
+    from synthcli.midi.file import ALL_NOTES_OFF, ALL_SOUND_OFF, SUSTAIN
     assert set(KEYBOARD_CONTROLLERS) == {SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF}
     assert parse_text("map cc 64 off")[0].target is None    # unmapping one (from an older file) still works

@@ -531,6 +531,22 @@ def test_a_quiet_file_is_raised_at_most_eightfold_and_a_busy_one_not_clipped(reg
     assert -12 < peak_db(busy) < 20 * np.log10(SOFT_CLIP_KNEE)
 
 
+def test_a_file_turned_down_by_its_volume_controller_is_raised_to_the_same_level(registry, tmp_path):
+    """Six notes held together, as they are and with the channel's volume
+    at 50 (CC 7: a quarter of the gain, -12 dB, as the driver plays it):
+    the estimate takes the controller in, so the quiet copy is raised four
+    times as much and both play the same samples. Before, the estimate
+    left volume and expression out, and the quiet copy stayed 12 dB down."""
+    chord = [notes(0, [60 + 2 * k] * 4) for k in range(6)]
+    volume = [mido.Message("control_change", channel=0, control=7, value=50)]
+    plain, quiet = save(tmp_path, chord, "plain.mid"), save(tmp_path, [volume + chord[0]] + chord[1:], "quiet.mid")
+    assert 1 < level_gain(MidiSong(plain)) < MAX_GAIN / 4
+    assert level_gain(MidiSong(quiet)) == pytest.approx(4 * level_gain(MidiSong(plain)), rel=1e-12)
+    loud = render(registry, plain)
+    assert peak_db(loud) > -10
+    np.testing.assert_allclose(render(registry, quiet), loud, rtol=0, atol=1e-9)
+
+
 # -- the command line ------------------------------------------------------------------------
 
 def test_render_with_a_voice_patch(tmp_path):

@@ -16,16 +16,15 @@ from dataclasses import dataclass, field
 
 from ..api import NoteOff, NoteOn
 from ..sequencer.song import SILENT, TAIL_MAX, TAIL_SILENCE
-from .file import MidiSong
-from .voices import DEFAULT_VOLUME, ChannelMap, level_gain
+from .file import (ALL_NOTES_OFF, ALL_SOUND_OFF, DEFAULT_VOLUME, EXPRESSION, PAN, RESET_CONTROLLERS, SUSTAIN,
+                   VOLUME, MidiSong)
+from .voices import MAX_LEVEL, ChannelMap, channel_gain, level_gain
 
 #: The shortest note: a note-off sooner than this after its note-on (a
 #: zero-length note, say) is held back until then, so the note is heard.
 MIN_NOTE = 0.010
 #: Pitch bend range either way, in semitones (the General MIDI default).
 BEND_RANGE = 2.0
-SUSTAIN, VOLUME, PAN, EXPRESSION = 64, 7, 10, 11
-RESET_CONTROLLERS, ALL_SOUND_OFF, ALL_NOTES_OFF = 121, 120, 123
 
 
 @dataclass
@@ -168,8 +167,8 @@ class MidiDriver:
         state, target = self.state[channel], self.map.channels[channel]
         if target.vol is None:
             return
-        gain = (state.volume / DEFAULT_VOLUME) ** 2 * (state.expression / 127) ** 2
-        self.engine.set(target.vol, "level", min(4.0, state.level * gain), time=time)
+        self.engine.set(target.vol, "level", min(MAX_LEVEL, state.level * channel_gain(state.volume, state.expression)),
+                        time=time)
 
     def _release(self, channel: int, note: int, time: int) -> None:
         state = self.state[channel]

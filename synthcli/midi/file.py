@@ -25,6 +25,11 @@ DEFAULT_TEMPO = 500_000
 #: The messages that make sound; everything else only keeps time.
 PLAYED = ("note_on", "note_off", "control_change", "program_change", "pitchwheel")
 DRUM_CHANNEL = 9   # channel 10, counted from 0
+#: The controllers the player follows, by number.
+SUSTAIN, VOLUME, PAN, EXPRESSION = 64, 7, 10, 11
+RESET_CONTROLLERS, ALL_SOUND_OFF, ALL_NOTES_OFF = 121, 120, 123
+#: General MIDI's volume at power-on (expression starts full, at 127).
+DEFAULT_VOLUME = 100
 #: Longer files are refused: no piece lasts a day, but one corrupt delta
 #: time of 0x0FFFFFFF ticks (4 bytes, so valid) lasts 77 hours at 120 BPM and
 #: 480 ticks a beat, and would play silence for days.
@@ -85,13 +90,31 @@ def _track_events(index: int, track) -> Iterator[tuple[int, int, int, object]]:
         yield tick, index, seq, message
 
 
+def loudness_controls(controls: tuple[int, int], message) -> tuple[int, int]:
+    """A channel's (volume, expression) after a control change: a reset of
+    all controllers restores expression and, as the MIDI specification
+    asks, leaves volume as it was."""
+    volume, expression = controls
+    if message.control == VOLUME:
+        return message.value, expression
+    if message.control == EXPRESSION:
+        return volume, message.value
+    if message.control == RESET_CONTROLLERS:
+        return volume, 127
+    return controls
+
+
 @dataclass
 class Summary:
     """What one pass over the file finds out before playing: the channels
-    that play notes, each one's program at its first note, the last tick."""
+    that play notes, each one's program and (volume, expression) at its
+    first note, the last tick. The voice patch starts with those, so a
+    file that sets them as it starts does not glide to them over the
+    first block of its first notes."""
 
     channels: set[int] = field(default_factory=set)
     programs: dict[int, int] = field(default_factory=dict)
+    controls: dict[int, tuple[int, int]] = field(default_factory=dict)
     last_tick: int = 0
     notes: int = 0
 
@@ -145,6 +168,7 @@ class MidiSong:
     def _scan(self) -> Summary:
         summary = Summary()
         programs: dict[int, int] = {}
+        controls: dict[int, tuple[int, int]] = {}
         for tick, _, _, message in self.merged():
             summary.last_tick = tick
             kind = message.type
@@ -153,8 +177,12 @@ class MidiSong:
                 if message.channel not in summary.channels:
                     summary.channels.add(message.channel)
                     summary.programs[message.channel] = programs.get(message.channel, 0)
+                    summary.controls[message.channel] = controls.get(message.channel, (DEFAULT_VOLUME, 127))
             elif kind == "program_change":
                 programs[message.channel] = message.program
+            elif kind == "control_change":
+                controls[message.channel] = loudness_controls(
+                    controls.get(message.channel, (DEFAULT_VOLUME, 127)), message)
         return summary
 
     def clock(self, samplerate: float) -> _Clock:

@@ -17,7 +17,8 @@ import time
 from typing import Callable
 
 from ..errors import SynthError
-from .driver import ALL_NOTES_OFF, ALL_SOUND_OFF, BEND_RANGE, SUSTAIN
+from .driver import BEND_RANGE
+from .file import ALL_NOTES_OFF, ALL_SOUND_OFF, SUSTAIN
 from .ports import input_sources, open_port, reconnect, returned
 
 #: Messages handed over together at most (a batch holds the session's lock).

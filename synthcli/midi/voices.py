@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ..api import C4_HZ
 from ..errors import SynthError
 from ..patch import Patch
-from .file import DRUM_CHANNEL
+from .file import DEFAULT_VOLUME, DRUM_CHANNEL, loudness_controls
 
 #: The built-in voices: each a set of parameter values of the same modules
 #: (vco -> vcf -> adsr-driven vca -> velocity vca), so a program change is
@@ -49,8 +49,6 @@ FAMILIES = ("piano", "pluck", "organ", "pluck", "bass", "strings", "strings", "l
 PROGRAM_PARAMS = {"osc": ("wave", "pw"), "flt": ("cutoff", "res"), "env": ("attack", "decay", "sustain", "release")}
 VOICES = 8
 DRUM_LEVEL = 0.5
-#: General MIDI's volume at power-on; a patch's level stands for it.
-DEFAULT_VOLUME = 100
 #: Where the built-in patch puts a file's loudest moment as estimated
 #: (see level_gain): -6 dBFS, which leaves the estimate's error (real
 #: peaks from -4 to +3.5 dB of it on the public test files) below the
@@ -62,6 +60,8 @@ TARGET_PEAK = 0.5
 ESTIMATE_SCALE = 1.1
 #: The most the built-in patch raises a quiet file (+18 dB).
 MAX_GAIN = 8.0
+#: The most a channel's vca level goes to (the vca's own limit).
+MAX_LEVEL = 4.0
 #: The drum kit's peak at full velocity (see the drums module).
 KIT_PEAK = 0.6
 
@@ -72,17 +72,21 @@ def level_gain(song) -> float:
     Its voices are set for sixteen busy channels at once, so a piano solo
     peaked near -26 dBFS where a full arrangement reached -5. A file's
     loudest moment is estimated from the notes that sound together, each
-    at its voice's level times its velocity, summed as uncorrelated voices
-    add (the root of the sum of squares) or as a chord struck at once does
-    (half the plain sum), whichever is more; volume and expression
-    controllers are left out."""
+    at its voice's level times its velocity and its channel's volume and
+    expression at its start (as the driver turns them to gain), summed as
+    uncorrelated voices add (the root of the sum of squares) or as a chord
+    struck at once does (half the plain sum), whichever is more."""
     programs: dict[int, int] = {}
+    controls: dict[int, tuple[int, int]] = {}    # channel -> (volume, expression)
     sounding: dict[tuple[int, int], float] = {}
     total = squares = loudest = 0.0
     for _, _, _, message in song.merged():
         kind = message.type
         if kind == "program_change":
             programs[message.channel] = message.program
+        elif kind == "control_change":
+            controls[message.channel] = loudness_controls(controls.get(message.channel, (DEFAULT_VOLUME, 127)),
+                                                          message)
         if kind not in ("note_on", "note_off"):
             continue
         key = (message.channel, message.note)
@@ -91,12 +95,20 @@ def level_gain(song) -> float:
         if kind == "note_on" and message.velocity > 0:
             voice = (DRUM_LEVEL * KIT_PEAK if message.channel == DRUM_CHANNEL
                      else PROGRAMS[program_voice(programs.get(message.channel, 0))]["level"])
-            level = sounding[key] = voice * message.velocity / 127
+            level = sounding[key] = voice * message.velocity / 127 * channel_gain(
+                *controls.get(message.channel, (DEFAULT_VOLUME, 127)))
             total, squares = total + level, squares + level * level
             loudest = max(loudest, math.sqrt(max(squares, 0.0)), 0.5 * total)
     if loudest == 0.0:
         return 1.0
     return min(MAX_GAIN, max(1.0, TARGET_PEAK / (ESTIMATE_SCALE * loudest)))
+
+
+def channel_gain(volume: int, expression: int) -> float:
+    """A channel's gain from its volume and expression controllers: each
+    squared, as General MIDI's recommended curve (40 log10), and 1 at the
+    power-on volume with full expression."""
+    return (volume / DEFAULT_VOLUME) ** 2 * (expression / 127) ** 2
 
 
 def program_voice(program: int) -> str:
@@ -188,6 +200,9 @@ class ChannelMap:
             if own:
                 entry.osc, entry.base_freq = self._param(f"{n}osc", "freq", entry.base_freq)
                 entry.vol, entry.base_level = self._param(f"{n}vol", "level", entry.base_level)
+                if entry.vol is not None and c in summary.controls:
+                    patch.modules[entry.vol].params["level"] = min(
+                        MAX_LEVEL, entry.base_level * channel_gain(*summary.controls[c]))
                 entry.pan, _ = self._param(f"{n}pan", "pan", 0.0)
             self.channels.append(entry)
 
