@@ -177,6 +177,40 @@ def test_comp_turns_down_a_rise_at_its_attack_and_lets_go_at_its_release():
         np.testing.assert_allclose(gain[part], 10 ** (curve(20 * np.log10(env)) / 20), rtol=1e-4)
 
 
+@pytest.mark.parametrize("level_db", [-30.0, -16.0, -6.0])
+def test_an_rms_comp_hears_a_sine_3_db_under_its_peak(level_db):
+    """detect=rms on a steady sine, attack and release alike and long
+    against its period: the mean square settles at half the peak squared,
+    so the gain is the curve's at the peak's level less 3 dB (within the
+    ripple the smoothing leaves), where the peak detector reads the peak."""
+    t = np.arange(2 * SR) / SR
+    x = 10 ** (level_db / 20) * np.sin(2 * np.pi * 440 * t)
+    settled = slice(3 * SR // 2, None)
+    rms_gain = compress(x, detect="rms", attack=0.1, release=0.1)["gain"][0, settled]
+    np.testing.assert_allclose(rms_gain, 10 ** (curve(level_db - 10 * np.log10(2)) / 20), rtol=0.005)
+    peak_gain = compress(x, attack=0.0, release=1.0)["gain"][0, settled]
+    assert np.median(peak_gain) == pytest.approx(10 ** (curve(level_db) / 20), rel=0.01)
+
+
+def test_switching_the_detector_carries_its_level_over():
+    """A steady -6 dB level, compressed by the peak detector, then by the
+    RMS one: the mean square of a constant is its square, so the gain
+    holds through the switch."""
+    module = Comp(SR, BS, 1)
+    values = {p.name: np.full((1, BS), p.default_value) for p in Comp.params}
+    inputs = {"in": np.full((1, BS), 10 ** (-6 / 20)), "side": np.zeros((1, BS))}
+    gains = []
+    for block in range(400):
+        if block == 200:
+            values["detect"][...] = Comp.param("detect").coerce("rms")
+        outs = {"out": np.zeros((1, BS)), "gain": np.zeros((1, BS))}
+        module.process(inputs, values, outs)
+        gains.append(outs["gain"][0].copy())
+    gains = np.concatenate(gains)
+    assert gains[-1] == pytest.approx(10 ** (curve(-6.0) / 20), rel=1e-9)
+    np.testing.assert_allclose(gains[150 * BS:], gains[-1], rtol=1e-9)
+
+
 def test_comp_keyed_from_its_side_input_ducks_a_bass_under_a_kick():
     """key=side: a steady bass is turned down while the kick sounds and
     comes back after it, the depth set by the kick's level; the bass's own

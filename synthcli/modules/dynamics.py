@@ -98,22 +98,33 @@ QUIET = 1e-30
 
 
 @kernel
-def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, out, gain, envelope, samplerate):
-    """A feed-forward compressor per channel: a peak detector (attack and
+def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, detect, out, gain, envelope,
+                 samplerate):
+    """A feed-forward compressor per channel: a detector (attack and
     release as one-pole time constants) on the signal or the key input,
     a soft-knee gain curve in dB, then makeup gain. The coefficients, the
     curve's slope, the knee's start as a level and the makeup as a factor
     are worked out only when their parameters change, and a level below
-    the knee takes no logarithm: most samples of a mix are there."""
+    the knee takes no logarithm: most samples of a mix are there.
+
+    The peak detector smooths |x|; the RMS one smooths x^2, the mean
+    square, and reads its dB as 10 log10. ``envelope[c]`` holds the
+    smoothed value and the detector it belongs to (-1 before the first
+    block): a switch squares it or takes its root, so the gain goes on
+    from where it was."""
     channels, n = x.shape
     for c in range(channels):
-        env = envelope[c]
+        env = envelope[c, 0]
+        rms = detect[c, 0] >= 0.5
+        if envelope[c, 1] >= 0.0 and (envelope[c, 1] >= 0.5) != rms:
+            env = env * env if rms else math.sqrt(env)
+        decibels = 10.0 if rms else 20.0
         last_attack = last_release = last_ratio = last_threshold = last_makeup = np.nan
         rise = fall = slope = knee = boost = 0.0
         for i in range(n):
             if threshold[c, i] != last_threshold:
                 last_threshold = threshold[c, i]
-                knee = 10.0 ** ((last_threshold - KNEE_DB / 2) / 20.0)
+                knee = 10.0 ** ((last_threshold - KNEE_DB / 2) / decibels)
             if makeup[c, i] != last_makeup:
                 last_makeup = makeup[c, i]
                 boost = 10.0 ** (last_makeup / 20.0)
@@ -126,21 +137,23 @@ def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, out, g
             if ratio[c, i] != last_ratio:
                 last_ratio = ratio[c, i]
                 slope = 1.0 / max(last_ratio, 1.0) - 1.0
-            level = abs(side[c, i]) if key[c, i] >= 0.5 else abs(x[c, i])
+            heard = side[c, i] if key[c, i] >= 0.5 else x[c, i]
+            level = heard * heard if rms else abs(heard)
             k = rise if level > env else fall
             env = k * env + (1.0 - k) * level
             if env < QUIET:
                 env = 0.0
             g = 1.0
             if env > knee:
-                over = 20.0 * math.log10(env) - last_threshold
+                over = decibels * math.log10(env) - last_threshold
                 if over < KNEE_DB / 2:
                     g = 10.0 ** (slope * (over + KNEE_DB / 2) ** 2 / (2.0 * KNEE_DB) / 20.0)
                 else:
                     g = 10.0 ** (slope * over / 20.0)
             gain[c, i] = g
             out[c, i] = x[c, i] * g * boost
-        envelope[c] = env
+        envelope[c, 0] = env
+        envelope[c, 1] = 1.0 if rms else 0.0
 
 
 class Comp(Module):
@@ -161,16 +174,20 @@ class Comp(Module):
         Param("release", 0.15, 0.0, 5.0, "s", doc="how fast it lets go again (time constant)"),
         Param("makeup", 0.0, 0.0, 24.0, "dB", doc="gain after compression, to win back the level"),
         Param("key", "in", choices=("in", "side"), doc="what the detector hears: the signal itself, or the side input"),
+        Param("detect", "peak", choices=("peak", "rms"),
+              doc="peak: catches every transient; rms: follows loudness (a sine reads 3 dB under its peak), "
+                  "smoother on a mix or a voice"),
     )
     state_fields = ("envelope",)
 
     def setup(self):
-        self.envelope = np.zeros(self.channels)
+        self.envelope = np.zeros((self.channels, 2))
+        self.envelope[:, 1] = -1.0
 
     def process(self, inputs, params, outputs):
         _comp_kernel(inputs["in"], inputs["side"], params["threshold"], params["ratio"], params["attack"],
-                     params["release"], params["makeup"], params["key"], outputs["out"], outputs["gain"],
-                     self.envelope, self.samplerate)
+                     params["release"], params["makeup"], params["key"], params["detect"], outputs["out"],
+                     outputs["gain"], self.envelope, self.samplerate)
 
 
 class Out(Module):
