@@ -21,6 +21,10 @@ SETTLED = 1e-9
 
 #: drive=1 multiplies the input by this (+40 dB).
 MAX_DRIVE_GAIN = 100.0
+#: drive's curves, all with slope 1 at 0: tanh, a clip at +/-1, and sin,
+#: which past +/-pi/2 folds the wave back (a West Coast wavefolder).
+DRIVE_SHAPES = ("soft", "hard", "fold")
+SOFT, HARD, FOLD = range(3)
 
 LN_2 = math.log(2.0)
 
@@ -238,29 +242,35 @@ class Quant(Module):
 
 
 @helper
-def _shape(u, hard):
-    if hard:
+def _shape(u, kind):
+    if kind == HARD:
         return min(max(u, -1.0), 1.0)
+    if kind == FOLD:
+        return math.sin(u)
     return math.tanh(u)
 
 
 @helper
-def _shape_integral(u, hard):
-    """The antiderivative of the shaper, written to stay exact where the
-    shaper is flat: log(cosh(u)) overflows past |u| = 710."""
+def _shape_integral(u, kind):
+    """The antiderivative of the shaper, 0 at 0, written to stay exact
+    where the shaper is flat (log(cosh(u)) overflows past |u| = 710) and
+    near 0 (1 - cos(u) loses its digits there; 2 sin^2(u/2) is the same)."""
     a = abs(u)
-    if hard:
+    if kind == HARD:
         return 0.5 * u * u if a <= 1.0 else a - 0.5
+    if kind == FOLD:
+        half = math.sin(0.5 * u)
+        return 2.0 * half * half
     if a > 20.0:   # log1p(exp(-40)) is below half a rounding step of a
         return a - LN_2
     return a + math.log1p(math.exp(-2.0 * a)) - LN_2
 
 
 @helper
-def _adaa(u0, u1, f0, f1, hard):
+def _adaa(u0, u1, f0, f1, kind):
     if abs(u1 - u0) > ADAA_STEP:
         return (f1 - f0) / (u1 - u0)
-    return _shape(0.5 * (u0 + u1), hard)
+    return _shape(0.5 * (u0 + u1), kind)
 
 
 @kernel
@@ -281,11 +291,11 @@ def _drive_kernel(x, drive, shape, level, out, last):
     log_gain = math.log(MAX_DRIVE_GAIN)
     for c in range(channels):
         u0 = last[c, 0]
-        hard = shape[c, 0] >= 0.5
-        was_hard = last[c, 1] >= 0.5
-        switching = last[c, 1] >= 0.0 and was_hard != hard
-        f0 = _shape_integral(u0, hard)
-        g0 = _shape_integral(u0, was_hard)
+        kind = min(max(int(shape[c, 0] + 0.5), SOFT), FOLD)
+        was = int(last[c, 1]) if last[c, 1] >= 0.0 else kind
+        switching = was != kind
+        f0 = _shape_integral(u0, kind)
+        g0 = _shape_integral(u0, was)
         last_drive = np.nan
         gain = 1.0
         for i in range(n):
@@ -293,30 +303,31 @@ def _drive_kernel(x, drive, shape, level, out, last):
                 last_drive = drive[c, i]
                 gain = math.exp(min(max(last_drive, 0.0), 1.0) * log_gain)
             u1 = x[c, i] * gain
-            f1 = _shape_integral(u1, hard)
-            y = _adaa(u0, u1, f0, f1, hard)
+            f1 = _shape_integral(u1, kind)
+            y = _adaa(u0, u1, f0, f1, kind)
             if switching:
-                g1 = _shape_integral(u1, was_hard)
-                before = _adaa(u0, u1, g0, g1, was_hard)
+                g1 = _shape_integral(u1, was)
+                before = _adaa(u0, u1, g0, g1, was)
                 y = before + (y - before) * ((i + 1) / n)
                 g0 = g1
             out[c, i] = y * level[c, i]
             u0 = u1
             f0 = f1
         last[c, 0] = u0
-        last[c, 1] = 1.0 if hard else 0.0
+        last[c, 1] = kind
 
 
 class Drive(Module):
     type_name = "drive"
-    description = "Saturation: gain into a soft (tanh) or hard clipper, anti-aliased"
+    description = "Saturation: gain into a soft (tanh) or hard clipper or a wavefolder, anti-aliased"
     inputs = (Port("in", AUDIO, "signal to saturate"),)
     outputs = (Port("out", AUDIO, "saturated signal, within +/-level"),)
     params = (
         Param("drive", 0.5, 0.0, 1.0,
               doc="input gain, exponential: 0 is x1 (clean below 0.3), 0.5 is x10, 1 is x100 (+40 dB)"),
-        Param("shape", "soft", choices=("soft", "hard"),
-              doc="soft: tanh, warm and round; hard: flat at +/-1, a buzzing square when driven"),
+        Param("shape", "soft", choices=DRIVE_SHAPES,
+              doc="soft: tanh, warm and round; hard: flat at +/-1, a buzzing square when driven; "
+                  "fold: a sine folds the wave back on itself past full scale, brighter the harder it is driven"),
         Param("level", 1.0, 0.0, 4.0, "x", doc="output gain after the clipper"),
     )
     state_fields = ("last",)
