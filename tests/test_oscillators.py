@@ -232,6 +232,19 @@ def test_pink_noise_falls_3_db_per_octave():
     assert np.mean(np.abs(x) > 1.0) < 0.001
 
 
+def test_brown_noise_falls_6_db_per_octave_with_pinks_level():
+    """-6 dB an octave, octave by octave from 62.5 Hz to 16 kHz (the
+    corner at 20 Hz and the integrator's bend near Nyquist move a step by
+    at most 0.6 dB); the same RMS as pink."""
+    x = noise(4 * SECOND, color="brown")[0]
+    steps = np.diff(octave_levels(x))
+    assert np.all(np.abs(steps + 6.0) < 1.0), steps
+    assert steps.mean() == pytest.approx(-6.0, abs=0.3)
+    pink = noise(4 * SECOND, color="pink")[0]
+    assert np.sqrt(np.mean(x**2)) == pytest.approx(np.sqrt(np.mean(pink**2)), rel=0.15)
+    assert np.mean(np.abs(x) > 1.0) < 0.001
+
+
 @pytest.mark.parametrize("cls", [Vco, Lfo, Noise])
 def test_module_contract(cls):
     check_module(cls)

@@ -12,8 +12,8 @@ VCO_WAVES = ("sine", "saw", "square", "triangle", "pulse")
 SINE, SAW, SQUARE, TRIANGLE, PULSE = range(5)
 LFO_WAVES = ("sine", "triangle", "saw", "square", "random")
 LFO_SINE, LFO_TRIANGLE, LFO_SAW, LFO_SQUARE = range(4)  # and random
-NOISE_COLORS = ("white", "pink")
-PINK = 1
+NOISE_COLORS = ("white", "pink", "brown")
+PINK, BROWN = 1, 2
 
 #: Samples a band-limited edge reaches on each side, hence also the vco's
 #: latency. Edges go through a linear-phase kernel, so the vco delays its
@@ -51,6 +51,12 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 #: Makes pink's RMS about half of white's: pink is close to Gaussian, and at
 #: white's RMS one sample in twelve would pass full scale.
 PINK_GAIN = 0.16
+#: Brown noise is white noise through a leaky integrator, -6 dB per octave
+#: above its corner (20 Hz at 48 kHz), flat below it, where a true
+#: integrator would wander off without bound. The step gives it pink's
+#: RMS: sqrt(3 x 0.2825^2 x (1 - leak^2)), white's variance being 1/3.
+BROWN_LEAK = math.exp(-2.0 * math.pi * 20.0 / 48000.0)
+BROWN_STEP = math.sqrt(3.0 * 0.2825**2 * (1.0 - BROWN_LEAK**2))
 MAX_SEED = 2.0**31 - 1
 
 
@@ -406,10 +412,13 @@ def _noise_kernel(color, level, seed, out, rng, seeded, pink):
         b4 = pink[c, 4]
         b5 = pink[c, 5]
         b6 = pink[c, 6]
-        is_pink = int(color[c, 0]) == PINK
+        kind = int(color[c, 0])
         for i in range(n):
             state, w = _random(state)
-            if is_pink:  # Paul Kellet's refined filter: -3 dB/octave +/-0.05 dB, 20 Hz..20 kHz
+            if kind == BROWN:   # its one state in the first of pink's
+                b0 = BROWN_LEAK * b0 + BROWN_STEP * w
+                y = b0
+            elif kind == PINK:  # Paul Kellet's refined filter: -3 dB/octave +/-0.05 dB, 20 Hz..20 kHz
                 b0 = 0.99886 * b0 + w * 0.0555179
                 b1 = 0.99332 * b1 + w * 0.0750759
                 b2 = 0.96900 * b2 + w * 0.1538520
@@ -437,10 +446,11 @@ class Noise(Module):
     changing the seed restarts the sequence."""
 
     type_name = "noise"
-    description = "White or pink noise from a seeded generator, reproducible from render to render"
+    description = "White, pink or brown noise from a seeded generator, reproducible from render to render"
     outputs = (Port("out", AUDIO, "the noise; white stays within +/-level"),)
     params = (
-        Param("color", "white", choices=NOISE_COLORS, doc="white: flat spectrum; pink: -3 dB per octave"),
+        Param("color", "white", choices=NOISE_COLORS,
+              doc="white: flat spectrum, a hiss; pink: -3 dB per octave, rain; brown: -6 dB per octave, surf and wind"),
         Param("level", 1.0, 0.0, 1.0, doc="output gain"),
         Param("seed", 0.0, 0.0, MAX_SEED, integer=True, doc="picks the sequence: same seed, same noise"),
     )
