@@ -4,6 +4,7 @@ and checking that names the place of every mistake."""
 import hashlib
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,43 @@ def test_sixteenths_land_on_their_exact_samples_at_any_block_size(registry, bloc
     falls = np.flatnonzero((out[1:] == 0) & (out[:-1] > 0)) + 1
     assert len(falls) == 32
     assert np.abs(falls - np.r_[0, onsets] - step // 2).max() <= 1     # legato 0.5 holds half a step
+
+
+@pytest.mark.parametrize("swing, unit", [("0.6", 16), ("0.6667", 16), ("0.75", 8), ("0.55", 8)])
+def test_swing_moves_every_off_beat_to_its_place_in_the_pair(registry, swing, unit):
+    """At 120 BPM a pair of 16ths lasts 4000 samples (of 8ths, 8000): the
+    on-beat note stays, the off-beat one starts at swing x the pair, on
+    its sample, and each note, held half its step, ends half way through
+    the part of the pair it got. Two bars, so the second's pairs count
+    from its own start."""
+    steps = unit * 2
+    text = f"tempo 120\nlength 2\n{GATE}pattern kb \"c4*{unit}\" legato=0.5 swing={swing}"
+    out = render(registry, text + ("" if unit == 16 else f" swingunit={unit}") + "\n")
+    pair = SR * 2 // unit * 2
+    amount = Fraction(swing)
+    starts, ends = [], []
+    for k in range(steps // 2):
+        starts += [k * pair, k * pair + amount * pair]
+        ends += [k * pair + amount * pair / 2, k * pair + amount * pair + (1 - amount) * pair / 2]
+    starts, ends = np.array([round(t) for t in starts]), np.array([round(t) for t in ends])
+    np.testing.assert_array_equal(rising_edges(out), starts[1:])
+    falls = np.flatnonzero((out[1:] == 0) & (out[:-1] > 0)) + 1
+    np.testing.assert_array_equal(falls, ends)
+
+
+def test_swing_leaves_straight_notes_and_a_cut_pair_alone(registry):
+    """8ths swung by 16ths have no off-beat 16th to move, so they play as
+    written (held for their whole step: a note's end moves with swing as
+    its start does); in 7/8 swung by 8ths the last 8th has no partner, and
+    stays."""
+    straight = render(registry, f"tempo 120\nlength 1\n{GATE}pattern kb \"c4*8\"\n")
+    swung = render(registry, f"tempo 120\nlength 1\n{GATE}pattern kb \"c4*8\" swing=0.7\n")
+    np.testing.assert_array_equal(swung, straight)
+    odd = render(registry, f"tempo 120\nmeter 7/8\nlength 1\n{GATE}pattern kb \"c4*7\" legato=0.5 "
+                           f"swing=0.6 swingunit=8\n")
+    pair = SR // 2                         # two 8ths at 120 BPM; a 7/8 bar holds three pairs and one more 8th
+    expected = [k * pair + shift for k in range(3) for shift in (0, round(0.6 * pair))][1:] + [3 * pair]
+    np.testing.assert_array_equal(rising_edges(odd), expected)
 
 
 def test_tempo_and_meter_changes_are_exact(registry):
@@ -180,6 +218,9 @@ def test_random_drops_and_slow_steps_play_the_same_at_every_render(registry):
     ('length 1\nadd vco o\npattern o.freq "c3"\n', "3:17", "is a note name"),
     ('length 1\nadd vco o\npattern o.freq "50000"\n', "3:17", "out of range"),
     ('length 1\nadd vco o\npattern o.freq "100 [200 50000]"\n', "3:26", "50000 is out of range"),
+    ('length 1\nadd keys kb\npattern kb "c3" swng=0.6\n', "3:17", "got 'swng=0.6', did you mean 'swing'?"),
+    ('length 1\nadd keys kb\npattern kb "c3" swing=0.8\n', "3:23", "swing from 0.5 to 0.75, got '0.8'"),
+    ('length 1\nadd keys kb\npattern kb "c3" swingunit=4\n', "3:27", "swingunit=8 (off-beat 8ths swing) or"),
     ("tempo fast\n", "1:7", "beats per minute"),
     ("tempo 0\n", "1:7", "beats per minute"),
     ('add keys kb\npattern kb "c3"\n', "2:1", "no `length`"),

@@ -178,7 +178,9 @@ def _parse_length(words: list[Token], line: int) -> Length:
 #: the sustain pedal, all sound off and all notes off. Mapped, they would never turn.
 KEYBOARD_CONTROLLERS = {64: "the sustain pedal", 120: "all sound off", 123: "all notes off"}
 
-PATTERN_OPTIONS = {"legato": (0.001, 16.0), "vel": (0.0, 1.0)}
+PATTERN_OPTIONS = {"legato": (0.001, 16.0), "vel": (0.0, 1.0), "swing": (0.5, 0.75), "swingunit": (8, 16)}
+#: The notes swing can move: the off-beat 8ths or 16ths.
+SWING_UNITS = (8, 16)
 
 
 def _parse_pattern(words: list[Token], line: int) -> Pattern:
@@ -205,12 +207,19 @@ def _parse_pattern(words: list[Token], line: int) -> Pattern:
     for word in words[3:]:
         key, eq, value = word.partition("=")
         if not eq or key not in PATTERN_OPTIONS:
-            raise _fail(f"expected legato=... or vel=..., got '{word}'", line, word.col)
+            *others, last = (f"{name}=..." for name in PATTERN_OPTIONS)
+            raise _fail(f"expected {', '.join(others)} or {last}, got '{word}'{did_you_mean(key, PATTERN_OPTIONS)}",
+                        line, word.col)
         if any(given == key for given, _ in options):
             raise _fail(f"'{key}' given twice", line, word.col)
         low, high = PATTERN_OPTIONS[key]
         value_token = Token(value, word.col + len(key) + 1)
-        _number(value_token, line, key, low, high)
+        if key == "swingunit":
+            if value not in tuple(map(str, SWING_UNITS)):
+                raise _fail(f"expected swingunit=8 (off-beat 8ths swing) or swingunit=16 (16ths), got '{word}'",
+                            line, value_token.col)
+        else:
+            _number(value_token, line, key, low, high)
         options.append((Token(key, word.col), value_token))
     return Pattern(line, words[0].col, target, text, tuple(options))
 
@@ -297,7 +306,7 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("tempo", "tempo BPM", "song tempo in quarter notes per minute", _parse_tempo),
     CommandSpec("meter", "meter BEATS/UNIT", "the bar: 4/4, 3/4, 7/8 ...", _parse_meter),
     CommandSpec("length", "length BARS", "the song ends after this many bars (plus the release tail)", _parse_length),
-    CommandSpec("pattern", 'pattern TARGET "NOTATION" [legato=x] [vel=x]',
+    CommandSpec("pattern", 'pattern TARGET "NOTATION" [legato=x] [vel=x] [swing=x] [swingunit=8|16]',
                 "play a pattern, one cycle a bar, on a note source (keys) or a parameter (NAME.PARAM)",
                 _parse_pattern),
     CommandSpec("at", "at BAR COMMAND", "run a command when bar BAR (from 1) starts", _parse_at),

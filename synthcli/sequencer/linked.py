@@ -26,7 +26,7 @@ import itertools
 from fractions import Fraction
 
 from ..language import Tempo
-from .song import Sequencer, Song, note_events
+from .song import Sequencer, Song, note_events, swung
 
 
 class LinkedSequencer(Sequencer):
@@ -119,8 +119,10 @@ class LinkedSequencer(Sequencer):
         """Queue the bar's events; :meth:`_dispatch` sends each as its block comes."""
         self.ahead = [sent for sent in self.ahead if sent[0] >= self.engine.time]
         for voice in self.voices.values():
+            pair = voice.swing_pair(self.song.bar_quarters(bar))
             for event in voice.pattern.events(bar):
-                where = float(self.song.quarters_at(bar, event.start))
+                at = event.start if pair is None else swung(event.start, voice.swing, pair)
+                where = float(self.song.quarters_at(bar, at))
                 heapq.heappush(self.queue, (where, next(self._order), bar, voice, event))
 
     def _dispatch(self, stop: int) -> None:
@@ -137,7 +139,9 @@ class LinkedSequencer(Sequencer):
             if voice.param is not None:
                 self._keep(start, engine.set(voice.module, voice.param, event.value, time=start))
                 continue
-            end = max(start + 1, self.bar_sample(bar, event.start + event.duration * voice.legato))
+            end = event.start + event.duration * voice.legato
+            pair = voice.swing_pair(self.song.bar_quarters(bar))
+            end = max(start + 1, self.bar_sample(bar, end if pair is None else swung(end, voice.swing, pair)))
             on, off = note_events(event.value, voice.velocity)
             self._keep(start, engine.send(voice.module, start, on))
             self._keep(end, engine.send(voice.module, end, off))

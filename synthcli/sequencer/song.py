@@ -37,6 +37,31 @@ class Voice:
     pattern: object            # notation.Pattern
     legato: Fraction
     velocity: float
+    swing: Fraction = Fraction(1, 2)   # where an off-beat unit lands in its pair (1/2: straight)
+    swing_unit: int = 16               # the unit that swings: 8ths or 16ths
+
+    def swing_pair(self, quarters: Fraction) -> Fraction | None:
+        """The length, in bars of ``quarters`` quarter notes, of the pairs
+        of units the swing works in; None for a straight pattern."""
+        return None if self.swing == Fraction(1, 2) else Fraction(8, self.swing_unit) / quarters
+
+
+def swung(at: Fraction, swing: Fraction, pair: Fraction) -> Fraction:
+    """A place in the bar (in bars; past 1 in a later bar) as swing moves
+    it, as a drum machine's swing does: each pair of units is stretched so
+    that its second unit starts at ``swing`` of the pair instead of half
+    way, what lies in the first unit stretched to fill the longer part and
+    what lies in the second squeezed into the rest. On-beat places stay,
+    the order of events and their ends is kept, and at 2/3 the off-beats
+    land on the triplet. A pair cut short by the end of the bar (8ths in
+    7/8 swung by the quarter) stays straight."""
+    whole = math.floor(at)
+    start = math.floor((at - whole) / pair) * pair
+    if start + pair > 1:
+        return at
+    u = (at - whole - start) / pair
+    u = 2 * swing * u if u < Fraction(1, 2) else swing + (u - Fraction(1, 2)) * 2 * (1 - swing)
+    return whole + start + u * pair
 
 
 def playable(voices: dict, patch: Patch) -> dict:
@@ -148,7 +173,8 @@ class Song:
                     raise SynthError(f"pattern value {value:.15g} is not a whole number, as {target} "
                                      f"needs", line=command.line, col=place)
         return Voice(target.module, target.port, pattern, Fraction(str(options.get("legato", 1.0))),
-                     options.get("vel", 0.8))
+                     options.get("vel", 0.8), Fraction(str(options.get("swing", 0.5))),
+                     int(options.get("swingunit", 16)))
 
     def _check_timeline(self) -> None:
         """Try every timed command on the patch as it will be at its bar."""
@@ -197,9 +223,12 @@ class Song:
     # -- time --------------------------------------------------------------------
 
     def bar_seconds(self, bar: int) -> Fraction:
-        tempo, meter = self._segment(bar)[1:]
-        quarters = Fraction(meter[0] * 4, meter[1])
-        return quarters * 60 / tempo
+        return self.bar_quarters(bar) * 60 / self._segment(bar)[1]
+
+    def bar_quarters(self, bar: int) -> Fraction:
+        """How many quarter notes ``bar`` holds, by its meter."""
+        meter = self._segment(bar)[2]
+        return Fraction(meter[0] * 4, meter[1])
 
     def _segment(self, bar: int) -> tuple[int, Fraction, tuple[int, int]]:
         found = self.changes[0]
@@ -234,8 +263,7 @@ class Song:
                 total += (end - start) * Fraction(meter[0] * 4, meter[1])
             if stop is None or bar <= stop:
                 break
-        meter = self._segment(bar)[2]
-        return total + fraction * Fraction(meter[0] * 4, meter[1])
+        return total + fraction * self.bar_quarters(bar)
 
     def bar_span(self, bar: int) -> tuple[Fraction, Fraction]:
         """``(bar_start(bar), bar_seconds(bar))``, kept: a song does not
@@ -468,8 +496,9 @@ class Sequencer:
         samples: dict[tuple, int] = {}
         for voice in self.voices.values():
             legato = (voice.legato.numerator, voice.legato.denominator)
+            pair = voice.swing_pair(self.song.bar_quarters(bar))
             for event in voice.pattern.events(bar):
-                at = event.start
+                at = event.start if pair is None else swung(event.start, voice.swing, pair)
                 key = (at.numerator, at.denominator)
                 start = samples.get(key)
                 if start is None:
@@ -478,10 +507,13 @@ class Sequencer:
                     keep(start, engine.set(voice.module, voice.param, event.value, time=start))
                     continue
                 length = event.duration
-                key = (key, length.numerator, length.denominator, legato)
-                stop = samples.get(key)
-                if stop is None:
-                    stop = samples[key] = self.bar_sample(bar, at + length * voice.legato)
+                if pair is None:
+                    key = (key, length.numerator, length.denominator, legato)
+                    stop = samples.get(key)
+                    if stop is None:
+                        stop = samples[key] = self.bar_sample(bar, at + length * voice.legato)
+                else:
+                    stop = self.bar_sample(bar, swung(event.start + length * voice.legato, voice.swing, pair))
                 stop = max(start + 1, stop)
                 port = self.patch.midi_ports.get(voice.module)
                 if port is not None and self.midi_out is not None:
