@@ -5,7 +5,7 @@ module's ``process`` call, at 1 and 16 channels in 256-sample blocks at
 Each module runs at its default settings on half a second of input. Audio
 inputs get white noise at the reference patch's level (peak 0.5 / sqrt of
 the channel count times the number of audio inputs, so a sum of channels
-and inputs stays below the master's soft clip, as a mix mostly does), but the vco's ``fm`` stays silent, as it mostly is; ``voct`` gets a
+and inputs stays below the master's soft clip, as a mix mostly does), but the vco's ``fm`` and ``sync`` stay silent, as they mostly are; ``voct`` gets a
 different pitch per channel and ``gate`` the reference patch's rhythm (high
 0.25 s of every 0.5 s); a ``cutoff`` parameter is swept 300..3000 Hz within
 every block with all channels alike, as one mono LFO spread to every voice
@@ -42,6 +42,7 @@ def looped_inputs(cls, channels: int) -> tuple[dict, dict]:
         "voct": np.linspace(-1.0, 1.0, channels)[:, None] * np.ones(total),
         "gate": np.broadcast_to((t % 0.5 < 0.25).astype(float), (channels, total)),
         "fm": np.zeros((channels, total)),
+        "sync": np.zeros((channels, total)),
     }
     inputs = {p.name: signals[p.name] if p.name in signals
               else rng.uniform(-level, level, (channels, total)) if p.kind == "audio"

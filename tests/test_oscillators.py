@@ -53,6 +53,53 @@ def test_edges_are_band_limited(wave, f0, pw):
     assert db(aliases / fundamental) < -40
 
 
+def synced(wave, master_hz, hz, sync=None, seconds=1.0, pw=0.3):
+    """A vco hard-synced by a sine at ``master_hz`` (or by ``sync``), its
+    latency skipped."""
+    blocks = int(seconds * SECOND) + 1
+    if sync is None:
+        sync = np.sin(2 * np.pi * master_hz * np.arange(blocks * 256) / FS)
+    out = render_module(Vco, blocks, params=dict(wave=wave, freq=hz, pw=pw), inputs={"sync": sync})["out"][0]
+    return out[4 * TAPS:4 * TAPS + int(seconds * FS)]
+
+
+@pytest.mark.parametrize("wave", VCO_WAVES)
+@pytest.mark.parametrize("master, ratio", [(1300, 2.37), (3100, 1.73)])
+def test_hard_sync_locks_to_the_master_without_aliasing(wave, master, ratio):
+    """Synced, the vco repeats at the master's period whatever its own
+    pitch: all its power lands on the master's harmonics. Each restart is
+    a band-limited step, so what falls between them (aliases) stays 45 dB
+    down; a naive synced saw, restarted on the sample, puts it at -8 to
+    -11 dB here."""
+    fundamental, harmonics, aliases = harmonic_split(synced(wave, master, master * ratio), master)
+    assert db(aliases / (fundamental + harmonics)) < -45
+
+
+def test_hard_sync_restarts_the_cycle_where_the_input_crosses_zero():
+    """A sync input that steps from -1 to +1 between two samples crosses
+    zero half way: half a sample later the saw has run half a step from
+    its start, and runs on from there, at every restart."""
+    n = 60 * 256
+    sync = np.where(np.arange(n) % 3000 < 1500, -1.0, 1.0)
+    hz = 100.0
+    out = render_module(Vco, 60, params=dict(wave="saw", freq=hz), inputs={"sync": sync})["out"][0]
+    inc = hz / FS
+    for k in range(1500, n - 3000, 3000):
+        j = np.arange(2 * TAPS, 440)   # its own wrap comes 479.5 samples after the restart
+        expected = 0.85 * (2 * inc * (j + 0.5) - 1)
+        np.testing.assert_allclose(out[k + TAPS + j], expected, atol=2e-4)
+
+
+def test_a_sync_input_that_never_rises_through_zero_changes_nothing():
+    """Unplugged (0), held high from the start or held low: the same
+    samples, bit for bit, as a vco whose sync is never looked at."""
+    free = vco(wave="pulse", freq=440.0, pw=0.3)[0]
+    blocks = SECOND + 1
+    for level in (0.0, 0.7, -0.7):
+        held = synced("pulse", None, 440.0, sync=np.full(blocks * 256, level))
+        np.testing.assert_array_equal(held, free)
+
+
 @pytest.mark.parametrize("voct, hz", [(0.0, C4_HZ), (1.0, 2 * C4_HZ), (-1.0, C4_HZ / 2),
                                       (0.75, C4_HZ * 2 ** 0.75)])
 def test_pitch_follows_voct(voct, hz):
@@ -255,7 +302,7 @@ def test_vco_state_round_trip_mid_edge(wave):
     """check_module runs the default saw; every wave keeps edges in flight."""
     settings = {"wave": wave, "freq": 3333.0}
     params = {p.name: np.full((2, 64), p.coerce(settings.get(p.name, p.default))) for p in Vco.params}
-    inputs = {"voct": np.zeros((2, 64)), "fm": np.zeros((2, 64))}
+    inputs = {"voct": np.zeros((2, 64)), "fm": np.zeros((2, 64)), "sync": np.zeros((2, 64))}
     a = Vco(FS, 64, 2)
     out_a, out_b = np.zeros((2, 64)), np.zeros((2, 64))
     for _ in range(3):
