@@ -1,0 +1,192 @@
+"""The arpeggiator: which key each step plays, exactly when its gate rises
+and falls, on its own rate and on a clock, latched, and end to end in a
+song where a clock on the song's grid plays the same bits as the rate."""
+import numpy as np
+import pytest
+
+from synthcli.engine.core import Engine
+from synthcli.engine.render import Performance
+from synthcli.modules.arp import Arp
+from synthcli.sequencer.song import Song
+from synthcli.testing import check_module, onsets, peak_frequency, render_module
+
+BS = 256
+BLOCKS = 200
+N = BS * BLOCKS
+STEP = 6000             # rate 8 at 48 kHz
+C, E, G = 0.0, 4 / 12, 7 / 12
+
+
+def chord(*pitches, on=1000, off=40000):
+    """keys' cables for a chord held from ``on`` to ``off``: a pitch and a
+    gate row per key (an ``on`` or ``off`` per key if given as tuples)."""
+    ons = on if isinstance(on, tuple) else (on,) * len(pitches)
+    offs = off if isinstance(off, tuple) else (off,) * len(pitches)
+    voct = np.zeros((len(pitches), N))
+    gate = np.zeros((len(pitches), N))
+    for c, (pitch, start, stop) in enumerate(zip(pitches, ons, offs)):
+        voct[c] = pitch
+        gate[c, start:stop] = 1.0
+    return {"voct": voct, "gate": gate}
+
+
+def play(inputs, **params):
+    out = render_module(Arp, BLOCKS, inputs=inputs, channels=inputs["voct"].shape[0], params=params)
+    return out["voct"][0], out["gate"][0], out["velocity"][0]
+
+
+def edges(gate):
+    """Rising and falling edges of a gate (0 before the first sample)."""
+    high = np.concatenate(([0.0], gate)) > 0.5
+    return np.flatnonzero(high[1:] & ~high[:-1]), np.flatnonzero(~high[1:] & high[:-1])
+
+
+def semitones(voct, at):
+    return list(np.round(voct[at] * 12, 9))
+
+
+def test_contract():
+    check_module(Arp)
+
+
+def test_up_plays_the_chord_from_its_lowest_key_on_the_rate_from_the_first_press():
+    voct, gate, _ = play(chord(G, C, E))
+    on, off = edges(gate)
+    assert list(on) == [1000 + STEP * k for k in range(7)]      # the first key starts it, on its sample
+    assert list(off) == [4000 + STEP * k for k in range(7)]     # length 0.5 of each step
+    assert semitones(voct, on) == [0, 4, 7, 0, 4, 7, 0]
+    assert np.all(voct[:1000] == 0.0) and np.all(voct[40000:] == voct[37000])   # the pitch holds after
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("down", [19, 16, 12, 7, 4, 0, 19]),
+    ("updown", [0, 4, 7, 12, 16, 19, 16]),     # no repeat at the turns
+    ("up", [0, 4, 7, 12, 16, 19, 0]),
+])
+def test_modes_and_octaves_order_the_steps(mode, expected):
+    voct, gate, _ = play(chord(G, C, E), mode=mode, octaves=2)
+    assert semitones(voct, edges(gate)[0]) == expected
+
+
+def pulses(*at, width=1):
+    clock = np.zeros(N)
+    for t in at:
+        clock[t:t + width] = 1.0
+    return clock
+
+
+def test_order_plays_the_keys_as_they_were_pressed_and_a_clock_steps_it():
+    clock = np.zeros(N)
+    for k in range(8):
+        clock[2000 + 4800 * k:2000 + 4800 * k + 100] = 1.0
+    inputs = chord(C, E, G, on=(1200, 1100, 1000)) | {"clock": clock}
+    voct, gate, _ = play(inputs, mode="order", rate=0)
+    on, off = edges(gate)
+    assert list(on) == [2000 + 4800 * k for k in range(8)]       # only on the clock's rising edges
+    assert off[0] == 2100                                         # the first: as long as the clock's pulse
+    assert list(off[1:]) == [2000 + 4800 * k + 2400 for k in range(1, 8)]   # then half the clock's interval
+    assert semitones(voct, on) == [7, 4, 0, 7, 4, 0, 7, 4]       # g, e, c: as pressed
+
+
+def test_a_clock_that_comes_early_retriggers_with_a_one_sample_dip_and_length_1_ties():
+    _, gate, _ = play(chord(C, E) | {"clock": pulses(2000, 5000, 6000, 9000)}, rate=0, length=0.9)
+    on, off = edges(gate)
+    # A one-sample pulse first; then 0.9 of 3000; at 6000 that gate still
+    # holds, so it drops on the sample before, and 0.9 of the 1000 since follows.
+    assert list(on) == [2000, 5000, 6000, 9000]
+    assert list(off) == [2001, 5999, 6900, 9000 + 2700]
+    _, gate, _ = play(chord(C, E) | {"clock": pulses(*range(0, N, 1000), width=10)}, rate=0, length=1)
+    on, off = edges(gate)
+    assert list(on) == [1000] and list(off) == [40000]
+
+
+def test_letting_go_closes_the_gate_at_once_and_a_new_press_starts_the_pattern_again():
+    inputs = chord(C, E, G, off=20000)
+    inputs["gate"][:, 25123:30000] = 1.0
+    voct, gate, _ = play(inputs)
+    on, off = edges(gate)
+    assert list(on) == [1000, 7000, 13000, 19000, 25123]
+    assert list(off) == [4000, 10000, 16000, 20000, 28123]       # the fourth step cut at the release
+    assert semitones(voct, on) == [0, 4, 7, 0, 0]                # from its first step again, not e
+    assert np.all(voct[19000:25123] == voct[19000])
+
+
+def test_latch_plays_the_chord_on_after_its_keys_are_let_go_until_the_next_one():
+    D, F = 2 / 12, 5 / 12
+    inputs = chord(C, E, G, D, F, on=(1000,) * 3 + (22000,) * 2, off=(8000,) * 3 + (23000,) * 2)
+    latch = np.ones(N)
+    latch[42000:] = 0.0
+    voct, gate, _ = play(inputs, latch=latch)
+    on, off = edges(gate)
+    assert list(on) == [1000, 7000, 13000, 19000] + [22000, 28000, 34000, 40000]
+    assert semitones(voct, on) == [0, 4, 7, 0] + [2, 5, 2, 5]   # on after the release; the new chord replaces it
+    assert off[3] == 21999     # the step before ran up to the new chord's first: its gate drops a sample early
+    assert off[-1] == 42000 and not gate[42000:].any()          # latch off: nothing held, so silence
+
+
+def test_keys_a_little_late_for_the_clocks_edge_still_make_its_step():
+    clock = pulses(*range(0, N, 6000), width=3000)
+    voct, gate, _ = play(chord(C, E, on=100, off=20000) | {"clock": clock}, rate=0)
+    assert list(edges(gate)[0]) == [100, 6000, 12000, 18000]     # pressed in the pulse: at once
+    voct, gate, _ = play(chord(C, E, on=3100, off=20000) | {"clock": clock}, rate=0)
+    assert list(edges(gate)[0]) == [6000, 12000, 18000]          # after it: on the next edge
+
+
+def test_a_key_tapped_and_let_go_between_two_steps_is_not_played():
+    inputs = chord(C, G, on=(1000, 6920), off=(40000, 6990))    # the tap and the next step share a block
+    voct, gate, _ = play(inputs)
+    assert semitones(voct, edges(gate)[0]) == [0] * 7
+
+
+def test_random_picks_only_keys_of_the_chord_and_renders_the_same_every_time():
+    inputs = chord(C, E, G, off=N)
+    voct, gate, _ = play(inputs, mode="random", rate=100)
+    again, _, _ = play(inputs, mode="random", rate=100)
+    picks = semitones(voct, edges(gate)[0])
+    assert np.array_equal(voct, again)
+    assert len(picks) == len(range(1000, N, 480)) and set(picks) == {0, 4, 7}
+    assert all(20 < picks.count(p) < 50 for p in (0, 4, 7))     # about a third each
+    assert picks[:9] != [0, 4, 7] * 3
+
+
+def test_velocity_is_the_stepped_keys():
+    inputs = chord(C, E) | {"velocity": np.array([[0.25] * N, [0.75] * N])}
+    _, gate, velocity = play(inputs)
+    assert list(velocity[edges(gate)[0]]) == [0.25, 0.75] * 3 + [0.25]
+
+
+SONG = """
+tempo 120
+length 2
+add keys kb voices=3
+add arp a {arp}
+add vco o wave=sine
+add vca v level=0.5
+connect kb.voct a.voct
+connect kb.gate a.gate
+connect a.voct o.voct
+connect o v
+connect a.gate v.gain
+connect v out
+pattern kb "[c4,e4,g4]" legato=0.99
+{clock}"""
+
+
+def render(registry, text):
+    with Engine(registry, 48000, BS) as engine:
+        performance = Performance(engine, Song(registry, text))
+        blocks = [performance.next_block()[0].copy()]
+        while not performance.over:
+            blocks.append(performance.next_block()[0].copy())
+    return np.concatenate(blocks)
+
+
+def test_in_a_song_a_clock_on_the_grid_plays_the_same_bits_as_the_matching_rate(registry):
+    rated = render(registry, SONG.format(arp="rate=8", clock=""))
+    clocked = render(registry, SONG.format(arp="rate=0", clock='add keys clk voices=1\nconnect clk.gate a.clock\n'
+                                                              'pattern clk "c4*16" legato=0.5\n'))
+    assert np.array_equal(rated, clocked)
+    heard = onsets(rated)   # every step's but the first, which has no silence before it
+    assert len(heard) == 31 and np.abs(heard - STEP * np.arange(1, 32)).max() < 5   # 16ths, two bars
+    pitches = [peak_frequency(rated[a + 100:a + 2900]) for a in heard[:17]]
+    assert np.allclose(pitches, [329.63, 392.00, 261.63] * 5 + [261.63, 329.63], rtol=2e-3)   # bar 2 from c
