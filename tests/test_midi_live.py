@@ -136,6 +136,40 @@ def test_a_keyboard_plays_with_velocity_sustain_bend_and_a_mapped_controller(jac
     assert abs(after / before - 32 / 127) < 0.02, (before, after)
 
 
+ARP_PATCH = ("add keys kb voices=4\nadd arp a rate=8 length=0.5\nadd vco o wave=sine\nadd vca v level=0.5\n"
+             "connect kb.voct a.voct\nconnect kb.gate a.gate\nconnect a.voct o.voct\nconnect o v\n"
+             "connect a.gate v.gain\nconnect v out\n")
+
+
+def test_a_held_chord_is_arpeggiated_on_the_arps_samples_and_the_wheel_bends_through_it(jack_midi, tmp_path):
+    name, keyboard = jack_midi("out")
+    patch = tmp_path / "arp.patch"
+    patch.write_text(ARP_PATCH)
+    take = tmp_path / "take.wav"
+    playing = Playing(patch, "--midi-in", name, "--record", take, cwd=ROOT)
+    time.sleep(0.5)
+    for note in (60, 64, 67):   # lowest first: a chord split across periods still starts on c
+        keyboard.send(mido.Message("note_on", note=note, velocity=100))
+    time.sleep(1.0)
+    keyboard.send(mido.Message("pitchwheel", pitch=8191))        # +2 semitones, on through the arp
+    time.sleep(0.8)
+    for note in (60, 64, 67):
+        keyboard.send(mido.Message("note_off", note=note))
+    time.sleep(0.5)
+    err = playing.finish()
+    assert "Traceback" not in err and "refused" not in err and " 0 xruns" in err, err
+    data, _ = soundfile.read(str(take))
+    x = data[:, 0]
+    found = onsets(x)
+    assert 13 <= len(found) <= 16, found / SR                  # 1.8 s of 8 steps a second
+    assert np.abs(np.diff(found) - SR // 8).max() <= 2, np.diff(found)   # the arp's own clock, to the sample
+    heard = np.array([12 * np.log2(peak_frequency(x[k + 200:k + 2800]) / 261.63) for k in found])
+    bent = heard - np.resize([0.0, 4.0, 7.0], len(found))      # up: c e g c e g ...
+    near = np.isclose(bent, 0.0, atol=0.1) | np.isclose(bent, 2.0, atol=0.1)
+    assert near.sum() >= len(found) - 1, heard                   # one step may hold the bend's glide
+    assert np.isclose(bent[:6], 0.0, atol=0.1).all() and np.isclose(bent[-4:], 2.0, atol=0.1).all(), heard
+
+
 def clock_fit(times):
     """Seconds per tick, and which ticks arrived off their line, fitting a
     line that may take one step: a loaded dummy server that runs a cycle

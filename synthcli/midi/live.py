@@ -219,18 +219,26 @@ class Keyboard:
 
     def bend(self, semitones: float) -> None:
         """Bend the oscillators the note source's pitch drives (a cable
-        from its ``voct`` into a module's ``voct`` that has a ``freq``), as a
+        from its ``voct`` into a module's ``voct`` that has a ``freq``, and
+        on through modules that pass a ``voct`` on, as an arp does), as a
         MIDI file's bend does ``chNosc.freq``: the engine glides to the bent
         frequency and the patch keeps the unbent one, so ``save`` never
         writes a bend."""
         session = self.control.session
         patch = session.patch
         source = self.keys or next((n for n, i in patch.modules.items() if i.type.cls.accepts_notes), None)
-        for cable in patch.cables:
-            if (cable.src, cable.src_port, cable.dst_port) == (source, "voct", "voct"):
+        reached, pitches = set(), [source]
+        while pitches:
+            src = pitches.pop()
+            for cable in patch.cables:
+                if (cable.src, cable.src_port, cable.dst_port) != (src, "voct", "voct") or cable.dst in reached:
+                    continue
+                reached.add(cable.dst)
                 inst = patch.modules[cable.dst]
                 if inst.type.cls.param("freq") is not None:
                     session.sound.set(cable.dst, "freq", inst.params["freq"] * 2.0 ** (semitones / 12))
+                if inst.type.cls.port("voct", "out") is not None:
+                    pitches.append(cable.dst)
 
     def lost(self) -> None:
         """Let go of everything the keyboard holds, when its port has gone
