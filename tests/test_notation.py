@@ -226,6 +226,57 @@ def test_euclid_combines_with_other_constructs():
     assert ev("c3(3,8) e3") == grid(C3, 16, [0, 3, 6]) + [(F(1, 2), F(1, 2), E3)]
 
 
+# --- chords -------------------------------------------------------------------
+
+def notes_of(text, cycle=0):
+    return [e.value for e in parse_pattern(text).events(cycle)]
+
+
+@pytest.mark.parametrize("text, notes", [
+    ("c4'maj", [60, 64, 67]),
+    ("c4'major", [60, 64, 67]),
+    ("a3'min", [57, 60, 64]),
+    ("a3'm7", [57, 60, 64, 67]),
+    ("g3'7", [55, 59, 62, 65]),
+    ("g3'dom7", [55, 59, 62, 65]),
+    ("f3'maj7", [53, 57, 60, 64]),
+    ("b3'm7f5", [59, 62, 65, 69]),
+    ("c4'dim7", [60, 63, 66, 69]),
+    ("d4'sus4", [62, 67, 69]),
+    ("e2'5", [40, 47]),
+    ("c4'add9", [60, 64, 67, 74]),
+    ("c3'13", [48, 52, 55, 58, 62, 65, 69]),
+    ("60'min", [60, 63, 67]),                 # a MIDI number as the root
+    ("c'maj", [48, 52, 55]),                  # a bare name is octave 3
+])
+def test_chord_names_stack_their_notes_on_the_root(text, notes):
+    assert ev(text) == [(F(0), F(1), float(n)) for n in notes]
+
+
+@pytest.mark.parametrize("text, notes", [
+    ("c4'maj'1", [60]),
+    ("c4'maj'5", [60, 64, 67, 72, 76]),        # on past the last note, an octave up
+    ("c4'maj'i", [64, 67, 72]),
+    ("c4'maj'ii", [67, 72, 76]),
+    ("c4'maj'iii", [72, 76, 79]),
+    ("c4'maj'o", [48, 55, 64]),                # first and third an octave down
+    ("c4'5'o", [60, 67]),                      # open needs three notes
+    ("c4'maj7'd1", [59, 60, 64, 67]),          # the top note dropped an octave
+    ("c4'maj7'd2", [55, 60, 64, 71]),
+    ("c4'maj'5'ii", [67, 72, 76, 84, 88]),     # left to right: five notes, then inverted twice
+    ("c4'maj'ii'5", [67, 72, 76, 79, 84]),
+])
+def test_chord_modifiers_apply_left_to_right(text, notes):
+    assert notes_of(text) == notes
+
+
+def test_a_chord_is_one_step_for_everything_after_it():
+    assert ev("c4'maj e3") == [(F(0), F(1, 2), n) for n in (60.0, 64.0, 67.0)] + [(F(1, 2), F(1, 2), E3)]
+    assert ev("c4'maj*2") == [(F(k, 2), F(1, 2), n) for k in range(2) for n in (60.0, 64.0, 67.0)]
+    assert notes_of("<c3'maj a2'min'i>", 1) == [48, 52, 57]
+    assert notes_of("[c3'maj, c2]") == [36, 48, 52, 55]
+
+
 # --- values -------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, midi", [
@@ -355,6 +406,16 @@ def test_degrades_chances_repeat_after_their_long_period(text, period):
     ("a:3", 2, "not supported"),
     ("a . b", 3, "'.' (grouping) at 3 is not supported"),
     ("a $", 3, "unexpected '$' at 3"),
+    ("c4'majr", 4, "unknown chord 'majr' at 4, did you mean 'maj'?"),
+    ("c4'", 3, "expected a chord name after \"'\" at 3, like c4'maj"),
+    ("c4' e3", 3, "expected a chord name"),
+    ("c4'maj'x", 8, "expected a chord modifier at 8, got 'x': a number of notes"),
+    ("c4'maj'0", 8, "expected a chord modifier at 8, got '0'"),
+    ("c4'maj'd4", 8, "at most 'd3' here"),
+    ("c4'maj'", 7, "expected a chord modifier at 7: a number"),
+    ("g9'maj", 1, "the chord at 1 reaches MIDI 134, outside 0-127"),
+    ("c-1'maj'o", 1, "reaches MIDI -12"),
+    ("e3 ~'maj", 5, "unexpected \"'\" at 5"),
     ("a " + "9" * 400, 3, "too large"),
 ])
 def test_errors_name_the_column(text, col, words):
@@ -410,7 +471,7 @@ def test_deep_nesting_is_refused():
 
 # --- any text parses or fails cleanly ----------------------------------------
 
-_ALPHABET = "abcdefgh#sb0123456789.-~[]<>,*!@_() \t/?:|{}"
+_ALPHABET = "abcdefgh#sbmjio0123456789.-~[]<>,*!@_() \t/?:|{}'"
 
 
 def _check(text, notes):
@@ -446,7 +507,8 @@ def _random_pattern(rng, depth=0):
             body = rng.choice(",|").join(inner for _ in range(rng.randint(1, 2)))
             term = rng.choice(["[{}]", "<{}>", "{{{}}}", "{{{}}}%4"]).format(body.replace("|", ","))
         else:
-            term = rng.choice(["c3", "e3", "g3", "60", "~", "c#4", "eb3", "a", "[c3,e3,g3]"])
+            term = rng.choice(["c3", "e3", "g3", "60", "~", "c#4", "eb3", "a", "[c3,e3,g3]", "c3'maj",
+                               "a2'm7'ii", "e3'7'5'o", "g2'sus4'd1"])
         return term + rng.choice(["", "", "", "*2", "*3", "*1.5", "*0.5", "/2", "/1.5", "?", "?0.3", "!",
                                   "!3", "@2", "@1.5", "(3,8)", "(5,8,2)", "(2,3)", " _", " !"])
     return " ".join(step() for _ in range(rng.randint(1, 4)))

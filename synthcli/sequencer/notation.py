@@ -37,6 +37,8 @@ What plays is written `note start-end` for cycle 0, in bars.
 | `c4 c#4 db4` | note names, C4 = MIDI 60 | `c4 c#4 db4 eb3` | 60, 61, 61, 51 |
 | `c e g` | a name without octave is in octave 3 | `c e` | 48, 52 |
 | `60 60.5 -12` | plain numbers: MIDI notes, or parameter values | `400 800 1600` | 400, 800, 1600 |
+| `a'name` | a chord on the note a, as in Tidal | `c4'maj e3'min7` | 60, 64, 67 0-1/2; 52, 55, 59, 62 1/2-1 |
+| `a'name'n'i'o'dn` | chord modifiers: n notes, an inversion per `i`, open, drop | `c4'maj'ii` | 67, 72, 76 |
 
 Modifiers (`*`, `/`, `?`, `!`, `@`, `(k,n,r)`) follow the step directly, with
 no space, and combine left to right: `[c3,e3,g3]*4` is four chords a bar,
@@ -77,6 +79,22 @@ Details, following Tidal/Strudel:
   in MIDI 0-127; numbers are passed through as they are.
 * Parameter patterns (`pattern f1.cutoff "400 800 1600 3200"`) take
   numbers only: note names are an error there.
+* `a'name` stacks the chord `name` on the note (or MIDI number) `a`:
+  `c4'maj` is `[c4,e4,g4]`, and what follows applies to the whole chord
+  (`c4'min7*4`, `<c3'maj a2'min>`). The names are Tidal's:
+  `major`/`maj`, `minor`/`min`/`m`, `aug`/`plus`, `dim`, `sus2`, `sus4`,
+  `five`/`5`, `one`/`1`, `six`/`6`, `m6`, `major7`/`maj7`,
+  `dom7`/`seven`/`7`, `minor7`/`min7`/`m7`, `dim7`, `7sus2`, `7sus4`,
+  `7f5`, `m7f5`, `7s5`, `m7s5`, `nine`/`9`, `m9`, `maj9`, `add9`,
+  `9sus4`, `6by9`, `m6by9`, `7f9`, `m7f9`, `eleven`/`11`, `m11`, `maj11`,
+  `thirteen`/`13`, `m13`. Modifiers follow, each after a `'`, applied
+  left to right: a number n takes the chord's first n notes, going on an
+  octave up past its last (`c4'maj'5` is c4 e4 g4 c5 e5); `i` inverts
+  once (the lowest note goes up an octave, or as many as put it on top),
+  `ii` twice, and so on; `o` opens the voicing (its first and third notes
+  an octave down, for a chord of three notes or more); `dn` drops its
+  n-th note from the top an octave (`d1` the top). The notes must stay in
+  MIDI 0-127. Parameter patterns take no chords.
 * `[a b | c d]` plays one of its sequences each cycle, at random
   as `?` decides (a seed of its own, from the cycle's number): a choice
   is a whole sequence, never part of one. A bracket either stacks with
@@ -106,7 +124,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Union
 
-from ..errors import SynthError
+from ..errors import SynthError, did_you_mean
 
 __all__ = ["Event", "Pattern", "parse_pattern", "note_to_midi", "MAX_STEPS_PER_CYCLE", "MAX_DEPTH"]
 
@@ -129,6 +147,44 @@ _MAX_NUMBER_CHARS = 20
 _CACHED_CYCLES = 16
 _CLOSERS = {"[": "]", "<": ">", "{": "}"}
 _OPENERS = {")": "(", **{closer: opener for opener, closer in _CLOSERS.items()}}
+#: Chords by their Tidal names: semitones above the root, in order.
+_CHORDS = {
+    **dict.fromkeys(("major", "maj"), (0, 4, 7)),
+    **dict.fromkeys(("minor", "min", "m"), (0, 3, 7)),
+    **dict.fromkeys(("aug", "plus"), (0, 4, 8)),
+    "dim": (0, 3, 6),
+    "sus2": (0, 2, 7),
+    "sus4": (0, 5, 7),
+    **dict.fromkeys(("five", "5"), (0, 7)),
+    **dict.fromkeys(("one", "1"), (0,)),
+    **dict.fromkeys(("six", "6"), (0, 4, 7, 9)),
+    "m6": (0, 3, 7, 9),
+    **dict.fromkeys(("major7", "maj7"), (0, 4, 7, 11)),
+    **dict.fromkeys(("dom7", "seven", "7"), (0, 4, 7, 10)),
+    **dict.fromkeys(("minor7", "min7", "m7"), (0, 3, 7, 10)),
+    "dim7": (0, 3, 6, 9),
+    "7sus2": (0, 2, 7, 10),
+    "7sus4": (0, 5, 7, 10),
+    "7f5": (0, 4, 6, 10),
+    "m7f5": (0, 3, 6, 10),
+    "7s5": (0, 4, 8, 10),
+    "m7s5": (0, 3, 8, 10),
+    **dict.fromkeys(("nine", "9"), (0, 4, 7, 10, 14)),
+    "m9": (0, 3, 7, 10, 14),
+    "maj9": (0, 4, 7, 11, 14),
+    "add9": (0, 4, 7, 14),
+    "9sus4": (0, 5, 7, 10, 14),
+    "6by9": (0, 4, 7, 9, 14),
+    "m6by9": (0, 3, 7, 9, 14),
+    "7f9": (0, 4, 7, 10, 13),
+    "m7f9": (0, 3, 7, 10, 13),
+    **dict.fromkeys(("eleven", "11"), (0, 4, 7, 10, 14, 17)),
+    "m11": (0, 3, 7, 10, 14, 17),
+    "maj11": (0, 4, 7, 11, 14, 17),
+    **dict.fromkeys(("thirteen", "13"), (0, 4, 7, 10, 14, 17, 21)),
+    "m13": (0, 3, 7, 10, 14, 17, 21),
+}
+_DROP = re.compile(r"d(\d{1,2})\Z")
 _UNSUPPORTED = {
     ":": "':' at {col} is not supported: patterns hold notes and numbers only",
 }
@@ -450,7 +506,7 @@ def _clip(word: str, limit: int = 24) -> str:
 
 
 def _show(ch: str) -> str:
-    return f"'{ch}'" if ch.isprintable() else repr(ch)
+    return f"'{ch}'" if ch.isprintable() and ch != "'" else repr(ch)
 
 
 def _exponent_hint(word: str) -> str:
@@ -817,8 +873,55 @@ class _Parser:
             self.pos += 1
             return _REST
         if ch in _WORD_CHARS:
-            return self.value(self.word(), col)
+            atom = self.value(self.word(), col)
+            return self.chord(atom, col) if self.peek() == "'" else atom
         raise self.unexpected()
+
+    def chord(self, root: _Atom, col: int) -> _Node:
+        """``root'name'modifier...``: the chord's notes, stacked."""
+        if not self.notes:
+            raise _fail(f"a chord at {col} is notes, but this pattern takes numbers", col)
+        self.pos += 1   # the "'"
+        name_col = self.pos + 1
+        name = self.word()
+        if not name:   # the error points at the quote: there may be nothing after it
+            raise _fail(f"expected a chord name after \"'\" at {name_col - 1}, like c4'maj or a3'min7",
+                        name_col - 1)
+        if name not in _CHORDS:
+            raise _fail(f"unknown chord '{_clip(name)}' at {name_col}{did_you_mean(name, _CHORDS)}", name_col)
+        notes = list(_CHORDS[name])
+        while self.peek() == "'":
+            self.pos += 1
+            mod_col = self.pos + 1
+            word = self.word()
+            drop = _DROP.match(word)
+            if _INTEGER.match(word) and len(word) <= 3 and 1 <= int(word) <= 128:
+                size = len(notes)
+                notes = [notes[k % size] + 12 * (k // size) for k in range(int(word))]
+            elif word and set(word) == {"i"}:
+                for _ in range(len(word)):
+                    lowest, *rest = notes
+                    while rest and lowest <= rest[-1]:
+                        lowest += 12
+                    notes = rest + [lowest]
+            elif word == "o":
+                if len(notes) > 2:
+                    notes = sorted([notes[0] - 12, notes[1], notes[2] - 12, *notes[3:]])
+            elif drop and 1 <= int(drop.group(1)) <= len(notes):
+                top = sorted(notes)
+                dropped = top[-int(drop.group(1))]
+                notes = sorted([n for n in notes if n != dropped] + [dropped - 12])
+            else:
+                at = mod_col if word else mod_col - 1
+                got = f", got '{_clip(word)}'" if word else ""
+                raise _fail(f"expected a chord modifier at {at}{got}: a number of notes (c4'maj'5), "
+                            f"i for each inversion ('ii'), o (open) or d and a note from the top "
+                            f"to drop ('d1', at most 'd{len(notes)}' here)", at)
+        midi = [root.value + n for n in notes]
+        if not all(0 <= m <= 127 for m in midi):
+            raise _fail(f"the chord at {col} reaches MIDI {max(midi, key=lambda m: abs(m - 63.5)):g}, "
+                        f"outside 0-127", col)
+        return _stack([_Atom(m, col) for m in midi], col, f"the chord at {col}")
 
     def value(self, word: str, col: int) -> _Atom:
         if _NUMBER.match(word):
