@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from synthcli.errors import SynthError
 from synthcli.sequencer.notation import (MAX_STEPS_PER_CYCLE, RANDOM_PERIOD, Event, Pattern, _query,
-                                         note_to_midi, parse_pattern)
+                                         note_to_midi, parse_pattern, parse_scale)
 
 
 def ev(text, cycle=0, notes=True):
@@ -275,6 +275,51 @@ def test_a_chord_is_one_step_for_everything_after_it():
     assert ev("c4'maj*2") == [(F(k, 2), F(1, 2), n) for k in range(2) for n in (60.0, 64.0, 67.0)]
     assert notes_of("<c3'maj a2'min'i>", 1) == [48, 52, 57]
     assert notes_of("[c3'maj, c2]") == [36, 48, 52, 55]
+
+
+# --- scales -------------------------------------------------------------------
+
+@pytest.mark.parametrize("scale, text, notes", [
+    ("c3:major", "0 1 2 3 4 5 6 7", [48, 50, 52, 53, 55, 57, 59, 60]),
+    ("c3:major", "-1 -7 -8 14", [47, 36, 35, 72]),          # below the root and two octaves up
+    ("a3:minor", "0 2 4", [57, 60, 64]),
+    ("a:minpent", "0 1 2 3 4 5", [57, 60, 62, 64, 67, 69]),  # a bare root is octave 3
+    ("fs2:blues", "0 3", [42, 48]),
+])
+def test_a_scales_degrees_are_its_notes(scale, text, notes):
+    pattern = parse_pattern(text, scale=parse_scale(scale))
+    assert sorted(e.value for e in pattern.events(0)) == sorted(float(n) for n in notes)
+
+
+def test_a_scale_pattern_is_not_the_same_pattern_in_another_scale():
+    a, b = parse_pattern("0 2", scale=parse_scale("c3:major")), parse_pattern("0 2", scale=parse_scale("c3:minor"))
+    assert a != b and a == parse_pattern("0 2", scale=parse_scale("c3:major"))
+
+
+@pytest.mark.parametrize("text, col, words", [
+    ("c3:minr", 4, "unknown scale 'minr' at 4, did you mean 'minor'? (the scales: chromatic, major"),
+    ("minor", 1, "expected a scale as ROOT:NAME, like c3:minor, got 'minor'"),
+    ("c3:", 1, "expected a scale as ROOT:NAME"),
+    (":minor", 1, "expected a scale as ROOT:NAME"),
+    ("h3:minor", 1, "unknown note 'h3' at 1"),
+])
+def test_a_wrong_scale_names_its_column(text, col, words):
+    with pytest.raises(SynthError) as info:
+        parse_scale(text)
+    assert info.value.col == col and words in info.value.message
+
+
+@pytest.mark.parametrize("text, col, words", [
+    ("0 e3", 3, "'e3' at 3 is a note name, but this pattern plays degrees of its scale"),
+    ("0 1.5", 3, "degree '1.5' at 3 is not a whole number"),
+    ("0 2'maj", 3, "a chord at 3 needs a note"),
+    ("0 80", 3, "degree 80 at 3 lands outside MIDI 0-127"),
+    ("-60", 1, "lands outside MIDI 0-127"),
+])
+def test_a_scale_pattern_takes_whole_degrees_only(text, col, words):
+    with pytest.raises(SynthError) as info:
+        parse_pattern(text, scale=parse_scale("c3:major"))
+    assert info.value.col == col and words in info.value.message
 
 
 # --- values -------------------------------------------------------------------

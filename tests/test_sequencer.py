@@ -96,6 +96,19 @@ def test_swing_leaves_straight_notes_and_a_cut_pair_alone(registry):
     np.testing.assert_array_equal(rising_edges(odd), expected)
 
 
+def test_a_pattern_in_a_scale_plays_its_degrees_as_the_notes_they_name(registry):
+    """scale= turns numbers into degrees, below the root and over the
+    octave too: the same samples as the notes written out."""
+    degrees = render(registry, f"tempo 120\nlength 2\n{GATE}add vco o wave=sine\nconnect kb.voct o.voct\n"
+                               f"connect o v.gain\npattern kb \"0 2 4 <-1 7>\" scale=a3:minor legato=0.5\n")
+    notes = render(registry, f"tempo 120\nlength 2\n{GATE}add vco o wave=sine\nconnect kb.voct o.voct\n"
+                             f"connect o v.gain\npattern kb \"a3 c4 e4 <g3 a4>\" legato=0.5\n")
+    np.testing.assert_array_equal(degrees, notes)
+    quarter = SR // 2
+    heard = [peak_frequency(degrees[k * quarter + 1000:k * quarter + 11000]) for k in (0, 1, 2, 3, 7)]
+    assert np.allclose(heard, [220.0, 261.63, 329.63, 196.0, 440.0], rtol=2e-3)
+
+
 def test_tempo_and_meter_changes_are_exact(registry):
     text = "tempo 120\nmeter 3/4\nlength 3\n" + GATE + 'pattern kb "c4"\nat 2 tempo 60\nat 3 meter 4/4\n'
     onsets = rising_edges(render(registry, text))
@@ -231,6 +244,14 @@ def test_random_drops_and_slow_steps_play_the_same_at_every_render(registry):
     ('length 1\nadd drums d\npattern d.voices "2"\n', "3:11", "cannot follow a pattern"),
     ('length 1\nadd keys kb\npattern kb "c3" legato=0.5 legato=0.6\n', "3:28", "'legato' given twice"),
     ('length 1\nadd noise n\npattern n.seed "1 2.5"\n', "3:19", "2.5 is not a whole number"),
+    ('length 1\nadd keys kb\npattern kb "0 2" scale=a3:minr\n', "3:27", "unknown scale 'minr', did you mean 'minor'?"),
+    ('length 1\nadd keys kb\npattern kb "0 2" scale=minor\n', "3:24", "a scale as ROOT:NAME, like c3:minor"),
+    ('length 1\nadd keys kb\npattern kb "0 2" scale=h3:minor\n', "3:24", "unknown note 'h3'"),
+    ('length 1\nadd keys kb\npattern kb "0 e3" scale=a3:minor\n', "3:15", "'e3' is a note name, but this pattern "
+                                                                      "plays degrees of its scale"),
+    ('length 1\nadd keys kb\npattern kb "0 [2 1.5]" scale=a3:minor\n', "3:18", "degree '1.5' is not a whole"),
+    ('length 1\nadd keys kb\npattern kb "0 90" scale=a3:minor\n', "3:15", "degree 90 lands outside MIDI 0-127"),
+    ('length 1\nadd lfo l\npattern l.freq "1 2" scale=c3:major\n', "3:22", "'l.freq' takes values"),
 ])
 def test_song_errors_name_file_line_and_column(tmp_path, text, place, words):
     song = tmp_path / "bad.seq"

@@ -178,13 +178,15 @@ def _parse_length(words: list[Token], line: int) -> Length:
 #: the sustain pedal, all sound off and all notes off. Mapped, they would never turn.
 KEYBOARD_CONTROLLERS = {64: "the sustain pedal", 120: "all sound off", 123: "all notes off"}
 
-PATTERN_OPTIONS = {"legato": (0.001, 16.0), "vel": (0.0, 1.0), "swing": (0.5, 0.75), "swingunit": (8, 16)}
+#: A pattern's options and the range of each number; scale= takes ROOT:NAME.
+PATTERN_OPTIONS = {"legato": (0.001, 16.0), "vel": (0.0, 1.0), "swing": (0.5, 0.75), "swingunit": (8, 16),
+                   "scale": None}
 #: The notes swing can move: the off-beat 8ths or 16ths.
 SWING_UNITS = (8, 16)
 
 
 def _parse_pattern(words: list[Token], line: int) -> Pattern:
-    from ..sequencer.notation import parse_pattern
+    from ..sequencer.notation import parse_pattern, parse_scale
     syntax = COMMANDS["pattern"].syntax
     _expect_args(words, line, 2, 2 + len(PATTERN_OPTIONS), syntax)
     target = _endpoint(words[1], line)
@@ -192,18 +194,8 @@ def _parse_pattern(words: list[Token], line: int) -> Pattern:
     if len(quoted) < 2 or not (quoted.startswith('"') and quoted.endswith('"')):
         raise _fail(f'expected the pattern in double quotes, e.g. "c3 e3 g3 ~", got {quoted}', line, quoted.col)
     text = Token(quoted[1:-1], quoted.col + 1)
-    try:
-        parse_pattern(text, notes=target.port is None)
-    except SynthError as error:
-        # The notation counts columns inside the string; the file counts
-        # from the start of the line, and the message should not show both:
-        # its own place goes, another one it names (where a bracket opened)
-        # is counted as the file counts.
-        inner = error.col or 1
-        message = error.message.replace(f" at {inner}", "", 1)
-        message = re.sub(r" at (\d+)\b", lambda m: f" at column {text.col + int(m[1]) - 1}", message)
-        raise SynthError(message, line=line, col=text.col + inner - 1) from None
     options = []
+    scale = None
     for word in words[3:]:
         key, eq, value = word.partition("=")
         if not eq or key not in PATTERN_OPTIONS:
@@ -212,16 +204,35 @@ def _parse_pattern(words: list[Token], line: int) -> Pattern:
                         line, word.col)
         if any(given == key for given, _ in options):
             raise _fail(f"'{key}' given twice", line, word.col)
-        low, high = PATTERN_OPTIONS[key]
         value_token = Token(value, word.col + len(key) + 1)
         if key == "swingunit":
             if value not in tuple(map(str, SWING_UNITS)):
                 raise _fail(f"expected swingunit=8 (off-beat 8ths swing) or swingunit=16 (16ths), got '{word}'",
                             line, value_token.col)
+        elif key == "scale":
+            if target.port is not None:
+                raise _fail(f"scale= makes a pattern's numbers degrees of a scale, for notes; "
+                            f"'{target}' takes values", line, word.col)
+            scale = _inside(lambda: parse_scale(value), value_token, line)
         else:
-            _number(value_token, line, key, low, high)
+            _number(value_token, line, key, *PATTERN_OPTIONS[key])
         options.append((Token(key, word.col), value_token))
+    _inside(lambda: parse_pattern(text, notes=target.port is None, scale=scale), text, line)
     return Pattern(line, words[0].col, target, text, tuple(options))
+
+
+def _inside(parse: Callable[[], object], token: Token, line: int) -> object:
+    """Run a parse of ``token``'s text whose errors count columns inside it
+    (a pattern, a scale): the file counts from the start of the line, and
+    the message should not show both, so its own place goes, and another
+    one it names (where a bracket opened) is counted as the file counts."""
+    try:
+        return parse()
+    except SynthError as error:
+        inner = error.col or 1
+        message = error.message.replace(f" at {inner}", "", 1)
+        message = re.sub(r" at (\d+)\b", lambda m: f" at column {token.col + int(m[1]) - 1}", message)
+        raise SynthError(message, line=line, col=token.col + inner - 1) from None
 
 
 #: Commands that hold for a whole file, so `at BAR` cannot time them.
@@ -306,8 +317,10 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("tempo", "tempo BPM", "song tempo in quarter notes per minute", _parse_tempo),
     CommandSpec("meter", "meter BEATS/UNIT", "the bar: 4/4, 3/4, 7/8 ...", _parse_meter),
     CommandSpec("length", "length BARS", "the song ends after this many bars (plus the release tail)", _parse_length),
-    CommandSpec("pattern", 'pattern TARGET "NOTATION" [legato=x] [vel=x] [swing=x] [swingunit=8|16]',
-                "play a pattern, one cycle a bar, on a note source (keys) or a parameter (NAME.PARAM)",
+    CommandSpec("pattern", 'pattern TARGET "NOTATION" [legato=x] [vel=x] [swing=x] [swingunit=8|16] '
+                '[scale=ROOT:NAME]',
+                "play a pattern, one cycle a bar, on a note source (keys) or a parameter (NAME.PARAM); "
+                "with scale=, its numbers are degrees of the scale (scale=c3:minor: 0 is c3, 2 is eb3)",
                 _parse_pattern),
     CommandSpec("at", "at BAR COMMAND", "run a command when bar BAR (from 1) starts", _parse_at),
     CommandSpec("map", "map cc NUMBER NAME.PARAM [MIN MAX]",

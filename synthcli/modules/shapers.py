@@ -8,6 +8,7 @@ import numpy as np
 
 from ..api import AUDIO, CONTROL, Module, Param, Port
 from ..engine.jit import helper, kernel
+from ..theory import ROOTS, SCALES
 
 #: An exponential slew's time is how long any step takes to come within
 #: 1 % of where it goes: the time constant is that time over ln(100).
@@ -145,24 +146,6 @@ class SampleHold(Module):
         _sh_kernel(inputs["in"], inputs["trig"], params["mode"], outputs["out"], self.state)
 
 
-#: quant's scales: the pitch classes each allows, in semitones above its root.
-SCALES = {
-    "chromatic": tuple(range(12)),
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "phrygian": (0, 1, 3, 5, 7, 8, 10),
-    "lydian": (0, 2, 4, 6, 7, 9, 11),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-    "locrian": (0, 1, 3, 5, 6, 8, 10),
-    "harmonic": (0, 2, 3, 5, 7, 8, 11),
-    "pentatonic": (0, 2, 4, 7, 9),
-    "minpent": (0, 3, 5, 7, 10),
-    "blues": (0, 3, 5, 6, 7, 10),
-    "whole": (0, 2, 4, 6, 8, 10),
-}
-#: Roots as the patterns spell sharps (``cs`` for C#: ``#`` starts a comment).
-ROOTS = ("c", "cs", "d", "ds", "e", "f", "fs", "g", "gs", "a", "as", "b")
 #: How long quant's trig output stays high after the note changes.
 TRIG_SECONDS = 0.001
 

@@ -125,8 +125,9 @@ from fractions import Fraction
 from typing import Union
 
 from ..errors import SynthError, did_you_mean
+from ..theory import CHORDS, SCALES
 
-__all__ = ["Event", "Pattern", "parse_pattern", "note_to_midi", "MAX_STEPS_PER_CYCLE", "MAX_DEPTH"]
+__all__ = ["Event", "Pattern", "parse_pattern", "parse_scale", "note_to_midi", "MAX_STEPS_PER_CYCLE", "MAX_DEPTH"]
 
 MAX_STEPS_PER_CYCLE = 1024
 """More steps than this in one cycle is an error: a typo such as ``a*100000``
@@ -147,43 +148,6 @@ _MAX_NUMBER_CHARS = 20
 _CACHED_CYCLES = 16
 _CLOSERS = {"[": "]", "<": ">", "{": "}"}
 _OPENERS = {")": "(", **{closer: opener for opener, closer in _CLOSERS.items()}}
-#: Chords by their Tidal names: semitones above the root, in order.
-_CHORDS = {
-    **dict.fromkeys(("major", "maj"), (0, 4, 7)),
-    **dict.fromkeys(("minor", "min", "m"), (0, 3, 7)),
-    **dict.fromkeys(("aug", "plus"), (0, 4, 8)),
-    "dim": (0, 3, 6),
-    "sus2": (0, 2, 7),
-    "sus4": (0, 5, 7),
-    **dict.fromkeys(("five", "5"), (0, 7)),
-    **dict.fromkeys(("one", "1"), (0,)),
-    **dict.fromkeys(("six", "6"), (0, 4, 7, 9)),
-    "m6": (0, 3, 7, 9),
-    **dict.fromkeys(("major7", "maj7"), (0, 4, 7, 11)),
-    **dict.fromkeys(("dom7", "seven", "7"), (0, 4, 7, 10)),
-    **dict.fromkeys(("minor7", "min7", "m7"), (0, 3, 7, 10)),
-    "dim7": (0, 3, 6, 9),
-    "7sus2": (0, 2, 7, 10),
-    "7sus4": (0, 5, 7, 10),
-    "7f5": (0, 4, 6, 10),
-    "m7f5": (0, 3, 6, 10),
-    "7s5": (0, 4, 8, 10),
-    "m7s5": (0, 3, 8, 10),
-    **dict.fromkeys(("nine", "9"), (0, 4, 7, 10, 14)),
-    "m9": (0, 3, 7, 10, 14),
-    "maj9": (0, 4, 7, 11, 14),
-    "add9": (0, 4, 7, 14),
-    "9sus4": (0, 5, 7, 10, 14),
-    "6by9": (0, 4, 7, 9, 14),
-    "m6by9": (0, 3, 7, 9, 14),
-    "7f9": (0, 4, 7, 10, 13),
-    "m7f9": (0, 3, 7, 10, 13),
-    **dict.fromkeys(("eleven", "11"), (0, 4, 7, 10, 14, 17)),
-    "m11": (0, 3, 7, 10, 14, 17),
-    "maj11": (0, 4, 7, 11, 14, 17),
-    **dict.fromkeys(("thirteen", "13"), (0, 4, 7, 10, 14, 17, 21)),
-    "m13": (0, 3, 7, 10, 14, 17, 21),
-}
 _DROP = re.compile(r"d(\d{1,2})\Z")
 _UNSUPPORTED = {
     ":": "':' at {col} is not supported: patterns hold notes and numbers only",
@@ -370,11 +334,15 @@ class Pattern:
     notes : bool
         Whether note names were allowed (a note pattern) or only numbers
         (a parameter pattern).
+    scale : tuple of (int, tuple of int), optional
+        The root (MIDI) and steps of the scale whose degrees the numbers
+        are (``scale=c3:minor``); None when they are MIDI notes or values.
     """
 
     text: str
     notes: bool
     root: _Node = field(repr=False, compare=False)
+    scale: tuple[int, tuple[int, ...]] | None = None
     _cache: dict[int, tuple[Event, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
@@ -435,7 +403,7 @@ class Pattern:
         return self.text
 
 
-def parse_pattern(text: str, *, notes: bool = True) -> Pattern:
+def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int, ...]] | None = None) -> Pattern:
     """Parse a pattern of the mini-notation (see the module documentation).
 
     Parameters
@@ -447,6 +415,11 @@ def parse_pattern(text: str, *, notes: bool = True) -> Pattern:
         False for parameter patterns, whose values are numbers only, so a
         note name there is reported instead of silently becoming a cutoff of
         60 Hz.
+    scale : tuple of (int, tuple of int), optional
+        A root (MIDI) and its scale's steps (see :func:`parse_scale`): the
+        pattern's numbers are then degrees of that scale, whole numbers
+        (0 the root, 7 the root an octave up in a 7-note scale, -1 the
+        scale's last note an octave down), and note names are refused.
 
     Returns
     -------
@@ -460,7 +433,30 @@ def parse_pattern(text: str, *, notes: bool = True) -> Pattern:
         ``text`` (the caller adds the place of the string), and the message
         names it too ("unknown note 'h3' at 1").
     """
-    return Pattern(text, notes, _Parser(text, notes).parse())
+    return Pattern(text, notes, _Parser(text, notes, scale).parse(), scale)
+
+
+def parse_scale(text: str) -> tuple[int, tuple[int, ...]]:
+    """``ROOT:NAME`` (``c3:minor``, ``a:minpent``), as a pattern's
+    ``scale=`` and Strudel write it: the root's MIDI number and the steps
+    of the scale (:data:`synthcli.theory.SCALES`).
+
+    Raises
+    ------
+    SynthError
+        Naming the column within ``text`` of what is wrong.
+    """
+    root, colon, name = text.partition(":")
+    if not colon or not root or not name:
+        raise _fail(f"expected a scale as ROOT:NAME, like c3:minor, got '{_clip(text)}'", 1)
+    midi = _note_number(root, 1)
+    if midi is None:
+        raise _fail(_unknown_note(root, 1), 1)
+    if name not in SCALES:
+        col = len(root) + 2
+        raise _fail(f"unknown scale '{_clip(name)}' at {col}{did_you_mean(name, SCALES)} "
+                    f"(the scales: {', '.join(SCALES)})", col)
+    return midi, SCALES[name]
 
 
 def note_to_midi(name: str) -> int:
@@ -597,8 +593,9 @@ class _Step:
 class _Parser:
     """Recursive descent over the characters, one method per rule."""
 
-    def __init__(self, text: str, notes: bool) -> None:
+    def __init__(self, text: str, notes: bool, scale: tuple[int, tuple[int, ...]] | None = None) -> None:
         self.text, self.notes, self.pos, self.depth = text, notes, 0, 0
+        self.scale = scale
         self.seeds = 0   # the '?'s read so far: each gets its own
 
     # -- characters --------------------------------------------------------
@@ -881,15 +878,17 @@ class _Parser:
         """``root'name'modifier...``: the chord's notes, stacked."""
         if not self.notes:
             raise _fail(f"a chord at {col} is notes, but this pattern takes numbers", col)
+        if self.scale is not None:
+            raise _fail(f"a chord at {col} needs a note, but this pattern plays degrees of its scale", col)
         self.pos += 1   # the "'"
         name_col = self.pos + 1
         name = self.word()
         if not name:   # the error points at the quote: there may be nothing after it
             raise _fail(f"expected a chord name after \"'\" at {name_col - 1}, like c4'maj or a3'min7",
                         name_col - 1)
-        if name not in _CHORDS:
-            raise _fail(f"unknown chord '{_clip(name)}' at {name_col}{did_you_mean(name, _CHORDS)}", name_col)
-        notes = list(_CHORDS[name])
+        if name not in CHORDS:
+            raise _fail(f"unknown chord '{_clip(name)}' at {name_col}{did_you_mean(name, CHORDS)}", name_col)
+        notes = list(CHORDS[name])
         while self.peek() == "'":
             self.pos += 1
             mod_col = self.pos + 1
@@ -924,12 +923,17 @@ class _Parser:
         return _stack([_Atom(m, col) for m in midi], col, f"the chord at {col}")
 
     def value(self, word: str, col: int) -> _Atom:
+        if self.scale is not None and _NUMBER.match(word):
+            return self.degree(word, col)
         if _NUMBER.match(word):
             number = float(word)
             if not math.isfinite(number):
                 raise _fail(f"the number '{_clip(word)}' at {col} is too large", col)
             return _Atom(number, col)
         if word[0].isalpha():
+            if self.scale is not None and _NOTE.match(word):
+                raise _fail(f"'{_clip(word)}' at {col} is a note name, but this pattern plays degrees of its "
+                            f"scale: 0 is its root, 1 the next note up", col)
             if not self.notes:
                 if _NOTE.match(word):
                     raise _fail(f"'{_clip(word)}' at {col} is a note name, but this pattern takes numbers",
@@ -943,6 +947,18 @@ class _Parser:
             raise _fail(f"'.' (grouping) at {col} is not supported: use '[...]'", col)
         what = "a number or a note" if self.notes else "a number"
         raise _fail(f"expected {what} at {col}, got '{_clip(word)}'{_exponent_hint(word)}", col)
+
+    def degree(self, word: str, col: int) -> _Atom:
+        """A degree of the pattern's scale, as the MIDI note it names."""
+        if not _INTEGER.match(word):
+            raise _fail(f"degree '{_clip(word)}' at {col} is not a whole number: the steps of a scale are "
+                        f"counted 0, 1, 2 ... (-1 below the root)", col)
+        root, steps = self.scale
+        octave, step = divmod(int(word), len(steps))
+        midi = root + 12 * octave + steps[step]
+        if not 0 <= midi <= 127:
+            raise _fail(f"degree {_clip(word)} at {col} lands outside MIDI 0-127", col)
+        return _Atom(float(midi), col)
 
     def unexpected(self) -> SynthError:
         ch, col = self.peek(), self.pos + 1

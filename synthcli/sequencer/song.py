@@ -18,7 +18,7 @@ from ..errors import SynthError
 from ..language import At, Command, Length, Meter, Pattern, Set, Tempo, parse_text
 from ..patch import Patch
 from ..plugins import Registry
-from .notation import parse_pattern
+from .notation import parse_pattern, parse_scale
 
 TIME_COMMANDS = (Tempo, Meter, Length, Pattern, At)
 #: After the last bar, rendering goes on until the output has been silent
@@ -148,8 +148,9 @@ class Song:
             raise SynthError(f"unknown module '{target.module}'{did_you_mean(target.module, patch.modules)}",
                              line=command.line, col=target.module.col)
         cls = inst.type.cls
-        options = {str(k): float(v) for k, v in command.options}
-        pattern = parse_pattern(command.text, notes=target.port is None)
+        options = {str(k): float(v) for k, v in command.options if k != "scale"}
+        scale = next((parse_scale(v) for k, v in command.options if k == "scale"), None)
+        pattern = parse_pattern(command.text, notes=target.port is None, scale=scale)
         if target.port is None:
             if not cls.accepts_notes:
                 raise SynthError(f"'{target.module}' ({cls.type_name}) does not take notes; pattern a note "

@@ -1,0 +1,61 @@
+"""Scales and chords by name: the music theory that patterns (``scale=``,
+``c4'maj``) and the ``quant`` module share, so a scale means the same
+notes wherever it is named."""
+
+#: Scales by name: the pitch classes each holds, in semitones above its root
+#: (quant's scale choices, and a pattern's scale=).
+SCALES = {
+    "chromatic": tuple(range(12)),
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "phrygian": (0, 1, 3, 5, 7, 8, 10),
+    "lydian": (0, 2, 4, 6, 7, 9, 11),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "locrian": (0, 1, 3, 5, 6, 8, 10),
+    "harmonic": (0, 2, 3, 5, 7, 8, 11),
+    "pentatonic": (0, 2, 4, 7, 9),
+    "minpent": (0, 3, 5, 7, 10),
+    "blues": (0, 3, 5, 6, 7, 10),
+    "whole": (0, 2, 4, 6, 8, 10),
+}
+#: Roots as the patterns spell sharps (``cs`` for C#: ``#`` starts a comment).
+ROOTS = ("c", "cs", "d", "ds", "e", "f", "fs", "g", "gs", "a", "as", "b")
+
+#: Chords by their Tidal names: semitones above the root, in order.
+CHORDS = {
+    **dict.fromkeys(("major", "maj"), (0, 4, 7)),
+    **dict.fromkeys(("minor", "min", "m"), (0, 3, 7)),
+    **dict.fromkeys(("aug", "plus"), (0, 4, 8)),
+    "dim": (0, 3, 6),
+    "sus2": (0, 2, 7),
+    "sus4": (0, 5, 7),
+    **dict.fromkeys(("five", "5"), (0, 7)),
+    **dict.fromkeys(("one", "1"), (0,)),
+    **dict.fromkeys(("six", "6"), (0, 4, 7, 9)),
+    "m6": (0, 3, 7, 9),
+    **dict.fromkeys(("major7", "maj7"), (0, 4, 7, 11)),
+    **dict.fromkeys(("dom7", "seven", "7"), (0, 4, 7, 10)),
+    **dict.fromkeys(("minor7", "min7", "m7"), (0, 3, 7, 10)),
+    "dim7": (0, 3, 6, 9),
+    "7sus2": (0, 2, 7, 10),
+    "7sus4": (0, 5, 7, 10),
+    "7f5": (0, 4, 6, 10),
+    "m7f5": (0, 3, 6, 10),
+    "7s5": (0, 4, 8, 10),
+    "m7s5": (0, 3, 8, 10),
+    **dict.fromkeys(("nine", "9"), (0, 4, 7, 10, 14)),
+    "m9": (0, 3, 7, 10, 14),
+    "maj9": (0, 4, 7, 11, 14),
+    "add9": (0, 4, 7, 14),
+    "9sus4": (0, 5, 7, 10, 14),
+    "6by9": (0, 4, 7, 9, 14),
+    "m6by9": (0, 3, 7, 9, 14),
+    "7f9": (0, 4, 7, 10, 13),
+    "m7f9": (0, 3, 7, 10, 13),
+    **dict.fromkeys(("eleven", "11"), (0, 4, 7, 10, 14, 17)),
+    "m11": (0, 3, 7, 10, 14, 17),
+    "maj11": (0, 4, 7, 11, 14, 17),
+    **dict.fromkeys(("thirteen", "13"), (0, 4, 7, 10, 14, 17, 21)),
+    "m13": (0, 3, 7, 10, 14, 17, 21),
+}
