@@ -81,7 +81,7 @@ Details, following Tidal/Strudel:
   numbers only: note names are an error there.
 * `a'name` stacks the chord `name` on the note (or MIDI number) `a`:
   `c4'maj` is `[c4,e4,g4]`, and what follows applies to the whole chord
-  (`c4'min7*4`, `<c3'maj a2'min>`). The names are Tidal's:
+  (`c4'min7*4`, `<c3'maj a2'min>`). The names follow Tidal's:
   `major`/`maj`, `minor`/`min`/`m`, `aug`/`plus`, `dim`, `sus2`, `sus4`,
   `five`/`5`, `one`/`1`, `six`/`6`, `m6`, `major7`/`maj7`,
   `dom7`/`seven`/`7`, `minor7`/`min7`/`m7`, `dim7`, `7sus2`, `7sus4`,
