@@ -62,6 +62,11 @@ def test_up_plays_the_chord_from_its_lowest_key_on_the_rate_from_the_first_press
     ("down", [19, 16, 12, 7, 4, 0, 19]),
     ("updown", [0, 4, 7, 12, 16, 19, 16]),     # no repeat at the turns
     ("up", [0, 4, 7, 12, 16, 19, 0]),
+    ("downup", [19, 16, 12, 7, 4, 0, 4]),
+    ("converge", [0, 19, 4, 16, 7, 12, 0]),      # from the outside in, as Tidal's arp
+    ("diverge", [12, 7, 16, 4, 19, 0, 12]),      # converge backwards
+    ("pinkyup", [0, 19, 4, 19, 7, 19, 12]),      # the top note between the others
+    ("thumbup", [0, 4, 0, 7, 0, 12, 0]),         # the bottom note between the others
 ])
 def test_modes_and_octaves_order_the_steps(mode, expected):
     voct, gate, _ = play(chord(G, C, E), mode=mode, octaves=2)

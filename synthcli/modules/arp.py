@@ -7,8 +7,9 @@ from ..api import CONTROL, Module, Param, Port
 from ..engine.jit import helper, kernel
 from .oscillators import _random
 
-ARP_MODES = ("up", "down", "updown", "order", "random")
-UP, DOWN, UPDOWN, ORDER, RANDOM = range(5)
+#: Tidal's arp modes, then as played and at random.
+ARP_MODES = ("up", "down", "updown", "downup", "converge", "diverge", "pinkyup", "thumbup", "order", "random")
+UP, DOWN, UPDOWN, DOWNUP, CONVERGE, DIVERGE, PINKYUP, THUMBUP, ORDER, RANDOM = range(10)
 MAX_OCTAVES = 4
 #: Columns of the arp's state: the steps played since the first key, the
 #: samples since the internal clock's last step, samples of gate left (-1:
@@ -40,6 +41,29 @@ def _order(keys, members, count):
         filled += 1
         if filled == count:
             break
+
+
+@helper
+def _index(mode, k, total):
+    """Which of ``total`` notes (the chord over its octaves, lowest first)
+    step ``k`` of a pattern mode plays, as Tidal's arp orders them."""
+    if total == 1:
+        return 0
+    if mode == DOWN:
+        return total - 1 - k % total
+    if mode == UPDOWN or mode == DOWNUP:   # no repeat at the turns
+        j = k % (2 * total - 2)
+        up = j if j < total else 2 * total - 2 - j
+        return up if mode == UPDOWN else total - 1 - up
+    if mode == CONVERGE or mode == DIVERGE:   # outside in: lowest, highest, next lowest ...
+        j = k % total if mode == CONVERGE else total - 1 - k % total
+        return j // 2 if j % 2 == 0 else total - 1 - j // 2
+    if mode == PINKYUP or mode == THUMBUP:   # each note in turn, the top (or bottom) one between
+        j = k % (2 * total - 2)
+        if mode == PINKYUP:
+            return j // 2 if j % 2 == 0 else total - 1
+        return 0 if j % 2 == 0 else j // 2 + 1
+    return k % total
 
 
 @helper
@@ -157,14 +181,7 @@ def _arp_kernel(voct, gate, velocity, clock, rate, mode, octaves, length, latch,
                 rng[0], u = _random(rng[0])
                 index = min(int((u + 1.0) * 0.5 * total), total - 1)
             else:
-                k = int(step)
-                if m == DOWN:
-                    index = total - 1 - k % total
-                elif m == UPDOWN and total > 1:
-                    k = k % (2 * total - 2)
-                    index = k if k < total else 2 * total - 2 - k
-                else:
-                    index = k % total
+                index = _index(m, int(step), total)
             for c in range(channels):
                 if not _member(channels_state, c, latching):
                     keys[c] = np.nan
@@ -237,7 +254,8 @@ class Arp(Module):
     params = (
         Param("rate", 8.0, 0.0, 100.0, "Hz", doc="steps a second (8: 16ths at 120 BPM); 0 steps on the clock alone"),
         Param("mode", "up", choices=ARP_MODES,
-              doc="up, down, updown (no repeat at the turns), order (as pressed), random"),
+              doc="up, down, updown/downup (no repeat at the turns), converge (from the outside in), diverge, "
+                  "pinkyup/thumbup (the top/bottom note between the others), order (as pressed), random"),
         Param("octaves", 1, 1, MAX_OCTAVES, integer=True, doc="the chord again this many octaves up, one after another"),
         Param("length", 0.5, 0.01, 1.0, doc="each step's gate, as a fraction of the step (1 ties the steps)"),
         Param("latch", "off", choices=("off", "on"),
