@@ -177,8 +177,8 @@ pattern kb "[c4,e4,g4]" legato=0.99
 {clock}"""
 
 
-def render(registry, text):
-    with Engine(registry, 48000, BS) as engine:
+def render(registry, text, executor="auto"):
+    with Engine(registry, 48000, BS, executor=executor) as engine:
         performance = Performance(engine, Song(registry, text))
         blocks = [performance.next_block()[0].copy()]
         while not performance.over:
@@ -195,3 +195,8 @@ def test_in_a_song_a_clock_on_the_grid_plays_the_same_bits_as_the_matching_rate(
     assert len(heard) == 31 and np.abs(heard - STEP * np.arange(1, 32)).max() < 5   # 16ths, two bars
     pitches = [peak_frequency(rated[a + 100:a + 2900]) for a in heard[:17]]
     assert np.allclose(pitches, [329.63, 392.00, 261.63] * 5 + [261.63, 329.63], rtol=2e-3)   # bar 2 from c
+
+
+def test_worker_processes_render_the_arp_bit_for_bit(registry):
+    text = SONG.format(arp="rate=11 mode=random octaves=3 latch=on", clock="")
+    np.testing.assert_array_equal(render(registry, text, "processes"), render(registry, text, "inline"))
