@@ -211,6 +211,45 @@ def test_switching_the_detector_carries_its_level_over():
     np.testing.assert_allclose(gains[150 * BS:], gains[-1], rtol=1e-9)
 
 
+def test_lookahead_delays_the_signal_by_exactly_its_time_and_turns_a_transient_down_first():
+    """Below the threshold the output is the input, 5 ms late, bit for
+    bit. A full-scale burst after silence: without lookahead its first
+    milliseconds pass before a 2 ms attack catches up; with 3 ms of
+    lookahead the gain is down when the burst comes out."""
+    rng = np.random.default_rng(3)
+    quiet = rng.uniform(-0.01, 0.01, 100 * BS)
+    late = round(0.005 * SR)
+    out = compress(quiet, lookahead=0.005)["out"][0]
+    np.testing.assert_array_equal(out[late:], quiet[:-late])
+    assert not out[:late].any()
+    t = np.arange(150 * BS) / SR
+    burst = np.where(t >= 0.05, np.sin(2 * np.pi * 1000 * t), 0.0)
+    settings = dict(threshold=-20.0, ratio=20.0, attack=0.002, release=0.1)
+    plain = compress(burst, **settings)["out"][0]
+    ahead = compress(burst, lookahead=0.003, **settings)["out"][0]
+    onset = int(0.05 * SR)
+    first = slice(0, round(0.003 * SR))
+    assert np.abs(plain[onset:][first]).max() > 0.9                  # the attack lets the start through
+    assert np.abs(ahead[onset + round(0.003 * SR):][first]).max() < 0.45
+    settled = slice(onset + SR // 20, None)                          # later both hold the same gain
+    np.testing.assert_allclose(np.abs(ahead[settled]).max(), np.abs(plain[settled]).max(), rtol=0.02)
+
+
+def test_a_lookahead_changed_while_playing_fades_to_its_new_tap():
+    """Moving the tap jumps the signal back or forward in time: the block
+    it changes in fades from one tap to the other, as a raised cosine,
+    so the output never steps further than the sine does."""
+    t = np.arange(60 * BS) / SR
+    x = 0.05 * np.sin(2 * np.pi * 220 * t)          # below the threshold: the gain stays 1
+    lookahead = np.where(np.arange(60 * BS) < 30 * BS, 0.0, 0.01)
+    out = compress(x, lookahead=lookahead)["out"][0]
+    np.testing.assert_array_equal(out[:30 * BS], x[:30 * BS])
+    late = round(0.01 * SR)
+    np.testing.assert_array_equal(out[31 * BS:], x[31 * BS - late:-late])
+    steepest = np.abs(np.diff(x)).max()
+    assert np.abs(np.diff(out)).max() <= 1.5 * steepest
+
+
 def test_comp_keyed_from_its_side_input_ducks_a_bass_under_a_kick():
     """key=side: a steady bass is turned down while the kick sounds and
     comes back after it, the depth set by the kick's level; the bass's own

@@ -95,11 +95,14 @@ KNEE_DB = 6.0
 #: A detector level this low is silence (-600 dB): it is flushed to 0
 #: before it decays through denormal numbers.
 QUIET = 1e-30
+#: The longest lookahead: enough for the attack of any drum, and little
+#: enough latency to play with.
+MAX_LOOKAHEAD = 0.02
 
 
 @kernel
-def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, detect, out, gain, envelope,
-                 samplerate):
+def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, detect, lookahead, out, gain, envelope,
+                 line, taps, samplerate):
     """A feed-forward compressor per channel: a detector (attack and
     release as one-pole time constants) on the signal or the key input,
     a soft-knee gain curve in dB, then makeup gain. The coefficients, the
@@ -111,9 +114,25 @@ def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, detect
     square, and reads its dB as 10 log10. ``envelope[c]`` holds the
     smoothed value and the detector it belongs to (-1 before the first
     block): a switch squares it or takes its root, so the gain goes on
-    from where it was."""
+    from where it was.
+
+    With a lookahead the signal passes through ``line`` (the last samples
+    of each channel; ``taps[c]`` holds where the next one goes and the
+    delay the last block used, -1 before the first) while the detector hears it undelayed, so
+    the gain has fallen by the time a transient comes out. Every sample is
+    written to the line, whatever the delay, so a new delay reads real
+    past samples; the block a delay changes in fades from the old tap to
+    the new one. At no delay the tap is the sample itself: the same bits
+    as without a line."""
     channels, n = x.shape
+    size = line.shape[1]
     for c in range(channels):
+        pos = int(taps[c, 0])
+        was = int(taps[c, 1])
+        want = min(max(int(round(lookahead[c, 0] * samplerate)), 0), size - 1)
+        if was < 0:   # the first block: no tap to fade from
+            was = want
+        direct = want == 0 and was == 0
         env = envelope[c, 0]
         rms = detect[c, 0] >= 0.5
         if envelope[c, 1] >= 0.0 and (envelope[c, 1] >= 0.5) != rms:
@@ -151,9 +170,26 @@ def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, detect
                 else:
                     g = 10.0 ** (slope * over / 20.0)
             gain[c, i] = g
-            out[c, i] = x[c, i] * g * boost
+            delayed = line[c, pos] = x[c, i]
+            if not direct:
+                read = pos - want
+                if read < 0:
+                    read += size
+                delayed = line[c, read]
+                if want != was:
+                    old = pos - was
+                    if old < 0:
+                        old += size
+                    fade = 0.5 - 0.5 * math.cos(math.pi * (i + 0.5) / n)
+                    delayed = fade * delayed + (1.0 - fade) * line[c, old]
+            pos += 1
+            if pos == size:
+                pos = 0
+            out[c, i] = delayed * g * boost
         envelope[c, 0] = env
         envelope[c, 1] = 1.0 if rms else 0.0
+        taps[c, 0] = pos
+        taps[c, 1] = want
 
 
 class Comp(Module):
@@ -177,17 +213,23 @@ class Comp(Module):
         Param("detect", "peak", choices=("peak", "rms"),
               doc="peak: catches every transient; rms: follows loudness (a sine reads 3 dB under its peak), "
                   "smoother on a mix or a voice"),
+        Param("lookahead", 0.0, 0.0, MAX_LOOKAHEAD, "s",
+              doc="delays the signal this long while the detector hears it now, so a transient is turned "
+                  "down before it passes (the output comes this much later)"),
     )
-    state_fields = ("envelope",)
+    state_fields = ("envelope", "line", "taps")
 
     def setup(self):
         self.envelope = np.zeros((self.channels, 2))
         self.envelope[:, 1] = -1.0
+        self.line = np.zeros((self.channels, int(np.ceil(MAX_LOOKAHEAD * self.samplerate)) + 1))
+        self.taps = np.zeros((self.channels, 2))
+        self.taps[:, 1] = -1.0
 
     def process(self, inputs, params, outputs):
         _comp_kernel(inputs["in"], inputs["side"], params["threshold"], params["ratio"], params["attack"],
-                     params["release"], params["makeup"], params["key"], params["detect"], outputs["out"],
-                     outputs["gain"], self.envelope, self.samplerate)
+                     params["release"], params["makeup"], params["key"], params["detect"], params["lookahead"],
+                     outputs["out"], outputs["gain"], self.envelope, self.line, self.taps, self.samplerate)
 
 
 class Out(Module):
