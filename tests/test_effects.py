@@ -43,6 +43,21 @@ def test_delay_repeats_decay_by_feedback():
     assert np.abs(out).sum() == pytest.approx(echoes.sum())
 
 
+def test_delay_tone_darkens_each_repeat_by_one_more_pass_of_its_lowpass():
+    """An impulse's first echo is the impulse; the second has gone round
+    once through the one-pole at tone, so it is that filter's impulse
+    response, a(1-a)^n, times the feedback; the third twice."""
+    x = impulse(0.35)
+    out = render_module(Delay, len(x) // BS, params={"time": 0.1, "feedback": 0.7, "mix": 1.0, "tone": 2000.0},
+                        inputs={"in": x})["out"][0]
+    a = 1 - np.exp(-2 * np.pi * 2000 / SR)
+    n = np.arange(400)
+    assert out[4800] == 1.0 and not out[4801:9600].any()
+    np.testing.assert_allclose(out[9600:10000], 0.7 * a * (1 - a) ** n, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(out[14400:14800], 0.49 * a * a * (n + 1) * (1 - a) ** n, rtol=1e-9, atol=1e-15)
+    assert out[9600:14400].sum() == pytest.approx(0.7, rel=1e-6)    # a lowpass: the level of the lows stays
+
+
 def test_delay_mix_zero_is_dry():
     x = np.random.default_rng(0).uniform(-1, 1, 20 * BS)
     out = render_module(Delay, 20, params={"time": 0.01, "feedback": 0.9, "mix": 0.0},

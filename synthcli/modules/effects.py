@@ -12,6 +12,8 @@ from .filters import MAX_CUTOFF_RATIO, MIN_CUTOFF, same_as_previous, flush
 #: Range of the delay time, in seconds; the buffer is sized for the longest.
 MIN_DELAY = 0.001
 MAX_DELAY = 2.0
+#: Range of the lowpass in the delay's feedback; at the top it is not there.
+MIN_TONE, MAX_TONE = 200.0, 20000.0
 
 #: Freeverb's tuning (Jezar at Dreampoint), in samples at 44.1 kHz: mutually
 #: prime-ish lengths so the combs' echoes do not pile up on the same beats.
@@ -71,26 +73,41 @@ def _read_cubic(buf, c, r):
 
 
 @kernel
-def _delay_kernel(x, time, feedback, mix, out, buf, pos, samplerate, dmin):
+def _delay_kernel(x, time, feedback, mix, tone, out, buf, pos, damp, samplerate, dmin):
     """Fractional delay line with feedback, all channels in one call. The
     delay never drops below ``dmin`` (>= 2 samples, see _read_cubic) and
-    the newest sample is written only after it is read."""
+    the newest sample is written only after it is read. What goes round
+    again passes a one-pole lowpass at ``tone`` (its state in ``damp``),
+    so every repeat is darker than the last; at MAX_TONE it is skipped and
+    the repeats are the same bits as without it."""
     channels, n = x.shape
     size = buf.shape[1]
     dmax = MAX_DELAY * samplerate
     for c in range(channels):
         w = pos[0]
+        y = damp[c]
+        last_tone = np.nan
+        a = 1.0
         for i in range(n):
             d = min(max(time[c, i] * samplerate, dmin), dmax)
             wet = _read_cubic(buf, c, w - d)
             fb = min(max(feedback[c, i], 0.0), 0.99)
             m = min(max(mix[c, i], 0.0), 1.0)
-            buf[c, w] = x[c, i] + fb * wet
+            if tone[c, i] != last_tone:   # the exp only when the tone changes
+                last_tone = tone[c, i]
+                a = 1.0 if last_tone >= MAX_TONE else 1.0 - math.exp(-2.0 * math.pi * max(last_tone, MIN_TONE)
+                                                                      / samplerate)
+            if a == 1.0:
+                y = wet
+            else:
+                y += a * (wet - y)
+            buf[c, w] = x[c, i] + fb * y
             out[c, i] = (1.0 - m) * x[c, i] + m * wet
             w += 1
             if w == size:
                 w = 0
         _flush_written(buf[c], pos[0], n)
+        damp[c] = flush(y)
     pos[0] = (pos[0] + n) % size
 
 
@@ -104,18 +121,22 @@ class Delay(Module):
               doc="delay time; modulating it bends the echoes' pitch, as on tape"),
         Param("feedback", 0.4, 0.0, 0.99, doc="each repeat is this times the one before"),
         Param("mix", 0.3, 0.0, 1.0, doc="0 dry only, 1 echoes only"),
+        Param("tone", MAX_TONE, MIN_TONE, MAX_TONE, "Hz",
+              doc="a lowpass the repeats pass on each trip round, so each is darker than the one before, "
+                  "as on a tape or bucket-brigade echo; at 20000 they stay bright"),
     )
-    state_fields = ("buf", "pos")
+    state_fields = ("buf", "pos", "damp")
 
     def setup(self):
         # 4 extra samples: the interpolator's neighbours around the longest delay.
         self.buf = np.zeros((self.channels, int(np.ceil(MAX_DELAY * self.samplerate)) + 4))
         self.pos = np.zeros(1, dtype=np.int64)
+        self.damp = np.zeros(self.channels)
         self._dmin = max(MIN_DELAY * self.samplerate, 2.0)
 
     def process(self, inputs, params, outputs):
-        _delay_kernel(inputs["in"], params["time"], params["feedback"], params["mix"],
-                      outputs["out"], self.buf, self.pos, self.samplerate, self._dmin)
+        _delay_kernel(inputs["in"], params["time"], params["feedback"], params["mix"], params["tone"],
+                      outputs["out"], self.buf, self.pos, self.damp, self.samplerate, self._dmin)
 
 
 #: The chorus's taps swing around this delay, in seconds: long enough to
