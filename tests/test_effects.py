@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from synthcli.modules.effects import CHORUS_CENTRE, Chorus, Delay, Phaser, Reverb
+from synthcli.modules.effects import CHORUS_CENTRE, Chorus, Delay, Phaser, PingPong, Reverb
 from synthcli.testing import check_module, peak_frequency, render_module, rms
 
 SR = 48000
@@ -18,7 +18,7 @@ def impulse(seconds):
     return x
 
 
-@pytest.mark.parametrize("cls", [Delay, Chorus, Phaser, Reverb])
+@pytest.mark.parametrize("cls", [Delay, PingPong, Chorus, Phaser, Reverb])
 def test_contract(cls):
     check_module(cls)
 
@@ -56,6 +56,36 @@ def test_delay_tone_darkens_each_repeat_by_one_more_pass_of_its_lowpass():
     np.testing.assert_allclose(out[9600:10000], 0.7 * a * (1 - a) ** n, rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(out[14400:14800], 0.49 * a * a * (n + 1) * (1 - a) ** n, rtol=1e-9, atol=1e-15)
     assert out[9600:14400].sum() == pytest.approx(0.7, rel=1e-6)    # a lowpass: the level of the lows stays
+
+
+def pingpong(x, channels=1, **params):
+    out = render_module(PingPong, x.shape[-1] // BS, inputs={"in": x}, channels=channels,
+                        params={"time": 0.1, "feedback": 0.5, "mix": 1.0, **params})
+    return out["left"][0], out["right"][0]
+
+
+def test_pingpong_echoes_cross_from_left_to_right_each_a_feedback_quieter():
+    left, right = pingpong(impulse(0.45))
+    at = [4800, 9600, 14400, 19200]
+    np.testing.assert_array_equal(left[at], [1.0, 0.0, 0.25, 0.0])
+    np.testing.assert_array_equal(right[at], [0.0, 0.5, 0.0, 0.125])
+    assert np.abs(left).sum() == 1.25 and np.abs(right).sum() == 0.625   # nothing between the echoes
+
+
+def test_pingpong_sums_a_chord_and_darkens_as_the_delay_does():
+    """Two channels' impulses are one echo; the right side's first (the
+    second echo) has passed the lowpass once, as the delay's does."""
+    x = np.zeros((2, blocks(0.25) * BS))
+    x[0, 0] = 0.25
+    x[1, 0] = 0.5
+    left, right = pingpong(x, channels=2, tone=2000.0, feedback=0.7)
+    assert left[4800] == 0.75
+    delay = render_module(Delay, x.shape[1] // BS, inputs={"in": x.sum(axis=0)},
+                          params={"time": 0.1, "feedback": 0.7, "mix": 1.0, "tone": 2000.0})["out"][0]
+    np.testing.assert_allclose(right[9600:12000], delay[9600:12000], rtol=1e-12, atol=1e-18)
+    left, right = pingpong(x, channels=2, mix=0.0)
+    np.testing.assert_array_equal(left, x.sum(axis=0))
+    np.testing.assert_array_equal(right, x.sum(axis=0))
 
 
 def test_delay_mix_zero_is_dry():
@@ -213,6 +243,7 @@ def test_reverb_bounded_for_long_loud_input():
 
 @pytest.mark.parametrize("cls, params", [
     (Delay, {"time": 0.1, "feedback": 0.5}),
+    (PingPong, {"time": 0.1, "feedback": 0.5}),
     (Reverb, {"size": 0.5}),
 ])
 def test_tails_end_in_zeros_not_denormals(cls, params):

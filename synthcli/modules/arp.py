@@ -18,7 +18,8 @@ MAX_OCTAVES = 4
 #: first) and the interval before that (0 until two are seen), presses
 #: counted, any key held at the last sample, the step's pitch and
 #: velocity, and the gate output's last sample.
-STEP, ELAPSED, GATE_LEFT, CLOCK_HIGH, SINCE_CLOCK, CLOCK_PERIOD, PRESSES, ANY_HELD, PITCH, VELOCITY, GATE_WAS = range(11)
+(STEP, ELAPSED, GATE_LEFT, CLOCK_HIGH, SINCE_CLOCK, CLOCK_PERIOD, PRESSES, ANY_HELD, PITCH, VELOCITY,
+ GATE_WAS) = range(11)
 #: Columns per channel: its gate at the last sample, when it was pressed
 #: (the count of presses), latched, and its pitch and velocity when pressed.
 WAS_HIGH, PRESSED, LATCHED, KEPT_PITCH, KEPT_VELOCITY = range(5)
@@ -256,7 +257,8 @@ class Arp(Module):
         Param("mode", "up", choices=ARP_MODES,
               doc="up, down, updown/downup (no repeat at the turns), converge (from the outside in), diverge, "
                   "pinkyup/thumbup (the top/bottom note between the others), order (as pressed), random"),
-        Param("octaves", 1, 1, MAX_OCTAVES, integer=True, doc="the chord again this many octaves up, one after another"),
+        Param("octaves", 1, 1, MAX_OCTAVES, integer=True,
+              doc="the chord again this many octaves up, one after another"),
         Param("length", 0.5, 0.01, 1.0, doc="each step's gate, as a fraction of the step (1 ties the steps)"),
         Param("latch", "off", choices=("off", "on"),
               doc="on: keeps playing the last chord after its keys are let go, until a new one"),

@@ -1,4 +1,4 @@
-"""Time-based effects: delay, chorus, phaser and reverb."""
+"""Time-based effects: delay, ping-pong, chorus, phaser and reverb."""
 from __future__ import annotations
 
 import math
@@ -97,7 +97,7 @@ def _delay_kernel(x, time, feedback, mix, tone, out, buf, pos, damp, samplerate,
                 last_tone = tone[c, i]
                 a = 1.0 if last_tone >= MAX_TONE else 1.0 - math.exp(-2.0 * math.pi * max(last_tone, MIN_TONE)
                                                                       / samplerate)
-            if a == 1.0:
+            if a == 1.0:   # no filter: the repeat itself, to the bit (y + (wet - y) need not be wet)
                 y = wet
             else:
                 y += a * (wet - y)
@@ -137,6 +137,76 @@ class Delay(Module):
     def process(self, inputs, params, outputs):
         _delay_kernel(inputs["in"], params["time"], params["feedback"], params["mix"], params["tone"],
                       outputs["out"], self.buf, self.pos, self.damp, self.samplerate, self._dmin)
+
+
+@kernel
+def _pingpong_kernel(x, time, feedback, mix, tone, left, right, buf, pos, damp, samplerate, dmin):
+    """Two lines that feed each other: the summed input goes into the
+    left one, what comes out of it (times the feedback) into the right
+    one, and what comes out of that back into the left, so the echoes
+    cross from side to side, the first on the left, each ``feedback``
+    times the one before and darkened as the delay's are. The parameters
+    come from channel 0, as the chorus's."""
+    channels, n = x.shape
+    size = buf.shape[1]
+    dmax = MAX_DELAY * samplerate
+    w = pos[0]
+    yl = damp[0]
+    yr = damp[1]
+    last_tone = np.nan
+    a = 1.0
+    for i in range(n):
+        dry = 0.0
+        for c in range(channels):
+            dry += x[c, i]
+        d = min(max(time[0, i] * samplerate, dmin), dmax)
+        wet_left = _read_cubic(buf, 0, w - d)
+        wet_right = _read_cubic(buf, 1, w - d)
+        fb = min(max(feedback[0, i], 0.0), 0.99)
+        m = min(max(mix[0, i], 0.0), 1.0)
+        if tone[0, i] != last_tone:
+            last_tone = tone[0, i]
+            a = 1.0 if last_tone >= MAX_TONE else 1.0 - math.exp(-2.0 * math.pi * max(last_tone, MIN_TONE)
+                                                                  / samplerate)
+        if a == 1.0:
+            yl, yr = wet_left, wet_right
+        else:
+            yl += a * (wet_left - yl)
+            yr += a * (wet_right - yr)
+        buf[0, w] = dry + fb * yr
+        buf[1, w] = fb * yl
+        left[0, i] = (1.0 - m) * dry + m * wet_left
+        right[0, i] = (1.0 - m) * dry + m * wet_right
+        w = w + 1 if w + 1 < size else 0
+    _flush_written(buf[0], pos[0], n)
+    _flush_written(buf[1], pos[0], n)
+    damp[0] = flush(yl)
+    damp[1] = flush(yr)
+    pos[0] = w
+
+
+class PingPong(Module):
+    type_name = "pingpong"
+    description = "Stereo ping-pong echo: the repeats cross from left to right and back"
+    inputs = (Port("in", AUDIO, "signal to echo (a polyphonic cable is summed to mono)"),)
+    outputs = (
+        Port("left", AUDIO, "left side: dry, the first echo and every other one after it", channels=1),
+        Port("right", AUDIO, "right side: dry, the second echo and every other one after it", channels=1),
+    )
+    params = Delay.params
+    state_fields = ("buf", "pos", "damp")
+
+    def setup(self):
+        # 4 extra samples: the interpolator's neighbours around the longest delay.
+        self.buf = np.zeros((2, int(np.ceil(MAX_DELAY * self.samplerate)) + 4))
+        self.pos = np.zeros(1, dtype=np.int64)
+        self.damp = np.zeros(2)
+        self._dmin = max(MIN_DELAY * self.samplerate, 2.0)
+
+    def process(self, inputs, params, outputs):
+        _pingpong_kernel(inputs["in"], params["time"], params["feedback"], params["mix"], params["tone"],
+                         outputs["left"], outputs["right"], self.buf, self.pos, self.damp, self.samplerate,
+                         self._dmin)
 
 
 #: The chorus's taps swing around this delay, in seconds: long enough to
@@ -385,4 +455,4 @@ class Reverb(Module):
                        self.comb_idx, self.comb_store, self.ap_buf, self._ap_len, self.ap_idx)
 
 
-MODULES = (Delay, Chorus, Phaser, Reverb)
+MODULES = (Delay, PingPong, Chorus, Phaser, Reverb)
