@@ -4,6 +4,8 @@ song where a clock on the song's grid plays the same bits as the rate."""
 import numpy as np
 import pytest
 
+from synthcli.api import AllNotesOff
+
 from synthcli.engine.core import Engine
 from synthcli.engine.render import Performance
 from synthcli.modules.arp import Arp
@@ -129,6 +131,19 @@ def test_latch_plays_the_chord_on_after_its_keys_are_let_go_until_the_next_one()
     assert off[-1] == 42000 and not gate[42000:].any()          # latch off: nothing held, so silence
 
 
+def test_all_notes_off_forgets_the_latched_chord_at_its_sample():
+    inputs = chord(C, E, G, off=8000)
+    voct, gate, _ = play(inputs, latch="on")
+    held = render_module(Arp, BLOCKS, inputs=inputs, channels=3, params={"latch": "on"},
+                         events=[(30500, AllNotesOff())])["gate"][0]
+    assert np.array_equal(held[:30500], gate[:30500]) and gate[30500:].any()
+    assert not held[30500:].any()
+    inputs["gate"][:, 36000:38000] = 1.0   # a new chord after the stop plays, latched again
+    on, _ = edges(render_module(Arp, BLOCKS, inputs=inputs, channels=3, params={"latch": "on"},
+                                events=[(30500, AllNotesOff())])["gate"][0])
+    assert list(on[on > 30500]) == [36000, 42000, 48000]
+
+
 def test_keys_a_little_late_for_the_clocks_edge_still_make_its_step():
     clock = pulses(*range(0, N, 6000), width=3000)
     voct, gate, _ = play(chord(C, E, on=100, off=20000) | {"clock": clock}, rate=0)
@@ -195,6 +210,19 @@ def test_in_a_song_a_clock_on_the_grid_plays_the_same_bits_as_the_matching_rate(
     assert len(heard) == 31 and np.abs(heard - STEP * np.arange(1, 32)).max() < 5   # 16ths, two bars
     pitches = [peak_frequency(rated[a + 100:a + 2900]) for a in heard[:17]]
     assert np.allclose(pitches, [329.63, 392.00, 261.63] * 5 + [261.63, 329.63], rtol=2e-3)   # bar 2 from c
+
+
+def test_a_stopped_song_silences_a_latched_arp(registry):
+    """The song's stop lets the keys go, which a latch outlives: the stop
+    reaches the arp too, or it played on until ``set a.latch off``."""
+    text = SONG.format(arp="rate=8 latch=on", clock="").replace("length 2", "length 8")
+    with Engine(registry, 48000, BS) as engine:
+        performance = Performance(engine, Song(registry, text))
+        before = np.concatenate([performance.next_block()[0].copy() for _ in range(470)])
+        performance.sequencer.release_notes()   # 2.5 s, stepping: the stop lets the keys go
+        performance.sequencer = None
+        after = np.concatenate([performance.next_block()[0].copy() for _ in range(200)])
+    assert len(onsets(before[96000:])) == 4 and not after.any()
 
 
 def test_worker_processes_render_the_arp_bit_for_bit(registry):

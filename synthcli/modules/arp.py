@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..api import CONTROL, Module, Param, Port
+from ..api import CONTROL, AllNotesOff, Module, Param, Port
 from ..engine.jit import helper, kernel
 from .oscillators import _random
 
@@ -87,7 +87,7 @@ def _member(channels_state, c, latching):
 @kernel
 def _arp_kernel(voct, gate, velocity, clock, rate, mode, octaves, length, latch,
                 out_voct, out_gate, out_velocity, state, channels_state, keys, members, upcoming, rng,
-                samplerate):
+                release, samplerate):
     """One mono voice from a polyphonic chord, a step at a time. Steps come
     from the internal clock (``rate``) and from rising edges of ``clock``.
     The first key pressed after none were plays at once on the internal
@@ -99,7 +99,8 @@ def _arp_kernel(voct, gate, velocity, clock, rate, mode, octaves, length, latch,
     gate high (the clock came early, or the gate before ended just now)
     drops it for one sample, as a retriggered key does, so envelopes start
     again: on the sample before the step, or on a block's first sample on
-    the step's own first. Length 1 ties the steps instead."""
+    the step's own first. Length 1 ties the steps instead. At sample
+    ``release[0]`` (the transport stopped) the latched chord is forgotten."""
     channels, n = voct.shape
     step = state[STEP]
     elapsed = state[ELAPSED]
@@ -119,6 +120,8 @@ def _arp_kernel(voct, gate, velocity, clock, rate, mode, octaves, length, latch,
         latching = latch[0, i] > 0.5
         if i == soonest or latching != was_latching:
             was_latching = latching
+            if i == release[0]:
+                channels_state[:, LATCHED] = 0.0
             fresh = not any_held   # a press now starts a new chord, the latched one forgotten
             held = members_count = 0
             soonest = n
@@ -142,6 +145,8 @@ def _arp_kernel(voct, gate, velocity, clock, rate, mode, octaves, length, latch,
                 soonest = min(soonest, upcoming[c])
                 held += high
                 members_count += _member(channels_state, c, latching)
+            if release[0] > i:
+                soonest = min(soonest, release[0])
         started = held > 0 and not any_held
         any_held = held > 0
 
@@ -230,6 +235,7 @@ def _arp_kernel(voct, gate, velocity, clock, rate, mode, octaves, length, latch,
     state[PITCH] = pitch
     state[VELOCITY] = vel
     state[GATE_WAS] = 1.0 if was_open else 0.0
+    release[0] = -1
 
 
 class Arp(Module):
@@ -261,7 +267,7 @@ class Arp(Module):
               doc="the chord again this many octaves up, one after another"),
         Param("length", 0.5, 0.01, 1.0, doc="each step's gate, as a fraction of the step (1 ties the steps)"),
         Param("latch", "off", choices=("off", "on"),
-              doc="on: keeps playing the last chord after its keys are let go, until a new one"),
+              doc="on: keeps playing the last chord after its keys are let go, until a new one or the song stops"),
     )
     state_fields = ("state", "held", "rng")
 
@@ -273,12 +279,19 @@ class Arp(Module):
         self._keys = np.zeros(self.channels)
         self._members = np.zeros(self.channels)
         self._upcoming = np.zeros(self.channels, dtype=np.int64)
+        self._release = np.full(1, -1, dtype=np.int64)
+
+    def on_event(self, offset, event):
+        """A stopped transport ends a latched chord too: the keys it came
+        from are let go at the same sample, and nothing else would."""
+        if isinstance(event, AllNotesOff):
+            self._release[0] = max(self._release[0], offset)
 
     def process(self, inputs, params, outputs):
         _arp_kernel(inputs["voct"], inputs["gate"], inputs["velocity"], inputs["clock"], params["rate"],
                     params["mode"], params["octaves"], params["length"], params["latch"],
                     outputs["voct"], outputs["gate"], outputs["velocity"], self.state, self.held,
-                    self._keys, self._members, self._upcoming, self.rng, self.samplerate)
+                    self._keys, self._members, self._upcoming, self.rng, self._release, self.samplerate)
 
 
 MODULES = (Arp,)

@@ -409,15 +409,18 @@ class Sequencer:
     def release_notes(self) -> None:
         """Release every held note of every note source, and take back the
         notes and pattern values sent for later in the bar (the transport
-        stops): they played on after a stop, into a restarted song too."""
-        from ..api import AllNotesOff
+        stops): they played on after a stop, into a restarted song too.
+        Every other module that takes events hears it as well: one that
+        holds notes of its own (an arp's latched chord) lets them go."""
+        from ..api import AllNotesOff, Module
         now = self.engine.time
         for when, handle in self.ahead:
             if when >= now:
                 self.engine.cancel(handle)
         self.ahead.clear()
         for name, inst in self.patch.modules.items():
-            if inst.type.cls.accepts_notes:
+            cls = inst.type.cls
+            if cls.accepts_notes or cls.on_event is not Module.on_event:
                 self.engine.send(name, self.engine.time, AllNotesOff())
 
     def before_block(self) -> None:
