@@ -45,12 +45,14 @@ class Oscillator(NamedTuple):
     lowest: float          # the spectrum's axis, Hz
     highest: float
     extra: dict | None = None   # more parameters for some choices
+    values: tuple = ()          # the rows' values of a numeric parameter (default: every choice)
 
 
 OSCILLATORS = {
     "vco": Oscillator("wave", TONE_HZ, 3 / TONE_HZ, 1.0, 20.0, SAMPLERATE / 2, {"pulse": {"pw": 0.2}}),
     "lfo": Oscillator("wave", LFO_HZ, 1.5, 8.0, 0.2, 200.0),
     "noise": Oscillator("color", None, 0.01, 4.0, 20.0, SAMPLERATE / 2),
+    "supersaw": Oscillator("detune", TONE_HZ, 3 / TONE_HZ, 1.0, 20.0, SAMPLERATE / 2, values=(0.0, 0.5, 0.9)),
 }
 
 
@@ -70,13 +72,14 @@ def level_spectrum(signal: np.ndarray, segment: int) -> tuple[np.ndarray, np.nda
 def oscillator(cls, ax_rows, spec: "Oscillator") -> None:
     """One row per wave (or colour): a few cycles on the left, the spectrum on the right."""
     choice = cls.param(spec.choice)
-    for (wave_ax, spectrum_ax), value in zip(ax_rows, choice.choices):
+    for (wave_ax, spectrum_ax), value in zip(ax_rows, spec.values or choice.choices):
         extra = (spec.extra or {}).get(value, {})
         out = render(cls, spec.seconds, **{choice.name: value, **({"freq": spec.rate} if spec.rate else {}), **extra})
         shown = out[-int(spec.shown * SAMPLERATE):]
         wave_ax.plot(np.arange(len(shown)) / SAMPLERATE * 1e3, shown, color="#3366aa", linewidth=1.2)
         wave_ax.set_ylabel(" ".join(f"{k}={v}" for k, v in {choice.name: value, **extra}.items()), fontsize=9)
-        wave_ax.set_ylim(-1.15, 1.15)
+        top = max(1.15, 1.05 * float(np.abs(shown).max()))   # a supersaw's saws line up past 1
+        wave_ax.set_ylim(-top, top)
         freqs, levels = level_spectrum(out, 2 ** int(np.log2(len(out) // 2)))
         keep = (freqs >= spec.lowest) & (freqs <= spec.highest)
         spectrum_ax.semilogx(freqs[keep], levels[keep], color="#cc6633", linewidth=0.9)
@@ -112,7 +115,7 @@ def filter_curves(cls, ax, label: str, variants: list[dict], limits: tuple[float
 def draw_oscillator(cls, path: Path) -> None:
     plt = require_matplotlib("--pictures")
     spec = OSCILLATORS[cls.type_name]
-    rows = len(cls.param(spec.choice).choices)
+    rows = len(spec.values or cls.param(spec.choice).choices)
     fig, axes = plt.subplots(rows, 2, figsize=(WIDTH, 1.5 * rows + 0.8), dpi=DPI, squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1.3]})
     oscillator(cls, axes, spec)
@@ -149,7 +152,7 @@ def draw_filter(cls, path: Path) -> None:
 
 
 #: The module types the reference shows a picture of, and how each is drawn.
-PICTURES = {"vco": draw_oscillator, "lfo": draw_oscillator, "noise": draw_oscillator,
+PICTURES = {"vco": draw_oscillator, "supersaw": draw_oscillator, "lfo": draw_oscillator, "noise": draw_oscillator,
             "vcf": draw_filter, "ladder": draw_filter, "eq": draw_filter}
 
 
