@@ -53,6 +53,7 @@ OSCILLATORS = {
     "lfo": Oscillator("wave", LFO_HZ, 1.5, 8.0, 0.2, 200.0),
     "noise": Oscillator("color", None, 0.01, 4.0, 20.0, SAMPLERATE / 2),
     "supersaw": Oscillator("detune", TONE_HZ, 3 / TONE_HZ, 1.0, 20.0, SAMPLERATE / 2, values=(0.0, 0.5, 0.9)),
+    "fm": Oscillator("index", TONE_HZ, 3 / TONE_HZ, 1.0, 20.0, SAMPLERATE / 2, values=(0.5, 2.0, 5.0)),
 }
 
 
@@ -152,7 +153,8 @@ def draw_filter(cls, path: Path) -> None:
 
 
 #: The module types the reference shows a picture of, and how each is drawn.
-PICTURES = {"vco": draw_oscillator, "supersaw": draw_oscillator, "lfo": draw_oscillator, "noise": draw_oscillator,
+PICTURES = {"vco": draw_oscillator, "supersaw": draw_oscillator, "fm": draw_oscillator,
+            "lfo": draw_oscillator, "noise": draw_oscillator,
             "vcf": draw_filter, "ladder": draw_filter, "eq": draw_filter}
 
 

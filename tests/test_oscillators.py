@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 from scipy.signal import find_peaks, welch
 from scipy.signal.windows import blackmanharris
+from scipy.special import jv
 
 from synthcli.api import C4_HZ
-from synthcli.modules.oscillators import TAPS, VCO_WAVES, Lfo, Noise, Supersaw, Vco
+from synthcli.modules.oscillators import TAPS, VCO_WAVES, Fm, Lfo, Noise, Supersaw, Vco
 from synthcli.testing import check_module, peak_frequency, render_module
 
 FS = 48000
@@ -263,6 +264,68 @@ def test_supersaw_follows_voct_on_each_channel_from_different_phases():
     assert not np.allclose(same[0], same[1])
 
 
+def fm(seconds=1.0, **settings):
+    """Whole seconds of fm, so whole-Hz lines land on bins; amplitudes."""
+    x = render_module(Fm, int(seconds * SECOND), **settings)["out"]
+    return np.abs(np.fft.rfft(x[:, :int(seconds * FS)], axis=1)) / (seconds * FS / 2)
+
+
+@pytest.mark.parametrize("index", [0.5, 2.0, 5.0])
+def test_fm_sidebands_have_the_heights_of_bessel_functions(index):
+    """Carrier 4 kHz, modulator 400 Hz: sideband k lies at 4000 + 400 k
+    and, for a phase swing of ``index`` radians, is |J_k(index)| tall."""
+    line = fm(params={"freq": 4000.0, "ratio": 0.1, "index": index})[0]
+    for k in range(-8, 9):
+        assert line[4000 + 400 * k] == pytest.approx(abs(jv(k, index)), abs=1e-4)
+    assert np.sum(line**2) - sum(line[4000 + 400 * k] ** 2 for k in range(-9, 10)) < 1e-5   # nothing else
+
+
+def test_fm_at_index_0_is_a_pure_sine_on_the_pitch_of_each_channel():
+    notes = np.array([[0.0], [7 / 12], [-1.0]])
+    x = render_module(Fm, SECOND, params={"index": 0.0, "ratio": 3.5}, channels=3,
+                      inputs={"voct": np.repeat(notes, SECOND * 256, axis=1)})["out"]
+    for channel, note in zip(x, notes[:, 0]):
+        assert abs(peak_frequency(channel, FS) - C4_HZ * 2 ** note) < 0.05
+    fundamental, overtones, rest = harmonic_split(render_module(Fm, SECOND, params={"index": 0.0, "freq": 440.0})
+                                                  ["out"][0][:FS], 440)
+    assert db((overtones + rest) / fundamental) < -100
+
+
+def test_fm_feedback_turns_the_modulator_from_a_sine_towards_a_saw():
+    """With a small index the sidebands copy the modulator's spectrum: its
+    harmonics, which feedback brings up towards a saw's 1/k."""
+    def harmonics(feedback):
+        line = fm(params={"freq": 4000.0, "ratio": 0.1, "index": 0.1, "feedback": feedback})[0]
+        upper = line[[4000 + 400 * k for k in (1, 2, 3, 4)]]
+        return upper[1:] / upper[0]
+    assert np.all(harmonics(0.0) < [0.03, 0.001, 0.0001])
+    assert np.allclose(harmonics(1.0), [1 / 2, 1 / 3, 1 / 4], rtol=0.25)
+    assert np.all(harmonics(0.5) < harmonics(1.0))
+
+
+def test_fm_blocks_with_and_without_feedback_join_seamlessly():
+    """A block whose feedback is 0 throughout takes its modulator's sines
+    in a loop of their own, one with feedback sample by sample: a
+    feedback too small to hear, in every other block, must not be heard."""
+    settings = {"freq": 330.0, "ratio": 1.5, "index": 3.0}
+    plain = render_module(Fm, 40, params=settings)["out"][0]
+    touched = np.zeros(40 * 256)
+    touched[256:512] = touched[1024:1280] = 1e-12
+    mixed = render_module(Fm, 40, params={**settings, "feedback": touched})["out"][0]
+    assert np.abs(mixed - plain).max() < 1e-9 and not np.array_equal(mixed, plain)
+    on = np.zeros(40 * 256)
+    on[512:] = 0.5            # feedback from block 2: it hears the modulator's last two samples before it
+    nudged = on.copy()
+    nudged[511] = 1e-12       # block 1 through the loop with feedback
+    a, b = (render_module(Fm, 40, params={**settings, "feedback": f})["out"][0] for f in (on, nudged))
+    assert np.abs(a - b).max() < 1e-9
+
+
+def test_fm_stays_within_full_scale_however_hard_it_is_driven():
+    x = render_module(Fm, SECOND, params={"index": 50.0, "ratio": 32.0, "feedback": 1.0, "freq": 5000.0})["out"]
+    assert np.isfinite(x).all() and np.abs(x).max() <= 1.0
+
+
 def test_lfo_scales_and_offsets():
     x = lfo(freq=2.0, amp=3.0, offset=5.0)
     t = np.arange(len(x)) / FS
@@ -354,7 +417,7 @@ def test_brown_noise_falls_6_db_per_octave_with_pinks_level():
     assert np.mean(np.abs(x) > 1.0) < 0.001
 
 
-@pytest.mark.parametrize("cls", [Vco, Supersaw, Lfo, Noise])
+@pytest.mark.parametrize("cls", [Vco, Supersaw, Fm, Lfo, Noise])
 def test_module_contract(cls):
     check_module(cls)
 

@@ -1,4 +1,4 @@
-"""Sound and modulation sources: vco, supersaw, lfo, noise."""
+"""Sound and modulation sources: vco, supersaw, fm, lfo, noise."""
 from __future__ import annotations
 
 import math
@@ -526,6 +526,106 @@ def _sin_turns(q):
     return -y if r < 0.0 else y
 
 
+#: fm's feedback at 1, in radians of the modulator's own phase: about
+#: where its sine has become a saw, short of where it breaks into noise.
+FEEDBACK_MAX = 1.5
+
+
+@kernel
+def _fm_kernel(voct, freq, ratio, index, feedback, out, state, scratch, samplerate):
+    """Two sine operators, as on a DX7: the modulator's output, times
+    ``index``, is added to the carrier's phase. The modulator hears itself
+    through the mean of its last two samples, which keeps feedback from
+    ringing at half the sample rate (the DX7's trick). The phases run in
+    one loop and the sines in loops of their own, which run as vectors;
+    only a modulator with feedback, each sample waiting on the last, takes
+    its sine in the first loop."""
+    channels, n = out.shape
+    mod = scratch[0]
+    for c in range(channels):
+        pc = state[c, 0]
+        pm = state[c, 1]
+        m1 = state[c, 2]
+        m2 = state[c, 3]
+        fed = not (_steady(feedback, c) and feedback[c, 0] <= 0.0)
+        last_f = last_v = last_r = np.nan
+        base = inc_c = inc_m = 0.0
+        for i in range(n):
+            f = freq[c, i]
+            v = voct[c, i]
+            r = ratio[c, i]
+            if f != last_f or v != last_v or r != last_r:
+                if f != last_f or v != last_v:
+                    base = min(max(f * 2.0 ** v / samplerate, 0.0), MAX_INC)   # finite: ratio may be 0
+                    last_f = f
+                    last_v = v
+                inc_c = base
+                inc_m = min(max(base * r, 0.0), MAX_INC)
+                last_r = r
+            if fed:
+                beta = min(max(feedback[c, i], 0.0), 1.0) * FEEDBACK_MAX
+                m = math.sin(2.0 * math.pi * pm + beta * 0.5 * (m1 + m2))
+                m2 = m1
+                m1 = m
+                mod[i] = m
+            else:
+                mod[i] = pm
+            out[c, i] = pc
+            pc += inc_c
+            if pc >= 1.0:
+                pc -= 1.0
+            pm += inc_m
+            if pm >= 1.0:
+                pm -= 1.0
+        if not fed:
+            for i in range(n):
+                mod[i] = _sin_turns(mod[i])
+            m1 = mod[n - 1] if n > 0 else m1
+            m2 = mod[n - 2] if n > 1 else m1
+        for i in range(n):
+            q = out[c, i] + index[c, i] * mod[i] * (0.5 / math.pi)
+            out[c, i] = _sin_turns(q - math.floor(q))
+        state[c, 0] = pc
+        state[c, 1] = pm
+        state[c, 2] = m1
+        state[c, 3] = m2
+
+
+class Fm(Module):
+    """Phase modulation, which is what "FM" synthesizers do: the index is
+    the modulator's peak swing of the carrier's phase, in radians, so
+    sideband k of a sine modulator has the height of the Bessel function
+    J_k(index) however the pitch moves. Not band-limited: sidebands past
+    Nyquist fold back, as on the DX7, once index x ratio x pitch nears
+    it. Both phases start at 0, so every render is the same."""
+
+    type_name = "fm"
+    description = "Two-operator FM (phase modulation, as a DX7): bells, electric pianos, basses, metallic tones"
+    inputs = (Port("voct", CONTROL, "pitch in volts per octave: each volt doubles freq"),)
+    outputs = (Port("out", AUDIO, "the carrier, a sine of amplitude 1 whose phase the modulator swings"),)
+    params = (
+        Param("freq", C4_HZ, 0.01, 20000.0, "Hz",
+              doc="the carrier's frequency at voct 0; the default C4 lets a note source play true pitches"),
+        Param("ratio", 1.0, 0.0, 32.0, "x",
+              doc="the modulator's frequency over the carrier's: whole numbers are harmonic (1 a saw-like "
+                  "brass, 2 a square-like reed), others clang (3.5 a bell)"),
+        Param("index", 1.0, 0.0, 50.0,
+              doc="how far the modulator swings the carrier's phase, in radians: 0 a pure sine, the higher the "
+                  "brighter; a cable (an envelope through a vca) makes the tone bloom and fade"),
+        Param("feedback", 0.0, 0.0, 1.0,
+              doc="the modulator into its own phase: 0 a sine, towards 1 a saw, for brighter sidebands"),
+    )
+    state_fields = ("state",)
+
+    def setup(self):
+        self.state = np.zeros((self.channels, 4))
+        self._scratch = np.zeros((1, self.blocksize))
+
+    def process(self, inputs, params, outputs):
+        _fm_kernel(inputs["voct"], params["freq"], params["ratio"], params["index"], params["feedback"],
+                   outputs["out"], self.state, self._scratch, self.samplerate)
+
+
 @kernel
 def _lfo_kernel(sync, freq, wave, amp, offset, start, out, phase, last, gate, held, rng, samplerate):
     channels, n = out.shape
@@ -679,4 +779,4 @@ class Noise(Module):
                       self.rng, self.seeded, self.pink)
 
 
-MODULES = (Vco, Supersaw, Lfo, Noise)
+MODULES = (Vco, Supersaw, Fm, Lfo, Noise)
