@@ -7,21 +7,20 @@ import numpy as np
 
 from ..api import AUDIO, CONTROL, C4_HZ, Module, Param, Port
 from ..engine.jit import kernel
+from .effects import _read_cubic
+from .filters import flush
 from .oscillators import _random
 
 #: The lowest pitch the string's line holds a period of; lower ones play it.
 MIN_HZ = 20.0
 #: The highest, as a fraction of the sample rate: the cubic read needs
-#: the two samples after the one it reads from already written.
+#: the line read no closer than 2 samples to its newest.
 MAX_PITCH = 0.25
 #: The burst's level: a full-velocity pluck peaks near 0.8.
 EXCITE = 0.5
 #: The output's DC blocker's corner: a burst of noise has some DC, which
 #: the loop keeps as long as the note (a high, dull note holds little else).
 DC_HZ = 5.0
-#: Samples this small are 0: a string long decayed would otherwise ring
-#: on in denormal numbers, each many times slower to work with.
-TINY = 1e-30
 #: Columns of the state: the gate's last sample (1 high), samples of the
 #: burst still to come, its level, the burst's lowpass, the loop filter's
 #: last input, and the DC blocker's last input and output.
@@ -35,12 +34,13 @@ def _pluck_kernel(voct, gate, velocity, freq, decay, tone, out, line, state, wri
     lowpass: the noise becomes a tone, its highs dying first, as a
     string's do. The lowpass, ``(1 - s) x[n] + s x[n-1]``, delays the loop
     by ``s`` samples, so the line is read that much sooner (between its
-    samples by cubic Lagrange interpolation) to keep the pitch exact."""
+    samples, by the delay's cubic interpolation) to keep the pitch exact.
+    Samples are flushed as they are written: a string long decayed would
+    otherwise ring on in denormal numbers, many times slower to work with."""
     channels, n = out.shape
-    mask = line.shape[1] - 1
+    size = line.shape[1]
     pole = 1.0 - 2.0 * math.pi * DC_HZ / samplerate
     for c in range(channels):
-        buf = line[c]
         w = write[c]
         was = state[c, WAS] > 0.5
         burst = state[c, BURST]
@@ -81,27 +81,17 @@ def _pluck_kernel(voct, gate, velocity, freq, decay, tone, out, line, state, wri
                 lp = (1.0 - a) * u + a * lp
                 x = level * lp
                 burst -= 1.0
-            pos = w - delay
-            k = int(math.floor(pos))
-            e = pos - k
-            ym = buf[(k - 1) & mask]
-            y0 = buf[k & mask]
-            y1 = buf[(k + 1) & mask]
-            y2 = buf[(k + 2) & mask]
-            delayed = (-e * (e - 1.0) * (e - 2.0) / 6.0 * ym + (e + 1.0) * (e - 1.0) * (e - 2.0) * 0.5 * y0
-                       - (e + 1.0) * e * (e - 2.0) * 0.5 * y1 + (e + 1.0) * e * (e - 1.0) / 6.0 * y2)
-            y = x + gain * ((1.0 - s) * delayed + s * previous)
+            delayed = _read_cubic(line, c, w - delay)
+            y = flush(x + gain * ((1.0 - s) * delayed + s * previous))
             previous = delayed
-            if abs(y) < TINY:
-                y = 0.0
-            buf[w & mask] = y
+            line[c, w] = y
             w += 1
-            dc_out = y - dc_in + pole * dc_out
-            if abs(dc_out) < TINY:
-                dc_out = 0.0
+            if w == size:
+                w = 0
+            dc_out = flush(y - dc_in + pole * dc_out)
             dc_in = y
             out[c, i] = dc_out
-        write[c] = w & mask
+        write[c] = w
         state[c, WAS] = 1.0 if was else 0.0
         state[c, BURST] = burst
         state[c, LEVEL] = level
@@ -139,8 +129,7 @@ class Pluck(Module):
     state_fields = ("line", "state", "write", "rng")
 
     def setup(self):
-        size = 1 << int(math.ceil(math.log2(self.samplerate / MIN_HZ + 4)))
-        self.line = np.zeros((self.channels, size))
+        self.line = np.zeros((self.channels, int(self.samplerate / MIN_HZ) + 4))
         self.state = np.zeros((self.channels, 7))
         self.write = np.zeros(self.channels, dtype=np.int64)
         self.rng = np.arange(self.channels, dtype=np.uint64) << np.uint64(32)
