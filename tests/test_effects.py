@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from synthcli.modules.effects import CHORUS_CENTRE, Chorus, Delay, Phaser, PingPong, Reverb
+from synthcli.modules.effects import CHORUS_CENTRE, Chorus, Delay, Flanger, Phaser, PingPong, Reverb
 from synthcli.testing import check_module, peak_frequency, render_module, rms
 
 SR = 48000
@@ -18,7 +18,7 @@ def impulse(seconds):
     return x
 
 
-@pytest.mark.parametrize("cls", [Delay, PingPong, Chorus, Phaser, Reverb])
+@pytest.mark.parametrize("cls", [Delay, PingPong, Chorus, Flanger, Phaser, Reverb])
 def test_contract(cls):
     check_module(cls)
 
@@ -245,6 +245,7 @@ def test_reverb_bounded_for_long_loud_input():
     (Delay, {"time": 0.1, "feedback": 0.5}),
     (PingPong, {"time": 0.1, "feedback": 0.5}),
     (Reverb, {"size": 0.5}),
+    (Flanger, {"feedback": 0.9}),
 ])
 def test_tails_end_in_zeros_not_denormals(cls, params):
     """A tail that fades below -600 dB is cut to exact zeros, which it would
@@ -265,7 +266,7 @@ def test_tails_end_in_zeros_not_denormals(cls, params):
         module.process(inputs, values, outputs)
     for field in module.state_fields:
         state = getattr(module, field)
-        if state.dtype.kind == "f":
+        if state.dtype.kind == "f" and field != "phase":   # an LFO's phase is no tail
             assert not state.any(), field
 
 
@@ -379,3 +380,47 @@ def test_phaser_voices_sweep_as_each_would_alone():
     together = phaser(x, channels=3, freq=freq, rate=1.5, depth=2)
     for c in range(3):
         np.testing.assert_array_equal(together[c], phaser(x[c], freq=freq[c], rate=1.5, depth=2)[0])
+
+
+# -- flanger --------------------------------------------------------------
+
+def flanger(x, channels=1, **params):
+    return render_module(Flanger, x.shape[-1] // BS, inputs={"in": x}, params=params, channels=channels)["out"]
+
+
+@pytest.mark.parametrize("feedback", [0.0, 0.7, -0.7])
+@pytest.mark.parametrize("hz", [500.0, 1000.0, 1250.0])
+def test_a_still_flanger_is_the_comb_its_delay_and_feedback_make(feedback, hz):
+    """Held at 1 ms, at mix 0.5: y = (x + w) / 2 where w, the line's
+    output, is z^-d (x + fb w); so a sine comes out scaled by
+    |1 + e / (1 - fb e)| / 2 with e = exp(-j 2 pi f d): 500 Hz sits in the
+    first notch, 1000 Hz on a peak, 1250 Hz between."""
+    y = flanger(sine(hz, 0.5), rate=0, depth=0, delay=0.001, feedback=feedback)[0]
+    e = np.exp(-2j * np.pi * hz * 0.001)
+    gain = abs((1 + e / (1 - feedback * e)) / 2)
+    measured = rms(y[SR // 4:]) * np.sqrt(2)
+    if gain < 1e-6:
+        assert measured < 1e-6
+    else:
+        assert measured == pytest.approx(gain, rel=0.01)
+
+
+def test_a_flangers_notch_sweeps_with_its_lfo():
+    """rate 1 Hz, depth 0.5 from 2 ms: the delay swings between 2 ms and
+    1 ms, so its first notch between 250 and 500 Hz, and passes a sine
+    at 375 Hz twice a second; held still it never does."""
+    y = flanger(sine(375, 2.0), rate=1.0, depth=0.5, delay=0.002, feedback=0)[0]
+    window = 384   # three cycles
+    levels = [rms(y[t:t + window]) for t in range(SR // 4, 2 * SR - window, window)]
+    assert min(levels) < 0.02 and max(levels) > 0.45   # 0.5: the gain at 2 ms is |cos(0.75 pi)|
+    still = flanger(sine(375, 2.0), rate=0, depth=0.5, delay=0.002, feedback=0)[0]
+    assert np.ptp([rms(still[t:t + window]) for t in range(SR // 4, 2 * SR - window, window)]) < 1e-3
+
+
+def test_flanger_mix_zero_is_dry_and_voices_flange_alike_each_on_its_own():
+    x = np.random.default_rng(4).uniform(-0.5, 0.5, (2, blocks(0.5) * BS))
+    np.testing.assert_array_equal(flanger(x, channels=2, mix=0.0), x)
+    together = flanger(x, channels=2, feedback=0.8)
+    for c in range(2):
+        np.testing.assert_array_equal(together[c], flanger(x[c], feedback=0.8)[0])
+    assert np.isfinite(flanger(x, channels=2, feedback=0.95, depth=1, rate=10)).all()

@@ -1,4 +1,4 @@
-"""Time-based effects: delay, ping-pong, chorus, phaser and reverb."""
+"""Time-based effects: delay, ping-pong, chorus, flanger, phaser and reverb."""
 from __future__ import annotations
 
 import math
@@ -8,6 +8,7 @@ import numpy as np
 from ..api import AUDIO, Module, Param, Port
 from ..engine.jit import helper, kernel
 from .filters import MAX_CUTOFF_RATIO, MIN_CUTOFF, same_as_previous, flush
+from .oscillators import _sin_turns
 
 #: Range of the delay time, in seconds; the buffer is sized for the longest.
 MIN_DELAY = 0.001
@@ -275,6 +276,83 @@ class Chorus(Module):
                        outputs["left"], outputs["right"], self.buf, self.pos, self.phase, self.samplerate)
 
 
+#: flanger's longest delay, in seconds: past 10-15 ms a sweep is heard as
+#: a doubling rather than a flange.
+MAX_FLANGE = 0.01
+MAX_FLANGER_RATE = 10.0
+#: The feedback's limit either way: at 1 the comb would ring forever.
+MAX_FLANGE_FEEDBACK = 0.95
+
+
+@kernel
+def _flanger_kernel(x, rate, depth, delay, feedback, mix, out, buf, pos, phase, swing, samplerate):
+    """A short delay line swept by a sine, fed back and mixed with the dry
+    signal: a comb whose teeth slide up and down the spectrum. Every
+    channel sweeps with the one phase, as one pedal would, and only the
+    first channel's rate moves it: the sweep is worked out once a block,
+    its sines in a loop of their own that runs as vectors."""
+    channels, n = x.shape
+    size = buf.shape[1]
+    p = phase[0]
+    for i in range(n):
+        swing[i] = p
+        p += min(max(rate[0, i], 0.0), MAX_FLANGER_RATE) / samplerate
+        if p >= 1.0:
+            p -= 1.0
+    phase[0] = p
+    for i in range(n):
+        swing[i] = 0.5 + 0.5 * _sin_turns(swing[i])
+    for c in range(channels):
+        w = pos[0]
+        for i in range(n):
+            span = min(max(depth[c, i], 0.0), 1.0)
+            d = max(min(max(delay[c, i], 0.0), MAX_FLANGE) * samplerate * (1.0 - span * swing[i]), 2.0)
+            wet = _read_cubic(buf, c, w - d)
+            fb = min(max(feedback[c, i], -MAX_FLANGE_FEEDBACK), MAX_FLANGE_FEEDBACK)
+            m = min(max(mix[c, i], 0.0), 1.0)
+            buf[c, w] = x[c, i] + fb * wet
+            out[c, i] = (1.0 - m) * x[c, i] + m * wet
+            w += 1
+            if w == size:
+                w = 0
+        _flush_written(buf[c], pos[0], n)
+    pos[0] = (pos[0] + n) % size
+
+
+class Flanger(Module):
+    """The jet-plane sweep of two tape machines running together, one
+    slowed by a thumb on its flange. At mix 0.5 the dry signal and the
+    delayed copy cancel at odd multiples of half the delay's frequency:
+    notches 1/(2 x delay) apart; positive feedback sharpens the peaks
+    between them, negative moves them by half a tooth."""
+
+    type_name = "flanger"
+    description = "Flanger: a short delay swept by an LFO and fed back, a comb sliding up and down the spectrum"
+    inputs = (Port("in", AUDIO, "signal to flange (each channel of a polyphonic cable on its own)"),)
+    outputs = (Port("out", AUDIO, "dry and delayed signal"),)
+    params = (
+        Param("rate", 0.25, 0.0, MAX_FLANGER_RATE, "Hz", doc="sweeps a second (0 holds the comb still)"),
+        Param("depth", 0.9, 0.0, 1.0, doc="how far the delay sweeps down from delay: 1 to almost nothing"),
+        Param("delay", 0.005, 0.0005, MAX_FLANGE, "s",
+              doc="the longest delay, where the sweep turns: its first notch is at 1/(2 x delay)"),
+        Param("feedback", 0.5, -MAX_FLANGE_FEEDBACK, MAX_FLANGE_FEEDBACK,
+              doc="the delayed signal back into the line: towards +/-0.95 a metallic ring"),
+        Param("mix", 0.5, 0.0, 1.0, doc="0 dry only, 0.5 the deepest notches, 1 the delayed signal alone (a vibrato)"),
+    )
+    state_fields = ("buf", "pos", "phase")
+
+    def setup(self):
+        size = int(MAX_FLANGE * self.samplerate) + 8
+        self.buf = np.zeros((self.channels, size))
+        self.pos = np.zeros(1, dtype=np.int64)
+        self.phase = np.zeros(1)
+        self._swing = np.zeros(self.blocksize)
+
+    def process(self, inputs, params, outputs):
+        _flanger_kernel(inputs["in"], params["rate"], params["depth"], params["delay"], params["feedback"],
+                        params["mix"], outputs["out"], self.buf, self.pos, self.phase, self._swing, self.samplerate)
+
+
 #: The phaser's limits: its stages (allpasses, two per notch), its sweep
 #: and its feedback, short of the loop's ringing on at 1.
 MAX_PHASER_STAGES = 12
@@ -455,4 +533,4 @@ class Reverb(Module):
                        self.comb_idx, self.comb_store, self.ap_buf, self._ap_len, self.ap_idx)
 
 
-MODULES = (Delay, PingPong, Chorus, Phaser, Reverb)
+MODULES = (Delay, PingPong, Chorus, Flanger, Phaser, Reverb)
