@@ -281,10 +281,47 @@ def test_a_program_change_changes_the_timbre(registry, tmp_path):
         level = [s[int(round(k * 220 / hz)) - 2:int(round(k * 220 / hz)) + 3].max() for k in range(1, 13)]
         return 20 * np.log10(np.array(level[1:]) / level[0] + 1e-9)
 
-    profiles = [harmonics(p) for p in (0, 16, 33, 48, 80)]   # piano, organ, bass, strings, lead
+    profiles = [harmonics(p) for p in (0, 4, 8, 16, 24, 33, 48, 80)]   # piano, e-piano, bells, organ, guitar,
     for i in range(len(profiles)):
         for j in range(i):
             assert np.abs(profiles[i] - profiles[j]).max() > 6.0, (i, j)
+
+
+def strongest_near(x, hz):
+    """The strongest frequency within 5 % of ``hz``, to a fraction of a bin:
+    a string's or a bell's strongest line may be a harmonic."""
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    freqs = np.fft.rfftfreq(len(x), 1 / SR)
+    band = np.flatnonzero(np.abs(freqs - hz) < 0.05 * hz)
+    k = band[np.argmax(spectrum[band])]
+    a, b, c = np.log(spectrum[k - 1:k + 2])
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * SR / len(x)
+
+
+@pytest.mark.parametrize("program, source", [(24, "pluck"), (106, "pluck"), (4, "fm"), (9, "fm"), (0, "vco")])
+def test_guitars_pluck_a_string_and_bells_and_electric_pianos_ring_by_fm(registry, tmp_path, program, source):
+    """A channel's first program picks its source; its notes are in tune
+    through any of them, and a guitar's string rings on its own decay."""
+    track = [mido.Message("program_change", program=program, time=0)] + notes(0, [57, 64], length=960)
+    path = save(tmp_path, [track], f"s{program}.mid")
+    summary = MidiSong(str(path)).summary
+    assert f"add {source} ch1osc" in default_patch_text(summary.channels, summary.programs)
+    x = render(registry, path)[0]
+    assert abs(strongest_near(window(x[None], 0.2, 0.9)[0], 220.0) - 220.0) < 0.5
+    assert 0.1 < np.abs(x).max() < 0.9
+
+
+def test_a_later_program_of_another_source_changes_the_envelope_not_the_source(registry, tmp_path):
+    """A guitar's channel switched to a piano keeps its string (a source is
+    chosen once) but takes the piano's filter and envelope: its notes now
+    fall to a low sustain while held."""
+    track = ([mido.Message("program_change", program=24, time=0)] + notes(0, [57], length=1920)
+             + [mido.Message("program_change", program=0, time=0)] + notes(0, [57], length=1920))
+    x = render(registry, save(tmp_path, [track], "switch.mid"))[0]
+    first, second = window(x[None], 0.0, 2.0)[0], window(x[None], 2.0, 4.0)[0]
+    assert abs(strongest_near(second[:SR], 220.0) - 220.0) < 0.5
+    late = lambda note: rms(note[int(1.5 * SR):int(1.9 * SR)]) / rms(note[:int(0.2 * SR)])
+    assert late(second) < 0.5 * late(first)
 
 
 def test_drums_on_channel_10_have_distinct_spectra(registry, tmp_path):

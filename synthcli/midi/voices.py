@@ -25,28 +25,38 @@ from ..errors import SynthError
 from ..patch import Patch
 from .file import DEFAULT_VOLUME, DRUM_CHANNEL, loudness_controls
 
-#: The built-in voices: each a set of parameter values of the same modules
-#: (vco -> vcf -> adsr-driven vca -> velocity vca), so a program change is
-#: a handful of timed `set`s. ``level`` is the channel's level at volume 100.
+#: The built-in voices: each a sound source (``osc``: a vco, a plucked
+#: string or an FM pair) with its parameters, then the same filter and
+#: adsr-driven vca, so a program change is a handful of timed `set`s.
+#: ``level`` is the channel's level at volume 100; ``gain``, the envelope
+#: vca's, brings a string, loud only as it is struck, up to the others.
 PROGRAMS = {
-    "piano":   dict(wave="saw", pw=0.5, cutoff=2600.0, res=0.1, attack=0.002, decay=1.2, sustain=0.12,
+    "piano":   dict(osc="vco", wave="saw", pw=0.5, cutoff=2600.0, res=0.1, attack=0.002, decay=1.2, sustain=0.12,
                     release=0.35, level=0.13),
-    "organ":   dict(wave="square", pw=0.5, cutoff=3200.0, res=0.0, attack=0.005, decay=0.05, sustain=1.0,
+    "epiano":  dict(osc="fm", ratio=1.0, index=1.3, feedback=0.0, cutoff=6000.0, res=0.0, attack=0.002, decay=1.6,
+                    sustain=0.25, release=0.3, level=0.16),
+    "bells":   dict(osc="fm", ratio=3.5, index=1.6, feedback=0.0, cutoff=9000.0, res=0.0, attack=0.001, decay=2.5,
+                    sustain=0.0, release=1.2, level=0.14),
+    "organ":   dict(osc="vco", wave="square", pw=0.5, cutoff=3200.0, res=0.0, attack=0.005, decay=0.05, sustain=1.0,
                     release=0.05, level=0.08),
-    "pluck":   dict(wave="pulse", pw=0.3, cutoff=2400.0, res=0.35, attack=0.001, decay=0.4, sustain=0.0,
-                    release=0.2, level=0.14),
-    "bass":    dict(wave="square", pw=0.5, cutoff=650.0, res=0.35, attack=0.003, decay=0.3, sustain=0.6,
+    "guitar":  dict(osc="pluck", tone=0.6, decay=2.5, cutoff=8000.0, res=0.0, attack=0.001, decay_env=3.0,
+                    sustain=1.0, release=0.12, level=0.2, gain=2.5),
+    "bass":    dict(osc="vco", wave="square", pw=0.5, cutoff=650.0, res=0.35, attack=0.003, decay=0.3, sustain=0.6,
                     release=0.08, level=0.18),
-    "strings": dict(wave="saw", pw=0.5, cutoff=1700.0, res=0.05, attack=0.18, decay=0.5, sustain=0.8,
+    "strings": dict(osc="vco", wave="saw", pw=0.5, cutoff=1700.0, res=0.05, attack=0.18, decay=0.5, sustain=0.8,
                     release=0.6, level=0.08),
-    "lead":    dict(wave="triangle", pw=0.5, cutoff=5000.0, res=0.2, attack=0.01, decay=0.2, sustain=0.8,
+    "lead":    dict(osc="vco", wave="triangle", pw=0.5, cutoff=5000.0, res=0.2, attack=0.01, decay=0.2, sustain=0.8,
                     release=0.15, level=0.16),
 }
-#: General MIDI program families (eight programs each) to built-in voices.
-FAMILIES = ("piano", "pluck", "organ", "pluck", "bass", "strings", "strings", "lead",
-            "lead", "lead", "lead", "strings", "strings", "pluck", "pluck", "lead")
-#: Module parameter each program value goes to, by module suffix.
-PROGRAM_PARAMS = {"osc": ("wave", "pw"), "flt": ("cutoff", "res"), "env": ("attack", "decay", "sustain", "release")}
+#: General MIDI program families (eight programs each) to built-in voices,
+#: and the programs that differ from their family (electric pianos).
+FAMILIES = ("piano", "bells", "organ", "guitar", "bass", "strings", "strings", "lead",
+            "lead", "lead", "lead", "strings", "strings", "guitar", "bells", "lead")
+PROGRAM_VOICES = {4: "epiano", 5: "epiano"}
+#: Each source's parameters that a voice sets, by module suffix; the
+#: envelope's decay is ``decay_env`` where the source has a decay of its own.
+SOURCE_PARAMS = {"vco": ("wave", "pw"), "fm": ("ratio", "index", "feedback"), "pluck": ("tone", "decay")}
+PROGRAM_PARAMS = {"flt": ("cutoff", "res"), "env": ("attack", "decay", "sustain", "release")}
 VOICES = 8
 DRUM_LEVEL = 0.5
 #: Where the built-in patch puts a file's loudest moment as estimated
@@ -112,7 +122,15 @@ def channel_gain(volume: int, expression: int) -> float:
 
 
 def program_voice(program: int) -> str:
-    return FAMILIES[max(0, min(127, program)) // 8]
+    program = max(0, min(127, program))
+    return PROGRAM_VOICES.get(program, FAMILIES[program // 8])
+
+
+def envelope(voice: dict) -> dict:
+    """The voice's adsr settings (a source with a decay of its own keeps
+    the envelope's apart as ``decay_env``)."""
+    return {name: voice["decay_env" if name == "decay" and "decay_env" in voice else name]
+            for name in PROGRAM_PARAMS["env"]}
 
 
 def channel_text(channel: int, program: int, gain: float = 1.0) -> str:
@@ -124,19 +142,22 @@ def channel_text(channel: int, program: int, gain: float = 1.0) -> str:
                 f"connect {n} {n}vol"]
     else:
         v = PROGRAMS[program_voice(program)]
+        source = " ".join(f"{name}={v[name]}" for name in SOURCE_PARAMS[v["osc"]])
+        env = " ".join(f"{name}={value}" for name, value in envelope(v).items())
         body = [
             f"add keys {n} voices={VOICES}",
-            f"add vco {n}osc wave={v['wave']} pw={v['pw']}",
+            f"add {v['osc']} {n}osc {source}",
             f"add vcf {n}flt cutoff={v['cutoff']} res={v['res']}",
-            f"add adsr {n}env attack={v['attack']} decay={v['decay']} sustain={v['sustain']} "
-            f"release={v['release']}",
-            f"add vca {n}amp",
+            f"add adsr {n}env {env}",
+            f"add vca {n}amp level={v.get('gain', 1.0)}",
             f"add vca {n}vol level={v['level'] * gain}",
             f"add pan {n}pan",
             f"connect {n}.voct {n}osc.voct", f"connect {n}.gate {n}env.gate",
             f"connect {n}osc {n}flt", f"connect {n}flt {n}amp", f"connect {n}env {n}amp.gain",
             f"connect {n}amp {n}vol", f"connect {n}.velocity {n}vol.gain",
         ]
+        if v["osc"] == "pluck":   # the string is plucked by the key; velocity scales the channel once
+            body.append(f"connect {n}.gate {n}osc.gate")
     return "\n".join(body + [f"connect {n}vol {n}pan", f"connect {n}pan.left out.left",
                              f"connect {n}pan.right out.right"]) + "\n"
 
@@ -214,16 +235,19 @@ class ChannelMap:
 
     def program_sets(self, channel: int, program: int) -> list[tuple[str, str, float]]:
         """The ``(module, param, value)`` sets that switch a channel of the
-        built-in patch to the voice of ``program``."""
+        built-in patch to the voice of ``program``. The channel's source was
+        chosen by its first program: a later program of another source
+        (a guitar after a piano) brings only its filter, envelope and level."""
         n = f"ch{channel + 1}"
         voice = PROGRAMS[program_voice(program)]
+        osc = self.patch.modules[n + "osc"].type.name
+        values = {"osc": {name: voice[name] for name in SOURCE_PARAMS[voice["osc"]]} if voice["osc"] == osc else {},
+                  "flt": {name: voice[name] for name in PROGRAM_PARAMS["flt"]}, "env": envelope(voice)}
         sets = []
-        for suffix, names in PROGRAM_PARAMS.items():
+        for suffix, chosen in values.items():
             cls = self.patch.modules[n + suffix].type.cls
-            for name in names:
-                value = voice[name]
-                spec = cls.param(name)
-                sets.append((n + suffix, name, float(spec.coerce(value))))
+            for name, value in chosen.items():
+                sets.append((n + suffix, name, float(cls.param(name).coerce(value))))
         return sets
 
     def program_level(self, program: int) -> float:
