@@ -25,8 +25,8 @@ from ..errors import SynthError
 from ..patch import Patch
 from .file import DEFAULT_VOLUME, DRUM_CHANNEL, loudness_controls
 
-#: The built-in voices: each a sound source (``osc``: a vco, a plucked
-#: string or an FM pair) with its parameters, then the same filter and
+#: The built-in voices: each a sound source (``osc``: a vco, a supersaw, a
+#: plucked string or an FM pair) with its parameters, then the same filter and
 #: adsr-driven vca, so a program change is a handful of timed `set`s.
 #: ``level`` is the channel's level at volume 100; ``gain``, the envelope
 #: vca's, brings a string, loud only as it is struck, up to the others.
@@ -45,17 +45,21 @@ PROGRAMS = {
                     release=0.08, level=0.18),
     "strings": dict(osc="vco", wave="saw", pw=0.5, cutoff=1700.0, res=0.05, attack=0.18, decay=0.5, sustain=0.8,
                     release=0.6, level=0.08),
+    "pad":     dict(osc="supersaw", detune=0.45, mix=0.6, cutoff=2200.0, res=0.1, attack=0.3, decay=0.8,
+                    sustain=0.8, release=0.9, level=0.08),
     "lead":    dict(osc="vco", wave="triangle", pw=0.5, cutoff=5000.0, res=0.2, attack=0.01, decay=0.2, sustain=0.8,
                     release=0.15, level=0.16),
 }
 #: General MIDI program families (eight programs each) to built-in voices,
-#: and the programs that differ from their family (electric pianos).
+#: and the programs that differ from their family (electric pianos, synth
+#: strings).
 FAMILIES = ("piano", "bells", "organ", "guitar", "bass", "strings", "strings", "lead",
-            "lead", "lead", "lead", "strings", "strings", "guitar", "bells", "lead")
-PROGRAM_VOICES = {4: "epiano", 5: "epiano"}
+            "lead", "lead", "lead", "pad", "strings", "guitar", "bells", "lead")
+PROGRAM_VOICES = {4: "epiano", 5: "epiano", 50: "pad", 51: "pad"}
 #: Each source's parameters that a voice sets, by module suffix; the
 #: envelope's decay is ``decay_env`` where the source has a decay of its own.
-SOURCE_PARAMS = {"vco": ("wave", "pw"), "fm": ("ratio", "index", "feedback"), "pluck": ("tone", "decay")}
+SOURCE_PARAMS = {"vco": ("wave", "pw"), "fm": ("ratio", "index", "feedback"), "pluck": ("tone", "decay"),
+                 "supersaw": ("detune", "mix")}
 PROGRAM_PARAMS = {"flt": ("cutoff", "res"), "env": ("attack", "decay", "sustain", "release")}
 VOICES = 8
 DRUM_LEVEL = 0.5
