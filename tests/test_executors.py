@@ -26,6 +26,33 @@ connect m r
 connect r out
 """
 
+#: The sources and effects added since the reference patch: supersaw, fm
+#: with feedback, a pluck played by a random arp, a flanger over them all.
+SOURCES = """
+add keys kb0 voices=4
+add supersaw s detune=0.7
+add fm f ratio=3.5 index=2 feedback=0.3
+add arp a rate=12 mode=random octaves=2
+add pluck p
+add adsr e
+add vca v
+add mix m
+add flanger fl feedback=0.6 rate=2
+connect kb0.voct s.voct
+connect kb0.voct f.voct
+connect kb0 a
+connect a.voct p.voct
+connect a.gate p.gate
+connect kb0.gate e.gate
+connect s v
+connect e v.gain
+connect v m.in1
+connect f m.in2
+connect p m.in3
+connect m fl
+connect fl out
+"""
+
 
 def digest(registry, text, executor, workers=None, blocks=120, blocksize=256, notes=0):
     patch = Patch(registry)
@@ -39,7 +66,8 @@ def digest(registry, text, executor, workers=None, blocks=120, blocksize=256, no
     return hashlib.sha256(data.tobytes()).hexdigest()
 
 
-@pytest.mark.parametrize("text, notes", [(reference_patch(40), 40), (FEEDBACK, 0)], ids=["reference40", "feedback"])
+@pytest.mark.parametrize("text, notes", [(reference_patch(40), 40), (FEEDBACK, 0), (SOURCES, 4)],
+                         ids=["reference40", "feedback", "sources"])
 def test_bit_identical_on_every_executor_and_worker_count(registry, text, notes):
     expected = digest(registry, text, "inline", notes=notes)
     for executor, workers in (("threads", 1), ("threads", 2), ("processes", 1), ("processes", 2)):
