@@ -248,6 +248,29 @@ def test_all_sound_off_and_all_notes_off_end_the_channels_notes(registry, tmp_pa
     assert rms(right) > 0.01 and abs(peak_frequency(right) - 130.81) < 1.0
 
 
+def test_a_live_keyboards_wheel_bends_through_an_arp_a_glide_and_a_quantizer(registry, monkeypatch):
+    """The bend reaches every oscillator the keys' pitch drives, on
+    through modules that pass a pitch on, and no further: not a filter
+    whose cutoff the pitch opens, nor what a mix's audio feeds."""
+    from synthcli.control import Control, LiveSound
+    from synthcli.midi.live import Keyboard
+    from synthcli.repl.session import Session
+    session = Session(registry, LiveSound())
+    control = Control(session)
+    for line in ("add keys kb voices=2", "add arp a", "add slew g", "add quant q", "add vco direct", "add vco arped",
+                 "add supersaw glided freq=440", "add fm scaled", "add vcf f", "add mix m", "add vco beyond",
+                 "connect kb.voct direct.voct", "connect kb a", "connect a.voct arped.voct", "connect kb.voct g",
+                 "connect g glided.voct", "connect g q", "connect q scaled.voct", "connect kb.voct f.cutoff",
+                 "connect kb.voct m.in1", "connect m beyond.voct"):
+        session.execute(line)
+    bent = {}
+    monkeypatch.setattr(session.sound, "set", lambda name, param, value: bent.__setitem__((name, param), value))
+    Keyboard(control, None, print)([(0, mido.Message("pitchwheel", pitch=8191))])
+    up = 2.0 ** (2 * 8191 / 8192 / 12)
+    assert bent == {("direct", "freq"): pytest.approx(261.6256 * up), ("arped", "freq"): pytest.approx(261.6256 * up),
+                    ("glided", "freq"): pytest.approx(440 * up), ("scaled", "freq"): pytest.approx(261.6256 * up)}
+
+
 @pytest.mark.parametrize("number", [120, 123])
 def test_a_live_keyboard_lets_go_of_held_and_sustained_notes_on_all_notes_off(registry, monkeypatch, number):
     """`synth play --midi-in` and the REPL's `midi in` handle these

@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Callable
 
+from ..api import CONTROL
 from ..errors import SynthError
 from .driver import BEND_RANGE
 from .file import ALL_NOTES_OFF, ALL_SOUND_OFF, SUSTAIN
@@ -219,26 +220,33 @@ class Keyboard:
 
     def bend(self, semitones: float) -> None:
         """Bend the oscillators the note source's pitch drives (a cable
-        from its ``voct`` into a module's ``voct`` that has a ``freq``, and
-        on through modules that pass a ``voct`` on, as an arp does), as a
-        MIDI file's bend does ``chNosc.freq``: the engine glides to the bent
-        frequency and the patch keeps the unbent one, so ``save`` never
-        writes a bend."""
+        from its ``voct`` into a module's ``voct`` that has a ``freq``), as
+        a MIDI file's bend does ``chNosc.freq``: the engine glides to the
+        bent frequency and the patch keeps the unbent one, so ``save``
+        never writes a bend. The pitch is followed through modules that
+        pass a control signal on: out of the port named as the one it came
+        in by (an arp's ``voct``), or from ``in`` to ``out`` (a slew's
+        glide, a quant's scale, a sample and hold)."""
         session = self.control.session
         patch = session.patch
         source = self.keys or next((n for n, i in patch.modules.items() if i.type.cls.accepts_notes), None)
-        reached, pitches = set(), [source]
+        bent, seen, pitches = set(), {(source, "voct")}, [(source, "voct")]
         while pitches:
-            src = pitches.pop()
+            src, port = pitches.pop()
             for cable in patch.cables:
-                if (cable.src, cable.src_port, cable.dst_port) != (src, "voct", "voct") or cable.dst in reached:
+                if (cable.src, cable.src_port) != (src, port):
                     continue
-                reached.add(cable.dst)
-                inst = patch.modules[cable.dst]
-                if inst.type.cls.param("freq") is not None:
-                    session.sound.set(cable.dst, "freq", inst.params["freq"] * 2.0 ** (semitones / 12))
-                if inst.type.cls.port("voct", "out") is not None:
-                    pitches.append(cable.dst)
+                cls = patch.modules[cable.dst].type.cls
+                if cable.dst_port == "voct" and cls.param("freq") is not None and cable.dst not in bent:
+                    bent.add(cable.dst)
+                    session.sound.set(cable.dst, "freq", patch.modules[cable.dst].params["freq"]
+                                      * 2.0 ** (semitones / 12))
+                onward = cable.dst_port if cls.port(cable.dst_port, "out") is not None else (
+                    "out" if cable.dst_port == "in" else None)
+                passes = onward is not None and getattr(cls.port(onward, "out"), "kind", None) == CONTROL
+                if passes and (cable.dst, onward) not in seen:
+                    seen.add((cable.dst, onward))
+                    pitches.append((cable.dst, onward))
 
     def lost(self) -> None:
         """Let go of everything the keyboard holds, when its port has gone
