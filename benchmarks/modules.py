@@ -9,8 +9,10 @@ and inputs stays below the master's soft clip, as a mix mostly does), but the vc
 different pitch per channel and ``gate`` the reference patch's rhythm (high
 0.25 s of every 0.5 s); a ``cutoff`` parameter is swept 300..3000 Hz within
 every block with all channels alike, as one mono LFO spread to every voice
-makes it. Other inputs read their port's default. The best of several
-passes is printed; on a noisy machine, rerun and compare side by side.
+makes it. Other inputs read their port's default; a file parameter
+(the sampler's) names tests/data/sound/a440.wav, a tenth of a second
+that the gate's rhythm plays from the start. The best of several passes
+is printed; on a noisy machine, rerun and compare side by side.
 
 Note sources do their work on events, which the table's blocks have none
 of: for ``keys`` a last line gives the microseconds of a block that starts
@@ -22,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
 from synthcli.modules import FAMILIES
 
 SR, BLOCK = 48000, 256
+SOUND = str(Path(__file__).parent.parent / "tests" / "data" / "sound" / "a440.wav")
 #: Blocks in the looped input: half a second, one gate cycle.
 LOOP = round(0.5 * SR / BLOCK)
 
@@ -49,7 +53,7 @@ def looped_inputs(cls, channels: int) -> tuple[dict, dict]:
               else np.full((channels, total), p.default) for p in cls.inputs}
     sweep = np.tile(np.linspace(300.0, 3000.0, BLOCK), LOOP)
     params = {p.name: np.broadcast_to(sweep, (channels, total)) if p.name == "cutoff"
-              else np.full((channels, total), p.default_value) for p in cls.params}
+              else np.full((channels, total), p.default_value) for p in cls.params if not p.file}
     return inputs, params
 
 
@@ -58,7 +62,8 @@ def cost(cls, channels: int, repeats: int) -> float:
 
     Like the engine, each block is first copied into the same buffers, so
     a module reads warm memory; only ``process`` is timed."""
-    module = cls(SR, BLOCK, channels)
+    files = {p.name: SOUND for p in cls.params if p.file}
+    module = cls(SR, BLOCK, channels, **({"files": files} if files else {}))
     inputs, params = looped_inputs(cls, channels)
     in_bufs = {k: np.zeros((channels, BLOCK)) for k in inputs}
     param_bufs = {k: np.zeros((channels, BLOCK)) for k in params}

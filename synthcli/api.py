@@ -22,7 +22,7 @@ from .errors import did_you_mean
 
 #: Version of this contract. A plugin names the major version it was written
 #: for; the host refuses plugins of another major version.
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 #: The most channels one cable carries (as in VCV Rack).
 MAX_CHANNELS = 16
@@ -102,6 +102,15 @@ class Param:
     structural : bool
         Changing it rebuilds the module (a new channel count, say): the
         module is created anew and its state starts from scratch.
+    file : {"", "sound", "data"}
+        Makes the value the path of a file, not a number: the module reads
+        it in ``setup()`` from ``self.files[name]`` ("" for none). "sound"
+        files are checked, where they are named, to be sound libsndfile
+        reads (the ``soundfile`` package); "data" files only to exist. Such
+        a parameter is structural, takes no cable and cannot be turned by
+        a pattern or a controller. Relative paths are found from the folder
+        of the patch or song that names them (else the current one), and
+        kept absolute.
     """
 
     name: str
@@ -113,15 +122,25 @@ class Param:
     doc: str = ""
     integer: bool = False
     structural: bool = False
+    file: str = ""
 
-    def coerce(self, value: Any) -> float:
-        """Turn user input into the float the engine stores.
+    def __post_init__(self) -> None:
+        if self.file:   # a new file is a new module: what it read in setup() is gone
+            object.__setattr__(self, "structural", True)
+
+    def coerce(self, value: Any) -> float | str:
+        """Turn user input into the value the engine stores: a float, or
+        for a file parameter the path as text (without quotes).
 
         Raises
         ------
         ValueError
             With a message that says what was expected.
         """
+        if self.file:
+            if not isinstance(value, str):
+                raise ValueError("expected a file name")
+            return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
         if self.choices:
             if isinstance(value, str) and value in self.choices:
                 return float(self.choices.index(value))
@@ -146,8 +165,11 @@ class Param:
             raise ValueError(f"{value} is out of range{self.range_text()}")
         return number
 
-    def format(self, value: float) -> str:
+    def format(self, value: float | str) -> str:
         """The canonical text of a stored value, as ``save`` writes it."""
+        if self.file:
+            plain = value and not any(ch.isspace() or ch in '"#=' for ch in value)
+            return value if plain else f'"{value}"'
         if self.choices:
             return self.choices[int(value)]
         if self.integer:
@@ -155,13 +177,15 @@ class Param:
         return _num(float(value))
 
     def range_text(self) -> str:
+        if self.file:
+            return f" (a {'sound ' if self.file == 'sound' else ''}file)"
         if self.choices:
             return f" ({'|'.join(self.choices)})"
         unit = f" {self.unit}" if self.unit else ""
         return f" ({_num(self.min)}..{_num(self.max)}{unit})"
 
     @property
-    def default_value(self) -> float:
+    def default_value(self) -> float | str:
         return self.coerce(self.default)
 
 
@@ -194,6 +218,9 @@ class Module:
     blocksize : int
     channels : int
         The module's channel count, fixed for the life of the instance.
+    files : dict of str to str
+        The absolute path of each file parameter ("" for none), set
+        before ``setup()``.
     """
 
     type_name: ClassVar[str] = ""
@@ -204,10 +231,12 @@ class Module:
     state_fields: ClassVar[tuple[str, ...]] = ()
     accepts_notes: ClassVar[bool] = False
 
-    def __init__(self, samplerate: float, blocksize: int, channels: int) -> None:
+    def __init__(self, samplerate: float, blocksize: int, channels: int,
+                 files: Mapping[str, str] | None = None) -> None:
         self.samplerate = float(samplerate)
         self.blocksize = int(blocksize)
         self.channels = int(channels)
+        self.files = {p.name: str(p.default) for p in self.params if p.file} | dict(files or {})
         self.setup()
 
     @classmethod

@@ -25,7 +25,7 @@ class Instance:
     """One module in the patch: its type and every parameter's stored value."""
 
     type: ModuleType
-    params: dict[str, float] = field(default_factory=dict)
+    params: dict[str, float | str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class Patch:
         self.mappings: dict[int, Mapping] = {}     # MIDI controller number -> what it turns
         self.midi_ports: dict[str, str] = {}       # midiout module -> its MIDI output port
         self.kind = "patch"          # or "song": how errors name the file
+        self.base: Path | None = None   # where relative file paths start (None: the current folder)
         master = registry.get(MASTER)
         self.modules[MASTER] = Instance(master, {p.name: p.default_value for p in master.cls.params})
 
@@ -75,6 +76,7 @@ class Patch:
         clone.mappings = dict(self.mappings)
         clone.midi_ports = dict(self.midi_ports)
         clone.kind = self.kind
+        clone.base = self.base
         return clone
 
     # -- applying commands -------------------------------------------------
@@ -90,8 +92,11 @@ class Patch:
             raise error.at(line=command.line)
 
     def apply_all(self, commands: list[Command], source: str | None = None) -> None:
-        """Apply a list atomically: on the first error nothing has changed."""
+        """Apply a list atomically: on the first error nothing has changed.
+        Relative file paths are found from ``source``'s folder."""
         trial = self.copy()
+        if source is not None:
+            trial.base = Path(source).parent
         for command in commands:
             try:
                 trial.apply(command)
@@ -140,16 +145,25 @@ class Patch:
         from packaging.utils import canonicalize_name
         return {canonicalize_name(Requirement(r).name) for r in self.requires}
 
-    def _coerce(self, mtype: ModuleType, key: Token, value: Token) -> float:
+    def _coerce(self, mtype: ModuleType, key: Token, value: Token) -> float | str:
         param = mtype.cls.param(key)
         if param is None:
             names = [p.name for p in mtype.cls.params]
             hint = did_you_mean(key, names) or (f" (it has: {', '.join(names)})" if names else " (it has none)")
             raise SynthError(f"module type '{mtype.name}' has no parameter '{key}'{hint}", col=key.col)
         try:
-            return param.coerce(str(value))
+            coerced = param.coerce(str(value))
         except ValueError as error:
             raise SynthError(f"bad value '{value}' for {mtype.name}.{key}: {error}", col=value.col) from None
+        if not param.file or not coerced:
+            return coerced
+        path = (self.base or Path.cwd()) / Path(coerced).expanduser()
+        why = "it is a folder" if path.is_dir() else None if path.is_file() else "no such file"
+        if why is None and param.file == "sound":
+            why = sound_problem(path)
+        if why is not None:
+            raise SynthError(f"bad value '{value}' for {mtype.name}.{key}: {why} ({path})", col=value.col)
+        return str(path.resolve())
 
     def _cables_for(self, src: Endpoint, dst: Endpoint) -> list[Cable]:
         """Resolve the ports a cable command names (or implies)."""
@@ -177,6 +191,8 @@ class Patch:
                 raise SynthError(f"'{dst.module}' has no inputs", col=dst.module.col)
             dst_port = dcls.inputs[0].name
         elif dcls.port(dst.port, "in") or dcls.param(dst.port):
+            if getattr(dcls.param(dst.port), "file", False):
+                raise SynthError(f"'{dst}' names a file; set it, a cable cannot carry one", col=dst.port.col)
             dst_port = dst.port
         elif dcls.port(dst.port, "out"):
             raise SynthError(f"'{dst}' is an output; connect an output to an input or a parameter",
@@ -310,6 +326,17 @@ def _binary(data: bytes, at: int, why: str, path: str | Path) -> SynthError:
     before = data[begins:at].decode("utf-8", "replace")
     return SynthError(f"not a text file: byte 0x{data[at]:02x} {why}", source=str(path),
                       line=data.count(b"\n", 0, at) + 1, col=len(before) + 1)
+
+
+def sound_problem(path: Path) -> str | None:
+    """Why libsndfile cannot read ``path`` as sound, or None: a sample
+    named wrongly is refused where it is named, not when the sound plays."""
+    import soundfile
+    try:
+        soundfile.info(str(path))
+    except RuntimeError as error:   # libsndfile's own message: "Format not recognised", ...
+        return f"not a sound file: {str(error).rsplit(': ', 1)[-1].rstrip('.')}"
+    return None
 
 
 def load_patch(path: str | Path, registry: Registry) -> Patch:

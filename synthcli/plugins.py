@@ -150,6 +150,8 @@ def check_module_class(cls: type) -> str | None:
     if len(set(outputs)) != len(outputs) or not all(_IDENTIFIER.match(n or "") for n in outputs):
         return "output names must be distinct identifiers"
     for param in cls.params:
+        if param.file not in ("", "sound", "data"):
+            return f"param '{param.name}': file={param.file!r} is not 'sound' or 'data'"
         try:
             param.coerce(param.default)
         except ValueError as error:

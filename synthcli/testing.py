@@ -40,10 +40,11 @@ def render_module(
     Parameters
     ----------
     params
-        Parameter values (numbers or choice names); the rest keep defaults.
-        A value may also be an array of shape ``(channels, samples)`` or
-        ``(samples,)`` to stand for a cable into the parameter's port
-        (already added to the set value, as the engine would).
+        Parameter values (numbers or choice names; for a file parameter
+        its path); the rest keep defaults. A value may also be an array of
+        shape ``(channels, samples)`` or ``(samples,)`` to stand for a
+        cable into the parameter's port (already added to the set value,
+        as the engine would).
     inputs
         Arrays of shape ``(samples,)`` or ``(channels, samples)`` with
         ``samples = blocks * blocksize``; unconnected inputs read their
@@ -57,7 +58,9 @@ def render_module(
         Each output as ``(output channels, blocks * blocksize)``.
     """
     total = blocks * blocksize
-    module = cls(samplerate, blocksize, channels)
+    given_params = dict(params or {})
+    files = {p.name: str(given_params.pop(p.name, p.default)) for p in cls.params if p.file}
+    module = cls(samplerate, blocksize, channels, **({"files": files} if files else {}))
 
     def full(value, default: float) -> np.ndarray:
         arr = np.asarray(value if value is not None else default, dtype=np.float64)
@@ -68,9 +71,10 @@ def render_module(
             raise ValueError(f"expected {total} samples, got {arr.shape[1]}")
         return np.ascontiguousarray(np.broadcast_to(arr, (channels, total)))
 
-    given_params = dict(params or {})
     param_data = {}
     for p in cls.params:
+        if p.file:
+            continue
         value = given_params.pop(p.name, None)
         if isinstance(value, np.ndarray):
             param_data[p.name] = full(value, 0.0)
@@ -106,25 +110,28 @@ def render_module(
 RESTORE_SECONDS = 1.0
 
 
-def check_module(cls: type[Module], samplerate: float = 48000, blocksize: int = 64) -> None:
+def check_module(cls: type[Module], samplerate: float = 48000, blocksize: int = 64,
+                 files: Mapping[str, str] | None = None) -> None:
     """Assert that a module keeps the API contract: a valid declaration,
     finite output for default settings at 1 and several channels, and a
     state that restores exactly (rendering on from a restored state gives
     the same samples, for a second of random input, as rendering on
-    without the round trip)."""
+    without the round trip). ``files`` gives file parameters their paths."""
     problem = check_module_class(cls)
     assert problem is None, f"{cls.__name__}: {problem}"
-    a = cls(samplerate, blocksize, 2)
+    opened = {"files": dict(files)} if files else {}
+    a = cls(samplerate, blocksize, 2, **opened)
     for field in cls.state_fields:   # else get_state raises a bare AttributeError
         assert isinstance(getattr(a, field, None), np.ndarray), (
             f"{cls.type_name}: state field '{field}' is not a numpy array after setup()")
     for channels in (1, 3, MAX_CHANNELS):
-        out = render_module(cls, 4, channels=channels, samplerate=samplerate, blocksize=blocksize)
+        out = render_module(cls, 4, channels=channels, samplerate=samplerate, blocksize=blocksize,
+                            params=dict(files or {}))
         for name, data in out.items():
             assert np.isfinite(data).all(), f"{cls.type_name}.{name} is not finite"
 
     rng = np.random.default_rng(1)
-    params = {p.name: np.full((2, blocksize), p.default_value) for p in cls.params}
+    params = {p.name: np.full((2, blocksize), p.default_value) for p in cls.params if not p.file}
 
     def run(module: Module, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = {p.name: np.zeros((p.channels or 2, blocksize)) for p in cls.outputs}
@@ -136,7 +143,7 @@ def check_module(cls: type[Module], samplerate: float = 48000, blocksize: int = 
 
     for _ in range(3):
         run(a, noise())
-    b = cls(samplerate, blocksize, 2)
+    b = cls(samplerate, blocksize, 2, **opened)
     b.set_state(a.get_state())
     for block in range(max(1, round(RESTORE_SECONDS * samplerate / blocksize))):
         inputs = noise()

@@ -3,6 +3,8 @@ and with cables pushing them past their ranges (modulation may leave a
 range; kernels clamp where it matters), for silent, denormal, full-scale
 and far too loud input. A NaN is caught by the engine, which silences the
 module: for a built-in at a legal setting that would be a bug."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +15,8 @@ from synthcli.modules import FAMILIES
 from synthcli.testing import render_module
 
 BUILT_IN = [cls for family in FAMILIES for cls in family.MODULES]
+#: What a file parameter is set to: a tenth of a second of A4.
+SOUND = str(Path(__file__).parent / "data" / "sound" / "a440.wav")
 BLOCKS, BLOCKSIZE = 6, 64
 SAMPLES = BLOCKS * BLOCKSIZE
 
@@ -21,6 +25,8 @@ def setting(draw, param):
     """A set value at an end of the range, the default or anywhere in it;
     or, as a cable would make it, a sweep across the range or from as far
     below it to as far above it."""
+    if param.file:
+        return draw(st.sampled_from(["", SOUND]))
     if param.choices:
         return draw(st.sampled_from(param.choices))
     how = draw(st.sampled_from(["min", "max", "default", "any", "swept", "beyond"]))

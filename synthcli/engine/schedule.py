@@ -260,9 +260,10 @@ def compile_patch(patch: Patch, fades: dict[Cable, int] | None = None,
                 continue
             inputs[port.name] = alloc(width)
             gathers.append(Gather(port.name, inputs[port.name], None, sources))
-        param_base = {p.name: alloc(width) for p in cls.params}
+        numeric = [p for p in cls.params if not p.file]   # a file is read in setup(), never in a block
+        param_base = {p.name: alloc(width) for p in numeric}
         param_rows: dict[str, Rows] = {}
-        for param in cls.params:
+        for param in numeric:
             sources = sources_for(param.name)
             if not sources:
                 param_rows[param.name] = param_base[param.name]

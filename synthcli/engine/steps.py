@@ -269,7 +269,9 @@ class Host:
                 starting(name)
             where = "setup()"
             try:
-                modules[name] = module = cls(self.samplerate, self.blocksize, node.channels)
+                files = {p.name: node.params[p.name] for p in cls.params if p.file}
+                modules[name] = module = cls(self.samplerate, self.blocksize, node.channels,
+                                             **({"files": files} if files else {}))
                 for field in module.state_fields:   # else it fails only where a worker saves its state
                     if not isinstance(getattr(module, field, None), np.ndarray):
                         raise TypeError(f"state field '{field}' is not a numpy array after setup()")

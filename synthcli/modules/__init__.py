@@ -4,9 +4,9 @@ as any third-party plugin, so the built-ins prove the plugin path works.
 One file per family; the DSP kernels live beside the module that uses them.
 """
 from ..hookspecs import hookimpl
-from . import arp, drums, dynamics, effects, envelopes, filters, keys, midiout, oscillators, pluck, shapers
+from . import arp, drums, dynamics, effects, envelopes, filters, keys, midiout, oscillators, pluck, sampler, shapers
 
-FAMILIES = (oscillators, pluck, filters, envelopes, dynamics, shapers, effects, keys, arp, drums, midiout)
+FAMILIES = (oscillators, pluck, sampler, filters, envelopes, dynamics, shapers, effects, keys, arp, drums, midiout)
 
 
 @hookimpl

@@ -154,6 +154,13 @@ class Session:
                 fresh.append(command)
             else:
                 patch.apply(command)
+        if self.within is not None:   # a remote command reads files only in the working directory
+            for name, inst in patch.modules.items():
+                before = self.patch.modules.get(name)
+                for spec in inst.type.cls.params:
+                    path = inst.params[spec.name]
+                    if spec.file and path and (before is None or before.params.get(spec.name) != path):
+                        self._file(path)
         song = self._check(patch, timeline, fresh)
         label = str(commands[0]) if len(commands) == 1 else f"a block of {len(commands)} commands"
         self._commit(Snapshot(patch, timeline, label, self.path), song)
@@ -173,6 +180,9 @@ class Session:
         if inst is None:
             raise SynthError(f"unknown module '{name}'{did_you_mean(name, self.patch.modules)}")
         spec = inst.type.cls.param(param)
+        if spec is not None and spec.file:   # only OSC names one: its files stay in the working directory
+            self.execute(f"set {name}.{param} {spec.format(str(value))}", remote=True)
+            return
         if spec is None or spec.structural or (self.transport.playing and reloads(self.timeline)):
             self.edit(f"set {name}.{param} {value}")
             return

@@ -12,6 +12,7 @@ import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 from ..api import NoteOff, NoteOn
 from ..errors import SynthError
@@ -97,6 +98,8 @@ class Song:
         commands = parse_text(text, source)
         self.patch = Patch(registry)
         self.patch.kind = "song"
+        if source is not None:   # a sample's path starts from the song's folder
+            self.patch.base = Path(source).parent
         self.tempo = DEFAULT_TEMPO
         self.meter = (4, 4)
         self.length: int | None = None

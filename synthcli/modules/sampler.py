@@ -1,0 +1,166 @@
+"""``sampler``: a sound file played by gates, pitched by voct."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..api import AUDIO, CONTROL, Module, Param, Port
+from ..engine.jit import helper, kernel
+from .effects import _read_cubic
+
+MODES = ("oneshot", "gate", "loop")
+ONESHOT, GATE, LOOP = range(3)
+#: Samples over which a note fades out when its gate falls (gate, loop)
+#: or a new one cuts it short: 1.3 ms at 48 kHz, no click.
+FADE = 64
+#: Zeros either side of the sound, which the cubic read reaches at its ends.
+PAD = 4
+#: The longest file a sampler loads: longer is most likely a wrong file.
+MAX_SECONDS = 600.0
+#: The fastest it plays, eight octaves up: a cable far past any note
+#: would otherwise step by an infinite amount.
+MAX_SPEED = 256.0
+#: Columns of the state: where each channel plays (in the file's samples),
+#: whether it plays, the gate's last sample, the note's level, samples of
+#: fade-out left (-1: none under way); and the note a new one cut short,
+#: fading out beside it: where it plays, its level, samples left.
+POS, PLAYING, WAS, AMP, FADING, TAIL_POS, TAIL_AMP, TAIL_LEFT = range(8)
+
+
+@helper
+def _advance(pos, step, length, looping):
+    """The next read position, and whether the sound goes on there."""
+    pos += step
+    if pos < length:
+        return pos, True
+    if looping:
+        return pos - length * np.floor(pos / length), True
+    return pos, False
+
+
+@kernel
+def _sampler_kernel(voct, gate, velocity, tune, start, level, mode, out, data, state, speed):
+    """Each rising gate plays the sound from ``start``, at a speed of
+    ``speed`` (the file's sample rate over the engine's) times 2 ** voct,
+    read between its samples by the delay's cubic interpolation. A note
+    that cuts another short (the same channel, still sounding) starts on
+    its sample while the other fades out over FADE samples beside it, as
+    a sampler's choke does, so chopped slices follow without a click."""
+    channels, n = out.shape
+    length = data.shape[1] - 2 * PAD
+    for c in range(channels):
+        pos = state[c, POS]
+        playing = state[c, PLAYING] > 0.5
+        was = state[c, WAS] > 0.5
+        amp = state[c, AMP]
+        fading = state[c, FADING]
+        tail_pos = state[c, TAIL_POS]
+        tail_amp = state[c, TAIL_AMP]
+        tail_left = state[c, TAIL_LEFT]
+        last_v = last_t = np.nan
+        step = 0.0
+        for i in range(n):
+            high = gate[c, i] > 0.5
+            m = int(mode[c, i])
+            if high and not was:
+                if playing:
+                    tail_pos = pos
+                    tail_amp = amp * (fading / FADE if fading >= 0.0 else 1.0)
+                    tail_left = float(FADE)
+                pos = min(max(start[c, i], 0.0), 1.0) * length
+                playing = length > 0
+                amp = min(max(velocity[c, i], 0.0), 1.0)
+                fading = -1.0
+            elif was and not high and playing and m != ONESHOT and fading < 0.0:
+                fading = float(FADE)
+            was = high
+            if voct[c, i] != last_v or tune[c, i] != last_t:   # the power only when the pitch moves
+                last_v = voct[c, i]
+                last_t = tune[c, i]
+                step = min(speed * 2.0 ** (last_v + last_t / 12.0), MAX_SPEED)
+            y = 0.0
+            if tail_left > 0.0:
+                y = tail_amp * (tail_left / FADE) * _read_cubic(data, 0, tail_pos + PAD)
+                tail_left -= 1.0
+                tail_pos, going = _advance(tail_pos, step, length, m == LOOP)
+                if not going:
+                    tail_left = 0.0
+            if playing:
+                gain = amp
+                if fading >= 0.0:
+                    gain *= fading / FADE
+                    fading -= 1.0
+                    if fading < 0.0:
+                        playing = False
+                y += gain * _read_cubic(data, 0, pos + PAD)
+                pos, going = _advance(pos, step, length, m == LOOP)
+                playing = playing and going
+            out[c, i] = level[c, i] * y
+        state[c, POS] = pos
+        state[c, PLAYING] = 1.0 if playing else 0.0
+        state[c, WAS] = 1.0 if was else 0.0
+        state[c, AMP] = amp
+        state[c, FADING] = fading
+        state[c, TAIL_POS] = tail_pos
+        state[c, TAIL_AMP] = tail_amp
+        state[c, TAIL_LEFT] = tail_left
+
+
+class Sampler(Module):
+    """Plays a WAV, FLAC or other file libsndfile reads, mixed to mono.
+    At voct 0 and tune 0 it plays at the file's own speed and pitch,
+    whatever the engine's sample rate; each volt doubles the speed, as
+    on a tape machine, so a keys' voct plays it chromatically from C4.
+    The sound is read once, when the module is built (by ``add`` or by a
+    ``set`` of its file), never while audio plays."""
+
+    type_name = "sampler"
+    description = "Sample player: a sound file started by gates, pitched by voct, one-shot, gated or looped"
+    inputs = (
+        Port("voct", CONTROL, "speed in volts per octave: 0 plays the file as recorded, 1 an octave up"),
+        Port("gate", CONTROL, "each rising edge plays the sound from start (keys.gate, a pattern's gate)"),
+        Port("velocity", CONTROL, "the note's level, 0..1 (keys.velocity)", default=1.0),
+    )
+    outputs = (Port("out", AUDIO, "the sound, mono, times velocity and level"),)
+    params = (
+        Param("file", "", file="sound", doc="the sound file (WAV, FLAC, AIFF, OGG); a path from the patch's or song's "
+                                         "folder"),
+        Param("mode", "oneshot", choices=MODES,
+              doc="oneshot: plays to the end whatever the gate; gate: stops (fading over 1.3 ms) when the gate "
+                  "falls; loop: as gate, going round from the end to the beginning"),
+        Param("tune", 0.0, -24.0, 24.0, "st", doc="semitones up or down, added to voct"),
+        Param("start", 0.0, 0.0, 1.0, doc="where in the file each note starts, as a fraction of its length"),
+        Param("level", 1.0, 0.0, 4.0, "x", doc="output gain"),
+    )
+    state_fields = ("state",)
+
+    def setup(self):
+        data, rate = load_sound(self.files["file"])
+        self._data = np.zeros((1, len(data) + 2 * PAD))
+        self._data[0, PAD:PAD + len(data)] = data
+        self._speed = rate / self.samplerate if len(data) else 1.0
+        self.state = np.zeros((self.channels, 8))
+        self.state[:, FADING] = -1.0
+
+    def process(self, inputs, params, outputs):
+        _sampler_kernel(inputs["voct"], inputs["gate"], inputs["velocity"], params["tune"], params["start"],
+                        params["level"], params["mode"], outputs["out"], self._data, self.state, self._speed)
+
+
+def load_sound(path: str) -> tuple[np.ndarray, float]:
+    """A file's samples mixed to mono, and its sample rate; no samples for
+    no file. Raises ValueError naming the problem in one line."""
+    if not path:
+        return np.zeros(0), 1.0
+    import soundfile
+    try:
+        info = soundfile.info(path)
+        if info.frames > MAX_SECONDS * info.samplerate:
+            raise ValueError(f"{path} is {info.frames / info.samplerate:.0f} s long; a sampler takes "
+                             f"at most {MAX_SECONDS:.0f} s")
+        data, rate = soundfile.read(path, dtype="float64", always_2d=True)
+    except RuntimeError as error:   # libsndfile's errors, a file it cannot open or read
+        raise ValueError(f"cannot read {path} as sound: {error}") from None
+    return np.ascontiguousarray(data.mean(axis=1)), float(rate)
+
+
+MODULES = (Sampler,)

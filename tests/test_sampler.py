@@ -1,0 +1,189 @@
+"""The sampler, and file parameters through every front end: the sound
+played at its pitch and speed from the gate's sample, its modes, and a
+path found from the song's folder, refused where it is wrong, saved and
+kept inside the working directory for remote commands."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from synthcli.control import LiveSound
+from synthcli.engine.core import Engine
+from synthcli.engine.render import Performance
+from synthcli.errors import SynthError
+from synthcli.modules.sampler import FADE, Sampler
+from synthcli.patch import Patch
+from synthcli.repl.session import Session
+from synthcli.sequencer.song import Song
+from synthcli.testing import check_module, peak_frequency, render_module
+
+ROOT = Path(__file__).parent.parent
+SR = 48000
+BLOCKS = 190
+N = BLOCKS * 256
+
+
+@pytest.fixture
+def sine(tmp_path):
+    """One second of A4 at 44.1 kHz (whole cycles, so a loop is seamless)."""
+    path = tmp_path / "a440.wav"
+    soundfile.write(str(path), 0.5 * np.sin(2 * np.pi * 440 * np.arange(44100) / 44100), 44100, subtype="FLOAT")
+    return str(path)
+
+
+def play(path, gate_on=1000, gate_off=40000, inputs=None, **params):
+    gate = np.zeros(N)
+    gate[gate_on:gate_off] = 1.0
+    return render_module(Sampler, BLOCKS, params={"file": path, **params},
+                         inputs={"gate": gate, **(inputs or {})})["out"][0]
+
+
+def test_contract(sine):
+    check_module(Sampler)
+    check_module(Sampler, files={"file": sine})
+
+
+@pytest.mark.parametrize("voct, tune, hz", [(0.0, 0.0, 440.0), (1.0, 0.0, 880.0), (0.0, -12.0, 220.0),
+                                            (7 / 12, 0.0, 659.26)])
+def test_it_plays_the_file_at_its_own_pitch_whatever_the_rate_and_voct_transposes(sine, voct, tune, hz):
+    x = play(sine, inputs={"voct": np.full(N, voct)}, tune=tune)
+    assert abs(peak_frequency(x[2000:18000]) - hz) < 0.2
+
+
+def test_a_oneshot_starts_on_the_gates_sample_and_plays_to_the_end(sine):
+    x = play(sine, gate_off=2000)                  # let go at once: it plays on
+    first = np.flatnonzero(x)[0]
+    assert first in (1000, 1001)                   # the sine's first sample is 0
+    assert abs(x[1000:49000]).max() > 0.49 and not x[49000 + 2:].any()   # 44100 samples at 44.1 kHz: 48000 here
+
+
+def test_gate_mode_fades_out_at_the_fall_and_loop_goes_round(sine):
+    gated = play(sine, mode="gate", gate_off=20000)
+    assert abs(gated[19000:20000]).max() > 0.49
+    assert np.flatnonzero(gated)[-1] < 20000 + FADE and not gated[20000 + FADE:].any()
+    looped = play(sine, mode="loop", gate_on=100, gate_off=N)
+    seam = looped[48000:48200]                     # the file's end meets its start at 48100: no jump, no gap
+    assert np.abs(np.diff(seam)).max() < 2 * np.pi * 440 / SR * 0.5 * 1.05 and abs(seam).max() > 0.49
+    assert abs(peak_frequency(looped[40000:48640]) - 440.0) < 2.0
+
+
+def test_a_note_that_cuts_another_short_crossfades_with_it_without_a_click(sine):
+    """Retriggered every 3101 samples from the start (the gate dropping for
+    one sample, as a pattern's legato 1 makes it), each new note begins on
+    its sample while the last fades out beside it: the sine's own steps
+    are 0.029 at most, a 64-sample crossfade adds under 0.016, a cut would
+    jump by up to 0.5."""
+    gate = np.ones(N)
+    gate[3100::3101] = 0.0
+    x = render_module(Sampler, BLOCKS, params={"file": sine}, inputs={"gate": gate})["out"][0]
+    assert np.abs(np.diff(x)).max() < 0.045
+    restarted = 3101 + np.arange(FADE, 1000)            # after the fade: the new note alone, from the file's start
+    np.testing.assert_allclose(x[restarted], 0.5 * np.sin(2 * np.pi * 440 * (restarted - 3101) / SR), atol=1e-3)
+
+
+def test_velocity_start_and_a_stereo_file(sine, tmp_path):
+    loud, soft = play(sine), play(sine, inputs={"velocity": np.full(N, 0.25)})
+    np.testing.assert_allclose(soft, 0.25 * loud, atol=1e-15)
+    half = play(sine, start=0.5, gate_off=2000)
+    assert np.flatnonzero(half)[-1] < 1000 + 24000 + 2           # half the file
+    stereo = tmp_path / "stereo.wav"
+    t = np.arange(4410) / 44100
+    soundfile.write(str(stereo), np.stack([np.sin(2 * np.pi * 440 * t), -np.sin(2 * np.pi * 440 * t) + 0.5], 1),
+                    44100, subtype="FLOAT")
+    x = play(str(stereo), gate_off=2000)
+    assert np.allclose(x[1000:5000], 0.25, atol=1e-3)             # mixed to mono: the sines cancel
+
+
+SONG = """tempo 120
+length 1
+add keys kb voices=2
+add sampler s file={file} mode=gate
+connect kb.voct s.voct
+connect kb.gate s.gate
+connect s out
+pattern kb "c4 e4 g4 c5" legato=0.5
+"""
+
+
+def render(registry, text, source, executor="inline"):
+    with Engine(registry, SR, 256, executor=executor) as engine:
+        performance = Performance(engine, Song(registry, text, source))
+        blocks = [performance.next_block()[0].copy()]
+        while not performance.over:
+            blocks.append(performance.next_block()[0].copy())
+    return np.concatenate(blocks)
+
+
+def test_a_song_finds_its_sample_from_its_own_folder_and_plays_it_as_notes(registry, sine, tmp_path):
+    song = tmp_path / "song.seq"
+    x = render(registry, SONG.format(file="a440.wav"), str(song))
+    heard = [peak_frequency(x[k * 24000 + 1000:k * 24000 + 11000]) for k in range(4)]
+    assert np.allclose(heard, [440.0, 554.37, 659.26, 880.0], atol=0.5)
+    np.testing.assert_array_equal(render(registry, SONG.format(file="a440.wav"), str(song), "processes"), x)
+
+
+@pytest.mark.parametrize("file, why", [("nope.wav", "no such file"), (".", "it is a folder"),
+                                       ("song.seq", "not a sound file: Format not recognised")])
+def test_a_wrong_file_is_refused_where_it_is_named(registry, tmp_path, file, why):
+    song = tmp_path / "song.seq"
+    song.write_text(SONG.format(file=file))
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(song)], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"song.seq:4:20: bad value '{file}' for sampler.file: {why}" in done.stderr
+
+
+def test_a_file_takes_no_cable_no_pattern_and_no_controller(registry, sine):
+    patch = Patch(registry)
+    patch.load_text(f"add sampler s file={sine}\nadd lfo l")
+    for line, words in (("connect l s.file", "names a file"), ("map cc 1 s.file", "not a parameter a controller"),):
+        with pytest.raises(SynthError, match=words):
+            patch.load_text(line)
+    with pytest.raises(SynthError, match="cannot follow a pattern"):
+        Song(registry, f"add sampler s file={sine}\npattern s.file \"1 2\"")
+
+
+def test_save_writes_the_absolute_path_quoted_where_needed_and_loads_it_again(registry, sine, tmp_path):
+    spaced = tmp_path / "my sample.wav"
+    spaced.write_bytes(Path(sine).read_bytes())
+    patch = Patch(registry)
+    patch.load_text('add sampler s file="my sample.wav"', str(tmp_path / "p.patch"))
+    text = patch.to_text()
+    assert f'add sampler s file="{spaced}"' in text
+    again = Patch(registry)
+    again.load_text(text)
+    assert again.modules["s"].params["file"] == str(spaced)
+
+
+def test_remote_commands_name_files_only_inside_the_working_directory(registry, sine, tmp_path, monkeypatch):
+    inside = tmp_path / "work"
+    inside.mkdir()
+    (inside / "a.wav").write_bytes(Path(sine).read_bytes())
+    monkeypatch.chdir(inside)
+    session = Session(registry, LiveSound())
+    session.execute("add sampler s")
+    session.execute("set s.file a.wav", remote=True)
+    with pytest.raises(SynthError, match="outside the working directory"):
+        session.execute(f"set s.file {sine}", remote=True)
+    with pytest.raises(SynthError, match="outside the working directory"):
+        session.knob("s", "file", sine)           # what OSC's /synth/set sends
+    assert session.patch.modules["s"].params["file"] == str(inside / "a.wav")
+    session.execute(f"set s.file {sine}")         # from the keyboard, anywhere
+    assert session.patch.modules["s"].params["file"] == sine
+
+
+def test_the_shipped_sampler_song_plays_its_break_from_any_folder(tmp_path):
+    """songs/sampler.seq names its sample from its own folder, so it plays
+    wherever synth runs; its slices start on the song's eighths."""
+    out = tmp_path / "s.wav"
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(ROOT / "songs" / "sampler.seq"),
+                           "-o", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    audio, rate = soundfile.read(str(out))
+    eighth = rate * 60 / 128 / 2
+    assert 0.3 < np.abs(audio).max() < 0.95
+    bar = audio[:int(8 * eighth), 0]
+    loud = [np.abs(bar[int(k * eighth):int(k * eighth) + 400]).max() for k in range(8)]
+    assert min(loud) > 0.05
