@@ -128,7 +128,7 @@ def describe(entry, reg) -> dict:
         "inputs": [{"name": p.name, "kind": p.kind, "doc": p.doc, "default": p.default} for p in cls.inputs],
         "outputs": [{"name": p.name, "kind": p.kind, "doc": p.doc, "channels": p.channels} for p in cls.outputs],
         "params": [{"name": p.name, "default": p.default, "min": p.min, "max": p.max, "unit": p.unit,
-                    "choices": list(p.choices), "doc": p.doc} for p in cls.params],
+                    "choices": list(p.choices), "file": p.file, "doc": p.doc} for p in cls.params],
     }
 
 
