@@ -362,6 +362,12 @@ def test_completion_offers_what_fits_where_the_cursor_is(session, tmp_path, monk
     (tmp_path / "songs" / "demo.seq").write_text("")
     monkeypatch.chdir(tmp_path)
     assert complete(session, "load so") == ["ngs"] and complete(session, "load songs/d") == ["emo.seq"]
+    assert complete(session, "add sampler s file=songs/d") == ["emo.seq"]      # a file parameter takes a path
+    run(session, "add sampler s")
+    assert complete(session, "set s.file songs/") == ["demo.seq"] and complete(session, "set s.f") == ["s.file"]
+    assert complete(session, "connect osc1 s.") == ["s.voct", "s.gate", "s.velocity", "s.mode", "s.tune",
+                                                    "s.start", "s.level"]   # no cable reaches a file
+    assert complete(session, "pattern s.") == ["s.tune", "s.start", "s.level"]
 
 
 def test_highlighting_marks_commands_types_and_mistakes(registry):

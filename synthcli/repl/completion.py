@@ -1,6 +1,7 @@
 """Tab completion from what exists right now: the command tables, the
 registry's module types, the patch's modules and their ports and
-parameters, parameter choices, and files for load and save.
+parameters, parameter choices, and files for load, save and file
+parameters.
 
 It reads the session's current patch on every keypress, so a module added
 a moment ago completes at once; it never parses more than the line being
@@ -58,7 +59,7 @@ class ReplCompleter(Completer):
             elif given == 1:
                 yield from self.fresh_name(args[1], word)
             else:
-                yield from self.add_params(args[1], args[3:], word)
+                yield from self.add_params(args[1], args[3:], word, event)
         elif verb == "remove" and given == 0:
             yield from self.modules(word, lambda name, inst: name != MASTER)
         elif verb in ("connect", "disconnect") and given <= 1:
@@ -67,7 +68,7 @@ class ReplCompleter(Completer):
             if given == 0:
                 yield from self.endpoints(word, "param")
             elif given == 1:
-                yield from self.values(args[1], word)
+                yield from self.values(args[1], word, event)
         elif verb == "pattern" and given == 0:
             yield from self.modules(word, lambda name, inst: inst.type.cls.accepts_notes)
             if "." in word:
@@ -114,7 +115,7 @@ class ReplCompleter(Completer):
         if f"{base}{number}".startswith(word):
             yield Completion(f"{base}{number}", -len(word), display_meta="a free name")
 
-    def add_params(self, type_name: str, given: list[str], word: str) -> Iterable[Completion]:
+    def add_params(self, type_name: str, given: list[str], word: str, event=None) -> Iterable[Completion]:
         registry = self.session.registry
         if type_name not in registry:
             return
@@ -122,7 +123,9 @@ class ReplCompleter(Completer):
         key, eq, value = word.partition("=")
         if eq:
             param = cls.param(key)
-            if param is not None:
+            if param is not None and param.file:
+                yield from self.paths.get_completions(Document(value), event)
+            elif param is not None:
                 yield from self.choices(param, value)
             return
         used = {w.partition("=")[0] for w in given}
@@ -139,7 +142,7 @@ class ReplCompleter(Completer):
     def endpoints(self, word: str, kind: str) -> Iterable[Completion]:
         """Modules, then after ``NAME.`` the ports of that kind: ``out``
         (outputs), ``in`` (inputs and parameters), ``param`` (parameters),
-        ``number`` (numeric parameters)."""
+        ``number`` (numeric parameters). A file parameter is only ever set."""
         name, dot, port = word.partition(".")
         if not dot:
             if kind in ("param", "number"):
@@ -154,19 +157,25 @@ class ReplCompleter(Completer):
         if kind == "out":
             ports = [(p.name, p.doc) for p in cls.outputs]
         elif kind == "in":
-            ports = [(p.name, p.doc) for p in cls.inputs] + [(p.name, p.range_text().strip()) for p in cls.params]
+            ports = [(p.name, p.doc) for p in cls.inputs] + [(p.name, p.range_text().strip()) for p in cls.params
+                                                              if not p.file]
         else:
-            ports = [(p.name, p.range_text().strip()) for p in cls.params if kind == "param" or not p.choices]
+            ports = [(p.name, p.range_text().strip()) for p in cls.params
+                     if kind == "param" or not (p.choices or p.file)]
         for pname, meta in ports:
             if pname.startswith(port):
                 yield Completion(f"{name}.{pname}", -len(word), display=pname, display_meta=meta)
 
-    def values(self, target: str, word: str) -> Iterable[Completion]:
-        """Choices, or the value a numeric parameter has now (to edit it)."""
+    def values(self, target: str, word: str, event=None) -> Iterable[Completion]:
+        """Choices, files for a file, or the value a numeric parameter has
+        now (to edit it)."""
         name, _, pname = target.partition(".")
         inst = self.session.patch.modules.get(name)
         param = inst.type.cls.param(pname) if inst is not None else None
         if param is None:
+            return
+        if param.file:
+            yield from self.paths.get_completions(Document(word), event)
             return
         if param.choices:
             yield from self.choices(param, word)
