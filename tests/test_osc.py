@@ -236,6 +236,22 @@ def test_remote_commands_cannot_reach_files_outside_the_working_directory(served
 
 
 @needs_liblo
+def test_a_samplers_file_over_osc_is_taken_only_from_inside_the_working_directory(served, tmp_path, monkeypatch):
+    control, port, logged = served
+    monkeypatch.chdir(ROOT)
+    inside = "tests/data/sound/a440.wav"
+    outside = tmp_path / "a.wav"
+    outside.write_bytes((ROOT / inside).read_bytes())
+    oscsend(port, "/synth/cmd", "s", "add sampler s")
+    oscsend(port, "/synth/set", "ss", "s.file", inside)
+    modules = control.session.patch.modules
+    assert wait_for(lambda: "s" in modules and modules["s"].params["file"] == str(ROOT / inside))
+    oscsend(port, "/synth/s/file", "s", str(outside))
+    assert wait_for(lambda: len(logged) == 1)
+    assert "outside the working directory" in logged[0] and modules["s"].params["file"] == str(ROOT / inside)
+
+
+@needs_liblo
 def test_a_render_over_osc_is_at_most_ten_minutes(served):
     """One datagram asked for 3,000 s: 1.15 GB written, the server held for
     9 s. The cap is checked before any file is made."""
