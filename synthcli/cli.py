@@ -471,8 +471,9 @@ def play(
     tell_news(heard, final)
     xruns = final.get("xruns", 0)
     typer.echo(f"stopped: {final.get('played', 0) * blocksize / samplerate:.2f} s played, {xruns} xrun"
-               f"{'' if xruns == 1 else 's'}" + (f", recorded to {record}" if record and not player.record_failed
-                                                  else ""), err=True)
+               f"{'' if xruns == 1 else 's'}" + (f", recorded to {player.take.path}"
+                                                  if player.take is not None and not player.take.failed else ""),
+               err=True)
     if signalled is not None:
         raise signalled
     if player.lost is not None:

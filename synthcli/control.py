@@ -149,6 +149,8 @@ class Forwarding:
     before: the player then starts from the session's state."""
 
     player = None
+    status = "audio on"
+    reason = ""   # why there is no audio, when there is none
 
     def current(self):
         """The player to send to now, or None."""
@@ -181,6 +183,28 @@ class Forwarding:
         """Ableton Link on/off, quantum or tempo (see :meth:`Player.link`)."""
         self._send("link", what, *args)
 
+    def record(self, path: str):
+        """Start recording what is played to ``path``; returns the
+        :class:`~synthcli.audio.player.Take`."""
+        from .audio.player import Take
+        player = self.current()
+        if player is None:
+            raise SynthError(f"there is no audio to record: {self.reason or self.status}")
+        take = Take(path, player.settings["samplerate"])
+        player.record(take)
+        return take
+
+    def stop_recording(self):
+        """End the recording; returns it, or None when there was none."""
+        player = self.current()
+        return player.stop_recording() if player is not None else None
+
+    def recording(self):
+        """The recording going on, or None."""
+        player = self.current()
+        take = player.take if player is not None else None
+        return take if take is not None and take.running else None
+
     def bundle(self, when: float | None = None):
         """What is sent inside goes to the engine as one message (see
         :meth:`Player.bundle`); without audio there is nothing to bundle."""
@@ -191,9 +215,6 @@ class Forwarding:
 class LiveSound(Forwarding):
     """``synth play``'s running player, as a session expects its sound
     (the session loads the file before the player starts)."""
-
-    status = "audio on"
-    reason = ""
 
     @property
     def meters(self) -> dict:

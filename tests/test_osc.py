@@ -392,6 +392,30 @@ def test_a_set_over_osc_changes_what_is_heard(jack_server, tmp_path):
     assert abs(heard[-1] - 330.0) < 1.0
 
 
+@needs_liblo
+def test_a_take_recorded_over_osc_holds_what_played_between_start_and_stop(jack_server, tmp_path):
+    """`record FILE` and `record stop` over /synth/cmd, while `synth play`
+    runs in the folder the file is named from: the take holds the tone
+    set before it, not the one set after it, and play says where it went."""
+    patch = tmp_path / "p.patch"
+    patch.write_text("add vco o wave=sine freq=440\nadd vca v level=0.5\nconnect o v\nconnect v out\n")
+    port = free_udp_port()
+    playing = Playing(patch, "--osc", str(port), ready="listening for OSC", cwd=tmp_path)
+    time.sleep(0.5)
+    oscsend(port, "/synth/cmd", "s", "record take.wav")
+    time.sleep(1.0)
+    oscsend(port, "/synth/cmd", "s", "record stop")
+    time.sleep(0.3)
+    oscsend(port, "/synth/set", "sf", "o.freq", 660.0)
+    time.sleep(0.5)
+    err = playing.finish()
+    assert " 0 xruns, recorded to take.wav" in err and "Traceback" not in err, err
+    data, _ = soundfile.read(str(tmp_path / "take.wav"))
+    assert 0.8 < len(data) / SR < 1.2
+    assert abs(peak_frequency(data[:, 0]) - 440.0) < 1.0 and np.abs(data[:, 0]).min() < 1e-2
+    assert 0.49 < np.abs(data[:, 0]).max() < 0.51
+
+
 NOTE_PATCH = ("add keys kb voices=2\nadd vco o wave=sine\nadd adsr env attack=0 decay=0 sustain=1 release=0\n"
               "add vca v\nconnect kb.voct o.voct\nconnect kb.gate env.gate\nconnect o v\nconnect env v.gain\n"
               "connect v out\n")

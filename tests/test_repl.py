@@ -20,6 +20,7 @@ import soundfile
 from prompt_toolkit.document import Document
 
 from synthcli.audio.news import news
+from synthcli.audio.player import Take
 from synthcli.engine.core import Engine
 from synthcli.engine.render import Performance, render_to_wav
 from synthcli.errors import SynthError
@@ -47,9 +48,13 @@ class Recorder:
 
     meters: dict = {}
     status, reason = "no audio", "a test"
+    take = None
 
     def __init__(self):
         self.sent = []
+
+    def recording(self):
+        return self.take
 
     def __getattr__(self, name):
         if name in ("set", "load", "start_song", "replace_song", "halt_song"):
@@ -402,6 +407,10 @@ def test_the_toolbar_and_the_fault_lines(session):
     session.sound.meters = meters
     text = "".join(t for _, t in Toolbar(session, session.sound, lambda: 0.0)())
     assert "■ patch" in text and "cpu  31%" in text and "xruns 2" in text and "[██████▉ ]  -6 dB" in text
+    assert "rec" not in text
+    session.sound.take = Take("take.wav", SR)
+    session.sound.take.frames = 75 * SR + SR // 2
+    assert "● rec 1:15" in "".join(t for _, t in Toolbar(session, session.sound, lambda: 0.0)())
     assert level_meter(0.0).endswith("silent") and level_meter(1.2).endswith("CLIP")
     # A reverb's tail dying away in float arithmetic reads silent, not "-1207 dB", at one width.
     assert level_meter(10 ** (-1207 / 20)) == level_meter(1e-5) == level_meter(0.0)
@@ -765,11 +774,13 @@ def test_closing_the_terminal_under_the_scope_ends_quietly_and_cleans_up(termina
 
 def live_session(registry, tmp_path, take, *lines):
     """A session typed ``lines`` and then started its sound on the JACK
-    server (worker processes, --latency normal), recording to ``take``."""
+    server (worker processes, --latency normal), recording to ``take``
+    (None: not from the start)."""
     from synthcli.repl.sound import Sound
     said = []
     sound = Sound({"samplerate": SR, "blocksize": BLOCK, "latency": "normal", "device": None,
-                   "executor": "processes", "workers": 1, "safe_mode": True, "blocks": None, "record": str(take)},
+                   "executor": "processes", "workers": 1, "safe_mode": True, "blocks": None,
+                   "record": str(take) if take else None},
                   lambda text, kind="": said.append(text))
     session = Session(registry, sound, journals.Journal(tmp_path / "state"))
     run(session, *lines)
@@ -932,3 +943,68 @@ def test_link_quantum_alone_says_the_quantum(session):
     assert session.execute("link quantum") == "link quantum 3"
     with pytest.raises(SynthError, match="usage is 'link on|off|quantum"):
         session.execute("link off 3")
+
+
+def test_record_at_the_prompt_keeps_what_was_played_between_its_two_commands(jack_server, registry, tmp_path):
+    """`record FILE` typed while the audio starts waits for it; `record
+    stop` ends the take after the block being played; a second take
+    starts later at its own command. Each file holds exactly the blocks
+    the device was sent meanwhile: the level set before it, no click."""
+    from synthcli.audio.ring import PLAYED, Ring
+    first, second = tmp_path / "first.wav", tmp_path / "second.wav"
+    session, sound = live_session(registry, tmp_path, None, "add vco a wave=sine freq=300", "add vca v level=0.2",
+                                  "connect a v", "connect v out", f"record {first}")
+    info = sound.player.info
+    ring = Ring(info["slots"], BLOCK, name=info["ring"])
+    try:
+        time.sleep(0.5)
+        assert re.fullmatch(rf"recording to {first}: 0\.\d s so far", session.execute("record"))
+        with pytest.raises(SynthError, match=f"already recording to {first}: `record stop` first"):
+            session.execute(f"record {second}")
+        said = session.execute("record stop")
+        session.execute("set v.level 0.8")
+        time.sleep(0.3)
+        before = int(ring.header[PLAYED])
+        assert session.execute(f"record {second}") == f"recording to {second}: `record stop` ends it"
+        time.sleep(0.6)
+        again = session.execute("record stop")
+        after = int(ring.header[PLAYED])
+        assert session.execute("record") == "not recording: record FILE.wav starts"
+        time.sleep(0.2)
+    finally:
+        ring.close()
+        final = sound.stop()
+    assert final["xruns"] == 0
+    for take, level, message in ((first, 0.2, said), (second, 0.8, again)):
+        data, sr = soundfile.read(str(take))
+        assert message == f"recorded {take} ({len(data) / SR:.2f} s)"
+        assert len(data) % BLOCK == 0 and np.allclose(data[:, 0], data[:, 1])
+        assert abs(peak_frequency(data[:, 0]) - 300.0) < 2.0
+        peaks = np.abs(data[:, 0]).reshape(-1, BLOCK).max(axis=1)
+        assert np.allclose(peaks, level, atol=0.01), (take, peaks.min(), peaks.max())
+        steepest = 2 * np.pi * 300 / SR * level
+        assert np.abs(np.diff(data[:, 0])).max() < 1.01 * steepest   # whole blocks, none lost between
+    blocks = len(soundfile.read(str(second))[0]) // BLOCK
+    assert after - before - 1 <= blocks <= after - before + 2, (before, after, blocks)
+    assert 0.4 < len(soundfile.read(str(first))[0]) / SR < 0.8
+
+
+def test_record_without_audio_or_with_a_bad_name_says_why(registry, tmp_path):
+    from synthcli.repl.sound import Sound
+    sound = Sound({"samplerate": SR}, lambda text, kind="": None)
+    sound.status, sound.reason = "no audio", "no sound server"
+    session = Session(registry, sound)
+    assert session.execute("record") == "not recording: record FILE.wav starts"
+    assert session.execute("record stop") == "not recording"
+    with pytest.raises(SynthError, match="^there is no audio to record: no sound server$"):
+        session.execute(f"record {tmp_path / 'take.wav'}")
+    with pytest.raises(SynthError, match=r"^record .*take\.txt: expected a \.wav or \.wave file$"):
+        session.execute(f"record {tmp_path / 'take.txt'}")
+    with pytest.raises(SynthError, match="no such directory"):
+        session.execute(f"record {tmp_path / 'nowhere' / 'take.wav'}")
+    with pytest.raises(SynthError, match=re.escape("usage is 'record [FILE.wav|stop]'")):
+        session.execute("record a.wav b.wav")
+    # Remote (OSC) commands may write only under the working directory.
+    with pytest.raises(SynthError, match="outside the working directory"):
+        session.execute("record /tmp/elsewhere.wav", remote=True)
+    assert not list(tmp_path.iterdir())

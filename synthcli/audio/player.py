@@ -69,8 +69,8 @@ class Player:
         self._failure: str | None = None
         self.lost: str | None = None   # why the audio stopped by itself (the sound server quit, say)
         self.broke: str | None = None   # why the engine stopped by itself (a bug of ours)
-        self._recorder: threading.Thread | None = None
-        self.record_failed: str | None = None   # why the recording stopped early, if it did
+        self.take: Take | None = None           # the recording going on, or the last one
+        self.record_failed: str | None = None   # why a recording stopped early, if one did
         self._sending = threading.Lock()
         self.midi_out = None    # the Sender of the MIDI the engine times (midi/out.py), once it sends some
         self._bundles = threading.local()
@@ -119,9 +119,8 @@ class Player:
         if self._failure or not self.info:   # refused, or died before saying anything
             self.process.join(5)
             raise SynthError(self._failure or f"the engine process exited (status {self.process.exitcode})")
-        if self.record_path:
-            self._recorder = threading.Thread(target=self._record, name="synthcli-recorder", daemon=True)
-            self._recorder.start()
+        if self.record_path:   # the engine keeps every block for it from the first callback on
+            self.record(Take(self.record_path, self.settings["samplerate"]), first=0)
         return self.info
 
     def _open_midi(self) -> None:
@@ -271,8 +270,8 @@ class Player:
                 told(ended, executor, self._culprit(), "it") if executor in IN_PROCESS else exit_reason(ended))
         if self.process.exitcode and self.info:   # killed, or crashed, before its own cleanup
             unlink((self.info["ring"], self.info["tap"]))
-        if self._recorder is not None:
-            self._recorder.join(timeout)
+        if self.take is not None and self.take.thread is not None:
+            self.take.thread.join(timeout)
         if self.midi_out is not None:
             self.midi_out.close()
         if self._dump is not None:
@@ -297,31 +296,67 @@ class Player:
 
     # -- recording -----------------------------------------------------------
 
-    def _record(self) -> None:
+    def record(self, take: Take, first: int | None = None) -> None:
+        """Write every block the callback sends from now on (or from
+        callback ``first``) to ``take.path`` until :meth:`stop_recording` or
+        the end. The file is opened here, so a name that cannot be written
+        is a SynthError at once, not a silent thread."""
+        from ..engine.render import open_wav
+        if self.take is not None and self.take.running:
+            raise SynthError(f"already recording to {self.take.path}: `record stop` first")
+        ring = Ring(self.info["slots"], self.settings["blocksize"], name=self.info["ring"])
+        try:
+            out = open_wav(take.path, self.settings["samplerate"])
+        except (RuntimeError, OSError) as error:   # soundfile's LibsndfileError is a RuntimeError
+            ring.close()
+            raise SynthError(f"cannot write {take.path}: {str(error).strip()}") from None
+        if first is None:
+            # Slots are kept for the recorder from the block playing now on
+            # (one earlier, in case a callback is between its two counters),
+            # before the first callback it writes is chosen.
+            ring.header[RECORDED] = max(0, int(ring.header[PLAYED]) - 1)
+            ring.header[RECORDING] = 1
+            first = int(ring.header[CALLBACKS])
+        self.take = take
+        take.thread = threading.Thread(target=self._record, args=(take, out, ring, first),
+                                       name="synthcli-recorder", daemon=True)
+        take.thread.start()
+
+    def stop_recording(self) -> Take | None:
+        """End the recording after the block the callback is sending now;
+        returns it, finished, or None when there was none."""
+        take = self.take
+        if take is None or not take.running:
+            return None
+        take.stop.set()
+        take.thread.join()
+        return take
+
+    def _record(self, take: Take, out, ring: Ring, first: int) -> None:
         """Write every block the callback sent, silence included, in order;
         with ``frames``, none of the piece past it (its last block's tail
-        is silence), so the file is the one ``synth render`` writes."""
+        is silence), so a recording from the start is the file ``synth
+        render`` writes."""
         import soundfile
-
-        from ..engine.render import open_wav
-        ring = Ring(self.info["slots"], self.settings["blocksize"], name=self.info["ring"])
         silence = np.zeros((ring.blocksize, 2), np.float32)
         end = self.settings.get("frames")
-        done = 0
-        rate = int(self.settings["samplerate"])
+        done = first
         try:
-            with open_wav(self.record_path, rate) as out:
+            with out:
                 while True:
-                    finished = self._stopped.is_set()
+                    finished = self._stopped.is_set() or take.stop.is_set()
                     calls = int(ring.header[CALLBACKS])
                     for k in range(done, calls):
                         played = int(ring.log[k % ring.slots])
                         if played == SILENCE:
                             out.write(silence)
+                            take.frames += ring.blocksize
                         elif end is None or (played + 1) * ring.blocksize <= end:
                             out.write(ring.data[played % ring.slots])
+                            take.frames += ring.blocksize
                         elif played * ring.blocksize < end:
                             out.write(ring.data[played % ring.slots][:end - played * ring.blocksize])
+                            take.frames += end - played * ring.blocksize
                         if played != SILENCE:
                             ring.header[RECORDED] = played + 1
                     done = calls
@@ -329,12 +364,42 @@ class Player:
                         break
                     time.sleep(0.01)
         except (soundfile.LibsndfileError, OSError) as error:   # a full disk, a file size limit
-            self.record_failed = (f"cannot write {self.record_path} after {done * ring.blocksize / rate:.2f} s: "
-                                  f"{str(error).strip()} (is the disk full?); the music plays on")
+            take.failed = self.record_failed = (
+                f"cannot write {take.path} after {take.seconds:.2f} s: "
+                f"{str(error).strip()} (is the disk full?); the music plays on")
             self.on_error(self.record_failed)
         finally:
             ring.header[RECORDING] = 0
             ring.close()
+
+
+class Take:
+    """One recording of what the device was sent, to a WAV file.
+
+    Attributes
+    ----------
+    path : str
+    frames : int
+        Frames written so far (all of them once it has ended).
+    failed : str or None
+        Why it ended early (a full disk).
+    """
+
+    def __init__(self, path: str, samplerate: int) -> None:
+        self.path = path
+        self.samplerate = samplerate
+        self.frames = 0
+        self.failed: str | None = None
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.samplerate
 
 
 def latest_sets(commands: list[tuple]) -> list[tuple]:

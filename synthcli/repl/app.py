@@ -115,6 +115,7 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
             # the engine's stop.
             for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(number, signal.SIG_IGN)
+            take = sound.recording()
             try:
                 control.close()
             finally:
@@ -126,6 +127,8 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
             blocks = final.get("played", 0)
             say(f"stopped: {blocks * settings['blocksize'] / settings['samplerate']:.1f} s played, "
                 f"{final.get('xruns', 0)} xruns", "note")
+        if take is not None and take.thread is not None and take.failed is None:
+            say(f"recorded {take.path} ({take.seconds:.2f} s)", "note")
     return 0
 
 

@@ -39,6 +39,8 @@ REPL_COMMANDS: dict[str, ReplCommand] = {c.name: c for c in (
     ReplCommand("load", "load FILE", "replace the patch (a patch file) or the patch and the song (a song file)", FILE),
     ReplCommand("render", "render FILE.wav [SECONDS]", "render the patch (4 s) or the song offline to a WAV file",
                 FILE),
+    ReplCommand("record", "record [FILE.wav|stop]", "write what is played from now on to a WAV file, until "
+                "`record stop`; alone, say what is being recorded", FILE),
     ReplCommand("play", "play", "start the song from bar 1 (it plays on past its length until stop)"),
     ReplCommand("stop", "stop", "stop the song's patterns; the patch keeps sounding"),
     ReplCommand("scope", "scope NAME[.PORT]", "a live oscilloscope and spectrum of a module's output (its first "

@@ -67,8 +67,9 @@ class Session:
     registry : Registry
     sound : Sound
         The engine as the REPL sees it (``set``, ``load``, ``start_song``,
-        ``replace_song``, ``halt_song``, ``meters``); it ignores what it is
-        sent while it has no audio.
+        ``replace_song``, ``halt_song``, ``meters``, ``record``); it ignores
+        what it is sent while it has no audio, except a recording, which
+        needs it.
     journal : Journal or None
         Where each change is written before it is applied.
     """
@@ -426,6 +427,30 @@ class Session:
                 engine.load(self.patch)
             frames = render_to_wav(Performance(engine, song, frames), file, frames)
         return f"wrote {file} ({length_written(frames, asked, samplerate)})"
+
+    def do_record(self, what: str | None = None) -> str:
+        """What the device is sent, as ``synth play --record`` writes it,
+        but from the next block to ``record stop``: a take starts when the
+        musician decides it is worth keeping."""
+        if what is None:
+            take = self.sound.recording()
+            if take is None:
+                return "not recording: record FILE.wav starts"
+            if take.thread is None:
+                return f"recording to {take.path} from when the audio starts"
+            return f"recording to {take.path}: {take.seconds:.1f} s so far"
+        if what == "stop":
+            take = self.sound.stop_recording()
+            if take is None:
+                return "not recording"
+            if take.thread is None:
+                return f"nothing recorded to {take.path}: the audio had not started"
+            return f"recorded {take.path} ({take.seconds:.2f} s)"
+        from ..engine.render import WAV_SUFFIXES
+        path = check_output(self._file(what), WAV_SUFFIXES, "record")
+        take = self.sound.record(str(path))
+        return (f"recording to {path}" + (" from when the audio starts" if take.thread is None else "")
+                + ": `record stop` ends it")
 
     # -- the song's transport ------------------------------------------------------------
 

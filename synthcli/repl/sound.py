@@ -46,6 +46,7 @@ class Sound(Forwarding):
         self.link_news: dict = {}          # the Ableton Link session as last reported
         self._link: tuple | None = None    # ("on", quantum, offset) while Link is asked for
         self.player = None
+        self._waiting_take = None   # a `record` typed while the audio starts: begun with it
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -81,6 +82,12 @@ class Sound(Forwarding):
                 player.link(*self._link)
             if song_now is not None:
                 player.start_song(song_now)
+            take, self._waiting_take = self._waiting_take, None
+            if take is not None:
+                try:
+                    player.record(take)
+                except SynthError as error:
+                    self.say(f"error: record: {error}", "error")
         self.status = "audio on"
         self.say(f"audio on: device {info['device']}, output latency {info['latency_ms']:.1f} ms"
                  + (f", recording to {record}" if record else ""), "note")
@@ -88,6 +95,8 @@ class Sound(Forwarding):
 
     def _silent(self, reason: str) -> None:
         self.status, self.reason = "no audio", reason
+        with self._lock:
+            self._waiting_take = None   # "no audio" says why nothing is recorded
         if not self._closing.is_set():
             self.say(f"no audio: {reason} (editing, save and render work without it)", "warning")
 
@@ -113,6 +122,29 @@ class Sound(Forwarding):
     def current(self):
         with self._lock:
             return self.player
+
+    def record(self, path: str):
+        """As :meth:`Forwarding.record`; while the audio starts, the
+        recording waits for it (its take has no thread until then)."""
+        from ..audio.player import Take
+        with self._lock:
+            if self.player is None and self.status == "audio starting":
+                if self._waiting_take is not None:
+                    raise SynthError(f"already recording to {self._waiting_take.path}: `record stop` first")
+                self._waiting_take = Take(path, self.settings["samplerate"])
+                return self._waiting_take
+        return super().record(path)
+
+    def stop_recording(self):
+        with self._lock:
+            take, self._waiting_take = self._waiting_take, None
+        return take if take is not None else super().stop_recording()
+
+    def recording(self):
+        with self._lock:
+            if self._waiting_take is not None:
+                return self._waiting_take
+        return super().recording()
 
     @contextlib.contextmanager
     def tapping(self, name: str, port: str) -> Iterator:

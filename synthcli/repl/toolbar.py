@@ -45,7 +45,7 @@ class Toolbar:
         self._song = None     # the stopped song, rebuilt only when its text changes
 
     def __call__(self) -> list[tuple[str, str]]:
-        return self.song_part() + self.link_part() + self.engine_part() + self.remote_part()
+        return self.song_part() + self.link_part() + self.engine_part() + self.record_part() + self.remote_part()
 
     def link_part(self) -> list[tuple[str, str]]:
         """Ableton Link's peers and session tempo, while Link is on."""
@@ -85,6 +85,15 @@ class Toolbar:
         if quarantined:
             parts.append(("class:toolbar.alarm", f" quarantined: {', '.join(quarantined)} "))
         return parts
+
+    def record_part(self) -> list[tuple[str, str]]:
+        """A take being recorded, and how long it is: a musician must see
+        that the mistakes are being kept."""
+        take = self.sound.recording()
+        if take is None:
+            return []
+        minutes, seconds = divmod(int(take.seconds), 60)
+        return [("class:toolbar.alarm", f" ● rec {minutes}:{seconds:02d} ")]
 
     def remote_part(self) -> list[tuple[str, str]]:
         """Where commands may also come from, so edits that appear by
