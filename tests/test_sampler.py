@@ -97,6 +97,50 @@ def test_velocity_start_and_a_stereo_file(sine, tmp_path):
     assert np.allclose(x[1000:5000], 0.25, atol=1e-3)             # mixed to mono: the sines cancel
 
 
+@pytest.fixture
+def noise(tmp_path):
+    """Half a second of noise at the engine's rate: read at whole positions,
+    the sampler gives back the file's own samples, so playing is exact."""
+    path = tmp_path / "noise.wav"
+    soundfile.write(str(path), np.random.default_rng(7).uniform(-0.5, 0.5, SR // 2), SR, subtype="DOUBLE")
+    return str(path), soundfile.read(str(path))[0]
+
+
+def test_reverse_plays_the_file_backwards_sample_for_sample(noise):
+    path, data = noise
+    x = play(path, gate_off=2000, reverse="on")
+    length = len(data)
+    np.testing.assert_array_equal(x[1000:1000 + length], data[::-1])
+    assert not x[:1000].any() and not x[1000 + length:].any()
+    np.testing.assert_array_equal(play(path, gate_off=2000, reverse="off")[1000:1000 + length], data)
+
+
+def test_end_stops_a_note_inside_the_file_with_a_fade_and_reversed_it_starts_there(noise, sine):
+    path, data = noise
+    quarter = len(data) // 4
+    x = play(path, gate_off=2000, start=0.25, end=0.5)
+    np.testing.assert_array_equal(x[1000:1000 + quarter - FADE], data[quarter:2 * quarter - FADE])
+    fade = np.arange(FADE, 0, -1) / FADE                       # the last FADE samples fall to silence
+    np.testing.assert_allclose(x[1000 + quarter - FADE:1000 + quarter], data[2 * quarter - FADE:2 * quarter] * fade)
+    assert not x[1000 + quarter:].any()
+    back = play(path, gate_off=2000, start=0.25, end=0.5, reverse="on")
+    np.testing.assert_array_equal(back[1000:1000 + quarter - FADE], data[2 * quarter - 1:quarter + FADE - 1:-1])
+    assert not back[1000 + quarter:].any()
+    # On a tone the fade is no click: no step above the sine's own.
+    tone = play(sine, gate_off=2000, end=0.31)                 # ends 0.4 of a cycle in, at 0.59 of its peak
+    assert np.abs(np.diff(tone)).max() < 2 * np.pi * 440 / SR * 0.5 * 1.05 and tone[1000 + 14000].any()
+    assert not tone[1000 + int(0.31 * 48000) + 2:].any()
+
+
+@pytest.mark.parametrize("reverse", ["off", "on"])
+def test_loop_goes_round_between_start_and_end(noise, reverse):
+    path, data = noise
+    quarter = len(data) // 4
+    x = play(path, mode="loop", gate_on=0, gate_off=N, start=0.5, end=0.75, reverse=reverse)
+    part = data[2 * quarter:3 * quarter] if reverse == "off" else data[3 * quarter - 1:2 * quarter - 1:-1]
+    np.testing.assert_array_equal(x[:5 * quarter], np.tile(part, 5))
+
+
 SONG = """tempo 120
 length 1
 add keys kb voices=2

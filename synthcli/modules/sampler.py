@@ -19,41 +19,67 @@ MAX_SECONDS = 600.0
 #: The fastest it plays, eight octaves up: a cable far past any note
 #: would otherwise step by an infinite amount.
 MAX_SPEED = 256.0
-#: Columns of the state: where each channel plays (in the file's samples),
-#: whether it plays, the gate's last sample, the note's level, samples of
-#: fade-out left (-1: none under way); and the note a new one cut short,
-#: fading out beside it: where it plays, its level, samples left.
-POS, PLAYING, WAS, AMP, FADING, TAIL_POS, TAIL_AMP, TAIL_LEFT = range(8)
+#: Columns of the state: how far the note has played into its part of the
+#: file (in the file's samples), where that part begins, how long it is,
+#: whether it plays backwards, and whether it ends inside the file (and
+#: so fades out, as a slice's end would otherwise cut the sound); whether
+#: it plays, the gate's last sample, the note's level, samples of fade-out
+#: left (-1: none under way); then the same five of the note a new one cut
+#: short, fading out beside it, its level and its samples left.
+(DONE, LO, SPAN, BACK, CUT, PLAYING, WAS, AMP, FADING,
+ TAIL_DONE, TAIL_LO, TAIL_SPAN, TAIL_BACK, TAIL_CUT, TAIL_AMP, TAIL_LEFT) = range(16)
 
 
 @helper
-def _advance(pos, step, length, looping):
-    """The next read position, and whether the sound goes on there."""
-    pos += step
-    if pos < length:
-        return pos, True
+def _advance(done, step, span, looping):
+    """How far the note has played after one more sample, and whether it
+    goes on there."""
+    done += step
+    if done < span:
+        return done, True
     if looping:
-        return pos - length * np.floor(pos / length), True
-    return pos, False
+        return done - span * np.floor(done / span), True
+    return done, False
+
+
+@helper
+def _play(data, done, lo, span, back, cut, step, looping):
+    """The sound ``done`` samples into its part of the file, faded over
+    the last FADE samples heard before a part that ends inside the file
+    stops. Backwards, the part is mirrored onto its own samples: its last
+    sample comes first and its first last, as the file reversed."""
+    y = _read_cubic(data, 0, (lo + span - 1.0 - done if back else lo + done) + PAD)
+    if cut and not looping:
+        y *= min(1.0, (span - done) / (FADE * step))
+    return y
 
 
 @kernel
-def _sampler_kernel(voct, gate, velocity, tune, start, level, mode, out, data, state, speed):
-    """Each rising gate plays the sound from ``start``, at a speed of
-    ``speed`` (the file's sample rate over the engine's) times 2 ** voct,
-    read between its samples by the delay's cubic interpolation. A note
-    that cuts another short (the same channel, still sounding) starts on
-    its sample while the other fades out over FADE samples beside it, as
-    a sampler's choke does, so chopped slices follow without a click."""
+def _sampler_kernel(voct, gate, velocity, tune, start, end, reverse, level, mode, out, data, state, speed):
+    """Each rising gate plays the file from ``start`` to ``end`` (or back
+    from ``end`` to ``start``), at a speed of ``speed`` (the file's sample
+    rate over the engine's) times 2 ** voct, read between its samples by
+    the delay's cubic interpolation. A note that cuts another short (the
+    same channel, still sounding) starts on its sample while the other
+    fades out over FADE samples beside it, as a sampler's choke does, so
+    chopped slices follow without a click."""
     channels, n = out.shape
     length = data.shape[1] - 2 * PAD
     for c in range(channels):
-        pos = state[c, POS]
+        done = state[c, DONE]
+        lo = state[c, LO]
+        span = state[c, SPAN]
+        back = state[c, BACK] > 0.5
+        cut = state[c, CUT] > 0.5
         playing = state[c, PLAYING] > 0.5
         was = state[c, WAS] > 0.5
         amp = state[c, AMP]
         fading = state[c, FADING]
-        tail_pos = state[c, TAIL_POS]
+        tail_done = state[c, TAIL_DONE]
+        tail_lo = state[c, TAIL_LO]
+        tail_span = state[c, TAIL_SPAN]
+        tail_back = state[c, TAIL_BACK] > 0.5
+        tail_cut = state[c, TAIL_CUT] > 0.5
         tail_amp = state[c, TAIL_AMP]
         tail_left = state[c, TAIL_LEFT]
         last_v = last_t = np.nan
@@ -63,11 +89,21 @@ def _sampler_kernel(voct, gate, velocity, tune, start, level, mode, out, data, s
             m = int(mode[c, i])
             if high and not was:
                 if playing:
-                    tail_pos = pos
+                    tail_done = done
+                    tail_lo = lo
+                    tail_span = span
+                    tail_back = back
+                    tail_cut = cut
                     tail_amp = amp * (fading / FADE if fading >= 0.0 else 1.0)
                     tail_left = float(FADE)
-                pos = min(max(start[c, i], 0.0), 1.0) * length
-                playing = length > 0
+                a = min(max(start[c, i], 0.0), 1.0) * length
+                b = min(max(end[c, i], 0.0), 1.0) * length
+                lo = min(a, b)
+                span = abs(b - a)
+                back = reverse[c, i] > 0.5
+                cut = lo > 0.0 if back else lo + span < length
+                done = 0.0
+                playing = span > 0.0
                 amp = min(max(velocity[c, i], 0.0), 1.0)
                 fading = -1.0
             elif was and not high and playing and m != ONESHOT and fading < 0.0:
@@ -77,11 +113,13 @@ def _sampler_kernel(voct, gate, velocity, tune, start, level, mode, out, data, s
                 last_v = voct[c, i]
                 last_t = tune[c, i]
                 step = min(speed * 2.0 ** (last_v + last_t / 12.0), MAX_SPEED)
+            looping = m == LOOP
             y = 0.0
             if tail_left > 0.0:
-                y = tail_amp * (tail_left / FADE) * _read_cubic(data, 0, tail_pos + PAD)
+                y = tail_amp * (tail_left / FADE) * _play(data, tail_done, tail_lo, tail_span, tail_back, tail_cut,
+                                                          step, looping)
                 tail_left -= 1.0
-                tail_pos, going = _advance(tail_pos, step, length, m == LOOP)
+                tail_done, going = _advance(tail_done, step, tail_span, looping)
                 if not going:
                     tail_left = 0.0
             if playing:
@@ -91,16 +129,24 @@ def _sampler_kernel(voct, gate, velocity, tune, start, level, mode, out, data, s
                     fading -= 1.0
                     if fading < 0.0:
                         playing = False
-                y += gain * _read_cubic(data, 0, pos + PAD)
-                pos, going = _advance(pos, step, length, m == LOOP)
+                y += gain * _play(data, done, lo, span, back, cut, step, looping)
+                done, going = _advance(done, step, span, looping)
                 playing = playing and going
             out[c, i] = level[c, i] * y
-        state[c, POS] = pos
+        state[c, DONE] = done
+        state[c, LO] = lo
+        state[c, SPAN] = span
+        state[c, BACK] = 1.0 if back else 0.0
+        state[c, CUT] = 1.0 if cut else 0.0
         state[c, PLAYING] = 1.0 if playing else 0.0
         state[c, WAS] = 1.0 if was else 0.0
         state[c, AMP] = amp
         state[c, FADING] = fading
-        state[c, TAIL_POS] = tail_pos
+        state[c, TAIL_DONE] = tail_done
+        state[c, TAIL_LO] = tail_lo
+        state[c, TAIL_SPAN] = tail_span
+        state[c, TAIL_BACK] = 1.0 if tail_back else 0.0
+        state[c, TAIL_CUT] = 1.0 if tail_cut else 0.0
         state[c, TAIL_AMP] = tail_amp
         state[c, TAIL_LEFT] = tail_left
 
@@ -126,9 +172,12 @@ class Sampler(Module):
                                          "folder"),
         Param("mode", "oneshot", choices=MODES,
               doc="oneshot: plays to the end whatever the gate; gate: stops (fading over 1.3 ms) when the gate "
-                  "falls; loop: as gate, going round from the end to the beginning"),
+                  "falls; loop: as gate, going round from end to start"),
         Param("tune", 0.0, -24.0, 24.0, "st", doc="semitones up or down, added to voct"),
         Param("start", 0.0, 0.0, 1.0, doc="where in the file each note starts, as a fraction of its length"),
+        Param("end", 1.0, 0.0, 1.0, doc="where each note ends (fading over 1.3 ms when that is inside the file) "
+                                        "or, in loop mode, goes round to start"),
+        Param("reverse", "off", choices=("off", "on"), doc="on: each note plays backwards, from end to start"),
         Param("level", 1.0, 0.0, 4.0, "x", doc="output gain"),
     )
     state_fields = ("state",)
@@ -138,12 +187,13 @@ class Sampler(Module):
         self._data = np.zeros((1, len(data) + 2 * PAD))
         self._data[0, PAD:PAD + len(data)] = data
         self._speed = rate / self.samplerate if len(data) else 1.0
-        self.state = np.zeros((self.channels, 8))
+        self.state = np.zeros((self.channels, 16))
         self.state[:, FADING] = -1.0
 
     def process(self, inputs, params, outputs):
         _sampler_kernel(inputs["voct"], inputs["gate"], inputs["velocity"], params["tune"], params["start"],
-                        params["level"], params["mode"], outputs["out"], self._data, self.state, self._speed)
+                        params["end"], params["reverse"], params["level"], params["mode"], outputs["out"],
+                        self._data, self.state, self._speed)
 
 
 def load_sound(path: str) -> tuple[np.ndarray, float]:
