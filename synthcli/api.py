@@ -22,7 +22,7 @@ from .errors import did_you_mean
 
 #: Version of this contract. A plugin names the major version it was written
 #: for; the host refuses plugins of another major version.
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 #: The most channels one cable carries (as in VCV Rack).
 MAX_CHANNELS = 16
@@ -248,6 +248,17 @@ class Module:
 
     def setup(self) -> None:
         """Allocate per-channel state; called once by ``__init__``."""
+
+    @classmethod
+    def warm(cls, files: Mapping[str, str]) -> None:
+        """Do ahead what ``setup()`` would take long over for these files
+        (their paths, as ``files`` will hold them), so that it finds the
+        work done. Live play calls it on a thread of its own before a patch
+        builds such an instance, and renders on meanwhile: a slow
+        ``setup()`` on the render thread (a long sound decoded) would
+        starve the device. Offline renders do not call it. The
+        ``sampler`` decodes its sound into a cache here, which its
+        ``setup()`` maps. The default does nothing."""
 
     def process(
         self,

@@ -167,6 +167,28 @@ class Sleeper(Module):
         outputs["out"][:] = 0.5
 
 
+class Warmer(Module):
+    """A plugin that warms its data file ahead (Module.warm): it writes
+    the pid it warmed in beside the file, and crashes the interpreter or
+    never returns for a file whose name says so."""
+    type_name = "warmer"
+    outputs = (Port("out"),)
+    params = (Param("file", "", file="data", doc="any file"),)
+
+    @classmethod
+    def warm(cls, files):
+        path = files["file"]
+        if path.endswith("crash"):
+            ctypes.string_at(0)
+        while path.endswith("hang"):
+            time.sleep(1)
+        with open(path + ".warmed", "w") as out:
+            out.write(str(os.getpid()))
+
+    def process(self, inputs, params, outputs):
+        outputs["out"][:] = 0.5
+
+
 #: The source of an installed plugin (see test_entrypoints.fake_plugin)
 #: whose module ``crash`` plays 0.1 for 100 blocks and then segfaults: in a
 #: process of its own under the default executor, in the engine's own

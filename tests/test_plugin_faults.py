@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import soundfile
 
 from synthcli.api import NoteOn
 from synthcli.engine.core import Engine
@@ -18,7 +19,7 @@ from synthcli.patch import Patch
 from synthcli.plugins import load_registry
 from synthcli.testing import peak_frequency
 
-from faulty import Deaf, Forgetful, Mistyped, Rebinder, Uncountable, Unready
+from faulty import Deaf, Forgetful, Mistyped, Rebinder, Uncountable, Unready, Warmer
 from test_entrypoints import install
 
 SR, BLOCK, BLOCKS = 48000, 256, 60
@@ -31,6 +32,32 @@ def registry():
     for cls in (Unready, Deaf, Forgetful, Mistyped, Rebinder, Uncountable):   # a third party's: hosted in a worker process
         reg.add(cls, "faulty-test-plugin", "0")
     return reg
+
+
+def test_a_plugins_warm_runs_in_a_process_of_its_own_that_may_crash_or_hang(registry, tmp_path, monkeypatch):
+    """Live play warms a patch's files before it builds the modules (see
+    audio/engine_process.warm_files): a plugin's warm() in a process of
+    its own, where a segfault or a hang cannot reach the engine."""
+    from synthcli.audio import engine_process
+    from synthcli.modules.sampler import padded_sound
+    registry.add(Warmer, "faulty-test-plugin", "0")
+    files = {name: tmp_path / name for name in ("data", "crash", "hang")}
+    for path in files.values():
+        path.write_text("x")
+    sound = tmp_path / "a.wav"
+    soundfile.write(str(sound), np.zeros(480), SR)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(engine_process, "WARM_SECONDS", 1.0)
+    patch = Patch(registry)
+    patch.load_text("".join(f"add warmer {name} file={path}\n" for name, path in files.items())
+                    + f"add sampler s file={sound}\n")
+    began = time.monotonic()
+    engine_process.warm_files([patch])
+    assert time.monotonic() - began < 10                         # the hang was given its second, then stopped
+    warmed = (tmp_path / "data.warmed").read_text()
+    assert warmed.isdigit() and int(warmed) != os.getpid()       # in another process
+    assert not (tmp_path / "crash.warmed").exists() and not (tmp_path / "hang.warmed").exists()
+    assert isinstance(padded_sound(str(sound))[0].base, np.memmap)  # the built-in sampler's, here: its cache
 
 
 def render(registry, kind, executor):

@@ -371,8 +371,8 @@ def test_completion_offers_what_fits_where_the_cursor_is(session, tmp_path, monk
     run(session, "add sampler s")
     assert complete(session, "set s.file songs/") == ["demo.seq"] and complete(session, "set s.f") == ["s.file"]
     assert complete(session, "connect osc1 s.") == ["s.voct", "s.gate", "s.velocity", "s.mode", "s.tune",
-                                                    "s.start", "s.level"]   # no cable reaches a file
-    assert complete(session, "pattern s.") == ["s.tune", "s.start", "s.level"]
+                                                    "s.start", "s.end", "s.reverse", "s.level"]   # no cable reaches a file
+    assert complete(session, "pattern s.") == ["s.tune", "s.start", "s.end", "s.level"]
 
 
 def test_highlighting_marks_commands_types_and_mistakes(registry):

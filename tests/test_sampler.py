@@ -4,6 +4,7 @@ path found from the song's folder, refused where it is wrong, saved and
 kept inside the working directory for remote commands."""
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ from synthcli.control import LiveSound
 from synthcli.engine.core import Engine
 from synthcli.engine.render import Performance
 from synthcli.errors import SynthError
-from synthcli.modules.sampler import FADE, Sampler
+from synthcli.modules import sampler
+from synthcli.modules.sampler import FADE, Sampler, padded_sound, warm_sound
 from synthcli.patch import Patch
 from synthcli.repl.session import Session
 from synthcli.sequencer.song import Song
@@ -139,6 +141,58 @@ def test_loop_goes_round_between_start_and_end(noise, reverse):
     x = play(path, mode="loop", gate_on=0, gate_off=N, start=0.5, end=0.75, reverse=reverse)
     part = data[2 * quarter:3 * quarter] if reverse == "off" else data[3 * quarter - 1:2 * quarter - 1:-1]
     np.testing.assert_array_equal(x[:5 * quarter], np.tile(part, 5))
+
+
+def test_the_cache_gives_the_decoded_sound_bit_for_bit_and_forgets_what_changed(sine, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cold, rate = padded_sound(sine)
+    assert not (tmp_path / "cache").exists()                  # setup() alone writes nothing
+    warm_sound(sine)
+    cached = list((tmp_path / "cache" / "synthcli" / "sounds").glob("*.npy"))
+    assert len(cached) == 1 and cached[0].name.endswith("-44100.npy")
+    warm, warm_rate = padded_sound(sine)
+    assert isinstance(warm.base, np.memmap) and warm.flags.writeable and warm_rate == rate == 44100.0
+    np.testing.assert_array_equal(warm, cold)
+    # The file rewritten (another sound, another time): the old decoding is not used.
+    soundfile.write(sine, 0.25 * np.ones(100), 44100, subtype="FLOAT")
+    new, _ = padded_sound(sine)
+    assert new.shape == (1, 100 + 8) and np.all(new[0, 4:-4] == 0.25)
+    # Beyond CACHE_BYTES the least recently used go, but never the one just made.
+    warm_sound(sine)
+    assert len(list((tmp_path / "cache" / "synthcli" / "sounds").glob("*.npy"))) == 2
+    other = tmp_path / "other.wav"
+    soundfile.write(str(other), np.zeros(1000), 48000)
+    monkeypatch.setattr(sampler, "CACHE_BYTES", 1)
+    warm_sound(str(other))
+    assert [p.name.split("-")[1] for p in (tmp_path / "cache" / "synthcli" / "sounds").glob("*.npy")] == ["48000.npy"]
+
+
+@pytest.mark.parametrize("executor", ["inline", "processes"])
+def test_a_long_file_set_while_playing_is_read_beside_the_audio_without_an_xrun(jack_server, tmp_path, monkeypatch,
+                                                                               sine, executor):
+    """A minute of stereo 16-bit sound takes about 0.2 s to decode: done by
+    the sampler's setup() on the render thread, 12-14 xruns. The live
+    engine has it warmed on a thread of its own first (Sampler.warm)."""
+    from synthcli.audio.player import Player
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))   # cold: nothing decoded yet
+    long = tmp_path / "long.wav"
+    tone = 0.5 * np.sin(2 * np.pi * 660 * np.arange(60 * SR) / SR)
+    soundfile.write(str(long), np.stack([tone, tone], 1), SR, subtype="PCM_16")
+    patch = "add lfo g wave=square freq=0.05\nadd sampler s file={}\nconnect g s.gate\nconnect s out\n"
+    take = tmp_path / "take.wav"
+    player = Player(patch.format(sine), record=str(take), samplerate=SR, blocksize=256, latency="normal",
+                    device=None, executor=executor, workers=1, safe_mode=True, blocks=None)
+    player.start()
+    try:
+        time.sleep(1.0)
+        player.load(patch.format(long))
+        time.sleep(2.0)
+    finally:
+        final = player.stop()
+    assert final["xruns"] == 0
+    data = soundfile.read(str(take))[0][:, 0]
+    assert abs(peak_frequency(data[SR // 4:3 * SR // 4]) - 440.0) < 2.0
+    assert abs(peak_frequency(data[-SR:]) - 660.0) < 2.0
 
 
 SONG = """tempo 120

@@ -1,6 +1,9 @@
 """``sampler``: a sound file played by gates, pitched by voct."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 from ..api import AUDIO, CONTROL, Module, Param, Port
@@ -16,6 +19,9 @@ FADE = 64
 PAD = 4
 #: The longest file a sampler loads: longer is most likely a wrong file.
 MAX_SECONDS = 600.0
+#: Bytes of decoded sounds kept in the cache (see :func:`warm_sound`);
+#: the least recently used go first beyond it.
+CACHE_BYTES = 2 * 1024**3
 #: The fastest it plays, eight octaves up: a cable far past any note
 #: would otherwise step by an infinite amount.
 MAX_SPEED = 256.0
@@ -157,7 +163,8 @@ class Sampler(Module):
     whatever the engine's sample rate; each volt doubles the speed, as
     on a tape machine, so a keys' voct plays it chromatically from C4.
     The sound is read once, when the module is built (by ``add`` or by a
-    ``set`` of its file), never while audio plays."""
+    ``set`` of its file), never while audio plays; live, it was decoded
+    ahead into a cache (:meth:`warm`) that the module maps at once."""
 
     type_name = "sampler"
     description = "Sample player: a sound file started by gates, pitched by voct, one-shot, gated or looped"
@@ -182,11 +189,13 @@ class Sampler(Module):
     )
     state_fields = ("state",)
 
+    @classmethod
+    def warm(cls, files):
+        warm_sound(files["file"])
+
     def setup(self):
-        data, rate = load_sound(self.files["file"])
-        self._data = np.zeros((1, len(data) + 2 * PAD))
-        self._data[0, PAD:PAD + len(data)] = data
-        self._speed = rate / self.samplerate if len(data) else 1.0
+        self._data, rate = padded_sound(self.files["file"])
+        self._speed = rate / self.samplerate if self._data.shape[1] > 2 * PAD else 1.0
         self.state = np.zeros((self.channels, 16))
         self.state[:, FADING] = -1.0
 
@@ -211,6 +220,98 @@ def load_sound(path: str) -> tuple[np.ndarray, float]:
     except RuntimeError as error:   # libsndfile's errors, a file it cannot open or read
         raise ValueError(f"cannot read {path} as sound: {error}") from None
     return np.ascontiguousarray(data.mean(axis=1)), float(rate)
+
+
+def padded_sound(path: str) -> tuple[np.ndarray, float]:
+    """The kernel's ``data`` (the sound between PAD zeros, one row) and
+    the file's sample rate: mapped from the cache when :func:`warm_sound`
+    put it there, so that building a sampler live costs no decoding; else
+    decoded now. Both give the same numbers."""
+    cached = _cached(path)
+    if cached is not None:
+        try:   # copy-on-write: its pages are shared, and the kernel may take it as a writable array
+            return np.load(cached, mmap_mode="c").view(np.ndarray), float(cached.stem.rsplit("-", 1)[1])
+        except (OSError, ValueError):   # evicted or cut short meanwhile: decode as without a cache
+            pass
+    data, rate = load_sound(path)
+    out = np.zeros((1, len(data) + 2 * PAD))
+    out[0, PAD:PAD + len(data)] = data
+    return out, rate
+
+
+def warm_sound(path: str) -> None:
+    """Decode ``path`` into the cache, unless it is there, for
+    :func:`padded_sound` in any process. Meant for a thread beside the
+    audio: a minute of stereo WAV took 0.19 s to decode, 14 xruns when a
+    live edit did it on the render thread. Best effort: a file it cannot
+    read is left for ``setup()`` to report."""
+    if not path:
+        return
+    cached = _cached(path)
+    if cached is not None:
+        os.utime(cached)   # recently used: the last to be evicted
+        return
+    try:
+        key = _cache_key(path)
+        padded, rate = padded_sound(path)
+    except (OSError, ValueError):
+        return
+    folder = _cache_folder()
+    partial = folder / f"{key}.{os.getpid()}.partial"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as out:
+            np.save(out, padded)
+        made = folder / f"{key}-{rate:g}.npy"
+        os.replace(partial, made)
+    except OSError:   # a full or read-only cache: setup() decodes as it always could
+        partial.unlink(missing_ok=True)
+        return
+    _evict(folder, made)
+
+
+def _cache_folder() -> Path:
+    from ..entrypoints import cache_folder
+    return cache_folder() / "sounds"
+
+
+def _cache_key(path: str) -> str:
+    """Names the decoded sound of this file as it is now: another file, or
+    this one rewritten, gets another name."""
+    import hashlib
+    stat = os.stat(path)
+    text = f"{os.path.abspath(path)}\0{stat.st_mtime_ns}\0{stat.st_size}\0{PAD}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _cached(path: str) -> Path | None:
+    if not path:
+        return None
+    try:
+        key = _cache_key(path)
+        return next(_cache_folder().glob(f"{key}-*.npy"), None)
+    except OSError:
+        return None
+
+
+def _evict(folder: Path, made: Path) -> None:
+    """Keep the cache under CACHE_BYTES, least recently used out first,
+    but never the sound just ``made``."""
+    files = []
+    for entry in folder.glob("*.npy"):
+        try:
+            stat = entry.stat()
+        except OSError:
+            continue
+        files.append((stat.st_mtime, stat.st_size, entry))
+    total = sum(size for _, size, _ in files)
+    for _, size, entry in sorted(files):
+        if total <= CACHE_BYTES:
+            break
+        if entry == made:
+            continue
+        entry.unlink(missing_ok=True)
+        total -= size
 
 
 MODULES = (Sampler,)
