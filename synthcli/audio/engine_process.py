@@ -136,7 +136,7 @@ class LiveEngine:
         from ..errors import SynthError
         ring, performance = self.ring, self.performance
         block_time = self.engine.blocksize / self.engine.samplerate
-        rendering = 0.0   # the slowest recent block, decaying
+        rendering = 0.0   # the slowest recent block, decaying (see late_start)
         sequencer = performance.sequencer
         applied = sequencer.swapped_at if sequencer else None
         while not performance.over:
@@ -185,13 +185,20 @@ class LiveEngine:
                 continue
             if self.midi is not None:
                 self.midi.before_block(performance.sequencer)
+            # Blocks whose cost was planned for are not what a block costs: the
+            # ones rendered before the stream starts (the very first took
+            # 20 ms, and kept the note's wait away for 12 s as it decayed),
+            # and those that rebuild the schedule, which LOAD_AHEAD covers.
+            planned = (self.stream is None or self.engine.finishing
+                       or (playing is not None and playing.rebuilds_within(self.engine.blocksize)))
             began = time.perf_counter()
             try:
                 block = performance.next_block()
             except Exception as error:  # a bug of ours: say so and stop, rather than hang silent
                 self.send(("broke", f"the engine failed and stops: {type(error).__name__}: {error}"))
                 break
-            rendering = max(time.perf_counter() - began, rendering * RENDER_DECAY)
+            if not planned:
+                rendering = max(time.perf_counter() - began, rendering * RENDER_DECAY)
             self.tap.after_block(self.engine)
             np.maximum(self.peak, np.abs(block).max(axis=1), out=self.peak)
             ring.data[int(ring.header[WRITTEN]) % ring.slots] = block.T
