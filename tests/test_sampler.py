@@ -170,7 +170,7 @@ def test_the_cache_gives_the_decoded_sound_bit_for_bit_and_forgets_what_changed(
 @pytest.mark.parametrize("executor", ["inline", "processes"])
 def test_a_long_file_set_while_playing_is_read_beside_the_audio_without_an_xrun(jack_server, tmp_path, monkeypatch,
                                                                                sine, executor):
-    """A minute of stereo 16-bit sound takes about 0.2 s to decode: done by
+    """A minute of stereo 16-bit sound takes 70-190 ms to decode: done by
     the sampler's setup() on the render thread, 12-14 xruns. The live
     engine has it warmed on a thread of its own first (Sampler.warm)."""
     from synthcli.audio.player import Player

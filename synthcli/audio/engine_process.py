@@ -246,7 +246,7 @@ class LiveEngine:
         """``command`` with the patch or song it loads made, and the files
         they read warmed (:meth:`Module.warm`), on a thread of its own; None
         while that goes on. A minute of sound decoded by ``setup()`` on
-        this thread took 0.19 s, 14 xruns; made here, it costs the render
+        this thread took 70-190 ms, 12-14 xruns; made here, it costs the render
         thread nothing but the rebuild."""
         if not structural(command):
             return command

@@ -242,7 +242,8 @@ def padded_sound(path: str) -> tuple[np.ndarray, float]:
 def warm_sound(path: str) -> None:
     """Decode ``path`` into the cache, unless it is there, for
     :func:`padded_sound` in any process. Meant for a thread beside the
-    audio: a minute of stereo WAV took 0.19 s to decode, 14 xruns when a
+    audio: a minute of stereo WAV takes 70 ms to decode (0.19 s the first
+    time in a process; benchmarks/sound_files.py), 12-14 xruns when a
     live edit did it on the render thread. Best effort: a file it cannot
     read is left for ``setup()`` to report."""
     if not path:
