@@ -352,7 +352,7 @@ def test_completion_offers_what_fits_where_the_cursor_is(session, tmp_path, monk
     assert complete(session, "set f") == ["f1."] and complete(session, "set f1.m") == ["f1.mode"]
     assert complete(session, "set f1.mode ") == ["lowpass", "highpass", "bandpass", "notch"]
     assert complete(session, "set f1.cutoff ") == ["1000"]
-    assert complete(session, "pattern ") == ["kb"] and complete(session, "pattern f1.") == ["f1.cutoff", "f1.res"]
+    assert complete(session, "pattern ") == ["kb"] and complete(session, "pattern f1.") == ["f1.cutoff", "f1.res", "f1.mode"]
     timed = complete(session, "at 3 ")   # what `at` takes, nothing it refuses
     for command in timed:
         with pytest.raises(SynthError) as refused:   # each lacks its arguments, but `at` takes it
@@ -372,7 +372,7 @@ def test_completion_offers_what_fits_where_the_cursor_is(session, tmp_path, monk
     assert complete(session, "set s.file songs/") == ["demo.seq"] and complete(session, "set s.f") == ["s.file"]
     assert complete(session, "connect osc1 s.") == ["s.voct", "s.gate", "s.velocity", "s.mode", "s.tune",
                                                     "s.start", "s.end", "s.reverse", "s.level"]   # no cable reaches a file
-    assert complete(session, "pattern s.") == ["s.tune", "s.start", "s.end", "s.level"]
+    assert complete(session, "pattern s.") == ["s.mode", "s.tune", "s.start", "s.end", "s.reverse", "s.level"]
 
 
 def test_highlighting_marks_commands_types_and_mistakes(registry):

@@ -144,6 +144,19 @@ def test_parameter_patterns_change_on_their_sample(registry):
             assert out[k * quarter] != pytest.approx(level - 0.1)
 
 
+def test_a_choice_pattern_names_its_choices_and_switches_on_its_sample(registry):
+    """sh holds what it took at the trig's rise (0 here, on the ramp's
+    first sample) until `track` makes it follow its input, from the step's
+    own sample (48000, inside a block of 256) and not the block's start."""
+    text = ("tempo 120\nlength 1\nadd keys kb voices=1\nadd lfo ramp wave=saw freq=0.25 amp=0.5\n"
+            "add sh h\nconnect ramp h.in\nconnect kb.gate h.trig\nconnect h out\n"
+            'pattern kb "c4" legato=1\npattern h.mode "sample track"\n')
+    out = render(registry, text, blocksize=256)
+    moving = np.flatnonzero(out != out[0])
+    assert moving[0] == SR and out[SR - 1] == out[0]
+    assert np.all(np.diff(out[SR + 10:2 * SR - 10]) > 0)                 # the ramp, followed
+
+
 def test_at_set_starts_on_the_bars_first_sample(registry):
     text = "tempo 120\nlength 2\n" + GATE + 'pattern kb "c4" legato=1\nat 2 set v.level 0.25\n'
     out = render(registry, text, blocksize=1000)
@@ -252,6 +265,10 @@ def test_random_drops_and_slow_steps_play_the_same_at_every_render(registry):
     ('length 1\nadd keys kb\npattern kb "0 [2 1.5]" scale=a3:minor\n', "3:18", "degree '1.5' is not a whole"),
     ('length 1\nadd keys kb\npattern kb "0 90" scale=a3:minor\n', "3:15", "degree 90 lands outside MIDI 0-127"),
     ('length 1\nadd lfo l\npattern l.freq "1 2" scale=c3:major\n', "3:22", "'l.freq' takes values"),
+    ('length 1\nadd vco o\npattern o.wave "saw triangel"\n', "3:21", "expected sine, saw, square, triangle or "
+                                                                     "pulse, got 'triangel', did you mean 'triangle'?"),
+    ('length 1\nadd vco o\npattern o.wave "saw 2"\n', "3:21", "got '2'"),
+    ('length 1\nadd vco o\npattern o.wav "saw"\n', "3:11", "'o.wav' is not a parameter of vco, did you mean 'wave'?"),
 ])
 def test_song_errors_name_file_line_and_column(tmp_path, text, place, words):
     song = tmp_path / "bad.seq"

@@ -161,7 +161,9 @@ class Engine:
         self.params: dict[tuple[str, str], float] = {}
         self.stats: dict[str, ModuleStats] = {}
         self._ramp = np.arange(1, blocksize + 1, dtype=np.float64) / blocksize
-        self._smoothing: dict[tuple[str, str], float] = {}
+        #: (module, param) -> (new value, sample of the block it starts on, whether it steps there (a
+        #: choice) rather than gliding to the block's end)
+        self._smoothing: dict[tuple[str, str], tuple[float, int, bool]] = {}
         self._settle: list[tuple[str, str]] = []
         # (sample, sequence, module, event): a heap of plain tuples, which
         # compare in C; a bar of 256 voices pushes 2048 of them at once.
@@ -311,8 +313,8 @@ class Engine:
     def set(self, name: str, param: str, value: float, time: int | None = None) -> int | None:
         """Change a parameter. Without ``time`` from the next block; with a
         sample ``time`` from that very sample. A number glides to its new
-        value by the end of the block it starts in; a choice switches at
-        the start of that block. A change for a later block returns a
+        value by the end of the block it starts in; a choice switches on
+        its sample. A change for a later block returns a
         handle for :meth:`cancel`."""
         if self.schedule is None:
             raise SynthError("no patch is loaded")
@@ -329,14 +331,8 @@ class Engine:
         return handle
 
     def _queue_set(self, node: Node, param: str, value: float, offset: int) -> None:
-        spec = self.registry.get(node.type).cls.param(param)
-        if spec.choices:
-            self._smoothing.pop((node.name, param), None)
-            rows = node.param_base[param]
-            self.arena[rows.start:rows.stop] = value
-            self.params[(node.name, param)] = value
-        else:
-            self._smoothing[(node.name, param)] = (value, offset)
+        choice = bool(self.registry.get(node.type).cls.param(param).choices)
+        self._smoothing[(node.name, param)] = (value, offset, choice)
 
     def send(self, name: str, time: int, event: tuple) -> int:
         """Deliver ``event`` to module ``name`` at sample ``time`` (a time
@@ -387,22 +383,26 @@ class Engine:
     def _apply_smoothing(self) -> None:
         """Last block's glides now hold their target; new ones hold the old
         value up to their start sample, then ramp to end exactly on the new
-        value at the end of this block."""
+        value at the end of this block. A choice steps to its new value on
+        its start sample (a pattern's step, say)."""
         schedule, n = self.schedule, self.blocksize
         for key in self._settle:
             if key[0] in schedule.by_name:
                 rows = schedule.node(key[0]).param_base[key[1]]
                 self.arena[rows.start:rows.stop] = self.params[key]
         self._settle = list(self._smoothing)
-        for key, (new, offset) in self._smoothing.items():
+        for key, (new, offset, choice) in self._smoothing.items():
             rows = schedule.node(key[0]).param_base[key[1]]
             old = self.params[key]
             first = self.arena[rows.start]
             first[:offset] = old
-            span = n - offset
-            ramp = self._ramp if offset == 0 else np.arange(1, span + 1) / span
-            np.multiply(ramp, new - old, out=first[offset:])
-            first[offset:] += old
+            if choice:
+                first[offset:] = new
+            else:
+                span = n - offset
+                ramp = self._ramp if offset == 0 else np.arange(1, span + 1) / span
+                np.multiply(ramp, new - old, out=first[offset:])
+                first[offset:] += old
             self.arena[rows.start + 1:rows.stop] = first
             self.params[key] = new
         self._smoothing.clear()

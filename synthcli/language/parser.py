@@ -213,15 +213,16 @@ def _parse_pattern(words: list[Token], line: int) -> Pattern:
             if target.port is not None:
                 raise _fail(f"scale= makes a pattern's numbers degrees of a scale, for notes; "
                             f"'{target}' takes values", line, word.col)
-            scale = _inside(lambda: parse_scale(value), value_token, line)
+            scale = inside(lambda: parse_scale(value), value_token, line)
         else:
             _number(value_token, line, key, *PATTERN_OPTIONS[key])
         options.append((Token(key, word.col), value_token))
-    _inside(lambda: parse_pattern(text, notes=target.port is None, scale=scale), text, line)
+    inside(lambda: parse_pattern(text, notes=target.port is None, scale=scale, names=target.port is not None),
+            text, line)
     return Pattern(line, words[0].col, target, text, tuple(options))
 
 
-def _inside(parse: Callable[[], object], token: Token, line: int) -> object:
+def inside(parse: Callable[[], object], token: Token, line: int) -> object:
     """Run a parse of ``token``'s text whose errors count columns inside it
     (a pattern, a scale): the file counts from the start of the line, and
     the message should not show both, so its own place goes, and another

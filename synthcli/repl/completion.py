@@ -72,7 +72,7 @@ class ReplCompleter(Completer):
         elif verb == "pattern" and given == 0:
             yield from self.modules(word, lambda name, inst: inst.type.cls.accepts_notes)
             if "." in word:
-                yield from self.endpoints(word, "number")
+                yield from self.endpoints(word, "pattern")
         elif verb in REPL_COMMANDS and given == 0:
             argument = REPL_COMMANDS[verb].argument
             if argument == FILE:
@@ -142,10 +142,11 @@ class ReplCompleter(Completer):
     def endpoints(self, word: str, kind: str) -> Iterable[Completion]:
         """Modules, then after ``NAME.`` the ports of that kind: ``out``
         (outputs), ``in`` (inputs and parameters), ``param`` (parameters),
-        ``number`` (numeric parameters). A file parameter is only ever set."""
+        ``pattern`` (what a pattern may turn: no structural parameter, so no
+        file). A file parameter is only ever set."""
         name, dot, port = word.partition(".")
         if not dot:
-            if kind in ("param", "number"):
+            if kind in ("param", "pattern"):
                 yield from self.modules(word, lambda n, inst: bool(inst.type.cls.params), suffix=".")
             else:
                 yield from self.modules(word)
@@ -161,7 +162,7 @@ class ReplCompleter(Completer):
                                                               if not p.file]
         else:
             ports = [(p.name, p.range_text().strip()) for p in cls.params
-                     if kind == "param" or not (p.choices or p.file)]
+                     if kind == "param" or not p.structural]
         for pname, meta in ports:
             if pname.startswith(port):
                 yield Completion(f"{name}.{pname}", -len(word), display=pname, display_meta=meta)

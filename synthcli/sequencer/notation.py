@@ -403,7 +403,8 @@ class Pattern:
         return self.text
 
 
-def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int, ...]] | None = None) -> Pattern:
+def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int, ...]] | None = None,
+                  choices: tuple[str, ...] = (), names: bool = False) -> Pattern:
     """Parse a pattern of the mini-notation (see the module documentation).
 
     Parameters
@@ -420,6 +421,14 @@ def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int,
         pattern's numbers are then degrees of that scale, whole numbers
         (0 the root, 7 the root an octave up in a 7-note scale, -1 the
         scale's last note an octave down), and note names are refused.
+    choices : tuple of str
+        The names a choice parameter takes (``("off", "on")``): the
+        pattern's values are those names, each standing for its index, and
+        nothing else.
+    names : bool
+        Also take any name for a value (as 0): the language's parser checks
+        a parameter pattern's form before the parameter is known, and the
+        song checks its values against it.
 
     Returns
     -------
@@ -433,7 +442,7 @@ def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int,
         ``text`` (the caller adds the place of the string), and the message
         names it too ("unknown note 'h3' at 1").
     """
-    return Pattern(text, notes, _Parser(text, notes, scale).parse(), scale)
+    return Pattern(text, notes, _Parser(text, notes, scale, choices, names).parse(), scale)
 
 
 def parse_scale(text: str) -> tuple[int, tuple[int, ...]]:
@@ -593,9 +602,11 @@ class _Step:
 class _Parser:
     """Recursive descent over the characters, one method per rule."""
 
-    def __init__(self, text: str, notes: bool, scale: tuple[int, tuple[int, ...]] | None = None) -> None:
+    def __init__(self, text: str, notes: bool, scale: tuple[int, tuple[int, ...]] | None = None,
+                 choices: tuple[str, ...] = (), names: bool = False) -> None:
         self.text, self.notes, self.pos, self.depth = text, notes, 0, 0
         self.scale = scale
+        self.choices, self.names = choices, names
         self.seeds = 0   # the '?'s read so far: each gets its own
 
     # -- characters --------------------------------------------------------
@@ -923,6 +934,12 @@ class _Parser:
         return _stack([_Atom(m, col) for m in midi], col, f"the chord at {col}")
 
     def value(self, word: str, col: int) -> _Atom:
+        if self.choices:
+            if word in self.choices:
+                return _Atom(float(self.choices.index(word)), col)
+            *others, last = self.choices
+            raise _fail(f"expected {', '.join(others)}{' or ' if others else ''}{last} at {col}, "
+                        f"got '{_clip(word)}'{did_you_mean(word, self.choices)}", col)
         if self.scale is not None and _NUMBER.match(word):
             return self.degree(word, col)
         if _NUMBER.match(word):
@@ -931,6 +948,8 @@ class _Parser:
                 raise _fail(f"the number '{_clip(word)}' at {col} is too large", col)
             return _Atom(number, col)
         if word[0].isalpha():
+            if self.names:
+                return _Atom(0.0, col)
             if self.scale is not None and _NOTE.match(word):
                 raise _fail(f"'{_clip(word)}' at {col} is a note name, but this pattern plays degrees of its "
                             f"scale: 0 is its root, 1 the next note up", col)

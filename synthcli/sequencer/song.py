@@ -15,8 +15,9 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..api import NoteOff, NoteOn
-from ..errors import SynthError
+from ..errors import SynthError, did_you_mean
 from ..language import At, Command, Length, Meter, Pattern, Set, Tempo, parse_text
+from ..language.parser import inside
 from ..patch import Patch
 from ..plugins import Registry
 from .notation import parse_pattern, parse_scale
@@ -147,13 +148,12 @@ class Song:
         target = command.target
         inst = patch.modules.get(target.module)
         if inst is None:
-            from ..errors import did_you_mean
             raise SynthError(f"unknown module '{target.module}'{did_you_mean(target.module, patch.modules)}",
                              line=command.line, col=target.module.col)
         cls = inst.type.cls
         options = {str(k): float(v) for k, v in command.options if k != "scale"}
         scale = next((parse_scale(v) for k, v in command.options if k == "scale"), None)
-        pattern = parse_pattern(command.text, notes=target.port is None, scale=scale)
+        param = None
         if target.port is None:
             if not cls.accepts_notes:
                 raise SynthError(f"'{target.module}' ({cls.type_name}) does not take notes; pattern a note "
@@ -161,13 +161,19 @@ class Song:
                                  col=target.module.col)
         else:
             param = cls.param(target.port)
-            if param is None or param.choices:
-                raise SynthError(f"'{target}' is not a numeric parameter of {cls.type_name}",
+            if param is None:
+                raise SynthError(f"'{target}' is not a parameter of {cls.type_name}"
+                                 f"{did_you_mean(target.port, [p.name for p in cls.params])}",
                                  line=command.line, col=target.port.col)
             if param.structural:   # a pattern sets values on samples; this one rebuilds the module
                 raise SynthError(f"'{target}' shapes the module and cannot follow a pattern; "
                                  f"change it between bars with 'at BAR set {target} VALUE'",
                                  line=command.line, col=target.port.col)
+        # A choice parameter's pattern names its choices, which only the module knows.
+        pattern = inside(lambda: parse_pattern(command.text, notes=param is None, scale=scale,
+                                               choices=param.choices if param is not None else ()),
+                         command.text, command.line)
+        if param is not None and not param.choices:
             for value, col in sorted(pattern.values().items(), key=lambda item: item[1]):
                 place = command.text.col + col - 1
                 if not param.min <= value <= param.max:
