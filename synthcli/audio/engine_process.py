@@ -188,9 +188,8 @@ class LiveEngine:
             # Blocks whose cost was planned for are not what a block costs: the
             # ones rendered before the stream starts (the very first took
             # 20 ms, and kept the note's wait away for 12 s as it decayed),
-            # and those that rebuild the schedule, which LOAD_AHEAD covers.
-            planned = (self.stream is None or self.engine.finishing
-                       or (playing is not None and playing.rebuilds_within(self.engine.blocksize)))
+            # and those near a rebuild of the schedule, which LOAD_AHEAD covers.
+            planned = self.stream is None or rebuilding
             began = time.perf_counter()
             try:
                 block = performance.next_block()
