@@ -211,40 +211,63 @@ def test_voices_sharing_a_modulated_cutoff_filter_as_alone(cls, voices):
 
 # -- switching the vcf's mode ------------------------------------------------------------
 
-def mode_switches(voices, block, switched):
-    """Mode indices per voice and sample: lowpass, and from ``block`` on
-    highpass for the voices in ``switched``."""
-    mode = np.zeros((voices, LANE_BLOCKS * BLOCK))
-    mode[list(switched), block * BLOCK:] = SVF_MODES.index("highpass")
+def mode_changes(voices, changes, samples):
+    """Mode indices per voice and sample: lowpass, and for each voice in
+    ``changes`` its list of (sample, mode) from then on."""
+    mode = np.zeros((voices, samples))
+    for c, steps in changes.items():
+        for at, name in steps:
+            mode[c, at:] = SVF_MODES.index(name)
     return mode
 
 
-@pytest.mark.parametrize("voices, switched", [(1, [0]), (8, [2, 5])], ids=["alone", "lanes"])
-def test_a_vcf_mode_switch_crossfades_over_one_block(voices, switched):
-    """The modes share one filter and differ in how they mix its states, so
-    the block a voice switches in is the old mode's output faded into the
-    new one's, as a number glides over a block, and before and after it
-    each mode plays what it plays alone; the voices that keep their mode
-    are untouched. The cut it replaces clicked: a 300 Hz sine switched
-    from lowpass to highpass at 600 Hz jumped by 27 times its steepest
-    step."""
-    t = np.arange(LANE_BLOCKS * BLOCK) / FS
+def sine_filtered(voices, samples, blocksize=BLOCK, **params):
+    t = np.arange(samples) / FS
     x = np.sin(2 * np.pi * 300 * t) * np.ones((voices, 1))
-    switching = render(Vcf, x, blocks=LANE_BLOCKS, channels=voices, cutoff=600,
-                       mode=mode_switches(voices, 2, switched))
-    low = render(Vcf, x, blocks=LANE_BLOCKS, channels=voices, cutoff=600, mode="lowpass")
-    high = render(Vcf, x, blocks=LANE_BLOCKS, channels=voices, cutoff=600, mode="highpass")
-    fade = slice(2 * BLOCK, 3 * BLOCK)
-    ramp = np.arange(1, BLOCK + 1) / BLOCK
+    return render_module(Vcf, samples // blocksize, params={"cutoff": 600.0, **params}, inputs={"in": x},
+                         channels=voices, samplerate=FS, blocksize=blocksize)["out"]
+
+
+@pytest.mark.parametrize("voices, switched", [(1, [0]), (8, [2, 5])], ids=["alone", "lanes"])
+def test_a_vcf_mode_change_crossfades_over_5_ms_from_its_sample(voices, switched):
+    """The modes share one filter and differ in how they mix its states, so
+    a change fades the old mode's mix into the new one's over 5 ms (240
+    samples), from the change's own sample (here inside a block, the fade
+    running into the next one), and before and after it each mode plays
+    what it plays alone, to the bit; the voices that keep their mode are
+    untouched. The cut it replaces clicked: a 300 Hz sine switched from
+    lowpass to highpass at 600 Hz jumped by 27 times its steepest step."""
+    samples, at, fade = 6 * BLOCK, 2 * BLOCK + 100, 240
+    switching = sine_filtered(voices, samples, mode=mode_changes(voices, {c: [(at, "highpass")] for c in switched},
+                                                                  samples))
+    low = sine_filtered(voices, samples, mode="lowpass")
+    high = sine_filtered(voices, samples, mode="highpass")
+    ramp = np.arange(1, fade + 1) / fade
     for c in range(voices):
         if c not in switched:
             np.testing.assert_array_equal(switching[c], low[c])
             continue
-        np.testing.assert_array_equal(switching[c, :fade.start], low[c, :fade.start])
-        np.testing.assert_array_equal(switching[c, fade], low[c, fade] + (high[c, fade] - low[c, fade]) * ramp)
-        np.testing.assert_array_equal(switching[c, fade.stop:], high[c, fade.stop:])
+        np.testing.assert_array_equal(switching[c, :at], low[c, :at])
+        during = slice(at, at + fade)
+        np.testing.assert_allclose(switching[c, during], low[c, during] + (high[c, during] - low[c, during]) * ramp,
+                                   rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(switching[c, at + fade:], high[c, at + fade:])
         steepest = np.abs(np.diff(low[c])).max()
         assert np.abs(np.diff(switching[c])).max() <= steepest * 1.001
+
+
+@pytest.mark.parametrize("voices", [1, 8])
+def test_vcf_mode_changes_sound_the_same_whatever_the_block_size(voices):
+    """Changes on samples inside blocks, one while another still fades: the
+    fade is counted in samples, so 256- and 64-sample blocks and 48 give
+    the same bits."""
+    samples = 48 * 64
+    changes = {0: [(300, "bandpass"), (400, "notch"), (1500, "highpass")], voices - 1: [(1001, "highpass")]}
+    mode = mode_changes(voices, changes, samples)
+    blocks = [sine_filtered(voices, samples, blocksize=b, mode=mode) for b in (256, 64, 48)]
+    np.testing.assert_array_equal(blocks[0], blocks[1])
+    np.testing.assert_array_equal(blocks[0], blocks[2])
+    assert not np.array_equal(blocks[0][0], sine_filtered(voices, samples, mode="lowpass")[0])
 
 
 # -- eq -----------------------------------------------------------------------

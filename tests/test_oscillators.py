@@ -199,6 +199,34 @@ def test_a_change_of_wave_crossfades():
     assert np.abs(np.diff(x[4 * TAPS:])).max() < np.sqrt(2) / 16 + steady
 
 
+#: Changes of a choice on samples inside blocks of 256, 128 and 32, each
+#: with room for the vco's 16-sample crossfade before the block's end, and
+#: one (7930) too near the end of every one of them: it waits for the next.
+CHANGES = (1000, 3333, 5001, 7930)
+
+
+@pytest.mark.parametrize("cls, param, names, params, latency", [
+    (Vco, "wave", ("sine", "square", "saw", "triangle", "pulse"), {"freq": 220.0, "pw": 0.3}, TAPS),
+    (Lfo, "wave", ("sine", "square", "triangle", "random", "saw"), {"freq": 3.0, "amp": 1.0}, 0),
+    (Noise, "color", ("white", "pink", "brown", "white", "pink"), {}, 0),
+], ids=["vco", "lfo", "noise"])
+def test_a_change_of_waveform_lands_on_its_sample_whatever_the_block_size(cls, param, names, params, latency):
+    """A pattern or a timed set steps a choice on its own sample; read once
+    a block, a waveform used to change at the next block's start, up to a
+    block late, and each block size put it somewhere else."""
+    samples = 8192
+    codes = [cls.param(param).coerce(name) for name in names]
+    wave = np.full(samples, float(codes[0]))
+    for at, code in zip(CHANGES, codes[1:]):
+        wave[at:] = code
+    outs = [render_module(cls, samples // b, params={**params, param: wave}, blocksize=b)["out"][0]
+            for b in (256, 128, 32)]
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
+    steady = render_module(cls, samples // 256, params={**params, param: names[0]})["out"][0]
+    assert np.flatnonzero(outs[0] != steady)[0] == CHANGES[0] + latency
+
+
 def test_saw_uses_full_scale_at_low_pitch():
     x = vco(wave="saw", freq=50.0)[0]
     assert 0.95 < x.max() <= 1.0 and -1.0 <= x.min() < -0.95

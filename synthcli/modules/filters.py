@@ -14,6 +14,7 @@ import numpy as np
 
 from ..api import AUDIO, MAX_CHANNELS, Module, Param, Port
 from ..engine.jit import helper, kernel
+from .oscillators import _steady
 
 #: A modulated cutoff is held in this range: below it the filter is a DC
 #: trap, above it tan() of the prewarp heads for its pole at Nyquist.
@@ -24,6 +25,9 @@ MAX_CUTOFF_RATIO = 0.49
 #: res 0 to Q 50 at res 1: a long ring, still strictly stable (k > 0).
 BUTTERWORTH_K = math.sqrt(2.0)
 SVF_MIN_K = 0.02
+
+#: A change of the vcf's mode crossfades over this long, whatever the block size.
+SVF_FADE_SECONDS = 0.005
 
 #: How each SVF mode mixes the input v0, k*v1, the band v1 and the low v2.
 #: The band output is the analog SVF's, so resonance lifts it like the others.
@@ -151,6 +155,12 @@ def _cutoff_tans(cutoff, tans, fmax, warp):
 
 
 @helper
+def _svf_fade(samplerate):
+    """SVF_FADE_SECONDS in samples, at least one."""
+    return max(1.0, float(round(SVF_FADE_SECONDS * samplerate)))
+
+
+@helper
 def _svf_damping(r):
     return BUTTERWORTH_K * (SVF_MIN_K / BUTTERWORTH_K) ** min(max(r, 0.0), 1.0)
 
@@ -204,35 +214,73 @@ def _svf_alone(x, cutoff, res, m, out, ic, c, fmax, warp):
 
 
 @helper
-def _svf_switch(x, cutoff, res, old, new, out, ic, c, before, fmax, warp):
-    """Channel c in the block its mode switched in: what the old mode would
-    have played crossfades into the new one over the block, as a number
-    glides, where a cut from lowpass to highpass clicked. Every mode reads
-    the same two integrators, so both run from the same state and end in
-    the same one."""
+def _svf_moving(x, cutoff, res, mode, out, ic, c, fmax, warp, length):
+    """Channel c in a block where its mode changes or a change still fades.
+    Every mode mixes the same two integrators, so a change crossfades the
+    mix weights from where they are to the new mode's over ``length``
+    samples, from the change's own sample on and across blocks, as a
+    number glides: a cut from lowpass to highpass clicked. Where nothing
+    fades the sums are the ones _svf_alone makes, to the bit."""
     n = x.shape[1]
     ic1 = ic[c, 0]
     ic2 = ic[c, 1]
-    _svf_alone(x, cutoff, res, old, out, ic, c, fmax, warp)
+    to = ic[c, 2]
+    f0, fk, f1, f2 = ic[c, 3], ic[c, 4], ic[c, 5], ic[c, 6]
+    done = ic[c, 7]
+    t0, tk, t1, t2 = SVF_MIX[max(int(to), 0)]
+    w0, wk, w1, w2 = t0, tk, t1, t2
+    last_f = last_r = np.nan
+    g = k = a1 = a2 = a3 = 0.0
     for i in range(n):
-        before[i] = out[c, i]
-    ic[c, 0] = ic1
-    ic[c, 1] = ic2
-    _svf_alone(x, cutoff, res, new, out, ic, c, fmax, warp)
-    for i in range(n):
-        out[c, i] = before[i] + (out[c, i] - before[i]) * ((i + 1) / n)
+        m = mode[c, i]
+        if m != to:
+            if to >= 0.0:   # from what is heard now, mid-fade or not
+                f0, fk, f1, f2 = w0, wk, w1, w2
+                done = 0.0
+            to = m
+            t0, tk, t1, t2 = SVF_MIX[int(m)]
+            w0, wk, w1, w2 = t0, tk, t1, t2
+        f = cutoff[c, i]
+        r = res[c, i]
+        if f != last_f or r != last_r:
+            if f != last_f:
+                g = _prewarp(f, fmax, warp)
+                last_f = f
+            if r != last_r:
+                k = _svf_damping(r)
+                last_r = r
+            a1, a2, a3 = _svf_gains(g, k)
+        if done < length:
+            done += 1.0
+            if done < length:
+                u = done / length
+                w0, wk, w1, w2 = f0 + (t0 - f0) * u, fk + (tk - fk) * u, f1 + (t1 - f1) * u, f2 + (t2 - f2) * u
+            else:
+                w0, wk, w1, w2 = t0, tk, t1, t2
+        out[c, i], ic1, ic2 = _svf_tick(x[c, i], a1, a2, a3, w0, wk * k + w1, w2, ic1, ic2)
+    ic[c, 0] = flush(ic1)
+    ic[c, 1] = flush(ic2)
+    ic[c, 2] = to
+    ic[c, 3], ic[c, 4], ic[c, 5], ic[c, 6] = f0, fk, f1, f2
+    ic[c, 7] = done
 
 
 @helper
-def _svf_each(x, cutoff, res, mode, out, ic, before, fmax, warp):
-    """Every channel on its own, a switched one crossfading."""
+def _svf_still(mode, ic, c, length):
+    """Whether channel c plays all block in the mode it played last block
+    (or, on the first block, in one mode), with no change fading."""
+    return ic[c, 7] >= length and _steady(mode, c) and (ic[c, 2] < 0.0 or ic[c, 2] == mode[c, 0])
+
+
+@helper
+def _svf_each(x, cutoff, res, mode, out, ic, fmax, warp, length):
+    """Every channel on its own, a changing one crossfading."""
     for c in range(x.shape[0]):
-        new = int(mode[c, 0])
-        if ic[c, 2] >= 0.0 and ic[c, 2] != new:
-            _svf_switch(x, cutoff, res, int(ic[c, 2]), new, out, ic, c, before, fmax, warp)
+        if _svf_still(mode, ic, c, length):
+            _svf_alone(x, cutoff, res, int(mode[c, 0]), out, ic, c, fmax, warp)
+            ic[c, 2] = mode[c, 0]
         else:
-            _svf_alone(x, cutoff, res, new, out, ic, c, fmax, warp)
-        ic[c, 2] = new
+            _svf_moving(x, cutoff, res, mode, out, ic, c, fmax, warp, length)
 
 
 @helper
@@ -309,30 +357,32 @@ def _svf_kernel(x, cutoff, res, mode, out, ic, work, samplerate):
     voice). The filter gains are pure functions of those, so a lane
     computes them, or copies them, exactly as alone.
 
-    ``ic[c, 2]`` is the mode channel c played the last block in (-1 before
-    the first): a block that switches a channel's mode runs every channel
-    alone, the switched ones twice (see _svf_switch).
+    ``ic[c]`` holds channel c's integrators, the mode it plays (-1 before
+    the first block), the mix weights a change fades from and the samples
+    of that fade done: a block where any channel's mode changes or fades
+    runs every channel alone (see _svf_moving).
     """
     channels, n = x.shape
     fmax = MAX_CUTOFF_RATIO * samplerate
     warp = math.pi / samplerate
+    length = _svf_fade(samplerate)
     lanes, xt, tans = _split_work(work, SVF_LANE_ROWS, n)
     if channels <= FEW:
         # Its recursion is short, so a few channels gain little from running
         # side by side.
-        _svf_each(x, cutoff, res, mode, out, ic, xt[:, 0], fmax, warp)
+        _svf_each(x, cutoff, res, mode, out, ic, fmax, warp, length)
         return
     shared = True
-    switched = 0
+    moving = 0
     for c in range(channels):
         lanes[0, c] = ic[c, 0]
         lanes[1, c] = ic[c, 1]
         lanes[2, c], lanes[3, c], lanes[4, c], lanes[5, c] = SVF_MIX[int(mode[c, 0])]
         lanes[6, c] = np.nan
         shared = shared and (c == 0 or (same_as_previous(cutoff, c) and same_as_previous(res, c)))
-        switched += ic[c, 2] >= 0.0 and ic[c, 2] != mode[c, 0]
-    if switched:
-        _svf_each(x, cutoff, res, mode, out, ic, xt[:, 0], fmax, warp)
+        moving += not _svf_still(mode, ic, c, length)
+    if moving:
+        _svf_each(x, cutoff, res, mode, out, ic, fmax, warp, length)
         return
     _to_lanes(x, xt)
     if shared:
@@ -359,13 +409,15 @@ class Vcf(Module):
               doc="resonance: 0 is Butterworth (Q 0.707, no peak), 1 rings hard (Q 50) yet never runs away"),
         Param("mode", "lowpass", choices=SVF_MODES,
               doc="which response: bandpass peaks at Q x input, notch removes the cutoff; "
-                  "a switch crossfades over one block"),
+                  "a change crossfades over 5 ms from its sample"),
     )
     state_fields = ("ic",)
 
     def setup(self):
-        self.ic = np.zeros((self.channels, 3))
+        # Integrators, mode, the weights a change fades from, the fade's samples done.
+        self.ic = np.zeros((self.channels, 8))
         self.ic[:, 2] = -1.0
+        self.ic[:, 7] = np.inf
         self._work = _work(SVF_LANE_ROWS, self.blocksize)
 
     def process(self, inputs, params, outputs):

@@ -194,7 +194,7 @@ def _vco_channel(shape, synced, c, inputs, state, out, samplerate, start, stop, 
         if fade:
             # Sample k of the crossfade weighs the new wave (k + 1) / (XFADE + 1);
             # an edge at sample i reaches the ring's samples i - TAPS .. i + TAPS.
-            rise = (i - TAPS + 1.0) / (XFADE + 1.0)
+            rise = (i - start - TAPS + 1.0) / (XFADE + 1.0)
             weight = (rise, 1.0 / (XFADE + 1.0)) if fade > 0 else (1.0 - rise, -1.0 / (XFADE + 1.0))
         prev = p
         late = 0.0
@@ -253,7 +253,7 @@ def _vco_channel(shape, synced, c, inputs, state, out, samplerate, start, stop, 
                     hi = False
             value = jump * (1.0 - w if hi else -w)
         if fade:
-            a = (i + 1.0) / (XFADE + 1.0)
+            a = (i - start + 1.0) / (XFADE + 1.0)
             value *= a if fade > 0 else 1.0 - a
         buf[pos] += value
         if fade <= 0:
@@ -296,44 +296,72 @@ def _vco_block(shape, synced, c, inputs, state, out, samplerate, start, stop, fa
     return _vco_channel(PULSE, False, c, inputs, state, out, samplerate, start, stop, fade)
 
 
+@helper
+def _held_until(wave, c, start, n):
+    """The first sample from ``start`` on where channel c's waveform is not
+    the one it has at ``start``; ``n`` when it holds to the block's end.
+    Most blocks change nothing: the count of changes runs as vectors, the
+    search for the first one only when there is one."""
+    if start == 0 and _steady(wave, c):
+        return n
+    for i in range(start + 1, n):
+        if wave[c, i] != wave[c, start]:
+            return i
+    return n
+
+
 @kernel
 def _vco_kernel(voct, fm, sync, freq, wave, pw, fmdepth, out, phase, high, ring, shapes, heard, cursor, samplerate):
     channels, n = out.shape
     for c in range(channels):
-        shape = int(wave[c, 0])
         inputs = (voct, fm, freq, pw, fmdepth, sync)
         # A sync input that holds one value all block long can rise through
         # zero only at its first sample; most vcos have none plugged in.
         synced = not _steady(sync, c) or heard[c] <= 0.0 < sync[c, 0]
         # The cursor provably in range spares every access a negative-index fix-up.
-        pos = cursor[0] & MASK
-        state = (phase[c], high[c], ring[c], pos, heard[c])
+        base = cursor[0] & MASK
+        p, hi, last = phase[c], high[c], heard[c]
+        playing = shapes[c]
         start = 0
-        if 0 <= shapes[c] != shape and n >= XFADE:
-            # A change of waveform. The old wave's pass fades it out and sends
-            # out the samples before the change, which only it reaches; the
-            # new wave's pass (a pulse starting as it would be at this phase)
-            # fades in over the same samples, and its loop goes on from there.
-            _vco_block(int(shapes[c]), synced, c, inputs, state, out, samplerate, 0, XFADE, -1)
-            new = (phase[c], phase[c] < _width(shape, pw[c, 0]), ring[c], pos, heard[c])
-            p, hi, last = _vco_block(shape, synced, c, inputs, new, out, samplerate, 0, XFADE, 1)
-            state = (p, hi, ring[c], (pos + XFADE) & MASK, last)
-            start = XFADE
-        shapes[c] = shape
-        # Without sync, each waveform's loop is inlined here: through
-        # _vco_block it cost 0.8 ns more a sample (16 voices of saw).
-        if synced:
-            phase[c], high[c], heard[c] = _vco_block(shape, True, c, inputs, state, out, samplerate, start, n, 0)
-        elif shape == SINE:
-            phase[c], high[c], heard[c] = _vco_channel(SINE, False, c, inputs, state, out, samplerate, start, n, 0)
-        elif shape == SAW:
-            phase[c], high[c], heard[c] = _vco_channel(SAW, False, c, inputs, state, out, samplerate, start, n, 0)
-        elif shape == TRIANGLE:
-            phase[c], high[c], heard[c] = _vco_channel(TRIANGLE, False, c, inputs, state, out, samplerate, start, n, 0)
-        elif shape == SQUARE:
-            phase[c], high[c], heard[c] = _vco_channel(SQUARE, False, c, inputs, state, out, samplerate, start, n, 0)
-        else:
-            phase[c], high[c], heard[c] = _vco_channel(PULSE, False, c, inputs, state, out, samplerate, start, n, 0)
+        while start < n:
+            shape = int(wave[c, start])
+            stop = _held_until(wave, c, start, n)
+            if 0 <= playing != shape:
+                if n - start >= XFADE:
+                    # A change of waveform, on its sample. The old wave's pass
+                    # fades it out and sends out the samples, which only it
+                    # reaches; the new wave's pass (a pulse starting as it would
+                    # be at this phase) fades in over the same samples, and its
+                    # loop goes on from there.
+                    state = (p, hi, ring[c], (base + start) & MASK, last)
+                    _vco_block(playing, synced, c, inputs, state, out, samplerate, start, start + XFADE, -1)
+                    new = (p, p < _width(shape, pw[c, start]), ring[c], (base + start) & MASK, last)
+                    p, hi, last = _vco_block(shape, synced, c, inputs, new, out, samplerate,
+                                             start, start + XFADE, 1)
+                    start += XFADE
+                    stop = max(stop, start)
+                elif n >= XFADE:
+                    # Too near the block's end for the crossfade: the old wave
+                    # plays on, and the next block starts with the change.
+                    shape, stop = playing, n
+            playing = shape
+            state = (p, hi, ring[c], (base + start) & MASK, last)
+            # Without sync, each waveform's loop is inlined here: through
+            # _vco_block it cost 0.8 ns more a sample (16 voices of saw).
+            if synced:
+                p, hi, last = _vco_block(shape, True, c, inputs, state, out, samplerate, start, stop, 0)
+            elif shape == SINE:
+                p, hi, last = _vco_channel(SINE, False, c, inputs, state, out, samplerate, start, stop, 0)
+            elif shape == SAW:
+                p, hi, last = _vco_channel(SAW, False, c, inputs, state, out, samplerate, start, stop, 0)
+            elif shape == TRIANGLE:
+                p, hi, last = _vco_channel(TRIANGLE, False, c, inputs, state, out, samplerate, start, stop, 0)
+            elif shape == SQUARE:
+                p, hi, last = _vco_channel(SQUARE, False, c, inputs, state, out, samplerate, start, stop, 0)
+            else:
+                p, hi, last = _vco_channel(PULSE, False, c, inputs, state, out, samplerate, start, stop, 0)
+            start = stop
+        phase[c], high[c], heard[c], shapes[c] = p, hi, last, playing
     cursor[0] = (cursor[0] + n) & MASK
 
 
@@ -626,54 +654,63 @@ class Fm(Module):
                    outputs["out"], self.state, self._scratch, self.samplerate)
 
 
+@helper(inline="always")
+def _lfo_run(shape, c, sync, freq, amp, offset, start_phase, out, state, samplerate, start, stop):
+    """Channel c's samples ``start`` to ``stop`` in one waveform: the new
+    phase, last wrapped phase, sync gate, held random value and seed."""
+    p, lq, g, h, rng = state
+    last_f = np.nan
+    inc = 0.0
+    for i in range(start, stop):
+        rising = sync[c, i] > 0.5 and not g
+        g = sync[c, i] > 0.5
+        if rising:
+            p = 0.0
+        q = p + start_phase[c, i]
+        q -= math.floor(q)
+        if q < lq:  # a new cycle, by wrap or by sync
+            rng, h = _random(rng)
+        lq = q
+        if shape == LFO_SINE:
+            v = q  # the phase for now: the sines follow in one pass
+        elif shape == LFO_TRIANGLE:
+            v = 4.0 * q if q < 0.25 else (2.0 - 4.0 * q if q < 0.75 else 4.0 * q - 4.0)
+        elif shape == LFO_SAW:
+            v = 2.0 * q if q < 0.5 else 2.0 * q - 2.0
+        elif shape == LFO_SQUARE:
+            v = 1.0 if q < 0.5 else -1.0
+        else:
+            v = h
+        out[c, i] = v if shape == LFO_SINE else offset[c, i] + amp[c, i] * v
+        f = freq[c, i]
+        if f != last_f:  # the division only when the rate changes
+            inc = min(max(f / samplerate, 0.0), 0.5)
+            last_f = f
+        p += inc
+        if p >= 1.0:
+            p -= 1.0
+    if shape == LFO_SINE:
+        # Over rows counted from 0 this loop runs as vectors; indexed from
+        # `start` in the block it did not, at twice the cost.
+        o, a, b = out[c, start:stop], amp[c, start:stop], offset[c, start:stop]
+        for i in range(stop - start):
+            o[i] = b[i] + a[i] * _sin_turns(o[i])
+    return p, lq, g, h, rng
+
+
 @kernel
 def _lfo_kernel(sync, freq, wave, amp, offset, start, out, phase, last, gate, held, rng, samplerate):
     channels, n = out.shape
     for c in range(channels):
-        shape = int(wave[c, 0])
-        p = phase[c]
-        lq = last[c]
-        g = gate[c]
-        h = held[c]
-        state = rng[c]
-        last_f = np.nan
-        inc = 0.0
-        for i in range(n):
-            rising = sync[c, i] > 0.5 and not g
-            g = sync[c, i] > 0.5
-            if rising:
-                p = 0.0
-            q = p + start[c, i]
-            q -= math.floor(q)
-            if q < lq:  # a new cycle, by wrap or by sync
-                state, h = _random(state)
-            lq = q
-            if shape == LFO_SINE:
-                v = q  # the phase for now: the sines follow in one pass
-            elif shape == LFO_TRIANGLE:
-                v = 4.0 * q if q < 0.25 else (2.0 - 4.0 * q if q < 0.75 else 4.0 * q - 4.0)
-            elif shape == LFO_SAW:
-                v = 2.0 * q if q < 0.5 else 2.0 * q - 2.0
-            elif shape == LFO_SQUARE:
-                v = 1.0 if q < 0.5 else -1.0
-            else:
-                v = h
-            out[c, i] = v if shape == LFO_SINE else offset[c, i] + amp[c, i] * v
-            f = freq[c, i]
-            if f != last_f:  # the division only when the rate changes
-                inc = min(max(f / samplerate, 0.0), 0.5)
-                last_f = f
-            p += inc
-            if p >= 1.0:
-                p -= 1.0
-        if shape == LFO_SINE:
-            for i in range(n):
-                out[c, i] = offset[c, i] + amp[c, i] * _sin_turns(out[c, i])
-        phase[c] = p
-        last[c] = lq
-        gate[c] = g
-        held[c] = h
-        rng[c] = state
+        state = (phase[c], last[c], gate[c], held[c], rng[c])
+        # A change of waveform switches on its sample: an LFO modulates,
+        # and its own square already jumps.
+        i = 0
+        while i < n:
+            stop = _held_until(wave, c, i, n)
+            state = _lfo_run(int(wave[c, i]), c, sync, freq, amp, offset, start, out, state, samplerate, i, stop)
+            i = stop
+        phase[c], last[c], gate[c], held[c], rng[c] = state
 
 
 class Lfo(Module):
@@ -725,24 +762,31 @@ def _noise_kernel(color, level, seed, out, rng, seeded, pink):
         b4 = pink[c, 4]
         b5 = pink[c, 5]
         b6 = pink[c, 6]
-        kind = int(color[c, 0])
-        for i in range(n):
-            state, w = _random(state)
-            if kind == BROWN:   # its one state in the first of pink's
-                b0 = BROWN_LEAK * b0 + BROWN_STEP * w
-                y = b0
-            elif kind == PINK:  # Paul Kellet's refined filter: -3 dB/octave +/-0.05 dB, 20 Hz..20 kHz
-                b0 = 0.99886 * b0 + w * 0.0555179
-                b1 = 0.99332 * b1 + w * 0.0750759
-                b2 = 0.96900 * b2 + w * 0.1538520
-                b3 = 0.86650 * b3 + w * 0.3104856
-                b4 = 0.55000 * b4 + w * 0.5329522
-                b5 = -0.7616 * b5 - w * 0.0168980
-                y = PINK_GAIN * (b0 + b1 + b2 + b3 + b4 + b5 + b6 + w * 0.5362)
-                b6 = w * 0.115926
-            else:
-                y = w
-            out[c, i] = min(max(level[c, i], 0.0), 1.0) * y
+        # A change of colour switches on its sample.
+        start = 0
+        while start < n:
+            kind = int(color[c, start])
+            stop = _held_until(color, c, start, n)
+            # Rows counted from 0, as in the lfo's sines: white noise runs as vectors.
+            lv, o = level[c, start:stop], out[c, start:stop]
+            for i in range(stop - start):
+                state, w = _random(state)
+                if kind == BROWN:   # its one state in the first of pink's
+                    b0 = BROWN_LEAK * b0 + BROWN_STEP * w
+                    y = b0
+                elif kind == PINK:  # Paul Kellet's refined filter: -3 dB/octave +/-0.05 dB, 20 Hz..20 kHz
+                    b0 = 0.99886 * b0 + w * 0.0555179
+                    b1 = 0.99332 * b1 + w * 0.0750759
+                    b2 = 0.96900 * b2 + w * 0.1538520
+                    b3 = 0.86650 * b3 + w * 0.3104856
+                    b4 = 0.55000 * b4 + w * 0.5329522
+                    b5 = -0.7616 * b5 - w * 0.0168980
+                    y = PINK_GAIN * (b0 + b1 + b2 + b3 + b4 + b5 + b6 + w * 0.5362)
+                    b6 = w * 0.115926
+                else:
+                    y = w
+                o[i] = min(max(lv[i], 0.0), 1.0) * y
+            start = stop
         rng[c] = state
         pink[c, 0] = b0
         pink[c, 1] = b1
