@@ -263,19 +263,32 @@ def test_drive_folds_back_far_less_than_the_curve_taken_sample_by_sample(shape, 
     assert ours < theirs - 8
 
 
-def test_a_shape_switch_crossfades_over_one_block():
-    """soft to hard at the start of block 20: the block before is tanh's,
-    the block after the clip's, and the block between goes from one to
-    the other as a number glides, where the cut clicked."""
+def test_a_shape_change_crossfades_over_5_ms_from_its_sample():
+    """soft to hard on sample 100 of block 20: before it tanh's output,
+    from 240 samples (5 ms) later the clip's, and between them one going
+    into the other as a number glides, where the cut clicked."""
     x = sine(300, 0.6, seconds=0.5)
     n = len(x) // BS
-    shape = np.where(np.arange(len(x)) < 20 * BS, 0.0, 1.0)
+    at, fade = 20 * BS + 100, 240
+    shape = np.where(np.arange(len(x)) < at, 0.0, 1.0)
     out = render_module(Drive, n, inputs={"in": x}, params={"drive": 0.3, "shape": shape})["out"][0]
     soft, hard = drive(x, drive=0.3, shape="soft"), drive(x, drive=0.3, shape="hard")
-    switch = slice(20 * BS, 21 * BS)
+    switch = slice(at, at + fade)
     np.testing.assert_array_equal(out[:switch.start], soft[:switch.start])
     np.testing.assert_array_equal(out[switch.stop:], hard[switch.stop:])
-    ramp = np.arange(1, BS + 1) / BS
+    ramp = np.arange(1, fade + 1) / fade
     np.testing.assert_allclose(out[switch], soft[switch] + (hard[switch] - soft[switch]) * ramp, atol=1e-12)
     assert np.abs(hard - soft).max() > 0.1   # the cut it replaced was audible
+
+
+def test_drive_shape_changes_sound_the_same_whatever_the_block_size():
+    """Three changes inside blocks, the second while the first still fades."""
+    x = sine(300, 0.6, seconds=0.25)
+    shape = np.zeros(len(x))
+    for at, kind in ((1000, 1.0), (1100, 2.0), (5000, 0.0)):
+        shape[at:] = kind
+    outs = [render_module(Drive, len(x) // b, inputs={"in": x}, params={"drive": 0.5, "shape": shape},
+                          blocksize=b)["out"][0] for b in (256, 64, 32)]
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
 

@@ -26,8 +26,9 @@ MAX_CUTOFF_RATIO = 0.49
 BUTTERWORTH_K = math.sqrt(2.0)
 SVF_MIN_K = 0.02
 
-#: A change of the vcf's mode crossfades over this long, whatever the block size.
-SVF_FADE_SECONDS = 0.005
+#: A change of the vcf's mode (or the drive's shape) crossfades over this
+#: long from its sample, whatever the block size.
+MODE_FADE_SECONDS = 0.005
 
 #: How each SVF mode mixes the input v0, k*v1, the band v1 and the low v2.
 #: The band output is the analog SVF's, so resonance lifts it like the others.
@@ -155,9 +156,9 @@ def _cutoff_tans(cutoff, tans, fmax, warp):
 
 
 @helper
-def _svf_fade(samplerate):
-    """SVF_FADE_SECONDS in samples, at least one."""
-    return max(1.0, float(round(SVF_FADE_SECONDS * samplerate)))
+def mode_fade(samplerate):
+    """MODE_FADE_SECONDS in samples, at least one."""
+    return max(1.0, float(round(MODE_FADE_SECONDS * samplerate)))
 
 
 @helper
@@ -365,7 +366,7 @@ def _svf_kernel(x, cutoff, res, mode, out, ic, work, samplerate):
     channels, n = x.shape
     fmax = MAX_CUTOFF_RATIO * samplerate
     warp = math.pi / samplerate
-    length = _svf_fade(samplerate)
+    length = mode_fade(samplerate)
     lanes, xt, tans = _split_work(work, SVF_LANE_ROWS, n)
     if channels <= FEW:
         # Its recursion is short, so a few channels gain little from running
