@@ -385,7 +385,9 @@ class Vco(Module):
     params = (
         Param("freq", C4_HZ, 0.01, 20000.0, "Hz",
               doc="frequency at voct 0; the default C4 lets a note source play true pitches"),
-        Param("wave", "saw", choices=VCO_WAVES, doc="waveform; a change crossfades over 16 samples, without a click"),
+        Param("wave", "saw", choices=VCO_WAVES,
+              doc="waveform; a change crossfades over 16 samples from its sample, without a click "
+                  "(one in the last 15 samples of a block, from the next block's start)"),
         Param("pw", 0.5, 0.01, 0.99, doc="pulse width: the high fraction of each pulse cycle"),
         Param("fmdepth", 1.0, 0.0, 10.0, "x", doc="scales the fm input"),
     )
