@@ -231,6 +231,60 @@ def test_render_writes_what_synth_render_writes(session, tmp_path):
     assert said == f"wrote {tmp_path / 'c.wav'} ({seconds:.2f} s: the song ends there, before the 30 s asked)"
 
 
+class Heard:
+    """What a session says above the prompt, from any thread, as the app's say() would print it."""
+
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, line, kind=""):
+        self.lines.append((line, kind))
+
+    def wait(self, count=1, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while len(self.lines) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(self.lines) >= count, self.lines
+        return self.lines[count - 1]
+
+
+def test_a_typed_render_runs_beside_the_prompt_from_the_patch_as_it_was(session, tmp_path):
+    """At a prompt the render returns at once and says when it is done;
+    what is typed meanwhile changes the patch, not the file: it is the
+    file the same render writes with no prompt to return to."""
+    run(session, "add vco a wave=sine freq=330", "connect a out")
+    alone = session.execute(f"render {tmp_path / 'alone.wav'} 3")
+    session.say = heard = Heard()
+    said = session.execute(f"render {tmp_path / 'beside.wav'} 3")
+    assert said == f"rendering {tmp_path / 'beside.wav'} beside the prompt: `render` says how far, `render stop` ends it"
+    run(session, "set a.freq 880", "add noise n", "connect n out")         # the prompt is the musician's
+    assert heard.wait() == (alone.replace("alone", "beside"), "")
+    assert (tmp_path / "beside.wav").read_bytes() == (tmp_path / "alone.wav").read_bytes()
+    assert session.execute("render") == "not rendering: render FILE.wav [SECONDS] starts"
+
+
+def test_render_says_how_far_it_is_one_at_a_time_and_stop_leaves_a_valid_file(session, tmp_path):
+    run(session, "add vco a wave=sine freq=330", "connect a out")
+    session.say = heard = Heard()
+    long = tmp_path / "long.wav"
+    session.execute(f"render {long} 3000")
+    deadline = time.monotonic() + 30
+    while session.rendering.fraction == 0.0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert re.fullmatch(rf"rendering {re.escape(str(long))}: \d+ %, about \d+ s left", session.execute("render"))
+    with pytest.raises(SynthError, match=f"already rendering {re.escape(str(long))}"):
+        session.execute(f"render {tmp_path / 'other.wav'}")
+    assert not (tmp_path / "other.wav").exists()
+    assert session.execute("render stop") == ""
+    line, kind = heard.wait()
+    seconds = soundfile.info(str(long)).frames / SR
+    assert (line, kind) == (f"render interrupted: {long} holds the first {seconds:.2f} s", "warning")
+    assert 0 < seconds < 3000 and not session.rendering.running
+    assert session.execute("render stop") == "not rendering"
+    data, _ = soundfile.read(str(long))
+    assert np.abs(data).max() > 0.1
+
+
 def test_the_journal_rebuilds_patch_song_and_history(registry, tmp_path):
     song = tmp_path / "s.seq"
     song.write_text(SHORT_DEMO)
@@ -290,7 +344,7 @@ def test_help_info_and_ls_read_the_tables_and_the_patch(session):
     with pytest.raises(SynthError, match="did you mean 'connect'"):
         session.execute("help conect")
     for wrong, usage in (("ls -l", "usage is 'ls'"), ("load", "usage is 'load FILE'"),
-                         ("render a.wav 1 2", "usage is 'render FILE.wav [SECONDS]'")):
+                         ("render a.wav 1 2", "usage is 'render [FILE.wav|stop] [SECONDS]'")):
         with pytest.raises(SynthError, match=re.escape(usage)):
             session.execute(wrong)
     run(session, "add lfo l1 freq=2", "add vcf f1", "connect l1 f1.cutoff", "connect f1 out")
@@ -581,6 +635,28 @@ def test_prompt_first_then_edits_errors_and_completion(terminal, tmp_path):
     assert "Traceback" not in term.screen()
     term.keys("C-d")
     assert term.exit_status() == 0
+
+
+def test_a_render_at_the_prompt_leaves_it_free_and_quit_ends_it_with_a_valid_file(terminal, tmp_path):
+    """In a real terminal: while a long render runs the prompt takes
+    edits, the toolbar shows how far it is, and `quit` ends it, saying
+    what the file holds."""
+    term = terminal(tmp_path / "state")
+    term.wait_for("synth>")
+    term.type("add vco osc1 wave=sine freq=220")
+    term.type("connect osc1 out")
+    long = tmp_path / "long.wav"
+    term.type(f"render {long} 3000", then=f"rendering {long} beside the prompt")
+    term.wait_for(" render ")                                # the toolbar's, with its percentage
+    assert re.search(r" render \d+% ", term.screen())
+    term.type("set osc1.freq 440")
+    term.type("ls", then="freq=440")
+    term.type("quit", then="render interrupted: ")
+    assert term.exit_status() == 0
+    seconds = soundfile.info(str(long)).frames / SR
+    assert f"render interrupted: {long} holds the first {seconds:.2f} s" in " ".join(term.history())
+    assert 0 < seconds < 3000
+    assert peak_frequency(soundfile.read(str(long))[0][:, 0], SR) == pytest.approx(220, abs=2)
 
 
 def test_paste_undo_redo_save_load_and_the_transport(terminal, tmp_path):

@@ -88,6 +88,7 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
             for line in control.listen_osc(osc["port"], osc["host"], osc["allow"]):
                 say(line, "warning" if line.startswith("warning") else "note")
         session.scope = lambda tap, title: scope.show(tap, title, settings["samplerate"])
+        session.say = say
         if midi:
             from ..cli import start_midi
             for line in start_midi(control, midi):
@@ -116,6 +117,8 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
             for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(number, signal.SIG_IGN)
             take = sound.recording()
+            if session.rendering is not None and session.rendering.running:
+                session.rendering.stop()   # a valid file of what it rendered, and a line that says so
             try:
                 control.close()
             finally:

@@ -37,8 +37,8 @@ REPL_COMMANDS: dict[str, ReplCommand] = {c.name: c for c in (
     ReplCommand("save", "save [FILE]", "write the canonical patch, or the song when there is one "
                 "(default: the file last loaded or saved)", FILE),
     ReplCommand("load", "load FILE", "replace the patch (a patch file) or the patch and the song (a song file)", FILE),
-    ReplCommand("render", "render FILE.wav [SECONDS]", "render the patch (4 s) or the song offline to a WAV file",
-                FILE),
+    ReplCommand("render", "render [FILE.wav|stop] [SECONDS]", "render the patch (4 s) or the song offline to a "
+                "WAV file, beside the prompt; alone, say how far it is; `render stop` ends it", FILE),
     ReplCommand("record", "record [FILE.wav|stop]", "write what is played from now on to a WAV file, until "
                 "`record stop`; alone, say what is being recorded", FILE),
     ReplCommand("play", "play", "start the song from bar 1 (it plays on past its length until stop)"),

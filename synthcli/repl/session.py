@@ -93,6 +93,10 @@ class Session:
         #: ``scope(tap, title)`` draws a tapped output until a key (the
         #: terminal's business, so the app sets it); None without a terminal.
         self.scope = None
+        #: ``say(line, kind)`` prints above the prompt from any thread (the
+        #: app sets it): with it, a typed render runs beside the prompt.
+        self.say = None
+        self.rendering = None             # the last render run beside the prompt
         self.link_quantum = 4.0          # beats per Link phase cycle
         self.linked = False              # Ableton Link asked for (`link on`)
 
@@ -402,13 +406,32 @@ class Session:
         self.path = path
         return f"saved {path} ({views.summary(self.patch, self.timeline)})"
 
-    def do_render(self, file: str, duration: str | None = None) -> str:
+    def do_render(self, what: str | None = None, duration: str | None = None) -> str:
         """Offline, at ``synth render``'s settings, so the file is the one
-        ``synth render`` would write from a saved copy."""
+        ``synth render`` would write from a saved copy. Typed at the
+        prompt it runs beside it (see rendering.py); from OSC, or with no
+        prompt to go back to, it is done before the reply."""
         from ..engine.core import Engine
         from ..engine.render import WAV_SUFFIXES, Performance, frames_for, length_written, render_to_wav
+        from .rendering import Rendering
+        running = self.rendering if self.rendering is not None and self.rendering.running else None
+        if what is None:
+            if running is None:
+                return "not rendering: render FILE.wav [SECONDS] starts"
+            left = running.left()
+            return (f"rendering {running.path}: {100 * running.fraction:.0f} %"
+                    + (f", about {left:.0f} s left" if left is not None else ""))
+        if what == "stop":
+            if duration is not None:
+                raise SynthError("render stop takes nothing after it")
+            if running is None:
+                return "not rendering"
+            running.stop()   # it says what the file holds
+            return ""
+        file = what
         check_output(self._file(file), WAV_SUFFIXES, "render")
         song = Song(self.registry, self.song_text) if self.timeline else None
+        patch = self.patch.copy() if song is None else None   # as typed now, whatever is typed meanwhile
         seconds = None if song is not None and song.length is not None else PATCH_SECONDS
         if duration is not None:
             try:
@@ -422,11 +445,20 @@ class Session:
             if lasts > REMOTE_RENDER_SECONDS:
                 raise SynthError(f"render over OSC is at most {REMOTE_RENDER_SECONDS:g} s (this one would last "
                                  f"up to {lasts:g} s): render it at the machine, in the REPL or with synth render")
-        with Engine(self.registry, samplerate, blocksize) as engine:
-            if song is None:
-                engine.load(self.patch)
-            frames = render_to_wav(Performance(engine, song, frames), file, frames)
-        return f"wrote {file} ({length_written(frames, asked, samplerate)})"
+
+        def work(progress) -> str:
+            with Engine(self.registry, samplerate, blocksize) as engine:
+                if patch is not None:
+                    engine.load(patch)
+                written = render_to_wav(Performance(engine, song, frames), file, frames, progress=progress)
+            return f"wrote {file} ({length_written(written, asked, samplerate)})"
+
+        if self.say is None or self.within is not None:
+            return work(None)
+        if running is not None:
+            raise SynthError(f"already rendering {running.path}: `render` says how far, `render stop` ends it")
+        self.rendering = Rendering(file, work, self.say)
+        return f"rendering {file} beside the prompt: `render` says how far, `render stop` ends it"
 
     def do_record(self, what: str | None = None) -> str:
         """What the device is sent, as ``synth play --record`` writes it,

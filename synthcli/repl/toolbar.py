@@ -45,7 +45,8 @@ class Toolbar:
         self._song = None     # the stopped song, rebuilt only when its text changes
 
     def __call__(self) -> list[tuple[str, str]]:
-        return self.song_part() + self.link_part() + self.engine_part() + self.record_part() + self.remote_part()
+        return (self.song_part() + self.link_part() + self.engine_part() + self.record_part()
+                + self.render_part() + self.remote_part())
 
     def link_part(self) -> list[tuple[str, str]]:
         """Ableton Link's peers and session tempo, while Link is on."""
@@ -94,6 +95,13 @@ class Toolbar:
             return []
         minutes, seconds = divmod(int(take.seconds), 60)
         return [("class:toolbar.alarm", f" ● rec {minutes}:{seconds:02d} ")]
+
+    def render_part(self) -> list[tuple[str, str]]:
+        """A render running beside the prompt, and how far it is."""
+        rendering = self.session.rendering
+        if rendering is None or not rendering.running:
+            return []
+        return [("class:toolbar.note", f" render {100 * rendering.fraction:.0f}% ")]
 
     def remote_part(self) -> list[tuple[str, str]]:
         """Where commands may also come from, so edits that appear by
