@@ -167,12 +167,14 @@ def test_the_cache_gives_the_decoded_sound_bit_for_bit_and_forgets_what_changed(
     assert [p.name.split("-")[1] for p in (tmp_path / "cache" / "synthcli" / "sounds").glob("*.npy")] == ["48000.npy"]
 
 
-@pytest.mark.parametrize("executor", ["inline", "processes"])
+@pytest.mark.parametrize("executor, timed", [("inline", False), ("processes", False), ("inline", True)],
+                         ids=["inline", "processes", "timed-bundle"])
 def test_a_long_file_set_while_playing_is_read_beside_the_audio_without_an_xrun(jack_server, tmp_path, monkeypatch,
-                                                                               sine, executor):
+                                                                               sine, executor, timed):
     """A minute of stereo 16-bit sound takes 70-190 ms to decode: done by
     the sampler's setup() on the render thread, 12-14 xruns. The live
-    engine has it warmed on a thread of its own first (Sampler.warm)."""
+    engine has it warmed on a thread of its own first (Sampler.warm), for
+    a bundle timed for later (OSC's) as soon as it arrives."""
     from synthcli.audio.player import Player
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))   # cold: nothing decoded yet
     long = tmp_path / "long.wav"
@@ -185,7 +187,8 @@ def test_a_long_file_set_while_playing_is_read_beside_the_audio_without_an_xrun(
     player.start()
     try:
         time.sleep(1.0)
-        player.load(patch.format(long))
+        with player.bundle(time.time() + 0.5 if timed else None):
+            player.load(patch.format(long))
         time.sleep(2.0)
     finally:
         final = player.stop()

@@ -246,8 +246,9 @@ class LiveEngine:
         they read warmed (:meth:`Module.warm`), on a thread of its own; None
         while that goes on. A minute of sound decoded by ``setup()`` on
         this thread took 70-190 ms, 12-14 xruns; made here, it costs the render
-        thread nothing but the rebuild."""
-        if not structural(command):
+        thread nothing but the rebuild. A bundle timed for later is made as
+        it arrives: at its sample there is only the rebuild left to do."""
+        if not to_make(command):
             return command
         job = self.preparing
         if job is None or job.command is not command:
@@ -633,6 +634,14 @@ def warm_files(patches) -> None:
         if process.is_alive():
             process.kill()
             process.join()
+
+
+def to_make(command: tuple) -> bool:
+    """Does it carry a patch or song as text (itself, or inside a batch for
+    now or later), to be made before it is applied?"""
+    if command[0] == "batch":
+        return any(to_make(each) for each in command[2])
+    return command[0] in STRUCTURAL and isinstance(command[1], str)
 
 
 def structural(command: tuple) -> bool:
