@@ -188,6 +188,18 @@ def _svf_tick(v0, a1, a2, a3, w0, wv1, w2, ic1, ic2):
 SVF_LANE_ROWS = 12
 
 
+@helper(inline="always")
+def _svf_coefficients(f, r, last_f, last_r, g, k, fmax, warp):
+    """g, k and the gains for cutoff f and res r: tan() and pow() only
+    for the one that moved since last_f and last_r."""
+    if f != last_f:
+        g = _prewarp(f, fmax, warp)
+    if r != last_r:
+        k = _svf_damping(r)
+    a1, a2, a3 = _svf_gains(g, k)
+    return g, k, a1, a2, a3
+
+
 @helper
 def _svf_alone(x, cutoff, res, m, out, ic, c, fmax, warp):
     """Channel c on its own in mode m, all state in registers."""
@@ -201,13 +213,8 @@ def _svf_alone(x, cutoff, res, m, out, ic, c, fmax, warp):
         f = cutoff[c, i]
         r = res[c, i]
         if f != last_f or r != last_r:
-            if f != last_f:
-                g = _prewarp(f, fmax, warp)
-                last_f = f
-            if r != last_r:
-                k = _svf_damping(r)
-                last_r = r
-            a1, a2, a3 = _svf_gains(g, k)
+            g, k, a1, a2, a3 = _svf_coefficients(f, r, last_f, last_r, g, k, fmax, warp)
+            last_f, last_r = f, r
             wv1 = wk * k + w1
         out[c, i], ic1, ic2 = _svf_tick(x[c, i], a1, a2, a3, w0, wv1, w2, ic1, ic2)
     ic[c, 0] = flush(ic1)
@@ -244,13 +251,8 @@ def _svf_moving(x, cutoff, res, mode, out, ic, c, fmax, warp, length):
         f = cutoff[c, i]
         r = res[c, i]
         if f != last_f or r != last_r:
-            if f != last_f:
-                g = _prewarp(f, fmax, warp)
-                last_f = f
-            if r != last_r:
-                k = _svf_damping(r)
-                last_r = r
-            a1, a2, a3 = _svf_gains(g, k)
+            g, k, a1, a2, a3 = _svf_coefficients(f, r, last_f, last_r, g, k, fmax, warp)
+            last_f, last_r = f, r
         if done < length:
             done += 1.0
             if done < length:
