@@ -127,3 +127,22 @@ def test_high_notes_stay_harmonic():
     for k in range(1, int(FS / 2 / f0) + 1):
         harmonic |= np.abs(freqs - k * f0) < 20
     assert 10 * np.log10(power[~harmonic].sum() / power[harmonic].sum()) < -25
+
+
+def test_wave_and_arpeggio_change_on_their_own_sample():
+    """A pattern steps a choice inside a block: the change is heard from
+    that sample, so blocks of 256 and of 64 give the same sound, and up to
+    it the sound is the old wave's."""
+    n = 40 * BLOCK
+    wave = np.full(n, float(list(WAVETABLES).index("pulse50")))
+    wave[3000:] = list(WAVETABLES).index("saw")
+    arp = np.zeros(n)
+    arp[5001:] = 1.0   # major
+    params = {"wave": wave, "arp": arp, "arprate": 20.0, "level": 1.0}
+    gate = {"gate": gate_at(0, blocks=40)}
+    blocks = [render_module(Chip, n // b, params=params, inputs=gate, samplerate=FS, blocksize=b)["out"][0]
+              for b in (256, 64)]
+    np.testing.assert_array_equal(blocks[0], blocks[1])
+    steady = render(blocks=40, inputs=gate, wave="pulse50", level=1.0)[0]
+    # The saw's staircase may meet the pulse's for a few samples; read once a block it changed at 3072.
+    assert 3000 <= np.flatnonzero(blocks[0] != steady)[0] < 3016

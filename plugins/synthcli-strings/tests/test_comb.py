@@ -63,3 +63,18 @@ def test_highest_feedback_stays_bounded():
                       inputs={"in": x}, samplerate=FS, blocksize=BLOCK)["out"][0]
     assert np.isfinite(y).all() and np.abs(y).max() < 1.0
     assert np.abs(y[-4800:]).max() < np.abs(y[:4800]).max()
+
+
+def test_mode_changes_on_its_own_sample():
+    """A pattern steps the mode inside a block: blocks of 256 and of 64
+    give the same sound, the old mode's up to that sample."""
+    x = noise()[:40 * BLOCK]
+    mode = np.zeros(x.size)
+    mode[3000:] = 1.0   # feedforward
+    params = {"freq": 500.0, "amount": 0.9, "mode": mode}
+    blocks = [render_module(Comb, x.size // b, params=params, inputs={"in": x}, samplerate=FS, blocksize=b)["out"][0]
+              for b in (256, 64)]
+    np.testing.assert_array_equal(blocks[0], blocks[1])
+    steady = render_module(Comb, x.size // BLOCK, params={**params, "mode": "feedback"}, inputs={"in": x},
+                           samplerate=FS, blocksize=BLOCK)["out"][0]
+    assert np.flatnonzero(blocks[0] != steady)[0] == 3000

@@ -93,10 +93,11 @@ def _chip_kernel(voct, gate, velocity, freq, wave, decay, release, sweep, arp, a
     channels, n = out.shape
     dt = 1.0 / samplerate
     for c in range(channels):
-        shape = min(max(int(wave[c, 0]), 0), METAL)
-        chord = min(max(int(arp[c, 0]), 0), ARP_LENGTHS.shape[0] - 1)
-        notes = ARP_LENGTHS[chord]
-        clocks = METAL_CLOCKS if shape == METAL else float(STEPS)
+        # A choice may change on any sample (a pattern's step): read where
+        # it moves, not once a block.
+        last_wave = last_arp = np.nan
+        shape = chord = notes = 0
+        clocks = 0.0
         p = phase[c]
         s = lfsr[c]
         v = volume[c]
@@ -109,6 +110,15 @@ def _chip_kernel(voct, gate, velocity, freq, wave, decay, release, sweep, arp, a
         last_pitch = last_f = np.nan
         inc = 0.0
         for i in range(n):
+            if wave[c, i] != last_wave:
+                last_wave = wave[c, i]
+                shape = min(max(int(last_wave), 0), METAL)
+                clocks = METAL_CLOCKS if shape == METAL else float(STEPS)
+                last_pitch = np.nan  # the increment counts this wave's table steps
+            if arp[c, i] != last_arp:
+                last_arp = arp[c, i]
+                chord = min(max(int(last_arp), 0), ARP_LENGTHS.shape[0] - 1)
+                notes = ARP_LENGTHS[chord]
             g = gate[c, i] > 0.5
             if g and not hi:  # note on: full (velocity-scaled) 4-bit volume
                 st = HELD

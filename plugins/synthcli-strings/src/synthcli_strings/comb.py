@@ -48,7 +48,6 @@ def _comb_kernel(x, voct, freq, mode, amount, damp, mix, out, line, cursor, lowp
     dmax = samplerate / MIN_FREQ
     for c in range(channels):
         w = cursor[0]
-        forward = int(mode[c, 0]) == FEEDFORWARD
         z = lowpass[c]
         last_f = last_v = last_k = np.nan
         base = delay = 100.0
@@ -80,7 +79,7 @@ def _comb_kernel(x, voct, freq, mode, amount, damp, mix, out, line, cursor, lowp
             g = min(max(amount[c, i], -MAX_AMOUNT), MAX_AMOUNT)
             s = x[c, i]
             y = s + g * z
-            if forward:
+            if int(mode[c, i]) == FEEDFORWARD:  # a choice may change on any sample (a pattern's step)
                 line[c, w] = s
                 wet = y / (1.0 + abs(g))
             else:
