@@ -211,6 +211,22 @@ def test_switching_the_detector_carries_its_level_over():
     np.testing.assert_allclose(gains[150 * BS:], gains[-1], rtol=1e-9)
 
 
+def test_the_detector_changes_on_its_own_sample_whatever_the_block_size():
+    """A pattern steps `detect` inside a block: blocks of 256 and of 48
+    give the same bits, the peak detector's up to that sample."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-0.8, 0.8, 48 * 256)
+    detect = np.zeros(x.size)
+    detect[3000:] = Comp.param("detect").coerce("rms")
+    detect[7777:] = Comp.param("detect").coerce("peak")
+    params = {"detect": detect, "attack": 0.001}
+    outs = [render_module(Comp, x.size // b, params=params, inputs={"in": x}, samplerate=SR, blocksize=b)["gain"][0]
+            for b in (256, 48)]
+    np.testing.assert_array_equal(outs[0], outs[1])
+    peak = compress(x, attack=0.001)["gain"][0]
+    assert np.flatnonzero(outs[0] != peak)[0] == 3000
+
+
 def test_lookahead_delays_the_signal_by_exactly_its_time_and_turns_a_transient_down_first():
     """Below the threshold the output is the input, 5 ms late, bit for
     bit. A full-scale burst after silence: without lookahead its first

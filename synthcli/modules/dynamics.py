@@ -141,6 +141,11 @@ def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, detect
         last_attack = last_release = last_ratio = last_threshold = last_makeup = np.nan
         rise = fall = slope = knee = boost = 0.0
         for i in range(n):
+            if (detect[c, i] >= 0.5) != rms:   # a change of detector on its sample (a pattern's step)
+                rms = not rms
+                env = env * env if rms else math.sqrt(env)
+                decibels = 10.0 if rms else 20.0
+                last_threshold = np.nan   # the knee, in the detector's own terms
             if threshold[c, i] != last_threshold:
                 last_threshold = threshold[c, i]
                 knee = 10.0 ** ((last_threshold - KNEE_DB / 2) / decibels)
