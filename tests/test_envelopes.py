@@ -113,3 +113,19 @@ def test_channels_are_independent():
 
 def test_check_module():
     check_module(Adsr)
+
+
+def test_a_change_of_curve_lands_on_its_own_sample_whatever_the_block_size():
+    """A pattern steps `curve` inside a block, here in the middle of the
+    attack and again in the release: blocks of 256 and of 40 give the
+    same bits, the linear curve's up to the first change."""
+    g = gate((ON, 300 * MS))
+    curve = np.zeros(g.size)
+    curve[ON + 5 * MS:] = 1.0
+    curve[400 * MS + 7:] = 0.0
+    params = {"attack": 0.02, "release": 0.3, "curve": curve}
+    outs = [render_module(Adsr, g.size // b, params=params, inputs={"gate": g}, samplerate=FS, blocksize=b)["out"][0]
+            for b in (256, 40)]
+    np.testing.assert_array_equal(outs[0], outs[1])
+    linear = render(g, attack=0.02, release=0.3)[0]
+    assert np.flatnonzero(outs[0] != linear)[0] == ON + 5 * MS

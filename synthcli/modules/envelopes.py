@@ -39,7 +39,6 @@ def _adsr_kernel(gate, attack, decay, sustain, release, curve, out,
     """
     channels, n = gate.shape
     for c in range(channels):
-        exp_curve = curve[c, 0] >= 0.5
         lv = level[c]
         st = stage[c]
         was_high = gate_high[c]
@@ -58,7 +57,7 @@ def _adsr_kernel(gate, attack, decay, sustain, release, curve, out,
                 t = attack[c, i] * samplerate
                 if t < 1.0:
                     lv = 1.0
-                elif exp_curve:
+                elif curve[c, i] >= 0.5:   # on its sample (a pattern's step)
                     if t != a_len:
                         a_coef = _exp_coef(t, ATTACK_OVERSHOOT)
                         a_len = t
@@ -73,7 +72,7 @@ def _adsr_kernel(gate, attack, decay, sustain, release, curve, out,
                 t = decay[c, i] * samplerate
                 if t < 1.0:
                     lv = s
-                elif exp_curve:
+                elif curve[c, i] >= 0.5:   # on its sample (a pattern's step)
                     if t != d_len:
                         d_coef = _exp_coef(t, FALL_OVERSHOOT)
                         d_len = t
@@ -90,7 +89,7 @@ def _adsr_kernel(gate, attack, decay, sustain, release, curve, out,
                 t = release[c, i] * samplerate
                 if t < 1.0:
                     lv = 0.0
-                elif exp_curve:
+                elif curve[c, i] >= 0.5:   # on its sample (a pattern's step)
                     if t != r_len:
                         r_coef = _exp_coef(t, FALL_OVERSHOOT)
                         r_len = t
