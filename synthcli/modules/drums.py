@@ -169,8 +169,8 @@ class Drums(Module):
         Param("voices", 1, 1, MAX_CHANNELS, "", integer=True, structural=True,
               doc="output channels; instrument k plays on channel k mod voices"),
         Param("level", 1.0, 0.0, 4.0, "x", doc="output gain"),
-        Param("tone", 1.0, 0.25, 4.0, "x", doc="scales every drum's pitch"),
-        Param("decay", 1.0, 0.1, 4.0, "x", doc="scales every drum's length"),
+        Param("tone", 1.0, 0.25, 4.0, "x", doc="scales every drum's pitch (read at each block's start)"),
+        Param("decay", 1.0, 0.1, 4.0, "x", doc="scales every drum's length (read at each block's start)"),
     )
     state_fields = ("age", "vel", "amp", "noise_amp", "phase", "pitch_env", "rng", "filt")
     accepts_notes = True
