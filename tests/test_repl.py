@@ -260,7 +260,23 @@ def test_a_typed_render_runs_beside_the_prompt_from_the_patch_as_it_was(session,
     run(session, "set a.freq 880", "add noise n", "connect n out")         # the prompt is the musician's
     assert heard.wait() == (alone.replace("alone", "beside"), "")
     assert (tmp_path / "beside.wav").read_bytes() == (tmp_path / "alone.wav").read_bytes()
-    assert session.execute("render") == "not rendering: render FILE.wav [SECONDS] starts"
+    assert session.execute("render") == f"not rendering; the last: {heard.lines[-1][0]}"
+
+
+def test_a_render_sent_over_osc_runs_beside_the_prompt_too(registry, tmp_path, monkeypatch):
+    """A remote render held the lock every command takes, so the prompt,
+    OSC and MIDI waited for it: in the REPL it runs beside them, and a
+    remote `render` asks how it went."""
+    monkeypatch.chdir(tmp_path)   # remote commands write only under the working directory
+    session = Session(registry, Recorder(), clock=lambda: 0.0)
+    session.say = heard = Heard()
+    assert session.execute("render", remote=True) == "not rendering: render FILE.wav [SECONDS] starts"
+    run(session, "add vco a wave=sine freq=330", "connect a out")
+    said = session.execute("render remote.wav 2", remote=True)
+    assert said == "rendering remote.wav beside the prompt: `render` says how far, `render stop` ends it"
+    assert heard.wait() == ("wrote remote.wav (2.00 s)", "")
+    assert session.execute("render", remote=True) == "not rendering; the last: wrote remote.wav (2.00 s)"
+    assert soundfile.info(str(tmp_path / "remote.wav")).frames == 2 * SR
 
 
 def test_render_says_how_far_it_is_one_at_a_time_and_stop_leaves_a_valid_file(session, tmp_path):

@@ -1,11 +1,13 @@
-"""A render typed at the prompt runs beside it.
+"""A render asked for in the REPL runs beside the prompt.
 
 A song of a few minutes takes seconds to render, and a musician in the
-middle of a set should not lose the prompt for them: the render runs on
-a thread of its own, from a copy of the patch and song as they were when
-it was typed, while editing and playing go on. ``render`` alone says how
-far it is, the toolbar shows it, ``render stop`` (or ``quit``) ends it
-with a valid file of what was rendered, as Ctrl-C ends ``synth render``.
+middle of a set should not lose the prompt for them, nor OSC and MIDI,
+which wait for each command to finish: the render runs on a thread of
+its own, from a copy of the patch and song as they were when it was
+asked for, while editing and playing go on. ``render`` alone says how
+far it is (or, once it has ended, what it wrote), the toolbar shows it,
+and ``render stop`` (or ``quit``) ends it with a valid file of what was
+rendered, as Ctrl-C ends ``synth render``.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ class Rendering:
     def __init__(self, path: str, work: Callable[[Callable[[float], None]], str],
                  say: Callable[[str, str], None]) -> None:
         self.path = path
+        self.outcome = ""   # what it said when it ended
         self.fraction = 0.0
         self.started = time.monotonic()
         self._say = say
@@ -72,4 +75,5 @@ class Rendering:
             line, kind = f"render: error: {error}", "error"
         except Exception as error:   # a fault of ours must not end in a thread's traceback over the prompt
             line, kind = f"render: internal error: {type(error).__name__}: {error}", "error"
+        self.outcome = line
         self._say(line, kind)

@@ -408,16 +408,18 @@ class Session:
 
     def do_render(self, what: str | None = None, duration: str | None = None) -> str:
         """Offline, at ``synth render``'s settings, so the file is the one
-        ``synth render`` would write from a saved copy. Typed at the
-        prompt it runs beside it (see rendering.py); from OSC, or with no
-        prompt to go back to, it is done before the reply."""
+        ``synth render`` would write from a saved copy. In the REPL it
+        runs beside the prompt (see rendering.py), typed or sent over OSC,
+        which a render would otherwise hold, with MIDI and the keyboard;
+        with no prompt to go back to it is done before the reply."""
         from ..engine.core import Engine
         from ..engine.render import WAV_SUFFIXES, Performance, frames_for, length_written, render_to_wav
         from .rendering import Rendering
         running = self.rendering if self.rendering is not None and self.rendering.running else None
         if what is None:
             if running is None:
-                return "not rendering: render FILE.wav [SECONDS] starts"
+                last = self.rendering.outcome if self.rendering is not None else ""
+                return f"not rendering; the last: {last}" if last else "not rendering: render FILE.wav [SECONDS] starts"
             left = running.left()
             return (f"rendering {running.path}: {100 * running.fraction:.0f} %"
                     + (f", about {left:.0f} s left" if left is not None else ""))
@@ -453,7 +455,7 @@ class Session:
                 written = render_to_wav(Performance(engine, song, frames), file, frames, progress=progress)
             return f"wrote {file} ({length_written(written, asked, samplerate)})"
 
-        if self.say is None or self.within is not None:
+        if self.say is None:
             return work(None)
         if running is not None:
             raise SynthError(f"already rendering {running.path}: `render` says how far, `render stop` ends it")
