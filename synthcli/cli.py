@@ -423,6 +423,7 @@ def play(
         sound = LiveSound()
         try:
             control = Control(play_session(reg, file, sound), lambda line: typer.echo(line, err=True))
+            control.session.say = lambda line, kind="": typer.echo(line, err=True)   # a remote render runs beside
             midi_lines = start_midi(control, live_midi, serve=False)   # ports before the audio: see MidiInput.open
         except SynthError as error:
             if control is not None:

@@ -133,6 +133,9 @@ class Control:
         if self.clock is not None:
             self.clock.stop()
             self.clock = None
+        rendering = self.session.rendering
+        if rendering is not None and rendering.running:   # with no more commands to come
+            rendering.stop()   # a valid file of what it rendered, and a line that says so
 
     @contextlib.contextmanager
     def bundle(self, when: float | None = None):

@@ -4,6 +4,7 @@ session without audio (what the model does), then with `synth play
 --osc` on the JACK dummy server (what is heard). Malformed datagrams are
 hand-made bytes and python-osc's own test datagrams, which ship with it."""
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -414,6 +415,29 @@ def test_a_take_recorded_over_osc_holds_what_played_between_start_and_stop(jack_
     assert 0.8 < len(data) / SR < 1.2
     assert abs(peak_frequency(data[:, 0]) - 440.0) < 1.0 and np.abs(data[:, 0]).min() < 1e-2
     assert 0.49 < np.abs(data[:, 0]).max() < 0.51
+
+
+@needs_liblo
+def test_a_render_over_osc_runs_beside_the_music_and_its_commands(jack_server, tmp_path):
+    """A remote render held the lock every command takes until it was done:
+    a set sent after it waited seconds. It runs beside them now, the set
+    is heard at once, and Ctrl-C ends the render with a valid file."""
+    patch = tmp_path / "p.patch"
+    patch.write_text("add vco o wave=sine freq=440\nadd vca v level=0.5\nconnect o v\nconnect v out\n")
+    port = free_udp_port()
+    playing = Playing(patch, "--osc", str(port), "--record", "take.wav", ready="listening for OSC", cwd=tmp_path)
+    time.sleep(0.5)
+    oscsend(port, "/synth/cmd", "s", "render long.wav 600")
+    time.sleep(0.3)
+    oscsend(port, "/synth/set", "sf", "o.freq", 660.0)
+    time.sleep(1.0)
+    err = playing.finish()
+    assert "Traceback" not in err, err
+    held = re.search(r"render interrupted: long\.wav holds the first (\d+\.\d\d) s", err)
+    assert held and 0 < float(held[1]) < 600, err
+    assert abs(soundfile.info(str(tmp_path / "long.wav")).frames / SR - float(held[1])) < 0.01
+    data, _ = soundfile.read(str(tmp_path / "take.wav"))
+    assert abs(peak_frequency(data[-SR // 2:, 0]) - 660.0) < 1.0
 
 
 NOTE_PATCH = ("add keys kb voices=2\nadd vco o wave=sine\nadd adsr env attack=0 decay=0 sustain=1 release=0\n"

@@ -117,8 +117,6 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
             for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(number, signal.SIG_IGN)
             take = sound.recording()
-            if session.rendering is not None and session.rendering.running:
-                session.rendering.stop()   # a valid file of what it rendered, and a line that says so
             try:
                 control.close()
             finally:

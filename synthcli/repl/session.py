@@ -93,8 +93,8 @@ class Session:
         #: ``scope(tap, title)`` draws a tapped output until a key (the
         #: terminal's business, so the app sets it); None without a terminal.
         self.scope = None
-        #: ``say(line, kind)`` prints above the prompt from any thread (the
-        #: app sets it): with it, a typed render runs beside the prompt.
+        #: ``say(line, kind)`` prints to the musician from any thread (the
+        #: REPL and ``synth play`` set it): with it, a render runs beside.
         self.say = None
         self.rendering = None             # the last render run beside the prompt
         self.link_quantum = 4.0          # beats per Link phase cycle
@@ -408,10 +408,11 @@ class Session:
 
     def do_render(self, what: str | None = None, duration: str | None = None) -> str:
         """Offline, at ``synth render``'s settings, so the file is the one
-        ``synth render`` would write from a saved copy. In the REPL it
-        runs beside the prompt (see rendering.py), typed or sent over OSC,
-        which a render would otherwise hold, with MIDI and the keyboard;
-        with no prompt to go back to it is done before the reply."""
+        ``synth render`` would write from a saved copy. Where there is a
+        terminal to say when it is done (``say``: the REPL, ``synth
+        play``) it runs beside the commands (see rendering.py), typed or
+        sent over OSC, which a render would otherwise hold, with MIDI and
+        the keyboard; elsewhere it is done before the reply."""
         from ..engine.core import Engine
         from ..engine.render import WAV_SUFFIXES, Performance, frames_for, length_written, render_to_wav
         from .rendering import Rendering
