@@ -421,7 +421,8 @@ def test_a_take_recorded_over_osc_holds_what_played_between_start_and_stop(jack_
 def test_a_render_over_osc_runs_beside_the_music_and_its_commands(jack_server, tmp_path):
     """A remote render held the lock every command takes until it was done:
     a set sent after it waited seconds. It runs beside them now, the set
-    is heard at once, and Ctrl-C ends the render with a valid file."""
+    is heard at once, and Ctrl-C ends the render with a valid file (or,
+    on a machine fast enough, it is done by then and says so)."""
     patch = tmp_path / "p.patch"
     patch.write_text("add vco o wave=sine freq=440\nadd vca v level=0.5\nconnect o v\nconnect v out\n")
     port = free_udp_port()
@@ -433,9 +434,10 @@ def test_a_render_over_osc_runs_beside_the_music_and_its_commands(jack_server, t
     time.sleep(1.0)
     err = playing.finish()
     assert "Traceback" not in err, err
-    held = re.search(r"render interrupted: long\.wav holds the first (\d+\.\d\d) s", err)
-    assert held and 0 < float(held[1]) < 600, err
-    assert abs(soundfile.info(str(tmp_path / "long.wav")).frames / SR - float(held[1])) < 0.01
+    held = re.search(r"render interrupted: long\.wav holds the first (\d+\.\d\d) s|wrote long\.wav \((600)\.00 s\)",
+                     err)
+    assert held and 0 < float(held[1] or held[2]) <= 600, err
+    assert abs(soundfile.info(str(tmp_path / "long.wav")).frames / SR - float(held[1] or held[2])) < 0.01
     data, _ = soundfile.read(str(tmp_path / "take.wav"))
     assert abs(peak_frequency(data[-SR // 2:, 0]) - 660.0) < 1.0
 
