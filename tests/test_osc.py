@@ -393,15 +393,21 @@ def test_a_set_over_osc_changes_what_is_heard(jack_server, tmp_path):
     assert abs(heard[-1] - 330.0) < 1.0
 
 
+def tone_under_osc(folder, *args):
+    """`synth play` of a 440 Hz sine at half scale, in ``folder`` (where
+    remote commands may write), taking OSC; the player and its port."""
+    patch = folder / "p.patch"
+    patch.write_text("add vco o wave=sine freq=440\nadd vca v level=0.5\nconnect o v\nconnect v out\n")
+    port = free_udp_port()
+    return Playing(patch, "--osc", str(port), *args, ready="listening for OSC", cwd=folder), port
+
+
 @needs_liblo
 def test_a_take_recorded_over_osc_holds_what_played_between_start_and_stop(jack_server, tmp_path):
     """`record FILE` and `record stop` over /synth/cmd, while `synth play`
     runs in the folder the file is named from: the take holds the tone
     set before it, not the one set after it, and play says where it went."""
-    patch = tmp_path / "p.patch"
-    patch.write_text("add vco o wave=sine freq=440\nadd vca v level=0.5\nconnect o v\nconnect v out\n")
-    port = free_udp_port()
-    playing = Playing(patch, "--osc", str(port), ready="listening for OSC", cwd=tmp_path)
+    playing, port = tone_under_osc(tmp_path)
     time.sleep(0.5)
     oscsend(port, "/synth/cmd", "s", "record take.wav")
     time.sleep(1.0)
@@ -423,10 +429,7 @@ def test_a_render_over_osc_runs_beside_the_music_and_its_commands(jack_server, t
     a set sent after it waited seconds. It runs beside them now, the set
     is heard at once, and Ctrl-C ends the render with a valid file (or,
     on a machine fast enough, it is done by then and says so)."""
-    patch = tmp_path / "p.patch"
-    patch.write_text("add vco o wave=sine freq=440\nadd vca v level=0.5\nconnect o v\nconnect v out\n")
-    port = free_udp_port()
-    playing = Playing(patch, "--osc", str(port), "--record", "take.wav", ready="listening for OSC", cwd=tmp_path)
+    playing, port = tone_under_osc(tmp_path, "--record", "take.wav")
     time.sleep(0.5)
     oscsend(port, "/synth/cmd", "s", "render long.wav 600")
     time.sleep(0.3)
