@@ -1,5 +1,6 @@
 import contextlib
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -59,6 +60,15 @@ def portaudio_ports(jack_server):
             time.sleep(0.05)
         raise AssertionError(f"{count} PortAudio output ports never appeared on the JACK server")
     return wait
+
+
+def pytest_configure(config):
+    """A shell that starts the suite in the background (``pytest &`` in a
+    script, nohup) hands it SIGINT ignored, and every ``synth`` it starts
+    inherits that, so the tests of Ctrl-C would fail for the shell's sake:
+    the children get Python's usual disposition back."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items):
