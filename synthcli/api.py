@@ -81,8 +81,8 @@ class Param:
 
     A cable into ``NAME.PARAM`` is added to the set value, in the
     parameter's unit, sample by sample. Numeric values glide to a new
-    setting over one block so nothing clicks; choices switch at a block
-    boundary. The module always reads a parameter as a ``(channels,
+    setting over 5 ms from its sample so nothing clicks; choices, whole
+    numbers and parameters with ``glide=False`` switch on their sample. The module always reads a parameter as a ``(channels,
     blocksize)`` array, a choice as the index of the chosen name.
 
     Parameters
@@ -111,6 +111,12 @@ class Param:
         a pattern or a controller. Relative paths are found from the folder
         of the patch or song that names them (else the current one), and
         kept absolute.
+    glide : bool
+        False makes a set number step to its value on its sample, as a
+        choice does, instead of gliding over 5 ms: for a value the module
+        reads at one instant (where in a file a note starts, read as the
+        note starts), which a glide would catch part way, at a value
+        between the old and the new.
     """
 
     name: str
@@ -123,10 +129,17 @@ class Param:
     integer: bool = False
     structural: bool = False
     file: str = ""
+    glide: bool = True
 
     def __post_init__(self) -> None:
         if self.file:   # a new file is a new module: what it read in setup() is gone
             object.__setattr__(self, "structural", True)
+
+    @property
+    def steps(self) -> bool:
+        """Whether a set takes its value on its own sample, with no glide:
+        a choice or a whole number has nothing in between to glide through."""
+        return bool(self.choices) or self.integer or not self.glide
 
     def coerce(self, value: Any) -> float | str:
         """Turn user input into the value the engine stores: a float, or

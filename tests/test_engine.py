@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from synthcli.api import Module, NoteOff, NoteOn, Port
-from synthcli.engine.core import Engine
+from synthcli.engine.core import GLIDE_SECONDS, Engine
 from synthcli.engine.schedule import compile_patch, topological_order
 from synthcli.errors import SynthError
 from synthcli.patch import Cable, Patch
@@ -87,17 +87,48 @@ def test_notes_land_on_their_exact_sample_whatever_the_block_size(registry):
         assert list(edges) == [12345, 23456]
 
 
-def test_set_glides_over_one_block_and_then_holds(registry):
+def test_set_glides_over_5_ms_across_blocks_and_then_holds(registry):
+    glide = round(GLIDE_SECONDS * 48000)
     with Engine(registry, 48000, 64) as engine:
         engine.load(patch_of(registry, "add keys kb voices=1\nadd vca v level=0.5\nconnect kb.gate v\nconnect v out\n"))
         engine.send("kb", 0, NoteOn(60))
         first = engine.process_block()[0].copy()
         engine.set("v", "level", 0.25)
-        ramp = engine.process_block()[0].copy()
-        held = engine.process_block()[0].copy()
-    assert np.allclose(first, 0.5)
-    assert np.all(np.diff(ramp) < 0) and ramp[-1] == 0.25 and ramp[0] < 0.5
-    assert np.allclose(held, 0.25)
+        after = np.concatenate([engine.process_block()[0].copy() for _ in range(8)])
+    assert np.allclose(first, 0.5) and glide == 240
+    ramp, held = after[:glide], after[glide:]
+    assert np.allclose(np.diff(ramp), -0.25 / glide) and ramp[0] < 0.5 and ramp[-1] == 0.25
+    assert (held == 0.25).all()
+
+
+def level_row(registry, blocksize, sets, samples=4096):
+    """A vca's level, sample by sample, as the engine writes it for the
+    timed ``sets`` (sample, value)."""
+    with Engine(registry, 48000, blocksize) as engine:
+        engine.load(patch_of(registry, "add vca v level=0\nconnect v out\n"))
+        for time, value in sets:
+            engine.set("v", "level", value, time=time)
+        rows = engine.schedule.node("v").param_base["level"]
+        blocks = []
+        for _ in range(-(-samples // blocksize)):
+            engine.process_block()
+            blocks.append(engine.arena[rows.start].copy())
+    return np.concatenate(blocks)[:samples]
+
+
+def test_every_set_in_a_block_glides_from_its_own_sample_whatever_the_block_size(registry):
+    """Sets 90 and 500 samples apart, in one block of 1024 or across
+    several of 64: each is heard, from its sample, where a block kept only
+    its last set and glided to the block's end."""
+    sets = [(1034, 1.0), (1124, 0.5), (1624, 0.25)]
+    rows = {blocksize: level_row(registry, blocksize, sets) for blocksize in (64, 256, 1000, 1024)}
+    row = rows[64]
+    assert all(np.array_equal(row, other) for other in rows.values())
+    assert (row[:1034] == 0).all() and row[1034] == pytest.approx(1 / 240)
+    assert row[1123] == pytest.approx(90 / 240)                 # the first glide, 90 samples in, when the second starts
+    assert row[1124] == pytest.approx(90 / 240 + (0.5 - 90 / 240) / 240)
+    assert row[1124 + 239] == 0.5 and (row[1124 + 239:1624] == 0.5).all()
+    assert row[1624 + 239] == 0.25 and (row[1624 + 239:] == 0.25).all()
 
 
 def test_feedback_cable_carries_exactly_one_block(registry):

@@ -226,6 +226,23 @@ def test_a_song_finds_its_sample_from_its_own_folder_and_plays_it_as_notes(regis
     np.testing.assert_array_equal(render(registry, SONG.format(file="a440.wav"), str(song), "processes"), x)
 
 
+def test_a_pattern_on_start_plays_each_note_from_its_own_slice(registry, noise, tmp_path):
+    """`start` is read as a note starts, on the very sample a pattern
+    steps it: it steps there rather than glide, so each note begins
+    exactly at its slice, not a little way from the last one."""
+    path, data = noise
+    song = ("tempo 120\nlength 1\nadd keys kb voices=1\nadd sampler sa file={file} mode=gate\n"
+            "connect kb.gate sa.gate\nconnect sa out\n"
+            'pattern kb "c4*8" legato=0.5\npattern sa.start "0.5 0 0.875 0.125 0.625 0.25 0.75 0.375"\n')
+    x = render(registry, song.format(file=path), str(tmp_path / "song.seq"))
+    step = SR // 4                           # eighths at 120 BPM
+    for k, start in enumerate((0.5, 0, 0.875, 0.125, 0.625, 0.25, 0.75, 0.375)):
+        if k:   # the first note is under the render's fade-in
+            heard, slice_ = x[k * step:k * step + 2000], data[int(start * len(data)):][:2000]
+            gain = heard @ slice_ / (slice_ @ slice_)
+            assert gain > 0.5 and np.abs(heard - gain * slice_).max() < 1e-9, (k, gain)
+
+
 @pytest.mark.parametrize("file, why", [("nope.wav", "no such file"), (".", "it is a folder"),
                                        ("song.seq", "not a sound file: Format not recognised")])
 def test_a_wrong_file_is_refused_where_it_is_named(registry, tmp_path, file, why):

@@ -11,6 +11,7 @@ import heapq
 import itertools
 import os
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Callable, Protocol
 
 import numpy as np
@@ -40,6 +41,12 @@ class Executor(Protocol):
 #: decision the same on every executor and at any render speed.
 QUARANTINE_FAULTS = 3
 QUARANTINE_WINDOW = 10.0
+
+#: A number that is set glides to its new value over GLIDE_SECONDS from the
+#: set's own sample, across blocks when it must: quick enough to be heard
+#: at once, slow enough that a step in a level or a cutoff does not click.
+#: A time, not a block, so that a song sounds the same at any block size.
+GLIDE_SECONDS = 0.005
 
 
 @dataclass
@@ -107,6 +114,27 @@ def make_executor(kind: str, registry: Registry, samplerate: float, blocksize: i
     return ProcessExecutor(registry, samplerate, blocksize, report, workers, deadline, live, say)
 
 
+def glide_into(row: np.ndarray, a: int, b: int, start: float, target: float, played: int,
+               ramp: np.ndarray) -> int:
+    """Write samples ``a:b`` of ``row`` from a glide from ``start`` to
+    ``target`` of which ``played`` samples have gone; how many it wrote.
+    Its last sample, and any after, is ``target`` exactly: the ramp's
+    product would leave it an ulp off, a step when the value then holds."""
+    ramping = min(b - a, max(0, len(ramp) - 1 - played))
+    if ramping > 0:
+        np.multiply(ramp[played:played + ramping], target - start, out=row[a:a + ramping])
+        row[a:a + ramping] += start
+    row[a + ramping:b] = target
+    return b - a
+
+
+def glide_at(start: float, target: float, played: int, ramp: np.ndarray) -> float:
+    """The value of the last sample :func:`glide_into` wrote, ``played`` in."""
+    if played >= len(ramp):
+        return target
+    return start + ramp[played - 1] * (target - start) if played else start
+
+
 class Engine:
     """Render a patch block by block.
 
@@ -160,11 +188,14 @@ class Engine:
         self.arena = np.zeros((0, blocksize))
         self.params: dict[tuple[str, str], float] = {}
         self.stats: dict[str, ModuleStats] = {}
-        self._ramp = np.arange(1, blocksize + 1, dtype=np.float64) / blocksize
-        #: (module, param) -> (new value, sample of the block it starts on, whether it steps there (a
-        #: choice) rather than gliding to the block's end)
-        self._smoothing: dict[tuple[str, str], tuple[float, int, bool]] = {}
-        self._settle: list[tuple[str, str]] = []
+        self._glide = max(1, round(GLIDE_SECONDS * self.samplerate))
+        self._glide_ramp = np.arange(1, self._glide + 1, dtype=np.float64) / self._glide
+        #: (module, param) -> the sets for the next block, in time order: (sample of the block it
+        #: starts on, new value, whether it steps there (Param.steps) rather than gliding)
+        self._queued: dict[tuple[str, str], list[tuple[int, float, bool]]] = {}
+        #: (module, param) -> the glide under way: [from, to, samples of it played]. A choice's
+        #: step is a glide already played. A parameter stays until a block has held its value whole.
+        self._glides: dict[tuple[str, str], list] = {}
         # (sample, sequence, module, event): a heap of plain tuples, which
         # compare in C; a bar of 256 voices pushes 2048 of them at once.
         self._events: list[tuple[int, int, str, tuple]] = []
@@ -303,8 +334,8 @@ class Engine:
         # in one edit): its old parameters and glides go with the old module.
         same = {n.name for n in schedule.nodes if n.name in old_nodes and old_nodes[n.name].type == n.type}
         self.params = {k: v for k, v in self.params.items() if k[0] in live and k[1] in schedule.node(k[0]).param_base}
-        self._smoothing = {k: v for k, v in self._smoothing.items() if k[0] in same}
-        self._settle = [k for k in self._settle if k[0] in same]
+        self._queued = {k: v for k, v in self._queued.items() if k[0] in same}
+        self._glides = {k: v for k, v in self._glides.items() if k[0] in same}
         self.stats = {name: self.stats.get(name, ModuleStats()) for name in live}
         self.schedule, self.board, self.arena = schedule, board, arena
         if self.auto and (os.cpu_count() or 1) > 1:
@@ -313,7 +344,7 @@ class Engine:
     def set(self, name: str, param: str, value: float, time: int | None = None) -> int | None:
         """Change a parameter. Without ``time`` from the next block; with a
         sample ``time`` from that very sample. A number glides to its new
-        value by the end of the block it starts in; a choice switches on
+        value over GLIDE_SECONDS from its sample; a choice switches on
         its sample. A change for a later block returns a
         handle for :meth:`cancel`."""
         if self.schedule is None:
@@ -331,8 +362,12 @@ class Engine:
         return handle
 
     def _queue_set(self, node: Node, param: str, value: float, offset: int) -> None:
-        choice = bool(self.registry.get(node.type).cls.param(param).choices)
-        self._smoothing[(node.name, param)] = (value, offset, choice)
+        steps = self.registry.get(node.type).cls.param(param).steps
+        sets = self._queued.setdefault((node.name, param), [])
+        if sets and sets[-1][0] == offset:   # a knob sending faster than blocks: the last one counts
+            sets[-1] = (offset, value, steps)
+        else:
+            sets.append((offset, value, steps))
 
     def send(self, name: str, time: int, event: tuple) -> int:
         """Deliver ``event`` to module ``name`` at sample ``time`` (a time
@@ -364,7 +399,7 @@ class Engine:
                 self._cancelled.discard(handle)
             elif node is not None and param in node.param_base:
                 self._queue_set(node, param, value, when - self.time)
-        self._apply_smoothing()
+        self._apply_glides()
         while self._events and self._events[0][0] < end:
             when, handle, name, event = heapq.heappop(self._events)
             if self._cancelled and handle in self._cancelled:
@@ -380,32 +415,34 @@ class Engine:
         master = self.schedule.master
         return self.arena[master.start:master.stop]
 
-    def _apply_smoothing(self) -> None:
-        """Last block's glides now hold their target; new ones hold the old
-        value up to their start sample, then ramp to end exactly on the new
-        value at the end of this block. A choice steps to its new value on
-        its start sample (a pattern's step, say)."""
-        schedule, n = self.schedule, self.blocksize
-        for key in self._settle:
-            if key[0] in schedule.by_name:
-                rows = schedule.node(key[0]).param_base[key[1]]
-                self.arena[rows.start:rows.stop] = self.params[key]
-        self._settle = list(self._smoothing)
-        for key, (new, offset, choice) in self._smoothing.items():
-            rows = schedule.node(key[0]).param_base[key[1]]
-            old = self.params[key]
-            first = self.arena[rows.start]
-            first[:offset] = old
-            if choice:
-                first[offset:] = new
+    def _apply_glides(self) -> None:
+        """Write this block's row of every parameter that is set or still
+        gliding. Each set starts on its own sample, however many fall in
+        one block: a number glides from where it is then to its value over
+        ``self._glide`` samples, a choice (see Param.steps) steps there. A
+        parameter whose row has held its value for a whole block is
+        dropped; its row keeps that value."""
+        n, length, ramp = self.blocksize, self._glide, self._glide_ramp
+        queued, self._queued = self._queued, {}
+        for key in [*self._glides, *(key for key in queued if key not in self._glides)]:
+            rows = self.schedule.node(key[0]).param_base[key[1]]
+            row = self.arena[rows.start]
+            sets = queued.get(key)
+            start, target, played = self._glides.get(key) or (self.params[key], self.params[key], length)
+            if not sets and played >= length:
+                row[:] = target
+                del self._glides[key]
             else:
-                span = n - offset
-                ramp = self._ramp if offset == 0 else np.arange(1, span + 1) / span
-                np.multiply(ramp, new - old, out=first[offset:])
-                first[offset:] += old
-            self.arena[rows.start + 1:rows.stop] = first
-            self.params[key] = new
-        self._smoothing.clear()
+                at = 0
+                for offset, value, steps in sorted(sets or (), key=itemgetter(0)):
+                    played += glide_into(row, at, offset, start, target, played, ramp)
+                    at = offset
+                    start = value if steps else glide_at(start, target, played, ramp)
+                    target, played = value, length if steps else 0
+                    self.params[key] = value
+                played += glide_into(row, at, n, start, target, played, ramp)
+                self._glides[key] = [start, target, played]
+            self.arena[rows.start + 1:rows.stop] = row
 
     def _plugins_isolable(self, schedule: Schedule) -> bool:
         """``auto``: whether the patch has a plugin's module, which might

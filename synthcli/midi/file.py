@@ -110,7 +110,7 @@ class Summary:
     that play notes, each one's program and (volume, expression) at its
     first note, the last tick. The voice patch starts with those, so a
     file that sets them as it starts does not glide to them over the
-    first block of its first notes."""
+    first 5 ms of its first notes."""
 
     channels: set[int] = field(default_factory=set)
     programs: dict[int, int] = field(default_factory=dict)

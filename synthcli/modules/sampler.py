@@ -187,8 +187,9 @@ class Sampler(Module):
               doc="oneshot: plays to the end whatever the gate; gate: stops (fading over 1.3 ms) when the gate "
                   "falls; loop: as gate, going round from end to start"),
         Param("tune", 0.0, -24.0, 24.0, "st", doc="semitones up or down, added to voct"),
-        Param("start", 0.0, 0.0, 1.0, doc="where in the file each note starts, as a fraction of its length"),
-        Param("end", 1.0, 0.0, 1.0, doc="where each note ends (fading over 1.3 ms when that is inside the file) "
+        Param("start", 0.0, 0.0, 1.0, glide=False,
+              doc="where in the file each note starts, as a fraction of its length"),
+        Param("end", 1.0, 0.0, 1.0, glide=False, doc="where each note ends (fading over 1.3 ms when that is inside the file) "
                                         "or, in loop mode, goes round to start"),
         Param("reverse", "off", choices=("off", "on"), doc="on: each note plays backwards, from end to start"),
         Param("level", 1.0, 0.0, 4.0, "x", doc="output gain"),
