@@ -188,6 +188,22 @@ def test_number_patterns_sound_the_same_whatever_the_block_size(registry):
     np.testing.assert_array_equal(big[:n], small[:n])
 
 
+def test_the_drums_tone_is_read_as_each_drum_is_struck(registry):
+    """A pattern stepping the tone with the hits gives each hit its own
+    pitch, on any block size (it was read at each block's start, so the
+    step landed at the first block after the hit); a tom still ringing
+    when the tone steps without a hit keeps its pitch."""
+    text = ("tempo 120\nlength 1\nadd drums d decay=4\nconnect d out\n"
+            'pattern d "45 ~ 45 ~"\npattern d.tone "1 2 1.5 0.5"\n')
+    big, small = render(registry, text, blocksize=4096), render(registry, text, blocksize=48)
+    n = min(len(big), len(small)) - 4096
+    np.testing.assert_array_equal(big[:n], small[:n])
+    quarter = SR // 2
+    hz = [peak_frequency(big[k * quarter + 4800:(k + 1) * quarter]) for k in range(4)]
+    assert hz[2] == pytest.approx(1.5 * hz[0], rel=0.02)          # each hit at its own tone
+    assert hz[1] == pytest.approx(102, rel=0.03) and hz[3] == pytest.approx(153, rel=0.03), hz   # tails kept
+
+
 def test_at_set_starts_on_the_bars_first_sample(registry):
     text = "tempo 120\nlength 2\n" + GATE + 'pattern kb "c4" legato=1\nat 2 set v.level 0.25\n'
     out = render(registry, text, blocksize=1000)

@@ -46,31 +46,45 @@ def _decay(seconds, samplerate):
     return math.exp(-1.0 / (seconds * samplerate))
 
 
+#: What each slot keeps of the hit that struck it: its pitch scale and the
+#: per-sample factors of its tone's and its noise's decay.
+TUNE, AMP_DECAY, NOISE_DECAY = range(3)
+#: Seconds to fall by 1/e at ``decay`` 1: each slot's tone and noise
+#: (0 where it has none of that kind, or where it never fades).
+AMP_SECONDS = np.array([0.28, 0.07, 0.0, 0.0, 0.0, 0.0] + [0.3] * len(TOM_NOTES))
+NOISE_SECONDS = np.array([0.035, 0.13, 0.16, 0.035, 0.3, 1.1] + [0.0] * len(TOM_NOTES))
+
+
+@helper
+def _strike(s, tone, decay, struck, samplerate):
+    """Fix slot s's pitch and lengths for the sound a hit starts, from
+    ``tone`` and ``decay`` on the hit's sample: a pattern stepping them
+    with the hits gives each hit its own, and a ringing drum is not
+    retuned under it. A hit's few exponentials are all it costs: read on
+    every sample, the two would take ten a sample."""
+    stretch = max(decay, 0.05)
+    struck[s, TUNE] = max(tone, 0.1)
+    if AMP_SECONDS[s] > 0.0:
+        struck[s, AMP_DECAY] = _decay(AMP_SECONDS[s] * stretch, samplerate)
+    if NOISE_SECONDS[s] > 0.0:
+        struck[s, NOISE_DECAY] = _decay(NOISE_SECONDS[s] * stretch, samplerate)
+
+
 @kernel
 def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
-                  age, vel, amp, noise_amp, phase, pitch_env, rng, filt, samplerate):
+                  age, vel, amp, noise_amp, phase, pitch_env, rng, filt, struck, samplerate):
     """Every instrument's next block, summed to one signal on every channel.
 
     Instrument s plays on output channel s mod channels. Each slot keeps:
     age in samples (-1: silent), velocity, a tone and a
     noise amplitude, an oscillator phase and pitch envelope, a noise
-    generator and two filter states. ``tone`` scales pitches, ``decay``
-    lengths; both are read at the start of the block."""
+    generator, two filter states and what its hit struck (see _strike):
+    ``tone`` scales pitches, ``decay`` lengths, both as each hit starts."""
     channels, n = out.shape
     k = 0
     ntrig = trig_at.shape[0]
-    stretch = max(decay[0, 0], 0.05)
-    tune = max(tone[0, 0], 0.1)
-    kick_amp = _decay(0.28 * stretch, samplerate)
     kick_pitch = _decay(0.035, samplerate)
-    snare_tone = _decay(0.07 * stretch, samplerate)
-    snare_noise = _decay(0.13 * stretch, samplerate)
-    clap_noise = _decay(0.16 * stretch, samplerate)
-    hat_closed = _decay(0.035 * stretch, samplerate)
-    hat_open = _decay(0.3 * stretch, samplerate)
-    tom_amp = _decay(0.3 * stretch, samplerate)
     tom_pitch = _decay(0.08, samplerate)
-    crash_amp = _decay(1.1 * stretch, samplerate)
     # One-pole coefficients: hats and crash through a high-pass, the snare
     # and clap noise through a band (low-pass of a high-pass).
     hp_hat = math.exp(-2.0 * math.pi * 7000.0 / samplerate)
@@ -88,6 +102,7 @@ def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
             amp[s] = 1.0
             noise_amp[s] = 1.0
             pitch_env[s] = 1.0
+            _strike(s, tone[0, i], decay[0, i], struck, samplerate)
             if s == CLOSED_HAT:   # a closed hat chokes the open one
                 noise_amp[OPEN_HAT] *= 0.05
             k += 1
@@ -97,6 +112,7 @@ def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
             if age[s] < 0.0:
                 continue
             v = vel[s]
+            tune = struck[s, TUNE]
             y = 0.0
             if s == KICK:
                 f = tune * (48.0 + 110.0 * pitch_env[s])
@@ -104,9 +120,9 @@ def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
                 phase[s] -= math.floor(phase[s])
                 click = noise_amp[s] * 0.3
                 y = amp[s] * math.sin(2.0 * math.pi * phase[s]) + click * math.sin(6.0 * math.pi * phase[s])
-                amp[s] *= kick_amp
+                amp[s] *= struck[s, AMP_DECAY]
                 pitch_env[s] *= kick_pitch
-                noise_amp[s] *= hat_closed
+                noise_amp[s] *= struck[s, NOISE_DECAY]
             elif s == SNARE or s == CLAP:
                 rng[s], w = _random(rng[s])
                 hp = hp_snare if s == SNARE else hp_clap
@@ -118,8 +134,8 @@ def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
                     phase[s] += tune * 185.0 / samplerate
                     phase[s] -= math.floor(phase[s])
                     y = 0.55 * amp[s] * math.sin(2.0 * math.pi * phase[s]) + 1.0 * noise_amp[s] * filt[s, 1]
-                    amp[s] *= snare_tone
-                    noise_amp[s] *= snare_noise
+                    amp[s] *= struck[s, AMP_DECAY]
+                    noise_amp[s] *= struck[s, NOISE_DECAY]
                 else:
                     a = age[s]
                     # three quick bursts, then the tail
@@ -128,7 +144,7 @@ def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
                         env = 1.0 - (a % burst) / burst
                     y = 2.2 * env * filt[s, 1]
                     if a >= 3 * burst:
-                        noise_amp[s] *= clap_noise
+                        noise_amp[s] *= struck[s, NOISE_DECAY]
             elif s == CLOSED_HAT or s == OPEN_HAT or s == CRASH:
                 rng[s], w = _random(rng[s])
                 hp = hp_crash if s == CRASH else hp_hat
@@ -136,17 +152,13 @@ def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
                 y = 0.7 * noise_amp[s] * (w - filt[s, 0])
                 if s == CRASH:
                     y *= 0.8
-                    noise_amp[s] *= crash_amp
-                elif s == CLOSED_HAT:
-                    noise_amp[s] *= hat_closed
-                else:
-                    noise_amp[s] *= hat_open
+                noise_amp[s] *= struck[s, NOISE_DECAY]
             else:
                 f = tune * TOM_HZ_ARRAY[s - TOM_FIRST] * (1.0 + 0.5 * pitch_env[s])
                 phase[s] += f / samplerate
                 phase[s] -= math.floor(phase[s])
                 y = 0.9 * amp[s] * math.sin(2.0 * math.pi * phase[s])
-                amp[s] *= tom_amp
+                amp[s] *= struck[s, AMP_DECAY]
                 pitch_env[s] *= tom_pitch
             out[s % channels, i] += KIT_GAIN * v * y * level[s % channels, i]
             age[s] += 1.0
@@ -169,10 +181,12 @@ class Drums(Module):
         Param("voices", 1, 1, MAX_CHANNELS, "", integer=True, structural=True,
               doc="output channels; instrument k plays on channel k mod voices"),
         Param("level", 1.0, 0.0, 4.0, "x", doc="output gain"),
-        Param("tone", 1.0, 0.25, 4.0, "x", doc="scales every drum's pitch (read at each block's start)"),
-        Param("decay", 1.0, 0.1, 4.0, "x", doc="scales every drum's length (read at each block's start)"),
+        Param("tone", 1.0, 0.25, 4.0, "x", glide=False,
+              doc="scales the pitch of each drum, as it is struck"),
+        Param("decay", 1.0, 0.1, 4.0, "x", glide=False,
+              doc="scales the length of each drum, as it is struck"),
     )
-    state_fields = ("age", "vel", "amp", "noise_amp", "phase", "pitch_env", "rng", "filt")
+    state_fields = ("age", "vel", "amp", "noise_amp", "phase", "pitch_env", "rng", "filt", "struck")
     accepts_notes = True
 
     @classmethod
@@ -188,6 +202,7 @@ class Drums(Module):
         self.pitch_env = np.zeros(SLOTS)
         self.rng = np.arange(SLOTS, dtype=np.uint64) * np.uint64(7919)
         self.filt = np.zeros((SLOTS, 2))
+        self.struck = np.zeros((SLOTS, 3))
         self.pending: list[tuple[int, int, float]] = []
         self._grow(16)
 
@@ -221,7 +236,7 @@ class Drums(Module):
             triggers = (self._at[:count], self._slot[:count], self._vel[:count])
         _drums_kernel(*triggers, params["tone"], params["decay"], params["level"], outputs["out"],
                       self.age, self.vel, self.amp, self.noise_amp, self.phase, self.pitch_env,
-                      self.rng, self.filt, self.samplerate)
+                      self.rng, self.filt, self.struck, self.samplerate)
 
 
 MODULES = (Drums,)
