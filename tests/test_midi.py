@@ -367,6 +367,24 @@ def test_drums_keep_the_module_contract_and_respond_to_velocity():
     assert rms(hard) == pytest.approx(3 * rms(soft), rel=1e-6)
 
 
+def test_every_drum_goes_idle_once_it_has_died_away():
+    """A slot runs until its tone and its noise have both fallen below
+    1e-5. Hats, crash and clap have no tone and toms no noise, which were
+    set to full at each hit and never fell: once struck, those slots ran,
+    silent, for as long as the kit played."""
+    class Kept(Drums):
+        made = []
+
+        def setup(self):
+            super().setup()
+            Kept.made.append(self)
+
+    hits = [(100 + 7 * i, NoteOn(note, 1.0)) for i, note in enumerate([36, 38, 39, 42, 46, 49, 41, 45, 50])]
+    out = render_module(Kept, 15 * 48000 // 256, events=hits)["out"]   # the crash lasts longest: 12.7 s
+    assert np.abs(out[:, :48000]).max() > 0.5
+    assert (Kept.made[-1].age == -1).all(), Kept.made[-1].age
+
+
 # -- the keys voice allocator -----------------------------------------------------------
 
 def playing(events, voices, at):

@@ -99,8 +99,8 @@ def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
             s = trig_slot[k]
             age[s] = 0.0
             vel[s] = trig_vel[k]
-            amp[s] = 1.0
-            noise_amp[s] = 1.0
+            amp[s] = 1.0 if AMP_SECONDS[s] > 0.0 else 0.0   # what a slot does not have is silent already,
+            noise_amp[s] = 1.0 if NOISE_SECONDS[s] > 0.0 else 0.0   # so that it stops once its sound dies
             pitch_env[s] = 1.0
             _strike(s, tone[0, i], decay[0, i], struck, samplerate)
             if s == CLOSED_HAT:   # a closed hat chokes the open one
