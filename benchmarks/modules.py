@@ -16,7 +16,9 @@ is printed; on a noisy machine, rerun and compare side by side.
 
 Note sources do their work on events, which the table's blocks have none
 of: for ``keys`` a last line gives the microseconds of a block that starts
-a 16-note chord on 16 voices and of one that ends it, as a song's chords do.
+a 16-note chord on 16 voices and of one that ends it, as a song's chords do;
+for ``drums``, the mean microseconds of a block over the 10 s after one
+strike of each of its instruments (which ring from 35 ms to 12 s).
 
     python benchmarks/modules.py [--repeats 7] [--channels 1 16] [TYPE ...]
 """
@@ -109,6 +111,28 @@ def chord_cost(repeats: int, voices: int = 16) -> float:
     return min(run(500) for _ in range(repeats))
 
 
+def ringing_cost(repeats: int, seconds: float = 10.0) -> float:
+    """Best-of-``repeats`` mean microseconds of a drums block over
+    ``seconds`` after a strike of each of its instruments."""
+    from synthcli.api import NoteOn
+    from synthcli.modules.drums import NOTE_SLOTS, Drums
+    params = {p.name: np.full((1, BLOCK), p.default_value) for p in Drums.params}
+    outputs = {"out": np.zeros((1, BLOCK))}
+    blocks = round(seconds * SR / BLOCK)
+
+    def run() -> float:
+        module = Drums(SR, BLOCK, 1)
+        for note in {slot: note for note, slot in NOTE_SLOTS.items()}.values():
+            module.on_event(10, NoteOn(note, 1.0))
+        start = time.perf_counter()
+        for _ in range(blocks):
+            module.process({}, params, outputs)
+        return (time.perf_counter() - start) / blocks * 1e6
+
+    run()
+    return min(run() for _ in range(repeats))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("types", nargs="*", help="module types to measure (default: all)")
@@ -124,6 +148,8 @@ def main() -> None:
         print(f"{cls.type_name:<8}{cells}", flush=True)
     if any(cls.type_name == "keys" for cls in classes):
         print(f"keys: a block with a 16-note chord on or off, events included: {chord_cost(args.repeats):.1f} us")
+    if any(cls.type_name == "drums" for cls in classes):
+        print(f"drums: a block of the 10 s after a strike of each instrument: {ringing_cost(args.repeats):.1f} us")
 
 
 if __name__ == "__main__":
