@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from synthcli.api import Module, NoteOff, NoteOn, Port
-from synthcli.engine.core import GLIDE_SECONDS, Engine
+from synthcli.engine.core import Engine
 from synthcli.engine.schedule import compile_patch, topological_order
+from synthcli.engine.steps import SMOOTH_SECONDS
 from synthcli.errors import SynthError
 from synthcli.patch import Cable, Patch
 
@@ -88,7 +89,7 @@ def test_notes_land_on_their_exact_sample_whatever_the_block_size(registry):
 
 
 def test_set_glides_over_5_ms_across_blocks_and_then_holds(registry):
-    glide = round(GLIDE_SECONDS * 48000)
+    glide = round(SMOOTH_SECONDS * 48000)
     with Engine(registry, 48000, 64) as engine:
         engine.load(patch_of(registry, "add keys kb voices=1\nadd vca v level=0.5\nconnect kb.gate v\nconnect v out\n"))
         engine.send("kb", 0, NoteOn(60))
@@ -317,33 +318,35 @@ TONE = "add vco a wave=sine freq=300\nadd vca v level=0.5\nconnect a v\nadd lfo 
     ("connect l v.level", TONE + "connect v out\n", TONE + "connect v out\nconnect l v.level\n"),
 ], ids=["remove", "disconnect", "connect", "connect-modulation"])
 @pytest.mark.parametrize("executor", ["inline", "processes"])
-def test_an_edit_fades_what_it_takes_out_or_patches_in_over_one_block(registry, edit, before, after, executor):
+@pytest.mark.parametrize("size", [256, 64])
+def test_an_edit_fades_what_it_takes_out_or_patches_in_over_5_ms(registry, edit, before, after, executor, size):
     """A module removed or a cable pulled out fades out over the edit's
     block, a cable patched in fades in, on the same raised cosine as a
     song's fades: each edit was a cut, and a 300 Hz sine at half scale
-    jumped by 15 times its steepest step. Outside that block each patch
-    plays exactly what it plays alone, and every executor plays the same."""
-    blocks, size = 12, 256
+    jumped by 15 times its steepest step. The fade takes whole blocks, at
+    least 5 ms: one of 256 samples, four of 64 (one of them, 1.3 ms, still
+    ticked). Outside it each patch plays exactly what it plays alone, and
+    every executor plays the same."""
+    blocks, fade = 12, size * -(-240 // size)
     with Engine(registry, 48000, size, executor=executor, workers=1) as engine:
         engine.load(patch_of(registry, before))
         out = [engine.process_block().copy() for _ in range(blocks)]
         engine.load(patch_of(registry, after))
         out += [engine.process_block().copy() for _ in range(blocks)]
     out = np.concatenate(out, axis=1)[0]
-    old = render(registry, before, 2 * blocks)[0]
-    new = render(registry, after, 2 * blocks)[0]
-    edited = slice(blocks * size, (blocks + 1) * size)
+    old = render(registry, before, 2 * blocks, size)[0]
+    new = render(registry, after, 2 * blocks, size)[0]
+    edited = slice(blocks * size, blocks * size + fade)
     np.testing.assert_array_equal(out[:edited.start], old[:edited.start])
     np.testing.assert_array_equal(out[edited.stop:], new[edited.stop:])
-    steepest = max(np.abs(np.diff(old[size:])).max(), np.abs(np.diff(new[size:])).max())
+    steepest = max(np.abs(np.diff(old[fade:])).max(), np.abs(np.diff(new[fade:])).max())
     assert np.abs(np.diff(out[edited.start - 1:edited.stop + 1])).max() <= steepest * 1.001
+    ramp = 0.5 + 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade)
     if edit.startswith("connect l"):   # the level swings from 0.5 by the LFO: its swing fades in
-        ramp = 1.0 - (0.5 + 0.5 * np.cos(np.pi * (np.arange(size) + 0.5) / size))
-        np.testing.assert_allclose(out[edited], old[edited] + (new[edited] - old[edited]) * ramp, atol=1e-12)
+        np.testing.assert_allclose(out[edited], old[edited] + (new[edited] - old[edited]) * (1.0 - ramp), atol=1e-12)
     else:                              # the sine comes or goes on the ramp
         sine = (old if edit.startswith(("remove", "disconnect")) else new)[edited]
         gone = edit.startswith(("remove", "disconnect"))
-        ramp = 0.5 + 0.5 * np.cos(np.pi * (np.arange(size) + 0.5) / size)
         np.testing.assert_allclose(out[edited], sine * (ramp if gone else 1.0 - ramp), atol=1e-12)
 
 

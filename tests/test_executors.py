@@ -186,7 +186,8 @@ def test_edits_while_running_are_applied_between_blocks_on_every_executor(regist
     saw = (inline[0] - sine).reshape(4, blocks, size)
     assert abs(peak_frequency(first) - 220.0) < 1.0 and abs(np.abs(first[len(first) // 2:]).max() - 0.5) < 0.01
     assert not saw[0].any()                                          # nothing but the sine before the edit
-    assert (np.abs(saw[1]).max(axis=1) > 0.1).all()                  # the saw from the next block on
+    assert saw[1, 0].any() and (np.abs(saw[1, 1:]).max(axis=1) > 0.1).all()   # from the next block on,
+    # fading in over its first 5 ms (two blocks of 128)
     assert abs(peak_frequency(saw[1].ravel()) - 330.0) < 1.0
     assert abs(peak_frequency(saw[2].ravel()) - 330.0) < 1.0
     assert rms(saw[2, 1:]) < 0.8 * rms(saw[1, 1:])                   # a cutoff of 300 Hz takes its overtones

@@ -21,7 +21,7 @@ from ..patch import Cable, Patch
 from ..plugins import BUILTIN_PACKAGE, Registry
 from .board import BLOCKS, BYPASS, FADE, RUN, SECONDS, Board
 from .schedule import Node, Schedule, compile_patch
-from .steps import identity
+from .steps import SMOOTH_SECONDS, fade_blocks, identity
 
 
 class Executor(Protocol):
@@ -41,12 +41,6 @@ class Executor(Protocol):
 #: decision the same on every executor and at any render speed.
 QUARANTINE_FAULTS = 3
 QUARANTINE_WINDOW = 10.0
-
-#: A number that is set glides to its new value over GLIDE_SECONDS from the
-#: set's own sample, across blocks when it must: quick enough to be heard
-#: at once, slow enough that a step in a level or a cutoff does not click.
-#: A time, not a block, so that a song sounds the same at any block size.
-GLIDE_SECONDS = 0.005
 
 
 @dataclass
@@ -183,12 +177,12 @@ class Engine:
         self.patch: Patch | None = None      # the patch last loaded (a copy), from block _loaded_at on
         self._loaded_at = 0
         self._heard: Patch | None = None     # the last patch loaded that played a block: what an edit fades from
-        self._finish: tuple[int, Schedule] | None = None   # an edit's block of fades, and what follows it
+        self._finish: tuple[int, Schedule] | None = None   # an edit's last block of fades, and what follows it
         self.board: Board | None = None
         self.arena = np.zeros((0, blocksize))
         self.params: dict[tuple[str, str], float] = {}
         self.stats: dict[str, ModuleStats] = {}
-        self._glide = max(1, round(GLIDE_SECONDS * self.samplerate))
+        self._glide = max(1, round(SMOOTH_SECONDS * self.samplerate))
         self._glide_ramp = np.arange(1, self._glide + 1, dtype=np.float64) / self._glide
         #: (module, param) -> the sets for the next block, in time order: (sample of the block it
         #: starts on, new value, whether it steps there (Param.steps) rather than gliding)
@@ -214,13 +208,14 @@ class Engine:
         """Play this patch from the next block on. Modules that keep their
         name, type and channel count keep their state; changed parameters
         glide to their new values. What the edit takes out of the sound or
-        patches into it fades over that block instead of cutting: a removed
+        patches into it fades over its first blocks (5 ms or more, see
+        steps.fade_blocks) instead of cutting: a removed
         module and a cable pulled out fade out, a new cable fades in (each
         was a click: a 300 Hz sine at half scale jumped by 15 times its
         steepest step). A module the edit replaces (another type under its
         name, another width or structural parameter) fades out on its old
-        instance while its successor's cables fade in. The block after, the
-        patch plays on its own."""
+        instance while its successor's cables fade in. Once the fades are
+        over, the patch plays on its own."""
         patch = patch.copy()
         schedule = final = compile_patch(patch)   # a patch that cannot run changes nothing
         if self.block > self._loaded_at:   # the patch loaded last has been heard
@@ -234,7 +229,8 @@ class Engine:
         gone = set(playing.modules) - set(patch.modules)
         self._build(schedule, gone)
         self.patch, self._loaded_at = patch, self.block
-        self._finish = (self.block, final) if fades or playing is not patch else None
+        last = self.block + fade_blocks(self.blocksize, self.samplerate) - 1
+        self._finish = (last, final) if fades or playing is not patch else None
         for index, node in enumerate(schedule.nodes):
             if node.name in gone and self.board.flags[index] == RUN:
                 self.board.flags[index] = FADE
@@ -245,7 +241,7 @@ class Engine:
         return self._finish is not None
 
     def _transition(self, patch: Patch, final: Schedule) -> tuple[Patch, dict[Cable, int], dict[str, str]]:
-        """The patch that plays the one block of an edit from the patch last
+        """The patch that plays the blocks of an edit's fades from the patch last
         heard to ``patch`` (whose schedule is ``final``): ``patch`` with the
         modules it removes (they fade out, see steps.run_step) and the
         cables it pulls out between modules it keeps, which fade out like
@@ -344,9 +340,10 @@ class Engine:
     def set(self, name: str, param: str, value: float, time: int | None = None) -> int | None:
         """Change a parameter. Without ``time`` from the next block; with a
         sample ``time`` from that very sample. A number glides to its new
-        value over GLIDE_SECONDS from its sample; a choice switches on
-        its sample. A change for a later block returns a
-        handle for :meth:`cancel`."""
+        value over SMOOTH_SECONDS from its sample, across blocks when it
+        must (a time, not a block, so a song sounds the same at any block
+        size); a choice switches on its sample. A change for a later block
+        returns a handle for :meth:`cancel`."""
         if self.schedule is None:
             raise SynthError("no patch is loaded")
         node = self.schedule.by_name.get(name)

@@ -36,7 +36,7 @@ class Source:
     """One cable feeding a gather. A delayed (cycle-closing) cable reads the
     slot its producer wrote in the previous block: ``slots[(block - 1) % 2]``.
     ``fade`` is 1 for a cable patched in by a live edit, -1 for one pulled
-    out: it fades in or out over the one block the edit's schedule plays
+    out: it fades in or out over the blocks the edit's schedule plays
     (see Engine.load)."""
 
     rows: Rows

@@ -16,6 +16,12 @@ from .jit import helper, kernel
 from .board import BLOCKS, BYPASS, FADE, SECONDS, WORST, Board
 from .schedule import Node, Schedule, Source
 
+#: How long a set number glides (see Engine.set) and, at the least, an
+#: edit's fades last: quick enough to be heard at once, slow enough that a
+#: step in a level or a cutoff, or a cable patched in, does not click. The fades take whole blocks: one at 256 samples, four at 64,
+#: where a fade of one block (1.3 ms) still ticked.
+SMOOTH_SECONDS = 0.005
+
 #: How an executor tells the engine a module failed: its name, the reason,
 #: and whether it can never work (quarantine it at once).
 Report = Callable[..., None]
@@ -26,12 +32,15 @@ class Step:
     lookups. ``waits`` are the indices of modules run elsewhere whose
     outputs this one reads in the same block. A fading cable (see
     Source.fade) is gathered from a scratch buffer that ``ramps`` fills
-    with the cable's block times its ramp: the gathers stay as they are."""
+    with the cable's block times its ramp for the block (the step's
+    ``blocks``-th, as a fading step plays only the edit's fades): the
+    gathers stay as they are."""
 
     __slots__ = ("index", "name", "module", "inputs", "params", "outputs", "bound", "gathers", "ramps", "span",
-                 "delay_writes", "waits", "stats", "blocks", "seconds", "worst")
+                 "delay_writes", "waits", "fade", "stats", "blocks", "seconds", "worst")
 
-    def __init__(self, index: int, node: Node, module: Module, board: Board, waits: tuple[int, ...] = ()) -> None:
+    def __init__(self, index: int, node: Node, module: Module, board: Board, waits: tuple[int, ...],
+                 fade: np.ndarray) -> None:
         arena = board.arena
         view = lambda rows: arena[rows.start:rows.stop]
         self.index = index
@@ -45,6 +54,7 @@ class Step:
                            for k, v in views.items())
         self.gathers = []
         self.ramps = []
+        self.fade = fade
         for g in node.gathers:
             (rows, slots), *more = [self._source(s, view) for s in g.sources]
             dest = view(g.dest)
@@ -63,8 +73,7 @@ class Step:
         if not source.fade:
             return rows, slots
         scratch = np.empty_like(rows)
-        ramp = fade_out(rows.shape[1])
-        self.ramps.append((rows, slots, ramp if source.fade < 0 else 1.0 - ramp, scratch))
+        self.ramps.append((rows, slots, self.fade if source.fade < 0 else 1.0 - self.fade, scratch))
         return scratch, None
 
 
@@ -135,7 +144,7 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
     publish progress. A bypassed (quarantined) module outputs silence."""
     start = time.perf_counter()
     for rows, slots, ramp, scratch in step.ramps:
-        np.multiply(slots[(block - 1) % 2] if slots else rows, ramp, out=scratch)
+        np.multiply(slots[(block - 1) % 2] if slots else rows, ramp[min(step.blocks, len(ramp) - 1)], out=scratch)
     for dest, base, from_base, rows, slots, more in step.gathers:
         gather(dest, base, slots[(block - 1) % 2] if slots else rows, from_base)
         for rows, slots in more:
@@ -161,8 +170,9 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
                 step.span[...] = 0.0
                 report(step.name, "output was NaN or Inf")
         if flag == FADE:
-            step.span *= fade_out(step.span.shape[1])
-            board.flags[step.index] = BYPASS
+            step.span *= step.fade[min(step.blocks, len(step.fade) - 1)]
+            if step.blocks >= len(step.fade) - 1:
+                board.flags[step.index] = BYPASS
     for src, slots in step.delay_writes:
         np.copyto(slots[block % 2], src)
     board.progress[step.index] = block
@@ -196,12 +206,19 @@ def measured_costs(schedule: Schedule | None, board: Board | None) -> dict[str, 
             for i, node in enumerate(schedule.nodes) if board.stats[i, BLOCKS] > 0}
 
 
+def fade_blocks(blocksize: int, samplerate: float) -> int:
+    """How many blocks an edit's fades take: SMOOTH_SECONDS, rounded up."""
+    return max(1, math.ceil(SMOOTH_SECONDS * samplerate / blocksize))
+
+
 @functools.lru_cache(maxsize=8)
-def fade_out(blocksize: int) -> np.ndarray:
-    """A raised-cosine ramp from 1 to 0 over one block, for modules and
-    cables that leave the patch while it plays (they fade instead of
-    clicking); one less it is a new cable's fade-in."""
-    return 0.5 + 0.5 * np.cos(np.pi * (np.arange(blocksize) + 0.5) / blocksize)
+def fade_out(blocksize: int, blocks: int) -> np.ndarray:
+    """A raised-cosine ramp from 1 to 0 over ``blocks`` blocks, a row a
+    block, for modules and cables that leave the patch while it plays
+    (they fade instead of clicking); one less it is a new cable's fade-in."""
+    length = blocksize * blocks
+    ramp = 0.5 + 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)
+    return ramp.reshape(blocks, blocksize)
 
 
 class SetupFailed(Exception):
@@ -314,6 +331,7 @@ class Host:
         for cable in schedule.cables:
             if cable not in schedule.delayed and cable.src not in names:
                 producers.setdefault(cable.dst, set()).add(cable.src)
+        fade = fade_out(self.blocksize, fade_blocks(self.blocksize, self.samplerate))
         return [Step(index[node.name], node, self.modules[node.name], board,
-                     tuple(sorted(index[p] for p in producers.get(node.name, ()))))
+                     tuple(sorted(index[p] for p in producers.get(node.name, ()))), fade)
                 for node in schedule.nodes if node.name in names]

@@ -474,7 +474,7 @@ class Sequencer:
                 for param, value in inst.params.items():
                     if old.modules[name].params[param] != value:
                         self.engine.set(name, param, value, time=start)
-        else:   # what leaves fades out over a block (Engine.load)
+        else:   # what leaves fades out (Engine.load)
             self.engine.load(self.patch)
         self.swapped_at = self.bar
 
