@@ -419,6 +419,8 @@ class Engine:
         ``self._glide`` samples, a choice (see Param.steps) steps there. A
         parameter whose row has held its value for a whole block is
         dropped; its row keeps that value."""
+        if not self._glides and not self._queued:   # most blocks: a render's every block but a few
+            return
         n, length, ramp = self.blocksize, self._glide, self._glide_ramp
         queued, self._queued = self._queued, {}
         for key in [*self._glides, *(key for key in queued if key not in self._glides)]:
