@@ -18,8 +18,9 @@ from .schedule import Node, Schedule, Source
 
 #: How long a set number glides (see Engine.set) and, at the least, an
 #: edit's fades last: quick enough to be heard at once, slow enough that a
-#: step in a level or a cutoff, or a cable patched in, does not click. The fades take whole blocks: one at 256 samples, four at 64,
-#: where a fade of one block (1.3 ms) still ticked.
+#: step in a level or a cutoff, or a cable patched in, does not click. The
+#: fades take whole blocks: one at 256 samples, four at 64, where a fade of
+#: one block (1.3 ms) still ticked.
 SMOOTH_SECONDS = 0.005
 
 #: How an executor tells the engine a module failed: its name, the reason,
@@ -32,9 +33,9 @@ class Step:
     lookups. ``waits`` are the indices of modules run elsewhere whose
     outputs this one reads in the same block. A fading cable (see
     Source.fade) is gathered from a scratch buffer that ``ramps`` fills
-    with the cable's block times its ramp for the block (the step's
-    ``blocks``-th, as a fading step plays only the edit's fades): the
-    gathers stay as they are."""
+    with the cable's block times the ramp's row ``blocks`` (steps are
+    built afresh for each schedule, and an edit's transition schedule
+    plays only its fades): the gathers stay as they are."""
 
     __slots__ = ("index", "name", "module", "inputs", "params", "outputs", "bound", "gathers", "ramps", "span",
                  "delay_writes", "waits", "fade", "stats", "blocks", "seconds", "worst")
