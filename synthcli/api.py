@@ -82,8 +82,9 @@ class Param:
     A cable into ``NAME.PARAM`` is added to the set value, in the
     parameter's unit, sample by sample. Numeric values glide to a new
     setting over 5 ms from its sample so nothing clicks; choices, whole
-    numbers and parameters with ``glide=False`` switch on their sample. The module always reads a parameter as a ``(channels,
-    blocksize)`` array, a choice as the index of the chosen name.
+    numbers and parameters with ``glide=False`` switch on their sample.
+    The module always reads a parameter as a ``(channels, blocksize)``
+    array, a choice as the index of the chosen name.
 
     Parameters
     ----------
