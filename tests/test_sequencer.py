@@ -206,6 +206,26 @@ def test_the_drums_tone_is_read_as_each_drum_is_struck(registry):
     assert hz[1] == pytest.approx(102, rel=0.03) and hz[3] == pytest.approx(153, rel=0.03), hz   # tails kept
 
 
+def test_the_pluck_s_tone_is_read_as_each_string_is_plucked(registry):
+    """A pattern stepping the tone with the notes plucks each with its own
+    burst: as loud and as bright as a pluck at that tone. Gliding, a
+    bright pluck after a dark one took the dark burst's level, eight times
+    too loud, and each burst's lowpass started where the last one's had
+    left off. Each note is now what a song at its tone plays, on any block
+    size (the strings die away between notes)."""
+    song = ("tempo 120\nlength 1\nadd keys kb voices=1\nadd pluck p decay=0.05 tone={tone}\n"
+            "connect kb.voct p.voct\nconnect kb.gate p.gate\nconnect p out\n"
+            'pattern kb "a3*4" legato=0.5\n{pattern}')
+    tones = (0, 1, 0.2, 0.9)
+    heard = same_at_two_block_sizes(registry, song.format(tone=0.5, pattern='pattern p.tone "0 1 0.2 0.9"\n'), 4096)
+    quarter = SR // 2
+    for k, tone in enumerate(tones):
+        alone = render(registry, song.format(tone=tone, pattern=""))
+        note = slice(k * quarter, (k + 1) * quarter)
+        error = np.abs(heard[note] - alone[note]).max() / np.abs(alone[note]).max()
+        assert error < 1e-6, (k, error)     # what is left of the last note
+
+
 def test_at_set_starts_on_the_bars_first_sample(registry):
     text = "tempo 120\nlength 2\n" + GATE + 'pattern kb "c4" legato=1\nat 2 set v.level 0.25\n'
     out = render(registry, text, blocksize=1000)

@@ -29,10 +29,11 @@ WAS, BURST, LEVEL, LOWPASS, PREVIOUS, DC_IN, DC_OUT = range(7)
 
 @kernel
 def _pluck_kernel(voct, gate, velocity, freq, decay, tone, out, line, state, write, rng, samplerate):
-    """Each rising gate sends a period of lowpassed noise into a delay line
-    one period long, which feeds back through a gain and a two-point
-    lowpass: the noise becomes a tone, its highs dying first, as a
-    string's do. The lowpass, ``(1 - s) x[n] + s x[n-1]``, delays the loop
+    """Each rising gate sends a period of lowpassed noise (its lowpass
+    starting from rest, so one pluck's colour does not leak into the
+    next's) into a delay line one period long, which feeds back through a
+    gain and a two-point lowpass: the noise becomes a tone, its highs
+    dying first, as a string's do. The lowpass, ``(1 - s) x[n] + s x[n-1]``, delays the loop
     by ``s`` samples, so the line is read that much sooner (between its
     samples, by the delay's cubic interpolation) to keep the pitch exact.
     Samples are flushed as they are written: a string long decayed would
@@ -74,6 +75,7 @@ def _pluck_kernel(voct, gate, velocity, freq, decay, tone, out, line, state, wri
             if high and not was:
                 burst = float(int(period + 0.5))
                 level = min(max(velocity[c, i], 0.0), 1.0) * norm
+                lp = 0.0
             was = high
             x = 0.0
             if burst > 0.0:
@@ -123,8 +125,9 @@ class Pluck(Module):
                   "20 Hz..a quarter of the sample rate)"),
         Param("decay", 2.0, 0.01, 30.0, "s", doc="time the string takes to fall 60 dB (at tone 1; its highs "
                                                  "die sooner the lower the tone)"),
-        Param("tone", 0.5, 0.0, 1.0, doc="brightness of the pluck and of the string: 0 a muted, thumbed "
-                                          "string, 1 a bright pick on steel"),
+        Param("tone", 0.5, 0.0, 1.0, glide=False,
+              doc="brightness of the pluck (taken as each string is plucked: a set steps) and of the string: "
+                  "0 a muted, thumbed string, 1 a bright pick on steel"),
     )
     state_fields = ("line", "state", "write", "rng")
 
