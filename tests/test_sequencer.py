@@ -226,6 +226,19 @@ def test_the_pluck_s_tone_is_read_as_each_string_is_plucked(registry):
         assert error < 1e-6, (k, error)     # what is left of the last note
 
 
+def test_a_new_noise_seed_restarts_the_sequence_on_its_sample(registry):
+    """A pattern on `seed` restarts the noise on its step's very sample, on
+    any block size: it was read at each block's start, so in blocks of
+    4096 a step came up to 85 ms late."""
+    text = "tempo 120\nlength 1\nadd noise n color=pink\nconnect n out\n" 'pattern n.seed "1 2 1 3"\n'
+    x = same_at_two_block_sizes(registry, text, 4096)
+    quarter, faded = SR // 2, SR // 100     # past the render's fade-in
+    first = x[faded:quarter]
+    np.testing.assert_array_equal(x[2 * quarter + faded:3 * quarter], first)
+    assert not np.array_equal(x[quarter + faded:2 * quarter], first)
+    assert not np.array_equal(x[3 * quarter + faded:4 * quarter], first)
+
+
 def test_at_set_starts_on_the_bars_first_sample(registry):
     text = "tempo 120\nlength 2\n" + GATE + 'pattern kb "c4" legato=1\nat 2 set v.level 0.25\n'
     out = render(registry, text, blocksize=1000)

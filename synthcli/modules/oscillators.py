@@ -751,11 +751,6 @@ class Lfo(Module):
 def _noise_kernel(color, level, seed, out, rng, seeded, pink):
     channels, n = out.shape
     for c in range(channels):
-        s = float(int(min(max(seed[c, 0], 0.0), MAX_SEED)))
-        if s != seeded[c]:
-            rng[c] = (np.uint64(s) << np.uint64(16)) | np.uint64(c)
-            pink[c, :] = 0.0
-            seeded[c] = s
         state = rng[c]
         b0 = pink[c, 0]
         b1 = pink[c, 1]
@@ -764,11 +759,16 @@ def _noise_kernel(color, level, seed, out, rng, seeded, pink):
         b4 = pink[c, 4]
         b5 = pink[c, 5]
         b6 = pink[c, 6]
-        # A change of colour switches on its sample.
+        # A change of colour switches on its sample, a new seed restarts the sequence on its sample.
         start = 0
         while start < n:
+            s = float(int(min(max(seed[c, start], 0.0), MAX_SEED)))
+            if s != seeded[c]:
+                state = (np.uint64(s) << np.uint64(16)) | np.uint64(c)
+                b0 = b1 = b2 = b3 = b4 = b5 = b6 = 0.0
+                seeded[c] = s
             kind = int(color[c, start])
-            stop = _held_until(color, c, start, n)
+            stop = min(_held_until(color, c, start, n), _held_until(seed, c, start, n))
             # Rows counted from 0, as in the lfo's sines: white noise runs as vectors.
             lv, o = level[c, start:stop], out[c, start:stop]
             for i in range(stop - start):
