@@ -24,6 +24,7 @@ from synthcli.audio.player import Take
 from synthcli.engine.core import Engine
 from synthcli.engine.render import Performance, render_to_wav
 from synthcli.errors import SynthError
+from synthcli.language import COMMANDS
 from synthcli.patch import Patch
 from synthcli.repl import journal as journals
 from synthcli.repl.commands import REPL_COMMANDS
@@ -32,6 +33,7 @@ from synthcli.repl.lexer import ReplLexer
 from synthcli.repl.session import Session, parameter_changes
 from synthcli.repl.toolbar import Toolbar, level_meter
 from synthcli.repl.transport import Transport
+from synthcli.repl.views import help_text
 from synthcli.sequencer.song import Song
 from synthcli.testing import free_udp_port, jack_dummy_server, peak_frequency, shared_memory_of
 
@@ -369,6 +371,27 @@ def test_help_info_and_ls_read_the_tables_and_the_patch(session):
     listing = session.execute("ls")
     assert "  l1   lfo  freq=2 wave=sine amp=1" in listing and "l1.out -> f1.cutoff" in listing
     assert session.execute("top") == "no meters: a test"
+
+
+@pytest.mark.parametrize("width", [60, 100, 200])
+def test_help_wraps_to_the_terminal_and_gives_a_long_synopsis_a_line_of_its_own(registry, width):
+    """The pattern command's synopsis set a column of 89 characters, which
+    left the summaries a sliver of an 80- or 120-column terminal, broken
+    mid-word by the terminal's own wrap."""
+    text = help_text(None, registry, width)
+    commands = [*COMMANDS.values(), *REPL_COMMANDS.values()]
+    long = {"  " + c.syntax for c in commands if len(c.syntax) > 40}
+    assert long == {'  pattern TARGET "NOTATION" [legato=x] [vel=x] [swing=x] [swingunit=8|16] [scale=ROOT:NAME]'}
+    assert long <= set(text.splitlines())
+    assert max(len(line) for line in text.splitlines() if line not in long) < width
+    words = " ".join(text.split())
+    for c in commands:
+        assert " ".join(f"{c.syntax} {c.summary}".split()) in words, c.syntax
+    lines = text.splitlines()
+    columns = {line.index(summary) for line in lines for summary in ("change a parameter", "list the modules")
+               if summary in line}
+    # one column for both tables, or where it leaves too little room, each summary under its synopsis
+    assert columns == {len("  map cc NUMBER NAME.PARAM [MIN MAX]  ") + 1 if width > 80 else 6}, columns
 
 
 def test_scope_names_what_is_wrong_in_one_line(session):

@@ -3,6 +3,9 @@ engine: plain text, aligned in columns, built from the same tables and
 models that everything else reads, so it cannot drift from them."""
 from __future__ import annotations
 
+import shutil
+import textwrap
+
 from ..errors import SynthError, did_you_mean
 from ..language import COMMANDS, At, Length, Pattern
 from ..patch import MASTER, Patch
@@ -83,16 +86,36 @@ def _type(entry) -> str:
     return "\n".join([f"{entry.name} ({entry.package} {entry.version}), {cls.description}"] + table(rows))
 
 
-def help_text(name: str | None, registry) -> str:
-    """Every command in two tables, or one command or module type as the
-    generated reference in docs/ has it (`synth help NAME` prints the same)."""
-    if name is None:
-        return "\n".join(
-            ["patch and song commands"] + table([[s.syntax, s.summary] for s in COMMANDS.values()])
-            + ["REPL commands"] + table([[c.syntax, c.summary] for c in REPL_COMMANDS.values()])
-            + ["Tab completes; a pasted block is one change (one undo); Ctrl-C cancels the line; "
-               "`help COMMAND` for one command, `help TYPE` for a module type"])
-    return topic(name, registry, "help").rstrip("\n")
+#: A command's synopsis longer than this (the pattern command's) takes a
+#: line of its own: the column it would set leaves no room for the rest.
+SYNOPSIS_COLUMN = 40
+
+
+def help_text(name: str | None, registry, width: int | None = None) -> str:
+    """Every command in two tables, wrapped to ``width`` (the terminal's by
+    default), or one command or module type as the generated reference in
+    docs/ has it (`synth help NAME` prints the same)."""
+    if name is not None:
+        return topic(name, registry, "help").rstrip("\n")
+    width = width or shutil.get_terminal_size().columns
+    kinds = (("patch and song commands", COMMANDS.values()), ("REPL commands", REPL_COMMANDS.values()))
+    column = max(len(c.syntax) for _, commands in kinds for c in commands if len(c.syntax) <= SYNOPSIS_COLUMN)
+    if width - column - 5 < 30:   # too narrow for two columns: each summary under its synopsis
+        column = 0
+    hang = " " * (column + 4 if column else 6)
+    lines = []
+    for title, commands in kinds:
+        lines.append(title)
+        for c in commands:
+            summary = textwrap.wrap(c.summary, width - len(hang) - 1)
+            if len(c.syntax) > column:
+                lines.append("  " + c.syntax)
+            else:
+                lines.append(f"  {c.syntax.ljust(column)}  {summary.pop(0) if summary else ''}".rstrip())
+            lines += [hang + text for text in summary]
+    lines += textwrap.wrap("Tab completes; a pasted block is one change (one undo); Ctrl-C cancels the line; "
+                           "`help COMMAND` for one command, `help TYPE` for a module type", width - 1)
+    return "\n".join(lines)
 
 
 def top(meters: dict, status: str) -> str:
