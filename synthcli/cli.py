@@ -503,6 +503,8 @@ def tell_news(before: dict, meters: dict) -> dict:
 @app.command("help")
 def help_topic(topic: Optional[str] = typer.Argument(None, help="A command or a module type.")) -> None:
     """Show the reference for a command or a module type (the text of docs/, plain)."""
+    import shutil
+
     from .errors import SynthError
     from .language import COMMANDS
     from .reference import topic as reference_topic
@@ -514,8 +516,9 @@ def help_topic(topic: Optional[str] = typer.Argument(None, help="A command or a 
         typer.echo("modules: " + ", ".join(sorted(reg.types)))
         typer.echo("`synth help NAME` for one of them; `synth COMMAND --help` for the synth command line")
         return
-    try:
-        typer.echo(reference_topic(topic, reg))
+    try:   # wrapped to a terminal; a pipe gets whole lines
+        typer.echo(reference_topic(topic, reg, width=shutil.get_terminal_size().columns if sys.stdout.isatty()
+                                   else None))
     except SynthError as error:
         fail(str(error))
     shell = {c.name or c.callback.__name__ for c in app.registered_commands}

@@ -31,29 +31,31 @@ def repl_section(name: str) -> str:
     return f"### `{spec.name}`\n\n`{spec.syntax}`\n\n{spec.summary[0].upper()}{spec.summary[1:]}.\n"
 
 
-def topic(name: str, registry: Registry, lister: str = "synth help") -> str:
+def topic(name: str, registry: Registry, lister: str = "synth help", width: int | None = None) -> str:
     """The reference of one command (of the language or the REPL) or
     module type, as docs/ has it but in plain text (see `as_text`): what
     `synth help NAME` and the REPL's `help NAME` print. An unknown name is
     an error that suggests the closest one, or else names ``lister``, the
-    command that lists them all."""
+    command that lists them all. ``width``, a terminal's, wraps the
+    tables' last column (see `views.table`)."""
     from .errors import SynthError, did_you_mean
     from .repl.commands import REPL_COMMANDS
     if name in COMMANDS:
-        return as_text(command_section(name))
+        return as_text(command_section(name), width)
     if name in REPL_COMMANDS:
-        return as_text(repl_section(name))
+        return as_text(repl_section(name), width)
     if name in registry:   # without the picture, which a terminal cannot show
-        return as_text(module_section(registry.get(name).cls))
+        return as_text(module_section(registry.get(name).cls), width)
     raise SynthError(f"no command or module type '{name}'"
                      + (did_you_mean(name, [*COMMANDS, *REPL_COMMANDS, *registry.types]) or f": `{lister}` lists them"))
 
 
-def as_text(markdown: str) -> str:
+def as_text(markdown: str, width: int | None = None) -> str:
     """A generated section as a terminal shows it: the Markdown it uses
     (headings, code marks, tables) becomes plain text with aligned columns,
-    so a musician reading `help ladder` does not read table syntax."""
-    from .repl.views import table
+    so a musician reading `help ladder` does not read table syntax; with
+    a terminal's ``width``, wrapped to it."""
+    from .repl.views import table, wrapped
     lines: list[str] = []
     rows: list[list[str]] = []
     for line in markdown.splitlines() + [""]:
@@ -63,9 +65,10 @@ def as_text(markdown: str) -> str:
                 rows.append(cells)
             continue
         if rows:
-            lines += table(rows)
+            lines += table(rows, width=width)
             rows = []
-        lines.append(line.lstrip("#").strip().replace("`", "") if line.startswith("#") else line.replace("`", ""))
+        lines += wrapped(line.lstrip("#").strip().replace("`", "") if line.startswith("#") else line.replace("`", ""),
+                         width)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -9,6 +9,7 @@ a fault of the REPL itself is one line (its traceback goes to a log).
 from __future__ import annotations
 
 import errno
+import shutil
 import signal
 import time
 import traceback
@@ -89,6 +90,7 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
                 say(line, "warning" if line.startswith("warning") else "note")
         session.scope = lambda tap, title: scope.show(tap, title, settings["samplerate"])
         session.say = say
+        session.columns = lambda: shutil.get_terminal_size().columns
         if midi:
             from ..cli import start_midi
             for line in start_midi(control, midi):

@@ -93,6 +93,9 @@ class Session:
         #: ``scope(tap, title)`` draws a tapped output until a key (the
         #: terminal's business, so the app sets it); None without a terminal.
         self.scope = None
+        #: ``columns()``: the terminal's width now, which help and info wrap
+        #: to (the app sets it); None without a terminal: lines unwrapped.
+        self.columns = None
         #: ``say(line, kind)`` prints to the musician from any thread (the
         #: REPL and ``synth play`` set it): with it, a render runs beside.
         self.say = None
@@ -542,10 +545,10 @@ class Session:
         return views.listing(self.patch, self.timeline)
 
     def do_info(self, name: str) -> str:
-        return views.info(name, self.patch, self.registry)
+        return views.info(name, self.patch, self.registry, self.columns and self.columns())
 
     def do_help(self, name: str | None = None) -> str:
-        return views.help_text(name, self.registry)
+        return views.help_text(name, self.registry, self.columns and self.columns())
 
     def do_scope(self, target: str) -> str:
         name, _, port = target.partition(".")

@@ -3,7 +3,6 @@ engine: plain text, aligned in columns, built from the same tables and
 models that everything else reads, so it cannot drift from them."""
 from __future__ import annotations
 
-import shutil
 import textwrap
 
 from ..errors import SynthError, did_you_mean
@@ -14,9 +13,53 @@ from .commands import REPL_COMMANDS
 from .timeline import Timeline
 
 
-def table(rows: list[list[str]], indent: str = "  ") -> list[str]:
-    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(max(map(len, rows)))]
-    return [indent + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+def wrapped(text: str, width: int | None) -> list[str]:
+    """A line's words wrapped to a terminal's ``width``, whole (a hyphen or
+    a long value is no place to break), its last column left free, as a
+    line that fills it makes some terminals wrap; one line without one."""
+    if not width:
+        return [text]
+    return textwrap.wrap(text, width - 1, break_long_words=False, break_on_hyphens=False) or [""]
+
+
+#: The narrowest a wrapped last column gets beside the others; a terminal
+#: that leaves it less has it under each row instead.
+NARROWEST = 30
+
+
+def table(rows: list[list[str] | str], indent: str = "  ", width: int | None = None,
+          cap: int | None = None) -> list[str]:
+    """Rows in aligned columns; a row given as a string is a title between
+    them (the columns run on under it). With the terminal's ``width`` the
+    last column wraps under itself, where the terminal would break its
+    words at the edge, or under each row when that leaves it too little
+    room. A first cell longer than ``cap`` stands on a line of its own
+    (one long synopsis would set a column that leaves the rest no room)."""
+    cells = [row for row in rows if not isinstance(row, str)]
+    last = max(map(len, cells)) - 1
+    widths = [max((len(row[i]) for row in cells if i < len(row) and not (i == 0 and cap and len(row[0]) > cap)),
+                  default=0) for i in range(last + 1)]
+    hang = len(indent) + sum(w + 2 for w in widths[:last])
+    under = width is not None and width - hang - 1 < NARROWEST
+    lines = []
+    for row in rows:
+        if isinstance(row, str):
+            lines.append(row)
+            continue
+        if cap and len(row[0]) > cap:
+            lines.append(indent + row[0])
+            row = ["", *row[1:]]
+        text = row[last] if width and len(row) > last else ""
+        head = indent + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:last] if text else row))
+        if not text:
+            lines.append(head.rstrip())
+        elif under:
+            lines += [head.rstrip()] * bool(head.strip())
+            lines += [indent + "    " + line for line in wrapped(text, width - len(indent) - 4)]
+        else:
+            first, *more = wrapped(text, width - hang)
+            lines += [head + "  " + first] + [" " * hang + line for line in more]
+    return lines
 
 
 def count(number: int, what: str) -> str:
@@ -47,16 +90,16 @@ def listing(patch: Patch, timeline: Timeline) -> str:
     return "\n".join(lines)
 
 
-def info(name: str, patch: Patch, registry) -> str:
+def info(name: str, patch: Patch, registry, width: int | None = None) -> str:
     inst = patch.modules.get(name)
     if inst is not None:
-        return _instance(name, inst, patch)
+        return _instance(name, inst, patch, width)
     if name in registry:
-        return _type(registry.get(name))
+        return _type(registry.get(name), width)
     raise SynthError(f"no module or module type '{name}'{did_you_mean(name, [*patch.modules, *registry.types])}")
 
 
-def _instance(name: str, inst, patch: Patch) -> str:
+def _instance(name: str, inst, patch: Patch, width: int | None) -> str:
     cls = inst.type.cls
     into = {}
     out_of = {}
@@ -71,51 +114,39 @@ def _instance(name: str, inst, patch: Patch) -> str:
         value = p.format(inst.params[p.name]) + (f" {p.unit}" if p.unit and not p.choices else "")
         modulated = linked(" <-", into.get(p.name))
         rows.append(["param", p.name, value + modulated, p.range_text().strip(), p.doc])
-    return "\n".join([f"{name}: {cls.type_name} ({inst.type.package}), {cls.description}"] + table(rows))
+    return "\n".join(wrapped(f"{name}: {cls.type_name} ({inst.type.package}), {cls.description}", width)
+                     + table(rows, width=width))
 
 
 def linked(arrow: str, names: list[str] | None) -> str:
     return f"{arrow} {', '.join(names)}" if names else ""
 
 
-def _type(entry) -> str:
+def _type(entry, width: int | None) -> str:
     cls = entry.cls
     rows = [[label, p.name, p.kind, "", p.doc] for label, ports in (("in", cls.inputs), ("out", cls.outputs))
             for p in ports]
     rows += [["param", p.name, p.format(p.default_value), p.range_text().strip(), p.doc] for p in cls.params]
-    return "\n".join([f"{entry.name} ({entry.package} {entry.version}), {cls.description}"] + table(rows))
+    return "\n".join(wrapped(f"{entry.name} ({entry.package} {entry.version}), {cls.description}", width)
+                     + table(rows, width=width))
 
 
 #: A command's synopsis longer than this (the pattern command's) takes a
-#: line of its own: the column it would set leaves no room for the rest.
+#: line of its own.
 SYNOPSIS_COLUMN = 40
 
 
 def help_text(name: str | None, registry, width: int | None = None) -> str:
-    """Every command in two tables, wrapped to ``width`` (the terminal's by
-    default), or one command or module type as the generated reference in
-    docs/ has it (`synth help NAME` prints the same)."""
+    """Every command in two tables, or one command or module type as the
+    generated reference in docs/ has it (`synth help NAME` prints the same);
+    wrapped to ``width``, a terminal's, when there is one."""
     if name is not None:
-        return topic(name, registry, "help").rstrip("\n")
-    width = width or shutil.get_terminal_size().columns
-    kinds = (("patch and song commands", COMMANDS.values()), ("REPL commands", REPL_COMMANDS.values()))
-    column = max(len(c.syntax) for _, commands in kinds for c in commands if len(c.syntax) <= SYNOPSIS_COLUMN)
-    if width - column - 5 < 30:   # too narrow for two columns: each summary under its synopsis
-        column = 0
-    hang = " " * (column + 4 if column else 6)
-    lines = []
-    for title, commands in kinds:
-        lines.append(title)
-        for c in commands:
-            summary = textwrap.wrap(c.summary, width - len(hang) - 1)
-            if len(c.syntax) > column:
-                lines.append("  " + c.syntax)
-            else:
-                lines.append(f"  {c.syntax.ljust(column)}  {summary.pop(0) if summary else ''}".rstrip())
-            lines += [hang + text for text in summary]
-    lines += textwrap.wrap("Tab completes; a pasted block is one change (one undo); Ctrl-C cancels the line; "
-                           "`help COMMAND` for one command, `help TYPE` for a module type", width - 1)
-    return "\n".join(lines)
+        return topic(name, registry, "help", width).rstrip("\n")
+    rows = (["patch and song commands"] + [[s.syntax, s.summary] for s in COMMANDS.values()]
+            + ["REPL commands"] + [[c.syntax, c.summary] for c in REPL_COMMANDS.values()])
+    tail = ("Tab completes; a pasted block is one change (one undo); Ctrl-C cancels the line; "
+            "`help COMMAND` for one command, `help TYPE` for a module type")
+    return "\n".join(table(rows, width=width, cap=SYNOPSIS_COLUMN) + wrapped(tail, width))
 
 
 def top(meters: dict, status: str) -> str:
