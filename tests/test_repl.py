@@ -392,9 +392,9 @@ def test_help_and_info_wrap_to_the_terminal_and_a_long_synopsis_takes_a_line_of_
                for summary in ("change a parameter", "list the modules") if summary in line}
     # one column for both tables, or where it leaves too little room, each summary under its synopsis
     assert columns == {len("  map cc NUMBER NAME.PARAM [MIN MAX]  ") + 1 if width > 80 else 6}, columns
-    run(session, "add vco o", "connect o out")
+    run(session, "add vco o", "add comp squash", "connect o out")
     wide = ["info o"] if width >= 80 else []   # a vco's cells before its descriptions take 69 columns
-    for command in ["help", "help pattern", "help ladder", "info ladder", *wide]:
+    for command in ["help", "help pattern", "help ladder", "info ladder", "ls", *wide]:
         text = session.execute(command)
         assert max(len(line) for line in text.splitlines() if line not in long) < width, command
         session.columns = None

@@ -542,7 +542,7 @@ class Session:
     # -- looking -------------------------------------------------------------------
 
     def do_ls(self) -> str:
-        return views.listing(self.patch, self.timeline)
+        return views.listing(self.patch, self.timeline, self.columns and self.columns())
 
     def do_info(self, name: str) -> str:
         return views.info(name, self.patch, self.registry, self.columns and self.columns())

@@ -76,13 +76,13 @@ def summary(patch: Patch, timeline: Timeline) -> str:
     return f"song: {length}, {count(patterns, 'pattern')}, {body}"
 
 
-def listing(patch: Patch, timeline: Timeline) -> str:
+def listing(patch: Patch, timeline: Timeline, width: int | None = None) -> str:
     rows = []
     for name, inst in patch.modules.items():
         params = " ".join(f"{p.name}={p.format(inst.params[p.name])}" for p in inst.type.cls.params)
         rows.append([name, inst.type.name, params])
     lines = [f"requires {', '.join(patch.requires)}"] if patch.requires else []
-    lines += ["modules"] + table(rows)
+    lines += ["modules"] + table(rows, width=width)
     lines += ["cables"] + ([f"  {c}" for c in patch.cables] or ["  (none: `connect NAME out` to hear a module)"])
     if timeline:
         head, body = timeline.lines()
