@@ -100,21 +100,25 @@ def main_options(
 @app.command()
 def modules(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List every module type: ports, parameters and the package it came from."""
+    from .repl.views import table, type_rows, wrapped
     reg = registry()
     entries = sorted(reg.qualified.values(), key=lambda t: (t.package != "synthcli", t.package, t.name))
     if as_json:
         typer.echo(json.dumps([describe(t, reg) for t in entries], indent=2))
         return
+    width = terminal_width()
     for entry in entries:
         cls = entry.cls
         shown = entry.name if reg.types.get(entry.name) is entry else entry.qualified_name
-        typer.echo(f"{shown}  ({entry.package} {entry.version})  {cls.description}")
-        for label, ports in (("in", cls.inputs), ("out", cls.outputs)):
-            for port in ports:
-                typer.echo(f"    {label:<5} {port.name:<10} {port.kind:<8} {port.doc}")
-        for param in cls.params:
-            default = param.format(param.default_value)
-            typer.echo(f"    param {param.name:<10} {default:<9}{param.range_text():<24} {param.doc}")
+        lines = wrapped(f"{shown}  ({entry.package} {entry.version})  {cls.description}", width)
+        typer.echo("\n".join(lines + table(type_rows(cls), "    ", width)))
+
+
+def terminal_width() -> int | None:
+    """The terminal's columns, which tables wrap to; None for a pipe or a
+    file, which get whole lines."""
+    import shutil
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def describe(entry, reg) -> dict:
@@ -503,8 +507,6 @@ def tell_news(before: dict, meters: dict) -> dict:
 @app.command("help")
 def help_topic(topic: Optional[str] = typer.Argument(None, help="A command or a module type.")) -> None:
     """Show the reference for a command or a module type (the text of docs/, plain)."""
-    import shutil
-
     from .errors import SynthError
     from .language import COMMANDS
     from .reference import topic as reference_topic
@@ -517,8 +519,7 @@ def help_topic(topic: Optional[str] = typer.Argument(None, help="A command or a 
         typer.echo("`synth help NAME` for one of them; `synth COMMAND --help` for the synth command line")
         return
     try:   # wrapped to a terminal; a pipe gets whole lines
-        typer.echo(reference_topic(topic, reg, width=shutil.get_terminal_size().columns if sys.stdout.isatty()
-                                   else None))
+        typer.echo(reference_topic(topic, reg, width=terminal_width()))
     except SynthError as error:
         fail(str(error))
     shell = {c.name or c.callback.__name__ for c in app.registered_commands}

@@ -660,6 +660,10 @@ def test_prompt_first_then_edits_errors_and_completion(terminal, tmp_path):
     term.wait_for("synth>")
     term.wait_for("no audio: no audio output device found")
     assert term.screen().count("no audio:") == 1
+    term.type("help ladder", then="for grit")                 # wrapped by help itself, between words:
+    joined, rows = (term.tmux("capture-pane", "-p", *join).split("synth> help ladder")[1].splitlines()
+                    for join in (["-J"], []))
+    assert [row.rstrip() for row in rows] == [row.rstrip() for row in joined]   # no line reached the edge
     term.type("add vco osc1 wave=saw freq=110")
     term.type("connect osc1 out")
     term.type("set os1.freq 220", then="column 5: unknown module 'os1', did you mean 'osc1'?")

@@ -123,12 +123,15 @@ def linked(arrow: str, names: list[str] | None) -> str:
 
 
 def _type(entry, width: int | None) -> str:
-    cls = entry.cls
+    return "\n".join(wrapped(f"{entry.name} ({entry.package} {entry.version}), {entry.cls.description}", width)
+                     + table(type_rows(entry.cls), width=width))
+
+
+def type_rows(cls) -> list[list[str]]:
+    """A module type's ports and parameters as `info` and `synth modules` list them."""
     rows = [[label, p.name, p.kind, "", p.doc] for label, ports in (("in", cls.inputs), ("out", cls.outputs))
             for p in ports]
-    rows += [["param", p.name, p.format(p.default_value), p.range_text().strip(), p.doc] for p in cls.params]
-    return "\n".join(wrapped(f"{entry.name} ({entry.package} {entry.version}), {cls.description}", width)
-                     + table(rows, width=width))
+    return rows + [["param", p.name, p.format(p.default_value), p.range_text().strip(), p.doc] for p in cls.params]
 
 
 #: A command's synopsis longer than this (the pattern command's) takes a
