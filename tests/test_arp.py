@@ -212,6 +212,19 @@ def test_in_a_song_a_clock_on_the_grid_plays_the_same_bits_as_the_matching_rate(
     assert np.allclose(pitches, [329.63, 392.00, 261.63] * 5 + [261.63, 329.63], rtol=2e-3)   # bar 2 from c
 
 
+def test_a_pattern_on_length_sets_each_step_s_gate_from_its_own_sample(registry):
+    """`length` is read as each step starts, on the very sample a pattern
+    steps it: it steps rather than glide, or the step that starts with it
+    took the length before it (1/240 of the way to its own)."""
+    text = ("tempo 120\nlength 1\nadd keys kb voices=1\nadd arp a rate=8\nconnect kb.voct a.voct\n"
+            "connect kb.gate a.gate\nconnect a.gate out\npattern kb \"c4\" legato=0.99\n"
+            'pattern a.length "0.2 0.8 0.5 0.1"\n')
+    high = np.flatnonzero(np.diff(np.r_[0, render(registry, text) > 0, 0]))
+    starts, lengths = high[::2], high[1::2] - high[::2]
+    assert list(starts) == list(range(0, 96000, STEP))            # 16ths of a 2-second bar
+    assert list(lengths) == [round(STEP * f) for f in (0.2, 0.8, 0.5, 0.1) for _ in range(4)]
+
+
 def test_a_stopped_song_silences_a_latched_arp(registry):
     """The song's stop lets the keys go, which a latch outlives: the stop
     reaches the arp too, or it played on until ``set a.latch off``."""

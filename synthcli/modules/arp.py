@@ -265,7 +265,8 @@ class Arp(Module):
                   "pinkyup/thumbup (the top/bottom note between the others), order (as pressed), random"),
         Param("octaves", 1, 1, MAX_OCTAVES, integer=True,
               doc="the chord again this many octaves up, one after another"),
-        Param("length", 0.5, 0.01, 1.0, doc="each step's gate, as a fraction of the step (1 ties the steps)"),
+        Param("length", 0.5, 0.01, 1.0, glide=False,
+              doc="each step's gate, as a fraction of the step (1 ties the steps), taken as the step starts"),
         Param("latch", "off", choices=("off", "on"),
               doc="on: keeps playing the last chord after its keys are let go, until a new one or the song stops"),
     )
