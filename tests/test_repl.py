@@ -33,7 +33,6 @@ from synthcli.repl.lexer import ReplLexer
 from synthcli.repl.session import Session, parameter_changes
 from synthcli.repl.toolbar import Toolbar, level_meter
 from synthcli.repl.transport import Transport
-from synthcli.repl.views import help_text
 from synthcli.sequencer.song import Song
 from synthcli.testing import free_udp_port, jack_dummy_server, peak_frequency, shared_memory_of
 
