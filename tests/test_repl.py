@@ -372,6 +372,13 @@ def test_help_info_and_ls_read_the_tables_and_the_patch(session):
     assert session.execute("top") == "no meters: a test"
 
 
+def test_help_in_a_window_squeezed_to_a_sliver_still_prints_every_word(session):
+    session.columns = lambda: 5
+    words = " ".join(session.execute("help").split())
+    assert all(" ".join(f"{c.syntax} {c.summary}".split()) in words for c in REPL_COMMANDS.values())
+    assert "cutoff frequency" in session.execute("help ladder")
+
+
 @pytest.mark.parametrize("width", [64, 100, 200])
 def test_help_and_info_wrap_to_the_terminal_and_a_long_synopsis_takes_a_line_of_its_own(session, width):
     """The terminal broke help's lines mid-word at its edge, and the

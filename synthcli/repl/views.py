@@ -13,18 +13,21 @@ from .commands import REPL_COMMANDS
 from .timeline import Timeline
 
 
+#: The narrowest text wraps to: a table's last column beside the others
+#: (a terminal that leaves it less has it under each row instead), or a
+#: line in a window squeezed to a sliver.
+NARROWEST = 30
+
+
 def wrapped(text: str, width: int | None) -> list[str]:
     """A line's words wrapped to a terminal's ``width``, whole (a hyphen or
     a long value is no place to break), its last column left free, as a
-    line that fills it makes some terminals wrap; one line without one."""
+    line that fills it makes some terminals wrap; one line without one.
+    Never narrower than NARROWEST: a window squeezed to a sliver gets
+    lines it wraps itself, not a column a word wide."""
     if not width:
         return [text]
-    return textwrap.wrap(text, width - 1, break_long_words=False, break_on_hyphens=False) or [""]
-
-
-#: The narrowest a wrapped last column gets beside the others; a terminal
-#: that leaves it less has it under each row instead.
-NARROWEST = 30
+    return textwrap.wrap(text, max(width - 1, NARROWEST), break_long_words=False, break_on_hyphens=False) or [""]
 
 
 def table(rows: list[list[str] | str], indent: str = "  ", width: int | None = None,
