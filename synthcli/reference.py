@@ -36,8 +36,8 @@ def topic(name: str, registry: Registry, lister: str = "synth help", width: int 
     module type, as docs/ has it but in plain text (see `as_text`): what
     `synth help NAME` and the REPL's `help NAME` print. An unknown name is
     an error that suggests the closest one, or else names ``lister``, the
-    command that lists them all. ``width``, a terminal's, wraps the
-    tables' last column (see `views.table`)."""
+    command that lists them all. ``width``, a terminal's, wraps the text
+    and the tables' last column (see `views.table`)."""
     from .errors import SynthError, did_you_mean
     from .repl.commands import REPL_COMMANDS
     if name in COMMANDS:
