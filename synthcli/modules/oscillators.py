@@ -759,7 +759,7 @@ def _noise_kernel(color, level, seed, out, rng, seeded, pink):
         b4 = pink[c, 4]
         b5 = pink[c, 5]
         b6 = pink[c, 6]
-        # A change of colour switches on its sample, a new seed restarts the sequence on its sample.
+        # A change of colour switches on its sample; a new seed restarts the sequence on its own.
         start = 0
         while start < n:
             s = float(int(min(max(seed[c, start], 0.0), MAX_SEED)))

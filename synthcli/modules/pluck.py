@@ -33,11 +33,12 @@ def _pluck_kernel(voct, gate, velocity, freq, decay, tone, out, line, state, wri
     starting from rest, so one pluck's colour does not leak into the
     next's) into a delay line one period long, which feeds back through a
     gain and a two-point lowpass: the noise becomes a tone, its highs
-    dying first, as a string's do. The lowpass, ``(1 - s) x[n] + s x[n-1]``, delays the loop
-    by ``s`` samples, so the line is read that much sooner (between its
-    samples, by the delay's cubic interpolation) to keep the pitch exact.
-    Samples are flushed as they are written: a string long decayed would
-    otherwise ring on in denormal numbers, many times slower to work with."""
+    dying first, as a string's do. The lowpass,
+    ``(1 - s) x[n] + s x[n-1]``, delays the loop by ``s`` samples, so the
+    line is read that much sooner (between its samples, by the delay's
+    cubic interpolation) to keep the pitch exact. Samples are flushed as
+    they are written: a string long decayed would otherwise ring on in
+    denormal numbers, many times slower to work with."""
     channels, n = out.shape
     size = line.shape[1]
     pole = 1.0 - 2.0 * math.pi * DC_HZ / samplerate
