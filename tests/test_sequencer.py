@@ -209,9 +209,9 @@ def test_the_drums_tone_is_read_as_each_drum_is_struck(registry):
 def test_the_pluck_s_tone_is_read_as_each_string_is_plucked(registry):
     """A pattern stepping the tone with the notes plucks each with its own
     burst: as loud and as bright as a pluck at that tone. Gliding, a
-    bright pluck after a dark one took the dark burst's level, eight times
-    too loud, and each burst's lowpass started where the last one's had
-    left off. Each note is now what a song at its tone plays, on any block
+    bright pluck after a dark one took the dark burst's level (2.8 times
+    too loud, RMS), and each burst's lowpass started where the last one's
+    had left off. Each note is now what a song at its tone plays, on any block
     size (the strings die away between notes)."""
     song = ("tempo 120\nlength 1\nadd keys kb voices=1\nadd pluck p decay=0.05 tone={tone}\n"
             "connect kb.voct p.voct\nconnect kb.gate p.gate\nconnect p out\n"
