@@ -409,6 +409,21 @@ def test_help_and_info_wrap_to_the_terminal_and_a_long_synopsis_takes_a_line_of_
         session.columns = lambda: width
 
 
+def test_top_wraps_a_long_reason_under_its_column(session):
+    reason = "RuntimeError in process(): the plugin's table has no entry for a pitch this far below its range"
+    module = {"type": "synthcli-oops:raises", "partition": 1, "mean_ms": 0.02, "max_ms": 0.1, "faults": 3,
+              "restarts": 0, "quarantined": True, "reason": reason}
+    session.sound.meters = {"xruns": 0, "underflows": 0, "played": 10, "cpu": {"0": 0.1, "1": 0.2},
+                            "workers": {0: {"pid": 10, "modules": 1, "mean_ms": 0.1, "max_ms": 0.2, "missed": 0,
+                                            "restarts": 0},
+                                        1: {"pid": 11, "modules": 1, "mean_ms": 0.1, "max_ms": 0.2, "missed": 0,
+                                            "restarts": 0}},
+                            "modules": {"a": module}}
+    session.columns = lambda: 100
+    text = session.execute("top")
+    assert max(map(len, text.splitlines())) < 100 and f"quarantined: {reason}" in " ".join(text.split())
+
+
 def test_scope_names_what_is_wrong_in_one_line(session):
     run(session, "add vco osc1", "connect osc1 out")
     for line, message in (("scope osc", "no module 'osc', did you mean 'osc1'?"),

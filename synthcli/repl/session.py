@@ -567,7 +567,7 @@ class Session:
             return self.scope(tap, f"{name}.{port}")
 
     def do_top(self) -> str:
-        return views.top(self.sound.meters, self.sound.reason or self.sound.status)
+        return views.top(self.sound.meters, self.sound.reason or self.sound.status, self.columns and self.columns())
 
     def do_devices(self) -> str:
         return views.devices()

@@ -155,7 +155,7 @@ def help_text(name: str | None, registry, width: int | None = None) -> str:
     return "\n".join(table(rows, width=width, cap=SYNOPSIS_COLUMN) + wrapped(tail, width))
 
 
-def top(meters: dict, status: str) -> str:
+def top(meters: dict, status: str, width: int | None = None) -> str:
     if not meters:
         return f"no meters: {status}"
     lines = [f"xruns {meters['xruns']}, underflows {meters['underflows']}, "
@@ -173,7 +173,7 @@ def top(meters: dict, status: str) -> str:
         state = f"quarantined: {m['reason']}" if m["quarantined"] else (m["reason"] or "ok")
         rows.append([name, m["type"].split(":")[-1], str(m["partition"]), f"{m['mean_ms']:.3f}",
                      f"{m['max_ms']:.3f}", str(m["faults"]), str(m["restarts"]), state])
-    return "\n".join(lines + table(rows, ""))
+    return "\n".join(lines + table(rows, "", width))
 
 
 def devices() -> str:
