@@ -93,8 +93,8 @@ class Session:
         #: ``scope(tap, title)`` draws a tapped output until a key (the
         #: terminal's business, so the app sets it); None without a terminal.
         self.scope = None
-        #: ``columns()``: the terminal's width now, which help and info wrap
-        #: to (the app sets it); None without a terminal: lines unwrapped.
+        #: ``columns()``: the terminal's width now, which ls, info, help and
+        #: top wrap to (the app sets it); None without a terminal: whole lines.
         self.columns = None
         #: ``say(line, kind)`` prints to the musician from any thread (the
         #: REPL and ``synth play`` set it): with it, a render runs beside.
@@ -541,14 +541,19 @@ class Session:
 
     # -- looking -------------------------------------------------------------------
 
+    @property
+    def width(self) -> int | None:
+        """The terminal's columns now, which views wrap to; None without one."""
+        return self.columns() if self.columns else None
+
     def do_ls(self) -> str:
-        return views.listing(self.patch, self.timeline, self.columns and self.columns())
+        return views.listing(self.patch, self.timeline, self.width)
 
     def do_info(self, name: str) -> str:
-        return views.info(name, self.patch, self.registry, self.columns and self.columns())
+        return views.info(name, self.patch, self.registry, self.width)
 
     def do_help(self, name: str | None = None) -> str:
-        return views.help_text(name, self.registry, self.columns and self.columns())
+        return views.help_text(name, self.registry, self.width)
 
     def do_scope(self, target: str) -> str:
         name, _, port = target.partition(".")
@@ -567,7 +572,7 @@ class Session:
             return self.scope(tap, f"{name}.{port}")
 
     def do_top(self) -> str:
-        return views.top(self.sound.meters, self.sound.reason or self.sound.status, self.columns and self.columns())
+        return views.top(self.sound.meters, self.sound.reason or self.sound.status, self.width)
 
     def do_devices(self) -> str:
         return views.devices()
