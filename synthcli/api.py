@@ -22,7 +22,7 @@ from .errors import did_you_mean
 
 #: Version of this contract. A plugin names the major version it was written
 #: for; the host refuses plugins of another major version.
-API_VERSION = "1.3"
+API_VERSION = "1.4"
 
 #: The most channels one cable carries (as in VCV Rack).
 MAX_CHANNELS = 16

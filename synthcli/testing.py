@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -103,6 +103,61 @@ def render_module(
         for name, buf in outs.items():
             result[name][:, start:stop] = buf
     return result
+
+
+
+def render_song(
+    text: str,
+    modules: Iterable[type[Module]] = (),
+    *,
+    samplerate: int = 48000,
+    blocksize: int = 256,
+) -> np.ndarray:
+    """Render a song (or a patch with a ``length``) as ``synth render`` would,
+    with ``modules`` added to the built-in types: what a module does when
+    the sequencer sets its parameters, steps a pattern on them or plays
+    its notes, which :func:`render_module` cannot show.
+
+    Parameters
+    ----------
+    text
+        The song, in the song language (docs/song-language.md); it needs a
+        ``length``. A module of ``modules`` is added by its ``type_name``.
+    modules
+        Module classes under test. Installed plugins are left out, so a
+        copy of the plugin being tested, installed or not, cannot clash.
+    samplerate, blocksize
+        As ``synth render``'s ``-r`` and ``-b``: a module whose output
+        depends on the block size is one a pattern plays differently live.
+
+    Returns
+    -------
+    ndarray
+        The master, ``(2, samples)``, with its 5 ms fade-in and the song's
+        release tail, in the engine's own process (``--executor inline``).
+
+    Raises
+    ------
+    SynthError
+        For a song the engine would refuse, with its line and column.
+    """
+    from .engine.core import Engine
+    from .engine.render import Performance
+    from .plugins import load_registry
+    from .sequencer.song import Song
+
+    registry = load_registry(safe_mode=True)
+    for cls in modules:
+        registry.add(cls, cls.__module__.split(".")[0], "0")
+    if registry.problems:
+        raise ValueError("; ".join(registry.problems))
+    song = Song(registry, text)
+    with Engine(registry, samplerate, blocksize, executor="inline") as engine:
+        performance = Performance(engine, song)
+        blocks = [performance.next_block().copy()]
+        while not performance.over:
+            blocks.append(performance.next_block().copy())
+    return np.concatenate(blocks, axis=1)
 
 
 #: Seconds of audio a restored copy must carry on identically for: state

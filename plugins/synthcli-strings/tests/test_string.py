@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from synthcli.testing import check_module, render_module
+from synthcli.testing import check_module, render_module, render_song
 from synthcli_strings import String
 
 FS = 48000
@@ -90,3 +90,36 @@ def test_replucking_and_voices():
     assert abs(fundamental(y[0][2000:18384], 261.63) - 261.63) < 0.5
     assert abs(fundamental(y[1][2000:18384], 392.0) - 392.0) < 0.5
     assert not np.array_equal(y[0], y[1])
+
+
+def test_a_pattern_on_brightness_gives_each_pluck_its_own_tone():
+    """Stepped with the notes, each pluck is what a song at its brightness
+    plays, in blocks of 4096 as of 48. Gliding, a pluck took part of the
+    last value; the burst's loudness followed the glide through the burst,
+    and its lowpass started where the last burst had left it."""
+    song = ("tempo 120\nlength 1\nadd keys kb voices=1\nadd string s decay=0.05 release=0.05 brightness={b}\n"
+            "connect kb.voct s.voct\nconnect kb.gate s.gate\nconnect s out\n"
+            'pattern kb "a3*4" legato=0.5\n{pattern}')
+    stepped = song.format(b=0.5, pattern='pattern s.brightness "0 1 0.2 0.9"\n')
+    big, small = (render_song(stepped, [String], blocksize=n)[0] for n in (4096, 48))
+    n = min(big.size, small.size) - 4096
+    assert np.array_equal(big[:n], small[:n])
+    quarter = FS // 2
+    for k, b in enumerate((0, 1, 0.2, 0.9)):
+        alone = render_song(song.format(b=b, pattern=""), [String])[0]
+        note = slice(k * quarter, (k + 1) * quarter)
+        error = np.abs(big[note] - alone[note]).max() / np.abs(alone[note]).max()
+        assert error < 1e-6, (k, error)    # what is left of the last note
+
+
+def test_a_burst_does_not_carry_the_last_one_s_colour():
+    """Two plucks, the first bright or dark, the second the same: once the
+    first has died away, the second sounds the same after either."""
+    gate = np.zeros(100 * BLOCK)
+    gate[100:1000] = gate[FS // 2:FS // 2 + 1000] = 1.0
+    after = [render_module(String, 100, params={"brightness": np.where(np.arange(gate.size) < FS // 4, b, 0.3),
+                                                 "release": 0.01},
+                           inputs={"gate": gate}, samplerate=FS, blocksize=BLOCK)["out"][0][FS // 2:]
+             for b in (0.0, 1.0)]
+    assert np.abs(after[0]).max() > 0.1
+    assert np.abs(after[0] - after[1]).max() < 1e-9

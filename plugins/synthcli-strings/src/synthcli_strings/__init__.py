@@ -12,7 +12,7 @@ from .karplus import String
 __version__ = "0.1.0"
 
 #: The synthcli module API this plugin is written against (synthcli.api.API_VERSION).
-SYNTHCLI_API = "1.0"
+SYNTHCLI_API = "1.4"  # Param(glide=False) is 1.3; the tests use testing.render_song, 1.4
 
 MODULES = (String, Comb)
 

@@ -64,8 +64,12 @@ def _string_kernel(voct, gate, velocity, freq, decay, release, damping, brightne
                    line, cursor, filters, burst, high, rng, samplerate):
     """All channels in one call. ``filters`` rows per channel: the one-zero's
     last input, the allpass's last input and output, the excitation
-    lowpass, the DC blocker's last input and output, the burst level.
-    ``burst`` counts the samples of excitation still to feed."""
+    lowpass, the DC blocker's last input and output, the burst level and
+    the burst lowpass's coefficient. ``burst`` counts the samples of
+    excitation still to feed. A burst's colour and level are those of its
+    pluck's sample, and its lowpass starts from rest: a pattern stepping
+    ``brightness`` with the notes gives each pluck its own tone, not a
+    blend of the last one's."""
     channels, n = out.shape
     mask = line.shape[1] - 1
     fmax = MAX_FREQ_RATIO * samplerate
@@ -78,18 +82,17 @@ def _string_kernel(voct, gate, velocity, freq, decay, release, damping, brightne
         dx = filters[c, 4]
         dy = filters[c, 5]
         amp = filters[c, 6]
+        k = filters[c, 7]
         left = burst[c]
         hi = high[c]
         state = rng[c]
-        last_f = last_v = last_d = last_t = last_b = np.nan
+        last_f = last_v = last_d = last_t = np.nan
         period = 100.0
         delay = 99
         eta = 0.0
         a = 1.0
         b = 0.0
         loop = 0.0
-        k = 1.0
-        norm = 1.0
         for i in range(n):
             f = freq[c, i]
             v = voct[c, i]
@@ -121,21 +124,19 @@ def _string_kernel(voct, gate, velocity, freq, decay, release, damping, brightne
                 lost = math.sqrt(a * a + b * b + 2.0 * a * b * math.cos(w0))
                 loop = min(0.001 ** (period / (samplerate * max(t, 1e-3))) / lost, MAX_LOOP)
                 last_t = t
-            br = brightness[c, i]
-            if br != last_b:
-                fc = DARKEST * 100.0 ** min(max(br, 0.0), 1.0)
-                k = 1.0 - math.exp(-2.0 * math.pi * min(fc, 0.45 * samplerate) / samplerate)
-                norm = math.sqrt((2.0 - k) / k)  # lowpassed noise keeps its loudness
-                last_b = br
             if g and not hi:  # pluck: one period of noise into the loop
                 left = int(period)
-                amp = PLUCK_GAIN * min(max(velocity[c, i], 0.0), 1.0)
+                fc = DARKEST * 100.0 ** min(max(brightness[c, i], 0.0), 1.0)
+                k = 1.0 - math.exp(-2.0 * math.pi * min(fc, 0.45 * samplerate) / samplerate)
+                norm = math.sqrt((2.0 - k) / k)  # lowpassed noise keeps its loudness
+                amp = PLUCK_GAIN * min(max(velocity[c, i], 0.0), 1.0) * norm
+                ex = 0.0
             hi = g
             excite = 0.0
             if left > 0:
                 state, noise = _lcg(state)
                 ex += k * (noise - ex)
-                excite = amp * norm * ex
+                excite = amp * ex
                 left -= 1
             x = line[c, (w - delay) & mask]
             low = a * x + b * lz
@@ -156,6 +157,7 @@ def _string_kernel(voct, gate, velocity, freq, decay, release, damping, brightne
         filters[c, 4] = dx
         filters[c, 5] = dy
         filters[c, 6] = amp
+        filters[c, 7] = k
         burst[c] = left
         high[c] = hi
         rng[c] = state
@@ -177,7 +179,8 @@ class String(Module):
         Param("decay", 2.0, 0.01, 30.0, "s", doc="time the fundamental takes to fall 60 dB while the gate is high"),
         Param("release", 0.3, 0.01, 30.0, "s", doc="the same once the gate falls (set it to decay to let notes ring)"),
         Param("damping", 0.5, 0.0, 1.0, doc="how much faster highs die than lows: 0 metallic, 1 soft nylon"),
-        Param("brightness", 0.7, 0.0, 1.0, doc="tone of the pluck: 0 a thumb, 1 a hard pick"),
+        Param("brightness", 0.7, 0.0, 1.0, glide=False,
+              doc="tone of the pluck, taken as each string is plucked (a set steps): 0 a thumb, 1 a hard pick"),
     )
     state_fields = ("line", "cursor", "filters", "burst", "high", "rng")
 
@@ -185,7 +188,7 @@ class String(Module):
         n = self.channels
         self.line = np.zeros((n, line_length(self.samplerate)))
         self.cursor = np.zeros(1, dtype=np.int64)
-        self.filters = np.zeros((n, 7))
+        self.filters = np.zeros((n, 8))
         self.burst = np.zeros(n, dtype=np.int64)
         self.high = np.zeros(n, dtype=np.bool_)
         self.rng = np.arange(1, n + 1, dtype=np.int64) * 7919  # its own noise per voice
