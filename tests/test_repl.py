@@ -128,10 +128,24 @@ def test_undo_and_redo_cover_every_edit_and_a_pasted_block_is_one_step(session):
         session.execute("set osc1.freq 200\nundo")
 
 
+def test_a_first_pattern_gives_the_song_a_length_long_enough_for_its_at_lines(session):
+    """Typed before any `length`, a pattern or `at` gets one instead of an
+    error (live the song plays on past it anyway); undo takes both back,
+    and a given length stays as given."""
+    run(session, "add keys kb", "add vco o", "connect kb.voct o.voct", "connect o out")
+    said = session.execute('pattern kb "c3 e3"')
+    assert said.startswith("the song is 1 bar long now (`length BARS` changes it)")
+    assert "length 1\n" in session.song_text and session.execute("play") == ""
+    assert session.sound.sent[-1] == ("start_song", session.song_text)
+    run(session, "stop", "undo")
+    assert "length" not in session.song_text and "pattern" not in session.song_text
+    assert session.execute('at 3 set o.wave sine\npattern kb "g3"').startswith("the song is 3 bars long now")
+    assert session.execute("length 8") == "" and session.execute('at 12 set o.wave saw') == ""
+    assert "length 8\n" in session.song_text
+
+
 def test_time_commands_edit_the_song_and_the_song_is_checked_whole(session):
     run(session, "add keys kb voices=2", "add vco o", "connect kb.voct o.voct", "connect o out")
-    with pytest.raises(SynthError, match="needs a length"):
-        session.execute('pattern kb "c3 e3"')
     run(session, "length 4.0", 'pattern kb "c3 e3"', "tempo 100", "tempo 128", 'pattern kb "g3"', "at 2.0 set o.wave sine")
     assert session.song_text == ("tempo 128\nlength 4\nadd keys kb voices=2\nadd vco o\nconnect kb.voct o.voct\n"
                                  'connect o.out out.in\npattern kb "g3"\nat 2 set o.wave sine\n')

@@ -169,13 +169,30 @@ class Session:
                     path = inst.params[spec.name]
                     if spec.file and path and (before is None or before.params.get(spec.name) != path):
                         self._file(path)
+        implied = self._imply_length(timeline)
         song = self._check(patch, timeline, fresh)
         label = str(commands[0]) if len(commands) == 1 else f"a block of {len(commands)} commands"
         self._commit(Snapshot(patch, timeline, label, self.path), song)
         for command in commands:
             if self.linked and isinstance(command, Tempo):   # with Link on, the tempo is everybody's
                 self.sound.link("tempo", float(command.bpm))
-        return ""
+        if implied is None:
+            return ""
+        return (f"the song is {implied} bar{'s' if implied != 1 else ''} long now (`length BARS` changes it): "
+                f"a saved song ends there; live, it plays on until `stop`")
+
+    @staticmethod
+    def _imply_length(timeline: Timeline) -> int | None:
+        """A first pattern or `at` typed before any `length` gets one, long
+        enough for every `at` (at least a bar), rather than an error: live,
+        the song plays on past its length anyway, and a musician who types a
+        pattern wants to hear it. The bars given, or None."""
+        commands = timeline.commands
+        if any(isinstance(c, Length) for c in commands) or not any(isinstance(c, (Pattern, At)) for c in commands):
+            return None
+        bars = max([1, *(c.bar for c in commands if isinstance(c, At))])
+        timeline.add(parse_line(f"length {bars}"))
+        return bars
 
     def knob(self, name: str, param: str, value: float) -> None:
         """``set NAME.PARAM VALUE`` without the cost of a whole edit, for
@@ -248,11 +265,6 @@ class Session:
         compile_patch(patch)
         if not timeline:
             return None
-        lacks_length = not any(isinstance(c, Length) for c in timeline.commands) and any(
-            isinstance(c, (Pattern, At)) for c in timeline.commands)
-        if lacks_length:   # check the rest first: a wrong pattern is the news, not the missing length
-            timeline = timeline.copy()
-            timeline.add(parse_line("length 1"))
         try:
             song = Song(self.registry, timeline.song_text(patch))
         except SynthError as error:
@@ -262,9 +274,6 @@ class Session:
             if any(culprit is c for c in fresh):
                 raise SynthError(error.message, line=culprit.line) from None
             raise SynthError(f"{error.message} (the song's '{culprit}' needs it)") from None
-        if lacks_length:
-            raise SynthError("a song with patterns needs a length: type `length BARS` first "
-                             "(live, the song plays on past it; it is where a saved song ends)")
         return song
 
     def _commit(self, change: Snapshot, song: Song | None) -> None:
@@ -494,7 +503,7 @@ class Session:
 
     def do_play(self) -> str:
         if not any(isinstance(c, (Pattern, At)) for c in self.timeline.commands):
-            return 'nothing to play yet: give the song a length and a pattern (length 4, pattern kb "c3 e3 g3")'
+            return 'nothing to play yet: give the song a pattern (pattern kb "c3 e3 g3")'
         song = Song(self.registry, self.song_text)
         self.transport.play(song, self.clock())
         self.sound.start_song(self.song_text)
