@@ -93,6 +93,7 @@ def _width(channels: int | None) -> str:
 
 
 def module_section(cls: type[Module], picture: bool = False) -> str:
+    from .repl.views import shown
     lines = [f"### `{cls.type_name}`", "", cls.description + ".", ""]
     if picture:
         lines += [f"![{cls.type_name}: rendered by `python -m synthcli.reference --pictures`]"
@@ -105,7 +106,7 @@ def module_section(cls: type[Module], picture: bool = False) -> str:
         lines.append("")
     if cls.params:
         lines += ["| parameter | default | range | description |", "|---|---|---|---|"]
-        lines += [f"| `{p.name}` | {p.format(p.default_value)} | {p.range_text().strip(' ()').replace('|', ', ')} "
+        lines += [f"| `{p.name}` | {shown(p, p.default_value)} | {p.range_text().strip(' ()').replace('|', ', ')} "
                   f"| {p.doc} |" for p in cls.params]
         lines.append("")
     return "\n".join(lines)

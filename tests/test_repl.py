@@ -386,6 +386,20 @@ def test_help_info_and_ls_read_the_tables_and_the_patch(session):
     assert session.execute("top") == "no meters: a test"
 
 
+def test_ls_info_and_help_show_six_figures_and_save_keeps_every_digit(session, tmp_path):
+    """The default pitch, C4, read `freq=261.6255653005986`; a value typed
+    with six figures or fewer shows as typed."""
+    run(session, "add vco o", "add vcf f cutoff=1234.5", "set o.pw 0.123456789", "connect o f", "connect f out")
+    listing = session.execute("ls")
+    assert "o    vco  freq=261.626 wave=saw pw=0.123457 fmdepth=1" in listing and "cutoff=1234.5 " in listing
+    assert "freq     261.626 Hz  (0.01..20000 Hz)" in session.execute("info o")
+    assert "freq     261.626  (0.01..20000 Hz)" in session.execute("info vco")
+    assert re.search(r"\n  freq +261\.626 +0\.01\.\.20000 Hz", session.execute("help vco"))
+    session.execute(f"save {tmp_path / 'a.patch'}")
+    saved = (tmp_path / "a.patch").read_text()
+    assert "pw=0.123456789" in saved and "261.6" not in saved   # the default is not written at all
+
+
 def test_help_in_a_window_squeezed_to_a_sliver_still_prints_every_word(session):
     session.columns = lambda: 5
     words = " ".join(session.execute("help").split())
@@ -714,7 +728,7 @@ def test_prompt_first_then_edits_errors_and_completion(terminal, tmp_path):
     term.complete("i", "synth> add vco osc2 wave=sine")
     term.keys("Enter")
     screen = term.type("ls", then="cables")
-    assert "osc2  vco  freq=261.6255653005986 wave=sine" in term.wait_for("osc1.out -> out.in")
+    assert "osc2  vco  freq=261.626 wave=sine" in term.wait_for("osc1.out -> out.in")
     assert screen.count(" -> ") == 1                        # ...and changed nothing
     term.type("add keys kb")
     term.type('pattern kb "c4 e4 g4 c5 e5 g5 [c6 e6 g6 c4 e4 g4 c5"',   # a long line's error says where it is

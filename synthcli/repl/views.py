@@ -82,7 +82,7 @@ def summary(patch: Patch, timeline: Timeline) -> str:
 def listing(patch: Patch, timeline: Timeline, width: int | None = None) -> str:
     rows = []
     for name, inst in patch.modules.items():
-        params = " ".join(f"{p.name}={p.format(inst.params[p.name])}" for p in inst.type.cls.params)
+        params = " ".join(f"{p.name}={shown(p, inst.params[p.name])}" for p in inst.type.cls.params)
         rows.append([name, inst.type.name, params])
     lines = [f"requires {', '.join(patch.requires)}"] if patch.requires else []
     lines += ["modules"] + table(rows, width=width)
@@ -114,7 +114,7 @@ def _instance(name: str, inst, patch: Patch, width: int | None) -> str:
     rows = [["in", p.name, linked("<-", into.get(p.name)), "", p.doc] for p in cls.inputs]
     rows += [["out", p.name, linked("->", out_of.get(p.name)), "", p.doc] for p in cls.outputs]
     for p in cls.params:
-        value = p.format(inst.params[p.name]) + (f" {p.unit}" if p.unit and not p.choices else "")
+        value = shown(p, inst.params[p.name]) + (f" {p.unit}" if p.unit and not p.choices else "")
         modulated = linked(" <-", into.get(p.name))
         rows.append(["param", p.name, value + modulated, p.range_text().strip(), p.doc])
     return "\n".join(wrapped(f"{name}: {cls.type_name} ({inst.type.package}), {cls.description}", width)
@@ -134,7 +134,18 @@ def type_rows(cls) -> list[list[str]]:
     """A module type's ports and parameters as `info` and `synth modules` list them."""
     rows = [[label, p.name, p.kind, "", p.doc] for label, ports in (("in", cls.inputs), ("out", cls.outputs))
             for p in ports]
-    return rows + [["param", p.name, p.format(p.default_value), p.range_text().strip(), p.doc] for p in cls.params]
+    return rows + [["param", p.name, shown(p, p.default_value), p.range_text().strip(), p.doc] for p in cls.params]
+
+
+def shown(param, value) -> str:
+    """A value as a musician reads it: six significant figures, so C4, the
+    default pitch, is 261.626 and not the 17 digits `save` writes to keep
+    it exact. Whatever six figures hold (what one types) shows as typed."""
+    text = param.format(value)
+    if param.file or param.choices or param.integer:
+        return text
+    short = f"{float(value):.6g}"
+    return short if len(short) < len(text) and "e" not in short else text
 
 
 #: A command's synopsis longer than this (the pattern command's) takes a
