@@ -95,7 +95,9 @@ class Param:
         Allowed range of the set value (modulation may leave it; clamp in
         the kernel where that matters).
     unit : str
-        Shown to users: "Hz", "s", "dB", ...
+        Shown to users: "Hz", "s", "dB", ... A parameter in "Hz" also
+        takes a note name, as its equal-tempered frequency (``a4`` is 440,
+        ``c4`` is :data:`C4_HZ`), in a set and in a pattern.
     choices : tuple of str
         Makes the parameter an enumeration.
     integer : bool
@@ -166,17 +168,21 @@ class Param:
             raise ValueError(f"expected one of {', '.join(self.choices)}{hint}")
         if isinstance(value, str) and not (value.isascii() and "_" not in value and value == value.strip()):
             raise ValueError(f"expected a number{self.range_text()}")   # float() also reads '１００', '1_000'
+        label = value
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"expected a number{self.range_text()}") from None
+            if self.unit != "Hz" or not isinstance(value, str):
+                raise ValueError(f"expected a number{self.range_text()}") from None
+            number = _note_hz(value, self.range_text())
+            label = f"{value} ({number:.6g} Hz)"
         if not math.isfinite(number):
             overflow = isinstance(value, str) and value.lstrip("+-").lower() not in ("inf", "infinity", "nan")
             raise ValueError(f"{'out of range' if overflow else 'expected a finite number'}{self.range_text()}")
         if self.integer and number != int(number):
             raise ValueError(f"expected a whole number{self.range_text()}")
         if not self.min <= number <= self.max:
-            raise ValueError(f"{value} is out of range{self.range_text()}")
+            raise ValueError(f"{label} is out of range{self.range_text()}")
         return number
 
     def format(self, value: float | str) -> str:
@@ -201,6 +207,20 @@ class Param:
     @property
     def default_value(self) -> float | str:
         return self.coerce(self.default)
+
+
+def _note_hz(text: str, range_text: str) -> float:
+    """A note name's frequency, for a parameter in Hz: a musician tunes a
+    drone, a comb or a cutoff to a note more often than to a number."""
+    from .errors import SynthError
+    from .sequencer.notation import note_to_midi
+    from .theory import note_hz
+    try:
+        return note_hz(note_to_midi(text))
+    except SynthError as error:
+        if "outside MIDI" in error.message:
+            raise ValueError(f"note {text} is outside MIDI 0-127 (c-1 to g9)") from None
+        raise ValueError(f"expected a number or a note name such as a4{range_text}") from None
 
 
 def _num(x: float) -> str:

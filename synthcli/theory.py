@@ -2,6 +2,13 @@
 ``c4'maj``) and the ``quant`` module share, so a scale means the same
 notes wherever it is named."""
 
+def note_hz(midi: float) -> float:
+    """A MIDI note's equal-tempered frequency, A4 (69) at 440 Hz: C4 comes
+    out as ``api.C4_HZ`` to the last bit, so a parameter set to ``c4`` and
+    a note source's C4 (pitch CV 0) play the same frequency."""
+    return 440.0 * 2.0 ** ((midi - 69) / 12)
+
+
 #: Scales by name: the pitch classes each holds, in semitones above its root
 #: (quant's scale choices, and a pattern's scale=).
 SCALES = {

@@ -32,6 +32,12 @@ def test_quoted_strings_keep_spaces_and_hashes():
     assert tokenize('pattern kb "c3 # e3"') == ["pattern", "kb", '"c3 # e3"']
 
 
+def test_a_hash_inside_a_word_is_a_sharp_and_at_its_start_a_comment():
+    """`set o.freq c#4` was cut to `c` (C3) by a comment starting at '#'."""
+    assert tokenize("set o.freq c#4 #c sharp") == ["set", "o.freq", "c#4"]
+    assert tokenize("add vco o freq=f#2#x") == ["add", "vco", "o", "freq=f#2#x"]   # then a bad value, said
+
+
 @pytest.mark.parametrize("text, line, col, words", [
     ("ad vco x", 1, 1, "unknown command 'ad', did you mean 'add'?"),
     ("add vco", 1, 8, "usage is 'add TYPE NAME"),

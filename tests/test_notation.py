@@ -7,6 +7,7 @@ from fractions import Fraction as F
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from synthcli.api import C4_HZ
 from synthcli.errors import SynthError
 from synthcli.sequencer.notation import (MAX_STEPS_PER_CYCLE, RANDOM_PERIOD, Event, Pattern, _query,
                                          note_to_midi, parse_pattern, parse_scale)
@@ -349,6 +350,18 @@ def test_value_mode_rejects_note_names():
         parse_pattern("400 c4", notes=False)
     assert info.value.col == 5
     assert "'c4' at 5 is a note name" in info.value.message
+
+
+def test_a_pattern_in_hz_takes_note_names_as_their_frequencies():
+    """a4 is 440 Hz, c4 the C4 of pitch CV 0 to the bit; numbers stay Hz."""
+    pattern = parse_pattern("a4 400 <c#4 c4> eb3", notes=False, hz=True)
+    assert [e.value for e in pattern.events(0)] == [440.0, 400.0, 440 * 2 ** (-8 / 12), 440 * 2 ** (-18 / 12)]
+    assert [e.value for e in pattern.events(1)][2] == C4_HZ
+    for text, col, words in (("a4 h4", 4, "expected a number or a note name at 4, got 'h4'"),
+                             ("a4'maj", 1, "a chord at 1 is notes, but this pattern takes numbers")):
+        with pytest.raises(SynthError) as info:
+            parse_pattern(text, notes=False, hz=True)
+        assert info.value.col == col and words in info.value.message
 
 
 def test_events_are_sorted_by_start_then_value():

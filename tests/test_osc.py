@@ -173,6 +173,8 @@ def test_oscsend_sets_parameters_and_runs_commands(served):
     assert wait_for(lambda: modules["f1"].params["cutoff"] == 1800.0)
     oscsend(port, "/synth/f1/cutoff", "f", 900.5)
     assert wait_for(lambda: modules["f1"].params["cutoff"] == 900.5)
+    oscsend(port, "/synth/set", "ss", "f1.cutoff", "a5")     # a frequency takes a note name
+    assert wait_for(lambda: modules["f1"].params["cutoff"] == 880.0)
     oscsend(port, "/synth/o/wave", "s", "square")
     assert wait_for(lambda: modules["o"].params["wave"] == modules["o"].type.cls.param("wave").coerce("square"))
     oscsend(port, "/synth/cmd", "s", "add lfo lfo1 freq=2")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from synthcli.api import C4_HZ
 from synthcli.engine.core import Engine
 from synthcli.errors import SynthError
 from synthcli.language import parse_line
@@ -53,6 +54,11 @@ def test_basic_patch_builds_modules_and_cables(registry):
     ("add vco o2 freq=abc", 17, "expected a number"),
     ("add vco o2 freq=１００", 17, "expected a number"),          # float() reads full-width digits
     ("add vco o2 freq=1_000", 17, "expected a number"),
+    ("add vco o2 freq=h4", 17, "bad value 'h4' for vco.freq: expected a number or a note name such as a4 "
+                               "(0.01..20000 Hz)"),
+    ("add vco o2 freq=c12", 17, "note c12 is outside MIDI 0-127 (c-1 to g9)"),
+    ("set f1.cutoff c-1", 15, "c-1 (8.1758 Hz) is out of range (20..20000 Hz)"),
+    ("add vco o2 pw=a4", 15, "bad value 'a4' for vco.pw: expected a number (0.01..0.99)"),
     ("add vco o2 freq=" + "9" * 500, 17, "out of range (0.01..20000 Hz)"),
     ("add vco o2 freq=inf", 17, "expected a finite number"),
     ("add vco o2 freq=-5", 17, "out of range"),
@@ -79,6 +85,16 @@ def test_semantic_errors_name_the_place_and_change_nothing(registry, line, col, 
     assert (info.value.line, info.value.col) == (11, col)
     assert words in info.value.message
     assert patch.to_text() == before
+
+
+def test_a_parameter_in_hz_takes_a_note_name_as_its_frequency(registry):
+    patch = Patch(registry)
+    patch.load_text("add vco o freq=a4\nadd ladder f cutoff=C#5\nadd lfo l\nset l.freq c-1\n")
+    assert patch.modules["o"].params["freq"] == 440.0 and patch.modules["l"].params["freq"] == 440 * 2 ** -5.75
+    assert patch.modules["f"].params["cutoff"] == 440 * 2 ** (4 / 12)
+    assert "add vco o freq=440\n" in patch.to_text()      # saved as the number it stands for
+    patch.load_text("set o.freq c4\n")
+    assert patch.modules["o"].params["freq"] == C4_HZ     # the pitch CV's C4, to the bit
 
 
 def test_a_file_with_an_error_changes_nothing(registry):

@@ -536,6 +536,8 @@ def test_highlighting_marks_commands_types_and_mistakes(registry):
     assert styles["pattern"] == "class:command" and styles['"c3 e3"'] == "class:string"
     assert styles["kb"] == "class:module" and lexer.fragments("ls")[0] == ("class:repl", "ls")
     assert "".join(t for _, t in lexer.fragments("connect osc1.out  f1 ")) == "connect osc1.out  f1 "
+    pieces = [text for _, text in lexer.fragments("set o.freq c#4  #c sharp")]
+    assert "c#4" in pieces and pieces[-1] == "#c sharp"     # a sharp inside a word, a comment at its start
 
 
 def test_the_transport_counts_bars_and_beats_through_tempo_changes(registry):

@@ -109,6 +109,18 @@ def test_a_pattern_in_a_scale_plays_its_degrees_as_the_notes_they_name(registry)
     assert np.allclose(heard, [220.0, 261.63, 329.63, 196.0, 440.0], rtol=2e-3)
 
 
+def test_a_pattern_on_a_frequency_plays_note_names_at_their_pitch(registry):
+    """A drone and a filter tuned by note names: the drone plays each note
+    at the keyboard's pitch, so a set to `c4` is C4 to the bit."""
+    song = "tempo 120\nlength 1\nadd vco o wave=sine {freq}\nconnect o out\n{pattern}"
+    x = render(registry, song.format(freq="", pattern='pattern o.freq "a2 a3 e4 c#5"\n'))
+    quarter = SR // 2
+    heard = [peak_frequency(x[k * quarter + 2000:(k + 1) * quarter]) for k in range(4)]
+    assert np.allclose(heard, [110.0, 220.0, 329.63, 554.37], rtol=1e-3)
+    at_c4 = render(registry, song.format(freq="freq=c4", pattern=""), blocksize=64)
+    np.testing.assert_array_equal(at_c4, render(registry, song.format(freq="", pattern=""), blocksize=64))
+
+
 def test_tempo_and_meter_changes_are_exact(registry):
     text = "tempo 120\nmeter 3/4\nlength 3\n" + GATE + 'pattern kb "c4"\nat 2 tempo 60\nat 3 meter 4/4\n'
     onsets = rising_edges(render(registry, text))
@@ -323,7 +335,11 @@ def test_random_drops_and_slow_steps_play_the_same_at_every_render(registry):
     ('length 1\nadd keys kb\npattern kb "c3 h3"\n', "3:16", "unknown note 'h3'"),
     ('length 1\nadd keys kb\npattern kb "c4 e4(a,8)"\n', "3:19", "the '(k,n,r)' opened at column 18, got 'a'"),
     ('length 1\nadd vco o\npattern o "c3"\n', "3:9", "does not take notes"),
-    ('length 1\nadd vco o\npattern o.freq "c3"\n', "3:17", "is a note name"),
+    ('length 1\nadd vca a\npattern a.level "1 c3"\n', "3:20", "'c3' is a note name, but this pattern "
+                                                              "takes numbers"),
+    ('length 1\nadd vcf f\npattern f.cutoff "c4 c0"\n', "3:22", "pattern value c0 (16.3516 Hz) is out of range "
+                                                                "for f.cutoff (20..20000 Hz)"),
+    ('length 1\nadd vco o\npattern o.freq "a4 h4"\n', "3:20", "expected a number or a note name, got 'h4'"),
     ('length 1\nadd vco o\npattern o.freq "50000"\n', "3:17", "out of range"),
     ('length 1\nadd vco o\npattern o.freq "100 [200 50000]"\n', "3:26", "50000 is out of range"),
     ('length 1\nadd keys kb\npattern kb "c3" swng=0.6\n', "3:17", "got 'swng=0.6', did you mean 'swing'?"),

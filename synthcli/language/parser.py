@@ -23,7 +23,10 @@ _QUALIFIED_TYPE = re.compile(r"([A-Za-z0-9_.\-]+:)?[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def tokenize(line: str, lineno: int = 0) -> list[Token]:
-    """Split a line into words; ``"..."`` keeps spaces, ``#`` starts a comment."""
+    """Split a line into words; ``"..."`` keeps spaces, and ``#`` at the
+    start of a word starts a comment. Inside a word it is a sharp: ``set
+    o.freq c#4`` is a note, which a comment there would silently cut to
+    ``c``, another note."""
     tokens: list[Token] = []
     i, n = 0, len(line)
     while i < n:
@@ -40,7 +43,7 @@ def tokenize(line: str, lineno: int = 0) -> list[Token]:
             i = end + 1
         else:
             start = i
-            while i < n and not line[i].isspace() and line[i] != "#":
+            while i < n and not line[i].isspace():
                 if line[i] == '"':
                     end = line.find('"', i + 1)
                     if end < 0:

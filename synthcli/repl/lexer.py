@@ -15,7 +15,7 @@ from prompt_toolkit.lexers import Lexer
 from ..language import COMMANDS
 from .commands import REPL_COMMANDS
 
-PIECE = re.compile(r'(\s+)|(#.*)|("[^"]*"?)|([^\s#"]+)')
+PIECE = re.compile(r'(\s+)|(#.*)|("[^"]*"?)|([^\s#"][^\s"]*)')   # a "#" inside a word is a sharp
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(/\d+)?\Z")
 
 

@@ -125,7 +125,7 @@ from fractions import Fraction
 from typing import Union
 
 from ..errors import SynthError, did_you_mean
-from ..theory import CHORDS, SCALES
+from ..theory import CHORDS, SCALES, note_hz
 
 __all__ = ["Event", "Pattern", "parse_pattern", "parse_scale", "note_to_midi", "MAX_STEPS_PER_CYCLE", "MAX_DEPTH"]
 
@@ -404,7 +404,7 @@ class Pattern:
 
 
 def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int, ...]] | None = None,
-                  choices: tuple[str, ...] = (), names: bool = False) -> Pattern:
+                  choices: tuple[str, ...] = (), names: bool = False, hz: bool = False) -> Pattern:
     """Parse a pattern of the mini-notation (see the module documentation).
 
     Parameters
@@ -429,6 +429,9 @@ def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int,
         Also take any name for a value (as 0): the language's parser checks
         a parameter pattern's form before the parameter is known, and the
         song checks its values against it.
+    hz : bool
+        A parameter pattern in Hz: a note name is its equal-tempered
+        frequency (``a4`` 440), not its MIDI number.
 
     Returns
     -------
@@ -442,7 +445,7 @@ def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int,
         ``text`` (the caller adds the place of the string), and the message
         names it too ("unknown note 'h3' at 1").
     """
-    return Pattern(text, notes, _Parser(text, notes, scale, choices, names).parse(), scale)
+    return Pattern(text, notes, _Parser(text, notes, scale, choices, names, hz).parse(), scale)
 
 
 def parse_scale(text: str) -> tuple[int, tuple[int, ...]]:
@@ -603,10 +606,10 @@ class _Parser:
     """Recursive descent over the characters, one method per rule."""
 
     def __init__(self, text: str, notes: bool, scale: tuple[int, tuple[int, ...]] | None = None,
-                 choices: tuple[str, ...] = (), names: bool = False) -> None:
+                 choices: tuple[str, ...] = (), names: bool = False, hz: bool = False) -> None:
         self.text, self.notes, self.pos, self.depth = text, notes, 0, 0
         self.scale = scale
-        self.choices, self.names = choices, names
+        self.choices, self.names, self.hz = choices, names, hz
         self.seeds = 0   # the '?'s read so far: each gets its own
 
     # -- characters --------------------------------------------------------
@@ -953,11 +956,16 @@ class _Parser:
             if self.scale is not None and _NOTE.match(word):
                 raise _fail(f"'{_clip(word)}' at {col} is a note name, but this pattern plays degrees of its "
                             f"scale: 0 is its root, 1 the next note up", col)
+            if self.hz and _NOTE.match(word):
+                midi = _note_number(word, col)
+                if midi is not None:
+                    return _Atom(note_hz(midi), col)
             if not self.notes:
                 if _NOTE.match(word):
                     raise _fail(f"'{_clip(word)}' at {col} is a note name, but this pattern takes numbers",
                                 col)
-                raise _fail(f"expected a number at {col}, got '{_clip(word)}'", col)
+                what = "a number or a note name" if self.hz else "a number"
+                raise _fail(f"expected {what} at {col}, got '{_clip(word)}'", col)
             midi = _note_number(word, col)
             if midi is None:
                 raise _fail(_unknown_note(word, col), col)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,6 +24,9 @@ from ..plugins import Registry
 from .notation import parse_pattern, parse_scale
 
 TIME_COMMANDS = (Tempo, Meter, Length, Pattern, At)
+#: A note name where a pattern on a parameter in Hz has a value: what an
+#: error about that value quotes beside its frequency.
+_NOTE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9#-]*")
 #: After the last bar, rendering goes on until the output has been silent
 #: this long (the release tail), but never longer than TAIL_MAX seconds.
 TAIL_SILENCE = 0.25
@@ -171,13 +175,16 @@ class Song:
                                  line=command.line, col=target.port.col)
         # A choice parameter's pattern names its choices, which only the module knows.
         pattern = inside(lambda: parse_pattern(command.text, notes=param is None, scale=scale,
-                                               choices=param.choices if param is not None else ()),
+                                               choices=param.choices if param is not None else (),
+                                               hz=param is not None and param.unit == "Hz"),
                          command.text, command.line)
         if param is not None and not param.choices:
             for value, col in sorted(pattern.values().items(), key=lambda item: item[1]):
                 place = command.text.col + col - 1
                 if not param.min <= value <= param.max:
-                    raise SynthError(f"pattern value {value:.15g} is out of range for {target}"
+                    note = _NOTE_WORD.match(command.text, col - 1)
+                    shown = f"{note.group()} ({value:.6g} Hz)" if note else f"{value:.15g}"
+                    raise SynthError(f"pattern value {shown} is out of range for {target}"
                                      f"{param.range_text()}", line=command.line, col=place)
                 if param.integer and value != int(value):
                     raise SynthError(f"pattern value {value:.15g} is not a whole number, as {target} "
