@@ -367,18 +367,21 @@ def api_mismatch(plugin: object, dist: str) -> str | None:
 
     The entry point's object (the plugin's module) may declare the API it
     was written against, ``SYNTHCLI_API = "1.0"``, as in
-    :data:`synthcli.api.API_VERSION`. Only the major version must match:
-    a minor version adds to the API and breaks nothing. A plugin that
-    declares none is taken to fit."""
+    :data:`synthcli.api.API_VERSION`. The major version must match, and
+    the minor be this synthcli's or older: a minor version adds to the API
+    and breaks nothing, so a plugin for 1.2 runs on 1.4, but one for 1.4
+    may use what 1.2 lacks (``Param(glide=...)`` raised TypeError as the
+    plugin was imported). A plugin that declares none is taken to fit."""
     declared = getattr(plugin, "SYNTHCLI_API", None)
     if declared is None:
         return None
-    found = re.fullmatch(r"\s*(\d+)(\.\d+)*\s*", declared) if isinstance(declared, str) else None
+    found = re.fullmatch(r"\s*(\d+)(?:\.(\d+))?(\.\d+)*\s*", declared) if isinstance(declared, str) else None
     if found is None:
         return (f"{dist}: SYNTHCLI_API = {declared!r} is not a version string such as "
                 f"'{API_VERSION}'; skipped")
-    need, have = int(found.group(1)), int(API_VERSION.split(".")[0])
-    if need == have:
+    need = (int(found.group(1)), int(found.group(2) or 0))
+    have = tuple(int(part) for part in API_VERSION.split(".")[:2])
+    if need[0] == have[0] and need[1] <= have[1]:
         return None
     advice = (f"upgrade synthcli or use an older {dist}" if need > have
               else f"upgrade {dist} or use an older synthcli")

@@ -188,6 +188,10 @@ BROKEN = {
     (None, None),
     ("1.0", None),
     ("1.4", None),          # a minor version only adds to the API
+    ("1.2.7", None),
+    (" 1 ", None),
+    ("1.5", "synthcli-foo: needs module API 1.5, this synthcli provides 1.4; skipped "
+            "(upgrade synthcli or use an older synthcli-foo)"),   # it may use what 1.4 lacks
     ("2.0", "synthcli-foo: needs module API 2.0, this synthcli provides 1.4; skipped "
             "(upgrade synthcli or use an older synthcli-foo)"),
     ("0.9", "synthcli-foo: needs module API 0.9, this synthcli provides 1.4; skipped "
