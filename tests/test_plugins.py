@@ -226,6 +226,35 @@ def test_each_example_passes_its_own_tests_once_installed(env, name):
     assert re.search(r"\b\d+ passed\b", done.stdout) and "skipped" not in done.stdout
 
 
+def test_the_walkthrough_in_docs_plugins_md_builds_a_plugin_that_passes_its_tests(tmp_path):
+    """A stranger copies docs/plugins.md's files: `synthcli-fold/PATH`:
+    above a code block. Built and installed, the plugin passes its own
+    tests, is listed, and plays the doc's fold.patch."""
+    problem = offline_build_problem()
+    if problem:
+        pytest.skip(f"cannot build plugin packages offline: {problem}")
+    doc = (ROOT / "docs" / "plugins.md").read_text()
+    files = dict(re.findall(r"^`((?:synthcli-fold/)?[\w./-]+)`:\n\n```\w*\n(.*?)^```", doc, re.M | re.S))
+    assert {"synthcli-fold/pyproject.toml", "synthcli-fold/src/synthcli_fold/__init__.py",
+            "synthcli-fold/tests/test_fold.py", "fold.patch"} <= set(files), sorted(files)
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    (tmp_path / "synthcli-fold" / "README.md").write_text("A wavefolder.\n")   # "any text will do"
+    env = Env(tmp_path / "venv")
+    env.install(tmp_path / "synthcli-fold")
+    done = subprocess.run([str(env.python), "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"],
+                          cwd=tmp_path / "synthcli-fold", capture_output=True, text=True, env=env.env, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"\b5 passed\b", done.stdout), done.stdout
+    assert re.search(r"^fold  \(synthcli-fold 0\.1\.0\)  Wavefolder", env.synth("modules").stdout, re.M)
+    wav = tmp_path / "fold.wav"
+    done = env.synth("render", str(tmp_path / "fold.patch"), "-o", str(wav), "-q")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    audio, rate = soundfile.read(str(wav))
+    assert rate == 48000 and len(audio) == 4 * 48000 and 0.05 < np.abs(audio).max() <= 1.0
+
+
 def test_the_strings_song_renders(env, tmp_path):
     out = tmp_path / "strings.wav"
     done = env.synth("render", "songs/strings.seq", "-o", str(out), "-q")
