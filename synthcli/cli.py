@@ -459,6 +459,7 @@ def play(
                    err=True)
         look = time.monotonic() + METER_EVERY
         while not player.wait(0.1):
+            raise_if_signalled()
             if watcher is not None:
                 watcher.poll(control)
             if time.monotonic() >= look:
@@ -886,6 +887,9 @@ class Progress:
 
 #: The standard streams (0, 1, 2) that were a terminal when synth started.
 _terminal: tuple[int, ...] = ()
+#: The last SIGTERM or SIGHUP received, 0 for none: its exception can be
+#: lost on the way (see raise_if_signalled), the number cannot.
+_signalled = 0
 
 
 def handle_signals() -> None:
@@ -908,9 +912,22 @@ def _terminate(signum, frame) -> NoReturn:
     import signal
 
     from .errors import Terminated
+    global _signalled
+    _signalled = signum
     if signum == signal.SIGHUP:
         forget_terminal()
     raise Terminated(128 + signum)
+
+
+def raise_if_signalled() -> None:
+    """Raise Terminated again for a signal whose exception was lost: code
+    that catches everything (a plugin's hook, say) swallows it, and raised
+    inside an import, importlib turns it into a KeyError of its own lock.
+    A SIGTERM that `synth play` swallowed so while it started left it
+    playing for good."""
+    if _signalled:
+        from .errors import Terminated
+        raise Terminated(128 + _signalled)
 
 
 def forget_terminal() -> None:
@@ -933,6 +950,10 @@ def main() -> None:
         leave(130)
     except SystemExit as done:
         leave(done.code)
+    except BaseException:
+        if not _signalled:
+            raise
+        leave(128 + _signalled)   # the signal's exception, turned into another on its way (see raise_if_signalled)
 
 
 def leave(code) -> NoReturn:

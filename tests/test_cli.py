@@ -66,6 +66,25 @@ def test_ctrl_c_while_the_commands_load_ends_quietly():
     assert (done.returncode, done.stdout, done.stderr) == (130, "", "")
 
 
+@pytest.mark.parametrize("module", ["typer", "numpy"])
+def test_a_sigterm_while_synth_imports_ends_it_quietly_with_143(tmp_path, module):
+    """typer: before the command line's handler is set (Python's default
+    ended it with -15); numpy: inside a command, where the handler's
+    exception unwinds an import."""
+    patch = tmp_path / "p.patch"
+    patch.write_text("add vco a\nconnect a out\n")
+    code = ("import os, signal, sys\n"
+            "class Terminate:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            f"        if name == {module!r}:\n"
+            "            os.kill(os.getpid(), signal.SIGTERM)\n"
+            "sys.meta_path.insert(0, Terminate())\n"
+            f"sys.argv = ['synth', 'render', {str(patch)!r}, '-o', {str(tmp_path / 'p.wav')!r}]\n"
+            "from synthcli.__main__ import main; main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert (done.returncode, done.stdout, done.stderr) == (143, "", "")
+
+
 def test_a_terminal_that_hangs_up_takes_the_goodbyes_without_a_traceback(tmp_path):
     """Closing the terminal hangs it up: SIGHUP, and every later write to
     it fails with EIO. What synth still prints while it unwinds (the
