@@ -22,7 +22,7 @@ from .errors import did_you_mean
 
 #: Version of this contract. A plugin names the major version it was written
 #: for; the host refuses plugins of another major version.
-API_VERSION = "1.4"
+API_VERSION = "1.5"
 
 #: The most channels one cable carries (as in VCV Rack).
 MAX_CHANNELS = 16
@@ -97,7 +97,11 @@ class Param:
     unit : str
         Shown to users: "Hz", "s", "dB", ... A parameter in "Hz" also
         takes a note name, as its equal-tempered frequency (``a4`` is 440,
-        ``c4`` is :data:`C4_HZ`), in a set and in a pattern.
+        ``c4`` is :data:`C4_HZ`), in a set and in a pattern. A parameter
+        in "s" or "Hz" also takes a note length in a set (``3/16``,
+        ``1/8d`` dotted, ``1/8t`` triplet): the host keeps it and sets the
+        parameter anew, to last it or to repeat once in it, whenever the
+        tempo changes; the module only ever reads seconds or Hz.
     choices : tuple of str
         Makes the parameter an enumeration.
     integer : bool

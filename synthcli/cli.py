@@ -828,7 +828,7 @@ def bench(
     if file is None:
         text, notes, label = reference_patch(voices), voices, f"reference patch, {voices} voices"
     else:   # a song is measured by its patch: the notes' timing is not what is compared
-        text, notes, label = load_source(file, reg)[0].to_text(), 0, str(file)
+        text, notes, label = load_source(file, reg)[0].to_text(synced=False), 0, str(file)
     try:
         results = compare(reg, text, seconds, workers=workers, notes=notes)
     except SynthError as error:

@@ -8,16 +8,44 @@ that rebuilds it, so saving and loading round-trip exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 from .errors import SynthError, did_you_mean
 from .language import (Add, Command, Connect, Disconnect, Endpoint, Map, Midiout, Remove, Require, Set, Token,
                        parse_text)
 from .plugins import ModuleType, Registry
+from .theory import DEFAULT_TEMPO, note_length, note_seconds
 
 MASTER = "out"
 #: The module type a ``midiout`` command declares.
 MIDIOUT = "midiout"
+#: Units of the parameters that take a note length (``time=3/16``): a time
+#: lasts it, a rate repeats once in it.
+SYNCED_UNITS = ("s", "Hz")
+
+
+def synced_value(param, text: str, tempo: Fraction, clamp: bool = False) -> float:
+    """The value of ``param`` set to the note length ``text`` at ``tempo``.
+
+    Raises
+    ------
+    ValueError
+        Out of the parameter's range, unless ``clamp``: a tempo that comes
+        from another machine (Link) cannot be refused, only followed as
+        far as the parameter goes.
+    """
+    seconds = note_seconds(note_length(text), tempo)
+    value = float(seconds) if param.unit == "s" else float(1 / seconds)
+    if param.min <= value <= param.max:
+        return value
+    if clamp:
+        return min(max(value, param.min), param.max)
+    raise ValueError(f"{text} is {value:.6g} {param.unit} at {float(tempo):g} BPM, out of range{param.range_text()}")
+
+
+def takes_note_length(param, text: str) -> bool:
+    return param.unit in SYNCED_UNITS and not param.structural and note_length(text) is not None
 
 
 @dataclass
@@ -64,6 +92,10 @@ class Patch:
         self.midi_ports: dict[str, str] = {}       # midiout module -> its MIDI output port
         self.kind = "patch"          # or "song": how errors name the file
         self.base: Path | None = None   # where relative file paths start (None: the current folder)
+        #: (module, parameter) -> the note length it was set to, which its
+        #: value follows whenever the tempo changes (see retempo).
+        self.synced: dict[tuple[str, str], str] = {}
+        self.tempo = DEFAULT_TEMPO    # the tempo the synced values hold for
         master = registry.get(MASTER)
         self.modules[MASTER] = Instance(master, {p.name: p.default_value for p in master.cls.params})
 
@@ -77,6 +109,8 @@ class Patch:
         clone.midi_ports = dict(self.midi_ports)
         clone.kind = self.kind
         clone.base = self.base
+        clone.synced = dict(self.synced)
+        clone.tempo = self.tempo
         return clone
 
     # -- applying commands -------------------------------------------------
@@ -104,6 +138,27 @@ class Patch:
                 raise error.at(source=source)
         self.modules, self.cables, self.requires = trial.modules, trial.cables, trial.requires
         self.mappings, self.midi_ports = trial.mappings, trial.midi_ports
+        self.synced, self.tempo = trial.synced, trial.tempo
+
+    def retempo(self, tempo: Fraction, clamp: bool = False) -> list[tuple[str, str, float]]:
+        """Give every parameter set as a note length its value at ``tempo``;
+        the changed ones as ``(module, parameter, value)``, for the engine.
+        A value out of range raises SynthError and changes nothing, unless
+        ``clamp`` (see synced_value)."""
+        values = {}
+        for (name, key), text in self.synced.items():
+            param = self.modules[name].type.cls.param(key)
+            try:
+                values[(name, key)] = synced_value(param, text, tempo, clamp)
+            except ValueError as error:
+                raise SynthError(f"{name}.{key}={error}") from None
+        self.tempo = tempo
+        changed = []
+        for (name, key), value in values.items():
+            if self.modules[name].params[key] != value:
+                self.modules[name].params[key] = value
+                changed.append((name, key, value))
+        return changed
 
     def _instance(self, name: Token) -> Instance:
         inst = self.modules.get(name)
@@ -123,9 +178,12 @@ class Patch:
         if cmd.name in self.modules:
             raise SynthError(f"a module named '{cmd.name}' already exists", col=cmd.name.col)
         params = {p.name: p.default_value for p in mtype.cls.params}
+        lengths = {}
         for key, value in cmd.params:
-            params[key] = self._coerce(mtype, key, value)
+            params[key], lengths[key] = self._value(mtype, key, value)
         self.modules[cmd.name] = Instance(mtype, params)
+        for key, length in lengths.items():
+            self._keep_length(cmd.name, key, length)
 
     def _apply_remove(self, cmd: Remove) -> None:
         self._instance(cmd.name)
@@ -135,6 +193,7 @@ class Patch:
         self.cables = [c for c in self.cables if cmd.name not in (c.src, c.dst)]
         self.mappings = {cc: m for cc, m in self.mappings.items() if m.module != cmd.name}
         self.midi_ports.pop(cmd.name, None)
+        self.synced = {key: text for key, text in self.synced.items() if key[0] != cmd.name}
 
     def _required_packages(self) -> set[str]:
         """The plugin packages this file requires, whose modules a plain
@@ -144,6 +203,23 @@ class Patch:
         from packaging.requirements import Requirement
         from packaging.utils import canonicalize_name
         return {canonicalize_name(Requirement(r).name) for r in self.requires}
+
+    def _value(self, mtype: ModuleType, key: Token, value: Token) -> tuple[float | str, str | None]:
+        """The value an ``add`` or ``set`` stores, and the note length it was
+        given as (None for a plain value): that one follows the tempo."""
+        param = mtype.cls.param(key)
+        if param is None or not takes_note_length(param, str(value)):
+            return self._coerce(mtype, key, value), None
+        try:
+            return synced_value(param, str(value), self.tempo), str(value)
+        except ValueError as error:
+            raise SynthError(f"bad value '{value}' for {mtype.name}.{key}: {error}", col=value.col) from None
+
+    def _keep_length(self, name: str, key: str, length: str | None) -> None:
+        if length is None:
+            self.synced.pop((name, key), None)
+        else:
+            self.synced[(name, key)] = length
 
     def _coerce(self, mtype: ModuleType, key: Token, value: Token) -> float | str:
         param = mtype.cls.param(key)
@@ -253,7 +329,9 @@ class Patch:
         if cls.param(cmd.target.port) is None and cls.port(cmd.target.port, "in"):
             raise SynthError(f"'{cmd.target}' is an input, not a parameter; connect a cable to it",
                              col=cmd.target.port.col)
-        inst.params[cmd.target.port] = self._coerce(inst.type, cmd.target.port, cmd.value)
+        key = cmd.target.port
+        inst.params[key], length = self._value(inst.type, key, cmd.value)
+        self._keep_length(cmd.target.module, key, length)
 
     # -- files ---------------------------------------------------------------
 
@@ -261,16 +339,24 @@ class Patch:
         """Apply a whole patch text atomically (a file with any error changes nothing)."""
         self.apply_all(parse_text(text, source), source)
 
-    def to_text(self) -> str:
+    def to_text(self, synced: bool = True) -> str:
         """The canonical patch file: ``add`` (or ``midiout``) lines with
         non-default parameters, then ``set`` for the master, then the
-        cables, then the controller mappings."""
+        cables, then the controller mappings. A parameter set as a note
+        length is written as one, unless ``synced`` is False: an engine
+        loading the text should get the values at this patch's tempo (a
+        patch alone has no tempo line to carry it)."""
         lines = [f"require {requirement}" for requirement in self.requires]
         required = self._required_packages()
         for name, inst in self.modules.items():
             cls = inst.type.cls
-            changed = [f"{p.name}={p.format(inst.params[p.name])}" for p in cls.params
-                       if inst.params[p.name] != p.default_value]
+            changed = []
+            for p in cls.params:
+                text = self.synced.get((name, p.name)) if synced else None
+                if text is not None:
+                    changed.append(f"{p.name}={text}")
+                elif inst.params[p.name] != p.default_value:
+                    changed.append(f"{p.name}={p.format(inst.params[p.name])}")
             if name == MASTER:
                 lines += [f"set {MASTER}.{item.replace('=', ' ', 1)}" for item in changed]
                 continue

@@ -1,12 +1,42 @@
 """Scales and chords by name: the music theory that patterns (``scale=``,
 ``c4'maj``) and the ``quant`` module share, so a scale means the same
-notes wherever it is named."""
+notes wherever it is named; and note lengths, which tie a delay's time
+or an lfo's rate to the tempo."""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
 
 def note_hz(midi: float) -> float:
     """A MIDI note's equal-tempered frequency, A4 (69) at 440 Hz: C4 comes
     out as ``api.C4_HZ`` to the last bit, so a parameter set to ``c4`` and
     a note source's C4 (pitch CV 0) play the same frequency."""
     return 440.0 * 2.0 ** ((midi - 69) / 12)
+
+
+#: A song's tempo (quarter notes a minute) until it says otherwise, a new
+#: Link session's, and the one a patch without a song keeps time by.
+DEFAULT_TEMPO = Fraction(120)
+
+#: A note length as musicians write it: a fraction of a whole note, plain,
+#: dotted (``d``, half as long again) or triplet (``t``, two thirds).
+_NOTE_LENGTH = re.compile(r"([1-9][0-9]{0,5})/([1-9][0-9]{0,5})([dt]?)")
+_LENGTH_FACTOR = {"": Fraction(1), "d": Fraction(3, 2), "t": Fraction(2, 3)}
+
+
+def note_length(text: str) -> Fraction | None:
+    """``text`` as a note length in whole notes (``1/4`` is 1/4, ``1/8d``
+    3/16), or None when it is not one."""
+    match = _NOTE_LENGTH.fullmatch(text)
+    if match is None:
+        return None
+    return Fraction(int(match[1]), int(match[2])) * _LENGTH_FACTOR[match[3]]
+
+
+def note_seconds(whole: Fraction, tempo: Fraction) -> Fraction:
+    """How long ``whole`` whole notes last at ``tempo`` quarter notes a minute."""
+    return whole * 240 / tempo
 
 
 #: Scales by name: the pitch classes each holds, in semitones above its root

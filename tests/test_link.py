@@ -42,6 +42,9 @@ connect a out
 pattern kb "c4 c4 c4 c4" legato=0.2
 """
 
+#: The clicks, each followed by its echo an eighth note later.
+ECHOES = CLICKS.replace("connect a out\n", "add delay d time=1/8 feedback=0 mix=0.5\nconnect a d\nconnect d out\n")
+
 
 class Peer:
     """`synth play ... --link` in a subprocess; its stderr lines are kept
@@ -165,6 +168,46 @@ def test_two_peers_share_the_tempo_and_their_clicks_line_up(jack_server, portaud
     # here is that the tempo held, and the lone peer's dummy server may run
     # a cycle late more than once in these seconds (see steady()).
     assert len(tail) >= 3 and (np.abs(np.diff(tail) - 0.4 * SR) <= BLOCK + 0.00025 * SR).all(), np.diff(tail)
+
+
+@needs_aalink
+def test_a_delay_set_as_a_note_length_follows_the_sessions_tempo(jack_server, tmp_path):
+    """The second peer's song says 90 BPM but joins a session at 120: its
+    eighth-note echo comes 0.25 s after each click (at 90 BPM it would be
+    0.333 s, and a click 0.5 s on would split the gaps 0.333/0.167). When
+    the first peer makes the session 150 BPM, the echo follows: 0.2 s."""
+    first_song, second_song = tmp_path / "first.seq", tmp_path / "second.seq"
+    first_song.write_text(CLICKS.format(tempo=120))
+    second_song.write_text(ECHOES.format(tempo=90))
+    first = Peer(first_song, "--watch", "--latency", "safe")
+    second = None
+    try:
+        founded = first.wait_for(r"^link: 0 peers, session tempo 120 BPM$")
+        first.wait_for(r"^playing ")
+        time.sleep(max(0.0, founded + 1.0 - time.monotonic()))   # the older session wins (see above)
+        second = Peer(second_song, "--duration", "14", "--latency", "normal", "--record", tmp_path / "second.wav")
+        second.wait_for(r"^link: 1 peer, session tempo 120 BPM$")
+        playing = second.wait_for(r"^playing ")
+        time.sleep(6.0)
+        first_song.write_text(CLICKS.format(tempo=150))
+        changed = second.wait_for(r"^link: 1 peer, session tempo 150 BPM$")
+        assert second.finish(60) == 0, second.text()
+    finally:
+        first.proc.send_signal(signal.SIGINT)
+        assert first.finish() == 0, first.text()
+        if second is not None and second.proc.poll() is None:
+            second.proc.kill()
+    data, _ = soundfile.read(str(tmp_path / "second.wav"))
+    marks = onsets(data[:, 0])
+    gaps = np.diff(marks)
+    change = (changed - playing) * SR         # the take starts about when `playing` is said
+    before = gaps[(marks[:-1] > SR) & (marks[1:] < change - SR // 2)]
+    after = gaps[(marks[:-1] > change + 1.5 * SR) & (marks[1:] < len(data) - SR // 2)]
+    known = 0.00025 * SR
+    for part, echo in ((before, 0.25), (after, 0.2)):   # click to echo to click: half a beat each
+        assert len(part) >= 6, (marks, change)
+        misses = np.abs(part - echo * SR)
+        assert np.median(misses) <= known and (misses <= BLOCK + known).mean() >= 0.8, (echo, part)
 
 
 @needs_aalink

@@ -182,6 +182,15 @@ def test_oscsend_sets_parameters_and_runs_commands(served):
     assert wait_for(lambda: any(c.src == "lfo1" for c in control.session.patch.cables))
     oscsend(port, "/synth/cmd", "s", "undo")
     assert wait_for(lambda: not any(c.src == "lfo1" for c in control.session.patch.cables))
+    oscsend(port, "/synth/cmd", "s", "add delay d time=0.3")
+    oscsend(port, "/synth/set", "ss", "d.time", "3/16")     # a time takes a note length, which keeps the tempo
+    assert wait_for(lambda: control.session.patch.synced.get(("d", "time")) == "3/16")
+    assert control.session.patch.modules["d"].params["time"] == 0.375
+    oscsend(port, "/synth/cmd", "s", "tempo 90")
+    assert wait_for(lambda: control.session.patch.modules["d"].params["time"] == 0.5)
+    oscsend(port, "/synth/set", "sf", "d.time", 0.25)       # a number lets the note length go
+    assert wait_for(lambda: control.session.patch.modules["d"].params["time"] == 0.25)
+    assert control.session.patch.synced == {}
     assert not logged, logged
 
 

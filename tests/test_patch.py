@@ -1,5 +1,6 @@
 """The patch: semantic checks with places, atomic edits, canonical save."""
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,11 @@ def test_basic_patch_builds_modules_and_cables(registry):
     ("set f1.cutoff 99999", 15, "out of range"),
     ("set amp1.gain 2", 10, "is an input, not a parameter"),
     ("remove out", 8, "cannot be removed"),
+    ("add delay d time=4/1", 18, "bad value '4/1' for delay.time: 4/1 is 8 s at 120 BPM, out of range (0.001..2 s)"),
+    ("add delay d time=1/0", 18, "expected a number (0.001..2 s)"),
+    ("add delay d time=1/8x", 18, "expected a number (0.001..2 s)"),
+    ("set amp1.level 1/2", 16, "expected a number (0..4 x)"),       # a level is no time: no note length
+    ("add lfo l2 freq=1/4096", 17, "1/4096 is 2048 Hz at 120 BPM, out of range (0.001..1000 Hz)"),
     ("add out o2", 5, "already has the master"),
 ])
 def test_semantic_errors_name_the_place_and_change_nothing(registry, line, col, words):
@@ -95,6 +101,35 @@ def test_a_parameter_in_hz_takes_a_note_name_as_its_frequency(registry):
     assert "add vco o freq=440\n" in patch.to_text()      # saved as the number it stands for
     patch.load_text("set o.freq c4\n")
     assert patch.modules["o"].params["freq"] == C4_HZ     # the pitch CV's C4, to the bit
+
+
+def test_a_time_or_a_rate_set_as_a_note_length_follows_the_tempo(registry):
+    """`time=3/16` is three sixteenths of the song's tempo, and stays so
+    when the tempo changes; a rate in Hz repeats once in its length."""
+    patch = Patch(registry)
+    patch.load_text("add delay d time=3/16\nadd lfo l freq=1/4\nadd adsr e attack=1/8d decay=1/8t\n"
+                    "add delay d2 time=1/8\nset d2.time 0.2\n")
+    values = lambda: [patch.modules[n].params[p] for n, p in
+                      (("d", "time"), ("l", "freq"), ("e", "attack"), ("e", "decay"), ("d2", "time"))]
+    assert values() == [0.375, 2.0, 0.375, 1 / 6, 0.2]       # at 120 BPM, the tempo of a patch alone
+    assert patch.retempo(Fraction(90)) == [("d", "time", 0.5), ("l", "freq", 1.5), ("e", "attack", 0.5),
+                                           ("e", "decay", 2 / 9)]
+    assert values() == [0.5, 1.5, 0.5, 2 / 9, 0.2]           # the plain number stays as it was set
+    text = patch.to_text()
+    assert "add delay d time=3/16\n" in text and "add lfo l freq=1/4\n" in text and "attack=1/8d decay=1/8t" in text
+    assert patch.to_text(synced=False).startswith("add delay d time=0.5\n")   # what an engine loads
+    again = Patch(registry)
+    again.load_text(text)
+    assert again.synced == patch.synced and again.to_text() == text
+
+    # Out of range at a new tempo: an error naming the value, and nothing changes.
+    with pytest.raises(SynthError, match=r"^d\.time=3/16 is 2\.25 s at 20 BPM, out of range \(0\.001\.\.2 s\)$"):
+        patch.retempo(Fraction(20))
+    assert values() == [0.5, 1.5, 0.5, 2 / 9, 0.2] and patch.tempo == 90
+
+    # A plain number, or the module's removal, lets the note length go.
+    patch.load_text("set l.freq 3\nremove e\n")
+    assert patch.synced == {("d", "time"): "3/16"} and patch.retempo(Fraction(60)) == [("d", "time", 0.75)]
 
 
 def test_a_file_with_an_error_changes_nothing(registry):

@@ -167,7 +167,7 @@ BROKEN = {
     @hookimpl
     def register_modules(register):
         register(Good)
-    """, "synthcli-future: needs module API 2.0, this synthcli provides 1.4; skipped "
+    """, "synthcli-future: needs module API 2.0, this synthcli provides 1.5; skipped "
          "(upgrade synthcli or use an older synthcli-future)"),
     "synthcli-nohook": (MODULE.format(name="nohook") + """
     def register_modules(register):  # the @hookimpl is missing
@@ -187,20 +187,20 @@ BROKEN = {
 @pytest.mark.parametrize("declared, line", [
     (None, None),
     ("1.0", None),
-    ("1.4", None),          # a minor version only adds to the API
+    ("1.5", None),          # a minor version only adds to the API
     ("1.2.7", None),
     (" 1 ", None),
-    ("1.5", "synthcli-foo: needs module API 1.5, this synthcli provides 1.4; skipped "
-            "(upgrade synthcli or use an older synthcli-foo)"),   # it may use what 1.4 lacks
-    ("2.0", "synthcli-foo: needs module API 2.0, this synthcli provides 1.4; skipped "
+    ("1.6", "synthcli-foo: needs module API 1.6, this synthcli provides 1.5; skipped "
+            "(upgrade synthcli or use an older synthcli-foo)"),   # it may use what 1.5 lacks
+    ("2.0", "synthcli-foo: needs module API 2.0, this synthcli provides 1.5; skipped "
             "(upgrade synthcli or use an older synthcli-foo)"),
-    ("0.9", "synthcli-foo: needs module API 0.9, this synthcli provides 1.4; skipped "
+    ("0.9", "synthcli-foo: needs module API 0.9, this synthcli provides 1.5; skipped "
             "(upgrade synthcli-foo or use an older synthcli)"),
-    (1, "synthcli-foo: SYNTHCLI_API = 1 is not a version string such as '1.4'; skipped"),
-    ("one", "synthcli-foo: SYNTHCLI_API = 'one' is not a version string such as '1.4'; skipped"),
+    (1, "synthcli-foo: SYNTHCLI_API = 1 is not a version string such as '1.5'; skipped"),
+    ("one", "synthcli-foo: SYNTHCLI_API = 'one' is not a version string such as '1.5'; skipped"),
 ])
 def test_api_version_check(declared, line):
-    assert API_VERSION == "1.4"  # the lines above name it
+    assert API_VERSION == "1.5"  # the lines above name it
     plugin = type("plugin", (), {} if declared is None else {"SYNTHCLI_API": declared})
     assert api_mismatch(plugin, "synthcli-foo") == line
 

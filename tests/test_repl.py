@@ -400,6 +400,39 @@ def test_ls_info_and_help_show_six_figures_and_save_keeps_every_digit(session, t
     assert "pw=0.123456789" in saved and "261.6" not in saved   # the default is not written at all
 
 
+def test_a_note_length_keeps_the_songs_tempo_and_the_engine_hears_each_change(session, tmp_path):
+    """`set d.time 1/8` is an eighth at the song's tempo, before and after
+    a `tempo`; the engine gets numbers, ls, info and save the note length."""
+    run(session, "add vco o", "add delay d time=1/8", "connect o d", "connect d out")
+    assert ("load", "add vco o\nadd delay d time=0.25\nconnect o.out d.in\nconnect d.out out.in\n") in session.sound.sent
+    session.sound.sent.clear()
+    run(session, "tempo 60")
+    assert session.sound.sent == [("set", "d", "time", 0.5)]
+    assert "d    delay  time=1/8 " in session.execute("ls")
+    assert re.search(r"\n  param  time +1/8 \(0\.5 s at 60 BPM\) ", session.execute("info d"))
+    session.execute(f"save {tmp_path / 'echo.seq'}")
+    assert "add delay d time=1/8\n" in (tmp_path / "echo.seq").read_text()
+    run(session, "set d.time 0.3", "tempo 90")
+    assert session.patch.modules["d"].params["time"] == 0.3 and not session.patch.synced
+    run(session, "undo", "undo")                  # back to the eighth at 60 BPM
+    assert session.patch.modules["d"].params["time"] == 0.5 and session.sound.sent[-1] == ("set", "d", "time", 0.5)
+    with pytest.raises(SynthError, match=r"d\.time=1/8 is 2\.5 s at 12 BPM, out of range"):
+        run(session, "tempo 12")
+    assert session.patch.tempo == 60 and "tempo 60" in session.song_text
+
+    # A patch loaded into a song at 60 BPM keeps time by the song.
+    (tmp_path / "other.patch").write_text("add vco o\nadd lfo l freq=1/4\nconnect o out\n")
+    run(session, "pattern o.freq \"c4\"", f"load {tmp_path / 'other.patch'}")
+    assert session.patch.modules["l"].params["freq"] == 1.0 and session.timeline
+
+    # While the song plays, the new note length reaches it as a new version,
+    # which works it out at the tempo of the bar it is at.
+    run(session, "add delay d2", "connect l d2.time", "play")
+    session.sound.sent.clear()
+    run(session, "set d2.time 1/16")
+    assert [m[0] for m in session.sound.sent] == ["set", "replace_song"]
+
+
 def test_help_in_a_window_squeezed_to_a_sliver_still_prints_every_word(session):
     session.columns = lambda: 5
     words = " ".join(session.execute("help").split())

@@ -121,6 +121,68 @@ def test_a_pattern_on_a_frequency_plays_note_names_at_their_pitch(registry):
     np.testing.assert_array_equal(at_c4, render(registry, song.format(freq="", pattern=""), blocksize=64))
 
 
+#: A 25 ms note heard only as its echo, once a bar: where the echo starts
+#: says what the delay's time was at that bar.
+ECHO = """tempo 120
+length 3
+add keys kb voices=1
+add vca v level=0.5
+add delay d time={time} feedback=0 mix=1
+connect kb.gate v
+connect v d
+connect d out
+pattern kb "c4 ~ ~ ~" legato=0.05
+at 2 tempo 60
+"""
+
+
+def echoes(signal):
+    loud = np.flatnonzero(np.abs(signal) > 0.25)
+    return loud[np.r_[True, np.diff(loud) > SR // 10]]
+
+
+def test_a_delay_time_set_as_a_note_length_follows_the_tempo_map(registry):
+    """An eighth at 120 BPM is 0.25 s, at 60 BPM 0.5 s: from bar 2 on the
+    echo comes half a second after its note, on the sample, whatever the
+    block size. A time in seconds stays put."""
+    synced = render(registry, ECHO.format(time="1/8"), blocksize=64)
+    bars = np.array([0, 2 * SR, 6 * SR])                    # bar 1 is 2 s long, bar 2 at 60 BPM 4 s
+    assert np.abs(echoes(synced) - (bars + [SR // 4, SR // 2, SR // 2])).max() <= 2
+    other = render(registry, ECHO.format(time="1/8"), blocksize=1000)
+    np.testing.assert_array_equal(synced[:len(other)], other[:len(synced)])
+    plain = render(registry, ECHO.format(time="0.25"), blocksize=64)
+    assert np.abs(echoes(plain) - (bars + SR // 4)).max() <= 2
+    dotted = render(registry, ECHO.format(time="1/8d").replace("at 2 tempo 60", "at 2 tempo 90"))
+    assert np.abs(echoes(dotted) - [int(0.375 * SR), 2 * SR + SR // 2, 2 * SR + 8 * SR // 3 + SR // 2]).max() <= 2
+
+
+def test_a_note_length_set_at_a_bar_and_a_new_version_of_the_song_keep_that_bars_tempo(registry):
+    """`at 3 set d.time 1/16` is a sixteenth at bar 3's 60 BPM, 0.25 s; a
+    new version of the song taken over at bar 3 works its values out at
+    the tempo bar 2 set, so the same song swapped in changes nothing."""
+    text = ECHO.format(time="1/8").replace("length 3", "length 4") + "at 3 set d.time 1/16\n"
+    plain = render(registry, text)
+    bars = np.array([0, 2 * SR, 6 * SR, 10 * SR])
+    assert np.abs(echoes(plain) - (bars + [SR // 4, SR // 2, SR // 4, SR // 4])).max() <= 2
+    with Engine(registry, SR, 256) as engine:
+        performance = Performance(engine, Song(registry, text))
+        blocks = [performance.next_block()[0].copy() for _ in range(6 * SR // 256 - 10)]   # bar 3 is next
+        performance.sequencer.replace(Song(registry, text))
+        while not performance.over:
+            blocks.append(performance.next_block()[0].copy())
+        assert performance.sequencer.swapped_at == 2   # from 0: bar 3
+    np.testing.assert_array_equal(np.concatenate(blocks), plain)
+
+
+def test_a_tempo_that_takes_a_note_length_out_of_range_names_its_line(registry):
+    with pytest.raises(SynthError) as info:
+        Song(registry, ECHO.format(time="1/2").replace("at 2 tempo 60", "at 2 tempo 50"), "s.seq")
+    assert str(info.value) == "s.seq:10:6: d.time=1/2 is 2.4 s at 50 BPM, out of range (0.001..2 s)"
+    with pytest.raises(SynthError) as info:    # the song's own tempo, given after the module
+        Song(registry, ECHO.format(time="1/2") + "tempo 40\n", "s.seq")
+    assert str(info.value).startswith("s.seq:11:1: d.time=1/2 is 3 s at 40 BPM")
+
+
 def test_tempo_and_meter_changes_are_exact(registry):
     text = "tempo 120\nmeter 3/4\nlength 3\n" + GATE + 'pattern kb "c4"\nat 2 tempo 60\nat 3 meter 4/4\n'
     onsets = rising_edges(render(registry, text))

@@ -403,7 +403,8 @@ class LiveEngine:
         the one the musician set."""
         from ..errors import SynthError
         from ..sequencer.linked import LinkedSequencer
-        from ..sequencer.song import DEFAULT_TEMPO, Sequencer
+        from ..sequencer.song import Sequencer
+        from ..theory import DEFAULT_TEMPO
         sequencer = self.performance.sequencer
         if what == "on":
             if self.link is not None or self.joining is not None:

@@ -317,7 +317,7 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 "(default ports: the first output, the first input)", _parse_cable(Connect, "connect")),
     CommandSpec("disconnect", "disconnect SRC[.PORT] DST[.PORT]", "remove a cable",
                 _parse_cable(Disconnect, "disconnect")),
-    CommandSpec("set", "set NAME.PARAM VALUE", "change a parameter (numbers glide over 5 ms; one in Hz also takes a note, a4)", _parse_set),
+    CommandSpec("set", "set NAME.PARAM VALUE", "change a parameter (numbers glide over 5 ms; one in Hz also takes a note, a4; a time or a rate a note length, 1/8d)", _parse_set),
     CommandSpec("tempo", "tempo BPM", "song tempo in quarter notes per minute", _parse_tempo),
     CommandSpec("meter", "meter BEATS/UNIT", "the bar: 4/4, 3/4, 7/8 ...", _parse_meter),
     CommandSpec("length", "length BARS", "the song ends after this many bars (plus the release tail)", _parse_length),

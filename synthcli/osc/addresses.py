@@ -22,7 +22,7 @@ ADDRESSES: tuple[Address, ...] = (
     Address("/synth/cmd", ("s",), "any command of the language or the REPL (`ls`, `undo`, `save FILE`...), "
             "as typed; files only inside the working directory", '/synth/cmd s "add lfo sweep freq=0.1 amp=400"'),
     Address("/synth/set", ("sf", "si", "ss"), "`set NAME.PARAM VALUE` at knob speed: a number glides over 5 ms, "
-            "a choice takes its name, a frequency a note name too (a4), a file its path (inside the working "
+            "a choice takes its name, a frequency a note name too (a4), a time or a rate a note length (3/16), a file its path (inside the working "
             "directory)",
             "/synth/set sf padf.cutoff 1800.0"),
     Address("/synth/NAME/PARAM", ("f", "i", "s"), "the same, one address per parameter",

@@ -17,8 +17,8 @@ from pathlib import Path
 from ..errors import SynthError, check_output, did_you_mean
 from ..language import (COMMANDS, At, Command, Length, Pattern, Tempo, lines, parse_line, parse_text, tokenize,
                         unquote)
-from ..patch import Patch
-from ..sequencer.song import DEFAULT_TEMPO, TAIL_MAX, Song, is_song
+from ..patch import Patch, takes_note_length
+from ..sequencer.song import TAIL_MAX, Song, is_song
 from . import views
 from .commands import REPL_COMMANDS
 from .timeline import Timeline
@@ -162,6 +162,7 @@ class Session:
                 fresh.append(command)
             else:
                 patch.apply(command)
+        patch.retempo(timeline.tempo)
         if self.within is not None:   # a remote command reads files only in the working directory
             for name, inst in patch.modules.items():
                 before = self.patch.modules.get(name)
@@ -208,7 +209,9 @@ class Session:
         if spec is not None and spec.file:   # only OSC names one: its files stay in the working directory
             self.execute(f"set {name}.{param} {spec.format(str(value))}", remote=True)
             return
-        if spec is None or spec.structural or (self.transport.playing and reloads(self.timeline)):
+        if spec is None or spec.structural or (self.transport.playing and reloads(self.timeline)) or \
+                takes_note_length(spec, str(value)) or (name, param) in self.patch.synced:
+            # (A note length, set or given up, is an edit: the song's tempo map decides its values.)
             self.edit(f"set {name}.{param} {value}")
             return
         try:
@@ -294,14 +297,17 @@ class Session:
         if self.transport.playing and not timeline:
             self.transport.stop()
             self.sound.halt_song()
-            self.sound.load(patch.to_text())
+            self.sound.load(patch.to_text(synced=False))
             return
         if sets is None and not self.transport.playing:
-            self.sound.load(patch.to_text())
+            self.sound.load(patch.to_text(synced=False))
             return
         for name, param, value in sets or ():
             self.sound.set(name, param, value)
-        if self.transport.playing and (sets is None or timeline != old_timeline or reloads(timeline)):
+        # A note length set while a song plays is worth its tempo at the bar
+        # the song is at, which the song's new version works out.
+        if self.transport.playing and (sets is None or timeline != old_timeline or reloads(timeline)
+                                       or patch.synced != old_patch.synced):
             self.sound.replace_song(self.song_text)
             self.transport.replace(song or Song(self.registry, self.song_text), self.clock())
         else:
@@ -383,6 +389,7 @@ class Session:
             patch = Patch(self.registry)
             patch.apply_all(commands, str(path))
             timeline = self.timeline.copy()
+            patch.retempo(timeline.tempo)
         try:
             song = self._check(patch, timeline, [])
         except SynthError as error:
@@ -516,7 +523,7 @@ class Session:
             return "the song is not playing"
         self.transport.stop()
         self.sound.halt_song()
-        self.sound.load(self.patch.to_text())
+        self.sound.load(self.patch.to_text(synced=False))
         return ""
 
     # -- Ableton Link --------------------------------------------------------------------
@@ -544,8 +551,7 @@ class Session:
             return ""
         load_binding()   # a missing extra is said here, in one line
         self.linked = True
-        tempo = next((c.bpm for c in self.timeline.commands if isinstance(c, Tempo)), DEFAULT_TEMPO)
-        self.sound.link("on", self.link_quantum, 0.0, float(tempo))
+        self.sound.link("on", self.link_quantum, 0.0, float(self.timeline.tempo))
         return f"link on: joining the session (quantum {self.link_quantum:g})"
 
     # -- looking -------------------------------------------------------------------

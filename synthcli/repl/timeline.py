@@ -7,9 +7,12 @@ needed, in a canonical order, so a saved song loads back to the same text.
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
 from ..language import At, Command, Length, Meter, Pattern, Tempo
 from ..patch import Patch
 from ..sequencer.song import TIME_COMMANDS
+from ..theory import DEFAULT_TEMPO
 
 #: Each of these is said once in a song: a new one replaces the old.
 SINGLE = (Tempo, Meter, Length)
@@ -31,6 +34,11 @@ class Timeline:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Timeline) and self.lines() == other.lines()
+
+    @property
+    def tempo(self) -> Fraction:
+        """The song's tempo at its start, which the patch keeps time by."""
+        return next((Fraction(str(c.bpm)) for c in self.commands if isinstance(c, Tempo)), DEFAULT_TEMPO)
 
     def add(self, command: Command) -> None:
         """Add a time command as a song file would mean it: the last tempo,

@@ -82,7 +82,8 @@ def summary(patch: Patch, timeline: Timeline) -> str:
 def listing(patch: Patch, timeline: Timeline, width: int | None = None) -> str:
     rows = []
     for name, inst in patch.modules.items():
-        params = " ".join(f"{p.name}={shown(p, inst.params[p.name])}" for p in inst.type.cls.params)
+        params = " ".join(f"{p.name}={patch.synced.get((name, p.name)) or shown(p, inst.params[p.name])}"
+                          for p in inst.type.cls.params)
         rows.append([name, inst.type.name, params])
     lines = [f"requires {', '.join(patch.requires)}"] if patch.requires else []
     lines += ["modules"] + table(rows, width=width)
@@ -115,6 +116,9 @@ def _instance(name: str, inst, patch: Patch, width: int | None) -> str:
     rows += [["out", p.name, linked("->", out_of.get(p.name)), "", p.doc] for p in cls.outputs]
     for p in cls.params:
         value = shown(p, inst.params[p.name]) + (f" {p.unit}" if p.unit and not p.choices else "")
+        length = patch.synced.get((name, p.name))
+        if length is not None:   # what it is now, at the song's tempo
+            value = f"{length} ({value} at {float(patch.tempo):g} BPM)"
         modulated = linked(" <-", into.get(p.name))
         rows.append(["param", p.name, value + modulated, p.range_text().strip(), p.doc])
     return "\n".join(wrapped(f"{name}: {cls.type_name} ({inst.type.package}), {cls.description}", width)

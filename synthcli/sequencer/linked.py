@@ -52,6 +52,7 @@ class LinkedSequencer(Sequencer):
         self._order = itertools.count()
         self.started = False                  # the session has said it plays since we asked it to
         self.halted = False                   # the session stopped: patterns wait for it to start
+        self.heard_tempo: float | None = None   # the session's tempo at the last block
         timeline.session.set_playing(True)
 
     @classmethod
@@ -72,6 +73,8 @@ class LinkedSequencer(Sequencer):
         old.__dict__.update({k: v for k, v in self.__dict__.items()
                              if k not in ("timeline", "start", "queue", "_order", "started", "halted")})
         old.origin = self.bar_sample(self.bar) - round(self.song.bar_start(self.bar) * Fraction(self.engine.samplerate))
+        for name, param, value in old.patch.retempo(tempo_at(self.song, self.bar), clamp=True):
+            self.engine.set(name, param, value, time=old.bar_sample(self.bar))
         return old
 
     # -- time -------------------------------------------------------------------------
@@ -98,8 +101,20 @@ class LinkedSequencer(Sequencer):
             self.release_notes()
         if self.halted:
             return
+        if reading.tempo != self.heard_tempo:
+            self._follow_tempo(reading.tempo)
         super().before_block()
         self._dispatch(self.engine.time + self.engine.blocksize)
+
+    def _follow_tempo(self, tempo: float) -> None:
+        """Values set as note lengths follow the session's tempo from this
+        block. Only a change heard from the session counts: the song's own
+        tempo change is followed at its bar (Sequencer._run), a block or
+        more before the session reports it back, and following the old
+        value meanwhile would make a delay's time jump there and back."""
+        self.heard_tempo = tempo
+        for name, param, value in self.patch.retempo(Fraction(tempo), clamp=True):
+            self.engine.set(name, param, value, time=self.engine.time)
 
     def _swap(self) -> None:
         """A new version of the song (a save under --watch, a REPL edit):
@@ -109,6 +124,8 @@ class LinkedSequencer(Sequencer):
         after = tempo_at(self.song, self.bar)
         if after != before:
             self.timeline.session.set_tempo(float(after))
+        else:   # its patch keeps the song's time; the session's may differ
+            self.heard_tempo = None
 
     def _run(self, command) -> None:
         if isinstance(command, Tempo):

@@ -21,6 +21,7 @@ from ..language import At, Command, Length, Meter, Pattern, Set, Tempo, parse_te
 from ..language.parser import inside
 from ..patch import Patch
 from ..plugins import Registry
+from ..theory import DEFAULT_TEMPO
 from .notation import parse_pattern, parse_scale
 
 TIME_COMMANDS = (Tempo, Meter, Length, Pattern, At)
@@ -83,10 +84,6 @@ def playable(voices: dict, patch: Patch) -> dict:
     return kept
 
 
-#: A song's tempo until it says otherwise, and a new Link session's.
-DEFAULT_TEMPO = Fraction(120)
-
-
 def is_song(commands: list[Command]) -> bool:
     return any(isinstance(c, TIME_COMMANDS) for c in commands)
 
@@ -137,6 +134,7 @@ class Song:
     def _apply_now(self, command: Command, patch: Patch, voices: dict) -> None:
         if isinstance(command, Tempo):
             self.tempo = Fraction(str(command.bpm))
+            retempo(patch, command)
         elif isinstance(command, Meter):
             self.meter = (command.beats, command.unit)
         elif isinstance(command, Length):
@@ -206,6 +204,7 @@ class Song:
             for command in self.timed[bar]:
                 if isinstance(command, Tempo):
                     tempo = Fraction(str(command.bpm))
+                    retempo(patch, command)
                 elif isinstance(command, Meter):
                     meter = (command.beats, command.unit)
                 elif isinstance(command, Pattern):
@@ -232,7 +231,9 @@ class Song:
                 if isinstance(command, Pattern):
                     voice = self.voice(command, patch)
                     voices[(voice.module, voice.param)] = voice
-                elif not isinstance(command, (Tempo, Meter)):
+                elif isinstance(command, Tempo):
+                    retempo(patch, command)
+                elif not isinstance(command, Meter):
                     patch.apply(command)
                     voices = playable(voices, patch)
         return patch, voices
@@ -289,6 +290,14 @@ class Song:
         if span is None:
             span = self._spans[bar] = (self.bar_start(bar), self.bar_seconds(bar))
         return span
+
+
+def retempo(patch: Patch, command: Tempo) -> list[tuple[str, str, float]]:
+    """``patch.retempo`` to the tempo ``command`` sets; an error names its place."""
+    try:
+        return patch.retempo(Fraction(str(command.bpm)))
+    except SynthError as error:
+        raise error.at(line=command.line, col=command.col)
 
 
 def shapes(patch: Patch) -> dict:
@@ -486,7 +495,12 @@ class Sequencer:
         self.swapped_at = self.bar
 
     def _run(self, command: Command) -> None:
-        if isinstance(command, (Tempo, Meter)):
+        if isinstance(command, Tempo):   # the tempo map has it; the values set as note lengths follow
+            start = self.bar_sample(self.bar)
+            for name, param, value in retempo(self.patch, command):
+                self.engine.set(name, param, value, time=start)
+            return
+        if isinstance(command, Meter):
             return  # already in the song's tempo map
         if isinstance(command, Pattern):
             voice = self.song.voice(command, self.patch)
