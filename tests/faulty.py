@@ -17,7 +17,7 @@ import numpy as np
 
 from synthcli.api import Module, Param, Port
 
-MODES = ("ok", "raise", "nan", "hang", "exit", "segfault")
+MODES = ("ok", "raise", "nan", "hang", "exit", "segfault", "spin")
 
 
 class Faulty(Module):
@@ -57,6 +57,9 @@ class Faulty(Module):
         elif mode == "hang":
             while True:
                 time.sleep(1)
+        elif mode == "spin":   # hangs on a CPU: runnable all the time, unlike a sleeper
+            while True:
+                pass
         elif mode == "exit":
             os._exit(3)
         elif mode == "segfault":

@@ -3,6 +3,7 @@ segfaults silences only itself, is replaced and comes back, or is
 quarantined if it keeps failing. Checked on the rendered samples."""
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -290,7 +291,7 @@ def test_live_a_crash_with_no_spare_ready_waits_for_one_and_starts_no_process(re
     assert (per_block[:AT] > 0.2).all() and per_block[AT] == 0.0 and not per_block[-20:].any()
 
 
-@pytest.mark.parametrize("mode", ["hang", "segfault"])
+@pytest.mark.parametrize("mode", ["hang", "spin", "segfault"])
 def test_live_a_module_that_fails_in_the_spares_first_block_is_blamed(registry, monkeypatch, mode):
     """A spare that comes back live takes the waiting modules at the start
     of a block: they play that block, and one that fails in it again is
@@ -311,6 +312,81 @@ def test_live_a_module_that_fails_in_the_spares_first_block_is_blamed(registry, 
             engine.process_block()
         stats = engine.module_stats()["f"]
     assert stats["quarantined"] and stats["faults"] == 3 and stats["restarts"] == 3, stats
+
+
+#: A real-time process that takes CPU 0 for 40 ms every quarter second for
+#: 1.5 s, as a busy machine would.
+HOG = """
+import os, time
+os.sched_setaffinity(0, {0})
+os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+end = time.monotonic() + 1.5
+while time.monotonic() < end:
+    burst = time.monotonic() + 0.04
+    while time.monotonic() < burst:
+        pass
+    time.sleep(0.25)
+"""
+#: Runs in a process of its own (its forkserver, which makes the spares, is
+#: pinned to CPU 0 for good): a healthy module in a worker on CPU 0, the
+#: engine on CPU 1 playing in real time for 6 s while HOG (its argument)
+#: runs. Prints what became of the module and how loud each block was.
+STARVED = """
+import json, os, subprocess, sys, time
+import numpy as np
+from faulty import Faulty
+from synthcli.engine.core import Engine
+from synthcli.patch import Patch
+from synthcli.engine import processes
+from synthcli.plugins import load_registry
+
+def main():
+    processes.REFILL_DELAY = 0.1   # a spare soon after each replacement: every burst finds the module playing
+    registry = load_registry(safe_mode=True)
+    registry.add(Faulty, "faulty-test-plugin", "0")
+    patch = Patch(registry)
+    patch.load_text("add faulty f mode=ok\\nconnect f out\\n")
+    os.sched_setaffinity(0, {0})
+    with Engine(registry, 48000, 256, executor="processes", workers=1, deadline=0.01, live=True) as engine:
+        engine.load(patch)
+        for _ in range(20):
+            engine.process_block()
+        os.sched_setaffinity(0, {1})
+        hog = subprocess.Popen([sys.executable, "-c", sys.argv[1]])
+        start, levels = time.monotonic(), []
+        while time.monotonic() - start < 6.0:
+            levels.append(float(np.abs(engine.process_block()).max()))
+            time.sleep(max(0.0, start + len(levels) * 256 / 48000 - time.monotonic()))
+        hog.wait()
+        print(json.dumps({"stats": engine.module_stats()["f"], "levels": levels}))
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_a_worker_starved_of_cpu_by_other_programs_is_not_held_against_its_module(tmp_path):
+    """A healthy module whose worker gets no CPU in time misses its
+    deadline and is replaced, as a hung one would be; but those misses do
+    not count towards quarantine (it was silenced for good after three),
+    and it sounds again once the machine is free."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except PermissionError:
+        pytest.skip("starving a CPU on purpose takes SCHED_FIFO, which this user may not set")
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs: one to starve, one for the engine")
+    script = tmp_path / "starved.py"
+    script.write_text(STARVED)
+    done = subprocess.run([sys.executable, str(script), HOG], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    stats, sounding = result["stats"], np.array(result["levels"]) > 0.2
+    assert stats["faults"] >= 3 and not stats["quarantined"], stats      # six bursts: 3 would have been enough
+    assert "for a CPU, which other programs held" in stats["reason"], stats
+    assert not sounding.all() and sounding[-100:].all(), np.flatnonzero(~sounding)   # silenced, then back
 
 
 def test_a_worker_that_died_idle_is_replaced_before_it_is_given_modules(registry):

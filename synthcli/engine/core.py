@@ -484,17 +484,21 @@ class Engine:
         self.executor = workers
         self.auto = False
 
-    def fault(self, name: str, reason: str, quarantine: bool = False) -> None:
+    def fault(self, name: str, reason: str, quarantine: bool = False, held: bool = True) -> None:
         """Executors report a module's failure here. The engine keeps count
         and quarantines a module that keeps failing (or, with
         ``quarantine``, one that cannot run at all, such as one whose
         setup raised). Reports still on their way from a worker when the
-        module was quarantined are not counted, so executors agree."""
+        module was quarantined are not counted, so executors agree. A
+        fault not ``held`` against the module (its worker was starved of
+        CPU by others) is reported but brings no quarantine nearer."""
         stats = self.stats.setdefault(name, ModuleStats())
         if stats.quarantined:   # a worker's report still on its way when it was: not a new fault
             return
         stats.faults += 1
         stats.last_fault = reason
+        if not held:
+            return
         now = self.time
         window = int(QUARANTINE_WINDOW * self.samplerate)
         stats.fault_times = [t for t in stats.fault_times if now - t < window] + [now]

@@ -56,6 +56,9 @@ from .schedule import Schedule
 from .steps import Host, Step, measured_costs, run_step
 
 _BLOCK = struct.Struct("q")
+#: A worker late while runnable that ran for less than this share of the
+#: time since its "go" was starved of CPU by other programs (ProcessExecutor._starved).
+STARVED_RAN = 0.25
 #: A "go" that means "read the control connection", not "run a block".
 _CONTROL = -1
 #: Seconds of audio between snapshots of module state (what a replacement
@@ -226,6 +229,10 @@ class Worker:
     names: set[str] = field(default_factory=set)
     inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     setting_up: str | None = None   # the module whose setup it said it began last
+    #: Its /proc schedstat (None where there is none), and the CPU time it
+    #: read at the last "go": see ProcessExecutor._starved.
+    schedstat: int | None = None
+    at_go: int = 0
 
     def listen(self) -> None:
         threading.Thread(target=self._read, name="synthcli-worker-replies", daemon=True).start()
@@ -251,6 +258,27 @@ class Worker:
     def close(self) -> None:
         for conn in (*self.pipes, self.control):
             conn.close()
+        if self.schedstat is not None:
+            os.close(self.schedstat)
+            self.schedstat = None
+
+    def cpu_ns(self) -> int:
+        """Nanoseconds it has run on a CPU."""
+        if self.schedstat is None:
+            return 0
+        try:
+            return int(os.pread(self.schedstat, 96, 0).split()[0])
+        except (OSError, ValueError, IndexError):   # it is gone: nothing ran since
+            return self.at_go
+
+    def runnable(self) -> bool:
+        """Whether it is running or waiting for a CPU (state R), not
+        sleeping, stopped or gone."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat", "rb") as stat:
+                return stat.read().rpartition(b")")[2].split()[0] == b"R"
+        except (OSError, IndexError):
+            return False
 
 
 def _spawn(ctx, samplerate: float, blocksize: int, inherited: tuple[int, ...] = (), spin: bool = False) -> Worker:
@@ -266,7 +294,11 @@ def _spawn(ctx, samplerate: float, blocksize: int, inherited: tuple[int, ...] = 
     for conn in (worker_control, go_r, done_w):
         conn.close()
     os.set_blocking(done_r.fileno(), not spin)
-    return Worker(process, engine_control, (go_w, done_r))
+    try:
+        schedstat = os.open(f"/proc/{process.pid}/schedstat", os.O_RDONLY)
+    except OSError:   # not Linux, or no scheduler statistics: every miss is held against the module
+        schedstat = None
+    return Worker(process, engine_control, (go_w, done_r), schedstat=schedstat)
 
 
 def warm_up(registry: Registry, samplerate: float, blocksize: int, say: Say | None = None) -> None:
@@ -718,6 +750,10 @@ class ProcessExecutor:
         for part, events in self.events.items():
             self._send(self.worker(part), ("events", events))
         self.events.clear()
+        if self.live:   # 1.6 us a worker: what a missed deadline is judged by (see _starved)
+            for part in self.busy:
+                worker = self.worker(part)
+                worker.at_go = worker.cpu_ns()
         self.posted = time.perf_counter()
         for part in list(self.busy):
             self._post(part, block)
@@ -786,14 +822,35 @@ class ProcessExecutor:
             data = os.read(worker.done, 64) if poller.poll(timeout * 1000) else None
         if data:
             return
+        held = True
         if data is None:
             self.missed[part] = self.missed.get(part, 0) + 1
-            reason = f"hung or too slow: missed its deadline ({self.deadline * 1e3:.0f} ms)"
+            waited = self._starved(worker)
+            held = waited is None
+            reason = (f"hung or too slow: missed its deadline ({self.deadline * 1e3:.0f} ms)" if held else
+                      f"missed its deadline ({self.deadline * 1e3:.0f} ms) waiting {waited * 1e3:.0f} ms for "
+                      f"a CPU, which other programs held: not held against it")
         else:
             reason = self._exit_reason(worker)
-        self._recover(part, block, reason)
+        self._recover(part, block, reason, held)
 
-    def _recover(self, part: int, block: int, reason: str) -> None:
+    def _starved(self, worker: Worker) -> float | None:
+        """Seconds a worker that missed its deadline spent not running since
+        its "go", if it is still runnable (waiting for a CPU) and ran for
+        less than STARVED_RAN of that time: a busy machine, not its modules,
+        made it late. None if not: it used the time (a loop that never
+        ends) or slept (a module waiting on something that never comes).
+        Live only: on a machine loaded by something else (a build, a
+        browser) a healthy module missed three deadlines in ten seconds and
+        was silenced for good. (The kernel's count of time spent waiting
+        for a CPU grows only once the wait is over, so it cannot tell.)"""
+        if not self.live:
+            return None
+        ran = (worker.cpu_ns() - worker.at_go) / 1e9
+        waited = time.perf_counter() - self.posted - ran
+        return waited if worker.runnable() and ran < STARVED_RAN * (ran + waited) else None
+
+    def _recover(self, part: int, block: int, reason: str, held: bool = True) -> None:
         """Kill the worker, silence its modules for this block, blame the
         module it was running, and hand its modules to the spare. Live,
         without a spare ready (crashes in quick succession), they stay
@@ -815,7 +872,7 @@ class ProcessExecutor:
             board.progress[index[name]] = ABANDONED
             self.restarts[name] = self.restarts.get(name, 0) + 1
         if culprit is not None:
-            self.report(culprit, reason)
+            self.report(culprit, reason, held=held)
         worker.close()
         worker.names = set()
         self.replaced[part] = self.replaced.get(part, 0) + 1
