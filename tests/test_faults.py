@@ -337,11 +337,9 @@ import numpy as np
 from faulty import Faulty
 from synthcli.engine.core import Engine
 from synthcli.patch import Patch
-from synthcli.engine import processes
 from synthcli.plugins import load_registry
 
 def main():
-    processes.REFILL_DELAY = 0.1   # a spare soon after each replacement: every burst finds the module playing
     registry = load_registry(safe_mode=True)
     registry.add(Faulty, "faulty-test-plugin", "0")
     patch = Patch(registry)
@@ -367,9 +365,11 @@ if __name__ == "__main__":
 
 def test_a_worker_starved_of_cpu_by_other_programs_is_not_held_against_its_module(tmp_path):
     """A healthy module whose worker gets no CPU in time misses its
-    deadline and is replaced, as a hung one would be; but those misses do
-    not count towards quarantine (it was silenced for good after three),
-    and it sounds again once the machine is free."""
+    deadline; those misses do not count towards quarantine (it was
+    silenced for good after three), and its worker is left to finish the
+    late block, not replaced (then it was silent for the two seconds a
+    new spare takes, and lost its state): it is silent only while it is
+    behind."""
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
@@ -385,8 +385,9 @@ def test_a_worker_starved_of_cpu_by_other_programs_is_not_held_against_its_modul
     result = json.loads(done.stdout)
     stats, sounding = result["stats"], np.array(result["levels"]) > 0.2
     assert stats["faults"] >= 3 and not stats["quarantined"], stats      # six bursts: 3 would have been enough
-    assert "for a CPU, which other programs held" in stats["reason"], stats
-    assert not sounding.all() and sounding[-100:].all(), np.flatnonzero(~sounding)   # silenced, then back
+    assert "for a CPU, which other programs held" in stats["reason"] and stats["restarts"] == 0, stats
+    silent = np.flatnonzero(~sounding)
+    assert 0 < len(silent) < 0.1 * len(sounding) and silent.max() < 2 * 48000 // 256, silent   # 1.5 s of bursts
 
 
 def test_a_worker_that_died_idle_is_replaced_before_it_is_given_modules(registry):

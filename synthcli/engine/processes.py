@@ -59,6 +59,9 @@ _BLOCK = struct.Struct("q")
 #: A worker late while runnable that ran for less than this share of the
 #: time since its "go" was starved of CPU by other programs (ProcessExecutor._starved).
 STARVED_RAN = 0.25
+#: Seconds a starved worker may stay behind, finishing its late block,
+#: before it is taken for hung after all and replaced.
+BEHIND_LIMIT = 0.5
 #: A "go" that means "read the control connection", not "run a block".
 _CONTROL = -1
 #: Seconds of audio between snapshots of module state (what a replacement
@@ -495,6 +498,13 @@ class ProcessExecutor:
         #: Partitions whose worker died with no spare ready, and the modules
         #: that wait there, silent, for the next one.
         self.vacant: dict[int, set[str]] = {}
+        #: Live, partitions whose worker, starved of CPU, is still at a block
+        #: it was late with: when that block's "go" went out. It gets no
+        #: other "go" until it is done (see _fall_behind).
+        self.behind: dict[int, float] = {}
+        #: Partitions with a module that a module of another worker reads:
+        #: that worker would wait for it, so these cannot fall behind.
+        self.feeding: set[int] = set()
         self._boards: list[Board] = []
         self._spare_lock = threading.Lock()
         self._spare_thread: threading.Thread | None = None
@@ -709,6 +719,8 @@ class ProcessExecutor:
         for cable in schedule.cables:
             if cable not in schedule.delayed:
                 producers.setdefault(index[cable.dst], set()).add(index[cable.src])
+        self.feeding = {owner[source] for reader, sources in producers.items() if reader in owner
+                        for source in sources if owner.get(source, owner[reader]) != owner[reader]}
         last_fed: dict[int, int] = {}   # worker -> the engine's last step its block needs, directly or not
         for part in self.busy:
             upstream, todo = set(), [i for i, p in owner.items() if p == part]
@@ -746,18 +758,21 @@ class ProcessExecutor:
     def run_block(self, block: int) -> None:
         if self.vacant and (self.spare is not None or not self.live):   # offline, the block waits for one
             self._fill_vacancies(block - 1)   # they play this block: it is awaited, and they answer for it
+        if self.behind:
+            self._catch_up(block)
         board, report = self.board, self.report
         for part, events in self.events.items():
             self._send(self.worker(part), ("events", events))
         self.events.clear()
+        playing = [part for part in self.busy if part not in self.behind]
         if self.live:   # 1.6 us a worker: what a missed deadline is judged by (see _starved)
-            for part in self.busy:
+            for part in playing:
                 worker = self.worker(part)
                 worker.at_go = worker.cpu_ns()
         self.posted = time.perf_counter()
-        for part in list(self.busy):
+        for part in playing:
             self._post(part, block)
-        waiting = set(self.busy)
+        waiting = set(playing)
         for step, needs in self.plan:
             for part, outputs in needs:
                 if part not in waiting:
@@ -825,7 +840,10 @@ class ProcessExecutor:
         held = True
         if data is None:
             self.missed[part] = self.missed.get(part, 0) + 1
-            waited = self._starved(worker)
+            waited = self._starved(worker, self.posted)
+            if waited is not None and part not in self.feeding:
+                self._fall_behind(part, block, waited)
+                return
             held = waited is None
             reason = (f"hung or too slow: missed its deadline ({self.deadline * 1e3:.0f} ms)" if held else
                       f"missed its deadline ({self.deadline * 1e3:.0f} ms) waiting {waited * 1e3:.0f} ms for "
@@ -834,9 +852,57 @@ class ProcessExecutor:
             reason = self._exit_reason(worker)
         self._recover(part, block, reason, held)
 
-    def _starved(self, worker: Worker) -> float | None:
+    def _fall_behind(self, part: int, block: int, waited: float) -> None:
+        """A worker starved of CPU is left to finish its block, not killed:
+        a new one would be starved as well, and until a spare is ready (two
+        seconds) its modules would be silent, their state (a delay's
+        echoes, a reverb's tail) lost. This block they are silent; they
+        play again from the first block that finds the late one done.
+        Not where another worker reads them: it would wait for blocks they
+        never run."""
+        worker = self.worker(part)
+        self.behind[part] = self.posted
+        self._silence(worker)
+        culprit = self._culprit(worker, block)
+        if culprit is not None:
+            self.report(culprit, f"missed its deadline ({self.deadline * 1e3:.0f} ms) waiting "
+                                 f"{waited * 1e3:.0f} ms for a CPU, which other programs held: not held against it",
+                        held=False)
+
+    def _catch_up(self, block: int) -> None:
+        """Workers that fell behind: one whose late block is done plays this
+        block; one still at it stays silent, or after BEHIND_LIMIT is judged
+        again as though it missed its deadline now, and replaced."""
+        for part, posted in list(self.behind.items()):
+            worker = self.worker(part)
+            poller = select.poll()
+            poller.register(worker.done, select.POLLIN)
+            if poller.poll(0):
+                del self.behind[part]
+                if not os.read(worker.done, 64):
+                    self._recover(part, block, self._exit_reason(worker))
+            elif time.perf_counter() - posted > BEHIND_LIMIT:
+                del self.behind[part]
+                waited = self._starved(worker, posted)
+                self._recover(part, block, f"hung or too slow: over {BEHIND_LIMIT * 1e3:.0f} ms at one block"
+                              + ("" if waited is None else ", most of it waiting for a CPU"), waited is None)
+            else:
+                self._silence(worker)
+
+    def _silence(self, worker: Worker) -> None:
+        for name in worker.names:
+            rows = self.schedule.by_name[name].output_span
+            self.board.arena[rows.start:rows.stop] = 0.0
+
+    def _culprit(self, worker: Worker, block: int) -> str | None:
+        """The module a worker late with ``block`` was running: its first not done."""
+        index = {node.name: i for i, node in enumerate(self.schedule.nodes)}
+        return next((node.name for node in self.schedule.nodes
+                     if node.name in worker.names and self.board.progress[index[node.name]] < block), None)
+
+    def _starved(self, worker: Worker, posted: float) -> float | None:
         """Seconds a worker that missed its deadline spent not running since
-        its "go", if it is still runnable (waiting for a CPU) and ran for
+        its "go" (sent at ``posted``), if it is still runnable (waiting for a CPU) and ran for
         less than STARVED_RAN of that time: a busy machine, not its modules,
         made it late. None if not: it used the time (a loop that never
         ends) or slept (a module waiting on something that never comes).
@@ -847,7 +913,7 @@ class ProcessExecutor:
         if not self.live:
             return None
         ran = (worker.cpu_ns() - worker.at_go) / 1e9
-        waited = time.perf_counter() - self.posted - ran
+        waited = time.perf_counter() - posted - ran
         return waited if worker.runnable() and ran < STARVED_RAN * (ran + waited) else None
 
     def _recover(self, part: int, block: int, reason: str, held: bool = True) -> None:
@@ -859,13 +925,14 @@ class ProcessExecutor:
         started = time.perf_counter()
         worker = self.worker(part)
         board, schedule = self.board, self.schedule
+        self.behind.pop(part, None)
         if worker.process.is_alive():
             os.kill(worker.process.pid, signal.SIGKILL)
         worker.process.join(1.0)
         self._drain(worker)
         index = {node.name: i for i, node in enumerate(schedule.nodes)}
         mine = [node.name for node in schedule.nodes if node.name in worker.names]
-        culprit = next((name for name in mine if board.progress[index[name]] < block), None)
+        culprit = self._culprit(worker, block)
         for name in mine:
             rows = schedule.by_name[name].output_span
             board.arena[rows.start:rows.stop] = 0.0
