@@ -425,12 +425,14 @@ def test_a_note_length_keeps_the_songs_tempo_and_the_engine_hears_each_change(se
     run(session, "pattern o.freq \"c4\"", f"load {tmp_path / 'other.patch'}")
     assert session.patch.modules["l"].params["freq"] == 1.0 and session.timeline
 
-    # While the song plays, the new note length reaches it as a new version,
-    # which works it out at the tempo of the bar it is at.
-    run(session, "add delay d2", "connect l d2.time", "play")
+    # While the song plays, a note length reaches it only as a new version
+    # of the song, which works it out at the tempo of the bar it is at:
+    # from bar 2 on that is 30 BPM, not the patch's 60.
+    run(session, "add delay d2", "connect l d2.time", "at 2 tempo 30", "play")
     session.sound.sent.clear()
-    run(session, "set d2.time 1/16")
-    assert [m[0] for m in session.sound.sent] == ["set", "replace_song"]
+    run(session, "set d2.time 1/16", "tempo 50", "set d2.feedback 0.5")
+    sent = session.sound.sent
+    assert [m[0] for m in sent] == ["replace_song", "replace_song", "set"] and sent[-1][2] == "feedback", sent
 
 
 def test_help_in_a_window_squeezed_to_a_sliver_still_prints_every_word(session):

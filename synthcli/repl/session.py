@@ -302,12 +302,16 @@ class Session:
         if sets is None and not self.transport.playing:
             self.sound.load(patch.to_text(synced=False))
             return
+        # A value set as a note length, while a song plays, is worth the
+        # tempo of the bar the song is at (an `at 5 tempo 90` may rule
+        # there, not the song's first tempo that this patch keeps): the
+        # song's new version works it out, from its next bar.
+        playing = self.transport.playing
         for name, param, value in sets or ():
-            self.sound.set(name, param, value)
-        # A note length set while a song plays is worth its tempo at the bar
-        # the song is at, which the song's new version works out.
-        if self.transport.playing and (sets is None or timeline != old_timeline or reloads(timeline)
-                                       or patch.synced != old_patch.synced):
+            if not (playing and (name, param) in patch.synced):
+                self.sound.set(name, param, value)
+        if playing and (sets is None or timeline != old_timeline or reloads(timeline)
+                        or patch.synced != old_patch.synced):
             self.sound.replace_song(self.song_text)
             self.transport.replace(song or Song(self.registry, self.song_text), self.clock())
         else:
