@@ -225,6 +225,17 @@ def test_a_pattern_on_length_sets_each_step_s_gate_from_its_own_sample(registry)
     assert list(lengths) == [round(STEP * f) for f in (0.2, 0.8, 0.5, 0.1) for _ in range(4)]
 
 
+def test_a_rate_set_as_a_note_length_steps_in_sixteenths_at_every_tempo(registry):
+    """`rate=1/16` is 8 steps a second at 120 BPM and 4 at 60: the same bits
+    as setting those rates by hand on the bar the tempo changes."""
+    text = ("tempo 120\nlength 2\nadd keys kb voices=1\nadd arp a rate={rate}\nconnect kb.voct a.voct\n"
+            "connect kb.gate a.gate\nconnect a.gate out\npattern kb \"c4\" legato=0.99\nat 2 tempo 60\n{at}")
+    synced = render(registry, text.format(rate="1/16", at=""))
+    np.testing.assert_array_equal(synced, render(registry, text.format(rate="8", at="at 2 set a.rate 4\n")))
+    starts = np.flatnonzero(np.diff(np.r_[0, synced > 0]) > 0)
+    assert list(starts) == [*range(0, 96000, STEP), *range(96000, 288000, 2 * STEP)]   # bar 2 lasts 4 s
+
+
 def test_a_stopped_song_silences_a_latched_arp(registry):
     """The song's stop lets the keys go, which a latch outlives: the stop
     reaches the arp too, or it played on until ``set a.latch off``."""

@@ -259,7 +259,8 @@ class Arp(Module):
         Port("velocity", CONTROL, "the velocity of the step's key", channels=1),
     )
     params = (
-        Param("rate", 8.0, 0.0, 100.0, "Hz", doc="steps a second (8: 16ths at 120 BPM); 0 steps on the clock alone"),
+        Param("rate", 8.0, 0.0, 100.0, "Hz",
+              doc="steps a second (8: 16ths at 120 BPM; 1/16 keeps 16ths at any tempo); 0 steps on the clock alone"),
         Param("mode", "up", choices=ARP_MODES,
               doc="up, down, updown/downup (no repeat at the turns), converge (from the outside in), diverge, "
                   "pinkyup/thumbup (the top/bottom note between the others), order (as pressed), random"),
