@@ -124,6 +124,11 @@ class Param:
         reads at one instant (where in a file a note starts, read as the
         note starts), which a glide would catch part way, at a value
         between the old and the new.
+    aliases : tuple of (str, str)
+        Other names a choice answers to, as ``(alias, choice)`` pairs, in
+        sets and patterns: a musician writes a root as ``c#``, ``db`` or
+        ``C#`` as often as the choice's own ``cs``. ``save`` writes the
+        choice's own name.
     """
 
     name: str
@@ -137,10 +142,14 @@ class Param:
     structural: bool = False
     file: str = ""
     glide: bool = True
+    aliases: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.file:   # a new file is a new module: what it read in setup() is gone
             object.__setattr__(self, "structural", True)
+        strays = [choice for _, choice in self.aliases if choice not in self.choices]
+        if strays:   # found as the plugin is written, not when a musician first types the alias
+            raise ValueError(f"Param {self.name!r}: aliases name {strays[0]!r}, which is not one of its choices")
 
     @property
     def steps(self) -> bool:
@@ -162,6 +171,8 @@ class Param:
                 raise ValueError("expected a file name")
             return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
         if self.choices:
+            if isinstance(value, str):
+                value = dict(self.aliases).get(value, value)
             if isinstance(value, str) and value in self.choices:
                 return float(self.choices.index(value))
             if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -56,8 +56,16 @@ SCALES = {
     "blues": (0, 3, 5, 6, 7, 10),
     "whole": (0, 2, 4, 6, 8, 10),
 }
-#: Roots as the patterns spell sharps (``cs`` for C#: ``#`` starts a comment).
+#: Roots as the patterns spell sharps (``cs`` for C#: ``#`` once started a comment anywhere).
 ROOTS = ("c", "cs", "d", "ds", "e", "f", "fs", "g", "gs", "a", "as", "b")
+#: Every other way to write a root, as note names are written (a sharp
+#: ``#`` or ``s``, a flat ``b`` or ``f``, either case), with the ROOTS name
+#: it stands for: ``c#``, ``db`` and ``C#`` are ``cs``.
+ROOT_SPELLINGS = tuple((letter + mark, ROOTS[(semitone + shift) % 12])
+                       for natural, semitone in zip("cdefgab", (0, 2, 4, 5, 7, 9, 11))
+                       for letter in (natural, natural.upper())
+                       for mark, shift in (("", 0), ("#", 1), ("s", 1), ("b", -1), ("f", -1))
+                       if letter + mark not in ROOTS)
 
 #: Chords by their Tidal names: semitones above the root, in order.
 CHORDS = {

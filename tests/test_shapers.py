@@ -2,10 +2,12 @@
 import numpy as np
 import pytest
 
-from synthcli.api import C4_HZ, NoteOff, NoteOn
+from synthcli.api import C4_HZ, NoteOff, NoteOn, Param
 from synthcli.engine.core import Engine
+from synthcli.errors import SynthError
 from synthcli.modules.shapers import ROOTS, SCALES, Drive, Quant, SampleHold, Slew
 from synthcli.patch import Patch
+from synthcli.sequencer.song import Song
 from synthcli.testing import check_module, peak_frequency, render_module, rms
 
 SR = 48000
@@ -197,6 +199,23 @@ def test_a_random_lfo_through_quant_plays_a_melody_in_the_scale(registry):
         assert (round(semitones) - 9) % 12 in SCALES["minpent"]
         heard.add(round(semitones))
     assert len(heard) >= 4   # a melody, not one note
+
+
+def test_quant_takes_a_root_as_musicians_spell_it(registry):
+    """`root=f#`, `Gb` and `fs` are one root, in a set and in a pattern; an
+    unknown one still lists the choices, and save writes the choice's name."""
+    patch = Patch(registry)
+    patch.load_text("add quant q root=f#\nadd quant q2 root=Gb\nadd quant q3\nset q3.root E#\n")
+    roots = [patch.modules[n].params["root"] for n in ("q", "q2", "q3")]
+    assert roots == [ROOTS.index("fs"), ROOTS.index("fs"), ROOTS.index("f")]
+    assert "add quant q root=fs\n" in patch.to_text()
+    song = Song(registry, 'length 1\nadd quant q\npattern q.root "c Eb g# bf"\n')
+    steps = [event.value for event in song.voices[("q", "root")].pattern.events(0)]
+    assert steps == [ROOTS.index(r) for r in ("c", "ds", "gs", "as")]
+    with pytest.raises(SynthError, match=r"bad value 'h#' for quant.root: expected one of c, cs, d, "):
+        patch.load_text("set q.root h#\n")
+    with pytest.raises(ValueError, match="aliases name 'x', which is not one of its choices"):
+        Param("mode", "a", choices=("a", "b"), aliases=(("c", "x"),))
 
 
 # -- drive ------------------------------------------------------------------

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..api import AUDIO, CONTROL, Module, Param, Port
 from ..engine.jit import helper, kernel
-from ..theory import ROOTS, SCALES
+from ..theory import ROOT_SPELLINGS, ROOTS, SCALES
 from .filters import mode_fade
 from .oscillators import _held_until
 
@@ -208,7 +208,8 @@ class Quant(Module):
     params = (
         Param("scale", "major", choices=tuple(SCALES),
               doc="which notes: church modes, harmonic minor, pentatonics, blues, whole tone or all twelve"),
-        Param("root", "c", choices=ROOTS, doc="the scale's first note (cs is C#, as in patterns)"),
+        Param("root", "c", choices=ROOTS, aliases=ROOT_SPELLINGS,
+              doc="the scale's first note (c# or db is cs, f# or gb fs, ...)"),
     )
     state_fields = ("state",)
 

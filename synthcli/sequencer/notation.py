@@ -404,7 +404,8 @@ class Pattern:
 
 
 def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int, ...]] | None = None,
-                  choices: tuple[str, ...] = (), names: bool = False, hz: bool = False) -> Pattern:
+                  choices: tuple[str, ...] = (), names: bool = False, hz: bool = False,
+                  aliases: dict[str, str] | None = None) -> Pattern:
     """Parse a pattern of the mini-notation (see the module documentation).
 
     Parameters
@@ -425,6 +426,8 @@ def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int,
         The names a choice parameter takes (``("off", "on")``): the
         pattern's values are those names, each standing for its index, and
         nothing else.
+    aliases : dict of str to str, optional
+        Other names of those choices (``Param.aliases``).
     names : bool
         Also take any name for a value (as 0): the language's parser checks
         a parameter pattern's form before the parameter is known, and the
@@ -445,7 +448,7 @@ def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int,
         ``text`` (the caller adds the place of the string), and the message
         names it too ("unknown note 'h3' at 1").
     """
-    return Pattern(text, notes, _Parser(text, notes, scale, choices, names, hz).parse(), scale)
+    return Pattern(text, notes, _Parser(text, notes, scale, choices, names, hz, aliases).parse(), scale)
 
 
 def parse_scale(text: str) -> tuple[int, tuple[int, ...]]:
@@ -606,10 +609,12 @@ class _Parser:
     """Recursive descent over the characters, one method per rule."""
 
     def __init__(self, text: str, notes: bool, scale: tuple[int, tuple[int, ...]] | None = None,
-                 choices: tuple[str, ...] = (), names: bool = False, hz: bool = False) -> None:
+                 choices: tuple[str, ...] = (), names: bool = False, hz: bool = False,
+                 aliases: dict[str, str] | None = None) -> None:
         self.text, self.notes, self.pos, self.depth = text, notes, 0, 0
         self.scale = scale
         self.choices, self.names, self.hz = choices, names, hz
+        self.aliases = aliases or {}
         self.seeds = 0   # the '?'s read so far: each gets its own
 
     # -- characters --------------------------------------------------------
@@ -938,6 +943,7 @@ class _Parser:
 
     def value(self, word: str, col: int) -> _Atom:
         if self.choices:
+            word = self.aliases.get(word, word)
             if word in self.choices:
                 return _Atom(float(self.choices.index(word)), col)
             *others, last = self.choices

@@ -174,6 +174,7 @@ class Song:
         # A choice parameter's pattern names its choices, which only the module knows.
         pattern = inside(lambda: parse_pattern(command.text, notes=param is None, scale=scale,
                                                choices=param.choices if param is not None else (),
+                                               aliases=dict(param.aliases) if param is not None else None,
                                                hz=param is not None and param.unit == "Hz"),
                          command.text, command.line)
         if param is not None and not param.choices:
