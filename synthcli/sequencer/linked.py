@@ -101,7 +101,8 @@ class LinkedSequencer(Sequencer):
             self.release_notes()
         if self.halted:
             return
-        if reading.tempo != self.heard_tempo:
+        heard = self.heard_tempo
+        if heard is None or abs(reading.tempo - heard) > 1e-6 * heard:   # not every last bit of a float
             self._follow_tempo(reading.tempo)
         super().before_block()
         self._dispatch(self.engine.time + self.engine.blocksize)
