@@ -629,6 +629,27 @@ def test_a_file_turned_down_by_its_volume_controller_is_raised_to_the_same_level
 
 # -- the command line ------------------------------------------------------------------------
 
+def test_a_voice_patch_s_note_lengths_keep_the_file_s_tempo(registry, tmp_path):
+    """A delay set to an eighth in the voice patch: its echo comes 0.25 s
+    after a note at the file's 120 BPM, and 0.5 s after once a set_tempo
+    makes it 60 BPM; a delay set in seconds stays put."""
+    tempo = [mido.MetaMessage("set_tempo", tempo=500000, time=0),
+             mido.MetaMessage("set_tempo", tempo=1000000, time=960)]   # from 1 s on, 60 BPM
+    played = [mido.Message("note_on", note=60, velocity=100, time=0), mido.Message("note_off", note=60, time=24),
+              mido.Message("note_on", note=60, velocity=100, time=936), mido.Message("note_off", note=60, time=24),
+              mido.Message("note_on", note=60, velocity=100, time=936), mido.Message("note_off", note=60, time=24),
+              mido.MetaMessage("marker", text="the last echo", time=960)]   # the file lasts until 4 s
+    midi = save(tmp_path, [tempo, played])
+    voices = ("add keys ch1 voices=1\nadd vca v level=0.5\nadd delay d time={time} feedback=0 mix=1\n"
+              "connect ch1.gate v\nconnect v d\nconnect d out\n")
+
+    def echoes(time):
+        loud = np.flatnonzero(render(registry, midi, patch=voices.format(time=time))[0] > 0.2)
+        return loud[np.r_[True, np.diff(loud) > SR // 10]] / SR
+    np.testing.assert_allclose(echoes("1/8"), [0.25, 1.5, 3.5], atol=2 / SR)   # notes at 0, 1 and 3 s
+    np.testing.assert_allclose(echoes("0.25"), [0.25, 1.25, 3.25], atol=2 / SR)
+
+
 def test_render_with_a_voice_patch(tmp_path):
     second = [mido.Message("note_on", note=48, velocity=100, channel=1, time=960),
               mido.Message("note_off", note=48, channel=1, time=480)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from ..api import NoteOff, NoteOn
 from ..sequencer.song import SILENT, TAIL_MAX, TAIL_SILENCE
@@ -106,6 +107,11 @@ class MidiDriver:
 
     def _handle(self, time: int, message) -> None:
         kind = message.type
+        if kind == "set_tempo":   # the voice patch's note lengths (`time=3/16`) keep the file's tempo
+            tempo = Fraction(60_000_000, max(1, message.tempo))
+            for name, param, value in self.map.patch.retempo(tempo, clamp=True):
+                self.engine.set(name, param, value, time=time)
+            return
         channel = message.channel
         state = self.state[channel]
         if kind == "note_on" and message.velocity > 0:

@@ -200,7 +200,8 @@ class MidiSong:
         return self.end_sample(1_000_000) / 1e6
 
     def events(self, samplerate: float) -> Iterator[tuple[int, object]]:
-        """``(sample_time, message)`` of every message that makes sound, in
+        """``(sample_time, message)`` of every message that makes sound, and
+        of every tempo change (a voice patch's note lengths follow it), in
         order, computed as they are asked for. Tempo changes move the clock
         from their tick on; time signatures only label bars (ticks count
         quarter notes whatever the meter), so they need nothing here."""
@@ -209,6 +210,7 @@ class MidiSong:
             kind = message.type
             if kind == "set_tempo":
                 clock.tempo(tick, message.tempo)
+                yield round(clock.at(tick)), message
             elif kind in PLAYED:
                 yield round(clock.at(tick)), message
 
