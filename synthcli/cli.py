@@ -80,6 +80,21 @@ def read_file(path: Path, reg, midi: bool = False, text: str | None = None):
     return text, patch, None
 
 
+def start_bar(from_bar: int, patch, song) -> int:
+    """``--from``'s bar counted from 0, checked against the file: only a
+    song has bars to start at, and only those before its end."""
+    if from_bar == 1:
+        return 0
+    if patch is None or song is None:
+        fail(f"--from {from_bar}: only a song has bars to start from; this is a "
+             f"{'MIDI file' if patch is None else 'patch'}")
+    if from_bar < 1:
+        fail(f"--from {from_bar}: bars count from 1")
+    if song.length is not None and from_bar > song.length:
+        fail(f"--from {from_bar} is past the song's end: it is {song.length} bar{'s' * (song.length != 1)} long")
+    return from_bar - 1
+
+
 def load_source(path: Path, reg, midi: bool = False):
     """:func:`read_file`'s ``(patch, song)``; any user error ends the
     command with its one line."""
@@ -237,6 +252,9 @@ def render(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     voice_patch: Optional[Path] = typer.Option(None, "--patch",
                                                help="A MIDI file's voice patch (default: built-in GM voices)."),
+    from_bar: int = typer.Option(1, "--from", metavar="BAR",
+                                 help="Start a song at this bar (from 1), with the patch and patterns as they "
+                                      "stand there."),
 ) -> None:
     """Render a patch, song or MIDI file offline to a WAV file (no sound card needed).
 
@@ -267,6 +285,7 @@ def render(
     if patch is not None:
         warn_about(file, patch, song)
     voice_text = voice_patch_text(voice_patch, patch is None)
+    start = start_bar(from_bar, patch, song)
     if song is None and duration is None:
         duration = 4.0
     if executor in ("inline", "threads"):
@@ -282,7 +301,7 @@ def render(
             else:
                 if song is None:
                     engine.load(patch)
-                performance = Performance(engine, song, frames)
+                performance = Performance(engine, song, frames, start=start)
             try:
                 with Progress(quiet) as progress:
                     frames = render_to_wav(performance, output, frames, fmt, progress.update)
@@ -357,6 +376,9 @@ def play(
     watch: bool = typer.Option(False, "--watch", help="Keep playing; apply every save of the file at the next bar."),
     voice_patch: Optional[Path] = typer.Option(None, "--patch",
                                                help="A MIDI file's voice patch (default: built-in GM voices)."),
+    from_bar: int = typer.Option(1, "--from", metavar="BAR",
+                                 help="Start a song at this bar (from 1), with the patch and patterns as they "
+                                      "stand there."),
     osc: Optional[int] = typer.Option(None, "--osc", help="Take commands over OSC on this UDP port "
                                                           "(docs/osc.md); the song then plays on past its end."),
     osc_host: str = typer.Option("127.0.0.1", "--osc-host", help="Address OSC listens on (beyond 127.0.0.1: a warning)."),
@@ -397,6 +419,7 @@ def play(
         fail("--midi-in, --clock-in and --clock-out play patches and songs, not MIDI files")
     live_midi = midi_settings(midi_in, clock_in, clock_out)
     voice_text = voice_patch_text(voice_patch, patch is None)
+    start = start_bar(from_bar, patch, song)
     midi = {}
     if patch is None:   # a MIDI file: the engine process reads it again and builds the same driver
         from .midi import ChannelMap
@@ -419,7 +442,7 @@ def play(
                     on_link=LinkReport(), link=link_settings,
                     samplerate=samplerate, blocksize=blocksize, latency=latency, device=device,
                     executor=executor, workers=workers, safe_mode=Options.safe_mode, frames=frames,
-                    clock_out=live_midi.get("clock_out"),
+                    clock_out=live_midi.get("clock_out"), start=start,
                     watch=watch or remote is not None or bool(midi_in or clock_in))
     control = None
     if patch is not None:   # patches and songs play from a session that OSC and saves edit

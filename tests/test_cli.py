@@ -252,6 +252,26 @@ def test_a_file_from_a_windows_editor_reads_as_typed(tmp_path):
     assert (done.returncode, done.stdout, done.stderr) == (0, f"{patch}: ok (1 module, 1 cable)\n", "")
 
 
+def test_from_starts_a_song_at_a_bar_and_refuses_what_has_none(tmp_path):
+    """`--from 9` renders the demo's last 8 bars (16 s at 120 BPM, and the
+    tail); a bar past the end, bar 0, a patch and a MIDI file are one line
+    and status 2, as `synth play` says them too."""
+    song = ROOT / "songs" / "demo.seq"
+    done = synth("render", song, "--from", "9", "-o", tmp_path / "part.wav", "--quiet")
+    assert done.returncode == 0, done.stderr
+    seconds = soundfile.info(str(tmp_path / "part.wav")).duration
+    assert 16.0 < seconds < 16.0 + 10.0, seconds
+    midi = next((ROOT / "tests" / "data" / "midi").glob("*.mid"))
+    for args, said in [((song, "--from", "17"), "error: --from 17 is past the song's end: it is 16 bars long\n"),
+                       ((song, "--from", "0"), "error: --from 0: bars count from 1\n"),
+                       ((BASIC, "--from", "2"), "error: --from 2: only a song has bars to start from; this is a patch\n"),
+                       ((midi, "--from", "2"), "error: --from 2: only a song has bars to start from; "
+                                               "this is a MIDI file\n")]:
+        for command in (("render", *args, "-o", tmp_path / "x.wav"), ("play", *args)):
+            done = synth(*command)
+            assert (done.returncode, done.stderr) == (2, said), command
+
+
 def test_render_refuses_a_directory_for_its_file(tmp_path):
     (tmp_path / "x.wav").mkdir()
     done = synth("render", BASIC, "-o", tmp_path / "x.wav")

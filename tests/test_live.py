@@ -297,10 +297,11 @@ def test_missing_portaudio_says_what_to_install(tmp_path):
     assert "apt-get install libportaudio2" in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("cut", [[], ["--duration", "1.3"]], ids=["whole", "cut"])
+@pytest.mark.parametrize("cut", [[], ["--duration", "1.3"], ["--from", "2"]], ids=["whole", "cut", "from"])
 def test_a_song_plays_exactly_what_it_renders(jack_server, tmp_path, cut):
     """Cut by --duration too (1.3 s is no whole number of blocks): the
-    recording once ran on to its last block's end."""
+    recording once ran on to its last block's end. Started at bar 2 with
+    --from, it plays the same samples as it renders from there."""
     song = write(tmp_path, (ROOT / "songs" / "demo.seq").read_text().replace("length 16", "length 2"), "s.seq")
     rendered, take = tmp_path / "render.wav", tmp_path / "take.wav"
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "render", str(song), "-o", str(rendered),

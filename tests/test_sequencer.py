@@ -174,6 +174,33 @@ def test_a_note_length_set_at_a_bar_and_a_new_version_of_the_song_keep_that_bars
     np.testing.assert_array_equal(np.concatenate(blocks), plain)
 
 
+def test_a_song_started_at_a_bar_plays_that_bar_as_the_whole_song_does(registry):
+    """`--from 3`: bar 3 on sample 0, at the tempo `at 2` set, with the
+    patch and patterns as they stand there (`at 2`'s) and bar 3's own `set`; the gates are the
+    whole song's from bar 3 on, to the sample, and a pattern's `<...>`
+    counts cycles from the song's first bar, so bar 3 plays its third."""
+    text = ("tempo 120\nlength 4\n" + GATE + 'pattern kb "c4*8" legato=0.5\nat 2 tempo 60\n'
+            'at 2 pattern kb "c4*4" legato=0.5\nat 3 set v.level 0.25\n')
+    whole = render(registry, text)
+    with Engine(registry, SR, 256) as engine:
+        performance = Performance(engine, Song(registry, text), start=2)
+        blocks = [performance.next_block()[0].copy()]
+        while not performance.over:
+            blocks.append(performance.next_block()[0].copy())
+    part = np.concatenate(blocks)
+    bar3 = 6 * SR                                                 # 2 s of bar 1, 4 s of bar 2 at 60 BPM
+    assert len(part) == pytest.approx(len(whole) - bar3, abs=256)
+    fade = SR // 100                                              # the start's fade-in
+    np.testing.assert_array_equal(part[fade:8 * SR], whole[bar3 + fade:bar3 + 8 * SR])
+    assert list(rising_edges(part)[:4]) == [SR, 2 * SR, 3 * SR, 4 * SR]   # quarters at 60 BPM
+    melody = ("tempo 120\nlength 4\nadd keys kb voices=1\nadd vco o wave=sine\nconnect kb.voct o.voct\n"
+              'connect o out\npattern kb "<c4 e4 g4 a4>"\n')
+    with Engine(registry, SR, 256) as engine:
+        performance = Performance(engine, Song(registry, melody), start=2)
+        first = np.concatenate([performance.next_block()[0].copy() for _ in range(SR // 256)])
+    assert peak_frequency(first[2000:]) == pytest.approx(392.0, rel=2e-3)   # g4, bar 3's
+
+
 def test_a_tempo_that_takes_a_note_length_out_of_range_names_its_line(registry):
     with pytest.raises(SynthError) as info:
         Song(registry, ECHO.format(time="1/2").replace("at 2 tempo 60", "at 2 tempo 50"), "s.seq")

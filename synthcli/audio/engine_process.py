@@ -519,7 +519,8 @@ class LiveEngine:
                     song = Song(self.registry, s["song"], s["source"])
                 else:
                     self.engine.load(self.patch_from(s["patch"]))
-                self.performance = Performance(self.engine, song, s.get("frames"), endless=s.get("watch", False))
+                self.performance = Performance(self.engine, song, s.get("frames"), endless=s.get("watch", False),
+                                               start=s.get("start", 0))
         except BaseException as error:   # the workers are started: left running, they would outlive us
             if self.engine is not None:
                 self.engine.close()

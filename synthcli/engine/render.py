@@ -53,6 +53,9 @@ class Performance:
         forever.
     endless : bool
         Ignore the song's length and play on (live coding with --watch).
+    start : int
+        The bar (from 0) a song starts at, with the patch and patterns as
+        they stand there (rehearsing a part: ``--from``).
     driver : optional
         Anything else that drives the engine like a song's sequencer does
         (a MIDI file player): ``before_block()``, ``after_block(master) ->
@@ -60,10 +63,10 @@ class Performance:
     """
 
     def __init__(self, engine: Engine, song=None, frames: int | None = None, endless: bool = False,
-                 driver=None) -> None:
+                 driver=None, start: int = 0) -> None:
         from ..sequencer.song import SILENT, Sequencer
         self.engine = engine
-        self.sequencer = Sequencer(song, engine, endless) if song is not None else driver
+        self.sequencer = Sequencer(song, engine, endless, start=start) if song is not None else driver
         self.stopping = False
         self.over = False
         self.fade_end = frames   # the sample the fade-out reaches silence at, once known

@@ -77,7 +77,17 @@ class ClockTicks:
 
     def __init__(self, sequencer) -> None:
         self.sequencer = sequencer
-        self.bar, self.tick = 0, 0
+        self.bar, self.tick = sequencer.bar, 0   # a song started at a bar (--from) ticks from there
+
+    def start(self) -> list[list[int]]:
+        """What starts the outside gear: Start at the song's first bar;
+        elsewhere its Song Position Pointer (16ths from the start, at most
+        16383) and Continue, so a drum machine plays the same bar."""
+        sixteenths = int(self.sequencer.song.quarters_at(self.bar) * 4)
+        if sixteenths == 0:
+            return [[0xFA]]
+        sixteenths = min(sixteenths, 0x3FFF)
+        return [[0xF2, sixteenths & 0x7F, sixteenths >> 7], [0xFB]]
 
     def until(self, stop: int) -> list[int]:
         """The samples of the ticks before ``stop`` not yet given."""

@@ -182,7 +182,8 @@ class EngineMidi:
         if self.ticks is not None:
             for sample in self.ticks.until(stop):
                 if not self.started:
-                    self._at(sample, self.clock_out, [0xFA])
+                    for message in self.ticks.start():
+                        self._at(sample, self.clock_out, message)
                     self.started = True
                 self._at(sample, self.clock_out, [0xF8])
         if self.outbox:

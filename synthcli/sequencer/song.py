@@ -349,16 +349,18 @@ class Sequencer:
     #: go to the silent module).
     midi_out = None
 
-    def __init__(self, song: Song, engine, endless: bool = False, origin: int = 0) -> None:
+    def __init__(self, song: Song, engine, endless: bool = False, origin: int = 0, start: int = 0) -> None:
         self.engine = engine
         self.rate = Fraction(engine.samplerate)
         self._song = song
-        self.origin = origin      # the sample the song's first bar starts on
+        # The sample the song's first bar starts on: before ``origin`` when
+        # it plays from bar ``start`` (from 0), which starts on ``origin``.
+        self.origin = origin - round(song.bar_start(start) * self.rate)
         self.endless = endless
         self.pending: Song | None = None
-        self.patch, self.voices = song.patch.copy(), dict(song.voices)
+        self.patch, self.voices = song.state_before(start)
         engine.load(self.patch)
-        self.bar = 0
+        self.bar = start
         self.silent_for = 0
         self.swapped_at: int | None = None
         # (note source, pitch) -> the off of its last note held past its step: (sample, handle to cancel it)
