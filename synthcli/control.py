@@ -170,8 +170,8 @@ class Forwarding:
     def load(self, patch_text: str) -> None:
         self._send("load", patch_text)
 
-    def start_song(self, song_text: str) -> None:
-        self._send("start_song", song_text)
+    def start_song(self, song_text: str, start: int = 0) -> None:
+        self._send("start_song", song_text, start)
 
     def replace_song(self, song_text: str) -> None:
         self._send("replace_song", song_text)

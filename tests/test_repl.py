@@ -136,7 +136,7 @@ def test_a_first_pattern_gives_the_song_a_length_long_enough_for_its_at_lines(se
     said = session.execute('pattern kb "c3 e3"')
     assert said.startswith("the song is 1 bar long now (`length BARS` changes it)")
     assert "length 1\n" in session.song_text and session.execute("play") == ""
-    assert session.sound.sent[-1] == ("start_song", session.song_text)
+    assert session.sound.sent[-1] == ("start_song", session.song_text, 0)
     run(session, "stop", "undo")
     assert "length" not in session.song_text and "pattern" not in session.song_text
     assert session.execute('at 3 set o.wave sine\npattern kb "g3"').startswith("the song is 3 bars long now")
@@ -156,7 +156,12 @@ def test_time_commands_edit_the_song_and_the_song_is_checked_whole(session):
         session.execute('at 3 pattern kb "c3 [e3"')
     assert "unbalanced '['" in caught.value.message
     assert session.execute("play") == ""
-    assert session.sound.sent[-1] == ("start_song", session.song_text)
+    assert session.sound.sent[-1] == ("start_song", session.song_text, 0)
+    assert session.execute("play 3") == "" and session.sound.sent[-1] == ("start_song", session.song_text, 2)
+    assert session.transport.position(0.0) == (3, 1)     # the toolbar counts from bar 3
+    for wrong in ("0", "x", "1.5", "100001"):
+        with pytest.raises(SynthError, match=rf"^play {re.escape(wrong)}: a bar is a whole number from 1 \(to 100000\)$"):
+            session.execute(f"play {wrong}")
     run(session, "tempo 140")                       # while it plays: the new version takes over at the next bar
     assert session.sound.sent[-1] == ("replace_song", session.song_text)
     run(session, "stop")
@@ -1004,6 +1009,28 @@ def live_session(registry, tmp_path, take, *lines):
         time.sleep(0.05)
     assert sound.status == "audio on", said
     return session, sound
+
+
+def test_play_bar_starts_the_song_at_that_bar_on_the_server(jack_server, registry, tmp_path):
+    """`play 3` in a song of 1-second bars: the first note heard is bar 3's
+    g4 of "<c4 e4 g4 a4>", then bar 4's a4, a second later."""
+    take = tmp_path / "take.wav"
+    session, sound = live_session(registry, tmp_path, take, "tempo 240", "length 4", "add keys kb voices=1",
+                                  "add vco o wave=sine", "add vca v level=0.5", "connect kb.voct o.voct",
+                                  "connect kb.gate v.gain", "connect o v", "connect v out",
+                                  'pattern kb "<c4 e4 g4 a4>" legato=0.9')
+    try:
+        time.sleep(0.3)
+        assert session.execute("play 3") == ""
+        time.sleep(2.5)
+    finally:
+        final = sound.stop()
+    data, _ = soundfile.read(str(take))
+    heard = np.flatnonzero(np.abs(data[:, 0]) > 0.05)
+    first = heard[0]
+    assert abs(peak_frequency(data[first + 2000:first + 30000, 0]) - 392.0) < 2.0      # g4: bar 3
+    assert abs(peak_frequency(data[first + SR + 2000:first + SR + 30000, 0]) - 440.0) < 2.0   # a4: bar 4
+    assert final["xruns"] == 0
 
 
 def test_a_set_is_heard_within_three_blocks_of_enter(jack_server, registry, tmp_path):

@@ -271,7 +271,7 @@ class LiveEngine:
             from ..sequencer.song import Song
             song = Song(self.registry, command[1], self.settings.get("source"))
             warm_files([song.patch, *(song.state_before(bar + 1)[0] for bar in song.timed)])
-            return ("song", song, command[2])
+            return ("song", song, *command[2:])
         return command
 
     def carry(self, command: tuple) -> None:
@@ -293,7 +293,7 @@ class LiveEngine:
         elif kind == "load":   # ("load", text), or its Patch once prepared
             self.engine.load(self.patch_from(command[1]) if isinstance(command[1], str) else command[1])
             self.send(("applied", None, time.time()))
-        elif kind == "song":   # ("song", text or Song, restart): a new version, or (re)start from bar 1
+        elif kind == "song":   # ("song", text or Song, restart[, bar]): a new version, or (re)start at a bar
             from ..sequencer.song import Sequencer, Song
             song = (Song(self.registry, command[1], self.settings.get("source")) if isinstance(command[1], str)
                     else command[1])
@@ -304,11 +304,13 @@ class LiveEngine:
                 if current is not None:
                     current.release_notes()
                 # Started live (the REPL), a song loops on past its length until stopped.
+                start = command[3] if len(command) > 3 else 0
                 if self.link is not None:
                     from ..sequencer.linked import LinkedSequencer
-                    self.performance.sequencer = LinkedSequencer(song, self.engine, True, self.link)
+                    self.performance.sequencer = LinkedSequencer(song, self.engine, True, self.link, start)
                 else:
-                    self.performance.sequencer = Sequencer(song, self.engine, True, origin=self.engine.time)
+                    self.performance.sequencer = Sequencer(song, self.engine, True, origin=self.engine.time,
+                                                           start=start)
         elif kind == "link":
             self.apply_link(*command[1:])
         elif kind == "halt":   # stop the song's patterns; the patch plays on

@@ -219,9 +219,10 @@ class Player:
         """Play this version of the song from the next bar on."""
         self.send("song", song_text, False)
 
-    def start_song(self, song_text: str) -> None:
-        """Play this song from its first bar, starting with the next block."""
-        self.send("song", song_text, True)
+    def start_song(self, song_text: str, start: int = 0) -> None:
+        """Play this song from its first bar (or bar ``start``, from 0),
+        starting with the next block."""
+        self.send("song", song_text, True, start)
 
     def halt_song(self) -> None:
         """Stop the song's patterns and release its notes; the patch plays on."""

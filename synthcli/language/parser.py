@@ -20,6 +20,8 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 #: and the toolbar keep their columns.
 NAME_LIMIT = 32
 _QUALIFIED_TYPE = re.compile(r"([A-Za-z0-9_.\-]+:)?[A-Za-z_][A-Za-z0-9_]*\Z")
+#: The last bar a song may name (`length`, `at`, the REPL's `play BAR`).
+MAX_BARS = 100_000
 
 
 def tokenize(line: str, lineno: int = 0) -> list[Token]:
@@ -173,7 +175,7 @@ def _parse_meter(words: list[Token], line: int) -> Meter:
 
 def _parse_length(words: list[Token], line: int) -> Length:
     _expect_args(words, line, 1, 1, COMMANDS["length"].syntax)
-    bars = int(_number(words[1], line, "bars", 1, 100000, whole=True))
+    bars = int(_number(words[1], line, "bars", 1, MAX_BARS, whole=True))
     return Length(line, words[0].col, bars)
 
 
@@ -245,7 +247,7 @@ WHOLE_FILE = ("length", "require", "map", "midiout")
 
 def _parse_at(words: list[Token], line: int) -> At:
     _expect_args(words, line, 2, None, COMMANDS["at"].syntax)
-    bar = int(_number(words[1], line, "the bar (counted from 1)", 1, 100000, whole=True))
+    bar = int(_number(words[1], line, "the bar (counted from 1)", 1, MAX_BARS, whole=True))
     inner = words[2:]
     if inner[0] == "at":
         raise _fail("'at' cannot hold another 'at'", line, inner[0].col)

@@ -41,7 +41,7 @@ REPL_COMMANDS: dict[str, ReplCommand] = {c.name: c for c in (
                 "WAV file, beside the prompt; alone, say how far it is; `render stop` ends it", FILE),
     ReplCommand("record", "record [FILE.wav|stop]", "write what is played from now on to a WAV file, until "
                 "`record stop`; alone, say what is being recorded", FILE),
-    ReplCommand("play", "play", "start the song from bar 1 (it plays on past its length until stop)"),
+    ReplCommand("play", "play [BAR]", "start the song from bar 1, or BAR (it plays on past its length until stop)"),
     ReplCommand("stop", "stop", "stop the song's patterns; the patch keeps sounding"),
     ReplCommand("scope", "scope NAME[.PORT]", "a live oscilloscope and spectrum of a module's output (its first "
                 "unless PORT is given), until q, Esc or Enter", OUTPUT, remote=False),

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SynthError, check_output, did_you_mean
-from ..language import (COMMANDS, At, Command, Length, Pattern, Tempo, lines, parse_line, parse_text, tokenize,
-                        unquote)
+from ..language import (COMMANDS, MAX_BARS, At, Command, Length, Pattern, Tempo, lines, parse_line, parse_text,
+                        tokenize, unquote)
 from ..patch import Patch, takes_note_length
 from ..sequencer.song import TAIL_MAX, Song, is_song
 from . import views
@@ -512,12 +512,15 @@ class Session:
 
     # -- the song's transport ------------------------------------------------------------
 
-    def do_play(self) -> str:
+    def do_play(self, bar: str = "1") -> str:
         if not any(isinstance(c, (Pattern, At)) for c in self.timeline.commands):
             return 'nothing to play yet: give the song a pattern (pattern kb "c3 e3 g3")'
+        if not (bar.isascii() and bar.isdigit() and 1 <= int(bar) <= MAX_BARS):
+            raise SynthError(f"play {bar}: a bar is a whole number from 1 (to {MAX_BARS})")
+        start = int(bar) - 1
         song = Song(self.registry, self.song_text)
-        self.transport.play(song, self.clock())
-        self.sound.start_song(self.song_text)
+        self.transport.play(song, self.clock(), start)
+        self.sound.start_song(self.song_text, start)
         return ""
 
     def do_stop(self) -> str:

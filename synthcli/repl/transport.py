@@ -21,8 +21,9 @@ class Transport:
     def playing(self) -> bool:
         return bool(self.segments)
 
-    def play(self, song, now: float) -> None:
-        self.segments = [(0, now, song)]
+    def play(self, song, now: float, start: int = 0) -> None:
+        """The song started at ``now`` from bar ``start`` (from 0)."""
+        self.segments = [(start, now, song)]
 
     def stop(self) -> None:
         self.segments = []

@@ -30,18 +30,21 @@ from .song import Sequencer, Song, note_events, swung
 
 
 class LinkedSequencer(Sequencer):
-    """A sequencer whose bar 1 starts at beat ``start`` of a Link timeline.
+    """A sequencer whose first bar starts on the next quantum boundary of
+    a Link timeline.
 
     Parameters
     ----------
     song, engine, endless
         As for :class:`~synthcli.sequencer.song.Sequencer`.
     timeline : synthcli.link.Timeline
+    start : int
+        The bar (from 0) it starts at, as for the Sequencer.
     """
 
-    def __init__(self, song: Song, engine, endless: bool, timeline) -> None:
-        super().__init__(song, engine, endless)
-        self._follow(timeline, 0)
+    def __init__(self, song: Song, engine, endless: bool, timeline, start: int = 0) -> None:
+        super().__init__(song, engine, endless, start=start)
+        self._follow(timeline, start)
 
     def _follow(self, timeline, bar: int) -> None:
         """Place ``bar`` on the next quantum boundary of ``timeline``."""
