@@ -233,6 +233,12 @@ def test_play_and_stop_without_a_song_are_refused_aloud(served):
     assert logged[0].startswith("osc: /synth/play from 127.0.0.1:") and "nothing to play yet" in logged[0]
     assert logged[1].startswith("osc: /synth/stop from 127.0.0.1:") and "the song is not playing" in logged[1]
     assert control.osc.counts["refused"] == 2 and not control.session.transport.playing
+    oscsend(port, "/synth/cmd", "s", 'pattern kb "<c3 e3 g3>"')
+    oscsend(port, "/synth/play", "i", "0")
+    assert wait_for(lambda: len(logged) == 3) and "play 0: a bar is a whole number from 1" in logged[2], logged
+    oscsend(port, "/synth/play", "i", "3")                 # as `play 3`: the song starts at bar 3
+    assert wait_for(lambda: control.session.transport.playing)
+    assert control.session.transport.segments[0][0] == 2 and len(logged) == 3, logged
 
 
 @needs_liblo

@@ -22,8 +22,8 @@ ADDRESSES: tuple[Address, ...] = (
     Address("/synth/cmd", ("s",), "any command of the language or the REPL (`ls`, `undo`, `save FILE`...), "
             "as typed; files only inside the working directory", '/synth/cmd s "add lfo sweep freq=0.1 amp=400"'),
     Address("/synth/set", ("sf", "si", "ss"), "`set NAME.PARAM VALUE` at knob speed: a number glides over 5 ms, "
-            "a choice takes its name, a frequency a note name too (a4), a time or a rate a note length (3/16), a file its path (inside the working "
-            "directory)",
+            "a choice takes its name, a frequency a note name too (a4), a time or a rate a note length (3/16), "
+            "a file its path (inside the working directory)",
             "/synth/set sf padf.cutoff 1800.0"),
     Address("/synth/NAME/PARAM", ("f", "i", "s"), "the same, one address per parameter",
             "/synth/padf/cutoff f 1800.0"),
@@ -35,7 +35,8 @@ ADDRESSES: tuple[Address, ...] = (
             "/synth/bass/note iii 40 90 1"),
     Address("/synth/tempo", ("f", "i"), "the song's tempo in BPM (while it plays, from the next bar)",
             "/synth/tempo f 126.0"),
-    Address("/synth/play", ("",), "start the song from bar 1 (refused while there is no song)", "/synth/play"),
+    Address("/synth/play", ("", "i"), "start the song from bar 1, or from bar N (`i`, as `play N`; refused while "
+            "there is no song)", "/synth/play i 9"),
     Address("/synth/stop", ("",), "stop the song's patterns; the patch keeps sounding (refused when none plays)",
             "/synth/stop"),
     Address("/synth/reply", ("i",), "send replies to this port on the sender's host; without it, errors go "

@@ -330,8 +330,8 @@ class OscServer:
     def on_tempo(self, bpm, sender) -> None:
         self.control.execute(f"tempo {bpm:g}", remote=True)
 
-    def on_play(self, sender) -> None:
-        self._transport("play")
+    def on_play(self, bar=None, sender=None) -> None:
+        self._transport("play" if bar is None else f"play {bar}")
 
     def on_stop(self, sender) -> None:
         self._transport("stop")
