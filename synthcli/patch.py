@@ -45,7 +45,11 @@ def synced_value(param, text: str, tempo: Fraction, clamp: bool = False) -> floa
 
 
 def takes_note_length(param, text: str) -> bool:
-    return param.unit in SYNCED_UNITS and not param.structural and note_length(text) is not None
+    """Whether ``text`` sets ``param`` as a note length: a time or a rate
+    that a tempo can move (not one that rebuilds the module, nor a whole
+    number, which a tempo would make fractional)."""
+    return (param.unit in SYNCED_UNITS and not (param.structural or param.integer or param.choices)
+            and note_length(text) is not None)
 
 
 @dataclass
