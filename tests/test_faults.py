@@ -387,6 +387,8 @@ def test_a_worker_starved_of_cpu_by_other_programs_is_not_held_against_its_modul
     assert stats["faults"] >= 3 and not stats["quarantined"], stats      # six bursts: 3 would have been enough
     assert "for a CPU, which other programs held" in stats["reason"] and stats["restarts"] == 0, stats
     silent = np.flatnonzero(~sounding)
+    print(f"starved worker: {stats['faults']} deadlines missed, {stats['restarts']} restarts, "
+          f"{len(silent)} of {len(sounding)} blocks silent")
     assert 0 < len(silent) < 0.1 * len(sounding) and silent.max() < 2 * 48000 // 256, silent   # 1.5 s of bursts
 
 
