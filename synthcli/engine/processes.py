@@ -835,6 +835,10 @@ class ProcessExecutor:
             poller = select.poll()
             poller.register(worker.done, select.POLLIN)
             data = os.read(worker.done, 64) if poller.poll(timeout * 1000) else None
+        if data is None and select.select([worker.done], [], [], 0)[0]:
+            # Done just as the wait ended: asleep again by the time it would
+            # be judged, it would be taken for hung.
+            data = os.read(worker.done, 64)
         if data:
             return
         held = True
