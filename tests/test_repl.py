@@ -578,6 +578,9 @@ def test_highlighting_marks_commands_types_and_mistakes(registry):
     assert "".join(t for _, t in lexer.fragments("connect osc1.out  f1 ")) == "connect osc1.out  f1 "
     pieces = [text for _, text in lexer.fragments("set o.freq c#4  #c sharp")]
     assert "c#4" in pieces and pieces[-1] == "#c sharp"     # a sharp inside a word, a comment at its start
+    styles = dict((text, style) for style, text in lexer.fragments("at 2 set o.wave saw"))
+    assert styles["o"] == "class:module" and styles["wave"] == "class:port" and styles["saw"] == "class:value"
+    assert dict((t, s) for s, t in lexer.fragments("set o.freq c#4"))["c#4"] == "class:value"
 
 
 def test_the_transport_counts_bars_and_beats_through_tempo_changes(registry):

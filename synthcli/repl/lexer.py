@@ -17,6 +17,9 @@ from .commands import REPL_COMMANDS
 
 PIECE = re.compile(r'(\s+)|(#.*)|("[^"]*"?)|([^\s#"][^\s"]*)')   # a "#" inside a word is a sharp
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(/\d+)?\Z")
+#: Where a command takes a value that is a word (`set o.wave saw`, a MIDI
+#: port, a package, `map cc`), which would otherwise colour as a module.
+VALUE_AT = {"set": 2, "midiout": 2, "require": 1, "map": 1}
 
 
 class ReplLexer(Lexer):
@@ -56,6 +59,8 @@ class ReplLexer(Lexer):
             return [("class:type" if word in self.registry else "class:unknown", word)]
         if NUMBER.match(word):
             return [("class:number", word)]
+        if VALUE_AT.get(verb) == position:
+            return [("class:value", word)]
         key, eq, value = word.partition("=")
         if eq:
             return [("class:param", key), ("", "="), ("class:number" if NUMBER.match(value) else "class:value", value)]
