@@ -385,8 +385,8 @@ def play(
     osc_allow: Optional[str] = typer.Option(None, "--osc-allow", help="Comma-separated client IPs OSC accepts."),
     midi_in: Optional[str] = typer.Option(None, "--midi-in", help="Play the first note source from this MIDI "
                                                                   "input (docs/midi.md); the song plays on."),
-    clock_in: Optional[str] = typer.Option(None, "--clock-in", help="Follow the tempo, start and stop of the "
-                                                                    "MIDI clock on this input."),
+    clock_in: Optional[str] = typer.Option(None, "--clock-in", help="Follow the tempo, start, stop and song "
+                                                                    "position of the MIDI clock on this input."),
     clock_out: Optional[str] = typer.Option(None, "--clock-out", help="Send the song's MIDI clock (24 PPQN, "
                                                                       "start, stop) to this output."),
     link: bool = typer.Option(False, "--link", help="Join the Ableton Link session on the network: tempo, beat "

@@ -127,3 +127,46 @@ def test_a_real_change_of_tempo_is_still_followed(registry, before, after):
     assert any(abs(t - after) < 0.5 for t in followed.applied(since=change, until=change + 3 * beat)), applied
     assert all(abs(t - after) < 0.015 * after for t in applied) and len(applied) <= 5, applied
     assert abs(followed.tempo() - after) < 0.05, followed.tempo()
+
+
+def test_a_continue_plays_from_the_clocks_song_position_on_a_bar(registry):
+    """Song Position Pointer and Continue, as a DAW sends them to start
+    inside the song: on a bar's first tick the song plays from that bar at
+    once, even one playing since launch; inside a bar it waits for the next
+    bar's tick, to come in on the beat. A stop keeps the clock's place, so a
+    continue alone goes on from it; a start is bar 1 again."""
+    session = Session(registry, LiveSound())
+    control = Control(session, log=lambda line: None)
+    control.execute('add keys kb\ntempo 120\nmeter 3/4\nlength 8\npattern kb "c4 e4 g4"')
+    control.execute("play")                         # as `synth play` plays a song from launch
+    lines = []
+    follower = ClockFollower(control, lines.append)
+    clock = iter(np.arange(0, 100, 60 / (24 * 120)))
+
+    def send(*messages):
+        follower([(next(clock), message) for message in messages])
+
+    def bar():
+        return session.transport.segments[0][0] + 1 if session.transport.playing else None
+
+    # A 3/4 bar is 12 sixteenths (72 ticks): bar 3 starts at sixteenth 24.
+    send(mido.Message("songpos", pos=24), mido.Message("continue"))
+    assert bar() == 3 and lines == []             # moved from bar 1, where launch started it
+    send(*[mido.Message("clock")] * 10, mido.Message("stop"))
+    assert bar() is None
+    send(*[mido.Message("clock")] * 5)              # a stopped clock's ticks move nothing
+    send(mido.Message("continue"))                  # at tick 144 + 10, inside bar 3
+    assert bar() is None
+    assert [line for line in lines if "continue" in line] == [
+        "midi clock: continue at beat 7.41667 of the song, inside bar 3: playing from bar 4 when the clock reaches it"]
+    send(*[mido.Message("clock")] * 62)             # ticks 154 to 215
+    assert bar() is None
+    send(mido.Message("clock"))                     # tick 216: bar 4's first
+    assert bar() == 4
+    send(mido.Message("start"))
+    assert bar() == 1
+    send(*[mido.Message("clock")] * 30, mido.Message("stop"), mido.Message("songpos", pos=13),
+         mido.Message("continue"), *[mido.Message("clock")] * 66)
+    assert bar() is None                            # sixteenth 13 (tick 78) is in bar 2; bar 3 is tick 144
+    send(mido.Message("clock"))
+    assert bar() == 3

@@ -108,7 +108,12 @@ class ClockTicks:
 
 class ClockFollower:
     """Follows an external MIDI clock: its tempo becomes the song's, its
-    start and stop play and stop the song.
+    start and stop play and stop the song, and a continue plays it from
+    where the clock's Song Position Pointer (or its last stop) left it.
+
+    The song starts on bars only. A position inside a bar waits for the
+    clock to reach the next bar's tick, so the song comes in on time with
+    the gear that sent it, a bar later, rather than at once out of time.
 
     Parameters
     ----------
@@ -130,18 +135,30 @@ class ClockFollower:
         # the connection's, so kept across a change of tempo.
         self.jumps: collections.deque = collections.deque(maxlen=MEMORY)
         self.refused = False   # the song refused it
+        # The song's place in ticks from its start, of the next tick to come
+        # (MIDI's Song Position Pointer counts sixteenths, 6 ticks each).
+        self.position = 0
+        self.running = False   # ticks move the position: between a start or continue and a stop
+        self.waiting: tuple[int, int] | None = None   # a continue inside a bar: (tick, bar) it plays from
 
     def __call__(self, batch: list) -> None:
         for arrival, message in batch:
             if message.type == "clock":
                 self._tick(arrival)
+                self._advance()
             elif message.type == "start":
                 self.arrivals.clear()
+                self.position, self.running, self.waiting = 0, True, None
                 self._run("play")
-            elif message.type == "continue" and not self.control.session.transport.playing:
-                self._run("play")
-            elif message.type == "stop" and self.control.session.transport.playing:
-                self._run("stop")
+            elif message.type == "songpos":
+                self.position, self.waiting = message.pos * PPQN // 4, None
+            elif message.type == "continue" and not self.running:   # a song playing since launch joins it too
+                self.running = True
+                self._resume()
+            elif message.type == "stop":
+                self.running, self.waiting = False, None
+                if self.control.session.transport.playing:
+                    self._run("stop")
         bpm = self.estimate()
         if bpm is not None and self.control.session.timeline:   # a patch alone has no tempo to follow
             self._tempo(bpm)
@@ -183,6 +200,31 @@ class ClockFollower:
             return None
         self._changed()   # too small a change for the last WINDOW ticks to tell, yet one
         return refined
+
+    def _resume(self) -> None:
+        """Play from the clock's position: at once on a bar's first tick,
+        else from the next bar when its tick comes."""
+        from ..sequencer.song import Song
+        session = self.control.session
+        if not session.timeline:
+            return self._run("play")   # refused as `play` refuses it: nothing to play
+        song, bar = Song(session.registry, session.song_text), 0
+        while song.quarters_at(bar) * PPQN < self.position:
+            bar += 1
+        ticks = int(song.quarters_at(bar) * PPQN)
+        if ticks == self.position:
+            return self._run(f"play {bar + 1}")
+        self.waiting = (ticks, bar + 1)
+        self.log(f"midi clock: continue at beat {self.position / PPQN + 1:g} of the song, inside bar {bar}: "
+                 f"playing from bar {bar + 1} when the clock reaches it")
+
+    def _advance(self) -> None:
+        if not self.running:
+            return
+        if self.waiting is not None and self.waiting[0] == self.position:
+            self._run(f"play {self.waiting[1]}")
+            self.waiting = None
+        self.position += 1
 
     def _changed(self) -> None:
         """A new tempo: the ticks before the last WINDOW are no guide to it."""
