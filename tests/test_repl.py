@@ -1006,7 +1006,7 @@ def live_session(registry, tmp_path, take, *lines):
                   lambda text, kind="": said.append(text))
     session = Session(registry, sound, journals.Journal(tmp_path / "state"))
     run(session, *lines)
-    sound.start(lambda: (session.patch.to_text(), None))
+    sound.start(session.engine_state)
     deadline = time.monotonic() + 20
     while sound.status != "audio on" and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -1014,17 +1014,21 @@ def live_session(registry, tmp_path, take, *lines):
     return session, sound
 
 
-def test_play_bar_starts_the_song_at_that_bar_on_the_server(jack_server, registry, tmp_path):
+@pytest.mark.parametrize("typed", ["playing", "starting"])
+def test_play_bar_starts_the_song_at_that_bar_on_the_server(jack_server, registry, tmp_path, typed):
     """`play 3` in a song of 1-second bars: the first note heard is bar 3's
-    g4 of "<c4 e4 g4 a4>", then bar 4's a4, a second later."""
+    g4 of "<c4 e4 g4 a4>", then bar 4's a4, a second later; also when it
+    was typed while the audio was starting."""
     take = tmp_path / "take.wav"
+    before = ["play 3"] if typed == "starting" else []
     session, sound = live_session(registry, tmp_path, take, "tempo 240", "length 4", "add keys kb voices=1",
                                   "add vco o wave=sine", "add vca v level=0.5", "connect kb.voct o.voct",
                                   "connect kb.gate v.gain", "connect o v", "connect v out",
-                                  'pattern kb "<c4 e4 g4 a4>" legato=0.9')
+                                  'pattern kb "<c4 e4 g4 a4>" legato=0.9', *before)
     try:
-        time.sleep(0.3)
-        assert session.execute("play 3") == ""
+        if typed == "playing":
+            time.sleep(0.3)
+            assert session.execute("play 3") == ""
         time.sleep(2.5)
     finally:
         final = sound.stop()

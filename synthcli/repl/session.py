@@ -107,6 +107,14 @@ class Session:
     def song_text(self) -> str:
         return self.timeline.song_text(self.patch)
 
+    def engine_state(self) -> tuple[str, str | None, int]:
+        """What an engine starting now plays: the patch, the song if it
+        plays, and the bar (from 0) its `play` named, so a song started
+        before the audio came up begins where the musician asked."""
+        segments = self.transport.segments
+        return (self.patch.to_text(synced=False), self.song_text if segments else None,
+                segments[0][0] if segments else 0)
+
     # -- what was entered ----------------------------------------------------------
 
     def execute(self, text: str, remote: bool = False) -> str:

@@ -51,16 +51,17 @@ class Sound(Forwarding):
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self, current: Callable[[], tuple[str, str | None]]) -> None:
+    def start(self, current: Callable[[], tuple[str, str | None, int]]) -> None:
         """Start the engine in the background. ``current()`` gives the
-        patch text and the song text if the song plays, as they are then:
-        the engine catches up with what was typed while it started."""
+        patch text, the song text if the song plays and the bar it was
+        started from, as they are then: the engine catches up with what was
+        typed while it started."""
         self._thread = threading.Thread(target=self._run, args=(current,), name="synthcli-sound", daemon=True)
         self._thread.start()
 
     def _run(self, current) -> None:
         from ..audio.player import Player
-        patch_text, _ = current()
+        patch_text, _, _ = current()
         record = self.settings.get("record")
         player = Player(patch_text, on_error=lambda message: self.say(message, "error"),
                         on_warning=lambda message: self.say(message, "warning"), on_link=self._on_link,
@@ -75,13 +76,13 @@ class Sound(Forwarding):
             return
         with self._lock:
             self.player = player
-            patch_now, song_now = current()
+            patch_now, song_now, start = current()
             if patch_now != patch_text:
                 player.load(patch_now)
             if self._link is not None:
                 player.link(*self._link)
             if song_now is not None:
-                player.start_song(song_now)
+                player.start_song(song_now, start)
             take, self._waiting_take = self._waiting_take, None
             if take is not None:
                 try:
