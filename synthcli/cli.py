@@ -82,16 +82,24 @@ def read_file(path: Path, reg, midi: bool = False, text: str | None = None):
 
 def start_bar(from_bar: int, patch, song) -> int:
     """``--from``'s bar counted from 0, checked against the file: only a
-    song has bars to start at, and only those before its end."""
+    song or a MIDI file has bars to start at, and only those before its end."""
     if from_bar == 1:
         return 0
-    if patch is None or song is None:
-        fail(f"--from {from_bar}: only a song has bars to start from; this is a "
-             f"{'MIDI file' if patch is None else 'patch'}")
+    if song is None:
+        fail(f"--from {from_bar}: only a song or a MIDI file has bars to start from; this is a patch")
     if from_bar < 1:
         fail(f"--from {from_bar}: bars count from 1")
-    if song.length is not None and from_bar > song.length:
-        fail(f"--from {from_bar} is past the song's end: it is {song.length} bar{'s' * (song.length != 1)} long")
+    if patch is None:   # a MIDI file
+        from .errors import SynthError
+        try:
+            length = len(song.bar_ticks())
+        except SynthError as error:
+            fail(f"{error.source}: --from {from_bar}: {error.message}")
+        what = "file"
+    else:
+        length, what = song.length, "song"
+    if length is not None and from_bar > length:
+        fail(f"--from {from_bar} is past the {what}'s end: it is {length} bar{'s' * (length != 1)} long")
     return from_bar - 1
 
 
@@ -254,7 +262,7 @@ def render(
                                                help="A MIDI file's voice patch (default: built-in GM voices)."),
     from_bar: int = typer.Option(1, "--from", metavar="BAR",
                                  help="Start a song at this bar (from 1), with the patch and patterns as they "
-                                      "stand there."),
+                                      "stand there; a MIDI file with its programs and controllers."),
 ) -> None:
     """Render a patch, song or MIDI file offline to a WAV file (no sound card needed).
 
@@ -297,7 +305,7 @@ def render(
             if patch is None:   # a MIDI file, played as the engine process plays it
                 from .midi import midi_performance
                 performance = midi_performance(engine, str(file), voice_text,
-                                               str(voice_patch) if voice_patch else None, frames)
+                                               str(voice_patch) if voice_patch else None, frames, start)
             else:
                 if song is None:
                     engine.load(patch)
@@ -378,7 +386,7 @@ def play(
                                                help="A MIDI file's voice patch (default: built-in GM voices)."),
     from_bar: int = typer.Option(1, "--from", metavar="BAR",
                                  help="Start a song at this bar (from 1), with the patch and patterns as they "
-                                      "stand there."),
+                                      "stand there; a MIDI file with its programs and controllers."),
     osc: Optional[int] = typer.Option(None, "--osc", help="Take commands over OSC on this UDP port "
                                                           "(docs/osc.md); the song then plays on past its end."),
     osc_host: str = typer.Option("127.0.0.1", "--osc-host", help="Address OSC listens on (beyond 127.0.0.1: a warning)."),

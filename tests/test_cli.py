@@ -254,19 +254,28 @@ def test_a_file_from_a_windows_editor_reads_as_typed(tmp_path):
 
 def test_from_starts_a_song_at_a_bar_and_refuses_what_has_none(tmp_path):
     """`--from 9` renders the demo's last 8 bars (16 s at 120 BPM, and the
-    tail); a bar past the end, bar 0, a patch and a MIDI file are one line
-    and status 2, as `synth play` says them too."""
+    tail); a bar past the end (of a song or a MIDI file), bar 0, a patch and
+    a MIDI file timed in SMPTE frames are one line and status 2, as `synth
+    play` says them too."""
+    from synthcli.midi import MidiSong
     song = ROOT / "songs" / "demo.seq"
     done = synth("render", song, "--from", "9", "-o", tmp_path / "part.wav", "--quiet")
     assert done.returncode == 0, done.stderr
     seconds = soundfile.info(str(tmp_path / "part.wav")).duration
     assert 16.0 < seconds < 16.0 + 10.0, seconds
-    midi = next((ROOT / "tests" / "data" / "midi").glob("*.mid"))
+    midi = ROOT / "tests" / "data" / "midi" / "test10.mid"
+    bars = len(MidiSong(midi).bar_ticks())
+    smpte = tmp_path / "smpte.mid"
+    data = midi.read_bytes()
+    smpte.write_bytes(data[:12] + bytes([0xE7, 40]) + data[14:])    # 25 frames a second, 40 ticks a frame
     for args, said in [((song, "--from", "17"), "error: --from 17 is past the song's end: it is 16 bars long\n"),
                        ((song, "--from", "0"), "error: --from 0: bars count from 1\n"),
-                       ((BASIC, "--from", "2"), "error: --from 2: only a song has bars to start from; this is a patch\n"),
-                       ((midi, "--from", "2"), "error: --from 2: only a song has bars to start from; "
-                                               "this is a MIDI file\n")]:
+                       ((BASIC, "--from", "2"), "error: --from 2: only a song or a MIDI file has bars to start "
+                                                "from; this is a patch\n"),
+                       ((midi, "--from", str(bars + 1)), f"error: --from {bars + 1} is past the file's end: it is "
+                                                         f"{bars} bars long\n"),
+                       ((smpte, "--from", "2"), f"error: {smpte}: --from 2: this MIDI file keeps time in SMPTE "
+                                                "frames, so it has no bars\n")]:
         for command in (("render", *args, "-o", tmp_path / "x.wav"), ("play", *args)):
             done = synth(*command)
             assert (done.returncode, done.stderr) == (2, said), command

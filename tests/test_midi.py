@@ -46,10 +46,11 @@ def notes(channel, pitches, length=480, gap=0, velocity=100):
     return out
 
 
-def render(registry, path, blocksize=256, patch=None, seconds=None):
-    """The whole performance as a (2, samples) array."""
+def render(registry, path, blocksize=256, patch=None, seconds=None, start=0):
+    """The whole performance (from bar ``start``, from 0) as a (2, samples) array."""
     with Engine(registry, SR, blocksize) as engine:
-        performance = midi_performance(engine, str(path), patch, None, None if seconds is None else round(seconds * SR))
+        performance = midi_performance(engine, str(path), patch, None, None if seconds is None else round(seconds * SR),
+                                       start)
         chunks = []
         while not performance.over:
             chunks.append(performance.next_block().copy())
@@ -105,6 +106,38 @@ def test_tempo_changes_put_onsets_on_their_exact_samples(registry, tmp_path, blo
     onsets = np.flatnonzero(gate[1:] & ~gate[:-1]) + 1
     assert len(onsets) == len(ideal)
     assert np.all(np.abs(onsets - np.array([float(t) for t in ideal])) <= 1.0), (onsets, ideal)
+
+
+def test_from_a_bar_plays_its_notes_on_the_whole_files_samples_with_the_controllers_before_it(registry, tmp_path):
+    """`--from 3` in a file of 3/4 bars that turns 2/4 at bar 3, its tempo
+    changed in bar 2 and again in bar 3: every note from bar 3 on lands on
+    the whole file's sample, counted from bar 3's. The volume turned down
+    in bar 2 holds from the start (chased, as a sequencer does), so bar 3's
+    note is as quiet as in the whole file."""
+    meta = [mido.MetaMessage("time_signature", numerator=3, denominator=4, time=0),
+            mido.MetaMessage("set_tempo", tempo=500000, time=0),
+            mido.MetaMessage("set_tempo", tempo=400000, time=2000),
+            mido.MetaMessage("time_signature", numerator=2, denominator=4, time=880),    # tick 2880: bar 3
+            mido.MetaMessage("set_tempo", tempo=600000, time=120)]
+    played = [mido.Message("note_on", note=60, velocity=100, time=0),
+              mido.Message("note_off", note=60, velocity=0, time=400),
+              mido.Message("control_change", control=7, value=30, time=1100),            # tick 1500
+              mido.Message("note_on", note=62, velocity=100, time=1000),                 # 2500: bar 2
+              mido.Message("note_off", note=62, velocity=0, time=300),
+              mido.Message("note_on", note=64, velocity=100, time=280),                  # 3080: bar 3
+              *notes(0, [64, 65, 67, 69], length=300, gap=661)[1:]]                      # then a bar each
+    path = save(tmp_path, [meta, played])
+    song = MidiSong(path)
+    assert song.bar_ticks() == [0, 1440, 2880, 3840, 4800, 5760]
+    whole, part = (render(registry, path, 64, GATE_PATCH, start=start)[0] > 0.5 for start in (0, 2))
+    origin = round((Fraction(2000, 480) * Fraction(1, 2) + Fraction(880, 480) * Fraction(2, 5)) * SR)   # bar 3's
+    edges = [np.flatnonzero(gate[1:] & ~gate[:-1]) + 1 for gate in (whole, part)]
+    assert len(edges[1]) == 4 and np.array_equal(edges[1], edges[0][edges[0] >= origin] - origin), (edges, origin)
+    whole, part = render(registry, path)[0], render(registry, path, start=2)[0]
+    note = slice(edges[1][0] + 2400, edges[1][0] + 9600)
+    shifted = slice(note.start + origin, note.stop + origin)
+    assert abs(rms(part[note]) / rms(whole[shifted]) - 1) < 0.1, (rms(part[note]), rms(whole[shifted]))
+    assert rms(whole[2400:9600]) > 4 * rms(whole[shifted])   # the first note, at the volume before
 
 
 def test_type_0_and_type_1_render_the_same(registry, tmp_path):
@@ -672,15 +705,16 @@ def test_render_with_a_voice_patch(tmp_path):
     assert done.returncode == 2 and "no note source" in done.stderr and str(bad) in done.stderr
 
 
-def test_play_sends_exactly_what_render_writes(jack_server, tmp_path):
-    midi = save(tmp_path, [notes(0, [60, 64, 67], length=200), notes(9, [36, 38, 42], length=10, gap=190)])
+@pytest.mark.parametrize("bar", ["1", "2"])
+def test_play_sends_exactly_what_render_writes(jack_server, tmp_path, bar):
+    midi = save(tmp_path, [notes(0, [60, 64, 67], length=200, gap=800), notes(9, [36, 38, 42], length=10, gap=190)])
     rendered, take = tmp_path / "render.wav", tmp_path / "take.wav"
     cli = [sys.executable, "-m", "synthcli.cli"]
     done = subprocess.run(cli + ["render", str(midi), "-o", str(rendered), "--executor", "processes",
-                                 "--workers", "1"], capture_output=True, text=True, cwd=ROOT)
+                                 "--workers", "1", "--from", bar], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    done = subprocess.run(cli + ["play", str(midi), "--record", str(take), "--workers", "1", "--latency", "safe"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    done = subprocess.run(cli + ["play", str(midi), "--record", str(take), "--workers", "1", "--latency", "safe",
+                                 "--from", bar], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     # The take holds what the device played, silence and all: --latency safe
     # must keep it clean here (a busy moment's xrun is what the reruns are for).

@@ -514,7 +514,7 @@ class LiveEngine:
             if s.get("midi") is not None:   # a MIDI file: the same driver as `synth render` builds
                 from ..midi import midi_performance
                 self.performance = midi_performance(self.engine, s["midi"], s.get("midi_patch"),
-                                                    s.get("midi_patch_source"), s.get("frames"))
+                                                    s.get("midi_patch_source"), s.get("frames"), s.get("start", 0))
             else:
                 if s.get("song") is not None:
                     from ..sequencer.song import Song

@@ -43,17 +43,19 @@ class _State:
 class MidiDriver:
     """Plays a :class:`MidiSong` on an engine (``Performance(engine,
     driver=...)``); loads the voice patch (the built-in one unless
-    ``patch_text`` is given)."""
+    ``patch_text`` is given), from bar ``start`` (from 0; see
+    :meth:`MidiSong.events`)."""
 
     def __init__(self, song: MidiSong, engine, patch_text: str | None = None,
-                 patch_source: str | None = None) -> None:
+                 patch_source: str | None = None, start: int = 0) -> None:
         self.song = song
         self.engine = engine
         self.map = ChannelMap(engine.registry, song.summary, patch_text, patch_source,
                               level_gain(song) if patch_text is None else 1.0)
         engine.load(self.map.patch)
-        self.end = song.end_sample(engine.samplerate)
-        self._events = song.events(engine.samplerate)
+        tick = song.bar_ticks()[start] if start else 0
+        self.end = song.end_sample(engine.samplerate, tick)
+        self._events = song.events(engine.samplerate, tick)
         self._next = next(self._events, None)
         self._deferred: list[tuple[int, int, int, int, int]] = []   # (time, seq, channel, note, onset)
         self._seq = itertools.count()
@@ -206,8 +208,9 @@ class MidiDriver:
 
 
 def midi_performance(engine, path: str, patch_text: str | None = None, patch_source: str | None = None,
-                     frames: int | None = None):
-    """A Performance that plays the MIDI file at ``path`` on ``engine``."""
+                     frames: int | None = None, start: int = 0):
+    """A Performance that plays the MIDI file at ``path`` on ``engine``,
+    from bar ``start`` (from 0)."""
     from ..engine.render import Performance
-    driver = MidiDriver(MidiSong(path), engine, patch_text, patch_source)
+    driver = MidiDriver(MidiSong(path), engine, patch_text, patch_source, start)
     return Performance(engine, None, frames, driver=driver)

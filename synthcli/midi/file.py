@@ -188,31 +188,75 @@ class MidiSong:
     def clock(self, samplerate: float) -> _Clock:
         return _Clock(self.file.ticks_per_beat, Fraction(samplerate))
 
-    def end_sample(self, samplerate: float) -> int:
-        """The sample time of the file's last event (its last end of track)."""
+    def _timed(self, samplerate: float, start: Fraction | int = 0) -> Iterator[tuple[int | None, object]]:
+        """``(sample_time, message)`` of every message, counted from the
+        sample of tick ``start`` (None before it). Each time is the whole
+        file's, rounded, less the start's rounded: the notes of a file
+        played from a bar keep their places to the sample."""
         clock = self.clock(samplerate)
+        origin = None
         for tick, _, _, message in self.merged():
+            if origin is None and tick >= start:
+                origin = round(clock.at(start))   # before a later tempo moves the clock on
             if message.type == "set_tempo":
                 clock.tempo(tick, message.tempo)
-        return round(clock.at(self.summary.last_tick))
+            yield (None if origin is None else round(clock.at(tick)) - origin), message
+
+    def end_sample(self, samplerate: float, start: Fraction | int = 0) -> int:
+        """The sample time of the file's last event (its last end of track),
+        from tick ``start``."""
+        end = 0
+        for sample, _ in self._timed(samplerate, start):
+            end = sample if sample is not None else end
+        return end
+
+    def bar_ticks(self) -> list[Fraction]:
+        """The tick each bar starts on, up to the file's end: 4/4 until a
+        time signature says otherwise, and a time signature inside a bar
+        starts a new bar there, as notation would have it.
+
+        Raises
+        ------
+        SynthError
+            For a file that counts in SMPTE frames: it has no bars.
+        """
+        division = self.file.ticks_per_beat
+        if division < 0:
+            raise SynthError("this MIDI file keeps time in SMPTE frames, so it has no bars", source=self.path)
+        meters = [(tick, (message.numerator, message.denominator))
+                  for tick, _, _, message in self.merged() if message.type == "time_signature"]
+        starts, tick, meter, next_meter = [], Fraction(0), (4, 4), 0
+        while tick < self.summary.last_tick or not starts:
+            while next_meter < len(meters) and meters[next_meter][0] <= tick:
+                meter = meters[next_meter][1]
+                next_meter += 1
+            starts.append(tick)
+            tick += Fraction(division * 4 * meter[0], meter[1])
+            if next_meter < len(meters) and meters[next_meter][0] < tick:
+                tick = Fraction(meters[next_meter][0])
+        return starts
 
     def seconds(self) -> float:
         return self.end_sample(1_000_000) / 1e6
 
-    def events(self, samplerate: float) -> Iterator[tuple[int, object]]:
+    def events(self, samplerate: float, start: Fraction | int = 0) -> Iterator[tuple[int, object]]:
         """``(sample_time, message)`` of every message that makes sound, and
         of every tempo change (a voice patch's note lengths follow it), in
         order, computed as they are asked for. Tempo changes move the clock
         from their tick on; time signatures only label bars (ticks count
-        quarter notes whatever the meter), so they need nothing here."""
-        clock = self.clock(samplerate)
-        for tick, _, _, message in self.merged():
+        quarter notes whatever the meter), so they need nothing here.
+
+        From tick ``start`` (a bar, for ``--from``), what came before sets
+        the stage at sample 0, as a sequencer chases it: programs,
+        controllers, the pitch wheel and the tempo; not its notes."""
+        for sample, message in self._timed(samplerate, start):
             kind = message.type
-            if kind == "set_tempo":
-                clock.tempo(tick, message.tempo)
-                yield round(clock.at(tick)), message
-            elif kind in PLAYED:
-                yield round(clock.at(tick)), message
+            if kind != "set_tempo" and kind not in PLAYED:
+                continue
+            if sample is not None:
+                yield sample, message
+            elif kind not in ("note_on", "note_off"):
+                yield 0, message
 
     def describe(self) -> str:
         s = self.summary
