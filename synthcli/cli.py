@@ -176,7 +176,8 @@ def check(
             s = song.summary
             typer.echo(json.dumps({"file": str(file), "ok": True, "midi": True, "format": song.file.type,
                                    "tracks": len(song.file.tracks), "notes": s.notes,
-                                   "channels": len(s.channels), "seconds": song.seconds()}, indent=2))
+                                   "channels": len(s.channels), "bars": song.bars(), "seconds": song.seconds()},
+                                  indent=2))
         else:
             typer.echo(f"{file}: ok (MIDI file: {song.describe()})")
         return

@@ -578,11 +578,11 @@ def test_check_reads_a_midi_file_through_and_summarises_it(tmp_path):
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(path)],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"{path}: ok (MIDI file: ") and "4 notes on 2 channels" in done.stdout
+    assert done.stdout == f"{path}: ok (MIDI file: type 1, 2 tracks, 4 notes on 2 channels, 1 bar, 1.5 s)\n"
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", "--json", str(path)],
                           capture_output=True, text=True, cwd=ROOT)
     report = json.loads(done.stdout)
-    assert report["ok"] and report["midi"] and (report["notes"], report["channels"]) == (4, 2)
+    assert report["ok"] and report["midi"] and (report["notes"], report["channels"], report["bars"]) == (4, 2, 1)
     assert report["seconds"] == MidiSong(path).seconds() > 0
 
 

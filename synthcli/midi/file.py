@@ -258,8 +258,14 @@ class MidiSong:
             elif kind not in ("note_on", "note_off"):
                 yield 0, message
 
+    def bars(self) -> int | None:
+        """How many bars the file has (what ``--from`` may start at); None
+        for one timed in SMPTE frames."""
+        return len(self.bar_ticks()) if self.file.ticks_per_beat > 0 else None
+
     def describe(self) -> str:
         s = self.summary
-        tracks, channels = len(self.file.tracks), len(s.channels)
+        tracks, channels, bars = len(self.file.tracks), len(s.channels), self.bars()
         return (f"type {self.file.type}, {tracks} track{'s' * (tracks != 1)}, {s.notes} note{'s' * (s.notes != 1)} "
-                f"on {channels} channel{'s' * (channels != 1)}, {self.seconds():.1f} s")
+                f"on {channels} channel{'s' * (channels != 1)}, "
+                + (f"{bars} bar{'s' * (bars != 1)}, " if bars is not None else "") + f"{self.seconds():.1f} s")
