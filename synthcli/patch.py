@@ -35,21 +35,31 @@ def synced_value(param, text: str, tempo: Fraction, clamp: bool = False) -> floa
         from another machine (Link) cannot be refused, only followed as
         far as the parameter goes.
     """
-    seconds = note_seconds(note_length(text), tempo)
+    return length_value(param, note_length(text), tempo, clamp, text)
+
+
+def length_value(param, whole: Fraction, tempo: Fraction, clamp: bool = False, shown: str = "") -> float:
+    """The value of ``param`` set to a note length of ``whole`` whole notes
+    at ``tempo`` (written ``shown``, for the error); see :func:`synced_value`."""
+    seconds = note_seconds(whole, tempo)
     value = float(seconds) if param.unit == "s" else float(1 / seconds)
     if param.min <= value <= param.max:
         return value
     if clamp:
         return min(max(value, param.min), param.max)
-    raise ValueError(f"{text} is {value:.6g} {param.unit} at {float(tempo):g} BPM, out of range{param.range_text()}")
+    raise ValueError(f"{shown} is {value:.6g} {param.unit} at {float(tempo):g} BPM, out of range{param.range_text()}")
+
+
+def takes_note_lengths(param) -> bool:
+    """Whether ``param`` takes note lengths: a time or a rate that a tempo
+    can move (not one that rebuilds the module, nor a whole number, which a
+    tempo would make fractional)."""
+    return param.unit in SYNCED_UNITS and not (param.structural or param.integer or param.choices)
 
 
 def takes_note_length(param, text: str) -> bool:
-    """Whether ``text`` sets ``param`` as a note length: a time or a rate
-    that a tempo can move (not one that rebuilds the module, nor a whole
-    number, which a tempo would make fractional)."""
-    return (param.unit in SYNCED_UNITS and not (param.structural or param.integer or param.choices)
-            and note_length(text) is not None)
+    """Whether ``text`` sets ``param`` as a note length."""
+    return takes_note_lengths(param) and note_length(text) is not None
 
 
 @dataclass

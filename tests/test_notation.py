@@ -364,6 +364,19 @@ def test_a_pattern_in_hz_takes_note_names_as_their_frequencies():
         assert info.value.col == col and words in info.value.message
 
 
+def test_a_pattern_of_a_time_takes_note_lengths_and_brackets_slow_a_step():
+    pattern = parse_pattern("1/8 <3/16 1/8t> [0.5]/2 1/4d*2", notes=False, lengths=True)
+    assert [(e.start, e.value, e.length) for e in pattern.events(1)] == [
+        (F(0), 0.0, F(1, 8)), (F(1, 4), 0.0, F(1, 12)), (F(3, 4), 0.0, F(3, 8)), (F(7, 8), 0.0, F(3, 8))]
+    assert [e.value for e in pattern.events(0)][2] == 0.5 and pattern.values() == {0.5: 18}
+    assert pattern.lengths() == {F(1, 8): 1, F(3, 16): 6, F(1, 12): 11, F(3, 8): 25}
+    assert [(e.duration, e.value, e.length) for e in parse_pattern("1/8", notes=False).events(0)] == [
+        (F(8), 1.0, None)]                             # elsewhere `/` slows a step down, as it always did
+    with pytest.raises(SynthError) as info:
+        parse_pattern("0.1 1/8d", notes=False)
+    assert info.value.col == 6 and "expected a number after '/'" in info.value.message
+
+
 def test_events_are_sorted_by_start_then_value():
     assert [e[2] for e in ev("[g3,c3,e3]")] == [C3, E3, G3]
     assert [e[2] for e in ev("g3, c3")] == [C3, G3]

@@ -156,6 +156,31 @@ def test_a_delay_time_set_as_a_note_length_follows_the_tempo_map(registry):
     assert np.abs(echoes(dotted) - [int(0.375 * SR), 2 * SR + SR // 2, 2 * SR + 8 * SR // 3 + SR // 2]).max() <= 2
 
 
+def test_a_pattern_of_note_lengths_plays_each_at_its_bars_tempo(registry):
+    """`pattern d.time "<1/8 1/16>"`: the echo comes an eighth after the
+    note in odd bars and a sixteenth in even ones, each at its bar's tempo
+    (120, then 60 BPM from bar 2): 0.25, 0.25, 0.5 s. A step slowed in
+    brackets keeps its mini-notation meaning, and a note length out of
+    range at some tempo of the song names its place in the pattern or the
+    tempo's line."""
+    text = ECHO.format(time="0.9").replace("length 3", "length 4") + 'pattern d.time "<1/8 1/16>"\n'
+    played = render(registry, text, blocksize=64)
+    bars = np.array([0, 2 * SR, 6 * SR, 10 * SR])
+    assert np.abs(echoes(played) - (bars + [SR // 4, SR // 4, SR // 2, SR // 4])).max() <= 2
+    other = render(registry, text, blocksize=1000)
+    np.testing.assert_array_equal(played[:len(other)], other[:len(played)])
+    slowed = render(registry, ECHO.format(time="0.9") + 'pattern d.time "[0.1]/2"\n')
+    assert np.abs(echoes(slowed) - (np.array([0, 2 * SR, 6 * SR]) + [SR // 10, SR // 10, SR // 10])).max() <= 2
+    for pattern, tempo, said in [('"0.1 <0.2 [2/1]>"', "", "11:27: pattern value 2/1 is 4 s at 120 BPM"),
+                                 ('"1/2"', "at 3 tempo 50\n", "12:6: pattern value 1/2 is 2.4 s at 50 BPM"),
+                                 ('"1/1*2"', "tempo 100\n", "11:17: pattern value 1/1 is 2.4 s at 100 BPM")]:
+        song = ECHO.format(time="0.9") + f"pattern d.time {pattern}\n" + tempo
+        with pytest.raises(SynthError) as info:
+            Song(registry, song, "s.seq")
+        assert str(info.value).startswith(f"s.seq:{said}"), str(info.value)
+        assert str(info.value).endswith("out of range (0.001..2 s) for d.time")
+
+
 def test_a_note_length_set_at_a_bar_and_a_new_version_of_the_song_keep_that_bars_tempo(registry):
     """`at 3 set d.time 1/16` is a sixteenth at bar 3's 60 BPM, 0.25 s; a
     new version of the song taken over at bar 3 works its values out at

@@ -222,7 +222,8 @@ def _parse_pattern(words: list[Token], line: int) -> Pattern:
         else:
             _number(value_token, line, key, *PATTERN_OPTIONS[key])
         options.append((Token(key, word.col), value_token))
-    inside(lambda: parse_pattern(text, notes=target.port is None, scale=scale, names=target.port is not None),
+    inside(lambda: parse_pattern(text, notes=target.port is None, scale=scale, names=target.port is not None,
+                                 lengths=target.port is not None),
             text, line)
     return Pattern(line, words[0].col, target, text, tuple(options))
 

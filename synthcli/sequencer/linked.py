@@ -56,6 +56,9 @@ class LinkedSequencer(Sequencer):
         self.started = False                  # the session has said it plays since we asked it to
         self.halted = False                   # the session stopped: patterns wait for it to start
         self.heard_tempo: float | None = None   # the session's tempo at the last block
+        # The note length each parameter pattern last set, which a change of
+        # the session's tempo sets again, as it does a `set` of one.
+        self.held: dict[tuple[str, str], tuple[object, Fraction]] = {}
         timeline.session.set_playing(True)
 
     @classmethod
@@ -76,7 +79,7 @@ class LinkedSequencer(Sequencer):
         old.__dict__.update({k: v for k, v in self.__dict__.items()
                              if k not in ("timeline", "start", "queue", "_order", "started", "halted")})
         old.origin = self.bar_sample(self.bar) - round(self.song.bar_start(self.bar) * Fraction(self.engine.samplerate))
-        for name, param, value in old.patch.retempo(tempo_at(self.song, self.bar), clamp=True):
+        for name, param, value in old.patch.retempo(self.song.tempo_at(self.bar), clamp=True):
             self.engine.set(name, param, value, time=old.bar_sample(self.bar))
         return old
 
@@ -119,13 +122,17 @@ class LinkedSequencer(Sequencer):
         self.heard_tempo = tempo
         for name, param, value in self.patch.retempo(Fraction(tempo), clamp=True):
             self.engine.set(name, param, value, time=self.engine.time)
+        for (name, param), (voice, whole) in self.held.items():
+            if name in self.patch.modules:
+                self.engine.set(name, param, voice.length_value(self.patch, whole, Fraction(tempo)),
+                                time=self.engine.time)
 
     def _swap(self) -> None:
         """A new version of the song (a save under --watch, a REPL edit):
         if it changed the tempo of this bar, that is the session's now."""
-        before = tempo_at(self.song, self.bar)
+        before = self.song.tempo_at(self.bar)
         super()._swap()
-        after = tempo_at(self.song, self.bar)
+        after = self.song.tempo_at(self.bar)
         if after != before:
             self.timeline.session.set_tempo(float(after))
         else:   # its patch keeps the song's time; the session's may differ
@@ -158,7 +165,13 @@ class LinkedSequencer(Sequencer):
             if start < engine.time - engine.blocksize:
                 continue   # the session's beat jumped past it (we joined, or the quantum changed)
             if voice.param is not None:
-                self._keep(start, engine.set(voice.module, voice.param, event.value, time=start))
+                value = event.value
+                self.held.pop((voice.module, voice.param), None)
+                if event.length is not None:   # at the session's tempo, as it is heard
+                    tempo = self.song.tempo_at(bar) if self.heard_tempo is None else Fraction(self.heard_tempo)
+                    value = voice.length_value(self.patch, event.length, tempo)
+                    self.held[(voice.module, voice.param)] = (voice, event.length)
+                self._keep(start, engine.set(voice.module, voice.param, value, time=start))
                 continue
             end = event.start + event.duration * voice.legato
             pair = voice.swing_pair(self.song.bar_quarters(bar))
@@ -167,7 +180,3 @@ class LinkedSequencer(Sequencer):
             self._keep(start, engine.send(voice.module, start, on))
             self._keep(end, engine.send(voice.module, end, off))
 
-
-def tempo_at(song: Song, bar: int) -> Fraction:
-    """The song's own tempo at ``bar`` (from 0)."""
-    return next(tempo for start, tempo, _ in reversed(song.changes) if start <= bar)

@@ -78,7 +78,10 @@ Details, following Tidal/Strudel:
   A bare name is octave 3, as in Strudel: `c` = c3 = 48. Names must land
   in MIDI 0-127; numbers are passed through as they are.
 * Parameter patterns (`pattern f1.cutoff "400 800 1600 3200"`) take
-  numbers only: note names are an error there.
+  numbers only: note names are an error there. One of a time or a rate
+  (``lengths``: a delay's `time`, an lfo's `freq`) also takes note
+  lengths, `1/8`, `3/16`, `1/8d`, `1/8t` (`Event.length`), as `set`
+  does; there a step slowed down is bracketed, `[0.5]/2`.
 * `a'name` stacks the chord `name` on the note (or MIDI number) `a`:
   `c4'maj` is `[c4,e4,g4]`, and what follows applies to the whole chord
   (`c4'min7*4`, `<c3'maj a2'min>`). The names follow Tidal's:
@@ -125,7 +128,7 @@ from fractions import Fraction
 from typing import Union
 
 from ..errors import SynthError, did_you_mean
-from ..theory import CHORDS, SCALES, note_hz
+from ..theory import CHORDS, SCALES, note_hz, note_length
 
 __all__ = ["Event", "Pattern", "parse_pattern", "parse_scale", "note_to_midi", "MAX_STEPS_PER_CYCLE", "MAX_DEPTH"]
 
@@ -140,6 +143,8 @@ and the query recurse once per level."""
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789#.-")
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)\Z")
 _INTEGER = re.compile(r"-?\d+\Z")
+#: A note length where a step starts (``lengths``): ``1/8``, ``3/16``, ``1/8d``.
+_LENGTH = re.compile(r"[1-9][0-9]{0,5}/[1-9][0-9]{0,5}[dt]?(?![\w.#-])")
 _EXPONENT = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+\Z")
 _NOTE = re.compile(r"([a-gA-G])([#sbf]*)(-?\d+)?\Z")
 _SEMITONES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
@@ -169,11 +174,16 @@ class Event:
     value : float
         A MIDI note number (names are converted) or a parameter value; the
         caller knows which, from the pattern's target.
+    length : Fraction, optional
+        A note length in whole notes instead of a value (a pattern of a
+        time or a rate): the caller turns it into seconds or Hz at the
+        tempo of its bar, so it keeps the tempo.
     """
 
     start: Fraction
     duration: Fraction
     value: float
+    length: Fraction | None = None
 
     @property
     def end(self) -> Fraction:
@@ -197,6 +207,7 @@ class _Atom:
     cost: int = 1
     depth: int = 1
     period: int = 1
+    length: Fraction | None = None   # a note length (Event.length), its value then 0
 
 
 @dataclass(frozen=True)
@@ -291,7 +302,7 @@ def _query(node: _Node, a: Fraction | int, b: Fraction | int, t0: Fraction, scal
     if isinstance(node, _Atom):
         k = math.ceil(a)
         while k < b:
-            out.append(Event(t0 + scale * k, scale, node.value))
+            out.append(Event(t0 + scale * k, scale, node.value, node.length))
             k += 1
     elif isinstance(node, _Seq):
         for k in range(math.floor(a), math.ceil(b)):
@@ -356,12 +367,22 @@ class Pattern:
         """Every number the pattern holds, with the column of its first
         appearance: what a range check must see, where playing it through
         would take up to its period (millions of cycles) to meet them all."""
-        found: dict[float, int] = {}
+        return self._first(False)
+
+    def lengths(self) -> dict[Fraction, int]:
+        """Every note length the pattern holds, with the column of its first
+        appearance: what a range check must see at each tempo."""
+        return self._first(True)
+
+    def _first(self, lengths: bool) -> dict:
+        found: dict = {}
         nodes = [self.root]
         while nodes:
             node = nodes.pop()
             if isinstance(node, _Atom):
-                found[node.value] = min(found.get(node.value, node.col), node.col)
+                if (node.length is not None) == lengths:
+                    key = node.length if lengths else node.value
+                    found[key] = min(found.get(key, node.col), node.col)
             elif isinstance(node, (_Seq, _Stack, _Choose)):
                 nodes.extend(node.children)
             elif isinstance(node, (_Fast, _Degrade)):
@@ -405,7 +426,7 @@ class Pattern:
 
 def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int, ...]] | None = None,
                   choices: tuple[str, ...] = (), names: bool = False, hz: bool = False,
-                  aliases: dict[str, str] | None = None) -> Pattern:
+                  aliases: dict[str, str] | None = None, lengths: bool = False) -> Pattern:
     """Parse a pattern of the mini-notation (see the module documentation).
 
     Parameters
@@ -435,6 +456,9 @@ def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int,
     hz : bool
         A parameter pattern in Hz: a note name is its equal-tempered
         frequency (``a4`` 440), not its MIDI number.
+    lengths : bool
+        A pattern of a time or a rate: ``1/8`` is a note length
+        (:attr:`Event.length`), not ``1`` slowed down eightfold.
 
     Returns
     -------
@@ -448,7 +472,7 @@ def parse_pattern(text: str, *, notes: bool = True, scale: tuple[int, tuple[int,
         ``text`` (the caller adds the place of the string), and the message
         names it too ("unknown note 'h3' at 1").
     """
-    return Pattern(text, notes, _Parser(text, notes, scale, choices, names, hz, aliases).parse(), scale)
+    return Pattern(text, notes, _Parser(text, notes, scale, choices, names, hz, aliases, lengths).parse(), scale)
 
 
 def parse_scale(text: str) -> tuple[int, tuple[int, ...]]:
@@ -610,8 +634,9 @@ class _Parser:
 
     def __init__(self, text: str, notes: bool, scale: tuple[int, tuple[int, ...]] | None = None,
                  choices: tuple[str, ...] = (), names: bool = False, hz: bool = False,
-                 aliases: dict[str, str] | None = None) -> None:
+                 aliases: dict[str, str] | None = None, lengths: bool = False) -> None:
         self.text, self.notes, self.pos, self.depth = text, notes, 0, 0
+        self.lengths = lengths
         self.scale = scale
         self.choices, self.names, self.hz = choices, names, hz
         self.aliases = aliases or {}
@@ -889,6 +914,10 @@ class _Parser:
             self.pos += 1
             return _REST
         if ch in _WORD_CHARS:
+            length = _LENGTH.match(self.text, self.pos) if self.lengths else None
+            if length is not None:
+                self.pos = length.end()
+                return _Atom(0.0, col, length=note_length(length.group()))
             atom = self.value(self.word(), col)
             return self.chord(atom, col) if self.peek() == "'" else atom
         raise self.unexpected()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from ..api import NoteOff, NoteOn
 from ..errors import SynthError, did_you_mean
 from ..language import At, Command, Length, Meter, Pattern, Set, Tempo, parse_text
 from ..language.parser import inside
-from ..patch import Patch
+from ..patch import Patch, length_value, takes_note_lengths
 from ..plugins import Registry
 from ..theory import DEFAULT_TEMPO
 from .notation import parse_pattern, parse_scale
@@ -28,6 +28,7 @@ TIME_COMMANDS = (Tempo, Meter, Length, Pattern, At)
 #: A note name where a pattern on a parameter in Hz has a value: what an
 #: error about that value quotes beside its frequency.
 _NOTE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9#-]*")
+_LENGTH_WORD = re.compile(r"\d+/\d+[dt]?")
 #: After the last bar, rendering goes on until the output has been silent
 #: this long (the release tail), but never longer than TAIL_MAX seconds.
 TAIL_SILENCE = 0.25
@@ -46,6 +47,33 @@ class Voice:
     velocity: float
     swing: Fraction = Fraction(1, 2)   # where an off-beat unit lands in its pair (1/2: straight)
     swing_unit: int = 16               # the unit that swings: 8ths or 16ths
+    #: (line, column) of the pattern's text, where an error about a note
+    #: length in it points when a later tempo takes it out of range.
+    place: tuple[int, int] = field(default=(0, 0), compare=False)
+
+    def length_value(self, patch: Patch, whole: Fraction, tempo: Fraction) -> float:
+        """What a note length of the pattern sets its parameter to at
+        ``tempo`` (a tempo from outside the song, Link's, cannot be
+        refused, so it stops at the end of the parameter's range)."""
+        param = patch.modules[self.module].type.cls.param(self.param)
+        return length_value(param, whole, tempo, clamp=True)
+
+    def check_lengths(self, patch: Patch, tempo: Fraction, blame: Command | None = None) -> None:
+        """Every note length of the pattern at ``tempo``, within its
+        parameter's range; else an error at the length (or at ``blame``,
+        the tempo that takes it out)."""
+        if self.param is None:
+            return
+        param = patch.modules[self.module].type.cls.param(self.param)
+        for whole, col in self.pattern.lengths().items():
+            shown = _LENGTH_WORD.match(self.pattern.text, col - 1).group()
+            try:
+                length_value(param, whole, tempo, shown=shown)
+            except ValueError as error:
+                line, place = (blame.line, blame.col) if blame is not None else (self.place[0],
+                                                                                 self.place[1] + col - 1)
+                raise SynthError(f"pattern value {error} for {self.module}.{self.param}", line=line,
+                                 col=place) from None
 
     def swing_pair(self, quarters: Fraction) -> Fraction | None:
         """The length, in bars of ``quarters`` quarter notes, of the pairs
@@ -175,7 +203,8 @@ class Song:
         pattern = inside(lambda: parse_pattern(command.text, notes=param is None, scale=scale,
                                                choices=param.choices if param is not None else (),
                                                aliases=dict(param.aliases) if param is not None else None,
-                                               hz=param is not None and param.unit == "Hz"),
+                                               hz=param is not None and param.unit == "Hz",
+                                               lengths=param is not None and takes_note_lengths(param)),
                          command.text, command.line)
         if param is not None and not param.choices:
             for value, col in sorted(pattern.values().items(), key=lambda item: item[1]):
@@ -190,7 +219,7 @@ class Song:
                                      f"needs", line=command.line, col=place)
         return Voice(target.module, target.port, pattern, Fraction(str(options.get("legato", 1.0))),
                      options.get("vel", 0.8), Fraction(str(options.get("swing", 0.5))),
-                     int(options.get("swingunit", 16)))
+                     int(options.get("swingunit", 16)), (command.line, command.text.col))
 
     def _check_timeline(self) -> None:
         """Try every timed command on the patch as it will be at its bar."""
@@ -198,20 +227,26 @@ class Song:
             first = self._first_timed
             raise SynthError("this song has no `length`, so it would never end: add `length BARS`",
                              line=first.line, col=first.col)
-        patch = self.patch.copy()
+        patch, voices = self.patch.copy(), dict(self.voices)
         tempo, meter = self.tempo, self.meter
         self.changes = [(0, tempo, meter)]
+        for voice in voices.values():
+            voice.check_lengths(patch, tempo)
         for bar in sorted(self.timed):
             for command in self.timed[bar]:
                 if isinstance(command, Tempo):
                     tempo = Fraction(str(command.bpm))
                     retempo(patch, command)
+                    for voice in voices.values():
+                        voice.check_lengths(patch, tempo, blame=command)
                 elif isinstance(command, Meter):
                     meter = (command.beats, command.unit)
                 elif isinstance(command, Pattern):
-                    self.voice(command, patch)
+                    voice = voices[(command.target.module, command.target.port)] = self.voice(command, patch)
+                    voice.check_lengths(patch, tempo)
                 else:
                     patch.apply(command)
+                    voices = playable(voices, patch)
             if self.changes[-1][1:] != (tempo, meter):
                 self.changes.append((bar, tempo, meter))
 
@@ -248,6 +283,10 @@ class Song:
         """How many quarter notes ``bar`` holds, by its meter."""
         meter = self._segment(bar)[2]
         return Fraction(meter[0] * 4, meter[1])
+
+    def tempo_at(self, bar: int) -> Fraction:
+        """The song's own tempo at ``bar`` (from 0)."""
+        return self._segment(bar)[1]
 
     def _segment(self, bar: int) -> tuple[int, Fraction, tuple[int, int]]:
         found = self.changes[0]
@@ -541,7 +580,9 @@ class Sequencer:
                 if start is None:
                     start = samples[key] = self.bar_sample(bar, at)
                 if voice.param is not None:
-                    keep(start, engine.set(voice.module, voice.param, event.value, time=start))
+                    value = event.value if event.length is None else \
+                        voice.length_value(self.patch, event.length, self.song.tempo_at(bar))
+                    keep(start, engine.set(voice.module, voice.param, value, time=start))
                     continue
                 length = event.duration
                 if pair is None:
