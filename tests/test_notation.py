@@ -542,12 +542,12 @@ def test_deep_nesting_is_refused():
 
 # --- any text parses or fails cleanly ----------------------------------------
 
-_ALPHABET = "abcdefgh#sbmjio0123456789.-~[]<>,*!@_() \t/?:|{}'"
+_ALPHABET = "abcdefgh#sbmjiot0123456789.-~[]<>,*!@_() \t/?:|{}'"
 
 
-def _check(text, notes):
+def _check(text, notes, lengths=False):
     try:
-        pattern = parse_pattern(text, notes=notes)
+        pattern = parse_pattern(text, notes=notes, lengths=lengths)
     except SynthError as error:
         assert isinstance(error.col, int) and 1 <= error.col <= max(1, len(text))
         assert str(error.col) in error.message or not text.strip()
@@ -563,9 +563,10 @@ def _check(text, notes):
 
 
 @settings(max_examples=2000, deadline=None)
-@given(st.one_of(st.text(alphabet=_ALPHABET, max_size=40), st.text(max_size=40)), st.booleans())
-def test_any_text_parses_or_fails_cleanly(text, notes):
-    _check(text, notes)
+@given(st.one_of(st.text(alphabet=_ALPHABET, max_size=40), st.text(max_size=40)),
+       st.sampled_from(["notes", "values", "lengths"]))
+def test_any_text_parses_or_fails_cleanly(text, mode):
+    _check(text, mode == "notes", lengths=mode == "lengths")
 
 
 def _random_pattern(rng, depth=0):
