@@ -50,12 +50,13 @@ def test_pitch_and_level_reach_the_server(jack_server, portaudio_ports, tmp_path
     assert " 0 xruns" in err
 
 
-def test_reference_patch_32_voices_plays_10_s_without_xruns(jack_server, tmp_path):
+def test_reference_patch_32_voices_plays_5_s_without_xruns(jack_server, tmp_path):
+    """A smoke test: benchmarks/realtime.py measures the polyphony itself."""
     patch = write(tmp_path, reference_patch(32))
-    proc = play(patch, "--duration", "10", "--blocksize", "256")
+    proc = play(patch, "--duration", "5", "--blocksize", "256")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "10.00 s played, 0 xruns" in err
+    assert "5.00 s played, 0 xruns" in err
 
 
 def test_record_holds_what_was_sent_with_clean_fades(jack_server, tmp_path):
