@@ -155,6 +155,14 @@ def test_time_commands_edit_the_song_and_the_song_is_checked_whole(session):
     with pytest.raises(SynthError) as caught:
         session.execute('at 3 pattern kb "c3 [e3"')
     assert "unbalanced '['" in caught.value.message
+    # A value the song finds out of range is shown where it was typed, not where the song writes it.
+    for typed, said in [('pattern o.freq   "220 <440 30000>"', "column 28: pattern value 30000 is out of range"),
+                        ('at 2   pattern o.pw "0.5 [2/1]"', "column 27: pattern value 2 is out of range"),
+                        ('tempo 128\npattern o.freq "1/8 <2 1/99999>"',
+                         "line 2, column 24: pattern value 1/99999 is 53332.8 Hz at 128 BPM, out of range")]:
+        with pytest.raises(SynthError) as caught:
+            session.execute(typed)
+        assert caught.value.typed(typed).startswith(said), caught.value.typed(typed)
     assert session.execute("play") == ""
     assert session.sound.sent[-1] == ("start_song", session.song_text, 0)
     assert session.execute("play 3") == "" and session.sound.sent[-1] == ("start_song", session.song_text, 2)

@@ -283,7 +283,8 @@ class Session:
             if culprit is None:
                 raise SynthError(error.message) from None
             if any(culprit is c for c in fresh):
-                raise SynthError(error.message, line=culprit.line) from None
+                text = timeline.song_text(patch).splitlines()[error.line - 1]
+                raise SynthError(error.message, line=culprit.line, col=typed_col(culprit, text, error)) from None
             raise SynthError(f"{error.message} (the song's '{culprit}' needs it)") from None
         return song
 
@@ -672,3 +673,16 @@ def parameter_changes(old: Patch, new: Patch) -> list[tuple[str, str, float]] | 
 
 def reloads(timeline: Timeline) -> bool:
     return any(isinstance(c, At) and c.command.verb in RELOADING for c in timeline.commands)
+
+
+def typed_col(command: Command, written: str, error: SynthError) -> int | None:
+    """Where, in ``command`` as it was typed, lies an error that the song
+    found inside the pattern text of its own line ``written`` (which spells
+    the command its own way: spacing, an `at`); None elsewhere."""
+    def pattern_of(command):
+        inner = command.command if isinstance(command, At) else command
+        return inner if isinstance(inner, Pattern) else None
+    typed, song = pattern_of(command), pattern_of(parse_line(written, error.line))
+    if typed is None or song is None or error.col is None or error.col < song.text.col:
+        return None
+    return typed.text.col + error.col - song.text.col
