@@ -1014,7 +1014,7 @@ def live_session(registry, tmp_path, take, *lines):
                   lambda text, kind="": said.append(text))
     session = Session(registry, sound, journals.Journal(tmp_path / "state"))
     run(session, *lines)
-    sound.start(session.engine_state)
+    sound.start(session.engine_state, session.heard_from_now)
     deadline = time.monotonic() + 20
     while sound.status != "audio on" and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -1026,13 +1026,19 @@ def live_session(registry, tmp_path, take, *lines):
 def test_play_bar_starts_the_song_at_that_bar_on_the_server(jack_server, registry, tmp_path, typed):
     """`play 3` in a song of 1-second bars: the first note heard is bar 3's
     g4 of "<c4 e4 g4 a4>", then bar 4's a4, a second later; also when it
-    was typed while the audio was starting."""
+    was typed while the audio was starting, and then the toolbar counts
+    bar 3 from when the audio came up, not from the `play`."""
     take = tmp_path / "take.wav"
     before = ["play 3"] if typed == "starting" else []
+    typed_at = time.monotonic()
     session, sound = live_session(registry, tmp_path, take, "tempo 240", "length 4", "add keys kb voices=1",
                                   "add vco o wave=sine", "add vca v level=0.5", "connect kb.voct o.voct",
                                   "connect kb.gate v.gain", "connect o v", "connect v out",
                                   'pattern kb "<c4 e4 g4 a4>" legato=0.9', *before)
+    if typed == "starting":
+        (bar, started, _), = session.transport.segments
+        assert bar == 2 and started > typed_at + 0.05, (started - typed_at)   # the engine takes longer to start
+        assert session.transport.position(time.monotonic())[0] == 3
     try:
         if typed == "playing":
             time.sleep(0.3)

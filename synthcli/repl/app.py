@@ -108,7 +108,7 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
                 if note:
                     say(note, "warning")
         try:
-            sound.start(session.engine_state)
+            sound.start(session.engine_state, session.heard_from_now)
             loop(control, sound, history, directory)
         finally:
             # A second hangup or Ctrl-C must not cut the stop short and leave

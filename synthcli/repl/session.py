@@ -9,6 +9,7 @@ engine: a command that fails changes nothing, here or in the sound.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -114,6 +115,16 @@ class Session:
         segments = self.transport.segments
         return (self.patch.to_text(synced=False), self.song_text if segments else None,
                 segments[0][0] if segments else 0)
+
+    def heard_from_now(self) -> None:
+        """The engine has just started the song at the bar `play` named
+        (the audio came up after it): the toolbar counts from now, as the
+        ears do, not from the `play`. (From the sound's thread: under the
+        lock of the Control that shares the session, when there is one.)"""
+        with self.control.lock if self.control is not None else contextlib.nullcontext():
+            segments = self.transport.segments
+            if segments:
+                self.transport.play(Song(self.registry, self.song_text), self.clock(), segments[0][0])
 
     # -- what was entered ----------------------------------------------------------
 

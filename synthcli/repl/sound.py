@@ -51,15 +51,19 @@ class Sound(Forwarding):
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self, current: Callable[[], tuple[str, str | None, int]]) -> None:
+    def start(self, current: Callable[[], tuple[str, str | None, int]],
+              song_started: Callable[[], None] | None = None) -> None:
         """Start the engine in the background. ``current()`` gives the
         patch text, the song text if the song plays and the bar it was
         started from, as they are then: the engine catches up with what was
-        typed while it started."""
-        self._thread = threading.Thread(target=self._run, args=(current,), name="synthcli-sound", daemon=True)
+        typed while it started. ``song_started()`` is then called if a song
+        was started so, late (outside this object's lock: it may take the
+        session's)."""
+        self._thread = threading.Thread(target=self._run, args=(current, song_started), name="synthcli-sound",
+                                        daemon=True)
         self._thread.start()
 
-    def _run(self, current) -> None:
+    def _run(self, current, song_started) -> None:
         from ..audio.player import Player
         patch_text, _, _ = current()
         record = self.settings.get("record")
@@ -89,6 +93,8 @@ class Sound(Forwarding):
                     player.record(take)
                 except SynthError as error:
                     self.say(f"error: record: {error}", "error")
+        if song_now is not None and song_started is not None:
+            song_started()
         self.status = "audio on"
         self.say(f"audio on: device {info['device']}, output latency {info['latency_ms']:.1f} ms"
                  + (f", recording to {record}" if record else ""), "note")
