@@ -21,14 +21,14 @@ DEFAULT_TEMPO = Fraction(120)
 
 #: A note length as musicians write it: a fraction of a whole note, plain,
 #: dotted (``d``, half as long again) or triplet (``t``, two thirds).
-_NOTE_LENGTH = re.compile(r"([1-9][0-9]{0,5})/([1-9][0-9]{0,5})([dt]?)")
+NOTE_LENGTH = re.compile(r"([1-9][0-9]{0,5})/([1-9][0-9]{0,5})([dt]?)")
 _LENGTH_FACTOR = {"": Fraction(1), "d": Fraction(3, 2), "t": Fraction(2, 3)}
 
 
 def note_length(text: str) -> Fraction | None:
     """``text`` as a note length in whole notes (``1/4`` is 1/4, ``1/8d``
     3/16), or None when it is not one."""
-    match = _NOTE_LENGTH.fullmatch(text)
+    match = NOTE_LENGTH.fullmatch(text)
     if match is None:
         return None
     return Fraction(int(match[1]), int(match[2])) * _LENGTH_FACTOR[match[3]]

@@ -128,7 +128,7 @@ from fractions import Fraction
 from typing import Union
 
 from ..errors import SynthError, did_you_mean
-from ..theory import CHORDS, SCALES, note_hz, note_length
+from ..theory import CHORDS, NOTE_LENGTH, SCALES, note_hz, note_length
 
 __all__ = ["Event", "Pattern", "parse_pattern", "parse_scale", "note_to_midi", "MAX_STEPS_PER_CYCLE", "MAX_DEPTH"]
 
@@ -144,7 +144,7 @@ _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)\Z")
 _INTEGER = re.compile(r"-?\d+\Z")
 #: A note length where a step starts (``lengths``): ``1/8``, ``3/16``, ``1/8d``.
-_LENGTH = re.compile(r"[1-9][0-9]{0,5}/[1-9][0-9]{0,5}[dt]?(?![\w.#-])")
+_LENGTH = re.compile(NOTE_LENGTH.pattern + r"(?![\w.#-])")
 _EXPONENT = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+\Z")
 _NOTE = re.compile(r"([a-gA-G])([#sbf]*)(-?\d+)?\Z")
 _SEMITONES = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}

@@ -21,14 +21,13 @@ from ..language import At, Command, Length, Meter, Pattern, Set, Tempo, parse_te
 from ..language.parser import inside
 from ..patch import Patch, length_value, takes_note_lengths
 from ..plugins import Registry
-from ..theory import DEFAULT_TEMPO
+from ..theory import DEFAULT_TEMPO, NOTE_LENGTH
 from .notation import parse_pattern, parse_scale
 
 TIME_COMMANDS = (Tempo, Meter, Length, Pattern, At)
 #: A note name where a pattern on a parameter in Hz has a value: what an
 #: error about that value quotes beside its frequency.
 _NOTE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9#-]*")
-_LENGTH_WORD = re.compile(r"\d+/\d+[dt]?")
 #: After the last bar, rendering goes on until the output has been silent
 #: this long (the release tail), but never longer than TAIL_MAX seconds.
 TAIL_SILENCE = 0.25
@@ -66,7 +65,7 @@ class Voice:
             return
         param = patch.modules[self.module].type.cls.param(self.param)
         for whole, col in self.pattern.lengths().items():
-            shown = _LENGTH_WORD.match(self.pattern.text, col - 1).group()
+            shown = NOTE_LENGTH.match(self.pattern.text, col - 1).group()
             try:
                 length_value(param, whole, tempo, shown=shown)
             except ValueError as error:
