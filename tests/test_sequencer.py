@@ -181,6 +181,19 @@ def test_a_pattern_of_note_lengths_plays_each_at_its_bars_tempo(registry):
         assert str(info.value).endswith("out of range (0.001..2 s) for d.time")
 
 
+def test_a_pattern_ends_with_its_module_removed_further_down_the_file(registry):
+    """As `at 4 remove d` ends the patterns on d, so does a `remove` after
+    them at the top of the file: a module of another type that takes the
+    name gets none of them (the song used to fail to play, naming no
+    place)."""
+    text = ("tempo 120\nlength 1\nadd delay d\npattern d.time \"1/8 0.3\"\nremove d\nadd vca d level=0.5\n"
+            "add vco o wave=sine freq=300\nconnect o d\nconnect d out\n")
+    song = Song(registry, text)
+    assert song.voices == {}
+    played = render(registry, text)
+    assert abs(np.abs(played[SR // 2:SR]).max() - 0.5) < 0.01 and abs(peak_frequency(played[:SR]) - 300) < 2
+
+
 def test_a_note_length_set_at_a_bar_and_a_new_version_of_the_song_keep_that_bars_tempo(registry):
     """`at 3 set d.time 1/16` is a sixteenth at bar 3's 60 BPM, 0.25 s; a
     new version of the song taken over at bar 3 works its values out at

@@ -171,6 +171,9 @@ class Song:
             voices[(voice.module, voice.param)] = voice
         else:
             patch.apply(command)
+            kept = playable(voices, patch)   # a pattern ends with its module, as at a bar
+            for key in [key for key in voices if key not in kept]:
+                del voices[key]
 
     def voice(self, command: Pattern, patch: Patch) -> Voice:
         """Check a pattern command against the patch it will play into."""
