@@ -123,7 +123,7 @@ class LinkedSequencer(Sequencer):
         for name, param, value in self.patch.retempo(Fraction(tempo), clamp=True):
             self.engine.set(name, param, value, time=self.engine.time)
         for (name, param), (voice, whole) in self.held.items():
-            if name in self.patch.modules:
+            if self.voices.get((name, param)) == voice:   # still playing: a new version of the song may have ended it
                 self.engine.set(name, param, voice.length_value(self.patch, whole, Fraction(tempo)),
                                 time=self.engine.time)
 
