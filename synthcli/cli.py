@@ -209,6 +209,9 @@ def warn_about(file: Path, patch, song) -> None:
     if song is not None:
         warn_after_the_end(file, song)
         warn_restated(file, song)
+        for line, command in song.ended:
+            typer.echo(f"warning: {file}:{line}: this pattern never plays: `{command}` of line {command.line} "
+                       f"takes its target away", err=True)
 
 
 def warn_silent(file: Path, patch, song) -> None:

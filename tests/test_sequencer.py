@@ -181,15 +181,20 @@ def test_a_pattern_of_note_lengths_plays_each_at_its_bars_tempo(registry):
         assert str(info.value).endswith("out of range (0.001..2 s) for d.time")
 
 
-def test_a_pattern_ends_with_its_module_removed_further_down_the_file(registry):
+def test_a_pattern_ends_with_its_module_removed_further_down_the_file(registry, tmp_path):
     """As `at 4 remove d` ends the patterns on d, so does a `remove` after
     them at the top of the file: a module of another type that takes the
     name gets none of them (the song used to fail to play, naming no
-    place)."""
+    place). `check` and `render` say so: it is seldom what was meant."""
     text = ("tempo 120\nlength 1\nadd delay d\npattern d.time \"1/8 0.3\"\nremove d\nadd vca d level=0.5\n"
             "add vco o wave=sine freq=300\nconnect o d\nconnect d out\n")
     song = Song(registry, text)
-    assert song.voices == {}
+    assert song.voices == {} and [(line, str(command)) for line, command in song.ended] == [(4, "remove d")]
+    path = tmp_path / "s.seq"
+    path.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == (f"warning: {path}:4: this pattern never plays: `remove d` of "
+                                                    f"line 5 takes its target away\n"), done.stderr
     played = render(registry, text)
     assert abs(np.abs(played[SR // 2:SR]).max() - 0.5) < 0.01 and abs(peak_frequency(played[:SR]) - 300) < 2
 

@@ -139,6 +139,10 @@ class Song:
         #: given again: the later one holds for the whole song, which is
         #: no error, but seldom what was meant (see cli.warn_restated).
         self.restated: list[tuple[Command, Command]] = []
+        #: (line of a pattern, the command further down that ended it) for
+        #: each pattern whose module a top-level edit took away: it never
+        #: plays, which is no error, but seldom what was meant.
+        self.ended: list[tuple[int, Command]] = []
         # What makes the song need an end: where an error about `length` points.
         self._first_timed = next((c for c in commands if isinstance(c, (Pattern, At))), None)
         stated: dict[type, Command] = {}
@@ -173,7 +177,7 @@ class Song:
             patch.apply(command)
             kept = playable(voices, patch)   # a pattern ends with its module, as at a bar
             for key in [key for key in voices if key not in kept]:
-                del voices[key]
+                self.ended.append((voices.pop(key).place[0], command))
 
     def voice(self, command: Pattern, patch: Patch) -> Voice:
         """Check a pattern command against the patch it will play into."""
