@@ -210,6 +210,11 @@ class MidiSong:
             end = sample if sample is not None else end
         return end
 
+    @property
+    def in_frames(self) -> bool:
+        """Whether the file keeps time in SMPTE frames rather than beats."""
+        return self.file.ticks_per_beat < 0
+
     def bar_ticks(self) -> list[Fraction]:
         """The tick each bar starts on, up to the file's end: 4/4 until a
         time signature says otherwise, and a time signature inside a bar
@@ -220,9 +225,9 @@ class MidiSong:
         SynthError
             For a file that counts in SMPTE frames: it has no bars.
         """
-        division = self.file.ticks_per_beat
-        if division < 0:
+        if self.in_frames:
             raise SynthError("this MIDI file keeps time in SMPTE frames, so it has no bars", source=self.path)
+        division = self.file.ticks_per_beat
         meters = [(tick, (message.numerator, message.denominator))
                   for tick, _, _, message in self.merged() if message.type == "time_signature"]
         starts, tick, meter, next_meter = [], Fraction(0), (4, 4), 0
@@ -261,7 +266,7 @@ class MidiSong:
     def bars(self) -> int | None:
         """How many bars the file has (what ``--from`` may start at); None
         for one timed in SMPTE frames."""
-        return len(self.bar_ticks()) if self.file.ticks_per_beat > 0 else None
+        return None if self.in_frames else len(self.bar_ticks())
 
     def describe(self) -> str:
         s = self.summary

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 from ..modules.dynamics import CLIPPED
-from .transport import at_bar
 
 #: The output meter: this many cells over METER_DB decibels below full scale.
 CELLS = 8
@@ -70,7 +69,7 @@ class Toolbar:
         if self._song is None or self._song.text != text:
             from ..sequencer.song import Song
             self._song = Song(session.registry, text)
-        tempo, meter = at_bar(self._song, 0)
+        tempo, meter = self._song.tempo_at(0), self._song.meter_at(0)
         return [("class:toolbar.stop", f" ■ {float(tempo):g} BPM {meter[0]}/{meter[1]} ")]
 
     def engine_part(self) -> list[tuple[str, str]]:

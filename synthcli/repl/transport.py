@@ -50,15 +50,11 @@ class Transport:
         bar = first
         while song.bar_start(bar + 1) <= seconds:
             bar += 1
-        beats = at_bar(song, bar)[1][0]
+        beats = song.meter_at(bar)[0]
         into = (seconds - song.bar_start(bar)) / song.bar_seconds(bar)
         return bar + 1, min(beats, math.floor(into * beats) + 1)
 
     def tempo(self, now: float) -> tuple[Fraction, tuple[int, int]]:
         """Tempo and meter in force now."""
-        return at_bar(self.song_at(now), self.position(now)[0] - 1)
-
-
-def at_bar(song, bar: int) -> tuple[Fraction, tuple[int, int]]:
-    """Tempo and meter of a song at a bar (from 0)."""
-    return next((tempo, meter) for start, tempo, meter in reversed(song.changes) if start <= bar)
+        song, bar = self.song_at(now), self.position(now)[0] - 1
+        return song.tempo_at(bar), song.meter_at(bar)

@@ -287,12 +287,16 @@ class Song:
 
     def bar_quarters(self, bar: int) -> Fraction:
         """How many quarter notes ``bar`` holds, by its meter."""
-        meter = self._segment(bar)[2]
+        meter = self.meter_at(bar)
         return Fraction(meter[0] * 4, meter[1])
 
     def tempo_at(self, bar: int) -> Fraction:
         """The song's own tempo at ``bar`` (from 0)."""
         return self._segment(bar)[1]
+
+    def meter_at(self, bar: int) -> tuple[int, int]:
+        """The meter in force at ``bar`` (from 0)."""
+        return self._segment(bar)[2]
 
     def _segment(self, bar: int) -> tuple[int, Fraction, tuple[int, int]]:
         found = self.changes[0]
