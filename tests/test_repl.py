@@ -183,10 +183,15 @@ def test_a_set_during_a_song_is_immediate_and_kept_by_the_song(session):
     session.sound.sent.clear()
     run(session, "set o.freq 300")
     assert session.sound.sent == [("set", "o", "freq", 300.0)]
-    run(session, "at 2 connect kb.gate o.fm")         # from now on the song reloads its own patch at bar 2...
+    run(session, "at 2 connect kb.gate o.fm")         # from now on the song reloads its own patch at bar 2,
     session.sound.sent.clear()
-    run(session, "set o.freq 200")                    # ...so a set must reach the song too
-    assert session.sound.sent == [("set", "o", "freq", 200.0), ("replace_song", session.song_text)]
+    run(session, "set o.freq 200")                    # which keeps a set (Sequencer.keep): no new version
+    assert session.sound.sent == [("set", "o", "freq", 200.0)]
+    undos = len(session.undos)
+    for value in (210.0, 220.0):                      # nor for a knob: no edit, no undo step
+        session.knob("o", "freq", value)
+    assert session.sound.sent[1:] == [("set", "o", "freq", 210.0), ("set", "o", "freq", 220.0)]
+    assert len(session.undos) == undos and "freq=220" in session.song_text
 
 
 def test_load_replaces_the_patch_and_keeps_a_song_that_fits(session, tmp_path):

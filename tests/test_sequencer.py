@@ -682,6 +682,32 @@ def test_a_reload_that_only_changes_values_glides_them_without_a_rebuild(registr
     assert out[bar - 2] == pytest.approx(0.5) and out[bar + 300] == pytest.approx(0.25)
 
 
+def test_a_live_set_outlasts_the_bars_that_edit_the_patch_and_a_new_version_sent_before_it(registry):
+    """A knob turned while a song plays (Performance.set, as the live
+    engine applies the REPL's and OSC's sets) is heard at once and kept: an
+    ``at`` bar that adds a module reloads the patch, and a new version of
+    the song written before the turn takes over later; neither glides the
+    pitch back to the song's own."""
+    text = ("tempo 120\nlength 4\nadd vco o wave=sine freq=220\nconnect o out\nset out.level 0.2\n"
+            "at 2 add vco quiet wave=sine freq=1000\n")   # bar 2 (2 s on) loads a patch with another module
+    with Engine(registry, SR, 256) as engine:
+        performance = Performance(engine, Song(registry, text))
+        blocks = [performance.next_block()[0].copy() for _ in range(94)]   # 0.5 s
+        performance.set("o", "freq", 330.0)
+        while engine.time < 3 * SR:                                         # bar 2 came at 2 s
+            blocks.append(performance.next_block()[0].copy())
+        performance.sequencer.replace(Song(registry, text.replace("tempo 120", "tempo 121")))
+        performance.set("o", "freq", 440.0)                                 # after the new version was sent
+        while not performance.over:
+            blocks.append(performance.next_block()[0].copy())
+        swapped = performance.sequencer.swapped_at
+    out = np.concatenate(blocks)
+    assert swapped == 2                                                     # bar 3 from 4 s: the new version
+    for start, pitch in ((0.1, 220.0), (1.0, 330.0), (2.2, 330.0), (3.2, 440.0), (4.3, 440.0), (5.5, 440.0)):
+        window = out[int(start * SR):int((start + 0.3) * SR)]
+        assert abs(peak_frequency(window) - pitch) < 4.0, (start, peak_frequency(window))
+
+
 CHORD = ("tempo 120\nlength 2\nadd keys k voices=1\nadd vco o wave=sine\nconnect k.voct o.voct\n"
          "connect o out\nset out.level 0.2\npattern k \"[c3,e3,g3]\"\n")   # quiet: no soft clip, no intermodulation
 

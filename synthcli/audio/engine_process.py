@@ -289,7 +289,7 @@ class LiveEngine:
     def apply(self, command: tuple) -> None:
         kind = command[0]
         if kind == "set":
-            self.engine.set(*command[1:])
+            self.performance.set(*command[1:])
         elif kind == "load":   # ("load", text), or its Patch once prepared
             self.engine.load(self.patch_from(command[1]) if isinstance(command[1], str) else command[1])
             self.send(("applied", None, time.time()))
@@ -345,7 +345,7 @@ class LiveEngine:
             _, sample, commands = command
             for each in commands:
                 if each[0] == "set":
-                    self.engine.set(*each[1:4], time=sample)
+                    self.performance.set(*each[1:4], time=sample)
                 elif each[0] == "send":
                     self.engine.send(each[1], sample + each[2], each[3])
                 else:

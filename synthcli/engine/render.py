@@ -74,6 +74,14 @@ class Performance:
         self._ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)   # raised cosine, rising
         self._silent = SILENT
 
+    def set(self, name: str, param: str, value: float, time: int | None = None) -> None:
+        """A parameter set from outside the piece (a knob, a typed ``set``):
+        the song playing keeps it (:meth:`Sequencer.keep`)."""
+        from ..sequencer.song import Sequencer
+        self.engine.set(name, param, value, time)
+        if isinstance(self.sequencer, Sequencer):
+            self.sequencer.keep(name, param, float(value))
+
     def stop(self) -> None:
         """Fade out from the next block on, then end."""
         self.stopping = True

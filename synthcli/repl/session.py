@@ -25,9 +25,6 @@ from .commands import REPL_COMMANDS
 from .timeline import Timeline
 from .transport import Transport
 
-#: Verbs of an ``at`` command that make the song's sequencer reload the
-#: engine with its own copy of the patch (which would undo a live ``set``).
-RELOADING = ("add", "remove", "connect", "disconnect")
 #: Seconds a patch renders for when ``render`` is not told how long.
 PATCH_SECONDS = 4.0
 #: Seconds a render asked for over OSC may last at most: one datagram asked
@@ -219,8 +216,9 @@ class Session:
         controllers that turn a knob thousands of times a second (OSC, MIDI
         CC): checked like ``set``, applied to the current patch in place, and
         not an undo step of its own. A change the engine cannot glide to (a
-        structural parameter, or a song that reloads the patch) takes the
-        ordinary path."""
+        structural parameter, a value set as a note length) takes the
+        ordinary path. A song playing keeps the value past its bars that
+        edit the patch (Sequencer.keep)."""
         inst = self.patch.modules.get(name)
         if inst is None:
             raise SynthError(f"unknown module '{name}'{did_you_mean(name, self.patch.modules)}")
@@ -228,8 +226,7 @@ class Session:
         if spec is not None and spec.file:   # only OSC names one: its files stay in the working directory
             self.execute(f"set {name}.{param} {spec.format(str(value))}", remote=True)
             return
-        if spec is None or spec.structural or (self.transport.playing and reloads(self.timeline)) or \
-                takes_note_length(spec, str(value)) or (name, param) in self.patch.synced:
+        if spec is None or spec.structural or takes_note_length(spec, str(value)) or (name, param) in self.patch.synced:
             # (A note length, set or given up, is an edit: the song's tempo map decides its values.)
             self.edit(f"set {name}.{param} {value}")
             return
@@ -330,8 +327,7 @@ class Session:
         for name, param, value in sets or ():
             if not (playing and (name, param) in patch.synced):
                 self.sound.set(name, param, value)
-        if playing and (sets is None or timeline != old_timeline or reloads(timeline)
-                        or patch.synced != old_patch.synced):
+        if playing and (sets is None or timeline != old_timeline or patch.synced != old_patch.synced):
             self.sound.replace_song(self.song_text)
             self.transport.replace(song or Song(self.registry, self.song_text), self.clock())
         else:
@@ -680,10 +676,6 @@ def parameter_changes(old: Patch, new: Patch) -> list[tuple[str, str, float]] | 
                     return None
                 sets.append((name, param.name, value))
     return sets
-
-
-def reloads(timeline: Timeline) -> bool:
-    return any(isinstance(c, At) and c.command.verb in RELOADING for c in timeline.commands)
 
 
 def typed_col(command: Command, written: str, error: SynthError) -> int | None:

@@ -97,6 +97,7 @@ class LinkedSequencer(Sequencer):
             if self.halted:   # the session started again: from bar 1, on the next boundary
                 self.halted = False
                 self.patch, self.voices = self.song.patch.copy(), dict(self.song.voices)
+                self._keep_in(self.patch)
                 self.engine.load(self.patch)
                 self.bar = 0
                 self._follow(self.timeline, 0)

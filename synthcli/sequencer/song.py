@@ -407,6 +407,8 @@ class Sequencer:
         self.origin = origin - round(song.bar_start(start) * self.rate)
         self.endless = endless
         self.pending: Song | None = None
+        # Parameters set live since this version of the song was sent (see keep)
+        self.kept: dict[tuple[str, str], float] = {}
         self.patch, self.voices = song.state_before(start)
         engine.load(self.patch)
         self.bar = start
@@ -482,6 +484,23 @@ class Sequencer:
     def replace(self, song: Song) -> None:
         """Take a new version of the song from the next bar on."""
         self.pending = song
+        self.kept = {}   # the new version was written with them
+
+    def keep(self, name: str, param: str, value: float) -> None:
+        """A parameter set live (a knob over OSC or MIDI, a typed ``set``)
+        stays in the patch this sequencer reloads the engine with at a bar
+        that edits it, and in the new version of the song it takes up next:
+        the engine glides every parameter to the patch it loads, and the
+        song's own value would undo the musician's at the next ``at 5
+        add``. (Until the session sends a new version, which has it.)"""
+        self.kept[(name, param)] = value
+        self._keep_in(self.patch)
+
+    def _keep_in(self, patch: Patch) -> None:
+        for (name, param), value in self.kept.items():
+            inst = patch.modules.get(name)
+            if inst is not None and param in inst.params:
+                inst.params[param] = value
 
     def release_notes(self) -> None:
         """Release every held note of every note source, and take back the
@@ -535,6 +554,7 @@ class Sequencer:
         self.song = song
         old = self.patch
         self.patch, self.voices = song.state_before(self.bar)
+        self._keep_in(self.patch)
         same_shape = old.cables == self.patch.cables and shapes(old) == shapes(self.patch)
         if same_shape:   # only values changed: glide them, no rebuild
             start = self.bar_sample(self.bar)
