@@ -38,6 +38,7 @@ class Control:
         self.osc = None
         self.midi = None           # the keyboard: (MidiInput, note source or None)
         self.clock = None          # the MidiInput an external clock arrives on
+        self._journaling = None    # the timer that journals the knobs' last turns
         session.control = self   # the session's own commands (`osc`) start and stop controllers
 
     def execute(self, text: str, remote: bool = False) -> str:
@@ -47,9 +48,22 @@ class Control:
             return self.session.execute(text, remote)
 
     def knob(self, name: str, param: str, value: float) -> None:
-        """``set`` at the rate of a turning knob (see :meth:`Session.knob`)."""
+        """``set`` at the rate of a turning knob (see :meth:`Session.knob`).
+        The session journals a fast turn's values in batches; a timer
+        writes the last batch, or a knob that stopped would be lost to a
+        crash however long ago it was turned."""
+        from .repl.session import KNOB_JOURNAL_SECONDS
         with self.lock:
             self.session.knob(name, param, value)
+            if self.session.knobs and self._journaling is None:
+                self._journaling = threading.Timer(KNOB_JOURNAL_SECONDS, self._journal_knobs)
+                self._journaling.daemon = True
+                self._journaling.start()
+
+    def _journal_knobs(self) -> None:
+        with self.lock:
+            self._journaling = None
+            self.session.flush_knobs()
 
     def note(self, pitch: float, velocity: float, on: bool, name: str | None = None) -> None:
         with self.lock:
@@ -133,6 +147,8 @@ class Control:
         if self.clock is not None:
             self.clock.stop()
             self.clock = None
+        if self._journaling is not None:   # the REPL journals them as it leaves
+            self._journaling.cancel()
         rendering = self.session.rendering
         if rendering is not None and rendering.running:   # with no more commands to come
             rendering.stop()   # a valid file of what it rendered, and a line that says so

@@ -1162,6 +1162,31 @@ def test_knob_turns_reach_the_journal_so_resume_restores_the_patch_as_it_sounded
     assert "cutoff=299 res=0.5" in second.patch.to_text() and "wave=sine" in second.patch.to_text()
 
 
+def test_the_last_knob_turns_reach_the_journal_on_their_own_and_a_refused_remote_edit_never(registry, tmp_path):
+    """A knob that stops after a fast turn is journaled within half a
+    second with nothing else happening (a kill -9 then keeps it), and an
+    OSC command refused for a file outside the working directory leaves
+    no entry that --resume, which is not remote, would carry out."""
+    from synthcli.control import Control
+    journal = journals.Journal(tmp_path / "state")
+    session = Session(registry, Recorder(), journal)
+    control = Control(session)
+    run(session, "add vco o", "add ladder f", "connect o f", "connect f out")
+    outside = tmp_path / "outside.wav"   # pytest runs in the repository: tmp_path is outside it
+    soundfile.write(str(outside), np.zeros(480), SR)
+    with pytest.raises(SynthError, match="outside the working directory"):
+        control.execute(f"add sampler s file={outside}", remote=True)
+    for value in (500.0, 600.0, 700.0):
+        control.knob("f", "cutoff", value)
+    time.sleep(0.8)
+    entries = journals.read(journal.path)
+    assert [e["knobs"] for e in entries if "knobs" in e] == [[["f", "cutoff", 500.0]], [["f", "cutoff", 700.0]]]
+    resumed = Session(registry, Recorder(), journals.Journal(tmp_path / "other"))
+    resumed.replay(entries)
+    assert resumed.patch.to_text() == session.patch.to_text() and "sampler" not in session.patch.to_text()
+    control.close()
+
+
 @pytest.mark.parametrize("name", ["take.wav", "TAKE.WAVE", "song.mid", "patch.svg"])
 def test_save_refuses_a_name_for_audio_midi_or_pictures_and_writes_nothing(session, tmp_path, name):
     target = tmp_path / name

@@ -169,7 +169,6 @@ class Session:
     def edit(self, text: str) -> str:
         """Patch and song commands, applied together or not at all."""
         commands = parse_text(text)
-        self._journal({"edit": text})
         patch, timeline = self.patch.copy(), self.timeline.copy()
         fresh = []
         for command in commands:
@@ -188,6 +187,9 @@ class Session:
                         self._file(path)
         implied = self._imply_length(timeline)
         song = self._check(patch, timeline, fresh)
+        # Only what passed: a remote edit refused for its files would pass
+        # on replay, which is not remote.
+        self._journal({"edit": text})
         label = str(commands[0]) if len(commands) == 1 else f"a block of {len(commands)} commands"
         self._commit(Snapshot(patch, timeline, label, self.path), song)
         for command in commands:
@@ -244,7 +246,8 @@ class Session:
         """Journal the knobs turned since the last time (see knob), so
         ``--resume`` rebuilds the patch as it sounded. The first turn after
         a quiet spell is written at once; the rest of a fast turn waits for
-        the next turn half a second on, the next change, or leaving."""
+        the next turn half a second on, the next change, leaving, or the
+        Control's timer half a second after the first of them."""
         turned, self.knobs = self.knobs, {}
         if turned and self.journal is not None:
             self.knobs_journaled = self.clock()
@@ -358,8 +361,8 @@ class Session:
         return f"{done} {snapshot.label}"
 
     def replay(self, entries: list[dict]) -> None:
-        """Rebuild a session from a journal. An entry that failed when
-        typed fails again and changes nothing."""
+        """Rebuild a session from a journal. An entry that fails now (a
+        plugin gone since) changes nothing."""
         for entry in entries:
             try:
                 if "edit" in entry:
