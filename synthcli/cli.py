@@ -300,7 +300,7 @@ def render(
     start = start_bar(from_bar, patch, song)
     if song is None and duration is None:
         duration = 4.0
-    if executor in ("inline", "threads"):
+    if executor in ("inline", "threads") or (executor == "auto" and unguarded(patch, song)):
         watch_for_a_crash(output, samplerate, executor, reg)
     try:
         frames = asked = None if duration is None else frames_for(duration, samplerate)
@@ -331,9 +331,19 @@ def render(
                    + (f" and {plot}" if plot else ""), err=True)
 
 
+def unguarded(patch, song) -> bool:
+    """Whether ``auto`` will run a plugin's module in this process: it
+    keeps every module inline when a plugin's class cannot go to a worker
+    (plugins.unhostable), rather than silence it."""
+    from .plugins import BUILTIN_PACKAGE, unhostable
+    patches = song.patches() if song is not None else [patch] if patch is not None else []
+    types = {inst.type for each in patches for inst in each.modules.values()}
+    return any(entry.package != BUILTIN_PACKAGE and unhostable(entry.cls) for entry in types)
+
+
 def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> None:
     """Under ``--executor inline`` or ``threads`` every module runs in this
-    process, where a plugin's segfault would end the render with no word
+    process (and under ``auto`` with a module only this process can run), where a plugin's segfault would end the render with no word
     but the shell's "Segmentation fault". So it forks: the child renders,
     and this process only waits, to say in one line what became of it, in
     which module (see engine/crashes.py), and of the file."""
@@ -366,8 +376,8 @@ def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> None
             held = f"nothing was written to {output}"
         dump.seek(0)
         where = crashes.culprit(dump.read().decode(errors="replace"), reg)
-        typer.echo(f"error: synth render {crashes.told(code, executor, where, 'its own process')}; {held}",
-                   err=True)
+        told = crashes.told(code, executor, where, "synth render's own process")
+        typer.echo(f"error: synth render {told}; {held}", err=True)
         code = 1
     os._exit(code if code >= 0 else 128 - code)
 

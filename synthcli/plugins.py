@@ -9,6 +9,7 @@ first imported in a throwaway process, once per installed version.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Iterable
 import pluggy
 
 from . import hookspecs
-from .api import API_VERSION, Module
+from .api import API_VERSION, MAX_CHANNELS, Module
 from .errors import SynthError, Terminated, did_you_mean, exit_reason, one_line
 
 #: Seconds a plugin's first import may take in its trial process before it
@@ -27,6 +28,8 @@ IMPORT_TRIAL_SECONDS = 20.0
 ENTRY_POINT_GROUP = "synthcli"
 BUILTIN_PACKAGE = "synthcli"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: What a choice may be: one word of the command language (`set o.wave saw`).
+_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_+#-]*\Z")
 
 
 @dataclass(frozen=True)
@@ -106,18 +109,20 @@ class Registry:
     def __contains__(self, name: str) -> bool:
         return name in self.types or name in self.qualified
 
-    def add(self, cls: type, package: str, version: str) -> None:
+    def add(self, cls: type, package: str, version: str) -> bool:
+        """Register a module class; False, with the reason among
+        :attr:`problems`, when it was skipped."""
         try:
             problem = check_module_class(cls)
         except Exception as error:  # a declaration too broken to inspect (inputs = Port(...), say)
             problem = f"cannot read its declaration: {one_line(error)}"
         if problem:
             self.problems.append(f"{package}: skipped module {getattr(cls, '__name__', cls)!r}: {problem}")
-            return
+            return False
         entry = ModuleType(cls, package, version)
         if entry.qualified_name in self.qualified:
             self.problems.append(f"{package}: module type '{cls.type_name}' registered twice; kept the first")
-            return
+            return False
         self.qualified[entry.qualified_name] = entry
         holder = self.types.get(cls.type_name)
         if holder is None:
@@ -127,6 +132,7 @@ class Registry:
                 f"{package}: module type '{cls.type_name}' is also provided by {holder.package}; "
                 f"use '{entry.qualified_name}' for this one"
                 + ("" if holder.package == BUILTIN_PACKAGE else f", or 'require {package}' in the file"))
+        return True
 
 
 def check_module_class(cls: type) -> str | None:
@@ -149,14 +155,41 @@ def check_module_class(cls: type) -> str | None:
     outputs = [getattr(p, "name", "") for p in cls.outputs]
     if len(set(outputs)) != len(outputs) or not all(_IDENTIFIER.match(n or "") for n in outputs):
         return "output names must be distinct identifiers"
+    for port in cls.inputs:
+        if isinstance(port.default, (bool, str)) or not isinstance(port.default, (int, float)) \
+                or not math.isfinite(port.default):
+            return f"input '{port.name}': default={port.default!r} is not a finite number"
+    for port in (*cls.inputs, *cls.outputs):
+        if port.channels is not None and not (isinstance(port.channels, int) and 1 <= port.channels <= MAX_CHANNELS):
+            return f"port '{port.name}': channels={port.channels!r} is not None or a whole number 1..{MAX_CHANNELS}"
     for param in cls.params:
         if param.file not in ("", "sound", "data"):
             return f"param '{param.name}': file={param.file!r} is not 'sound' or 'data'"
+        if not param.choices and not param.min <= param.max:
+            return f"param '{param.name}': min {param.min:g} is above max {param.max:g}"
+        odd = [choice for choice in param.choices if not (isinstance(choice, str) and _WORD.match(choice))]
+        if odd:
+            return f"param '{param.name}': choice {odd[0]!r} is not one word (letters, digits, _ - + #)"
         try:
             param.coerce(param.default)
         except ValueError as error:
             return f"default of param '{param.name}': {error}"
+    fields = cls.state_fields
+    if not isinstance(fields, (tuple, list)) or not all(isinstance(f, str) for f in fields):
+        return f"state_fields = {fields!r} is not a tuple of attribute names"
     return None
+
+
+def unhostable(cls: type) -> str | None:
+    """Why a worker process could not host a plugin's module class, or
+    None: it travels there as a reference to its importable definition,
+    which a class made inside a function does not have."""
+    from .engine.partition import hostable
+    if hostable(cls):
+        return None
+    return (f"module type '{cls.type_name}' cannot run in a worker process: its class "
+            f"{cls.__qualname__!r} is not importable by name (define it at the top level of a module); "
+            f"--executor processes leaves it silent, and auto runs it in synthcli's own process, unguarded")
 
 
 def _plugin_manager() -> pluggy.PluginManager:
@@ -254,15 +287,27 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
             registry.problems.append(f"{package}: provides no register_modules hook "
                                      f"(is it decorated with synthcli.hookspecs.hookimpl?)")
             continue
-        register = lambda cls, package=package, version=version: registry.add(cls, package, version)
+        registered: list[type] = []   # added once the hook has returned: a hook that fails registers nothing
         try:
-            impl.function(*[{"register": register}[arg] for arg in impl.argnames])
+            returned = impl.function(*[{"register": registered.append}[arg] for arg in impl.argnames])
         except Terminated:
             raise
         except (Exception, SystemExit) as error:
+            why = f"register_modules failed: {one_line(error)}"
+        else:
+            why = None if returned is None else (
+                f"register_modules returned {repr(returned)[:60]} instead of calling register(cls) "
+                f"for each module type: declare it `def register_modules(register)`")
+        if why is not None:
             registry.packages.pop(package, None)
-            registry.broken[package] = f"register_modules failed: {one_line(error)}"
-            registry.problems.append(f"{package}: register_modules failed: {one_line(error)}")
+            registry.broken[package] = why
+            registry.problems.append(f"{package}: {why}")
+            continue
+        for cls in registered:
+            if registry.add(cls, package, version) and package != BUILTIN_PACKAGE:
+                problem = unhostable(cls)   # still registered: inline, it plays
+                if problem is not None:
+                    registry.problems.append(f"{package}: {problem}")
     return registry
 
 

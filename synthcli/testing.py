@@ -89,17 +89,27 @@ def render_module(
 
     result = {p.name: np.zeros((p.channels or channels, total)) for p in cls.outputs}
     outs = {p.name: np.zeros((p.channels or channels, blocksize)) for p in cls.outputs}
+    given = dict(outs)
     pending = sorted(events or [], key=lambda item: item[0])
     for b in range(blocks):
         start, stop = b * blocksize, (b + 1) * blocksize
         while pending and pending[0][0] < stop:
             when, event = pending.pop(0)
             module.on_event(max(0, when - start), event)
-        module.process(
+        returned = module.process(
             {k: np.ascontiguousarray(v[:, start:stop]) for k, v in input_data.items()},
             {k: np.ascontiguousarray(v[:, start:stop]) for k, v in param_data.items()},
             outs,
         )
+        # What the engine would silence, said here: a test that reads the
+        # helper's dict would pass a module that plays nothing.
+        lost = next((name for name in given if outs.get(name) is not given[name]), None)
+        if lost is not None:
+            raise AssertionError(f"{cls.type_name}: process() assigned outputs[{lost!r}] instead of writing into "
+                                 f"it, so the engine loses its sound (write outputs[{lost!r}][...] = ...)")
+        if returned is not None:
+            raise AssertionError(f"{cls.type_name}: process() returned a value, which the engine ignores: "
+                                 f"write the sound into outputs[NAME][...]")
         for name, buf in outs.items():
             result[name][:, start:stop] = buf
     return result
@@ -140,6 +150,9 @@ def render_song(
     ------
     SynthError
         For a song the engine would refuse, with its line and column.
+    AssertionError
+        For a module that failed while it played (the engine silenced it
+        and played on: a render would only sound quieter).
     """
     from .engine.core import Engine
     from .engine.render import Performance
@@ -157,6 +170,9 @@ def render_song(
         blocks = [performance.next_block().copy()]
         while not performance.over:
             blocks.append(performance.next_block().copy())
+        failed = {name: stats.last_fault for name, stats in engine.stats.items() if stats.faults}
+    if failed:
+        raise AssertionError("; ".join(f"module '{name}' failed: {why}" for name, why in failed.items()))
     return np.concatenate(blocks, axis=1)
 
 

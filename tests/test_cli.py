@@ -571,7 +571,7 @@ def test_a_plugin_that_crashes_a_render_is_survived_or_said(site, tmp_path, exec
     assert done.returncode == 1, done.stderr
     said = re.fullmatch(rf"error: synth render crashed \(SIGSEGV\) in the process\(\) of module type 'crash' "
                         rf"\(from synthcli-crash 1.0\) under --executor {executor}, where every module runs in "
-                        rf"its own process \(the default executor isolates plugin modules\); "
+                        rf"synth render's own process \(the default executor isolates plugin modules\); "
                         rf"{re.escape(str(out))} holds the first ([0-9.]+) s\n", done.stderr)
     assert said, done.stderr
     assert abs(len(data) / rate - float(said[1])) < 0.006 and len(data) > 0.3 * rate
@@ -582,6 +582,48 @@ def test_a_plugin_that_crashes_a_render_is_survived_or_said(site, tmp_path, exec
     assert done.returncode == 1 and done.stderr.endswith(f"; nothing was written to {out}\n"), done.stderr
     assert "in the setup() of module type 'crash' (from synthcli-crash 1.0)" in done.stderr
     assert len(soundfile.read(str(out))[0]) == len(data)
+
+
+def test_a_crash_under_auto_of_a_module_no_worker_can_host_is_said(site, tmp_path):
+    """A class made inside a function cannot travel to a worker process:
+    the registry warns of it at load, auto keeps the patch in its own
+    process rather than silence it, and a crash there is still said."""
+    from test_entrypoints import fake_plugin
+    made = """
+import ctypes
+import numpy as np
+def make():
+    class Crash(Module):
+        type_name = "crash"
+        outputs = (Port("out"),)
+        def process(self, inputs, params, outputs):
+            if self.blocks > 100:
+                ctypes.string_at(0)
+            self.blocks += 1
+            outputs["out"][:] = 0.1
+        def setup(self):
+            self.blocks = 0
+    return Crash
+@hookimpl
+def register_modules(register):
+    register(make())
+"""
+    fake_plugin(site, "synthcli-crash", made)
+    env = {k: v for k, v in os.environ.items() if k != "SYNTHCLI_DISABLE_PLUGINS"}
+    patch = tmp_path / "p.patch"
+    patch.write_text("add crash c\nadd vco v wave=sine freq=440\nconnect c out.left\nconnect v out.right\n")
+    out = tmp_path / "out.wav"
+    done = synth("render", patch, "-d", "3", "-o", out, env={**env, "PYTHONPATH": str(site)})
+    warning, error = done.stderr.splitlines()
+    assert warning == ("warning: synthcli-crash: module type 'crash' cannot run in a worker process: its class "
+                       "'make.<locals>.Crash' is not importable by name (define it at the top level of a module); "
+                       "--executor processes leaves it silent, and auto runs it in synthcli's own process, "
+                       "unguarded")
+    assert done.returncode == 1 and re.fullmatch(
+        r"error: synth render crashed \(SIGSEGV\) in the process\(\) of module type 'crash' \(from synthcli-crash "
+        r"1.0\) under --executor auto, which ran every module in synth render's own process: a plugin's module "
+        rf"class could not go to a worker process \(see its warning\); {re.escape(str(out))} holds the first "
+        r"[0-9.]+ s", error), error
 
 
 SLOW_START = """

@@ -1,11 +1,13 @@
 """check_module, the contract test plugin authors run, catches the state
 they forget: a field named but never made, and state whose loss shows
-only later, when a slow clock ticks."""
+only later, when a slow clock ticks; it and the other helpers refuse what
+the engine would silence, and the registry what it could not run."""
 import numpy as np
 import pytest
 
-from synthcli.api import Module, Port
-from synthcli.testing import check_module
+from synthcli.api import Module, Param, Port
+from synthcli.plugins import check_module_class
+from synthcli.testing import check_module, render_module, render_song
 
 TICK = 4800   # samples: a tenth of a second at 48 kHz, many blocks after the round trip
 
@@ -49,3 +51,57 @@ def test_state_whose_loss_shows_late_is_caught():
 def test_a_state_field_never_made_is_named():
     with pytest.raises(AssertionError, match=r"unmade: state field 'phase' is not a numpy array after setup\(\)"):
         check_module(Unmade)
+
+
+class Rebinds(Clock):
+    type_name = "rebinds"
+
+    def process(self, inputs, params, outputs):
+        outputs["out"] = np.ones(self.blocksize)
+
+
+class Returns(Clock):
+    type_name = "returns"
+
+    def process(self, inputs, params, outputs):
+        return np.ones((1, self.blocksize))
+
+
+class Raises(Clock):
+    type_name = "raises"
+
+    def process(self, inputs, params, outputs):
+        raise ValueError("boom")
+
+
+@pytest.mark.parametrize("cls, why", [
+    (Rebinds, r"rebinds: process\(\) assigned outputs\['out'\] instead of writing into it, so the engine loses "
+              r"its sound \(write outputs\['out'\]\[\.\.\.\] = \.\.\.\)"),
+    (Returns, r"returns: process\(\) returned a value, which the engine ignores"),
+])
+def test_what_the_engine_would_silence_fails_the_helpers(cls, why):
+    for check in (lambda: render_module(cls, 2), lambda: check_module(cls)):
+        with pytest.raises(AssertionError, match=why):
+            check()
+
+
+def test_render_song_fails_with_the_fault_the_engine_silenced():
+    song = "length 1\nadd raises r\nconnect r out\n"
+    with pytest.raises(AssertionError, match=r"^module 'r' failed: ValueError in process\(\): boom"):
+        render_song(song, [Raises])
+    assert np.abs(render_song(song.replace("raises", "clock"), [Clock])).max() > 0.1
+
+
+@pytest.mark.parametrize("declaration, why", [
+    ({"inputs": (Port("in", default="one"),)}, "input 'in': default='one' is not a finite number"),
+    ({"inputs": (Port("in", default=float("nan")),)}, "input 'in': default=nan is not a finite number"),
+    ({"outputs": (Port("out", channels=0),)}, "port 'out': channels=0 is not None or a whole number 1..16"),
+    ({"outputs": (Port("out", channels=64),)}, "port 'out': channels=64 is not None or a whole number 1..16"),
+    ({"params": (Param("p", 5, min=10, max=1),)}, "param 'p': min 10 is above max 1"),
+    ({"params": (Param("p", "a b", choices=("a b", "c")),)}, "param 'p': choice 'a b' is not one word"),
+    ({"state_fields": "count"}, "state_fields = 'count' is not a tuple of attribute names"),
+])
+def test_a_declaration_the_engine_cannot_use_is_refused_at_load(declaration, why):
+    broken = type("Broken", (Clock,), {"type_name": "broken", **declaration})
+    assert check_module_class(broken).startswith(why)
+    assert check_module_class(Clock) is None

@@ -181,6 +181,40 @@ BROKEN = {
     def register_modules(register):
         raise RuntimeError("boom")
     """, "synthcli-crash: register_modules failed: RuntimeError: boom"),
+    "synthcli-halfway": (MODULE.format(name="halfway") + """
+    @hookimpl
+    def register_modules(register):   # what it registered before it failed is not used
+        register(Good)
+        raise RuntimeError("late")
+    """, "synthcli-halfway: register_modules failed: RuntimeError: late"),
+    "synthcli-returns": (MODULE.format(name="returns") + """
+    @hookimpl
+    def register_modules():
+        return [Good]
+    """, "synthcli-returns: register_modules returned [<class 'synthcli_returns.Good'>] instead of calling "
+         "register(cls) for each module type: declare it `def register_modules(register)`"),
+    "synthcli-baddefault": (MODULE.format(name="baddefault") + """
+    class BadDefault(Good):
+        inputs = (Port("in", default="one"),)
+
+
+    @hookimpl
+    def register_modules(register):
+        register(BadDefault)
+    """, "synthcli-baddefault: skipped module 'BadDefault': input 'in': default='one' is not a finite number"),
+    "synthcli-factory": (MODULE.format(name="factory") + """
+    def make():
+        class Made(Good):
+            pass
+        return Made
+
+
+    @hookimpl
+    def register_modules(register):
+        register(make())
+    """, "synthcli-factory: module type 'factory' cannot run in a worker process: its class 'make.<locals>.Made' "
+         "is not importable by name (define it at the top level of a module); --executor processes leaves it "
+         "silent, and auto runs it in synthcli's own process, unguarded"),
 }
 
 
@@ -333,7 +367,8 @@ def test_broken_plugins_are_reported_in_one_line_and_skipped(env, tmp_path):
         assert any(line.startswith("vco  (synthcli 0.1.") for line in lines)
         assert any(line.startswith("synthcli-clash:vco  (synthcli-clash 0.1.0)") for line in lines)
         assert any(line.startswith("good  (synthcli-badport 0.1.0)") for line in lines)
-        assert not any(line.startswith(("badport", "future")) for line in lines)
+        assert not any(line.startswith(("badport", "future", "halfway", "returns", "baddefault")) for line in lines)
+        assert any(line.startswith("factory  (synthcli-factory 0.1.0)") for line in lines)
         # The plain name stays the built-in's; the qualified name reaches the plugin's.
         patch = tmp_path / "clash.patch"
         patch.write_text("add vco osc freq=440\nadd synthcli-clash:vco flat level=0.25\nadd mix m\n"

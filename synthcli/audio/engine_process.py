@@ -270,7 +270,7 @@ class LiveEngine:
         if kind == "song" and isinstance(command[1], str):
             from ..sequencer.song import Song
             song = Song(self.registry, command[1], self.settings.get("source"))
-            warm_files([song.patch, *(song.state_before(bar + 1)[0] for bar in song.timed)])
+            warm_files(song.patches())
             return ("song", song, *command[2:])
         return command
 

@@ -57,7 +57,12 @@ def culprit(dump: str, registry) -> str | None:
 def told(code: int, executor: str, where: str | None, host: str) -> str:
     """How the process ``host`` names ended, and why a module could take it
     down: "crashed (SIGSEGV) in the process() of module type 'x' (from pkg
-    1.0) under --executor inline, where every module runs in <host> (...)"."""
+    1.0) under --executor inline, where every module runs in <host> (...)".
+    Under ``auto`` that happens only with a plugin's module class that no
+    worker process can host (plugins.unhostable warned of it)."""
     place = f" in {where}" if where else ""
+    if executor == "auto":
+        return (f"{exit_reason(code)}{place} under --executor auto, which ran every module in {host}: "
+                "a plugin's module class could not go to a worker process (see its warning)")
     return (f"{exit_reason(code)}{place} under --executor {executor}, where every module runs in {host} "
             "(the default executor isolates plugin modules)")

@@ -264,6 +264,10 @@ class Song:
         return sorted((command.line, bar + 1) for bar, commands in self.timed.items() if bar >= self.length
                       for command in commands)
 
+    def patches(self) -> list[Patch]:
+        """Every patch the song plays: its first, and each a bar's edits make."""
+        return [self.patch, *(self.state_before(bar + 1)[0] for bar in self.timed)]
+
     def state_before(self, bar: int) -> tuple[Patch, dict]:
         """The patch and the patterns as they stand just before ``bar``'s
         own timed commands run."""
