@@ -129,3 +129,22 @@ def cache_path(group: str) -> Path:
     two environments of one user do not overwrite each other's."""
     environment = zlib.crc32("\0".join([sys.executable, *sys.path]).encode())
     return cache_folder() / f"entry-points-{group}-{environment:08x}.json"
+
+
+def source_stamp(origin: str | None) -> int:
+    """The newest modification time of a plugin's Python source: its
+    module's file, or every ``.py`` file of its package, since an edit to
+    any of them changes what importing or running it does. Keys the
+    verdicts on plugins that crashed or hung (plugins.trial_import,
+    processes._trial_key), so that an edit gets a fresh trial."""
+    if not origin:
+        return 0
+    if os.path.basename(origin) != "__init__.py":
+        return os.stat(origin).st_mtime_ns
+    newest = 0
+    for folder, subfolders, files in os.walk(os.path.dirname(origin)):
+        subfolders[:] = [name for name in subfolders if name != "__pycache__"]
+        for name in files:
+            if name.endswith(".py"):
+                newest = max(newest, os.stat(os.path.join(folder, name)).st_mtime_ns)
+    return newest

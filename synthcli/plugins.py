@@ -326,17 +326,17 @@ def misnamed_arguments(plugin: object) -> str:
 def trial_import(ep) -> str | None:
     """Why importing ``ep``'s module is not safe here ("crashed (SIGSEGV)",
     "hung"), or None. Tried in a forked child the first time; the verdict
-    is kept in the user's cache until the plugin's version or its package's
-    file changes, so later starts only look it up."""
+    is kept in the user's cache until the plugin's version or one of its
+    package's files changes, so later starts only look it up."""
     import importlib.util
     import json
-    from .entrypoints import cache_folder
+    from .entrypoints import cache_folder, source_stamp
     if not hasattr(os, "fork"):
         return None
-    try:   # the package's own file, found without running any of it
+    try:   # the package's own files, found without running any of it
         spec = importlib.util.find_spec(ep.module.partition(".")[0])
         origin = spec.origin if spec is not None else None
-        stamp = os.stat(origin).st_mtime_ns if origin else 0
+        stamp = source_stamp(origin)
     except (ImportError, ValueError, OSError):
         origin, stamp = None, 0
     key = f"{ep.dist}=={ep.version}:{ep.module}:{origin}:{stamp}"

@@ -150,7 +150,9 @@ def test_a_plugin_that_crashes_or_hangs_at_import_is_skipped_in_one_line(site, m
     from synthcli import plugins
     monkeypatch.setattr(plugins, "IMPORT_TRIAL_SECONDS", 1.0)
     (site / "crashy.py").write_text("import ctypes\nctypes.string_at(0)\n")
-    (site / "sleepy.py").write_text("import time\nwhile True:\n    time.sleep(1)\n")
+    (site / "sleepy").mkdir()   # a package whose hang is in a module of its own
+    (site / "sleepy" / "__init__.py").write_text("from . import dsp\n")
+    (site / "sleepy" / "dsp.py").write_text("import time\nwhile True:\n    time.sleep(1)\n")
     (site / "fine.py").write_text(FINE_PLUGIN)
     for name in ("crashy", "sleepy", "fine"):
         install(site, f"synthcli-{name}", "1.0", f"{name} = {name}", group="synthcli")
@@ -165,3 +167,6 @@ def test_a_plugin_that_crashes_or_hangs_at_import_is_skipped_in_one_line(site, m
     stat = (site / "crashy.py").stat()
     os.utime(site / "crashy.py", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert load_registry().problems == expected and len(forks) == 4
+    stat = (site / "sleepy" / "dsp.py").stat()   # an edit to any file of the package is a change
+    os.utime(site / "sleepy" / "dsp.py", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert load_registry().problems == expected and len(forks) == 5

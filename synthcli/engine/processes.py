@@ -416,12 +416,14 @@ def _trial_label(cls: type, packages: dict[type, str] | None) -> str:
 
 
 def _trial_key(cls: type) -> str | None:
-    """The class, its module's file and that file's modification time: a
-    verdict holds until the plugin is changed (an upgrade, an edit of an
-    editable install)."""
+    """The class, its module's file and the newest modification time of
+    its package's files: a verdict holds until the plugin is changed (an
+    upgrade, an edit of an editable install, its DSP in another file)."""
+    from ..entrypoints import source_stamp
     path = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    package = getattr(sys.modules.get(cls.__module__.partition(".")[0]), "__file__", None)
     try:
-        return f"{path}:{os.stat(path).st_mtime_ns}:{cls.__qualname__}" if path else None
+        return f"{path}:{source_stamp(package)}:{cls.__qualname__}" if path else None
     except OSError:
         return None
 
