@@ -324,6 +324,9 @@ def test_render_says_how_far_it_is_one_at_a_time_and_stop_leaves_a_valid_file(se
     with pytest.raises(SynthError, match=f"already rendering {re.escape(str(long))}"):
         session.execute(f"render {tmp_path / 'other.wav'}")
     assert not (tmp_path / "other.wav").exists()
+    with pytest.raises(SynthError, match=rf"^record {re.escape(str(long))}: already rendering to that file; "
+                                         rf"name another$"):   # one would overwrite what the other said it wrote
+        session.execute(f"record {long}")
     assert session.execute("render stop") == ""
     line, kind = heard.wait()
     seconds = soundfile.info(str(long)).frames / SR
@@ -332,6 +335,22 @@ def test_render_says_how_far_it_is_one_at_a_time_and_stop_leaves_a_valid_file(se
     assert session.execute("render stop") == "not rendering"
     data, _ = soundfile.read(str(long))
     assert np.abs(data).max() > 0.1
+
+
+def test_render_refuses_the_file_of_the_take_and_a_length_no_wav_holds_before_it_starts(session, tmp_path):
+    from types import SimpleNamespace
+    run(session, "add vco a wave=sine freq=330", "connect a out")
+    session.say = heard = Heard()
+    take = tmp_path / "same.wav"
+    session.sound.take = SimpleNamespace(path=str(take), thread=None)
+    with pytest.raises(SynthError, match=rf"^render {re.escape(str(take))}: already recording to that file; "
+                                         rf"name another$"):
+        session.execute(f"render {take} 1")
+    for seconds, why in (("-5", "duration must be a positive number of seconds, got -5"),
+                         ("1e300", r"1e\+300 s will not fit in a WAV file: it holds at most 3\.1 hours")):
+        with pytest.raises(SynthError, match=rf"^render {re.escape(str(tmp_path / 'x.wav'))} {seconds}: {why}"):
+            session.execute(f"render {tmp_path / 'x.wav'} {seconds}")
+    assert session.rendering is None and not heard.lines and not list(tmp_path.iterdir())
 
 
 def test_the_journal_rebuilds_patch_song_and_history(registry, tmp_path):

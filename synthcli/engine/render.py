@@ -161,11 +161,8 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
     engine = performance.engine
     sequencer = performance.sequencer
     expected = frames or (sequencer.end if sequencer is not None else None)
-    most = WAV_LIMIT // (2 * SAMPLE_BYTES[fmt])
-    if expected and expected > most:   # else it would fill the disk and fail at the end
-        rate = engine.samplerate
-        raise SynthError(f"{expected / rate:.0f} s will not fit in a WAV file: it holds at most "
-                         f"{most / rate / 3600:.1f} hours of stereo {fmt} at {rate:g} Hz")
+    if expected:   # else it would fill the disk and fail at the end
+        check_fits(expected, engine.samplerate, fmt)
     try:
         out = open_wav(path, engine.samplerate, FORMATS[fmt])
     except (RuntimeError, OSError) as error:
@@ -225,10 +222,20 @@ def length_written(frames: int, asked: int | None, samplerate: float) -> str:
     return said
 
 
+def check_fits(frames: int, samplerate: float, fmt: str = "float32") -> None:
+    """Refuse a length no WAV file can hold (4 GiB)."""
+    most = WAV_LIMIT // (2 * SAMPLE_BYTES[fmt])
+    if frames > most:
+        seconds = frames / samplerate
+        shown = f"{seconds:.0f}" if seconds < 1e15 else f"{seconds:.3g}"
+        raise SynthError(f"{shown} s will not fit in a WAV file: it holds at most "
+                         f"{most / samplerate / 3600:.1f} hours of stereo {fmt} at {samplerate:g} Hz")
+
+
 def frames_for(seconds: float, samplerate: float) -> int:
     """The samples in ``seconds`` of audio."""
     if not seconds > 0 or not math.isfinite(seconds):
-        raise SynthError(f"duration must be a positive number of seconds, got {seconds}")
+        raise SynthError(f"duration must be a positive number of seconds, got {seconds:g}")
     frames = round(seconds * samplerate)
     if frames < 1:
         raise SynthError(f"duration {seconds} s is shorter than one sample at {samplerate:g} Hz")

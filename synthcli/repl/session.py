@@ -456,7 +456,8 @@ class Session:
         sent over OSC, which a render would otherwise hold, with MIDI and
         the keyboard; elsewhere it is done before the reply."""
         from ..engine.core import Engine
-        from ..engine.render import WAV_SUFFIXES, Performance, frames_for, length_written, render_to_wav
+        from ..engine.render import (WAV_SUFFIXES, Performance, check_fits, frames_for, length_written,
+                                     render_to_wav)
         from .rendering import Rendering
         running = self.rendering if self.rendering is not None and self.rendering.running else None
         if what is None:
@@ -474,7 +475,7 @@ class Session:
             running.stop()   # it says what the file holds
             return ""
         file = what
-        check_output(self._file(file), WAV_SUFFIXES, "render")
+        self._not_taken(check_output(self._file(file), WAV_SUFFIXES, "render"), "render")
         song = Song(self.registry, self.song_text) if self.timeline else None
         patch = self.patch.copy() if song is None else None   # as typed now, whatever is typed meanwhile
         seconds = None if song is not None and song.length is not None else PATCH_SECONDS
@@ -484,7 +485,12 @@ class Session:
             except ValueError:
                 raise SynthError(f"expected seconds, got '{duration}'") from None
         samplerate, blocksize = 48000, 256
-        frames = asked = None if seconds is None else frames_for(seconds, samplerate)
+        try:   # here, not in the render beside the prompt, after it said it started
+            frames = asked = None if seconds is None else frames_for(seconds, samplerate)
+            if frames is not None:
+                check_fits(frames, samplerate)
+        except SynthError as error:
+            raise SynthError(f"render {file} {duration}: {error.message}") from None
         if self.within is not None:
             lasts = seconds if seconds is not None else float(song.bar_start(song.length)) + TAIL_MAX
             if lasts > REMOTE_RENDER_SECONDS:
@@ -524,10 +530,21 @@ class Session:
                 return f"nothing recorded to {take.path}: the audio had not started"
             return f"recorded {take.path} ({take.seconds:.2f} s)"
         from ..engine.render import WAV_SUFFIXES
-        path = check_output(self._file(what), WAV_SUFFIXES, "record")
+        path = self._not_taken(check_output(self._file(what), WAV_SUFFIXES, "record"), "record")
         take = self.sound.record(str(path))
         return (f"recording to {path}" + (" from when the audio starts" if take.thread is None else "")
                 + ": `record stop` ends it")
+
+    def _not_taken(self, path: Path, verb: str) -> Path:
+        """``path``, unless the take being recorded or the render running
+        writes it: whichever closed last would overwrite the other, which
+        had already said it wrote it."""
+        take = self.sound.recording()
+        rendering = self.rendering if self.rendering is not None and self.rendering.running else None
+        for busy, doing in ((take, "recording"), (rendering, "rendering")):
+            if busy is not None and Path(busy.path).resolve() == path.resolve():
+                raise SynthError(f"{verb} {path}: already {doing} to that file; name another")
+        return path
 
     # -- the song's transport ------------------------------------------------------------
 
