@@ -336,7 +336,8 @@ def unguarded(patch, song) -> bool:
     keeps every module inline when a plugin's class cannot go to a worker
     (plugins.unhostable), rather than silence it."""
     from .plugins import BUILTIN_PACKAGE, unhostable
-    patches = song.patches() if song is not None else [patch] if patch is not None else []
+    from .sequencer.song import Song
+    patches = song.patches() if isinstance(song, Song) else [patch] if patch is not None else []
     types = {inst.type for each in patches for inst in each.modules.values()}
     return any(entry.package != BUILTIN_PACKAGE and unhostable(entry.cls) for entry in types)
 
