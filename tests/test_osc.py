@@ -188,9 +188,9 @@ def test_oscsend_sets_parameters_and_runs_commands(served):
     assert control.session.patch.modules["d"].params["time"] == 0.375
     oscsend(port, "/synth/cmd", "s", "tempo 90")
     assert wait_for(lambda: control.session.patch.modules["d"].params["time"] == 0.5)
-    oscsend(port, "/synth/set", "sf", "d.time", 0.25)       # a number lets the note length go
-    assert wait_for(lambda: control.session.patch.modules["d"].params["time"] == 0.25)
-    assert control.session.patch.synced == {}
+    oscsend(port, "/synth/set", "sf", "d.time", 0.2)        # a number lets the note length go
+    assert wait_for(lambda: control.session.patch.modules["d"].params["time"] == 0.2)   # as sent, not as float32
+    assert control.session.patch.synced == {} and "add delay d time=0.2\n" in control.session.patch.to_text()
     assert not logged, logged
 
 
@@ -207,11 +207,12 @@ def test_errors_go_back_as_synth_error_and_change_nothing(served, tmp_path):
         oscsend(port, "/synth/sett", "sf", "f1.cutoff", 5.0)
         oscsend(port, "/synth/tempo", "s", "fast")
         oscsend(port, "/synth/cmd", "s", "quit")
-        replies = dump.lines(6)
+        oscsend(port, "/synth/note", "fff", 60.0, "nan", 1.0)   # a velocity no number: not a silent note
+        replies = dump.lines(7)
     finally:
         dump.close()
     assert control.session.patch.to_text() == before
-    assert len(replies) == 6, replies
+    assert len(replies) == 7, replies
     assert all(r.startswith('/synth/error s "') for r in replies), replies
     assert "did you mean 'connect'" in replies[0]
     assert "no parameter 'cutof'" in replies[1] and "did you mean 'cutoff'" in replies[1]
@@ -220,7 +221,8 @@ def test_errors_go_back_as_synth_error_and_change_nothing(served, tmp_path):
     assert "/synth/sett" in replies[3] and "did you mean '/synth/set'" in replies[3]
     assert "takes ',f' or ',i', got ',s'" in replies[4]
     assert "keyboard only" in replies[5]
-    assert len(logged) == 6 and all(line.startswith("osc: /synth/") for line in logged)
+    assert replies[6] == '/synth/error s "/synth/note: velocity nan is not a number"'
+    assert len(logged) == 7 and all(line.startswith("osc: /synth/") for line in logged)
 
 
 @needs_liblo

@@ -353,6 +353,14 @@ def test_render_refuses_the_file_of_the_take_and_a_length_no_wav_holds_before_it
     assert session.rendering is None and not heard.lines and not list(tmp_path.iterdir())
 
 
+def test_an_empty_file_name_is_refused_not_taken_for_the_last_file(session, tmp_path):
+    run(session, "add vco a", "connect a out", f"save {tmp_path / 'kept.patch'}", "add noise n")
+    for line in ('save ""', 'load ""', 'render "" 1', 'record ""'):
+        with pytest.raises(SynthError, match="^the file name is empty$"):
+            session.execute(line)
+    assert (tmp_path / "kept.patch").read_text() == "add vco a\nconnect a.out out.in\n"
+
+
 def test_the_journal_rebuilds_patch_song_and_history(registry, tmp_path):
     song = tmp_path / "s.seq"
     song.write_text(SHORT_DEMO)

@@ -275,6 +275,8 @@ class OscServer:
             if tags not in row.types:
                 wanted = " or ".join(f"',{t}'" for t in row.types)
                 raise SynthError(f"takes {wanted}, got ',{tags}'")
+            # A float32 as the decimal that was sent: 0.2, not 0.20000000298023224 in `save`d files and undo.
+            args = [float(f"{arg:.7g}") if tag == "f" else arg for tag, arg in zip(tags, args)]
             result = handler(*names, *args, sender=sender)
         except SynthError as error:
             self.counts["refused"] += 1

@@ -268,11 +268,15 @@ class Session:
                              f"unknown note source '{name}'{did_you_mean(name, sources)}")
         if not 0 <= pitch <= 127:
             raise SynthError(f"note {pitch:g} is outside 0..127")
+        if velocity != velocity:   # NaN: the clamp below would make it a silent note
+            raise SynthError("velocity nan is not a number")
         self.sound.note(name, NoteOn(float(pitch), min(1.0, max(0.0, velocity))) if on else NoteOff(float(pitch)))
 
     def _file(self, name: str) -> Path:
         """A file a command may use: anywhere from the keyboard, only under
         the working directory when the command came from afar."""
+        if not name.strip():   # Path("") is the working directory: `save ""` wrote the last file
+            raise SynthError("the file name is empty")
         path = Path(name)
         if self.within is not None and not path.resolve().is_relative_to(self.within):
             raise SynthError(f"'{name}' is outside the working directory; remote commands may only use files in it")
@@ -426,7 +430,9 @@ class Session:
         return note
 
     def do_save(self, file: str | None = None) -> str:
-        path = self._file(file or str(self.path)) if file or self.path else None
+        if file is None and self.path is not None:
+            file = str(self.path)   # still checked: a remote `save` writes only in the working directory
+        path = self._file(file) if file is not None else None
         if path is None:
             raise SynthError("save where? nothing was loaded or saved yet: save FILE")
         if not path.name or path.is_dir():
