@@ -189,7 +189,7 @@ def check(
         typer.echo(json.dumps({
             "file": str(file), "ok": True, "modules": len(patch.modules) - 1, "cables": len(patch.cables),
             "delayed": len(schedule.delayed), "song": song is not None,
-            "bars": song.length if song else None, "tempo": float(song.tempo) if song else None,
+            "bars": song.length if song else None, "tempo": float(song.tempo_at(0)) if song else None,
             "seconds": float(song.bar_start(song.length)) if song and song.length else None}, indent=2))
         return
     about = f"{count(len(patch.modules) - 1, 'module')}, {count(len(patch.cables), 'cable')}"
@@ -197,10 +197,21 @@ def check(
         about += f", {len(schedule.delayed)} delayed by a block"
     if song is not None:
         patterns = len(song.voices) + sum(1 for cs in song.timed.values() for c in cs if c.verb == "pattern")
-        about += (f", {count(song.length, 'bar')} at {float(song.tempo):g} BPM, "
-                  f"{float(song.bar_start(song.length)):.1f} s, {count(patterns, 'pattern')}")
+        if timeless(song):
+            from .sequencer.song import PATCH_SECONDS
+            about += f", at {float(song.tempo_at(0)):g} BPM, no length: it renders {PATCH_SECONDS:g} s, as a patch"
+        else:
+            about += (f", {count(song.length, 'bar')} at {float(song.tempo_at(0)):g} BPM, "
+                      f"{float(song.bar_start(song.length)):.1f} s, {count(patterns, 'pattern')}")
     typer.echo(f"{file}: ok ({about})")
     warn_about(file, patch, song)
+
+
+def timeless(song) -> bool:
+    """A song file with a tempo or meter but no `length`, patterns or `at`
+    (so nothing asked for one): it would render for ever; it is a patch."""
+    from .sequencer.song import Song
+    return isinstance(song, Song) and song.length is None
 
 
 def warn_about(file: Path, patch, song) -> None:
@@ -298,8 +309,9 @@ def render(
         warn_about(file, patch, song)
     voice_text = voice_patch_text(voice_patch, patch is None)
     start = start_bar(from_bar, patch, song)
-    if song is None and duration is None:
-        duration = 4.0
+    if duration is None and (song is None or timeless(song)):
+        from .sequencer.song import PATCH_SECONDS
+        duration = PATCH_SECONDS
     if executor in ("inline", "threads") or (executor == "auto" and unguarded(patch, song)):
         watch_for_a_crash(output, samplerate, executor, reg)
     try:

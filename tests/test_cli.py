@@ -655,3 +655,20 @@ def test_a_slow_plugin_warm_up_is_said_while_the_render_waits(site, tmp_path):
     assert done.stderr == ("warning: module type 'slowstart' (from synthcli-slowstart 1.0) is taking over 2 s to warm "
                            "up (compiling, or hung in setup()); it is given 20 s\n"), done.stderr
     assert np.abs(soundfile.read(str(tmp_path / "out.wav"))[0][4800:-4800] - 0.1).max() < 1e-6   # no fades
+
+
+def test_a_song_file_with_no_length_renders_four_seconds_as_a_patch_and_check_says_so(tmp_path):
+    """A `tempo` or `meter` makes a file a song, but without patterns or
+    `at` nothing asks it for a `length`: render took it for endless and
+    filled the disk (84 GB), and check ended in a traceback."""
+    song = tmp_path / "t.seq"
+    song.write_text("meter 3/4\nadd vco o\nconnect o out\n")
+    out = tmp_path / "t.wav"
+    done = synth("render", song, "-o", out, "-q", timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert soundfile.info(str(out)).frames == 4 * 48000
+    done = synth("check", song)
+    assert (done.returncode, done.stdout) == (0, f"{song}: ok (1 module, 1 cable, at 120 BPM, no length: it renders "
+                                                 f"4 s, as a patch)\n"), done.stderr
+    song.write_text("tempo 120\nlength 2\nat 1 tempo 100\nadd vco o\nconnect o out\n")   # the tempo bar 1 plays at
+    assert synth("check", song).stdout == f"{song}: ok (1 module, 1 cable, 2 bars at 100 BPM, 4.8 s, 0 patterns)\n"

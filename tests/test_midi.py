@@ -140,6 +140,21 @@ def test_from_a_bar_plays_its_notes_on_the_whole_files_samples_with_the_controll
     assert rms(whole[2400:9600]) > 4 * rms(whole[shifted])   # the first note, at the volume before
 
 
+def test_a_corrupt_time_signature_is_not_counted_for_ever(tmp_path):
+    """Counting bars (check, --from) looped for ever on a signature of 0
+    beats and for days on one of 4/2**40 (one byte of the file): 0 beats
+    says nothing, and over MAX_BARS bars are too many to count."""
+    from synthcli.errors import SynthError
+    from synthcli.language import MAX_BARS
+    for numerator, denominator, bars in ((0, 4, 2), (4, 2 ** 40, None)):
+        meta = [mido.MetaMessage("time_signature", numerator=numerator, denominator=denominator, time=0)]
+        song = MidiSong(save(tmp_path, [meta, notes(0, [60, 62, 64, 65, 67, 69, 71, 72])]))
+        assert song.bars() == bars
+        if bars is None:
+            with pytest.raises(SynthError, match=rf"this MIDI file has over {MAX_BARS} bars"):
+                song.bar_ticks()
+
+
 def test_type_0_and_type_1_render_the_same(registry, tmp_path):
     meta = [mido.MetaMessage("set_tempo", tempo=400000, time=0),
             mido.MetaMessage("time_signature", numerator=3, denominator=4, time=0),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import SynthError
+from ..language.parser import MAX_BARS
 
 #: File name endings taken for Standard MIDI files.
 SUFFIXES = (".mid", ".midi", ".smf", ".kar")
@@ -218,20 +219,26 @@ class MidiSong:
     def bar_ticks(self) -> list[Fraction]:
         """The tick each bar starts on, up to the file's end: 4/4 until a
         time signature says otherwise, and a time signature inside a bar
-        starts a new bar there, as notation would have it.
+        starts a new bar there, as notation would have it. One of 0 beats
+        (a corrupt file's) says nothing.
 
         Raises
         ------
         SynthError
-            For a file that counts in SMPTE frames: it has no bars.
+            For a file that counts in SMPTE frames: it has no bars; and for
+            one of over MAX_BARS bars (what a song may have), which a corrupt
+            time signature of 4/2**40 would count for days.
         """
         if self.in_frames:
             raise SynthError("this MIDI file keeps time in SMPTE frames, so it has no bars", source=self.path)
         division = self.file.ticks_per_beat
         meters = [(tick, (message.numerator, message.denominator))
-                  for tick, _, _, message in self.merged() if message.type == "time_signature"]
+                  for tick, _, _, message in self.merged() if message.type == "time_signature" and message.numerator]
         starts, tick, meter, next_meter = [], Fraction(0), (4, 4), 0
         while tick < self.summary.last_tick or not starts:
+            if len(starts) == MAX_BARS:
+                raise SynthError(f"this MIDI file has over {MAX_BARS} bars, by its time signatures and "
+                                 f"{division} ticks a quarter note", source=self.path)
             while next_meter < len(meters) and meters[next_meter][0] <= tick:
                 meter = meters[next_meter][1]
                 next_meter += 1
@@ -265,8 +272,11 @@ class MidiSong:
 
     def bars(self) -> int | None:
         """How many bars the file has (what ``--from`` may start at); None
-        for one timed in SMPTE frames."""
-        return None if self.in_frames else len(self.bar_ticks())
+        for one timed in SMPTE frames or of too many bars to count."""
+        try:
+            return len(self.bar_ticks())
+        except SynthError:
+            return None
 
     def describe(self) -> str:
         s = self.summary

@@ -19,14 +19,12 @@ from ..errors import SynthError, check_output, did_you_mean
 from ..language import (COMMANDS, MAX_BARS, At, Command, Length, Pattern, Tempo, lines, parse_line, parse_text,
                         tokenize, unquote)
 from ..patch import Patch, takes_note_length
-from ..sequencer.song import TAIL_MAX, Song, is_song
+from ..sequencer.song import PATCH_SECONDS, TAIL_MAX, Song, is_song
 from . import views
 from .commands import REPL_COMMANDS
 from .timeline import Timeline
 from .transport import Transport
 
-#: Seconds a patch renders for when ``render`` is not told how long.
-PATCH_SECONDS = 4.0
 #: Seconds a render asked for over OSC may last at most: one datagram asked
 #: for 3,000 s (1.15 GB), and a render holds the OSC server until it is done.
 REMOTE_RENDER_SECONDS = 600.0

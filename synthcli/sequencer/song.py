@@ -111,6 +111,10 @@ def playable(voices: dict, patch: Patch) -> dict:
     return kept
 
 
+#: Seconds a patch renders for when not told how long (``synth render``,
+#: the REPL's ``render``), and a song that has no length.
+PATCH_SECONDS = 4.0
+
 def is_song(commands: list[Command]) -> bool:
     return any(isinstance(c, TIME_COMMANDS) for c in commands)
 
