@@ -151,13 +151,17 @@ def test_time_commands_edit_the_song_and_the_song_is_checked_whole(session):
                                  'connect o.out out.in\npattern kb "g3"\nat 2 set o.wave sine\n')
     with pytest.raises(SynthError) as caught:     # the song plays into kb: it cannot go
         session.execute("remove kb")
-    assert caught.value.message == "unknown module 'kb' (the song's 'pattern kb \"g3\"' needs it)"
+    assert caught.value.message == "the song's 'pattern kb \"g3\"' needs 'kb'"   # no 'did you mean'
+    with pytest.raises(SynthError) as caught:      # a module the song adds later is not there yet
+        session.execute("at 3 add vco late\nat 2 connect late out")
+    assert (caught.value.line, caught.value.message) == (2, "unknown module 'late' at bar 2: the song adds it at bar 3")
     with pytest.raises(SynthError) as caught:
         session.execute('at 3 pattern kb "c3 [e3"')
     assert "unbalanced '['" in caught.value.message
     # A value the song finds out of range is shown where it was typed, not where the song writes it.
     for typed, said in [('pattern o.freq   "220 <440 30000>"', "column 28: pattern value 30000 is out of range"),
                         ('at 2   pattern o.pw "0.5 [2/1]"', "column 27: pattern value 2 is out of range"),
+                        ('pattern   kb.voices "1 2"', "column 14: 'kb.voices' shapes the module"),
                         ('tempo 128\npattern o.freq "1/8 <2 1/99999>"',
                          "line 2, column 24: pattern value 1/99999 is 53332.8 Hz at 128 BPM, out of range")]:
         with pytest.raises(SynthError) as caught:
@@ -209,9 +213,9 @@ def test_load_replaces_the_patch_and_keeps_a_song_that_fits(session, tmp_path):
     patch.write_text("add vco o\nconnect o.out out.in\n")
     note = session.execute(f"load {patch}")
     assert note == (f"loaded {patch} (patch: 1 module, 1 cable); "
-                    "the song's time commands did not fit this patch and were cleared: unknown module 'pad' "
-                    "(the song's 'pattern pad \"<[c3,e3,g3] [a2,c3,e3] [f2,a2,c3] [g2,b2,d3]>\" legato=0.9' "
-                    "needs it); undo brings them back")
+                    "the song's time commands did not fit this patch and were cleared: the song's "
+                    "'pattern pad \"<[c3,e3,g3] [a2,c3,e3] [f2,a2,c3] [g2,b2,d3]>\" legato=0.9' "
+                    "needs 'pad'; undo brings them back")
     assert session.song_text == patch.read_text()
     run(session, "undo")
     assert 'pattern pad "' in session.song_text

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,6 +299,9 @@ class Session:
             if any(culprit is c for c in fresh):
                 text = timeline.song_text(patch).splitlines()[error.line - 1]
                 raise SynthError(error.message, line=culprit.line, col=typed_col(culprit, text, error)) from None
+            gone = re.match(r"unknown module '([^']+)'", error.message)
+            if gone and gone[1] in self.patch.modules:   # not a typo to suggest a name for: the edit took it
+                raise SynthError(f"the song's '{culprit}' needs '{gone[1]}'") from None
             raise SynthError(f"{error.message} (the song's '{culprit}' needs it)") from None
         return song
 
@@ -710,6 +714,11 @@ def typed_col(command: Command, written: str, error: SynthError) -> int | None:
         inner = command.command if isinstance(command, At) else command
         return inner if isinstance(inner, Pattern) else None
     typed, song = pattern_of(command), pattern_of(parse_line(written, error.line))
-    if typed is None or song is None or error.col is None or error.col < song.text.col:
+    if typed is None or song is None or error.col is None:
         return None
-    return typed.text.col + error.col - song.text.col
+    if error.col >= song.text.col:
+        return typed.text.col + error.col - song.text.col
+    for mine, theirs in ((typed.target.module, song.target.module), (typed.target.port, song.target.port)):
+        if theirs is not None and error.col == theirs.col:   # the target, a module or a parameter
+            return mine.col
+    return None

@@ -244,21 +244,36 @@ class Song:
             voice.check_lengths(patch, tempo)
         for bar in sorted(self.timed):
             for command in self.timed[bar]:
-                if isinstance(command, Tempo):
-                    tempo = Fraction(str(command.bpm))
-                    retempo(patch, command)
-                    for voice in voices.values():
-                        voice.check_lengths(patch, tempo, blame=command)
-                elif isinstance(command, Meter):
-                    meter = (command.beats, command.unit)
-                elif isinstance(command, Pattern):
-                    voice = voices[(command.target.module, command.target.port)] = self.voice(command, patch)
-                    voice.check_lengths(patch, tempo)
-                else:
-                    patch.apply(command)
-                    voices = playable(voices, patch)
+                try:
+                    if isinstance(command, Tempo):
+                        tempo = Fraction(str(command.bpm))
+                        retempo(patch, command)
+                        for voice in voices.values():
+                            voice.check_lengths(patch, tempo, blame=command)
+                    elif isinstance(command, Meter):
+                        meter = (command.beats, command.unit)
+                    elif isinstance(command, Pattern):
+                        voice = voices[(command.target.module, command.target.port)] = self.voice(command, patch)
+                        voice.check_lengths(patch, tempo)
+                    else:
+                        patch.apply(command)
+                        voices = playable(voices, patch)
+                except SynthError as error:
+                    raise self._too_early(error, bar) from None
             if self.changes[-1][1:] != (tempo, meter):
                 self.changes.append((bar, tempo, meter))
+
+    def _too_early(self, error: SynthError, bar: int) -> SynthError:
+        """``error`` of a command at ``bar``, told that the module it did
+        not find comes later in the song, if it does (`at 3 add vco v`,
+        then `at 2 connect v out`)."""
+        missing = re.match(r"unknown module '([^']+)'", error.message)
+        later = missing and min((b for b, commands in self.timed.items() if b > bar for c in commands
+                                 if c.verb == "add" and str(c.name) == missing[1]), default=None)
+        if later is None:
+            return error
+        return SynthError(f"unknown module '{missing[1]}' at bar {bar + 1}: the song adds it at bar {later + 1}",
+                          source=error.source, line=error.line, col=error.col)
 
     def after_the_end(self) -> list[tuple[int, int]]:
         """(line, bar counted from 1) of each `at` past the last bar: it
