@@ -587,7 +587,9 @@ def test_completion_offers_what_fits_where_the_cursor_is(session, tmp_path, monk
     assert complete(session, "set f") == ["f1."] and complete(session, "set f1.m") == ["f1.mode"]
     assert complete(session, "set f1.mode ") == ["lowpass", "highpass", "bandpass", "notch"]
     assert complete(session, "set f1.cutoff ") == ["1000"]
-    assert complete(session, "pattern ") == ["kb"] and complete(session, "pattern f1.") == ["f1.cutoff", "f1.res", "f1.mode"]
+    assert complete(session, "pattern f") == ["f1."]    # what has a parameter to turn, not only note sources
+    assert complete(session, "pattern ")[0] == "kb" and "osc1." in complete(session, "pattern ")
+    assert complete(session, "pattern f1.") == ["f1.cutoff", "f1.res", "f1.mode"]
     timed = complete(session, "at 3 ")   # what `at` takes, nothing it refuses
     for command in timed:
         with pytest.raises(SynthError) as refused:   # each lacks its arguments, but `at` takes it

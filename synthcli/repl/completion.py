@@ -69,10 +69,10 @@ class ReplCompleter(Completer):
                 yield from self.endpoints(word, "param")
             elif given == 1:
                 yield from self.values(args[1], word, event)
-        elif verb == "pattern" and given == 0:
-            yield from self.modules(word, lambda name, inst: inst.type.cls.accepts_notes)
-            if "." in word:
-                yield from self.endpoints(word, "pattern")
+        elif verb == "pattern" and given == 0:   # note sources, and NAME. of what has a parameter to turn
+            if "." not in word:
+                yield from self.modules(word, lambda name, inst: inst.type.cls.accepts_notes)
+            yield from self.endpoints(word, "pattern")
         elif verb in REPL_COMMANDS and given == 0:
             argument = REPL_COMMANDS[verb].argument
             if argument == FILE:
@@ -147,7 +147,8 @@ class ReplCompleter(Completer):
         name, dot, port = word.partition(".")
         if not dot:
             if kind in ("param", "pattern"):
-                yield from self.modules(word, lambda n, inst: bool(inst.type.cls.params), suffix=".")
+                yield from self.modules(word, lambda n, inst: any(kind == "param" or not p.structural
+                                                                  for p in inst.type.cls.params), suffix=".")
             else:
                 yield from self.modules(word)
             return
