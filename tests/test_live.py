@@ -407,6 +407,34 @@ def test_the_tap_carries_a_module_output_without_xruns(jack_server):
     assert final["xruns"] == 0 and final["underflows"] == 0
 
 
+def test_the_tap_of_a_removed_module_goes_silent(registry):
+    """The scope drew a removed module's last sound on, as if it still
+    played: the tap now carries silence until the module comes back."""
+    from synthcli.audio.tap import Tap
+    from synthcli.engine.core import Engine
+    from synthcli.patch import Patch
+    patch = Patch(registry)
+    patch.load_text("add vco a wave=saw freq=440\nconnect a out\n")
+    tap = Tap(256)
+    try:
+        tap.select(("a", "out"))
+        with Engine(registry, SR, 256) as engine:
+            engine.load(patch)
+            for _ in range(8):
+                engine.process_block()
+                tap.after_block(engine)
+            assert np.abs(tap.latest(2048)).max() > 0.9
+            gone = Patch(registry)
+            gone.load_text("add noise n\n")
+            engine.load(gone)
+            for _ in range(8):   # its fade-out, then nothing
+                engine.process_block()
+                tap.after_block(engine)
+        assert not tap.latest(1024).any()
+    finally:
+        tap.close()
+
+
 def test_a_killed_control_process_stops_its_engine(jack_server, portaudio_ports, tmp_path):
     """SIGKILL leaves no handler to run: the engine must notice the pipe
     close and stop by itself, not play on as an orphan."""

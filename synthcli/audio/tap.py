@@ -66,8 +66,8 @@ class Tap:
 
     def after_block(self, engine) -> None:
         """Copy the tapped port of the block the engine just rendered. A
-        module that is gone (removed by an edit) leaves the tap idle until
-        it comes back."""
+        module that is gone (removed by an edit) is silence until it comes
+        back: the scope drew its last sound on, as if it still played."""
         if self.target is None:
             return
         if engine.schedule is not self._schedule:
@@ -75,10 +75,11 @@ class Tap:
             node = engine.schedule.by_name.get(self.target[0]) if engine.schedule is not None else None
             rows = node.outputs.get(self.target[1]) if node is not None else None
             self._view = engine.arena[rows.start:rows.stop] if rows is not None else None
-        if self._view is None:
-            return
         written = int(self.header[WRITTEN])
-        np.add.reduce(self._view, axis=0, out=self.data[written % SLOTS])
+        if self._view is None:
+            self.data[written % SLOTS] = 0.0
+        else:
+            np.add.reduce(self._view, axis=0, out=self.data[written % SLOTS])
         self.header[WRITTEN] = written + 1
 
     # -- the reader's side ---------------------------------------------------------
