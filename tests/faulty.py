@@ -10,6 +10,7 @@ those failures out.
 import ctypes
 import math
 import os
+import sys
 import time
 
 import numba
@@ -129,6 +130,17 @@ class Rebinder(Module):
 
     def process(self, inputs, params, outputs):
         outputs["out"] = np.full_like(outputs["out"], 0.5)
+
+
+class Quitter(Module):
+    """Calls sys.exit() from process(): under --executor inline it ended
+    the render with an empty WAV and no word; a worker exited "with status
+    0", the exception unnamed."""
+    type_name = "quitter"
+    outputs = (Port("out"),)
+
+    def process(self, inputs, params, outputs):
+        sys.exit("quitter module's process called sys.exit on purpose")
 
 
 class Uncountable(Module):

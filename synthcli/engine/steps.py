@@ -159,7 +159,7 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
         except SetupFailed as error:   # it will fail every block: no use trying twice more
             step.span[...] = 0.0
             report(step.name, str(error), True)
-        except Exception as error:  # a module's bug silences that module, not the patch
+        except (Exception, SystemExit) as error:  # a module's bug (a sys.exit too) silences that module, not the patch
             step.span[...] = 0.0
             report(step.name, one_line(error, "process()"))
         else:
@@ -297,7 +297,7 @@ class Host:
                 if saved is not None and saved[0] == key:
                     where = "set_state()"
                     module.set_state(saved[1])
-            except Exception as error:   # a plugin's bug: that module fails, not the patch
+            except (Exception, SystemExit) as error:   # a plugin's bug: that module fails, not the patch
                 modules[name] = Broken(one_line(error, where))
         self.modules, self.identities = modules, identities
 
@@ -306,7 +306,7 @@ class Host:
         module's fault, reported like a process() that raises."""
         try:
             self.modules[name].on_event(offset, event)
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             report(name, one_line(error, "on_event()"))
 
     def states(self, report: Report, limit: float = float("inf")) -> dict[str, tuple[tuple, dict]]:
@@ -320,7 +320,7 @@ class Host:
             try:
                 if sum(getattr(getattr(module, f), "nbytes", 0) for f in module.state_fields) <= limit:
                     states[name] = self.identities[name], module.get_state()
-            except Exception as error:
+            except (Exception, SystemExit) as error:
                 report(name, one_line(error, "get_state()"))
         return states
 
