@@ -653,7 +653,7 @@ def test_a_slow_plugin_warm_up_is_said_while_the_render_waits(site, tmp_path):
     done = synth("render", patch, "-d", "0.5", "-q", "-o", tmp_path / "out.wav", env={**env, "PYTHONPATH": str(site)})
     assert done.returncode == 0, done.stderr
     assert done.stderr == ("warning: module type 'slowstart' (from synthcli-slowstart 1.0) is taking over 2 s to warm "
-                           "up (compiling, or hung in setup()); it is given 20 s\n"), done.stderr
+                           "up (compiling, or hung in setup() or a first block); it is given 20 s\n"), done.stderr
     assert np.abs(soundfile.read(str(tmp_path / "out.wav"))[0][4800:-4800] - 0.1).max() < 1e-6   # no fades
 
 

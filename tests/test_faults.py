@@ -161,9 +161,9 @@ def test_an_installed_plugin_that_crashes_or_hangs_in_setup_leaves_the_workers_b
     # up, and why it stays cold. (A crash at once held nothing up: not said.)
     assert [line for line in said if "'faulty'" not in line] == [
         "module type 'sleeper' (from synthcli-sleepy 2.0) is taking over 0.5 s to warm up (compiling, or hung in "
-        "setup()); it is given 1 s",
+        "setup() or a first block); it is given 1 s",
         "module type 'sleeper' (from synthcli-sleepy 2.0) hung while warming up: it stays cold, and is tried again "
-        "when its file changes"]
+        "when its package changes"]
     assert processes.survivors(trial, 48000, BLOCK) == [Faulty] * 3 and len(forks) == 4
     source = Path(sys.modules[Sleeper.__module__].__file__)
     os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))   # the plugin changed
@@ -177,7 +177,7 @@ def test_an_installed_plugin_that_crashes_or_hangs_in_setup_leaves_the_workers_b
     out, stats = render(registry, HEALTHY + "add sleeper s\nconnect s out.right\n", 20)
     assert np.abs(out[0][BLOCK:]).reshape(19, BLOCK).max(axis=1).min() > 0.2 and not out[1].any()
     assert stats["s"]["quarantined"] and stats["s"]["reason"] == (
-        "hung while warming up (over 1 s in setup() and a first block); it is tried again when its file changes")
+        "hung while warming up (over 1 s in setup() and a first block); it is tried again when its package changes")
 
 
 @pytest.mark.parametrize("kind, why", [(Wrecker, "crashed (SIGSEGV)"), (Sleeper, "hung")])

@@ -350,7 +350,7 @@ def survivors(classes: list[type], samplerate: float, blocksize: int, say: Say |
     They are warmed in order in a forked child that writes each one's index
     down a pipe when it is done; a child that dies or falls silent for
     TRIAL_SECONDS names the class it was on, and a new child goes on after
-    it. A class that failed is not tried again until its file changes.
+    it. A class that failed is not tried again until its package changes.
     ``say`` hears of a trial still running after TRIAL_NOTICE, and then of
     its end if it failed, naming the class's package as ``packages`` gives
     it. (One that crashes at once held nothing up: it is reported where a
@@ -391,7 +391,7 @@ def survivors(classes: list[type], samplerate: float, blocksize: int, say: Say |
             verdicts[classes[done]] = how = "hung" if code == -signal.SIGKILL else exit_reason(code)
             if classes[done] in noticed:
                 say(f"{_trial_label(classes[done], packages)} {how} while warming up: it stays cold, and is tried "
-                    f"again when its file changes")
+                    f"again when its package changes")
         start = done + 1   # past the one that crashed or hung, if any
     _remember_failed(verdicts)
     return good
@@ -406,7 +406,7 @@ def _answered(pipe, cls: type, noticed: set[type], say: Say | None, packages: di
     if say is not None:
         noticed.add(cls)
         say(f"{_trial_label(cls, packages)} is taking over {TRIAL_NOTICE:g} s to warm up (compiling, or hung in "
-            f"setup()); it is given {TRIAL_SECONDS:g} s")
+            f"setup() or a first block); it is given {TRIAL_SECONDS:g} s")
     return bool(select.select([pipe], [], [], max(0.0, TRIAL_SECONDS - TRIAL_NOTICE))[0])
 
 
@@ -593,7 +593,7 @@ class ProcessExecutor:
             cls = self.registry.get(self.schedule.by_name[name].type).cls
             if _trial_key(cls) in self.hung:   # its setup() would stall every module here for CONTROL_TIMEOUT
                 refused[name] = (f"hung while warming up (over {TRIAL_SECONDS:g} s in setup() and a first block); "
-                                 "it is tried again when its file changes")
+                                 "it is tried again when its package changes")
                 continue
             try:
                 pickled[name] = pickle.dumps(cls)
