@@ -243,11 +243,13 @@ class LiveSound(Forwarding):
 def play_session(registry, path: Path, sound: LiveSound):
     """The session behind ``synth play FILE``: the file loaded as the REPL's
     ``load`` would, its song marked as playing from now (the player starts
-    it), so remote commands edit what is heard."""
+    it), so remote commands edit what is heard. Undo stops at the file: one
+    remote ``undo`` too many unloaded it, and the music stopped."""
     from .repl.session import Session
     from .sequencer.song import Song
     session = Session(registry, sound)
     session.load(path)
+    session.undos.clear()
     if session.timeline:
         session.transport.play(Song(registry, session.song_text), time.monotonic())
     return session

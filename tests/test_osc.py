@@ -781,3 +781,18 @@ def test_an_edit_made_while_a_timed_bundle_waits_outlives_it(jack_server, tmp_pa
     start = np.flatnonzero(np.abs(data[:, 1]) > 0.1)[0]   # the bundle's time
     assert abs(peak_frequency(data[start - SR // 8:start - 256, 0]) - 880.0) < 8.0   # the set, heard at once
     assert abs(peak_frequency(data[start + SR // 100:start + SR // 2, 0]) - 880.0) < 2.0   # and after the bundle
+
+
+def test_undo_under_synth_play_stops_at_the_file_it_plays(registry, tmp_path):
+    """One remote `undo` too many unloaded the song being performed: the
+    music stopped and `save` wrote an empty patch."""
+    from synthcli.control import play_session
+    song = tmp_path / "s.seq"
+    song.write_text("tempo 120\nlength 2\nadd keys kb\nadd vco o\nconnect kb.voct o.voct\nconnect o out\n"
+                    'pattern kb "c3 e3"\n')
+    session = play_session(registry, song, LiveSound())
+    assert session.execute("undo", remote=True) == "nothing to undo" and session.transport.playing
+    session.execute("set o.freq 300", remote=True)
+    assert session.execute("undo", remote=True) == "undid set o.freq 300"
+    assert session.execute("undo", remote=True) == "nothing to undo"
+    assert 'pattern kb "c3 e3"' in session.song_text
