@@ -49,6 +49,7 @@ def test_a_hash_inside_a_word_is_a_sharp_and_at_its_start_a_comment():
     ("connect a b c", 1, 13, "unexpected 'c'"),
     ("set osc1 440", 1, 5, "expected NAME.PARAM"),
     ('add vco "osc', 1, 9, "unterminated string"),
+    ('pattern kb "c3 e3"#c', 1, 19, "'#' right after a closing '\"': put a space between them"),   # not a comment
     ("remove a.b", 1, 8, "not a valid module name"),
     ("meter \u00b3/4", 1, 7, "expected a meter"),            # a superscript is a digit to str.isdigit, not to int
     ("map cc 64 v.level", 1, 8, "controller 64 is the sustain pedal"),

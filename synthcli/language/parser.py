@@ -41,6 +41,9 @@ def tokenize(line: str, lineno: int = 0) -> list[Token]:
             end = line.find('"', i + 1)
             if end < 0:
                 raise SynthError("unterminated string: a closing '\"' is missing", line=lineno, col=i + 1)
+            if end + 1 < n and not line[end + 1].isspace():   # `"c3 e3"#x` hid a comment's start, or a typo
+                raise SynthError(f"'{line[end + 1]}' right after a closing '\"': put a space between them",
+                                 line=lineno, col=end + 2)
             tokens.append(Token(line[i:end + 1], i + 1))
             i = end + 1
         else:
