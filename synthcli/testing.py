@@ -76,8 +76,9 @@ def render_module(
         if p.file:
             continue
         value = given_params.pop(p.name, None)
-        if isinstance(value, np.ndarray):
-            param_data[p.name] = full(value, 0.0)
+        if isinstance(value, np.ndarray):   # a choice's, rounded and kept within them as the engine does
+            array = full(value, 0.0)
+            param_data[p.name] = np.clip(np.rint(array), 0, len(p.choices) - 1) if p.choices else array
         else:
             param_data[p.name] = full(p.coerce(value if value is not None else p.default), 0.0)
     if given_params:

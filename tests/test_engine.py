@@ -471,3 +471,28 @@ def test_a_module_removed_and_added_back_as_another_type_a_block_later_plays(reg
                                        "connect v out\n"))
         out = np.concatenate([engine.process_block().copy() for _ in range(8)], axis=1)
     assert abs(np.abs(out[0, -512:]).max() - 0.5) < 0.01
+
+
+@pytest.mark.parametrize("executor", ["inline", "processes"])
+def test_a_cable_into_a_choice_is_rounded_to_a_choice_and_kept_within_them(registry, executor):
+    """An lfo into a choice makes indices no choice has: each module took
+    them its own way (a vco's wave truncated 0.6 to sine and wrapped -1 to
+    its last wave; a vcf's mode of 4 raised IndexError and was silenced)."""
+    patch = Patch(registry)
+    offsets = {"lo": -1.0, "mid": 0.6, "hi": 5.0, "half": 2.5}
+    patch.load_text("add vco o wave=saw freq=110\nadd vcf f mode=notch cutoff=800\nconnect o f\nconnect f out\n"
+                    + "".join(f"add lfo {n} amp=0 offset={v}\nadd noise {n}n\nconnect {n} {n}n.color\n"
+                              for n, v in offsets.items())
+                    + "add lfo swing freq=5 amp=3\nconnect swing f.mode\nconnect swing o.wave\n")
+    with Engine(registry, 48000, 256, executor=executor, workers=1) as engine:
+        engine.load(patch)
+        out = np.concatenate([engine.process_block()[0].copy() for _ in range(40)])
+        seen = {n: engine.arena[rows.start:rows.stop].copy() for n in offsets
+                for rows in [engine.schedule.node(f"{n}n").param_rows["color"]]}
+        mode = engine.schedule.node("f").param_rows["mode"]
+        modes = engine.arena[mode.start:mode.stop].copy()
+        stats = engine.module_stats()
+    assert {n: set(v.ravel()) for n, v in seen.items()} == {"lo": {0.0}, "mid": {1.0}, "hi": {2.0}, "half": {2.0}}
+    assert set(modes.ravel()) <= {0.0, 1.0, 2.0, 3.0}
+    assert not any(s["faults"] for s in stats.values()), stats
+    assert np.abs(out[4800:]).max() > 0.1

@@ -55,6 +55,9 @@ class Gather:
     dest: Rows
     base: Rows | None
     sources: tuple[Source, ...]
+    #: A choice parameter's last index: the sum of its setting and its
+    #: cables is rounded to a choice and kept within them (-1: a number).
+    last: int = -1
 
 
 @dataclass(frozen=True)
@@ -269,7 +272,8 @@ def compile_patch(patch: Patch, fades: dict[Cable, int] | None = None,
                 param_rows[param.name] = param_base[param.name]
                 continue
             param_rows[param.name] = alloc(width)
-            gathers.append(Gather(param.name, param_rows[param.name], param_base[param.name], sources))
+            gathers.append(Gather(param.name, param_rows[param.name], param_base[param.name], sources,
+                                  len(param.choices) - 1))
         writes = tuple((outputs[name][c.src_port], slots[c]) for c in patch.cables if c in delayed and c.src == name)
         nodes.append(Node(name, inst.type.qualified_name, width, dict(inst.params), inputs, param_rows,
                           param_base, outputs[name], tuple(gathers), tuple(constants), writes,

@@ -37,8 +37,8 @@ class Step:
     built afresh for each schedule, and an edit's transition schedule
     plays only its fades): the gathers stay as they are."""
 
-    __slots__ = ("index", "name", "module", "inputs", "params", "outputs", "bound", "gathers", "ramps", "span",
-                 "delay_writes", "waits", "fade", "stats", "blocks", "seconds", "worst")
+    __slots__ = ("index", "name", "module", "inputs", "params", "outputs", "bound", "gathers", "choices", "ramps",
+                 "span", "delay_writes", "waits", "fade", "stats", "blocks", "seconds", "worst")
 
     def __init__(self, index: int, node: Node, module: Module, board: Board, waits: tuple[int, ...],
                  fade: np.ndarray) -> None:
@@ -61,6 +61,10 @@ class Step:
             dest = view(g.dest)
             from_base = g.base is not None
             self.gathers.append((dest, view(g.base) if from_base else dest, from_base, rows, slots, more))
+        # A cable into a choice (an lfo into a vco's wave) makes indices no
+        # choice has, fractional or past either end: each module rounded or
+        # clamped them its own way, or not (the vcf raised IndexError).
+        self.choices = [(view(g.dest), g.last) for g in node.gathers if g.last >= 0]
         self.span = view(node.output_span)
         self.delay_writes = [(view(src), tuple(map(view, slots))) for src, slots in node.delay_writes]
         self.waits = waits
@@ -150,6 +154,9 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
         gather(dest, base, slots[(block - 1) % 2] if slots else rows, from_base)
         for rows, slots in more:
             accumulate(dest, slots[(block - 1) % 2] if slots else rows)
+    for dest, last in step.choices:
+        np.rint(dest, out=dest)
+        np.clip(dest, 0.0, last, out=dest)
     flag = board.flags[step.index]
     if flag == BYPASS:
         step.span[...] = 0.0
