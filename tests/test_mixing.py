@@ -162,6 +162,16 @@ def test_comp_settles_on_its_gain_curve(level_db):
         np.testing.assert_array_equal(compress(x)["out"][0], x)
 
 
+def test_a_cable_into_comps_makeup_stops_short_of_overflow():
+    """An lfo's offset reaches 20000: 10 ** (7000 / 20) is inf, and the
+    output was NaN (the module silenced). The factor stops at 96 dB."""
+    from synthcli.modules.dynamics import MAKEUP_LIMIT
+    x = np.full(20 * BS, 0.001)
+    for makeup in (7000.0, -7000.0):
+        out = compress(x, makeup=np.full(x.shape, makeup))["out"][0]
+        assert out[-1] == pytest.approx(0.001 * 10 ** (np.sign(makeup) * MAKEUP_LIMIT / 20), rel=1e-9)
+
+
 def test_comp_turns_down_a_rise_at_its_attack_and_lets_go_at_its_release():
     """A jump from -40 to -6 dB: the detector climbs as exp(-t/attack)
     and the gain follows the curve of that level; back at -40 dB it falls

@@ -92,6 +92,9 @@ def _pan_kernel(x, pan, left, right):
 #: The compressor's soft knee: the curve bends over this many dB around
 #: the threshold instead of at a corner.
 KNEE_DB = 6.0
+#: How far a cable may push comp's makeup, in dB either way: far enough for any sound,
+#: short of a factor that overflows.
+MAKEUP_LIMIT = 96.0
 #: A detector level this low is silence (-600 dB): it is flushed to 0
 #: before it decays through denormal numbers.
 QUIET = 1e-30
@@ -151,7 +154,8 @@ def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, detect
                 knee = 10.0 ** ((last_threshold - KNEE_DB / 2) / decibels)
             if makeup[c, i] != last_makeup:
                 last_makeup = makeup[c, i]
-                boost = 10.0 ** (last_makeup / 20.0)
+                # A cable may push it anywhere: past about 6000 dB the factor is inf, and the output NaN.
+                boost = 10.0 ** (min(max(last_makeup, -MAKEUP_LIMIT), MAKEUP_LIMIT) / 20.0)
             if attack[c, i] != last_attack:
                 last_attack = attack[c, i]
                 rise = math.exp(-1.0 / max(last_attack * samplerate, 1.0))
