@@ -371,6 +371,23 @@ def test_phaser_mix_zero_is_dry_and_feedback_stays_bounded():
     assert level_db(y[SR // 2:]) > 6   # feedback raises a peak between the notches, as it should
 
 
+@pytest.mark.parametrize("before, after", [(4, 5), (5, 12), (12, 1)])
+def test_a_phasers_stages_change_without_a_click(before, after):
+    """Switched outright, the old chain's output and the new one's differ
+    in phase: 4 to 5 stages stepped 27 times the sine's steepest step. The
+    change crossfades over 5 ms (which steepens a sine a little), and the
+    new chain plays on alone."""
+    x = sine(220, 0.5)
+    n = x.shape[-1]
+    stages = np.where(np.arange(n) < n // 2, float(before), float(after))
+    y = phaser(x, depth=0, rate=0, stages=stages)[0]
+    steps = np.abs(np.diff(y))
+    steepest = max(steps[n // 8:n // 2 - 10].max(), steps[n // 2 + 2000:].max())
+    assert steps[n // 2 - 10:n // 2 + 2000].max() < 1.5 * steepest   # a fade between two phases, no step
+    alone = phaser(x, depth=0, rate=0, stages=after)[0]
+    assert np.abs(y[-1000:] - alone[-1000:]).max() < 1e-3   # the fresh stages' start has died away
+
+
 def test_phaser_voices_sweep_as_each_would_alone():
     """Channels that share channel 0's depth and freq share its sweep's
     gains, one with a freq of its own works out its own; either way each

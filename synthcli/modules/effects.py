@@ -7,7 +7,7 @@ import numpy as np
 
 from ..api import AUDIO, Module, Param, Port
 from ..engine.jit import helper, kernel
-from .filters import MAX_CUTOFF_RATIO, MIN_CUTOFF, same_as_previous, flush
+from .filters import MAX_CUTOFF_RATIO, MIN_CUTOFF, flush, mode_fade, same_as_previous
 from .oscillators import _sin_turns
 
 #: Range of the delay time, in seconds; the buffer is sized for the longest.
@@ -359,6 +359,10 @@ MAX_PHASER_STAGES = 12
 MAX_PHASER_RATE = 10.0
 MAX_PHASER_DEPTH = 4.0
 MAX_PHASER_FEEDBACK = 0.95
+#: Columns of a phaser channel's state after its allpasses' integrators:
+#: the chain's last output, the stages it plays, the stages a change fades
+#: from, and the samples of that fade done.
+PHASER_LAST, PHASER_STAGES, PHASER_FROM, PHASER_DONE = range(MAX_PHASER_STAGES, MAX_PHASER_STAGES + 4)
 
 
 @kernel
@@ -378,8 +382,12 @@ def _phaser_kernel(x, rate, depth, freq, feedback, stages, mix, out, state, phas
     they overlap with the chain's long recursion (in a pass of their own
     one channel took 46 ns a sample instead of 38).
     ``state[c, :MAX_PHASER_STAGES]`` holds the allpasses' integrators,
-    ``state[c, MAX_PHASER_STAGES]`` the chain's last output."""
+    then come the PHASER_* columns. A change of ``stages`` crossfades from
+    the old chain's output to the new one's over mode_fade: switched
+    outright, the two outputs' phases differ, and that clicked (27 times
+    the signal's steepest step from 4 to 5 stages)."""
     channels, n = x.shape
+    fade = mode_fade(samplerate)
     fmax = MAX_CUTOFF_RATIO * samplerate
     warp = math.pi / samplerate
     shared = True
@@ -389,7 +397,10 @@ def _phaser_kernel(x, rate, depth, freq, feedback, stages, mix, out, state, phas
             shared = shared and same_as_previous(depth, c) and same_as_previous(freq, c)
         own = c == 0 or not shared
         p = start
-        last = state[c, MAX_PHASER_STAGES]
+        last = state[c, PHASER_LAST]
+        playing = int(state[c, PHASER_STAGES])
+        origin = int(state[c, PHASER_FROM])
+        done = state[c, PHASER_DONE]
         for i in range(n):
             if own:
                 octaves = min(max(depth[c, i], 0.0), MAX_PHASER_DEPTH) * math.sin(2.0 * math.pi * p)
@@ -403,17 +414,40 @@ def _phaser_kernel(x, rate, depth, freq, feedback, stages, mix, out, state, phas
             else:
                 gain = gains[i]
             count = min(max(int(stages[c, i] + 0.5), 1), MAX_PHASER_STAGES)
+            if count != playing:
+                origin = count if playing == 0 else playing   # 0: the first sample, nothing to fade from
+                playing = count
+                done = 0.0 if origin != count else fade
             v = x[c, i] + min(max(feedback[c, i], -MAX_PHASER_FEEDBACK), MAX_PHASER_FEEDBACK) * last
-            for k in range(count):
-                s = state[c, k]
-                u = (v - s) * gain
-                low = u + s
-                state[c, k] = low + u
-                v = 2.0 * low - v
+            if done >= fade:
+                for k in range(count):
+                    s = state[c, k]
+                    u = (v - s) * gain
+                    low = u + s
+                    state[c, k] = low + u
+                    v = 2.0 * low - v
+            else:
+                was = now = v
+                for k in range(max(count, origin)):
+                    s = state[c, k]
+                    u = (v - s) * gain
+                    low = u + s
+                    state[c, k] = low + u
+                    v = 2.0 * low - v
+                    if k + 1 == origin:
+                        was = v
+                    if k + 1 == count:
+                        now = v
+                w = (done + 0.5) / fade
+                v = (1.0 - w) * was + w * now
+                done += 1.0
             last = v
             m = min(max(mix[c, i], 0.0), 1.0)
             out[c, i] = (1.0 - m) * x[c, i] + m * v
-        state[c, MAX_PHASER_STAGES] = last
+        state[c, PHASER_LAST] = last
+        state[c, PHASER_STAGES] = playing
+        state[c, PHASER_FROM] = origin
+        state[c, PHASER_DONE] = done
         for k in range(MAX_PHASER_STAGES + 1):
             state[c, k] = flush(state[c, k])
         if c == 0:
@@ -442,7 +476,7 @@ class Phaser(Module):
     state_fields = ("state", "phase")
 
     def setup(self):
-        self.state = np.zeros((self.channels, MAX_PHASER_STAGES + 1))
+        self.state = np.zeros((self.channels, PHASER_DONE + 1))
         self.phase = np.zeros(1)
         self._gains = np.zeros(self.blocksize)
 
