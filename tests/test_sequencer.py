@@ -185,7 +185,8 @@ def test_a_pattern_ends_with_its_module_removed_further_down_the_file(registry, 
     """As `at 4 remove d` ends the patterns on d, so does a `remove` after
     them at the top of the file: a module of another type that takes the
     name gets none of them (the song used to fail to play, naming no
-    place). `check` and `render` say so: it is seldom what was meant."""
+    place). `check` and `render` say so: it is seldom what was meant.
+    Nor does a pattern ended in the bar it begins."""
     text = ("tempo 120\nlength 1\nadd delay d\npattern d.time \"1/8 0.3\"\nremove d\nadd vca d level=0.5\n"
             "add vco o wave=sine freq=300\nconnect o d\nconnect d out\n")
     song = Song(registry, text)
@@ -197,6 +198,10 @@ def test_a_pattern_ends_with_its_module_removed_further_down_the_file(registry, 
                                                     f"line 5 takes its target away\n"), done.stderr
     played = render(registry, text)
     assert abs(np.abs(played[SR // 2:SR]).max() - 0.5) < 0.01 and abs(peak_frequency(played[:SR]) - 300) < 2
+    # Within a bar too: one ended in the bar it begins never plays; one that played bars before did.
+    timed = ("tempo 120\nlength 4\nadd keys kb\nadd vco o\nconnect kb.voct o.voct\nconnect o out\n"
+             'at 2 pattern kb "c3*2"\nat 2 remove kb\nat 2 add keys kb\nat 3 pattern kb "e3"\nat 4 remove kb\n')
+    assert [(line, str(command)) for line, command in Song(registry, timed).ended] == [(7, "remove kb")]
 
 
 def test_a_note_length_set_at_a_bar_and_a_new_version_of_the_song_keep_that_bars_tempo(registry):

@@ -240,6 +240,7 @@ class Song:
         patch, voices = self.patch.copy(), dict(self.voices)
         tempo, meter = self.tempo, self.meter
         self.changes = [(0, tempo, meter)]
+        begun: dict[tuple, int] = {}   # the bar each timed pattern starts at
         for voice in voices.values():
             voice.check_lengths(patch, tempo)
         for bar in sorted(self.timed):
@@ -255,9 +256,14 @@ class Song:
                     elif isinstance(command, Pattern):
                         voice = voices[(command.target.module, command.target.port)] = self.voice(command, patch)
                         voice.check_lengths(patch, tempo)
+                        begun[(voice.module, voice.param)] = bar
                     else:
                         patch.apply(command)
-                        voices = playable(voices, patch)
+                        kept = playable(voices, patch)
+                        # One ended in the bar it begins never plays a note, as a top-level one (see ended).
+                        self.ended.extend((voices[key].place[0], command) for key in voices
+                                          if key not in kept and begun.get(key) == bar)
+                        voices = kept
                 except SynthError as error:
                     raise self._too_early(error, bar) from None
             if self.changes[-1][1:] != (tempo, meter):
