@@ -113,9 +113,11 @@ def block_split(song: Path, wav: Path) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voices", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="at least 2: the song's 2-second bars")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    if round(args.seconds / 2) < 1:
+        parser.error(f"--seconds {args.seconds:g}: the reference song's bars last 2 s; give at least 2")
     byte_compile()
     with tempfile.TemporaryDirectory() as tmp:
         song, wav = Path(tmp) / "reference.seq", Path(tmp) / "out.wav"

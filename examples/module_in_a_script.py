@@ -11,7 +11,7 @@ the way an installed plugin does: in a worker process (the default
 executor isolates plugin modules), restarted from its state if it
 crashes, so a bug in it costs that module, not the render.
 """
-import sys
+import argparse
 
 import numpy as np
 import soundfile
@@ -75,4 +75,6 @@ def main(out: str = "module_in_a_script.wav") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", nargs="?", default="module_in_a_script.wav", help="the WAV file to write")
+    main(parser.parse_args().out)

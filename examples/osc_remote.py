@@ -9,6 +9,7 @@ sweeps it with a new LFO, plays a chord on the pad's note source, makes a
 typo on purpose (refused, and nothing changes), and asks for the server's
 counts. Every reply is printed as it comes.
 """
+import argparse
 import sys
 import threading
 import time
@@ -53,4 +54,6 @@ def main(port: int = 57120) -> None:
 
 
 if __name__ == "__main__":
-    main(*map(int, sys.argv[1:2]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("port", nargs="?", type=int, default=57120, help="the UDP port synth listens on")
+    main(parser.parse_args().port)

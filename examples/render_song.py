@@ -11,7 +11,7 @@ the song and fades it in and out, and the WAV writer. A live `synth play`
 runs the same Engine and Performance in its engine process, so what you
 render here is what it plays.
 """
-import sys
+import argparse
 
 import numpy as np
 import soundfile
@@ -53,4 +53,6 @@ def main(out: str = "render_song.wav") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", nargs="?", default="render_song.wav", help="the WAV file to write")
+    main(parser.parse_args().out)

@@ -272,7 +272,8 @@ def render(
     workers: Optional[int] = typer.Option(None, "--workers", "-w",
                                           help="Worker threads/processes besides the engine (default: cores - 1)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw waveform, spectrogram and level to a PNG."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Say nothing but warnings and errors: no progress "
+                                                                      "bar, no 'wrote' line."),
     voice_patch: Optional[Path] = typer.Option(None, "--patch",
                                                help="A MIDI file's voice patch (default: built-in GM voices)."),
     from_bar: int = typer.Option(1, "--from", metavar="BAR",
@@ -356,7 +357,8 @@ def unguarded(patch, song) -> bool:
 
 def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> None:
     """Under ``--executor inline`` or ``threads`` every module runs in this
-    process (and under ``auto`` with a module only this process can run), where a plugin's segfault would end the render with no word
+    process (and under ``auto`` with a module only this process can run),
+    where a plugin's segfault would end the render with no word
     but the shell's "Segmentation fault". So it forks: the child renders,
     and this process only waits, to say in one line what became of it, in
     which module (see engine/crashes.py), and of the file."""

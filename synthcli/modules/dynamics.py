@@ -243,7 +243,8 @@ class Comp(Module):
 
 class Out(Module):
     type_name = "out"
-    description = "Master output: sums every channel to stereo, level, soft clip at full scale"
+    description = ("Master output: sums every channel to stereo, level, a soft clip from 0.8 that never passes "
+                   "full scale")
     inputs = (
         Port("in", AUDIO, "mono or polyphonic signal to both sides (channels are summed)"),
         Port("left", AUDIO, "signal to the left side only"),
