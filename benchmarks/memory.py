@@ -29,17 +29,20 @@ def uss_mb(pid: int) -> float:
 
 def processes(root: int) -> dict[int, str]:
     """The engine process and its descendants, each with its role: the
-    forkserver (which makes spares), or a worker (or the warm spare)."""
-    found, todo = {}, [root]
+    forkserver (which makes spares), or a worker (or the warm spare). A
+    process the forkserver forked keeps its command line, so the role
+    comes from the parent: the forkserver's children are workers."""
+    found, todo = {}, [(root, None)]
     while todo:
-        pid = todo.pop()
+        pid, parent = todo.pop()
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                 forkserver = b"forkserver" in cmdline.read()
-            found[pid] = "engine" if pid == root else "forkserver" if forkserver else "worker"
+            found[pid] = ("engine" if pid == root else "worker" if found.get(parent) == "forkserver"
+                          else "forkserver" if forkserver else "worker")
             for task in os.listdir(f"/proc/{pid}/task"):
                 with open(f"/proc/{pid}/task/{task}/children") as children:
-                    todo.extend(int(child) for child in children.read().split())
+                    todo.extend((int(child), pid) for child in children.read().split())
         except OSError:
             continue
     return found
