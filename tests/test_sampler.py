@@ -121,17 +121,26 @@ def test_end_stops_a_note_inside_the_file_with_a_fade_and_reversed_it_starts_the
     path, data = noise
     quarter = len(data) // 4
     x = play(path, gate_off=2000, start=0.25, end=0.5)
-    np.testing.assert_array_equal(x[1000:1000 + quarter - FADE], data[quarter:2 * quarter - FADE])
+    rise = np.arange(1, FADE + 1) / FADE                       # begun inside the file: it fades in
+    np.testing.assert_allclose(x[1000:1000 + FADE], data[quarter:quarter + FADE] * rise)
+    np.testing.assert_array_equal(x[1000 + FADE:1000 + quarter - FADE], data[quarter + FADE:2 * quarter - FADE])
     fade = np.arange(FADE, 0, -1) / FADE                       # the last FADE samples fall to silence
     np.testing.assert_allclose(x[1000 + quarter - FADE:1000 + quarter], data[2 * quarter - FADE:2 * quarter] * fade)
     assert not x[1000 + quarter:].any()
     back = play(path, gate_off=2000, start=0.25, end=0.5, reverse="on")
-    np.testing.assert_array_equal(back[1000:1000 + quarter - FADE], data[2 * quarter - 1:quarter + FADE - 1:-1])
+    np.testing.assert_allclose(back[1000:1000 + FADE], data[2 * quarter - 1:2 * quarter - FADE - 1:-1] * rise)
+    np.testing.assert_array_equal(back[1000 + FADE:1000 + quarter - FADE],
+                                  data[2 * quarter - FADE - 1:quarter + FADE - 1:-1])
     assert not back[1000 + quarter:].any()
-    # On a tone the fade is no click: no step above the sine's own.
+    whole = play(path, gate_off=2000)                         # begun at the file's first sample: no fade
+    np.testing.assert_array_equal(whole[1000:1000 + FADE], data[:FADE])
+    # On a tone the fades are no click: no step above the sine's own.
     tone = play(sine, gate_off=2000, end=0.31)                 # ends 0.4 of a cycle in, at 0.59 of its peak
     assert np.abs(np.diff(tone)).max() < 2 * np.pi * 440 / SR * 0.5 * 1.05 and tone[1000 + 14000].any()
     assert not tone[1000 + int(0.31 * 48000) + 2:].any()
+    for reverse in ("off", "on"):   # begins and ends inside cycles: it stepped up to a third of full scale
+        tone = play(sine, gate_off=2000, start=0.31, end=0.9, reverse=reverse)
+        assert np.abs(np.diff(tone)).max() < 2 * np.pi * 440 / SR * 0.5 * 1.05, reverse
 
 
 @pytest.mark.parametrize("reverse", ["off", "on"])
@@ -237,8 +246,9 @@ def test_a_pattern_on_start_plays_each_note_from_its_own_slice(registry, noise, 
     x = render(registry, song.format(file=path), str(tmp_path / "song.seq"))
     step = SR // 4                           # eighths at 120 BPM
     for k, start in enumerate((0.5, 0, 0.875, 0.125, 0.625, 0.25, 0.75, 0.375)):
-        if k:   # the first note is under the render's fade-in
-            heard, slice_ = x[k * step:k * step + 2000], data[int(start * len(data)):][:2000]
+        if k:   # the first note is under the render's fade-in; each but the one from 0 under its own
+            skip = FADE if start else 0
+            heard, slice_ = x[k * step + skip:k * step + 2000], data[int(start * len(data)) + skip:][:2000 - skip]
             gain = heard @ slice_ / (slice_ @ slice_)
             assert gain > 0.5 and np.abs(heard - gain * slice_).max() < 1e-9, (k, gain)
 
