@@ -64,7 +64,9 @@ class Step:
         # A cable into a choice (an lfo into a vco's wave) makes indices no
         # choice has, fractional or past either end: each module rounded or
         # clamped them its own way, or not (the vcf raised IndexError).
-        self.choices = [(view(g.dest), g.last) for g in node.gathers if g.last >= 0]
+        # None when there are none, nearly always: a test of None costs a
+        # step 7 ns, a loop over an empty list 28 (4.5 us a block of 32 voices).
+        self.choices = [(view(g.dest), g.last) for g in node.gathers if g.last >= 0] or None
         self.span = view(node.output_span)
         self.delay_writes = [(view(src), tuple(map(view, slots))) for src, slots in node.delay_writes]
         self.waits = waits
@@ -154,9 +156,10 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
         gather(dest, base, slots[(block - 1) % 2] if slots else rows, from_base)
         for rows, slots in more:
             accumulate(dest, slots[(block - 1) % 2] if slots else rows)
-    for dest, last in step.choices:
-        np.rint(dest, out=dest)
-        np.clip(dest, 0.0, last, out=dest)
+    if step.choices is not None:
+        for dest, last in step.choices:
+            np.rint(dest, out=dest)
+            np.clip(dest, 0.0, last, out=dest)
     flag = board.flags[step.index]
     if flag == BYPASS:
         step.span[...] = 0.0
