@@ -108,6 +108,19 @@ def edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
+
+class UnknownModule(SynthError):
+    """A name no module of the patch has. ``module`` keeps it, so that who
+    catches the error can say more than a typo's hint: the song adds it at
+    a later bar, or the edit being checked took it away."""
+
+    def __init__(self, module: str, known: Iterable[str], **place) -> None:
+        super().__init__(f"unknown module '{module}'{did_you_mean(module, known)}", **place)
+        self.module = str(module)
+
+    def __reduce__(self):   # pickled as built, hint and place included
+        return UnknownModule, (self.module, ()), self.__dict__
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """A ", did you mean 'x'?" suffix naming the closest candidate, or ""
     when none is within about a third of the word's length (rounded up:

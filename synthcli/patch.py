@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from .errors import SynthError, did_you_mean
+from .errors import SynthError, UnknownModule, did_you_mean
 from .language import (Add, Command, Connect, Disconnect, Endpoint, Map, Midiout, Remove, Require, Set, Token,
                        parse_text)
 from .plugins import ModuleType, Registry
@@ -177,7 +177,7 @@ class Patch:
     def _instance(self, name: Token) -> Instance:
         inst = self.modules.get(name)
         if inst is None:
-            raise SynthError(f"unknown module '{name}'{did_you_mean(name, self.modules)}", col=name.col)
+            raise UnknownModule(name, self.modules, col=name.col)
         return inst
 
     def _apply_add(self, cmd: Add) -> None:

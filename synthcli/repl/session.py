@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SynthError, check_output, did_you_mean
+from ..errors import SynthError, UnknownModule, check_output, did_you_mean
 from ..language import (COMMANDS, MAX_BARS, At, Command, Length, Pattern, Tempo, lines, parse_line, parse_text,
                         tokenize, unquote)
 from ..patch import Patch, takes_note_length
@@ -222,7 +221,7 @@ class Session:
         edit the patch (Sequencer.keep)."""
         inst = self.patch.modules.get(name)
         if inst is None:
-            raise SynthError(f"unknown module '{name}'{did_you_mean(name, self.patch.modules)}")
+            raise UnknownModule(name, self.patch.modules)
         spec = inst.type.cls.param(param)
         if spec is not None and spec.file:   # only OSC names one: its files stay in the working directory
             self.execute(f"set {name}.{param} {spec.format(str(value))}", remote=True)
@@ -299,9 +298,9 @@ class Session:
             if any(culprit is c for c in fresh):
                 text = timeline.song_text(patch).splitlines()[error.line - 1]
                 raise SynthError(error.message, line=culprit.line, col=typed_col(culprit, text, error)) from None
-            gone = re.match(r"unknown module '([^']+)'", error.message)
-            if gone and gone[1] in self.patch.modules:   # not a typo to suggest a name for: the edit took it
-                raise SynthError(f"the song's '{culprit}' needs '{gone[1]}'") from None
+            if isinstance(error, UnknownModule) and error.module in self.patch.modules:
+                # not a typo to suggest a name for: the edit took it
+                raise SynthError(f"the song's '{culprit}' needs '{error.module}'") from None
             raise SynthError(f"{error.message} (the song's '{culprit}' needs it)") from None
         return song
 

@@ -16,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..api import NoteOff, NoteOn
-from ..errors import SynthError, did_you_mean
+from ..errors import SynthError, UnknownModule, did_you_mean
 from ..language import At, Command, Length, Meter, Pattern, Set, Tempo, parse_text
 from ..language.parser import inside
 from ..patch import Patch, length_value, takes_note_lengths
@@ -115,6 +115,7 @@ def playable(voices: dict, patch: Patch) -> dict:
 #: the REPL's ``render``), and a song that has no length.
 PATCH_SECONDS = 4.0
 
+
 def is_song(commands: list[Command]) -> bool:
     return any(isinstance(c, TIME_COMMANDS) for c in commands)
 
@@ -188,8 +189,7 @@ class Song:
         target = command.target
         inst = patch.modules.get(target.module)
         if inst is None:
-            raise SynthError(f"unknown module '{target.module}'{did_you_mean(target.module, patch.modules)}",
-                             line=command.line, col=target.module.col)
+            raise UnknownModule(target.module, patch.modules, line=command.line, col=target.module.col)
         cls = inst.type.cls
         options = {str(k): float(v) for k, v in command.options if k != "scale"}
         scale = next((parse_scale(v) for k, v in command.options if k == "scale"), None)
@@ -273,12 +273,13 @@ class Song:
         """``error`` of a command at ``bar``, told that the module it did
         not find comes later in the song, if it does (`at 3 add vco v`,
         then `at 2 connect v out`)."""
-        missing = re.match(r"unknown module '([^']+)'", error.message)
-        later = missing and min((b for b, commands in self.timed.items() if b > bar for c in commands
-                                 if c.verb == "add" and str(c.name) == missing[1]), default=None)
+        if not isinstance(error, UnknownModule):
+            return error
+        later = min((b for b, commands in self.timed.items() if b > bar for c in commands
+                     if c.verb == "add" and str(c.name) == error.module), default=None)
         if later is None:
             return error
-        return SynthError(f"unknown module '{missing[1]}' at bar {bar + 1}: the song adds it at bar {later + 1}",
+        return SynthError(f"unknown module '{error.module}' at bar {bar + 1}: the song adds it at bar {later + 1}",
                           source=error.source, line=error.line, col=error.col)
 
     def after_the_end(self) -> list[tuple[int, int]]:
