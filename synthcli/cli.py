@@ -313,7 +313,7 @@ def render(
     if duration is None and (song is None or timeless(song)):
         from .sequencer.song import PATCH_SECONDS
         duration = PATCH_SECONDS
-    if executor in ("inline", "threads") or (executor == "auto" and unguarded(patch, song)):
+    if executor in ("inline", "threads") or (executor == "auto" and unguarded(reg, patch, song)):
         watch_for_a_crash(output, samplerate, executor, reg)
     try:
         frames = asked = None if duration is None else frames_for(duration, samplerate)
@@ -344,15 +344,18 @@ def render(
                    + (f" and {plot}" if plot else ""), err=True)
 
 
-def unguarded(patch, song) -> bool:
+def unguarded(reg, patch, song) -> bool:
     """Whether ``auto`` will run a plugin's module in this process: it
     keeps every module inline when a plugin's class cannot go to a worker
-    (plugins.unhostable), rather than silence it."""
+    (plugins.unhostable), rather than silence it. The song's patches at
+    each of its bars are made only when such a class is installed."""
     from .plugins import BUILTIN_PACKAGE, unhostable
     from .sequencer.song import Song
+    alone = {entry for entry in reg.qualified.values() if entry.package != BUILTIN_PACKAGE and unhostable(entry.cls)}
+    if not alone:
+        return False
     patches = song.patches() if isinstance(song, Song) else [patch] if patch is not None else []
-    types = {inst.type for each in patches for inst in each.modules.values()}
-    return any(entry.package != BUILTIN_PACKAGE and unhostable(entry.cls) for entry in types)
+    return any(inst.type in alone for each in patches for inst in each.modules.values())
 
 
 def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> None:
