@@ -140,6 +140,28 @@ def test_from_a_bar_plays_its_notes_on_the_whole_files_samples_with_the_controll
     assert rms(whole[2400:9600]) > 4 * rms(whole[shifted])   # the first note, at the volume before
 
 
+def test_from_a_bar_sounds_the_notes_held_across_it_and_not_those_ending_on_it(registry, tmp_path):
+    """A pad struck in bar 1 and held into bar 3 sounds from `--from 2`'s
+    first sample until its own end, as in the whole file; a note that ends
+    on bar 2's first tick is not chased, and one struck again there sounds
+    once. Each held gate adds 0.1, so the level counts the notes."""
+    played = [mido.Message("note_on", note=48, velocity=100, time=0),       # held over bars 1-3
+              mido.Message("note_on", note=60, velocity=100, time=0),       # ends on bar 2's tick
+              mido.Message("note_on", note=67, velocity=100, time=960),     # struck again at bar 2
+              mido.Message("note_off", note=60, velocity=0, time=960),      # tick 1920: bar 2
+              mido.Message("note_off", note=67, velocity=0, time=0),
+              mido.Message("note_on", note=67, velocity=100, time=0),
+              mido.Message("note_off", note=67, velocity=0, time=480),
+              mido.Message("note_off", note=48, velocity=0, time=2400)]     # tick 4800: bar 3
+    path = save(tmp_path, [played])
+    counting = "add keys ch1 voices=4\nadd vca a level=0.1\nconnect ch1.gate a\nconnect a out\n"
+    whole, part = (render(registry, path, 64, counting, start=start)[0] for start in (0, 1))
+    origin, settled = 2 * SR, 300   # bar 2 at 120 bpm; out fades in over its first samples
+    assert np.allclose(part[settled:3 * SR + 1], whole[origin + settled:5 * SR + 1], atol=1e-6)
+    assert np.allclose(part[settled:SR // 2], 0.2, atol=1e-6) and np.allclose(part[SR // 2 + 1:3 * SR], 0.1, atol=1e-6)
+    assert not part[3 * SR + 1:].any()
+
+
 def test_a_corrupt_time_signature_is_not_counted_for_ever(tmp_path):
     """Counting bars (check, --from) looped for ever on a signature of 0
     beats and for days on one of 4/2**40 (one byte of the file): 0 beats

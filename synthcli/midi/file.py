@@ -260,15 +260,27 @@ class MidiSong:
 
         From tick ``start`` (a bar, for ``--from``), what came before sets
         the stage at sample 0, as a sequencer chases it: programs,
-        controllers, the pitch wheel and the tempo; not its notes."""
+        controllers, the pitch wheel and the tempo, then the notes still
+        held there (a pad struck in the bar before sounds from the start,
+        not only from the next note)."""
+        held: dict[tuple[int, int], object] = {}
         for sample, message in self._timed(samplerate, start):
             kind = message.type
             if kind != "set_tempo" and kind not in PLAYED:
                 continue
-            if sample is not None:
-                yield sample, message
-            elif kind not in ("note_on", "note_off"):
-                yield 0, message
+            if not sample and kind in ("note_on", "note_off"):
+                key = (message.channel, message.note)
+                struck = kind == "note_on" and message.velocity
+                if sample is None or key in held:   # one that ends or strikes again on the bar is not held
+                    held.pop(key, None)
+                    if sample is None and struck:
+                        held[key] = message
+                    if sample is None or not struck:
+                        continue
+            elif sample and held:
+                yield from ((0, note) for note in held.values())
+                held.clear()
+            yield (0 if sample is None else sample), message
 
     def bars(self) -> int | None:
         """How many bars the file has (what ``--from`` may start at); None
