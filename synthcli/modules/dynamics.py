@@ -95,6 +95,11 @@ KNEE_DB = 6.0
 #: How far a cable may push comp's makeup, in dB either way: far enough for any sound,
 #: short of a factor that overflows.
 MAKEUP_LIMIT = 96.0
+#: The RMS detector's averaging time: the mean square of the last 10 ms or
+#: so, before attack and release. Long enough that a bass note's ripple
+#: moves the reading by a fraction of a dB, short enough not to add to
+#: the attack a drum needs.
+RMS_WINDOW = 0.01
 #: A detector level this low is silence (-600 dB): it is flushed to 0
 #: before it decays through denormal numbers.
 QUIET = 1e-30
@@ -113,11 +118,14 @@ def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, detect
     are worked out only when their parameters change, and a level below
     the knee takes no logarithm: most samples of a mix are there.
 
-    The peak detector smooths |x|; the RMS one smooths x^2, the mean
-    square, and reads its dB as 10 log10. ``envelope[c]`` holds the
-    smoothed value and the detector it belongs to (-1 before the first
-    block): a switch squares it or takes its root, so the gain goes on
-    from where it was.
+    The peak detector smooths |x|; the RMS one first averages x^2 over
+    RMS_WINDOW, the mean square, smooths that, and reads its dB as
+    10 log10. Averaging before the attack and release is what makes it
+    read loudness: a fast attack on x^2 itself would ride each wave's
+    crest and read the peak. ``envelope[c]`` holds the smoothed value,
+    the detector it belongs to (-1 before the first block) and the mean
+    square: a switch squares the smoothed value or takes its root (and
+    starts the mean there), so the gain goes on from where it was.
 
     With a lookahead the signal passes through ``line`` (the last samples
     of each channel; ``taps[c]`` holds where the next one goes and the
@@ -137,9 +145,12 @@ def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, detect
             was = want
         direct = want == 0 and was == 0
         env = envelope[c, 0]
+        mean = envelope[c, 2]
         rms = detect[c, 0] >= 0.5
         if envelope[c, 1] >= 0.0 and (envelope[c, 1] >= 0.5) != rms:
             env = env * env if rms else math.sqrt(env)
+            mean = env
+        average = math.exp(-1.0 / (RMS_WINDOW * samplerate))
         decibels = 10.0 if rms else 20.0
         last_attack = last_release = last_ratio = last_threshold = last_makeup = np.nan
         rise = fall = slope = knee = boost = 0.0
@@ -147,6 +158,7 @@ def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, detect
             if (detect[c, i] >= 0.5) != rms:   # a change of detector on its sample (a pattern's step)
                 rms = not rms
                 env = env * env if rms else math.sqrt(env)
+                mean = env
                 decibels = 10.0 if rms else 20.0
                 last_threshold = np.nan   # the knee, in the detector's own terms
             if threshold[c, i] != last_threshold:
@@ -166,7 +178,13 @@ def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, detect
                 last_ratio = ratio[c, i]
                 slope = 1.0 / max(last_ratio, 1.0) - 1.0
             heard = side[c, i] if key[c, i] >= 0.5 else x[c, i]
-            level = heard * heard if rms else abs(heard)
+            if rms:
+                mean = average * mean + (1.0 - average) * heard * heard
+                if mean < QUIET:
+                    mean = 0.0
+                level = mean
+            else:
+                level = abs(heard)
             k = rise if level > env else fall
             env = k * env + (1.0 - k) * level
             if env < QUIET:
@@ -197,6 +215,7 @@ def _comp_kernel(x, side, threshold, ratio, attack, release, makeup, key, detect
             out[c, i] = delayed * g * boost
         envelope[c, 0] = env
         envelope[c, 1] = 1.0 if rms else 0.0
+        envelope[c, 2] = mean
         taps[c, 0] = pos
         taps[c, 1] = want
 
@@ -220,8 +239,8 @@ class Comp(Module):
         Param("makeup", 0.0, 0.0, 24.0, "dB", doc="gain after compression, to win back the level"),
         Param("key", "in", choices=("in", "side"), doc="what the detector hears: the signal itself, or the side input"),
         Param("detect", "peak", choices=("peak", "rms"),
-              doc="peak: catches every transient; rms: follows loudness (a sine reads 3 dB under its peak), "
-                  "smoother on a mix or a voice"),
+              doc="peak: catches every transient; rms: follows loudness, the mean square over 10 ms (a sine "
+                  "reads 3 dB under its peak), smoother on a mix or a voice"),
         Param("lookahead", 0.0, 0.0, MAX_LOOKAHEAD, "s",
               doc="delays the signal this long while the detector hears it now, so a transient is turned "
                   "down before it passes (the output comes this much later)"),
@@ -229,7 +248,7 @@ class Comp(Module):
     state_fields = ("envelope", "line", "taps")
 
     def setup(self):
-        self.envelope = np.zeros((self.channels, 2))
+        self.envelope = np.zeros((self.channels, 3))
         self.envelope[:, 1] = -1.0
         self.line = np.zeros((self.channels, int(np.ceil(MAX_LOOKAHEAD * self.samplerate)) + 1))
         self.taps = np.zeros((self.channels, 2))
