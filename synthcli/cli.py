@@ -909,13 +909,9 @@ def bench(
 
 
 def report_faults(engine) -> None:
-    """A module that failed while rendering is silent in the file: say so."""
-    from .audio.news import module_label
-    for name, stats in engine.module_stats().items():
-        if stats["faults"]:
-            state = "quarantined (silent from then on)" if stats["quarantined"] else "silenced while it failed"
-            typer.echo(f"warning: {module_label(name, stats)} failed {stats['faults']} time"
-                       f"{'' if stats['faults'] == 1 else 's'}, {state}: {stats['reason']}", err=True)
+    from .audio.news import faults_of_a_render
+    for line in faults_of_a_render(engine.module_stats()):
+        typer.echo(f"warning: {line}", err=True)
 
 
 class Progress:

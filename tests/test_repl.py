@@ -268,6 +268,28 @@ def test_render_writes_what_synth_render_writes(session, tmp_path):
     assert said == f"wrote {tmp_path / 'c.wav'} ({seconds:.2f} s: the song ends there, before the 30 s asked)"
 
 
+def test_render_runs_a_plugins_module_where_its_crash_costs_its_sound_not_the_repl(own_registry, tmp_path,
+                                                                                  monkeypatch):
+    """The REPL's render hosts a plugin's module as `synth render` does, in
+    a worker process: one that segfaults is silenced and said, and the
+    REPL, the rest of the patch and the file go on. It ran in the REPL's
+    own process, where that segfault ended the REPL."""
+    from faulty import Faulty
+    monkeypatch.setenv("SYNTHCLI_FAULT_MARKER", str(tmp_path / "failed-once"))
+    own_registry.add(Faulty, "faulty-test-plugin", "0")
+    session = Session(own_registry, Recorder(), clock=lambda: 0.0)
+    run(session, "add vco a wave=sine freq=300", "connect a out.left", "add faulty f mode=segfault at=12 once=0",
+        "connect f out.right")
+    wav = tmp_path / "f.wav"
+    said = session.execute(f"render {wav} 1").splitlines()
+    assert said[0] == f"wrote {wav} (1.00 s)" and len(said) == 2, said
+    assert re.fullmatch(r"warning: module 'f' \(faulty, from faulty-test-plugin 0\) failed \d+ times?, "
+                        r"quarantined \(silent from then on\): .*SIGSEGV.*", said[1]), said[1]
+    data, _ = soundfile.read(str(wav))
+    assert len(data) == SR and peak_frequency(data[:, 0], SR) == pytest.approx(300, abs=2)
+    assert peak_frequency(data[:11 * 256, 1], SR) == pytest.approx(1000, abs=20) and not data[SR // 2:, 1].any()
+
+
 class Heard:
     """What a session says above the prompt, from any thread, as the app's say() would print it."""
 

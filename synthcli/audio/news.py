@@ -14,6 +14,20 @@ def module_label(name: str, meters: dict) -> str:
     return f"module '{name}'" + (f" ({kind})" if kind else "")
 
 
+def faults_of_a_render(stats: dict) -> list[str]:
+    """The modules that failed in a render, which are silent in its file
+    from then on or while they failed: a render has no later news to
+    say it in, so ``synth render`` and the REPL's ``render`` say it at
+    the end. ``stats`` is ``Engine.module_stats()``."""
+    lines = []
+    for name, m in stats.items():
+        if m["faults"]:
+            state = "quarantined (silent from then on)" if m["quarantined"] else "silenced while it failed"
+            lines.append(f"{module_label(name, m)} failed {m['faults']} time{'' if m['faults'] == 1 else 's'}, "
+                         f"{state}: {m['reason']}")
+    return lines
+
+
 #: Seconds of blocks a module's mean time covers before it is judged: its
 #: first block may hold a one-time cost (a numba kernel compiling) that
 #: would make a module fast enough look too slow.

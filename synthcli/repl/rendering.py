@@ -26,8 +26,9 @@ class Rendering:
     path : str
         The file it writes, for what it says.
     work : callable
-        ``work(progress)`` renders and returns the line that says what was
-        written; it calls ``progress(fraction)`` now and then.
+        ``work(progress)`` renders and returns what to say of what was
+        written and its kind ("" or "warning": a module failed); it calls
+        ``progress(fraction)`` now and then.
     say : callable
         ``say(line, kind)`` prints the outcome above the prompt, from the
         render's thread.
@@ -68,7 +69,7 @@ class Rendering:
 
     def _run(self, work: Callable[[Callable[[float], None]], str]) -> None:
         try:
-            line, kind = work(self._progress), ""
+            line, kind = work(self._progress)
         except KeyboardInterrupt as stopped:   # RenderInterrupted: says what the file holds
             line, kind = f"render {str(stopped) or 'stopped'}", "warning"
         except SynthError as error:

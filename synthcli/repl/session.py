@@ -462,6 +462,7 @@ class Session:
         play``) it runs beside the commands (see rendering.py), typed or
         sent over OSC, which a render would otherwise hold, with MIDI and
         the keyboard; elsewhere it is done before the reply."""
+        from ..audio.news import faults_of_a_render
         from ..engine.core import Engine
         from ..engine.render import (WAV_SUFFIXES, Performance, check_fits, frames_for, length_written,
                                      render_to_wav)
@@ -504,15 +505,27 @@ class Session:
                 raise SynthError(f"render over OSC is at most {REMOTE_RENDER_SECONDS:g} s (this one would last "
                                  f"up to {lasts:g} s): render it at the machine, in the REPL or with synth render")
 
-        def work(progress) -> str:
-            with Engine(self.registry, samplerate, blocksize) as engine:
+        heard: list[str] = []
+
+        def say(line: str) -> None:
+            if self.say is None:
+                heard.append(f"warning: {line}")
+            else:
+                self.say(f"render: warning: {line}", "warning")
+
+        def work(progress) -> tuple[str, str]:
+            """Under ``auto``, as ``synth render`` runs: a plugin's module in a
+            worker process, where its crash costs its sound, not the REPL."""
+            with Engine(self.registry, samplerate, blocksize, executor="auto", say=say) as engine:
                 if patch is not None:
                     engine.load(patch)
                 written = render_to_wav(Performance(engine, song, frames), file, frames, progress=progress)
-            return f"wrote {file} ({length_written(written, asked, samplerate)})"
+                failed = [f"warning: {line}" for line in faults_of_a_render(engine.module_stats())]
+            return ("\n".join([f"wrote {file} ({length_written(written, asked, samplerate)})", *heard, *failed]),
+                    "warning" if heard or failed else "")
 
         if self.say is None:
-            return work(None)
+            return work(None)[0]
         if running is not None:
             raise SynthError(f"already rendering {running.path}: `render` says how far, `render stop` ends it")
         self.rendering = Rendering(file, work, self.say)
