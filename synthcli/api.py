@@ -302,12 +302,15 @@ class Module:
     def warm(cls, files: Mapping[str, str]) -> None:
         """Do ahead what ``setup()`` would take long over for these files
         (their paths, as ``files`` will hold them), so that it finds the
-        work done. Live play calls it on a thread of its own before a patch
+        work done. Live play calls it off the render thread before a patch
         builds such an instance, and renders on meanwhile: a slow
         ``setup()`` on the render thread (a long sound decoded) would
-        starve the device. Offline renders do not call it. The
-        ``sampler`` decodes its sound into a cache here, which its
-        ``setup()`` maps. The default does nothing."""
+        starve the device. A plugin's runs in a process of its own, ended
+        after 30 s, so that a crash or hang there costs nothing: keep what
+        it makes on disk, where ``setup()`` in any process finds it, not in
+        memory. Offline renders do not call it. The ``sampler`` decodes
+        its sound into a cache here, which its ``setup()`` maps. The
+        default does nothing."""
 
     def process(
         self,
