@@ -437,6 +437,23 @@ def test_drums_keep_the_module_contract_and_respond_to_velocity():
     assert rms(hard) == pytest.approx(3 * rms(soft), rel=1e-6)
 
 
+@pytest.mark.parametrize("note", [36, 45])   # the kick, a tom
+def test_a_drum_struck_again_starts_afresh_without_a_step(note):
+    """Each hit starts its oscillator from zero, so every kick is the same
+    kick, and the sound it was making fades under it in a millisecond. It
+    went on from the old phase at full level: a step of up to half full
+    scale at every kick but the first."""
+    every, hits = SR // 2, 4
+    out = render_module(Drums, hits * every // 256 + 1, events=[(k * every, NoteOn(note, 1.0))
+                                                                 for k in range(hits)])["out"][0]
+    first = out[:every]
+    steepest = np.abs(np.diff(first[:SR // 50])).max()   # the first hit, from silence
+    for k in range(1, hits):
+        at = k * every
+        assert np.abs(np.diff(out[at - 1:at + SR // 50])).max() <= 1.2 * steepest, k
+        np.testing.assert_allclose(out[at + SR // 50:at + every], first[SR // 50:], atol=1e-7)
+
+
 def test_every_drum_goes_idle_once_it_has_died_away():
     """A slot runs until its tone and its noise have both fallen below
     1e-5. Hats, crash and clap have no tone and toms no noise, which were

@@ -46,6 +46,13 @@ def _decay(seconds, samplerate):
     return math.exp(-1.0 / (seconds * samplerate))
 
 
+#: Seconds (to 1/e) over which a drum struck again lets go of the sound it
+#: was making: the new hit starts its oscillator afresh, from zero, as the
+#: same hit every time, and the old sound fades under it instead of
+#: stepping off.
+HANDOVER_SECONDS = 0.001
+
+
 #: What each slot keeps of the hit that struck it: its pitch scale and the
 #: per-sample factors of its tone's and its noise's decay.
 TUNE, AMP_DECAY, NOISE_DECAY = range(3)
@@ -72,14 +79,16 @@ def _strike(s, tone, decay, struck, samplerate):
 
 @kernel
 def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
-                  age, vel, amp, noise_amp, phase, pitch_env, rng, filt, struck, samplerate):
+                  age, vel, amp, noise_amp, phase, pitch_env, rng, filt, struck, handover, samplerate):
     """Every instrument's next block, summed to one signal on every channel.
 
     Instrument s plays on output channel s mod channels. Each slot keeps:
     age in samples (-1: silent), velocity, a tone and a
     noise amplitude, an oscillator phase and pitch envelope, a noise
-    generator, two filter states and what its hit struck (see _strike):
-    ``tone`` scales pitches, ``decay`` lengths, both as each hit starts."""
+    generator, two filter states, what its hit struck (see _strike):
+    ``tone`` scales pitches, ``decay`` lengths, both as each hit starts,
+    and ``handover``: the last sample it made and what of its previous
+    hit still fades under this one (HANDOVER_SECONDS)."""
     channels, n = out.shape
     k = 0
     ntrig = trig_at.shape[0]
@@ -94,6 +103,7 @@ def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
     lp_clap = 1.0 - math.exp(-2.0 * math.pi * min(2500.0, 0.45 * samplerate) / samplerate)
     hp_crash = math.exp(-2.0 * math.pi * 4000.0 / samplerate)
     burst = int(0.011 * samplerate)
+    let_go = _decay(HANDOVER_SECONDS, samplerate)
     for i in range(n):
         while k < ntrig and trig_at[k] <= i:
             s = trig_slot[k]
@@ -102,6 +112,8 @@ def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
             amp[s] = 1.0 if AMP_SECONDS[s] > 0.0 else 0.0   # what a slot does not have is silent already,
             noise_amp[s] = 1.0 if NOISE_SECONDS[s] > 0.0 else 0.0   # so that it stops once its sound dies
             pitch_env[s] = 1.0
+            phase[s] = 0.0
+            handover[s, 1] = handover[s, 0]
             _strike(s, tone[0, i], decay[0, i], struck, samplerate)
             if s == CLOSED_HAT:   # a closed hat chokes the open one
                 noise_amp[OPEN_HAT] *= 0.05
@@ -160,10 +172,14 @@ def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
                 y = 0.9 * amp[s] * math.sin(2.0 * math.pi * phase[s])
                 amp[s] *= struck[s, AMP_DECAY]
                 pitch_env[s] *= tom_pitch
-            out[s % channels, i] += KIT_GAIN * v * y * level[s % channels, i]
+            sound = v * y + handover[s, 1]
+            handover[s, 0] = sound
+            handover[s, 1] *= let_go
+            out[s % channels, i] += KIT_GAIN * sound * level[s % channels, i]
             age[s] += 1.0
             if amp[s] < 1e-5 and noise_amp[s] < 1e-5 and age[s] > 4 * burst:
                 age[s] = -1.0
+                handover[s, 0] = handover[s, 1] = 0.0
 
 
 
@@ -186,7 +202,7 @@ class Drums(Module):
         Param("decay", 1.0, 0.1, 4.0, "x", glide=False,
               doc="scales the length of each drum, as it is struck"),
     )
-    state_fields = ("age", "vel", "amp", "noise_amp", "phase", "pitch_env", "rng", "filt", "struck")
+    state_fields = ("age", "vel", "amp", "noise_amp", "phase", "pitch_env", "rng", "filt", "struck", "handover")
     accepts_notes = True
 
     @classmethod
@@ -203,6 +219,7 @@ class Drums(Module):
         self.rng = np.arange(SLOTS, dtype=np.uint64) * np.uint64(7919)
         self.filt = np.zeros((SLOTS, 2))
         self.struck = np.zeros((SLOTS, 3))
+        self.handover = np.zeros((SLOTS, 2))
         self.pending: list[tuple[int, int, float]] = []
         self._grow(16)
 
@@ -236,7 +253,7 @@ class Drums(Module):
             triggers = (self._at[:count], self._slot[:count], self._vel[:count])
         _drums_kernel(*triggers, params["tone"], params["decay"], params["level"], outputs["out"],
                       self.age, self.vel, self.amp, self.noise_amp, self.phase, self.pitch_env,
-                      self.rng, self.filt, self.struck, self.samplerate)
+                      self.rng, self.filt, self.struck, self.handover, self.samplerate)
 
 
 MODULES = (Drums,)
