@@ -249,6 +249,36 @@ def test_a_stopped_song_silences_a_latched_arp(registry):
     assert len(onsets(before[96000:])) == 4 and not after.any()
 
 
+def test_a_latched_arp_lets_go_where_the_song_or_the_midi_file_ends(registry, tmp_path):
+    """The end of a song, or of a MIDI file played on a voice patch, ends
+    the chord a latch holds, as a stop does: it played on to TAIL_MAX, 10 s
+    past the end, and was cut there."""
+    import mido
+
+    from synthcli.midi import midi_performance
+    from synthcli.sequencer.song import TAIL_SILENCE
+    end = 4 * 48000
+    song = render(registry, SONG.format(arp="rate=8 latch=on", clock=""))
+    assert len(onsets(song[:end])) == 31 and np.abs(song[end - 6000:end]).max() > 0.1
+    assert not song[end + BS:].any() and len(song) < end + (TAIL_SILENCE + 0.1) * 48000
+
+    chord = [mido.Message("note_on", note=note, velocity=100, time=0) for note in (60, 64, 67)]
+    chord += [mido.Message("note_off", note=note, velocity=0, time=960 if k == 0 else 0)
+              for k, note in enumerate((60, 64, 67))]   # a second at 120 bpm, then a second latched
+    chord.append(mido.Message("control_change", control=1, value=0, time=960))
+    midi = tmp_path / "chord.mid"
+    mido.MidiFile(tracks=[mido.MidiTrack(chord)]).save(str(midi))
+    voices = "\n".join(SONG.format(arp="rate=8 latch=on", clock="").splitlines()[3:-1])
+    with Engine(registry, 48000, BS) as engine:
+        performance = midi_performance(engine, str(midi), voices)
+        blocks = [performance.next_block()[0].copy()]
+        while not performance.over:
+            blocks.append(performance.next_block()[0].copy())
+    played = np.concatenate(blocks)
+    assert len(onsets(played[:96000])) == 15 and np.abs(played[96000 - 6000:96000]).max() > 0.1
+    assert len(played) < 48000 * (2 + TAIL_SILENCE + 0.1) and not played[96000 + BS:].any()
+
+
 def test_worker_processes_render_the_arp_bit_for_bit(registry):
     text = SONG.format(arp="rate=11 mode=random octaves=3 latch=on", clock="")
     np.testing.assert_array_equal(render(registry, text, "processes"), render(registry, text, "inline"))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from ..api import NoteOff, NoteOn
-from ..sequencer.song import SILENT, TAIL_MAX, TAIL_SILENCE
+from ..sequencer.song import SILENT, TAIL_MAX, TAIL_SILENCE, let_go
 from .file import (ALL_NOTES_OFF, ALL_SOUND_OFF, DEFAULT_VOLUME, EXPRESSION, PAN, RESET_CONTROLLERS, SUSTAIN,
                    VOLUME, MidiSong)
 from .voices import MAX_LEVEL, ChannelMap, channel_gain, level_gain
@@ -62,6 +62,7 @@ class MidiDriver:
         self.min_note = max(1, round(MIN_NOTE * engine.samplerate))
         self.state = [_State(level=ch.base_level) for ch in self.map.channels]
         self.finished = False
+        self.released = False   # every note released, and the patch told so (see after_block)
         self.silent_for = 0
         self.swapped_at = None   # what the live render loop reads of a song's sequencer
 
@@ -90,10 +91,15 @@ class MidiDriver:
 
     def after_block(self, master) -> bool:
         """True once the file is over: past its last event, every note
-        released, and silent for TAIL_SILENCE seconds (or TAIL_MAX past the end)."""
+        released, and silent for TAIL_SILENCE seconds (or TAIL_MAX past the end).
+        With every note released, a voice patch's module that holds notes
+        of its own (an arp's latched chord) lets go too."""
         engine = self.engine
         if not self.finished or self._deferred or engine.time <= self.end:
             return False
+        if not self.released:
+            self.released = True
+            let_go(engine, self.map.patch, engine.time)
         loud = float(abs(master).max()) > SILENT
         self.silent_for = 0 if loud else self.silent_for + engine.blocksize
         rate = engine.samplerate
@@ -104,6 +110,7 @@ class MidiDriver:
         now = self.engine.time
         for channel in range(16):
             self._all_off(channel, now)
+        let_go(self.engine, self.map.patch, now)
 
     # -- events ---------------------------------------------------------------------
 

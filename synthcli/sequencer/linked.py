@@ -100,6 +100,7 @@ class LinkedSequencer(Sequencer):
                 self._keep_in(self.patch)
                 self.engine.load(self.patch)
                 self.bar = 0
+                self.released = False
                 self._follow(self.timeline, 0)
                 self.started = True
         elif self.started and not self.halted:   # stopped by a peer

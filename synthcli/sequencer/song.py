@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from ..api import NoteOff, NoteOn
+from ..api import AllNotesOff, Module, NoteOff, NoteOn
 from ..errors import SynthError, UnknownModule, did_you_mean
 from ..language import At, Command, Length, Meter, Pattern, Set, Tempo, parse_text
 from ..language.parser import inside
@@ -412,6 +412,16 @@ def note_events(note: float, velocity: float) -> tuple[NoteOn, NoteOff]:
 _BAR_START = Fraction(0)
 
 
+def let_go(engine, patch: Patch, time: int) -> None:
+    """Tell every module that takes events to let go of its notes at
+    ``time``: the note sources, and a module that holds notes of its own
+    (an arp's latched chord), which nothing else would end."""
+    for name, inst in patch.modules.items():
+        cls = inst.type.cls
+        if cls.accepts_notes or cls.on_event is not Module.on_event:
+            engine.send(name, time, AllNotesOff())
+
+
 class Sequencer:
     """Plays a song on an engine: call :meth:`before_block` before each
     ``engine.process_block()`` and :meth:`after_block` with its output.
@@ -443,6 +453,7 @@ class Sequencer:
         engine.load(self.patch)
         self.bar = start
         self.silent_for = 0
+        self.released = False   # past the end, every note of it ended, and told so (see after_block)
         self.swapped_at: int | None = None
         # (note source, pitch) -> the off of its last note held past its step: (sample, handle to cancel it)
         self.note_offs: dict[tuple[str, float], tuple[int, int]] = {}
@@ -536,18 +547,13 @@ class Sequencer:
         """Release every held note of every note source, and take back the
         notes and pattern values sent for later in the bar (the transport
         stops): they played on after a stop, into a restarted song too.
-        Every other module that takes events hears it as well: one that
-        holds notes of its own (an arp's latched chord) lets them go."""
-        from ..api import AllNotesOff, Module
+        Every other module that takes events hears it as well (let_go)."""
         now = self.engine.time
         for when, handle in self.ahead:
             if when >= now:
                 self.engine.cancel(handle)
         self.ahead.clear()
-        for name, inst in self.patch.modules.items():
-            cls = inst.type.cls
-            if cls.accepts_notes or cls.on_event is not Module.on_event:
-                self.engine.send(name, self.engine.time, AllNotesOff())
+        let_go(self.engine, self.patch, now)
 
     def before_block(self) -> None:
         engine = self.engine
@@ -675,10 +681,15 @@ class Sequencer:
 
     def after_block(self, master) -> bool:
         """True once the song is over: past its last bar and silent for
-        TAIL_SILENCE seconds (or TAIL_MAX seconds past it)."""
+        TAIL_SILENCE seconds (or TAIL_MAX seconds past it). Once its last
+        note has ended, what holds notes of its own lets go (let_go): a
+        latched arp played on for TAIL_MAX and was cut there."""
         end = self.end
         if end is None or self.engine.time <= end:
             return False
+        if not self.released and all(when < self.engine.time for when, _ in self.ahead):
+            self.released = True
+            let_go(self.engine, self.patch, self.engine.time)
         loud = float(abs(master).max()) > SILENT
         self.silent_for = 0 if loud else self.silent_for + self.engine.blocksize
         rate = self.engine.samplerate
