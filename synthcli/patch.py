@@ -437,10 +437,3 @@ def sound_problem(path: Path) -> str | None:
     except RuntimeError as error:   # libsndfile's own message: "Format not recognised", ...
         return f"not a sound file: {str(error).rsplit(': ', 1)[-1].rstrip('.')}"
     return None
-
-
-def load_patch(path: str | Path, registry: Registry) -> Patch:
-    """Read a patch file; errors name the file, line and column."""
-    patch = Patch(registry)
-    patch.load_text(read_source(path), str(path))
-    return patch

@@ -203,7 +203,6 @@ def disabled_from_env() -> set[str]:
     return {name.strip() for name in raw.split(",") if name.strip()}
 
 
-
 def _pip_source(name: str) -> str:
     """What to give pip for ``name``: the example plugins ship in synthcli's
     source tree (``plugins/``), not on PyPI."""
@@ -217,7 +216,7 @@ def _pip_source(name: str) -> str:
         return str(tree)
 
 
-def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Registry:
+def load_registry(safe_mode: bool = False) -> Registry:
     """Build the registry: built-ins first (they keep their plain names),
     then installed plugins in a stable order (by distribution name)."""
     from . import __version__
@@ -233,7 +232,7 @@ def load_registry(safe_mode: bool = False, disabled: Iterable[str] = ()) -> Regi
     if safe_mode:
         registry.skipped.update(ep.dist for ep in entry_points(ENTRY_POINT_GROUP))
     else:
-        skip = set(disabled) | disabled_from_env()
+        skip = disabled_from_env()
         if skip:   # pip's names: synthcli_fold is synthcli-fold (packaging's import costs 17 ms: only then)
             from packaging.utils import canonicalize_name
             skip |= {canonicalize_name(name) for name in skip}

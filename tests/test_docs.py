@@ -12,7 +12,7 @@ import pytest
 from synthcli.engine.schedule import topological_order
 from synthcli.graph import to_dot
 from synthcli.language import COMMANDS
-from synthcli.patch import load_patch
+from synthcli.patch import Patch
 from synthcli.reference import DOCS, as_text, command_reference, module_reference
 
 ROOT = Path(__file__).parent.parent
@@ -32,7 +32,8 @@ def test_generated_references_are_up_to_date_and_complete(registry):
 
 
 def test_the_graph_shows_every_module_and_cable(registry):
-    patch = load_patch(ROOT / "patches" / "pluck.patch", registry)
+    patch = Patch(registry)
+    patch.load_text((ROOT / "patches" / "pluck.patch").read_text())
     dot = to_dot(patch, "pluck", topological_order(patch)[1])
     for name in patch.modules:
         assert f'"{name}" [label=<' in dot
@@ -44,7 +45,8 @@ def test_the_graph_shows_every_module_and_cable(registry):
 def test_feedback_cables_are_drawn_dashed(registry, tmp_path):
     (tmp_path / "loop.patch").write_text("add vco o\nadd delay d\nadd mix m\nconnect o m.in1\nconnect m d\n"
                                          "connect d m.in2\nconnect m out\n")
-    patch = load_patch(tmp_path / "loop.patch", registry)
+    patch = Patch(registry)
+    patch.load_text((tmp_path / "loop.patch").read_text())
     dot = to_dot(patch, "loop", topological_order(patch)[1])
     assert dot.count("style=dashed") == 1 and '"m":out_out:e -> "d":in_in:w [style=dashed' in dot  # d was added first, so it runs first
 
