@@ -12,12 +12,13 @@ they are the same, so is the answer, and it costs a directory listing.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import zlib
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from .cache import cache_folder, read_json, write_json
 
 METADATA_SUFFIXES = (".dist-info", ".egg-info")
 
@@ -51,21 +52,15 @@ def entry_points(group: str) -> list[EntryPoint]:
     installed distributions are the same, else from importlib.metadata."""
     key = installed_fingerprint()
     path = cache_path(group)
+    cached = read_json(path)
     try:
-        cached = json.loads(path.read_text())
-        if cached["installed"] == key:
+        if cached.get("installed") == key:
             return [EntryPoint(*entry) for entry in cached["entry_points"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass    # no cache yet, another environment's, or unreadable: scan
+    except (KeyError, TypeError):
+        pass    # another synthcli's: scan
     found = scan(group)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}")
-        partial.write_text(json.dumps({"installed": key, "entry_points": found}))
-        os.replace(partial, path)   # readers see the old file or the new, never half of one
+    if write_json(path, {"installed": key, "entry_points": found}):
         prune(path.parent, group)
-    except OSError:
-        pass    # a read-only home only costs the scan
     return found
 
 
@@ -118,33 +113,8 @@ def installed_fingerprint() -> list[list]:
     return key
 
 
-def cache_folder() -> Path:
-    """synthcli's folder in the user's cache (XDG)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "synthcli"
-
-
 def cache_path(group: str) -> Path:
     """One file per group and environment (interpreter and sys.path), so
     two environments of one user do not overwrite each other's."""
     environment = zlib.crc32("\0".join([sys.executable, *sys.path]).encode())
     return cache_folder() / f"entry-points-{group}-{environment:08x}.json"
-
-
-def source_stamp(origin: str | None) -> int:
-    """The newest modification time of a plugin's Python source: its
-    module's file, or every ``.py`` file of its package, since an edit to
-    any of them changes what importing or running it does. Keys the
-    verdicts on plugins that crashed or hung (plugins.trial_import,
-    processes._trial_key), so that an edit gets a fresh trial."""
-    if not origin:
-        return 0
-    if os.path.basename(origin) != "__init__.py":
-        return os.stat(origin).st_mtime_ns
-    newest = 0
-    for folder, subfolders, files in os.walk(os.path.dirname(origin)):
-        subfolders[:] = [name for name in subfolders if name != "__pycache__"]
-        for name in files:
-            if name.endswith(".py"):
-                newest = max(newest, os.stat(os.path.join(folder, name)).st_mtime_ns)
-    return newest

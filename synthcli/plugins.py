@@ -328,8 +328,8 @@ def trial_import(ep) -> str | None:
     is kept in the user's cache until the plugin's version or one of its
     package's files changes, so later starts only look it up."""
     import importlib.util
-    import json
-    from .entrypoints import cache_folder, source_stamp
+
+    from .cache import cache_folder, read_json, source_stamp, write_json
     if not hasattr(os, "fork"):
         return None
     try:   # the package's own files, found without running any of it
@@ -340,24 +340,13 @@ def trial_import(ep) -> str | None:
         origin, stamp = None, 0
     key = f"{ep.dist}=={ep.version}:{ep.module}:{origin}:{stamp}"
     path = cache_folder() / "plugin-imports.json"
-    try:
-        verdicts = json.loads(path.read_text())
-    except (OSError, ValueError):
-        verdicts = {}
-    if not isinstance(verdicts, dict):
-        verdicts = {}
+    verdicts = read_json(path)
     if key in verdicts:
         return verdicts[key]
     verdict = _import_in_a_child(ep.module)
     verdicts = {k: v for k, v in verdicts.items() if not k.startswith(f"{ep.dist}==")}   # older versions
     verdicts[key] = verdict
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}")
-        partial.write_text(json.dumps(verdicts))
-        os.replace(partial, path)
-    except OSError:
-        pass    # a read-only home: tried again next time
+    write_json(path, verdicts)   # or, in a read-only home, tried again next time
     return verdict
 
 

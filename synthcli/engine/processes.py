@@ -30,7 +30,6 @@ ran beside the music on a 2-core machine.
 from __future__ import annotations
 
 import faulthandler
-import json
 import multiprocessing as mp
 import queue
 from multiprocessing import forkserver, resource_tracker
@@ -419,7 +418,7 @@ def _trial_key(cls: type) -> str | None:
     """The class, its module's file and the newest modification time of
     its package's files: a verdict holds until the plugin is changed (an
     upgrade, an edit of an editable install, its DSP in another file)."""
-    from ..entrypoints import source_stamp
+    from ..cache import source_stamp
     path = getattr(sys.modules.get(cls.__module__), "__file__", None)
     package = getattr(sys.modules.get(cls.__module__.partition(".")[0]), "__file__", None)
     try:
@@ -429,7 +428,7 @@ def _trial_key(cls: type) -> str | None:
 
 
 def _verdicts_path():
-    from ..entrypoints import cache_folder
+    from ..cache import cache_folder
     return cache_folder() / "failed-warm-ups.json"
 
 
@@ -437,14 +436,11 @@ def _failed_trials() -> dict[str, str]:
     """Modules that crashed or hung in an earlier warm-up's trial, and how
     ("hung", "crashed (SIGSEGV)"): without this, a plugin whose setup()
     hangs cost TRIAL_SECONDS at every start."""
-    try:
-        found = json.loads(_verdicts_path().read_text())
-    except (OSError, ValueError, TypeError):
-        return {}
-    # A list is from before the verdicts said how: its modules are tried
-    # again, once, so that one that hangs is known as hung (and not given
-    # to a worker whose other modules would wait for it; see _assign).
-    return found if isinstance(found, dict) else {}
+    from ..cache import read_json
+    # A list is from before the verdicts said how: read as none, its modules
+    # are tried again, once, so that one that hangs is known as hung (and
+    # not given to a worker whose other modules would wait for it; see _assign).
+    return read_json(_verdicts_path())
 
 
 def _hung_in_trial() -> set[str]:
@@ -458,13 +454,8 @@ def _remember_failed(verdicts: dict[type, str]) -> None:
     path = _verdicts_path()
     kept = {key: how for key, how in _failed_trials().items()
             if os.path.exists(key.rsplit(":", 2)[0])}   # uninstalled: forgotten
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}")
-        partial.write_text(json.dumps({**kept, **found}, sort_keys=True))
-        os.replace(partial, path)
-    except OSError:
-        pass    # a read-only home: the trial is simply made again next time
+    from ..cache import write_json
+    write_json(path, {**kept, **found})   # or, in a read-only home, the trial is made again next time
 
 
 class ProcessExecutor:

@@ -289,7 +289,7 @@ def warm_sound(path: str) -> None:
 
 
 def _cache_folder() -> Path:
-    from ..entrypoints import cache_folder
+    from ..cache import cache_folder
     return cache_folder() / "sounds"
 
 
