@@ -217,6 +217,7 @@ def test_missing_file_and_bad_flags(tmp_path):
     (["play", BASIC, "--record", "{tmp}/missing/r.wav"], "--record {tmp}/missing/r.wav: no such directory"),
     (["play", BASIC, "--duration", "inf"], "a positive number of seconds, got inf"),
     (["bench", "--seconds", "nan"], "--seconds nan is out of range"),
+    (["play", BASIC, "--osc", "9", "--osc-allow", "nonsense"], "--osc-allow: 'nonsense' is not an IP address"),
 ])
 def test_what_cannot_be_written_or_timed_is_refused_before_any_work(tmp_path, args, words):
     """Before any sound or rendering: a minute's work must not end in an
@@ -297,6 +298,8 @@ def test_bench_measures_a_patch_file():
     inline = {r["blocksize"]: r["realtime"] for r in report["results"] if r["executor"] == "inline"}
     for r in report["results"]:   # speeds are measured, so only their relations are checked here
         assert r["realtime"] > 0 and r["speedup"] == pytest.approx(r["realtime"] / inline[r["blocksize"]])
+    live = [r for r in report["results"] if r["blocksize"] == 256]   # what synth play runs at
+    assert report["recommended"] == max(live, key=lambda r: r["realtime"])
 
 
 @pytest.mark.parametrize("fmt, subtype", [("float32", "FLOAT"), ("pcm24", "PCM_24"), ("pcm16", "PCM_16")])
@@ -308,8 +311,12 @@ def test_render_writes_the_asked_wav(tmp_path, fmt, subtype):
     assert (info.samplerate, info.channels, info.frames, info.subtype) == (44100, 2, 66150, subtype)
     data, _ = soundfile.read(str(out))
     assert np.abs(data).max() > 0.05 and np.abs(data).max() <= 1.0
-
     assert f"wrote {out} (1.50 s; 44100 Hz, stereo, {fmt})" in done.stderr
+    if fmt != "float32":   # the same samples, to the format's last bit
+        exact = tmp_path / "exact.wav"
+        assert synth("render", BASIC, "-o", exact, "--duration", "1.5", "--samplerate", "44100").returncode == 0
+        bits = int(fmt[3:])
+        assert np.abs(data - soundfile.read(str(exact))[0]).max() <= 2.0 ** (1 - bits)
 
 
 def test_a_duration_longer_than_the_song_says_why_the_file_is_shorter(tmp_path):

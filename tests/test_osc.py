@@ -358,10 +358,19 @@ def test_only_allowed_clients_are_heard(registry):
     control = Control(session, logged.append)
     control.listen_osc(0, allow=["10.1.2.3"])
     try:
+        assert control.osc.sock.getsockname()[0] == "127.0.0.1"   # this machine only, unless asked
         oscsend(control.osc.port, "/synth/o/freq", "f", 330.0)
         assert wait_for(lambda: control.osc.counts["dropped"] == 1)
         assert session.patch.modules["o"].params["freq"] == 220.0
         assert "not on the --osc-allow list" in logged[0]
+    finally:
+        control.close()
+    control = Control(session, logged.append)
+    control.listen_osc(0, allow=["10.1.2.3", "127.0.0.1"])
+    try:
+        oscsend(control.osc.port, "/synth/o/freq", "f", 330.0)
+        assert wait_for(lambda: control.osc.counts["applied"] == 1), control.osc.counts
+        assert session.patch.modules["o"].params["freq"] == 330.0
     finally:
         control.close()
 

@@ -116,13 +116,20 @@ def test_undo_and_redo_cover_every_edit_and_a_pasted_block_is_one_step(session):
     assert "tempo 90\n" in pasted and "connect f1.out out.in" in pasted
     assert session.execute("undo") == "undid a block of 5 commands"
     assert session.song_text == "add vco osc1\nconnect osc1.out out.in\n"
+    assert session.sound.sent[-1] == ("load", "add vco osc1\nconnect osc1.out out.in\n")   # the engine hears it
     assert session.execute("redo") == "redid a block of 5 commands"
     assert session.song_text == pasted
+    assert session.sound.sent[-1] == ("load", pasted.replace("tempo 90\n", ""))
     run(session, "undo", "undo", "undo")
     assert session.song_text == "\n" and session.execute("undo") == "nothing to undo"
     run(session, "redo", "redo")
     assert session.song_text == "add vco osc1\nconnect osc1.out out.in\n"
-    run(session, "set osc1.freq 300")
+    run(session, "set osc1.freq 300", "undo")
+    assert session.sound.sent[-1] == ("set", "osc1", "freq", pytest.approx(261.6255653))   # back to its default
+    run(session, "redo")
+    assert session.sound.sent[-1] == ("set", "osc1", "freq", 300.0)
+    assert session.execute("redo") == "nothing to redo"
+    run(session, "undo", "set osc1.freq 200")
     assert session.execute("redo") == "nothing to redo"    # a new edit forgets what was undone
     with pytest.raises(SynthError, match="cannot be part of a pasted block"):
         session.execute("set osc1.freq 200\nundo")

@@ -39,6 +39,17 @@ def render(registry, text, blocksize=256, executor="inline", workers=None):
     return np.concatenate(blocks)
 
 
+def test_a_patterns_vel_is_each_notes_velocity_and_0_8_without_it(registry):
+    """`vel=` reaches the note source's velocity cable note by note: a vca
+    on it plays `vel=0.4` at half the level of no `vel`, which is 0.8."""
+    text = ("tempo 120\nlength 1\nadd keys kb voices=1\nadd vca v level=0.5\nconnect kb.velocity v.gain\n"
+            "connect kb.gate v\nconnect v out\npattern kb \"c4 c4\" legato=0.5{vel}\n")
+    held = slice(SR // 4, SR // 2)   # the first note, past the output's fade-in
+    plain, soft = (render(registry, text.format(vel=vel))[held] for vel in ("", " vel=0.4"))
+    np.testing.assert_allclose(plain, 0.5 * 0.8, atol=1e-9)
+    np.testing.assert_allclose(soft, 0.5 * 0.4, atol=1e-9)
+
+
 def rising_edges(signal):
     """Where a gate (exactly 0 between notes) starts; the fade-in at the
     very start only scales the first note, it does not move it."""
