@@ -5,7 +5,7 @@ import numpy as np
 
 from ..api import CONTROL, AllNotesOff, Module, Param, Port
 from ..engine.jit import helper, kernel
-from .oscillators import _random
+from .dsp import random_step
 
 #: Tidal's arp modes, then as played and at random.
 ARP_MODES = ("up", "down", "updown", "downup", "converge", "diverge", "pinkyup", "thumbup", "order", "random")
@@ -184,7 +184,7 @@ def _arp_kernel(voct, gate, velocity, clock, rate, mode, octaves, length, latch,
             total = min(max(int(octaves[0, i]), 1), MAX_OCTAVES) * members_count
             m = int(mode[0, i])
             if m == RANDOM:
-                rng[0], u = _random(rng[0])
+                rng[0], u = random_step(rng[0])
                 index = min(int((u + 1.0) * 0.5 * total), total - 1)
             else:
                 index = _index(m, int(step), total)

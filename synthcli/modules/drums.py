@@ -8,7 +8,7 @@ import numpy as np
 
 from ..api import AUDIO, MAX_CHANNELS, AllNotesOff, Module, NoteOn, Param, Port
 from ..engine.jit import helper, kernel
-from .oscillators import _random
+from .dsp import random_step
 
 #: The kit's instruments, one voice each; a note retriggers its instrument.
 KICK, SNARE, CLAP, CLOSED_HAT, OPEN_HAT, CRASH = range(6)
@@ -136,7 +136,7 @@ def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
                 pitch_env[s] *= kick_pitch
                 noise_amp[s] *= struck[s, NOISE_DECAY]
             elif s == SNARE or s == CLAP:
-                rng[s], w = _random(rng[s])
+                rng[s], w = random_step(rng[s])
                 hp = hp_snare if s == SNARE else hp_clap
                 lp = lp_snare if s == SNARE else lp_clap
                 # high-pass: the input minus its one-pole low-pass
@@ -158,7 +158,7 @@ def _drums_kernel(trig_at, trig_slot, trig_vel, tone, decay, level, out,
                     if a >= 3 * burst:
                         noise_amp[s] *= struck[s, NOISE_DECAY]
             elif s == CLOSED_HAT or s == OPEN_HAT or s == CRASH:
-                rng[s], w = _random(rng[s])
+                rng[s], w = random_step(rng[s])
                 hp = hp_crash if s == CRASH else hp_hat
                 filt[s, 0] = hp * filt[s, 0] + (1.0 - hp) * w
                 y = 0.7 * noise_amp[s] * (w - filt[s, 0])

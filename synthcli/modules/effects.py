@@ -7,8 +7,8 @@ import numpy as np
 
 from ..api import AUDIO, Module, Param, Port
 from ..engine.jit import helper, kernel
-from .filters import MAX_CUTOFF_RATIO, MIN_CUTOFF, flush, mode_fade, same_as_previous
-from .oscillators import _sin_turns
+from .dsp import flush, mode_fade, read_cubic, same_as_previous, sin_turns
+from .filters import MAX_CUTOFF_RATIO, MIN_CUTOFF
 
 #: Range of the delay time, in seconds; the buffer is sized for the longest.
 MIN_DELAY = 0.001
@@ -48,35 +48,10 @@ def _flush_written(line, start, n):
         line[i] = flush(line[i])
 
 
-@helper
-def _read_cubic(buf, c, r):
-    """Line ``c`` of ``buf`` at the fractional index ``r``, which lies
-    within one line length below 0 or above it. Cubic (Hermite)
-    interpolation keeps a swept delay free of the dulling and zipper
-    noise of linear interpolation; it reads one sample past the read
-    point, so a line is never read closer than 2 samples to its newest."""
-    size = buf.shape[1]
-    base = int(np.floor(r))
-    f = r - base
-    # Wrapping by compare and add reads what a modulo would, without divisions.
-    k = base + size if base < 0 else base
-    if k < 0 or k >= size:  # a NaN time: the output is NaN, whatever is read
-        k = 0
-    k2 = k + 1 if k + 1 < size else 0
-    y0 = buf[c, k - 1 if k > 0 else size - 1]
-    y1 = buf[c, k]
-    y2 = buf[c, k2]
-    y3 = buf[c, k2 + 1 if k2 + 1 < size else 0]
-    c1 = 0.5 * (y2 - y0)
-    c2 = y0 - 2.5 * y1 + 2.0 * y2 - 0.5 * y3
-    c3 = 0.5 * (y3 - y0) + 1.5 * (y1 - y2)
-    return ((c3 * f + c2) * f + c1) * f + y1
-
-
 @kernel
 def _delay_kernel(x, time, feedback, mix, tone, out, buf, pos, damp, samplerate, dmin):
     """Fractional delay line with feedback, all channels in one call. The
-    delay never drops below ``dmin`` (>= 2 samples, see _read_cubic) and
+    delay never drops below ``dmin`` (>= 2 samples, see read_cubic) and
     the newest sample is written only after it is read. What goes round
     again passes a one-pole lowpass at ``tone`` (its state in ``damp``),
     so every repeat is darker than the last; at MAX_TONE it is skipped and
@@ -91,7 +66,7 @@ def _delay_kernel(x, time, feedback, mix, tone, out, buf, pos, damp, samplerate,
         a = 1.0
         for i in range(n):
             d = min(max(time[c, i] * samplerate, dmin), dmax)
-            wet = _read_cubic(buf, c, w - d)
+            wet = read_cubic(buf, c, w - d)
             fb = min(max(feedback[c, i], 0.0), 0.99)
             m = min(max(mix[c, i], 0.0), 1.0)
             if tone[c, i] != last_tone:   # the exp only when the tone changes
@@ -161,8 +136,8 @@ def _pingpong_kernel(x, time, feedback, mix, tone, left, right, buf, pos, damp, 
         for c in range(channels):
             dry += x[c, i]
         d = min(max(time[0, i] * samplerate, dmin), dmax)
-        wet_left = _read_cubic(buf, 0, w - d)
-        wet_right = _read_cubic(buf, 1, w - d)
+        wet_left = read_cubic(buf, 0, w - d)
+        wet_right = read_cubic(buf, 1, w - d)
         fb = min(max(feedback[0, i], 0.0), 0.99)
         m = min(max(mix[0, i], 0.0), 1.0)
         if tone[0, i] != last_tone:
@@ -236,8 +211,8 @@ def _chorus_kernel(x, rate, depth, mix, left, right, buf, pos, phase, samplerate
             dry += x[c, i]
         swing = min(max(depth[0, i], 0.0), MAX_CHORUS_DEPTH) * math.sin(2.0 * math.pi * p)
         m = min(max(mix[0, i], 0.0), 1.0)
-        wet_left = _read_cubic(buf, 0, w - (CHORUS_CENTRE + swing) * samplerate)
-        wet_right = _read_cubic(buf, 0, w - (CHORUS_CENTRE - swing) * samplerate)
+        wet_left = read_cubic(buf, 0, w - (CHORUS_CENTRE + swing) * samplerate)
+        wet_right = read_cubic(buf, 0, w - (CHORUS_CENTRE - swing) * samplerate)
         buf[0, w] = dry
         left[0, i] = (1.0 - m) * dry + m * wet_left
         right[0, i] = (1.0 - m) * dry + m * wet_right
@@ -301,13 +276,13 @@ def _flanger_kernel(x, rate, depth, delay, feedback, mix, out, buf, pos, phase, 
             p -= 1.0
     phase[0] = p
     for i in range(n):
-        swing[i] = 0.5 + 0.5 * _sin_turns(swing[i])
+        swing[i] = 0.5 + 0.5 * sin_turns(swing[i])
     for c in range(channels):
         w = pos[0]
         for i in range(n):
             span = min(max(depth[c, i], 0.0), 1.0)
             d = max(min(max(delay[c, i], 0.0), MAX_FLANGE) * samplerate * (1.0 - span * swing[i]), 2.0)
-            wet = _read_cubic(buf, c, w - d)
+            wet = read_cubic(buf, c, w - d)
             fb = min(max(feedback[c, i], -MAX_FLANGE_FEEDBACK), MAX_FLANGE_FEEDBACK)
             m = min(max(mix[c, i], 0.0), 1.0)
             buf[c, w] = x[c, i] + fb * wet

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..api import AUDIO, MAX_CHANNELS, Module, Param, Port
 from ..engine.jit import helper, kernel
-from .oscillators import _steady
+from .dsp import flush, is_steady, mode_fade, same_as_previous
 
 #: A modulated cutoff is held in this range: below it the filter is a DC
 #: trap, above it tan() of the prewarp heads for its pole at Nyquist.
@@ -26,9 +26,6 @@ MAX_CUTOFF_RATIO = 0.49
 BUTTERWORTH_K = math.sqrt(2.0)
 SVF_MIN_K = 0.02
 
-#: A change of the vcf's mode (or the drive's shape) crossfades over this
-#: long from its sample, whatever the block size.
-MODE_FADE_SECONDS = 0.005
 
 #: How each SVF mode mixes the input v0, k*v1, the band v1 and the low v2.
 #: The band output is the analog SVF's, so resonance lifts it like the others.
@@ -51,10 +48,6 @@ LADDER_COMPENSATION = 0.5
 #: drive 1 is this gain into the saturating input stage (+20 dB).
 LADDER_MAX_DRIVE = 10.0
 
-#: States below this (-600 dB) are zeroed, long before they could decay
-#: into denormals, which are slow on x86: the filters' at the end of a
-#: block, the delay's and reverb's lines as each sample is written.
-FLUSH = 1e-30
 
 
 #: The filters run channels side by side, one sample of every channel at a
@@ -74,11 +67,6 @@ LANES = MAX_CHANNELS
 
 
 @helper
-def flush(v):
-    return v if abs(v) > FLUSH else 0.0
-
-
-@helper
 def _prewarp(f, fmax, warp):
     """The trapezoidal integrator gain g = tan(pi f / fs) of a cutoff."""
     return math.tan(min(max(f, MIN_CUTOFF), fmax) * warp)
@@ -89,16 +77,6 @@ def _lane_count(channels):
     """How many lanes to run, unsigned: LLVM vectorises a loop over lanes
     only without the check for negative indices that signed ones carry."""
     return np.uint64(channels if channels <= FEW else HALF_LANES if channels <= HALF_LANES else LANES)
-
-
-@helper
-def same_as_previous(param, c):
-    """Whether channel c of a parameter repeats channel c - 1 all block long,
-    as a mono cable spread to every channel does. NaN is never the same."""
-    differ = 0
-    for i in range(param.shape[1]):
-        differ += param[c, i] != param[c - 1, i]
-    return differ == 0
 
 
 def _work(rows, blocksize):
@@ -153,12 +131,6 @@ def _cutoff_tans(cutoff, tans, fmax, warp):
                 last = f
             else:
                 tans[i, c] = tans[i - 1, c]
-
-
-@helper
-def mode_fade(samplerate):
-    """MODE_FADE_SECONDS in samples, at least one."""
-    return max(1.0, float(round(MODE_FADE_SECONDS * samplerate)))
 
 
 @helper
@@ -272,7 +244,7 @@ def _svf_moving(x, cutoff, res, mode, out, ic, c, fmax, warp, length):
 def _svf_still(mode, ic, c, length):
     """Whether channel c plays all block in the mode it played last block
     (or, on the first block, in one mode), with no change fading."""
-    return ic[c, 7] >= length and _steady(mode, c) and (ic[c, 2] < 0.0 or ic[c, 2] == mode[c, 0])
+    return ic[c, 7] >= length and is_steady(mode, c) and (ic[c, 2] < 0.0 or ic[c, 2] == mode[c, 0])
 
 
 @helper

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..api import AUDIO, C4_HZ, CONTROL, Module, Param, Port
 from ..engine.jit import helper, kernel
+from .dsp import held_until, is_steady, random_step, sin_turns
 
 VCO_WAVES = ("sine", "saw", "square", "triangle", "pulse")
 SINE, SAW, SQUARE, TRIANGLE, PULSE = range(5)
@@ -45,9 +46,6 @@ XFADE = TAPS
 #: Time since an edge is kept below one sample: the table lookups rely on it.
 LATEST = 1.0 - 1e-12
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
 #: Makes pink's RMS about half of white's: pink is close to Gaussian, and at
 #: white's RMS one sample in twelve would pass full scale.
 PINK_GAIN = 0.16
@@ -100,15 +98,6 @@ def _edge(buf, pos, since, size, ramp, weight):
         if j >= TAPS:
             v -= (j - TAPS + since) if ramp else 1.0
         buf[(pos + TAPS + j) & MASK] += size * v * min(max(w0 + w1 * j, 0.0), 1.0)
-
-
-@helper
-def _steady(x, c):
-    """Whether channel c of x holds one value all block long."""
-    differ = 0
-    for i in range(x.shape[1]):
-        differ += x[c, i] != x[c, 0]
-    return differ == 0
 
 
 @helper
@@ -174,7 +163,7 @@ def _vco_channel(shape, synced, c, inputs, state, out, samplerate, start, stop, 
     p, hi, buf, pos, last = state
     # The increment, its pow and its division, only when an input to it
     # changes; a held note without FM has one for the whole block.
-    steady = _steady(freq, c) and _steady(voct, c) and _steady(fm, c) and _steady(fmdepth, c)
+    steady = is_steady(freq, c) and is_steady(voct, c) and is_steady(fm, c) and is_steady(fmdepth, c)
     last_f = last_v = last_m = last_d = np.nan
     base = inc = 0.0
     weight = (1.0, 0.0)
@@ -296,20 +285,6 @@ def _vco_block(shape, synced, c, inputs, state, out, samplerate, start, stop, fa
     return _vco_channel(PULSE, False, c, inputs, state, out, samplerate, start, stop, fade)
 
 
-@helper
-def _held_until(wave, c, start, n):
-    """The first sample from ``start`` on where channel c's waveform is not
-    the one it has at ``start``; ``n`` when it holds to the block's end.
-    Most blocks change nothing: the count of changes runs as vectors, the
-    search for the first one only when there is one."""
-    if start == 0 and _steady(wave, c):
-        return n
-    for i in range(start + 1, n):
-        if wave[c, i] != wave[c, start]:
-            return i
-    return n
-
-
 @kernel
 def _vco_kernel(voct, fm, sync, freq, wave, pw, fmdepth, out, phase, high, ring, shapes, heard, cursor, samplerate):
     channels, n = out.shape
@@ -317,7 +292,7 @@ def _vco_kernel(voct, fm, sync, freq, wave, pw, fmdepth, out, phase, high, ring,
         inputs = (voct, fm, freq, pw, fmdepth, sync)
         # A sync input that holds one value all block long can rise through
         # zero only at its first sample; most vcos have none plugged in.
-        synced = not _steady(sync, c) or heard[c] <= 0.0 < sync[c, 0]
+        synced = not is_steady(sync, c) or heard[c] <= 0.0 < sync[c, 0]
         # The cursor provably in range spares every access a negative-index fix-up.
         base = cursor[0] & MASK
         p, hi, last = phase[c], high[c], heard[c]
@@ -325,7 +300,7 @@ def _vco_kernel(voct, fm, sync, freq, wave, pw, fmdepth, out, phase, high, ring,
         start = 0
         while start < n:
             shape = int(wave[c, start])
-            stop = _held_until(wave, c, start, n)
+            stop = held_until(wave, c, start, n)
             if 0 <= playing != shape:
                 if n - start >= XFADE:
                     # A change of waveform, on its sample. The old wave's pass
@@ -447,7 +422,7 @@ def _supersaw_kernel(voct, freq, detune, mix, out, phase, ring, cursor, scratch,
         buf = ring[c]
         ps = phase[c]
         pos = cursor[0] & MASK
-        steady = _steady(freq, c) and _steady(voct, c) and _steady(detune, c) and _steady(mix, c)
+        steady = is_steady(freq, c) and is_steady(voct, c) and is_steady(detune, c) and is_steady(mix, c)
         last_f = last_v = last_d = last_m = np.nan
         base = 0.0
         for i in range(n):
@@ -523,39 +498,6 @@ class Supersaw(Module):
                          self.phase, self.ring, self.cursor, self._scratch, self.samplerate)
 
 
-@helper
-def _random(state):
-    """One splitmix64 step: the next state and a uniform value in [-1, 1)."""
-    state += _GOLDEN
-    z = (state ^ (state >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z ^= z >> np.uint64(31)
-    return state, float(z >> np.uint64(11)) * 2.0**-52 - 1.0
-
-
-#: Taylor coefficients of sin x / x - 1 in powers of x^2, to x^22: on
-#: |x| <= pi/2 the series is exact to 1e-18, so the sine is good to 1.5 ulp.
-_SIN_SERIES = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(1, 12))
-
-
-@helper
-def _sin_turns(q):
-    """sin(2 pi q) for q in [0, 1], to 1.5 ulp; libm's sin(2 pi q) is off
-    by up to 2000 ulp near its zeros, where 2 pi q itself rounds. Plain
-    arithmetic without branches: loops over it run as vectors, and it
-    gives the same bits on every machine."""
-    r = q - 1.0 if q > 0.5 else q  # [-0.5, 0.5]; exact, as are the folds below
-    a = abs(r)
-    a = 0.5 - a if a > 0.25 else a  # sin(pi - x) = sin x
-    x = (2.0 * math.pi) * a
-    z = x * x
-    s = _SIN_SERIES[10]
-    for k in range(9, -1, -1):
-        s = _SIN_SERIES[k] + z * s
-    y = x + x * z * s
-    return -y if r < 0.0 else y
-
-
 #: fm's feedback at 1, in radians of the modulator's own phase: about
 #: where its sine has become a saw, short of where it breaks into noise.
 FEEDBACK_MAX = 1.5
@@ -577,7 +519,7 @@ def _fm_kernel(voct, freq, ratio, index, feedback, out, state, scratch, samplera
         pm = state[c, 1]
         m1 = state[c, 2]
         m2 = state[c, 3]
-        fed = not (_steady(feedback, c) and feedback[c, 0] <= 0.0)
+        fed = not (is_steady(feedback, c) and feedback[c, 0] <= 0.0)
         last_f = last_v = last_r = np.nan
         base = inc_c = inc_m = 0.0
         for i in range(n):
@@ -609,12 +551,12 @@ def _fm_kernel(voct, freq, ratio, index, feedback, out, state, scratch, samplera
                 pm -= 1.0
         if not fed:
             for i in range(n):
-                mod[i] = _sin_turns(mod[i])
+                mod[i] = sin_turns(mod[i])
             m1 = mod[n - 1] if n > 0 else m1
             m2 = mod[n - 2] if n > 1 else m1
         for i in range(n):
             q = out[c, i] + index[c, i] * mod[i] * (0.5 / math.pi)
-            out[c, i] = _sin_turns(q - math.floor(q))
+            out[c, i] = sin_turns(q - math.floor(q))
         state[c, 0] = pc
         state[c, 1] = pm
         state[c, 2] = m1
@@ -671,7 +613,7 @@ def _lfo_run(shape, c, sync, freq, amp, offset, start_phase, out, state, sampler
         q = p + start_phase[c, i]
         q -= math.floor(q)
         if q < lq:  # a new cycle, by wrap or by sync
-            rng, h = _random(rng)
+            rng, h = random_step(rng)
         lq = q
         if shape == LFO_SINE:
             v = q  # the phase for now: the sines follow in one pass
@@ -696,7 +638,7 @@ def _lfo_run(shape, c, sync, freq, amp, offset, start_phase, out, state, sampler
         # `start` in the block it did not, at twice the cost.
         o, a, b = out[c, start:stop], amp[c, start:stop], offset[c, start:stop]
         for i in range(stop - start):
-            o[i] = b[i] + a[i] * _sin_turns(o[i])
+            o[i] = b[i] + a[i] * sin_turns(o[i])
     return p, lq, g, h, rng
 
 
@@ -709,7 +651,7 @@ def _lfo_kernel(sync, freq, wave, amp, offset, start, out, phase, last, gate, he
         # and its own square already jumps.
         i = 0
         while i < n:
-            stop = _held_until(wave, c, i, n)
+            stop = held_until(wave, c, i, n)
             state = _lfo_run(int(wave[c, i]), c, sync, freq, amp, offset, start, out, state, samplerate, i, stop)
             i = stop
         phase[c], last[c], gate[c], held[c], rng[c] = state
@@ -768,11 +710,11 @@ def _noise_kernel(color, level, seed, out, rng, seeded, pink):
                 b0 = b1 = b2 = b3 = b4 = b5 = b6 = 0.0
                 seeded[c] = s
             kind = int(color[c, start])
-            stop = min(_held_until(color, c, start, n), _held_until(seed, c, start, n))
+            stop = min(held_until(color, c, start, n), held_until(seed, c, start, n))
             # Rows counted from 0, as in the lfo's sines: white noise runs as vectors.
             lv, o = level[c, start:stop], out[c, start:stop]
             for i in range(stop - start):
-                state, w = _random(state)
+                state, w = random_step(state)
                 if kind == BROWN:   # its one state in the first of pink's
                     b0 = BROWN_LEAK * b0 + BROWN_STEP * w
                     y = b0

@@ -7,9 +7,7 @@ import numpy as np
 
 from ..api import AUDIO, CONTROL, C4_HZ, Module, Param, Port
 from ..engine.jit import kernel
-from .effects import _read_cubic
-from .filters import flush
-from .oscillators import _random
+from .dsp import flush, random_step, read_cubic
 
 #: The lowest pitch the string's line holds a period of; lower ones play it.
 MIN_HZ = 20.0
@@ -80,11 +78,11 @@ def _pluck_kernel(voct, gate, velocity, freq, decay, tone, out, line, state, wri
             was = high
             x = 0.0
             if burst > 0.0:
-                seed, u = _random(seed)
+                seed, u = random_step(seed)
                 lp = (1.0 - a) * u + a * lp
                 x = level * lp
                 burst -= 1.0
-            delayed = _read_cubic(line, c, w - delay)
+            delayed = read_cubic(line, c, w - delay)
             y = flush(x + gain * ((1.0 - s) * delayed + s * previous))
             previous = delayed
             line[c, w] = y

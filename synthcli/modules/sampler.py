@@ -8,7 +8,7 @@ import numpy as np
 
 from ..api import AUDIO, CONTROL, Module, Param, Port
 from ..engine.jit import helper, kernel
-from .effects import _read_cubic
+from .dsp import read_cubic
 
 MODES = ("oneshot", "gate", "loop")
 ONESHOT, GATE, LOOP = range(3)
@@ -59,7 +59,7 @@ def _play(data, done, origin, way, span, cut, step, looping):
     inside it (``start=0.5`` or ``reverse`` began mid-wave: a step of a
     third of full scale). One multiply rather than a branch on the
     direction, which cost the kernel 7 % more."""
-    y = _read_cubic(data, 0, origin + way * done + PAD)
+    y = read_cubic(data, 0, origin + way * done + PAD)
     if cut and not looping:
         if cut & ENDS_INSIDE:
             y *= min(1.0, (span - done) / (FADE * step))

@@ -9,8 +9,7 @@ import numpy as np
 from ..api import AUDIO, CONTROL, Module, Param, Port
 from ..engine.jit import helper, kernel
 from ..theory import ROOT_SPELLINGS, ROOTS, SCALES
-from .filters import mode_fade
-from .oscillators import _held_until
+from .dsp import held_until, mode_fade
 
 #: An exponential slew's time is how long any step takes to come within
 #: 1 % of where it goes: the time constant is that time over ln(100).
@@ -292,7 +291,7 @@ def _drive_kernel(x, drive, shape, level, out, last, samplerate):
         # cost 2 ns a sample more.
         i = 0
         while i < n:
-            stop = _held_until(shape, c, i, n)
+            stop = held_until(shape, c, i, n)
             new = _kind(shape[c, i])
             if new != kind:
                 was, kind, done = kind, new, 0.0
