@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,20 @@ def registry():
     return reg
 
 
+#: Where a module with once=1 marks that it failed: one path for the whole
+#: run, set as the tests are collected, before any forkserver starts. The
+#: forkserver keeps the environment it started with, in whichever test that
+#: was, and so do the spares it makes: with a path of each test's own, a
+#: spare's module failed again, or never failed once.
+MARKER = Path(tempfile.gettempdir()) / f"synthcli-fault-marker-{os.getpid()}"
+os.environ["SYNTHCLI_FAULT_MARKER"] = str(MARKER)
+
+
 @pytest.fixture(autouse=True)
-def marker(tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNTHCLI_FAULT_MARKER", str(tmp_path / "failed-once"))
+def marker():
+    MARKER.unlink(missing_ok=True)
+    yield MARKER
+    MARKER.unlink(missing_ok=True)
 
 
 def render(registry, text, blocks, executor="processes", **kw):
@@ -95,10 +107,10 @@ def test_quarantine_counts_three_faults_within_ten_seconds_of_audio(registry, se
 
 
 @pytest.mark.parametrize("mode", ["raise", "nan"])
-def test_every_executor_guards_exceptions_and_nan_the_same_way(registry, mode, tmp_path, monkeypatch):
+def test_every_executor_guards_exceptions_and_nan_the_same_way(registry, mode, marker):
     results = []
     for executor in ("inline", "threads", "processes"):
-        monkeypatch.setenv("SYNTHCLI_FAULT_MARKER", str(tmp_path / executor))
+        marker.unlink(missing_ok=True)
         results.append(render(registry, faulty_patch(mode), 30, executor=executor)[0])
     assert np.abs(results[0][1]).reshape(30, BLOCK).max(axis=1)[AT] == 0.0
     assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], results[2])
@@ -291,6 +303,38 @@ def test_live_a_crash_with_no_spare_ready_waits_for_one_and_starts_no_process(re
     assert (per_block[:AT] > 0.2).all() and per_block[AT] == 0.0 and not per_block[-20:].any()
 
 
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP"])
+def test_live_a_spare_killed_or_stopped_while_it_waited_is_let_go_and_blames_no_one(registry, monkeypatch, how):
+    """Nothing watches the spare while it waits. Handed a crashed worker's
+    modules, a killed one blamed them ("its worker was killed while setting
+    it up": quarantined) and broke the engine's pipe; a stopped one held
+    the render thread for CONTROL_TIMEOUT. Now it is let go: the modules
+    wait, silent, for the next spare, and the rest plays on."""
+    import signal
+    import time
+    from synthcli.engine import processes
+    monkeypatch.setattr(processes, "REFILL_DELAY", 0.3)
+    reference, _ = render(registry, HEALTHY, 80, executor="inline")
+    patch = Patch(registry)
+    patch.load_text(faulty_patch("segfault"))   # once, at block AT
+    with Engine(registry, 48000, BLOCK, executor="processes", workers=1, deadline=0.3, live=True) as engine:
+        engine.load(patch)
+        os.kill(engine.executor.spare.process.pid, getattr(signal, how))
+        began = time.monotonic()
+        out = [engine.process_block().copy() for _ in range(40)]
+        blocked = time.monotonic() - began
+        time.sleep(1.5)   # a new spare is ready
+        out += [engine.process_block().copy() for _ in range(40)]
+        stats = engine.module_stats()["f"]
+    out = np.concatenate(out, axis=1)
+    assert blocked < processes.CONTROL_TIMEOUT, blocked
+    assert (stats["faults"], stats["restarts"], stats["quarantined"]) == (1, 1, False), stats
+    assert "SIGSEGV" in stats["reason"], stats
+    assert np.array_equal(out[0], reference[0])
+    per_block = np.abs(out[1]).reshape(80, BLOCK).max(axis=1)
+    assert (per_block[:AT] > 0.2).all() and not per_block[AT:40].any() and (per_block[-10:] > 0.2).all()
+
+
 @pytest.mark.parametrize("mode", ["hang", "spin", "segfault"])
 def test_live_a_module_that_fails_in_the_spares_first_block_is_blamed(registry, monkeypatch, mode):
     """A spare that comes back live takes the waiting modules at the start
@@ -421,6 +465,33 @@ def test_a_worker_that_died_idle_is_replaced_before_it_is_given_modules(registry
     assert stats["partition"] == 1 and not stats["faults"] and not stats["quarantined"], stats
     assert np.abs(out[1][BLOCK:]).max() > 0.2
     assert health[1]["restarts"] == 1 and health[1]["pid"] != idle.process.pid
+
+
+def test_live_an_edit_after_an_idle_worker_died_plays_what_it_adds_in_the_engine_too(registry):
+    """Live, the dead idle worker was replaced in the middle of the edit,
+    planned for with the new patch's modules of the engine's own process
+    before they existed: KeyError, and the engine stopped."""
+    import signal
+    patch = Patch(registry)
+    patch.load_text("add vco a wave=sine freq=300\nconnect a out.left\n")
+    with Engine(registry, 48000, BLOCK, executor="processes", workers=1, deadline=0.3, live=True) as engine:
+        engine.load(patch)
+        for _ in range(20):
+            engine.process_block()
+        idle = engine.executor.workers[0]
+        os.kill(idle.process.pid, signal.SIGKILL)
+        idle.process.join(5)
+        edited = Patch(registry)
+        added = {"b": 500, "c": 700, "d": 900, "e": 1100}
+        edited.load_text("add vco a wave=sine freq=300\nconnect a out.left\n" + "".join(
+            f"add vco {name} wave=sine freq={hz}\nconnect {name} out.right\n" for name, hz in added.items()))
+        engine.load(edited)
+        out = np.concatenate([engine.process_block().copy() for _ in range(40)], axis=1)
+        placed = {name: stats["partition"] for name, stats in engine.module_stats().items()}
+    assert 0 in {placed[name] for name in added}, placed   # what the engine's own process was to make
+    right = np.abs(np.fft.rfft(out[1][20 * BLOCK:]))
+    hz = np.fft.rfftfreq(20 * BLOCK, 1 / 48000)
+    assert all(right[np.argmin(np.abs(hz - f))] > 0.1 * right.max() for f in added.values())
 
 
 @pytest.mark.parametrize("executor", ["inline", "threads", "processes"])

@@ -706,6 +706,13 @@ def test_the_toolbar_and_the_fault_lines(session):
                                    "module 'f' (vcf) failed (output was NaN or Inf); it plays on",
                                    "worker 1 was replaced (pid 11 -> 12); its modules play on"]
     assert news(worse, worse) == []
+    gone = {**meters, "workers": {0: {"pid": 10, "restarts": 0}, 1: {"pid": 11, "restarts": 1, "vacant": True}}}
+    assert news(meters, gone) == ["worker 1 (pid 11) is gone and no spare is ready yet: its modules are silent "
+                                  "until one is, in a few seconds"]    # not "replaced (pid 11 -> 11)"
+    assert news(gone, worse) == ["module 'a' (raises, from synthcli-oops 0.1.0) failed "
+                                 "(RuntimeError in process(): boom); quarantined: it stays silent",
+                                 "module 'f' (vcf) failed (output was NaN or Inf); it plays on",
+                                 "worker 1 is back (pid 12); its modules play on"]
     # A module slower than real time is named once, when its mean first passes
     # the block, and not while its first blocks (a kernel compiling) dominate it.
     def reading(mean_ms, blocks):

@@ -59,5 +59,11 @@ def news(before: dict, after: dict) -> list[str]:
     for part, w in after.get("workers", {}).items():
         old = old_workers.get(part)
         if old is not None and w["restarts"] > old["restarts"]:
-            lines.append(f"worker {part} was replaced (pid {old['pid']} -> {w['pid']}); its modules play on")
+            if w.get("vacant"):   # no spare was ready: the pid is still the dead one's
+                lines.append(f"worker {part} (pid {old['pid']}) is gone and no spare is ready yet: its modules "
+                             "are silent until one is, in a few seconds")
+            else:
+                lines.append(f"worker {part} was replaced (pid {old['pid']} -> {w['pid']}); its modules play on")
+        elif old is not None and old.get("vacant") and not w.get("vacant"):
+            lines.append(f"worker {part} is back (pid {w['pid']}); its modules play on")
     return lines

@@ -273,6 +273,18 @@ class Worker:
         except (OSError, ValueError, IndexError):   # it is gone: nothing ran since
             return self.at_go
 
+    def usable(self) -> bool:
+        """Whether it can take modules: alive and not stopped. A spare waits
+        unwatched for seconds, where anything may befall it (a kill -9, a
+        SIGSTOP); handed modules, a dead one broke the engine's pipe and a
+        stopped one held the render thread for CONTROL_TIMEOUT."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat", "rb") as stat:
+                state = stat.read().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):   # not Linux: as alive as it says
+            return self.process.is_alive()
+        return state not in (b"T", b"t", b"Z", b"X") and self.process.is_alive()
+
     def runnable(self) -> bool:
         """Whether it is running or waiting for a CPU (state R), not
         sleeping, stopped or gone."""
@@ -527,7 +539,7 @@ class ProcessExecutor:
         found = {0: {"pid": os.getpid(), "missed": 0, "restarts": 0}}
         for part, worker in enumerate(self.workers, start=1):
             found[part] = {"pid": worker.process.pid, "missed": self.missed.get(part, 0),
-                           "restarts": self.replaced.get(part, 0)}
+                           "restarts": self.replaced.get(part, 0), "vacant": part in self.vacant}
         return found
 
     # -- control -----------------------------------------------------------
@@ -653,6 +665,12 @@ class ProcessExecutor:
 
     def _rebuild(self, schedule: Schedule, measured: dict[str, float]) -> Board:
         old_board = self.board
+        if self.schedule is not None:
+            for part in range(1, self.partitions):
+                if part not in self.vacant and not self.worker(part).process.is_alive():   # died (or was killed) while idle
+                    # Replaced under the schedule it ran: the new one's modules of this
+                    # process do not exist yet, and planning for them failed (KeyError).
+                    self._recover(part, 0, self._exit_reason(self.worker(part)))
         for worker in self.workers:  # modules may move: have their latest state at hand
             if worker.names:
                 self._send(worker, ("snapshot",))
@@ -669,9 +687,6 @@ class ProcessExecutor:
                             cost_model(schedule, measured))
         for part in range(1, self.partitions):
             worker = self.worker(part)
-            if part not in self.vacant and not worker.process.is_alive():   # died (or was killed) while idle
-                self._recover(part, 0, self._exit_reason(worker))
-                worker = self.worker(part)
             names = {n for n, p in self.where.items() if p == part}
             if part in self.vacant:   # its worker died: they wait, silent, for the spare
                 self.vacant[part] = names
@@ -680,8 +695,11 @@ class ProcessExecutor:
                 continue
             arriving = names - worker.names
             self._assign(worker, names, {n: self.states[n] for n in arriving if n in self.states})
-        if self.spare is not None:
-            self._assign(self.spare, set())
+        spare = self._take_spare()
+        if spare is not None:   # it learns the new board, to be ready to take modules on it
+            self._assign(spare, set())
+            with self._spare_lock:
+                self.spare = spare
         own = {n for n, p in self.where.items() if p == 0}
         self.host.update({n.name: (n, self.registry.get(n.type).cls) for n in schedule.nodes if n.name in own},
                          self.states)
@@ -786,13 +804,14 @@ class ProcessExecutor:
                 self._send(self.worker(part), ("snapshot",))
 
     def _post(self, part: int, block: int) -> None:
-        """Send "go"; a worker that died while idle is replaced first."""
-        try:
-            os.write(self.worker(part).go, _BLOCK.pack(block))
-        except BrokenPipeError:
-            self._recover(part, block, self._exit_reason(self.worker(part)))
-            if part not in self.vacant:
+        """Send "go"; a worker that died while idle is replaced first (and
+        its replacement too, should it have died as well)."""
+        while part not in self.vacant:
+            try:
                 os.write(self.worker(part).go, _BLOCK.pack(block))
+                return
+            except BrokenPipeError:
+                self._recover(part, block, self._exit_reason(self.worker(part)))
 
     def _exit_reason(self, worker: Worker) -> str:
         worker.process.join(0.5)
@@ -955,12 +974,8 @@ class ProcessExecutor:
         not blamed, so a module slower than the block was never quarantined
         and cost a worker every 2 s.)"""
         while self.vacant:
-            with self._spare_lock:
-                spare, self.spare = self.spare, None
-                refilling = self._spare_thread is not None and self._spare_thread.is_alive()
-            if not refilling:   # one refill at a time: a second would make a spare nobody holds
-                self._spare_thread = threading.Thread(target=self._refill_spare, daemon=True)
-                self._spare_thread.start()
+            spare = self._take_spare()
+            self._refill()   # the next one is made while this one works
             if spare is None and not self.live:   # offline, waiting costs no sound: the block waits
                 spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize, spin=self.spin)
                 spare.listen()
@@ -974,20 +989,46 @@ class ProcessExecutor:
             self._assign(spare, names, {n: self.states[n] for n in names if n in self.states})
             self._plan({n for n, p in self.where.items() if p == 0})
 
+    def _take_spare(self) -> Worker | None:
+        """The spare, if one is ready and usable. One killed or stopped
+        while it waited is let go, and the next one begun."""
+        with self._spare_lock:
+            spare, self.spare = self.spare, None
+        if spare is not None and not spare.usable():
+            self._discard(spare)
+            self._refill()
+            return None
+        return spare
+
+    def _refill(self) -> None:
+        """Begin making the next spare, unless one is being made: a second
+        would make a spare nobody holds."""
+        if self._spare_thread is None or not self._spare_thread.is_alive():
+            self._spare_thread = threading.Thread(target=self._refill_spare, daemon=True)
+            self._spare_thread.start()
+
+    @staticmethod
+    def _discard(worker: Worker) -> None:
+        if worker.process.is_alive():
+            os.kill(worker.process.pid, signal.SIGKILL)
+        worker.close()
+
     def _refill_spare(self) -> None:
         """A new spare from the forkserver (forking the engine itself could
         copy a lock that an audio or network thread holds), once the
-        recovery is over."""
-        if self._closing.wait(REFILL_DELAY):
-            return
-        spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize, spin=self.spin)
-        spare.listen()
-        # Handed over only once it answers: its start-up (tens of ms) must
-        # not be waited for by the block that takes it.
-        self._send(spare, ("snapshot",))
-        self._await(spare, "states")
-        with self._spare_lock:
-            self.spare = spare
+        recovery is over. Handed over only once it answers: its start-up
+        (tens of ms) must not be waited for by the block that takes it, and
+        one that never answers (the forkserver killed meanwhile) is no
+        spare: another is made."""
+        while not self._closing.wait(REFILL_DELAY):
+            spare = _spawn(mp.get_context("forkserver"), self.samplerate, self.blocksize, spin=self.spin)
+            spare.listen()
+            self._send(spare, ("snapshot",))
+            if self._await(spare, "states") is not None:
+                with self._spare_lock:
+                    self.spare = spare
+                return
+            self._discard(spare)
 
     def close(self) -> None:
         self._closing.set()
