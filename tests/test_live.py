@@ -504,6 +504,50 @@ def test_a_module_too_slow_for_real_time_is_named_once(jack_server, site, tmp_pa
     assert len(said) == 1 and 8.0 <= float(said[0]) < 12.0, err
 
 
+def test_an_edit_that_lightens_a_patch_too_slow_for_real_time_is_applied(jack_server, site, tmp_path):
+    """An edit waits until the render thread is LOAD_AHEAD blocks ahead,
+    which an engine slower than real time never is: the saved patch that
+    took the slow module out never played, nor did any command after it."""
+    from test_entrypoints import fake_plugin
+    fake_plugin(site, "synthcli-slow", SLOW)
+    env = {k: v for k, v in os.environ.items() if k != "SYNTHCLI_DISABLE_PLUGINS"}
+    patch = write(tmp_path, "add slow s\nadd vco a wave=sine freq=300\nconnect a out.left\nconnect s out.right\n")
+    take = tmp_path / "take.wav"
+    proc = play(patch, "--watch", "--duration", "5", "--executor", "threads", "--record", take,
+                env={**env, "PYTHONPATH": str(site)})
+    time.sleep(2.5)
+    patch.write_text("add vco a wave=sine freq=500\nconnect a out.left\n")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    left = soundfile.read(str(take))[0][:, 0]
+    assert abs(peak_frequency(left[-SR // 2:], SR) - 500) < 5, err
+
+
+def test_a_play_whose_engine_stalled_still_ends_in_time(jack_server, tmp_path):
+    """Stopped for two seconds (SIGSTOP, as a machine swapping would), the
+    engine process plays on, but JACK has dropped PortAudio's client by
+    then, and PortAudio's stop() never returned: the play hung for a
+    minute at its end. It now gives that stop two seconds, and says so."""
+    proc = play(write(tmp_path, "add vco a wave=sine freq=300\nconnect a out\n"), "--duration", "5")
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        engines = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "synthcli"], capture_output=True,
+                                 text=True).stdout.split()
+        if engines:
+            break
+        time.sleep(0.1)
+    time.sleep(1.5)
+    for pid in engines:   # the engine process and the resource tracker (which has nothing to stall)
+        os.kill(int(pid), signal.SIGSTOP)
+    time.sleep(2.0)
+    for pid in engines:
+        os.kill(int(pid), signal.SIGCONT)
+    stalled = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    assert time.monotonic() - stalled < 10.0, err
+    assert proc.returncode == 0 and "Traceback" not in err, err
+
+
 def test_an_engine_that_crashes_under_inline_says_so_and_fails(jack_server, site, tmp_path):
     """Asked for by name, --executor inline runs a plugin in the engine's
     own process, where its segfault ends the sound: that must be said, with

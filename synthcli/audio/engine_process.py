@@ -48,6 +48,17 @@ HOST_PROBE = 128
 #: are heard that much later but never as an xrun.
 STRUCTURAL = ("load", "song")
 LOAD_AHEAD = 12
+#: Blocks an edit waits for the render thread to get that far ahead: an
+#: engine slower than real time never does, and the edit that would lighten
+#: the patch, and every command behind it, waited for good.
+LOAD_WAIT = 2 * LOAD_AHEAD
+#: Seconds without a callback from a stream that says it is active, after
+#: which the sound is taken for lost: JACK drops a client that stalled (the
+#: engine stopped by SIGSTOP, a machine swapping) without telling PortAudio,
+#: whose stop() then waits for ever for a callback.
+SILENT_SERVER = 3.0
+#: Seconds PortAudio is given to stop a stream (it takes a period or two).
+STOP_SECONDS = 2.0
 #: How long after the callback's wake-up the render thread starts the next
 #: block, as a share of a block. A live note (JACK MIDI, and OSC when the
 #: sender is paced by the same clock) is handled at the start of a cycle
@@ -139,6 +150,13 @@ class LiveEngine:
         rendering = 0.0   # the slowest recent block, decaying (see late_start)
         sequencer = performance.sequencer
         applied = sequencer.swapped_at if sequencer else None
+        held = 0       # blocks rendered while the first command waited to be applied (LOAD_WAIT)
+        unheard = 0    # waits in a row for a callback that did not come (SILENT_SERVER)
+        broke = False
+
+        def broken(error: Exception) -> None:
+            self.send(("broke", f"the engine failed and stops: {type(error).__name__}: {error}"))
+
         while not performance.over:
             if self.joining is not None:
                 self.joined()
@@ -148,20 +166,33 @@ class LiveEngine:
                 command = self.prepared(self.commands[0])
                 if command is None:
                     break   # its files are being read: render on meanwhile
-                if structural(command) and ring.queued() < LOAD_AHEAD and ring.free() > 0:
+                if structural(command) and ring.queued() < LOAD_AHEAD and ring.free() > 0 and held < LOAD_WAIT:
                     break   # render further ahead first, so the rebuild cannot starve the callback
                 self.commands.popleft()
+                held = 0
                 try:
                     self.carry(command)
                     self.apply(command)
                 except SynthError as error:
                     self.send(("error", str(error)))
+                except Exception as error:  # a bug of ours: say so and stop, as for a block
+                    broken(error)
+                    broke = True
+                    break
+            if broke:
+                break
             due = self.engine.time + self.engine.blocksize
             while self.timed and self.timed[0][0] < due:
                 try:
                     self.apply(heapq.heappop(self.timed)[2])
                 except SynthError as error:
                     self.send(("error", str(error)))
+                except Exception as error:
+                    broken(error)
+                    broke = True
+                    break
+            if broke:
+                break
             soon = self.engine.time + LOAD_AHEAD * self.engine.blocksize
             playing = performance.sequencer
             rebuilding = (self.engine.finishing or (self.timed and self.timed[0][0] < soon)
@@ -169,6 +200,7 @@ class LiveEngine:
             ahead = LOAD_AHEAD if rebuilding or (self.commands and structural(self.commands[0])) else self.depth
             if ring.queued() >= ahead or ring.free() <= 0:
                 ready, _, _ = select.select([self.wake_r], [], [], block_time)
+                unheard = 0 if ready else unheard + 1
                 if ready:
                     os.read(self.wake_r, 4096)
                     wait = self.late_start(rendering) if ring.queued() >= self.depth - 1 else 0.0
@@ -182,6 +214,10 @@ class LiveEngine:
                     # callback will ever come again to make room.
                     self.lost = "the audio stopped: the sound server quit or the device went away"
                     break
+                elif self.stream is not None and unheard * block_time > SILENT_SERVER:
+                    self.lost = (f"the audio stopped: the sound server has asked for no sound for "
+                                 f"{SILENT_SERVER:g} s (JACK drops a client that stalls)")
+                    break
                 continue
             if self.midi is not None:
                 self.midi.before_block(performance.sequencer)
@@ -191,10 +227,12 @@ class LiveEngine:
             # and those near a rebuild of the schedule, which LOAD_AHEAD covers.
             planned = self.stream is None or rebuilding
             began = time.perf_counter()
+            if self.commands:
+                held += 1
             try:
                 block = performance.next_block()
             except Exception as error:  # a bug of ours: say so and stop, rather than hang silent
-                self.send(("broke", f"the engine failed and stops: {type(error).__name__}: {error}"))
+                broken(error)
                 break
             if not planned:
                 rendering = max(time.perf_counter() - began, rendering * RENDER_DECAY)
@@ -571,9 +609,9 @@ class LiveEngine:
                 listener.start()
                 self.render_thread.join()
             finally:
-                if self.lost is None:   # once the server is gone, PortAudio's stop() never returns
-                    stream.stop()
-                    stream.close()
+                if self.lost is None and not stopped_within(stream, STOP_SECONDS):
+                    self.send(("warning", f"the sound server did not let the stream stop within {STOP_SECONDS:g} s "
+                                          "(JACK, after this process stalled): it ends with the process"))
             if self.lost is not None:
                 self.send(("lost", self.lost))
             self.send(("stopped", self.meters()))
@@ -590,6 +628,16 @@ class LiveEngine:
             self.engine.close()
             self.ring.close()
             self.tap.close()
+
+
+def stopped_within(stream, seconds: float) -> bool:
+    """Stop and close ``stream`` unless PortAudio takes over ``seconds``:
+    once the server is gone or has dropped us, its stop() never returns,
+    and the process would hang at its end."""
+    stopper = threading.Thread(target=lambda: (stream.stop(), stream.close()), name="synthcli-stop", daemon=True)
+    stopper.start()
+    stopper.join(seconds)
+    return not stopper.is_alive()
 
 
 class Preparation:

@@ -261,13 +261,15 @@ class Player:
         self._stopped.wait(timeout)
         self.process.join(timeout)
         ended = self.process.exitcode   # before a kill of ours
-        if self.process.is_alive():
+        hung = self.process.is_alive()
+        if hung:
             self.process.kill()
             self.process.join()
-        if ended and not self.final and self.info:   # it died without a word
+        if (ended or hung) and not self.final and self.info:   # it could not say what it played
             self.final = self._counters()
             executor = self.settings.get("executor")
             self.lost = self.lost or "the engine process " + (
+                f"did not stop within {2 * timeout:g} s and was ended" if hung else
                 told(ended, executor, self._culprit(), "it") if executor in IN_PROCESS else exit_reason(ended))
         if self.process.exitcode and self.info:   # killed, or crashed, before its own cleanup
             unlink((self.info["ring"], self.info["tap"]))
