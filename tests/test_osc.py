@@ -366,11 +366,20 @@ def test_only_allowed_clients_are_heard(registry):
     finally:
         control.close()
     control = Control(session, logged.append)
-    control.listen_osc(0, allow=["10.1.2.3", "127.0.0.1"])
+    said = control.listen_osc(0, allow=["10.1.2.3", "127.0.0.1"])
     try:
+        assert not any("warning" in line for line in said), said
         oscsend(control.osc.port, "/synth/o/freq", "f", 330.0)
         assert wait_for(lambda: control.osc.counts["applied"] == 1), control.osc.counts
         assert session.patch.modules["o"].params["freq"] == 330.0
+    finally:
+        control.close()
+    control = Control(session, logged.append)
+    said = control.listen_osc(0, host="0.0.0.0")   # --osc-host: every network this machine is on
+    try:
+        assert control.osc.sock.getsockname()[0] == "0.0.0.0"
+        assert said[1] == ("warning: OSC on 0.0.0.0 lets anyone who can reach this machine change the patch; "
+                           "--osc-allow names the only clients to accept"), said
     finally:
         control.close()
 
