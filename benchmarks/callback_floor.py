@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from synthcli.testing import jack_dummy_server
+from synthcli.harness import jack_dummy_server
 
 SR = 48000
 SCENARIOS = {

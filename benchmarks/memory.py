@@ -18,7 +18,7 @@ from contextlib import ExitStack
 
 from synthcli.audio.player import Player
 from synthcli.bench import reference_song
-from synthcli.testing import jack_dummy_server
+from synthcli.harness import jack_dummy_server
 
 
 def uss_mb(pid: int) -> float:

@@ -33,7 +33,8 @@ import soundfile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synthcli.testing import Playing, free_udp_port, onsets  # noqa: E402  (after the path: runnable from a checkout)
+from synthcli.harness import Playing, free_udp_port  # noqa: E402  (after the path: runnable from a checkout)
+from synthcli.testing import onsets  # noqa: E402
 
 SR, BLOCK = 48000, 256
 BACKEND = "mido.backends.rtmidi/UNIX_JACK"
@@ -118,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["MIDO_BACKEND"] = BACKEND
     import mido
-    from synthcli.testing import jack_dummy_server
+    from synthcli.harness import jack_dummy_server
     with jack_dummy_server(), tempfile.TemporaryDirectory() as directory:
         backend = mido.Backend(BACKEND)
         hops = hop(backend, args.notes)

@@ -37,7 +37,8 @@ import soundfile
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from synthcli.testing import free_udp_port, jack_dummy_server, onsets
+from synthcli.harness import free_udp_port, jack_dummy_server
+from synthcli.testing import onsets
 
 SR = 48000
 NTP_DELTA = 2208988800

@@ -21,7 +21,7 @@ import numpy as np
 from synthcli.audio.player import Player
 from synthcli.audio.ring import CALLBACKS, Ring
 from synthcli.bench import reference_song
-from synthcli.testing import jack_dummy_server
+from synthcli.harness import jack_dummy_server
 
 SR = 48000
 VOICES = (8, 16, 32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384)

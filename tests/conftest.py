@@ -8,7 +8,7 @@ import time
 import pytest
 
 from synthcli.plugins import load_registry
-from synthcli.testing import jack_dummy_server
+from synthcli.harness import jack_dummy_server
 
 #: How a jackd that is installed but does not start fails the live tests;
 #: they are not rerun for it (see pytest_collection_modifyitems).

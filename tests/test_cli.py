@@ -13,7 +13,7 @@ import pytest
 import soundfile
 
 from synthcli.patch import Patch
-from synthcli.testing import shared_memory_of
+from synthcli.harness import shared_memory_of
 
 ROOT = Path(__file__).parent.parent
 BASIC = ROOT / "patches" / "basic.patch"

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from synthcli.testing import Playing, free_udp_port, peak_frequency
+from synthcli.harness import Playing, free_udp_port
+from synthcli.testing import peak_frequency
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ import pytest
 from synthcli.engine.core import Engine
 from synthcli.patch import Patch
 from synthcli.plugins import load_registry
-from synthcli.testing import shared_memory_of
+from synthcli.harness import shared_memory_of
 
 from faulty import Faulty, Sleeper, Wrecker
 

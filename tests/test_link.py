@@ -299,7 +299,7 @@ def test_link_failing_to_start_keeps_the_music_going(jack_server, tmp_path):
 
 @needs_aalink
 def test_a_peer_that_vanishes_mid_song_leaves_the_other_playing(jack_server, tmp_path):
-    from synthcli.testing import jack_dummy_server
+    from synthcli.harness import jack_dummy_server
     song = tmp_path / "clicks.seq"
     song.write_text(CLICKS.format(tempo=120))
     # The peer that will vanish has a sound card of its own (a JACK server of its own: a client

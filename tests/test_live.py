@@ -14,7 +14,8 @@ import pytest
 import soundfile
 
 from synthcli.bench import reference_patch
-from synthcli.testing import Playing, jack_dummy_server, peak_frequency, shared_memory_of
+from synthcli.harness import Playing, jack_dummy_server, shared_memory_of
+from synthcli.testing import peak_frequency
 from test_entrypoints import install
 
 ROOT = Path(__file__).parent.parent

@@ -23,7 +23,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from synthcli.control import Control, LiveSound
 from synthcli.errors import SynthError
 from synthcli.repl.session import Session
-from synthcli.testing import Playing, free_udp_port, onsets, peak_frequency, rms
+from synthcli.harness import Playing, free_udp_port
+from synthcli.testing import onsets, peak_frequency, rms
 
 ROOT = Path(__file__).parent.parent
 SR = 48000

@@ -24,7 +24,8 @@ from synthcli.control import Control, LiveSound
 from synthcli.errors import SynthError
 from synthcli.osc.server import Malformed, parse
 from synthcli.repl.session import Session
-from synthcli.testing import Playing, free_udp_port, onsets, peak_frequency
+from synthcli.harness import Playing, free_udp_port
+from synthcli.testing import onsets, peak_frequency
 
 ROOT = Path(__file__).parent.parent
 SR = 48000

@@ -34,7 +34,8 @@ from synthcli.repl.session import Session, parameter_changes
 from synthcli.repl.toolbar import Toolbar, level_meter
 from synthcli.repl.transport import Transport
 from synthcli.sequencer.song import Song
-from synthcli.testing import free_udp_port, jack_dummy_server, peak_frequency, shared_memory_of
+from synthcli.harness import free_udp_port, jack_dummy_server, shared_memory_of
+from synthcli.testing import peak_frequency
 
 ROOT = Path(__file__).parent.parent
 SR = 48000
