@@ -123,9 +123,10 @@ def main_options(
 @app.command()
 def modules(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List every module type: ports, parameters and the package it came from."""
+    from .plugins import BUILTIN_PACKAGE
     from .repl.views import table, type_rows, wrapped
     reg = registry()
-    entries = sorted(reg.qualified.values(), key=lambda t: (t.package != "synthcli", t.package, t.name))
+    entries = sorted(reg.qualified.values(), key=lambda t: (t.package != BUILTIN_PACKAGE, t.package, t.name))
     if as_json:
         typer.echo(json.dumps([describe(t, reg) for t in entries], indent=2))
         return
