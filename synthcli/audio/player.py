@@ -35,10 +35,15 @@ class Player:
         The patch text to play, or None with ``song``.
     song : str, optional
         The text of a song to play instead (``source`` names its file).
+    record : str, optional
+        A WAV file to write what the device is sent to, from the start.
     settings : keyword arguments
         ``samplerate``, ``blocksize``, ``latency`` (low, normal, safe),
         ``device``, ``executor``, ``workers``, ``safe_mode``, and ``frames``
-        (stop at this sample, faded out; None plays until stopped); for a MIDI
+        (stop at this sample, faded out; None plays until stopped);
+        ``start`` (the bar to start a song or MIDI file at, from 0);
+        ``watch`` (a song plays on past its end, for edits to come);
+        ``clock_out`` (a MIDI output port to send MIDI clock to); for a MIDI
         file, ``midi`` (its path; patch and song None), ``midi_patch`` (the
         voice patch text, None for the built-in one) and ``midi_patch_source``;
         ``link`` (``{"quantum": beats, "offset": seconds}``) joins an Ableton
@@ -46,6 +51,9 @@ class Player:
     on_error, on_warning : callable, optional
         ``on_error(line)``, ``on_warning(line)``: what the engine process has
         to say (a warning: a plugin's slow or failed warm-up as it starts).
+    on_applied : callable, optional
+        ``on_applied(bar, when)``: a new version of the song took over at
+        ``bar`` (from 1), heard at wall-clock time ``when``.
     on_link : callable, optional
         ``on_link(news)`` with a dict whenever the Link session changes:
         ``peers``, ``tempo`` and ``playing``; or ``failed`` (why Link is not
