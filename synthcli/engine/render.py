@@ -13,7 +13,7 @@ import contextlib
 import math
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -38,6 +38,22 @@ _SFC_SET_UPDATE_HEADER_AUTO = 0x1061
 FADE_SECONDS = 0.005
 
 
+class Driver(Protocol):
+    """What plays a piece on an engine, block by block: a song's
+    ``Sequencer`` or a MIDI file's ``MidiDriver``. Offline renders and the
+    live engine process drive both the same way."""
+
+    #: The piece's last sample (its last bar's end, its last event), or None.
+    end: int | None
+    #: Live: the bar a new version of the piece last took over at, for "applied".
+    swapped_at: int | None
+
+    def before_block(self) -> None: ...          # send what falls in the next block
+    def after_block(self, master) -> bool: ...   # True once the piece is over and silent
+    def release_notes(self) -> None: ...         # the transport stopped
+    def rebuilds_within(self, samples: int) -> bool: ...   # whether it will edit the patch that soon
+
+
 class Performance:
     """A patch or a song played on an engine until it ends.
 
@@ -56,14 +72,13 @@ class Performance:
     start : int
         The bar (from 0) a song starts at, with the patch and patterns as
         they stand there (rehearsing a part: ``--from``).
-    driver : optional
-        Anything else that drives the engine like a song's sequencer does
-        (a MIDI file player): ``before_block()``, ``after_block(master) ->
-        bool`` (True once it is over) and ``end`` (its last sample, or None).
+    driver : Driver, optional
+        Anything else that drives the engine as a song's sequencer does (a
+        MIDI file's player).
     """
 
     def __init__(self, engine: Engine, song=None, frames: int | None = None, endless: bool = False,
-                 driver=None, start: int = 0) -> None:
+                 driver: Driver | None = None, start: int = 0) -> None:
         from ..sequencer.song import SILENT, Sequencer
         self.engine = engine
         self.sequencer = Sequencer(song, engine, endless, start=start) if song is not None else driver

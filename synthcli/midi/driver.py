@@ -66,7 +66,7 @@ class MidiDriver:
         self.silent_for = 0
         self.swapped_at = None   # what the live render loop reads of a song's sequencer
 
-    # -- the Performance protocol -------------------------------------------------
+    # -- engine.render.Driver ---------------------------------------------------------
 
     def rebuilds_within(self, samples: int) -> bool:
         """Never: a MIDI file plays its voice patch as loaded (see Sequencer)."""
