@@ -120,6 +120,9 @@ class Control:
             return "no MIDI input is playing"
         listener, self.midi = self.midi[0], None
         listener.stop()
+        lost = getattr(listener.handle, "lost", None)
+        if lost is not None:   # no note-off or centred wheel comes from a keyboard no longer heard
+            lost()
         return f"stopped MIDI input '{listener.port_name}'"
 
     def follow_clock(self, port: str, serve: bool = True) -> str:

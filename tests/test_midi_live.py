@@ -107,13 +107,16 @@ def test_a_keyboard_plays_with_velocity_sustain_bend_and_a_mapped_controller(jac
     time.sleep(0.4)
     send(mido.Message("note_off", note=69))
     time.sleep(0.3)
+    send(mido.Message("note_on", note=72, velocity=127))   # a pad's hit: its off comes at once
+    send(mido.Message("note_off", note=72))
+    time.sleep(0.3)
     err = playing.finish()
     assert "Traceback" not in err and "refused" not in err and " 0 xruns" in err, err
     data, _ = soundfile.read(str(take))
     x = data[:, 0]
     found = onsets(x)
-    assert len(found) == 5, found / SR                 # reference, two notes, sustained, bent
-    ref, first, second, sustained, bent = found
+    assert len(found) == 6, found / SR                 # reference, two notes, sustained, bent, hit
+    ref, first, second, sustained, bent, hit = found
     # Note-on to sound: the keyboard's notes against the reference, whose
     # time is exact: within one block plus the output latency (as the
     # callbacks' DAC times give it), JACK MIDI's own hop included; 1 ms for
@@ -135,6 +138,9 @@ def test_a_keyboard_plays_with_velocity_sustain_bend_and_a_mapped_controller(jac
     before = rms(x[bent + int(0.4 * SR):bent + int(0.55 * SR)])
     after = rms(x[bent + int(0.95 * SR):bent + int(1.1 * SR)])
     assert abs(after / before - 32 / 127) < 0.02, (before, after)
+    # The hit, whose on and off came in one JACK period: held MIN_NOTE (10 ms), not silent.
+    sounding = np.flatnonzero(np.abs(x[hit:hit + SR // 10]) > 1e-3)[-1]
+    assert 0.009 * SR <= sounding <= 0.011 * SR, sounding / SR
 
 
 ARP_PATCH = ("add keys kb voices=4\nadd arp a rate=8 length=0.5\nadd vco o wave=sine\nadd vca v level=0.5\n"
@@ -337,13 +343,14 @@ def test_synth_repl_midi_in_plays_the_repls_patch_from_a_keyboard(jack_server, j
         term.wait_for("audio on: device", timeout=30)
         assert f"playing the first note source from MIDI input 'RtMidiOut Client:{name}'" in term.screen()
         time.sleep(0.3)
-        keyboard.send(mido.Message("note_on", note=69, velocity=127))
+        keyboard.send(mido.Message("note_on", note=69, velocity=127))   # held through `midi stop`
         time.sleep(0.4)
-        keyboard.send(mido.Message("note_off", note=69))
         term.type("midi", then=f"MIDI input 'RtMidiOut Client:{name}' plays the first note source")
         term.type("map", then="cc 7   -> master.level 0..1")
         term.type("midi stop", then=f"stopped MIDI input 'RtMidiOut Client:{name}'")
-        keyboard.send(mido.Message("note_on", note=60, velocity=127))   # no longer heard
+        time.sleep(1.5)
+        keyboard.send(mido.Message("note_off", note=69))   # no longer heard, as the next note
+        keyboard.send(mido.Message("note_on", note=60, velocity=127))
         time.sleep(0.3)
         term.type("midi in NoSuchKeyboard", then="no MIDI input port 'NoSuchKeyboard'; the inputs are: ")
         term.type("quit", then="stopped: ")
@@ -354,6 +361,8 @@ def test_synth_repl_midi_in_plays_the_repls_patch_from_a_keyboard(jack_server, j
     found = onsets(data[:, 0])
     assert len(found) == 1, found
     assert abs(peak_frequency(data[found[0] + 2000:found[0] + 12000, 0]) - 440.0) < 1.0
+    # `midi stop` let go of the held key: silent long before the quit, not sounding on to it.
+    assert not np.abs(data[found[0] + 3 * SR // 2:-SR // 2, 0]).any() and len(data) > found[0] + 5 * SR // 2
 
 
 def test_clock_ticks_follow_the_songs_tempo_map_to_the_sample(registry):

@@ -99,6 +99,9 @@ class LiveEngine:
         self.link_tempo: float | None = None           # a new session's tempo when no song plays (link on)
         self.link_news: collections.deque = collections.deque()
         self.preparing: Preparation | None = None   # the next command's patch or song, made off the render thread
+        self.struck: dict[tuple[str, float], int] = {}   # (module, note): the sample its last live note began (see note)
+        from ..sequencer.song import MIN_NOTE
+        self.min_note = max(1, round(MIN_NOTE * settings["samplerate"]))
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         self.wake_r, self.wake_w = wake_r, wake_w
@@ -359,7 +362,7 @@ class LiveEngine:
                 self.performance.sequencer = None
         elif kind == "send":
             _, name, delay, event = command
-            self.engine.send(name, self.engine.time + delay, event)
+            self.note(name, self.engine.time + delay, event)
         elif kind == "stop":
             self.performance.stop()
         elif kind == "meters":
@@ -385,9 +388,24 @@ class LiveEngine:
                 if each[0] == "set":
                     self.performance.set(*each[1:4], time=sample)
                 elif each[0] == "send":
-                    self.engine.send(each[1], sample + each[2], each[3])
+                    self.note(each[1], sample + each[2], each[3])
                 else:
                     self.apply(each)
+
+    def note(self, name: str, sample: int, event) -> None:
+        """An event for a module at ``sample``; a note's end no sooner than
+        MIN_NOTE after its start, as a MIDI file's (midi/driver.py). A pad
+        or a sequencer sends notes a millisecond long, whose on and off
+        reach one block together: the gate never opened, and the hit was
+        not heard."""
+        from ..api import NoteOff, NoteOn
+        if isinstance(event, NoteOn):
+            self.struck[(name, event.note)] = sample
+        elif isinstance(event, NoteOff):
+            began = self.struck.pop((name, event.note), None)
+            if began is not None:
+                sample = max(sample, began + self.min_note)
+        self.engine.send(name, sample, event)
 
     def time_of(self, sample: int) -> float | None:
         """The wall-clock instant engine ``sample`` reaches the DAC (the

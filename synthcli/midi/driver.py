@@ -16,14 +16,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from ..api import NoteOff, NoteOn
-from ..sequencer.song import SILENT, TAIL_MAX, TAIL_SILENCE, let_go
+from ..sequencer.song import MIN_NOTE, SILENT, TAIL_MAX, TAIL_SILENCE, let_go
 from .file import (ALL_NOTES_OFF, ALL_SOUND_OFF, DEFAULT_VOLUME, EXPRESSION, PAN, RESET_CONTROLLERS, SUSTAIN,
                    VOLUME, MidiSong)
 from .voices import MAX_LEVEL, ChannelMap, channel_gain, level_gain
 
-#: The shortest note: a note-off sooner than this after its note-on (a
-#: zero-length note, say) is held back until then, so the note is heard.
-MIN_NOTE = 0.010
 #: Pitch bend range either way, in semitones (the General MIDI default).
 BEND_RANGE = 2.0
 

@@ -32,6 +32,10 @@ _NOTE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9#-]*")
 #: this long (the release tail), but never longer than TAIL_MAX seconds.
 TAIL_SILENCE = 0.25
 TAIL_MAX = 10.0
+#: The shortest note: a note-off sooner than this after its note-on (a MIDI
+#: file's zero-length note, a pad's hit a millisecond long) is held back
+#: until then, so the note is heard.
+MIN_NOTE = 0.010
 SILENT = 1e-4
 
 
