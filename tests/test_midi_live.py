@@ -281,13 +281,16 @@ def test_clock_in_sets_the_tempo_and_starts_and_stops_the_song(jack_midi, tmp_pa
 def test_patterns_play_external_gear_through_midiout(jack_midi, tmp_path):
     name, receiver = jack_midi("in")
     song = tmp_path / "s.song"
-    song.write_text(f'tempo 120\nlength 4\nmidiout ext "{name}" channel=2\npattern ext "c4 e4 g4 c5" vel=1\n')
+    song.write_text(f'tempo 120\nlength 4\nmidiout ext "{name}" channel=2\npattern ext "c4 e4 g4 c5" vel=1\n'
+                    f'midiout re "{name}" channel=3\npattern re "c3 c3 e3 ~" legato=1.5\n')
     got = []
     receiver.callback = lambda message: got.append((time.monotonic(), message))
     playing = Playing(song, "--duration", "2.5", cwd=ROOT)
     err = playing.finish(signalled=False)
     time.sleep(0.2)
     assert playing.proc.returncode == 0 and "Traceback" not in err and "error" not in err and " 0 xruns" in err, err
+    restruck = [(when, m) for when, m in got if m.channel == 2]
+    got = [(when, m) for when, m in got if m.channel == 1]
     ons = [(when, m) for when, m in got if m.type == "note_on"]
     offs = [m for _, m in got if m.type == "note_off"]
     assert [m.note for _, m in ons[:5]] == [60, 64, 67, 72, 60], got
@@ -295,6 +298,12 @@ def test_patterns_play_external_gear_through_midiout(jack_midi, tmp_path):
     assert len(offs) == len(ons)                          # every note ends, the last at the stop
     gaps = np.diff([when for when, _ in ons])
     assert np.all(np.abs(gaps - 0.5) < JACK_PERIOD + 0.002), gaps
+    # c3 struck again while it sounds (legato 1.5) ends the first there, and lasts to its own end:
+    # the first's off, due 0.25 s into the second, would have cut it (one key holds one note outside).
+    bar = [(when - restruck[0][0], m.type, m.note) for when, m in restruck if when - restruck[0][0] < 1.9]
+    assert [(kind, note) for _, kind, note in bar] == [("note_on", 48), ("note_off", 48), ("note_on", 48),
+                                                       ("note_on", 52), ("note_off", 48), ("note_off", 52)], bar
+    assert abs(bar[4][0] - 1.25) < JACK_PERIOD + 0.002, bar
 
 
 def test_the_repl_maps_lists_saves_and_refuses_in_one_line(registry, jack_midi, tmp_path):

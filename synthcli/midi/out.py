@@ -42,6 +42,8 @@ class Sender:
         self.queue: list = []             # (sample, seq, when, port, message bytes), in the engine's order
         self.ports: dict[str, object] = {}
         self.sounding: set[tuple[str, int, int]] = set()   # (port, channel, note) sent on and not yet off
+        #: Per (port, channel, note), the offs still to come of notes a restrike cut short (see _send).
+        self.cut: dict[tuple[str, int, int], int] = {}
         self._wake = threading.Condition()
         self._running = True
         self._thread = threading.Thread(target=self._serve, name="synthcli-midi-out", daemon=True)
@@ -69,6 +71,7 @@ class Sender:
         with self._wake:
             self.queue = []
             sounding, self.sounding = self.sounding, set()
+            self.cut = {}
         for port, channel, note in sorted(sounding):
             self._send(port, [0x80 | channel, note, 64])
 
@@ -106,11 +109,21 @@ class Sender:
         if port is None or data is None:
             return
         message = mido.Message.from_bytes(data)
+        key = (name, message.channel, message.note) if message.type in ("note_on", "note_off") else None
+        if message.type == "note_on" and key in self.sounding:
+            # Struck again while it sounds (legato over 1): one key holds one
+            # note outside, so the earlier ends here and its own off, still to
+            # come, is dropped, or it would cut the new note short.
+            port.send(mido.Message("note_off", channel=message.channel, note=message.note, velocity=64))
+            self.cut[key] = self.cut.get(key, 0) + 1
+        elif message.type == "note_off" and self.cut.get(key):
+            self.cut[key] -= 1
+            return
         port.send(message)
         if message.type == "note_on":
-            self.sounding.add((name, message.channel, message.note))
+            self.sounding.add(key)
         elif message.type == "note_off":
-            self.sounding.discard((name, message.channel, message.note))
+            self.sounding.discard(key)
 
 
 def starting_ports(settings: dict) -> list[str]:
