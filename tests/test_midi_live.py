@@ -207,15 +207,18 @@ def clock_fit(times):
 def test_clock_out_sends_24_ticks_a_beat_at_the_songs_tempo(jack_midi, tmp_path, start):
     """From bar 1 the gear hears Start; from bar 3 (--from 3) the position
     of bar 3, 32 sixteenths in, and Continue: a drum machine plays on from
-    the same bar, not from its first."""
+    the same bar, not from its first. The ticks end with the song's last
+    bar, and Stop comes there, not after the release tail: the gear played
+    on into a bar the song does not have."""
     name, receiver = jack_midi("in")
     song = tmp_path / "s.song"
-    song.write_text('tempo 150\nlength 4\nadd keys kb\nadd vco o\nadd vca v\nconnect kb.voct o.voct\n'
-                    'connect kb.gate v.gain\nconnect o v\nconnect v out\npattern kb "c3 e3"\n')
+    song.write_text('tempo 150\nlength 3\nadd keys kb\nadd vco o\nadd adsr e release=1.5\nadd vca v\n'
+                    'connect kb.voct o.voct\nconnect kb.gate e.gate\nconnect e v.gain\nconnect o v\n'
+                    'connect v out\npattern kb "c3 e3"\n')
     got = []
     receiver.callback = lambda message: got.append((time.monotonic(), message.type,
                                                     getattr(message, "pos", None)))
-    playing = Playing(song, "--clock-out", name, "--duration", "4", *start, cwd=ROOT)
+    playing = Playing(song, "--clock-out", name, *start, cwd=ROOT)
     err = playing.finish(signalled=False)
     time.sleep(0.2)
     # Not asserted here: zero xruns. Opening the clock's port costs one now
@@ -226,7 +229,8 @@ def test_clock_out_sends_24_ticks_a_beat_at_the_songs_tempo(jack_midi, tmp_path,
     begins = [("songpos", 32), ("continue", None)] if start else [("start", None)]
     assert [(kind, pos) for _, kind, pos in got[:len(begins)]] == begins and kinds[-1] == "stop", got[:3]
     ticks = np.array([when for when, kind, _ in got if kind == "clock"])
-    assert 24 * 4 * 2 <= len(ticks) <= 24 * 10, len(ticks)   # 2 bars at least, the song plays 4 s
+    assert len(ticks) == 24 * 4 * (1 if start else 3), len(ticks)   # its bars, none for the tail
+    assert got[-1][0] - ticks[-1] < 2 * 60 / (24 * 150) + JACK_PERIOD + 0.002, got[-1][0] - ticks[-1]
     jitter = np.diff(ticks) - 60 / (24 * 150)
     # Each tick is placed from the sample clock: it arrives within a JACK
     # period or two of its place. A dummy server that runs a cycle late now

@@ -89,10 +89,17 @@ class ClockTicks:
         sixteenths = min(sixteenths, 0x3FFF)
         return [[0xF2, sixteenths & 0x7F, sixteenths >> 7], [0xFB]]
 
+    @property
+    def over(self) -> bool:
+        """Whether every tick of the song is given: none for its release
+        tail, where outside gear would play on into a bar it does not have."""
+        length = self.sequencer.length
+        return length is not None and self.bar >= length
+
     def until(self, stop: int) -> list[int]:
         """The samples of the ticks before ``stop`` not yet given."""
         sequencer, found = self.sequencer, []
-        while True:
+        while not self.over:
             song = sequencer.song
             beats, unit = next(meter for start, _, meter in reversed(song.changes) if start <= self.bar)
             per_bar = PPQN * beats * 4 // unit
@@ -104,6 +111,7 @@ class ClockTicks:
             self.tick += 1
             if self.tick == per_bar:
                 self.bar, self.tick = self.bar + 1, 0
+        return found
 
 
 class ClockFollower:

@@ -199,6 +199,9 @@ class EngineMidi:
                         self._at(sample, self.clock_out, message)
                     self.started = True
                 self._at(sample, self.clock_out, [0xF8])
+            if self.ticks.over:   # Stop where the song ends, not after its tail
+                self._at(self.sequencer.end, self.clock_out, [0xFC])
+                self.ticks = None
         if self.outbox:
             self.post(("midi", self.outbox))
             self.outbox = []
