@@ -783,7 +783,7 @@ class ProcessExecutor:
         self.posted = time.perf_counter()
         for part in playing:
             self._post(part, block)
-        waiting = set(playing)
+        waiting = set(playing) - self.vacant.keys()   # one found dead with no spare to take its place
         for step, needs in self.plan:
             for part, outputs in needs:
                 if part not in waiting:
@@ -810,8 +810,8 @@ class ProcessExecutor:
             try:
                 os.write(self.worker(part).go, _BLOCK.pack(block))
                 return
-            except BrokenPipeError:
-                self._recover(part, block, self._exit_reason(self.worker(part)))
+            except BrokenPipeError:   # it died between blocks
+                self._recover(part, block, self._exit_reason(self.worker(part)), blame=False)
 
     def _exit_reason(self, worker: Worker) -> str:
         worker.process.join(0.5)
@@ -932,9 +932,10 @@ class ProcessExecutor:
         waited = time.perf_counter() - posted - ran
         return waited if worker.runnable() and ran < STARVED_RAN * (ran + waited) else None
 
-    def _recover(self, part: int, block: int, reason: str, held: bool = True) -> None:
+    def _recover(self, part: int, block: int, reason: str, held: bool = True, blame: bool = True) -> None:
         """Kill the worker, silence its modules for this block, blame the
-        module it was running, and hand its modules to the spare. Live,
+        module it was running (unless it died between blocks, running none:
+        a kill -9, the OOM killer), and hand its modules to the spare. Live,
         without a spare ready (crashes in quick succession), they stay
         silent until one is: starting a process there and then took 20-40
         ms, a gap in the whole mix. Offline a block can wait for it."""
@@ -948,7 +949,7 @@ class ProcessExecutor:
         self._drain(worker)
         index = {node.name: i for i, node in enumerate(schedule.nodes)}
         mine = [node.name for node in schedule.nodes if node.name in worker.names]
-        culprit = self._culprit(worker, block)
+        culprit = self._culprit(worker, block) if blame else None
         for name in mine:
             rows = schedule.by_name[name].output_span
             board.arena[rows.start:rows.stop] = 0.0
