@@ -724,6 +724,25 @@ def test_a_live_set_outlasts_the_bars_that_edit_the_patch_and_a_new_version_sent
         assert abs(peak_frequency(window) - pitch) < 4.0, (start, peak_frequency(window))
 
 
+def test_a_live_set_of_a_module_the_next_version_adds_is_made_with_it(registry):
+    """Added while the song plays, a module comes with the song's next
+    version at the next bar; a knob turned before then (OSC, MIDI CC, a
+    typed set) was refused there as 'unknown module' and lost, while the
+    REPL's patch and `save` had the value."""
+    text = "tempo 120\nlength 4\nadd vco o wave=sine freq=220\nconnect o out.left\nset out.level 0.2\n"
+    with Engine(registry, SR, 256) as engine:
+        performance = Performance(engine, Song(registry, text))
+        blocks = [performance.next_block().copy() for _ in range(94)]    # 0.5 s into bar 1
+        performance.sequencer.replace(Song(registry, text + "add vco zz wave=sine freq=100\nconnect zz out.right\n"))
+        performance.set("zz", "freq", 300.0)
+        performance.set("zz", "freq", 330.0)                             # the last turn wins
+        while not performance.over:
+            blocks.append(performance.next_block().copy())
+    right = np.concatenate(blocks, axis=1)[1]
+    assert not right[:2 * SR].any()                                      # bar 2 makes it, at 2 s
+    assert abs(peak_frequency(right[int(2.2 * SR):int(2.5 * SR)]) - 330.0) < 4.0
+
+
 CHORD = ("tempo 120\nlength 2\nadd keys k voices=1\nadd vco o wave=sine\nconnect k.voct o.voct\n"
          "connect o out\nset out.level 0.2\npattern k \"[c3,e3,g3]\"\n")   # quiet: no soft clip, no intermodulation
 

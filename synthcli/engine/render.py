@@ -91,9 +91,14 @@ class Performance:
 
     def set(self, name: str, param: str, value: float, time: int | None = None) -> None:
         """A parameter set from outside the piece (a knob, a typed ``set``):
-        the song playing keeps it (:meth:`Sequencer.keep`)."""
+        the song playing keeps it (:meth:`Sequencer.keep`). A module the
+        song's next version adds is made at the next bar, with the value:
+        set at once, the engine refused it ("unknown module") and it was
+        lost, while the REPL's patch and ``save`` had it."""
         from ..sequencer.song import Sequencer
-        self.engine.set(name, param, value, time)
+        coming = isinstance(self.sequencer, Sequencer) and self.sequencer.coming(name)
+        if not coming:
+            self.engine.set(name, param, value, time)
         if isinstance(self.sequencer, Sequencer):
             self.sequencer.keep(name, param, float(value))
 

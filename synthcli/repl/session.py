@@ -226,8 +226,7 @@ class Session:
         if spec is not None and spec.file:   # only OSC names one: its files stay in the working directory
             self.execute(f"set {name}.{param} {spec.format(str(value))}", remote=True)
             return
-        if (spec is None or spec.structural or takes_note_length(spec, str(value)) or (name, param) in self.patch.synced
-                or self._unheard(name)):
+        if spec is None or spec.structural or takes_note_length(spec, str(value)) or (name, param) in self.patch.synced:
             # (A note length, set or given up, is an edit: the song's tempo map decides its values.)
             self.edit(f"set {name}.{param} {value}")
             return
@@ -333,22 +332,14 @@ class Session:
         # there, not the song's first tempo that this patch keeps): the
         # song's new version works it out, from its next bar.
         playing = self.transport.playing
-        late = {name for name, _, _ in sets or () if self._unheard(name)}
         for name, param, value in sets or ():
-            if not (playing and (name, param) in patch.synced) and name not in late:
+            if not (playing and (name, param) in patch.synced):
                 self.sound.set(name, param, value)
-        if playing and (sets is None or late or timeline != old_timeline or patch.synced != old_patch.synced):
+        if playing and (sets is None or timeline != old_timeline or patch.synced != old_patch.synced):
             self.sound.replace_song(self.song_text)
             self.transport.replace(song or Song(self.registry, self.song_text), self.clock())
         else:
             self.glided = True
-
-    def _unheard(self, name: str) -> bool:
-        """Whether the engine has yet to make module ``name``: added while the
-        song plays, it comes with the song's next version, at the next bar.
-        A set sent to it before then was refused there ("unknown module")
-        and lost, while the saved patch kept it; it goes with that version."""
-        return self.transport.playing and name not in self.transport.song_at(self.clock()).patch.modules
 
     def _journal(self, entry: dict) -> None:
         self.flush_knobs()   # the knobs turned before this entry come before it on replay

@@ -541,6 +541,12 @@ class Sequencer:
         self.kept[(name, param)] = value
         self._keep_in(self.patch)
 
+    def coming(self, name: str) -> bool:
+        """Whether module ``name`` is not in the patch the engine plays yet,
+        but in the song's version that takes over at the next bar (added
+        while the song plays)."""
+        return name not in self.patch.modules and self.pending is not None and name in self.pending.patch.modules
+
     def _keep_in(self, patch: Patch) -> None:
         for (name, param), value in self.kept.items():
             inst = patch.modules.get(name)
