@@ -445,8 +445,10 @@ def test_jack_midiseq_as_the_keyboard_plays_in_time(jack_midi, tmp_path):
     notes = np.column_stack((loud[np.r_[0, breaks + 1]], loud[np.r_[breaks, -1]] + 1))   # (start, end)
     if notes[0, 1] - notes[0, 0] < 12000 - BLOCK:
         # A note-on that came while the synth was starting is heard from the
-        # first block that could play it, and ends on time like the others.
-        assert abs(notes[1, 0] - notes[0, 1] - 12000) <= BLOCK + 1, notes[:2]
+        # first block that could play it, and ends on time like the others;
+        # or, its note-off queued with it, it is held the shortest note's 10 ms.
+        short = abs(notes[0, 1] - notes[0, 0] - 480) <= 1
+        assert short or abs(notes[1, 0] - notes[0, 1] - 12000) <= BLOCK + 1, notes[:2]
         notes = notes[1:]
     found = notes[:-1, 0]   # the last note may be cut by the end of the take
     assert len(found) >= 5, notes
