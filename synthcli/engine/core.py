@@ -94,7 +94,7 @@ def check_executor(kind: str, workers: int | None, live: bool = False) -> None:
 
 def make_executor(kind: str, registry: Registry, samplerate: float, blocksize: int,
                   workers: int | None, report: Callable[..., None], deadline: float, live: bool,
-                  say: Callable[[str], None] | None = None) -> Executor:
+                  say: Callable[[str], None] | None = None, spin: bool | None = None) -> Executor:
     """Build an executor by name, importing only the one asked for (``auto``
     starts inline: the engine decides later)."""
     check_executor(kind, workers, live)
@@ -105,7 +105,7 @@ def make_executor(kind: str, registry: Registry, samplerate: float, blocksize: i
         from .threads import ThreadExecutor
         return ThreadExecutor(registry, samplerate, blocksize, report, workers or default_workers())
     from .processes import ProcessExecutor
-    return ProcessExecutor(registry, samplerate, blocksize, report, workers, deadline, live, say)
+    return ProcessExecutor(registry, samplerate, blocksize, report, workers, deadline, live, say, spin)
 
 
 def glide_into(row: np.ndarray, a: int, b: int, start: float, target: float, played: int,
@@ -155,19 +155,23 @@ class Engine:
         Hears, as one line, what starting worker processes must not pass in
         silence: an installed plugin's module whose warm-up is slow, or
         crashes or hangs (the start waits up to 20 s for it).
+    spin : bool, optional
+        Whether worker processes wait for their blocks busily rather than
+        asleep (None: offline, when every process has a core of its own).
+        False beside live audio, whose processes need those cores.
     """
 
     def __init__(self, registry: Registry, samplerate: float = 48000, blocksize: int = 256,
                  executor: str = "inline", workers: int | None = None, deadline: float = 1.0,
-                 live: bool = False, say: Callable[[str], None] | None = None) -> None:
+                 live: bool = False, say: Callable[[str], None] | None = None, spin: bool | None = None) -> None:
         if blocksize < 1:
             raise SynthError(f"block size must be at least 1, got {blocksize}")
         self.registry = registry
         self.samplerate = float(samplerate)
         self.blocksize = int(blocksize)
         self.executor = make_executor(executor, registry, samplerate, blocksize, workers, self.fault, deadline, live,
-                                      say)
-        self._say = say
+                                      say, spin)
+        self._say, self._spin = say, spin
         self.auto = executor == "auto"
         self._workers, self._deadline = workers, deadline
         self._decide_at = -1
@@ -466,7 +470,8 @@ class Engine:
         inline = sum(costs.values())
         partitions = (self._workers or default_workers()) + 1
         busiest = parallel_share(self.schedule, costs, partitions, builtin(self.registry, self.schedule))
-        busiest = busiest * inline + (HANDOFF_SPINNING if spins(partitions, False) else HANDOFF_SLEEPING)
+        spinning = spins(partitions, False) if self._spin is None else self._spin
+        busiest = busiest * inline + (HANDOFF_SPINNING if spinning else HANDOFF_SLEEPING)
         if busiest > AUTO_SHARE * inline or inline - busiest < AUTO_SAVING:
             return
         self._move_to_workers(costs)
@@ -475,7 +480,7 @@ class Engine:
         """Carry on in worker processes from the next block, bit for bit."""
         from .processes import ProcessExecutor
         workers = ProcessExecutor(self.registry, self.samplerate, self.blocksize, self.fault, self._workers,
-                                  self._deadline, say=self._say)
+                                  self._deadline, say=self._say, spin=self._spin)
         if self.schedule is not None:   # else nothing has played yet
             states = self.executor.host.states(self.fault)
             self.board = workers.take_over(self.schedule, self.board, states, costs)

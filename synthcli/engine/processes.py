@@ -475,7 +475,7 @@ class ProcessExecutor:
 
     def __init__(self, registry: Registry, samplerate: float, blocksize: int, report,
                  workers: int | None = None, deadline: float = 1.0, live: bool = False,
-                 say: Say | None = None) -> None:
+                 say: Say | None = None, spin: bool | None = None) -> None:
         self.registry = registry
         self.samplerate = samplerate
         self.blocksize = blocksize
@@ -484,7 +484,7 @@ class ProcessExecutor:
         self.partitions = (workers or default_workers()) + 1
         # Offline, with a core for every process, hand-offs spin (see above).
         self.live = live
-        self.spin = spins(self.partitions, live)
+        self.spin = spins(self.partitions, live) if spin is None else spin
         self.host = Host(samplerate, blocksize)
         self.board: Board | None = None
         self.schedule: Schedule | None = None

@@ -464,6 +464,7 @@ class Session:
         the keyboard; elsewhere it is done before the reply."""
         from ..audio.news import faults_of_a_render
         from ..engine.core import Engine
+        from ..plugins import BUILTIN_PACKAGE
         from ..engine.render import (WAV_SUFFIXES, Performance, check_fits, frames_for, length_written,
                                      render_to_wav)
         from .rendering import Rendering
@@ -513,10 +514,15 @@ class Session:
             else:
                 self.say(f"render: warning: {line}", "warning")
 
+        # A plugin's module runs in a worker process, as under `synth render`,
+        # where its crash costs its sound, not the REPL; built-ins run here.
+        # Workers wait for their blocks asleep: the live audio needs the cores.
+        plugged = any(inst.type.package != BUILTIN_PACKAGE
+                      for each in ([patch] if song is None else song.patches()) for inst in each.modules.values())
+
         def work(progress) -> tuple[str, str]:
-            """Under ``auto``, as ``synth render`` runs: a plugin's module in a
-            worker process, where its crash costs its sound, not the REPL."""
-            with Engine(self.registry, samplerate, blocksize, executor="auto", say=say) as engine:
+            with Engine(self.registry, samplerate, blocksize, executor="auto" if plugged else "inline", say=say,
+                        spin=False) as engine:
                 if patch is not None:
                     engine.load(patch)
                 written = render_to_wav(Performance(engine, song, frames), file, frames, progress=progress)
