@@ -160,6 +160,18 @@ def test_from_a_bar_sounds_the_notes_held_across_it_and_not_those_ending_on_it(r
     assert np.allclose(part[settled:3 * SR + 1], whole[origin + settled:5 * SR + 1], atol=1e-6)
     assert np.allclose(part[settled:SR // 2], 0.2, atol=1e-6) and np.allclose(part[SR // 2 + 1:3 * SR], 0.1, atol=1e-6)
     assert not part[3 * SR + 1:].any()
+    # A key let go while the pedal holds it sounds on to the pedal's lift, and
+    # one never let go to the file's end (nothing but meta events after it).
+    played = [mido.Message("control_change", control=64, value=127, time=0),
+              mido.Message("note_on", note=50, velocity=100, time=0),
+              mido.Message("note_off", note=50, velocity=0, time=480),     # the pedal holds it
+              mido.Message("note_on", note=55, velocity=100, time=480),    # never let go
+              mido.Message("control_change", control=64, value=0, time=1920),   # tick 2880: 1 s into bar 2
+              mido.MetaMessage("marker", text="end", time=1920)]            # tick 4800
+    path = save(tmp_path, [played], name="pedal.mid")
+    whole, part = (render(registry, path, 64, counting, start=start)[0] for start in (0, 1))
+    assert np.allclose(part[settled:SR], 0.2, atol=1e-6) and np.allclose(part[SR + 1:3 * SR], 0.1, atol=1e-6)
+    assert np.allclose(part[settled:3 * SR], whole[origin + settled:5 * SR], atol=1e-6)
 
 
 def test_a_corrupt_time_signature_is_not_counted_for_ever(tmp_path):

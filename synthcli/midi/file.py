@@ -263,24 +263,55 @@ class MidiSong:
         controllers, the pitch wheel and the tempo, then the notes still
         held there (a pad struck in the bar before sounds from the start,
         not only from the next note)."""
-        held: dict[tuple[int, int], object] = {}
+        held: dict[tuple[int, int], object] = {}   # struck before the start and sounding there
+        pedalled: set[tuple[int, int]] = set()      # of those, the keys let go while a pedal holds them
+        pedals: set[int] = set()                    # the channels whose sustain pedal is down
         for sample, message in self._timed(samplerate, start):
+            if sample and held:
+                yield from self._chased(held, pedalled)
             kind = message.type
             if kind != "set_tempo" and kind not in PLAYED:
                 continue
-            if not sample and kind in ("note_on", "note_off"):
-                key = (message.channel, message.note)
-                struck = kind == "note_on" and message.velocity
-                if sample is None or key in held:   # one that ends or strikes again on the bar is not held
+            key = (message.channel, message.note) if kind in ("note_on", "note_off") else None
+            struck = kind == "note_on" and message.velocity > 0
+            if sample is None:
+                if struck:
+                    held[key] = message
+                    pedalled.discard(key)
+                elif key is not None and key in held and message.channel in pedals:
+                    pedalled.add(key)
+                elif key is not None:
                     held.pop(key, None)
-                    if sample is None and struck:
-                        held[key] = message
-                    if sample is None or not struck:
-                        continue
-            elif sample and held:
-                yield from ((0, note) for note in held.values())
-                held.clear()
+                if key is not None:
+                    continue
+                if kind == "control_change" and message.control == SUSTAIN:
+                    if message.value >= 64:
+                        pedals.add(message.channel)
+                    else:
+                        pedals.discard(message.channel)
+                        for lifted in [k for k in pedalled if k[0] == message.channel]:
+                            pedalled.discard(lifted)
+                            del held[lifted]
+            elif sample == 0 and key in held:   # ended, or struck again, on the bar: not chased
+                del held[key]
+                pedalled.discard(key)
+                if not struck:
+                    continue
             yield (0 if sample is None else sample), message
+        yield from self._chased(held, pedalled)
+
+    @staticmethod
+    def _chased(held: dict, pedalled: set) -> Iterator[tuple[int, object]]:
+        """The notes sounding at the start, struck at sample 0; one a pedal
+        holds is let go there too, so the pedal's lift ends it, as in the
+        whole file."""
+        import mido
+        for key, message in held.items():
+            yield 0, message
+            if key in pedalled:
+                yield 0, mido.Message("note_off", channel=key[0], note=key[1])
+        held.clear()
+        pedalled.clear()
 
     def bars(self) -> int | None:
         """How many bars the file has (what ``--from`` may start at); None
