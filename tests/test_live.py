@@ -505,21 +505,21 @@ def test_a_module_too_slow_for_real_time_is_named_once(jack_server, site, tmp_pa
     assert len(said) == 1 and 8.0 <= float(said[0]) < 12.0, err
 
 
-def test_an_edit_that_lightens_a_patch_too_slow_for_real_time_is_applied(jack_server, site, tmp_path):
+def test_an_edit_that_lightens_a_patch_too_slow_for_real_time_is_applied(jack_server, site, tmp_path, monkeypatch):
     """An edit waits until the render thread is LOAD_AHEAD blocks ahead,
     which an engine slower than real time never is: the saved patch that
     took the slow module out never played, nor did any command after it."""
     from test_entrypoints import fake_plugin
     fake_plugin(site, "synthcli-slow", SLOW)
-    env = {k: v for k, v in os.environ.items() if k != "SYNTHCLI_DISABLE_PLUGINS"}
+    monkeypatch.delenv("SYNTHCLI_DISABLE_PLUGINS", raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(site))
     patch = write(tmp_path, "add slow s\nadd vco a wave=sine freq=300\nconnect a out.left\nconnect s out.right\n")
     take = tmp_path / "take.wav"
-    proc = play(patch, "--watch", "--duration", "5", "--executor", "threads", "--record", take,
-                env={**env, "PYTHONPATH": str(site)})
-    time.sleep(2.5)
+    playing = Playing(patch, "--watch", "--duration", "6", "--executor", "threads", "--record", take,
+                      ready="the sound cannot keep up", cwd=ROOT)   # it plays, too slowly
     patch.write_text("add vco a wave=sine freq=500\nconnect a out.left\n")
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    err = playing.finish(signalled=False)
+    assert playing.proc.returncode == 0, err
     left = soundfile.read(str(take))[0][:, 0]
     assert abs(peak_frequency(left[-SR // 2:], SR) - 500) < 5, err
 
