@@ -87,6 +87,7 @@ class LiveEngine:
         self.running = True
         self.stream = None               # once started: the render loop watches that it still runs
         self.lost: str | None = None     # why the stream stopped by itself, if it did
+        self.stuck = False               # PortAudio would not stop the stream (see stopped_within)
         self.engine = None               # made in run(), in this process
         self.midi = None                 # MIDI out (clock, midiout patterns) for patches and songs, timed here
         self.dac_ahead = 0.0             # DAC time minus callback time, as PortAudio reports it
@@ -628,6 +629,7 @@ class LiveEngine:
                 self.render_thread.join()
             finally:
                 if self.lost is None and not stopped_within(stream, STOP_SECONDS):
+                    self.stuck = True
                     self.send(("warning", f"the sound server did not let the stream stop within {STOP_SECONDS:g} s "
                                           "(JACK, after this process stalled): it ends with the process"))
             if self.lost is not None:
@@ -644,8 +646,8 @@ class LiveEngine:
             if self.link is not None:
                 self.link.session.close()
             self.engine.close()
-            self.ring.close()
-            self.tap.close()
+            self.ring.close(keep_mapped=self.stuck)   # a stuck stream's callback may yet read them
+            self.tap.close(keep_mapped=self.stuck)
 
 
 def stopped_within(stream, seconds: float) -> bool:

@@ -55,9 +55,13 @@ class Ring:
     def queued(self) -> int:
         return int(self.header[WRITTEN] - self.header[PLAYED])
 
-    def close(self) -> None:
-        del self.header, self.log, self.times, self.data
-        self.shm.close()
+    def close(self, keep_mapped: bool = False) -> None:
+        """Unmap it, and remove its name if this process made it. With
+        ``keep_mapped`` only the name goes: a stream PortAudio would not
+        stop may still call back into it until the process exits."""
+        if not keep_mapped:
+            del self.header, self.log, self.times, self.data
+            self.shm.close()
         if self.owner:
             try:
                 self.shm.unlink()

@@ -99,10 +99,12 @@ class Tap:
             if int(self.header[WRITTEN]) - written < SLOTS - blocks and int(self.header[START]) == start:
                 return samples
 
-    def close(self) -> None:
-        self._view = None
-        del self.header, self.data
-        self.shm.close()
+    def close(self, keep_mapped: bool = False) -> None:
+        """As :meth:`Ring.close`."""
+        if not keep_mapped:
+            self._view = None
+            del self.header, self.data
+            self.shm.close()
         if self.owner:
             try:
                 self.shm.unlink()
