@@ -98,8 +98,9 @@ def test_a_huge_word_is_quoted_back_cut():
     assert did_you_mean("x" * 60000, ["add", "set"]) == ""
 
 
-def test_the_controllers_map_refuses_are_those_the_keyboard_plays_itself():
+def test_the_controllers_map_refuses_are_those_the_keyboard_sends_for_itself():
     from synthcli.language.parser import KEYBOARD_CONTROLLERS
-    from synthcli.midi.file import ALL_NOTES_OFF, ALL_SOUND_OFF, SUSTAIN
-    assert set(KEYBOARD_CONTROLLERS) == {SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF}
+    from synthcli.midi.file import ALL_NOTES_OFF, ALL_SOUND_OFF, RESET_CONTROLLERS, SUSTAIN
+    assert {SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF, RESET_CONTROLLERS} <= set(KEYBOARD_CONTROLLERS)
+    assert set(KEYBOARD_CONTROLLERS) == {0, 32, 64, *range(120, 128)}   # bank select and the channel mode messages
     assert parse_text("map cc 64 off")[0].target is None    # unmapping one (from an older file) still works

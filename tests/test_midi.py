@@ -376,6 +376,34 @@ def test_a_live_keyboard_lets_go_of_held_and_sustained_notes_on_all_notes_off(re
     assert len(played) == 4                                       # released once, not again at the pedal
 
 
+def test_a_live_keyboards_reset_all_controllers_lifts_the_pedal_and_centres_the_wheel(registry, monkeypatch):
+    """CC 121, many a keyboard's panic button, is what a MIDI file's player
+    already did with it: the keys the pedal held end, a key still down
+    plays on, and the bend is undone. (Taken at the keyboard's seam: what
+    it sends on is recorded; tests/test_midi_live.py plays a keyboard
+    through JACK into the engine.)"""
+    from synthcli.control import Control, LiveSound
+    from synthcli.midi.live import Keyboard
+    from synthcli.repl.session import Session
+    session = Session(registry, LiveSound())
+    for line in ("add keys kb voices=2", "add vco o freq=200", "connect kb.voct o.voct"):
+        session.execute(line)
+    control = Control(session)
+    played, bent = [], []
+    monkeypatch.setattr(control, "note", lambda pitch, velocity, on, name=None: played.append((pitch, on)))
+    monkeypatch.setattr(session.sound, "set", lambda name, param, value: bent.append((name, param, value)))
+    keyboard = Keyboard(control, None, print)
+    keyboard([(0, message) for message in (
+        mido.Message("control_change", control=64, value=127),
+        mido.Message("note_on", note=64, velocity=100),
+        mido.Message("note_off", note=64),                        # the pedal keeps it
+        mido.Message("note_on", note=69, velocity=100),           # held
+        mido.Message("pitchwheel", pitch=8191))])
+    keyboard([(0, mido.Message("control_change", control=121, value=0))])
+    assert played == [(64, True), (69, True), (64, False)] and keyboard.held == {69} and not keyboard.pedal
+    assert bent[-1] == ("o", "freq", pytest.approx(200.0))
+
+
 def test_a_program_change_changes_the_timbre(registry, tmp_path):
     def harmonics(program):
         """Levels of harmonics 2..12 of A3 in dB against the fundamental."""

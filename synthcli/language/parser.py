@@ -184,7 +184,9 @@ def _parse_length(words: list[Token], line: int) -> Length:
 
 #: Controllers a keyboard's own meaning takes before any `map` (midi/driver.py):
 #: the sustain pedal, all sound off and all notes off. Mapped, they would never turn.
-KEYBOARD_CONTROLLERS = {64: "the sustain pedal", 120: "all sound off", 123: "all notes off"}
+KEYBOARD_CONTROLLERS = {0: "bank select", 32: "bank select (fine)", 64: "the sustain pedal", 120: "all sound off",
+                        121: "reset all controllers", 122: "local control", 123: "all notes off",
+                        124: "omni off", 125: "omni on", 126: "mono on", 127: "poly on"}
 
 #: A pattern's options and the range of each number; scale= takes ROOT:NAME.
 PATTERN_OPTIONS = {"legato": (0.001, 16.0), "vel": (0.0, 1.0), "swing": (0.5, 0.75), "swingunit": (8, 16),
@@ -281,7 +283,7 @@ def _parse_map(words: list[Token], line: int) -> Map:
         raise _fail(f"expected 'cc' (a MIDI controller), got '{words[1]}': usage is '{syntax}'", line, words[1].col)
     cc = int(_number(words[2], line, "the MIDI controller", 0, 127, whole=True))
     if cc in KEYBOARD_CONTROLLERS and words[3:4] != ["off"]:
-        raise _fail(f"controller {cc} is {KEYBOARD_CONTROLLERS[cc]}, which plays the keyboard itself; "
+        raise _fail(f"controller {cc} is {KEYBOARD_CONTROLLERS[cc]}, which a keyboard sends for itself; "
                     f"map another controller", line, words[2].col)
     if words[3] == "off":
         _expect_args(words, line, 3, 3, "map cc NUMBER off")

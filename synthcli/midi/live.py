@@ -19,7 +19,7 @@ from typing import Callable
 from ..api import CONTROL
 from ..errors import SynthError
 from .driver import BEND_RANGE
-from .file import ALL_NOTES_OFF, ALL_SOUND_OFF, SUSTAIN
+from .file import ALL_NOTES_OFF, ALL_SOUND_OFF, RESET_CONTROLLERS, SUSTAIN
 from .ports import input_sources, open_port, reconnect, returned
 
 #: Messages handed over together at most (a batch holds the session's lock).
@@ -213,6 +213,9 @@ class Keyboard:
             self._release(self.sustained | self.held)
             self.sustained.clear()
             self.held.clear()
+        elif number == RESET_CONTROLLERS:   # many a keyboard's panic: the pedal lifts, the wheel centres
+            self.controller(SUSTAIN, 0)
+            self.bend(0.0)
         else:
             mapping = self.control.session.patch.mappings.get(number)
             if mapping is not None:
