@@ -310,6 +310,32 @@ def test_patterns_play_external_gear_through_midiout(jack_midi, tmp_path):
     assert abs(bar[4][0] - 1.25) < JACK_PERIOD + 0.002, bar
 
 
+def test_an_output_that_goes_away_is_sent_to_again_when_it_returns(jack_midi, tmp_path):
+    """A synth or bridge that quits and starts again: its port comes back
+    under the same name, and midiout's notes (and the clock) reach it
+    again, as a keyboard's input does; nothing was said, nothing sent."""
+    name = f"synthtest-gone-{os.getpid()}"
+    backend = mido.Backend(BACKEND)
+    got = []
+    receiver = backend.open_input(name, virtual=True, callback=lambda message: got.append(message))
+    song = tmp_path / "s.song"
+    song.write_text(f'tempo 240\nlength 64\nmidiout ext "{name}"\npattern ext "c4 e4 g4 c5"\n')
+    playing = Playing(song, "--duration", "5", cwd=ROOT)
+    try:
+        time.sleep(1.0)
+        receiver.close()
+        time.sleep(1.0)
+        before = len(got)
+        receiver = backend.open_input(name, virtual=True, callback=lambda message: got.append(message))
+        time.sleep(1.5)
+    finally:
+        err = playing.finish()
+        receiver.close()
+    assert before > 0 and len(got) - before >= 8, (before, len(got))   # a note every 0.25 s again
+    assert f"warning: midi: output 'RtMidiIn Client:{name}' disappeared; sending to it again when it returns" in err
+    assert f"warning: midi: output 'RtMidiIn Client:{name}' is back" in err and "Traceback" not in err, err
+
+
 def test_the_repl_maps_lists_saves_and_refuses_in_one_line(registry, jack_midi, tmp_path):
     session = Session(registry, LiveSound())
     control = Control(session, log=lambda line: None)

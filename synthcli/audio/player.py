@@ -137,7 +137,7 @@ class Player:
         from ..midi.out import Sender, starting_ports
         ports = starting_ports(self.settings)
         if ports:
-            self.midi_out = Sender(self.on_error)
+            self.midi_out = Sender(self.on_warning)
             self.midi_out.open(ports)
 
     def _read(self) -> None:
@@ -175,7 +175,7 @@ class Player:
         elif kind in ("midi", "midi-halt"):
             if self.midi_out is None:
                 from ..midi.out import Sender
-                self.midi_out = Sender(self.on_error)
+                self.midi_out = Sender(self.on_warning)
             self.midi_out.take(message)
         elif kind == "link":
             self.on_link(message[1])

@@ -24,7 +24,11 @@ import mido
 
 from ..errors import SynthError
 from .clock import ClockTicks
-from .ports import find_port, open_port
+from .ports import find_port, input_sources, open_port, reconnect, returned
+
+#: Seconds between the sending thread's looks whether each port it sends to
+#: is still there, as the reading thread's of an input (midi/live.py).
+LOOK = 0.2
 
 
 class Sender:
@@ -34,7 +38,8 @@ class Sender:
     Parameters
     ----------
     report : callable
-        ``report(line)`` once for each port that cannot be opened.
+        ``report(line)`` once for each port that cannot be opened, and when
+        one it sends to disappears or is back.
     """
 
     def __init__(self, report: Callable[[str], None]) -> None:
@@ -44,6 +49,8 @@ class Sender:
         self.sounding: set[tuple[str, int, int]] = set()   # (port, channel, note) sent on and not yet off
         #: Per (port, channel, note), the offs still to come of notes a restrike cut short (see _send).
         self.cut: dict[tuple[str, int, int], int] = {}
+        self.found: dict[str, str] = {}   # the full name each port's destination had when opened
+        self.gone: set[str] = set()       # the ports whose destination went
         self._wake = threading.Condition()
         self._running = True
         self._thread = threading.Thread(target=self._serve, name="synthcli-midi-out", daemon=True)
@@ -89,22 +96,57 @@ class Sender:
                 port.close()
 
     def _serve(self) -> None:
+        looked = time.monotonic()
         while True:
             with self._wake:
                 while self._running and (not self.queue or self.queue[0][2] > time.time()):
-                    self._wake.wait(None if not self.queue else self.queue[0][2] - time.time())
+                    if time.monotonic() - looked >= LOOK:
+                        break
+                    self._wake.wait(LOOK if not self.queue else min(LOOK, self.queue[0][2] - time.time()))
                 if not self._running:
                     return
-                _, _, _, port, data = heapq.heappop(self.queue)
-            self._send(port, data)
+                due = self.queue and self.queue[0][2] <= time.time()
+                entry = heapq.heappop(self.queue) if due else None
+            if entry is not None:
+                self._send(entry[3], entry[4])
+            if time.monotonic() - looked >= LOOK:
+                looked = time.monotonic()
+                self._look()
+
+    def _look(self) -> None:
+        """Whether each port sent to is still there; one that went (a synth
+        that quit, a bridge restarted) is connected to again when it is
+        back, by itself, and said so, as a keyboard's input is."""
+        for name, port in list(self.ports.items()):
+            names = input_sources(port) if port is not None else None
+            if names is None:
+                continue
+            full = self.found[name]
+            if name not in self.gone:
+                if full not in names:
+                    self.gone.add(name)
+                    self.report(f"midi: output '{full}' disappeared; sending to it again when it returns")
+                continue
+            back = returned(full, names)
+            if back is None:
+                continue
+            try:
+                reconnect(port, back)
+            except SynthError as error:
+                self.report(f"midi: {error}")
+                continue
+            self.gone.discard(name)
+            self.found[name] = back
+            self.report(f"midi: output '{full}' is back" + (f" as '{back}'" if back != full else ""))
 
     def _send(self, name: str, data) -> None:
         if name not in self.ports:   # opened on first use, in this thread: a JACK client takes a while
             try:
-                self.ports[name] = open_port(find_port(name, "output"), "output")
+                self.found[name] = find_port(name, "output")
+                self.ports[name] = open_port(self.found[name], "output")
             except SynthError as error:
                 self.ports[name] = None
-                self.report(str(error))
+                self.report(f"midi: {error}; what goes there is dropped")
         port = self.ports[name]
         if port is None or data is None:
             return

@@ -116,11 +116,12 @@ def open_port(name: str, kind: str, **options):
 
 
 def input_sources(port) -> list[str] | None:
-    """The ports an input that :func:`open_port` opened could read now,
-    listed through that input's own rtmidi client: mido's listing opens a
-    client of its own each time, which on JACK costs a running audio client
-    a cycle. A client that cannot list them (its server gone) lists none;
-    None when the backend is not rtmidi's, whose ports have no client to ask."""
+    """The ports an input that :func:`open_port` opened could read now (or
+    an output could send to), listed through that port's own rtmidi client:
+    mido's listing opens a client of its own each time, which on JACK costs
+    a running audio client a cycle. A client that cannot list them (its
+    server gone) lists none; None when the backend is not rtmidi's, whose
+    ports have no client to ask."""
     client = getattr(port, "_rt", None)
     if client is None:
         return None
@@ -143,8 +144,8 @@ def returned(name: str, names: list[str]) -> str | None:
 
 def reconnect(port, name: str) -> None:
     """Read the input ``port`` (opened by :func:`open_port`) from ``name``,
-    a port that came back, through the same client: a new client would cost
-    a running JACK audio client a cycle more. JACK's complaints are not
+    a port that came back (or send an output to it), through the same
+    client: a new client would cost a running JACK audio client a cycle more. JACK's complaints are not
     silenced as in :func:`open_port`: that silences the whole process, and
     this runs while other threads print.
 
@@ -155,8 +156,9 @@ def reconnect(port, name: str) -> None:
     """
     try:
         port._rt.close_port()
-        port.callback = port.callback   # closing the port dropped rtmidi's hold on mido's callback
+        if port.is_input:
+            port.callback = port.callback   # closing the port dropped rtmidi's hold on mido's callback
         port._rt.open_port(port._rt.get_ports().index(name))
     except Exception as error:   # rtmidi raises its own errors; the port may be gone again (ValueError)
         why = str(error).strip() or type(error).__name__
-        raise SynthError(f"cannot reconnect MIDI input '{name}': {why}") from None
+        raise SynthError(f"cannot reconnect MIDI {'input' if port.is_input else 'output'} '{name}': {why}") from None
