@@ -170,3 +170,7 @@ def test_a_continue_plays_from_the_clocks_song_position_on_a_bar(registry):
     assert bar() is None                            # sixteenth 13 (tick 78) is in bar 2; bar 3 is tick 144
     send(mido.Message("clock"))
     assert bar() == 3
+    lines.clear()                                   # a position past the song's 8 bars: said, not waited on
+    send(mido.Message("stop"), mido.Message("songpos", pos=16383), mido.Message("continue"))
+    assert bar() is None and lines == [
+        "midi clock: continue at beat 4096.75, past the song's end (its 8 bars): nothing to play from there"]

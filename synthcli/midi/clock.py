@@ -219,6 +219,9 @@ class ClockFollower:
         song, bar = Song(session.registry, session.song_text), 0
         while song.quarters_at(bar) * PPQN < self.position:
             bar += 1
+        if song.length is not None and bar >= song.length and self.position > 0:
+            return self.log(f"midi clock: continue at beat {self.position / PPQN + 1:g}, past the song's end "
+                            f"(its {song.length} bar{'s' * (song.length != 1)}): nothing to play from there")
         ticks = int(song.quarters_at(bar) * PPQN)
         if ticks == self.position:
             return self._run(f"play {bar + 1}")
