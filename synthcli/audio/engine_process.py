@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from ..api import NoteOff, NoteOn
 from .ring import CALLBACKS, ENDED, PLAYED, RECORDING, SILENCE, UNDERFLOWS, WRITTEN, XRUNS, Ring
 from .tap import Tap
 
@@ -399,7 +400,6 @@ class LiveEngine:
         or a sequencer sends notes a millisecond long, whose on and off
         reach one block together: the gate never opened, and the hit was
         not heard."""
-        from ..api import NoteOff, NoteOn
         if isinstance(event, NoteOn):
             self.struck[(name, event.note)] = sample
         elif isinstance(event, NoteOff):

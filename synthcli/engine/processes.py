@@ -273,26 +273,26 @@ class Worker:
         except (OSError, ValueError, IndexError):   # it is gone: nothing ran since
             return self.at_go
 
+    def state(self) -> bytes | None:
+        """Its scheduler state from ``/proc/PID/stat`` (R running or waiting
+        for a CPU, S asleep, T stopped, Z gone...); None where there is none."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat", "rb") as stat:
+                return stat.read().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):
+            return None
+
     def usable(self) -> bool:
         """Whether it can take modules: alive and not stopped. A spare waits
         unwatched for seconds, where anything may befall it (a kill -9, a
         SIGSTOP); handed modules, a dead one broke the engine's pipe and a
         stopped one held the render thread for CONTROL_TIMEOUT."""
-        try:
-            with open(f"/proc/{self.process.pid}/stat", "rb") as stat:
-                state = stat.read().rpartition(b")")[2].split()[0]
-        except (OSError, IndexError):   # not Linux: as alive as it says
-            return self.process.is_alive()
-        return state not in (b"T", b"t", b"Z", b"X") and self.process.is_alive()
+        return self.state() not in (b"T", b"t", b"Z", b"X") and self.process.is_alive()
 
     def runnable(self) -> bool:
         """Whether it is running or waiting for a CPU (state R), not
         sleeping, stopped or gone."""
-        try:
-            with open(f"/proc/{self.process.pid}/stat", "rb") as stat:
-                return stat.read().rpartition(b")")[2].split()[0] == b"R"
-        except (OSError, IndexError):
-            return False
+        return self.state() == b"R"
 
 
 def _spawn(ctx, samplerate: float, blocksize: int, inherited: tuple[int, ...] = (), spin: bool = False) -> Worker:
