@@ -698,6 +698,32 @@ def test_a_reload_that_only_changes_values_glides_them_without_a_rebuild(registr
     assert out[bar - 2] == pytest.approx(0.5) and out[bar + 300] == pytest.approx(0.25)
 
 
+def test_a_song_started_again_on_the_patch_that_plays_glides_its_values_without_a_rebuild(registry):
+    """`play` again, or a MIDI clock's start: a rebuild has the live engine
+    render 64 ms ahead first, which put the downbeat of a song following a
+    clock 0.1 s behind the clock's. On the same modules and cables only the
+    values glide, every one, also those a knob moved since, which the
+    engine's patch does not know."""
+    from synthcli.sequencer.song import Sequencer
+    text = "tempo 120\nlength 4\n" + GATE + 'pattern kb "c4" legato=1\n'
+    with Engine(registry, SR, 256) as engine:
+        performance = Performance(engine, Song(registry, text))
+        blocks = [performance.next_block()[0].copy() for _ in range(100)]
+        schedule = engine.schedule
+        engine.set("v", "level", 0.125)                        # a knob, live
+        blocks += [performance.next_block()[0].copy() for _ in range(50)]
+        performance.sequencer.release_notes()
+        restart = engine.time
+        performance.sequencer = Sequencer(Song(registry, text), engine, True, origin=restart)
+        blocks += [performance.next_block()[0].copy() for _ in range(50)]
+        assert engine.schedule is schedule                     # nothing was rebuilt
+        performance.sequencer = Sequencer(Song(registry, text.replace("connect v out", "connect v out.left")),
+                                          engine, True, origin=engine.time)
+        assert engine.schedule is not schedule                 # another cable: rebuilt
+    out = np.concatenate(blocks)
+    assert out[restart - 2] == pytest.approx(0.125) and out[restart + 1000] == pytest.approx(0.5)
+
+
 def test_a_live_set_outlasts_the_bars_that_edit_the_patch_and_a_new_version_sent_before_it(registry):
     """A knob turned while a song plays (Performance.set, as the live
     engine applies the REPL's and OSC's sets) is heard at once and kept: an

@@ -171,7 +171,8 @@ class LiveEngine:
                 command = self.prepared(self.commands[0])
                 if command is None:
                     break   # its files are being read: render on meanwhile
-                if structural(command) and ring.queued() < LOAD_AHEAD and ring.free() > 0 and held < LOAD_WAIT:
+                self.commands[0] = command   # made: what it rebuilds is known from now on
+                if self.rebuilds(command) and ring.queued() < LOAD_AHEAD and ring.free() > 0 and held < LOAD_WAIT:
                     break   # render further ahead first, so the rebuild cannot starve the callback
                 self.commands.popleft()
                 held = 0
@@ -202,7 +203,7 @@ class LiveEngine:
             playing = performance.sequencer
             rebuilding = (self.engine.finishing or (self.timed and self.timed[0][0] < soon)
                           or (playing is not None and playing.rebuilds_within(soon - self.engine.time)))
-            ahead = LOAD_AHEAD if rebuilding or (self.commands and structural(self.commands[0])) else self.depth
+            ahead = LOAD_AHEAD if rebuilding or (self.commands and self.rebuilds(self.commands[0])) else self.depth
             if ring.queued() >= ahead or ring.free() <= 0:
                 ready, _, _ = select.select([self.wake_r], [], [], block_time)
                 unheard = 0 if ready else unheard + 1
@@ -283,6 +284,26 @@ class LiveEngine:
         block_time = self.engine.blocksize / self.engine.samplerate
         room = (self.depth - 1) * block_time - 2 * rendering
         return max(0.0, min(LATE_START * block_time, room))
+
+    def rebuilds(self, command: tuple) -> bool:
+        """Does it rebuild the schedule (itself, or inside a batch applied
+        now)? A new version of the song does so at a bar, not now (see
+        Sequencer.rebuilds_within), and a song started on the modules and
+        cables that play only glides its values (Sequencer). A song not made
+        yet is taken for one that glides: rendering 12 blocks ahead while it
+        is made put a MIDI clock's downbeat 64 ms late one start in two, and
+        once made (a few ms), what it does is known."""
+        kind = command[0]
+        if kind == "batch":
+            return command[1] is None and any(self.rebuilds(each) for each in command[2])
+        if kind == "song":
+            from ..sequencer.song import Song, same_shape
+            song, restart, playing = command[1], command[2], self.engine.patch
+            if not restart or not isinstance(song, Song):
+                return False
+            start = command[3] if len(command) > 3 else 0
+            return playing is None or not same_shape(playing, song.state_before(start)[0])
+        return kind in STRUCTURAL
 
     def prepared(self, command: tuple) -> tuple | None:
         """``command`` with the patch or song it loads made, and the files
@@ -714,13 +735,6 @@ def to_make(command: tuple) -> bool:
     if command[0] == "batch":
         return any(to_make(each) for each in command[2])
     return command[0] in STRUCTURAL and isinstance(command[1], str)
-
-
-def structural(command: tuple) -> bool:
-    """Does it rebuild the schedule (itself, or inside a batch applied now)?"""
-    if command[0] == "batch":
-        return command[1] is None and any(each[0] in STRUCTURAL for each in command[2])
-    return command[0] in STRUCTURAL
 
 
 def burst_starts(called: np.ndarray, block_time: float) -> np.ndarray:

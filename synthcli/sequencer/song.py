@@ -391,6 +391,12 @@ def shapes(patch: Patch) -> dict:
             for name, inst in patch.modules.items()}
 
 
+def same_shape(old: Patch, new: Patch) -> bool:
+    """Whether ``new`` is ``old`` with other values only: the engine glides
+    to it without rebuilding its schedule."""
+    return old.cables == new.cables and shapes(old) == shapes(new)
+
+
 def structural(patch: Patch, command: Set) -> bool:
     param = patch.modules[command.target.module].type.cls.param(command.target.port)
     return param is not None and param.structural
@@ -454,7 +460,18 @@ class Sequencer:
         # Parameters set live since this version of the song was sent (see keep)
         self.kept: dict[tuple[str, str], float] = {}
         self.patch, self.voices = song.state_before(start)
-        engine.load(self.patch)
+        playing = engine.patch
+        if playing is not None and same_shape(playing, self.patch):
+            # A song started again on the modules and cables that play: its
+            # values glide there, every one (a knob or a pattern may have
+            # moved it since the engine's patch), with no rebuild to render
+            # ahead for (LiveEngine.rebuilds), so it starts at once.
+            for name, inst in self.patch.modules.items():
+                for spec in inst.type.cls.params:
+                    if not spec.structural:
+                        engine.set(name, spec.name, inst.params[spec.name], time=origin)
+        else:
+            engine.load(self.patch)
         self.bar = start
         self.silent_for = 0
         self.released = False   # past the end, every note of it ended, and told so (see after_block)
@@ -601,8 +618,7 @@ class Sequencer:
         old = self.patch
         self.patch, self.voices = song.state_before(self.bar)
         self._keep_in(self.patch)
-        same_shape = old.cables == self.patch.cables and shapes(old) == shapes(self.patch)
-        if same_shape:   # only values changed: glide them, no rebuild
+        if same_shape(old, self.patch):   # only values changed: glide them, no rebuild
             start = self.bar_sample(self.bar)
             for name, inst in self.patch.modules.items():
                 for param, value in inst.params.items():
