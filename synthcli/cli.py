@@ -458,6 +458,8 @@ def play(
         fail("--osc controls patches and songs, not MIDI files")
     if patch is None and (midi_in or clock_in or clock_out):
         fail("--midi-in, --clock-in and --clock-out play patches and songs, not MIDI files")
+    if link and clock_in:
+        fail("--clock-in and --link would both lead the tempo and the beat: choose one")
     live_midi = midi_settings(midi_in, clock_in, clock_out)
     voice_text = voice_patch_text(voice_patch, patch is None)
     start = start_bar(from_bar, patch, song)
@@ -483,7 +485,7 @@ def play(
                     on_link=LinkReport(), link=link_settings,
                     samplerate=samplerate, blocksize=blocksize, latency=latency, device=device,
                     executor=executor, workers=workers, safe_mode=Options.safe_mode, frames=frames,
-                    clock_out=live_midi.get("clock_out"), start=start,
+                    clock_out=live_midi.get("clock_out"), clock_in="clock_in" in live_midi, start=start,
                     watch=watch or remote is not None or bool(midi_in or clock_in))
     control = None
     if patch is not None:   # patches and songs play from a session that OSC and saves edit

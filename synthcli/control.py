@@ -205,6 +205,10 @@ class Forwarding:
         """Ableton Link on/off, quantum or tempo (see :meth:`Player.link`)."""
         self._send("link", what, *args)
 
+    def beats(self, line: tuple[float, float, float | None] | None) -> None:
+        """Where an outside MIDI clock's beats fall (see :meth:`Player.beats`)."""
+        self._send("beats", line)
+
     def record(self, path: str):
         """Start recording what is played to ``path``; returns the
         :class:`~synthcli.audio.player.Take`."""

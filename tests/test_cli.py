@@ -218,6 +218,7 @@ def test_missing_file_and_bad_flags(tmp_path):
     (["play", BASIC, "--duration", "inf"], "a positive number of seconds, got inf"),
     (["bench", "--seconds", "nan"], "--seconds nan is out of range"),
     (["play", BASIC, "--osc", "9", "--osc-allow", "nonsense"], "--osc-allow: 'nonsense' is not an IP address"),
+    (["play", BASIC, "--clock-in", "Digitakt", "--link"], "--clock-in and --link would both lead the tempo"),
 ])
 def test_what_cannot_be_written_or_timed_is_refused_before_any_work(tmp_path, args, words):
     """Before any sound or rendering: a minute's work must not end in an

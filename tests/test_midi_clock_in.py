@@ -14,11 +14,17 @@ import numpy as np
 import pytest
 
 from synthcli.control import Control, LiveSound
+from synthcli.engine.core import Engine
+from synthcli.engine.render import Performance
+from synthcli.link import Timeline
 from synthcli.midi.clock import ClockFollower
 from synthcli.repl.session import Session
+from synthcli.sequencer.clocked import ClockedSequencer, ClockSession
 from synthcli.sequencer.song import Song
+from synthcli.testing import onsets
 
-PERIOD = 256 / 48000    # a JACK period at 256 frames and 48 kHz
+SR = 48000
+PERIOD = 256 / SR       # a JACK period at 256 frames and 48 kHz
 
 
 class Followed:
@@ -174,3 +180,57 @@ def test_a_continue_plays_from_the_clocks_song_position_on_a_bar(registry):
     send(mido.Message("stop"), mido.Message("songpos", pos=16383), mido.Message("continue"))
     assert bar() is None and lines == [
         "midi clock: continue at beat 4096.75, past the song's end (its 8 bars): nothing to play from there"]
+
+
+#: When sample 0 is heard, on the virtual audio clock of the tests below.
+T0 = 1000.0
+QUARTERS = ("add keys kb voices=1\nadd vca v level=0.5\nconnect kb.gate v\nconnect v out\n"
+            'pattern kb "c4 c4 c4 c4" legato=0.5\n')
+
+
+def clocked_onsets(registry, text: str, lines: dict[int, tuple | None]) -> np.ndarray:
+    """Where the notes of ``text`` start, played by a ClockedSequencer on a
+    clock that has started: the engine renders offline, and the audio
+    callback the Timeline reads is a virtual one that hears sample ``n`` at
+    ``T0 + n / SR``. ``lines`` are what the follower sends, given to the
+    engine at the first block at or after their sample."""
+    session = ClockSession()
+    session.follow(None)                     # a start: songs follow the clock from now on
+    with Engine(registry, SR, 256) as engine:
+        timeline = Timeline(session, SR, lambda: (engine.time, engine.time, T0 + engine.time / SR))
+        performance = Performance(engine, driver=ClockedSequencer(Song(registry, text), engine, False, timeline))
+        waiting = sorted(lines.items())
+        blocks = []
+        while not performance.over:
+            while waiting and waiting[0][0] <= engine.time:
+                session.follow(waiting.pop(0)[1])
+            blocks.append(performance.next_block()[0].copy())
+    return onsets(np.concatenate(blocks), quiet=2000)
+
+
+def test_a_song_started_before_the_clock_tells_its_beats_plays_its_own_tempo_map(registry):
+    """Until a line comes, the song's own tempo is the line's, and its own
+    tempo change moves it from its bar: a song started while the clock
+    stands, as the plain sequencer plays it, to the sample."""
+    text = "tempo 120\nlength 3\nat 2 tempo 60\n" + QUARTERS
+    with Engine(registry, SR, 256) as engine:
+        performance = Performance(engine, Song(registry, text))
+        blocks = [performance.next_block()[0].copy()]
+        while not performance.over:
+            blocks.append(performance.next_block()[0].copy())
+    own = onsets(np.concatenate(blocks), quiet=2000)   # (the first note, on sample 0, has no silence before it)
+    assert np.array_equal(own, np.array([0.5, 1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9]) * SR), own / SR
+    assert np.abs(clocked_onsets(registry, text, {}) - own).max() <= 1
+
+
+def test_the_clocks_lines_place_the_notes_still_to_come_on_its_beats(registry):
+    """A line at 150 BPM, sent in the song's second beat at 120, puts its
+    third beat and every one after on the clock's: 0.4 s apart, on the
+    line's phase, the tempo change the song has at bar 2 ignored."""
+    text = "tempo 120\nlength 3\nat 2 tempo 60\n" + QUARTERS
+    beat = 0.4
+    line = (T0 + 0.55, 1.25, 150.0)            # the clock's beat 1.25 is heard at 0.55 s
+    found = clocked_onsets(registry, text, {int(0.6 * SR): line}) / SR
+    clock = 0.55 + (np.arange(2, 12) - 1.25) * beat
+    assert len(found) == 11 and abs(found[0] - 0.5) <= 1 / SR   # at the song's own tempo: no line yet
+    assert np.allclose(found[1:], clock, atol=1 / SR), found[1:] - clock

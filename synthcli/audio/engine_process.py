@@ -100,6 +100,7 @@ class LiveEngine:
         self.link_offset = 0.0
         self.link_tempo: float | None = None           # a new session's tempo when no song plays (link on)
         self.link_news: collections.deque = collections.deque()
+        self.clock = None   # the Timeline of an outside MIDI clock's beats (--clock-in)
         self.preparing: Preparation | None = None   # the next command's patch or song, made off the render thread
         self.struck: dict[tuple[str, float], int] = {}   # (module, note): the sample its last live note began (see note)
         from ..sequencer.song import MIN_NOTE
@@ -372,11 +373,16 @@ class LiveEngine:
                 if self.link is not None:
                     from ..sequencer.linked import LinkedSequencer
                     self.performance.sequencer = LinkedSequencer(song, self.engine, True, self.link, start)
+                elif self.clock is not None and self.clock.session.started:
+                    from ..sequencer.clocked import ClockedSequencer
+                    self.performance.sequencer = ClockedSequencer(song, self.engine, True, self.clock, start)
                 else:
                     self.performance.sequencer = Sequencer(song, self.engine, True, origin=self.engine.time,
                                                            start=start)
         elif kind == "link":
             self.apply_link(*command[1:])
+        elif kind == "beats":   # ("beats", line): where an outside MIDI clock's beats fall (Player.beats)
+            self.clock.session.follow(command[1])
         elif kind == "halt":   # stop the song's patterns; the patch plays on
             if self.link is not None and self.performance.sequencer is not None:
                 self.link.session.set_playing(False)   # start/stop is shared: the others stop too
@@ -615,6 +621,10 @@ class LiveEngine:
             self.apply_link("on", s["link"]["quantum"], s["link"]["offset"])
             self.joining.wait(5.0)
             self.joined()
+        if s.get("clock_in"):   # made on the render thread as the clock first started, it cost an xrun
+            from ..link import Timeline
+            from ..sequencer.clocked import ClockSession
+            self.clock = Timeline(ClockSession(), s["samplerate"], lambda: self.heard, 0.0, self.latency)
         if s.get("record"):
             self.ring.header[RECORDING] = 1   # slots wait for the recorder, not only the callback
         try:

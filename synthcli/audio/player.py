@@ -43,7 +43,9 @@ class Player:
         (stop at this sample, faded out; None plays until stopped);
         ``start`` (the bar to start a song or MIDI file at, from 0);
         ``watch`` (a song plays on past its end, for edits to come);
-        ``clock_out`` (a MIDI output port to send MIDI clock to); for a MIDI
+        ``clock_out`` (a MIDI output port to send MIDI clock to);
+        ``clock_in`` (True: an outside MIDI clock's beats come, see
+        :meth:`beats`); for a MIDI
         file, ``midi`` (its path; patch and song None), ``midi_patch`` (the
         voice patch text, None for the built-in one) and ``midi_patch_source``;
         ``link`` (``{"quantum": beats, "offset": seconds}``) joins an Ableton
@@ -251,6 +253,15 @@ class Player:
         """Ableton Link: ``link("on", quantum, offset_seconds)``, ``link("off")``,
         ``link("quantum", beats)`` or ``link("tempo", bpm)`` (for every peer)."""
         self.send("link", what, *args)
+
+    def beats(self, line: tuple[float, float, float | None] | None) -> None:
+        """Where an outside MIDI clock's beats fall: ``(when, beat, bpm)``,
+        the ``time.monotonic()`` instant of beat ``beat`` of the song (its
+        quarter notes from bar 1) and the clock's tempo then (None: the
+        tempo the engine has); None when the clock (re)starts or jumps and
+        its place is not known yet. From the first of these on, a song
+        started plays on the clock's beats (synthcli.sequencer.clocked)."""
+        self.send("beats", line)
 
     def meters(self, timeout: float = 1.0) -> dict:
         self._post(("meters",))   # an answer is awaited: never held back in a bundle

@@ -30,12 +30,20 @@ between neighbours; and once 16 beats are behind the tempo, a fit of more
 ticks is no finer, so a new fit is applied only when it differs by more
 than its bound (at 256 frames, about 0.2% of the tempo at 120 to 150 BPM
 and 0.5% at 600).
+
+The tempo alone would leave the song out of phase with the clock: the
+song starts at its own tempo, before a beat of ticks has told the clock's,
+and a tempo off by 0.2% drifts a hundredth of a beat every five. So
+the follower also tells the engine where the clock's beats fall: the same
+line through the arrivals, as the time of the latest tick and its beat of
+the song (see :mod:`synthcli.sequencer.clocked`), which places every note
+on it.
 """
 from __future__ import annotations
 
 import collections
 from fractions import Fraction
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -62,6 +70,10 @@ SLOWEST, FASTEST = 1.0, 999.0
 #: so a fast clock's ticks come in bursts a period apart (93 ms at most:
 #: 4096 frames at 44.1 kHz).
 PAUSE, BREAK = 4.0, 0.1
+#: Ticks a line through the arrivals needs before its slope is a guide
+#: (fewer only place the beat, at the tempo the engine had); with a beat of
+#: them, a line goes to the engine every LINE_EVERY ticks (a sixteenth).
+SLOPED, LINE_EVERY = 6, 6
 
 
 class ClockTicks:
@@ -148,28 +160,38 @@ class ClockFollower:
         self.position = 0
         self.running = False   # ticks move the position: between a start or continue and a stop
         self.waiting: tuple[int, int] | None = None   # a continue inside a bar: (tick, bar) it plays from
+        self.unlined = 0       # ticks since the engine was last told where the beats fall
+        self.latest = 0.0      # when the latest tick arrived
 
     def __call__(self, batch: list) -> None:
+        ticks = 0
         for arrival, message in batch:
             if message.type == "clock":
                 self._tick(arrival)
                 self._advance()
+                ticks += 1
             elif message.type == "start":
                 self.arrivals.clear()
                 self.position, self.running, self.waiting = 0, True, None
+                self._unplaced()
                 self._run("play")
             elif message.type == "songpos":
                 self.position, self.waiting = message.pos * PPQN // 4, None
+                self._unplaced()
             elif message.type == "continue" and not self.running:   # a song playing since launch joins it too
                 self.running = True
+                self._unplaced()
                 self._resume()
             elif message.type == "stop":
                 self.running, self.waiting = False, None
+                self._unplaced()
                 if self.control.session.transport.playing:
                     self._run("stop")
         bpm = self.estimate()
         if bpm is not None and self.control.session.timeline:   # a patch alone has no tempo to follow
             self._tempo(bpm)
+        if ticks and self.running:
+            self._place(ticks)
 
     def estimate(self) -> float | None:
         """A tempo worth applying (rounded to 0.01 BPM), or None. A fit that
@@ -181,8 +203,8 @@ class ClockFollower:
             return None
         times = np.asarray(arrivals)
         band = max(self.jumps)
-        slope, reach = fit(times)
-        recent, recent_reach = fit(times[-WINDOW:])
+        slope, reach, _ = fit(times)
+        recent, recent_reach, _ = fit(times[-WINDOW:])
         bpm, doubt = tempo(recent, band * recent_reach)
         if self.applied is not None and abs(bpm - self.applied) >= max(CHANGE, doubt):
             # A new tempo, which the ticks so far mix with the old one: it is
@@ -237,6 +259,28 @@ class ClockFollower:
             self.waiting = None
         self.position += 1
 
+    def _place(self, ticks: int) -> None:
+        """Tell the engine where the clock's beats fall: the line through
+        the arrivals at the latest tick, whose beat of the song is the one
+        before ``position``. Before it has SLOPED ticks, the latest tick
+        places the beat and the engine keeps its tempo."""
+        arrivals = self.arrivals
+        self.unlined += ticks
+        if len(arrivals) >= FIRST and self.unlined < LINE_EVERY:
+            return
+        self.unlined = 0
+        beat = (self.position - 1) / PPQN
+        if len(arrivals) < SLOPED:   # (none: a new tempo cleared them)
+            return self.control.session.sound.beats((self.latest, beat, None))
+        line = fit(np.asarray(arrivals))
+        self.control.session.sound.beats((line.last, beat, 60.0 / (PPQN * line.slope)))
+
+    def _unplaced(self) -> None:
+        """The clock's beats no longer fall where the engine was told: it
+        (re)starts, or jumps to another place in the song."""
+        self.unlined = LINE_EVERY   # the next tick tells where they fall now
+        self.control.session.sound.beats(None)
+
     def _changed(self) -> None:
         """A new tempo: the ticks before the last WINDOW are no guide to it."""
         for _ in range(len(self.arrivals) - WINDOW):
@@ -251,6 +295,7 @@ class ClockFollower:
             else:
                 self.jumps.append(abs(arrival - 2 * arrivals[-1] + arrivals[-2]))
         arrivals.append(arrival)
+        self.latest = arrival
 
     def _tempo(self, bpm: float) -> None:
         """Make ``bpm`` the song's tempo and say so; say a refusal only when
@@ -285,13 +330,24 @@ def tempo(seconds: float, off: float) -> tuple[float, float]:
     return bpm, bpm * off / seconds
 
 
-def fit(arrivals: np.ndarray) -> tuple[float, float]:
-    """Seconds per tick, the slope of the least-squares line through the
-    arrival times against the tick numbers; and the most that slope can be
-    off per second by which the lateness of the ticks varies, were they
-    late in the worst order (the first half least, the second most: a jump
-    half way), about 1.5 / n."""
+class Fit(NamedTuple):
+    """The least-squares line through the arrival times against the tick
+    numbers."""
+
+    #: Seconds per tick.
+    slope: float
+    #: The most the slope can be off per second by which the lateness of
+    #: the ticks varies, were they late in the worst order (the first half
+    #: least, the second most: a jump half way), about 1.5 / n.
+    reach: float
+    #: The line's time of the latest tick.
+    last: float
+
+
+def fit(arrivals: np.ndarray) -> Fit:
     n = np.arange(len(arrivals), dtype=float)
     n -= n.mean()
     spread = np.dot(n, n)
-    return float(np.dot(n, arrivals - arrivals.mean()) / spread), float(np.abs(n).sum() / (2 * spread))
+    mean = arrivals.mean()
+    slope = float(np.dot(n, arrivals - mean) / spread)
+    return Fit(slope, float(np.abs(n).sum() / (2 * spread)), float(mean + slope * n[-1]))

@@ -42,6 +42,7 @@ def repl(
                 "record": str(record) if record else None}
     live_midi = midi_settings(midi_in, clock_in, clock_out)
     settings["clock_out"] = live_midi.get("clock_out")
+    settings["clock_in"] = "clock_in" in live_midi
     try:
         code = run(file, resume, settings, osc_settings(osc, osc_host, osc_allow), live_midi)
     except SynthError as error:

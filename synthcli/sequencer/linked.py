@@ -46,11 +46,13 @@ class LinkedSequencer(Sequencer):
         super().__init__(song, engine, endless, start=start)
         self._follow(timeline, start)
 
+    #: The session's tempo may move this much (a fraction of it) before the
+    #: values set as note lengths follow it.
+    TEMPO_STEP = 1e-6
+
     def _follow(self, timeline, bar: int) -> None:
-        """Place ``bar`` on the next quantum boundary of ``timeline``."""
         self.timeline = timeline
-        now = self.engine.time
-        self.start = timeline.next_boundary(now, now) - float(self.song.quarters_at(bar))
+        self.start = self._first_beat(timeline, bar)
         self.queue: list = []                 # (quarters, n, bar, voice, event) not yet sent
         self._order = itertools.count()
         self.started = False                  # the session has said it plays since we asked it to
@@ -59,7 +61,13 @@ class LinkedSequencer(Sequencer):
         # The note length each parameter pattern last set, which a change of
         # the session's tempo sets again, as it does a `set` of one.
         self.held: dict[tuple[str, str], tuple[object, Fraction]] = {}
+
+    def _first_beat(self, timeline, bar: int) -> float:
+        """The beat of ``timeline`` the song's start falls on: ``bar`` on
+        the next quantum boundary, and the session told we play."""
+        now = self.engine.time
         timeline.session.set_playing(True)
+        return timeline.next_boundary(now, now) - float(self.song.quarters_at(bar))
 
     @classmethod
     def take_over(cls, old: Sequencer, timeline) -> "LinkedSequencer":
@@ -110,7 +118,7 @@ class LinkedSequencer(Sequencer):
         if self.halted:
             return
         heard = self.heard_tempo
-        if heard is None or abs(reading.tempo - heard) > 1e-6 * heard:   # not every last bit of a float
+        if heard is None or abs(reading.tempo - heard) > self.TEMPO_STEP * heard:   # not every last bit of a float
             self._follow_tempo(reading.tempo)
         super().before_block()
         self._dispatch(self.engine.time + self.engine.blocksize)
@@ -136,14 +144,23 @@ class LinkedSequencer(Sequencer):
         super()._swap()
         after = self.song.tempo_at(self.bar)
         if after != before:
-            self.timeline.session.set_tempo(float(after))
+            self._share_tempo(after)
         else:   # its patch keeps the song's time; the session's may differ
             self.heard_tempo = None
 
     def _run(self, command) -> None:
         if isinstance(command, Tempo):
-            self.timeline.session.set_tempo(float(command.bpm))   # the song's tempo change: everybody's
+            self._share_tempo(command.bpm)
         super()._run(command)
+
+    def _share_tempo(self, bpm: Fraction) -> None:
+        """The song's own tempo change: everybody's."""
+        self.timeline.session.set_tempo(float(bpm))
+
+    def _missed(self, start: int, where: float) -> bool:
+        """Whether an event due at ``start`` (beat ``where``) is past playing:
+        the session's beat jumped past it (we joined, or the quantum changed)."""
+        return start < self.engine.time - self.engine.blocksize
 
     def _schedule(self, bar: int) -> None:
         """Queue the bar's events; :meth:`_dispatch` sends each as its block comes."""
@@ -164,8 +181,11 @@ class LinkedSequencer(Sequencer):
             if start >= stop:
                 return
             heapq.heappop(self.queue)
-            if start < engine.time - engine.blocksize:
-                continue   # the session's beat jumped past it (we joined, or the quantum changed)
+            if self._missed(start, where):
+                continue
+            # A late one is due now, not before what was sent for now: the
+            # release of every note at a restart would end it on this block.
+            start = max(start, engine.time)
             if voice.param is not None:
                 value = event.value
                 self.held.pop((voice.module, voice.param), None)
