@@ -28,6 +28,8 @@ app = typer.Typer(
     help="synthcli: a modular synthesizer for the terminal. Bare `synth` starts the live-coding REPL.",
 )
 
+from .options import (BlockSize, ClockIn, ClockOut, Device, FromBar, Latency, LiveExecutor,  # noqa: E402
+                      LiveWorkers, OscAllow, OscHost, Record, SampleRate, VoicePatch)
 from .repl.command import repl as repl_command  # noqa: E402  (imports only typer: --help stays light)
 
 app.command("repl")(repl_command)
@@ -264,8 +266,8 @@ def render(
     duration: Optional[float] = typer.Option(None, "--duration", "-d",
                                              help="Seconds to render: a patch's length (default 4); a song or MIDI "
                                                   "file is cut there if it is longer (default: to its end)."),
-    samplerate: int = typer.Option(48000, "--samplerate", "-r", help="Samples per second."),
-    blocksize: int = typer.Option(256, "--blocksize", "-b", help="Samples per block."),
+    samplerate: SampleRate = 48000,
+    blocksize: BlockSize = 256,
     fmt: str = typer.Option("float32", "--format", help="float32, pcm24 or pcm16."),
     executor: str = typer.Option("auto", "--executor", "-x",
                                  help="auto (inline, or worker processes once they are seen to pay), "
@@ -275,11 +277,8 @@ def render(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw waveform, spectrogram and level to a PNG."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Say nothing but warnings and errors: no progress "
                                                                       "bar, no 'wrote' line."),
-    voice_patch: Optional[Path] = typer.Option(None, "--patch",
-                                               help="A MIDI file's voice patch (default: built-in GM voices)."),
-    from_bar: int = typer.Option(1, "--from", metavar="BAR",
-                                 help="Start a song at this bar (from 1), with the patch and patterns as they "
-                                      "stand there; a MIDI file with its programs and controllers."),
+    voice_patch: VoicePatch = None,
+    from_bar: FromBar = 1,
 ) -> None:
     """Render a patch, song or MIDI file offline to a WAV file (no sound card needed).
 
@@ -407,29 +406,24 @@ def play(
     duration: Optional[float] = typer.Option(None, "--duration", "-d",
                                              help="Seconds to play: a patch's length (default: until Ctrl-C); "
                                                   "a song or MIDI file stops there if it is longer."),
-    device: Optional[str] = typer.Option(None, "--device", help="Output device number or name (see `synth devices`)."),
-    samplerate: int = typer.Option(48000, "--samplerate", "-r", help="Samples per second."),
-    blocksize: int = typer.Option(256, "--blocksize", "-b", help="Samples per block."),
-    latency: str = typer.Option("normal", "--latency", help="low, normal or safe: blocks rendered ahead."),
-    record: Optional[Path] = typer.Option(None, "--record", help="Also write what is played to this WAV file."),
-    executor: str = typer.Option("processes", "--executor", "-x", help="inline, threads or processes."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes besides the engine."),
+    device: Device = None,
+    samplerate: SampleRate = 48000,
+    blocksize: BlockSize = 256,
+    latency: Latency = "normal",
+    record: Record = None,
+    executor: LiveExecutor = "processes",
+    workers: LiveWorkers = None,
     watch: bool = typer.Option(False, "--watch", help="Keep playing; apply every save of the file at the next bar."),
-    voice_patch: Optional[Path] = typer.Option(None, "--patch",
-                                               help="A MIDI file's voice patch (default: built-in GM voices)."),
-    from_bar: int = typer.Option(1, "--from", metavar="BAR",
-                                 help="Start a song at this bar (from 1), with the patch and patterns as they "
-                                      "stand there; a MIDI file with its programs and controllers."),
+    voice_patch: VoicePatch = None,
+    from_bar: FromBar = 1,
     osc: Optional[int] = typer.Option(None, "--osc", help="Take commands over OSC on this UDP port "
                                                           "(docs/osc.md); the song then plays on past its end."),
-    osc_host: str = typer.Option("127.0.0.1", "--osc-host", help="Address OSC listens on (beyond 127.0.0.1: a warning)."),
-    osc_allow: Optional[str] = typer.Option(None, "--osc-allow", help="Comma-separated client IPs OSC accepts."),
+    osc_host: OscHost = "127.0.0.1",
+    osc_allow: OscAllow = None,
     midi_in: Optional[str] = typer.Option(None, "--midi-in", help="Play the first note source from this MIDI "
                                                                   "input (docs/midi.md); the song plays on."),
-    clock_in: Optional[str] = typer.Option(None, "--clock-in", help="Follow the tempo, start, stop and song "
-                                                                    "position of the MIDI clock on this input."),
-    clock_out: Optional[str] = typer.Option(None, "--clock-out", help="Send the song's MIDI clock (24 PPQN, "
-                                                                      "start, stop) to this output."),
+    clock_in: ClockIn = None,
+    clock_out: ClockOut = None,
     link: bool = typer.Option(False, "--link", help="Join the Ableton Link session on the network: tempo, beat "
                               "phase and start/stop follow the others (needs synthcli[link])."),
     link_quantum: float = typer.Option(4.0, "--link-quantum", metavar="BEATS",

@@ -8,27 +8,28 @@ from typing import Optional
 
 import typer
 
+from ..options import (BlockSize, ClockIn, ClockOut, Device, Latency, LiveExecutor, LiveWorkers, OscAllow,
+                       OscHost, Record, SampleRate)
+
 
 def repl(
     file: Optional[Path] = typer.Argument(None, help="A patch or song file to start from."),
     resume: bool = typer.Option(False, "--resume", help="Rebuild the patch and song of the last session "
                                                          "from its journal."),
-    device: Optional[str] = typer.Option(None, "--device", help="Output device number or name (see `synth devices`)."),
-    samplerate: int = typer.Option(48000, "--samplerate", "-r", help="Samples per second."),
-    blocksize: int = typer.Option(256, "--blocksize", "-b", help="Samples per block."),
-    latency: str = typer.Option("normal", "--latency", help="low, normal or safe: blocks rendered ahead."),
-    executor: str = typer.Option("processes", "--executor", "-x", help="inline, threads or processes."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes besides the engine."),
-    record: Optional[Path] = typer.Option(None, "--record", help="Also write everything played to this WAV file."),
+    device: Device = None,
+    samplerate: SampleRate = 48000,
+    blocksize: BlockSize = 256,
+    latency: Latency = "normal",
+    executor: LiveExecutor = "processes",
+    workers: LiveWorkers = None,
+    record: Record = None,
     osc: Optional[int] = typer.Option(None, "--osc", help="Take commands over OSC on this UDP port (docs/osc.md)."),
-    osc_host: str = typer.Option("127.0.0.1", "--osc-host", help="Address OSC listens on (beyond 127.0.0.1: a warning)."),
-    osc_allow: Optional[str] = typer.Option(None, "--osc-allow", help="Comma-separated client IPs OSC accepts."),
+    osc_host: OscHost = "127.0.0.1",
+    osc_allow: OscAllow = None,
     midi_in: Optional[str] = typer.Option(None, "--midi-in", help="Play the patch's first note source from this "
                                                                   "MIDI input (docs/midi.md)."),
-    clock_in: Optional[str] = typer.Option(None, "--clock-in", help="Follow the tempo, start and stop of the "
-                                                                    "MIDI clock on this input."),
-    clock_out: Optional[str] = typer.Option(None, "--clock-out", help="Send the song's MIDI clock (24 PPQN, "
-                                                                      "start, stop) to this output."),
+    clock_in: ClockIn = None,
+    clock_out: ClockOut = None,
 ) -> None:
     """Live-code patches and songs at a prompt, with the audio running (`help` lists the commands)."""
     from ..cli import Options, check_live_settings, fail, midi_settings, osc_settings
