@@ -207,7 +207,8 @@ def test_a_sigterm_a_plugin_swallows_while_play_starts_still_stops_it(jack_serve
 
 
 def quit_server(name, sig):
-    """Make the JACK server ``name`` quit (SIGTERM) or crash (SIGKILL).
+    """Make the JACK server ``name`` quit (SIGTERM), crash (SIGKILL), or
+    stall (SIGSTOP) and go on (SIGCONT).
     A crashed server keeps its slot in JACK's registry (eight in all) until
     one of the same name starts: so these servers have fixed names."""
     subprocess.run(["pkill", "--signal", str(int(sig)), "-f", f"jackd -n {name}"], check=True)
@@ -274,6 +275,30 @@ def test_a_sound_server_that_quits_ends_play_with_one_line(jack_server, tmp_path
     assert "Traceback" not in err and "leaked" not in err, err
     assert subprocess.run(["pgrep", "-f", str(patch)], capture_output=True).stdout == b""
     assert used & set(os.listdir("/dev/shm")) == set()
+
+
+def test_a_sound_server_that_stalls_ends_play_with_one_line(jack_server, tmp_path):
+    """A server stopped whole (SIGSTOP: a debugger, a frozen machine) calls
+    back no more, yet PortAudio keeps the stream active: play says so after
+    SILENT_SERVER seconds and exits 1, not waiting in silence for ever."""
+    from synthcli.audio.engine_process import SILENT_SERVER
+    patch = write(tmp_path, "add vco a wave=saw freq=110\nconnect a out\n")
+    with jack_dummy_server("synthcli-stalls") as name:
+        playing = Playing(patch, cwd=ROOT)
+        time.sleep(0.5)
+        quit_server(name, signal.SIGSTOP)
+        stalled = time.monotonic()
+        try:
+            playing.proc.wait(SILENT_SERVER + 5)
+        finally:
+            quit_server(name, signal.SIGCONT)
+        waited = time.monotonic() - stalled
+        err = playing.finish(signalled=False)
+    print(f"play ended {waited:.2f} s after the server stalled")
+    assert playing.proc.returncode == 1 and SILENT_SERVER <= waited < SILENT_SERVER + 1, (waited, err)
+    assert err.rstrip().endswith(f"error: the audio stopped: the sound server has asked for no sound for "
+                                 f"{SILENT_SERVER:g} s (JACK drops a client that stalls)"), err
+    assert "Traceback" not in err and "leaked" not in err, err
 
 
 def test_no_device_is_one_clear_line(tmp_path):
