@@ -134,6 +134,7 @@ class Control:
         listener = MidiInput(name, ClockFollower(self, self.log), self.log)
         listener.start() if serve else listener.open()
         self.clock = listener
+        self.session.clock_port = name
         return f"following the MIDI clock on '{name}'"
 
     def serve_midi(self) -> None:
@@ -149,7 +150,7 @@ class Control:
             self.stop_midi()
         if self.clock is not None:
             self.clock.stop()
-            self.clock = None
+            self.clock = self.session.clock_port = None
         if self._journaling is not None:   # the REPL journals them as it leaves
             self._journaling.cancel()
         rendering = self.session.rendering

@@ -33,7 +33,10 @@ class Followed:
 
     def __init__(self, registry) -> None:
         self.registry = registry
-        self.session = Session(registry, LiveSound())
+        self.beats: list[tuple[float, tuple | None]] = []   # what the engine was told, with the batch's arrival
+        sound = LiveSound()
+        sound.beats = lambda line: self.beats.append((self.now, line))
+        self.session = Session(registry, sound)
         control = Control(self.session, log=lambda line: None)
         control.execute('add keys kb\ntempo 120\nlength 1\npattern kb "c4"')
         self.now = 100.0
@@ -41,7 +44,7 @@ class Followed:
         self.follower = ClockFollower(control, lambda line: self.lines.append((self.now, line)))
         self.follower([(self.now, mido.Message("start"))])
 
-    def play(self, tempos: list[tuple[float, float]], seed: int) -> list[float]:
+    def play(self, tempos: list[tuple[float, float]], seed: int, period: float = PERIOD) -> list[float]:
         """The clock at each (seconds, bpm) in turn, each tick sent up to
         0.5 ms off its time, on a server whose periods drift 40 ppm from
         the sender's clock. Returns when each tempo's first tick is sent."""
@@ -53,7 +56,7 @@ class Followed:
             while now < end:
                 sent.append(now + rng.uniform(-0.0005, 0.0005))
                 now += 60 / (24 * bpm)
-        period = PERIOD * (1 + 40e-6)
+        period *= 1 + 40e-6
         phase = self.now + rng.uniform(0, period)
         numbers, counts = np.unique(np.ceil((np.sort(sent) - phase) / period), return_counts=True)
         for number, count in zip(numbers, counts):
@@ -234,3 +237,88 @@ def test_the_clocks_lines_place_the_notes_still_to_come_on_its_beats(registry):
     clock = 0.55 + (np.arange(2, 12) - 1.25) * beat
     assert len(found) == 11 and abs(found[0] - 0.5) <= 1 / SR   # at the song's own tempo: no line yet
     assert np.allclose(found[1:], clock, atol=1 / SR), found[1:] - clock
+
+
+def clocked(registry, text: str, told: tuple | None = None):
+    """A ClockedSequencer for ``text`` on a fresh engine with the virtual
+    audio clock of clocked_onsets, the clock started and, with ``told``,
+    its line given: ``(engine, sequencer, session)``; close the engine."""
+    session = ClockSession()
+    session.follow(told)
+    engine = Engine(registry, SR, 256)
+    timeline = Timeline(session, SR, lambda: (engine.time, engine.time, T0 + engine.time / SR))
+    return engine, ClockedSequencer(Song(registry, text), engine, True, timeline), session
+
+
+def test_a_song_typed_play_while_the_clock_runs_elsewhere_starts_on_its_next_bar(registry):
+    """`play` while the clock is 2000 beats in: bar 1 on beat 0 would be 500
+    bars past, all played in the first block (five rebuilds, 27-47 ms of a
+    5.3 ms block). It starts on the clock's next bar, 2004, instead."""
+    text = "tempo 120\nlength 8\n" + QUARTERS + "at 3 add vco o\nat 3 connect o v.gain\nat 5 remove o\n"
+    engine, sequencer, _ = clocked(registry, text, told=(T0 + 0.1, 2001.0, 120.0))
+    with engine:
+        performance = Performance(engine, driver=sequencer)
+        blocks = [performance.next_block()[0].copy()]
+        assert sequencer.bar == 0, sequencer.bar            # nothing of the song's yet
+        blocks += [performance.next_block()[0].copy() for _ in range(3 * SR // 256)]
+    found = onsets(np.concatenate(blocks), quiet=2000) / SR
+    assert np.allclose(found[:3], [1.6, 2.1, 2.6], atol=1 / SR), found   # beat 2004: 0.1 + 3 * 0.5 s
+
+
+def test_a_tempo_of_the_songs_own_leaves_note_lengths_at_the_clocks(registry):
+    """`at 2 tempo 60` while a clock at 120 tells the beats: a delay set to
+    an eighth stays an eighth of the clock's beat (0.25 s), not the song's."""
+    text = ("tempo 120\nlength 3\nat 2 tempo 60\nadd delay d time=1/8\nconnect d out\n" + QUARTERS
+            .replace("connect v out", "connect v d"))
+    engine, sequencer, _ = clocked(registry, text, told=(T0, 0.0, 120.0))
+    with engine:
+        performance = Performance(engine, driver=sequencer)
+        times = []
+        for _ in range(4 * SR // 256):                      # into bar 3, at 120
+            performance.next_block()
+            times.append(engine.params[("d", "time")])
+    assert np.allclose(times[2:], 0.25), sorted(set(times))
+
+
+def test_midiout_patterns_and_the_clock_out_follow_the_clocks_beats(registry):
+    """A `midiout` target's notes go to the outside gear (they went nowhere
+    once the clock had started), and --clock-out's ticks fall on the clock's
+    beats, not on the song's own tempo from the song's start (481 ticks at
+    once, 10 s into a play)."""
+    from synthcli.midi.clock import ClockTicks
+    text = 'tempo 120\nlength 2\nmidiout ext "Volca" channel=2\npattern ext "c4 e4 g4 c5"\n'
+    engine, sequencer, _ = clocked(registry, text, told=(T0 + 1.0, 0.0, 150.0))
+    sent = []
+    sequencer.midi_out = lambda port, channel, start, stop, pitch, velocity: sent.append((start, pitch))
+    with engine:
+        ticks = ClockTicks(sequencer)
+        performance = Performance(engine, driver=sequencer)
+        found = []
+        for _ in range(3 * SR // 256):
+            found += ticks.until(engine.time + 256)
+            performance.next_block()
+    beat = 0.4 * SR                                           # 150 BPM
+    assert [pitch for _, pitch in sent[:4]] == [60, 64, 67, 72], sent
+    assert np.allclose([start for start, _ in sent[:4]], SR + beat * np.arange(4), atol=1), sent
+    assert np.allclose(found[:49], SR + beat / 24 * np.arange(49), atol=1), found[:5]
+
+
+@pytest.mark.parametrize("frames, rate", [(256, 48000), (4096, 44100)])
+def test_the_beats_go_to_the_engine_every_sixteenth_with_a_slope_only_once_it_is_sure(registry, frames, rate):
+    """Every tick of the first beat places the beat; a line's tempo comes
+    with it once the jitter of the ticks cannot move it by 5%. JACK at 4096
+    frames hands a clock at 120 BPM over in bursts of four or five ticks,
+    whose first beat's lines said up to 150 and 190 BPM."""
+    followed = Followed(registry)
+    start, = followed.play([(10, 120)], seed=0, period=frames / rate)
+    lines = [line for _, line in followed.beats]
+    assert lines[0] is None                                             # the start
+    told = [line for line in lines[1:] if line is not None]
+    beats = [beat for _, beat, _ in told]
+    assert beats == sorted(beats) and beats[-1] == pytest.approx(20 - 1 / 24, abs=0.25), beats[-3:]
+    later = [beat for beat in beats if beat >= 1]
+    assert np.allclose(np.diff(later), 0.25, atol=0.21), np.diff(later)   # a sixteenth (a batch of ticks)
+    sloped = [bpm for _, beat, bpm in told if bpm is not None]
+    assert sloped and all(abs(bpm - 120) < 0.05 * 120 for bpm in sloped), sloped
+    for when, beat, _ in told:   # each line passes through the tick it names, give or take JACK's period
+        assert abs(when - (start + beat * 0.5)) < 1.5 * frames / rate, (when, beat)

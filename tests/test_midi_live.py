@@ -361,6 +361,22 @@ def test_an_output_that_goes_away_is_sent_to_again_when_it_returns(jack_midi, tm
     assert f"warning: midi: output 'RtMidiIn Client:{name}' is back" in err and "Traceback" not in err, err
 
 
+def test_link_is_refused_while_a_midi_clock_leads(registry, jack_midi):
+    """Both would set the tempo and place the beats: `synth play` refuses
+    --clock-in with --link, and the REPL its `link on` (the engine went
+    with Link and the clock's lines were ignored)."""
+    name, _ = jack_midi("out")
+    session = Session(registry, LiveSound())
+    control = Control(session, log=lambda line: None)
+    try:
+        control.follow_clock(name)
+        with pytest.raises(SynthError, match="leads the tempo and the beat .--clock-in.: Link would lead them too"):
+            control.execute("link on")
+        assert not session.linked
+    finally:
+        control.close()
+
+
 def test_the_repl_maps_lists_saves_and_refuses_in_one_line(registry, jack_midi, tmp_path):
     session = Session(registry, LiveSound())
     control = Control(session, log=lambda line: None)

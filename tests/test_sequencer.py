@@ -2,6 +2,7 @@
 timed sets and parameter patterns, identical renders on every executor,
 and checking that names the place of every mistake."""
 import hashlib
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -812,3 +813,35 @@ def test_a_reload_with_a_new_tempo_keeps_the_bar_it_takes_over_in_place(registry
     at_120 = [b * 2 * SR for b in range(1, swapped)]                     # 2 s bars before the swap
     at_60 = [swapped * 2 * SR + k * 4 * SR for k in range(3)]            # then 4 s bars from where it was
     assert list(onsets[:len(at_120) + 3]) == at_120 + at_60
+
+
+@pytest.mark.parametrize("extra, start, rebuilds", [
+    ("", 0, False),                                              # the same patch: values glide
+    ("at 1 set v.level 0.25\n", 0, False),                       # a value of its first bar glides too
+    ("at 1 add vco o\nat 1 connect o v\n", 0, True),             # its first bar edits the patch
+    ("at 3 add vco o\nat 3 connect o v\n", 2, True),             # the bar it starts at (--from 3) does
+    ("at 3 add vco o\nat 3 connect o v\n", 0, False),            # a later bar: rendered ahead at its time
+])
+def test_the_live_engine_renders_ahead_of_a_song_start_that_rebuilds_and_of_no_other(registry, extra, start,
+                                                                                       rebuilds):
+    """A restart that rebuilds the schedule in its first block must come
+    after 12 blocks rendered ahead, as any rebuild; one that only glides
+    must not wait for them (its downbeat would be heard 64 ms late)."""
+    from synthcli.audio.engine_process import LiveEngine
+    from synthcli.sequencer.song import Sequencer
+    text = "tempo 120\nlength 4\n" + GATE + 'pattern kb "c4" legato=1\n'
+    live = LiveEngine(None, {"samplerate": SR})
+    with Engine(registry, SR, 256) as engine:
+        live.engine, live.performance = engine, Performance(engine, Song(registry, text))
+        song = Song(registry, text + extra)
+        command = ("song", song, True, start)
+        assert live.rebuilds(command) is rebuilds
+        assert live.rebuilds(("song", text + extra, True, start)) is False   # not made yet: render on
+        assert live.rebuilds(("song", song, False)) is False                 # a new version: at its bar
+        live.performance.sequencer.release_notes()
+        schedule = engine.schedule
+        live.performance.sequencer = Sequencer(song, engine, True, origin=engine.time, start=start)
+        live.performance.next_block()
+        assert (engine.schedule is not schedule) is rebuilds
+    os.close(live.wake_r)
+    os.close(live.wake_w)

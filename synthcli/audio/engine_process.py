@@ -102,6 +102,7 @@ class LiveEngine:
         self.link_news: collections.deque = collections.deque()
         self.clock = None   # the Timeline of an outside MIDI clock's beats (--clock-in)
         self.preparing: Preparation | None = None   # the next command's patch or song, made off the render thread
+        self.judged: tuple[tuple, bool] | None = None   # (song command, whether it rebuilds): see rebuilds
         self.struck: dict[tuple[str, float], int] = {}   # (module, note): the sample its last live note began (see note)
         from ..sequencer.song import MIN_NOTE
         self.min_note = max(1, round(MIN_NOTE * settings["samplerate"]))
@@ -170,8 +171,9 @@ class LiveEngine:
                 self.send(("link", self.link_news.popleft()))
             while self.commands:
                 command = self.prepared(self.commands[0])
-                if command is None:
-                    break   # its files are being read: render on meanwhile
+                if command is None:   # its files are being read: render on meanwhile
+                    held = 0          # (not yet waiting to be applied: the render-ahead comes after)
+                    break
                 self.commands[0] = command   # made: what it rebuilds is known from now on
                 if self.rebuilds(command) and ring.queued() < LOAD_AHEAD and ring.free() > 0 and held < LOAD_WAIT:
                     break   # render further ahead first, so the rebuild cannot starve the callback
@@ -297,14 +299,19 @@ class LiveEngine:
         kind = command[0]
         if kind == "batch":
             return command[1] is None and any(self.rebuilds(each) for each in command[2])
-        if kind == "song":
-            from ..sequencer.song import Song, same_shape
-            song, restart, playing = command[1], command[2], self.engine.patch
-            if not restart or not isinstance(song, Song):
-                return False
+        if kind != "song":
+            return kind in STRUCTURAL
+        from ..sequencer.song import Song, same_shape
+        song, playing = command[1], self.engine.patch
+        if not isinstance(song, Song) or (not command[2] and self.performance.sequencer is not None):
+            return False
+        judged = self.judged   # asked at every turn of the render loop while it waits: made once
+        if judged is None or judged[0] is not command:
             start = command[3] if len(command) > 3 else 0
-            return playing is None or not same_shape(playing, song.state_before(start)[0])
-        return kind in STRUCTURAL
+            patch = song.state_before(start)[0]
+            self.judged = judged = (command, playing is None or not same_shape(playing, patch)
+                                    or song.edits_at(start, patch))
+        return judged[1]
 
     def prepared(self, command: tuple) -> tuple | None:
         """``command`` with the patch or song it loads made, and the files
@@ -382,6 +389,9 @@ class LiveEngine:
         elif kind == "link":
             self.apply_link(*command[1:])
         elif kind == "beats":   # ("beats", line): where an outside MIDI clock's beats fall (Player.beats)
+            if self.clock is None:
+                from ..errors import SynthError
+                raise SynthError("beats come from a MIDI clock: start the player with clock_in=True")
             self.clock.session.follow(command[1])
         elif kind == "halt":   # stop the song's patterns; the patch plays on
             if self.link is not None and self.performance.sequencer is not None:

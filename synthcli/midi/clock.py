@@ -70,10 +70,13 @@ SLOWEST, FASTEST = 1.0, 999.0
 #: so a fast clock's ticks come in bursts a period apart (93 ms at most:
 #: 4096 frames at 44.1 kHz).
 PAUSE, BREAK = 4.0, 0.1
-#: Ticks a line through the arrivals needs before its slope is a guide
-#: (fewer only place the beat, at the tempo the engine had); with a beat of
-#: them, a line goes to the engine every LINE_EVERY ticks (a sixteenth).
-SLOPED, LINE_EVERY = 6, 6
+#: Ticks a line through the arrivals needs before its slope is a guide, and
+#: the most (a fraction of the tempo) the jitter of the ticks may move it
+#: then: fewer ticks, or ticks that come in bursts (JACK at 4096 frames
+#: hands over 93 ms of them at once), only place the beat, at the tempo the
+#: engine had. With a beat of them, a line goes to the engine every
+#: LINE_EVERY ticks (a sixteenth).
+SLOPED, SLOPE_DOUBT, LINE_EVERY = 6, 0.05, 6
 
 
 class ClockTicks:
@@ -115,8 +118,7 @@ class ClockTicks:
             song = sequencer.song
             beats, unit = next(meter for start, _, meter in reversed(song.changes) if start <= self.bar)
             per_bar = PPQN * beats * 4 // unit
-            sample = sequencer.sample(song.bar_start(self.bar)
-                                      + song.bar_seconds(self.bar) * Fraction(self.tick, per_bar))
+            sample = sequencer.bar_sample(self.bar, Fraction(self.tick, per_bar))   # on Link's or a clock's beats too
             if sample >= stop:
                 return found
             found.append(sample)
@@ -262,18 +264,21 @@ class ClockFollower:
     def _place(self, ticks: int) -> None:
         """Tell the engine where the clock's beats fall: the line through
         the arrivals at the latest tick, whose beat of the song is the one
-        before ``position``. Before it has SLOPED ticks, the latest tick
-        places the beat and the engine keeps its tempo."""
+        before ``position``. Before it has SLOPED ticks, or while their
+        jitter could move its tempo by more than SLOPE_DOUBT, the latest
+        tick places the beat and the engine keeps its tempo."""
         arrivals = self.arrivals
         self.unlined += ticks
         if len(arrivals) >= FIRST and self.unlined < LINE_EVERY:
             return
         self.unlined = 0
         beat = (self.position - 1) / PPQN
-        if len(arrivals) < SLOPED:   # (none: a new tempo cleared them)
-            return self.control.session.sound.beats((self.latest, beat, None))
-        line = fit(np.asarray(arrivals))
-        self.control.session.sound.beats((line.last, beat, 60.0 / (PPQN * line.slope)))
+        if len(arrivals) >= SLOPED:
+            line = fit(np.asarray(arrivals))
+            bpm, doubt = tempo(line.slope, max(self.jumps) * line.reach)
+            if doubt <= SLOPE_DOUBT * bpm:
+                return self.control.session.sound.beats((line.last, beat, bpm))
+        self.control.session.sound.beats((self.latest, beat, None))   # (no arrivals: a new tempo cleared them)
 
     def _unplaced(self) -> None:
         """The clock's beats no longer fall where the engine was told: it

@@ -98,6 +98,7 @@ class Session:
         self.rendering = None             # the last render run beside the prompt
         self.link_quantum = 4.0          # beats per Link phase cycle
         self.linked = False              # Ableton Link asked for (`link on`)
+        self.clock_port: str | None = None   # the MIDI clock input the song follows (--clock-in)
 
     @property
     def song_text(self) -> str:
@@ -618,6 +619,9 @@ class Session:
             self.linked = False
             self.sound.link("off")
             return ""
+        if self.clock_port is not None:
+            raise SynthError(f"the MIDI clock on '{self.clock_port}' leads the tempo and the beat (--clock-in): "
+                             f"Link would lead them too")
         load_binding()   # a missing extra is said here, in one line
         self.linked = True
         self.sound.link("on", self.link_quantum, 0.0, float(self.timeline.tempo))

@@ -20,8 +20,10 @@ between two lines.
 """
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
+from ..language import Tempo
 from ..link import Reading
 from .linked import LinkedSequencer
 
@@ -77,26 +79,58 @@ class ClockedSequencer(LinkedSequencer):
     #: render thread, and its start can reach the engine after the clock's
     #: first ticks.
     LATE = 0.05
+    #: Seconds a song started may come after the clock's place and still
+    #: start there, its first beat late: the follower's start reaches the
+    #: engine 15-20 ms after the clock's tick. A song started later waits
+    #: for the clock's next bar.
+    JOIN = 0.2
     #: The fitted tempo moves by hundredths of a BPM from line to line; the
     #: values set as note lengths follow it when it has moved by 0.1 %.
     TEMPO_STEP = 1e-3
 
     def _first_beat(self, timeline, bar: int) -> float:
-        """The song's quarter notes are the clock's beats (the song starts
-        where the clock's place is), so its start is beat 0."""
+        """The song's quarter notes are the clock's beats, counted from bar
+        1, where the follower starts the song (its Start, or its Song
+        Position Pointer's bar): beat 0. A song started while the clock
+        runs elsewhere (`play` typed) waits for the clock's next bar
+        instead: on the clock's place it would play every bar between in
+        one block. Until the clock has told where its beats fall, the song
+        starts now, at its own tempo."""
         now = self.engine.time
         self.first = float(self.song.quarters_at(bar))
-        timeline.session.begin(self.first, timeline.time_of(now, now),
-                               float(self.song.tempo_at(bar)))
-        return 0.0
+        session = timeline.session
+        if not session.told:
+            session.begin(self.first, timeline.time_of(now, now), float(self.song.tempo_at(bar)))
+            return 0.0
+        beat = timeline.beat_at(now, now) - self.JOIN * session.reading.tempo / 60.0
+        if beat <= self.first:
+            return 0.0
+        span = float(self.song.bar_quarters(bar))
+        return math.ceil(beat / span) * span - self.first
+
+    def _run(self, command) -> None:
+        """A tempo of the song's own, while the clock tells the beats, sets
+        nothing: the values set as note lengths follow the clock's tempo
+        (LinkedSequencer._follow_tempo), and a delay at 1/8 went to the
+        song's 60 BPM while the bars went on at the clock's 120."""
+        if isinstance(command, Tempo) and self.timeline.session.told:
+            return
+        super()._run(command)
 
     def _share_tempo(self, bpm: Fraction) -> None:
-        """A MIDI clock does not listen: the song's own tempo change moves
-        only a line the clock has not told yet (a song started while the
-        clock stands), from the bar it starts."""
-        now = self.engine.time
+        """A MIDI clock does not listen. While it tells the beats, a new
+        version of the song that changes the tempo of this bar (its patch
+        made at the song's tempo) has the values set as note lengths follow
+        the clock's again; a line it has not told yet (a song started while
+        the clock stands) moves to the song's tempo from the bar it starts,
+        once the notes before that bar are placed on the old one."""
+        if self.timeline.session.told:
+            self.heard_tempo = None
+            return
+        start = self.bar_sample(self.bar)
+        self._dispatch(start)
         self.timeline.session.begin(float(self.song.quarters_at(self.bar)),
-                                    self.timeline.time_of(self.bar_sample(self.bar), now), float(bpm))
+                                    self.timeline.time_of(start, self.engine.time), float(bpm))
 
     def _missed(self, start: int, where: float) -> bool:
         engine = self.engine

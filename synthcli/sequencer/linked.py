@@ -198,6 +198,8 @@ class LinkedSequencer(Sequencer):
             end = event.start + event.duration * voice.legato
             pair = voice.swing_pair(self.song.bar_quarters(bar))
             end = max(start + 1, self.bar_sample(bar, end if pair is None else swung(end, voice.swing, pair)))
+            if self._outside(voice, start, end, event.value):
+                continue
             on, off = note_events(event.value, voice.velocity)
             self._keep(start, engine.send(voice.module, start, on))
             self._keep(end, engine.send(voice.module, end, off))

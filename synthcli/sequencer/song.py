@@ -319,6 +319,12 @@ class Song:
     def bar_seconds(self, bar: int) -> Fraction:
         return self.bar_quarters(bar) * 60 / self._segment(bar)[1]
 
+    def edits_at(self, bar: int, patch: Patch) -> bool:
+        """Whether ``bar`` starts with an edit of ``patch`` that rebuilds the
+        engine's schedule (not only a value that glides)."""
+        return any(not isinstance(command, (Tempo, Meter, Pattern)) and not glides(patch, command)
+                   for command in self.timed.get(bar, ()))
+
     def bar_quarters(self, bar: int) -> Fraction:
         """How many quarter notes ``bar`` holds, by its meter."""
         meter = self.meter_at(bar)
@@ -604,8 +610,7 @@ class Sequencer:
         if (self.length is not None and self.bar >= self.length) or \
                 self.bar_sample(self.bar) >= self.engine.time + samples:
             return False
-        return any(not isinstance(command, (Tempo, Meter, Pattern)) and not glides(self.patch, command)
-                   for command in self.song.timed.get(self.bar, ()))
+        return self.song.edits_at(self.bar, self.patch)
 
     def _swap(self) -> None:
         """A saved song takes over at this bar: the patch and patterns it
@@ -653,6 +658,16 @@ class Sequencer:
         if handle is not None:
             self.ahead.append((when, handle))
 
+    def _outside(self, voice, start: int, stop: int, pitch: float) -> bool:
+        """Send a note of a ``midiout`` target's pattern to the outside gear
+        (see :attr:`midi_out`); False for a note the engine plays."""
+        port = self.patch.midi_ports.get(voice.module)
+        if port is None or self.midi_out is None:
+            return False
+        channel = int(self.patch.modules[voice.module].params["channel"])
+        self.midi_out(port, channel, start, stop, pitch, voice.velocity)
+        return True
+
     def _schedule(self, bar: int) -> None:
         engine = self.engine
         now = engine.time
@@ -685,10 +700,7 @@ class Sequencer:
                 else:
                     stop = self.bar_sample(bar, swung(event.start + length * voice.legato, voice.swing, pair))
                 stop = max(start + 1, stop)
-                port = self.patch.midi_ports.get(voice.module)
-                if port is not None and self.midi_out is not None:
-                    channel = int(self.patch.modules[voice.module].params["channel"])
-                    self.midi_out(port, channel, start, stop, event.value, voice.velocity)
+                if self._outside(voice, start, stop, event.value):
                     continue
                 on, off = note_events(event.value, voice.velocity)
                 keep(start, engine.send(voice.module, start, on))
