@@ -322,3 +322,40 @@ def test_the_beats_go_to_the_engine_every_sixteenth_with_a_slope_only_once_it_is
     assert sloped and all(abs(bpm - 120) < 0.05 * 120 for bpm in sloped), sloped
     for when, beat, _ in told:   # each line passes through the tick it names, give or take JACK's period
         assert abs(when - (start + beat * 0.5)) < 1.5 * frames / rate, (when, beat)
+
+
+@pytest.mark.parametrize("told, bar, first", [
+    ((T0, 10.1, 120.0), 0, 0.95),     # the clock 10.1 beats in: bar 1 on its beat 12
+    ((T0, 1.3, 120.0), 2, 1.35),      # `play 3` with the clock in its first bar: on its beat 4, not 8
+])
+def test_a_song_joined_mid_clock_keeps_its_bars_when_the_clock_stops_telling(registry, told, bar, first):
+    """Joined on the clock's next bar, the song's bars are counted from
+    there; when the clock's place is lost for a tick (a Song Position
+    Pointer) as a bar of the song changes its tempo, the bar stays where it
+    was: it sounded 6 s late, on the song's own beat 12 after its start."""
+    text = ("tempo 120\nlength 4\nat 2 tempo 120\nat 4 tempo 120\nadd keys kb voices=1\nadd vca v level=0.5\n"
+            'connect kb.gate v\nconnect v out\npattern kb "c4 c4 c4 c4" legato=0.5\n')
+    session = ClockSession()
+    session.follow(told)
+    with Engine(registry, SR, 256) as engine:
+        timeline = Timeline(session, SR, lambda: (engine.time, engine.time, T0 + engine.time / SR))
+        performance = Performance(engine, driver=ClockedSequencer(Song(registry, text), engine, False, timeline,
+                                                                  bar))
+        blocks = [performance.next_block()[0].copy() for _ in range(int(first * SR) // 256 + 10)]
+        session.follow(None)                                 # the clock relocates before the song's next bar
+        while not performance.over:
+            blocks.append(performance.next_block()[0].copy())
+    found = onsets(np.concatenate(blocks), quiet=2000) / SR
+    bars = 4 - bar
+    assert np.allclose(found, first + 0.5 * np.arange(4 * bars), atol=1 / SR), found
+
+
+def test_a_burst_of_ticks_after_a_start_places_the_beat_without_a_tempo(registry):
+    """Six ticks in one batch (JACK at 4096 frames, a clock over 160 BPM)
+    made a line of 2.5 million BPM; the same instant for all, a division
+    by zero. One burst says nothing of the tempo."""
+    for spacing in (1e-6, 0.0):
+        followed = Followed(registry)
+        followed.follower([(followed.now + spacing * k, mido.Message("clock")) for k in range(8)])
+        lines = [line for _, line in followed.beats if line is not None]
+        assert lines and all(bpm is None for _, _, bpm in lines), lines

@@ -264,19 +264,20 @@ class ClockFollower:
     def _place(self, ticks: int) -> None:
         """Tell the engine where the clock's beats fall: the line through
         the arrivals at the latest tick, whose beat of the song is the one
-        before ``position``. Before it has SLOPED ticks, or while their
-        jitter could move its tempo by more than SLOPE_DOUBT, the latest
-        tick places the beat and the engine keeps its tempo."""
+        before ``position``. Before it has SLOPED ticks over BREAK seconds
+        (ticks a burst delivers together say nothing of the tempo), or
+        while their jitter could move its tempo by more than SLOPE_DOUBT,
+        the latest tick places the beat and the engine keeps its tempo."""
         arrivals = self.arrivals
         self.unlined += ticks
         if len(arrivals) >= FIRST and self.unlined < LINE_EVERY:
             return
         self.unlined = 0
         beat = (self.position - 1) / PPQN
-        if len(arrivals) >= SLOPED:
+        if len(arrivals) >= SLOPED and arrivals[-1] - arrivals[0] >= BREAK:   # (not one burst of JACK's)
             line = fit(np.asarray(arrivals))
             bpm, doubt = tempo(line.slope, max(self.jumps) * line.reach)
-            if doubt <= SLOPE_DOUBT * bpm:
+            if SLOWEST <= bpm <= FASTEST and doubt <= SLOPE_DOUBT * bpm:
                 return self.control.session.sound.beats((line.last, beat, bpm))
         self.control.session.sound.beats((self.latest, beat, None))   # (no arrivals: a new tempo cleared them)
 

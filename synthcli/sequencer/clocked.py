@@ -92,21 +92,20 @@ class ClockedSequencer(LinkedSequencer):
         """The song's quarter notes are the clock's beats, counted from bar
         1, where the follower starts the song (its Start, or its Song
         Position Pointer's bar): beat 0. A song started while the clock
-        runs elsewhere (`play` typed) waits for the clock's next bar
-        instead: on the clock's place it would play every bar between in
-        one block. Until the clock has told where its beats fall, the song
-        starts now, at its own tempo."""
+        runs elsewhere (`play` typed) starts on the clock's next bar
+        instead, its bars counted from the one it starts at: on the clock's
+        place it would play every bar between in one block, or wait for
+        the clock to come round to it. Until the clock has told where its
+        beats fall, the song starts now, at its own tempo."""
         now = self.engine.time
         self.first = float(self.song.quarters_at(bar))
         session = timeline.session
         if not session.told:
             session.begin(self.first, timeline.time_of(now, now), float(self.song.tempo_at(bar)))
             return 0.0
-        beat = timeline.beat_at(now, now) - self.JOIN * session.reading.tempo / 60.0
-        if beat <= self.first:
-            return 0.0
+        past = timeline.beat_at(now, now) - self.first - self.JOIN * session.reading.tempo / 60.0
         span = float(self.song.bar_quarters(bar))
-        return math.ceil(beat / span) * span - self.first
+        return math.ceil(past / span) * span
 
     def _run(self, command) -> None:
         """A tempo of the song's own, while the clock tells the beats, sets
@@ -129,7 +128,7 @@ class ClockedSequencer(LinkedSequencer):
             return
         start = self.bar_sample(self.bar)
         self._dispatch(start)
-        self.timeline.session.begin(float(self.song.quarters_at(self.bar)),
+        self.timeline.session.begin(self.start + float(self.song.quarters_at(self.bar)),
                                     self.timeline.time_of(start, self.engine.time), float(bpm))
 
     def _missed(self, start: int, where: float) -> bool:
