@@ -4,8 +4,8 @@ The clock's tempo alone, applied as the song's `tempo` from the next bar,
 left the song out of phase with the gear that sent it: the song starts
 at its own tempo, a beat before the clock's is known, and every bar of a
 song at 120 BPM came half a second after a clock at 150's; a tempo a fit
-leaves 0.2 % off drifts on from there. So the song is placed on the clock's own
-beat line instead, exactly as on an Ableton Link session's
+leaves 0.2 % off drifts on from there. So the song is placed on the
+clock's own beat line instead, exactly as on an Ableton Link session's
 (:class:`~synthcli.sequencer.linked.LinkedSequencer`, whose notes are
 placed a block at a time from the latest line): the follower
 (:class:`synthcli.midi.clock.ClockFollower`) fits a line through the ticks'
@@ -15,8 +15,7 @@ readings. A beat of this line is a quarter note of the song from bar 1:
 the clock counts from its Start, or from its Song Position Pointer.
 
 The song's `tempo` still follows the clock (the follower sets it): it is
-what ``save`` writes and what the toolbar shows, and what places the notes
-between two lines.
+what ``save`` writes and what the toolbar shows.
 """
 from __future__ import annotations
 

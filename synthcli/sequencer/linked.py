@@ -175,6 +175,7 @@ class LinkedSequencer(Sequencer):
     def _dispatch(self, stop: int) -> None:
         """Send every queued event that starts before sample ``stop``."""
         engine = self.engine
+        outside = self._outside()
         while self.queue:
             where, _, bar, voice, event = self.queue[0]
             start = self.timeline.sample_at(self.start + where, engine.time)
@@ -198,7 +199,7 @@ class LinkedSequencer(Sequencer):
             end = event.start + event.duration * voice.legato
             pair = voice.swing_pair(self.song.bar_quarters(bar))
             end = max(start + 1, self.bar_sample(bar, end if pair is None else swung(end, voice.swing, pair)))
-            if self._outside(voice, start, end, event.value):
+            if outside is not None and outside(voice, start, end, event.value):
                 continue
             on, off = note_events(event.value, voice.velocity)
             self._keep(start, engine.send(voice.module, start, on))

@@ -658,11 +658,17 @@ class Sequencer:
         if handle is not None:
             self.ahead.append((when, handle))
 
-    def _outside(self, voice, start: int, stop: int, pitch: float) -> bool:
+    def _outside(self):
+        """What sends the notes of ``midiout`` targets' patterns to the
+        outside gear (:meth:`_to_gear`), or None where no pattern plays
+        outside gear: a bar of 256 voices then pays no call a note."""
+        return self._to_gear if self.patch.midi_ports and self.midi_out is not None else None
+
+    def _to_gear(self, voice, start: int, stop: int, pitch: float) -> bool:
         """Send a note of a ``midiout`` target's pattern to the outside gear
         (see :attr:`midi_out`); False for a note the engine plays."""
         port = self.patch.midi_ports.get(voice.module)
-        if port is None or self.midi_out is None:
+        if port is None:
             return False
         channel = int(self.patch.modules[voice.module].params["channel"])
         self.midi_out(port, channel, start, stop, pitch, voice.velocity)
@@ -673,6 +679,7 @@ class Sequencer:
         now = engine.time
         self.ahead = [sent for sent in self.ahead if sent[0] >= now]
         keep = self._keep
+        outside = self._outside()
         # Voices of a chord share their places in the bar: each place is
         # turned into a sample once (256 voices: 2048 notes, 8 places). Keys
         # are pairs of ints, which hash far faster than Fractions.
@@ -700,7 +707,7 @@ class Sequencer:
                 else:
                     stop = self.bar_sample(bar, swung(event.start + length * voice.legato, voice.swing, pair))
                 stop = max(start + 1, stop)
-                if self._outside(voice, start, stop, event.value):
+                if outside is not None and outside(voice, start, stop, event.value):
                     continue
                 on, off = note_events(event.value, voice.velocity)
                 keep(start, engine.send(voice.module, start, on))
