@@ -154,20 +154,38 @@ def test_delay_time_modulated_within_a_block_moves_every_sample():
     """A delay time that falls 0.25 s per second, sample by sample, reads
     the line a quarter faster than it is written: each sample where its
     own time says, so a sine comes out a quarter higher, as tape sped up.
-    The same ramp held over each block reads where the held value says,
-    jumping at the block boundaries."""
+    The same ramp held over each block sounds otherwise."""
     n = blocks(1.0) * BS
     t = np.arange(n) / SR
     x = np.sin(2 * np.pi * 1000 * t)
     ramp = 0.5 - 0.25 * t
-    held = np.repeat(ramp[::BS], BS)
-    outs = {}
-    for name, time in (("ramp", ramp), ("held", held)):
-        outs[name] = echo(x, time)[0]
-        np.testing.assert_allclose(outs[name], catmull_rom(x, np.arange(n) - time * SR), rtol=0, atol=1e-12,
-                                   err_msg=name)
-    assert peak_frequency(outs["ramp"][SR // 2:]) == pytest.approx(1250, abs=2)
-    assert rms(outs["ramp"] - outs["held"]) > 0.5
+    out = echo(x, ramp)[0]
+    np.testing.assert_allclose(out, catmull_rom(x, np.arange(n) - ramp * SR), rtol=0, atol=1e-12)
+    assert peak_frequency(out[SR // 2:]) == pytest.approx(1250, abs=2)
+    assert rms(out - echo(x, np.repeat(ramp[::BS], BS))[0]) > 0.5
+
+
+@pytest.mark.parametrize("cls", [Delay, PingPong])
+@pytest.mark.parametrize("before, after, pitch", [(0.1, 0.4, 500.0), (0.4, 0.1, 2000.0)])
+def test_a_jump_of_the_delay_time_swoops_there_within_an_octave_and_never_zips(cls, before, after, pitch):
+    """A time that jumps (a set, a stepped LFO) moves the read head at a
+    tape's pace: a 1 kHz echo bends an octave down while the time grows
+    by 0.3 s (0.6 s of it) or up while it shrinks (0.3 s), then reads
+    the new time to the bit. Read where the time said, the head crossed
+    0.3 s of the line at once, a step of up to 2 in a sine of 1."""
+    n = blocks(2.0) * BS
+    t = np.arange(n) / SR
+    x = np.sin(2 * np.pi * 1000 * t)
+    jump = SR // 2
+    time = np.where(np.arange(n) < jump, before, after)
+    out = render_module(cls, n // BS, inputs={"in": x}, params={"time": time, "feedback": 0.0, "mix": 1.0})
+    out = out["out" if cls is Delay else "left"][0]
+    swoop = round(abs(after - before) * SR / (0.5 if after > before else 1.0))
+    steepest = 2 * np.pi * 1000 / SR
+    assert np.abs(np.diff(out[jump - 10:])).max() < 2 * steepest * 1.001
+    assert peak_frequency(out[jump + swoop // 4:jump + 3 * swoop // 4]) == pytest.approx(pitch, rel=0.01)
+    settled = np.arange(jump + swoop + 1, n)
+    np.testing.assert_allclose(out[settled], catmull_rom(x, settled - after * SR), rtol=0, atol=1e-12)
 
 
 # -- reverb ---------------------------------------------------------------
@@ -266,7 +284,7 @@ def test_tails_end_in_zeros_not_denormals(cls, params):
         module.process(inputs, values, outputs)
     for field in module.state_fields:
         state = getattr(module, field)
-        if state.dtype.kind == "f" and field != "phase":   # an LFO's phase is no tail
+        if state.dtype.kind == "f" and field not in ("phase", "head"):   # an LFO's phase, a read head: no tail
             assert not state.any(), field
 
 

@@ -13,6 +13,14 @@ from .filters import MAX_CUTOFF_RATIO, MIN_CUTOFF
 #: Range of the delay time, in seconds; the buffer is sized for the longest.
 MIN_DELAY = 0.001
 MAX_DELAY = 2.0
+#: How fast a delay's read head may move, in samples per sample, when its
+#: time moves faster than that (a `set`, a stepped LFO): lengthening, the
+#: echoes bend down to half their pitch, shortening, up to twice it, an
+#: octave either way, as a tape echo's swoop. Read where the time said, a
+#: jump of 0.3 s glided over 5 ms scrubbed the line at 60 times its speed,
+#: a zip of steps up to 2.0.
+HEAD_LENGTHEN = 0.5
+HEAD_SHORTEN = 1.0
 #: Range of the lowpass in the delay's feedback; at the top it is not there.
 MIN_TONE, MAX_TONE = 200.0, 20000.0
 
@@ -48,11 +56,27 @@ def _flush_written(line, start, n):
         line[i] = flush(line[i])
 
 
+@helper
+def _follow(head, target):
+    """The read head's next delay, in samples, on its way to ``target``
+    (see HEAD_LENGTHEN); the target itself whenever it is within reach, so
+    a time modulated gently is read to the bit where it says. A negative
+    head is a line not read yet, which starts where its time says."""
+    if head < 0.0:
+        return target
+    if target > head + HEAD_LENGTHEN:
+        return head + HEAD_LENGTHEN
+    if target < head - HEAD_SHORTEN:
+        return head - HEAD_SHORTEN
+    return target
+
+
 @kernel
-def _delay_kernel(x, time, feedback, mix, tone, out, buf, pos, damp, samplerate, dmin):
+def _delay_kernel(x, time, feedback, mix, tone, out, buf, pos, damp, head, samplerate, dmin):
     """Fractional delay line with feedback, all channels in one call. The
     delay never drops below ``dmin`` (>= 2 samples, see read_cubic) and
-    the newest sample is written only after it is read. What goes round
+    the newest sample is written only after it is read; the read head
+    follows the time at a tape's pace (:func:`_follow`). What goes round
     again passes a one-pole lowpass at ``tone`` (its state in ``damp``),
     so every repeat is darker than the last; at MAX_TONE it is skipped and
     the repeats are the same bits as without it."""
@@ -64,8 +88,9 @@ def _delay_kernel(x, time, feedback, mix, tone, out, buf, pos, damp, samplerate,
         y = damp[c]
         last_tone = np.nan
         a = 1.0
+        d = head[c]
         for i in range(n):
-            d = min(max(time[c, i] * samplerate, dmin), dmax)
+            d = _follow(d, min(max(time[c, i] * samplerate, dmin), dmax))
             wet = read_cubic(buf, c, w - d)
             fb = min(max(feedback[c, i], 0.0), 0.99)
             m = min(max(mix[c, i], 0.0), 1.0)
@@ -84,6 +109,7 @@ def _delay_kernel(x, time, feedback, mix, tone, out, buf, pos, damp, samplerate,
                 w = 0
         _flush_written(buf[c], pos[0], n)
         damp[c] = flush(y)
+        head[c] = d
     pos[0] = (pos[0] + n) % size
 
 
@@ -94,34 +120,37 @@ class Delay(Module):
     outputs = (Port("out", AUDIO, "dry and echoed signal"),)
     params = (
         Param("time", 0.3, MIN_DELAY, MAX_DELAY, "s",
-              doc="delay time; modulating it bends the echoes' pitch, as on tape"),
+              doc="delay time; modulating it bends the echoes' pitch, as on tape, and a jump (a set) swoops "
+                  "there, the echoes at most an octave down or up on the way"),
         Param("feedback", 0.4, 0.0, 0.99, doc="each repeat is this times the one before"),
         Param("mix", 0.3, 0.0, 1.0, doc="0 dry only, 1 echoes only"),
         Param("tone", MAX_TONE, MIN_TONE, MAX_TONE, "Hz",
               doc="a lowpass the repeats pass on each trip round, so each is darker than the one before, "
                   "as on a tape or bucket-brigade echo; at 20000 they stay bright"),
     )
-    state_fields = ("buf", "pos", "damp")
+    state_fields = ("buf", "pos", "damp", "head")
 
     def setup(self):
         # 4 extra samples: the interpolator's neighbours around the longest delay.
         self.buf = np.zeros((self.channels, int(np.ceil(MAX_DELAY * self.samplerate)) + 4))
         self.pos = np.zeros(1, dtype=np.int64)
         self.damp = np.zeros(self.channels)
+        self.head = np.full(self.channels, -1.0)
         self._dmin = max(MIN_DELAY * self.samplerate, 2.0)
 
     def process(self, inputs, params, outputs):
         _delay_kernel(inputs["in"], params["time"], params["feedback"], params["mix"], params["tone"],
-                      outputs["out"], self.buf, self.pos, self.damp, self.samplerate, self._dmin)
+                      outputs["out"], self.buf, self.pos, self.damp, self.head, self.samplerate, self._dmin)
 
 
 @kernel
-def _pingpong_kernel(x, time, feedback, mix, tone, left, right, buf, pos, damp, samplerate, dmin):
+def _pingpong_kernel(x, time, feedback, mix, tone, left, right, buf, pos, damp, head, samplerate, dmin):
     """Two lines that feed each other: the summed input goes into the
     left one, what comes out of it (times the feedback) into the right
     one, and what comes out of that back into the left, so the echoes
     cross from side to side, the first on the left, each ``feedback``
-    times the one before and darkened as the delay's are. The parameters
+    times the one before and darkened as the delay's are, the read head
+    following the time as the delay's does. The parameters
     come from channel 0, as the chorus's."""
     channels, n = x.shape
     size = buf.shape[1]
@@ -131,11 +160,12 @@ def _pingpong_kernel(x, time, feedback, mix, tone, left, right, buf, pos, damp, 
     yr = damp[1]
     last_tone = np.nan
     a = 1.0
+    d = head[0]
     for i in range(n):
         dry = 0.0
         for c in range(channels):
             dry += x[c, i]
-        d = min(max(time[0, i] * samplerate, dmin), dmax)
+        d = _follow(d, min(max(time[0, i] * samplerate, dmin), dmax))
         wet_left = read_cubic(buf, 0, w - d)
         wet_right = read_cubic(buf, 1, w - d)
         fb = min(max(feedback[0, i], 0.0), 0.99)
@@ -158,6 +188,7 @@ def _pingpong_kernel(x, time, feedback, mix, tone, left, right, buf, pos, damp, 
     _flush_written(buf[1], pos[0], n)
     damp[0] = flush(yl)
     damp[1] = flush(yr)
+    head[0] = d
     pos[0] = w
 
 
@@ -170,19 +201,20 @@ class PingPong(Module):
         Port("right", AUDIO, "right side: dry, the second echo and every other one after it", channels=1),
     )
     params = Delay.params
-    state_fields = ("buf", "pos", "damp")
+    state_fields = ("buf", "pos", "damp", "head")
 
     def setup(self):
         # 4 extra samples: the interpolator's neighbours around the longest delay.
         self.buf = np.zeros((2, int(np.ceil(MAX_DELAY * self.samplerate)) + 4))
         self.pos = np.zeros(1, dtype=np.int64)
         self.damp = np.zeros(2)
+        self.head = np.full(1, -1.0)
         self._dmin = max(MIN_DELAY * self.samplerate, 2.0)
 
     def process(self, inputs, params, outputs):
         _pingpong_kernel(inputs["in"], params["time"], params["feedback"], params["mix"], params["tone"],
-                         outputs["left"], outputs["right"], self.buf, self.pos, self.damp, self.samplerate,
-                         self._dmin)
+                         outputs["left"], outputs["right"], self.buf, self.pos, self.damp, self.head,
+                         self.samplerate, self._dmin)
 
 
 #: The chorus's taps swing around this delay, in seconds: long enough to
