@@ -188,6 +188,26 @@ def test_a_jump_of_the_delay_time_swoops_there_within_an_octave_and_never_zips(c
     np.testing.assert_allclose(out[settled], catmull_rom(x, settled - after * SR), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("cls", [Delay, PingPong])
+def test_over_silence_the_read_head_goes_straight_to_its_time(cls):
+    """A song that adds a delay and sets its time in its first bar glides
+    the time from the value it was added with over the first 5 ms, while
+    the first note is already in the line: nothing is heard on the way
+    (the line held nothing before it), so the head goes straight to its
+    time and the first echo comes on time, not after a swoop half a second
+    long."""
+    n = blocks(1.0) * BS
+    x = np.zeros(n)
+    x[0] = 1.0
+    glide = round(0.005 * SR)
+    time = np.full(n, 0.25)
+    time[:glide] = 0.9 + (0.25 - 0.9) * np.arange(glide) / glide
+    out = render_module(cls, n // BS, inputs={"in": x}, params={"time": time, "feedback": 0.0, "mix": 1.0})
+    out = out["out" if cls is Delay else "left"][0]
+    assert np.argmax(np.abs(out[1:])) + 1 == 0.25 * SR
+    assert np.abs(out[1:round(0.25 * SR) - 2]).max() == 0.0
+
+
 # -- reverb ---------------------------------------------------------------
 
 def reverb_impulse(seconds=2.0, **params):

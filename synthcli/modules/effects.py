@@ -14,11 +14,11 @@ from .filters import MAX_CUTOFF_RATIO, MIN_CUTOFF
 MIN_DELAY = 0.001
 MAX_DELAY = 2.0
 #: How fast a delay's read head may move, in samples per sample, when its
-#: time moves faster than that (a `set`, a stepped LFO): lengthening, the
-#: echoes bend down to half their pitch, shortening, up to twice it, an
-#: octave either way, as a tape echo's swoop. Read where the time said, a
-#: jump of 0.3 s glided over 5 ms scrubbed the line at 60 times its speed,
-#: a zip of steps up to 2.0.
+#: time moves faster than that (a `set`, a stepped LFO) over sound in the
+#: line: lengthening, the echoes bend down to half their pitch,
+#: shortening, up to twice it, an octave either way, as a tape echo's
+#: swoop. Read where the time said, a jump of 0.3 s glided over 5 ms
+#: scrubbed the line at 60 times its speed, a zip of steps up to 2.0.
 HEAD_LENGTHEN = 0.5
 HEAD_SHORTEN = 1.0
 #: Range of the lowpass in the delay's feedback; at the top it is not there.
@@ -57,22 +57,38 @@ def _flush_written(line, start, n):
 
 
 @helper
-def _follow(head, target):
+def _follow(head, target, quiet, oldest):
     """The read head's next delay, in samples, on its way to ``target``
     (see HEAD_LENGTHEN); the target itself whenever it is within reach, so
-    a time modulated gently is read to the bit where it says. A negative
-    head is a line not read yet, which starts where its time says."""
-    if head < 0.0:
-        return target
-    if target > head + HEAD_LENGTHEN:
-        return head + HEAD_LENGTHEN
-    if target < head - HEAD_SHORTEN:
-        return head - HEAD_SHORTEN
+    a time modulated gently is read to the bit where it says. Over
+    silence it goes straight there, as nothing would be heard on the way:
+    a song whose first bar sets the time of a delay it adds, or a set
+    while the line is quiet. ``quiet`` and ``oldest`` are what
+    :func:`_written` keeps; the cubic reads two samples either side."""
+    if target > head + HEAD_LENGTHEN or target < head - HEAD_SHORTEN:
+        near, far = min(head, target), max(head, target)
+        silent = oldest < 0 or near >= oldest + 3.0 or (far + 2.0 <= quiet and near >= 3.0)
+        if not silent:
+            return head + HEAD_LENGTHEN if target > head else head - HEAD_SHORTEN
     return target
 
 
+@helper
+def _written(quiet, oldest, loud, size):
+    """What of a line is silent after a sample (``loud`` if it was not
+    zero) was written to it: how many of its newest samples are zeros,
+    and the age of the oldest that may not be, -1 when it holds none
+    (ages count from 1, the newest). A module keeps the two in its
+    ``sound`` state, a row per line."""
+    if loud:
+        return 0, oldest + 1 if oldest >= 0 else 1
+    if quiet + 1 >= size:
+        return quiet + 1, -1
+    return quiet + 1, oldest + 1 if oldest >= 0 else oldest
+
+
 @kernel
-def _delay_kernel(x, time, feedback, mix, tone, out, buf, pos, damp, head, samplerate, dmin):
+def _delay_kernel(x, time, feedback, mix, tone, out, buf, pos, damp, head, sound, samplerate, dmin):
     """Fractional delay line with feedback, all channels in one call. The
     delay never drops below ``dmin`` (>= 2 samples, see read_cubic) and
     the newest sample is written only after it is read; the read head
@@ -89,8 +105,9 @@ def _delay_kernel(x, time, feedback, mix, tone, out, buf, pos, damp, head, sampl
         last_tone = np.nan
         a = 1.0
         d = head[c]
+        quiet, oldest = sound[c, 0], sound[c, 1]
         for i in range(n):
-            d = _follow(d, min(max(time[c, i] * samplerate, dmin), dmax))
+            d = _follow(d, min(max(time[c, i] * samplerate, dmin), dmax), quiet, oldest)
             wet = read_cubic(buf, c, w - d)
             fb = min(max(feedback[c, i], 0.0), 0.99)
             m = min(max(mix[c, i], 0.0), 1.0)
@@ -103,6 +120,7 @@ def _delay_kernel(x, time, feedback, mix, tone, out, buf, pos, damp, head, sampl
             else:
                 y += a * (wet - y)
             buf[c, w] = x[c, i] + fb * y
+            quiet, oldest = _written(quiet, oldest, buf[c, w] != 0.0, size)
             out[c, i] = (1.0 - m) * x[c, i] + m * wet
             w += 1
             if w == size:
@@ -110,7 +128,13 @@ def _delay_kernel(x, time, feedback, mix, tone, out, buf, pos, damp, head, sampl
         _flush_written(buf[c], pos[0], n)
         damp[c] = flush(y)
         head[c] = d
+        sound[c, 0], sound[c, 1] = quiet, oldest
     pos[0] = (pos[0] + n) % size
+
+
+def silent_lines(buf: np.ndarray) -> np.ndarray:
+    """:func:`_written`'s record of lines that hold nothing yet."""
+    return np.array([[buf.shape[1], -1]] * buf.shape[0], dtype=np.int64)
 
 
 class Delay(Module):
@@ -128,23 +152,25 @@ class Delay(Module):
               doc="a lowpass the repeats pass on each trip round, so each is darker than the one before, "
                   "as on a tape or bucket-brigade echo; at 20000 they stay bright"),
     )
-    state_fields = ("buf", "pos", "damp", "head")
+    state_fields = ("buf", "pos", "damp", "head", "sound")
 
     def setup(self):
         # 4 extra samples: the interpolator's neighbours around the longest delay.
         self.buf = np.zeros((self.channels, int(np.ceil(MAX_DELAY * self.samplerate)) + 4))
         self.pos = np.zeros(1, dtype=np.int64)
         self.damp = np.zeros(self.channels)
-        self.head = np.full(self.channels, -1.0)
+        self.head = np.zeros(self.channels)
+        self.sound = silent_lines(self.buf)
         self._dmin = max(MIN_DELAY * self.samplerate, 2.0)
 
     def process(self, inputs, params, outputs):
         _delay_kernel(inputs["in"], params["time"], params["feedback"], params["mix"], params["tone"],
-                      outputs["out"], self.buf, self.pos, self.damp, self.head, self.samplerate, self._dmin)
+                      outputs["out"], self.buf, self.pos, self.damp, self.head, self.sound,
+                      self.samplerate, self._dmin)
 
 
 @kernel
-def _pingpong_kernel(x, time, feedback, mix, tone, left, right, buf, pos, damp, head, samplerate, dmin):
+def _pingpong_kernel(x, time, feedback, mix, tone, left, right, buf, pos, damp, head, sound, samplerate, dmin):
     """Two lines that feed each other: the summed input goes into the
     left one, what comes out of it (times the feedback) into the right
     one, and what comes out of that back into the left, so the echoes
@@ -161,11 +187,12 @@ def _pingpong_kernel(x, time, feedback, mix, tone, left, right, buf, pos, damp, 
     last_tone = np.nan
     a = 1.0
     d = head[0]
+    quiet, oldest = sound[0, 0], sound[0, 1]
     for i in range(n):
         dry = 0.0
         for c in range(channels):
             dry += x[c, i]
-        d = _follow(d, min(max(time[0, i] * samplerate, dmin), dmax))
+        d = _follow(d, min(max(time[0, i] * samplerate, dmin), dmax), quiet, oldest)
         wet_left = read_cubic(buf, 0, w - d)
         wet_right = read_cubic(buf, 1, w - d)
         fb = min(max(feedback[0, i], 0.0), 0.99)
@@ -181,6 +208,7 @@ def _pingpong_kernel(x, time, feedback, mix, tone, left, right, buf, pos, damp, 
             yr += a * (wet_right - yr)
         buf[0, w] = dry + fb * yr
         buf[1, w] = fb * yl
+        quiet, oldest = _written(quiet, oldest, buf[0, w] != 0.0 or buf[1, w] != 0.0, size)
         left[0, i] = (1.0 - m) * dry + m * wet_left
         right[0, i] = (1.0 - m) * dry + m * wet_right
         w = w + 1 if w + 1 < size else 0
@@ -189,6 +217,7 @@ def _pingpong_kernel(x, time, feedback, mix, tone, left, right, buf, pos, damp, 
     damp[0] = flush(yl)
     damp[1] = flush(yr)
     head[0] = d
+    sound[0, 0], sound[0, 1] = quiet, oldest
     pos[0] = w
 
 
@@ -201,20 +230,21 @@ class PingPong(Module):
         Port("right", AUDIO, "right side: dry, the second echo and every other one after it", channels=1),
     )
     params = Delay.params
-    state_fields = ("buf", "pos", "damp", "head")
+    state_fields = ("buf", "pos", "damp", "head", "sound")
 
     def setup(self):
         # 4 extra samples: the interpolator's neighbours around the longest delay.
         self.buf = np.zeros((2, int(np.ceil(MAX_DELAY * self.samplerate)) + 4))
         self.pos = np.zeros(1, dtype=np.int64)
         self.damp = np.zeros(2)
-        self.head = np.full(1, -1.0)
+        self.head = np.zeros(1)
+        self.sound = silent_lines(self.buf[:1])   # both lines, read at one head, as one
         self._dmin = max(MIN_DELAY * self.samplerate, 2.0)
 
     def process(self, inputs, params, outputs):
         _pingpong_kernel(inputs["in"], params["time"], params["feedback"], params["mix"], params["tone"],
                          outputs["left"], outputs["right"], self.buf, self.pos, self.damp, self.head,
-                         self.samplerate, self._dmin)
+                         self.sound, self.samplerate, self._dmin)
 
 
 #: The chorus's taps swing around this delay, in seconds: long enough to
