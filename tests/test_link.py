@@ -458,3 +458,28 @@ def test_tempo_typed_in_the_repl_reaches_a_peer(jack_server, tmp_path):
     gaps = np.diff(clicks) / SR
     assert (gaps > 2.0).sum() == 1, gaps                    # the stop
     assert (np.abs(gaps - 60 / 126) < 0.001).sum() >= 4, gaps    # clicks at 126 BPM before and after it
+
+
+@needs_aalink
+def test_link_on_is_imported_by_the_control_thread_before_the_render_thread_sees_it():
+    """What joining takes (the binding, LinkedSequencer) is imported as the
+    engine process's listener receives `link on`, in a fresh process so
+    nothing was imported before: on the render thread its 8 ms held back
+    every block."""
+    script = """
+import multiprocessing, sys, threading, time
+from synthcli.audio.engine_process import LiveEngine
+ours, theirs = multiprocessing.Pipe()
+engine = LiveEngine(theirs, {"samplerate": 48000})
+seen = {name: name in sys.modules for name in ("aalink", "synthcli.sequencer.linked")}
+threading.Thread(target=engine.listen, daemon=True).start()
+ours.send(("link", "on", 4.0, 0.0, 120.0))
+while not engine.commands:
+    time.sleep(0.001)
+print(seen, {name: name in sys.modules for name in seen}, engine.commands[0])
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ("{'aalink': False, 'synthcli.sequencer.linked': False} "
+                                   "{'aalink': True, 'synthcli.sequencer.linked': True} "
+                                   "('link', 'on', 4.0, 0.0, 120.0)")

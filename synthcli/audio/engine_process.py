@@ -581,10 +581,13 @@ class LiveEngine:
             try:
                 if not self.conn.poll(0.05):
                     continue
-                self.commands.append(self.conn.recv())
+                command = self.conn.recv()
             except (EOFError, OSError):
                 self.commands.append(("stop",))
                 return
+            if command[:2] == ("link", "on"):
+                ready_for_link()
+            self.commands.append(command)
 
     # -- life ----------------------------------------------------------------
 
@@ -747,6 +750,21 @@ def warm_files(patches) -> None:
         if process.is_alive():
             process.kill()
             process.join()
+
+
+def ready_for_link() -> None:
+    """Import, on the control thread, what joining Ableton Link takes: on
+    the render thread, its 8 ms (6 of them the binding's) held back every
+    block. A missing binding is said where the session is made."""
+    import contextlib
+    import importlib
+
+    from ..errors import SynthError
+    from ..link import load_binding
+    for name in ("asyncio", "synthcli.sequencer.linked", "synthcli.theory"):
+        importlib.import_module(name)
+    with contextlib.suppress(SynthError):
+        load_binding()
 
 
 def to_make(command: tuple) -> bool:
