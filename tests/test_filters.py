@@ -91,6 +91,26 @@ def test_ladder_self_oscillates_at_full_res():
     assert np.abs(quiet).max() < 1e-8
 
 
+@pytest.mark.parametrize("voices, own", [(1, False), (4, False), (6, True)], ids=["alone", "shared", "lanes"])
+def test_a_ladder_with_nothing_in_it_sings_at_full_res(voices, own):
+    """Nothing patched into it, as an analog ladder it sings at its cutoff
+    once res reaches about 0.9, here after 0.3 s at 0.5: left silent by
+    silence it would stay so for ever (each voice's first stage is seeded
+    with an impulse at -80 dB, as the noise of an analog one starts it).
+    Below that it stays silent to the bit."""
+    x = np.zeros((voices, BLOCKS * BLOCK))
+    cutoff = np.geomspace(500, 2000, voices)[:, None] if own else 1000.0
+    res = np.where(np.arange(BLOCKS * BLOCK) < 0.3 * FS, 0.5, 1.0)
+    y = render(Ladder, x, channels=voices, cutoff=cutoff * np.ones_like(x), res=res * np.ones_like(x))
+    for voice, tail in enumerate(y[:, -FS // 4:]):
+        assert 0.05 < np.sqrt(np.mean(tail ** 2)) and np.abs(tail).max() < 1
+        spectrum = np.abs(np.fft.rfft(tail * np.hanning(len(tail))))
+        hz = cutoff[voice, 0] if own else cutoff
+        assert np.fft.rfftfreq(len(tail), 1 / FS)[np.argmax(spectrum)] == pytest.approx(hz, rel=0.05)
+    assert not y[:, :int(0.3 * FS)].any()
+    assert not render(Ladder, x, channels=voices, cutoff=1000, res=0.85).any()
+
+
 def test_vcf_full_res_rings_and_dies_away():
     x = np.zeros(BLOCKS * BLOCK)
     x[0] = 1.0

@@ -45,6 +45,12 @@ LADDER_MAX_K = 4.5
 #: falls as 1/(1+k), and this lifts it to (1+k/2)/(1+k), -4.4 dB at res 1
 #: instead of -14 dB, without the huge peak of full compensation.
 LADDER_COMPENSATION = 0.5
+#: The res from which the loop oscillates (k = 4), and what it starts from
+#: there: a filter left silent would stay so for ever, where an analog
+#: one's noise starts it singing. As res reaches SINGS, a faint impulse
+#: (-80 dB) goes into its first stage, as that noise would.
+SINGS = 4.0 / LADDER_MAX_K
+SEED = 1e-4
 #: drive 1 is this gain into the saturating input stage (+20 dB).
 LADDER_MAX_DRIVE = 10.0
 
@@ -450,8 +456,14 @@ def _ladder_tick(x, G, h, in_gain, k_loop, gain, s1, s2, s3, s4):
 
 #: Rows of the ladder's per-lane scratch: the four stage states (0-3); the
 #: last res and drive (4-5); feedback and drive gain (6-7); the gains G, h,
-#: in_gain and k_loop (8-11).
-LADDER_LANE_ROWS = 12
+#: in_gain and k_loop (8-11); the res of the sample before, for SINGS (12).
+LADDER_LANE_ROWS = 13
+
+
+@helper
+def _seed(before, r, state):
+    """The first stage's state, with SEED in it if res has just reached SINGS."""
+    return state + SEED if r >= SINGS and not before >= SINGS else state
 
 
 @helper
@@ -478,11 +490,16 @@ def _ladder_alone(x, cutoff, res, drive, out, lanes, fmax, warp):
     n = x.shape[1]
     cache = NO_CACHE
     t1, t2, t3, t4 = lanes[0, 0], lanes[1, 0], lanes[2, 0], lanes[3, 0]
+    before = lanes[12, 0]
     for i in range(n):
+        if res[0, i] != before:
+            t1 = _seed(before, res[0, i], t1)
+            before = res[0, i]
         cache = _ladder_update(cache, cutoff[0, i], res[0, i], drive[0, i], fmax, warp)
         out[0, i], t1, t2, t3, t4 = _ladder_tick(
             x[0, i], cache[4], cache[5], cache[6], cache[7], cache[8], t1, t2, t3, t4)
     lanes[0, 0], lanes[1, 0], lanes[2, 0], lanes[3, 0] = t1, t2, t3, t4
+    lanes[12, 0] = before
 
 
 @helper
@@ -494,12 +511,18 @@ def _ladder_shared(cutoff, res, drive, lanes, xt, width, fmax, warp):
     s3 = lanes[2]
     s4 = lanes[3]
     cache = NO_CACHE
+    before = lanes[12, 0]
     for i in range(n):
+        if res[0, i] != before:
+            for c in range(width):
+                s1[c] = _seed(before, res[0, i], s1[c])
+            before = res[0, i]
         cache = _ladder_update(cache, cutoff[0, i], res[0, i], drive[0, i], fmax, warp)
         G, h, in_gain, k_loop, gain = cache[4], cache[5], cache[6], cache[7], cache[8]
         for c in range(width):
             xt[i, c], s1[c], s2[c], s3[c], s4[c] = _ladder_tick(
                 xt[i, c], G, h, in_gain, k_loop, gain, s1[c], s2[c], s3[c], s4[c])
+    lanes[12, :width] = before
 
 
 @helper
@@ -529,6 +552,9 @@ def _ladder_lanes(res, drive, lanes, xt, tans, width):
                 k[c] = _ladder_feedback(r)
                 last_r[c] = r
                 dirty = True
+                if r != lanes[12, c]:
+                    s1[c] = _seed(lanes[12, c], r, s1[c])
+                    lanes[12, c] = r
             if d != last_d[c]:
                 gain[c] = gain[c - 1] if c > 0 and d == last_d[c - 1] else _ladder_drive(d)
                 last_d[c] = d
@@ -562,6 +588,7 @@ def _ladder_kernel(x, cutoff, res, drive, out, stages, work, samplerate):
     for c in range(channels):
         for q in range(4):
             lanes[q, c] = stages[c, q]
+        lanes[12, c] = stages[c, 4]
         lanes[4, c] = lanes[5, c] = np.nan
         shared = shared and (c == 0 or (same_as_previous(cutoff, c) and same_as_previous(res, c)
                                         and same_as_previous(drive, c)))
@@ -579,6 +606,7 @@ def _ladder_kernel(x, cutoff, res, drive, out, stages, work, samplerate):
     for c in range(channels):
         for q in range(4):
             stages[c, q] = flush(lanes[q, c])
+        stages[c, 4] = lanes[12, c]
 
 
 class Ladder(Module):
@@ -588,7 +616,8 @@ class Ladder(Module):
     outputs = (Port("out", AUDIO, "filtered signal"),)
     params = (
         Param("cutoff", 1000.0, 20.0, 20000.0, "Hz",
-              doc="cutoff frequency; modulation is held within 10 Hz..0.49 x samplerate"),
+              doc="cutoff frequency, where the resonance peaks and it sings (at res 0 its four poles there "
+                  "make it -12 dB, -3 dB at 0.44 x cutoff); modulation is held within 10 Hz..0.49 x samplerate"),
         Param("res", 0.0, 0.0, 1.0,
               doc="resonance: from about 0.9 the filter sings a sine at the cutoff on its own"),
         Param("drive", 0.0, 0.0, 1.0,
@@ -597,7 +626,7 @@ class Ladder(Module):
     state_fields = ("stages",)
 
     def setup(self):
-        self.stages = np.zeros((self.channels, 4))
+        self.stages = np.zeros((self.channels, 5))   # the four stages' states, and the res they last heard
         self._work = _work(LADDER_LANE_ROWS, self.blocksize)
 
     def process(self, inputs, params, outputs):
