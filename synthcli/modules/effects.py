@@ -146,7 +146,9 @@ class Delay(Module):
         Param("time", 0.3, MIN_DELAY, MAX_DELAY, "s",
               doc="delay time; modulating it bends the echoes' pitch, as on tape, and a jump (a set) swoops "
                   "there, the echoes at most an octave down or up on the way"),
-        Param("feedback", 0.4, 0.0, 0.99, doc="each repeat is this times the one before"),
+        Param("feedback", 0.4, 0.0, 0.99,
+              doc="each repeat is this times the one before; a held sound piles up to 1 / (1 - feedback) "
+                  "times its level (100 at 0.99), which the master's soft clip holds within full scale"),
         Param("mix", 0.3, 0.0, 1.0, doc="0 dry only, 1 echoes only"),
         Param("tone", MAX_TONE, MIN_TONE, MAX_TONE, "Hz",
               doc="a lowpass the repeats pass on each trip round, so each is darker than the one before, "

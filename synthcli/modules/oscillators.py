@@ -355,8 +355,10 @@ class Vco(Module):
         Port("sync", AUDIO, "hard sync: each rising zero crossing (another vco, say) restarts the cycle, "
                             "band-limited; tune this vco above that one for the classic sync sweep"),
     )
-    outputs = (Port("out", AUDIO, "the waveform, within +/-1; synced, the edges a restart adds ring past it "
-                                  "(up to 16 % for a triangle, a third for a square synced near Nyquist)"),)
+    outputs = (Port("out", AUDIO, "the waveform, within +/-1, 16 samples (0.33 ms at 48 kHz) behind its phase, "
+                                  "as its band-limited edges reach that far ahead; synced, the edges a restart "
+                                  "adds ring past +/-1 (up to 16 % for a triangle, 39 % for a square synced "
+                                  "near Nyquist)"),)
     params = (
         Param("freq", C4_HZ, 0.01, 20000.0, "Hz",
               doc="frequency at voct 0; the default C4 lets a note source play true pitches"),
@@ -481,7 +483,8 @@ class Supersaw(Module):
         Param("freq", C4_HZ, 0.01, 20000.0, "Hz",
               doc="the centre saw's frequency at voct 0; the default C4 lets a note source play true pitches"),
         Param("detune", 0.5, 0.0, 1.0,
-              doc="how far the side saws spread: 0.5 is about +/-19 cents, 0.9 +/-60, 1 +/-1.8 semitones"),
+              doc="how far the side saws spread: 0.5 is about +/-19 cents, 0.9 -69/+65, 1 -2/+1.8 semitones "
+                  "(the JP-8000's offsets lean low)"),
         Param("mix", 0.5, 0.0, 1.0, doc="the six side saws' share: 0 the centre saw nearly alone, 1 the sides loudest"),
     )
     state_fields = ("phase", "ring", "cursor")

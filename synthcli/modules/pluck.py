@@ -117,7 +117,8 @@ class Pluck(Module):
         Port("gate", CONTROL, "each rising edge plucks the string (keys.gate)"),
         Port("velocity", CONTROL, "how hard each pluck is, 0..1 (keys.velocity)", default=1.0),
     )
-    outputs = (Port("out", AUDIO, "the string; a full-velocity pluck peaks near 0.8"),)
+    outputs = (Port("out", AUDIO, "the string; a full-velocity pluck peaks near 0.8 at the default tone and "
+                                  "decay, lower when brighter and shorter (about 0.5) or dull and high (0.1)"),)
     params = (
         Param("freq", C4_HZ, MIN_HZ, 12000.0, "Hz",
               doc="pitch at voct 0; the default C4 lets a note source play true pitches (held within "

@@ -343,7 +343,8 @@ class Drive(Module):
               doc="input gain, exponential: 0 is x1 (clean below 0.3), 0.5 is x10, 1 is x100 (+40 dB)"),
         Param("shape", "soft", choices=DRIVE_SHAPES,
               doc="soft: tanh, warm and round; hard: flat at +/-1, a buzzing square when driven; "
-                  "fold: a sine folds the wave back on itself past full scale, brighter the harder it is driven; "
+                  "fold: a sine folds the wave back on itself past full scale, brighter the harder it is driven "
+                  "(its many folds at high drive alias more than the clippers do); "
                   "a change crossfades over 5 ms from its sample"),
         Param("level", 1.0, 0.0, 4.0, "x", doc="output gain after the clipper"),
     )
