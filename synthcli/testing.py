@@ -164,10 +164,11 @@ def render_song(
         blocks = [performance.next_block().copy()]
         while not performance.over:
             blocks.append(performance.next_block().copy())
+        master = np.concatenate(blocks, axis=1)[:, :performance.length]
         failed = {name: stats.last_fault for name, stats in engine.stats.items() if stats.faults}
     if failed:
         raise AssertionError("; ".join(f"module '{name}' failed: {why}" for name, why in failed.items()))
-    return np.concatenate(blocks, axis=1)
+    return master
 
 
 #: Seconds of audio a restored copy must carry on identically for: state

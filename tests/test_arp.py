@@ -198,7 +198,7 @@ def render(registry, text, executor="auto"):
         blocks = [performance.next_block()[0].copy()]
         while not performance.over:
             blocks.append(performance.next_block()[0].copy())
-    return np.concatenate(blocks)
+    return np.concatenate(blocks)[:performance.length]
 
 
 def test_in_a_song_a_clock_on_the_grid_plays_the_same_bits_as_the_matching_rate(registry):

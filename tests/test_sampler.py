@@ -224,7 +224,7 @@ def render(registry, text, source, executor="inline"):
         blocks = [performance.next_block()[0].copy()]
         while not performance.over:
             blocks.append(performance.next_block()[0].copy())
-    return np.concatenate(blocks)
+    return np.concatenate(blocks)[:performance.length]
 
 
 def test_a_song_finds_its_sample_from_its_own_folder_and_plays_it_as_notes(registry, sine, tmp_path):

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from ..api import NoteOff, NoteOn
-from .ring import CALLBACKS, ENDED, PLAYED, RECORDING, SILENCE, UNDERFLOWS, WRITTEN, XRUNS, Ring
+from .ring import CALLBACKS, ENDED, LENGTH, PLAYED, RECORDING, SILENCE, UNDERFLOWS, WRITTEN, XRUNS, Ring
 from .tap import Tap
 
 #: Slots beyond the render-ahead depth, so the recorder in the control
@@ -247,6 +247,8 @@ class LiveEngine:
                 rendering = max(time.perf_counter() - began, rendering * RENDER_DECAY)
             self.tap.after_block(self.engine)
             np.maximum(self.peak, np.abs(block).max(axis=1), out=self.peak)
+            if performance.length is not None:   # for the recorder, before the block it falls in
+                ring.header[LENGTH] = performance.length
             ring.data[int(ring.header[WRITTEN]) % ring.slots] = block.T
             ring.header[WRITTEN] += 1
             if self.midi is not None:

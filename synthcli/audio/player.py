@@ -23,7 +23,7 @@ import numpy as np
 from ..engine.board import unlink
 from ..engine.crashes import IN_PROCESS, culprit, told
 from ..errors import SynthError, exit_reason
-from .ring import CALLBACKS, PLAYED, RECORDED, RECORDING, SILENCE, XRUNS, Ring
+from .ring import CALLBACKS, LENGTH, PLAYED, RECORDED, RECORDING, SILENCE, XRUNS, Ring
 
 
 class Player:
@@ -355,19 +355,19 @@ class Player:
         return take
 
     def _record(self, take: Take, out, ring: Ring, first: int) -> None:
-        """Write every block the callback sent, silence included, in order;
-        with ``frames``, none of the piece past it (its last block's tail
-        is silence), so a recording from the start is the file ``synth
+        """Write every block the callback sent, silence included, in order,
+        and none of the piece past its end (the rest of its last block is
+        silence), so a recording from the start is the file ``synth
         render`` writes."""
         import soundfile
         silence = np.zeros((ring.blocksize, 2), np.float32)
-        end = self.settings.get("frames")
         done = first
         try:
             with out:
                 while True:
                     finished = self._stopped.is_set() or take.stop.is_set()
                     calls = int(ring.header[CALLBACKS])
+                    end = int(ring.header[LENGTH]) or None   # known before its last block is played
                     for k in range(done, calls):
                         played = int(ring.log[k % ring.slots])
                         if played == SILENCE:

@@ -5,7 +5,9 @@ played (to record it, or to meter it) without taking the engine process's
 GIL, which the audio callback needs.
 
 Counters only ever grow, and each has one writer: the render thread writes
-``written`` and ``ended`` (the piece is over: an empty ring is no xrun); the callback writes ``played``, ``callbacks``, ``xruns``,
+``written``, ``length`` (the sample the piece ended at, 0 until it has,
+set before its last block is written) and ``ended`` (the piece is over: an
+empty ring is no xrun); the callback writes ``played``, ``callbacks``, ``xruns``,
 ``underflows`` and the play log; the recorder writes ``recorded``. A slot
 ``k % slots`` is reused only when block ``k - slots`` has been played and,
 when recording, recorded.
@@ -16,8 +18,8 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-WRITTEN, PLAYED, CALLBACKS, XRUNS, UNDERFLOWS, RECORDED, RECORDING, ENDED = range(8)
-_HEADER = 8
+WRITTEN, PLAYED, CALLBACKS, XRUNS, UNDERFLOWS, RECORDED, RECORDING, ENDED, LENGTH = range(9)
+_HEADER = 9
 #: A play-log entry for a callback that found the ring empty and played silence.
 SILENCE = -1
 

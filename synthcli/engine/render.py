@@ -49,7 +49,7 @@ class Driver(Protocol):
     swapped_at: int | None
 
     def before_block(self) -> None: ...          # send what falls in the next block
-    def after_block(self, master) -> bool: ...   # True once the piece is over and silent
+    def after_block(self) -> bool: ...           # True once all of the piece has played: its tail is left
     def release_notes(self) -> None: ...         # the transport stopped
     def rebuilds_within(self, samples: int) -> bool: ...   # whether it will edit the patch that soon
 
@@ -79,12 +79,15 @@ class Performance:
 
     def __init__(self, engine: Engine, song=None, frames: int | None = None, endless: bool = False,
                  driver: Driver | None = None, start: int = 0) -> None:
-        from ..sequencer.song import SILENT, Sequencer
+        from ..sequencer.song import SILENT, TAIL_MAX, TAIL_SILENCE, Sequencer
         self.engine = engine
         self.sequencer = Sequencer(song, engine, endless, start=start) if song is not None else driver
         self.stopping = False
         self.over = False
+        self.length: int | None = None   # once over: the sample it ended at, which may fall within the last block
         self.fade_end = frames   # the sample the fade-out reaches silence at, once known
+        self._quiet_from: int | None = None   # in the tail: the sample after its last above SILENT
+        self._tail = round(TAIL_SILENCE * engine.samplerate), round(TAIL_MAX * engine.samplerate)
         self.fade_length = length = max(1, int(FADE_SECONDS * engine.samplerate))
         self._ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)   # raised cosine, rising
         self._silent = SILENT
@@ -109,8 +112,9 @@ class Performance:
     def next_block(self) -> np.ndarray:
         """The next block of the master, ``(2, blocksize)``, faded where the
         piece starts or ends; afterwards :attr:`over` tells whether it was
-        the last. A fade may span blocks shorter than it, and ends on the
-        exact sample asked for, wherever that falls in its block."""
+        the last, and :attr:`length` where in it the piece ended. A fade
+        may span blocks shorter than it, and ends on the exact sample asked
+        for, wherever that falls in its block."""
         engine, n, length = self.engine, self.engine.blocksize, self.fade_length
         if self.sequencer is not None:
             self.sequencer.before_block()
@@ -118,18 +122,38 @@ class Performance:
         if self.stopping and (self.fade_end is None or self.fade_end > start + length):
             self.fade_end = start + length
         block = engine.process_block()
-        ended = self.sequencer is not None and self.sequencer.after_block(block)
-        if ended:   # over by itself: cut while it still sounds (its longest tail), it fades out first
-            soon = self.fade_end is not None and self.fade_end <= start + n + length
-            if soon or float(np.abs(block).max()) > self._silent:
-                if not soon:
-                    self.fade_end = start + n + length
-                ended = False
+        ended = None
+        if self.sequencer is not None and self.sequencer.after_block():
+            ended = self._tail_ends(block, start)
         end = self.fade_end
         if start < length or (end is not None and start + n > end - length):
             block = block * self._gain(start, n)
-        self.over = ended or (end is not None and start + n >= end)
+        if ended is not None:
+            self.over, self.length = True, ended
+        elif end is not None and start + n >= end:
+            self.over, self.length = True, end
         return block
+
+    def _tail_ends(self, block: np.ndarray, start: int) -> int | None:
+        """Where the piece's tail ends, once this block shows it: TAIL_SILENCE
+        after its last sample above SILENT, counted to the sample, so the
+        piece ends on the same sample at any block size (it ended at the
+        end of a block, up to a block later). A tail still sounding
+        TAIL_MAX past the end is cut there, faded out first."""
+        n = block.shape[1]
+        silence, longest = self._tail
+        end = self.sequencer.end
+        if self._quiet_from is None:
+            self._quiet_from = max(end, start)
+        loud = np.flatnonzero(np.abs(block).max(axis=0) > self._silent)
+        if loud.size:
+            self._quiet_from = max(self._quiet_from, start + int(loud[-1]) + 1)
+        over, cut = self._quiet_from + silence, end + longest
+        if over <= min(cut, start + n):
+            return over
+        if cut < start + n and (self.fade_end is None or self.fade_end > cut + self.fade_length):
+            self.fade_end = cut + self.fade_length
+        return None
 
     def _gain(self, start: int, n: int) -> np.ndarray:
         """Per sample of the block at ``start``: the fade-in's gain times the
@@ -212,6 +236,8 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
             while not performance.over and (frames is None or written < frames):
                 block = performance.next_block()
                 take = n if frames is None or frames - written >= n else frames - written
+                if performance.length is not None:
+                    take = min(take, performance.length - written)
                 chunk[:, held:held + take] = block if take == n else block[:, :take]
                 held += take
                 written += take

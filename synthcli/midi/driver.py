@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from ..api import NoteOff, NoteOn
-from ..sequencer.song import MIN_NOTE, SILENT, TAIL_MAX, TAIL_SILENCE, let_go
+from ..sequencer.song import MIN_NOTE, let_go
 from .file import (ALL_NOTES_OFF, ALL_SOUND_OFF, DEFAULT_VOLUME, EXPRESSION, PAN, RESET_CONTROLLERS, SUSTAIN,
                    VOLUME, MidiSong)
 from .voices import MAX_LEVEL, ChannelMap, channel_gain, level_gain
@@ -60,7 +60,6 @@ class MidiDriver:
         self.state = [_State(level=ch.base_level) for ch in self.map.channels]
         self.finished = False
         self.released = False   # every note released, and the patch told so (see after_block)
-        self.silent_for = 0
         self.swapped_at = None   # what the live render loop reads of a song's sequencer
 
     # -- engine.render.Driver ---------------------------------------------------------
@@ -86,9 +85,9 @@ class MidiDriver:
             else:
                 break
 
-    def after_block(self, master) -> bool:
+    def after_block(self) -> bool:
         """True once the file is over: past its last event, every note
-        released, and silent for TAIL_SILENCE seconds (or TAIL_MAX past the end).
+        released; what sounds on is its tail (Performance waits it out).
         With every note released, a voice patch's module that holds notes
         of its own (an arp's latched chord) lets go too."""
         engine = self.engine
@@ -97,10 +96,7 @@ class MidiDriver:
         if not self.released:
             self.released = True
             let_go(engine, self.map.patch, engine.time)
-        loud = float(abs(master).max()) > SILENT
-        self.silent_for = 0 if loud else self.silent_for + engine.blocksize
-        rate = engine.samplerate
-        return self.silent_for >= TAIL_SILENCE * rate or engine.time - self.end >= TAIL_MAX * rate
+        return True
 
     def release_notes(self) -> None:
         """Release every note now (the transport stopped)."""

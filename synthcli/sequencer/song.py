@@ -29,7 +29,8 @@ TIME_COMMANDS = (Tempo, Meter, Length, Pattern, At)
 #: error about that value quotes beside its frequency.
 _NOTE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9#-]*")
 #: After the last bar, rendering goes on until the output has been silent
-#: this long (the release tail), but never longer than TAIL_MAX seconds.
+#: (below SILENT) this long (the release tail), but never longer than
+#: TAIL_MAX seconds (see Performance).
 TAIL_SILENCE = 0.25
 TAIL_MAX = 10.0
 #: The shortest note: a note-off sooner than this after its note-on (a MIDI
@@ -440,7 +441,7 @@ def let_go(engine, patch: Patch, time: int) -> None:
 
 class Sequencer:
     """Plays a song on an engine: call :meth:`before_block` before each
-    ``engine.process_block()`` and :meth:`after_block` with its output.
+    ``engine.process_block()`` and :meth:`after_block` after it.
 
     Everything of a bar is handed to the engine when the block holding the
     bar's first sample is about to render: patch edits of that bar are
@@ -479,7 +480,6 @@ class Sequencer:
         else:
             engine.load(self.patch)
         self.bar = start
-        self.silent_for = 0
         self.released = False   # past the end, every note of it ended, and told so (see after_block)
         self.swapped_at: int | None = None
         # (note source, pitch) -> the off of its last note held past its step: (sample, handle to cancel it)
@@ -724,18 +724,15 @@ class Sequencer:
                 if voice.legato > 1:
                     self.note_offs[(voice.module, event.value)] = (stop, handle)
 
-    def after_block(self, master) -> bool:
-        """True once the song is over: past its last bar and silent for
-        TAIL_SILENCE seconds (or TAIL_MAX seconds past it). Once its last
-        note has ended, what holds notes of its own lets go (let_go): a
-        latched arp played on for TAIL_MAX and was cut there."""
+    def after_block(self) -> bool:
+        """True once the song's bars are over: what sounds on is its tail
+        (Performance waits it out). Once its last note has ended, what
+        holds notes of its own lets go (let_go): a latched arp played on
+        for TAIL_MAX and was cut there."""
         end = self.end
         if end is None or self.engine.time <= end:
             return False
         if not self.released and all(when < self.engine.time for when, _ in self.ahead):
             self.released = True
             let_go(self.engine, self.patch, self.engine.time)
-        loud = float(abs(master).max()) > SILENT
-        self.silent_for = 0 if loud else self.silent_for + self.engine.blocksize
-        rate = self.engine.samplerate
-        return self.silent_for >= TAIL_SILENCE * rate or self.engine.time - end >= TAIL_MAX * rate
+        return True
