@@ -332,7 +332,7 @@ def render(
                     frames = render_to_wav(performance, output, frames, fmt, progress.update)
             except RenderInterrupted as stopped:
                 typer.echo(str(stopped), err=True)
-                raise typer.Exit(130) from None
+                raise typer.Exit(stopped.code) from None
             report_faults(engine)
         if plot is not None:
             from .plot import plot_wav

@@ -17,7 +17,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from ..errors import SynthError
+from ..errors import SynthError, Terminated
 from .core import Engine
 
 #: ``--format`` names and their libsndfile subtypes.
@@ -168,11 +168,12 @@ class Performance:
 
 
 class RenderInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a render. The WAV file is closed and valid, and holds
-    the render's first ``frames`` samples, ``seconds`` long."""
+    """Ctrl-C, SIGTERM or SIGHUP stopped a render. The WAV file is closed
+    and valid, and holds the render's first ``frames`` samples, ``seconds``
+    long; ``code`` is the exit status the signal calls for."""
 
-    def __init__(self, path: str | Path, frames: int, samplerate: float) -> None:
-        self.frames, self.seconds = frames, frames / samplerate
+    def __init__(self, path: str | Path, frames: int, samplerate: float, code: int = 130) -> None:
+        self.frames, self.seconds, self.code = frames, frames / samplerate, code
         super().__init__(f"interrupted: {path} holds the first {self.seconds:.2f} s")
 
 
@@ -247,13 +248,14 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
                 if progress is not None and expected and time.monotonic() - last_report > 0.1:
                     last_report = time.monotonic()
                     progress(min(1.0, written / expected))
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated) as stop:
             write(chunk[:, :held])
             out.close()
             # What the file holds, read back from its header: a Ctrl-C can
             # come anywhere, even between libsndfile's write and the count
             # soundfile keeps beside it (out.frames was 0.34 s short once).
-            raise RenderInterrupted(path, soundfile.info(str(path)).frames, engine.samplerate) from None
+            code = stop.code if isinstance(stop, Terminated) else 130
+            raise RenderInterrupted(path, soundfile.info(str(path)).frames, engine.samplerate, code) from None
         write(chunk[:, :held])
     return written
 

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from ..api import Module
-from ..errors import one_line
+from ..errors import Terminated, one_line
 from . import jit
 from .jit import helper, kernel
 from .board import BLOCKS, BYPASS, FADE, SECONDS, WORST, Board
@@ -169,6 +169,8 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
         except SetupFailed as error:   # it will fail every block: no use trying twice more
             step.span[...] = 0.0
             report(step.name, str(error), True)
+        except Terminated:   # SIGTERM, raised in whatever ran: ours to stop on, no fault of the module's
+            raise
         except (Exception, SystemExit) as error:  # a module's bug (a sys.exit too) silences that module, not the patch
             step.span[...] = 0.0
             report(step.name, one_line(error, "process()"))
@@ -307,6 +309,8 @@ class Host:
                 if saved is not None and saved[0] == key:
                     where = "set_state()"
                     module.set_state(saved[1])
+            except Terminated:
+                raise
             except (Exception, SystemExit) as error:   # a plugin's bug: that module fails, not the patch
                 modules[name] = Broken(one_line(error, where))
         self.modules, self.identities = modules, identities
@@ -316,6 +320,8 @@ class Host:
         module's fault, reported like a process() that raises."""
         try:
             self.modules[name].on_event(offset, event)
+        except Terminated:
+            raise
         except (Exception, SystemExit) as error:
             report(name, one_line(error, "on_event()"))
 
@@ -330,6 +336,8 @@ class Host:
             try:
                 if sum(getattr(getattr(module, f), "nbytes", 0) for f in module.state_fields) <= limit:
                     states[name] = self.identities[name], module.get_state()
+            except Terminated:
+                raise
             except (Exception, SystemExit) as error:
                 report(name, one_line(error, "get_state()"))
         return states
