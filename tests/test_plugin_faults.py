@@ -19,7 +19,7 @@ from synthcli.patch import Patch
 from synthcli.plugins import load_registry
 from synthcli.testing import peak_frequency
 
-from faulty import Deaf, Forgetful, Mistyped, Quitter, Rebinder, Uncountable, Unready, Warmer
+from faulty import Deaf, Forgetful, Mistyped, Quitter, Rebinder, Returner, Uncountable, Unready, Warmer
 from test_entrypoints import install
 
 SR, BLOCK, BLOCKS = 48000, 256, 60
@@ -29,7 +29,7 @@ HEALTHY = "add vco a wave=sine freq=300\nconnect a out.left\n"
 @pytest.fixture
 def registry():
     reg = load_registry(safe_mode=True)
-    for cls in (Unready, Deaf, Forgetful, Mistyped, Rebinder, Quitter, Uncountable):   # a third party's: hosted in a worker process
+    for cls in (Unready, Deaf, Forgetful, Mistyped, Rebinder, Returner, Quitter, Uncountable):   # a third party's: hosted in a worker process
         reg.add(cls, "faulty-test-plugin", "0")
     return reg
 
@@ -114,6 +114,8 @@ def test_a_plugin_failing_outside_process_is_silenced_alone_in_every_executor(re
     ("rebinder", re.escape("process() assigned outputs['out'] instead of writing into it, so its sound "
                            "was lost (write outputs['out'][...] = ...)")),
     ("quitter", re.escape("SystemExit in process(): quitter module's process called sys.exit on purpose")),
+    ("returner", re.escape("process() returned a value, which the engine ignores: write the sound into "
+                           "outputs[NAME][...]")),
 ])
 def test_a_mistake_in_process_is_reported_in_one_line_that_says_what_it_was(registry, kind, reason):
     """numba's error would be fifteen lines; the assigned output would be

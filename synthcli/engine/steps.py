@@ -165,7 +165,7 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
         step.span[...] = 0.0
     else:
         try:
-            step.module.process(step.inputs, step.params, step.outputs)
+            returned = step.module.process(step.inputs, step.params, step.outputs)
         except SetupFailed as error:   # it will fail every block: no use trying twice more
             step.span[...] = 0.0
             report(step.name, str(error), True)
@@ -175,7 +175,11 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
             step.span[...] = 0.0
             report(step.name, one_line(error, "process()"))
         else:
-            if step.blocks % PUBLISH_EVERY == 0 and (lost := rebound(step)):
+            if returned is not None:   # its sound, most likely, which nothing would ever hear
+                step.span[...] = 0.0
+                report(step.name, "process() returned a value, which the engine ignores: write the sound into "
+                                  "outputs[NAME][...]")
+            elif step.blocks % PUBLISH_EVERY == 0 and (lost := rebound(step)):
                 step.span[...] = 0.0
                 report(step.name, f"process() assigned {lost} instead of writing into it, so its sound was "
                                   f"lost (write {lost}[...] = ...)")
