@@ -20,8 +20,10 @@ from typing import Any, ClassVar, Mapping, NamedTuple
 
 from .errors import did_you_mean
 
-#: Version of this contract. A plugin names the major version it was written
-#: for; the host refuses plugins of another major version.
+#: Version of this contract. A plugin may name the version it was written
+#: for (``SYNTHCLI_API``); the host refuses one of another major version or
+#: of a newer minor one, which may use what this one lacks
+#: (plugins.api_mismatch).
 API_VERSION = "1.5"
 
 #: The most channels one cable carries (as in VCV Rack).
