@@ -157,9 +157,17 @@ def test_time_commands_edit_the_song_and_the_song_is_checked_whole(session):
     run(session, "length 4.0", 'pattern kb "c3 e3"', "tempo 100", "tempo 128", 'pattern kb "g3"', "at 2.0 set o.wave sine")
     assert session.song_text == ("tempo 128\nlength 4\nadd keys kb voices=2\nadd vco o\nconnect kb.voct o.voct\n"
                                  'connect o.out out.in\npattern kb "g3"\nat 2 set o.wave sine\n')
-    with pytest.raises(SynthError) as caught:     # the song plays into kb: it cannot go
-        session.execute("remove kb")
-    assert caught.value.message == "the song's 'pattern kb \"g3\"' needs 'kb'"   # no 'did you mean'
+    # The song plays into kb: its pattern goes with it, as `at BAR remove kb` ends it in a file
+    # (refused, it could go only by undo: no command removes a pattern), and comes back with undo.
+    assert session.execute("remove kb") == "the song's 'pattern kb \"g3\"' went with it"
+    assert "kb" not in session.song_text and "at 2 set o.wave sine" in session.song_text
+    assert session.execute("undo") == "undid remove kb" and 'pattern kb "g3"' in session.song_text
+    with pytest.raises(SynthError) as caught:     # one typed with the remove is refused
+        session.execute('remove kb\npattern kb "c3"')
+    assert (caught.value.line, caught.value.message) == (2, "unknown module 'kb'")
+    with pytest.raises(SynthError) as caught:     # one the edit's other commands need keeps it
+        session.execute("remove o\nconnect kb.gate o.fm")
+    assert (caught.value.line, caught.value.message) == (2, "unknown module 'o'")
     with pytest.raises(SynthError) as caught:      # a module the song adds later is not there yet
         session.execute("at 3 add vco late\nat 2 connect late out")
     assert (caught.value.line, caught.value.message) == (2, "unknown module 'late' at bar 2: the song adds it at bar 3")

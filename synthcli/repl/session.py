@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SynthError, UnknownModule, check_output, did_you_mean
-from ..language import (COMMANDS, MAX_BARS, At, Command, Length, Pattern, Tempo, lines, parse_line, parse_text,
-                        tokenize, unquote)
+from ..language import (COMMANDS, MAX_BARS, At, Command, Length, Pattern, Remove, Tempo, lines, parse_line,
+                        parse_text, tokenize, unquote)
 from ..patch import Patch, takes_note_length
 from ..sequencer.song import PATCH_SECONDS, TAIL_MAX, Song, is_song
 from . import views
@@ -185,6 +185,8 @@ class Session:
                     if spec.file and path and (before is None or before.params.get(spec.name) != path):
                         self._file(path)
         implied = self._imply_length(timeline)
+        removed = {str(c.name) for c in commands if isinstance(c, Remove)} - set(patch.modules)
+        dropped = self._drop_what_needs(removed, patch, timeline, fresh) if removed and timeline else []
         song = self._check(patch, timeline, fresh)
         # Only what passed: a remote edit refused for its files would pass
         # on replay, which is not remote.
@@ -194,10 +196,32 @@ class Session:
         for command in commands:
             if self.linked and isinstance(command, Tempo):   # with Link on, the tempo is everybody's
                 self.sound.link("tempo", float(command.bpm))
-        if implied is None:
-            return ""
-        return (f"the song is {implied} bar{'s' if implied != 1 else ''} long now (`length BARS` changes it): "
-                f"a saved song ends there; live, it plays on until `stop`")
+        said = [f"the song's {', '.join(repr(str(c)) for c in dropped)} went with it"] if dropped else []
+        if implied is not None:
+            said.append(f"the song is {implied} bar{'s' if implied != 1 else ''} long now (`length BARS` changes "
+                        f"it): a saved song ends there; live, it plays on until `stop`")
+        return "; ".join(said)
+
+    def _drop_what_needs(self, removed: set[str], patch: Patch, timeline: Timeline,
+                         fresh: list[Command]) -> list[Command]:
+        """Take out of ``timeline`` the song's commands that need a module
+        ``remove`` took out (its patterns, an ``at`` that sets or patches
+        it before another adds it back), as ``at BAR remove`` ends them in
+        a file: refusing the remove left no way out but undo, as no command
+        removes a pattern. Those typed with the remove are refused instead
+        (see _check). What went, in the song's order."""
+        dropped = []
+        while True:
+            try:
+                Song(self.registry, timeline.song_text(patch))
+                return dropped
+            except SynthError as error:
+                culprit = timeline.commands_by_line(patch).get(error.line)
+                if (not isinstance(error, UnknownModule) or error.module not in removed or culprit is None
+                        or any(culprit is c for c in fresh)):
+                    return dropped
+                timeline.commands = [c for c in timeline.commands if c is not culprit]
+                dropped.append(culprit)
 
     @staticmethod
     def _imply_length(timeline: Timeline) -> int | None:
