@@ -1289,6 +1289,29 @@ def test_undoing_a_load_aims_save_back_where_it_was(session, tmp_path):
     assert session.execute("save").startswith(f"saved {song} ")
 
 
+def test_a_bare_save_keeps_off_a_file_loaded_with_comments(session, tmp_path):
+    """A musician who loaded an example and typed `save` lost its comments
+    and layout without a word (the audit): save writes the canonical text.
+    Named, the file is written; a copy is, and a bare save then writes
+    the copy. A file that is canonical already is written again freely."""
+    song = tmp_path / "by-hand.seq"
+    song.write_text("# mine\ntempo 120\nlength 1\nadd vco o   # the lead\nconnect o out\n")
+    run(session, f"load {song}", "set o.freq 220")
+    with pytest.raises(SynthError) as refused:
+        session.execute("save")
+    assert str(refused.value) == (f"save: {song} was loaded with comments or a layout of its own, which save "
+                                  f"does not keep (it writes the canonical text): `save {song}` overwrites it, "
+                                  f"`save FILE` writes a copy")
+    assert song.read_text().startswith("# mine\n")
+    copy = tmp_path / "copy.seq"
+    run(session, f"save {copy}", "set o.freq 330")
+    assert session.execute("save").startswith(f"saved {copy} ") and "freq=330" in copy.read_text()
+    run(session, f"load {song}")
+    assert session.execute(f"save {song}").startswith(f"saved {song} ") and "#" not in song.read_text()
+    run(session, f"load {copy}")
+    assert session.execute("save").startswith(f"saved {copy} ")
+
+
 @pytest.mark.parametrize("where", [".", "/", ".."])
 def test_saving_to_a_directory_is_one_line_and_writes_nothing(session, tmp_path, monkeypatch, where):
     monkeypatch.chdir(tmp_path)

@@ -82,6 +82,7 @@ class Session:
         self.undos: list[Snapshot] = []
         self.redos: list[Snapshot] = []
         self.path: Path | None = None     # where `save` writes when not told
+        self.by_hand: Path | None = None  # a file loaded whose text `save` would not write back (see do_save)
         self.transport = Transport()
         self.within: Path | None = None   # while set, files may be read and written only under it
         self.glided = False               # the last change went to the engine as parameter glides only
@@ -453,14 +454,28 @@ class Session:
             note = (f"the song's time commands did not fit this patch and were cleared: {error.message}; "
                     f"undo brings them back")
         self._commit(Snapshot(patch, timeline, f"load {path}", path), song)
+        self.by_hand = path if self._canonical() != text else None
         return note
 
+    def _canonical(self) -> str:
+        """What ``save`` writes: the song when there is one, else the patch."""
+        return self.song_text if self.timeline else self.patch.to_text()
+
     def do_save(self, file: str | None = None) -> str:
+        """A bare ``save`` writes the file last loaded or saved, but not
+        over a file loaded as written by hand: the canonical text drops its
+        comments, and a musician who loaded an example and typed ``save``
+        lost them without a word (the audit). Named, it is written."""
+        named = file is not None
         if file is None and self.path is not None:
             file = str(self.path)   # still checked: a remote `save` writes only in the working directory
         path = self._file(file) if file is not None else None
         if path is None:
             raise SynthError("save where? nothing was loaded or saved yet: save FILE")
+        if not named and self.by_hand is not None and self.path == self.by_hand:
+            raise SynthError(f"save: {file} was loaded with comments or a layout of its own, which save does not "
+                             f"keep (it writes the canonical text): `save {file}` overwrites it, `save FILE` "
+                             f"writes a copy")
         if not path.name or path.is_dir():
             raise SynthError(f"cannot write {path}: it is a directory; save FILE")
         from ..engine.render import WAV_SUFFIXES
@@ -469,7 +484,7 @@ class Session:
         if path.suffix.lower() in (*WAV_SUFFIXES, *MIDI, *PICTURES):   # one slip would overwrite a take
             raise SynthError(f"save {path}: that is a name for audio, MIDI or a picture; save writes "
                              f"the {'song' if self.timeline else 'patch'} as text (.seq, .patch)")
-        text = self.song_text if self.timeline else self.patch.to_text()
+        text = self._canonical()
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         try:
             partial.write_text(text, encoding="utf-8")
@@ -477,7 +492,7 @@ class Session:
         except OSError as error:
             partial.unlink(missing_ok=True)
             raise SynthError(f"cannot write {path}: {error.strerror}") from None
-        self.path = path
+        self.path, self.by_hand = path, None
         return f"saved {path} ({views.summary(self.patch, self.timeline)})"
 
     def do_render(self, what: str | None = None, duration: str | None = None) -> str:
