@@ -42,7 +42,12 @@ def topic(name: str, registry: Registry, lister: str = "synth help", width: int 
     if name in REPL_COMMANDS:
         return as_text(command_section(REPL_COMMANDS[name]), width)
     if name in registry:   # without the picture, which a terminal cannot show
-        return as_text(module_section(registry.get(name).cls), width)
+        entry = registry.get(name)
+        text = module_section(entry.cls)
+        if entry.package != BUILTIN_PACKAGE:   # two plugins' types of one name read alike but for this
+            heading, rest = text.split("\n", 1)
+            text = f"{heading}\n\nFrom {entry.package} {entry.version} (`{entry.qualified_name}`).\n{rest}"
+        return as_text(text, width)
     raise SynthError(f"no command or module type '{name}'"
                      + (did_you_mean(name, [*COMMANDS, *REPL_COMMANDS, *registry.types]) or f": `{lister}` lists them"))
 

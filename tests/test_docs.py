@@ -114,6 +114,21 @@ def test_synth_help_and_the_repl_help_show_the_text_of_the_docs(registry, name, 
     assert Session(registry, sound=None).execute(f"help {name}") == expected.rstrip("\n")
 
 
+def test_help_on_a_plugins_module_type_names_its_package(own_registry):
+    """Two plugins' types of one name read alike but for their package,
+    which `help PACKAGE:TYPE` did not say (the plugin audit)."""
+    from synthcli.modules.filters import Ladder
+    from synthcli.reference import topic
+
+    class Lofi(Ladder):
+        type_name = "lofcrush"
+
+    own_registry.add(Lofi, "synthcli-lofi", "0.1")
+    assert topic("synthcli-lofi:lofcrush", own_registry).startswith(
+        "lofcrush\n\nFrom synthcli-lofi 0.1 (synthcli-lofi:lofcrush).\n\nMoog-style")
+    assert topic("ladder", own_registry).startswith("ladder\n\nMoog-style")
+
+
 def test_synth_help_on_a_repl_command_that_shares_a_synth_command_name_points_to_both():
     """`synth help render` is the REPL's render; `synth render` takes other arguments."""
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "help", "render"], cwd=ROOT,
