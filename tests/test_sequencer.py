@@ -345,14 +345,37 @@ TAIL = ("tempo 120\nlength 1\nadd keys kb\nadd vco o wave=saw freq=220\nadd adsr
         "connect o a\nconnect e a.gain\nconnect a r\nconnect r out\npattern kb \"c4 e4 g4 c5\" legato=0.9\n")
 
 
+#: A click at the end of the bar, echoed 0.4 s later: a gap in the tail
+#: longer than its quarter second of silence.
+GAP = ("tempo 120\nlength 1\nadd keys kb\nadd vco o wave=sine freq=440\n"
+       "add adsr e attack=0.001 decay=0.001 sustain=1 release=0.001\nadd vca a\n"
+       "add delay d time=0.4 feedback=0.3 mix=0.5\nconnect kb.voct o.voct\nconnect kb.gate e.gate\n"
+       "connect o a\nconnect e a.gain\nconnect a d\nconnect d out\npattern kb \"~ ~ ~ c4\" legato=0.05\n")
+
+
+def test_a_duration_that_ends_in_the_block_of_the_tails_end_ends_the_piece_there(registry):
+    """`--duration` 107900 samples, the silent tail's end at 108000, both
+    in one block of 4096: the piece is 107900 long, as the recorder and
+    render_song cut it (they took the tail's end, a hundred samples on)."""
+    with Engine(registry, SR, 4096) as engine:
+        performance = Performance(engine, Song(registry, "tempo 120\nlength 1\nadd vco o\n"), frames=107900)
+        while not performance.over:
+            performance.next_block()
+    assert performance.length == 107900
+
+
 def test_a_song_ends_on_the_same_sample_at_any_block_size(registry, tmp_path):
     """Its tail ends a quarter of a second after its last sample above
     -80 dB, counted to the sample: it ended at the end of the block that
     saw it, so the file's length moved by up to a block with -b (the
     audit: 1669120, 1668928 and 1668863 samples of demo.seq at 256, 64
-    and 7). `synth render` writes what the engine plays, to that sample."""
-    lengths = {size: len(render(registry, TAIL, blocksize=size)) for size in (256, 64, 7)}
+    and 7). Where the tail falls silent for a quarter second before an
+    echo, it ends there, however large the block that holds both.
+    `synth render` writes what the engine plays, to that sample."""
+    lengths = {size: len(render(registry, TAIL, blocksize=size)) for size in (256, 64, 7, 4096)}
     assert len(set(lengths.values())) == 1, lengths
+    gap = {size: render(registry, GAP, blocksize=size) for size in (256, 7, 4096, 8192)}
+    assert len({len(out) for out in gap.values()}) == 1 and len(gap[256]) < 2.4 * SR, {s: len(o) for s, o in gap.items()}
     song = tmp_path / "tail.seq"
     song.write_text(TAIL)
     files = []

@@ -128,29 +128,33 @@ class Performance:
         end = self.fade_end
         if start < length or (end is not None and start + n > end - length):
             block = block * self._gain(start, n)
-        if ended is not None:
-            self.over, self.length = True, ended
+        if ended is not None:   # a fade asked for may end sooner, within the same block
+            self.over, self.length = True, ended if end is None else min(ended, end)
         elif end is not None and start + n >= end:
             self.over, self.length = True, end
         return block
 
     def _tail_ends(self, block: np.ndarray, start: int) -> int | None:
-        """Where the piece's tail ends, once this block shows it: TAIL_SILENCE
-        after its last sample above SILENT, counted to the sample, so the
-        piece ends on the same sample at any block size (it ended at the
-        end of a block, up to a block later). A tail still sounding
-        TAIL_MAX past the end is cut there, faded out first."""
+        """Where the piece's tail ends, once this block shows it: at the end
+        of its first TAIL_SILENCE below SILENT, counted to the sample, so
+        the piece ends on the same sample at any block size (it ended at
+        the end of a block, up to a block later; and a block that held
+        both that point and a later echo played on). A tail still sounding
+        TAIL_MAX past the end is cut there: it fades out from that sample."""
         n = block.shape[1]
         silence, longest = self._tail
         end = self.sequencer.end
         if self._quiet_from is None:
             self._quiet_from = max(end, start)
-        loud = np.flatnonzero(np.abs(block).max(axis=0) > self._silent)
-        if loud.size:
-            self._quiet_from = max(self._quiet_from, start + int(loud[-1]) + 1)
-        over, cut = self._quiet_from + silence, end + longest
-        if over <= min(cut, start + n):
+        loud = start + np.flatnonzero(np.abs(block).max(axis=0) > self._silent)
+        loud = loud[loud >= self._quiet_from]
+        since = np.concatenate(([self._quiet_from], loud + 1))   # where each quiet run in the block begins
+        runs = np.concatenate((loud, [start + n])) - since       # and how long it is
+        quiet = np.flatnonzero(runs >= silence)
+        over, cut = (int(since[quiet[0]]) + silence if quiet.size else None), end + longest
+        if over is not None and over <= cut:
             return over
+        self._quiet_from = int(since[-1])
         if cut < start + n and (self.fade_end is None or self.fade_end > cut + self.fade_length):
             self.fade_end = cut + self.fade_length
         return None

@@ -29,8 +29,8 @@ TIME_COMMANDS = (Tempo, Meter, Length, Pattern, At)
 #: error about that value quotes beside its frequency.
 _NOTE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9#-]*")
 #: After the last bar, rendering goes on until the output has been silent
-#: (below SILENT) this long (the release tail), but never longer than
-#: TAIL_MAX seconds (see Performance).
+#: (below SILENT) this long (the release tail), or until TAIL_MAX seconds,
+#: where what still sounds fades out (see Performance).
 TAIL_SILENCE = 0.25
 TAIL_MAX = 10.0
 #: The shortest note: a note-off sooner than this after its note-on (a MIDI
