@@ -111,6 +111,16 @@ def test_a_ladder_with_nothing_in_it_sings_at_full_res(voices, own):
     assert not render(Ladder, x, channels=voices, cutoff=1000, res=0.85).any()
 
 
+def test_voices_that_reach_full_res_each_in_their_own_block_all_sing():
+    """Voice 1 held res 0 through the first block while voice 0 was at 1
+    (lanes of their own), then both at 1 (one set of gains): the seed
+    went by voice 0's last res, and voice 1 never sang."""
+    res = np.ones((2, BLOCKS * BLOCK))
+    res[1, :BLOCK] = 0.0
+    y = render(Ladder, np.zeros((2, BLOCKS * BLOCK)), channels=2, cutoff=1000.0, res=res)
+    assert (np.abs(y[:, -FS // 4:]).max(axis=1) > 0.1).all()
+
+
 def test_vcf_full_res_rings_and_dies_away():
     x = np.zeros(BLOCKS * BLOCK)
     x[0] = 1.0

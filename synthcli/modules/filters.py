@@ -511,7 +511,9 @@ def _ladder_shared(cutoff, res, drive, lanes, xt, width, fmax, warp):
     s3 = lanes[2]
     s4 = lanes[3]
     cache = NO_CACHE
-    before = lanes[12, 0]
+    before = res[0, 0]
+    for c in range(width):   # each from the res it heard last: the block before may have had its own
+        s1[c] = _seed(lanes[12, c], before, s1[c])
     for i in range(n):
         if res[0, i] != before:
             for c in range(width):
