@@ -1286,7 +1286,9 @@ def test_undoing_a_load_aims_save_back_where_it_was(session, tmp_path):
     assert song.read_text() == SHORT_DEMO                 # the loaded file is not overwritten
     assert mine.read_text() == "add vco o\nconnect o.out out.in\n"
     run(session, "redo")
-    assert session.execute("save").startswith(f"saved {song} ")
+    with pytest.raises(SynthError, match="was loaded with comments"):   # it was: see the next test
+        session.execute("save")
+    assert session.execute(f"save {song}").startswith(f"saved {song} ")
 
 
 def test_a_bare_save_keeps_off_a_file_loaded_with_comments(session, tmp_path):
@@ -1310,6 +1312,18 @@ def test_a_bare_save_keeps_off_a_file_loaded_with_comments(session, tmp_path):
     assert session.execute(f"save {song}").startswith(f"saved {song} ") and "#" not in song.read_text()
     run(session, f"load {copy}")
     assert session.execute("save").startswith(f"saved {copy} ")
+    # Undo and redo bring back what the state they return to knew of its file.
+    song.write_text("# mine again\n" + song.read_text())
+    run(session, f"load {song}", f"load {copy}", "undo")
+    with pytest.raises(SynthError, match="was loaded with comments"):
+        session.execute("save")
+    run(session, "redo")
+    assert session.execute("save").startswith(f"saved {copy} ")
+    # A canonical patch file loaded into a song is its patch's text: no reason to refuse.
+    patch = tmp_path / "plain.patch"
+    patch.write_text("add vco o freq=330\nconnect o.out out.in\n")
+    run(session, f"load {patch}")
+    assert session.execute("save").startswith(f"saved {patch} ")
 
 
 @pytest.mark.parametrize("where", [".", "/", ".."])

@@ -42,12 +42,15 @@ class Quit(Exception):
 class Snapshot:
     """One state undo can go back to. ``path`` is where a bare ``save``
     writes in it: undoing a ``load`` must not leave ``save`` aimed at the
-    file that was loaded, or it would overwrite it with the old patch."""
+    file that was loaded, or it would overwrite it with the old patch.
+    ``by_hand`` is that file when it was loaded with text a save would not
+    keep (see do_save)."""
 
     patch: Patch
     timeline: Timeline
     label: str
     path: Path | None
+    by_hand: Path | None = None
 
 
 #: Words other tools use for a REPL command, whose spelling is too far
@@ -82,7 +85,7 @@ class Session:
         self.undos: list[Snapshot] = []
         self.redos: list[Snapshot] = []
         self.path: Path | None = None     # where `save` writes when not told
-        self.by_hand: Path | None = None  # a file loaded whose text `save` would not write back (see do_save)
+        self.by_hand: Path | None = None  # a file loaded whose text `save` would not write back (see Snapshot)
         self.transport = Transport()
         self.within: Path | None = None   # while set, files may be read and written only under it
         self.glided = False               # the last change went to the engine as parameter glides only
@@ -193,7 +196,7 @@ class Session:
         # on replay, which is not remote.
         self._journal({"edit": text})
         label = str(commands[0]) if len(commands) == 1 else f"a block of {len(commands)} commands"
-        self._commit(Snapshot(patch, timeline, label, self.path), song)
+        self._commit(Snapshot(patch, timeline, label, self.path, self.by_hand), song)
         for command in commands:
             if self.linked and isinstance(command, Tempo):   # with Link on, the tempo is everybody's
                 self.sound.link("tempo", float(command.bpm))
@@ -331,10 +334,10 @@ class Session:
         return song
 
     def _commit(self, change: Snapshot, song: Song | None) -> None:
-        self.undos.append(Snapshot(self.patch, self.timeline, change.label, self.path))
+        self.undos.append(Snapshot(self.patch, self.timeline, change.label, self.path, self.by_hand))
         self.redos.clear()
         self._become(change.patch, change.timeline, song)
-        self.path = change.path
+        self.path, self.by_hand = change.path, change.by_hand
 
     def _become(self, patch: Patch, timeline: Timeline, song: Song | None) -> None:
         """Make this the current state and bring the engine along: a
@@ -385,10 +388,10 @@ class Session:
             return f"nothing to {verb}"
         self._journal({verb: 1})
         snapshot = source.pop()
-        target.append(Snapshot(self.patch, self.timeline, snapshot.label, self.path))
+        target.append(Snapshot(self.patch, self.timeline, snapshot.label, self.path, self.by_hand))
         song = Song(self.registry, snapshot.timeline.song_text(snapshot.patch)) if snapshot.timeline else None
         self._become(snapshot.patch, snapshot.timeline, song)
-        self.path = snapshot.path
+        self.path, self.by_hand = snapshot.path, snapshot.by_hand
         return f"{done} {snapshot.label}"
 
     def replay(self, entries: list[dict]) -> None:
@@ -453,8 +456,9 @@ class Session:
             song = self._check(patch, timeline, [])
             note = (f"the song's time commands did not fit this patch and were cleared: {error.message}; "
                     f"undo brings them back")
-        self._commit(Snapshot(patch, timeline, f"load {path}", path), song)
-        self.by_hand = path if self._canonical() != text else None
+        # What a save of this file alone would write: a patch file's patch, a song file's song.
+        canonical = timeline.song_text(patch) if is_song(commands) else patch.to_text()
+        self._commit(Snapshot(patch, timeline, f"load {path}", path, path if canonical != text else None), song)
         return note
 
     def _canonical(self) -> str:
