@@ -86,7 +86,7 @@ class Performance:
         self.over = False
         self.length: int | None = None   # once over: the sample it ended at, which may fall within the last block
         self.fade_end = frames   # the sample the fade-out reaches silence at, once known
-        self._quiet_from: int | None = None   # in the tail: the sample after its last above SILENT
+        self._quiet_from: int | None = None   # in the tail: where its latest run below SILENT began
         self._tail = round(TAIL_SILENCE * engine.samplerate), round(TAIL_MAX * engine.samplerate)
         self.fade_length = length = max(1, int(FADE_SECONDS * engine.samplerate))
         self._ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)   # raised cosine, rising

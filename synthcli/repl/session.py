@@ -461,10 +461,6 @@ class Session:
         self._commit(Snapshot(patch, timeline, f"load {path}", path, path if canonical != text else None), song)
         return note
 
-    def _canonical(self) -> str:
-        """What ``save`` writes: the song when there is one, else the patch."""
-        return self.song_text if self.timeline else self.patch.to_text()
-
     def do_save(self, file: str | None = None) -> str:
         """A bare ``save`` writes the file last loaded or saved, but not
         over a file loaded as written by hand: the canonical text drops its
@@ -488,7 +484,7 @@ class Session:
         if path.suffix.lower() in (*WAV_SUFFIXES, *MIDI, *PICTURES):   # one slip would overwrite a take
             raise SynthError(f"save {path}: that is a name for audio, MIDI or a picture; save writes "
                              f"the {'song' if self.timeline else 'patch'} as text (.seq, .patch)")
-        text = self._canonical()
+        text = self.song_text if self.timeline else self.patch.to_text()
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         try:
             partial.write_text(text, encoding="utf-8")
