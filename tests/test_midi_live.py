@@ -120,11 +120,14 @@ def test_a_keyboard_plays_with_velocity_sustain_bend_and_a_mapped_controller(jac
     # Note-on to sound: the keyboard's notes against the reference, whose
     # time is exact: within one block plus the output latency (as the
     # callbacks' DAC times give it), JACK MIDI's own hop included; 1 ms for
-    # the jitter of the DAC times that place the reference.
-    for onset, at in ((first, pressed[0]), (second, pressed[1])):
-        latency = (onset - ref) / SR - (at - reference)
-        assert 0 < latency <= BLOCK / SR + playing.latency + 0.001, latency
-        print(f"note-in to sound: {1e3 * latency:.1f} ms (output latency {1e3 * playing.latency:.1f} ms)")
+    # the jitter of the DAC times that place the reference. A note whose
+    # hop the server ran late (over a period: docs/midi.md) misses that by
+    # up to a block, so one of the two may, never by more than a block.
+    latencies = [(onset - ref) / SR - (at - reference) for onset, at in ((first, pressed[0]), (second, pressed[1]))]
+    print(f"note-in to sound: {', '.join(f'{1e3 * x:.1f}' for x in latencies)} ms "
+          f"(output latency {1e3 * playing.latency:.1f} ms)")
+    assert all(0 < x <= 2 * BLOCK / SR + playing.latency + 0.001 for x in latencies), latencies
+    assert min(latencies) <= BLOCK / SR + playing.latency + 0.001, latencies
     level = [rms(x[k + 2000:k + 10000]) for k in (first, second)]
     assert abs(level[1] / level[0] - 64 / 127) < 0.02, level
     assert abs(peak_frequency(x[first + 2000:first + 12000]) - 440.0) < 1.0
