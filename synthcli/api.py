@@ -31,6 +31,9 @@ MAX_CHANNELS = 16
 
 #: Frequency of pitch CV 0.0 (C4), in Hz.
 C4_HZ = 261.6255653005986
+#: Units of the parameters that take a note length (``time=3/16``): a time
+#: lasts it, a rate repeats once in it.
+NOTE_LENGTH_UNITS = ("s", "Hz")
 
 AUDIO = "audio"
 CONTROL = "control"
@@ -154,6 +157,13 @@ class Param:
             raise ValueError(f"Param {self.name!r}: aliases name {strays[0]!r}, which is not one of its choices")
 
     @property
+    def note_lengths(self) -> bool:
+        """Whether a note length sets it (see ``unit``): not a parameter
+        that rebuilds the module, nor a whole number or a choice, which a
+        tempo would make fractional."""
+        return self.unit in NOTE_LENGTH_UNITS and not (self.structural or self.integer or self.choices)
+
+    @property
     def steps(self) -> bool:
         """Whether a set takes its value on its own sample, with no glide:
         a choice or a whole number has nothing in between to glide through."""
@@ -184,14 +194,15 @@ class Param:
             hint = did_you_mean(value, self.choices) if isinstance(value, str) else ""
             raise ValueError(f"expected one of {', '.join(self.choices)}{hint}")
         if isinstance(value, str) and not (value.isascii() and "_" not in value and value == value.strip()):
-            raise ValueError(f"expected a number{self.range_text()}")   # float() also reads '１００', '1_000'
+            raise ValueError(f"expected {self._forms()}{self.range_text()}")   # float() also reads '１００', '1_000'
         label = value
         try:
             number = float(value)
         except (TypeError, ValueError):
+            expected = f"expected {self._forms()}{self.range_text()}"
             if self.unit != "Hz" or not isinstance(value, str):
-                raise ValueError(f"expected a number{self.range_text()}") from None
-            number = _note_hz(value, self.range_text())
+                raise ValueError(expected) from None
+            number = _note_hz(value, expected)
             label = f"{value} ({number:.6g} Hz)"
         if not math.isfinite(number):
             overflow = isinstance(value, str) and value.lstrip("+-").lower() not in ("inf", "infinity", "nan")
@@ -213,6 +224,14 @@ class Param:
             return str(int(value))
         return _num(float(value))
 
+    def _forms(self) -> str:
+        """What a value of it may be written as, for the error that says
+        what was expected: a musician who wrote a note length wrong should
+        not be told that only numbers are taken."""
+        forms = ["a number"] + ["a note name such as a4"] * (self.unit == "Hz") + (
+            ["a note length such as 1/8d"] * self.note_lengths)
+        return " or ".join(forms) if len(forms) < 3 else f"{', '.join(forms[:-1])} or {forms[-1]}"
+
     def range_text(self) -> str:
         if self.file:
             return f" (a {'sound ' if self.file == 'sound' else ''}file)"
@@ -226,7 +245,7 @@ class Param:
         return self.coerce(self.default)
 
 
-def _note_hz(text: str, range_text: str) -> float:
+def _note_hz(text: str, expected: str) -> float:
     """A note name's frequency, for a parameter in Hz: a musician tunes a
     drone, a comb or a cutoff to a note more often than to a number."""
     from .errors import SynthError
@@ -237,7 +256,7 @@ def _note_hz(text: str, range_text: str) -> float:
     except SynthError as error:
         if "outside MIDI" in error.message:
             raise ValueError(f"note {text} is outside MIDI 0-127 (c-1 to g9)") from None
-        raise ValueError(f"expected a number or a note name such as a4{range_text}") from None
+        raise ValueError(expected) from None
 
 
 def _num(x: float) -> str:

@@ -20,9 +20,6 @@ from .theory import DEFAULT_TEMPO, note_length, note_seconds
 MASTER = "out"
 #: The module type a ``midiout`` command declares.
 MIDIOUT = "midiout"
-#: Units of the parameters that take a note length (``time=3/16``): a time
-#: lasts it, a rate repeats once in it.
-SYNCED_UNITS = ("s", "Hz")
 
 
 def synced_value(param, text: str, tempo: Fraction, clamp: bool = False) -> float:
@@ -50,16 +47,9 @@ def length_value(param, whole: Fraction, tempo: Fraction, clamp: bool = False, s
     raise ValueError(f"{shown} is {value:.6g} {param.unit} at {float(tempo):g} BPM, out of range{param.range_text()}")
 
 
-def takes_note_lengths(param) -> bool:
-    """Whether ``param`` takes note lengths: a time or a rate that a tempo
-    can move (not one that rebuilds the module, nor a whole number, which a
-    tempo would make fractional)."""
-    return param.unit in SYNCED_UNITS and not (param.structural or param.integer or param.choices)
-
-
 def takes_note_length(param, text: str) -> bool:
     """Whether ``text`` sets ``param`` as a note length."""
-    return takes_note_lengths(param) and note_length(text) is not None
+    return param.note_lengths and note_length(text) is not None
 
 
 @dataclass

@@ -55,8 +55,8 @@ def test_basic_patch_builds_modules_and_cables(registry):
     ("add vco o2 freq=abc", 17, "expected a number"),
     ("add vco o2 freq=１００", 17, "expected a number"),          # float() reads full-width digits
     ("add vco o2 freq=1_000", 17, "expected a number"),
-    ("add vco o2 freq=h4", 17, "bad value 'h4' for vco.freq: expected a number or a note name such as a4 "
-                               "(0.01..20000 Hz)"),
+    ("add vco o2 freq=h4", 17, "bad value 'h4' for vco.freq: expected a number, a note name such as a4 "
+                               "or a note length such as 1/8d (0.01..20000 Hz)"),
     ("add vco o2 freq=c12", 17, "note c12 is outside MIDI 0-127 (c-1 to g9)"),
     ("set f1.cutoff c-1", 15, "c-1 (8.1758 Hz) is out of range (20..20000 Hz)"),
     ("add vco o2 pw=a4", 15, "bad value 'a4' for vco.pw: expected a number (0.01..0.99)"),
@@ -77,8 +77,9 @@ def test_basic_patch_builds_modules_and_cables(registry):
     ("set amp1.gain 2", 10, "is an input, not a parameter"),
     ("remove out", 8, "cannot be removed"),
     ("add delay d time=4/1", 18, "bad value '4/1' for delay.time: 4/1 is 8 s at 120 BPM, out of range (0.001..2 s)"),
-    ("add delay d time=1/0", 18, "expected a number (0.001..2 s)"),
-    ("add delay d time=1/8x", 18, "expected a number (0.001..2 s)"),
+    ("add delay d time=1/0", 18, "expected a number or a note length such as 1/8d (0.001..2 s)"),
+    ("add delay d time=1/8x", 18, "expected a number or a note length such as 1/8d (0.001..2 s)"),
+    ("add delay d time=1/9999999", 18, "expected a number or a note length such as 1/8d (0.001..2 s)"),
     ("set amp1.level 1/2", 16, "expected a number (0..4 x)"),       # a level is no time: no note length
     ("add lfo l2 freq=1/4096", 17, "1/4096 is 2048 Hz at 120 BPM, out of range (0.001..1000 Hz)"),
     ("add out o2", 5, "already has the master"),

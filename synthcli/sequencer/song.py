@@ -19,7 +19,7 @@ from ..api import AllNotesOff, Module, NoteOff, NoteOn
 from ..errors import SynthError, UnknownModule, did_you_mean
 from ..language import At, Command, Length, Meter, Pattern, Set, Tempo, parse_text
 from ..language.parser import inside
-from ..patch import Patch, length_value, takes_note_lengths
+from ..patch import Patch, length_value
 from ..plugins import Registry
 from ..theory import DEFAULT_TEMPO, NOTE_LENGTH
 from .notation import parse_pattern, parse_scale
@@ -219,7 +219,7 @@ class Song:
                                                choices=param.choices if param is not None else (),
                                                aliases=dict(param.aliases) if param is not None else None,
                                                hz=param is not None and param.unit == "Hz",
-                                               lengths=param is not None and takes_note_lengths(param)),
+                                               lengths=param is not None and param.note_lengths),
                          command.text, command.line)
         if param is not None and not param.choices:
             for value, col in sorted(pattern.values().items(), key=lambda item: item[1]):
