@@ -522,6 +522,24 @@ def test_a_note_length_keeps_the_songs_tempo_and_the_engine_hears_each_change(se
     assert [m[0] for m in sent] == ["replace_song", "replace_song", "set"] and sent[-1][2] == "feedback", sent
 
 
+def test_info_gives_a_note_lengths_value_at_the_tempo_of_the_bar_that_plays(registry, tmp_path):
+    """docs/song-language.md: `info` shows a note length "with its value
+    now", which in a playing song is at the tempo of its bar."""
+    now = [0.0]
+    session = Session(registry, Recorder(), clock=lambda: now[0])
+    song = tmp_path / "echo.seq"
+    song.write_text("tempo 90\nadd delay echo time=3/16\nconnect echo out\nat 9 tempo 120\nlength 12\n")
+    session.execute(f"load {song}")
+    shows = re.compile(r"\n  param  time +3/16 \((\S+) s at (\S+) BPM\) ")
+    assert shows.search(session.execute("info echo")).groups() == ("0.5", "90")
+    session.execute("play 9")
+    assert shows.search(session.execute("info echo")).groups() == ("0.375", "120")
+    now[0] = 3.0                                   # bar 10, half way: still 120
+    assert shows.search(session.execute("info echo")).groups() == ("0.375", "120")
+    session.execute("stop")
+    assert shows.search(session.execute("info echo")).groups() == ("0.5", "90")
+
+
 def test_help_in_a_window_squeezed_to_a_sliver_still_prints_every_word(session):
     session.columns = lambda: 5
     words = " ".join(session.execute("help").split())

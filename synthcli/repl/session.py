@@ -677,7 +677,8 @@ class Session:
         return views.listing(self.patch, self.timeline, self.width)
 
     def do_info(self, name: str) -> str:
-        return views.info(name, self.patch, self.registry, self.width)
+        tempo = self.transport.tempo(self.clock())[0] if self.transport.playing else None
+        return views.info(name, self.patch, self.registry, self.width, tempo)
 
     def do_help(self, name: str | None = None) -> str:
         return views.help_text(name, self.registry, self.width)

@@ -4,10 +4,11 @@ models that everything else reads, so it cannot drift from them."""
 from __future__ import annotations
 
 import textwrap
+from fractions import Fraction
 
 from ..errors import SynthError, did_you_mean
 from ..language import COMMANDS, At, Length, Pattern
-from ..patch import MASTER, Patch
+from ..patch import MASTER, Patch, synced_value
 from ..reference import topic
 from .commands import REPL_COMMANDS
 from .timeline import Timeline
@@ -94,16 +95,19 @@ def listing(patch: Patch, timeline: Timeline, width: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def info(name: str, patch: Patch, registry, width: int | None = None) -> str:
+def info(name: str, patch: Patch, registry, width: int | None = None, tempo: Fraction | None = None) -> str:
+    """What ``info NAME`` prints; ``tempo`` the one in force now (a
+    playing song's at its bar, which a note length's value follows), if
+    not the patch's."""
     inst = patch.modules.get(name)
     if inst is not None:
-        return _instance(name, inst, patch, width)
+        return _instance(name, inst, patch, width, patch.tempo if tempo is None else tempo)
     if name in registry:
         return _type(registry.get(name), width)
     raise SynthError(f"no module or module type '{name}'{did_you_mean(name, [*patch.modules, *registry.types])}")
 
 
-def _instance(name: str, inst, patch: Patch, width: int | None) -> str:
+def _instance(name: str, inst, patch: Patch, width: int | None, tempo: Fraction) -> str:
     cls = inst.type.cls
     into = {}
     out_of = {}
@@ -115,10 +119,11 @@ def _instance(name: str, inst, patch: Patch, width: int | None) -> str:
     rows = [["in", p.name, linked("<-", into.get(p.name)), "", p.doc] for p in cls.inputs]
     rows += [["out", p.name, linked("->", out_of.get(p.name)), "", p.doc] for p in cls.outputs]
     for p in cls.params:
-        value = shown(p, inst.params[p.name]) + (f" {p.unit}" if p.unit and not p.choices else "")
         length = patch.synced.get((name, p.name))
-        if length is not None:   # what it is now, at the song's tempo
-            value = f"{length} ({value} at {float(patch.tempo):g} BPM)"
+        now = inst.params[p.name] if length is None else synced_value(p, length, tempo, clamp=True)
+        value = shown(p, now) + (f" {p.unit}" if p.unit and not p.choices else "")
+        if length is not None:
+            value = f"{length} ({value} at {float(tempo):g} BPM)"
         modulated = linked(" <-", into.get(p.name))
         rows.append(["param", p.name, value + modulated, p.range_text().strip(), p.doc])
     return "\n".join(wrapped(f"{name}: {cls.type_name} ({inst.type.package}), {cls.description}", width)
