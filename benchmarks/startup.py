@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import pty
+import select
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import pexpect
 
 from synthcli.bench import byte_compile
 
@@ -35,12 +35,28 @@ def timed(command: list[str]) -> float:
 def first_prompt(state: str) -> float:
     env = {**os.environ, "XDG_STATE_HOME": state, "JACK_DEFAULT_SERVER": "synthcli-no-such-server",
            "JACK_NO_START_SERVER": "1"}
+    master, slave = pty.openpty()
     start = time.perf_counter()
-    child = pexpect.spawn(sys.executable, ["-m", "synthcli.cli"], env=env, encoding="utf-8", timeout=30)
-    child.expect("synth>")
-    spent = time.perf_counter() - start
-    child.sendline("quit")
-    child.expect(pexpect.EOF)
+    child = subprocess.Popen([sys.executable, "-m", "synthcli.cli"], env=env, stdin=slave, stdout=slave,
+                             stderr=slave, close_fds=True)
+    os.close(slave)
+    seen = b""
+    try:
+        while b"synth>" not in seen:
+            if not select.select([master], [], [], 30)[0]:
+                raise SystemExit(f"no prompt in 30 s; the terminal showed: {seen[-500:]!r}")
+            seen += os.read(master, 65536)
+        spent = time.perf_counter() - start
+        os.write(master, b"quit\r")
+        while select.select([master], [], [], 30)[0]:   # drain until the REPL has gone
+            try:
+                if not os.read(master, 65536):
+                    break
+            except OSError:   # EIO: the terminal's other end has closed
+                break
+        child.wait(30)
+    finally:
+        os.close(master)
     return spent
 
 
