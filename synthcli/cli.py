@@ -735,17 +735,10 @@ class Watcher:
 
     def __init__(self, path: Path, reg, is_song: bool) -> None:
         import threading
-
-        from .errors import SynthError
-        from .patch import read_source
         self.path, self.reg, self.is_song = path, reg, is_song
         self.stamp = self._stamp()
         self.missing = 0   # polls in a row that found no file
         self.empty = 0     # polls in a row that found it empty
-        try:
-            self.playing = read_source(path)   # the version playing, to know a save of it again
-        except SynthError:
-            self.playing = None
         # Saves sent whose "applied" the engine has yet to report: OSC edits
         # reload the patch too, and theirs are not a save's.
         self.unconfirmed = 0
@@ -785,9 +778,6 @@ class Watcher:
                 saved = decode_source(self.path.read_bytes(), self.path)
             except OSError:
                 return   # gone again since the stat: the next poll says so
-            if saved == self.playing:   # undone back to what plays (a broken save fixed): nothing to apply
-                typer.echo(f"{self.path}: the version playing; nothing to apply", err=True)
-                return
             text, patch, song = read_file(self.path, self.reg, text=saved)
             if not text.strip():
                 raise SynthError("the file is empty", source=str(self.path))
@@ -796,13 +786,15 @@ class Watcher:
                                  source=str(self.path))
             compile_patch(patch)
             self._count(+1)   # before it is sent: the engine's answer may come first
-            try:
-                control.load(self.path, text)   # through the session, so OSC edits and saves meet in one model
+            try:   # through the session, so OSC edits and saves meet in one model
+                changed = control.reload(self.path, text)
             except SynthError:
                 self._count(-1)
                 raise
-            self.playing = saved
-            if control.session.glided:   # no reload, so no answer to wait for
+            if not changed:   # comments, or undone back to what plays (a broken save fixed)
+                self._count(-1)
+                typer.echo(f"{self.path}: nothing that plays changed; nothing to apply", err=True)
+            elif control.session.glided:   # no reload, so no answer to wait for
                 self._count(-1)
                 typer.echo(f"applied {self.path}: parameter changes glide in now", err=True)
         except SynthError as error:

@@ -73,6 +73,11 @@ class Control:
         with self.lock:
             return self.session.load(path, text)
 
+    def reload(self, path: Path, text: str) -> bool:
+        """A save of the file that plays; see :meth:`Session.reload`."""
+        with self.lock:
+            return self.session.reload(path, text)
+
     # -- controllers besides the keyboard ---------------------------------------
 
     def listen_osc(self, port: int, host: str = "127.0.0.1", allow=None) -> list[str]:

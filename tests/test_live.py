@@ -388,7 +388,7 @@ def test_watch_applies_saves_at_the_next_bar_and_keeps_a_broken_one_out(jack_ser
     assert len(applied) == 1 and " at bar " in applied[0] and "ms after the save" in applied[0], err
     assert "live.seq:7:16: unbalanced '['" in err and "still playing the last good version" in err
     assert f"error: {song}: the file is empty (still playing the last good version)" in err
-    assert err.count(f"{song}: the version playing; nothing to apply") == 2, err
+    assert err.count(f"{song}: nothing that plays changed; nothing to apply") == 2, err
     assert err.count(f"warning: {song} is gone; the last version plays on") == 1
     assert " 0 xruns" in err
     data, sr = soundfile.read(str(take))

@@ -815,3 +815,39 @@ def test_undo_under_synth_play_stops_at_the_file_it_plays(registry, tmp_path):
     assert session.execute("undo", remote=True) == "undid set o.freq 300"
     assert session.execute("undo", remote=True) == "nothing to undo"
     assert 'pattern kb "c3 e3"' in session.song_text
+
+
+@needs_liblo
+def test_a_save_of_a_watched_song_keeps_what_osc_changed_where_the_save_left_it_alone(jack_server, tmp_path):
+    """synth play --watch --osc: a level turned and a module added over OSC
+    are still heard after a save of a comment and after one that changes
+    the pattern (the live audit: both were lost at the first save)."""
+    song = tmp_path / "w.seq"
+    text = ("tempo 240\nlength 2\nadd keys kb voices=1\nadd vco o wave=sine\nadd vca a level=0.5\n"
+            "connect kb.voct o.voct\nconnect o a\nconnect a out\npattern kb \"a4\" legato=1\n")
+    song.write_text(text)
+    take, port = tmp_path / "take.wav", free_udp_port()
+    playing = Playing(song, "--watch", "--osc", port, "--record", take, ready="listening for OSC", cwd=tmp_path)
+    time.sleep(0.5)
+    oscsend(port, "/synth/a/level", "f", 0.1)
+    oscsend(port, "/synth/cmd", "s", "add vco o3 wave=sine freq=1320")
+    oscsend(port, "/synth/cmd", "s", "connect o3 a")
+    time.sleep(1.5)
+    song.write_text(text + "# only a comment\n")
+    time.sleep(1.5)
+    song.write_text(text.replace('"a4"', '"e5"'))
+    time.sleep(2.5)                            # the next bar (1 s at 240 BPM), and a second of it
+    err = playing.finish()
+    assert "Traceback" not in err and " 0 xruns" in err, err
+    assert f"{song}: nothing that plays changed; nothing to apply" in err, err
+    assert sum(line.startswith("applied") for line in err.splitlines()) == 1, err
+    data, _ = soundfile.read(str(take))
+    x = data[:, 0]
+    end = len(x) - SR // 4                     # before Ctrl-C's fade
+    heard = x[end - SR // 2:end]
+    spectrum = np.abs(np.fft.rfft(heard * np.hanning(len(heard))))
+    freqs = np.fft.rfftfreq(len(heard), 1 / SR)
+    strongest = sorted(freqs[np.argsort(spectrum)[-2:]])
+    assert abs(strongest[0] - 659.26) < 3 and abs(strongest[1] - 1320) < 3, strongest   # e5, and o3 still
+    # Both sines through a at 0.1: the pan law's -3 dB on each side, never a's 0.5.
+    assert np.max(np.abs(heard)) < 0.2, np.max(np.abs(heard))

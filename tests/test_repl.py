@@ -522,6 +522,72 @@ def test_a_note_length_keeps_the_songs_tempo_and_the_engine_hears_each_change(se
     assert [m[0] for m in sent] == ["replace_song", "replace_song", "set"] and sent[-1][2] == "feedback", sent
 
 
+WATCHED = ("tempo 240\nlength 2\nadd keys kb\nadd vco o wave=sine\nadd vca a level=0.5\n"
+           "connect kb.voct o.voct\nconnect o a\nconnect a out\n")
+
+
+def test_a_save_of_the_file_that_plays_keeps_what_was_changed_live_where_it_left_that_alone(session, tmp_path):
+    """synth play --watch: a knob turned, a module added and a cable taken
+    out over OSC stay through a save that changes something else; what
+    the save changes wins (the live audit: a comment-only save undid a
+    knob and dropped a module added over OSC)."""
+    song = tmp_path / "w.seq"
+    text = WATCHED + 'pattern kb "a4" legato=1\n'
+    song.write_text(text)
+    session.load(song)
+    session.knob("a", "level", 0.1)
+    session.execute("add vco o3 freq=1320\nconnect o3 a", remote=True)
+    session.execute("set o.freq 300")
+    session.sound.sent.clear()
+    assert not session.reload(song, text + "# only a comment\n")      # nothing that plays changed
+    assert session.sound.sent == [] and session.patch.modules["a"].params["level"] == 0.1
+    changed = text.replace("wave=sine", "wave=saw") + "add lfo l freq=2\n"
+    assert session.reload(song, changed)
+    patch = session.patch
+    assert patch.modules["a"].params["level"] == 0.1 and patch.modules["o"].params["freq"] == 300
+    assert patch.modules["o"].type.cls.param("wave").format(patch.modules["o"].params["wave"]) == "saw"
+    assert "o3" in patch.modules and "l" in patch.modules
+    assert any(c.src == "o3" and c.dst == "a" for c in patch.cables)
+    assert 'pattern kb "a4"' in session.song_text
+    # A save that sets the level itself wins; one that removes o takes o's cables along.
+    assert session.reload(song, changed.replace("level=0.5", "level=0.8"))
+    assert session.patch.modules["a"].params["level"] == 0.8
+    session.execute("disconnect o3 a", remote=True)
+    assert session.reload(song, changed.replace("level=0.5", "level=0.8") + "add noise n\n")
+    assert "n" in session.patch.modules and not any(c.src == "o3" for c in session.patch.cables)
+
+
+def test_a_save_after_an_undo_of_the_last_is_applied_again(session, tmp_path):
+    """An undo over OSC took the session back from the save that plays: the
+    same file saved again must be applied, not taken for what plays."""
+    song = tmp_path / "w.seq"
+    first = WATCHED + 'pattern kb "a4" legato=1\n'
+    second = first.replace("level=0.5", "level=0.2")
+    song.write_text(first)
+    session.load(song)
+    assert session.reload(song, second) and session.patch.modules["a"].params["level"] == 0.2
+    session.execute("undo", remote=True)
+    assert session.patch.modules["a"].params["level"] == 0.5
+    assert session.reload(song, second) and session.patch.modules["a"].params["level"] == 0.2
+    assert not session.reload(song, second)
+
+
+def test_a_change_of_values_and_of_the_song_is_heard_all_at_once_at_the_next_bar(session, tmp_path):
+    """song-language.md: a change that is not only values takes over at the
+    next bar, all at once: the value does not glide in at the save and the
+    pattern at the bar (the live audit heard them 300 ms apart)."""
+    song = tmp_path / "w.seq"
+    song.write_text(WATCHED + 'pattern kb "a4" legato=1\n')
+    session.load(song)
+    session.execute("play")
+    session.sound.sent.clear()
+    assert session.reload(song, WATCHED.replace("level=0.5", "level=0.2") + 'pattern kb "e5" legato=1\n')
+    assert [m[0] for m in session.sound.sent] == ["replace_song"] and "level=0.2" in session.sound.sent[0][1]
+    session.sound.sent.clear()
+    session.execute("set a.level 0.3")                   # values alone still glide at once
+    assert session.sound.sent == [("set", "a", "level", 0.3)]
+
+
 def test_info_gives_a_note_lengths_value_at_the_tempo_of_the_bar_that_plays(registry, tmp_path):
     """docs/song-language.md: `info` shows a note length "with its value
     now", which in a playing song is at the tempo of its bar."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import SynthError, UnknownModule, check_output, did_you_mean
 from ..language import (COMMANDS, MAX_BARS, At, Command, Length, Pattern, Remove, Tempo, lines, parse_line,
                         parse_text, tokenize, unquote)
-from ..patch import Patch, takes_note_length
+from ..patch import Instance, Patch, takes_note_length
 from ..sequencer.song import PATCH_SECONDS, TAIL_MAX, Song, is_song
 from . import views
 from .commands import REPL_COMMANDS
@@ -44,13 +44,16 @@ class Snapshot:
     writes in it: undoing a ``load`` must not leave ``save`` aimed at the
     file that was loaded, or it would overwrite it with the old patch.
     ``by_hand`` is that file when it was loaded with text a save would not
-    keep (see do_save)."""
+    keep (see do_save). ``loaded`` is the text of the file this state grew
+    from by edits, which a save of that file is compared with (see
+    :meth:`Session.reload`)."""
 
     patch: Patch
     timeline: Timeline
     label: str
     path: Path | None
     by_hand: Path | None = None
+    loaded: str | None = None
 
 
 #: Words other tools use for a REPL command, whose spelling is too far
@@ -86,6 +89,7 @@ class Session:
         self.redos: list[Snapshot] = []
         self.path: Path | None = None     # where `save` writes when not told
         self.by_hand: Path | None = None  # a file loaded whose text `save` would not write back (see Snapshot)
+        self.loaded: str | None = None    # the text of the file loaded last, before the edits since (see Snapshot)
         self.transport = Transport()
         self.within: Path | None = None   # while set, files may be read and written only under it
         self.glided = False               # the last change went to the engine as parameter glides only
@@ -196,7 +200,7 @@ class Session:
         # on replay, which is not remote.
         self._journal({"edit": text})
         label = str(commands[0]) if len(commands) == 1 else f"a block of {len(commands)} commands"
-        self._commit(Snapshot(patch, timeline, label, self.path, self.by_hand), song)
+        self._commit(self._snapshot(patch, timeline, label), song)
         for command in commands:
             if self.linked and isinstance(command, Tempo):   # with Link on, the tempo is everybody's
                 self.sound.link("tempo", float(command.bpm))
@@ -333,11 +337,15 @@ class Session:
             raise SynthError(f"{error.message} (the song's '{culprit}' needs it)") from None
         return song
 
+    def _snapshot(self, patch: Patch, timeline: Timeline, label: str) -> Snapshot:
+        """A state with what the session knows of its files now."""
+        return Snapshot(patch, timeline, label, self.path, self.by_hand, self.loaded)
+
     def _commit(self, change: Snapshot, song: Song | None) -> None:
-        self.undos.append(Snapshot(self.patch, self.timeline, change.label, self.path, self.by_hand))
+        self.undos.append(self._snapshot(self.patch, self.timeline, change.label))
         self.redos.clear()
         self._become(change.patch, change.timeline, song)
-        self.path, self.by_hand = change.path, change.by_hand
+        self.path, self.by_hand, self.loaded = change.path, change.by_hand, change.loaded
 
     def _become(self, patch: Patch, timeline: Timeline, song: Song | None) -> None:
         """Make this the current state and bring the engine along: a
@@ -356,15 +364,18 @@ class Session:
         if sets is None and not self.transport.playing:
             self.sound.load(patch.to_text(synced=False))
             return
-        # A value set as a note length, while a song plays, is worth the
-        # tempo of the bar the song is at (an `at 5 tempo 90` may rule
-        # there, not the song's first tempo that this patch keeps): the
-        # song's new version works it out, from its next bar.
+        # While a song plays, a change that is not only values takes over
+        # at its next bar, all at once: the new version glides the values
+        # there too, not one part now and the rest at the bar. So does a
+        # value set as a note length, which is worth the tempo of the bar
+        # the song is at (an `at 5 tempo 90` may rule there, not the song's
+        # first tempo that this patch keeps).
         playing = self.transport.playing
-        for name, param, value in sets or ():
+        whole = playing and (sets is None or timeline != old_timeline)
+        for name, param, value in () if whole else sets:
             if not (playing and (name, param) in patch.synced):
                 self.sound.set(name, param, value)
-        if playing and (sets is None or timeline != old_timeline or patch.synced != old_patch.synced):
+        if whole or (playing and patch.synced != old_patch.synced):
             self.sound.replace_song(self.song_text)
             self.transport.replace(song or Song(self.registry, self.song_text), self.clock())
         else:
@@ -388,10 +399,10 @@ class Session:
             return f"nothing to {verb}"
         self._journal({verb: 1})
         snapshot = source.pop()
-        target.append(Snapshot(self.patch, self.timeline, snapshot.label, self.path, self.by_hand))
+        target.append(self._snapshot(self.patch, self.timeline, snapshot.label))
         song = Song(self.registry, snapshot.timeline.song_text(snapshot.patch)) if snapshot.timeline else None
         self._become(snapshot.patch, snapshot.timeline, song)
-        self.path, self.by_hand = snapshot.path, snapshot.by_hand
+        self.path, self.by_hand, self.loaded = snapshot.path, snapshot.by_hand, snapshot.loaded
         return f"{done} {snapshot.label}"
 
     def replay(self, entries: list[dict]) -> None:
@@ -407,6 +418,8 @@ class Session:
                     self.do_redo()
                 elif "load" in entry:
                     self.load(Path(entry["load"]), entry["text"])
+                elif "reload" in entry:
+                    self.reload(Path(entry["reload"]), entry["text"])
                 elif "knobs" in entry:
                     for name, param, value in entry["knobs"]:
                         self.knob(name, param, value)
@@ -433,32 +446,62 @@ class Session:
                 raise SynthError("a MIDI file plays outside the REPL (`synth play FILE.mid`); "
                                  "`load` takes patches and songs", source=str(path))
             text = read_source(path)
-        commands = parse_text(text, str(path))
+        patch, timeline, song_file = self._read(path, text)
         self._journal({"load": str(path), "text": text})
-        note = ""
+        return self._take(path, text, patch, timeline, song_file)
+
+    def reload(self, path: Path, text: str) -> bool:
+        """A save of the file that plays (``synth play --watch``): what the
+        save changed in the file is applied, and what was changed live
+        since the file was loaded (a knob turned over OSC or MIDI, a module
+        added over OSC) stays where the save left it alone, as a bar of the
+        song that edits the patch keeps a knob: the REPL, OSC, MIDI and the
+        file edit one session. The file's time commands are its own.
+        Returns False, applying nothing, when nothing that plays would
+        change (a save of comments, or of the version the session has)."""
+        patch, timeline, song_file = self._read(path, text)
+        if self.loaded is not None:
+            base = self._read(path, self.loaded)[0]
+            patch = carried(base, patch, self.patch)
+            patch.retempo(timeline.tempo)
+        if patch.to_text() == self.patch.to_text() and timeline == self.timeline:
+            self.loaded = text
+            return False
+        self._journal({"reload": str(path), "text": text})
+        self._take(path, text, patch, timeline, song_file)
+        return True
+
+    def _read(self, path: Path, text: str) -> tuple[Patch, Timeline, bool]:
+        """The patch and time commands a file's text gives; a patch file's
+        come with the session's time commands. Also whether it is a song."""
+        commands = parse_text(text, str(path))
         if is_song(commands):
-            patch = Song(self.registry, text, str(path)).patch
             timeline = Timeline()
             for command in commands:
                 if Timeline.is_time(command):
                     timeline.add(command)
-        else:
-            patch = Patch(self.registry)
-            patch.apply_all(commands, str(path))
-            timeline = self.timeline.copy()
-            patch.retempo(timeline.tempo)
+            return Song(self.registry, text, str(path)).patch, timeline, True
+        patch = Patch(self.registry)
+        patch.apply_all(commands, str(path))
+        timeline = self.timeline.copy()
+        patch.retempo(timeline.tempo)
+        return patch, timeline, False
+
+    def _take(self, path: Path, text: str, patch: Patch, timeline: Timeline, song_file: bool) -> str:
+        """Check and commit a file's state; what to tell (time commands cleared)."""
+        note = ""
         try:
             song = self._check(patch, timeline, [])
         except SynthError as error:
-            if is_song(commands) or not timeline:
+            if song_file or not timeline:
                 raise error.at(source=str(path))
             timeline = Timeline()
             song = self._check(patch, timeline, [])
             note = (f"the song's time commands did not fit this patch and were cleared: {error.message}; "
                     f"undo brings them back")
         # What a save of this file alone would write: a patch file's patch, a song file's song.
-        canonical = timeline.song_text(patch) if is_song(commands) else patch.to_text()
-        self._commit(Snapshot(patch, timeline, f"load {path}", path, path if canonical != text else None), song)
+        canonical = timeline.song_text(patch) if song_file else patch.to_text()
+        self._commit(Snapshot(patch, timeline, f"load {path}", path, path if canonical != text else None, text), song)
         return note
 
     def do_save(self, file: str | None = None) -> str:
@@ -745,6 +788,56 @@ class Session:
 
     def do_quit(self) -> str:
         raise Quit
+
+
+def carried(base: Patch, new: Patch, current: Patch) -> Patch:
+    """``new`` (a file as saved) with what ``current`` changed live since
+    ``base`` (the file as loaded), wherever the save left that alone: a
+    value turned, a module or cable added or taken out, a mapping. What the
+    save changed wins. (A three-way merge, item by item.)"""
+    def merge(old: dict, theirs: dict, ours: dict) -> dict:
+        result = dict(theirs)
+        for key in old.keys() | ours.keys():
+            if ours.get(key) != old.get(key) and theirs.get(key) == old.get(key):
+                if key in ours:
+                    result[key] = ours[key]
+                else:
+                    result.pop(key, None)
+        return result
+
+    def modules(patch: Patch) -> dict:
+        return {name: inst.type for name, inst in patch.modules.items()}
+
+    def values(patch: Patch) -> dict:
+        return {(name, param): (value, patch.synced.get((name, param)), inst.type)
+                for name, inst in patch.modules.items() for param, value in inst.params.items()}
+
+    kinds = merge(modules(base), modules(new), modules(current))
+    settings = merge(values(base), values(new), values(current))
+    result = new.copy()
+    result.modules, result.synced = {}, {}
+    for name in [*new.modules, *(n for n in current.modules if n not in new.modules)]:
+        kind = kinds.get(name)
+        if kind is None:
+            continue
+        source = new if name in new.modules and new.modules[name].type is kind else current
+        inst = Instance(kind, dict(source.modules[name].params))
+        for param in inst.params:
+            value, length, of = settings.get((name, param), (None, None, None))
+            if of is kind:
+                inst.params[param] = value
+                if length is not None:
+                    result.synced[(name, param)] = length
+        result.modules[name] = inst
+    cables = merge(dict.fromkeys(base.cables, True), dict.fromkeys(new.cables, True),
+                   dict.fromkeys(current.cables, True))
+    result.cables = [c for c in [*new.cables, *(c for c in current.cables if c not in new.cables)]
+                     if c in cables and c.src in result.modules and c.dst in result.modules]
+    result.mappings = {cc: m for cc, m in merge(base.mappings, new.mappings, current.mappings).items()
+                       if m.module in result.modules}
+    result.midi_ports = {name: port for name, port in merge(base.midi_ports, new.midi_ports,
+                                                            current.midi_ports).items() if name in result.modules}
+    return result
 
 
 def parameter_changes(old: Patch, new: Patch) -> list[tuple[str, str, float]] | None:
