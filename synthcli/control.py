@@ -168,7 +168,11 @@ class Control:
         between the same two blocks, or on the sample heard at ``when``
         (wall-clock seconds, as ``time.time()``)."""
         with self.lock, self.session.sound.bundle(when):
-            yield
+            self.session.bundle_time = when
+            try:
+                yield
+            finally:
+                self.session.bundle_time = None
 
 
 class Forwarding:

@@ -802,6 +802,38 @@ def test_an_edit_made_while_a_timed_bundle_waits_outlives_it(jack_server, tmp_pa
     assert abs(peak_frequency(data[start + SR // 100:start + SR // 2, 0]) - 880.0) < 2.0   # and after the bundle
 
 
+def test_an_edit_of_the_patch_in_a_timed_bundles_last_half_second_waits_for_it_and_brings_nothing_early(
+        jack_server, tmp_path):
+    """The bundle's patch waits in the engine for its sample; an edit that
+    reloaded the patch in the meantime held the bundle's module already,
+    which was heard 210 ms early (the live audit). The edit now lands right
+    after the bundle, on its sample. A set-only bundle 0.6 s before it is
+    the ruler (sample-exact: test_timed_bundles_land_on_the_sample_of_their_time)."""
+    patch = tmp_path / "p.patch"
+    patch.write_text("add vco o wave=sine freq=440\nadd vca l level=0\nconnect o l\nconnect l out.left\n")
+    take = tmp_path / "take.wav"
+    playing = Play(patch, "--record", take)
+    time.sleep(0.5)
+    due = time.time() + 1.5
+    ruler, timed = OscBundleBuilder(due - 0.6), OscBundleBuilder(due)
+    ruler.add_content(built("/synth/l/level", 1.0))
+    timed.add_content(built("/synth/cmd", "add vco z wave=sine freq=500\nconnect z out.right"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(ruler.build().dgram, ("127.0.0.1", playing.port))
+        s.sendto(timed.build().dgram, ("127.0.0.1", playing.port))
+    time.sleep(due - 0.3 - time.time())        # in the bundle's last half second, after it went to the engine
+    oscsend(playing.port, "/synth/cmd", "s", "add vco s1 wave=sine freq=660\nconnect s1 out.right")
+    time.sleep(due - time.time() + 0.8)
+    err = playing.finish()
+    assert "refused" not in err and "Traceback" not in err, err
+    data = soundfile.read(str(take))[0]
+    left, right = (np.flatnonzero(np.abs(data[:, k]) > 0.1)[0] for k in (0, 1))
+    # A patch change lands at the start of the block that holds its sample: up to a block early.
+    assert 0.6 * SR - 256 - 96 <= right - left <= 0.6 * SR + 96, (right - left) / SR
+    after = data[right + SR // 10:right + SR // 2, 1]
+    assert tone(after, 500) > 0.25 and tone(after, 660) > 0.25     # the bundle, and the edit right after it
+
+
 def test_undo_under_synth_play_stops_at_the_file_it_plays(registry, tmp_path):
     """One remote `undo` too many unloaded the song being performed: the
     music stopped and `save` wrote an empty patch."""

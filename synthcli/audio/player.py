@@ -207,15 +207,19 @@ class Player:
         """Collect what this thread sends and deliver it as one message,
         so the engine applies all of it between the same two blocks: at the
         next block, or with ``when`` (a ``time.time()`` instant) on the
-        sample that is heard then. Nested bundles join the outer one."""
-        if getattr(self._bundles, "commands", None) is not None:
+        sample that is heard then. A nested bundle for the same time joins
+        the outer one; one for another time goes inside it as a bundle of
+        its own, kept for its time."""
+        outer = getattr(self._bundles, "commands", None), getattr(self._bundles, "when", None)
+        if outer[0] is not None and when == outer[1]:
             yield
             return
-        self._bundles.commands = collected = []
+        collected: list[tuple] = []
+        self._bundles.commands, self._bundles.when = collected, when
         try:
             yield
         finally:
-            self._bundles.commands = None
+            self._bundles.commands, self._bundles.when = outer
             if collected:
                 self.send("batch", when, latest_sets(collected))
 

@@ -93,6 +93,8 @@ class Session:
         self.transport = Transport()
         self.within: Path | None = None   # while set, files may be read and written only under it
         self.glided = False               # the last change went to the engine as parameter glides only
+        self.bundle_time: float | None = None   # the time of the timed bundle being applied (Control.bundle)
+        self.landing = 0.0                # when the last timed bundle that reloads the patch is heard
         self.control = None               # the Control sharing this session between threads, once made
         #: ``scope(tap, title)`` draws a tapped output until a key (the
         #: terminal's business, so the app sets it); None without a terminal.
@@ -359,10 +361,10 @@ class Session:
         if self.transport.playing and not timeline:
             self.transport.stop()
             self.sound.halt_song()
-            self.sound.load(patch.to_text(synced=False))
+            self._load(patch)
             return
         if sets is None and not self.transport.playing:
-            self.sound.load(patch.to_text(synced=False))
+            self._load(patch)
             return
         # While a song plays, a change that is not only values takes over
         # at its next bar, all at once: the new version glides the values
@@ -380,6 +382,22 @@ class Session:
             self.transport.replace(song or Song(self.registry, self.song_text), self.clock())
         else:
             self.glided = True
+
+    def _load(self, patch: Patch) -> None:
+        """Reload the engine with ``patch``. A timed bundle that reloads it
+        (OSC) waits in the engine for its sample with the patch made before
+        any edit that comes meanwhile: an edit loaded at once would be
+        heard with the bundle's changes in it, early (a live audit heard a
+        module 210 ms before its time). So until the bundle is heard, a
+        reload goes right after it, on its sample."""
+        text = patch.to_text(synced=False)
+        if self.bundle_time is not None:
+            self.landing = max(self.landing, self.bundle_time)
+        elif time.time() < self.landing:
+            with self.sound.bundle(self.landing):
+                self.sound.load(text)
+            return
+        self.sound.load(text)
 
     def _journal(self, entry: dict) -> None:
         self.flush_knobs()   # the knobs turned before this entry come before it on replay
@@ -675,7 +693,7 @@ class Session:
             return "the song is not playing"
         self.transport.stop()
         self.sound.halt_song()
-        self.sound.load(self.patch.to_text(synced=False))
+        self._load(self.patch)
         return ""
 
     # -- Ableton Link --------------------------------------------------------------------
