@@ -680,6 +680,42 @@ def test_check_reads_a_midi_file_through_and_summarises_it(tmp_path):
     assert report["seconds"] == MidiSong(path).seconds() > 0
 
 
+def chunk(kind: bytes, data: bytes) -> bytes:
+    return kind + struct.pack(">L", len(data)) + data
+
+
+def with_chunks(good: bytes, where: str, extra: bytes) -> bytes:
+    """``good`` (a file of two tracks) with ``extra`` chunks put before,
+    between or after its tracks."""
+    second = 22 + struct.unpack(">L", good[18:22])[0]
+    assert good[14:18] == good[second:second + 4] == b"MTrk"
+    at = {"before": 14, "between": second, "after": len(good)}[where]
+    return good[:at] + extra + good[at:]
+
+
+@pytest.mark.parametrize("where", ["before", "between", "after"])
+def test_chunks_of_an_unknown_type_are_skipped_as_the_smf_spec_asks(registry, tmp_path, where):
+    good = save(tmp_path, [notes(0, [60, 62]), notes(1, [48])], "good.mid")
+    path = tmp_path / "xf.mid"   # Yamaha XF's info and karaoke chunks, the second empty
+    path.write_bytes(with_chunks(good.read_bytes(), where, chunk(b"XFIH", b"abcd") + chunk(b"XFKM", b"")))
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(path)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{path}: ok (MIDI file: type 1, 2 tracks, 3 notes on 2 channels, 1 bar, 1.0 s)\n"
+    assert np.array_equal(render(registry, path), render(registry, good))
+
+
+def test_a_header_counting_more_tracks_than_the_file_has_says_so(tmp_path):
+    good = save(tmp_path, [notes(0, [60, 62]), notes(1, [48])], "good.mid").read_bytes()
+    data = with_chunks(good, "between", chunk(b"XFIH", b"abcd"))
+    path = tmp_path / "short.mid"
+    path.write_bytes(data[:10] + struct.pack(">H", 3) + data[12:])
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(path)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert_refused(done, path)
+    assert done.stderr == f"error: {path}: not a valid MIDI file: its header counts 3 tracks, but it has 2 (truncated?)\n"
+
+
 def test_a_file_lasting_over_a_day_is_refused_and_four_byte_deltas_play(tmp_path):
     good = save(tmp_path, [notes(0, [60, 62])], "good.mid").read_bytes()
     padded = tmp_path / "padded.mid"   # a delta of 0 in 4 bytes: long-winded, but valid

@@ -1,7 +1,7 @@
 """Standard MIDI files: read with mido, turned into exactly timed events.
 
 mido parses the bytes (running status, sysex, meta events of every kind);
-this module only keeps time. Ticks become sample times through the tempo
+this module only hands it the chunks it can parse, and keeps time. Ticks become sample times through the tempo
 map in exact fractions, rounded to a sample once per event, so a note
 lands on the same sample whatever the block size. Tracks are merged
 lazily (one generator per track, merged by ``heapq.merge``), so playing
@@ -10,6 +10,7 @@ a file holds only the next event of each track, never a list of them all.
 from __future__ import annotations
 
 import heapq
+import io
 import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -84,6 +85,25 @@ def _read_quantity(infile) -> int:
     raise OSError("a delta time or length is longer than 4 bytes")
 
 
+def _chunks(infile) -> tuple[bytes, list[bytes]]:
+    """The file's first chunk (its header, if it is a MIDI file) and its
+    MTrk chunks, in order. The SMF spec has a reader skip chunks of any
+    other type (Yamaha XF and karaoke files hold some); mido takes the
+    chunk after a track for the next track and refuses the file."""
+    header = infile.read(8)
+    if len(header) < 8 or header[:4] != b"MThd":
+        return header, []   # for mido to refuse in its words
+    header += infile.read(struct.unpack(">L", header[4:])[0])
+    tracks = []
+    while len(chunk := infile.read(8)) == 8:
+        kind, size = struct.unpack(">4sL", chunk)
+        if kind == b"MTrk":
+            tracks.append(chunk + infile.read(size))
+        else:
+            infile.seek(size, io.SEEK_CUR)
+    return header, tracks
+
+
 def _track_events(index: int, track) -> Iterator[tuple[int, int, int, object]]:
     tick = 0
     for seq, message in enumerate(track):
@@ -136,21 +156,27 @@ class MidiSong:
         midifiles.read_variable_int = _read_quantity   # its track reader looks the name up at each event
         self.path = str(path)
         try:
-            self.file = mido.MidiFile(self.path, clip=False)
+            with open(self.path, "rb") as infile:
+                header, chunks = _chunks(infile)
+            kind, count, division = midifiles.read_file_header(io.BytesIO(header))
+            count &= 0xFFFF   # mido reads it signed
+            if len(chunks) < count:
+                raise SynthError(f"not a valid MIDI file: its header counts {count} tracks, but it has "
+                                 f"{len(chunks)} (truncated?)", source=self.path)
+            tracks = [midifiles.read_track(io.BytesIO(chunk), clip=False) for chunk in chunks[:count]]
         except OSError as error:
             if error.errno is None:   # mido's own complaint about the contents
                 raise SynthError(f"not a valid MIDI file: {error}", source=self.path) from None
             raise SynthError(f"cannot read: {error.strerror}", source=self.path) from None
         except EOFError:
-            where = "is empty" if Path(self.path).stat().st_size == 0 else "ends in the middle of a chunk (truncated?)"
+            where = "is empty" if not header else "ends in the middle of a chunk (truncated?)"
             raise SynthError(f"not a valid MIDI file: it {where}", source=self.path) from None
         except (ValueError, KeyError, IndexError, TypeError, struct.error, KeySignatureError) as error:
             reason = str(error) or type(error).__name__
             raise SynthError(f"not a valid MIDI file: {reason}", source=self.path) from None
-        if self.file.type not in (0, 1, 2):
-            raise SynthError(f"not a valid MIDI file: format {self.file.type} (only 0, 1 and 2 exist)",
-                             source=self.path)
-        division = self.file.ticks_per_beat
+        if kind not in (0, 1, 2):
+            raise SynthError(f"not a valid MIDI file: format {kind} (only 0, 1 and 2 exist)", source=self.path)
+        self.file = mido.MidiFile(type=kind, ticks_per_beat=division, tracks=tracks)
         if division == 0:
             raise SynthError("not a valid MIDI file: zero ticks per quarter note", source=self.path)
         if division < 0 and division & 0xFF == 0:
