@@ -622,6 +622,16 @@ def corrupt(tmp_path, kind):
         data = first_delta(good, b"\x00\xff\x59\x02\xfd\x46\x00")
     elif kind == "smpte":
         data = good[:12] + bytes([0xE7, 0]) + good[14:]   # 25 frames a second, 0 ticks a frame
+    elif kind == "short tempo":   # 1 byte where a tempo takes 3: mido said 'list index out of range'
+        data = first_delta(good, b"\x00\xff\x51\x01\x07\x00")
+    elif kind == "no status byte":   # the first note-on's status byte gone: mido spoke of running status
+        data = first_delta(good[:23] + good[24:], b"\x00")
+    elif kind == "smpte offset":   # frame rate code 7 of the 4 there are: mido raised a KeyError, '7'
+        data = first_delta(good, b"\x00\xff\x54\x05\xe0\x00\x00\x00\x00\x00")
+    elif kind == "tempo in track 2":   # after an XF chunk: the byte counts the file's bytes, not mido's
+        two = save(tmp_path, [notes(0, [60]), notes(1, [48])], "two.mid").read_bytes()
+        data = with_chunks(two, "between", chunk(b"XFIH", b"abcd"))
+        data = data[:data.rindex(b"MTrk")] + chunk(b"MTrk", b"\x00\xff\x51\x01\x07\x00\xff\x2f\x00")
     else:
         data = good[:-6]
     path = tmp_path / f"{kind.replace(' ', '_')}.mid"
@@ -637,7 +647,7 @@ def assert_refused(done, path):
 
 
 @pytest.mark.parametrize("kind", ["header", "format", "data byte", "truncated", "smpte", "long delta",
-                                  "long length", "key signature"])
+                                  "long length", "key signature", "short tempo", "no status byte", "smpte offset"])
 def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
     path = corrupt(tmp_path, kind)
     # --duration: a file taken for valid must fail here, not render days of silence
@@ -649,6 +659,22 @@ def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
                              capture_output=True, text=True, cwd=ROOT)
     assert_refused(checked, path)
     assert checked.stderr == done.stderr
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("short tempo", "a set tempo event of 1 byte, expected 3 (track 1, at byte 26)"),
+    ("tempo in track 2", "a set tempo event of 1 byte, expected 3 (track 2, at byte 59)"),
+    ("no status byte", "a data byte where an event should start (track 1, at byte 23)"),
+    ("smpte offset", "a damaged smpte offset event (track 1, at byte 30)"),
+    ("data byte", "data byte must be in range 0..127 (track 1, at byte 25)"),
+    ("truncated", "track 1 ends in the middle of an event (truncated?)"),
+])
+def test_a_corrupt_file_says_what_is_wrong_and_where(tmp_path, kind, message):
+    path = corrupt(tmp_path, kind)
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(path)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert_refused(done, path)
+    assert done.stderr == f"error: {path}: not a valid MIDI file: {message}\n"
 
 
 @pytest.mark.parametrize("kind, message", [

@@ -85,11 +85,27 @@ def _read_quantity(infile) -> int:
     raise OSError("a delta time or length is longer than 4 bytes")
 
 
-def _chunks(infile) -> tuple[bytes, list[bytes]]:
+def _meta_message(meta_type: int, data: list[int], delta: int = 0):
+    """mido's ``build_meta_message``, but a meta event whose data does not
+    fit its type says so: mido reads past the end of a tempo of 1 byte
+    and says only 'list index out of range'."""
+    from mido.midifiles.meta import _META_SPECS, MetaMessage, build_meta_message
+    try:
+        return build_meta_message(meta_type, data, delta)
+    except (IndexError, KeyError):
+        spec = _META_SPECS[meta_type]
+        name, expected = spec.type.replace("_", " "), len(spec.encode(MetaMessage(spec.type)))
+        if len(data) < expected:
+            raise OSError(f"a {name} event of {len(data)} byte{'s' * (len(data) != 1)}, expected {expected}") from None
+        raise OSError(f"a damaged {name} event") from None
+
+
+def _chunks(infile) -> tuple[bytes, list[tuple[int, bytes]]]:
     """The file's first chunk (its header, if it is a MIDI file) and its
-    MTrk chunks, in order. The SMF spec has a reader skip chunks of any
-    other type (Yamaha XF and karaoke files hold some); mido takes the
-    chunk after a track for the next track and refuses the file."""
+    MTrk chunks, in order, each with the byte it starts at. The SMF spec
+    has a reader skip chunks of any other type (Yamaha XF and karaoke
+    files hold some); mido takes the chunk after a track for the next
+    track and refuses the file."""
     header = infile.read(8)
     if len(header) < 8 or header[:4] != b"MThd":
         return header, []   # for mido to refuse in its words
@@ -98,7 +114,7 @@ def _chunks(infile) -> tuple[bytes, list[bytes]]:
     while len(chunk := infile.read(8)) == 8:
         kind, size = struct.unpack(">4sL", chunk)
         if kind == b"MTrk":
-            tracks.append(chunk + infile.read(size))
+            tracks.append((infile.tell() - 8, chunk + infile.read(size)))
         else:
             infile.seek(size, io.SEEK_CUR)
     return header, tracks
@@ -152,28 +168,27 @@ class MidiSong:
     def __init__(self, path: str | Path) -> None:
         import mido
         from mido.midifiles import midifiles
-        from mido.midifiles.meta import KeySignatureError
-        midifiles.read_variable_int = _read_quantity   # its track reader looks the name up at each event
+        # Its track reader looks these names up at each event.
+        midifiles.read_variable_int = _read_quantity
+        midifiles.build_meta_message = _meta_message
         self.path = str(path)
         try:
             with open(self.path, "rb") as infile:
                 header, chunks = _chunks(infile)
-            kind, count, division = midifiles.read_file_header(io.BytesIO(header))
-            count &= 0xFFFF   # mido reads it signed
-            if len(chunks) < count:
-                raise SynthError(f"not a valid MIDI file: its header counts {count} tracks, but it has "
-                                 f"{len(chunks)} (truncated?)", source=self.path)
-            tracks = [midifiles.read_track(io.BytesIO(chunk), clip=False) for chunk in chunks[:count]]
         except OSError as error:
-            if error.errno is None:   # mido's own complaint about the contents
-                raise SynthError(f"not a valid MIDI file: {error}", source=self.path) from None
             raise SynthError(f"cannot read: {error.strerror}", source=self.path) from None
+        try:
+            kind, count, division = midifiles.read_file_header(io.BytesIO(header))
+        except OSError as error:   # mido's: no header
+            raise SynthError(f"not a valid MIDI file: {error}", source=self.path) from None
         except EOFError:
             where = "is empty" if not header else "ends in the middle of a chunk (truncated?)"
             raise SynthError(f"not a valid MIDI file: it {where}", source=self.path) from None
-        except (ValueError, KeyError, IndexError, TypeError, struct.error, KeySignatureError) as error:
-            reason = str(error) or type(error).__name__
-            raise SynthError(f"not a valid MIDI file: {reason}", source=self.path) from None
+        count &= 0xFFFF   # mido reads it signed
+        if len(chunks) < count:
+            raise SynthError(f"not a valid MIDI file: its header counts {count} tracks, but it has "
+                             f"{len(chunks)} (truncated?)", source=self.path)
+        tracks = [self._track(number, *chunk) for number, chunk in enumerate(chunks[:count], start=1)]
         if kind not in (0, 1, 2):
             raise SynthError(f"not a valid MIDI file: format {kind} (only 0, 1 and 2 exist)", source=self.path)
         self.file = mido.MidiFile(type=kind, ticks_per_beat=division, tracks=tracks)
@@ -186,6 +201,28 @@ class MidiSong:
         if hours > MAX_HOURS:
             raise SynthError(f"the MIDI file lasts {hours:.1f} hours, over the {MAX_HOURS} allowed "
                              f"(a corrupt delta time?)", source=self.path)
+
+    def _track(self, number: int, offset: int, chunk: bytes):
+        """The MTrk chunk at byte ``offset`` of the file, read by mido. A
+        fault names the track, counted from 1 as a sequencer counts them,
+        and the byte where the reader found it, counted from 0 as a hex
+        editor counts them."""
+        from mido.midifiles import midifiles
+        from mido.midifiles.meta import KeySignatureError
+        stream = io.BytesIO(chunk)
+        try:
+            return midifiles.read_track(stream, clip=False)
+        except EOFError:
+            raise SynthError(f"not a valid MIDI file: track {number} ends in the middle of an event (truncated?)",
+                             source=self.path) from None
+        except (OSError, ValueError, KeySignatureError) as error:   # mido's words for what is wrong
+            reason = str(error)
+            if reason == "running status without last_status":
+                reason = "a data byte where an event should start"
+        except (KeyError, IndexError, TypeError, struct.error):   # Python's words, about mido's code
+            reason = "a damaged event"
+        raise SynthError(f"not a valid MIDI file: {reason} "
+                         f"(track {number}, at byte {offset + stream.tell() - 1})", source=self.path)
 
     def merged(self) -> Iterator[tuple[int, int, int, object]]:
         """Every message of every track as ``(tick, track, index, message)``
