@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import SynthError, UnknownModule, did_you_mean
 from .language import (Add, Command, Connect, Disconnect, Endpoint, Map, Midiout, Remove, Require, Set, Token,
-                       parse_text)
+                       lines, parse_text)
 from .plugins import ModuleType, Registry
 from .theory import DEFAULT_TEMPO, note_length, note_seconds
 
@@ -412,10 +412,9 @@ def decode_source(data: bytes, path: str | Path) -> str:
 
 
 def _binary(data: bytes, at: int, why: str, path: str | Path) -> SynthError:
-    begins = data.rfind(b"\n", 0, at) + 1
-    before = data[begins:at].decode("utf-8", "replace")
+    before = lines(data[:at].decode("utf-8", "replace"))
     return SynthError(f"not a text file: byte 0x{data[at]:02x} {why}", source=str(path),
-                      line=data.count(b"\n", 0, at) + 1, col=len(before) + 1)
+                      line=len(before), col=len(before[-1]) + 1)
 
 
 def sound_problem(path: Path) -> str | None:

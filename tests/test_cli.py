@@ -254,6 +254,25 @@ def test_a_file_from_a_windows_editor_reads_as_typed(tmp_path):
     assert (done.returncode, done.stdout, done.stderr) == (0, f"{patch}: ok (1 module, 1 cable)\n", "")
 
 
+def test_a_file_from_an_old_mac_editor_reads_as_typed_and_errors_name_its_lines(tmp_path):
+    """A CR alone ends a line too (classic Mac OS editors wrote them), so
+    a file mixing all three line ends reads as typed, and an error, in
+    the text or a byte no text holds, is on the line an editor shows."""
+    song = tmp_path / "mac.seq"
+    song.write_bytes(b"tempo 120\rlength 2\r\nadd keys kb\radd vco o\nconnect kb.voct o.voct\r"
+                     b"connect o out\rpattern kb \"c4 e4\" legato=0.5\r")
+    done = synth("check", song)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{song}: ok (2 modules, 2 cables, 2 bars at 120 BPM, "
+                                                              f"4.0 s, 1 pattern)\n", "")
+    for text, error in [(b"add vco o\rconnect o out\r\nset o.frq 3\r",
+                         "3:7: module type 'vco' has no parameter 'frq', did you mean 'freq'?"),
+                        (b"add vco o\r\r\xff\r", "3:1: not a text file: byte 0xff is not valid UTF-8")]:
+        patch = tmp_path / "mac.patch"
+        patch.write_bytes(text)
+        done = synth("check", patch)
+        assert (done.returncode, done.stderr) == (2, f"error: {patch}:{error}\n")
+
+
 def test_from_starts_a_song_at_a_bar_and_refuses_what_has_none(tmp_path):
     """`--from 9` renders the demo's last 8 bars (16 s at 120 BPM, and the
     tail); a bar past the end (of a song or a MIDI file), bar 0, a patch and

@@ -359,10 +359,11 @@ def parse_line(text: str, line: int = 1) -> Command | None:
 
 def lines(text: str) -> list[str]:
     """A file's or a paste's lines, as an editor numbers them: split at
-    line feeds only (with a CR before one dropped). str.splitlines also
-    splits at form feeds and Unicode separators, which would run the end
-    of a comment as a command and put errors on the wrong line."""
-    return [line.removesuffix("\r") for line in text.split("\n")]
+    line feeds, CR LF pairs and lone CRs (old Mac files end lines so)
+    only. str.splitlines also splits at form feeds and Unicode
+    separators, which would run the end of a comment as a command and put
+    errors on the wrong line."""
+    return re.split(r"\r\n?|\n", text)
 
 
 def parse_text(text: str, source: str | None = None) -> list[Command]:
