@@ -126,8 +126,10 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     when none is within about a third of the word's length (rounded up:
     'ladr' is two edits from 'ladder'). A word of two letters or more
     that begins exactly one candidate names it too: 'lin' for 'linear',
-    'tri' for 'triangle' are shortenings, not typos."""
-    candidates = list(candidates)
+    'tri' for 'triangle' are shortenings, not typos. Never the word
+    itself: one that is a candidate is wrong some other way, for the
+    caller to say ('legato' without its '=VALUE')."""
+    candidates = [c for c in candidates if c != word]
     limit = max(1, (len(word) + 2) // 3)
     # Ties go to a candidate with the same first letter: typos rarely hit it.
     # Lengths further apart than the limit are that many edits at least: a

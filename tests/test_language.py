@@ -82,9 +82,26 @@ def test_any_text_parses_or_fails_cleanly(text):
     ("tri", ["sine", "saw", "square", "triangle", "pulse"], "triangle"),
     ("s", ["sine", "saw"], None),                   # one letter says too little
     ("sq", ["square", "squash"], None),             # and so does a prefix of two names
+    ("legato", ["legato", "vel"], None),            # never the word itself: it is wrong some other way
+    ("Legato", ["legato", "vel"], "legato"),        # but its case, yes
 ])
 def test_suggestions_pick_the_likely_typo(word, names, expected):
     assert did_you_mean(word, names) == (f", did you mean '{expected}'?" if expected else "")
+
+
+@pytest.mark.parametrize("options, message", [
+    ("legato", "'legato' needs a value: write legato=VALUE"),
+    ("vel= swing=0.6", "'vel' needs a value: write vel=VALUE"),
+    ("scale=", "'scale' needs a value: write scale=VALUE"),
+    ("legato = 0.5", "write legato=VALUE, without spaces around '='"),
+    ("swing =0.6", "write swing=VALUE, without spaces around '='"),
+    ("swingunit= 8", "write swingunit=VALUE, without spaces around '='"),
+])
+def test_a_pattern_option_without_its_value_says_so_and_suggests_not_itself(options, message):
+    """'legato = 0.5' said "got 'legato', did you mean 'legato'?"."""
+    with pytest.raises(SynthError) as info:
+        parse_line(f'pattern kb "c4 e4" {options}', 4)
+    assert str(info.value) == f"4:20: {message}"
 
 
 def test_a_huge_word_is_quoted_back_cut():

@@ -206,8 +206,13 @@ def _parse_pattern(words: list[Token], line: int) -> Pattern:
     text = Token(quoted[1:-1], quoted.col + 1)
     options = []
     scale = None
-    for word in words[3:]:
+    for at, word in enumerate(words[3:], start=3):
         key, eq, value = word.partition("=")
+        if key in PATTERN_OPTIONS and not value:   # a known option, so no name to suggest: say what it lacks
+            after = words[at + 1] if at + 1 < len(words) else ""
+            spaced = after.startswith("=") or bool(eq and after and "=" not in after)
+            raise _fail(f"write {key}=VALUE, without spaces around '='" if spaced
+                        else f"'{key}' needs a value: write {key}=VALUE", line, word.col)
         if not eq or key not in PATTERN_OPTIONS:
             *others, last = (f"{name}=..." for name in PATTERN_OPTIONS)
             raise _fail(f"expected {', '.join(others)} or {last}, got '{word}'{did_you_mean(key, PATTERN_OPTIONS)}",
