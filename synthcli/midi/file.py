@@ -1,9 +1,10 @@
 """Standard MIDI files: read with mido, turned into exactly timed events.
 
 mido parses the bytes (running status, sysex, meta events of every kind);
-this module only hands it the chunks it can parse, and keeps time. Ticks become sample times through the tempo
-map in exact fractions, rounded to a sample once per event, so a note
-lands on the same sample whatever the block size. Tracks are merged
+this module only hands it the chunks it can parse, and keeps time. Ticks
+become sample times through the tempo map in exact fractions, rounded to
+a sample once per event, so a note lands on the same sample whatever the
+block size. Tracks are merged
 lazily (one generator per track, merged by ``heapq.merge``), so playing
 a file holds only the next event of each track, never a list of them all.
 """
