@@ -7,6 +7,8 @@ that rebuilds it, so saving and loading round-trip exactly.
 """
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +22,39 @@ from .theory import DEFAULT_TEMPO, note_length, note_seconds
 MASTER = "out"
 #: The module type a ``midiout`` command declares.
 MIDIOUT = "midiout"
+
+#: While a remote edit is checked (see confined): the folder its files
+#: must be in, and the files the session already used before it.
+_CONFINED: ContextVar[tuple[Path | None, frozenset[str]]] = ContextVar("confined", default=(None, frozenset()))
+
+
+@contextlib.contextmanager
+def confined(within: Path | None, known: frozenset[str] = frozenset()):
+    """Inside, a file parameter's value, in the patch or in any bar of a
+    song, must name a file under ``within`` (None: anywhere) or one of
+    ``known`` (resolved paths): a remote edit re-checks the whole song,
+    whose files from the keyboard or a loaded file may lie elsewhere."""
+    token = _CONFINED.set((within, known))
+    try:
+        yield
+    finally:
+        _CONFINED.reset(token)
+
+
+def confine(name: str, path: Path, within: Path | None, known: frozenset[str] = frozenset()) -> None:
+    """Refuse ``path`` (named ``name``) unless it is under ``within`` (or
+    ``within`` is None, or it is ``known``). Called before anything looks
+    at the file: whether it exists, is a folder or holds sound would tell
+    a remote client about files it may not use, so the refusal is the same
+    whatever is there."""
+    if within is None:
+        return
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):   # a symlink loop: not known to be inside
+        resolved = None
+    if resolved is None or not (resolved.is_relative_to(within) or str(resolved) in known):
+        raise SynthError(f"'{name}' is outside the working directory; remote commands may only use files in it")
 
 
 def synced_value(param, text: str, tempo: Fraction, clamp: bool = False) -> float:
@@ -238,6 +273,10 @@ class Patch:
         if not param.file or not coerced:
             return coerced
         path = (self.base or Path.cwd()) / Path(coerced).expanduser()
+        try:
+            confine(coerced, path, *_CONFINED.get())
+        except SynthError as error:
+            raise error.at(col=value.col) from None
         why = "it is a folder" if path.is_dir() else None if path.is_file() else "no such file"
         if why is None and param.file == "sound":
             why = sound_problem(path)

@@ -276,6 +276,32 @@ def test_a_samplers_file_over_osc_is_taken_only_from_inside_the_working_director
 
 
 @needs_liblo
+def test_a_file_outside_the_working_directory_is_refused_alike_whatever_is_there(served, tmp_path, monkeypatch):
+    """Refused before anything looks at it: "no such file", "it is a
+    folder" or "not a sound file" told a client what lies outside."""
+    control, port, logged = served
+    monkeypatch.chdir(ROOT)
+    inside = "tests/data/sound/a440.wav"
+    sound = tmp_path / "a.wav"
+    sound.write_bytes((ROOT / inside).read_bytes())
+    control.session.edit(f"add sampler far file={sound}")   # typed at the keyboard: anywhere
+    oscsend(port, "/synth/cmd", "s", f"add sampler s file={inside}")
+    assert wait_for(lambda: "s" in control.session.patch.modules)
+    outside = ["/etc/passwd", str(tmp_path / "missing.wav"), str(tmp_path), "../escape.seq", str(tmp_path / "b.wav")]
+    (tmp_path / "b.wav").write_bytes(sound.read_bytes())
+    for path in outside:
+        oscsend(port, "/synth/set", "ss", "s.file", path)
+    oscsend(port, "/synth/cmd", "s", "at 2 set s.file /etc/passwd")   # a song's bar, checked too
+    assert wait_for(lambda: len(logged) == len(outside) + 1)
+    said = [line.split(" refused: ", 1)[1] for line in logged]
+    assert said == [f"'{path}' is outside the working directory; remote commands may only use files in it"
+                    for path in [*outside, "/etc/passwd"]], said
+    assert control.session.patch.modules["s"].params["file"] == str(ROOT / inside)
+    oscsend(port, "/synth/cmd", "s", "at 2 set s.level 0.5")   # the keyboard's file outside is no refusal of this
+    assert wait_for(lambda: control.session.timeline) and len(logged) == len(outside) + 1, logged
+
+
+@needs_liblo
 def test_a_render_over_osc_is_at_most_ten_minutes(served):
     """One datagram asked for 3,000 s: 1.15 GB written, the server held for
     9 s. The cap is checked before any file is made."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import SynthError, UnknownModule, check_output, did_you_mean
 from ..language import (COMMANDS, MAX_BARS, At, Command, Length, Pattern, Remove, Tempo, lines, parse_line,
                         parse_text, tokenize, unquote)
-from ..patch import Instance, Patch, takes_note_length
+from ..patch import Instance, Patch, confine, confined, takes_note_length
 from ..sequencer.song import PATCH_SECONDS, TAIL_MAX, Song, is_song
 from . import views
 from .commands import REPL_COMMANDS
@@ -180,24 +180,20 @@ class Session:
         commands = parse_text(text)
         patch, timeline = self.patch.copy(), self.timeline.copy()
         fresh = []
-        for command in commands:
-            if Timeline.is_time(command):
-                timeline.add(command)
-                fresh.append(command)
-            else:
-                patch.apply(command)
-        patch.retempo(timeline.tempo)
-        if self.within is not None:   # a remote command reads files only in the working directory
-            for name, inst in patch.modules.items():
-                before = self.patch.modules.get(name)
-                for spec in inst.type.cls.params:
-                    path = inst.params[spec.name]
-                    if spec.file and path and (before is None or before.params.get(spec.name) != path):
-                        self._file(path)
-        implied = self._imply_length(timeline)
-        removed = {str(c.name) for c in commands if isinstance(c, Remove)} - set(patch.modules)
-        dropped = self._drop_what_needs(removed, patch, timeline, fresh) if removed and timeline else []
-        song = self._check(patch, timeline, fresh)
+        # A remote edit's files are refused outside the working directory
+        # before anything looks at them, in the patch and in the song's bars.
+        with confined(self.within, self._files_in_use() if self.within is not None else frozenset()):
+            for command in commands:
+                if Timeline.is_time(command):
+                    timeline.add(command)
+                    fresh.append(command)
+                else:
+                    patch.apply(command)
+            patch.retempo(timeline.tempo)
+            implied = self._imply_length(timeline)
+            removed = {str(c.name) for c in commands if isinstance(c, Remove)} - set(patch.modules)
+            dropped = self._drop_what_needs(removed, patch, timeline, fresh) if removed and timeline else []
+            song = self._check(patch, timeline, fresh)
         # Only what passed: a remote edit refused for its files would pass
         # on replay, which is not remote.
         self._journal({"edit": text})
@@ -311,9 +307,16 @@ class Session:
         if not name.strip():   # Path("") is the working directory: `save ""` wrote the last file
             raise SynthError("the file name is empty")
         path = Path(name)
-        if self.within is not None and not path.resolve().is_relative_to(self.within):
-            raise SynthError(f"'{name}' is outside the working directory; remote commands may only use files in it")
+        confine(name, path, self.within)
         return path
+
+    def _files_in_use(self) -> frozenset[str]:
+        """The files the patch and every bar of the song use now: a remote
+        edit re-checks them all, and those typed or loaded may lie outside
+        the working directory."""
+        patches = Song(self.registry, self.song_text).patches() if self.timeline else [self.patch]
+        return frozenset(inst.params[spec.name] for patch in patches for inst in patch.modules.values()
+                         for spec in inst.type.cls.params if spec.file and inst.params[spec.name])
 
     # -- checking and committing ------------------------------------------------------
 
