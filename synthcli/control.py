@@ -118,6 +118,10 @@ class Control:
         listener = MidiInput(name, Keyboard(self, keys, self.log), self.log)
         listener.start() if serve else listener.open()
         self.midi = (listener, keys)
+        if keys is None and not any(i.type.cls.accepts_notes for i in self.session.patch.modules.values()):
+            # No note source to name: it takes the first one the patch gains.
+            return (f"MIDI input '{name}' plays the patch's first note source, and it has none: notes are refused "
+                    f"until it has one (add keys kb); mapped controllers (map cc) play now")
         return f"playing {keys or 'the first note source'} from MIDI input '{name}'"
 
     def stop_midi(self) -> str:

@@ -600,6 +600,29 @@ def test_a_keyboard_that_disappears_lets_go_of_its_notes_and_plays_again_when_it
         assert len(lines) == 2, lines                                     # back once
 
 
+def test_a_keyboard_on_a_patch_without_a_note_source_is_told_its_notes_are_refused(registry, jack_midi):
+    """The start line said it played "the first note source" of a patch
+    with none, and of three keys only the first was refused aloud: the
+    refusal is said once a second, so its line says the rest go unsaid."""
+    name, keyboard = jack_midi("out")
+    full = f"RtMidiOut Client:{name}"
+    lines = []
+    control = Control(Session(registry, LiveSound()), log=lines.append)
+    control.execute("add vco o wave=sine\nadd vca master level=1\nconnect o master\nconnect master out\n"
+                    "map cc 7 master.level 0 1\n")
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(control.close)
+        assert control.listen_midi(name) == (
+            f"MIDI input '{full}' plays the patch's first note source, and it has none: notes are refused "
+            f"until it has one (add keys kb); mapped controllers (map cc) play now")
+        for note in (60, 64, 67):
+            keyboard.send(mido.Message("note_on", note=note, velocity=100))
+        keyboard.send(mido.Message("control_change", control=7, value=0))
+        wait_until(lambda: control.session.patch.modules["master"].params["level"] == 0.0, "the mapped CC")
+        assert lines == ["midi: note_on refused: the patch has no note source: add one (add keys kb) "
+                         "(the same again within a second goes unsaid)"], lines
+
+
 def test_synth_play_goes_silent_when_the_keyboard_disappears_and_plays_when_it_returns(jack_midi, tmp_path):
     """What is heard: the notes a vanished keyboard held end, and the
     keyboard plays again once it is back."""

@@ -271,7 +271,10 @@ class Keyboard:
             self.control.note(note, 0.0, False, self.keys)
 
     def _log(self, line: str) -> None:
+        """At most once a second per distinct line (a keyboard played
+        against a refusal says it at every key), and the line says so:
+        the keys pressed meanwhile are refused too, unsaid."""
         now = time.monotonic()
         if now - self._logged.get(line, -1.0) >= 1.0:
             self._logged[line] = now
-            self.log(line)
+            self.log(f"{line} (the same again within a second goes unsaid)")
