@@ -245,6 +245,34 @@ def test_play_and_stop_without_a_song_are_refused_aloud(served):
 
 
 @needs_liblo
+def test_a_tempo_with_no_pattern_yet_is_applied_and_says_so_as_the_repl_does(served):
+    """It was applied without a word, where `/synth/play` is refused aloud:
+    not refused, as a patch's note lengths follow it, but said."""
+    control, port, logged = served
+    dump = Dump()
+    try:
+        oscsend(port, "/synth/reply", "i", dump.port)
+        oscsend(port, "/synth/tempo", "f", 126.0)
+        kept = dump.lines(1)
+        oscsend(port, "/synth/cmd", "s", "add delay d time=1/8")
+        oscsend(port, "/synth/tempo", "i", 60)
+        followed = dump.lines(1)
+        oscsend(port, "/synth/stats", "")
+        stats = dump.lines(1)
+    finally:
+        dump.close()
+    assert kept == ['/synth/result s "the song has no pattern yet: the tempo is kept for when it has one, '
+                    'and for note lengths (set NAME.time 1/8)"'], kept
+    assert followed == ['/synth/result s "the song has no pattern yet: the tempo is kept for when it has one; '
+                        'the patch\'s note lengths follow it now (d.time=1/8)"'], followed
+    assert control.session.patch.modules["d"].params["time"] == 0.5
+    assert stats == ["/synth/stats iiii 5 4 0 0"] and not logged, (stats, logged)   # all applied but the asking
+    assert control.execute("tempo 90") == followed[0].split('"')[1]            # the REPL says the same
+    control.execute('pattern kb "c3"')
+    assert control.execute("tempo 100") == ""                                  # a song's tempo, as ever
+
+
+@needs_liblo
 def test_remote_commands_cannot_reach_files_outside_the_working_directory(served, tmp_path):
     control, port, logged = served
     outside = tmp_path / "stolen.patch"

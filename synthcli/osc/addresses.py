@@ -33,7 +33,8 @@ ADDRESSES: tuple[Address, ...] = (
             "/synth/note iii 60 100 1"),
     Address("/synth/NAME/note", ("iii", "fff"), "PITCH VELOCITY ON for note source NAME",
             "/synth/bass/note iii 40 90 1"),
-    Address("/synth/tempo", ("f", "i"), "the song's tempo in BPM (while it plays, from the next bar)",
+    Address("/synth/tempo", ("f", "i"), "the tempo in BPM, as `tempo`: the song's (while it plays, from the "
+            "next bar) and its note lengths' (`time=3/16`); with no pattern yet, the result says it is kept",
             "/synth/tempo f 126.0"),
     Address("/synth/play", ("", "i"), "start the song from bar 1, or from bar N (`i`, as `play N`; refused while "
             "there is no song)", "/synth/play i 9"),

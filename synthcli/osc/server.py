@@ -329,8 +329,8 @@ class OscServer:
     def on_named_note(self, name: str, pitch, velocity, on, sender) -> None:
         self.control.note(pitch, velocity / 127, bool(on), name)
 
-    def on_tempo(self, bpm, sender) -> None:
-        self.control.execute(f"tempo {bpm:g}", remote=True)
+    def on_tempo(self, bpm, sender) -> str:
+        return self.control.execute(f"tempo {bpm:g}", remote=True)
 
     def on_play(self, bar=None, sender=None) -> None:
         self._transport("play" if bar is None else f"play {bar}")
