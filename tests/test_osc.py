@@ -227,6 +227,34 @@ def test_errors_go_back_as_synth_error_and_change_nothing(served, tmp_path):
 
 
 @needs_liblo
+def test_a_velocity_or_pitch_outside_0_to_127_is_refused_not_clamped(served, monkeypatch):
+    """300 played at full and -50 as a silent note, without a word."""
+    control, port, logged = served
+    sent = []
+    monkeypatch.setattr(control.session.sound, "note", lambda name, event: sent.append((name, event)))
+    dump = Dump()
+    try:
+        oscsend(port, "/synth/reply", "i", dump.port)
+        oscsend(port, "/synth/note", "iii", 69, 300, 1)
+        oscsend(port, "/synth/note", "iii", 69, -50, 1)
+        oscsend(port, "/synth/note", "fff", 69.0, 1e30, 1.0)
+        oscsend(port, "/synth/kb/note", "iii", 69, 128, 1)
+        oscsend(port, "/synth/note", "iii", 200, 100, 1)
+        oscsend(port, "/synth/note", "iii", 69, 127, 1)     # the loudest there is: played
+        replies = dump.lines(5)
+        assert wait_for(lambda: sent)
+    finally:
+        dump.close()
+    assert replies == ['/synth/error s "/synth/note: velocity 300 is outside 0..127"',
+                       '/synth/error s "/synth/note: velocity -50 is outside 0..127"',
+                       '/synth/error s "/synth/note: velocity 1e+30 is outside 0..127"',
+                       '/synth/error s "/synth/kb/note: velocity 128 is outside 0..127"',
+                       '/synth/error s "/synth/note: note 200 is outside 0..127"'], replies
+    assert len(logged) == 5 and all(" refused: " in line for line in logged), logged
+    assert len(sent) == 1 and sent[0][0] == "kb" and sent[0][1].velocity == 1.0, sent
+
+
+@needs_liblo
 def test_play_and_stop_without_a_song_are_refused_aloud(served):
     """A musician's controller has no reply port: what did not happen is logged."""
     control, port, logged = served

@@ -324,10 +324,18 @@ class OscServer:
             if not 1 <= which <= 16:
                 raise SynthError(f"MIDI channel {which} is outside 1..16")
             which = f"ch{which}"
-        self.control.note(pitch, velocity / 127, bool(on), which)
+        self._note(pitch, velocity, on, which)
 
     def on_named_note(self, name: str, pitch, velocity, on, sender) -> None:
-        self.control.note(pitch, velocity / 127, bool(on), name)
+        self._note(pitch, velocity, on, name)
+
+    def _note(self, pitch, velocity, on, which) -> None:
+        """A velocity is MIDI's 0..127: one outside was clamped without a
+        word (300 played at full, -50 as a silent note), so it is refused,
+        as a pitch outside 0..127 is (NaN is the session's to refuse)."""
+        if velocity == velocity and not 0 <= velocity <= 127:
+            raise SynthError(f"velocity {velocity:g} is outside 0..127")
+        self.control.note(pitch, velocity / 127, bool(on), which)
 
     def on_tempo(self, bpm, sender) -> str:
         return self.control.execute(f"tempo {bpm:g}", remote=True)
