@@ -91,10 +91,6 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
         session.scope = lambda tap, title: scope.show(tap, title, settings["samplerate"])
         session.say = say
         session.columns = lambda: shutil.get_terminal_size().columns
-        if midi:
-            from ..cli import start_midi
-            for line in start_midi(control, midi):
-                say(line, "note")
         if resumed is not None:
             session.replay(entries)
             say(f"resumed {resumed} ({len(entries)} journal entries): "
@@ -107,6 +103,10 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
             else:
                 if note:
                     say(note, "warning")
+        if midi:   # after the patch is there: the line says whether it has a note source for the keys
+            from ..cli import start_midi
+            for line in start_midi(control, midi):
+                say(line, "note")
         try:
             sound.start(session.engine_state, session.heard_from_now)
             loop(control, sound, history, directory)
