@@ -223,6 +223,7 @@ def warn_about(file: Path, patch, song) -> None:
     if song is not None:
         warn_after_the_end(file, song)
         warn_restated(file, song)
+        warn_unplugged(file, song)
         for line, command in song.ended:
             typer.echo(f"warning: {file}:{line}: this pattern never plays: `{command}` of line {command.line} "
                        f"takes its target away", err=True)
@@ -247,6 +248,17 @@ def warn_after_the_end(file: Path, song) -> None:
     for line, bar in song.after_the_end():
         typer.echo(f"warning: {file}:{line}: `at {bar}` comes after the last bar ({song.length}): it plays only "
                    f"when play goes on past the end (--watch, --osc)", err=True)
+
+
+def warn_unplugged(file: Path, song) -> None:
+    """An input that an `at` leaves with no cable reads its unconnected
+    value from then on, which for an adsr's gate is high: the envelope
+    sustains what it shapes to the end of the tail."""
+    for command, where, port in song.unplugged:
+        doc = port.doc.partition("unconnected ")[2]
+        reads = f"unconnected {doc}" if doc else f"unconnected it reads {port.default:g}"
+        typer.echo(f"warning: {file}:{command.line}: `{command}` leaves {where} with no cable: {reads}; "
+                   f"to end a part, give its pattern rests (\"~\") instead", err=True)
 
 
 def warn_restated(file: Path, song) -> None:

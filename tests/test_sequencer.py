@@ -193,6 +193,29 @@ def test_a_pattern_of_note_lengths_plays_each_at_its_bars_tempo(registry):
         assert str(info.value).endswith("out of range (0.001..2 s) for d.time")
 
 
+def test_an_at_that_leaves_a_gate_with_no_cable_is_warned_of_for_its_drone(registry, tmp_path):
+    """`at 2 remove kb` takes the keys' gate cable away: an adsr's gate
+    reads high unconnected, so the envelope sustains the vco's C4 to the
+    tail's limit (the song-writer audit). No error, but check and render
+    say so, with the way a part is ended instead."""
+    voice = ("tempo 120\nlength 4\nadd keys kb voices=1\nadd vco o wave=sine\nadd adsr env attack=0.001 "
+             "decay=0.001 sustain=1 release=0.001\nadd vca a level=0.3\nconnect kb.voct o.voct\n"
+             "connect kb.gate env.gate\nconnect o a\nconnect env a.gain\nconnect a out\npattern kb \"g4\" legato=1\n")
+    path = tmp_path / "s.seq"
+    for ending, warned, drone in (("at 2 remove kb\n", "`remove kb`", 261.63),                 # the vco's own C4
+                                  ("at 2 disconnect kb.gate env.gate\n", "`disconnect kb.gate env.gate`", 392.0),
+                                  ('at 2 pattern kb "~"\n', None, None)):
+        path.write_text(voice + ending)
+        done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(path)], capture_output=True, text=True)
+        expected = (f"warning: {path}:13: {warned} leaves env.gate with no cable: unconnected it reads high, so the "
+                    f"envelope attacks once and sustains; to end a part, give its pattern rests (\"~\") instead\n"
+                    if warned else "")
+        assert done.returncode == 0 and done.stderr == expected, done.stderr
+        played = render(registry, voice + ending)
+        late = played[3 * SR:int(3.5 * SR)]                     # bar 2 on: the drone, or the rest's silence
+        assert (abs(peak_frequency(late) - drone) < 2) if drone else np.abs(late).max() < 1e-4
+
+
 def test_a_pattern_ends_with_its_module_removed_further_down_the_file(registry, tmp_path):
     """As `at 4 remove d` ends the patterns on d, so does a `remove` after
     them at the top of the file: a module of another type that takes the

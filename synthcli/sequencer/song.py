@@ -153,6 +153,11 @@ class Song:
         #: each pattern whose module a top-level edit took away: it never
         #: plays, which is no error, but seldom what was meant.
         self.ended: list[tuple[int, Command]] = []
+        #: (command, "module.input", its Port) for each input an `at` edit
+        #: leaves with no cable where unconnected it reads other than 0 (an
+        #: adsr's gate reads high): `at 2 remove kb` left a drone to the end
+        #: of the tail, no error, and seldom what was meant (cli.warn_unplugged).
+        self.unplugged: list[tuple[Command, str, object]] = []
         # What makes the song need an end: where an error about `length` points.
         self._first_timed = next((c for c in commands if isinstance(c, (Pattern, At))), None)
         stated: dict[type, Command] = {}
@@ -263,7 +268,10 @@ class Song:
                         voice.check_lengths(patch, tempo)
                         begun[(voice.module, voice.param)] = bar
                     else:
+                        fed = {(c.dst, c.dst_port) for c in patch.cables}
                         patch.apply(command)
+                        self.unplugged.extend((command, f"{module}.{port.name}", port)
+                                              for module, port in unplugged(fed, patch))
                         kept = playable(voices, patch)
                         # One ended in the bar it begins never plays a note, as a top-level one (see ended).
                         self.ended.extend((voices[key].place[0], command) for key in voices
@@ -396,6 +404,15 @@ def shapes(patch: Patch) -> dict:
     structural parameters (a note source's voices), which rebuild it."""
     return {name: (inst.type, tuple(inst.params[p.name] for p in inst.type.cls.params if p.structural))
             for name, inst in patch.modules.items()}
+
+
+def unplugged(fed: set[tuple[str, str]], patch: Patch) -> list[tuple[str, object]]:
+    """The inputs of ``patch`` among ``fed`` (inputs that had a cable) that
+    have none now and read other than 0 unconnected, with their Port."""
+    left = fed - {(c.dst, c.dst_port) for c in patch.cables}
+    ports = [(module, patch.modules[module].type.cls.port(name, "in"))
+             for module, name in sorted(left) if module in patch.modules]
+    return [(module, port) for module, port in ports if port is not None and port.default != 0.0]
 
 
 def same_shape(old: Patch, new: Patch) -> bool:
