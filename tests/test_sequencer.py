@@ -193,6 +193,19 @@ def test_a_pattern_of_note_lengths_plays_each_at_its_bars_tempo(registry):
         assert str(info.value).endswith("out of range (0.001..2 s) for d.time")
 
 
+def test_a_parameters_pattern_starts_on_its_first_value_not_gliding_from_the_adds(registry):
+    """`level=1` under "0.1 0.1": the first step was a set on sample 0,
+    which glided over 5 ms from the add's 1, so the song began three times
+    too loud (the song-writer audit). A later step still glides."""
+    text = ("tempo 120\nlength 2\nadd vco o wave=sine freq=1000\nadd vca a level=1\nconnect o a\nconnect a out\n"
+            'pattern a.level "0.1 <0.1 0.2>"\n')
+    played = render(registry, text)
+    assert np.abs(played[:SR]).max() < 0.1 * 1.001, np.abs(played[:240]).max()
+    assert abs(np.abs(played[int(3.5 * SR):4 * SR]).max() - 0.2) < 0.002          # bar 2's second step
+    rise = np.abs(played[3 * SR:3 * SR + 240])                                   # glides to it over 5 ms
+    assert rise[:48].max() < 0.12 and rise[-48:].max() > 0.19
+
+
 def test_an_at_that_leaves_a_gate_with_no_cable_is_warned_of_for_its_drone(registry, tmp_path):
     """`at 2 remove kb` takes the keys' gate cable away: an adsr's gate
     reads high unconnected, so the envelope sustains the vco's C4 to the

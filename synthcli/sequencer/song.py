@@ -484,6 +484,7 @@ class Sequencer:
         # Parameters set live since this version of the song was sent (see keep)
         self.kept: dict[tuple[str, str], float] = {}
         self.patch, self.voices = song.state_before(start)
+        self._first_values(start)
         playing = engine.patch
         if playing is not None and same_shape(playing, self.patch):
             # A song started again on the modules and cables that play: its
@@ -503,6 +504,21 @@ class Sequencer:
         self.note_offs: dict[tuple[str, float], tuple[int, int]] = {}
         # (sample, handle) of what was sent ahead (a bar at a time): a stop takes back what is still to come
         self.ahead: list[tuple[int, int]] = []
+
+    def _first_values(self, bar: int) -> None:
+        """A parameter's pattern with a step on the first sample the song
+        plays starts there, in the patch the engine is loaded with: sent as
+        a set on that sample, it glided over 5 ms from the value the `add`
+        gave (`level=1` under "0.1 0.1": the first 5 ms three times too
+        loud, the song-writer audit)."""
+        tempo = self.song.tempo_at(bar)
+        for voice in self.voices.values():
+            if voice.param is None:
+                continue
+            first = next((event for event in voice.pattern.events(bar) if event.start == 0), None)
+            if first is not None:
+                self.patch.modules[voice.module].params[voice.param] = first.value if first.length is None \
+                    else voice.length_value(self.patch, first.length, tempo)
 
     @property
     def song(self) -> Song:
