@@ -118,11 +118,22 @@ class Control:
         listener = MidiInput(name, Keyboard(self, keys, self.log), self.log)
         listener.start() if serve else listener.open()
         self.midi = (listener, keys)
-        if keys is None and not any(i.type.cls.accepts_notes for i in self.session.patch.modules.values()):
-            # No note source to name: it takes the first one the patch gains.
-            return (f"MIDI input '{name}' plays the patch's first note source, and it has none: notes are refused "
-                    f"until it has one (add keys kb); mapped controllers (map cc) play now")
-        return f"playing {keys or 'the first note source'} from MIDI input '{name}'"
+        plays = self.midi_plays()
+        return f"playing {plays} from MIDI input '{name}'" if plays else f"MIDI input '{name}' {self.NO_KEYS}"
+
+    #: What a keyboard on a patch without a note source is told: it takes
+    #: the first one the patch gains.
+    NO_KEYS = ("plays the patch's first note source, and it has none: notes are refused until it has one "
+               "(add keys kb); mapped controllers (map cc) play now")
+
+    def midi_plays(self) -> str | None:
+        """The note source the MIDI input plays, in words (the one it was
+        given, else the patch's first, as it is now), or None: there is none."""
+        keys = self.midi[1] if self.midi is not None else None
+        if keys is not None:
+            return keys
+        first = next((n for n, i in self.session.patch.modules.items() if i.type.cls.accepts_notes), None)
+        return None if first is None else f"{first} (the first note source)"
 
     def stop_midi(self) -> str:
         if self.midi is None:

@@ -424,11 +424,11 @@ def test_synth_repl_midi_in_plays_the_repls_patch_from_a_keyboard(jack_server, j
     try:
         term.wait_for("synth>")
         term.wait_for("audio on: device", timeout=30)
-        assert f"playing the first note source from MIDI input 'RtMidiOut Client:{name}'" in term.screen()
+        assert f"playing kb (the first note source) from MIDI input 'RtMidiOut Client:{name}'" in term.screen()
         time.sleep(0.3)
         keyboard.send(mido.Message("note_on", note=69, velocity=127))   # held through `midi stop`
         time.sleep(0.4)
-        term.type("midi", then=f"MIDI input 'RtMidiOut Client:{name}' plays the first note source")
+        term.type("midi", then=f"MIDI input 'RtMidiOut Client:{name}' plays kb (the first note source)")
         term.type("map", then="cc 7   -> master.level 0..1")
         term.type("midi stop", then=f"stopped MIDI input 'RtMidiOut Client:{name}'")
         time.sleep(1.5)
@@ -568,7 +568,7 @@ def test_a_keyboard_that_disappears_lets_go_of_its_notes_and_plays_again_when_it
     clock = MidiInput(full, clock_got.extend, clock_lines.append)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(control.close)
-        assert control.listen_midi(name) == f"playing the first note source from MIDI input '{full}'"
+        assert control.listen_midi(name) == f"playing kb (the first note source) from MIDI input '{full}'"
         clock.start()
         cleanup.callback(clock.stop)
         keyboard.send(mido.Message("control_change", control=64, value=127))
@@ -596,7 +596,7 @@ def test_a_keyboard_that_disappears_lets_go_of_its_notes_and_plays_again_when_it
         wait_until(lambda: (72, False) in played and len(clock_got) == 6, "a note played after the return")
         assert played[4:] == [(72, True), (72, False)]                     # the pedal came back up
         assert [message.note for _, message in clock_got[4:]] == [72, 72]
-        assert control.execute("midi") == f"MIDI input '{full}' plays the first note source"
+        assert control.execute("midi") == f"MIDI input '{full}' plays kb (the first note source)"
         assert len(lines) == 2, lines                                     # back once
 
 
@@ -621,6 +621,9 @@ def test_a_keyboard_on_a_patch_without_a_note_source_is_told_its_notes_are_refus
         wait_until(lambda: control.session.patch.modules["master"].params["level"] == 0.0, "the mapped CC")
         assert lines == ["midi: note_on refused: the patch has no note source: add one (add keys kb) "
                          "(the same again within a second goes unsaid)"], lines
+        assert control.execute("midi") == f"MIDI input '{full}' {Control.NO_KEYS}"
+        control.execute("add keys pads")                   # the first the patch gains: named from then on
+        assert control.execute("midi") == f"MIDI input '{full}' plays pads (the first note source)"
 
 
 def test_synth_play_goes_silent_when_the_keyboard_disappears_and_plays_when_it_returns(jack_midi, tmp_path):

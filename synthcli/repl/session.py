@@ -808,7 +808,8 @@ class Session:
             listener, source = self.control.midi
             if listener.gone:
                 return f"MIDI input '{listener.port_name}' has disappeared; it plays again when it is back"
-            return f"MIDI input '{listener.port_name}' plays {source or 'the first note source'}"
+            plays = self.control.midi_plays()
+            return f"MIDI input '{listener.port_name}' " + (f"plays {plays}" if plays else self.control.NO_KEYS)
         if action == "stop" and port is None:
             return self.control.stop_midi()
         if action == "in" and port is not None and (keys is None or (keys == "keys" and name is not None)):
