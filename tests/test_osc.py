@@ -241,8 +241,9 @@ def test_a_velocity_or_pitch_outside_0_to_127_is_refused_not_clamped(served, mon
         oscsend(port, "/synth/kb/note", "iii", 69, 128, 1)
         oscsend(port, "/synth/note", "iii", 200, 100, 1)
         oscsend(port, "/synth/note", "iii", 69, 127, 1)     # the loudest there is: played
+        oscsend(port, "/synth/note", "iii", 69, 0, 1)       # velocity 0: a note-off, as in MIDI
         replies = dump.lines(5)
-        assert wait_for(lambda: sent)
+        assert wait_for(lambda: len(sent) == 2)
     finally:
         dump.close()
     assert replies == ['/synth/error s "/synth/note: velocity 300 is outside 0..127"',
@@ -251,7 +252,8 @@ def test_a_velocity_or_pitch_outside_0_to_127_is_refused_not_clamped(served, mon
                        '/synth/error s "/synth/kb/note: velocity 128 is outside 0..127"',
                        '/synth/error s "/synth/note: note 200 is outside 0..127"'], replies
     assert len(logged) == 5 and all(" refused: " in line for line in logged), logged
-    assert len(sent) == 1 and sent[0][0] == "kb" and sent[0][1].velocity == 1.0, sent
+    assert len(sent) == 2 and sent[0][0] == "kb" and sent[0][1].velocity == 1.0, sent
+    assert type(sent[1][1]).__name__ == "NoteOff" and sent[1][1].note == 69, sent
 
 
 @needs_liblo

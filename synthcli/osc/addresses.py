@@ -28,8 +28,8 @@ ADDRESSES: tuple[Address, ...] = (
     Address("/synth/NAME/PARAM", ("f", "i", "s"), "the same, one address per parameter",
             "/synth/padf/cutoff f 1800.0"),
     Address("/synth/note", ("iii", "iiis", "iiii", "fff", "fffs"),
-            "PITCH VELOCITY ON (pitch and velocity 0..127 as in MIDI, else refused; ON 1 on, 0 off) for the "
-            "patch's first note source, or the one named (`s`), "
+            "PITCH VELOCITY ON (pitch and velocity 0..127 as in MIDI, else refused; ON 1 on, 0 off, as is "
+            "velocity 0) for the patch's first note source, or the one named (`s`), "
             "or MIDI channel N's source `chN` (`i`, with `synth play FILE.mid`-style voice patches)",
             "/synth/note iii 60 100 1"),
     Address("/synth/NAME/note", ("iii", "fff"), "PITCH VELOCITY ON for note source NAME",

@@ -332,10 +332,12 @@ class OscServer:
     def _note(self, pitch, velocity, on, which) -> None:
         """A velocity is MIDI's 0..127: one outside was clamped without a
         word (300 played at full, -50 as a silent note), so it is refused,
-        as a pitch outside 0..127 is (NaN is the session's to refuse)."""
+        as a pitch outside 0..127 is (NaN is the session's to refuse). A
+        note-on at velocity 0 is a note-off, as in MIDI, whose messages a
+        bridge turns into these: as a note it held a voice, silent."""
         if velocity == velocity and not 0 <= velocity <= 127:
             raise SynthError(f"velocity {velocity:g} is outside 0..127")
-        self.control.note(pitch, velocity / 127, bool(on), which)
+        self.control.note(pitch, velocity / 127, bool(on) and velocity != 0, which)
 
     def on_tempo(self, bpm, sender) -> str:
         return self.control.execute(f"tempo {bpm:g}", remote=True)
