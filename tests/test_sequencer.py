@@ -204,6 +204,17 @@ def test_a_parameters_pattern_starts_on_its_first_value_not_gliding_from_the_add
     assert abs(np.abs(played[int(3.5 * SR):4 * SR]).max() - 0.2) < 0.002          # bar 2's second step
     rise = np.abs(played[3 * SR:3 * SR + 240])                                   # glides to it over 5 ms
     assert rise[:48].max() < 0.12 and rise[-48:].max() > 0.19
+    # Only the engine starts there: the song's patch keeps the add's value, which a new
+    # version's is compared with at a swap (that set the add's 1 at the next bar).
+    held = text.replace('"0.1 <0.1 0.2>"', '"<0.1 ~> 0.5"')
+    with Engine(registry, SR, 256, executor="inline") as engine:
+        performance = Performance(engine, Song(registry, held))
+        blocks = [performance.next_block()[0].copy() for _ in range(10)]
+        performance.sequencer.replace(Song(registry, held.replace("freq=1000", "freq=1001")))
+        while not performance.over:
+            blocks.append(performance.next_block()[0].copy())
+    played = np.concatenate(blocks)
+    assert abs(np.abs(played[int(2.1 * SR):3 * SR]).max() - 0.5) < 0.01          # bar 2's rest holds 0.5
 
 
 def test_an_at_that_leaves_a_gate_with_no_cable_is_warned_of_for_its_drone(registry, tmp_path):

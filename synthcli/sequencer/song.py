@@ -484,7 +484,6 @@ class Sequencer:
         # Parameters set live since this version of the song was sent (see keep)
         self.kept: dict[tuple[str, str], float] = {}
         self.patch, self.voices = song.state_before(start)
-        self._first_values(start)
         playing = engine.patch
         if playing is not None and same_shape(playing, self.patch):
             # A song started again on the modules and cables that play: its
@@ -496,7 +495,7 @@ class Sequencer:
                     if not spec.structural:
                         engine.set(name, spec.name, inst.params[spec.name], time=origin)
         else:
-            engine.load(self.patch)
+            engine.load(self._first_values(start))
         self.bar = start
         self.released = False   # past the end, every note of it ended, and told so (see after_block)
         self.swapped_at: int | None = None
@@ -505,20 +504,23 @@ class Sequencer:
         # (sample, handle) of what was sent ahead (a bar at a time): a stop takes back what is still to come
         self.ahead: list[tuple[int, int]] = []
 
-    def _first_values(self, bar: int) -> None:
-        """A parameter's pattern with a step on the first sample the song
-        plays starts there, in the patch the engine is loaded with: sent as
-        a set on that sample, it glided over 5 ms from the value the `add`
-        gave (`level=1` under "0.1 0.1": the first 5 ms three times too
-        loud, the song-writer audit)."""
+    def _first_values(self, bar: int) -> Patch:
+        """The patch to load the engine with: a parameter's pattern with a
+        step on the first sample the song plays starts there. Sent as a set
+        on that sample, it glided over 5 ms from the value the `add` gave
+        (`level=1` under "0.1 0.1": the first 5 ms three times too loud,
+        the song-writer audit). Only the engine's copy: this patch is the
+        song's, which a new version's is compared with at a swap."""
         tempo = self.song.tempo_at(bar)
+        patch = self.patch.copy()
         for voice in self.voices.values():
             if voice.param is None:
                 continue
             first = next((event for event in voice.pattern.events(bar) if event.start == 0), None)
             if first is not None:
-                self.patch.modules[voice.module].params[voice.param] = first.value if first.length is None \
-                    else voice.length_value(self.patch, first.length, tempo)
+                patch.modules[voice.module].params[voice.param] = first.value if first.length is None \
+                    else voice.length_value(patch, first.length, tempo)
+        return patch
 
     @property
     def song(self) -> Song:
