@@ -799,11 +799,13 @@ class Watcher:
             compile_patch(patch)
             self._count(+1)   # before it is sent: the engine's answer may come first
             try:   # through the session, so OSC edits and saves meet in one model
-                changed = control.reload(self.path, text)
+                note = control.reload(self.path, text)
             except SynthError:
                 self._count(-1)
                 raise
-            if not changed:   # comments, or undone back to what plays (a broken save fixed)
+            if note:
+                typer.echo(f"warning: {self.path}: {note}", err=True)
+            if note is None:   # comments, or undone back to what plays (a broken save fixed)
                 self._count(-1)
                 typer.echo(f"{self.path}: nothing that plays changed; nothing to apply", err=True)
             elif control.session.glided:   # no reload, so no answer to wait for

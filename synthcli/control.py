@@ -73,7 +73,7 @@ class Control:
         with self.lock:
             return self.session.load(path, text)
 
-    def reload(self, path: Path, text: str) -> bool:
+    def reload(self, path: Path, text: str) -> str | None:
         """A save of the file that plays; see :meth:`Session.reload`."""
         with self.lock:
             return self.session.reload(path, text)

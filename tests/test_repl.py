@@ -539,10 +539,10 @@ def test_a_save_of_the_file_that_plays_keeps_what_was_changed_live_where_it_left
     session.execute("add vco o3 freq=1320\nconnect o3 a", remote=True)
     session.execute("set o.freq 300")
     session.sound.sent.clear()
-    assert not session.reload(song, text + "# only a comment\n")      # nothing that plays changed
+    assert session.reload(song, text + "# only a comment\n") is None      # nothing that plays changed
     assert session.sound.sent == [] and session.patch.modules["a"].params["level"] == 0.1
     changed = text.replace("wave=sine", "wave=saw") + "add lfo l freq=2\n"
-    assert session.reload(song, changed)
+    assert session.reload(song, changed) == ""
     patch = session.patch
     assert patch.modules["a"].params["level"] == 0.1 and patch.modules["o"].params["freq"] == 300
     assert patch.modules["o"].type.cls.param("wave").format(patch.modules["o"].params["wave"]) == "saw"
@@ -550,11 +550,38 @@ def test_a_save_of_the_file_that_plays_keeps_what_was_changed_live_where_it_left
     assert any(c.src == "o3" and c.dst == "a" for c in patch.cables)
     assert 'pattern kb "a4"' in session.song_text
     # A save that sets the level itself wins; one that removes o takes o's cables along.
-    assert session.reload(song, changed.replace("level=0.5", "level=0.8"))
+    assert session.reload(song, changed.replace("level=0.5", "level=0.8")) == ""
     assert session.patch.modules["a"].params["level"] == 0.8
     session.execute("disconnect o3 a", remote=True)
-    assert session.reload(song, changed.replace("level=0.5", "level=0.8") + "add noise n\n")
+    assert session.reload(song, changed.replace("level=0.5", "level=0.8") + "add noise n\n") == ""
     assert "n" in session.patch.modules and not any(c.src == "o3" for c in session.patch.cables)
+
+
+def test_a_save_meets_the_live_edits_it_touches(session, tmp_path):
+    """From the review of the merge: a new tempo in the file is no change
+    of a value set live as a note length or a number; a module taken out
+    live that the save edits comes back, as the file wins; a live edit
+    that no longer fits the save is dropped, and said so."""
+    song = tmp_path / "w.seq"
+    text = WATCHED.replace("tempo 240", "tempo 120") + "add delay d time=1/8\nconnect a d\nconnect d out\n" + \
+        'pattern kb "a4" legato=1\n'
+    song.write_text(text)
+    session.load(song)
+    session.execute("set d.time 1/4")
+    assert session.reload(song, text.replace("tempo 120", "tempo 100")) == ""
+    assert session.patch.synced[("d", "time")] == "1/4" and session.patch.modules["d"].params["time"] == 0.6
+    session.execute("set d.time 0.7")
+    assert session.reload(song, text.replace("tempo 120", "tempo 90")) == ""
+    assert ("d", "time") not in session.patch.synced and session.patch.modules["d"].params["time"] == 0.7
+    session.execute("remove d")
+    assert session.reload(song, text.replace("tempo 120", "tempo 90").replace("time=1/8", "time=1/16")) == ""
+    assert session.patch.modules["d"].params["time"] == 60 / 90 / 4 and \
+        {(c.src, c.dst) for c in session.patch.cables} >= {("a", "d"), ("d", "out")}
+    session.execute("set d.time 1/2")                 # 1.33 s at 90 BPM; the save's 45 makes it 2.67 s
+    said = session.reload(song, text.replace("tempo 120", "tempo 45").replace("time=1/8", "time=1/16"))
+    assert said == (f"what was changed live since {song} was loaded does not fit this save and is dropped "
+                    f"(d.time=1/2 is 2.66667 s at 45 BPM, out of range (0.001..2 s)); undo brings it back"), said
+    assert session.patch.synced[("d", "time")] == "1/16"
 
 
 def test_a_save_after_an_undo_of_the_last_is_applied_again(session, tmp_path):
@@ -565,11 +592,11 @@ def test_a_save_after_an_undo_of_the_last_is_applied_again(session, tmp_path):
     second = first.replace("level=0.5", "level=0.2")
     song.write_text(first)
     session.load(song)
-    assert session.reload(song, second) and session.patch.modules["a"].params["level"] == 0.2
+    assert session.reload(song, second) == "" and session.patch.modules["a"].params["level"] == 0.2
     session.execute("undo", remote=True)
     assert session.patch.modules["a"].params["level"] == 0.5
-    assert session.reload(song, second) and session.patch.modules["a"].params["level"] == 0.2
-    assert not session.reload(song, second)
+    assert session.reload(song, second) == "" and session.patch.modules["a"].params["level"] == 0.2
+    assert session.reload(song, second) is None
 
 
 def test_a_change_of_values_and_of_the_song_is_heard_all_at_once_at_the_next_bar(session, tmp_path):
@@ -581,7 +608,7 @@ def test_a_change_of_values_and_of_the_song_is_heard_all_at_once_at_the_next_bar
     session.load(song)
     session.execute("play")
     session.sound.sent.clear()
-    assert session.reload(song, WATCHED.replace("level=0.5", "level=0.2") + 'pattern kb "e5" legato=1\n')
+    assert session.reload(song, WATCHED.replace("level=0.5", "level=0.2") + 'pattern kb "e5" legato=1\n') == ""
     assert [m[0] for m in session.sound.sent] == ["replace_song"] and "level=0.2" in session.sound.sent[0][1]
     session.sound.sent.clear()
     session.execute("set a.level 0.3")                   # values alone still glide at once

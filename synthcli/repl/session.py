@@ -479,26 +479,38 @@ class Session:
         self._journal({"load": str(path), "text": text})
         return self._take(path, text, patch, timeline, song_file)
 
-    def reload(self, path: Path, text: str) -> bool:
+    def reload(self, path: Path, text: str) -> str | None:
         """A save of the file that plays (``synth play --watch``): what the
         save changed in the file is applied, and what was changed live
         since the file was loaded (a knob turned over OSC or MIDI, a module
         added over OSC) stays where the save left it alone, as a bar of the
         song that edits the patch keeps a knob: the REPL, OSC, MIDI and the
         file edit one session. The file's time commands are its own.
-        Returns False, applying nothing, when nothing that plays would
-        change (a save of comments, or of the version the session has)."""
-        patch, timeline, song_file = self._read(path, text)
+        Returns what to tell ("" for nothing), or None, applying nothing,
+        when nothing that plays would change (a save of comments, or of the
+        version the session has). Live changes that do not fit the save (a
+        note length out of range at its new tempo) are dropped, and said so."""
+        saved, timeline, song_file = self._read(path, text)
+        patch, misfit = saved, None
         if self.loaded is not None:
-            base = self._read(path, self.loaded)[0]
-            patch = carried(base, patch, self.patch)
-            patch.retempo(timeline.tempo)
+            patch = carried(self._read(path, self.loaded)[0], saved, self.patch)
+            try:
+                patch.retempo(timeline.tempo)
+                self._check(patch, timeline, [])
+            except SynthError as error:
+                with contextlib.suppress(SynthError):   # else the file's own fault, for _take to tell
+                    self._check(saved, timeline, [])
+                    patch, misfit = saved, error
         if patch.to_text() == self.patch.to_text() and timeline == self.timeline:
             self.loaded = text
-            return False
+            return None
         self._journal({"reload": str(path), "text": text})
-        self._take(path, text, patch, timeline, song_file)
-        return True
+        note = self._take(path, text, patch, timeline, song_file)
+        if misfit is None:
+            return note
+        dropped = (f"what was changed live since {path} was loaded does not fit this save and is dropped "
+                   f"({misfit.message}); undo brings it back")
+        return f"{dropped}; {note}" if note else dropped
 
     def _read(self, path: Path, text: str) -> tuple[Patch, Timeline, bool]:
         """The patch and time commands a file's text gives; a patch file's
@@ -824,7 +836,9 @@ def carried(base: Patch, new: Patch, current: Patch) -> Patch:
     """``new`` (a file as saved) with what ``current`` changed live since
     ``base`` (the file as loaded), wherever the save left that alone: a
     value turned, a module or cable added or taken out, a mapping. What the
-    save changed wins. (A three-way merge, item by item.)"""
+    save changed wins, a module taken out live included. (A three-way
+    merge, item by item; a value set as a note length is compared as one,
+    so a new tempo in the file is no change of it.)"""
     def merge(old: dict, theirs: dict, ours: dict) -> dict:
         result = dict(theirs)
         for key in old.keys() | ours.keys():
@@ -839,11 +853,18 @@ def carried(base: Patch, new: Patch, current: Patch) -> Patch:
         return {name: inst.type for name, inst in patch.modules.items()}
 
     def values(patch: Patch) -> dict:
-        return {(name, param): (value, patch.synced.get((name, param)), inst.type)
+        return {(name, param): (patch.synced.get((name, param), value), inst.type)
                 for name, inst in patch.modules.items() for param, value in inst.params.items()}
 
+    def own(patch: Patch, name: str) -> tuple:
+        return patch.modules[name], {key: length for key, length in patch.synced.items() if key[0] == name}
+
+    restored = {name for name in base.modules.keys() & new.modules.keys()   # taken out live, edited by the save
+                if name not in current.modules and own(new, name) != own(base, name)}
     kinds = merge(modules(base), modules(new), modules(current))
-    settings = merge(values(base), values(new), values(current))
+    kinds.update({name: new.modules[name].type for name in restored})
+    theirs, ours = values(new), values(current)
+    settings = merge(values(base), theirs, ours)
     result = new.copy()
     result.modules, result.synced = {}, {}
     for name in [*new.modules, *(n for n in current.modules if n not in new.modules)]:
@@ -851,16 +872,19 @@ def carried(base: Patch, new: Patch, current: Patch) -> Patch:
         if kind is None:
             continue
         source = new if name in new.modules and new.modules[name].type is kind else current
-        inst = Instance(kind, dict(source.modules[name].params))
-        for param in inst.params:
-            value, length, of = settings.get((name, param), (None, None, None))
-            if of is kind:
-                inst.params[param] = value
-                if length is not None:
-                    result.synced[(name, param)] = length
-        result.modules[name] = inst
+        result.modules[name] = Instance(kind, dict(source.modules[name].params))
+        for param in source.modules[name].params:
+            key = (name, param)
+            live = source is current or (key in settings and settings[key] != theirs[key]
+                                         and settings[key] == ours.get(key))
+            taken = current if live else new
+            if live:
+                result.modules[name].params[param] = current.modules[name].params[param]
+            if key in taken.synced:
+                result.synced[key] = taken.synced[key]
     cables = merge(dict.fromkeys(base.cables, True), dict.fromkeys(new.cables, True),
                    dict.fromkeys(current.cables, True))
+    cables.update(dict.fromkeys((c for c in new.cables if c.src in restored or c.dst in restored), True))
     result.cables = [c for c in [*new.cables, *(c for c in current.cables if c not in new.cables)]
                      if c in cables and c.src in result.modules and c.dst in result.modules]
     result.mappings = {cc: m for cc, m in merge(base.mappings, new.mappings, current.mappings).items()
