@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SynthError, UnknownModule, check_output, did_you_mean
-from ..language import (COMMANDS, MAX_BARS, At, Command, Length, Pattern, Remove, Tempo, lines, parse_line,
+from ..language import (COMMANDS, MAX_BARS, Add, At, Command, Length, Pattern, Remove, Tempo, lines, parse_line,
                         parse_text, tokenize, unquote)
 from ..patch import Instance, Patch, confine, confined, takes_note_length
 from ..sequencer.song import PATCH_SECONDS, TAIL_MAX, Song, is_song
@@ -321,7 +321,15 @@ class Session:
     def _files_in_use(self) -> frozenset[str]:
         """The files the patch and every bar of the song use now: a remote
         edit re-checks them all, and those typed or loaded may lie outside
-        the working directory."""
+        the working directory. Every bar of a long song costs (0.5 s for
+        512 bars, under the lock the knobs wait on), so only when a module
+        type with a file parameter is in the patch or added by the song."""
+        added = [str(c.command.type) for c in self.timeline.commands
+                 if isinstance(c, At) and isinstance(c.command, Add)]
+        classes = [inst.type.cls for inst in self.patch.modules.values()]
+        if all(name in self.registry for name in added) and not any(
+                spec.file for cls in classes + [self.registry.get(name).cls for name in added] for spec in cls.params):
+            return frozenset()
         patches = Song(self.registry, self.song_text).patches() if self.timeline else [self.patch]
         return frozenset(inst.params[spec.name] for patch in patches for inst in patch.modules.values()
                          for spec in inst.type.cls.params if spec.file and inst.params[spec.name])
