@@ -1,7 +1,8 @@
 """MIDI file playback: timing, controllers, drums, messy files, corrupt
 files, real files from music21, and play == render."""
-import struct
 import json
+import resource
+import struct
 import subprocess
 import sys
 from fractions import Fraction
@@ -632,6 +633,8 @@ def corrupt(tmp_path, kind):
         two = save(tmp_path, [notes(0, [60]), notes(1, [48])], "two.mid").read_bytes()
         data = with_chunks(two, "between", chunk(b"XFIH", b"abcd"))
         data = data[:data.rindex(b"MTrk")] + chunk(b"MTrk", b"\x00\xff\x51\x01\x07\x00\xff\x2f\x00")
+    elif kind == "huge length":   # a track's length of 4 GB: read() would allocate it before reading
+        data = good[:18] + struct.pack(">I", 0xFFFFFFF0) + good[22:]
     else:
         data = good[:-6]
     path = tmp_path / f"{kind.replace(' ', '_')}.mid"
@@ -668,11 +671,13 @@ def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
     ("smpte offset", "a damaged smpte offset event (track 1, at byte 30)"),
     ("data byte", "data byte must be in range 0..127 (track 1, at byte 25)"),
     ("truncated", "track 1 ends in the middle of an event (truncated?)"),
+    ("huge length", "track 1 ends in the middle of an event (truncated?)"),
 ])
 def test_a_corrupt_file_says_what_is_wrong_and_where(tmp_path, kind, message):
     path = corrupt(tmp_path, kind)
-    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(path)],
-                          capture_output=True, text=True, cwd=ROOT)
+    limit = 3 << 30   # bytes of address space: a 4 GB read() fails, as on a machine without that much
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(path)], capture_output=True, text=True,
+                          cwd=ROOT, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
     assert_refused(done, path)
     assert done.stderr == f"error: {path}: not a valid MIDI file: {message}\n"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import io
+import os
 import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -107,15 +108,18 @@ def _chunks(infile) -> tuple[bytes, list[tuple[int, bytes]]]:
     has a reader skip chunks of any other type (Yamaha XF and karaoke
     files hold some); mido takes the chunk after a track for the next
     track and refuses the file."""
+    end = os.fstat(infile.fileno()).st_size
     header = infile.read(8)
     if len(header) < 8 or header[:4] != b"MThd":
         return header, []   # for mido to refuse in its words
-    header += infile.read(struct.unpack(">L", header[4:])[0])
+    # A length is read only as far as the file goes: a corrupt 4 GB one
+    # would have read() allocate it all first.
+    header += infile.read(min(struct.unpack(">L", header[4:])[0], end - infile.tell()))
     tracks = []
     while len(chunk := infile.read(8)) == 8:
         kind, size = struct.unpack(">4sL", chunk)
         if kind == b"MTrk":
-            tracks.append((infile.tell() - 8, chunk + infile.read(size)))
+            tracks.append((infile.tell() - 8, chunk + infile.read(min(size, end - infile.tell()))))
         else:
             infile.seek(size, io.SEEK_CUR)
     return header, tracks
