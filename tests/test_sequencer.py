@@ -228,7 +228,8 @@ def test_an_at_that_leaves_a_gate_with_no_cable_is_warned_of_for_its_drone(regis
     path = tmp_path / "s.seq"
     for ending, warned, drone in (("at 2 remove kb\n", "`remove kb`", 261.63),                 # the vco's own C4
                                   ("at 2 disconnect kb.gate env.gate\n", "`disconnect kb.gate env.gate`", 392.0),
-                                  ('at 2 pattern kb "~"\n', None, None)):
+                                  ('at 2 pattern kb "~"\n', None, None),
+                                  ("at 2 disconnect kb.gate env.gate\nat 2 connect kb.gate env.gate\n", None, 392.0)):
         path.write_text(voice + ending)
         done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(path)], capture_output=True, text=True)
         expected = (f"warning: {path}:13: {warned} leaves env.gate with no cable: unconnected it reads high, so the "

@@ -254,6 +254,8 @@ class Song:
         for voice in voices.values():
             voice.check_lengths(patch, tempo)
         for bar in sorted(self.timed):
+            fed = {(c.dst, c.dst_port) for c in patch.cables}   # judged when the bar's edits are done
+            unplugging: dict[tuple[str, str], Command] = {}
             for command in self.timed[bar]:
                 try:
                     if isinstance(command, Tempo):
@@ -268,10 +270,9 @@ class Song:
                         voice.check_lengths(patch, tempo)
                         begun[(voice.module, voice.param)] = bar
                     else:
-                        fed = {(c.dst, c.dst_port) for c in patch.cables}
                         patch.apply(command)
-                        self.unplugged.extend((command, f"{module}.{port.name}", port)
-                                              for module, port in unplugged(fed, patch))
+                        for module, port in unplugged(fed, patch):
+                            unplugging.setdefault((module, port.name), command)
                         kept = playable(voices, patch)
                         # One ended in the bar it begins never plays a note, as a top-level one (see ended).
                         self.ended.extend((voices[key].place[0], command) for key in voices
@@ -279,6 +280,8 @@ class Song:
                         voices = kept
                 except SynthError as error:
                     raise self._too_early(error, bar) from None
+            self.unplugged.extend((unplugging[module, port.name], f"{module}.{port.name}", port)
+                                  for module, port in unplugged(fed, patch))
             if self.changes[-1][1:] != (tempo, meter):
                 self.changes.append((bar, tempo, meter))
 
