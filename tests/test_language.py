@@ -104,6 +104,30 @@ def test_a_pattern_option_without_its_value_says_so_and_suggests_not_itself(opti
     assert str(info.value) == f"4:20: {message}"
 
 
+@pytest.mark.parametrize("params, col, message", [
+    ("freq = 3", 11, "write freq=VALUE, without spaces around '='"),
+    ("freq =3", 11, "write freq=VALUE, without spaces around '='"),
+    ("freq= 3", 11, "write freq=VALUE, without spaces around '='"),
+    ("wave=saw freq= 3", 20, "write freq=VALUE, without spaces around '='"),
+    ("freq", 11, "expected param=value, got 'freq'"),
+    ("=3", 11, "expected param=value, got '=3'"),
+])
+def test_an_adds_parameter_spaced_around_its_equals_says_so(params, col, message):
+    """'add vco o freq = 3' said "expected param=value, got 'freq'", which
+    reads as if freq were wrong."""
+    with pytest.raises(SynthError) as info:
+        parse_line(f"add vco o {params}", 2)
+    assert str(info.value) == f"2:{col}: {message}"
+
+
+@pytest.mark.parametrize("text, col", [("set o.freq=3", 11), ("set o.freq = 3", 12), ("set o.freq =3", 12)])
+def test_a_set_written_with_an_equals_says_set_takes_none(text, col):
+    with pytest.raises(SynthError) as info:
+        parse_line(text, 3)
+    assert str(info.value) == f"3:{col}: 'set' takes no '=': write 'set NAME.PARAM VALUE'"
+    assert parse_line('set s.file "take=2.wav"').value == '"take=2.wav"'
+
+
 def test_a_huge_word_is_quoted_back_cut():
     """A 60,000-character paste (or OSC message) took 1.8 s to compare with
     every command and came back whole, 60 KB on one line."""

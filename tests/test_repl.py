@@ -633,6 +633,16 @@ def test_info_gives_a_note_lengths_value_at_the_tempo_of_the_bar_that_plays(regi
     assert shows.search(session.execute("info echo")).groups() == ("0.5", "90")
 
 
+def test_a_meter_with_no_pattern_yet_says_it_is_kept_as_a_tempo_does(session):
+    """`meter 3/4` on a patch alone changed nothing audible without a word,
+    where `tempo` said it was kept."""
+    assert session.execute("meter 3/4") == "the song has no pattern yet: the meter is kept for when it has one"
+    assert session.timeline.lines()[0] == ["meter 3/4"]
+    session.execute("add keys kb")
+    session.execute('pattern kb "c3"')
+    assert session.execute("meter 4/4") == ""                                # a song's meter, as ever
+
+
 def test_help_in_a_window_squeezed_to_a_sliver_still_prints_every_word(session):
     session.columns = lambda: 5
     words = " ".join(session.execute("help").split())

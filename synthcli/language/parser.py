@@ -99,6 +99,14 @@ def _endpoint(token: Token, line: int) -> Endpoint:
     return Endpoint(mod, prt)
 
 
+def _spaced(words: list[Token], at: int, eq: str) -> bool:
+    """Whether the word at `at`, a key without its value, was split from it
+    by spaces around its '=' (`freq = 3`, `freq= 3`, `freq =3`): the usual
+    slip, which deserves its own message rather than 'expected ...'."""
+    after = words[at + 1] if at + 1 < len(words) else ""
+    return after.startswith("=") or bool(eq and after and "=" not in after)
+
+
 def _parse_add(words: list[Token], line: int) -> Add:
     syntax = COMMANDS["add"].syntax
     _expect_args(words, line, 2, None, syntax)
@@ -111,8 +119,10 @@ def _parse_add(words: list[Token], line: int) -> Add:
                     f"at most {NAME_LIMIT})", line, name.col)
     params: list[tuple[Token, Token]] = []
     seen: set[str] = set()
-    for word in words[3:]:
+    for at, word in enumerate(words[3:], start=3):
         key, eq, value = word.partition("=")
+        if key and not value and _spaced(words, at, eq):
+            raise _fail(f"write {key}=VALUE, without spaces around '='", line, word.col)
         if not eq or not key or not value:
             raise _fail(f"expected param=value, got '{word}'", line, word.col)
         key_token = _name(Token(key, word.col), line, "parameter name")
@@ -137,6 +147,9 @@ def _parse_cable(cls: type, verb: str) -> Callable[[list[Token], int], Command]:
 
 def _parse_set(words: list[Token], line: int) -> Set:
     syntax = COMMANDS["set"].syntax
+    equals = next((word for word in words[1:] if "=" in word and not word.startswith('"')), None)
+    if equals is not None:   # 'set o.freq=3' or 'set o.freq = 3', as an add writes its values
+        raise _fail("'set' takes no '=': write 'set NAME.PARAM VALUE'", line, equals.col + equals.index("="))
     _expect_args(words, line, 2, 2, syntax)
     target = _endpoint(words[1], line)
     if target.port is None:
@@ -209,9 +222,7 @@ def _parse_pattern(words: list[Token], line: int) -> Pattern:
     for at, word in enumerate(words[3:], start=3):
         key, eq, value = word.partition("=")
         if key in PATTERN_OPTIONS and not value:   # a known option, so no name to suggest: say what it lacks
-            after = words[at + 1] if at + 1 < len(words) else ""
-            spaced = after.startswith("=") or bool(eq and after and "=" not in after)
-            raise _fail(f"write {key}=VALUE, without spaces around '='" if spaced
+            raise _fail(f"write {key}=VALUE, without spaces around '='" if _spaced(words, at, eq)
                         else f"'{key}' needs a value: write {key}=VALUE", line, word.col)
         if not eq or key not in PATTERN_OPTIONS:
             *others, last = (f"{name}=..." for name in PATTERN_OPTIONS)

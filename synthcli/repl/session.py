@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SynthError, UnknownModule, check_output, did_you_mean
-from ..language import (COMMANDS, MAX_BARS, Add, At, Command, Length, Pattern, Remove, Tempo, lines, parse_line,
-                        parse_text, tokenize, unquote)
+from ..language import (COMMANDS, MAX_BARS, Add, At, Command, Length, Meter, Pattern, Remove, Tempo, lines,
+                        parse_line, parse_text, tokenize, unquote)
 from ..patch import Instance, Patch, confine, confined, takes_note_length
 from ..sequencer.song import PATCH_SECONDS, TAIL_MAX, Song, is_song
 from . import views
@@ -203,14 +203,16 @@ class Session:
             if self.linked and isinstance(command, Tempo):   # with Link on, the tempo is everybody's
                 self.sound.link("tempo", float(command.bpm))
         said = [f"the song's {', '.join(repr(str(c)) for c in dropped)} went with it"] if dropped else []
-        if any(isinstance(c, Tempo) for c in commands) and not any(isinstance(c, (Pattern, At))
-                                                                for c in timeline.commands):
+        patternless = not any(isinstance(c, (Pattern, At)) for c in timeline.commands)
+        if patternless and any(isinstance(c, Tempo) for c in commands):
             # Not refused as `play` is: note lengths follow it, and the song to come keeps it. But
             # nothing may change audibly, so it says what it did (over OSC too, as a result).
             lengths = ", ".join(f"{name}.{param}={length}" for (name, param), length in patch.synced.items())
             said.append("the song has no pattern yet: the tempo is kept for when it has one"
                         + (f"; the patch's note lengths follow it now ({lengths})" if lengths else
                            ", and for note lengths (set NAME.time 1/8)"))
+        if patternless and any(isinstance(c, Meter) for c in commands):
+            said.append("the song has no pattern yet: the meter is kept for when it has one")
         if implied is not None:
             said.append(f"the song is {implied} bar{'s' if implied != 1 else ''} long now (`length BARS` changes "
                         f"it): a saved song ends there; live, it plays on until `stop`")
