@@ -643,6 +643,30 @@ def test_a_meter_with_no_pattern_yet_says_it_is_kept_as_a_tempo_does(session):
     assert session.execute("meter 4/4") == ""                                # a song's meter, as ever
 
 
+def test_audio_restart_picks_the_song_up_at_the_bar_it_has_come_to(registry):
+    """The engine that `audio restart` starts plays the song from the bar
+    the toolbar shows, not from the bar `play` named minutes ago."""
+    now = [0.0]
+    restarted = []
+
+    class Restarting(Recorder):
+        def restart(self, current, song_started):
+            restarted.append(current())
+            return None
+
+    session = Session(registry, Restarting(), clock=lambda: now[0])
+    run(session, "add keys kb", "add vco o", "connect kb.voct o.voct", "connect o out", 'pattern kb "c3 e3"',
+        "length 8", "play 2")
+    now[0] = 5.0                                    # 120 BPM, 2 s a bar: bar 4, half way
+    assert session.execute("audio restart") == "audio restarting"
+    assert restarted[0][1] is not None and restarted[0][2] == 3   # from 0: bar 4
+    assert session.transport.position(now[0]) == (4, 1)
+    session.execute("stop")
+    assert session.execute("audio restart") == "audio restarting" and restarted[1][1:] == (None, 0)
+    with pytest.raises(SynthError, match=re.escape("usage is 'audio [restart]'")):
+        session.execute("audio start")
+
+
 def test_help_in_a_window_squeezed_to_a_sliver_still_prints_every_word(session):
     session.columns = lambda: 5
     words = " ".join(session.execute("help").split())
@@ -1094,19 +1118,32 @@ def test_a_set_reaches_the_server_and_a_killed_worker_is_reported(terminal, jack
     assert term.exit_status() == 0
 
 
-def test_a_sound_server_that_quits_leaves_the_repl_editing(terminal, jack_server, tmp_path):
+def test_a_sound_server_that_quits_leaves_the_repl_editing_and_audio_restart_brings_it_back(
+        terminal, jack_server, portaudio_ports, tmp_path):
     # Fixed server names: a killed server's slot in JACK's registry is reclaimed by the next of its name.
     with jack_dummy_server("synthcli-repl-quits") as name:
         term = terminal(tmp_path / "state", audio=name)
         term.type("add vco osc1 wave=sine freq=220")
         term.type("connect osc1 out")
         term.wait_for("audio on: device")
-        subprocess.run(["pkill", "-KILL", "-f", f"jackd -n {name}"], check=True)
+        server = int(subprocess.run(["pgrep", "-f", f"jackd -n {name}"], capture_output=True).stdout.split()[0])
+        os.kill(server, signal.SIGKILL)
+        os.waitpid(server, 0)   # reaped, else its name is taken ("server already active") while it is a zombie
         term.wait_for("no audio: the audio stopped: the sound server quit or the device went away")
         term.type("set osc1.freq 440")
         term.type("info osc1", then="param  freq     440 Hz")
-        term.type("quit", then="synth> quit")
-        assert term.exit_status() == 0
+        term.type("audio", then="no audio: the audio stopped: the sound server quit or the device went away")
+        with jack_dummy_server(name):   # the server is back: the session plays again, as it now stands
+            term.type("audio restart", then="audio restarting")
+            term.wait_for(re.compile(r"audio restarting\n(?:.*\n)*?audio on: device"))
+            term.type("audio", then="synth> audio\naudio on: device")
+            taken = tmp_path / "back.wav"
+            subprocess.run(["jack_rec", "-f", str(taken), "-d", "1", *portaudio_ports()], capture_output=True,
+                           timeout=20, check=True)
+            term.type("quit", then="synth> quit")
+            assert term.exit_status() == 0
+    data, sr = soundfile.read(str(taken))
+    assert abs(peak_frequency(data[:, 0]) - 440.0) < 1.0 and np.abs(data[:, 0]).max() > 0.5
 
 
 def sounding(term):

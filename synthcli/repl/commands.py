@@ -50,6 +50,9 @@ REPL_COMMANDS: dict[str, ReplCommand] = {c.name: c for c in (
                 "or show or set the beats of a phase cycle a song starts on (default 4)"),
     ReplCommand("top", "top", "CPU per module and per worker process, xruns, restarts, quarantined modules"),
     ReplCommand("devices", "devices", "the audio output devices"),
+    ReplCommand("audio", "audio [restart]", "say whether the audio is on and where, or why not; `audio restart` "
+                "starts the engine again (once the sound server that quit is back), where the song has come to",
+                remote=False),
     ReplCommand("osc", "osc [listen|stop] [PORT]",
                 "take commands over OSC on 127.0.0.1 (docs/osc.md), stop, or show where it listens", remote=False),
     ReplCommand("midi", "midi [in|stop] [PORT] [keys] [NAME]",

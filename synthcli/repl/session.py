@@ -799,6 +799,18 @@ class Session:
     def do_devices(self) -> str:
         return views.devices()
 
+    def do_audio(self, action: str | None = None) -> str:
+        if action is None:
+            return self.sound.describe()
+        if action != "restart":
+            raise SynthError(f"usage is '{REPL_COMMANDS['audio'].syntax}'")
+        if self.transport.playing:   # the new engine picks the song up at the bar the toolbar has come to
+            now = self.clock()
+            bar = min(self.transport.position(now)[0], MAX_BARS) - 1
+            self.transport.play(Song(self.registry, self.song_text), now, bar)
+        ended = self.sound.restart(self.engine_state, self.heard_from_now)
+        return "audio restarting" + (f"; the recording to {ended} ended with the old engine" if ended else "")
+
     def mappings(self) -> str:
         """What ``map`` alone shows: each controller and what it turns."""
         if not self.patch.mappings:

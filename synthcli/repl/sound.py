@@ -42,6 +42,7 @@ class Sound(Forwarding):
         self.say = say
         self.status = "audio starting"
         self.reason = ""          # why there is no audio, when there is none
+        self.device = ""          # the device and its latency, once the audio is on
         self.meters: dict = {}
         self.link_news: dict = {}          # the Ableton Link session as last reported
         self._link: tuple | None = None    # ("on", quantum, offset) while Link is asked for
@@ -96,8 +97,8 @@ class Sound(Forwarding):
         if song_now is not None and song_started is not None:
             song_started()
         self.status = "audio on"
-        self.say(f"audio on: device {info['device']}, output latency {info['latency_ms']:.1f} ms"
-                 + (f", recording to {record}" if record else ""), "note")
+        self.device = f"device {info['device']}, output latency {info['latency_ms']:.1f} ms"
+        self.say(f"audio on: {self.device}" + (f", recording to {record}" if record else ""), "note")
         self._poll(player)
 
     def _silent(self, reason: str) -> None:
@@ -105,7 +106,8 @@ class Sound(Forwarding):
         with self._lock:
             self._waiting_take = None   # "no audio" says why nothing is recorded
         if not self._closing.is_set():
-            self.say(f"no audio: {reason} (editing, save and render work without it)", "warning")
+            self.say(f"no audio: {reason} (editing, save and render work without it; "
+                     f"`audio restart` tries again)", "warning")
 
     def _poll(self, player) -> None:
         while not self._closing.is_set():
@@ -123,6 +125,38 @@ class Sound(Forwarding):
                     self.say(line, "warning")
                 self.meters = meters
             self._closing.wait(max(0.0, POLL - (time.monotonic() - began)))
+
+    def describe(self) -> str:
+        """What ``audio`` alone says: on (where), starting, or why not."""
+        if self.status == "audio on":
+            return f"audio on: {self.device}"
+        return f"no audio: {self.reason}" if self.status == "no audio" else self.status
+
+    def restart(self, current: Callable[[], tuple[str, str | None, int]],
+                song_started: Callable[[], None] | None = None) -> str | None:
+        """Stop the engine, fading out one that still plays, and start a
+        new one as :meth:`start` does: the way back once the sound server
+        that quit is up again, without leaving the session. A new engine
+        process, since PortAudio in the old one may never return from a
+        server that went away. A take being recorded ends with the old
+        engine (a new one would write over it); its path, if there was one."""
+        if self.status == "audio starting":
+            raise SynthError("the audio is starting: wait for 'audio on' or 'no audio'")
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join(START_TIMEOUT)
+        with self._lock:
+            player, self.player = self.player, None
+        ended = None
+        if player is not None:
+            take = player.take
+            ended = take.path if take is not None and take.running else None
+            player.stop()
+        self.settings = {**self.settings, "record": None}
+        self._closing.clear()
+        self.status, self.reason, self.device, self.meters = "audio starting", "", "", {}
+        self.start(current, song_started)
+        return ended
 
     # -- what the session sends ------------------------------------------------------
 
