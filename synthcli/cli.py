@@ -304,8 +304,7 @@ def render(
         check_executor(executor, workers)
     except SynthError as error:
         fail(str(error))
-    if not 8000 <= samplerate <= 384000:
-        fail(f"--samplerate {samplerate} is out of range (8000..384000)")
+    check_samplerate(samplerate)
     if not 1 <= blocksize <= 8192:
         fail(f"--blocksize {blocksize} is out of range (1..8192)")
     try:
@@ -450,7 +449,7 @@ def play(
     from .audio.player import Player
     from .engine.render import WAV_SUFFIXES, frames_for
     from .errors import SynthError, check_output
-    check_live_settings(executor, workers, latency, blocksize)
+    check_live_settings(executor, workers, latency, samplerate, blocksize)
     remote = osc_settings(osc, osc_host, osc_allow)
     try:
         frames = None if duration is None else frames_for(duration, samplerate)
@@ -668,8 +667,14 @@ def voice_patch_text(path: Path | None, is_midi: bool) -> str | None:
         fail(str(error))
 
 
-def check_live_settings(executor: str, workers: int | None, latency: str, blocksize: int) -> None:
-    """The flags live audio shares (`play`, `repl`), refused before anything starts."""
+def check_samplerate(samplerate: int) -> None:
+    if not 8000 <= samplerate <= 384000:
+        fail(f"--samplerate {samplerate} is out of range (8000..384000)")
+
+
+def check_live_settings(executor: str, workers: int | None, latency: str, samplerate: int, blocksize: int) -> None:
+    """The flags live audio shares (`play`, `repl`), refused before anything
+    starts: a rate left to the engine process failed there, a traceback."""
     from .audio.engine_process import DEPTHS
     from .engine.core import check_executor
     from .errors import SynthError
@@ -679,6 +684,7 @@ def check_live_settings(executor: str, workers: int | None, latency: str, blocks
         fail(str(error))
     if latency not in DEPTHS:
         fail(f"--latency {latency!r}: choose low, normal or safe")
+    check_samplerate(samplerate)
     if not 16 <= blocksize <= 8192:
         fail(f"--blocksize {blocksize} is out of range (16..8192)")
 

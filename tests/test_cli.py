@@ -217,6 +217,8 @@ def test_missing_file_and_bad_flags(tmp_path):
     (["play", BASIC, "--record", "{tmp}/missing/r.wav"], "--record {tmp}/missing/r.wav: no such directory"),
     (["play", BASIC, "--duration", "inf"], "a positive number of seconds, got inf"),
     (["bench", "--seconds", "nan"], "--seconds nan is out of range"),
+    (["play", BASIC, "--samplerate", "0"], "--samplerate 0 is out of range (8000..384000)"),
+    (["repl", "--samplerate", "-48000"], "--samplerate -48000 is out of range (8000..384000)"),
     (["play", BASIC, "--osc", "9", "--osc-allow", "nonsense"], "--osc-allow: 'nonsense' is not an IP address"),
     (["play", BASIC, "--clock-in", "Digitakt", "--link"], "--clock-in and --link would both lead the tempo"),
 ])

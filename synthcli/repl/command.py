@@ -35,7 +35,7 @@ def repl(
     from ..cli import Options, check_live_settings, fail, midi_settings, osc_settings
     from ..errors import SynthError
     from .app import run
-    check_live_settings(executor, workers, latency, blocksize)
+    check_live_settings(executor, workers, latency, samplerate, blocksize)
     if resume and file is not None:
         fail("give a FILE or --resume, not both")
     settings = {"samplerate": samplerate, "blocksize": blocksize, "latency": latency, "device": device,
