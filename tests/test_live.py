@@ -105,6 +105,24 @@ def test_a_set_while_playing_is_heard_within_two_blocks(jack_server, tmp_path):
     assert changed - before <= 2, (changed, before)
 
 
+def test_meters_are_those_of_now_after_a_request_that_timed_out(jack_server):
+    """A request that timed out left its late answer in the queue, and every
+    later one was handed the answer before its own: the toolbar, `top` and
+    OSC's stats a step (here a second) behind."""
+    from synthcli.audio.player import Player
+    player = Player("add vco a\nconnect a out\n", samplerate=SR, blocksize=BLOCK, latency="normal", device=None,
+                    executor="inline", workers=None, safe_mode=True, blocks=None)
+    player.start()
+    try:
+        assert player.meters(timeout=0) == {}     # given up on at once; its answer comes late
+        time.sleep(1.0)
+        asked = player.meters(timeout=2)["played"]
+        again = player.meters(timeout=2)["played"]
+    finally:
+        player.stop()
+    assert 0 <= again - asked < SR / BLOCK / 4, (asked, again)   # not a second apart
+
+
 def test_killing_a_worker_leaves_the_rest_sounding_without_xruns(jack_server, tmp_path):
     from synthcli.audio.player import Player
     take = tmp_path / "take.wav"

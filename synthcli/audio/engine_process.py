@@ -406,8 +406,8 @@ class LiveEngine:
             self.note(name, self.engine.time + delay, event)
         elif kind == "stop":
             self.performance.stop()
-        elif kind == "meters":
-            self.send(("meters", self.meters()))
+        elif kind == "meters":   # ("meters", n): the answer names the request, so a late one is not taken for another
+            self.send(("meters", command[1], self.meters()))
         elif kind == "tap":    # ("tap", module, port): copy that output into the tap after each block
             self.tap.select((command[1], command[2]))
         elif kind == "untap":

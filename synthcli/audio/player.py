@@ -8,6 +8,7 @@ WAV file never competes with the audio callback for the engine's GIL.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing as mp
 import os
 import queue
@@ -73,7 +74,8 @@ class Player:
         self.on_link = on_link or (lambda news: None)
         self.info: dict = {}
         self.final: dict = {}
-        self._replies: queue.Queue = queue.Queue()
+        self._asked = itertools.count()
+        self._awaited: dict[int, queue.Queue] = {}   # each meters request still waited for, by number
         self._started = threading.Event()
         self._stopped = threading.Event()
         self._failure: str | None = None
@@ -171,7 +173,9 @@ class Player:
             self.broke = message[1]
             self.on_error(message[1])
         elif kind == "meters":
-            self._replies.put(message[1])
+            waiting = self._awaited.pop(message[1], None)
+            if waiting is not None:   # else its asker gave up: dropped, not handed to the next one
+                waiting.put(message[2])
         elif kind == "applied":
             self.on_applied(message[1], message[2])
         elif kind in ("midi", "midi-halt"):
@@ -268,10 +272,15 @@ class Player:
         self.send("beats", line)
 
     def meters(self, timeout: float = 1.0) -> dict:
-        self._post(("meters",))   # an answer is awaited: never held back in a bundle
+        """The engine's meters now, or {} if they do not come within
+        ``timeout`` (the engine busy preparing a command, say)."""
+        number, answer = next(self._asked), queue.Queue(maxsize=1)
+        self._awaited[number] = answer
+        self._post(("meters", number))   # an answer is awaited: never held back in a bundle
         try:
-            return self._replies.get(timeout=timeout)
+            return answer.get(timeout=timeout)
         except queue.Empty:
+            self._awaited.pop(number, None)
             return {}
 
     def wait(self, timeout: float | None = None) -> bool:
