@@ -30,7 +30,7 @@ app = typer.Typer(
 
 from .options import (BlockSize, ClockIn, ClockOut, Device, FromBar, Latency, LiveExecutor,  # noqa: E402
                       LiveWorkers, OscAllow, OscHost, Record, SampleRate, VoicePatch)
-from .repl.command import repl as repl_command  # noqa: E402  (imports only typer: --help stays light)
+from .repl.cli import repl as repl_command  # noqa: E402  (imports only typer: --help stays light)
 
 app.command("repl")(repl_command)
 
