@@ -18,7 +18,7 @@ from ..plugins import BUILTIN_PACKAGE, Registry
 from .schedule import Schedule
 
 #: What handing a block to a worker and back costs, spinning and sleeping
-#: (benchmarks/executors.py; design section 3).
+#: (`benchmarks/executors.py`; docs/performance.md, Executors).
 HANDOFF_SPINNING = 5e-6
 HANDOFF_SLEEPING = 60e-6
 

@@ -146,8 +146,10 @@ def topological_order(patch: Patch) -> tuple[list[str], set[Cable]]:
 
     Modules run in dependency order, ties broken by the order they were
     added. Inside a feedback loop (a strongly connected component) the
-    earliest-added module runs first, and the cables that reach back to it
-    carry one block of delay; every other cable is zero-delay.
+    earliest-added module runs first, as does the earliest-added of those
+    left whenever they all wait on one another (a loop within the loop).
+    The cables that point backwards in that order carry one block of
+    delay; every other cable is zero-delay.
     """
     names = list(patch.modules)
     rank = {name: i for i, name in enumerate(names)}
