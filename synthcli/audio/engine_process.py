@@ -3,7 +3,8 @@ few blocks ahead, and the PortAudio callback copies blocks out of it.
 
 The callback is the only code here with a deadline, so it does nothing but
 copy a finished block (or silence, counted as an xrun) and bump counters:
-no DSP, no locks, no blocking, no allocation beyond Python's own scalars.
+no DSP, no locks, no blocking, and no allocation beyond Python's scalars,
+a view of the block it copies and one small tuple for Link.
 Everything else (commands, rendering, meters) happens on other threads.
 The GIL switch interval is shortened so that a render thread busy in
 Python hands the GIL to the callback within a fraction of a block.
@@ -92,6 +93,7 @@ class LiveEngine:
         self.engine = None               # made in run(), in this process
         self.midi = None                 # MIDI out (clock, midiout patterns) for patches and songs, timed here
         self.dac_ahead = 0.0             # DAC time minus callback time, as PortAudio reports it
+        self._fitted: tuple[int, int, float] | None = None   # _timeline's fit, and the callback it was made at
         self.called = np.zeros(HOST_PROBE)   # when the first callbacks came (monotonic seconds)
         self.peak = np.zeros(2)
         self.heard: tuple[int, int, float] | None = None   # see the callback; for Ableton Link
@@ -476,19 +478,24 @@ class LiveEngine:
         earliest fit over the ring's log, ``heard(k) = t0 + k * block``,
         not the latest callback's time. The block heard at callback ``k``
         is the one the last callback played plus the callbacks between, so
-        an xrun in the past shifts the mapping as it shifts the sound."""
+        an xrun in the past shifts the mapping as it shifts the sound.
+
+        The fit is made once per callback: a bar of `midiout` notes asks
+        for it twice a note, and over a whole ring it cost 44 us a time."""
         ring, engine = self.ring, self.engine
-        rate, size = engine.samplerate, engine.blocksize
-        offset = engine.time - int(ring.header[WRITTEN]) * size   # engine samples before the first ring block
+        size = engine.blocksize
         calls = int(ring.header[CALLBACKS])
-        played = [k for k in range(calls - 1, max(-1, calls - ring.slots), -1)
-                  if ring.log[k % ring.slots] != SILENCE][:1]
-        if not played:
-            return None
-        last = played[0]
-        seen = np.arange(max(0, calls - ring.slots + 1), calls)
-        t0 = float(np.min(ring.times[seen % ring.slots] - seen * (size / rate)))
-        return offset + (int(ring.log[last % ring.slots]) - last) * size, t0
+        if self._fitted is None or self._fitted[0] != calls:
+            last = next((k for k in range(calls - 1, max(-1, calls - ring.slots), -1)
+                         if ring.log[k % ring.slots] != SILENCE), None)
+            if last is None:
+                return None
+            seen = np.arange(max(0, calls - ring.slots + 1), calls)
+            t0 = float(np.min(ring.times[seen % ring.slots] - seen * (size / engine.samplerate)))
+            self._fitted = (calls, int(ring.log[last % ring.slots]) - last, t0)
+        _, shift, t0 = self._fitted
+        offset = engine.time - int(ring.header[WRITTEN]) * size   # engine samples before the first ring block
+        return offset + shift * size, t0
 
     # -- Ableton Link ------------------------------------------------------------
 
@@ -561,14 +568,15 @@ class LiveEngine:
         h = self.ring.header
         peak, self.peak = self.peak.copy(), np.zeros(2)
         block_ms = 1e3 * self.engine.blocksize / self.engine.samplerate
-        workers = self.engine.worker_stats()
+        modules = self.engine.module_stats()   # on the render thread, between blocks: made once
+        workers = self.engine.worker_stats(modules)
         return {
             "xruns": int(h[XRUNS]), "underflows": int(h[UNDERFLOWS]), "callbacks": int(h[CALLBACKS]),
             "played": int(h[PLAYED]), "peak": [float(p) for p in peak], "block_ms": block_ms,
             "cpu": {str(part): w["mean_ms"] / block_ms for part, w in workers.items()},
             "workers": workers,
-            "modules": self.engine.module_stats(),
-            "faults": {name: s["reason"] for name, s in self.engine.module_stats().items() if s["faults"]},
+            "modules": modules,
+            "faults": {name: s["reason"] for name, s in modules.items() if s["faults"]},
         }
 
     def send(self, message: tuple) -> None:
@@ -692,8 +700,8 @@ class LiveEngine:
             if self.link is not None:
                 self.link.session.close()
             self.engine.close()
-            self.ring.close(keep_mapped=self.stuck)   # a stuck stream's callback may yet read them
-            self.tap.close(keep_mapped=self.stuck)
+            self.ring.close(keep_mapped=self.stuck)   # a stuck stream's callback may yet read it
+            self.tap.close()                          # which the callback never touches
 
 
 def stopped_within(stream, seconds: float) -> bool:

@@ -203,7 +203,7 @@ class Player:
         with self._sending:   # the REPL, OSC and MIDI threads all send; a message must go whole
             try:
                 self.conn.send(command)
-            except (OSError, BrokenPipeError):
+            except OSError:
                 pass
 
     @contextlib.contextmanager

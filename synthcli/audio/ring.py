@@ -18,6 +18,8 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from ..engine.board import forget
+
 WRITTEN, PLAYED, CALLBACKS, XRUNS, UNDERFLOWS, RECORDED, RECORDING, ENDED, LENGTH = range(9)
 _HEADER = 9
 #: A play-log entry for a callback that found the ring empty and played silence.
@@ -26,8 +28,9 @@ SILENCE = -1
 
 class Ring:
     """``slots`` blocks of interleaved stereo float32, plus counters, a log
-    of what each callback played (block number or SILENCE) and the time of
-    each callback (PortAudio's stream clock), for timing measurements."""
+    of what each callback played (block number or SILENCE) and, for each
+    callback, the wall-clock instant (``time.time()``) its block reaches
+    the DAC, by which timed OSC and MIDI are placed on their sample."""
 
     def __init__(self, slots: int, blocksize: int, name: str | None = None) -> None:
         self.slots = slots
@@ -65,7 +68,4 @@ class Ring:
             del self.header, self.log, self.times, self.data
             self.shm.close()
         if self.owner:
-            try:
-                self.shm.unlink()
-            except FileNotFoundError:
-                pass
+            forget(self.shm)

@@ -16,6 +16,8 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from ..engine.board import forget
+
 WRITTEN, START = range(2)
 _HEADER = 2
 #: Blocks the tap keeps: 64 blocks of 256 samples are 0.34 s at 48 kHz,
@@ -99,14 +101,10 @@ class Tap:
             if int(self.header[WRITTEN]) - written < SLOTS - blocks and int(self.header[START]) == start:
                 return samples
 
-    def close(self, keep_mapped: bool = False) -> None:
-        """As :meth:`Ring.close`."""
-        if not keep_mapped:
-            self._view = None
-            del self.header, self.data
-            self.shm.close()
+    def close(self) -> None:
+        """Unmap it, and remove its name if this process made it."""
+        self._view = None
+        del self.header, self.data
+        self.shm.close()
         if self.owner:
-            try:
-                self.shm.unlink()
-            except FileNotFoundError:
-                pass
+            forget(self.shm)

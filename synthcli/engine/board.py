@@ -84,10 +84,17 @@ class Board:
         shm, self.shm = self.shm, None
         shm.close()
         if unlink:
-            try:
-                shm.unlink()
-            except FileNotFoundError:
-                pass
+            forget(shm)
+
+
+def forget(shm) -> None:
+    """Remove a segment's name, once its maker is done with it: the memory
+    goes when the last process unmaps it. A name already gone (its maker
+    died, and unlink() cleaned up after it) is no error."""
+    try:
+        shm.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def unlink(names) -> None:

@@ -507,7 +507,7 @@ class Engine:
         now = self.time
         window = int(QUARANTINE_WINDOW * self.samplerate)
         stats.fault_times = [t for t in stats.fault_times if now - t < window] + [now]
-        if (quarantine or len(stats.fault_times) >= QUARANTINE_FAULTS) and not stats.quarantined:
+        if quarantine or len(stats.fault_times) >= QUARANTINE_FAULTS:
             stats.quarantined = True
             if self.schedule is not None and name in self.schedule.by_name:
                 self.board.flags[self.schedule.nodes.index(self.schedule.by_name[name])] = BYPASS
@@ -532,12 +532,13 @@ class Engine:
             }
         return report
 
-    def worker_stats(self) -> dict[int, dict]:
+    def worker_stats(self, modules: dict[str, dict] | None = None) -> dict[int, dict]:
         """Per partition (0 is the engine's own process): its modules, CPU
         per block (its modules' means added up, and the worst block of any),
-        and for worker processes their pid, missed deadlines and restarts."""
+        and for worker processes their pid, missed deadlines and restarts.
+        ``modules``: :meth:`module_stats` if the caller has them already."""
         report: dict[int, dict] = {}
-        for stats in self.module_stats().values():
+        for stats in (modules if modules is not None else self.module_stats()).values():
             part = report.setdefault(stats["partition"], {"modules": 0, "mean_ms": 0.0, "max_ms": 0.0})
             part["modules"] += 1
             part["mean_ms"] += stats["mean_ms"]

@@ -4,7 +4,7 @@ shared memory, so a module that crashes or hangs cannot stop the music.
 Per block the engine writes the block number down each busy worker's "go"
 pipe, runs its own partition (the master and other built-ins), then waits
 on each worker's "done" pipe. Pipes wake a process as fast as anything
-measured here (design section 3) and, unlike a semaphore, a dead worker
+measured here (docs/performance.md, Executors) and, unlike a semaphore, a dead worker
 shows up as end-of-file at once. Audio never crosses a pipe: it stays in
 the board. Rare messages (assignments, notes, state) use a
 multiprocessing connection.
@@ -1037,10 +1037,7 @@ class ProcessExecutor:
             self._spare_thread.join(10.0)
         everyone = [*self.workers, *([self.spare] if self.spare else [])]
         for worker in everyone:
-            try:
-                self._send(worker, ("stop",))
-            except OSError:
-                pass
+            self._send(worker, ("stop",))
         for worker in everyone:
             worker.process.join(1.0)
             if worker.process.is_alive():
