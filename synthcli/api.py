@@ -47,6 +47,8 @@ class NoteOn(NamedTuple):
 
 
 class NoteOff(NamedTuple):
+    """Release the note started by a :class:`NoteOn` of the same number."""
+
     note: float
 
 
@@ -233,6 +235,8 @@ class Param:
         return " or ".join(forms) if len(forms) < 3 else f"{', '.join(forms[:-1])} or {forms[-1]}"
 
     def range_text(self) -> str:
+        """The values it takes, as ``help`` and ``info`` show them after its
+        name: `` (20..20000 Hz)``, `` (sine|saw)``, `` (a sound file)``."""
         if self.file:
             return f" (a {'sound ' if self.file == 'sound' else ''}file)"
         if self.choices:
@@ -242,6 +246,8 @@ class Param:
 
     @property
     def default_value(self) -> float | str:
+        """The default as the module reads it in ``params``: a number, or a
+        choice's name or a file's path as written."""
         return self.coerce(self.default)
 
 
@@ -351,15 +357,25 @@ class Module:
         that take no messages keep this default, which ignores them."""
 
     def get_state(self) -> dict[str, Any]:
+        """A copy of each array named in ``state_fields``: what the engine
+        re-creates the module from in another worker process (moved there,
+        or after its worker crashed), so a filter or a delay line goes on
+        rather than starting again silent (docs/modules.md, State)."""
         return {name: getattr(self, name).copy() for name in self.state_fields}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
+        """Copy values of :meth:`get_state` back into the arrays
+        ``setup()`` made, in place (a kernel may hold views of them). A
+        name missing from ``state`` is left as ``setup()`` made it: the
+        state of an older version of the module still loads."""
         for name in self.state_fields:
             if name in state:
                 getattr(self, name)[...] = state[name]
 
     @classmethod
     def port(cls, name: str, direction: str) -> Port | None:
+        """The input (``direction="in"``) or output (``"out"``) of that
+        name, or None."""
         for port in cls.inputs if direction == "in" else cls.outputs:
             if port.name == name:
                 return port
@@ -367,6 +383,7 @@ class Module:
 
     @classmethod
     def param(cls, name: str) -> Param | None:
+        """The parameter of that name, or None."""
         for param in cls.params:
             if param.name == name:
                 return param
