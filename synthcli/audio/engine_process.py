@@ -161,103 +161,87 @@ class LiveEngine:
         applied = sequencer.swapped_at if sequencer else None
         held = 0       # blocks rendered while the first command waited to be applied (LOAD_WAIT)
         unheard = 0    # waits in a row for a callback that did not come (SILENT_SERVER)
-        broke = False
-
-        def broken(error: Exception) -> None:
-            self.send(("broke", f"the engine failed and stops: {type(error).__name__}: {error}"))
-
-        while not performance.over:
-            if self.joining is not None:
-                self.joined()
-            while self.link_news:
-                self.send(("link", self.link_news.popleft()))
-            while self.commands:
-                command = self.prepared(self.commands[0])
-                if command is None:   # its files are being read: render on meanwhile
-                    held = 0          # (not yet waiting to be applied: the render-ahead comes after)
-                    break
-                self.commands[0] = command   # made: what it rebuilds is known from now on
-                if self.rebuilds(command) and ring.queued() < LOAD_AHEAD and ring.free() > 0 and held < LOAD_WAIT:
-                    break   # render further ahead first, so the rebuild cannot starve the callback
-                self.commands.popleft()
-                held = 0
-                try:
-                    self.carry(command)
-                    self.apply(command)
-                except SynthError as error:
-                    self.send(("error", str(error)))
-                except Exception as error:  # a bug of ours: say so and stop, as for a block
-                    broken(error)
-                    broke = True
-                    break
-            if broke:
-                break
-            due = self.engine.time + self.engine.blocksize
-            while self.timed and self.timed[0][0] < due:
-                try:
-                    self.apply(heapq.heappop(self.timed)[2])
-                except SynthError as error:
-                    self.send(("error", str(error)))
-                except Exception as error:
-                    broken(error)
-                    broke = True
-                    break
-            if broke:
-                break
-            soon = self.engine.time + LOAD_AHEAD * self.engine.blocksize
-            playing = performance.sequencer
-            rebuilding = (self.engine.finishing or (self.timed and self.timed[0][0] < soon)
-                          or (playing is not None and playing.rebuilds_within(soon - self.engine.time)))
-            ahead = LOAD_AHEAD if rebuilding or (self.commands and self.rebuilds(self.commands[0])) else self.depth
-            if ring.queued() >= ahead or ring.free() <= 0:
-                ready, _, _ = select.select([self.wake_r], [], [], block_time)
-                unheard = 0 if ready else unheard + 1
-                if ready:
-                    os.read(self.wake_r, 4096)
-                    wait = self.late_start(rendering) if ring.queued() >= self.depth - 1 else 0.0
-                    if wait > 0 and not self.commands:
-                        # Another callback meanwhile means the server is catching up
-                        # after a stall: render at once then.
-                        select.select([self.wake_r], [], [], wait)
-                elif self.stream is not None and not self.stream.active:
-                    # PortAudio marks the stream inactive when the JACK server
-                    # quits or kicks us out, or the device is unplugged: no
-                    # callback will ever come again to make room.
-                    self.lost = "the audio stopped: the sound server quit or the device went away"
-                    break
-                elif self.stream is not None and unheard * block_time > SILENT_SERVER:
-                    self.lost = (f"the audio stopped: the sound server has asked for no sound for "
-                                 f"{SILENT_SERVER:g} s (JACK drops a client that stalls)")
-                    break
-                continue
-            if self.midi is not None:
-                self.midi.before_block(performance.sequencer)
-            # Blocks whose cost was planned for are not what a block costs: the
-            # ones rendered before the stream starts (the very first took
-            # 20 ms, and kept the note's wait away for 12 s as it decayed),
-            # and those near a rebuild of the schedule, which LOAD_AHEAD covers.
-            planned = self.stream is None or rebuilding
-            began = time.perf_counter()
-            if self.commands:
-                held += 1
-            try:
+        try:
+            while not performance.over:
+                if self.joining is not None:
+                    self.joined()
+                while self.link_news:
+                    self.send(("link", self.link_news.popleft()))
+                while self.commands:
+                    command = self.prepared(self.commands[0])
+                    if command is None:   # its files are being read: render on meanwhile
+                        held = 0          # (not yet waiting to be applied: the render-ahead comes after)
+                        break
+                    self.commands[0] = command   # made: what it rebuilds is known from now on
+                    if (self.rebuilds(command) and ring.queued() < LOAD_AHEAD and ring.free() > 0
+                            and held < LOAD_WAIT):
+                        break   # render further ahead first, so the rebuild cannot starve the callback
+                    self.commands.popleft()
+                    held = 0
+                    try:
+                        self.carry(command)
+                        self.apply(command)
+                    except SynthError as error:
+                        self.send(("error", str(error)))
+                due = self.engine.time + self.engine.blocksize
+                while self.timed and self.timed[0][0] < due:
+                    try:
+                        self.apply(heapq.heappop(self.timed)[2])
+                    except SynthError as error:
+                        self.send(("error", str(error)))
+                soon = self.engine.time + LOAD_AHEAD * self.engine.blocksize
+                playing = performance.sequencer
+                rebuilding = (self.engine.finishing or (self.timed and self.timed[0][0] < soon)
+                              or (playing is not None and playing.rebuilds_within(soon - self.engine.time)))
+                ahead = (LOAD_AHEAD if rebuilding or (self.commands and self.rebuilds(self.commands[0]))
+                         else self.depth)
+                if ring.queued() >= ahead or ring.free() <= 0:
+                    ready, _, _ = select.select([self.wake_r], [], [], block_time)
+                    unheard = 0 if ready else unheard + 1
+                    if ready:
+                        os.read(self.wake_r, 4096)
+                        wait = self.late_start(rendering) if ring.queued() >= self.depth - 1 else 0.0
+                        if wait > 0 and not self.commands:
+                            # Another callback meanwhile means the server is catching up
+                            # after a stall: render at once then.
+                            select.select([self.wake_r], [], [], wait)
+                    elif self.stream is not None and not self.stream.active:
+                        # PortAudio marks the stream inactive when the JACK server
+                        # quits or kicks us out, or the device is unplugged: no
+                        # callback will ever come again to make room.
+                        self.lost = "the audio stopped: the sound server quit or the device went away"
+                        break
+                    elif self.stream is not None and unheard * block_time > SILENT_SERVER:
+                        self.lost = (f"the audio stopped: the sound server has asked for no sound for "
+                                     f"{SILENT_SERVER:g} s (JACK drops a client that stalls)")
+                        break
+                    continue
+                if self.midi is not None:
+                    self.midi.before_block(performance.sequencer)
+                # Blocks whose cost was planned for are not what a block costs: the
+                # ones rendered before the stream starts (the very first took
+                # 20 ms, and kept the note's wait away for 12 s as it decayed),
+                # and those near a rebuild of the schedule, which LOAD_AHEAD covers.
+                planned = self.stream is None or rebuilding
+                began = time.perf_counter()
+                if self.commands:
+                    held += 1
                 block = performance.next_block()
-            except Exception as error:  # a bug of ours: say so and stop, rather than hang silent
-                broken(error)
-                break
-            if not planned:
-                rendering = max(time.perf_counter() - began, rendering * RENDER_DECAY)
-            self.tap.after_block(self.engine)
-            np.maximum(self.peak, np.abs(block).max(axis=1), out=self.peak)
-            if performance.length is not None:   # for the recorder, before the block it falls in
-                ring.header[LENGTH] = performance.length
-            ring.data[int(ring.header[WRITTEN]) % ring.slots] = block.T
-            ring.header[WRITTEN] += 1
-            if self.midi is not None:
-                self.midi.after_block(self.engine.time)
-            if sequencer is not None and sequencer.swapped_at != applied:
-                applied = sequencer.swapped_at
-                self.send(("applied", applied + 1, time.time()))
+                if not planned:
+                    rendering = max(time.perf_counter() - began, rendering * RENDER_DECAY)
+                self.tap.after_block(self.engine)
+                np.maximum(self.peak, np.abs(block).max(axis=1), out=self.peak)
+                if performance.length is not None:   # for the recorder, before the block it falls in
+                    ring.header[LENGTH] = performance.length
+                ring.data[int(ring.header[WRITTEN]) % ring.slots] = block.T
+                ring.header[WRITTEN] += 1
+                if self.midi is not None:
+                    self.midi.after_block(self.engine.time)
+                if sequencer is not None and sequencer.swapped_at != applied:
+                    applied = sequencer.swapped_at
+                    self.send(("applied", applied + 1, time.time()))
+        except Exception as error:   # a bug of ours, anywhere in the loop: say so and stop, rather than hang silent
+            self.send(("broke", f"the engine failed and stops: {type(error).__name__}: {error}"))
         ring.header[ENDED] = 1
         if self.midi is not None:
             self.midi.stop()
