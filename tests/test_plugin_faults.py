@@ -19,7 +19,7 @@ from synthcli.patch import Patch
 from synthcli.plugins import load_registry
 from synthcli.testing import peak_frequency
 
-from faulty import Deaf, Forgetful, Mistyped, Quitter, Rebinder, Returner, Uncountable, Unready, Warmer
+from faulty import REBINDS_AT, Deaf, Forgetful, Mistyped, Quitter, Rebinder, Returner, Uncountable, Unready, Warmer
 from test_entrypoints import install
 
 SR, BLOCK, BLOCKS = 48000, 256, 60
@@ -124,6 +124,8 @@ def test_a_mistake_in_process_is_reported_in_one_line_that_says_what_it_was(regi
         out, tail, stats = render(registry, kind, executor)
         assert np.abs(out[0][SR // 10:]).max() > 0.5 and not tail[1].any()
         assert stats["quarantined"] and re.fullmatch(reason, stats["reason"]), (executor, stats)
+        if kind == "rebinder":   # silent from the block it first assigned: not its last block played again
+            assert (out[1][:REBINDS_AT * BLOCK] == 0.5).all() and not out[1][REBINDS_AT * BLOCK:].any()
 
 
 def test_a_channel_count_that_raises_is_one_line_naming_the_module(registry):

@@ -37,8 +37,8 @@ class Step:
     built afresh for each schedule, and an edit's transition schedule
     plays only its fades): the gathers stay as they are."""
 
-    __slots__ = ("index", "name", "module", "inputs", "params", "outputs", "bound", "gathers", "choices", "ramps",
-                 "span", "delay_writes", "waits", "fade", "stats", "blocks", "seconds", "worst")
+    __slots__ = ("index", "name", "module", "inputs", "params", "outputs", "bound", "sounding", "gathers", "choices",
+                 "ramps", "span", "delay_writes", "waits", "fade", "stats", "blocks", "seconds", "worst")
 
     def __init__(self, index: int, node: Node, module: Module, board: Board, waits: tuple[int, ...],
                  fade: np.ndarray) -> None:
@@ -53,6 +53,7 @@ class Step:
         self.bound = tuple((label, views, k, v) for label, views in
                            (("inputs", self.inputs), ("params", self.params), ("outputs", self.outputs))
                            for k, v in views.items())
+        self.sounding = tuple(b for b in self.bound if b[0] == "outputs")
         self.gathers = []
         self.ramps = []
         self.fade = fade
@@ -179,7 +180,7 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
                 step.span[...] = 0.0
                 report(step.name, "process() returned a value, which the engine ignores: write the sound into "
                                   "outputs[NAME][...]")
-            elif step.blocks % PUBLISH_EVERY == 0 and (lost := rebound(step)):
+            elif lost := rebound(step.bound if step.blocks % PUBLISH_EVERY == 0 else step.sounding):
                 step.span[...] = 0.0
                 report(step.name, f"process() assigned {lost} instead of writing into it, so its sound was "
                                   f"lost (write {lost}[...] = ...)")
@@ -202,13 +203,16 @@ def run_step(step: Step, block: int, board: Board, report: Report) -> None:
         step.stats[BLOCKS], step.stats[SECONDS], step.stats[WORST] = step.blocks, step.seconds, step.worst
 
 
-def rebound(step: Step) -> str:
-    """The first of a step's views that its module replaced in the dict
-    (``outputs["out"] = x * g`` rather than ``outputs["out"][...] = ...``),
-    put back; "" when none was. Nothing else would ever show that module's
-    silence, and every sixteenth block (with the first) is check enough."""
+def rebound(bound: tuple) -> str:
+    """The first of these views (``Step.bound``) that the module replaced
+    in its dict (``outputs["out"] = x * g`` rather than ``outputs["out"][...]
+    = ...``), put back; "" when none was. Its outputs are looked at every
+    block: a block the module did not write into the board is the last one
+    played again, a buzz at the block rate until the fault silences it.
+    A replaced input or parameter only stops the module hearing it, and
+    every sixteenth block (with the first) is check enough."""
     lost = ""
-    for label, views, key, view in step.bound:
+    for label, views, key, view in bound:
         if views.get(key) is not view:
             lost = lost or f"{label}[{key!r}]"
             views[key] = view
