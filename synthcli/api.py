@@ -189,9 +189,9 @@ class Param:
                 value = dict(self.aliases).get(value, value)
             if isinstance(value, str) and value in self.choices:
                 return float(self.choices.index(value))
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                index = int(value)
-                if index == value and 0 <= index < len(self.choices):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < len(self.choices):
+                index = int(value)   # (compared first: int() of an infinity raises, of a NaN too)
+                if index == value:
                     return float(index)
             hint = did_you_mean(value, self.choices) if isinstance(value, str) else ""
             raise ValueError(f"expected one of {', '.join(self.choices)}{hint}")

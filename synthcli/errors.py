@@ -3,6 +3,7 @@
 place it happened."""
 from __future__ import annotations
 
+import os
 import re
 import signal
 from pathlib import Path
@@ -142,11 +143,31 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     return f", did you mean '{starting[0]}'?" if len(starting) == 1 else ""
 
 
+#: The longest name of one file or folder, in bytes (Linux's NAME_MAX).
+NAME_BYTES = 255
+
+
+def name_problem(path: str | Path) -> str | None:
+    """Why no file can have this name, or None. Asked before anything looks
+    at the file: a part over NAME_BYTES makes every look raise (is_file()
+    too), and a NUL cuts the name short in C, so soundfile wrote another
+    file than the one named."""
+    text = str(path)
+    if "\x00" in text:
+        return "a file name cannot hold a NUL character"
+    if any(len(os.fsencode(part)) > NAME_BYTES for part in Path(text).parts):
+        return f"the file name is too long (at most {NAME_BYTES} bytes between slashes)"
+    return None
+
+
 def check_output(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
     """Refuse, before any work, a file a command could not write: a minute
     of rendering should not end in an error about the file's name.
     ``suffixes`` are the kinds of file the command writes (".wav", ...);
     ``what`` names the option or command in the one line."""
+    problem = name_problem(path)
+    if problem is not None:
+        raise SynthError(f"{what} {str(path)!r}: {problem}")   # quoted: a NUL shows
     if path.suffix.lower() not in suffixes:
         kinds = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
         raise SynthError(f"{what} {path}: expected a {kinds} file")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from .errors import SynthError, UnknownModule, did_you_mean
+from .errors import SynthError, UnknownModule, did_you_mean, name_problem
 from .language import (Add, Command, Connect, Disconnect, Endpoint, Map, Midiout, Remove, Require, Set, Token,
                        lines, parse_text)
 from .plugins import ModuleType, Registry
@@ -277,7 +277,8 @@ class Patch:
             confine(coerced, path, *_CONFINED.get())
         except SynthError as error:
             raise error.at(col=value.col) from None
-        why = "it is a folder" if path.is_dir() else None if path.is_file() else "no such file"
+        why = name_problem(coerced) or ("it is a folder" if path.is_dir() else None if path.is_file()
+                                        else "no such file")
         if why is None and param.file == "sound":
             why = sound_problem(path)
         if why is not None:
@@ -425,6 +426,9 @@ def read_source(path: str | Path) -> str:
     """The text of a patch or song file, or a SynthError naming the file.
     A byte-order mark (Windows editors write one) is not part of the text:
     kept, it would make the first word an unknown command."""
+    problem = name_problem(path)
+    if problem is not None:
+        raise SynthError(f"cannot read: {problem}", source=repr(str(path)))
     path = Path(path)
     try:
         with path.open("rb") as file:

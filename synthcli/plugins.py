@@ -207,8 +207,9 @@ def _pip_source(name: str) -> str:
     """What to give pip for ``name``: the example plugins ship in synthcli's
     source tree (``plugins/``), not on PyPI."""
     from pathlib import Path
+    from .errors import name_problem
     tree = Path(__file__).resolve().parent.parent / "plugins" / name
-    if not (tree / "pyproject.toml").is_file():
+    if name_problem(name) is not None or not (tree / "pyproject.toml").is_file():
         return name
     try:
         return f"./{tree.relative_to(Path.cwd())}"

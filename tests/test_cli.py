@@ -180,6 +180,8 @@ def test_check_accepts_the_example_patches(registry):
     ("add vco a\nadd vco b\nconnect a.out b.out\n", "bad.patch:3:17: 'b.out' is an output"),
     ("add vco a freq=fast\n", "bad.patch:1:16: bad value 'fast' for vco.freq: expected a number"),
     ("add vco a freq=1e9\n", "out of range"),
+    ("require " + "a" * 256 + "\n", "bad.patch:1:9: this patch needs aaaa"),   # is_file() of it raised
+    ("add sampler s file=" + "a" * 256 + ".wav\n", "the file name is too long"),
 ])
 def test_bad_input_is_one_line_with_its_place_and_status_2(tmp_path, text, expected):
     bad = tmp_path / "bad.patch"
@@ -208,6 +210,7 @@ def test_missing_file_and_bad_flags(tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["render", BASIC, "-o", "{tmp}/missing/x.wav"], "-o {tmp}/missing/x.wav: no such directory '{tmp}/missing'"),
     (["render", BASIC, "-o", "{tmp}/x.mp3"], "-o {tmp}/x.mp3: expected a .wav or .wave file"),
+    (["render", BASIC, "-o", "{tmp}/" + "a" * 256 + ".wav"], "the file name is too long (at most 255 bytes"),
     (["render", BASIC, "-o", "{tmp}/x.wav", "--plot", "{tmp}/missing/p.png"], "--plot {tmp}/missing/p.png: no such"),
     (["render", BASIC, "-o", "{tmp}/x.wav", "--plot", "{tmp}/p.xyz"], "expected a .png, .svg or .pdf file"),
     (["render", BASIC, "-o", "{tmp}/x.wav", "--duration", "inf"], "a positive number of seconds, got inf"),

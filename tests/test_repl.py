@@ -667,6 +667,37 @@ def test_audio_restart_picks_the_song_up_at_the_bar_it_has_come_to(registry):
         session.execute("audio start")
 
 
+def test_a_file_name_no_file_can_have_is_refused_and_writes_nothing(session, tmp_path, monkeypatch):
+    """A NUL cut the name short where soundfile opened it: `render
+    keep.patch<NUL>.wav` overwrote keep.patch with a WAV. A name over 255
+    bytes made every look at it raise: an internal error."""
+    monkeypatch.chdir(tmp_path)
+    keep = tmp_path / "keep.patch"
+    keep.write_text("add vco o\nconnect o out\n")
+    session.execute("load keep.patch")
+    long = "a" * 256
+    for line, problem in [("render keep.patch\x00.wav 0.1", "a file name cannot hold a NUL character"),
+                          ("record keep.patch\x00.wav", "a file name cannot hold a NUL character"),
+                          ("save a\x00", "a file name cannot hold a NUL character"),
+                          ("load a\x00.seq", "a file name cannot hold a NUL character"),
+                          (f"save {long}", "the file name is too long"),
+                          (f"render {long}.wav", "the file name is too long"),
+                          (f"load {long}.seq", "the file name is too long")]:
+        with pytest.raises(SynthError, match=re.escape(problem)):
+            session.execute(line)
+    assert keep.read_text() == "add vco o\nconnect o out\n" and sorted(os.listdir(tmp_path)) == ["keep.patch"]
+
+
+def test_a_choice_knob_turned_to_infinity_is_refused(session):
+    """OSC's /synth/o/wave inf was dropped as an internal error (int() of
+    an infinity), with no /synth/error for the client."""
+    session.execute("add vco o wave=square")
+    for value in (float("inf"), float("-inf"), float("nan"), 5.0, -1.0):
+        with pytest.raises(SynthError, match="expected one of sine, saw, square, triangle, pulse"):
+            session.knob("o", "wave", value)
+    assert session.patch.modules["o"].params["wave"] == 2.0
+
+
 def test_help_in_a_window_squeezed_to_a_sliver_still_prints_every_word(session):
     session.columns = lambda: 5
     words = " ".join(session.execute("help").split())

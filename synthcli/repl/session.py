@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SynthError, UnknownModule, check_output, did_you_mean
+from ..errors import SynthError, UnknownModule, check_output, did_you_mean, name_problem
 from ..language import (COMMANDS, MAX_BARS, Add, At, Command, Length, Meter, Pattern, Remove, Tempo, lines,
                         parse_line, parse_text, tokenize, unquote)
 from ..patch import Instance, Patch, confine, confined, takes_note_length
@@ -316,6 +316,9 @@ class Session:
         the working directory when the command came from afar."""
         if not name.strip():   # Path("") is the working directory: `save ""` wrote the last file
             raise SynthError("the file name is empty")
+        problem = name_problem(name)
+        if problem is not None:
+            raise SynthError(f"{name!r}: {problem}")
         path = Path(name)
         confine(name, path, self.within)
         return path
