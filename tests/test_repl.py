@@ -633,6 +633,21 @@ def test_info_gives_a_note_lengths_value_at_the_tempo_of_the_bar_that_plays(regi
     assert shows.search(session.execute("info echo")).groups() == ("0.5", "90")
 
 
+def test_a_cable_that_closes_a_feedback_loop_says_so(session):
+    """The audit's filter fed back through a vca grew to full-scale noise
+    with no word; a loop is a musician's to make, but not unknowingly."""
+    run(session, "add vco a wave=saw freq=110", "add vcf f cutoff=800 res=0.3", "add vca v level=0.6",
+        "connect a f", "connect f v")
+    assert session.execute("connect v out") == ""
+    assert session.execute("connect v f") == (
+        "the cable v -> f closes a loop (v -> f -> v), through one block of delay: if it gains more than it "
+        "loses, it grows to full scale (undo takes it back)")
+    assert session.execute("connect a v.gain") == ""           # no way back from v to a
+    said = session.execute("add vca w\nconnect f w\nconnect w f.cutoff")
+    assert said.startswith("the cable w -> f closes a loop (w -> f -> w)") and said.count("closes a loop") == 1
+    assert session.execute("connect v v.gain").startswith("the cable v -> v closes a loop (v -> v)")
+
+
 def test_a_meter_with_no_pattern_yet_says_it_is_kept_as_a_tempo_does(session):
     """`meter 3/4` on a patch alone changed nothing audible without a word,
     where `tempo` said it was kept."""

@@ -141,6 +141,28 @@ def _components(names: list[str], succ: dict[str, list[str]]) -> list[list[str]]
     return found
 
 
+def loop_through(patch: Patch, cable: Cable) -> list[str] | None:
+    """The modules of a feedback loop that ``cable`` closes, from its source
+    round to it again (``["v", "f", "v"]``), or None: the shortest way back
+    from the cable's destination to its source, if there is one."""
+    came_from: dict[str, str | None] = {cable.dst: None}
+    frontier = [cable.dst]
+    while frontier and cable.src not in came_from:
+        following = []
+        for name in frontier:
+            for c in patch.cables:
+                if c.src == name and c.dst not in came_from:
+                    came_from[c.dst] = name
+                    following.append(c.dst)
+        frontier = following
+    if cable.src not in came_from:
+        return None
+    way = [cable.src]
+    while way[-1] != cable.dst:
+        way.append(came_from[way[-1]])
+    return [cable.src, *reversed(way)]
+
+
 def topological_order(patch: Patch) -> tuple[list[str], set[Cable]]:
     """The order modules run in, and the cables that close cycles.
 

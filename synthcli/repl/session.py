@@ -198,6 +198,7 @@ class Session:
         # on replay, which is not remote.
         self._journal({"edit": text})
         label = str(commands[0]) if len(commands) == 1 else f"a block of {len(commands)} commands"
+        closed = self._loops_closed(patch)
         self._commit(self._snapshot(patch, timeline, label), song)
         for command in commands:
             if self.linked and isinstance(command, Tempo):   # with Link on, the tempo is everybody's
@@ -213,10 +214,27 @@ class Session:
                            ", and for note lengths (set NAME.time 1/8)"))
         if patternless and any(isinstance(c, Meter) for c in commands):
             said.append("the song has no pattern yet: the meter is kept for when it has one")
+        said += closed
         if implied is not None:
             said.append(f"the song is {implied} bar{'s' if implied != 1 else ''} long now (`length BARS` changes "
                         f"it): a saved song ends there; live, it plays on until `stop`")
         return "; ".join(said)
+
+    def _loops_closed(self, patch: Patch) -> list[str]:
+        """A word on each feedback loop the edit closed, which the audit
+        found accepted in silence: a filter fed back through a vca at 0.6
+        grew by 70 dB a second, heard as full-scale noise through the
+        master's soft clip, until its numbers overflowed ten seconds on."""
+        from ..engine.schedule import loop_through
+        said, seen, before = [], set(), set(self.patch.cables)
+        for cable in reversed([c for c in patch.cables if c not in before]):   # the last cable of a loop closes it
+            loop = loop_through(patch, cable)
+            if loop is not None and frozenset(loop) not in seen:
+                seen.add(frozenset(loop))
+                said.insert(0, f"the cable {cable.src} -> {cable.dst} closes a loop ({' -> '.join(loop)}), through one "
+                            f"block of delay: if it gains more than it loses, it grows to full scale (undo takes "
+                            f"it back)")
+        return said
 
     def _drop_what_needs(self, removed: set[str], patch: Patch, timeline: Timeline,
                          fresh: list[Command]) -> list[Command]:
