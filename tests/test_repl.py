@@ -648,6 +648,27 @@ def test_a_cable_that_closes_a_feedback_loop_says_so(session):
     assert session.execute("connect v v.gain").startswith("the cable v -> v closes a loop (v -> v)")
 
 
+def test_a_module_where_a_parameter_belongs_or_a_parameter_for_info_says_what_to_write(session):
+    session.execute("add vco vco1")
+    with pytest.raises(SynthError, match=re.escape("expected NAME.PARAM, got 'vco1': write vco1.PARAM "
+                                                   "(`info vco1` lists them)")):
+        session.execute("set vco1 300")
+    with pytest.raises(SynthError, match=re.escape("info takes a module or module type, not one of its ports "
+                                                   "or parameters: info vco1")):
+        session.execute("info vco1.freq")
+    with pytest.raises(SynthError, match=re.escape("no module or module type 'nosuch.freq'")):
+        session.execute("info nosuch.freq")
+
+
+def test_play_from_a_bar_past_the_songs_end_says_so(session):
+    """`play 99` of a 16-bar song started in silence, without a word."""
+    run(session, "add keys kb", "add vco o", "connect kb.voct o.voct", "connect o out", 'pattern kb "c3"',
+        "length 16")
+    assert session.execute("play 99") == ("the song is 16 bars long: bar 99 is past its end, and it plays on "
+                                          "from there as it would after its last bar")
+    assert session.execute("play 16") == ""
+
+
 def test_a_meter_with_no_pattern_yet_says_it_is_kept_as_a_tempo_does(session):
     """`meter 3/4` on a patch alone changed nothing audible without a word,
     where `tempo` said it was kept."""

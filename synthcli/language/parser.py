@@ -153,7 +153,8 @@ def _parse_set(words: list[Token], line: int) -> Set:
     _expect_args(words, line, 2, 2, syntax)
     target = _endpoint(words[1], line)
     if target.port is None:
-        raise _fail(f"expected NAME.PARAM, got '{words[1]}'", line, words[1].col)
+        raise _fail(f"expected NAME.PARAM, got '{words[1]}': write {words[1]}.PARAM (`info {words[1]}` lists "
+                    f"them)", line, words[1].col)
     return Set(line, words[0].col, target, words[2])
 
 

@@ -738,6 +738,9 @@ class Session:
         song = Song(self.registry, self.song_text)
         self.transport.play(song, self.clock(), start)
         self.sound.start_song(self.song_text, start)
+        if song.length is not None and start >= song.length:   # `play 99` for `play 9`, most likely
+            return (f"the song is {song.length} bar{'s' if song.length != 1 else ''} long: bar {bar} is past its "
+                    f"end, and it plays on from there as it would after its last bar")
         return ""
 
     def do_stop(self) -> str:

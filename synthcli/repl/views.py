@@ -104,6 +104,9 @@ def info(name: str, patch: Patch, registry, width: int | None = None, tempo: Fra
         return _instance(name, inst, patch, width, patch.tempo if tempo is None else tempo)
     if name in registry:
         return _type(registry.get(name), width)
+    module, dot, _ = name.partition(".")
+    if dot and (module in patch.modules or module in registry):   # `info s.freq`: the module's info has it
+        raise SynthError(f"info takes a module or module type, not one of its ports or parameters: info {module}")
     raise SynthError(f"no module or module type '{name}'{did_you_mean(name, [*patch.modules, *registry.types])}")
 
 
