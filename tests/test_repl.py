@@ -909,7 +909,7 @@ def test_the_toolbar_and_the_fault_lines(session):
     assert level_meter(10 ** (-98 / 20)).endswith(" -98 dB")
     # The master's soft clip keeps its output under 1.0: a mix over full
     # scale must still read CLIP, and one just under it must not.
-    for amplitude, clipped in ((0.99, False), (1.01, True), (3.0, True)):
+    for amplitude, clipped in ((0.99, False), (1.0, False), (1.01, True), (3.0, True)):
         patch = Patch(session.registry)
         patch.load_text(f"add vco a wave=sine freq=100\nconnect a out\nset out.level {amplitude}\n")
         with Engine(session.registry, SR, BLOCK) as engine:

@@ -13,8 +13,9 @@ from ..engine.jit import kernel
 #: it (past 4.37, where the sum rounds to 1) reaches.
 SOFT_CLIP_KNEE = 0.8
 #: What the knee makes of a sum at full scale. The output itself never
-#: reaches 1.0, so a peak at or over this is what tells that the mix went
-#: over full scale and was clipped (the REPL's meter says CLIP).
+#: reaches 1.0, so a peak over this is what tells that the mix went over
+#: full scale and was clipped (the REPL's meter says CLIP); one at it is a
+#: lone oscillator at its full swing, which is not over.
 CLIPPED = SOFT_CLIP_KNEE + (1.0 - SOFT_CLIP_KNEE) * math.tanh(1.0)
 
 

@@ -32,7 +32,7 @@ def level_meter(peak: float) -> str:
     filled = max(0.0, min(1.0, 1 + db / METER_DB)) * CELLS
     whole = int(filled)
     cells = "█" * whole + (EIGHTHS[int((filled - whole) * 8)] if whole < CELLS else "")
-    label = "CLIP" if peak >= CLIPPED else f"{min(0, round(db))} dB"
+    label = "CLIP" if peak > CLIPPED else f"{min(0, round(db))} dB"
     return f"[{cells.ljust(CELLS)}] {label:>6}"
 
 
