@@ -57,6 +57,7 @@ class Registry:
     packages: dict[str, str] = field(default_factory=dict)     # loaded plugin distributions -> version
     skipped: set[str] = field(default_factory=set)             # installed but disabled or safe mode
     broken: dict[str, str] = field(default_factory=dict)       # installed but would not load -> why
+    refused: dict[str, str] = field(default_factory=dict)      # type name of a skipped declaration -> its line
 
     def unmet(self, requirement: str, what: str = "file") -> str | None:
         """Why ``requirement`` (``synthcli-foo>=1.2``) is not met, as the
@@ -97,6 +98,8 @@ class Registry:
             if canonicalize_name(found.package) not in prefer:
                 found = next((entry for entry in self.qualified.values() if entry.name == name
                               and canonicalize_name(entry.package) in prefer), found)
+        if found is None and name.rpartition(":")[2] in self.refused:   # warned of at start-up, long scrolled away
+            raise SynthError(f"unknown module type '{name}': {self.refused[name.rpartition(':')[2]]}")
         if found is None:
             hint = did_you_mean(name, self.types)
             if self.skipped:   # it may be one of theirs, whatever it is near among ours
@@ -118,6 +121,8 @@ class Registry:
             problem = f"cannot read its declaration: {one_line(error)}"
         if problem:
             self.problems.append(f"{package}: skipped module {getattr(cls, '__name__', cls)!r}: {problem}")
+            if isinstance(getattr(cls, "type_name", None), str):
+                self.refused.setdefault(cls.type_name, self.problems[-1])
             return False
         entry = ModuleType(cls, package, version)
         if entry.qualified_name in self.qualified:

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from synthcli.api import API_VERSION
-from synthcli.plugins import api_mismatch
+from synthcli.api import API_VERSION, Module, Port
+from synthcli.errors import SynthError
+from synthcli.plugins import Registry, api_mismatch
 from synthcli.testing import peak_frequency
 
 ROOT = Path(__file__).parent.parent
@@ -216,6 +217,27 @@ BROKEN = {
          "is not importable by name (define it at the top level of a module); --executor processes leaves it "
          "silent, and auto runs it in synthcli's own process, unguarded"),
 }
+
+
+def test_a_type_whose_declaration_was_skipped_says_why_when_it_is_added():
+    """The start-up warning had long scrolled away when `add badport b`
+    said only "unknown module type 'badport'"."""
+    class BadPort(Module):
+        type_name = "badport"
+        inputs = (Port("in put"),)
+        outputs = (Port("out"),)
+
+        def process(self, inputs, params, outputs):
+            outputs["out"][...] = 0.0
+
+    registry = Registry()
+    assert registry.add(BadPort, "synthcli-badport", "0.1.0") is False
+    why = "synthcli-badport: skipped module 'BadPort': input name 'in put' is not an identifier"
+    assert registry.problems == [why]
+    for name in ("badport", "synthcli-badport:badport"):
+        with pytest.raises(SynthError) as caught:
+            registry.get(name)
+        assert str(caught.value) == f"unknown module type '{name}': {why}"
 
 
 @pytest.mark.parametrize("declared, line", [
