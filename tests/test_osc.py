@@ -272,6 +272,9 @@ def test_play_and_stop_without_a_song_are_refused_aloud(served):
     oscsend(port, "/synth/play", "i", "3")                 # as `play 3`: the song starts at bar 3
     assert wait_for(lambda: control.session.transport.playing)
     assert control.session.transport.segments[0][0] == 2 and len(logged) == 3, logged
+    oscsend(port, "/synth/play", "i", "9")                 # past the end: played, not refused
+    assert wait_for(lambda: control.session.transport.segments[0][0] == 8)
+    assert len(logged) == 3 and control.osc.counts["refused"] == 3, logged
 
 
 @needs_liblo
@@ -752,7 +755,7 @@ def test_the_address_tables_in_the_docs_are_generated_from_the_server(served):
     control, port, logged = served
     session = control.session
     # Named as in songs/demo.seq, which the examples are written for; a song to play.
-    control.execute('add vcf padf cutoff=900\nconnect o padf\nadd keys bass\nlength 4\npattern kb "c3 e3"')
+    control.execute('add vcf padf cutoff=900\nconnect o padf\nadd keys bass\nlength 12\npattern kb "c3 e3"')
     dump = Dump()
     answer = []
 

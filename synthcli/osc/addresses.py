@@ -38,7 +38,7 @@ ADDRESSES: tuple[Address, ...] = (
             "next bar) and its note lengths' (`time=3/16`); with no pattern yet, the result says it is kept",
             "/synth/tempo f 126.0"),
     Address("/synth/play", ("", "i"), "start the song from bar 1, or from bar N (`i`, as `play N`; refused while "
-            "there is no song)", "/synth/play i 9"),
+            "there is no song; a bar past its end is played, and the result says so)", "/synth/play i 9"),
     Address("/synth/stop", ("",), "stop the song's patterns; the patch keeps sounding (refused when none plays)",
             "/synth/stop"),
     Address("/synth/reply", ("i",), "send replies to this port on the sender's host; without it, errors go "

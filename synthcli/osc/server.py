@@ -342,19 +342,23 @@ class OscServer:
     def on_tempo(self, bpm, sender) -> str:
         return self.control.execute(f"tempo {bpm:g}", remote=True)
 
-    def on_play(self, bar=None, sender=None) -> None:
-        self._transport("play" if bar is None else f"play {bar}")
+    def on_play(self, bar=None, sender=None) -> str:
+        return self._transport("play" if bar is None else f"play {bar}")
 
-    def on_stop(self, sender) -> None:
-        self._transport("stop")
+    def on_stop(self, sender) -> str:
+        return self._transport("stop")
 
-    def _transport(self, verb: str) -> None:
-        """``play`` and ``stop`` say something only when they did nothing
-        (no song yet, nothing playing): a sender with no reply port would
-        never hear that, so it is a refusal, logged and sent back."""
+    def _transport(self, verb: str) -> str:
+        """What ``play`` or ``stop`` said when it did nothing (no song yet,
+        nothing playing) is a refusal, logged and sent back, as a sender
+        with no reply port would never hear it; what it said as it did
+        something (a bar past the song's end) is the result."""
+        transport = self.control.session.transport
+        before = transport.segments   # replaced whole by a play or a stop that happens
         said = self.control.execute(verb, remote=True)
-        if said:
+        if said and transport.segments is before:
             raise SynthError(said)
+        return said
 
     def on_reply(self, port: int, sender) -> None:
         if not 0 < port < 65536:
