@@ -254,11 +254,10 @@ def warn_unplugged(file: Path, song) -> None:
     """An input that an `at` leaves with no cable reads its unconnected
     value from then on, which for an adsr's gate is high: the envelope
     sustains what it shapes to the end of the tail."""
+    from .sequencer.song import reads_unconnected
     for command, where, port in song.unplugged:
-        doc = port.doc.partition("unconnected ")[2]
-        reads = f"unconnected {doc}" if doc else f"unconnected it reads {port.default:g}"
-        typer.echo(f"warning: {file}:{command.line}: `{command}` leaves {where} with no cable: {reads}; "
-                   f"to end a part, give its pattern rests (\"~\") instead", err=True)
+        typer.echo(f"warning: {file}:{command.line}: `{command}` leaves {where} with no cable: "
+                   f"{reads_unconnected(port)}; to end a part, give its pattern rests (\"~\") instead", err=True)
 
 
 def warn_restated(file: Path, song) -> None:

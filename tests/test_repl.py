@@ -229,9 +229,9 @@ def test_load_replaces_the_patch_and_keeps_a_song_that_fits(session, tmp_path):
     patch.write_text("add vco o\nconnect o.out out.in\n")
     note = session.execute(f"load {patch}")
     assert note == (f"loaded {patch} (patch: 1 module, 1 cable); "
-                    "the song's time commands did not fit this patch and were cleared: the song's "
-                    "'pattern pad \"<[c3,e3,g3] [a2,c3,e3] [f2,a2,c3] [g2,b2,d3]>\" legato=0.9' "
-                    "needs 'pad'; undo brings them back")
+                    "the song did not fit this patch and was cleared (2 patterns, 3 `at` commands, tempo 120, "
+                    "length 4): the song's 'pattern pad \"<[c3,e3,g3] [a2,c3,e3] [f2,a2,c3] [g2,b2,d3]>\" "
+                    "legato=0.9' needs 'pad'; undo brings it back")
     assert session.song_text == patch.read_text()
     run(session, "undo")
     assert 'pattern pad "' in session.song_text
@@ -667,6 +667,17 @@ def test_play_from_a_bar_past_the_songs_end_says_so(session):
     assert session.execute("play 99") == ("the song is 16 bars long: bar 99 is past its end, and it plays on "
                                           "from there as it would after its last bar")
     assert session.execute("play 16") == ""
+
+
+def test_an_edit_that_leaves_an_input_reading_high_unconnected_says_so(session):
+    """`remove bass` turned a stopped song's silence into a held note with
+    no word of why: the adsr's gate, with no cable, reads high."""
+    run(session, "add keys kb", "add vco o", "add adsr env", "add vca amp", "connect kb.voct o.voct",
+        "connect kb.gate env.gate", "connect o amp", "connect env amp.gain", "connect amp out")
+    assert session.execute("remove kb") == ("env.gate has no cable now: unconnected it reads high, so the "
+                                            "envelope attacks once and sustains")
+    assert session.execute("disconnect o amp") == ""                     # an audio input reads 0: silence
+    assert session.execute("remove env") == "amp.gain has no cable now: unconnected it reads 1"
 
 
 def test_a_meter_with_no_pattern_yet_says_it_is_kept_as_a_tempo_does(session):

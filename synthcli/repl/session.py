@@ -198,7 +198,7 @@ class Session:
         # on replay, which is not remote.
         self._journal({"edit": text})
         label = str(commands[0]) if len(commands) == 1 else f"a block of {len(commands)} commands"
-        closed = self._loops_closed(patch)
+        closed = self._loops_closed(patch) + self._left_unplugged(patch)
         self._commit(self._snapshot(patch, timeline, label), song)
         for command in commands:
             if self.linked and isinstance(command, Tempo):   # with Link on, the tempo is everybody's
@@ -235,6 +235,16 @@ class Session:
                             f"block of delay: if it gains more than it loses, it grows to full scale (undo takes "
                             f"it back)")
         return said
+
+    def _left_unplugged(self, patch: Patch) -> list[str]:
+        """A word on each input the edit left with no cable that reads
+        other than 0 unconnected: the musician's audit heard `remove bass`
+        turn a stopped song's silence into a held C4, as the bass's adsr
+        gate went high."""
+        from ..sequencer.song import reads_unconnected, unplugged
+        fed = {(c.dst, c.dst_port) for c in self.patch.cables}
+        return [f"{module}.{port.name} has no cable now: {reads_unconnected(port)}"
+                for module, port in unplugged(fed, patch)]
 
     def _drop_what_needs(self, removed: set[str], patch: Patch, timeline: Timeline,
                          fresh: list[Command]) -> list[Command]:
@@ -567,10 +577,16 @@ class Session:
         except SynthError as error:
             if song_file or not timeline:
                 raise error.at(source=str(path))
+            # All of it goes, not just what did not fit, which the line names first: it said
+            # only that, and the musician's audit found the rest of the song gone too.
+            head, _ = timeline.lines()
+            cleared = ", ".join([views.count(n, what) for n, what in (
+                (sum(isinstance(c, Pattern) for c in timeline.commands), "pattern"),
+                (sum(isinstance(c, At) for c in timeline.commands), "`at` command")) if n] + head)
             timeline = Timeline()
             song = self._check(patch, timeline, [])
-            note = (f"the song's time commands did not fit this patch and were cleared: {error.message}; "
-                    f"undo brings them back")
+            note = (f"the song did not fit this patch and was cleared ({cleared}): {error.message}; "
+                    f"undo brings it back")
         # What a save of this file alone would write: a patch file's patch, a song file's song.
         canonical = timeline.song_text(patch) if song_file else patch.to_text()
         self._commit(Snapshot(patch, timeline, f"load {path}", path, path if canonical != text else None, text), song)

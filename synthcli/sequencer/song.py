@@ -418,6 +418,13 @@ def unplugged(fed: set[tuple[str, str]], patch: Patch) -> list[tuple[str, object
     return [(module, port) for module, port in ports if port is not None and port.default != 0.0]
 
 
+def reads_unconnected(port) -> str:
+    """What an input reads with no cable, as its doc says it (an adsr's
+    gate: "unconnected it reads high: a held note") or by its default."""
+    doc = port.doc.partition("unconnected ")[2]
+    return f"unconnected {doc}" if doc else f"unconnected it reads {port.default:g}"
+
+
 def same_shape(old: Patch, new: Patch) -> bool:
     """Whether ``new`` is ``old`` with other values only: the engine glides
     to it without rebuilding its schedule."""
