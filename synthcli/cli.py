@@ -383,16 +383,20 @@ def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> None
     def stamp() -> tuple | None:   # a file left from before is not this render's
         return (output.stat().st_ino, output.stat().st_mtime_ns) if output.exists() else None
     before = stamp()
-    dump = tempfile.TemporaryFile()
+    dump, hangs = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     sys.stdout.flush()
     sys.stderr.flush()
     child = os.fork()
     if child == 0:
-        crashes.witness(dump)
+        crashes.witness(dump, hangs)
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the terminal's Ctrl-C reaches the child too; it reports
     for number in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, lambda signum, frame: os.kill(child, signum))
+    import threading
+    threading.Thread(target=crashes.watch_for_a_hang, args=(child, output, hangs, reg,
+                                                             lambda line: typer.echo(line, err=True)),
+                     name="synthcli-hang-watch", daemon=True).start()
     code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
     if code < 0 and -code not in (signal.SIGTERM, signal.SIGHUP, signal.SIGKILL):
         import soundfile

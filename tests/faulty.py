@@ -249,3 +249,7 @@ class Crash(Module):
 def register_modules(register):
     register(Crash)
 """
+
+
+HANGING_PLUGIN = CRASHING_PLUGIN.replace("import ctypes", "import time").replace(
+    "ctypes.string_at(0)", "time.sleep(100)").replace('"crash"', '"hang"').replace("Crash", "Hang")

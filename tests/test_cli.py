@@ -630,6 +630,34 @@ def test_a_plugin_that_crashes_a_render_is_survived_or_said(site, tmp_path, exec
     assert len(soundfile.read(str(out))[0]) == len(data)
 
 
+def test_a_module_that_hangs_an_inline_render_is_named_and_ctrl_c_keeps_the_file(site, tmp_path):
+    """Under inline nothing ends a module's hang: the render waited for
+    ever without a word (the plugin audit's time.sleep(100) in process())."""
+    from faulty import HANGING_PLUGIN
+    from synthcli.engine.crashes import HANG_SECONDS
+    from test_entrypoints import fake_plugin
+    fake_plugin(site, "synthcli-hang", HANGING_PLUGIN)
+    env = {k: v for k, v in os.environ.items() if k != "SYNTHCLI_DISABLE_PLUGINS"}
+    patch = tmp_path / "p.patch"
+    patch.write_text("add hang h\nconnect h out\n")
+    out = tmp_path / "out.wav"
+    render = subprocess.Popen([sys.executable, "-m", "synthcli.cli", "render", str(patch), "-d", "3", "-o", str(out),
+                               "-x", "inline", "-q"], cwd=ROOT, env={**env, "PYTHONPATH": str(site)},
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    began = time.monotonic()
+    line = render.stderr.readline()
+    waited = time.monotonic() - began
+    os.killpg(render.pid, signal.SIGINT)     # Ctrl-C, as a terminal sends it to the whole group
+    rest = render.communicate(timeout=30)[1]
+    assert line == ("warning: synth render has written nothing for 10 s, in the process() of module type 'hang' "
+                    "(from synthcli-hang 1.0); it may hang: here no deadline ends a module, and Ctrl-C keeps what "
+                    "was rendered (--executor processes would end it at its deadline)\n"), line
+    assert HANG_SECONDS <= waited < HANG_SECONDS + 15
+    assert render.returncode == 130 and rest.startswith("interrupted"), rest
+    data, rate = soundfile.read(str(out))
+    assert len(data) > rate // 10 and np.abs(data[rate // 100:, 0] - 0.1).max() < 1e-6   # its first blocks, after the fade-in
+
+
 def test_a_crash_under_auto_of_a_module_no_worker_can_host_is_said(site, tmp_path):
     """A class made inside a function cannot travel to a worker process:
     the registry warns of it at load, auto keeps the patch in its own

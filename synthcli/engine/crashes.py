@@ -12,8 +12,12 @@ its frames are matched against the registered module types' methods.
 from __future__ import annotations
 
 import faulthandler
+import os
 import re
-from typing import IO
+import signal
+import time
+from pathlib import Path
+from typing import IO, Callable
 
 from ..errors import exit_reason
 
@@ -23,10 +27,52 @@ IN_PROCESS = ("inline", "threads")
 _FRAME = re.compile(r'^\s*File "(.+)", line (\d+) in (\S+)$', re.M)
 
 
-def witness(dump: IO) -> None:
+#: Seconds a render in synthcli's own process may write nothing before the
+#: watching process looks for a module that hangs (see watch_for_a_hang).
+HANG_SECONDS = 10.0
+
+
+def witness(dump: IO, hangs: IO | None = None) -> None:
     """Have a crash of this process write its crashing thread's stack to
-    ``dump`` (an open file the watching process can read afterwards)."""
+    ``dump`` (an open file the watching process can read afterwards), and
+    a SIGUSR1 write every thread's stack to ``hangs``, if given, and go
+    on (see watch_for_a_hang)."""
     faulthandler.enable(dump, all_threads=False)
+    if hangs is not None:
+        faulthandler.register(signal.SIGUSR1, file=hangs, all_threads=True)   # threads: a worker thread's
+
+
+def watch_for_a_hang(child: int, output: Path, hangs: IO, registry, say: Callable[[str], None]) -> None:
+    """Say once, in the watching process, when the render in ``child`` has
+    written nothing to ``output`` for HANG_SECONDS while one of a module's
+    methods runs: under inline no deadline ends a hang, and the render
+    would wait for ever in silence (the plugin audit's ``time.sleep(100)``
+    in process()). Nothing is said while our own code runs, a slow start
+    say: only a module can hang the render. Runs on a daemon thread."""
+    size, since = None, time.monotonic()
+    while True:
+        time.sleep(1.0)
+        now = time.monotonic()
+        try:
+            grown = output.stat().st_size
+        except OSError:
+            grown = None
+        if grown != size:
+            size, since = grown, now
+            continue
+        if now - since < HANG_SECONDS:
+            continue
+        seen = hangs.seek(0, 2)
+        os.kill(child, signal.SIGUSR1)
+        time.sleep(0.2)
+        hangs.seek(seen)
+        where = culprit(hangs.read().decode(errors="replace"), registry)
+        if where is not None:
+            say(f"warning: synth render has written nothing for {now - since:.0f} s, in {where}; it may hang: "
+                f"here no deadline ends a module, and Ctrl-C keeps what was rendered (--executor processes "
+                f"would end it at its deadline)")
+            return
+        since = now
 
 
 def culprit(dump: str, registry) -> str | None:
