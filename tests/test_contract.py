@@ -5,7 +5,7 @@ the engine would silence, and the registry what it could not run."""
 import numpy as np
 import pytest
 
-from synthcli.api import Module, Param, Port
+from synthcli.api import Module, NoteOff, NoteOn, Param, Port
 from synthcli.plugins import check_module_class
 from synthcli.testing import check_module, render_module, render_song
 
@@ -83,6 +83,21 @@ def test_what_the_engine_would_silence_fails_the_helpers(cls, why):
     for check in (lambda: render_module(cls, 2), lambda: check_module(cls)):
         with pytest.raises(AssertionError, match=why):
             check()
+
+
+def test_every_built_in_writes_into_its_outputs(registry):
+    """The engine looks every block for a plugin's output assigned instead
+    of written into (its last block would buzz on until the next look) but
+    only every sixteenth at the built-ins' (engine/steps.py, Step.sounding):
+    this holds them to it, as render_module looks every block."""
+    from synthcli.engine.steps import BUILTIN_MODULES
+    from synthcli.plugins import BUILTIN_PACKAGE
+    built_in = [entry.cls for entry in registry.qualified.values() if entry.package == BUILTIN_PACKAGE]
+    assert len(built_in) > 20 and all(cls.__module__.startswith(BUILTIN_MODULES) for cls in built_in)
+    for cls in built_in:
+        if not any(p.file for p in cls.params):
+            render_module(cls, 4, channels=2, events=[(300, NoteOn(60.0)), (700, NoteOff(60.0))]
+                          if cls.accepts_notes else None)
 
 
 def test_render_song_fails_with_the_fault_the_engine_silenced():
