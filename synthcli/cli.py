@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Callable, NoReturn, Optional
 
 # Plain click output: help answers without loading rich, and usage errors
 # stay one short paragraph instead of a drawn box.
@@ -323,8 +323,9 @@ def render(
     if duration is None and (song is None or timeless(song)):
         from .sequencer.song import PATCH_SECONDS
         duration = PATCH_SECONDS
+    moved_on = None   # in a watched render, what tells the watching process it is not stuck
     if executor in ("inline", "threads") or (executor == "auto" and unguarded(reg, patch, song)):
-        watch_for_a_crash(output, samplerate, executor, reg)
+        moved_on = watch_for_a_crash(output, samplerate, executor, reg)
     try:
         frames = asked = None if duration is None else frames_for(duration, samplerate)
         with Engine(reg, samplerate, blocksize, executor=executor, workers=workers,
@@ -339,7 +340,11 @@ def render(
                 performance = Performance(engine, song, frames, start=start)
             try:
                 with Progress(quiet) as progress:
-                    frames = render_to_wav(performance, output, frames, fmt, progress.update)
+                    def told(fraction: float) -> None:
+                        progress.update(fraction)
+                        if moved_on is not None:
+                            moved_on()
+                    frames = render_to_wav(performance, output, frames, fmt, told)
             except RenderInterrupted as stopped:
                 typer.echo(str(stopped), err=True)
                 raise typer.Exit(stopped.code) from None
@@ -368,13 +373,15 @@ def unguarded(reg, patch, song) -> bool:
     return any(inst.type in alone for each in patches for inst in each.modules.values())
 
 
-def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> None:
+def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> Callable[[], None]:
     """Under ``--executor inline`` or ``threads`` every module runs in this
     process (and under ``auto`` with a module only this process can run),
     where a plugin's segfault would end the render with no word
     but the shell's "Segmentation fault". So it forks: the child renders,
     and this process only waits, to say in one line what became of it, in
-    which module (see engine/crashes.py), and of the file."""
+    which module (see engine/crashes.py), and of the file, or that a
+    module seems to hang. Returns, in the child, what to call as the render
+    moves on; this process never returns."""
     import signal
     import tempfile
 
@@ -383,18 +390,18 @@ def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> None
     def stamp() -> tuple | None:   # a file left from before is not this render's
         return (output.stat().st_ino, output.stat().st_mtime_ns) if output.exists() else None
     before = stamp()
-    dump, hangs = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    dump, hangs, beats = tempfile.TemporaryFile(), tempfile.TemporaryFile(), crashes.beats()
     sys.stdout.flush()
     sys.stderr.flush()
     child = os.fork()
     if child == 0:
         crashes.witness(dump, hangs)
-        return
+        return lambda: crashes.beat(beats)
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the terminal's Ctrl-C reaches the child too; it reports
     for number in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, lambda signum, frame: os.kill(child, signum))
     import threading
-    threading.Thread(target=crashes.watch_for_a_hang, args=(child, output, hangs, reg,
+    threading.Thread(target=crashes.watch_for_a_hang, args=(child, output, beats, hangs, reg,
                                                              lambda line: typer.echo(line, err=True)),
                      name="synthcli-hang-watch", daemon=True).start()
     code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])

@@ -251,5 +251,22 @@ def register_modules(register):
 """
 
 
-HANGING_PLUGIN = CRASHING_PLUGIN.replace("import ctypes", "import time").replace(
-    "ctypes.string_at(0)", "time.sleep(100)").replace('"crash"', '"hang"').replace("Crash", "Hang")
+#: Slow, 0.17 s a block, for its first SLOW_BLOCKS blocks (12 s, more than
+#: engine.crashes.HANG_SECONDS before a render writes its first 64 blocks),
+#: then it hangs.
+SLOW_BLOCKS = 70
+HANGING_PLUGIN = f"""
+import time
+class Hang(Module):
+    type_name = "hang"
+    outputs = (Port("out"),)
+    def setup(self):
+        self.blocks = 0
+    def process(self, inputs, params, outputs):
+        self.blocks += 1
+        time.sleep(0.17 if self.blocks <= {SLOW_BLOCKS} else 100)
+        outputs["out"][:] = 0.1
+@hookimpl
+def register_modules(register):
+    register(Hang)
+"""

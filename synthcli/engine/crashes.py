@@ -12,6 +12,7 @@ its frames are matched against the registered module types' methods.
 from __future__ import annotations
 
 import faulthandler
+import mmap
 import os
 import re
 import signal
@@ -32,6 +33,17 @@ _FRAME = re.compile(r'^\s*File "(.+)", line (\d+) in (\S+)$', re.M)
 HANG_SECONDS = 10.0
 
 
+def beats() -> mmap.mmap:
+    """A byte shared with the processes forked after it is made, for
+    :func:`beat` and :func:`watch_for_a_hang`."""
+    return mmap.mmap(-1, 1)
+
+
+def beat(beats: mmap.mmap) -> None:
+    """The render has moved on (a watched render's child calls it)."""
+    beats[0] = (beats[0] + 1) % 256
+
+
 def witness(dump: IO, hangs: IO | None = None) -> None:
     """Have a crash of this process write its crashing thread's stack to
     ``dump`` (an open file the watching process can read afterwards), and
@@ -42,30 +54,38 @@ def witness(dump: IO, hangs: IO | None = None) -> None:
         faulthandler.register(signal.SIGUSR1, file=hangs, all_threads=True)   # threads: a worker thread's
 
 
-def watch_for_a_hang(child: int, output: Path, hangs: IO, registry, say: Callable[[str], None]) -> None:
+def watch_for_a_hang(child: int, output: Path, beats: mmap.mmap, hangs: IO, registry,
+                     say: Callable[[str], None]) -> None:
     """Say once, in the watching process, when the render in ``child`` has
-    written nothing to ``output`` for HANG_SECONDS while one of a module's
-    methods runs: under inline no deadline ends a hang, and the render
-    would wait for ever in silence (the plugin audit's ``time.sleep(100)``
-    in process()). Nothing is said while our own code runs, a slow start
-    say: only a module can hang the render. Runs on a daemon thread."""
-    size, since = None, time.monotonic()
+    made no progress for HANG_SECONDS while one of a module's methods runs:
+    under inline no deadline ends a hang, and the render would wait for
+    ever in silence (the plugin audit's ``time.sleep(100)`` in process()).
+    Progress is a beat (see :func:`beat`), which the render gives as it
+    reports how far it is, or ``output`` growing, for a render that does
+    not know its length. The file alone would not do: it grows every 64
+    blocks, which a module slow but not stuck can take 10 s to render.
+    Nothing is said while our own code runs, a slow start say: only a
+    module can hang the render. Runs on a daemon thread."""
+    seen, since = None, time.monotonic()
     while True:
         time.sleep(1.0)
         now = time.monotonic()
         try:
-            grown = output.stat().st_size
+            size = output.stat().st_size
         except OSError:
-            grown = None
-        if grown != size:
-            size, since = grown, now
+            size = None
+        if (beats[0], size) != seen:
+            seen, since = (beats[0], size), now
             continue
         if now - since < HANG_SECONDS:
             continue
-        seen = hangs.seek(0, 2)
-        os.kill(child, signal.SIGUSR1)
+        ahead = hangs.seek(0, 2)
+        try:
+            os.kill(child, signal.SIGUSR1)
+        except ProcessLookupError:   # it ended (and was reaped) a moment ago
+            return
         time.sleep(0.2)
-        hangs.seek(seen)
+        hangs.seek(ahead)
         where = culprit(hangs.read().decode(errors="replace"), registry)
         if where is not None:
             say(f"warning: synth render has written nothing for {now - since:.0f} s, in {where}; it may hang: "
