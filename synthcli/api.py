@@ -201,6 +201,12 @@ class Param:
         try:
             number = float(value)
         except (TypeError, ValueError):
+            if self.note_lengths and isinstance(value, str):
+                from .theory import note_length
+                if note_length(value) is not None:   # not "expected ... a note length such as 1/8d" for 1/8d
+                    raise ValueError(f"{value} is a note length, which a patch turns into "
+                                     f"{'seconds' if self.unit == 's' else 'Hz'} at its tempo; coerce() "
+                                     f"takes the number") from None
             expected = f"expected {self._forms()}{self.range_text()}"
             if self.unit != "Hz" or not isinstance(value, str):
                 raise ValueError(expected) from None
