@@ -100,6 +100,17 @@ def test_every_built_in_writes_into_its_outputs(registry):
                           if cls.accepts_notes else None)
 
 
+def test_coerce_of_a_note_length_says_the_patch_turns_it_into_a_number():
+    """It said "expected a number or a note length such as 1/8d" of 1/8d."""
+    with pytest.raises(ValueError, match=r"^1/8d is a note length, which a patch turns into seconds at its "
+                                         r"tempo; coerce\(\) takes the number$"):
+        Param("time", 0.1, 0.0, 1.0, "s").coerce("1/8d")
+    with pytest.raises(ValueError, match=r"^3/16 is a note length, which a patch turns into Hz"):
+        Param("rate", 1.0, 0.0, 100.0, "Hz").coerce("3/16")
+    with pytest.raises(ValueError, match=r"^expected a number or a note length such as 1/8d \(0\.\.1 s\)$"):
+        Param("time", 0.1, 0.0, 1.0, "s").coerce("1/x")
+
+
 def test_render_song_fails_with_the_fault_the_engine_silenced():
     song = "length 1\nadd raises r\nconnect r out\n"
     with pytest.raises(AssertionError, match=r"^module 'r' failed: ValueError in process\(\): boom"):
