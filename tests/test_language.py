@@ -126,6 +126,7 @@ def test_a_set_written_with_an_equals_says_set_takes_none(text, col):
         parse_line(text, 3)
     assert str(info.value) == f"3:{col}: 'set' takes no '=': write 'set NAME.PARAM VALUE'"
     assert parse_line('set s.file "take=2.wav"').value == '"take=2.wav"'
+    assert parse_line("set s.file take=2.wav").value == "take=2.wav"     # as it always was (the review)
 
 
 def test_a_huge_word_is_quoted_back_cut():

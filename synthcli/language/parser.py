@@ -147,8 +147,10 @@ def _parse_cable(cls: type, verb: str) -> Callable[[list[Token], int], Command]:
 
 def _parse_set(words: list[Token], line: int) -> Set:
     syntax = COMMANDS["set"].syntax
-    equals = next((word for word in words[1:] if "=" in word and not word.startswith('"')), None)
-    if equals is not None:   # 'set o.freq=3' or 'set o.freq = 3', as an add writes its values
+    # 'set o.freq=3', 'set o.freq = 3' or '=3', as an add writes its values; not a value
+    # that holds one ('set s.file take=2.wav'), as an add's may.
+    equals = next((word for word in words[1:3] if word.startswith("=") or "=" in word and word is words[1]), None)
+    if equals is not None:
         raise _fail("'set' takes no '=': write 'set NAME.PARAM VALUE'", line, equals.col + equals.index("="))
     _expect_args(words, line, 2, 2, syntax)
     target = _endpoint(words[1], line)
