@@ -697,7 +697,12 @@ def test_audio_restart_picks_the_song_up_at_the_bar_it_has_come_to(registry):
     restarted = []
 
     class Restarting(Recorder):
-        def restart(self, current, song_started):
+        starting = False
+
+        def restart(self, current, song_started, accepted):   # as Sound.restart, without an engine
+            if self.starting:
+                raise SynthError("the audio is starting: wait for 'audio on' or 'no audio'")
+            accepted()
             restarted.append(current())
             return None
 
@@ -708,6 +713,11 @@ def test_audio_restart_picks_the_song_up_at_the_bar_it_has_come_to(registry):
     assert session.execute("audio restart") == "audio restarting"
     assert restarted[0][1] is not None and restarted[0][2] == 3   # from 0: bar 4
     assert session.transport.position(now[0]) == (4, 1)
+    session.sound.starting, now[0] = True, 9.0      # refused: the song stays where it was
+    with pytest.raises(SynthError, match="the audio is starting"):
+        session.execute("audio restart")
+    assert session.engine_state()[2] == 3 and len(restarted) == 1
+    session.sound.starting = False
     session.execute("stop")
     assert session.execute("audio restart") == "audio restarting" and restarted[1][1:] == (None, 0)
     with pytest.raises(SynthError, match=re.escape("usage is 'audio [restart]'")):

@@ -844,11 +844,12 @@ class Session:
             return self.sound.describe()
         if action != "restart":
             raise SynthError(f"usage is '{REPL_COMMANDS['audio'].syntax}'")
-        if self.transport.playing:   # the new engine picks the song up at the bar the toolbar has come to
-            now = self.clock()
-            bar = min(self.transport.position(now)[0], MAX_BARS) - 1
-            self.transport.play(Song(self.registry, self.song_text), now, bar)
-        ended = self.sound.restart(self.engine_state, self.heard_from_now)
+        def pick_up() -> None:   # the new engine plays the song from the bar the toolbar has come to
+            if self.transport.playing:
+                now = self.clock()
+                bar = min(self.transport.position(now)[0], MAX_BARS) - 1
+                self.transport.play(Song(self.registry, self.song_text), now, bar)
+        ended = self.sound.restart(self.engine_state, self.heard_from_now, pick_up)
         return "audio restarting" + (f"; the recording to {ended} ended with the old engine" if ended else "")
 
     def mappings(self) -> str:

@@ -133,15 +133,20 @@ class Sound(Forwarding):
         return f"no audio: {self.reason}" if self.status == "no audio" else self.status
 
     def restart(self, current: Callable[[], tuple[str, str | None, int]],
-                song_started: Callable[[], None] | None = None) -> str | None:
+                song_started: Callable[[], None] | None = None,
+                accepted: Callable[[], None] | None = None) -> str | None:
         """Stop the engine, fading out one that still plays, and start a
         new one as :meth:`start` does: the way back once the sound server
         that quit is up again, without leaving the session. A new engine
         process, since PortAudio in the old one may never return from a
-        server that went away. A take being recorded ends with the old
-        engine (a new one would write over it); its path, if there was one."""
+        server that went away. ``accepted()`` is called once the restart
+        is not refused, before the new engine asks ``current()``. A take
+        being recorded ends with the old engine (a new one would write over
+        it); its path, if there was one."""
         if self.status == "audio starting":
             raise SynthError("the audio is starting: wait for 'audio on' or 'no audio'")
+        if accepted is not None:
+            accepted()
         self._closing.set()
         if self._thread is not None:
             self._thread.join(START_TIMEOUT)
