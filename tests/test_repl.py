@@ -646,6 +646,10 @@ def test_a_cable_that_closes_a_feedback_loop_says_so(session):
     said = session.execute("add vca w\nconnect f w\nconnect w f.cutoff")
     assert said.startswith("the cable w -> f closes a loop (w -> f -> w)") and said.count("closes a loop") == 1
     assert session.execute("connect v v.gain").startswith("the cable v -> v closes a loop (v -> v)")
+    chain = "\n".join([f"add vca c{i}" for i in range(400)] + [f"connect c{i} c{i + 1}" for i in range(399)])
+    said = session.execute(chain + "\nconnect c399 c0")                # a long loop, named short
+    assert said.startswith("the cable c399 -> c0 closes a loop (c399 -> c0 -> c1 -> c2 -> (395 more) -> c398 -> "
+                           "c399), through one block of delay"), said
 
 
 def test_a_module_where_a_parameter_belongs_or_a_parameter_for_info_says_what_to_write(session):
@@ -678,6 +682,13 @@ def test_an_edit_that_leaves_an_input_reading_high_unconnected_says_so(session):
                                             "envelope attacks once and sustains")
     assert session.execute("disconnect o amp") == ""                     # an audio input reads 0: silence
     assert session.execute("remove env") == "amp.gain has no cable now: unconnected it reads 1"
+    # Not where it changes nothing one hears (the review): a module that reaches no output,
+    # or one whose gate, with no cable, never opens.
+    run(session, "add keys k2", "add adsr e2", "connect k2.gate e2.gate")
+    assert session.execute("disconnect k2.gate e2.gate") == ""
+    run(session, "add pluck p", "connect k2.voct p.voct", "connect k2.gate p.gate", "connect k2.velocity p.velocity",
+        "connect p out")
+    assert session.execute("remove k2") == ""
 
 
 def test_a_meter_with_no_pattern_yet_says_it_is_kept_as_a_tempo_does(session):

@@ -141,26 +141,35 @@ def _components(names: list[str], succ: dict[str, list[str]]) -> list[list[str]]
     return found
 
 
-def loop_through(patch: Patch, cable: Cable) -> list[str] | None:
-    """The modules of a feedback loop that ``cable`` closes, from its source
-    round to it again (``["v", "f", "v"]``), or None: the shortest way back
-    from the cable's destination to its source, if there is one."""
-    came_from: dict[str, str | None] = {cable.dst: None}
-    frontier = [cable.dst]
-    while frontier and cable.src not in came_from:
-        following = []
-        for name in frontier:
-            for c in patch.cables:
-                if c.src == name and c.dst not in came_from:
-                    came_from[c.dst] = name
-                    following.append(c.dst)
-        frontier = following
-    if cable.src not in came_from:
-        return None
-    way = [cable.src]
-    while way[-1] != cable.dst:
-        way.append(came_from[way[-1]])
-    return [cable.src, *reversed(way)]
+def loops_closed(patch: Patch, cables: list[Cable]) -> list[tuple[Cable, list[str]]]:
+    """Each of ``cables`` (of ``patch``) that closes a feedback loop, with
+    the loop's modules from its source round to it again (``["v", "f",
+    "v"]``, the shortest way back). Only a cable within one strongly
+    connected component can: the components are found once, so a pasted
+    patch of hundreds of cables costs a few milliseconds, not seconds."""
+    succ: dict[str, list[str]] = {name: [] for name in patch.modules}
+    for c in patch.cables:
+        succ[c.src].append(c.dst)
+    component = {name: i for i, members in enumerate(_components(list(patch.modules), succ)) for name in members}
+    found = []
+    for cable in cables:
+        if component[cable.src] != component[cable.dst]:
+            continue
+        came_from: dict[str, str] = {}   # breadth first from the destination: the shortest way back
+        frontier = [cable.dst]
+        while cable.src not in came_from and cable.src != cable.dst:
+            following = []
+            for name in frontier:
+                for after in succ[name]:
+                    if after not in came_from and after != cable.dst:
+                        came_from[after] = name
+                        following.append(after)
+            frontier = following
+        way = [cable.src]
+        while way[-1] != cable.dst:
+            way.append(came_from[way[-1]])
+        found.append((cable, [cable.src, *reversed(way)]))
+    return found
 
 
 def topological_order(patch: Patch) -> tuple[list[str], set[Cable]]:

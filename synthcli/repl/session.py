@@ -225,15 +225,16 @@ class Session:
         found accepted in silence: a filter fed back through a vca at 0.6
         grew by 70 dB a second, heard as full-scale noise through the
         master's soft clip, until its numbers overflowed ten seconds on."""
-        from ..engine.schedule import loop_through
+        from ..engine.schedule import loops_closed
         said, seen, before = [], set(), set(self.patch.cables)
-        for cable in reversed([c for c in patch.cables if c not in before]):   # the last cable of a loop closes it
-            loop = loop_through(patch, cable)
-            if loop is not None and frozenset(loop) not in seen:
+        # The last cable of a loop is the one that closes it.
+        for cable, loop in reversed(loops_closed(patch, [c for c in patch.cables if c not in before])):
+            if frozenset(loop) not in seen:
                 seen.add(frozenset(loop))
-                said.insert(0, f"the cable {cable.src} -> {cable.dst} closes a loop ({' -> '.join(loop)}), through one "
-                            f"block of delay: if it gains more than it loses, it grows to full scale (undo takes "
-                            f"it back)")
+                shown = loop if len(loop) <= 8 else [*loop[:4], f"({len(loop) - 6} more)", *loop[-2:]]
+                said.insert(0, f"the cable {cable.src} -> {cable.dst} closes a loop ({' -> '.join(shown)}), "
+                            f"through one block of delay: if it gains more than it loses, it grows to full scale "
+                            f"(undo takes it back)")
         return said
 
     def _left_unplugged(self, patch: Patch) -> list[str]:
@@ -242,9 +243,20 @@ class Session:
         turn a stopped song's silence into a held C4, as the bass's adsr
         gate went high."""
         from ..sequencer.song import reads_unconnected, unplugged
-        fed = {(c.dst, c.dst_port) for c in self.patch.cables}
+        left = unplugged({(c.dst, c.dst_port) for c in self.patch.cables}, patch)
+        if not left:
+            return []
+        heard, frontier = {"out"}, ["out"]   # what reaches the output: the rest changes nothing one hears
+        while frontier:
+            frontier = [c.src for c in patch.cables if c.dst in frontier and c.src not in heard]
+            heard.update(frontier)
+        plugged = {(c.dst, c.dst_port) for c in patch.cables}
+
+        def moot(module: str, port) -> bool:   # its module's gate, with no cable, never opens (a pluck's velocity)
+            gate = patch.modules[module].type.cls.port("gate", "in")
+            return port.name != "gate" and gate is not None and gate.default == 0.0 and (module, "gate") not in plugged
         return [f"{module}.{port.name} has no cable now: {reads_unconnected(port)}"
-                for module, port in unplugged(fed, patch)]
+                for module, port in left if module in heard and not moot(module, port)]
 
     def _drop_what_needs(self, removed: set[str], patch: Patch, timeline: Timeline,
                          fresh: list[Command]) -> list[Command]:
