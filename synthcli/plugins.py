@@ -98,8 +98,10 @@ class Registry:
             if canonicalize_name(found.package) not in prefer:
                 found = next((entry for entry in self.qualified.values() if entry.name == name
                               and canonicalize_name(entry.package) in prefer), found)
-        if found is None and name.rpartition(":")[2] in self.refused:   # warned of at start-up, long scrolled away
-            raise SynthError(f"unknown module type '{name}': {self.refused[name.rpartition(':')[2]]}")
+        package, _, plain = name.rpartition(":")
+        why = self.refused.get(plain)
+        if found is None and why is not None and (not package or why.startswith(f"{package}: ")):
+            raise SynthError(f"unknown module type '{name}': {why}")   # warned of at start-up, long scrolled away
         if found is None:
             hint = did_you_mean(name, self.types)
             if self.skipped:   # it may be one of theirs, whatever it is near among ours

@@ -238,6 +238,9 @@ def test_a_type_whose_declaration_was_skipped_says_why_when_it_is_added():
         with pytest.raises(SynthError) as caught:
             registry.get(name)
         assert str(caught.value) == f"unknown module type '{name}': {why}"
+    with pytest.raises(SynthError) as caught:   # another package's type of that name was not skipped
+        registry.get("synthcli-other:badport")
+    assert str(caught.value) == "unknown module type 'synthcli-other:badport'"
 
 
 @pytest.mark.parametrize("declared, line", [
