@@ -691,6 +691,18 @@ def test_an_edit_that_leaves_an_input_reading_high_unconnected_says_so(session):
     assert session.execute("remove k2") == ""
 
 
+def test_a_tempo_that_puts_a_note_length_out_of_range_is_named_where_it_was_typed(session):
+    """A file names the line and column; the REPL said no place at all."""
+    session.execute("add delay d time=1/8t")
+    with pytest.raises(SynthError) as caught:
+        session.execute("tempo 1")
+    assert (caught.value.line, caught.value.col) == (1, 1)
+    assert caught.value.message == "d.time=1/8t is 20 s at 1 BPM, out of range (0.001..2 s)"
+    with pytest.raises(SynthError) as caught:
+        session.execute("add vco o\ntempo 1")
+    assert (caught.value.line, caught.value.col) == (2, 1) and "o" not in session.patch.modules
+
+
 def test_a_meter_with_no_pattern_yet_says_it_is_kept_as_a_tempo_does(session):
     """`meter 3/4` on a patch alone changed nothing audible without a word,
     where `tempo` said it was kept."""

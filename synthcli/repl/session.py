@@ -189,7 +189,11 @@ class Session:
                     fresh.append(command)
                 else:
                     patch.apply(command)
-            patch.retempo(timeline.tempo)
+            try:
+                patch.retempo(timeline.tempo)
+            except SynthError as error:   # a note length out of range at the new tempo: named at the tempo typed
+                tempo = next((c for c in reversed(commands) if isinstance(c, Tempo)), None)
+                raise error.at(line=tempo.line, col=tempo.col) if tempo is not None else error from None
             implied = self._imply_length(timeline)
             removed = {str(c.name) for c in commands if isinstance(c, Remove)} - set(patch.modules)
             dropped = self._drop_what_needs(removed, patch, timeline, fresh) if removed and timeline else []
