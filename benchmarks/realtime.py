@@ -42,8 +42,8 @@ def play(voices: int, blocksize: int, executor: str, seconds: float,
     try:
         while not player.wait(0.05):
             calls = int(ring.header[CALLBACKS])
-            for k in range(max(seen, calls - ring.slots + 1), calls):
-                times.append(ring.times[k % ring.slots])
+            for k in range(max(seen, calls - ring.kept + 1), calls):
+                times.append(ring.times[k % ring.kept])
             seen = calls
     finally:
         ring.close()

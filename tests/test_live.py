@@ -123,6 +123,41 @@ def test_meters_are_those_of_now_after_a_request_that_timed_out(jack_server):
     assert 0 <= again - asked < SR / BLOCK / 4, (asked, again)   # not a second apart
 
 
+def test_a_recording_that_stalls_longer_than_the_ring_keeps_every_block_played(jack_server, tmp_path, monkeypatch):
+    """The callbacks' log was as long as the ring (0.7 s of callbacks): a
+    recorder held up longer (a disk that stalls) found the entries of the
+    blocks it had yet to write overwritten by the silences the stall
+    brought, and wrote silence where music had been played."""
+    import soundfile as sf
+    from synthcli.audio.player import Player
+    from synthcli.audio.ring import PLAYED, Ring
+    write_block = sf.SoundFile.write
+    stalled, began = [], time.monotonic()
+
+    def stalling(self, data):
+        if not stalled and time.monotonic() > began + 1.0:
+            stalled.append(True)
+            time.sleep(1.5)
+        return write_block(self, data)
+    monkeypatch.setattr(sf.SoundFile, "write", stalling)
+    take = tmp_path / "take.wav"
+    player = Player("add vco a wave=sine freq=300\nconnect a out\n", record=str(take), samplerate=SR,
+                    blocksize=BLOCK, latency="normal", device=None, executor="inline", workers=None,
+                    safe_mode=True, blocks=None)
+    info = player.start()
+    ring = Ring(info["slots"], BLOCK, name=info["ring"])
+    try:
+        time.sleep(3.0)
+        played = int(ring.header[PLAYED])
+    finally:
+        ring.close()
+        player.stop()
+    assert stalled
+    data, _ = sf.read(str(take))
+    blocks = np.abs(data[:len(data) // BLOCK * BLOCK, 0]).reshape(-1, BLOCK).max(axis=1)
+    assert (blocks > 0.5).sum() >= played - 2, ((blocks > 0.5).sum(), played)   # the stop's fade: not full
+
+
 def test_killing_a_worker_leaves_the_rest_sounding_without_xruns(jack_server, tmp_path):
     from synthcli.audio.player import Player
     take = tmp_path / "take.wav"

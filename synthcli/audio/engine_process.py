@@ -121,7 +121,7 @@ class LiveEngine:
         if status.output_underflow:
             header[UNDERFLOWS] += 1
         played = int(header[PLAYED])
-        slot_log = calls % ring.slots
+        slot_log = calls % ring.kept
         # The wall-clock instant this block reaches the DAC: timed commands
         # (OSC bundles) are placed on the sample heard at their time.
         self.dac_ahead = time_info.outputBufferDacTime - time_info.currentTime
@@ -471,12 +471,12 @@ class LiveEngine:
         calls = int(ring.header[CALLBACKS])
         if self._fitted is None or self._fitted[0] != calls:
             last = next((k for k in range(calls - 1, max(-1, calls - ring.slots), -1)
-                         if ring.log[k % ring.slots] != SILENCE), None)
+                         if ring.log[k % ring.kept] != SILENCE), None)
             if last is None:
                 return None
             seen = np.arange(max(0, calls - ring.slots + 1), calls)
-            t0 = float(np.min(ring.times[seen % ring.slots] - seen * (size / engine.samplerate)))
-            self._fitted = (calls, int(ring.log[last % ring.slots]) - last, t0)
+            t0 = float(np.min(ring.times[seen % ring.kept] - seen * (size / engine.samplerate)))
+            self._fitted = (calls, int(ring.log[last % ring.kept]) - last, t0)
         _, shift, t0 = self._fitted
         offset = engine.time - int(ring.header[WRITTEN]) * size   # engine samples before the first ring block
         return offset + shift * size, t0
@@ -621,9 +621,18 @@ class LiveEngine:
                 raise
             self.send(("failed", str(error)))
             return 2
-        self.ring = Ring(self.depth + RECORD_SLACK, s["blocksize"])
+        ring = None
+        try:
+            ring = Ring(self.depth + RECORD_SLACK, s["blocksize"])
+            self.tap = Tap(s["blocksize"])
+        except OSError as error:   # /dev/shm full, or a file size limit (ulimit -f): said, and the workers stopped
+            if ring is not None:
+                ring.close()
+            self.engine.close()
+            self.send(("failed", f"cannot make the shared memory the sound goes through: {error.strerror}"))
+            return 2
+        self.ring = ring
         self.latency = self.depth * block_time
-        self.tap = Tap(s["blocksize"])
         if s.get("link") is not None:   # joined before the first block, so a song starts on the session's beat
             self.apply_link("on", s["link"]["quantum"], s["link"]["offset"])
             self.joining.wait(5.0)

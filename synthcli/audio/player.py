@@ -382,7 +382,7 @@ class Player:
                     calls = int(ring.header[CALLBACKS])
                     end = int(ring.header[LENGTH]) or None   # known before its last block is played
                     for k in range(done, calls):
-                        played = int(ring.log[k % ring.slots])
+                        played = int(ring.log[k % ring.kept])
                         if played == SILENCE:
                             out.write(silence)
                             take.frames += ring.blocksize

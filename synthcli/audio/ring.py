@@ -26,23 +26,32 @@ _HEADER = 9
 SILENCE = -1
 
 
+#: Callbacks the log keeps, at least: 21 s at 256 samples and 48 kHz. The
+#: recorder reads the log behind the callbacks; one as short as the ring
+#: (0.7 s) was overwritten under a recorder held up longer (a disk that
+#: stalls), which then wrote silence where music had been played.
+CALLS_KEPT = 4096
+
+
 class Ring:
     """``slots`` blocks of interleaved stereo float32, plus counters, a log
-    of what each callback played (block number or SILENCE) and, for each
-    callback, the wall-clock instant (``time.time()``) its block reaches
-    the DAC, by which timed OSC and MIDI are placed on their sample."""
+    of what each of the last ``kept`` callbacks played (block number or
+    SILENCE) and, for each, the wall-clock instant (``time.time()``) its
+    block reaches the DAC, by which timed OSC and MIDI are placed on their
+    sample. Callback ``k`` is entry ``k % kept``."""
 
     def __init__(self, slots: int, blocksize: int, name: str | None = None) -> None:
         self.slots = slots
         self.blocksize = blocksize
-        size = 8 * _HEADER + 8 * slots + 8 * slots + 4 * slots * blocksize * 2
+        self.kept = kept = max(slots, CALLS_KEPT)
+        size = 8 * _HEADER + 16 * kept + 4 * slots * blocksize * 2
         self.owner = name is None
         self.shm = shared_memory.SharedMemory(name=name, create=self.owner, size=size if self.owner else 0)
         buf = self.shm.buf
         self.header = np.ndarray((_HEADER,), np.int64, buf, 0)
-        self.log = np.ndarray((slots,), np.int64, buf, 8 * _HEADER)
-        self.times = np.ndarray((slots,), np.float64, buf, 8 * _HEADER + 8 * slots)
-        self.data = np.ndarray((slots, blocksize, 2), np.float32, buf, 8 * _HEADER + 16 * slots)
+        self.log = np.ndarray((kept,), np.int64, buf, 8 * _HEADER)
+        self.times = np.ndarray((kept,), np.float64, buf, 8 * _HEADER + 8 * kept)
+        self.data = np.ndarray((slots, blocksize, 2), np.float32, buf, 8 * _HEADER + 16 * kept)
         if self.owner:
             self.header[:] = 0
             self.data[:] = 0.0
