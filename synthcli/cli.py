@@ -29,7 +29,7 @@ app = typer.Typer(
 )
 
 from .options import (BlockSize, ClockIn, ClockOut, Device, FromBar, Latency, LiveExecutor,  # noqa: E402
-                      LiveWorkers, OscAllow, OscHost, Record, SampleRate, VoicePatch)
+                      LiveWorkers, MidiIn, Osc, OscAllow, OscHost, Record, SampleRate, VoicePatch)
 from .repl.cli import repl as repl_command  # noqa: E402  (imports only typer: --help stays light)
 
 app.command("repl")(repl_command)
@@ -437,12 +437,10 @@ def play(
     watch: bool = typer.Option(False, "--watch", help="Keep playing; apply every save of the file at the next bar."),
     voice_patch: VoicePatch = None,
     from_bar: FromBar = 1,
-    osc: Optional[int] = typer.Option(None, "--osc", help="Take commands over OSC on this UDP port "
-                                                          "(docs/osc.md); the song then plays on past its end."),
+    osc: Osc = None,
     osc_host: OscHost = "127.0.0.1",
     osc_allow: OscAllow = None,
-    midi_in: Optional[str] = typer.Option(None, "--midi-in", help="Play the first note source from this MIDI "
-                                                                  "input (docs/midi.md); the song plays on."),
+    midi_in: MidiIn = None,
     clock_in: ClockIn = None,
     clock_out: ClockOut = None,
     link: bool = typer.Option(False, "--link", help="Join the Ableton Link session on the network: tempo, beat "

@@ -30,6 +30,11 @@ LiveExecutor = Annotated[str, typer.Option("--executor", "-x", help="inline, thr
 LiveWorkers = Annotated[Optional[int], typer.Option(
     "--workers", "-w", help="Worker processes besides the engine.")]
 Record = Annotated[Optional[Path], typer.Option("--record", help="Also write what is played to this WAV file.")]
+Osc = Annotated[Optional[int], typer.Option(
+    "--osc", help="Take commands over OSC on this UDP port (docs/osc.md); a song then plays on past its end.")]
+MidiIn = Annotated[Optional[str], typer.Option(
+    "--midi-in", help="Play the patch's first note source from this MIDI input (docs/midi.md); a song then "
+                      "plays on past its end.")]
 OscHost = Annotated[str, typer.Option(
     "--osc-host", help="Address OSC listens on (beyond 127.0.0.1: a warning).")]
 OscAllow = Annotated[Optional[str], typer.Option("--osc-allow", help="Comma-separated client IPs OSC accepts.")]

@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from ..options import (BlockSize, ClockIn, ClockOut, Device, Latency, LiveExecutor, LiveWorkers, OscAllow,
-                       OscHost, Record, SampleRate)
+from ..options import (BlockSize, ClockIn, ClockOut, Device, Latency, LiveExecutor, LiveWorkers, MidiIn, Osc,
+                       OscAllow, OscHost, Record, SampleRate)
 
 
 def repl(
@@ -23,11 +23,10 @@ def repl(
     executor: LiveExecutor = "processes",
     workers: LiveWorkers = None,
     record: Record = None,
-    osc: Optional[int] = typer.Option(None, "--osc", help="Take commands over OSC on this UDP port (docs/osc.md)."),
+    osc: Osc = None,
     osc_host: OscHost = "127.0.0.1",
     osc_allow: OscAllow = None,
-    midi_in: Optional[str] = typer.Option(None, "--midi-in", help="Play the patch's first note source from this "
-                                                                  "MIDI input (docs/midi.md)."),
+    midi_in: MidiIn = None,
     clock_in: ClockIn = None,
     clock_out: ClockOut = None,
 ) -> None:
