@@ -28,8 +28,8 @@ IN_PROCESS = ("inline", "threads")
 _FRAME = re.compile(r'^\s*File "(.+)", line (\d+) in (\S+)$', re.M)
 
 
-#: Seconds a render in synthcli's own process may write nothing before the
-#: watching process looks for a module that hangs (see watch_for_a_hang).
+#: Seconds a render in synthcli's own process may make no progress before
+#: the watching process looks for a module that hangs (see watch_for_a_hang).
 HANG_SECONDS = 10.0
 
 
