@@ -1643,7 +1643,9 @@ def test_record_at_the_prompt_keeps_what_was_played_between_its_two_commands(jac
         time.sleep(0.3)
         before = int(ring.header[PLAYED])
         assert session.execute(f"record {second}") == f"recording to {second}: `record stop` ends it"
+        started = int(ring.header[PLAYED])   # the take began between the two: commands travel to the engine
         time.sleep(0.6)
+        stopping = int(ring.header[PLAYED])
         again = session.execute("record stop")
         after = int(ring.header[PLAYED])
         assert session.execute("record") == "not recording: record FILE.wav starts"
@@ -1662,7 +1664,7 @@ def test_record_at_the_prompt_keeps_what_was_played_between_its_two_commands(jac
         steepest = 2 * np.pi * 300 / SR * level
         assert np.abs(np.diff(data[:, 0])).max() < 1.01 * steepest   # whole blocks, none lost between
     blocks = len(soundfile.read(str(second))[0]) // BLOCK
-    assert after - before - 1 <= blocks <= after - before + 2, (before, after, blocks)
+    assert stopping - started - 1 <= blocks <= after - before + 2, (before, started, stopping, after, blocks)
     assert 0.4 < len(soundfile.read(str(first))[0]) / SR < 0.8
 
 
