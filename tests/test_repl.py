@@ -557,6 +557,34 @@ def test_a_save_of_the_file_that_plays_keeps_what_was_changed_live_where_it_left
     assert "n" in session.patch.modules and not any(c.src == "o3" for c in session.patch.cables)
 
 
+def test_a_save_keeps_the_patterns_and_tempo_sent_live_where_it_left_them_alone(session, tmp_path):
+    """synth play --watch --osc: a pattern or a tempo sent over OSC stays
+    through a save that leaves its target alone, as a knob does; the save
+    wins where it changes the same; a pattern goes with a module the save
+    removes. (Every save used to put back the file's time commands.)"""
+    song = tmp_path / "w.seq"
+    text = WATCHED + 'pattern kb "a4" legato=1\n'
+    song.write_text(text)
+    session.load(song)
+    session.execute('pattern a.level "0.2 0.4"\ntempo 200', remote=True)
+    assert session.reload(song, text + "# only a comment\n") is None
+    changed = text.replace("wave=sine", "wave=saw")
+    assert session.reload(song, changed) == ""
+    assert 'pattern a.level "0.2 0.4"' in session.song_text and session.timeline.tempo == 200
+    changed = changed.replace('"a4"', '"e5"').replace("tempo 240", "tempo 180")
+    assert session.reload(song, changed) == ""
+    assert 'pattern kb "e5"' in session.song_text and 'pattern a.level "0.2 0.4"' in session.song_text
+    assert session.timeline.tempo == 180
+    session.execute('pattern kb "c4"\npattern o.freq "300 400"', remote=True)
+    changed = changed.replace('"e5"', '"g4"')
+    assert session.reload(song, changed) == ""
+    assert 'pattern kb "g4"' in session.song_text and 'pattern kb "c4"' not in session.song_text
+    removed = changed.replace("add vco o wave=saw\n", "").replace("connect kb.voct o.voct\nconnect o a\n", "")
+    said = session.reload(song, removed)
+    assert said == """'pattern o.freq "300 400"', sent live, went with what this save removes""", said
+    assert "o.freq" not in session.song_text and 'pattern a.level "0.2 0.4"' in session.song_text
+
+
 def test_a_save_meets_the_live_edits_it_touches(session, tmp_path):
     """From the review of the merge: a new tempo in the file is no change
     of a value set live as a note length or a number; a module taken out

@@ -22,7 +22,7 @@ from ..patch import Instance, Patch, confine, confined, takes_note_length
 from ..sequencer.song import PATCH_SECONDS, TAIL_MAX, Song, is_song
 from . import views
 from .commands import REPL_COMMANDS
-from .timeline import Timeline
+from .timeline import SINGLE, Timeline
 from .transport import Transport
 
 #: Seconds a render asked for over OSC may last at most: one datagram asked
@@ -542,28 +542,37 @@ class Session:
         since the file was loaded (a knob turned over OSC or MIDI, a module
         added over OSC) stays where the save left it alone, as a bar of the
         song that edits the patch keeps a knob: the REPL, OSC, MIDI and the
-        file edit one session. The file's time commands are its own.
+        file edit one session.
         Returns what to tell ("" for nothing), or None, applying nothing,
         when nothing that plays would change (a save of comments, or of the
-        version the session has). Live changes that do not fit the save (a
-        note length out of range at its new tempo) are dropped, and said so."""
-        saved, timeline, song_file = self._read(path, text)
-        patch, misfit = saved, None
+        version the session has). The time commands are merged so too (a
+        pattern sent over OSC stays; see :func:`carried_time`). Live changes
+        that do not fit the save (a note length out of range at its new
+        tempo) are dropped, and said so."""
+        saved, saved_time, song_file = self._read(path, text)
+        patch, timeline, misfit, gone = saved, saved_time, None, []
         if self.loaded is not None:
-            patch = carried(self._read(path, self.loaded)[0], saved, self.patch)
+            base, base_time, _ = self._read(path, self.loaded)
+            patch, timeline = carried(base, saved, self.patch), carried_time(base_time, saved_time, self.timeline)
             try:
                 patch.retempo(timeline.tempo)
+                # A pattern sent live goes with a module the save removes, as a typed remove takes it.
+                gone = self._drop_what_needs(set(self.patch.modules) - set(patch.modules), patch, timeline,
+                                             saved_time.commands)
                 self._check(patch, timeline, [])
             except SynthError as error:
                 with contextlib.suppress(SynthError):   # else the file's own fault, for _take to tell
-                    self._check(saved, timeline, [])
-                    patch, misfit = saved, error
+                    self._check(saved, saved_time, [])
+                    patch, timeline, misfit = saved, saved_time, error
         if patch.to_text() == self.patch.to_text() and timeline == self.timeline:
             self.loaded = text
             return None
         self._journal({"reload": str(path), "text": text})
         note = self._take(path, text, patch, timeline, song_file)
         if misfit is None:
+            if gone:
+                went = f"{', '.join(repr(str(c)) for c in gone)}, sent live, went with what this save removes"
+                return f"{went}; {note}" if note else went
             return note
         dropped = (f"what was changed live since {path} was loaded does not fit this save and is dropped "
                    f"({misfit.message}); undo brings it back")
@@ -911,23 +920,27 @@ class Session:
         raise Quit
 
 
+def merge(old: dict, theirs: dict, ours: dict) -> dict:
+    """A three-way merge, item by item: ``theirs`` (a file as saved) with
+    what ``ours`` changed since ``old`` (the file as loaded), where
+    ``theirs`` left that item as it was."""
+    result = dict(theirs)
+    for key in old.keys() | ours.keys():
+        if ours.get(key) != old.get(key) and theirs.get(key) == old.get(key):
+            if key in ours:
+                result[key] = ours[key]
+            else:
+                result.pop(key, None)
+    return result
+
+
 def carried(base: Patch, new: Patch, current: Patch) -> Patch:
     """``new`` (a file as saved) with what ``current`` changed live since
     ``base`` (the file as loaded), wherever the save left that alone: a
     value turned, a module or cable added or taken out, a mapping. What the
-    save changed wins, a module taken out live included. (A three-way
-    merge, item by item; a value set as a note length is compared as one,
-    so a new tempo in the file is no change of it.)"""
-    def merge(old: dict, theirs: dict, ours: dict) -> dict:
-        result = dict(theirs)
-        for key in old.keys() | ours.keys():
-            if ours.get(key) != old.get(key) and theirs.get(key) == old.get(key):
-                if key in ours:
-                    result[key] = ours[key]
-                else:
-                    result.pop(key, None)
-        return result
-
+    save changed wins, a module taken out live included. (A value set as a
+    note length is compared as one, so a new tempo in the file is no change
+    of it.)"""
     def modules(patch: Patch) -> dict:
         return {name: inst.type for name, inst in patch.modules.items()}
 
@@ -971,6 +984,28 @@ def carried(base: Patch, new: Patch, current: Patch) -> Patch:
     result.midi_ports = {name: port for name, port in merge(base.midi_ports, new.midi_ports,
                                                             current.midi_ports).items() if name in result.modules}
     return result
+
+
+def carried_time(base: Timeline, new: Timeline, current: Timeline) -> Timeline:
+    """``new``'s time commands with what ``current`` changed live since
+    ``base``, as :func:`carried` does for the patch: a pattern sent over
+    OSC stays through a save that leaves that target's pattern alone, as a
+    knob turned over OSC does; one the save changes is the file's. A
+    pattern is known by its target, a tempo, meter or length by its kind
+    (one each), an ``at`` by its whole text."""
+    def key(command: Command) -> tuple[str, str]:
+        if isinstance(command, Pattern):
+            return "pattern", str(command.target)
+        return (type(command).__name__, "") if isinstance(command, SINGLE) else ("at", str(command))
+
+    def keyed(timeline: Timeline) -> dict:
+        return {key(c): str(c) for c in timeline.commands}
+
+    kept = merge(keyed(base), keyed(new), keyed(current))
+    texts = set(kept.values())
+    commands = {str(c): c for c in [*current.commands, *new.commands]}   # the file's, where both have it
+    return Timeline([commands[text] for text in dict.fromkeys(
+        [*(str(c) for c in new.commands), *(str(c) for c in current.commands)]) if text in texts])
 
 
 def parameter_changes(old: Patch, new: Patch) -> list[tuple[str, str, float]] | None:
