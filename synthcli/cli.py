@@ -6,6 +6,7 @@ Every user error leaves through :func:`fail`: one line on stderr, status 2.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -20,8 +21,46 @@ os.environ.setdefault("TYPER_USE_RICH", "0")
 # it is 2-3 ms of numpy's import.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import typer  # noqa: E402
+from typer.core import TyperGroup  # noqa: E402
+
+#: click's UsageError, which every error in a command line's own words
+#: derives from; found through typer, which from 0.28 carries its own click.
+_UsageError = next(k for k in typer.BadParameter.__mro__ if k.__name__ == "UsageError")
+
+
+@contextlib.contextmanager
+def usage_in_one_line():
+    """A command line click refuses (an option mistyped, a value of the
+    wrong type, a command that does not exist) in one line naming the
+    command, as every other error of synth's: click's own took three, the
+    usage and a hint before the message. Status 2, as click gives."""
+    try:
+        yield
+    except _UsageError as error:
+        if type(error).__name__ == "NoArgsIsHelpError":   # bare `synth COMMAND`: its help is the answer
+            raise
+        where = error.ctx.command_path if error.ctx is not None else "synth"
+        message = error.format_message().rstrip(".")
+        typer.echo(f"error: {where}: {message[:1].lower()}{message[1:]} (see {where} --help)", err=True)
+        raise typer.Exit(2) from None
+
+
+class Commands(TyperGroup):
+    """synth's commands, refused in one line (see usage_in_one_line): the
+    group's own options and its command's name are read in make_context,
+    the command's in invoke."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        with usage_in_one_line():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx):
+        with usage_in_one_line():
+            return super().invoke(ctx)
+
 
 app = typer.Typer(
+    cls=Commands,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -164,7 +203,7 @@ def describe(entry, reg) -> dict:
 
 @app.command()
 def check(
-    file: Path = typer.Argument(..., help="A patch, song or MIDI file."),
+    file: Path = typer.Argument(..., metavar="FILE", help="A patch, song or MIDI file."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output (errors too)."),
 ) -> None:
     """Check a patch, song or MIDI file for errors without playing it; exit status 2 on the first error."""
@@ -272,7 +311,7 @@ def warn_restated(file: Path, song) -> None:
 
 @app.command()
 def render(
-    file: Path = typer.Argument(..., help="A patch, song or MIDI file."),
+    file: Path = typer.Argument(..., metavar="FILE", help="A patch, song or MIDI file."),
     output: Path = typer.Option(..., "-o", "--output", help="The WAV file to write."),
     duration: Optional[float] = typer.Option(None, "--duration", "-d",
                                              help="Seconds to render: a patch's length (default 4); a song or MIDI "
@@ -423,7 +462,7 @@ def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> Call
 
 @app.command()
 def play(
-    file: Path = typer.Argument(..., help="A patch, song or MIDI file."),
+    file: Path = typer.Argument(..., metavar="FILE", help="A patch, song or MIDI file."),
     duration: Optional[float] = typer.Option(None, "--duration", "-d",
                                              help="Seconds to play: a patch's length (default: until Ctrl-C); "
                                                   "a song or MIDI file stops there if it is longer."),
@@ -585,7 +624,7 @@ def tell_news(before: dict, meters: dict) -> dict:
 
 
 @app.command("help")
-def help_topic(topic: Optional[str] = typer.Argument(None, help="A command or a module type.")) -> None:
+def help_topic(topic: Optional[str] = typer.Argument(None, metavar="TOPIC", help="A command or a module type.")) -> None:
     """Show the reference for a command or a module type (the text of docs/, plain)."""
     from .errors import SynthError
     from .language import COMMANDS
@@ -609,7 +648,7 @@ def help_topic(topic: Optional[str] = typer.Argument(None, help="A command or a 
 
 @app.command()
 def graph(
-    file: Path = typer.Argument(..., help="A patch or song file."),
+    file: Path = typer.Argument(..., metavar="FILE", help="A patch or song file."),
     output: Path = typer.Option(..., "-o", "--output", help="The picture: .svg, .png, .pdf (needs Graphviz) or .dot; "
                                 "its .dot source is written beside it too."),
 ) -> None:
@@ -885,7 +924,7 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Machine-readable
 
 @app.command()
 def bench(
-    file: Optional[Path] = typer.Argument(None, help="A patch file (default: the reference patch)."),
+    file: Optional[Path] = typer.Argument(None, metavar="FILE", help="A patch file (default: the reference patch)."),
     voices: int = typer.Option(32, "--voices", help="Voices of the reference patch when no file is given."),
     seconds: float = typer.Option(3.0, "--seconds", help="Seconds of audio per measurement."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Workers for threads/processes."),
@@ -1020,7 +1059,7 @@ def main() -> None:
     if all(arg == "--safe-mode" for arg in sys.argv[1:]):   # bare `synth`: the REPL
         sys.argv.append("repl")
     try:
-        app()
+        app(prog_name="synth")   # also under `python -m synthcli`: its help and errors name the command to type
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         leave(130)

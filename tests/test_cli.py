@@ -194,6 +194,26 @@ def test_bad_input_is_one_line_with_its_place_and_status_2(tmp_path, text, expec
     assert not (tmp_path / "x.wav").exists()
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["render", BASIC, "-o", "x.wav", "--from", "3.5"],
+     "error: synth render: invalid value for '--from': '3.5' is not a valid int (see synth render --help)"),
+    (["render", BASIC, "-o", "x.wav", "-d", "abc"], "error: synth render: invalid value for '--duration' / '-d': "
+                                                  "'abc' is not a valid float (see synth render --help)"),
+    (["render"], "error: synth render: missing argument 'FILE' (see synth render --help)"),
+    (["play", BASIC, "--recrd", "x.wav"], "error: synth play: no such option: --recrd "
+                                          "(Possible options: --record, --workers) (see synth play --help)"),
+    (["rendr"], "error: synth: no such command 'rendr'. Did you mean 'render'? (see synth --help)"),
+    (["--bogus", "render"], "error: synth: no such option: --bogus (see synth --help)"),
+    (["midi", "ports", "--bogus"], "error: synth midi ports: no such option: --bogus (see synth midi ports --help)"),
+])
+def test_a_command_line_click_refuses_is_one_line_too(tmp_path, args, expected):
+    """The docs audit: a mistyped option or a value of the wrong type took
+    click's three lines (usage, hint, message), every other error one."""
+    done = synth(*args, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr == expected + "\n", done.stderr
+    assert not (tmp_path / "x.wav").exists()
+
+
 def test_missing_file_and_bad_flags(tmp_path):
     done = synth("render", tmp_path / "nope.patch", "-o", tmp_path / "x.wav")
     assert done.returncode == 2 and "No such file" in done.stderr

@@ -13,7 +13,7 @@ from ..options import (BlockSize, ClockIn, ClockOut, Device, Latency, LiveExecut
 
 
 def repl(
-    file: Optional[Path] = typer.Argument(None, help="A patch or song file to start from."),
+    file: Optional[Path] = typer.Argument(None, metavar="FILE", help="A patch or song file to start from."),
     resume: bool = typer.Option(False, "--resume", help="Rebuild the patch and song of the last session "
                                                          "from its journal."),
     device: Device = None,
