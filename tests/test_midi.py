@@ -595,6 +595,27 @@ def test_overlapping_notes_of_one_pitch_end_at_the_first_note_off(registry, tmp_
     assert gate[SR // 4 + 2] > 0.5 and high[-1] == SR // 2 - 1, high[-1]
 
 
+def test_a_note_that_starts_on_the_tick_the_last_one_of_its_key_ends_is_held_for_its_length(registry, tmp_path):
+    """The MIDI audit: two tracks of one channel (or one track that writes
+    the next note first) put a key's note-on before the note-off of its
+    last note at the same tick, and the off ended the new note after
+    10 ms. Each note is now held for its length; a note that starts and
+    ends on one tick still lasts 10 ms, the file's last one too (it was
+    held to the end of track)."""
+    on = lambda note, time: mido.Message("note_on", note=note, velocity=100, time=time)
+    off = lambda note, time: mido.Message("note_off", note=note, time=time)
+    odd = [on(60, 480), off(60, 480)] * 2                                 # beats 1 and 3
+    even = [on(60, 0), off(60, 480), on(60, 480), off(60, 480)]          # beats 0 and 2
+    one = [on(62, 0), on(62, 480), off(62, 0), on(62, 480), off(62, 0), off(62, 480),   # beats 0, 1, 2
+           on(64, 0), off(64, 0), mido.MetaMessage("end_of_track", time=480)]        # a zero-length note at 3
+    gate_patch = "add keys ch1 voices=4\nconnect ch1.gate out\n"
+    for tracks in ([odd, even], [one]):
+        gate = render(registry, save(tmp_path, tracks), patch=gate_patch)[0]
+        beats = gate[:2 * SR].reshape(4, SR // 2)
+        assert (beats[:3, 300:-10] > 0.5).all(), [np.mean(b > 0.5) for b in beats]   # whole notes (after the fade-in)
+    assert np.count_nonzero(gate[3 * SR // 2:] > 0.5) == int(0.010 * SR)   # 62 ends at 1.5 s, 64 lasts 10 ms
+
+
 # -- corrupt files ------------------------------------------------------------------------
 
 def first_delta(data, delta):

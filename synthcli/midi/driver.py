@@ -196,11 +196,17 @@ class MidiDriver:
 
     def _finish(self, time: int) -> None:
         """The file is over: lift every pedal and let go of every key
-        (a note shorter than MIN_NOTE still gets its full MIN_NOTE)."""
+        (a note shorter than MIN_NOTE still gets its full MIN_NOTE). A
+        note whose end waits for its MIN_NOTE ends then, not at the end of
+        the file: one of the last tick's, struck and let go there, was
+        held to its end of track."""
         self.finished = True
+        waiting = {(channel, note, onset) for _, _, channel, note, onset in self._deferred}
         for channel, state in enumerate(self.state):
             self._control(channel, SUSTAIN, 0, time)
             for note, onset in sorted(state.sounding.items()):
+                if (channel, note, onset) in waiting:
+                    continue
                 if time < onset + self.min_note:
                     heapq.heappush(self._deferred, (onset + self.min_note, next(self._seq), channel, note, onset))
                 else:

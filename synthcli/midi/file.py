@@ -132,6 +132,61 @@ def _track_events(index: int, track) -> Iterator[tuple[int, int, int, object]]:
         yield tick, index, seq, message
 
 
+def _key(message) -> tuple[tuple[int, int] | None, bool]:
+    """A note message's (channel, note), and whether it strikes the key."""
+    if message.type == "note_on":
+        return (message.channel, message.note), message.velocity > 0
+    if message.type == "note_off":
+        return (message.channel, message.note), False
+    return None, False
+
+
+def _ends_first(events: Iterator[tuple]) -> Iterator[tuple]:
+    """``events`` with each tick's note-off of a key that sounded before
+    that tick moved ahead of the tick's note-on of that key. Which order
+    a file gives the two in is arbitrary (two tracks play one channel, a
+    sequencer writes the next note first), but a note-on then a note-off
+    at one tick read in that order ended the new note 10 ms after its
+    start (the MIDI audit), where the old one was meant to end. A note
+    that starts and ends on one tick keeps its order: it is held 10 ms."""
+    sounding: set[tuple[int, int]] = set()
+    group: list[tuple] = []
+    for event in events:
+        if group and event[0] != group[0][0]:
+            yield from _settled(group, sounding)
+            group = []
+        group.append(event)
+    yield from _settled(group, sounding)
+
+
+def _settled(group: list[tuple], sounding: set[tuple[int, int]]) -> list[tuple]:
+    """One tick's events in the order _ends_first gives them; ``sounding``
+    follows them on."""
+    struck: dict[tuple[int, int], int] = {}   # a key sounding before the tick: where the tick first strikes it
+    ended: set[tuple[int, int]] = set()       # a key whose earlier note the tick has ended already
+    ahead: dict[int, list[tuple]] = {}        # a strike's place: the note-offs that go before it
+    for at, event in enumerate(group):
+        key, strikes = _key(event[3])
+        if key is None or key not in sounding or key in ended:
+            continue
+        if strikes:
+            struck.setdefault(key, at)
+        else:
+            ended.add(key)
+            if key in struck:
+                ahead.setdefault(struck[key], []).append(event)
+    if ahead:
+        moved = {id(event) for events in ahead.values() for event in events}
+        group = [e for at, event in enumerate(group) if id(event) not in moved for e in (*ahead.get(at, ()), event)]
+    for event in group:
+        key, strikes = _key(event[3])
+        if strikes:
+            sounding.add(key)
+        elif key is not None:
+            sounding.discard(key)
+    return group
+
+
 def loudness_controls(controls: tuple[int, int], message) -> tuple[int, int]:
     """A channel's (volume, expression) after a control change: a reset of
     all controllers restores expression and, as the MIDI specification
@@ -231,8 +286,10 @@ class MidiSong:
 
     def merged(self) -> Iterator[tuple[int, int, int, object]]:
         """Every message of every track as ``(tick, track, index, message)``
-        in time order; at the same tick, earlier tracks first, then file order."""
-        return heapq.merge(*(_track_events(i, track) for i, track in enumerate(self.file.tracks)))
+        in time order; at the same tick, earlier tracks first, then file
+        order, but for a key's note-off that ends a note of an earlier tick
+        (see :func:`_ends_first`)."""
+        return _ends_first(heapq.merge(*(_track_events(i, track) for i, track in enumerate(self.file.tracks))))
 
     def _scan(self) -> Summary:
         summary = Summary()
