@@ -845,6 +845,24 @@ def test_a_file_turned_down_by_its_volume_controller_is_raised_to_the_same_level
     np.testing.assert_allclose(render(registry, quiet), loud, rtol=0, atol=1e-9)
 
 
+def test_a_swell_of_expression_under_held_notes_counts_at_its_loudest(registry, tmp_path):
+    """The MIDI audit: a string chord that begins at expression 10 and
+    swells to 127 while it is held was raised eightfold, as if it stayed
+    at 10, and driven into the master's knee. The estimate follows the
+    controller while the notes sound: the swell's gain is that of the
+    chord at full expression from the start."""
+    strings = [mido.Message("program_change", channel=0, program=48)]
+    expression = lambda value, time=0: mido.Message("control_change", channel=0, control=11, value=value, time=time)
+    chord = [mido.Message("note_on", channel=0, note=48 + 4 * k, velocity=100) for k in range(6)]
+    ends = [mido.Message("note_off", channel=0, note=48 + 4 * k, time=0) for k in range(6)]
+    swell = [expression(10 + 4 * k, 60) for k in range(1, 30)] + [expression(127, 60)]
+    ends[0] = ends[0].copy(time=3840 - 60 * len(swell))
+    swelling = save(tmp_path, [strings + [expression(10)] + chord + swell + ends], "swell.mid")
+    full = save(tmp_path, [strings + [expression(127)] + chord + [expression(127, 3840)] + ends], "full.mid")
+    assert level_gain(MidiSong(swelling)) == level_gain(MidiSong(full)) < MAX_GAIN / 2
+    assert np.abs(render(registry, swelling)).max() < SOFT_CLIP_KNEE
+
+
 # -- the command line ------------------------------------------------------------------------
 
 def test_a_voice_patch_s_note_lengths_keep_the_file_s_tempo(registry, tmp_path):

@@ -87,32 +87,48 @@ def level_gain(song) -> float:
     peaked near -26 dBFS where a full arrangement reached -5. A file's
     loudest moment is estimated from the notes that sound together, each
     at its voice's level times its velocity and its channel's volume and
-    expression at its start (as the driver turns them to gain), summed as
-    uncorrelated voices add (the root of the sum of squares) or as a chord
-    struck at once does (half the plain sum), whichever is more."""
+    expression (as the driver turns them to gain, also as they change
+    while it sounds: a swell of expression), summed as uncorrelated voices
+    add (the root of the sum of squares) or as a chord struck at once does
+    (half the plain sum), whichever is more."""
     programs: dict[int, int] = {}
     controls: dict[int, tuple[int, int]] = {}    # channel -> (volume, expression)
-    sounding: dict[tuple[int, int], float] = {}
+    struck: dict[tuple[int, int], float] = {}    # a sounding note: its level before its channel's gain
+    sounding: dict[tuple[int, int], float] = {}  # and with it
     total = squares = loudest = 0.0
+
+    def gain(channel: int) -> float:
+        return channel_gain(*controls.get(channel, (DEFAULT_VOLUME, 127)))
+
+    def sound(key: tuple[int, int], level: float) -> None:
+        nonlocal total, squares
+        gone = sounding.pop(key, 0.0)
+        total, squares = total - gone + level, squares - gone * gone + level * level
+        if level:
+            sounding[key] = level
+
     for _, _, _, message in song.merged():
         kind = message.type
         if kind == "program_change":
             programs[message.channel] = message.program
         elif kind == "control_change":
-            controls[message.channel] = loudness_controls(controls.get(message.channel, (DEFAULT_VOLUME, 127)),
-                                                          message)
-        if kind not in ("note_on", "note_off"):
+            before = controls.get(message.channel, (DEFAULT_VOLUME, 127))
+            controls[message.channel] = loudness_controls(before, message)
+            if controls[message.channel] != before:
+                for key in [k for k in struck if k[0] == message.channel]:
+                    sound(key, struck[key] * gain(message.channel))
+        elif kind in ("note_on", "note_off"):
+            key = (message.channel, message.note)
+            struck.pop(key, None)
+            sound(key, 0.0)
+            if kind == "note_on" and message.velocity > 0:
+                voice = (DRUM_LEVEL * KIT_PEAK if message.channel == DRUM_CHANNEL
+                         else PROGRAMS[program_voice(programs.get(message.channel, 0))]["level"])
+                struck[key] = voice * message.velocity / 127
+                sound(key, struck[key] * gain(message.channel))
+        else:
             continue
-        key = (message.channel, message.note)
-        gone = sounding.pop(key, 0.0)
-        total, squares = total - gone, squares - gone * gone
-        if kind == "note_on" and message.velocity > 0:
-            voice = (DRUM_LEVEL * KIT_PEAK if message.channel == DRUM_CHANNEL
-                     else PROGRAMS[program_voice(programs.get(message.channel, 0))]["level"])
-            level = sounding[key] = voice * message.velocity / 127 * channel_gain(
-                *controls.get(message.channel, (DEFAULT_VOLUME, 127)))
-            total, squares = total + level, squares + level * level
-            loudest = max(loudest, math.sqrt(max(squares, 0.0)), 0.5 * total)
+        loudest = max(loudest, math.sqrt(max(squares, 0.0)), 0.5 * total)
     if loudest == 0.0:
         return 1.0
     return min(MAX_GAIN, max(1.0, TARGET_PEAK / (ESTIMATE_SCALE * loudest)))
