@@ -757,6 +757,25 @@ def test_chunks_of_an_unknown_type_are_skipped_as_the_smf_spec_asks(registry, tm
     assert np.array_equal(render(registry, path), render(registry, good))
 
 
+def test_a_sysex_escape_may_carry_any_bytes_and_a_sysex_only_data_bytes(registry, tmp_path):
+    """The SMF spec's F7 event carries any bytes (here a MIDI clock, F8):
+    mido refused the whole file for it (the MIDI audit). An F0 sysex with
+    a status byte inside is still a corrupt file."""
+    def track(sysex: bytes) -> Path:
+        body = sysex + bytes([0, 0x90, 60, 100, 0x83, 0x60, 60, 0, 0, 0xFF, 0x2F, 0])
+        path = tmp_path / f"{sysex.hex()}.mid"
+        path.write_bytes(b"MThd" + struct.pack(">LHHH", 6, 0, 1, 480) + chunk(b"MTrk", body))
+        return path
+
+    x = render(registry, track(bytes([0, 0xF7, 1, 0xF8])))
+    assert rms(window(x, 0.1, 0.4)) > 0.01                                        # its note plays
+    bad = track(bytes([0, 0xF0, 2, 0x80, 0xF7]))
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(bad)], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert_refused(done, bad)
+    assert done.stderr.endswith("not a valid MIDI file: data byte must be in range 0..127 (track 1, at byte 26)\n")
+
+
 def test_a_header_counting_more_tracks_than_the_file_has_says_so(tmp_path):
     good = save(tmp_path, [notes(0, [60, 62]), notes(1, [48])], "good.mid").read_bytes()
     data = with_chunks(good, "between", chunk(b"XFIH", b"abcd"))

@@ -102,6 +102,29 @@ def _meta_message(meta_type: int, data: list[int], delta: int = 0):
         raise OSError(f"a damaged {name} event") from None
 
 
+def _read_sysex(infile, delta: int, clip: bool = False):
+    """mido's ``read_sysex``, but an F7 "escape" event, which the SMF spec
+    lets carry any bytes (a realtime message, a song position pointer),
+    is read whole and kept as a sysex of no data: the player ignores every
+    sysex, and mido refused the whole file for a status byte in one ('data
+    byte must be in range 0..127'). An F0 sysex must hold data bytes, as
+    before."""
+    import mido
+    from mido.midifiles import midifiles
+    infile.seek(-1, io.SEEK_CUR)
+    escape = infile.read(1) == b"\xf7"   # else F0, or running status (spent on a data byte: mido's reading)
+    data = midifiles.read_bytes(infile, _read_quantity(infile))
+    if data and data[0] == 0xF0:
+        data = data[1:]
+    if data and data[-1] == 0xF7:
+        data = data[:-1]
+    if escape and any(byte > 127 for byte in data):
+        data = []
+    if clip:
+        data = [min(byte, 127) for byte in data]
+    return mido.Message("sysex", data=data, time=delta)
+
+
 def _chunks(infile) -> tuple[bytes, list[tuple[int, bytes]]]:
     """The file's first chunk (its header, if it is a MIDI file) and its
     MTrk chunks, in order, each with the byte it starts at. The SMF spec
@@ -231,6 +254,7 @@ class MidiSong:
         # Its track reader looks these names up at each event.
         midifiles.read_variable_int = _read_quantity
         midifiles.build_meta_message = _meta_message
+        midifiles.read_sysex = _read_sysex
         self.path = str(path)
         try:
             with open(self.path, "rb") as infile:
