@@ -371,7 +371,7 @@ def render(
                     say=lambda line: typer.echo(f"warning: {line}", err=True)) as engine:
             if patch is None:   # a MIDI file, played as the engine process plays it
                 from .midi import midi_performance
-                performance = midi_performance(engine, str(file), voice_text,
+                performance = midi_performance(engine, song, voice_text,
                                                str(voice_patch) if voice_patch else None, frames, start)
             else:
                 if song is None:

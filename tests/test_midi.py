@@ -190,6 +190,18 @@ def test_a_corrupt_time_signature_is_not_counted_for_ever(tmp_path):
                 song.bar_ticks()
 
 
+def test_the_files_length_from_its_tempo_changes_is_its_last_events_sample(tmp_path):
+    """end_sample reads the tempo map alone (every event took seconds for
+    200,000 notes): from every bar, it is the last event's time as the
+    player times each event."""
+    song = MidiSong(tempo_file(tmp_path)[0])
+    assert len(song.summary.tempos) > 1
+    for start in song.bar_ticks():
+        *_, (last, _) = song._timed(SR, start)
+        assert song.end_sample(SR, start) == last > 0
+    assert song.end_sample(SR, song.summary.last_tick + 1) == 0
+
+
 def test_type_0_and_type_1_render_the_same(registry, tmp_path):
     meta = [mido.MetaMessage("set_tempo", tempo=400000, time=0),
             mido.MetaMessage("time_signature", numerator=3, denominator=4, time=0),

@@ -213,10 +213,11 @@ class MidiDriver:
                     self._release(channel, note, time)
 
 
-def midi_performance(engine, path: str, patch_text: str | None = None, patch_source: str | None = None,
+def midi_performance(engine, song: MidiSong | str, patch_text: str | None = None, patch_source: str | None = None,
                      frames: int | None = None, start: int = 0):
-    """A Performance that plays the MIDI file at ``path`` on ``engine``,
-    from bar ``start`` (from 0)."""
+    """A Performance that plays a MIDI file (read, or at the path ``song``)
+    on ``engine``, from bar ``start`` (from 0)."""
     from ..engine.render import Performance
-    driver = MidiDriver(MidiSong(path), engine, patch_text, patch_source, start)
+    driver = MidiDriver(song if isinstance(song, MidiSong) else MidiSong(song), engine, patch_text, patch_source,
+                        start)
     return Performance(engine, None, frames, driver=driver)
