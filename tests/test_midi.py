@@ -658,6 +658,8 @@ def corrupt(tmp_path, kind):
         data = good[:12] + bytes([0xE7, 0]) + good[14:]   # 25 frames a second, 0 ticks a frame
     elif kind == "short tempo":   # 1 byte where a tempo takes 3: mido said 'list index out of range'
         data = first_delta(good, b"\x00\xff\x51\x01\x07\x00")
+    elif kind == "zero tempo":   # every later event on one sample: the piece played as one chord
+        data = first_delta(good, b"\x00\xff\x51\x03\x00\x00\x00\x00")
     elif kind == "no status byte":   # the first note-on's status byte gone: mido spoke of running status
         data = first_delta(good[:23] + good[24:], b"\x00")
     elif kind == "smpte offset":   # frame rate code 7 of the 4 there are: mido raised a KeyError, '7'
@@ -683,7 +685,8 @@ def assert_refused(done, path):
 
 
 @pytest.mark.parametrize("kind", ["header", "format", "data byte", "truncated", "smpte", "long delta",
-                                  "long length", "key signature", "short tempo", "no status byte", "smpte offset"])
+                                  "long length", "key signature", "short tempo", "zero tempo", "no status byte",
+                                  "smpte offset"])
 def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
     path = corrupt(tmp_path, kind)
     # --duration: a file taken for valid must fail here, not render days of silence
@@ -699,6 +702,7 @@ def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
 
 @pytest.mark.parametrize("kind, message", [
     ("short tempo", "a set tempo event of 1 byte, expected 3 (track 1, at byte 26)"),
+    ("zero tempo", "a set tempo event of 0 microseconds a beat (track 1, at byte 28)"),
     ("tempo in track 2", "a set tempo event of 1 byte, expected 3 (track 2, at byte 59)"),
     ("no status byte", "a data byte where an event should start (track 1, at byte 23)"),
     ("smpte offset", "a damaged smpte offset event (track 1, at byte 30)"),

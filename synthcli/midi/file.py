@@ -90,10 +90,15 @@ def _read_quantity(infile) -> int:
 def _meta_message(meta_type: int, data: list[int], delta: int = 0):
     """mido's ``build_meta_message``, but a meta event whose data does not
     fit its type says so: mido reads past the end of a tempo of 1 byte
-    and says only 'list index out of range'."""
+    and says only 'list index out of range'. A tempo of 0 microseconds a
+    beat, which put every later event on one sample (the MIDI audit), is
+    as corrupt."""
     from mido.midifiles.meta import _META_SPECS, MetaMessage, build_meta_message
     try:
-        return build_meta_message(meta_type, data, delta)
+        message = build_meta_message(meta_type, data, delta)
+        if message.type == "set_tempo" and message.tempo == 0:
+            raise OSError("a set tempo event of 0 microseconds a beat")
+        return message
     except (IndexError, KeyError):
         spec = _META_SPECS[meta_type]
         name, expected = spec.type.replace("_", " "), len(spec.encode(MetaMessage(spec.type)))
