@@ -16,7 +16,7 @@ import soundfile
 from synthcli.api import NoteOff, NoteOn
 from synthcli.engine.core import Engine
 from synthcli.midi import MidiSong, midi_performance
-from synthcli.midi.voices import MAX_GAIN, default_patch_text, level_gain
+from synthcli.midi.voices import MAX_GAIN, ChannelMap, bent, default_patch_text, level_gain
 from synthcli.modules.drums import Drums
 from synthcli.modules.dynamics import SOFT_CLIP_KNEE
 from synthcli.modules.keys import Keys
@@ -253,6 +253,23 @@ def test_velocity_volume_and_pan_are_heard(registry, tmp_path):
     assert 3.5 < loud / quiet < 4.6                      # CC 7 from 100 to 50: (100/50)^2
     left, right = window(x, 2.35, 2.65)
     assert rms(left) > 0.005 and rms(right) < 1e-6 * rms(left)   # CC 10 = 0: hard left
+
+
+def test_a_pan_and_a_bend_set_before_a_channels_first_note_are_where_it_starts(registry, tmp_path):
+    """As volume and expression are: the MIDI audit heard a part panned
+    hard left at tick 0 start as a smear from the centre, and a bend
+    glide in, over their first 5 ms."""
+    track = [ORGAN, mido.Message("control_change", control=10, value=0),
+             mido.Message("pitchwheel", pitch=8191),
+             mido.Message("note_on", note=69, velocity=100, time=0), mido.Message("note_off", note=69, time=480)]
+    path = save(tmp_path, [track])
+    summary = MidiSong(path).summary
+    assert summary.pans == {0: 0} and summary.bends == {0: 8191}
+    x = render(registry, path)
+    left, right = window(x, 0.0, 0.005)
+    assert rms(left) > 1e-4 and rms(right) < 1e-6 * rms(left)   # hard left from the first sample
+    osc = ChannelMap(registry, summary).patch.modules["ch1osc"]
+    assert osc.params["freq"] == bent(osc.type.cls.param("freq").default, 8191)   # the oscillator starts bent
 
 
 def test_pitch_bend_moves_the_pitch_on_its_sample(registry, tmp_path):

@@ -19,10 +19,7 @@ from ..api import NoteOff, NoteOn
 from ..sequencer.song import MIN_NOTE, let_go
 from .file import (ALL_NOTES_OFF, ALL_SOUND_OFF, DEFAULT_VOLUME, EXPRESSION, PAN, RESET_CONTROLLERS, SUSTAIN,
                    VOLUME, MidiSong)
-from .voices import MAX_LEVEL, ChannelMap, channel_gain, level_gain
-
-#: Pitch bend range either way, in semitones (the General MIDI default).
-BEND_RANGE = 2.0
+from .voices import MAX_LEVEL, ChannelMap, bent, channel_gain, level_gain, pan_position
 
 
 @dataclass
@@ -142,8 +139,7 @@ class MidiDriver:
         elif kind == "pitchwheel":
             target = self.map.channels[channel]
             if target.osc is not None:
-                bend = BEND_RANGE * message.pitch / 8192
-                self.engine.set(target.osc, "freq", target.base_freq * 2.0 ** (bend / 12), time=time)
+                self.engine.set(target.osc, "freq", bent(target.base_freq, message.pitch), time=time)
 
     def _control(self, channel: int, control: int, value: int, time: int) -> None:
         state, target = self.state[channel], self.map.channels[channel]
@@ -161,7 +157,7 @@ class MidiDriver:
                 state.expression = value
             self._level(channel, time)
         elif control == PAN and target.pan is not None:
-            self.engine.set(target.pan, "pan", max(-1.0, min(1.0, (value - 64) / 63)), time=time)
+            self.engine.set(target.pan, "pan", pan_position(value), time=time)
         elif control in (ALL_SOUND_OFF, ALL_NOTES_OFF):
             self._all_off(channel, time)
         elif control == RESET_CONTROLLERS:

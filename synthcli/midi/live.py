@@ -18,9 +18,9 @@ from typing import Callable
 
 from ..api import CONTROL
 from ..errors import SynthError
-from .driver import BEND_RANGE
 from .file import ALL_NOTES_OFF, ALL_SOUND_OFF, RESET_CONTROLLERS, SUSTAIN
 from .ports import input_sources, open_port, reconnect, returned
+from .voices import BEND_RANGE
 
 #: Messages handed over together at most (a batch holds the session's lock).
 DRAIN = 256

@@ -134,6 +134,20 @@ def level_gain(song) -> float:
     return min(MAX_GAIN, max(1.0, TARGET_PEAK / (ESTIMATE_SCALE * loudest)))
 
 
+#: Pitch bend range either way, in semitones (the General MIDI default).
+BEND_RANGE = 2.0
+
+
+def bent(freq: float, pitch: int) -> float:
+    """``freq`` under the pitch wheel at ``pitch`` (-8192..8191)."""
+    return freq * 2.0 ** (BEND_RANGE * pitch / 8192 / 12)
+
+
+def pan_position(value: int) -> float:
+    """CC 10 as a pan module's ``pan``: 0 hard left, 64 centre, 127 right."""
+    return max(-1.0, min(1.0, (value - 64) / 63))
+
+
 def channel_gain(volume: int, expression: int) -> float:
     """A channel's gain from its volume and expression controllers: each
     squared, as General MIDI's recommended curve (40 log10), and 1 at the
@@ -245,6 +259,10 @@ class ChannelMap:
                     patch.modules[entry.vol].params["level"] = min(
                         MAX_LEVEL, entry.base_level * channel_gain(*summary.controls[c]))
                 entry.pan, _ = self._param(f"{n}pan", "pan", 0.0)
+                if entry.pan is not None and c in summary.pans:
+                    patch.modules[entry.pan].params["pan"] = pan_position(summary.pans[c])
+                if entry.osc is not None and c in summary.bends:
+                    patch.modules[entry.osc].params["freq"] = bent(entry.base_freq, summary.bends[c])
             self.channels.append(entry)
 
     def _param(self, name: str, param: str, default: float):
