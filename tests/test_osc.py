@@ -604,8 +604,10 @@ def test_timed_bundles_land_on_the_sample_of_their_time(jack_server, tmp_path):
     found = onsets(data[:, 0])
     assert len(found) == 3, found
     immediate, first, second = found
-    # Two bundles 0.5 s apart land 24,000 samples apart, to the sample.
-    assert abs((second - first) - SR // 2) <= 2, (first, second)
+    # Two bundles 0.5 s apart land 24,000 samples apart, to a few samples:
+    # the clock's fit moves a little between them (4 on a loaded machine),
+    # where a landing on a block's edge would be up to 256 out.
+    assert abs((second - first) - SR // 2) <= 12, (first, second)
     # And on the shared clock: the immediate note is heard one output
     # latency (plus up to a block of waiting) after it was sent, the timed
     # one at its time. The immediate note's own trip through two processes
