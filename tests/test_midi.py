@@ -434,6 +434,25 @@ def test_a_live_keyboards_reset_all_controllers_lifts_the_pedal_and_centres_the_
     assert bent[-1] == ("o", "freq", pytest.approx(200.0))
 
 
+def test_a_channel_gets_a_voice_for_every_key_it_holds_at_once_its_pedals_included(registry, tmp_path):
+    """The MIDI audit: twelve notes under the sustain pedal on eight voices
+    lost the four struck first, the bass of every pedalled piano passage.
+    The channel now has twelve voices (of 8 to 16), and all twelve sound."""
+    pitches = [36, 40, 43, 48, 52, 55, 60, 64, 67, 72, 76, 79]
+    track = [ORGAN, mido.Message("control_change", control=64, value=127)]
+    for k, pitch in enumerate(pitches):   # an eighth apart, each let go at once: the pedal holds them
+        track += [mido.Message("note_on", note=pitch, velocity=100, time=24 if k else 0),
+                  mido.Message("note_off", note=pitch, time=96)]
+    track.append(mido.Message("control_change", control=64, value=0, time=1920))
+    path = save(tmp_path, [track])
+    assert MidiSong(path).summary.held == {0: 12}
+    heard = render(registry, path)[0, int(3.0 * SR):int(3.5 * SR)]
+    spectrum = np.abs(np.fft.rfft(heard * np.hanning(len(heard))))
+    freqs = np.fft.rfftfreq(len(heard), 1 / SR)
+    found = {p: spectrum[np.abs(freqs - 440 * 2 ** ((p - 69) / 12)) < 3].max() / spectrum.max() for p in pitches}
+    assert min(found.values()) > 0.3, found
+
+
 def test_a_program_change_changes_the_timbre(registry, tmp_path):
     def harmonics(program):
         """Levels of harmonics 2..12 of A3 in dB against the fundamental."""

@@ -250,6 +250,9 @@ class Summary:
     controls: dict[int, tuple[int, int]] = field(default_factory=dict)
     pans: dict[int, int] = field(default_factory=dict)    # CC 10, where one came before the first note
     bends: dict[int, int] = field(default_factory=dict)   # the pitch wheel, likewise
+    #: The most keys each channel holds at once, a sustain pedal's included:
+    #: its note source needs that many voices, or one of them is stolen.
+    held: dict[int, int] = field(default_factory=dict)
     last_tick: int = 0
     notes: int = 0
     #: (tick, microseconds a beat) of every tempo change, and (tick,
@@ -341,9 +344,22 @@ class MidiSong:
         controls: dict[int, tuple[int, int]] = {}
         pans: dict[int, int] = {}
         bends: dict[int, int] = {}
+        down: dict[int, set[int]] = {}       # a channel's keys held now, by a finger or by its pedal
+        let_go: dict[int, set[int]] = {}     # of those, the keys only the pedal holds
+        pedals: set[int] = set()
         for tick, _, _, message in self.merged():
             summary.last_tick = tick
             kind = message.type
+            if kind in ("note_on", "note_off"):
+                keys = down.setdefault(message.channel, set())
+                if kind == "note_on" and message.velocity > 0:
+                    keys.add(message.note)
+                    let_go.get(message.channel, set()).discard(message.note)
+                    summary.held[message.channel] = max(summary.held.get(message.channel, 0), len(keys))
+                elif message.channel in pedals and message.note in keys:
+                    let_go.setdefault(message.channel, set()).add(message.note)
+                else:
+                    keys.discard(message.note)
             if kind == "note_on" and message.velocity > 0:
                 summary.notes += 1
                 channel = message.channel
@@ -357,12 +373,20 @@ class MidiSong:
             elif kind == "program_change":
                 programs[message.channel] = message.program
             elif kind == "control_change":
-                controls[message.channel] = loudness_controls(
-                    controls.get(message.channel, (DEFAULT_VOLUME, 127)), message)
-                if message.control == PAN:
-                    pans[message.channel] = message.value
-                elif message.control == RESET_CONTROLLERS:
-                    bends.pop(message.channel, None)
+                channel, control = message.channel, message.control
+                controls[channel] = loudness_controls(controls.get(channel, (DEFAULT_VOLUME, 127)), message)
+                if control == PAN:
+                    pans[channel] = message.value
+                elif control == RESET_CONTROLLERS:
+                    bends.pop(channel, None)
+                if control == SUSTAIN and message.value >= 64:
+                    pedals.add(channel)
+                elif control in (SUSTAIN, RESET_CONTROLLERS):   # the pedal lifts (as the player does it)
+                    pedals.discard(channel)
+                    down.get(channel, set()).difference_update(let_go.pop(channel, set()))
+                elif control in (ALL_SOUND_OFF, ALL_NOTES_OFF):
+                    down.pop(channel, None)
+                    let_go.pop(channel, None)
             elif kind == "pitchwheel":
                 bends[message.channel] = message.pitch
             elif kind == "set_tempo":

@@ -61,7 +61,11 @@ PROGRAM_VOICES = {4: "epiano", 5: "epiano", 50: "pad", 51: "pad"}
 SOURCE_PARAMS = {"vco": ("wave", "pw"), "fm": ("ratio", "index", "feedback"), "pluck": ("tone", "decay"),
                  "supersaw": ("detune", "mix")}
 PROGRAM_PARAMS = {"flt": ("cutoff", "res"), "env": ("attack", "decay", "sustain", "release")}
-VOICES = 8
+#: Voices of a channel's note source: as many keys as the channel ever
+#: holds at once (its sustain pedal's included), at least VOICES, at
+#: most what ``keys`` has. With 8 for all, a pedalled piano lost its bass:
+#: the voice held longest is the one stolen (the MIDI audit).
+VOICES, MAX_VOICES = 8, 16
 DRUM_LEVEL = 0.5
 #: Where the built-in patch puts a file's loudest moment as estimated
 #: (see level_gain): -6 dBFS, which leaves the estimate's error (real
@@ -167,9 +171,10 @@ def envelope(voice: dict) -> dict:
             for name in PROGRAM_PARAMS["env"]}
 
 
-def channel_text(channel: int, program: int, gain: float = 1.0) -> str:
+def channel_text(channel: int, program: int, gain: float = 1.0, held: int = 0) -> str:
     """Patch text of one channel of the built-in patch (channel from 0),
-    its level raised by ``gain`` (see level_gain)."""
+    its level raised by ``gain`` (see level_gain), for ``held`` keys at
+    once (see VOICES)."""
     n = f"ch{channel + 1}"
     if channel == DRUM_CHANNEL:
         body = [f"add drums {n} voices={VOICES}", f"add vca {n}vol level={DRUM_LEVEL * gain}", f"add pan {n}pan",
@@ -179,7 +184,7 @@ def channel_text(channel: int, program: int, gain: float = 1.0) -> str:
         source = " ".join(f"{name}={v[name]}" for name in SOURCE_PARAMS[v["osc"]])
         env = " ".join(f"{name}={value}" for name, value in envelope(v).items())
         body = [
-            f"add keys {n} voices={VOICES}",
+            f"add keys {n} voices={min(MAX_VOICES, max(VOICES, held))}",
             f"add {v['osc']} {n}osc {source}",
             f"add vcf {n}flt cutoff={v['cutoff']} res={v['res']}",
             f"add adsr {n}env {env}",
@@ -196,11 +201,13 @@ def channel_text(channel: int, program: int, gain: float = 1.0) -> str:
                              f"connect {n}pan.right out.right"]) + "\n"
 
 
-def default_patch_text(channels, programs: dict[int, int], gain: float = 1.0) -> str:
+def default_patch_text(channels, programs: dict[int, int], gain: float = 1.0,
+                       held: dict[int, int] | None = None) -> str:
     """The built-in patch for the channels a file plays (at least one, so
-    that even a file without notes has something to load)."""
+    that even a file without notes has something to load), each with
+    voices for the most keys it holds at once (``held``)."""
     chosen = sorted(channels) or [0]
-    return "".join(channel_text(c, programs.get(c, 0), gain) for c in chosen)
+    return "".join(channel_text(c, programs.get(c, 0), gain, (held or {}).get(c, 0)) for c in chosen)
 
 
 def read_voice_patch(path, is_midi: bool = True) -> str | None:
@@ -235,7 +242,7 @@ class ChannelMap:
         self.gain = gain
         patch = Patch(registry)
         try:
-            patch.load_text(default_patch_text(summary.channels, summary.programs, gain) if self.builtin
+            patch.load_text(default_patch_text(summary.channels, summary.programs, gain, summary.held) if self.builtin
                             else patch_text, patch_source)
         except SynthError as error:
             raise error.at(source=patch_source)
