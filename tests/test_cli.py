@@ -521,6 +521,16 @@ def small_disk():
     resource.setrlimit(resource.RLIMIT_FSIZE, (600_000, 600_000))   # the live engine's ring takes 0.34 MB
 
 
+def test_a_render_whose_workers_shared_memory_cannot_be_made_is_one_line(tmp_path):
+    """A full /dev/shm, here a file size limit below the workers' board:
+    it was a traceback, and CPython's resource tracker's after it."""
+    import resource
+    done = synth("render", BASIC, "-o", tmp_path / "x.wav", "-d", "1", "-x", "processes",
+                 preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000)))
+    assert done.returncode == 2 and done.stderr == ("error: cannot make the shared memory the worker processes run "
+                                                    "the modules in: File too large (is /dev/shm full?)\n"), done.stderr
+
+
 def test_a_render_that_fills_the_disk_is_one_line_and_status_2(tmp_path):
     out = tmp_path / "long.wav"
     done = synth("render", BASIC, "-o", out, "-q", "-d", "10", preexec_fn=small_disk)

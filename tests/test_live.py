@@ -201,7 +201,7 @@ def test_ctrl_c_sigterm_and_hangup_stop_cleanly(jack_server, portaudio_ports, tm
     portaudio_ports()
     time.sleep(0.5)
     assert list(temp.iterdir()), "the engine's forkserver should have made its folder here"
-    used = {name for name in shared_memory_of(proc.pid) if name.startswith("psm_")}   # JACK's own are there too
+    used = {name for name in shared_memory_of(proc.pid) if name.startswith("synthcli_")}   # JACK's own are there too
     assert used, "live play should be using shared memory"
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
@@ -321,7 +321,7 @@ def test_a_sound_server_that_quits_ends_play_with_one_line(jack_server, tmp_path
     with jack_dummy_server("synthcli-quits") as name:
         playing = Playing(patch, "--executor", "processes", cwd=ROOT)
         time.sleep(0.5)
-        used = {n for n in shared_memory_of(playing.proc.pid) if n.startswith("psm_")}
+        used = {n for n in shared_memory_of(playing.proc.pid) if n.startswith("synthcli_")}
         assert len(used) >= 2, used          # the ring, the tap and the workers' board
         quit_server(name, sig)
         err = playing.finish(signalled=False)
@@ -553,6 +553,23 @@ def test_a_recording_that_fills_the_disk_says_so_and_the_music_plays_on(jack_ser
     assert re.fullmatch(rf"error: cannot write {re.escape(str(take))} after \d+\.\d\d s: .+ \(is the disk full\?\); "
                         r"the music plays on", lines[1]), err
     assert lines[2].startswith("stopped: 2.00 s played") and "recorded" not in lines[2] and len(lines) == 3
+
+
+@pytest.mark.parametrize("executor, limit, what", [
+    ("inline", 100_000, "the sound goes through"),
+    ("processes", 10_000, "the worker processes run the modules in"),
+])
+def test_shared_memory_that_cannot_be_made_is_one_line(jack_server, tmp_path, executor, limit, what):
+    """A full /dev/shm, here a file size limit below a segment's size: a
+    worker board's failure was a traceback, and either one drew a KeyError
+    traceback from CPython's resource tracker after it."""
+    import resource
+    patch = write(tmp_path, "add vco a wave=sine freq=220\nconnect a out\n")
+    proc = play(patch, "--duration", "2", "--executor", executor,
+                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and err == f"error: cannot make the shared memory {what}: File too large " \
+                                           f"(is /dev/shm full?)\n", err
 
 
 SLOW = """

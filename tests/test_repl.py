@@ -1290,7 +1290,7 @@ def sounding(term):
     term.type("add vco osc1 wave=sine freq=220")
     term.type("connect osc1 out")
     term.wait_for("audio on: device")
-    return {n for n in shared_memory_of(term.pid) if n.startswith("psm_")}
+    return {n for n in shared_memory_of(term.pid) if n.startswith("synthcli_")}
 
 
 def test_a_killed_engine_leaves_the_repl_editing_and_nothing_to_clean_up(terminal, jack_server, tmp_path):

@@ -625,11 +625,11 @@ class LiveEngine:
         try:
             ring = Ring(self.depth + RECORD_SLACK, s["blocksize"])
             self.tap = Tap(s["blocksize"])
-        except OSError as error:   # /dev/shm full, or a file size limit (ulimit -f): said, and the workers stopped
+        except SynthError as error:   # /dev/shm full, or a file size limit (ulimit -f): said, and the workers stopped
             if ring is not None:
                 ring.close()
             self.engine.close()
-            self.send(("failed", f"cannot make the shared memory the sound goes through: {error.strerror}"))
+            self.send(("failed", str(error)))
             return 2
         self.ring = ring
         self.latency = self.depth * block_time

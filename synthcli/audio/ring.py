@@ -18,7 +18,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from ..engine.board import forget
+from ..engine.board import forget, make_shared
 
 WRITTEN, PLAYED, CALLBACKS, XRUNS, UNDERFLOWS, RECORDED, RECORDING, ENDED, LENGTH = range(9)
 _HEADER = 9
@@ -46,7 +46,8 @@ class Ring:
         self.kept = kept = max(slots, CALLS_KEPT)
         size = 8 * _HEADER + 16 * kept + 4 * slots * blocksize * 2
         self.owner = name is None
-        self.shm = shared_memory.SharedMemory(name=name, create=self.owner, size=size if self.owner else 0)
+        self.shm = (make_shared(size, "the shared memory the sound goes through") if self.owner
+                    else shared_memory.SharedMemory(name=name))
         buf = self.shm.buf
         self.header = np.ndarray((_HEADER,), np.int64, buf, 0)
         self.log = np.ndarray((kept,), np.int64, buf, 8 * _HEADER)

@@ -16,7 +16,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from ..engine.board import forget
+from ..engine.board import forget, make_shared
 
 WRITTEN, START = range(2)
 _HEADER = 2
@@ -42,7 +42,8 @@ class Tap:
         self.blocksize = blocksize
         self.owner = name is None
         size = 8 * _HEADER + 4 * SLOTS * blocksize
-        self.shm = shared_memory.SharedMemory(name=name, create=self.owner, size=size if self.owner else 0)
+        self.shm = (make_shared(size, "the shared memory the scope and meters read") if self.owner
+                    else shared_memory.SharedMemory(name=name))
         self.header = np.ndarray((_HEADER,), np.int64, self.shm.buf, 0)
         self.data = np.ndarray((SLOTS, blocksize), np.float32, self.shm.buf, 8 * _HEADER)
         if self.owner:

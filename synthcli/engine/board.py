@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import SynthError
+
 #: Per-module flags: run; bypassed (silent, quarantined or removed); or run
 #: once more with the output faded to silence, then bypassed.
 RUN, BYPASS, FADE = 0, 1, 2
@@ -41,7 +43,7 @@ class Board:
             self.shm = shared_memory.SharedMemory(name=name)
             buffer = self.shm.buf
         elif shared:
-            self.shm = shared_memory.SharedMemory(create=True, size=size)
+            self.shm = make_shared(size, "the shared memory the worker processes run the modules in")
             buffer = self.shm.buf
         else:
             buffer = bytearray(size)
@@ -85,6 +87,27 @@ class Board:
         shm.close()
         if unlink:
             forget(shm)
+
+
+def make_shared(size: int, what: str):
+    """A new shared-memory segment of ``size`` bytes, for ``what``, which
+    a one-line SynthError names when it cannot be made (a full /dev/shm,
+    a file size limit). Its name goes to CPython's resource tracker before
+    the segment is made: CPython (3.11) unlinks a new segment it cannot
+    size and tells the tracker to forget a name it was never told of,
+    whose KeyError traceback, from the tracker's own process, followed
+    our one line."""
+    import secrets
+    from multiprocessing import resource_tracker, shared_memory
+    while True:
+        name = f"synthcli_{secrets.token_hex(6)}"
+        resource_tracker.register(f"/{name}", "shared_memory")
+        try:
+            return shared_memory.SharedMemory(name=name, create=True, size=size)
+        except FileExistsError:   # another's: the tracker must not unlink it at our exit
+            resource_tracker.unregister(f"/{name}", "shared_memory")
+        except OSError as error:
+            raise SynthError(f"cannot make {what}: {error.strerror} (is /dev/shm full?)") from None
 
 
 def forget(shm) -> None:
