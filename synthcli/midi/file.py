@@ -222,6 +222,38 @@ def _settled(group: list[tuple], sounding: set[tuple[int, int]]) -> list[tuple]:
     return group
 
 
+class _Keys:
+    """The keys each channel holds, by a finger or by its sustain pedal, as
+    MidiDriver holds them, and the most it ever holds at once (``most``)."""
+
+    def __init__(self, most: dict[int, int]) -> None:
+        self.most = most
+        self.down: dict[int, set[int]] = {}     # held now, by a finger or by the pedal
+        self.let_go: dict[int, set[int]] = {}   # of those, the ones only the pedal holds
+        self.pedals: set[int] = set()
+
+    def note(self, channel: int, note: int, strikes: bool) -> None:
+        down = self.down.setdefault(channel, set())
+        if strikes:
+            down.add(note)
+            self.let_go.get(channel, set()).discard(note)
+            self.most[channel] = max(self.most.get(channel, 0), len(down))
+        elif channel in self.pedals and note in down:
+            self.let_go.setdefault(channel, set()).add(note)
+        else:
+            down.discard(note)
+
+    def control(self, channel: int, control: int, value: int) -> None:
+        if control == SUSTAIN and value >= 64:
+            self.pedals.add(channel)
+        elif control in (SUSTAIN, RESET_CONTROLLERS):   # the pedal lifts (a reset lifts it too)
+            self.pedals.discard(channel)
+            self.down.get(channel, set()).difference_update(self.let_go.pop(channel, set()))
+        elif control in (ALL_SOUND_OFF, ALL_NOTES_OFF):   # every key let go; the pedal stays as it is
+            self.down.pop(channel, None)
+            self.let_go.pop(channel, None)
+
+
 def loudness_controls(controls: tuple[int, int], message) -> tuple[int, int]:
     """A channel's (volume, expression) after a control change: a reset of
     all controllers restores expression and, as the MIDI specification
@@ -344,22 +376,12 @@ class MidiSong:
         controls: dict[int, tuple[int, int]] = {}
         pans: dict[int, int] = {}
         bends: dict[int, int] = {}
-        down: dict[int, set[int]] = {}       # a channel's keys held now, by a finger or by its pedal
-        let_go: dict[int, set[int]] = {}     # of those, the keys only the pedal holds
-        pedals: set[int] = set()
+        keys = _Keys(summary.held)
         for tick, _, _, message in self.merged():
             summary.last_tick = tick
             kind = message.type
             if kind in ("note_on", "note_off"):
-                keys = down.setdefault(message.channel, set())
-                if kind == "note_on" and message.velocity > 0:
-                    keys.add(message.note)
-                    let_go.get(message.channel, set()).discard(message.note)
-                    summary.held[message.channel] = max(summary.held.get(message.channel, 0), len(keys))
-                elif message.channel in pedals and message.note in keys:
-                    let_go.setdefault(message.channel, set()).add(message.note)
-                else:
-                    keys.discard(message.note)
+                keys.note(message.channel, message.note, kind == "note_on" and message.velocity > 0)
             if kind == "note_on" and message.velocity > 0:
                 summary.notes += 1
                 channel = message.channel
@@ -379,14 +401,7 @@ class MidiSong:
                     pans[channel] = message.value
                 elif control == RESET_CONTROLLERS:
                     bends.pop(channel, None)
-                if control == SUSTAIN and message.value >= 64:
-                    pedals.add(channel)
-                elif control in (SUSTAIN, RESET_CONTROLLERS):   # the pedal lifts (as the player does it)
-                    pedals.discard(channel)
-                    down.get(channel, set()).difference_update(let_go.pop(channel, set()))
-                elif control in (ALL_SOUND_OFF, ALL_NOTES_OFF):
-                    down.pop(channel, None)
-                    let_go.pop(channel, None)
+                keys.control(channel, control, message.value)
             elif kind == "pitchwheel":
                 bends[message.channel] = message.pitch
             elif kind == "set_tempo":
