@@ -154,8 +154,13 @@ def worker_main(control, go, done, samplerate: float, blocksize: int, inherited:
             os.close(fd)
         except OSError:
             pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the forking engine's handler: a SIGTERM ends a worker
+    # Ctrl-C, a SIGTERM or a hangup sent to the whole process group (a
+    # terminal, `timeout`, a service manager) are the engine's to handle: a
+    # worker that died of one first was reported as a failing module. The
+    # engine ends its workers itself, and a worker whose engine is gone
+    # sees its pipe close.
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
     faulthandler.disable()  # a crashing module is reported by the engine, not dumped on the terminal
     host = Host(samplerate, blocksize)
     board: Board | None = None
