@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from synthcli.audio.news import news
 from synthcli.engine.core import Engine
 from synthcli.patch import Patch
 from synthcli.plugins import load_registry
@@ -407,6 +408,7 @@ STARVED = """
 import json, os, subprocess, sys, time
 import numpy as np
 from faulty import Faulty
+from synthcli.audio.news import news
 from synthcli.engine.core import Engine
 from synthcli.patch import Patch
 from synthcli.plugins import load_registry
@@ -464,6 +466,9 @@ def test_a_worker_starved_of_cpu_by_other_programs_is_not_held_against_its_modul
     stats, sounding = result["stats"], np.array(result["levels"]) > 0.2
     assert stats["faults"] >= 3 and not stats["quarantined"], stats      # six bursts: 3 would have been enough
     assert "for a CPU, which other programs held" in stats["reason"] and stats["restarts"] == 0, stats
+    said = news({"modules": {"f": {**stats, "faults": 0}}}, {"modules": {"f": stats}})   # what play would say
+    assert not stats["held"] and len(said) == 1 and said[0].startswith("module 'f' (faulty") and \
+        said[0].endswith(f"was silent for a block ({stats['reason']}); it plays on"), said
     silent = np.flatnonzero(~sounding)
     print(f"starved worker: {stats['faults']} deadlines missed, {stats['restarts']} restarts, "
           f"{len(silent)} of {len(sounding)} blocks silent")

@@ -338,6 +338,18 @@ def test_a_typed_render_runs_beside_the_prompt_from_the_patch_as_it_was(session,
     assert session.execute("render") == f"not rendering; the last: {heard.lines[-1][0]}"
 
 
+def test_a_render_beside_the_prompt_runs_at_the_lowest_priority(tmp_path):
+    """The new user's render typed in the REPL took a core of two from
+    the live audio: three xruns. Its thread now runs at nice 19, and the
+    REPL's other threads as they were."""
+    from synthcli.repl.rendering import Rendering
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    seen, said = [], threading.Event()
+    Rendering("x.wav", lambda progress: (seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())),
+                                         ("wrote x.wav", ""))[1], lambda line, kind: said.set())
+    assert said.wait(10) and seen == [19] and os.getpriority(os.PRIO_PROCESS, 0) == before
+
+
 def test_a_render_sent_over_osc_runs_beside_the_prompt_too(registry, tmp_path, monkeypatch):
     """A remote render held the lock every command takes, so the prompt,
     OSC and MIDI waited for it: in the REPL it runs beside them, and a

@@ -49,6 +49,7 @@ class ModuleStats:
 
     faults: int = 0
     last_fault: str = ""
+    last_held: bool = True   # whether the last fault was the module's own (see Engine.fault)
     fault_times: list[int] = field(default_factory=list)
     quarantined: bool = False
 
@@ -501,7 +502,7 @@ class Engine:
         if stats.quarantined:   # a worker's report still on its way when it was: not a new fault
             return
         stats.faults += 1
-        stats.last_fault = reason
+        stats.last_fault, stats.last_held = reason, held
         if not held:
             return
         now = self.time
@@ -528,7 +529,7 @@ class Engine:
                 "package": f"{entry.package} {entry.version}" if entry and entry.package != BUILTIN_PACKAGE else "",
                 "blocks": int(blocks), "mean_ms": 1e3 * seconds / blocks if blocks else 0.0,
                 "max_ms": 1e3 * worst, "faults": stats.faults, "restarts": restarts.get(node.name, 0),
-                "quarantined": stats.quarantined, "reason": stats.last_fault,
+                "quarantined": stats.quarantined, "reason": stats.last_fault, "held": stats.last_held,
             }
         return report
 

@@ -867,8 +867,7 @@ class ProcessExecutor:
                 return
             held = waited is None
             reason = (f"hung or too slow: missed its deadline ({self.deadline * 1e3:.0f} ms)" if held else
-                      f"missed its deadline ({self.deadline * 1e3:.0f} ms) waiting {waited * 1e3:.0f} ms for "
-                      f"a CPU, which other programs held: not held against it")
+                      self._starved_reason(waited))
         else:
             reason = self._exit_reason(worker)
         self._recover(part, block, reason, held)
@@ -886,9 +885,13 @@ class ProcessExecutor:
         self._silence(worker)
         culprit = self._culprit(worker, block)
         if culprit is not None:
-            self.report(culprit, f"missed its deadline ({self.deadline * 1e3:.0f} ms) waiting "
-                                 f"{waited * 1e3:.0f} ms for a CPU, which other programs held: not held against it",
-                        held=False)
+            self.report(culprit, self._starved_reason(waited), held=False)
+
+    def _starved_reason(self, waited: float) -> str:
+        """Why a module whose worker got no CPU in time was silent a block:
+        not its own fault, which is not counted against it (see Engine.fault)."""
+        return (f"its worker waited {waited * 1e3:.0f} ms for a CPU, which other programs held, past the "
+                f"{self.deadline * 1e3:.0f} ms deadline: no fault of the module's")
 
     def _catch_up(self, block: int) -> None:
         """Workers that fell behind: one whose late block is done plays this

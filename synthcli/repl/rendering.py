@@ -11,11 +11,24 @@ rendered, as Ctrl-C ends ``synth render``.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Callable
 
 from ..errors import SynthError
+
+
+def yield_to_the_audio() -> None:
+    """Run this thread at the lowest priority: Linux schedules each thread
+    on its own, so the live audio's engine and workers keep the CPUs they
+    need. At the normal one, a render typed in the REPL took a core of
+    two from them, and the new user heard three xruns. Elsewhere (no
+    thread priorities) it runs as it is."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
 
 
 class Rendering:
@@ -68,6 +81,7 @@ class Rendering:
             raise KeyboardInterrupt
 
     def _run(self, work: Callable[[Callable[[float], None]], str]) -> None:
+        yield_to_the_audio()
         try:
             line, kind = work(self._progress)
         except KeyboardInterrupt as stopped:   # RenderInterrupted: says what the file holds
