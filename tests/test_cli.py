@@ -395,6 +395,50 @@ def test_a_file_with_nothing_connected_to_out_is_warned_of(tmp_path, text, silen
     assert (np.abs(audio).max() == 0.0) == silent
 
 
+NEW_USERS_SONG = """tempo 120
+length 8
+add keys kb voices=2
+add vco o
+add vcf pf cutoff=800
+add adsr e
+add vca a
+add drums d
+connect kb.voct o.voct
+connect kb.gate e.gate
+connect o pf
+connect pf a
+connect e a.gain
+connect a out
+connect d out
+pattern kb "[c3,e3,g3,b3]"
+pattern d "c1 c9 c2 d2"
+pattern pf.cutoff "<600 900 1400 2200>"
+at 7 set pf.cutoff 3500
+"""
+
+
+def test_what_a_song_loses_without_a_word_is_warned_of(tmp_path):
+    """The new user's song checked and rendered in silence, and each of
+    these was found only by measuring: a chord wider than its voices (two
+    of four notes cut), drum notes the kit has no sound for, and a set
+    that the pattern on its parameter undoes at its next step."""
+    song = tmp_path / "s.seq"
+    song.write_text(NEW_USERS_SONG)
+    warnings = [
+        f"warning: {song}:16: the pattern on kb holds 4 notes at once (bar 1), but kb has 2 voices: the notes "
+        f"struck first are cut short (voices=4 gives each its own)",
+        f"warning: {song}:19: `at 7 set pf.cutoff 3500` lasts until the next step of the pattern on pf.cutoff "
+        f"(line 18); to hold the value, give the pattern the value instead (`at 7 pattern pf.cutoff \"3500\"`)",
+        f"warning: {song}:17: the pattern on d plays MIDI notes 24, 120 (bar 1), which the drum kit has no sound "
+        f"for: it plays 27 to 87 (c2 kick, d2 snare, f#2 closed hat, a#2 open hat: synth help drums)"]
+    for done in (synth("check", song), synth("render", song, "-o", tmp_path / "s.wav", "-q")):
+        assert done.returncode == 0 and done.stderr.splitlines() == warnings, done.stderr
+    song.write_text(NEW_USERS_SONG.replace("voices=2", "voices=4").replace("c1 c9", "c2 ~")
+                    .replace("at 7 set pf.cutoff 3500", 'at 7 pattern pf.cutoff "3500"'))
+    done = synth("check", song)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
 def test_render_is_bit_identical_across_executors_from_the_cli(tmp_path):
     outputs = []
     for i, flags in enumerate((["--executor", "inline"], ["--executor", "processes", "--workers", "2"], [])):

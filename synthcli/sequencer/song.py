@@ -315,16 +315,64 @@ class Song:
         own timed commands run."""
         patch, voices = self.patch.copy(), dict(self.voices)
         for at in sorted(b for b in self.timed if b < bar):
-            for command in self.timed[at]:
-                if isinstance(command, Pattern):
-                    voice = self.voice(command, patch)
-                    voices[(voice.module, voice.param)] = voice
-                elif isinstance(command, Tempo):
-                    retempo(patch, command)
-                elif not isinstance(command, Meter):
-                    patch.apply(command)
-                    voices = playable(voices, patch)
+            voices = self._run_timed(at, patch, voices)
         return patch, voices
+
+    def _run_timed(self, bar: int, patch: Patch, voices: dict) -> dict:
+        """Run ``bar``'s timed commands on ``patch``; the patterns after them."""
+        for command in self.timed.get(bar, ()):
+            if isinstance(command, Pattern):
+                voice = self.voice(command, patch)
+                voices[(voice.module, voice.param)] = voice
+            elif isinstance(command, Tempo):
+                retempo(patch, command)
+            elif not isinstance(command, Meter):
+                patch.apply(command)
+                voices = playable(voices, patch)
+        return voices
+
+    # -- what is no error, but seldom what was meant (see cli.warn_about) ----------
+
+    def bars(self):
+        """Each bar (from 0) to the song's end, with the patch and the
+        patterns that play in it."""
+        patch, voices = self.patch.copy(), dict(self.voices)
+        for bar in range(self.length or 0):
+            voices = self._run_timed(bar, patch, voices)
+            yield bar, patch, voices
+
+    def crowded(self) -> list[tuple[Voice, int, int, int]]:
+        """(pattern, notes at once, voices, bar from 0) for each note source
+        first struck with more notes at once than it has voices: the one
+        held longest is stolen and its note cut short. The new user found
+        a 4-note chord on `keys voices=2` by FFT alone. A drum kit's
+        `voices` are its width, not notes it holds."""
+        found: dict[str, tuple[Voice, int, int, int]] = {}
+        for bar, patch, voices in self.bars():
+            for voice in voices.values():
+                inst = patch.modules[voice.module]
+                have = inst.params.get("voices")
+                if voice.param is not None or voice.module in found or have is None or inst.type.name == "drums":
+                    continue
+                most = at_once(voice.pattern.events(bar), voice.legato)
+                if most > have:
+                    found[voice.module] = (voice, most, int(have), bar)
+        return list(found.values())
+
+    def overridden(self) -> list[tuple[Set, Voice, int]]:
+        """(set, pattern, bar from 0) for each `at` set of a parameter that a
+        pattern playing in that bar sets again at its next step, so the set
+        is heard for a step at most (the new user's `at 7 set pf.cutoff
+        3500` under a pattern of four cutoffs)."""
+        found = []
+        for bar, _, voices in self.bars():
+            for command in self.timed.get(bar, ()):
+                if isinstance(command, Set):
+                    voice = voices.get((str(command.target.module), str(command.target.port)))
+                    if voice is not None and voice.pattern.events(bar):
+                        found.append((command, voice, bar))
+        return found
+
 
     # -- time --------------------------------------------------------------------
 
@@ -416,6 +464,15 @@ def unplugged(fed: set[tuple[str, str]], patch: Patch) -> list[tuple[str, object
     ports = [(module, patch.modules[module].type.cls.port(name, "in"))
              for module, name in sorted(left) if module in patch.modules]
     return [(module, port) for module, port in ports if port is not None and port.default != 0.0]
+
+
+def at_once(events, legato: Fraction) -> int:
+    """The most notes of different pitch a bar's ``events`` hold at once,
+    each for its length times ``legato`` (a key struck again takes its own
+    voice, not another)."""
+    spans = [(e.start, e.start + e.duration * legato, e.value) for e in events]
+    return max((len({pitch for begin, end, pitch in spans if begin <= start < end}) for start, _, _ in spans),
+               default=0)
 
 
 def reads_unconnected(port) -> str:
