@@ -372,7 +372,7 @@ def render(
     The output is bit-identical whatever the executor and worker count, and
     a song renders to the samples `synth play` sends to the device."""
     from .engine.core import Engine, check_executor
-    from .engine.render import (WAV_SUFFIXES, Performance, RenderInterrupted, frames_for, length_written,
+    from .engine.render import (WAV_SUFFIXES, Overs, Performance, RenderInterrupted, frames_for, length_written,
                                 render_to_wav)
     from .errors import SynthError, check_output
     try:
@@ -414,17 +414,20 @@ def render(
                 if song is None:
                     engine.load(patch)
                 performance = Performance(engine, song, frames, start=start)
+            overs = Overs()
             try:
                 with Progress(quiet) as progress:
                     def told(fraction: float) -> None:
                         progress.update(fraction)
                         if moved_on is not None:
                             moved_on()
-                    frames = render_to_wav(performance, output, frames, fmt, told)
+                    frames = render_to_wav(performance, output, frames, fmt, told, overs)
             except RenderInterrupted as stopped:
                 typer.echo(str(stopped), err=True)
                 raise typer.Exit(stopped.code) from None
             report_faults(engine)
+        if overs.said(frames):
+            typer.echo(f"warning: {output}: {overs.said(frames)}", err=True)
         if plot is not None:
             from .plot import plot_wav
             plot_wav(output, plot)

@@ -439,6 +439,23 @@ def test_what_a_song_loses_without_a_word_is_warned_of(tmp_path):
     assert done.returncode == 0 and done.stderr == "", done.stderr
 
 
+@pytest.mark.parametrize("level, said", [(0.99, None), (2.0, "66.5 % of it went over full scale, into the master's "
+                                                          "soft clip (the mix peaked 6 dB over)")])
+def test_a_render_that_went_over_full_scale_says_how_far(tmp_path, level, said):
+    """The new user's square wave through a mix at 4 rendered 99.6 % of its
+    samples into the master's soft clip without a word, where the REPL's
+    meter says CLIP. A sine at 2 is over full scale whenever |sin| > 1/2:
+    two thirds of the file less its fades, 6 dB over at its peaks. One
+    just under full scale, bent by the knee but not over, is no warning."""
+    patch = tmp_path / "p.patch"
+    patch.write_text(f"add vco o wave=sine freq=110\nadd vca v level={level}\nconnect o v\nconnect v out\n")
+    out = tmp_path / "p.wav"
+    done = synth("render", patch, "-o", out, "-q")
+    assert done.returncode == 0, done.stderr
+    expected = f"warning: {out}: {said}: turn out.level down, or the parts into it\n" if said else ""
+    assert done.stderr == expected, done.stderr
+
+
 def test_render_is_bit_identical_across_executors_from_the_cli(tmp_path):
     outputs = []
     for i, flags in enumerate((["--executor", "inline"], ["--executor", "processes", "--workers", "2"], [])):

@@ -282,6 +282,10 @@ def test_render_writes_what_synth_render_writes(session, tmp_path):
     seconds = soundfile.info(str(tmp_path / "c.wav")).frames / SR
     assert 1.0 <= seconds < 5.0
     assert said == f"wrote {tmp_path / 'c.wav'} ({seconds:.2f} s: the song ends there, before the 30 s asked)"
+    run(session, "set v.level 2")                                  # and what went over full scale, as render says
+    said = session.execute(f"render {tmp_path / 'd.wav'} 30").splitlines()
+    assert len(said) == 2 and said[1].startswith(f"warning: {tmp_path / 'd.wav'}: ") and \
+        "went over full scale, into the master's soft clip" in said[1], said
 
 
 def test_render_runs_a_plugins_module_where_its_crash_costs_its_sound_not_the_repl(own_registry, tmp_path,

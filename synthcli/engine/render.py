@@ -171,6 +171,37 @@ class Performance:
         return gain[None, :]
 
 
+class Overs:
+    """How much of a render went over full scale into the master's soft
+    clip, which the file alone does not show: the knee bends such a mix
+    into the last fifth of the scale, and the REPL's meter says CLIP, but
+    `synth render` said nothing of a square wave 12 dB over (the new
+    user). ``samples`` counts both sides; ``loudest`` is the largest
+    sample written."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.loudest = 0.0
+
+    def add(self, frames: np.ndarray) -> None:
+        from ..modules.dynamics import CLIPPED
+        top = float(max(frames.max(initial=0.0), -frames.min(initial=0.0)))
+        self.loudest = max(self.loudest, top)
+        if top > CLIPPED:
+            self.samples += int(np.count_nonzero(np.abs(frames) > CLIPPED))
+
+    def said(self, frames: int) -> str | None:
+        """The warning for a file of ``frames``, or None when nothing went over."""
+        from ..modules.dynamics import SOFT_CLIP_KNEE as knee
+        if not self.samples:
+            return None
+        bent = (self.loudest - knee) / (1.0 - knee)   # the knee's tanh, undone: in float64 it saturates at 4.6
+        over = f"{20 * math.log10(knee + (1.0 - knee) * math.atanh(bent)):.0f} dB" if bent < 1.0 else "13 dB or more"
+        share = 100 * self.samples / (2 * max(1, frames))
+        return (f"{f'{share:.1f}' if share >= 0.1 else 'under 0.1'} % of it went over full scale, into the "
+                f"master's soft clip (the mix peaked {over} over): turn out.level down, or the parts into it")
+
+
 class RenderInterrupted(KeyboardInterrupt):
     """Ctrl-C, SIGTERM or SIGHUP stopped a render. The WAV file is closed
     and valid, and holds the render's first ``frames`` samples, ``seconds``
@@ -198,11 +229,12 @@ def open_wav(path: str | Path, samplerate: float, subtype: str = "FLOAT"):
 
 
 def render_to_wav(performance: Performance, path: str | Path, frames: int | None = None, fmt: str = "float32",
-                  progress: Callable[[float], None] | None = None) -> int:
+                  progress: Callable[[float], None] | None = None, overs: Overs | None = None) -> int:
     """Render a performance into ``path``, block by block so memory does
     not grow with the length; ``frames`` cuts it to an exact length.
-    ``progress`` gets the fraction done now and then (when it is known).
-    Returns the number of frames written."""
+    ``progress`` gets the fraction done now and then (when it is known);
+    ``overs`` counts what went over full scale. Returns the number of
+    frames written."""
     import soundfile
 
     if fmt not in FORMATS:
@@ -228,6 +260,8 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
     held = 0
 
     def write(frames: np.ndarray) -> None:
+        if overs is not None:
+            overs.add(frames)
         try:
             out.write(np.ascontiguousarray(frames.T, dtype))
         except (soundfile.LibsndfileError, OSError) as error:   # a full disk, a file size limit

@@ -662,7 +662,7 @@ class Session:
         from ..audio.news import faults_of_a_render
         from ..engine.core import Engine
         from ..plugins import BUILTIN_PACKAGE
-        from ..engine.render import (WAV_SUFFIXES, Performance, check_fits, frames_for, length_written,
+        from ..engine.render import (WAV_SUFFIXES, Overs, Performance, check_fits, frames_for, length_written,
                                      render_to_wav)
         from .rendering import Rendering
         running = self.rendering if self.rendering is not None and self.rendering.running else None
@@ -722,8 +722,12 @@ class Session:
                         spin=False) as engine:
                 if patch is not None:
                     engine.load(patch)
-                written = render_to_wav(Performance(engine, song, frames), file, frames, progress=progress)
+                overs = Overs()
+                written = render_to_wav(Performance(engine, song, frames), file, frames, progress=progress,
+                                        overs=overs)
                 failed = [f"warning: {line}" for line in faults_of_a_render(engine.module_stats())]
+                if overs.said(written):
+                    failed.append(f"warning: {file}: {overs.said(written)}")
             return ("\n".join([f"wrote {file} ({length_written(written, asked, samplerate)})", *heard, *failed]),
                     "warning" if heard or failed else "")
 
