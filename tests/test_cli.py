@@ -401,7 +401,7 @@ add keys kb voices=2
 add vco o
 add vcf pf cutoff=800
 add adsr e
-add vca a
+add vca a level=0.25
 add drums d
 connect kb.voct o.voct
 connect kb.gate e.gate

@@ -392,7 +392,7 @@ def test_broken_plugins_are_reported_in_one_line_and_skipped(env, tmp_path):
         assert any(line.startswith("factory  (synthcli-factory 0.1.0)") for line in lines)
         # The plain name stays the built-in's; the qualified name reaches the plugin's.
         patch = tmp_path / "clash.patch"
-        patch.write_text("add vco osc freq=440\nadd synthcli-clash:vco flat level=0.25\nadd mix m\n"
+        patch.write_text("add vco osc freq=440\nadd synthcli-clash:vco flat level=0.25\nadd mix m level1=0.5\n"
                          "connect osc m.in1\nconnect flat m.in2\nconnect m out\n")
         out = tmp_path / "clash.wav"
         done = env.synth("render", str(patch), "-o", str(out), "-q", "--duration", "0.5")

@@ -683,7 +683,7 @@ def test_check_and_render_warn_of_a_tempo_meter_or_length_given_twice(tmp_path, 
     from bar 1 (the song is declarative): one who wrote it further down
     most likely meant a change there, which `at BAR tempo N` makes. No
     error: the later one holds, and check and render say so."""
-    text = ("tempo 120\nmeter 4/4\nlength 2\nadd keys kb\nadd vco o\nconnect kb.voct o.voct\nconnect o out\n"
+    text = ("tempo 120\nmeter 4/4\nlength 2\nadd keys kb voices=1\nadd vco o\nconnect kb.voct o.voct\nconnect o out\n"
             'pattern kb "c4"\ntempo 90\nmeter 3/4\nlength 3\nat 2 tempo 100\n')
     song = tmp_path / "twice.seq"
     song.write_text(text)
