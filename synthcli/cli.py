@@ -263,9 +263,7 @@ def warn_about(file: Path, patch, song) -> None:
         warn_after_the_end(file, song)
         warn_restated(file, song)
         warn_unplugged(file, song)
-        warn_crowded(file, song)
-        warn_overridden(file, song)
-        warn_no_drum(file, song)
+        warn_lost(file, song.lost())
         for line, command in song.ended:
             typer.echo(f"warning: {file}:{line}: this pattern never plays: `{command}` of line {command.line} "
                        f"takes its target away", err=True)
@@ -302,38 +300,23 @@ def warn_unplugged(file: Path, song) -> None:
                    f"{reads_unconnected(port)}; to end a part, give its pattern rests (\"~\") instead", err=True)
 
 
-def warn_crowded(file: Path, song) -> None:
-    """A chord wider than its note source's voices loses the notes struck
-    first to those struck after (see Song.crowded)."""
-    for voice, most, have, bar in song.crowded():
+def warn_lost(file: Path, lost) -> None:
+    """What a song loses without a word (see Song.lost)."""
+    from .api import MAX_CHANNELS
+    from .modules.drums import OTHER_HIGH, OTHER_LOW
+    for voice, most, have, bar in lost.crowded:
         typer.echo(f"warning: {file}:{voice.place[0]}: the pattern on {voice.module} holds {most} notes at once "
-                   f"(bar {bar + 1}), but {voice.module} has {have} voice{'s' * (have != 1)}: the notes struck first "
-                   f"are cut short (voices={min(most, 16)} gives each its own)", err=True)
-
-
-def warn_overridden(file: Path, song) -> None:
-    """A set at a bar that a pattern playing then sets again (see Song.overridden)."""
-    for command, voice, bar in song.overridden():
+                   f"(bar {bar + 1}), but {voice.module} has {have} voices: the notes struck first are cut short "
+                   f"(voices={min(most, MAX_CHANNELS)} gives each its own)", err=True)
+    for command, voice, bar in lost.overridden:
         typer.echo(f"warning: {file}:{command.line}: `at {bar + 1} {command}` lasts until the next step of the "
                    f"pattern on {command.target} (line {voice.place[0]}); to hold the value, give the pattern "
                    f"the value instead (`at {bar + 1} pattern {command.target} \"{command.value}\"`)", err=True)
-
-
-def warn_no_drum(file: Path, song) -> None:
-    """A note the drum kit has no sound for is silence (see synth help drums)."""
-    from .modules.drums import OTHER_HIGH, OTHER_LOW, slot_for
-    said = set()
-    for bar, patch, voices in song.bars():
-        for voice in voices.values():
-            if voice.param is not None or voice.place in said or patch.modules[voice.module].type.name != "drums":
-                continue
-            missing = sorted({int(round(e.value)) for e in voice.pattern.events(bar) if slot_for(e.value) < 0})
-            if missing:
-                said.add(voice.place)
-                typer.echo(f"warning: {file}:{voice.place[0]}: the pattern on {voice.module} plays MIDI note"
-                           f"{'s' * (len(missing) > 1)} {', '.join(map(str, missing))} (bar {bar + 1}), which the "
-                           f"drum kit has no sound for: it plays {OTHER_LOW} to {OTHER_HIGH} (c2 kick, d2 snare, "
-                           f"f#2 closed hat, a#2 open hat: synth help drums)", err=True)
+    for voice, missing, bar in lost.no_drum:
+        typer.echo(f"warning: {file}:{voice.place[0]}: the pattern on {voice.module} plays MIDI note"
+                   f"{'s' * (len(missing) > 1)} {', '.join(map(str, missing))} (bar {bar + 1}), which the drum kit "
+                   f"has no sound for: it plays {OTHER_LOW} to {OTHER_HIGH} (c2 kick, d2 snare, f#2 closed hat, "
+                   f"a#2 open hat: synth help drums)", err=True)
 
 
 def warn_restated(file: Path, song) -> None:

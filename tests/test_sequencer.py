@@ -703,6 +703,25 @@ def test_check_and_render_warn_of_a_tempo_meter_or_length_given_twice(tmp_path, 
     assert not Song(registry, "tempo 120\nlength 3\nat 2 tempo 90\nat 3 tempo 80\n").restated
 
 
+@pytest.mark.parametrize("pattern, legato, most", [
+    ("[c3,e3,g3,b3]", 1, 4), ("c3 e3 g3 b3", 1, 1), ("c3 e3 g3 b3", 2, 2), ("c3 c3 c3 c3", 3, 1),
+    ("[c3,e3] g3", 1.5, 3),
+])
+def test_the_notes_a_pattern_holds_at_once_are_counted_by_pitch(pattern, legato, most):
+    """A key struck again keeps its voice; a note ending where the next
+    begins frees its voice first (see Song.lost)."""
+    from synthcli.sequencer.notation import parse_pattern
+    from synthcli.sequencer.song import at_once
+    assert at_once(parse_pattern(pattern, notes=True).events(0), Fraction(str(legato))) == most
+
+
+def test_a_mono_source_and_a_source_with_voices_enough_are_no_crowd(registry):
+    for voices, crowded in ((1, False), (3, True), (4, False)):
+        song = Song(registry, f'tempo 120\nlength 1\nadd keys kb voices={voices}\nadd vco o\n'
+                              f'connect kb.voct o.voct\nconnect o out\npattern kb "[c3,e3,g3,b3]"\n')
+        assert bool(song.lost().crowded) == crowded
+
+
 def test_demo_song_checks_and_renders(registry):
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", "songs/demo.seq"], cwd=ROOT,
                           capture_output=True, text=True)

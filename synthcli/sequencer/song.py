@@ -341,37 +341,36 @@ class Song:
             voices = self._run_timed(bar, patch, voices)
             yield bar, patch, voices
 
-    def crowded(self) -> list[tuple[Voice, int, int, int]]:
-        """(pattern, notes at once, voices, bar from 0) for each note source
-        first struck with more notes at once than it has voices: the one
-        held longest is stolen and its note cut short. The new user found
-        a 4-note chord on `keys voices=2` by FFT alone. A drum kit's
-        `voices` are its width, not notes it holds."""
-        found: dict[str, tuple[Voice, int, int, int]] = {}
+    def lost(self) -> Lost:
+        """What the song loses without a word, found in one walk of its
+        bars (see Lost)."""
+        from ..modules.drums import slot_for
+        lost = Lost()
         for bar, patch, voices in self.bars():
-            for voice in voices.values():
-                inst = patch.modules[voice.module]
-                have = inst.params.get("voices")
-                if voice.param is not None or voice.module in found or have is None or inst.type.name == "drums":
-                    continue
-                most = at_once(voice.pattern.events(bar), voice.legato)
-                if most > have:
-                    found[voice.module] = (voice, most, int(have), bar)
-        return list(found.values())
-
-    def overridden(self) -> list[tuple[Set, Voice, int]]:
-        """(set, pattern, bar from 0) for each `at` set of a parameter that a
-        pattern playing in that bar sets again at its next step, so the set
-        is heard for a step at most (the new user's `at 7 set pf.cutoff
-        3500` under a pattern of four cutoffs)."""
-        found = []
-        for bar, _, voices in self.bars():
             for command in self.timed.get(bar, ()):
                 if isinstance(command, Set):
                     voice = voices.get((str(command.target.module), str(command.target.port)))
                     if voice is not None and voice.pattern.events(bar):
-                        found.append((command, voice, bar))
-        return found
+                        lost.overridden.append((command, voice, bar))
+            for voice in voices.values():
+                inst = patch.modules[voice.module]
+                if voice.param is not None or voice.place in lost.seen:
+                    continue
+                events = voice.pattern.events(bar)
+                if inst.type.name == "drums":
+                    missing = sorted({int(round(e.value)) for e in events if slot_for(e.value) < 0})
+                    if missing:
+                        lost.seen.add(voice.place)
+                        lost.no_drum.append((voice, missing, bar))
+                    continue
+                have = inst.params.get("voices")
+                if have is None or have <= 1 or len({e.value for e in events}) <= have:
+                    continue   # a mono source cuts its notes by design; fewer pitches than voices never crowd
+                most = at_once(events, voice.legato)
+                if most > have:
+                    lost.seen.add(voice.place)
+                    lost.crowded.append((voice, most, int(have), bar))
+        return lost
 
 
     # -- time --------------------------------------------------------------------
@@ -466,13 +465,39 @@ def unplugged(fed: set[tuple[str, str]], patch: Patch) -> list[tuple[str, object
     return [(module, port) for module, port in ports if port is not None and port.default != 0.0]
 
 
+class Lost:
+    """What a song loses without a word (see Song.lost), each with the bar
+    (from 0) it is first heard in. ``crowded``: (pattern, notes at once,
+    voices) of a note source struck with more notes at once than it has
+    voices, the one held longest stolen and its note cut short (the new
+    user found a 4-note chord on `keys voices=2` by FFT alone); a drum
+    kit's `voices` are its width, and a one-voice source is mono on
+    purpose. ``overridden``: (set, pattern) of an `at` set of a parameter
+    that a pattern playing in that bar sets again at its next step (the
+    new user's `at 7 set pf.cutoff 3500`). ``no_drum``: (pattern, notes)
+    of drum notes the kit has no sound for."""
+
+    def __init__(self) -> None:
+        self.crowded: list[tuple[Voice, int, int, int]] = []
+        self.overridden: list[tuple[Set, Voice, int]] = []
+        self.no_drum: list[tuple[Voice, list[int], int]] = []
+        self.seen: set[tuple[int, int]] = set()   # patterns said once
+
+
 def at_once(events, legato: Fraction) -> int:
     """The most notes of different pitch a bar's ``events`` hold at once,
-    each for its length times ``legato`` (a key struck again takes its own
-    voice, not another)."""
-    spans = [(e.start, e.start + e.duration * legato, e.value) for e in events]
-    return max((len({pitch for begin, end, pitch in spans if begin <= start < end}) for start, _, _ in spans),
-               default=0)
+    each for its length times ``legato`` (a key struck again keeps its
+    voice): a sweep over the starts and ends, ends first at a tie."""
+    edges = sorted([(e.start, 1, e.value) for e in events] + [(e.start + e.duration * legato, 0, e.value)
+                                                              for e in events])
+    held: dict[float, int] = {}
+    most = 0
+    for _, starts, pitch in edges:
+        held[pitch] = held.get(pitch, 0) + (1 if starts else -1)
+        if not held[pitch]:
+            del held[pitch]
+        most = max(most, len(held))
+    return most
 
 
 def reads_unconnected(port) -> str:
