@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..api import C4_HZ
+from ..api import C4_HZ, MAX_CHANNELS
 from ..errors import SynthError
 from ..patch import Patch
 from .file import DEFAULT_VOLUME, DRUM_CHANNEL, loudness_controls
@@ -63,9 +63,9 @@ SOURCE_PARAMS = {"vco": ("wave", "pw"), "fm": ("ratio", "index", "feedback"), "p
 PROGRAM_PARAMS = {"flt": ("cutoff", "res"), "env": ("attack", "decay", "sustain", "release")}
 #: Voices of a channel's note source: as many keys as the channel ever
 #: holds at once (its sustain pedal's included), at least VOICES, at
-#: most what ``keys`` has. With 8 for all, a pedalled piano lost its bass:
+#: most what ``keys`` has (MAX_CHANNELS). With 8 for all, a pedalled piano lost its bass:
 #: the voice held longest is the one stolen (the MIDI audit).
-VOICES, MAX_VOICES = 8, 16
+VOICES = 8
 DRUM_LEVEL = 0.5
 #: Where the built-in patch puts a file's loudest moment as estimated
 #: (see level_gain): -6 dBFS, which leaves the estimate's error (real
@@ -184,7 +184,7 @@ def channel_text(channel: int, program: int, gain: float = 1.0, held: int = 0) -
         source = " ".join(f"{name}={v[name]}" for name in SOURCE_PARAMS[v["osc"]])
         env = " ".join(f"{name}={value}" for name, value in envelope(v).items())
         body = [
-            f"add keys {n} voices={min(MAX_VOICES, max(VOICES, held))}",
+            f"add keys {n} voices={min(MAX_CHANNELS, max(VOICES, held))}",
             f"add {v['osc']} {n}osc {source}",
             f"add vcf {n}flt cutoff={v['cutoff']} res={v['res']}",
             f"add adsr {n}env {env}",
