@@ -601,6 +601,23 @@ def test_a_save_keeps_the_patterns_and_tempo_sent_live_where_it_left_them_alone(
     assert "o.freq" not in session.song_text and 'pattern a.level "0.2 0.4"' in session.song_text
 
 
+def test_a_saves_at_edit_wins_over_a_live_one_of_its_bar_and_target(session, tmp_path):
+    """The review: an `at` was known by its whole text, so the save's
+    `at 3 set a.level 0.6` and a live `at 3 set a.level 0.9` were both
+    kept, and the live one, later in the song, won. So with patterns."""
+    song = tmp_path / "w.seq"
+    text = WATCHED.replace("length 2", "length 4") + 'pattern kb "a4"\nat 3 set a.level 0.3\nat 3 pattern kb "c4"\n'
+    song.write_text(text)
+    session.load(song)
+    session.execute('at 3 set a.level 0.9\nat 3 pattern kb "d4"\nat 2 set o.freq 300', remote=True)
+    saved = text.replace("a.level 0.3", "a.level 0.6").replace('"c4"', '"e5"')
+    assert session.reload(song, saved) == ""
+    lines = session.song_text.splitlines()
+    assert "at 3 set a.level 0.6" in lines and 'at 3 pattern kb "e5"' in lines, lines
+    assert "at 3 set a.level 0.9" not in lines and 'at 3 pattern kb "d4"' not in lines, lines
+    assert "at 2 set o.freq 300" in lines   # what the save left alone stays
+
+
 def test_a_save_meets_the_live_edits_it_touches(session, tmp_path):
     """From the review of the merge: a new tempo in the file is no change
     of a value set live as a note length or a number; a module taken out

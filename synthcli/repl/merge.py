@@ -4,7 +4,7 @@ way merge, item by item, in which the save wins where both changed the
 same thing. See :meth:`Session.reload`."""
 from __future__ import annotations
 
-from ..language import Command, Pattern
+from ..language import Command, Pattern, Set
 from ..patch import Instance, Patch
 from .timeline import SINGLE, Timeline
 
@@ -81,11 +81,19 @@ def carried_time(base: Timeline, new: Timeline, current: Timeline) -> Timeline:
     OSC stays through a save that leaves that target's pattern alone, as a
     knob turned over OSC does; one the save changes is the file's. A
     pattern is known by its target, a tempo, meter or length by its kind
-    (one each), an ``at`` by its whole text."""
+    (one each); an ``at`` by its bar and so too, a set by its target, and
+    other edits by their whole text. (By its whole text an ``at`` set of
+    the save's never met the live one of the same bar and target, which,
+    later in the song, won: the review.)"""
     def key(command: Command) -> tuple[str, str]:
         if isinstance(command, Pattern):
             return "pattern", str(command.target)
-        return (type(command).__name__, "") if isinstance(command, SINGLE) else ("at", str(command))
+        if isinstance(command, SINGLE):
+            return type(command).__name__, ""
+        inner, bar = command.command, f"at {command.bar}"
+        if isinstance(inner, (Pattern, Set)):
+            return bar, f"{type(inner).__name__} {inner.target}"
+        return (bar, type(inner).__name__) if isinstance(inner, SINGLE) else (bar, str(inner))
 
     def keyed(timeline: Timeline) -> dict:
         return {key(c): str(c) for c in timeline.commands}
