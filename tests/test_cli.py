@@ -592,6 +592,36 @@ def test_a_render_whose_workers_shared_memory_cannot_be_made_is_one_line(tmp_pat
                                                     "the modules in: File too large (is /dev/shm full?)\n"), done.stderr
 
 
+def test_a_segment_that_cannot_even_be_opened_leaves_the_resource_tracker_nothing(tmp_path):
+    """No file descriptor left (a real limit, RLIMIT_NOFILE, all of it
+    held): the segment's name had gone to CPython's resource tracker
+    before shm_open failed, and at exit the tracker warned of a leak after
+    our one line (the review)."""
+    script = tmp_path / "no_fds.py"
+    script.write_text(
+        "import os, resource\n"
+        "from multiprocessing import resource_tracker, shared_memory  # noqa: F401 (imported before the limit)\n"
+        "from synthcli.engine.board import make_shared\n"
+        "from synthcli.errors import SynthError\n"
+        "resource_tracker.ensure_running()   # its pipe first: registering needs no new descriptor then\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "held = []\n"
+        "try:\n"
+        "    while True:\n"
+        "        held.append(os.open(os.devnull, os.O_RDONLY))\n"
+        "except OSError:\n"
+        "    pass\n"
+        "try:\n"
+        "    make_shared(4096, 'the test segment')\n"
+        "except SynthError as error:\n"
+        "    print(error)\n"
+        "for fd in held:\n"
+        "    os.close(fd)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.stdout == "cannot make the test segment: Too many open files\n", done
+    assert done.stderr == "", done.stderr
+
+
 def test_a_render_that_fills_the_disk_is_one_line_and_status_2(tmp_path):
     out = tmp_path / "long.wav"
     done = synth("render", BASIC, "-o", out, "-q", "-d", "10", preexec_fn=small_disk)

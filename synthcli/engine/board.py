@@ -8,6 +8,9 @@ segment, so no audio is ever pickled; for the others, plain memory.
 """
 from __future__ import annotations
 
+import errno
+import os
+
 import numpy as np
 
 from ..errors import SynthError
@@ -92,22 +95,36 @@ class Board:
 def make_shared(size: int, what: str):
     """A new shared-memory segment of ``size`` bytes, for ``what``, which
     a one-line SynthError names when it cannot be made (a full /dev/shm,
-    a file size limit). Its name goes to CPython's resource tracker before
-    the segment is made: CPython (3.11) unlinks a new segment it cannot
-    size and tells the tracker to forget a name it was never told of,
-    whose KeyError traceback, from the tracker's own process, followed
-    our one line."""
-    import secrets
+    a file size limit, no file descriptors left). Its name goes to
+    CPython's resource tracker before the segment is made: CPython (3.11)
+    unlinks a new segment it cannot size and tells the tracker to forget
+    a name it was never told of, whose KeyError traceback, from the
+    tracker's own process, followed our one line. Where the segment was
+    never opened, CPython tells the tracker nothing, and the name is taken
+    back here, or the tracker warned of a leak at exit (the review)."""
     from multiprocessing import resource_tracker, shared_memory
+
+    class Segment(shared_memory.SharedMemory):
+        unlinked = False   # by CPython, when it could not size or map the new segment: the tracker was told
+
+        def unlink(self) -> None:
+            self.unlinked = True
+            super().unlink()
+
     while True:
-        name = f"synthcli_{secrets.token_hex(6)}"
+        name = f"synthcli_{os.urandom(6).hex()}"   # not secrets: its import opens files, which may be all used
         resource_tracker.register(f"/{name}", "shared_memory")
+        segment = Segment.__new__(Segment)
         try:
-            return shared_memory.SharedMemory(name=name, create=True, size=size)
-        except FileExistsError:   # another's: the tracker must not unlink it at our exit
-            resource_tracker.unregister(f"/{name}", "shared_memory")
+            segment.__init__(name=name, create=True, size=size)
+            return segment
         except OSError as error:
-            raise SynthError(f"cannot make {what}: {error.strerror} (is /dev/shm full?)") from None
+            if not segment.unlinked:
+                resource_tracker.unregister(f"/{name}", "shared_memory")
+            if isinstance(error, FileExistsError):   # another's name: try another
+                continue
+            full = " (is /dev/shm full?)" if error.errno in (errno.ENOSPC, errno.EFBIG) else ""
+            raise SynthError(f"cannot make {what}: {error.strerror}{full}") from None
 
 
 def forget(shm) -> None:
