@@ -475,6 +475,24 @@ def test_a_worker_starved_of_cpu_by_other_programs_is_not_held_against_its_modul
     assert 0 < len(silent) < 0.1 * len(sounding) and silent.max() < 2 * 48000 // 256, silent   # 1.5 s of bursts
 
 
+def test_a_process_that_leaves_an_engine_open_still_exits():
+    """Workers ignore SIGTERM, which a process group's signal brings them
+    (see worker_main); multiprocessing's own exit sends its daemonic
+    children one, then joins them, and waited for ever on an engine that
+    an exception left unclosed (the review). Its workers are killed first."""
+    script = ("from synthcli.plugins import load_registry\n"
+              "from synthcli.engine.core import Engine\n"
+              "from synthcli.patch import Patch\n"
+              "reg = load_registry(safe_mode=True)\n"
+              "patch = Patch(reg)\n"
+              "patch.load_text('add vco a\\nadd vco b\\nconnect a out\\nconnect b out\\n')\n"
+              "engine = Engine(reg, 48000, 256, executor='processes', workers=2)\n"
+              "engine.load(patch)\n"
+              "engine.process_block()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_worker_that_died_idle_is_replaced_before_it_is_given_modules(registry):
     """Nothing is posted to a worker without modules, so its death went
     unseen, and the modules a patch edit gave it later were quarantined

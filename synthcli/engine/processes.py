@@ -29,6 +29,7 @@ ran beside the music on a 2-core machine.
 """
 from __future__ import annotations
 
+import atexit
 import faulthandler
 import multiprocessing as mp
 import queue
@@ -41,6 +42,7 @@ import struct
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -475,6 +477,25 @@ def _remember_failed(verdicts: dict[type, str]) -> None:
     write_json(path, {**kept, **found})   # or, in a read-only home, the trial is made again next time
 
 
+#: Executors not closed yet, whose workers an exit ends (see _end_left_workers).
+_OPEN: weakref.WeakSet = weakref.WeakSet()
+
+
+def _end_left_workers() -> None:
+    """Kill the workers of an executor never closed (an exception that
+    skipped Engine.close): they ignore the SIGTERM that multiprocessing's
+    own exit sends its daemonic children (see worker_main), and its join
+    of them then waited for ever (the review). Registered after
+    multiprocessing's exit function, so it runs before it."""
+    for executor in list(_OPEN):
+        for worker in [*executor.workers, *([executor.spare] if executor.spare else [])]:
+            if worker.process.is_alive():
+                worker.process.kill()
+
+
+atexit.register(_end_left_workers)
+
+
 class ProcessExecutor:
     name = "processes"
 
@@ -536,6 +557,7 @@ class ProcessExecutor:
                                      else self.workers.pop())
         for worker in [*self.workers, self.spare]:   # threads only now: every fork is done
             worker.listen()
+        _OPEN.add(self)
 
     def worker(self, partition: int) -> Worker:
         return self.workers[partition - 1]
@@ -1040,6 +1062,7 @@ class ProcessExecutor:
             self._discard(spare)
 
     def close(self) -> None:
+        _OPEN.discard(self)
         self._closing.set()
         if self._spare_thread is not None:
             self._spare_thread.join(10.0)
