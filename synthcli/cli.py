@@ -29,17 +29,19 @@ _UsageError = next(k for k in typer.BadParameter.__mro__ if k.__name__ == "Usage
 
 
 @contextlib.contextmanager
-def usage_in_one_line():
+def usage_in_one_line(named: Callable[[], str] = lambda: "synth"):
     """A command line click refuses (an option mistyped, a value of the
     wrong type, a command that does not exist) in one line naming the
     command, as every other error of synth's: click's own took three, the
-    usage and a hint before the message. Status 2, as click gives."""
+    usage and a hint before the message. Status 2, as click gives. An
+    error click raises without its context (an option missing its value)
+    names the command ``named`` says."""
     try:
         yield
     except _UsageError as error:
         if type(error).__name__ == "NoArgsIsHelpError":   # bare `synth COMMAND`: its help is the answer
             raise
-        where = error.ctx.command_path if error.ctx is not None else "synth"
+        where = error.ctx.command_path if error.ctx is not None else named()
         message = error.format_message().rstrip(".")
         typer.echo(f"error: {where}: {message[:1].lower()}{message[1:]} (see {where} --help)", err=True)
         raise typer.Exit(2) from None
@@ -55,7 +57,7 @@ class Commands(TyperGroup):
             return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx):
-        with usage_in_one_line():
+        with usage_in_one_line(lambda: " ".join(filter(None, (ctx.command_path, ctx.invoked_subcommand)))):
             return super().invoke(ctx)
 
 

@@ -200,6 +200,7 @@ def test_bad_input_is_one_line_with_its_place_and_status_2(tmp_path, text, expec
     (["render", BASIC, "-o", "x.wav", "-d", "abc"], "error: synth render: invalid value for '--duration' / '-d': "
                                                   "'abc' is not a valid float (see synth render --help)"),
     (["render"], "error: synth render: missing argument 'FILE' (see synth render --help)"),
+    (["render", BASIC, "-o"], "error: synth render: option '-o' requires an argument (see synth render --help)"),
     (["play", BASIC, "--recrd", "x.wav"], "error: synth play: no such option: --recrd "
                                           "(Possible options: --record, --workers) (see synth play --help)"),
     (["rendr"], "error: synth: no such command 'rendr'. Did you mean 'render'? (see synth --help)"),
