@@ -411,8 +411,9 @@ def render(
                 typer.echo(str(stopped), err=True)
                 raise typer.Exit(stopped.code) from None
             report_faults(engine)
-        if overs.said(frames):
-            typer.echo(f"warning: {output}: {overs.said(frames)}", err=True)
+        over = overs.said(frames)
+        if over:
+            typer.echo(f"warning: {output}: {over}", err=True)
         if plot is not None:
             from .plot import plot_wav
             plot_wav(output, plot)

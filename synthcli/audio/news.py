@@ -46,11 +46,12 @@ def news(before: dict, after: dict) -> list[str]:
     old_modules = before.get("modules", {})
     for name, m in after.get("modules", {}).items():
         old = old_modules.get(name, {})
-        if m["faults"] > old.get("faults", 0) and not m.get("held", True):   # the machine's doing
-            lines.append(f"{module_label(name, m)} was silent for a block ({m['reason']}); it plays on")
-        elif m["faults"] > old.get("faults", 0):
-            fate = "quarantined: it stays silent" if m["quarantined"] else "it plays on"
-            lines.append(f"{module_label(name, m)} failed ({m['reason']}); {fate}")
+        if m["faults"] > old.get("faults", 0):
+            if not m.get("held", True):   # the machine's doing, not the module's
+                lines.append(f"{module_label(name, m)} was silent for a block ({m['reason']}); it plays on")
+            else:
+                fate = "quarantined: it stays silent" if m["quarantined"] else "it plays on"
+                lines.append(f"{module_label(name, m)} failed ({m['reason']}); {fate}")
         elif m["quarantined"] and not old.get("quarantined", False):
             lines.append(f"{module_label(name, m)} is quarantined: it stays silent ({m['reason']})")
         block_ms = after.get("block_ms", 0.0)

@@ -726,8 +726,9 @@ class Session:
                 written = render_to_wav(Performance(engine, song, frames), file, frames, progress=progress,
                                         overs=overs)
                 failed = [f"warning: {line}" for line in faults_of_a_render(engine.module_stats())]
-                if overs.said(written):
-                    failed.append(f"warning: {file}: {overs.said(written)}")
+                over = overs.said(written)
+                if over:
+                    failed.append(f"warning: {file}: {over}")
             return ("\n".join([f"wrote {file} ({length_written(written, asked, samplerate)})", *heard, *failed]),
                     "warning" if heard or failed else "")
 
