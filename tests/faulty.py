@@ -251,10 +251,10 @@ def register_modules(register):
 """
 
 
-#: Slow, 0.17 s a block, for its first SLOW_BLOCKS blocks (12 s, more than
-#: engine.crashes.HANG_SECONDS before a render writes its first 64 blocks),
-#: then it hangs.
-SLOW_BLOCKS = 70
+#: Slow, 0.17 s a block, for its first SLOW_BLOCKS blocks (4 s, more than
+#: the hang test's SYNTHCLI_HANG_SECONDS of 3 before a render writes its
+#: first 64 blocks), then it hangs.
+SLOW_BLOCKS = 24
 HANGING_PLUGIN = f"""
 import time
 class Hang(Module):

@@ -29,8 +29,19 @@ _FRAME = re.compile(r'^\s*File "(.+)", line (\d+) in (\S+)$', re.M)
 
 
 #: Seconds a render in synthcli's own process may make no progress before
-#: the watching process looks for a module that hangs (see watch_for_a_hang).
+#: the watching process looks for a module that hangs (see watch_for_a_hang);
+#: SYNTHCLI_HANG_SECONDS gives another, for a plugin known to think longer
+#: in one call (a model it loads in its first block, say).
 HANG_SECONDS = 10.0
+
+
+def hang_seconds() -> float:
+    """SYNTHCLI_HANG_SECONDS where it is a number over 0, else HANG_SECONDS."""
+    try:
+        seconds = float(os.environ["SYNTHCLI_HANG_SECONDS"])
+    except (KeyError, ValueError):
+        return HANG_SECONDS
+    return seconds if seconds > 0 else HANG_SECONDS
 
 
 def beats() -> mmap.mmap:
@@ -66,7 +77,7 @@ def watch_for_a_hang(child: int, output: Path, beats: mmap.mmap, hangs: IO, regi
     blocks, which a module slow but not stuck can take 10 s to render.
     Nothing is said while our own code runs, a slow start say: only a
     module can hang the render. Runs on a daemon thread."""
-    seen, since = None, time.monotonic()
+    seen, since, patience = None, time.monotonic(), hang_seconds()
     while True:
         time.sleep(1.0)
         now = time.monotonic()
@@ -77,7 +88,7 @@ def watch_for_a_hang(child: int, output: Path, beats: mmap.mmap, hangs: IO, regi
         if (beats[0], size) != seen:
             seen, since = (beats[0], size), now
             continue
-        if now - since < HANG_SECONDS:
+        if now - since < patience:
             continue
         ahead = hangs.seek(0, 2)
         try:
