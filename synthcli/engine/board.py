@@ -139,12 +139,17 @@ def forget(shm) -> None:
 
 def unlink(names) -> None:
     """Remove the shared-memory segments of a process that died before its
-    own cleanup: nobody else will. One already gone is no error."""
-    from multiprocessing import shared_memory
+    own cleanup: nobody else will. One already gone is no error. They are
+    removed by name, not attached first: CPython (3.11) registers a name
+    with the resource tracker on every attach, and of two orphaned workers
+    removing one board, the second could register it again after the
+    first had taken it back; the tracker then warned at exit of a leak it
+    could not find (a killed REPL engine)."""
+    import _posixshmem   # CPython's own, under multiprocessing.shared_memory
+    from multiprocessing import resource_tracker
     for name in names:
         try:
-            segment = shared_memory.SharedMemory(name=name)
-            segment.close()
-            segment.unlink()
+            _posixshmem.shm_unlink(f"/{name}")
         except OSError:
-            pass
+            continue   # gone already: whoever removed it took it back
+        resource_tracker.unregister(f"/{name}", "shared_memory")
