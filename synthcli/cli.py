@@ -148,12 +148,16 @@ def start_bar(from_bar: int, patch, song) -> int:
 
 def load_source(path: Path, reg, midi: bool = False):
     """:func:`read_file`'s ``(patch, song)``; any user error ends the
-    command with its one line."""
+    command with its one line, and what a MIDI file's reading left out
+    is warned of."""
     from .errors import SynthError
     try:
-        return read_file(path, reg, midi)[1:]
+        _, patch, song = read_file(path, reg, midi)
     except SynthError as error:
         fail(str(error))
+    for line in song.ignored if patch is None else ():
+        typer.echo(f"warning: {path}: {line}", err=True)
+    return patch, song
 
 
 @app.callback()

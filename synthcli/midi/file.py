@@ -26,6 +26,7 @@ from ..language.parser import MAX_BARS
 SUFFIXES = (".mid", ".midi", ".smf", ".kar")
 #: Microseconds per quarter note until a set_tempo says otherwise (120 BPM).
 DEFAULT_TEMPO = 500_000
+SET_TEMPO = 0x51   # its meta type
 #: The messages that make sound; everything else only keeps time.
 PLAYED = ("note_on", "note_off", "control_change", "program_change", "pitchwheel")
 DRUM_CHANNEL = 9   # channel 10, counted from 0
@@ -88,23 +89,39 @@ def _read_quantity(infile) -> int:
 
 
 def _meta_message(meta_type: int, data: list[int], delta: int = 0):
-    """mido's ``build_meta_message``, but a meta event whose data does not
-    fit its type says so: mido reads past the end of a tempo of 1 byte
-    and says only 'list index out of range'. A tempo of 0 microseconds a
-    beat, which put every later event on one sample (the MIDI audit), is
-    as corrupt."""
-    from mido.midifiles.meta import _META_SPECS, MetaMessage, build_meta_message
+    """mido's ``build_meta_message``, mended where a file would play wrong
+    or not at all. A type mido does not know (a program name, 0x08, which
+    DAWs write) keeps its delta time: mido dropped it, and every later
+    event of its track came that much early. A tempo that does not fit its
+    type (mido read past the end of one of 1 byte and said only 'list
+    index out of range') or of 0 microseconds a beat (every later event on
+    one sample, the MIDI audit found) is corrupt, and says so. Any other
+    damaged meta event (a key signature of 9 sharps, a time signature of 2
+    bytes) is kept as one of no known type, and named in a warning (see
+    MidiSong.ignored): it changes nothing heard, and players play such
+    files."""
+    from mido.midifiles.meta import KeySignatureError, UnknownMetaMessage, build_meta_message
     try:
         message = build_meta_message(meta_type, data, delta)
-        if message.type == "set_tempo" and message.tempo == 0:
-            raise OSError("a set tempo event of 0 microseconds a beat")
-        return message
-    except (IndexError, KeyError):
-        spec = _META_SPECS[meta_type]
-        name, expected = spec.type.replace("_", " "), len(spec.encode(MetaMessage(spec.type)))
-        if len(data) < expected:
-            raise OSError(f"a {name} event of {len(data)} byte{'s' * (len(data) != 1)}, expected {expected}") from None
-        raise OSError(f"a damaged {name} event") from None
+    except (IndexError, KeyError, KeySignatureError):
+        reason = _damage(meta_type, data)
+        if meta_type == SET_TEMPO:
+            raise OSError(reason) from None
+        return UnknownMetaMessage(meta_type, data, time=delta)
+    if message.type == "set_tempo" and message.tempo == 0:
+        raise OSError("a set tempo event of 0 microseconds a beat")
+    message.time = delta
+    return message
+
+
+def _damage(meta_type: int, data) -> str:
+    """What is wrong with a meta event of a known type that mido cannot read."""
+    from mido.midifiles.meta import _META_SPECS, MetaMessage
+    spec = _META_SPECS[meta_type]
+    name, expected = spec.type.replace("_", " "), len(spec.encode(MetaMessage(spec.type)))
+    if len(data) < expected:
+        return f"a {name} event of {len(data)} byte{'s' * (len(data) != 1)}, expected {expected}"
+    return f"a damaged {name} event"
 
 
 def _read_sysex(infile, delta: int, clip: bool = False):
@@ -311,6 +328,8 @@ class MidiSong:
         midifiles.build_meta_message = _meta_message
         midifiles.read_sysex = _read_sysex
         self.path = str(path)
+        #: The damaged meta events left out, as "track N, tick T: what" (see _meta_message).
+        self.ignored: list[str] = []
         try:
             with open(self.path, "rb") as infile:
                 header, chunks = _chunks(infile)
@@ -347,19 +366,27 @@ class MidiSong:
         and the byte where the reader found it, counted from 0 as a hex
         editor counts them."""
         from mido.midifiles import midifiles
-        from mido.midifiles.meta import KeySignatureError
+        from mido.midifiles.meta import _META_SPECS
         stream = io.BytesIO(chunk)
         try:
-            return midifiles.read_track(stream, clip=False)
+            track = midifiles.read_track(stream, clip=False)
         except EOFError:
             raise SynthError(f"not a valid MIDI file: track {number} ends in the middle of an event (truncated?)",
                              source=self.path) from None
-        except (OSError, ValueError, KeySignatureError) as error:   # mido's words for what is wrong
+        except (OSError, ValueError) as error:   # mido's words for what is wrong
             reason = str(error)
             if reason == "running status without last_status":
                 reason = "a data byte where an event should start"
         except (KeyError, IndexError, TypeError, struct.error):   # Python's words, about mido's code
             reason = "a damaged event"
+        else:
+            tick = 0
+            for message in track:
+                tick += message.time
+                if message.type == "unknown_meta" and message.type_byte in _META_SPECS:
+                    self.ignored.append(f"track {number}, tick {tick}: "
+                                        f"{_damage(message.type_byte, message.data)}, ignored")
+            return track
         raise SynthError(f"not a valid MIDI file: {reason} "
                          f"(track {number}, at byte {offset + stream.tell() - 1})", source=self.path)
 
