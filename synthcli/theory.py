@@ -1,7 +1,7 @@
 """Scales and chords by name: the music theory that patterns (``scale=``,
 ``c4'maj``) and the ``quant`` module share, so a scale means the same
-notes wherever it is named; and note lengths, which tie a delay's time
-or an lfo's rate to the tempo."""
+notes wherever it is named; drums by name; and note lengths, which tie
+a delay's time or an lfo's rate to the tempo."""
 from __future__ import annotations
 
 import re
@@ -13,6 +13,14 @@ def note_hz(midi: float) -> float:
     out as ``api.C4_HZ`` to the last bit, so a parameter set to ``c4`` and
     a note source's C4 (pitch CV 0) play the same frequency."""
     return 440.0 * 2.0 ** ((midi - 69) / 12)
+
+
+#: General MIDI percussion notes (channel 10) by the short names drum
+#: machines and Tidal/Strudel give them: a pattern of a `drums` kit, or of
+#: a drum machine on MIDI channel 10, reads "bd sd, hh*8" as a drummer
+#: would, where "c2 d2, fs2*8" asked for the GM map by heart.
+DRUMS = {"bd": 36, "rim": 37, "sd": 38, "sn": 38, "cp": 39, "hh": 42, "lt": 45, "oh": 46, "mt": 47,
+         "cr": 49, "ht": 50, "rd": 51}
 
 
 #: A song's tempo (quarter notes a minute) until it says otherwise, a new

@@ -335,6 +335,17 @@ def test_note_names(name, midi):
     assert ev(name) == [(F(0), F(1), float(midi))]
 
 
+def test_drum_names_are_their_general_midi_notes_and_a_near_miss_is_named():
+    assert [e[2] for e in ev("bd rim sd sn cp hh lt oh mt cr ht rd")] == [36, 37, 38, 38, 39, 42, 45, 46, 47, 49,
+                                                                           50, 51]
+    with pytest.raises(SynthError, match=r"unknown note 'bdd' at 4: .*, did you mean 'bd'\?$"):
+        ev("hh bdd")
+    with pytest.raises(SynthError, match=r"unknown note 'kick' at 1: .*, or a drum \(bd rim sd sn .*\)$"):
+        ev("kick")
+    with pytest.raises(SynthError, match="expected a number at 1, got 'bd'"):
+        ev("bd", notes=False)
+
+
 def test_midi_numbers_and_fractions():
     assert [e[2] for e in ev("60 60.5 61.")] == [60.0, 60.5, 61.0]
 

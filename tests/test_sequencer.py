@@ -121,6 +121,16 @@ def test_a_pattern_in_a_scale_plays_its_degrees_as_the_notes_they_name(registry)
     assert np.allclose(heard, [220.0, 261.63, 329.63, 196.0, 440.0], rtol=2e-3)
 
 
+def test_a_drum_pattern_by_name_plays_the_kit_as_its_general_midi_notes_do(registry):
+    """"bd sd, hh*8" as Tidal and drum machines write it: the kit's own
+    GM notes, to the sample, and each name a sound of its own."""
+    kit = "tempo 120\nlength 2\nadd drums kit\nconnect kit out\npattern kit \"{}\"\n"
+    names = render(registry, kit.format("[bd sd, hh*8] <cp [oh lt mt ht cr rd rim sn]>"))
+    notes = render(registry, kit.format("[c2 d2, fs2*8] <ds2 [as2 a2 b2 d3 cs3 ds3 cs2 d2]>"))
+    np.testing.assert_array_equal(names, notes)
+    assert rms(names[:SR]) > 0.05 and rms(names[2 * SR:]) > 0.05   # both bars sound
+
+
 def test_a_pattern_on_a_frequency_plays_note_names_at_their_pitch(registry):
     """A drone and a filter tuned by note names: the drone plays each note
     at the keyboard's pitch, so a set to `c4` is C4 to the bit."""

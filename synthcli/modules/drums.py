@@ -193,7 +193,8 @@ class Drums(Module):
     type_name = "drums"
     description = ("Drum kit played by notes (General MIDI channel 10): c2 kick, d2 snare, d#2 clap, f#2 closed "
                    "hat, a#2 open hat, c#3 crash, f2 g2 a2 b2 c3 d3 toms (also b1 kick, c#2 e2 snare, g#2 hat, "
-                   "d#3 e3 f3 g3 a3 b3 crash; any other note from 27 to 87 a closed hat, outside them nothing)")
+                   "d#3 e3 f3 g3 a3 b3 crash; any other note from 27 to 87 a closed hat, outside them nothing); "
+                   "a pattern also takes them by name: bd sd (or sn) rim cp hh oh lt mt ht cr rd")
     outputs = (Port("out", AUDIO, "the whole kit; a full-velocity kick peaks near 0.6"),)
     params = (
         Param("voices", 1, 1, MAX_CHANNELS, "", integer=True, structural=True,

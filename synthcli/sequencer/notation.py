@@ -128,7 +128,7 @@ from fractions import Fraction
 from typing import Union
 
 from ..errors import SynthError, did_you_mean
-from ..theory import CHORDS, NOTE_LENGTH, SCALES, note_hz, note_length
+from ..theory import CHORDS, DRUMS, NOTE_LENGTH, SCALES, note_hz, note_length
 
 __all__ = ["Event", "Pattern", "parse_pattern", "parse_scale", "note_to_midi", "MAX_STEPS_PER_CYCLE", "MAX_DEPTH"]
 
@@ -1001,9 +1001,12 @@ class _Parser:
                                 col)
                 what = "a number or a note name" if self.hz else "a number"
                 raise _fail(f"expected {what} at {col}, got '{_clip(word)}'", col)
-            midi = _note_number(word, col)
+            midi = DRUMS.get(word)
             if midi is None:
-                raise _fail(_unknown_note(word, col), col)
+                midi = _note_number(word, col)
+            if midi is None:
+                raise _fail(_unknown_note(word, col) + (did_you_mean(word, DRUMS) or
+                                                        f", or a drum ({' '.join(DRUMS)})"), col)
             return _Atom(float(midi), col)
         if word == ".":
             raise _fail(f"'.' (grouping) at {col} is not supported: use '[...]'", col)
