@@ -351,7 +351,8 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("pattern", 'pattern TARGET "NOTATION" [legato=x] [vel=x] [swing=x] [swingunit=8|16] '
                 '[scale=ROOT:NAME]',
                 "play a pattern, one cycle a bar, on a note source (keys) or a parameter (NAME.PARAM); "
-                "with scale=, its numbers are degrees of the scale (scale=c3:minor: 0 is c3, 2 is eb3)",
+                "with scale=, its numbers are degrees of the scale (scale=c3:minor: 0 is c3, 2 is eb3); "
+                "drums by name: \"bd sd, hh*8\" (docs/song-language.md)",
                 _parse_pattern),
     CommandSpec("at", "at BAR COMMAND", "run a command when bar BAR (from 1) starts", _parse_at),
     CommandSpec("map", "map cc NUMBER NAME.PARAM [MIN MAX]",
