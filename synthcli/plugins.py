@@ -151,6 +151,16 @@ def check_module_class(cls: type) -> str | None:
         return f"type_name {cls.type_name!r} is not an identifier"
     if cls.process is Module.process:
         return "does not implement process()"
+    # Shown by `synth modules` and `synth help`: one that is not text failed
+    # there, with a traceback, and took the built-ins' listing with it.
+    texts = [("description", cls.description)]
+    texts += [(f"port '{getattr(port, 'name', port)}': doc", getattr(port, "doc", ""))
+              for port in (*cls.inputs, *cls.outputs)]
+    texts += [(f"param '{getattr(param, 'name', param)}': {what}", getattr(param, what, ""))
+              for param in cls.params for what in ("doc", "unit")]
+    odd = next(((what, text) for what, text in texts if not isinstance(text, str)), None)
+    if odd is not None:
+        return f"{odd[0]}={odd[1]!r} is not a string"
     names: set[str] = set()
     for kind, items in (("input", cls.inputs), ("param", cls.params)):
         for item in items:

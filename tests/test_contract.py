@@ -5,7 +5,7 @@ the engine would silence, and the registry what it could not run."""
 import numpy as np
 import pytest
 
-from synthcli.api import Module, NoteOff, NoteOn, Param, Port
+from synthcli.api import AUDIO, Module, NoteOff, NoteOn, Param, Port
 from synthcli.plugins import check_module_class
 from synthcli.testing import check_module, render_module, render_song
 
@@ -126,6 +126,11 @@ def test_render_song_fails_with_the_fault_the_engine_silenced():
     ({"params": (Param("p", 5, min=10, max=1),)}, "param 'p': min 10 is above max 1"),
     ({"params": (Param("p", "a b", choices=("a b", "c")),)}, "param 'p': choice 'a b' is not one word"),
     ({"state_fields": "count"}, "state_fields = 'count' is not a tuple of attribute names"),
+    # Text that `synth modules` and `synth help` show: None there was a traceback (the plugin audit).
+    ({"description": None}, "description=None is not a string"),
+    ({"outputs": (Port("out", AUDIO, None),)}, "port 'out': doc=None is not a string"),
+    ({"params": (Param("p", 1.0, 0.0, 2.0, 5),)}, "param 'p': unit=5 is not a string"),
+    ({"params": (Param("p", 1.0, 0.0, 2.0, doc=123),)}, "param 'p': doc=123 is not a string"),
 ])
 def test_a_declaration_the_engine_cannot_use_is_refused_at_load(declaration, why):
     broken = type("Broken", (Clock,), {"type_name": "broken", **declaration})
