@@ -44,19 +44,23 @@ def write_json(path: Path, data: dict) -> bool:
 
 
 def source_stamp(origin: str | None) -> int:
-    """The newest modification time of a plugin's Python source: its
-    module's file, or every ``.py`` file of its package, since an edit to
-    any of them changes what importing or running it does. Keys the
-    verdicts on plugins that crashed or hung (plugins.trial_import,
-    processes._trial_key), so that an edit gets a fresh trial."""
+    """The newest modification time of a plugin's code: its module's file,
+    or every ``.py`` file and compiled extension of its package, since a
+    change to any of them changes what importing or running it does. Keys
+    the verdicts on plugins that crashed or hung (plugins.trial_import,
+    processes._trial_key), so that a change gets a fresh trial: a rebuilt
+    extension too, the most likely thing to have crashed (the plugin audit
+    found its fix ignored)."""
+    from importlib.machinery import EXTENSION_SUFFIXES
     if not origin:
         return 0
     if os.path.basename(origin) != "__init__.py":
         return os.stat(origin).st_mtime_ns
+    code = (".py", *EXTENSION_SUFFIXES)
     newest = 0
     for folder, subfolders, files in os.walk(os.path.dirname(origin)):
         subfolders[:] = [name for name in subfolders if name != "__pycache__"]
         for name in files:
-            if name.endswith(".py"):
+            if name.endswith(code):
                 newest = max(newest, os.stat(os.path.join(folder, name)).st_mtime_ns)
     return newest

@@ -175,3 +175,24 @@ def test_a_plugin_that_crashes_or_hangs_at_import_is_skipped_in_one_line(site, m
     stat = (site / "sleepy" / "dsp.py").stat()   # an edit to any file of the package is a change
     os.utime(site / "sleepy" / "dsp.py", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert load_registry().problems == expected and len(forks) == 5
+
+
+def test_a_rebuilt_extension_of_a_plugin_gets_a_fresh_trial(tmp_path):
+    """The verdict on a plugin that crashed is kept until its code
+    changes; the plugin audit rebuilt the extension that had crashed
+    (the likeliest culprit) and the old verdict stood, as the stamp read
+    only .py files."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+    from synthcli.cache import source_stamp
+    package = tmp_path / "crashy"
+    package.mkdir()
+    (package / "__init__.py").write_text("from . import _native\n")
+    native = package / f"_native{EXTENSION_SUFFIXES[0]}"
+    native.write_bytes(b"built once")
+    (package / "notes.txt").write_text("not code")
+    for number, path in enumerate((package / "__init__.py", native, package / "notes.txt")):
+        os.utime(path, ns=(10**18 + number, 10**18 + number))
+    before = source_stamp(str(package / "__init__.py"))
+    assert before == 10**18 + 1                           # the extension's time; a text file is not code
+    os.utime(native, ns=(10**18 + 5, 10**18 + 5))        # rebuilt
+    assert source_stamp(str(package / "__init__.py")) == 10**18 + 5
