@@ -264,9 +264,8 @@ def load_registry(safe_mode: bool = False) -> Registry:
             key = f"{dist}:{ep.name}"
             unsafe = trial_import(ep)
             if unsafe is not None:
-                registry.broken[dist] = f"it {unsafe} while being imported"
-                registry.problems.append(f"{dist}: plugin {unsafe} while being imported; skipped "
-                                         f"(tried again once it changes)")
+                registry.broken[dist] = f"it {unsafe}"
+                registry.problems.append(f"{dist}: plugin {unsafe}; skipped (tried again once it changes)")
                 continue
             try:
                 plugin = ep.load()
@@ -341,10 +340,14 @@ def misnamed_arguments(plugin: object) -> str:
 
 
 def trial_import(ep) -> str | None:
-    """Why importing ``ep``'s module is not safe here ("crashed (SIGSEGV)",
-    "hung"), or None. Tried in a forked child the first time; the verdict
-    is kept in the user's cache until the plugin's version or one of its
-    package's files changes, so later starts only look it up."""
+    """Why importing ``ep``'s module and calling its register_modules hook
+    is not safe here ("crashed (SIGSEGV) while being imported", "hung in
+    register_modules"), or None. Tried in a forked child the first time;
+    the verdict is kept in the user's cache until the plugin's version or
+    one of its package's files changes, so later starts only look it up.
+    The hook is tried too: it runs in synthcli's own process, where a
+    crash, an exit or a hang in it took every command down (the plugin
+    audit)."""
     import importlib.util
 
     from .cache import cache_folder, read_json, source_stamp, write_json
@@ -357,11 +360,11 @@ def trial_import(ep) -> str | None:
     except (ImportError, ValueError, OSError):
         origin, stamp = None, 0
     key = f"{ep.dist}=={ep.version}:{ep.module}:{origin}:{stamp}"
-    path = cache_folder() / "plugin-imports.json"
+    path = cache_folder() / "plugin-trials.json"
     verdicts = read_json(path)
     if key in verdicts:
         return verdicts[key]
-    verdict = _import_in_a_child(ep.module)
+    verdict = _try_in_a_child(ep)
     verdicts = {k: v for k, v in verdicts.items() if not k.startswith(f"{ep.dist}==")}   # older versions
     verdicts[key] = verdict
     write_json(path, verdicts)   # or, in a read-only home, tried again next time
@@ -382,35 +385,44 @@ def quiet_child(read_end: int) -> None:
     os.dup2(null, 2)
 
 
-def _import_in_a_child(module: str) -> str | None:
+def _try_in_a_child(ep) -> str | None:
     import select
     import signal
+    import time
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:   # the child: quiet, and never back in the caller's code
         try:
             quiet_child(read_end)
-            import importlib
             try:
-                importlib.import_module(module)
+                hook = getattr(ep.load(), "register_modules", None)
+                os.write(write_end, b"i")
+                if callable(hook):
+                    hook(register=lambda cls: None)
             except BaseException:
                 pass   # an exception is load_registry's to report, in one line
             os.write(write_end, b"k")
         finally:
             os._exit(0)
     os.close(write_end)
-    answered = False
+    said = b""
     try:
         with os.fdopen(read_end, "rb", buffering=0) as pipe:
-            answered = bool(select.select([pipe], [], [], IMPORT_TRIAL_SECONDS)[0]) and pipe.read(1) == b"k"
+            deadline = time.monotonic() + IMPORT_TRIAL_SECONDS
+            while not said.endswith(b"k") and select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                got = pipe.read(1)
+                if not got:
+                    break
+                said += got
     finally:   # a SIGTERM meanwhile too: the child must not outlive us
-        if not answered:
+        if not said.endswith(b"k"):
             os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
-    if answered:
+    if said.endswith(b"k"):
         return None
     code = os.waitstatus_to_exitcode(status)
-    return "hung" if code == -signal.SIGKILL else exit_reason(code)
+    what = "hung" if code == -signal.SIGKILL else exit_reason(code)
+    return f"{what} in register_modules" if said else f"{what} while being imported"
 
 
 def api_mismatch(plugin: object, dist: str) -> str | None:

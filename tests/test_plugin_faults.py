@@ -177,6 +177,27 @@ def test_a_plugin_that_crashes_or_hangs_at_import_is_skipped_in_one_line(site, m
     assert load_registry().problems == expected and len(forks) == 5
 
 
+@pytest.mark.parametrize("body, why", [
+    ("import ctypes\n    ctypes.string_at(0)", "crashed (SIGSEGV)"),
+    ("import os\n    os._exit(7)", "exited (status 7)"),
+    ("import time\n    time.sleep(60)", "hung"),
+])
+def test_a_register_hook_that_crashes_exits_or_hangs_is_skipped_in_one_line(site, monkeypatch, body, why):
+    """The hook runs in synthcli's own process: a crash, an exit or a
+    hang there took every synth command down, in silence (the plugin
+    audit). It is tried in the import's throwaway process first."""
+    from synthcli import plugins
+    monkeypatch.setattr(plugins, "IMPORT_TRIAL_SECONDS", 1.0)
+    (site / "hooky.py").write_text(f"from synthcli.hookspecs import hookimpl\n\n\n@hookimpl\n"
+                                   f"def register_modules(register):\n    {body}\n")
+    (site / "fine.py").write_text(FINE_PLUGIN)
+    for name in ("hooky", "fine"):
+        install(site, f"synthcli-{name}", "1.0", f"{name} = {name}", group="synthcli")
+    registry = load_registry()
+    assert registry.problems == [f"synthcli-hooky: plugin {why} in register_modules; skipped "
+                                 f"(tried again once it changes)"] and "faulty" in registry.types
+
+
 def test_a_rebuilt_extension_of_a_plugin_gets_a_fresh_trial(tmp_path):
     """The verdict on a plugin that crashed is kept until its code
     changes; the plugin audit rebuilt the extension that had crashed
