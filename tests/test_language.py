@@ -52,6 +52,13 @@ def test_a_hash_inside_a_word_is_a_sharp_and_at_its_start_a_comment():
     ('pattern kb "c3 e3"#c', 1, 19, "'#' right after a closing '\"': put a space between them"),   # not a comment
     ("remove a.b", 1, 8, "not a valid module name"),
     ("meter \u00b3/4", 1, 7, "expected a meter"),            # a superscript is a digit to str.isdigit, not to int
+    # float() and int() read these, which no other number of the language takes (the song audit):
+    ("tempo \u0661\u0662\u0660", 1, 7, "expected a number of beats per minute"),   # Arabic-Indic 120
+    ("length 1_6", 1, 8, "expected a whole number of bars"),
+    ('pattern kb "c4" legato=\u0660.5', 1, 24, "expected a number of legato"),
+    # over 4300 digits, int() raises: they were tracebacks
+    ("meter 1" + "0" * 4400 + "/4", 1, 7, "expected a meter"),
+    ("require synthcli>=1" + "0" * 4400, 1, 9, "expected a package requirement"),
     ("map cc 64 v.level", 1, 8, "controller 64 is the sustain pedal"),
     ("map cc 123 v.level 0 1", 1, 8, "controller 123 is all notes off"),
 ])

@@ -316,6 +316,9 @@ def test_a_wrong_scale_names_its_column(text, col, words):
     ("0 2'maj", 3, "a chord at 3 needs a note"),
     ("0 80", 3, "degree 80 at 3 lands outside MIDI 0-127"),
     ("-60", 1, "lands outside MIDI 0-127"),
+    ("0 " + "1" * 5000, 3, "lands outside MIDI 0-127"),   # int() refuses over 4300 digits: it was a traceback
+    ("0 bd", 3, "'bd' at 3 is a drum name, but this pattern plays degrees of its scale"),   # it played MIDI 36
+    ("0 x", 3, "expected a degree of the scale at 3 (0 is its root, 1 the next note up), got 'x'"),
 ])
 def test_a_scale_pattern_takes_whole_degrees_only(text, col, words):
     with pytest.raises(SynthError) as info:

@@ -166,8 +166,8 @@ def unquote(word: str) -> str:
 
 
 def _number(token: Token, line: int, what: str, low: float, high: float, whole: bool = False) -> float:
-    try:
-        value = float(token)
+    try:   # float() also reads '١٢٠' and '1_6', which no other number of the language takes
+        value = float(token) if token.isascii() and "_" not in token else float("nan")
     except ValueError:
         value = float("nan")
     if not (low <= value <= high) or (whole and value != int(value)):
@@ -185,8 +185,8 @@ def _parse_tempo(words: list[Token], line: int) -> Tempo:
 def _parse_meter(words: list[Token], line: int) -> Meter:
     _expect_args(words, line, 1, 1, COMMANDS["meter"].syntax)
     beats, slash, unit = words[1].partition("/")
-    if not (slash and (beats + unit).isascii() and beats.isdigit() and unit.isdigit() and 1 <= int(beats) <= 64
-            and int(unit) in (1, 2, 4, 8, 16, 32)):
+    if not (slash and (beats + unit).isascii() and beats.isdigit() and unit.isdigit() and len(beats + unit) < 9
+            and 1 <= int(beats) <= 64 and int(unit) in (1, 2, 4, 8, 16, 32)):
         raise _fail(f"expected a meter such as 4/4, 3/4 or 7/8 (1-64 beats over 1, 2, 4, 8, 16 or 32), "
                     f"got '{words[1]}'", line, words[1].col)
     return Meter(line, words[0].col, int(beats), int(unit))
@@ -287,9 +287,9 @@ def _parse_at(words: list[Token], line: int) -> At:
 def _parse_require(words: list[Token], line: int) -> Require:
     from packaging.requirements import InvalidRequirement, Requirement
     _expect_args(words, line, 1, 1, COMMANDS["require"].syntax)
-    try:
-        Requirement(words[1])
-    except InvalidRequirement:
+    try:   # its versions are read as the file loads (Registry.unmet): one int() refuses is no requirement
+        Requirement(words[1]).specifier.contains("0", prereleases=True)
+    except (InvalidRequirement, ValueError):
         raise _fail(f"expected a package requirement such as synthcli-chiptune>=0.1, got '{words[1]}'",
                     line, words[1].col) from None
     return Require(line, words[0].col, words[1])

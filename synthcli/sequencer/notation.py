@@ -141,8 +141,8 @@ MAX_DEPTH = 64
 and the query recurse once per level."""
 
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789#.-")
-_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)\Z")
-_INTEGER = re.compile(r"-?\d+\Z")
+_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)\Z", re.ASCII)   # ASCII: float() reads other digits too
+_INTEGER = re.compile(r"-?\d+\Z", re.ASCII)
 #: A note length where a step starts (``lengths``): ``1/8``, ``3/16``, ``1/8d``.
 _LENGTH = re.compile(NOTE_LENGTH.pattern + r"(?![\w.#-])")
 _EXPONENT = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+\Z")
@@ -988,8 +988,12 @@ class _Parser:
         if word[0].isalpha():
             if self.names:
                 return _Atom(0.0, col)
-            if self.scale is not None and _NOTE.match(word):
-                raise _fail(f"'{_clip(word)}' at {col} is a note name, but this pattern plays degrees of its "
+            if self.scale is not None:
+                what = "a note name" if _NOTE.match(word) else "a drum name" if word in DRUMS else None
+                if what is None:
+                    raise _fail(f"expected a degree of the scale at {col} (0 is its root, 1 the next note up), "
+                                f"got '{_clip(word)}'", col)
+                raise _fail(f"'{_clip(word)}' at {col} is {what}, but this pattern plays degrees of its "
                             f"scale: 0 is its root, 1 the next note up", col)
             if self.hz and _NOTE.match(word):
                 midi = _note_number(word, col)
@@ -1018,6 +1022,8 @@ class _Parser:
         if not _INTEGER.match(word):
             raise _fail(f"degree '{_clip(word)}' at {col} is not a whole number: the steps of a scale are "
                         f"counted 0, 1, 2 ... (-1 below the root)", col)
+        if len(word.lstrip("-")) > 4:   # past MIDI by far; and int() refuses over 4300 digits
+            raise _fail(f"degree {_clip(word)} at {col} lands outside MIDI 0-127", col)
         root, steps = self.scale
         octave, step = divmod(int(word), len(steps))
         midi = root + 12 * octave + steps[step]
