@@ -670,6 +670,17 @@ def test_a_render_longer_than_a_wav_file_holds_is_refused_before_it_starts(tmp_p
                            "stereo float32 at 48000 Hz\n")
     done = synth("render", "patches/basic.patch", "-d", "1e9", "--format", "pcm16", "-o", str(out))
     assert "at most 6.2 hours of stereo pcm16" in done.stderr
+    done = synth("render", "patches/basic.patch", "-d", "1e305", "-q", "-o", str(out))   # an overflow's traceback
+    assert done.returncode == 2 and done.stderr == "error: duration 1e+305 s is too long\n", done.stderr
+
+
+def test_a_render_asked_for_longer_than_a_wav_holds_of_a_short_song_renders_the_song(tmp_path):
+    """--duration cuts a song that is longer; this one is 4 s (the song
+    audit had it refused, as if the 20000 s asked were to be written)."""
+    out = tmp_path / "short.wav"
+    done = synth("render", "songs/demo.seq", "-d", "20000", "-q", "-o", str(out))
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert soundfile.info(str(out)).duration < 60
 
 
 @pytest.mark.parametrize("where", ["write", "_update_frames"])

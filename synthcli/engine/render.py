@@ -241,7 +241,8 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
         raise SynthError(f"unknown format '{fmt}' (choose {', '.join(FORMATS)})")
     engine = performance.engine
     sequencer = performance.sequencer
-    expected = frames or (sequencer.end if sequencer is not None else None)
+    ends = sequencer.end if sequencer is not None else None
+    expected = min(frames, ends) if frames and ends else frames or ends   # a song ends at its end, whatever -d asks
     if expected:   # else it would fill the disk and fail at the end
         check_fits(expected, engine.samplerate, fmt)
     try:
@@ -322,6 +323,8 @@ def frames_for(seconds: float, samplerate: float) -> int:
     """The samples in ``seconds`` of audio."""
     if not seconds > 0 or not math.isfinite(seconds):
         raise SynthError(f"duration must be a positive number of seconds, got {seconds:g}")
+    if not math.isfinite(seconds * samplerate):   # 1e305 s: round() raised OverflowError, a traceback
+        raise SynthError(f"duration {seconds:g} s is too long")
     frames = round(seconds * samplerate)
     if frames < 1:
         raise SynthError(f"duration {seconds} s is shorter than one sample at {samplerate:g} Hz")
