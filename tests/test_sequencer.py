@@ -713,6 +713,23 @@ def test_check_and_render_warn_of_a_tempo_meter_or_length_given_twice(tmp_path, 
     assert not Song(registry, "tempo 120\nlength 3\nat 2 tempo 90\nat 3 tempo 80\n").restated
 
 
+def test_what_a_song_loses_is_looked_for_in_its_first_notes_only(registry, monkeypatch):
+    """A pattern with `?` repeats only every 65,536 bars, so each bar's
+    notes are worked out afresh: 16,000 bars of "c4*1024?" held `check`
+    and a one-second render for minutes (the song audit)."""
+    from synthcli.sequencer import notation, song as song_module
+    asked = []
+    events = notation.Pattern.events
+    monkeypatch.setattr(notation.Pattern, "events", lambda self, bar: asked.append(bar) or events(self, bar))
+    song = Song(registry, 'tempo 120\nlength 16000\nadd keys kb voices=1\nconnect kb.gate out\n'
+                          'pattern kb "c4*1024?"\n')
+    song.lost()
+    assert 0 < len(asked) <= song_module.LOST_NOTES // 400   # about 512 notes a bar
+    crowded = Song(registry, 'tempo 120\nlength 2\nadd keys kb voices=2\nconnect kb.gate out\n'
+                             'pattern kb "[c4,e4,g4]"\n')
+    assert crowded.lost().crowded   # within the budget, found as before
+
+
 @pytest.mark.parametrize("pattern, legato, most", [
     ("[c3,e3,g3,b3]", 1, 4), ("c3 e3 g3 b3", 1, 1), ("c3 e3 g3 b3", 2, 2), ("c3 c3 c3 c3", 3, 1),
     ("[c3,e3] g3", 1.5, 3),
