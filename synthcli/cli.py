@@ -79,11 +79,22 @@ app.command("repl")(repl_command)
 class Options:
     safe_mode = False
     json_errors = False
+    #: Where warnings go instead of stderr: `check --json`'s report.
+    warnings: list[str] | None = None
+
+
+def warn(line: str) -> None:
+    """A warning about the file or the plugins: a line on stderr, or in
+    the report of `check --json`, whose reader would miss it there."""
+    if Options.warnings is not None:
+        Options.warnings.append(line)
+    else:
+        typer.echo(f"warning: {line}", err=True)
 
 
 def fail(message: str) -> NoReturn:
     if Options.json_errors:
-        typer.echo(json.dumps({"ok": False, "error": message}))
+        typer.echo(json.dumps({"ok": False, "error": message, "warnings": Options.warnings or []}))
     else:
         typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
@@ -93,7 +104,7 @@ def registry():
     from .plugins import load_registry
     reg = load_registry(safe_mode=Options.safe_mode)
     for problem in reg.problems:
-        typer.echo(f"warning: {problem}", err=True)
+        warn(problem)
     return reg
 
 
@@ -156,7 +167,7 @@ def load_source(path: Path, reg, midi: bool = False):
     except SynthError as error:
         fail(str(error))
     for line in song.ignored if patch is None else ():
-        typer.echo(f"warning: {path}: {line}", err=True)
+        warn(f"{path}: {line}")
     return patch, song
 
 
@@ -210,22 +221,22 @@ def describe(entry, reg) -> dict:
 @app.command()
 def check(
     file: Path = typer.Argument(..., metavar="FILE", help="A patch, song or MIDI file."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (errors too)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (errors and warnings too)."),
 ) -> None:
     """Check a patch, song or MIDI file for errors without playing it; exit status 2 on the first error."""
     from .engine.schedule import compile_patch
     from .errors import SynthError
     from .repl.views import count
     if as_json:
-        Options.json_errors = True
+        Options.json_errors, Options.warnings = True, []
     patch, song = load_source(file, registry(), midi=True)
     if patch is None:   # a MIDI file, read through as play and render read it
         if as_json:
             s = song.summary
             typer.echo(json.dumps({"file": str(file), "ok": True, "midi": True, "format": song.file.type,
                                    "tracks": len(song.file.tracks), "notes": s.notes,
-                                   "channels": len(s.channels), "bars": song.bars(), "seconds": song.seconds()},
-                                  indent=2))
+                                   "channels": len(s.channels), "bars": song.bars(), "seconds": song.seconds(),
+                                   "warnings": Options.warnings}, indent=2))
         else:
             typer.echo(f"{file}: ok (MIDI file: {song.describe()})")
         return
@@ -234,11 +245,13 @@ def check(
     except SynthError as error:
         fail(str(error.at(source=str(file))))
     if as_json:
+        warn_about(file, patch, song)
         typer.echo(json.dumps({
             "file": str(file), "ok": True, "modules": len(patch.modules) - 1, "cables": len(patch.cables),
             "delayed": len(schedule.delayed), "song": song is not None,
             "bars": song.length if song else None, "tempo": float(song.tempo_at(0)) if song else None,
-            "seconds": float(song.bar_start(song.length)) if song and song.length else None}, indent=2))
+            "seconds": float(song.bar_start(song.length)) if song and song.length else None,
+            "warnings": Options.warnings}, indent=2))
         return
     about = f"{count(len(patch.modules) - 1, 'module')}, {count(len(patch.cables), 'cable')}"
     if schedule.delayed:
@@ -271,8 +284,8 @@ def warn_about(file: Path, patch, song) -> None:
         warn_unplugged(file, song)
         warn_lost(file, song.lost())
         for line, command in song.ended:
-            typer.echo(f"warning: {file}:{line}: this pattern never plays: `{command}` of line {command.line} "
-                       f"takes its target away", err=True)
+            warn(f"{file}:{line}: this pattern never plays: `{command}` of line {command.line} "
+                       f"takes its target away")
 
 
 def warn_silent(file: Path, patch, song) -> None:
@@ -284,7 +297,7 @@ def warn_silent(file: Path, patch, song) -> None:
         return   # a patch that only plays other synths over MIDI is silent on purpose
     if song is not None and any(c.verb == "connect" for timed in song.timed.values() for c in timed):
         return   # an `at` may connect it later
-    typer.echo(f"warning: {file}: nothing is connected to '{MASTER}', so it is silent", err=True)
+    warn(f"{file}: nothing is connected to '{MASTER}', so it is silent")
 
 
 def warn_after_the_end(file: Path, song) -> None:
@@ -292,8 +305,8 @@ def warn_after_the_end(file: Path, song) -> None:
     under --watch and --osc), but a render never reaches it: a typo for an
     earlier bar, most likely."""
     for line, bar in song.after_the_end():
-        typer.echo(f"warning: {file}:{line}: `at {bar}` comes after the last bar ({song.length}): it plays only "
-                   f"when play goes on past the end (--watch, --osc)", err=True)
+        warn(f"{file}:{line}: `at {bar}` comes after the last bar ({song.length}): it plays only "
+                   f"when play goes on past the end (--watch, --osc)")
 
 
 def warn_unplugged(file: Path, song) -> None:
@@ -302,8 +315,8 @@ def warn_unplugged(file: Path, song) -> None:
     sustains what it shapes to the end of the tail."""
     from .sequencer.song import reads_unconnected
     for command, where, port in song.unplugged:
-        typer.echo(f"warning: {file}:{command.line}: `{command}` leaves {where} with no cable: "
-                   f"{reads_unconnected(port)}; to end a part, give its pattern rests (\"~\") instead", err=True)
+        warn(f"{file}:{command.line}: `{command}` leaves {where} with no cable: "
+                   f"{reads_unconnected(port)}; to end a part, give its pattern rests (\"~\") instead")
 
 
 def warn_lost(file: Path, lost) -> None:
@@ -311,18 +324,18 @@ def warn_lost(file: Path, lost) -> None:
     from .api import MAX_CHANNELS
     from .modules.drums import OTHER_HIGH, OTHER_LOW
     for voice, most, have, bar in lost.crowded:
-        typer.echo(f"warning: {file}:{voice.place[0]}: the pattern on {voice.module} holds {most} notes at once "
+        warn(f"{file}:{voice.place[0]}: the pattern on {voice.module} holds {most} notes at once "
                    f"(bar {bar + 1}), but {voice.module} has {have} voices: the notes struck first are cut short "
-                   f"(voices={min(most, MAX_CHANNELS)} gives each its own)", err=True)
+                   f"(voices={min(most, MAX_CHANNELS)} gives each its own)")
     for command, voice, bar in lost.overridden:
-        typer.echo(f"warning: {file}:{command.line}: `at {bar + 1} {command}` lasts until the next step of the "
+        warn(f"{file}:{command.line}: `at {bar + 1} {command}` lasts until the next step of the "
                    f"pattern on {command.target} (line {voice.place[0]}); to hold the value, give the pattern "
-                   f"the value instead (`at {bar + 1} pattern {command.target} \"{command.value}\"`)", err=True)
+                   f"the value instead (`at {bar + 1} pattern {command.target} \"{command.value}\"`)")
     for voice, missing, bar in lost.no_drum:
-        typer.echo(f"warning: {file}:{voice.place[0]}: the pattern on {voice.module} plays MIDI note"
+        warn(f"{file}:{voice.place[0]}: the pattern on {voice.module} plays MIDI note"
                    f"{'s' * (len(missing) > 1)} {', '.join(map(str, missing))} (bar {bar + 1}), which the drum kit "
-                   f"has no sound for: it plays {OTHER_LOW} to {OTHER_HIGH} (c2 kick, d2 snare, f#2 closed hat, "
-                   f"a#2 open hat: synth help drums)", err=True)
+                   f"has no sound for: it plays {OTHER_LOW} to {OTHER_HIGH} (c2 or bd kick, d2 or sd snare, f#2 or hh closed "
+                   f"hat, a#2 or oh open hat: synth help drums)")
 
 
 def warn_restated(file: Path, song) -> None:
@@ -331,8 +344,8 @@ def warn_restated(file: Path, song) -> None:
     meant, which `at BAR tempo N` makes."""
     for later, earlier in song.restated:
         hint = f"; to change it from a bar on: `at BAR {later}`" if later.verb != "length" else ""
-        typer.echo(f"warning: {file}:{later.line}: `{later}` replaces `{earlier}` of line {earlier.line} "
-                   f"for the whole song{hint}", err=True)
+        warn(f"{file}:{later.line}: `{later}` replaces `{earlier}` of line {earlier.line} "
+                   f"for the whole song{hint}")
 
 
 @app.command()

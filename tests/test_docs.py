@@ -81,7 +81,7 @@ def test_check_json_reports_errors_as_json(tmp_path):
     assert done.returncode == 2
     assert json.loads(done.stdout) == {"ok": False,
                                        "error": f"{tmp_path / 'bad.patch'}:1:5: unknown module type 'vfc', "
-                                                f"did you mean 'vcf'?"}
+                                                f"did you mean 'vcf'?", "warnings": []}
 
 
 def section(document: str, name: str) -> str:
