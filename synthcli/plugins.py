@@ -408,12 +408,13 @@ def _try_in_a_child(ep) -> str | None:
     said = b""
     try:
         with os.fdopen(read_end, "rb", buffering=0) as pipe:
-            deadline = time.monotonic() + IMPORT_TRIAL_SECONDS
+            deadline = time.monotonic() + IMPORT_TRIAL_SECONDS   # for the import, and again for the hook
             while not said.endswith(b"k") and select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))[0]:
                 got = pipe.read(1)
                 if not got:
                     break
                 said += got
+                deadline = time.monotonic() + IMPORT_TRIAL_SECONDS
     finally:   # a SIGTERM meanwhile too: the child must not outlive us
         if not said.endswith(b"k"):
             os.kill(pid, signal.SIGKILL)

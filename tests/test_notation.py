@@ -292,6 +292,12 @@ def test_a_scales_degrees_are_its_notes(scale, text, notes):
     assert sorted(e.value for e in pattern.events(0)) == sorted(float(n) for n in notes)
 
 
+def test_a_degree_with_leading_zeros_is_its_value():
+    """The guard against degrees of thousands of digits counted digits,
+    and refused 00001 (the review)."""
+    assert [e.value for e in parse_pattern("00001 -00002", scale=parse_scale("c3:major")).events(0)] == [50.0, 45.0]
+
+
 def test_a_scale_pattern_is_not_the_same_pattern_in_another_scale():
     a, b = parse_pattern("0 2", scale=parse_scale("c3:major")), parse_pattern("0 2", scale=parse_scale("c3:minor"))
     assert a != b and a == parse_pattern("0 2", scale=parse_scale("c3:major"))
@@ -345,6 +351,8 @@ def test_drum_names_are_their_general_midi_notes_and_a_near_miss_is_named():
         ev("hh bdd")
     with pytest.raises(SynthError, match=r"unknown note 'kick' at 1: .*, or a drum \(bd rim sd sn .*\)$"):
         ev("kick")
+    with pytest.raises(SynthError, match=r"unknown note 'h3' at 1: .*, or a drum \(bd "):   # a note mistyped, not hh
+        ev("h3")
     with pytest.raises(SynthError, match="expected a number at 1, got 'bd'"):
         ev("bd", notes=False)
 

@@ -198,6 +198,19 @@ def test_a_register_hook_that_crashes_exits_or_hangs_is_skipped_in_one_line(site
                                  f"(tried again once it changes)"] and "faulty" in registry.types
 
 
+def test_a_slow_import_and_a_slow_register_hook_each_have_the_whole_wait(site, monkeypatch):
+    """The review: the hook's trial shared the import's 20 s, so a plugin
+    slow at both, which loaded before, was skipped as hung."""
+    from synthcli import plugins
+    monkeypatch.setattr(plugins, "IMPORT_TRIAL_SECONDS", 1.0)
+    (site / "slowboth.py").write_text("import time\nfrom synthcli.hookspecs import hookimpl\nfrom faulty import Faulty\n"
+                                      "time.sleep(0.7)\n\n\n@hookimpl\ndef register_modules(register):\n"
+                                      "    time.sleep(0.7)\n    register(Faulty)\n")
+    install(site, "synthcli-slowboth", "1.0", "slowboth = slowboth", group="synthcli")
+    registry = load_registry()
+    assert registry.problems == [] and "faulty" in registry.types
+
+
 def test_a_rebuilt_extension_of_a_plugin_gets_a_fresh_trial(tmp_path):
     """The verdict on a plugin that crashed is kept until its code
     changes; the plugin audit rebuilt the extension that had crashed

@@ -185,7 +185,7 @@ def _parse_tempo(words: list[Token], line: int) -> Tempo:
 def _parse_meter(words: list[Token], line: int) -> Meter:
     _expect_args(words, line, 1, 1, COMMANDS["meter"].syntax)
     beats, slash, unit = words[1].partition("/")
-    if not (slash and (beats + unit).isascii() and beats.isdigit() and unit.isdigit() and len(beats + unit) < 9
+    if not (slash and (beats + unit).isascii() and beats.isdigit() and unit.isdigit() and len((beats + unit).lstrip("0")) < 9
             and 1 <= int(beats) <= 64 and int(unit) in (1, 2, 4, 8, 16, 32)):
         raise _fail(f"expected a meter such as 4/4, 3/4 or 7/8 (1-64 beats over 1, 2, 4, 8, 16 or 32), "
                     f"got '{words[1]}'", line, words[1].col)

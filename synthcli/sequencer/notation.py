@@ -1009,8 +1009,8 @@ class _Parser:
             if midi is None:
                 midi = _note_number(word, col)
             if midi is None:
-                raise _fail(_unknown_note(word, col) + (did_you_mean(word, DRUMS) or
-                                                        f", or a drum ({' '.join(DRUMS)})"), col)
+                drum = "" if word[-1].isdigit() else did_you_mean(word, DRUMS)   # h3 is a note mistyped, not hh
+                raise _fail(_unknown_note(word, col) + (drum or f", or a drum ({' '.join(DRUMS)})"), col)
             return _Atom(float(midi), col)
         if word == ".":
             raise _fail(f"'.' (grouping) at {col} is not supported: use '[...]'", col)
@@ -1022,7 +1022,7 @@ class _Parser:
         if not _INTEGER.match(word):
             raise _fail(f"degree '{_clip(word)}' at {col} is not a whole number: the steps of a scale are "
                         f"counted 0, 1, 2 ... (-1 below the root)", col)
-        if len(word.lstrip("-")) > 4:   # past MIDI by far; and int() refuses over 4300 digits
+        if len(word.lstrip("-").lstrip("0")) > 4:   # past MIDI by far; and int() refuses over 4300 digits
             raise _fail(f"degree {_clip(word)} at {col} lands outside MIDI 0-127", col)
         root, steps = self.scale
         octave, step = divmod(int(word), len(steps))

@@ -343,25 +343,31 @@ class Song:
 
     def lost(self) -> Lost:
         """What the song loses without a word, found in one walk of its
-        bars (see Lost), up to its first LOST_NOTES notes: a pattern that
+        bars (see Lost). A pattern's notes are looked at once for each
+        bar of its period, and at most LOST_NOTES of them in all: one that
         repeats only every 65,536 bars (a `?` in it) is worked out afresh
         each bar, and 16,000 bars of "c4*1024?" held `check` and a
-        one-second render for minutes (the song audit)."""
+        one-second render for minutes (the song audit). The `at` sets are
+        looked at in every bar: they cost no notes."""
         from ..modules.drums import slot_for
         lost = Lost()
         budget = LOST_NOTES
+        looked: set[tuple] = set()
         for bar, patch, voices in self.bars():
-            if budget <= 0:
-                break
             for command in self.timed.get(bar, ()):
                 if isinstance(command, Set):
                     voice = voices.get((str(command.target.module), str(command.target.port)))
                     if voice is not None and voice.pattern.events(bar):
                         lost.overridden.append((command, voice, bar))
-            for voice in voices.values():
+            for voice in voices.values() if budget > 0 else ():
                 inst = patch.modules[voice.module]
                 if voice.param is not None or voice.place in lost.seen:
                     continue
+                have = inst.params.get("voices")
+                seen = (voice.place, voice.module, bar % voice.pattern.period, inst.type.name, have)
+                if seen in looked:
+                    continue
+                looked.add(seen)
                 events = voice.pattern.events(bar)
                 budget -= len(events)
                 if inst.type.name == "drums":
@@ -370,7 +376,6 @@ class Song:
                         lost.seen.add(voice.place)
                         lost.no_drum.append((voice, missing, bar))
                     continue
-                have = inst.params.get("voices")
                 if have is None or have <= 1 or len({e.value for e in events}) <= have:
                     continue   # a mono source cuts its notes by design; fewer pitches than voices never crowd
                 most = at_once(events, voice.legato)
@@ -378,7 +383,6 @@ class Song:
                     lost.seen.add(voice.place)
                     lost.crowded.append((voice, most, int(have), bar))
         return lost
-
 
     # -- time --------------------------------------------------------------------
 
@@ -472,7 +476,8 @@ def unplugged(fed: set[tuple[str, str]], patch: Patch) -> list[tuple[str, object
     return [(module, port) for module, port in ports if port is not None and port.default != 0.0]
 
 
-#: The notes Song.lost looks at, at most: about half a second of work.
+#: The notes Song.lost looks at, at most: about half a second of work
+#: where each bar's are worked out afresh.
 LOST_NOTES = 50_000
 
 
