@@ -237,12 +237,16 @@ def test_a_sigterm_a_plugin_swallows_while_play_starts_still_stops_it(jack_serve
     exception as `synth play` loaded it, and the command then played on
     for good (a test's orphan, found after a CI run). The signal is
     remembered: play starts, then stops cleanly, with nothing left."""
-    site, entered = tmp_path / "site", tmp_path / "entered"
+    site, entered, tried = tmp_path / "site", tmp_path / "entered", tmp_path / "tried"
     site.mkdir()
+    # The hook runs first in the plugin's trial process (plugins.trial_import), then in the command's:
+    # only the second call says it has begun, so that the signal lands in the command itself.
     (site / "synthcli_greedy.py").write_text(
         "import pathlib\nimport time\n\nfrom synthcli.hookspecs import hookimpl\n\n\n@hookimpl\n"
         "def register_modules(register):\n"
-        f"    pathlib.Path({str(entered)!r}).touch()\n"
+        f"    pathlib.Path({str(tried)!r}).exists() and "
+        f"pathlib.Path({str(entered)!r}).touch()\n"
+        f"    pathlib.Path({str(tried)!r}).touch()\n"
         "    try:\n        time.sleep(1.0)\n    except BaseException:   # as careless code does\n        pass\n")
     install(site, "synthcli-greedy", "0.1", "greedy = synthcli_greedy", group="synthcli")
     patch = write(tmp_path, "add vco a wave=saw freq=110\nconnect a out\n")
