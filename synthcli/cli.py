@@ -285,7 +285,7 @@ def warn_about(file: Path, patch, song) -> None:
         warn_lost(file, song.lost())
         for line, command in song.ended:
             warn(f"{file}:{line}: this pattern never plays: `{command}` of line {command.line} "
-                       f"takes its target away")
+                 f"takes its target away")
 
 
 def warn_silent(file: Path, patch, song) -> None:
@@ -306,7 +306,7 @@ def warn_after_the_end(file: Path, song) -> None:
     earlier bar, most likely."""
     for line, bar in song.after_the_end():
         warn(f"{file}:{line}: `at {bar}` comes after the last bar ({song.length}): it plays only "
-                   f"when play goes on past the end (--watch, --osc)")
+             f"when play goes on past the end (--watch, --osc)")
 
 
 def warn_unplugged(file: Path, song) -> None:
@@ -316,7 +316,7 @@ def warn_unplugged(file: Path, song) -> None:
     from .sequencer.song import reads_unconnected
     for command, where, port in song.unplugged:
         warn(f"{file}:{command.line}: `{command}` leaves {where} with no cable: "
-                   f"{reads_unconnected(port)}; to end a part, give its pattern rests (\"~\") instead")
+             f"{reads_unconnected(port)}; to end a part, give its pattern rests (\"~\") instead")
 
 
 def warn_lost(file: Path, lost) -> None:
@@ -325,17 +325,17 @@ def warn_lost(file: Path, lost) -> None:
     from .modules.drums import OTHER_HIGH, OTHER_LOW
     for voice, most, have, bar in lost.crowded:
         warn(f"{file}:{voice.place[0]}: the pattern on {voice.module} holds {most} notes at once "
-                   f"(bar {bar + 1}), but {voice.module} has {have} voices: the notes struck first are cut short "
-                   f"(voices={min(most, MAX_CHANNELS)} gives each its own)")
+             f"(bar {bar + 1}), but {voice.module} has {have} voices: the notes struck first are cut short "
+             f"(voices={min(most, MAX_CHANNELS)} gives each its own)")
     for command, voice, bar in lost.overridden:
         warn(f"{file}:{command.line}: `at {bar + 1} {command}` lasts until the next step of the "
-                   f"pattern on {command.target} (line {voice.place[0]}); to hold the value, give the pattern "
-                   f"the value instead (`at {bar + 1} pattern {command.target} \"{command.value}\"`)")
+             f"pattern on {command.target} (line {voice.place[0]}); to hold the value, give the pattern "
+             f"the value instead (`at {bar + 1} pattern {command.target} \"{command.value}\"`)")
     for voice, missing, bar in lost.no_drum:
         warn(f"{file}:{voice.place[0]}: the pattern on {voice.module} plays MIDI note"
-                   f"{'s' * (len(missing) > 1)} {', '.join(map(str, missing))} (bar {bar + 1}), which the drum kit "
-                   f"has no sound for: it plays {OTHER_LOW} to {OTHER_HIGH} (c2 or bd kick, d2 or sd snare, f#2 or hh closed "
-                   f"hat, a#2 or oh open hat: synth help drums)")
+             f"{'s' * (len(missing) > 1)} {', '.join(map(str, missing))} (bar {bar + 1}), which the drum kit "
+             f"has no sound for: it plays {OTHER_LOW} to {OTHER_HIGH} (c2 or bd kick, d2 or sd snare, f#2 or hh closed "
+             f"hat, a#2 or oh open hat: synth help drums)")
 
 
 def warn_restated(file: Path, song) -> None:
@@ -345,7 +345,7 @@ def warn_restated(file: Path, song) -> None:
     for later, earlier in song.restated:
         hint = f"; to change it from a bar on: `at BAR {later}`" if later.verb != "length" else ""
         warn(f"{file}:{later.line}: `{later}` replaces `{earlier}` of line {earlier.line} "
-                   f"for the whole song{hint}")
+             f"for the whole song{hint}")
 
 
 @app.command()
