@@ -79,6 +79,18 @@ class Unready(Module):
         outputs["out"][:] = 0.5
 
 
+class Unbuilt(Module):
+    """A plugin whose own __init__ raises before it calls the base class's."""
+    type_name = "unbuilt"
+    outputs = (Port("out"),)
+
+    def __init__(self, samplerate, blocksize, channels, files=None):
+        raise KeyError("unbuilt module's __init__ raised on purpose")
+
+    def process(self, inputs, params, outputs):
+        outputs["out"][:] = 0.5
+
+
 class Deaf(Module):
     """A note source whose on_event raises on every note."""
     type_name = "deaf"

@@ -19,7 +19,7 @@ from synthcli.patch import Patch
 from synthcli.plugins import load_registry
 from synthcli.testing import peak_frequency
 
-from faulty import REBINDS_AT, Deaf, Forgetful, Mistyped, Quitter, Rebinder, Returner, Uncountable, Unready, Warmer
+from faulty import REBINDS_AT, Deaf, Forgetful, Mistyped, Quitter, Rebinder, Returner, Uncountable, Unbuilt, Unready, Warmer
 from test_entrypoints import install
 
 SR, BLOCK, BLOCKS = 48000, 256, 60
@@ -29,7 +29,7 @@ HEALTHY = "add vco a wave=sine freq=300\nconnect a out.left\n"
 @pytest.fixture
 def registry():
     reg = load_registry(safe_mode=True)
-    for cls in (Unready, Deaf, Forgetful, Mistyped, Rebinder, Returner, Quitter, Uncountable):   # a third party's: hosted in a worker process
+    for cls in (Unready, Unbuilt, Deaf, Forgetful, Mistyped, Rebinder, Returner, Quitter, Uncountable):   # a third party's: hosted in a worker process
         reg.add(cls, "faulty-test-plugin", "0")
     return reg
 
@@ -81,6 +81,7 @@ def render(registry, kind, executor):
 
 @pytest.mark.parametrize("kind, reason", [
     ("unready", "MemoryError in setup(): unready module's setup raised on purpose"),
+    ("unbuilt", "KeyError in __init__(): \"unbuilt module's __init__ raised on purpose\""),
     ("deaf", "ValueError in on_event(): deaf module's on_event raised on purpose"),
     ("forgetful", "TypeError in setup(): state field 'memory' is not a numpy array after setup()"),
 ])

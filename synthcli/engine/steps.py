@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+import traceback
 from typing import Callable
 
 import numpy as np
@@ -283,6 +284,12 @@ def identity(node: Node, cls: type[Module]) -> tuple:
     return node.type, node.channels, tuple(node.params[p.name] for p in cls.params if p.structural)
 
 
+def _raised_in(function: str, error: BaseException) -> bool:
+    """Whether a frame of ``function`` was on the way to ``error``: the
+    plugin author is told the method of theirs to look in."""
+    return any(frame.f_code.co_name == function for frame, _ in traceback.walk_tb(error.__traceback__))
+
+
 class Host:
     """The module instances one partition runs, kept across patch edits
     when their identity does not change."""
@@ -313,7 +320,7 @@ class Host:
                 continue
             if starting is not None:
                 starting(name)
-            where = "setup()"
+            where, module = "setup()", None
             try:
                 files = {p.name: node.params[p.name] for p in cls.params if p.file}
                 modules[name] = module = cls(self.samplerate, self.blocksize, node.channels,
@@ -328,6 +335,8 @@ class Host:
             except Terminated:
                 raise
             except (Exception, SystemExit) as error:   # a plugin's bug: that module fails, not the patch
+                if module is None and not _raised_in("setup", error):   # its own __init__, not the base class's
+                    where = "__init__()"
                 modules[name] = Broken(one_line(error, where))
         self.modules, self.identities = modules, identities
 
