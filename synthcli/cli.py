@@ -341,8 +341,14 @@ def warn_lost(file: Path, lost) -> None:
 def warn_restated(file: Path, song) -> None:
     """A second `tempo` (or `meter`, `length`) outside `at` replaces the
     first for the whole song, from bar 1: most likely a change at a bar was
-    meant, which `at BAR tempo N` makes."""
+    meant, which `at BAR tempo N` makes. A second `at BAR tempo` of a bar
+    replaces the first there: a typo for another bar, most likely."""
+    from .language.commands import At
     for later, earlier in song.restated:
+        if isinstance(later, At):
+            warn(f"{file}:{later.line}: `{later}` replaces `{earlier}` of line {earlier.line}: a bar has one "
+                 f"{later.command.verb}")
+            continue
         hint = f"; to change it from a bar on: `at BAR {later}`" if later.verb != "length" else ""
         warn(f"{file}:{later.line}: `{later}` replaces `{earlier}` of line {earlier.line} "
              f"for the whole song{hint}")

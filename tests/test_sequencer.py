@@ -714,6 +714,18 @@ def test_check_and_render_warn_of_a_tempo_meter_or_length_given_twice(tmp_path, 
     assert not Song(registry, "tempo 120\nlength 3\nat 2 tempo 90\nat 3 tempo 80\n").restated
 
 
+def test_check_warns_of_a_tempo_or_meter_given_twice_for_one_bar(tmp_path):
+    """Two `at 2 tempo` lines: the later holds in bar 2 and the earlier is
+    lost without a sound of its own, most likely a typo for another bar."""
+    song = tmp_path / "twice.seq"
+    song.write_text("tempo 120\nlength 4\nadd vco o\nconnect o out\nat 2 tempo 100\nat 3 tempo 100\n"
+                    "at 2 tempo 140\nat 3 meter 3/4\nat 2 meter 3/4\n")
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(song)], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert done.stderr.splitlines() == [
+        f"warning: {song}:7: `at 2 tempo 140` replaces `at 2 tempo 100` of line 5: a bar has one tempo"]
+
+
 def test_what_a_song_loses_is_looked_for_in_its_first_notes_only(registry, monkeypatch):
     """A pattern with `?` repeats only every 65,536 bars, so each bar's
     notes are worked out afresh: 16,000 bars of "c4*1024?" held `check`

@@ -146,8 +146,9 @@ class Song:
         self.timed: dict[int, list[Command]] = {}
         self.changes: list[tuple[int, Fraction, tuple[int, int]]] = []
         #: (later, earlier) for each top-level `tempo`, `meter` or `length`
-        #: given again: the later one holds for the whole song, which is
-        #: no error, but seldom what was meant (see cli.warn_restated).
+        #: given again, and each `at` tempo or meter given again for its bar:
+        #: the later one holds, which is no error, but seldom what was meant
+        #: (see cli.warn_restated).
         self.restated: list[tuple[Command, Command]] = []
         #: (line of a pattern, the command further down that ended it) for
         #: each pattern whose module a top-level edit took away: it never
@@ -160,22 +161,27 @@ class Song:
         self.unplugged: list[tuple[Command, str, object]] = []
         # What makes the song need an end: where an error about `length` points.
         self._first_timed = next((c for c in commands if isinstance(c, (Pattern, At))), None)
-        stated: dict[type, Command] = {}
+        stated: dict[type | tuple[int, type], Command] = {}
         try:
             for command in commands:
                 if isinstance(command, At):
                     self.timed.setdefault(command.bar - 1, []).append(command.command)
+                    if isinstance(command.command, (Tempo, Meter)):
+                        self._state(command, (command.bar, type(command.command)), stated)
                     continue
                 if isinstance(command, (Tempo, Meter, Length)):
-                    if type(command) in stated:
-                        self.restated.append((command, stated[type(command)]))
-                    stated[type(command)] = command
+                    self._state(command, type(command), stated)
                 self._apply_now(command, self.patch, self.voices)
             self._check_timeline()
         except SynthError as error:
             raise error.at(source=source)
 
     # -- building --------------------------------------------------------------
+
+    def _state(self, command: Command, key, stated: dict) -> None:
+        if key in stated:
+            self.restated.append((command, stated[key]))
+        stated[key] = command
 
     def _apply_now(self, command: Command, patch: Patch, voices: dict) -> None:
         if isinstance(command, Tempo):
