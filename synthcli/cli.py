@@ -157,6 +157,11 @@ def start_bar(from_bar: int, patch, song) -> int:
     return from_bar - 1
 
 
+#: Damaged meta events of a MIDI file warned of one by one: a file with
+#: thousands (a broken exporter's) gave as many lines.
+IGNORED_SHOWN = 5
+
+
 def load_source(path: Path, reg, midi: bool = False):
     """:func:`read_file`'s ``(patch, song)``; any user error ends the
     command with its one line, and what a MIDI file's reading left out
@@ -166,8 +171,11 @@ def load_source(path: Path, reg, midi: bool = False):
         _, patch, song = read_file(path, reg, midi)
     except SynthError as error:
         fail(str(error))
-    for line in song.ignored if patch is None else ():
+    ignored = song.ignored if patch is None else []
+    for line in ignored[:IGNORED_SHOWN]:
         warn(f"{path}: {line}")
+    if len(ignored) > IGNORED_SHOWN:
+        warn(f"{path}: {len(ignored) - IGNORED_SHOWN} more damaged meta events, ignored")
     return patch, song
 
 

@@ -776,6 +776,17 @@ def test_a_damaged_meta_event_that_changes_nothing_heard_is_left_out_with_a_warn
     assert np.array_equal(render(registry, path), render(registry, good))
 
 
+def test_many_damaged_meta_events_are_warned_of_in_a_few_lines(tmp_path):
+    good = save(tmp_path, [notes(0, [60, 62])], "good.mid")
+    path = tmp_path / "damaged.mid"
+    path.write_bytes(first_delta(good.read_bytes(), b"\x00" + b"\xff\x59\x02\x09\x00\x00" * 7))
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(path)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0
+    assert done.stderr.splitlines() == [f"warning: {path}: track 1, tick 0: a damaged key signature event, ignored"] * 5 + [
+        f"warning: {path}: 2 more damaged meta events, ignored"]
+
+
 def test_a_meta_event_of_a_type_mido_does_not_know_keeps_its_time(registry, tmp_path):
     """A program name (0x08), which DAWs write, between a note's on and
     off: mido dropped the delta time of a meta type it does not know, and
