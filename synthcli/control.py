@@ -5,8 +5,8 @@ the same patch and song. They meet here: a :class:`Control` lets one of
 them in at a time, so every change is checked whole against the state the
 others left, and the session model stays the one truth that ``save``
 writes. The lock is only ever held by control-process threads for the
-length of one command; the audio lives in another process and never
-waits on it.
+length of one command (a screen that waits for a key lets go of it); the
+audio lives in another process and never waits on it.
 """
 from __future__ import annotations
 
@@ -46,6 +46,18 @@ class Control:
         ``remote`` confines it as :meth:`Session.execute` explains."""
         with self.lock:
             return self.session.execute(text, remote)
+
+    @contextlib.contextmanager
+    def unlocked(self):
+        """Let the other hands in while the command that holds the lock
+        waits on the musician, not on the session: the scope is up until
+        a key is pressed, and MIDI keys, knobs, OSC and a clock that
+        stalled behind it for as long were dead keys and a lost tempo."""
+        self.lock.release()
+        try:
+            yield
+        finally:
+            self.lock.acquire()
 
     def knob(self, name: str, param: str, value: float) -> None:
         """``set`` at the rate of a turning knob (see :meth:`Session.knob`).

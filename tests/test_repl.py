@@ -1370,6 +1370,25 @@ def test_sigterm_ends_the_repl_from_the_prompt_or_the_scope(terminal, jack_serve
     assert "Traceback" not in "\n".join(term.history())
 
 
+def test_osc_plays_on_while_the_scope_is_up(terminal, jack_server, tmp_path):
+    """The scope is up until a key is pressed, inside the command that
+    opened it: it held the session for as long, and a knob, a MIDI key or
+    an OSC message waited behind it, the tempo of a clock followed too."""
+    if not shutil.which("oscsend"):
+        pytest.skip("oscsend is not installed (Debian: apt-get install liblo-tools)")
+    term = terminal(tmp_path / "state", audio=jack_server)
+    sounding(term)
+    port = free_udp_port()
+    term.type(f"osc listen {port}", then="listening for OSC")
+    term.tmux("send-keys", "-l", "scope osc1")
+    term.keys("Enter")
+    term.wait_for(re.compile(r"scope osc1.out  frame .* strongest 2[12]\d\.\d Hz"))
+    subprocess.run(["oscsend", "127.0.0.1", str(port), "/synth/set", "sf", "osc1.freq", "880.0"], check=True)
+    term.wait_for(re.compile(r"scope osc1.out  frame .* strongest 8[78]\d\.\d Hz"), timeout=5)   # heard under it
+    term.keys("q")
+    term.type("info osc1", then=re.compile(r"param +freq +880 Hz"))
+
+
 def test_two_hang_ups_close_together_still_stop_the_engine(terminal, jack_server, tmp_path):
     """Closing a terminal can send two hang-ups milliseconds apart (the
     terminal's and the kernel's). The second used to land while the first

@@ -62,6 +62,11 @@ def say(text: str, kind: str = "") -> None:
     print(f"\x1b[{colour}m{text}\x1b[0m" if colour else text, flush=True)
 
 
+def show_scope(control: Control, tap, title: str, samplerate: float) -> str:
+    with control.unlocked():   # MIDI keys, knobs and OSC play on while it is up
+        return scope.show(tap, title, samplerate)
+
+
 def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None, midi: dict | None = None) -> int:
     """Run the REPL until quit; a SynthError before it starts (nothing to
     resume, an OSC port taken) is the caller's to report. ``osc`` holds
@@ -88,7 +93,7 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
         if osc is not None:
             for line in control.listen_osc(osc["port"], osc["host"], osc["allow"]):
                 say(line, "warning" if line.startswith("warning") else "note")
-        session.scope = lambda tap, title: scope.show(tap, title, settings["samplerate"])
+        session.scope = lambda tap, title: show_scope(control, tap, title, settings["samplerate"])
         session.say = say
         session.columns = lambda: shutil.get_terminal_size().columns
         if resumed is not None:
