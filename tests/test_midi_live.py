@@ -338,6 +338,24 @@ def test_patterns_play_external_gear_through_midiout(jack_midi, tmp_path):
     assert abs(bar[4][0] - 1.25) < JACK_PERIOD + 0.002, bar
 
 
+def test_an_engine_that_fails_to_start_leaves_no_midi_output_open(jack_midi):
+    """The patch's MIDI outputs open while the engine starts, and the
+    engine is then refused (here a device that is not there): each such
+    start (an `audio restart` with the server gone) left a sender thread
+    with its ports, and the next start spawned its engine for it."""
+    import threading
+    from synthcli.audio.player import Player
+    name, _ = jack_midi("in")
+    for _ in range(2):
+        player = Player(f'add vco o\nconnect o out\nmidiout ext "{name}"\n', samplerate=SR, blocksize=BLOCK,
+                        latency="normal", device="no such device", executor="inline", workers=None, safe_mode=True,
+                        blocks=None)
+        with pytest.raises(SynthError, match="no such device"):
+            player.start()
+        assert player.midi_out is not None and not player.process.is_alive()
+        assert [t.name for t in threading.enumerate() if t.name == "synthcli-midi-out"] == []
+
+
 def test_an_output_that_goes_away_is_sent_to_again_when_it_returns(jack_midi, tmp_path):
     """A synth or bridge that quits and starts again: its port comes back
     under the same name, and midiout's notes (and the clock) reach it

@@ -119,18 +119,16 @@ class Player:
                 if not self.process.is_alive() and not self._started.is_set():
                     self._started.wait(0.5)
                     if not self._started.is_set():
-                        raise SynthError(self._failure or
-                                         f"the engine process exited (status {self.process.exitcode})")
-        except (KeyboardInterrupt, SystemExit):   # a signal while it starts: the engine must not outlive us
+                        break
+            if self._failure or not self.info:   # refused, or died before saying anything
+                raise SynthError(self._failure or f"the engine process exited (status {self.process.exitcode})")
+        except BaseException:   # refused, or a signal meanwhile: neither the engine nor its MIDI outputs outlive that
             if self.process.pid is not None:
                 self.stop(timeout=2.0)
             raise
         finally:   # the engine opened it first thing; ours stays readable
             if self._dump is not None:
                 os.unlink(self.settings["crash_dump"])
-        if self._failure or not self.info:   # refused, or died before saying anything
-            self.process.join(5)
-            raise SynthError(self._failure or f"the engine process exited (status {self.process.exitcode})")
         if self.record_path:   # the engine keeps every block for it from the first callback on
             self.record(Take(self.record_path, self.settings["samplerate"]), first=0)
         return self.info
