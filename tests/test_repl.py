@@ -446,6 +446,36 @@ def test_the_journal_rebuilds_patch_song_and_history(registry, tmp_path):
     assert second.song_text == first.song_text and "padf cutoff=700" not in second.song_text
 
 
+def test_a_journal_entry_that_fails_on_resume_keeps_its_place_in_the_history(registry, own_registry, tmp_path):
+    """A change of a plugin's module, resumed without the plugin (gone
+    since, or --safe-mode), fails: skipped, it let the journal's `undo`
+    after it take back the change before it, and the resumed patch lost
+    `a`. It changes nothing, keeps its place, and is journaled again: a
+    resume of the resumed session with the plugin back is the first."""
+    from synthcli.api import Module, Port
+
+    class Fold(Module):
+        type_name = "fold"
+        outputs = (Port("out"),)
+
+        def process(self, inputs, params, outputs):
+            outputs["out"][...] = 0.0
+
+    own_registry.add(Fold, "synthcli-fold", "1.0")
+    first = Session(own_registry, Recorder(), journals.Journal(tmp_path / "first"))
+    run(first, "add vco a\nconnect a out", "add fold b\nconnect b out", "undo", "add fold c", "add lfo l")
+    entries = journals.read(journals.latest(tmp_path / "first"))
+    resumed = Session(registry, Recorder(), journals.Journal(tmp_path / "resumed"))
+    assert [number for number, _ in resumed.replay(entries)] == [2, 4]
+    assert set(resumed.patch.modules) == {"a", "l", "out"}
+    assert resumed.execute("undo") == "undid add lfo l" and resumed.execute("undo") == "undid a change that failed on resume"
+    assert set(resumed.patch.modules) == {"a", "out"}
+    run(resumed, "redo", "redo")
+    again = Session(own_registry, Recorder(), journals.Journal(tmp_path / "again"))
+    assert again.replay(journals.read(journals.latest(tmp_path / "resumed"))) == []
+    assert again.patch.to_text() == first.patch.to_text()
+
+
 def test_an_empty_session_leaves_the_pointer_to_the_last_real_one(registry, tmp_path):
     for old in range(30):
         (tmp_path / f"journal-old-{old}.jsonl").write_text("")
@@ -1251,10 +1281,16 @@ def test_a_killed_repl_resumes_from_its_journal(terminal, tmp_path):
     term.type(f"save {expected}", then="saved")
     os.kill(term.pid, signal.SIGKILL)
     assert term.exit_status() == 128 + signal.SIGKILL
+    journal = journals.latest(tmp_path / "state" / "synthcli")
+    with open(journal, "a") as out:   # a plugin's module, the plugin gone since
+        out.write('{"edit": "add fold z"}\n')
     again = terminal(tmp_path / "state", "--resume")
+    again.wait_for(f"warning: journal entry {len(journals.read(journal))} fails now, and changes nothing: "
+                   "column 5: unknown module type 'fold'")
     again.wait_for("resumed ")
     again.type(f"save {resumed}", then="saved")
     assert resumed.read_text() == expected.read_text() and "tempo 120\n" in resumed.read_text()
+    again.type("undo", then="undid a change that failed on resume")
     again.type("undo", then="undid connect wob2 padf.cutoff")    # the history came back too
     again.type("quit", then="synth> quit")
     assert again.exit_status() == 0

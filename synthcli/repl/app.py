@@ -53,6 +53,9 @@ STYLE = Style.from_dict({
 #: How each kind of line is printed (ANSI SGR), above the prompt or below a command.
 COLOURS = {"error": "31", "warning": "33", "note": "2"}
 PROMPT = [("class:prompt", "synth> ")]
+#: Journal entries that fail on resume said one by one (a plugin gone
+#: since fails every edit of its modules).
+FAILED_SHOWN = 5
 
 
 def say(text: str, kind: str = "") -> None:
@@ -97,7 +100,11 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
         session.say = say
         session.columns = lambda: shutil.get_terminal_size().columns
         if resumed is not None:
-            session.replay(entries)
+            failed = session.replay(entries)
+            for number, why in failed[:FAILED_SHOWN]:
+                say(f"warning: journal entry {number} fails now, and changes nothing: {why}", "warning")
+            if len(failed) > FAILED_SHOWN:
+                say(f"warning: {len(failed) - FAILED_SHOWN} more journal entries fail now", "warning")
             say(f"resumed {resumed} ({len(entries)} journal entries): "
                 f"{views.summary(session.patch, session.timeline)}", "note")
         elif file is not None:

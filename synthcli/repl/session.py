@@ -492,10 +492,15 @@ class Session:
         self.path, self.by_hand, self.loaded = snapshot.path, snapshot.by_hand, snapshot.loaded
         return f"{done} {snapshot.label}"
 
-    def replay(self, entries: list[dict]) -> None:
-        """Rebuild a session from a journal. An entry that fails now (a
-        plugin gone since) changes nothing."""
-        for entry in entries:
+    def replay(self, entries: list[dict]) -> list[tuple[int, str]]:
+        """Rebuild a session from a journal; returns (entry number, why)
+        for each entry that fails now (a plugin uninstalled since,
+        ``--safe-mode``). A change that fails so changes nothing but still
+        takes its place in the history, this session's journal included:
+        skipped, it let the `undo` after it take back the change before
+        it, and the resumed patch lost a module it had kept."""
+        failed = []
+        for number, entry in enumerate(entries, start=1):
             try:
                 if "edit" in entry:
                     self.edit(entry["edit"])
@@ -510,8 +515,13 @@ class Session:
                 elif "knobs" in entry:
                     for name, param, value in entry["knobs"]:
                         self.knob(name, param, value)
-            except SynthError:
-                pass
+            except SynthError as error:
+                failed.append((number, error.typed(entry.get("edit", ""))))
+                if not {"undo", "redo", "knobs"} & entry.keys():
+                    self._journal(entry)
+                    self.undos.append(self._snapshot(self.patch, self.timeline, "a change that failed on resume"))
+                    self.redos.clear()
+        return failed
 
     # -- files ------------------------------------------------------------------------
 
