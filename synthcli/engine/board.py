@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 import numpy as np
 
@@ -23,6 +24,18 @@ BLOCKS, SECONDS, WORST = 0, 1, 2
 #: ``progress`` value of a module nobody will run this block (its worker
 #: died): consumers stop waiting and read its silenced outputs.
 ABANDONED = 2**63 - 1
+
+
+def pauses():
+    """Pauses for a wait on another worker's progress: yield the core
+    briefly at first, then sleep. Producers are usually microseconds away,
+    but a pure spin on a shared core costs milliseconds."""
+    for _ in range(2000):
+        os.sched_yield()
+        yield
+    while True:
+        time.sleep(0.0001)
+        yield
 
 
 class Board:
@@ -70,6 +83,15 @@ class Board:
             self.arena[:] = 0.0
         self.progress = memoryview(progress).cast("B").cast("q")
         self.flags = memoryview(flags).cast("B").cast("q")
+
+    def wait_for(self, indices: tuple[int, ...], block: int) -> None:
+        """Return once these modules have finished ``block``: the producers
+        a step reads, run by another worker or thread."""
+        for index in indices:
+            if self.progress[index] < block:   # (no pauses made while nothing is awaited)
+                pause = pauses()
+                while self.progress[index] < block:
+                    next(pause)
 
     def spec(self) -> tuple:
         """What another process needs to attach: ``Board.attach(*spec)``."""

@@ -50,7 +50,7 @@ import numpy as np
 
 from ..errors import exit_reason
 from ..plugins import BUILTIN_PACKAGE, Registry, quiet_child
-from .board import ABANDONED, Board, unlink
+from .board import ABANDONED, Board, pauses, unlink
 from .core import default_workers
 from .partition import assign, builtin, cost_model, spins
 from .schedule import Schedule
@@ -118,26 +118,6 @@ def _read_soon(fd: int, size: int, timeout: float | None) -> bytes | None:
         return None
 
 
-def _pauses():
-    """Pauses for a wait on another process's progress: yield the core
-    briefly at first, then sleep. Producers are usually microseconds away,
-    but a pure spin on a shared core costs milliseconds."""
-    for _ in range(2000):
-        os.sched_yield()
-        yield
-    while True:
-        time.sleep(0.0001)
-        yield
-
-
-def _wait_for(board: Board, indices: tuple[int, ...], block: int) -> None:
-    for index in indices:
-        if board.progress[index] < block:   # (no pauses made while nothing is awaited)
-            pause = _pauses()
-            while board.progress[index] < block:
-                next(pause)
-
-
 def _load_classes(pickled: dict[str, bytes]) -> tuple[dict[str, type], dict[str, str]]:
     classes, problems = {}, {}
     for name, data in pickled.items():
@@ -186,7 +166,7 @@ def worker_main(control, go, done, samplerate: float, blocksize: int, inherited:
             (block,) = _BLOCK.unpack(data)
             if block != _CONTROL:
                 for step in steps:
-                    _wait_for(board, step.waits, block)
+                    board.wait_for(step.waits, block)
                     run_step(step, block, board, report)
                 os.write(done_fd, b"d")
                 continue
@@ -852,7 +832,7 @@ class ProcessExecutor:
         board = self.board
         done = select.poll()
         done.register(self.worker(part).done, select.POLLIN)
-        pause = _pauses()
+        pause = pauses()
         while any(board.progress[i] < block for i in outputs):
             if done.poll(0):   # done, or dead: _finish tells which
                 self._finish(part, block)

@@ -4,19 +4,12 @@ GIL, but at audio block sizes the hand-offs cost more than they save."""
 from __future__ import annotations
 
 import threading
-import time
 
 from ..plugins import Registry
 from .board import Board
 from .partition import assign
 from .schedule import Schedule
 from .steps import Host, Report, Step, run_step
-
-
-def wait_for(board: Board, indices: tuple[int, ...], block: int) -> None:
-    for index in indices:
-        while board.progress[index] < block:
-            time.sleep(0)
 
 
 class ThreadExecutor:
@@ -51,7 +44,7 @@ class ThreadExecutor:
     def _run(self, steps: list[Step], block: int) -> None:
         board, report = self.board, self.report
         for step in steps:
-            wait_for(board, step.waits, block)
+            board.wait_for(step.waits, block)
             run_step(step, block, board, report)
 
     def rebuild(self, schedule: Schedule) -> Board:
