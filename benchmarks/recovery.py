@@ -6,7 +6,9 @@
 * add: the time `Engine.load` takes to add one module to a running patch,
   inline and with worker processes (it must not cost a process start),
   and the time of the block after the one its new cable fades in over,
-  which rebuilds the schedule again (see Engine.load).
+  which rebuilds the schedule again (see Engine.load); to a patch of one
+  voice, and to one of 47 (95 modules, the REPL audit's, whose edits
+  dropped out: the render thread waits for both).
 
     python benchmarks/recovery.py [--crashes 10]
 """
@@ -68,11 +70,13 @@ def recovery(registry, crashes: int) -> tuple[list[float], list[int]]:
     return seconds, silent
 
 
-def add_cost(registry, executor: str, adds: int = 20) -> tuple[float, float, bool]:
-    """Median seconds to add a module and of the block that ends its fade,
-    and whether the worker processes stayed the same ones throughout."""
+def add_cost(registry, executor: str, voices: int, adds: int = 20) -> tuple[float, float, bool]:
+    """Median seconds to add a module to ``voices`` vco-vca voices and of
+    the block that ends its fade, and whether the worker processes stayed
+    the same ones throughout."""
     patch = Patch(registry)
-    patch.load_text("add vco a\nconnect a out\n")
+    patch.load_text("".join(f"add vco a{i}\nadd vca v{i} level=0.01\nconnect a{i} v{i}\nconnect v{i} out\n"
+                            for i in range(voices)))
     with Engine(registry, 48000, BLOCK, executor=executor, workers=1) as engine:
         engine.load(patch)
         engine.process_block()
@@ -100,11 +104,12 @@ def main() -> None:
     seconds, silent = recovery(registry, args.crashes)
     print(f"recovery after a segfault, {args.crashes} crashes: median {1e3 * statistics.median(seconds):.2f} ms, "
           f"max {1e3 * max(seconds):.2f} ms; silent for {min(silent)}-{max(silent)} block(s) of {BLOCK}")
-    (inline, inline_end, _), (processes, processes_end, same) = (add_cost(registry, "inline"),
-                                                                 add_cost(registry, "processes"))
-    print(f"adding one module to a running patch: inline {1e3 * inline:.2f} ms, processes {1e3 * processes:.2f} ms "
-          f"({'no' if same else 'a'} process started); the block after its fade-in, which rebuilds again: "
-          f"inline {1e3 * inline_end:.2f} ms, processes {1e3 * processes_end:.2f} ms")
+    for voices in (1, 47):
+        (inline, inline_end, _), (processes, processes_end, same) = (add_cost(registry, "inline", voices),
+                                                                     add_cost(registry, "processes", voices))
+        print(f"adding one module to a running patch of {2 * voices + 1} modules: inline {1e3 * inline:.2f} ms, "
+              f"processes {1e3 * processes:.2f} ms ({'no' if same else 'a'} process started); the block after its "
+              f"fade-in, which rebuilds again: inline {1e3 * inline_end:.2f} ms, processes {1e3 * processes_end:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import atexit
 import faulthandler
+import itertools
 import multiprocessing as mp
 import queue
 from multiprocessing import forkserver, resource_tracker
@@ -173,7 +174,7 @@ def worker_main(control, go, done, samplerate: float, blocksize: int, inherited:
             message = control.recv()   # one message per "go": see ProcessExecutor._send
             kind = message[0]
             if kind == "assign":
-                _, spec, schedule, pickled, states = message
+                _, serial, spec, schedule, pickled, states = message
                 classes, problems = _load_classes(pickled)
                 if board is None or board.name != spec[-1]:
                     if board is not None:
@@ -183,7 +184,7 @@ def worker_main(control, go, done, samplerate: float, blocksize: int, inherited:
                 host.update({n.name: (n, classes[n.name]) for n in schedule.nodes if n.name in classes},
                             states, starting=lambda name: control.send(("setup", name)))
                 steps = host.steps(schedule, board, set(classes))
-                control.send(("assigned", problems))
+                control.send(("assigned", serial, problems))
             elif kind == "events":
                 for name, offset, event in message[1]:
                     if name in host.modules:
@@ -517,6 +518,7 @@ class ProcessExecutor:
         #: that worker would wait for it, so these cannot fall behind.
         self.feeding: set[int] = set()
         self._boards: list[Board] = []
+        self._serials = itertools.count()
         self._spare_lock = threading.Lock()
         self._spare_thread: threading.Thread | None = None
         self._closing = threading.Event()
@@ -571,8 +573,9 @@ class ProcessExecutor:
         elif reply[0] == "states":
             self.states.update(reply[1])
 
-    def _await(self, worker: Worker, kind: str) -> tuple | None:
-        """The next reply of ``kind``, handling faults and states on the way."""
+    def _await(self, worker: Worker, kind: str, serial: int | None = None) -> tuple | None:
+        """The next reply of ``kind`` (answering message ``serial``, if
+        given), handling faults and states on the way."""
         deadline = time.monotonic() + CONTROL_TIMEOUT
         while time.monotonic() < deadline:
             try:
@@ -584,7 +587,7 @@ class ProcessExecutor:
             if reply[0] == "gone":
                 return None
             self._handle(worker, reply)
-            if reply[0] == kind:
+            if reply[0] == kind and (serial is None or reply[1] == serial):
                 return reply
         return None
 
@@ -595,13 +598,20 @@ class ProcessExecutor:
             except queue.Empty:
                 return
 
-    def _assign(self, worker: Worker, names: set[str], states: dict | None = None) -> None:
+    def _assign(self, worker: Worker, names: set[str], states: dict | None = None, wait: bool = True) -> None:
         """Hand ``names`` to a worker. A module that cannot be pickled or
-        loaded there is reported, quarantined and left silent; the rest play."""
+        loaded there is reported, quarantined and left silent; the rest play.
+        Unless ``wait``, the answer is not waited for: the spare's, which
+        only learns the new board, cost an edit a round trip on the render
+        thread; the answer to a later assignment is told from it by its
+        serial number."""
         pickled, refused = {}, {}
         for name in names:
-            cls = self.registry.get(self.schedule.by_name[name].type).cls
-            if _trial_key(cls) in self.hung:   # its setup() would stall every module here for CONTROL_TIMEOUT
+            entry = self.registry.get(self.schedule.by_name[name].type)
+            cls = entry.cls
+            # Its setup() would stall every module here for CONTROL_TIMEOUT. (Only a plugin
+            # is tried, and its key walks its package's files: 47 built-ins' took 41 ms of an edit.)
+            if self.hung and entry.package != BUILTIN_PACKAGE and _trial_key(cls) in self.hung:
                 refused[name] = (f"hung while warming up (over {TRIAL_SECONDS:g} s in setup() and a first block); "
                                  "it is tried again when its package changes")
                 continue
@@ -610,13 +620,17 @@ class ProcessExecutor:
             except Exception as error:
                 refused[name] = f"cannot be sent to a worker process: {type(error).__name__}: {error}"
         worker.setting_up = None
-        self._send(worker, ("assign", self.board.spec(), self.schedule, pickled, states or {}))
-        reply = self._await(worker, "assigned")
+        serial = next(self._serials)
+        self._send(worker, ("assign", serial, self.board.spec(), self.schedule, pickled, states or {}))
+        if not wait:
+            worker.names = set()
+            return
+        reply = self._await(worker, "assigned", serial)
         lost: set[str] = set()
         if reply is None:
             blamed, lost = self._setup_failed(worker, set(pickled))
-            reply = ("assigned", blamed)
-        refused.update(reply[1])
+            reply = ("assigned", serial, blamed)
+        refused.update(reply[2])
         for name, reason in refused.items():
             self.report(name, reason, quarantine=True)
             self.board.progress[self.schedule.nodes.index(self.schedule.by_name[name])] = ABANDONED
@@ -704,7 +718,9 @@ class ProcessExecutor:
             self._assign(worker, names, {n: self.states[n] for n in arriving if n in self.states})
         spare = self._take_spare()
         if spare is not None:   # it learns the new board, to be ready to take modules on it
-            self._assign(spare, set())
+            # Waited for only before the music starts: its first answer shows it ready, and
+            # the work it does meanwhile took the CPU from the first blocks (an underflow).
+            self._assign(spare, set(), wait=old_board is None)
             with self._spare_lock:
                 self.spare = spare
         own = {n for n, p in self.where.items() if p == 0}

@@ -209,11 +209,14 @@ def topological_order(patch: Patch) -> tuple[list[str], set[Cable]]:
     dag = {(component_of[c.src], component_of[c.dst]) for c in patch.cables
            if component_of[c.src] != component_of[c.dst]}
     rank.update({f"#{i}": rank[first[i]] for i in range(len(components))})
+    inner: dict[int, list[tuple[str, str]]] = {}
+    for cable in patch.cables:
+        if component_of[cable.src] == component_of[cable.dst]:
+            inner.setdefault(component_of[cable.src], []).append((cable.src, cable.dst))
     order: list[str] = []
     for label in kahn([f"#{i}" for i in range(len(components))], [(f"#{a}", f"#{b}") for a, b in dag]):
-        members = components[int(label[1:])]
-        inner = [(c.src, c.dst) for c in patch.cables if c.src in members and c.dst in members]
-        order += kahn(members, inner)
+        number = int(label[1:])
+        order += kahn(components[number], inner.get(number, []))
     position = {name: i for i, name in enumerate(order)}
     delayed = {c for c in patch.cables if position[c.src] >= position[c.dst]}
     return order, delayed
@@ -271,6 +274,10 @@ def compile_patch(patch: Patch, fades: dict[Cable, int] | None = None,
     slots = {c: (alloc(outputs[c.src][c.src_port].channels), alloc(outputs[c.src][c.src_port].channels))
              for c in patch.cables if c in delayed}
 
+    writes_of: dict[str, list[tuple[Rows, tuple[Rows, Rows]]]] = {}
+    for cable in patch.cables:
+        if cable in delayed:
+            writes_of.setdefault(cable.src, []).append((outputs[cable.src][cable.src_port], slots[cable]))
     nodes = []
     for name in order:
         inst = patch.modules[name]
@@ -307,8 +314,7 @@ def compile_patch(patch: Patch, fades: dict[Cable, int] | None = None,
             param_rows[param.name] = alloc(width)
             gathers.append(Gather(param.name, param_rows[param.name], param_base[param.name], sources,
                                   len(param.choices) - 1))
-        writes = tuple((outputs[name][c.src_port], slots[c]) for c in patch.cables if c in delayed and c.src == name)
         nodes.append(Node(name, inst.type.qualified_name, width, dict(inst.params), inputs, param_rows,
-                          param_base, outputs[name], tuple(gathers), tuple(constants), writes,
+                          param_base, outputs[name], tuple(gathers), tuple(constants), tuple(writes_of.get(name, ())),
                           continues.get(name)))
     return Schedule(nodes, rows, outputs["out"]["master"], list(patch.cables), slots)
