@@ -199,9 +199,29 @@ def top(meters: dict, status: str, width: int | None = None) -> str:
     return "\n".join(lines + table(rows, "", width))
 
 
+#: Seconds `devices` waits for the process that asks PortAudio.
+DEVICES_SECONDS = 10.0
+
+
 def devices() -> str:
-    from ..audio.devices import describe, outputs
-    found = outputs()
+    """The output devices as a process of their own finds them, as
+    `synth devices --json` does. Asked in the REPL's own process, PortAudio
+    kept the list of its first look (a sound server gone since still
+    listed, while `audio restart` was what the musician came for), and
+    its exit aborted the REPL (status 134) once that server was gone."""
+    import json
+    import subprocess
+    import sys
+    from ..audio.devices import describe
+    try:
+        done = subprocess.run([sys.executable, "-m", "synthcli.cli", "devices", "--json"], capture_output=True,
+                              text=True, timeout=DEVICES_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise SynthError(f"no list of devices within {DEVICES_SECONDS:g} s: the sound server does not answer") from None
+    if done.returncode != 0:
+        raise SynthError(done.stderr.strip().removeprefix("error: ")
+                         or f"`synth devices` failed (status {done.returncode})")
+    found = json.loads(done.stdout)["outputs"]
     if not found:
         return "no output devices: start a sound server (JACK, PulseAudio, PipeWire)"
     return "\n".join(map(describe, found))
