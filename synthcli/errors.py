@@ -160,6 +160,17 @@ def name_problem(path: str | Path) -> str | None:
     return None
 
 
+def open_to_read(path: str | Path):
+    """``path`` opened to read bytes, without waiting for a writer: open()
+    of a named pipe that nobody writes to waits for one for ever, and an
+    OSC `load` of one held every client, and the keyboard, behind it. A
+    pipe still gives what its writer writes (`synth play <(make-song)`);
+    with none, it reads as empty at once."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def check_output(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
     """Refuse, before any work, a file a command could not write: a minute
     of rendering should not end in an error about the file's name.

@@ -8,12 +8,14 @@ that rebuilds it, so saving and loading round-trip exactly.
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from .errors import SynthError, UnknownModule, did_you_mean, name_problem
+from .errors import SynthError, UnknownModule, did_you_mean, name_problem, open_to_read
 from .language import (Add, Command, Connect, Disconnect, Endpoint, Map, Midiout, Remove, Require, Set, Token,
                        lines, parse_text)
 from .plugins import ModuleType, Registry
@@ -431,8 +433,10 @@ def read_source(path: str | Path) -> str:
         raise SynthError(f"cannot read: {problem}", source=repr(str(path)))
     path = Path(path)
     try:
-        with path.open("rb") as file:
+        with open_to_read(path) as file:
             data = file.read(MAX_SOURCE_BYTES + 1)
+            if not data and not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise SynthError("cannot read: it is not a file, and nothing writes to it", source=str(path))
     except OSError as error:
         raise SynthError(f"cannot read: {error.strerror}", source=str(path)) from None
     if len(data) > MAX_SOURCE_BYTES:

@@ -334,6 +334,20 @@ def test_render_refuses_a_directory_for_its_file(tmp_path):
     assert done.returncode == 2 and done.stderr == f"error: -o {tmp_path / 'x.wav'}: is a directory\n"
 
 
+@pytest.mark.parametrize("suffix", [".patch", ".mid"])
+def test_a_named_pipe_nobody_writes_to_is_refused_at_once_and_one_written_to_is_read(tmp_path, suffix):
+    """open() of a FIFO waits for a writer: an OSC `load` of one in the
+    working directory held the server, and every hand behind its lock, for
+    good. A pipe that is written to reads as a file (`synth check <(...)`)."""
+    fifo = tmp_path / f"pipe{suffix}"
+    os.mkfifo(fifo)
+    done = synth("check", fifo, timeout=30)
+    said = "not a valid MIDI file: it is empty" if suffix == ".mid" else "cannot read: it is not a file, and nothing writes to it"
+    assert (done.returncode, done.stderr) == (2, f"error: {fifo}: {said}\n")
+    done = synth("check", "/dev/stdin", input=BASIC.read_text())
+    assert done.returncode == 0 and done.stdout.startswith("/dev/stdin: ok"), done
+
+
 def test_bench_measures_a_patch_file():
     done = synth("bench", BASIC, "--seconds", "0.2", "--json")
     assert done.returncode == 0, done.stderr

@@ -19,7 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import SynthError
+from ..errors import SynthError, open_to_read
 from ..language.parser import MAX_BARS
 
 #: File name endings taken for Standard MIDI files.
@@ -331,7 +331,7 @@ class MidiSong:
         #: The damaged meta events left out, as "track N, tick T: what" (see _meta_message).
         self.ignored: list[str] = []
         try:
-            with open(self.path, "rb") as infile:
+            with open_to_read(self.path) as infile:
                 header, chunks = _chunks(infile)
         except OSError as error:
             raise SynthError(f"cannot read: {error.strerror}", source=self.path) from None
