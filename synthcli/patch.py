@@ -313,8 +313,13 @@ class Patch:
                 raise SynthError(f"'{dst.module}' has no inputs", col=dst.module.col)
             dst_port = dcls.inputs[0].name
         elif dcls.port(dst.port, "in") or dcls.param(dst.port):
-            if getattr(dcls.param(dst.port), "file", False):
+            param = dcls.param(dst.port)
+            if param is not None and param.file:
                 raise SynthError(f"'{dst}' names a file; set it, a cable cannot carry one", col=dst.port.col)
+            if param is not None and param.structural:   # the module is built from its value: a cable changed nothing
+                raise SynthError(f"'{dst}' shapes the module and cannot follow a cable; "
+                                 f"change it with 'set {dst} VALUE' (or 'at BAR set {dst} VALUE')",
+                                 col=dst.port.col)
             dst_port = dst.port
         elif dcls.port(dst.port, "out"):
             raise SynthError(f"'{dst}' is an output; connect an output to an input or a parameter",

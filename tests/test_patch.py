@@ -163,6 +163,23 @@ def test_disconnect_removes_that_cable_and_the_sound_it_carried(registry):
     assert not rendered(registry, patch).any()
 
 
+def test_a_cable_into_a_structural_parameter_is_refused(registry):
+    """The module is built from the value (a note source's voices), so a
+    cable into it was accepted, shown by info, and changed nothing; a
+    file's parameter keeps its own word."""
+    patch = patch_of(registry, "add keys kb voices=1\nadd drums d\nadd sampler s\nadd lfo l\n")
+    for line, col, what in (("connect l kb.voices", 14, "'kb.voices' shapes the module and cannot follow a cable; "
+                                                        "change it with 'set kb.voices VALUE' (or 'at BAR set "
+                                                        "kb.voices VALUE')"),
+                            ("connect l.out d.voices", 17, "'d.voices' shapes the module and cannot follow a cable"),
+                            ("connect l s.file", 13, "'s.file' names a file")):
+        with pytest.raises(SynthError) as caught:
+            patch.apply(parse_line(line))
+        assert (caught.value.col, caught.value.message.startswith(what)) == (col, True), caught.value
+    assert patch.cables == []
+    patch.apply(parse_line("connect l d.level"))   # its other parameters still take one
+
+
 def test_stereo_outputs_connect_by_name(registry):
     patch = patch_of(registry, "add vco o\nadd pan p\nconnect o p\nconnect p out\n")
     assert Cable("p", "left", "out", "left") in patch.cables

@@ -610,6 +610,8 @@ def test_random_drops_and_slow_steps_play_the_same_at_every_render(registry):
     ('length 4\nadd keys kb\nat 3 remove kb\nat 4 pattern kb "c3"\n', "4:14", "unknown module 'kb'"),
     ('length 1\nadd keys kb\npattern kb.voices "1 4"\n', "3:12", "shapes the module and cannot follow a pattern"),
     ('length 1\nadd drums d\npattern d.voices "2"\n', "3:11", "cannot follow a pattern"),
+    ('length 4\nadd keys kb\nadd lfo l\nat 2 connect l kb.voices\n', "4:19", "'kb.voices' shapes the module and "
+                                                                         "cannot follow a cable"),
     ('length 1\nadd keys kb\npattern kb "c3" legato=0.5 legato=0.6\n', "3:28", "'legato' given twice"),
     ('length 1\nadd noise n\npattern n.seed "1 2.5"\n', "3:19", "2.5 is not a whole number"),
     ('length 1\nadd keys kb\npattern kb "0 2" scale=a3:minr\n', "3:27", "unknown scale 'minr', did you mean 'minor'?"),
