@@ -968,6 +968,7 @@ def test_completion_offers_what_fits_where_the_cursor_is(session, tmp_path, monk
     assert complete(session, "add vco osc2 wave=s") == ["sine", "saw", "square"]
     assert complete(session, "connect osc1.") == ["osc1.out"]
     assert complete(session, "connect osc1 f1.") == ["f1.in", "f1.cutoff", "f1.res", "f1.mode"]
+    assert complete(session, "connect osc1 kb.") == []   # voices shapes the module: no cable changes it
     assert complete(session, "connect o") == ["out", "osc1"]
     assert complete(session, "set f") == ["f1."] and complete(session, "set f1.m") == ["f1.mode"]
     assert complete(session, "set f1.mode ") == ["lowpass", "highpass", "bandpass", "notch"]

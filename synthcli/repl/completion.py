@@ -142,8 +142,9 @@ class ReplCompleter(Completer):
     def endpoints(self, word: str, kind: str) -> Iterable[Completion]:
         """Modules, then after ``NAME.`` the ports of that kind: ``out``
         (outputs), ``in`` (inputs and parameters), ``param`` (parameters),
-        ``pattern`` (what a pattern may turn: no structural parameter, so no
-        file). A file parameter is only ever set."""
+        ``pattern`` (what a pattern may turn). A cable or a pattern into a
+        structural parameter (a note source's voices, a file) is refused:
+        it is only ever set."""
         name, dot, port = word.partition(".")
         if not dot:
             if kind in ("param", "pattern"):
@@ -160,7 +161,7 @@ class ReplCompleter(Completer):
             ports = [(p.name, p.doc) for p in cls.outputs]
         elif kind == "in":
             ports = [(p.name, p.doc) for p in cls.inputs] + [(p.name, p.range_text().strip()) for p in cls.params
-                                                              if not p.file]
+                                                              if not p.structural]
         else:
             ports = [(p.name, p.range_text().strip()) for p in cls.params
                      if kind == "param" or not p.structural]
