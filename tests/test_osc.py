@@ -355,8 +355,8 @@ def test_a_file_outside_the_working_directory_is_refused_alike_whatever_is_there
     oscsend(port, "/synth/cmd", "s", "at 2 set s.file /etc/passwd")   # a song's bar, checked too
     assert wait_for(lambda: len(logged) == len(outside) + 1)
     said = [line.split(" refused: ", 1)[1] for line in logged]
-    assert said == [f"'{path}' is outside the working directory; remote commands may only use files in it"
-                    for path in [*outside, "/etc/passwd"]], said
+    assert said == [f"{place}'{path}' is outside the working directory; remote commands may only use files in it"
+                    for place, path in [*(("", path) for path in outside), ("column 17: ", "/etc/passwd")]], said
     assert control.session.patch.modules["s"].params["file"] == str(ROOT / inside)
     oscsend(port, "/synth/cmd", "s", "at 2 set s.level 0.5")   # the keyboard's file outside is no refusal of this
     assert wait_for(lambda: control.session.timeline) and len(logged) == len(outside) + 1, logged

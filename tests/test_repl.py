@@ -197,6 +197,27 @@ def test_time_commands_edit_the_song_and_the_song_is_checked_whole(session):
     assert session.execute("stop") == "the song is not playing"
 
 
+def test_an_error_inside_at_names_the_column_it_has_outside(session):
+    """The song finds it on a line of its own text, which spells the
+    command its own way: shown without a column, `at 3 set v.wave sawx`
+    left the musician to find the word."""
+    run(session, "add vco v", "add delay d time=1/4", "connect v out", "length 4")
+    before = session.song_text
+    for typed, said in [("set v.wave sawx", "column 12: bad value 'sawx'"),
+                        ("at 3 set v.wave sawx", "column 17: bad value 'sawx'"),
+                        ("at  03   set  v.wave  sawx", "column 23: bad value 'sawx'"),
+                        ("at 3 add vcx q", "column 10: unknown module type 'vcx'"),
+                        ("at 3 set v.freq 99999", "column 17: bad value '99999'"),
+                        ("at 3 connect v nowhere", "column 16: unknown module 'nowhere'"),
+                        ("at 3 tempo 10", "column 6: d.time=1/4 is 6 s at 10 BPM, out of range"),
+                        ('at 3 pattern v.freq   "1 [2 3 4 99999]"', "column 33: pattern value 99999"),
+                        ("add vco w\n at 3 set v.wave sawx", "line 2, column 18: bad value 'sawx'")]:
+        with pytest.raises(SynthError) as caught:
+            session.execute(typed)
+        assert caught.value.typed(typed).startswith(said), caught.value.typed(typed)
+    assert session.song_text == before
+
+
 def test_a_set_during_a_song_is_immediate_and_kept_by_the_song(session):
     run(session, "add keys kb", "add vco o", "connect kb.voct o.voct", "connect o out", "length 2",
         'pattern kb "c3"', "play")

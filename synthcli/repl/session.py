@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import SynthError, UnknownModule, check_output, did_you_mean, name_problem
-from ..language import (COMMANDS, MAX_BARS, Add, At, Command, Length, Meter, Pattern, Remove, Tempo, lines,
-                        parse_line, parse_text, tokenize, unquote)
+from ..language import (COMMANDS, MAX_BARS, Add, At, Command, Endpoint, Length, Meter, Pattern, Remove, Tempo,
+                        Token, lines, parse_line, parse_text, tokenize, unquote)
 from ..patch import Patch, confine, confined, takes_note_length
 from ..sequencer.song import PATCH_SECONDS, TAIL_MAX, Song, is_song
 from . import views
@@ -959,17 +959,29 @@ def parameter_changes(old: Patch, new: Patch) -> list[tuple[str, str, float]] | 
 
 def typed_col(command: Command, written: str, error: SynthError) -> int | None:
     """Where, in ``command`` as it was typed, lies an error that the song
-    found inside the pattern text of its own line ``written`` (which spells
-    the command its own way: spacing, an `at`); None elsewhere."""
-    def pattern_of(command):
-        inner = command.command if isinstance(command, At) else command
-        return inner if isinstance(inner, Pattern) else None
-    typed, song = pattern_of(command), pattern_of(parse_line(written, error.line))
-    if typed is None or song is None or error.col is None:
+    found on its own line ``written`` (which spells the command its own
+    way: spacing, an `at`'s bar): as far into the same word, or just past
+    it (a pattern's missing ']'); None when it names no word."""
+    if error.col is None:
         return None
-    if error.col >= song.text.col:
-        return typed.text.col + error.col - song.text.col
-    for mine, theirs in ((typed.target.module, song.target.module), (typed.target.port, song.target.port)):
-        if theirs is not None and error.col == theirs.col:   # the target, a module or a parameter
-            return mine.col
+    for mine, theirs in zip(words_of(command), words_of(parse_line(written, error.line))):
+        if theirs.col <= error.col <= theirs.col + len(theirs):
+            return mine.col + error.col - theirs.col
     return None
+
+
+def words_of(command: Command) -> list[Token]:
+    """The words of ``command`` that know their column, in the order they
+    are written: the same for two spellings of one command."""
+    words = [Token(command.verb, command.col)]
+    for field in fields(command)[2:]:   # past the place: line and col
+        value = getattr(command, field.name)
+        if isinstance(value, Command):
+            words += words_of(value)
+        elif isinstance(value, Endpoint):
+            words += [value.module] + ([value.port] if value.port is not None else [])
+        elif isinstance(value, Token):
+            words.append(value)
+        elif isinstance(value, tuple):   # an add's parameters, a pattern's options: (key, value) pairs
+            words += [token for pair in value for token in pair]
+    return words
