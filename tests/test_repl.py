@@ -1007,6 +1007,8 @@ def test_completion_offers_what_fits_where_the_cursor_is(session, tmp_path, monk
                                                                                                 "osc1.fmdepth"]
     assert complete(session, "remove ") == ["osc1", "f1", "kb"]
     assert complete(session, "help und") == ["undo"] and complete(session, 'pattern kb "c3 e') == []
+    assert complete(session, "help ou") == ["out"] and session.execute("help out").startswith("out")   # help takes it
+    assert "kb" not in complete(session, "help ")   # a module is for info, which help does not take
     (tmp_path / "songs").mkdir()
     (tmp_path / "songs" / "demo.seq").write_text("")
     monkeypatch.chdir(tmp_path)

@@ -82,7 +82,7 @@ class ReplCompleter(Completer):
                 yield from self.types(word)
             elif argument == COMMAND:
                 yield from self.commands(word, [*COMMANDS, *REPL_COMMANDS])
-                yield from self.types(word)
+                yield from self.types(word, addable=False)
             elif argument == OUTPUT:
                 yield from self.endpoints(word, "out")
 
@@ -94,13 +94,14 @@ class ReplCompleter(Completer):
                 spec = COMMANDS.get(name) or REPL_COMMANDS[name]
                 yield Completion(name, -len(word), display_meta=spec.summary)
 
-    def types(self, word: str) -> Iterable[Completion]:
+    def types(self, word: str, addable: bool = True) -> Iterable[Completion]:
         """Plain names, and the qualified name of a type whose plain name
-        another package took first (the only way to add it)."""
+        another package took first (the only way to add it). The master's
+        type only where it is not to be added (`help out` describes it)."""
         registry = self.session.registry
         shadowed = {q: e for q, e in registry.qualified.items() if registry.types.get(e.name) is not e}
         for name, entry in sorted({**registry.types, **shadowed}.items()):
-            if name.startswith(word) and name != MASTER:
+            if name.startswith(word) and not (addable and name == MASTER):
                 yield Completion(name, -len(word), display_meta=entry.cls.description)
 
     def modules(self, word: str, keep=lambda name, inst: True, suffix: str = "") -> Iterable[Completion]:
