@@ -497,6 +497,24 @@ def test_a_journal_entry_that_fails_on_resume_keeps_its_place_in_the_history(reg
     assert again.patch.to_text() == first.patch.to_text()
 
 
+def test_the_undo_history_keeps_its_newest_steps_live_and_on_resume(registry, tmp_path, monkeypatch):
+    """Each step holds a copy of the patch and the song: kept without end,
+    80,000 sets over OSC grew the REPL by 86 MB. Past the cap the oldest
+    go, and a resumed session keeps the same ones."""
+    from synthcli.repl import session as sessions
+    monkeypatch.setattr(sessions, "UNDO_LEVELS", 3, raising=False)
+    live = Session(registry, Recorder(), journals.Journal(tmp_path))
+    run(live, "add vco o", *(f"set o.freq {freq}" for freq in (100, 200, 300, 400)))
+    resumed = Session(registry, Recorder())
+    assert resumed.replay(journals.read(journals.latest(tmp_path))) == []
+    for each in (live, resumed):
+        assert len(each.undos) == 3
+        assert run(each, "undo", "undo", "undo") == ["undid set o.freq 400", "undid set o.freq 300",
+                                                      "undid set o.freq 200"]
+        assert each.execute("undo") == "nothing to undo" and each.patch.to_text() == "add vco o freq=100\n"
+        assert run(each, "redo", "redo", "redo")[-1] == "redid set o.freq 400" and len(each.undos) == 3
+
+
 def test_an_empty_session_leaves_the_pointer_to_the_last_real_one(registry, tmp_path):
     for old in range(30):
         (tmp_path / f"journal-old-{old}.jsonl").write_text("")

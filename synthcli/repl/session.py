@@ -33,6 +33,9 @@ REMOTE_RENDER_SECONDS = 600.0
 #: knob's latest value: a journal entry is an fsync, and a knob turns
 #: thousands of times a second.
 KNOB_JOURNAL_SECONDS = 0.5
+#: Undo steps kept, as vim's undolevels: each holds a copy of the patch and
+#: the song, and 80,000 sets over OSC kept every one (86 MB and growing).
+UNDO_LEVELS = 1000
 
 
 class Quit(Exception):
@@ -413,10 +416,17 @@ class Session:
         return Snapshot(patch, timeline, label, self.path, self.by_hand, self.loaded)
 
     def _commit(self, change: Snapshot, song: Song | None) -> None:
-        self.undos.append(self._snapshot(self.patch, self.timeline, change.label))
-        self.redos.clear()
+        self._remember(change.label)
         self._become(change.patch, change.timeline, song)
         self.path, self.by_hand, self.loaded = change.path, change.by_hand, change.loaded
+
+    def _remember(self, label: str) -> None:
+        """The state now becomes the newest undo step, taken back by
+        ``undo`` as ``label``; past UNDO_LEVELS the oldest goes. A new
+        change forgets what was undone, as in an editor."""
+        self.undos.append(self._snapshot(self.patch, self.timeline, label))
+        del self.undos[:-UNDO_LEVELS]
+        self.redos.clear()
 
     def _become(self, patch: Patch, timeline: Timeline, song: Song | None) -> None:
         """Make this the current state and bring the engine along: a
@@ -519,8 +529,7 @@ class Session:
                 failed.append((number, error.typed(entry.get("edit", ""))))
                 if not {"undo", "redo", "knobs"} & entry.keys():
                     self._journal(entry)
-                    self.undos.append(self._snapshot(self.patch, self.timeline, "a change that failed on resume"))
-                    self.redos.clear()
+                    self._remember("a change that failed on resume")
         return failed
 
     # -- files ------------------------------------------------------------------------
