@@ -121,6 +121,7 @@ NESTED.add_content(OscBundleBuilder(0).build())
     (b"#bundle\0\0\0\0\0", "no timetag"),
     (b"/\xff\xfe\0,\0\0\0", "bad address"),                                      # not UTF-8
     (b"/synth/cmd\0\0,s\0\0\xc3\x28\0\0", "argument 1 .'s'. does not fit"),
+    (b"/synth/o/freq\0\0\0,f\0\0", "argument 1 .'f'. does not fit"),   # not "-4 bytes after"
     (NESTED.build().dgram, "a bundle inside a bundle"),
     (test_osc_message._DGRAM_KNOB_ROTATES, "bad padding"),                  # python-osc's own test datagrams
     (test_osc_message._DGRAM_UNKNOWN_PARAM_TYPE, "unknown type tag"),

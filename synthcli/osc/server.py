@@ -49,7 +49,18 @@ HOLD_MAX = 10_000
 #: NTP's epoch (1900) in Unix seconds, and the timetag that means "now".
 NTP_DELTA = 2208988800
 IMMEDIATELY = 1
-_READERS = {"i": osc_types.get_int, "f": osc_types.get_float, "s": osc_types.get_string,
+
+
+def _get_float(data: bytes, index: int) -> tuple[float, int]:
+    """python-osc pads a float cut short with zeros (Reaktor leaves them
+    off), so a message missing its last float read as 0.0 followed by
+    "-4 bytes after the last argument"; OSC 1.0 says four bytes."""
+    if len(data) - index < 4:
+        raise osc_types.ParseError("Datagram is too short")
+    return osc_types.get_float(data, index)
+
+
+_READERS = {"i": osc_types.get_int, "f": _get_float, "s": osc_types.get_string,
             "d": osc_types.get_double, "h": osc_types.get_int64, "b": osc_types.get_blob}
 _CONSTANTS = {"T": True, "F": False, "N": None}
 _ROWS = {row.path: row for row in ADDRESSES}
