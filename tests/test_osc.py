@@ -474,6 +474,23 @@ def test_only_allowed_clients_are_heard(registry):
 
 
 @needs_liblo
+def test_an_allowed_ipv4_client_is_heard_on_an_ipv6_socket(registry):
+    """On `--osc-host ::` an IPv4 client is ::ffff:127.0.0.1 to the socket,
+    and an allowed 127.0.0.1 was dropped as not on the list."""
+    session = Session(registry, LiveSound())
+    session.edit("add vco o freq=220\nconnect o out\n")
+    logged = []
+    control = Control(session, logged.append)
+    control.listen_osc(0, host="::", allow=["127.0.0.1"])
+    try:
+        oscsend(control.osc.port, "/synth/o/freq", "f", 330.0)
+        assert wait_for(lambda: control.osc.counts["applied"] == 1), (control.osc.counts, logged)
+        assert session.patch.modules["o"].params["freq"] == 330.0
+    finally:
+        control.close()
+
+
+@needs_liblo
 def test_a_burst_of_10000_from_oscsendfile_arrives_without_loss(served, tmp_path):
     control, port, logged = served
     lines = timed_lines(10_000, 1e6)   # a microsecond apart: a burst, one bundle each

@@ -17,6 +17,7 @@ few a second, then a count), never an exception that stops the server.
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import itertools
 import select
 import socket
@@ -64,6 +65,14 @@ _READERS = {"i": osc_types.get_int, "f": _get_float, "s": osc_types.get_string,
             "d": osc_types.get_double, "h": osc_types.get_int64, "b": osc_types.get_blob}
 _CONSTANTS = {"T": True, "F": False, "N": None}
 _ROWS = {row.path: row for row in ADDRESSES}
+
+
+def client(host: str) -> str:
+    """An IP address as --osc-allow compares it: on an IPv6 socket
+    (``--osc-host ::``) an IPv4 client shows as ``::ffff:127.0.0.1``, and
+    an allowed 127.0.0.1 was locked out; IPv6 spellings differ too."""
+    address = ipaddress.ip_address(host)
+    return str(getattr(address, "ipv4_mapped", None) or address)
 
 
 class Malformed(Exception):
@@ -156,7 +165,7 @@ class OscServer:
                  log: Callable[[str], None] = print) -> None:
         self.control = control
         self.host, self.port = host, port
-        self.allow = set(allow) if allow else None
+        self.allow = {client(host) for host in allow} if allow else None
         self.log = log
         self.counts = {"received": 0, "applied": 0, "refused": 0, "dropped": 0}
         self.reply_ports: dict[str, int] = {}
@@ -241,7 +250,7 @@ class OscServer:
         now = time.time()
         immediate, timed = [], []
         for data, sender in batch:
-            if self.allow is not None and sender[0] not in self.allow:
+            if self.allow is not None and client(sender[0]) not in self.allow:
                 self._drop(sender, "not on the --osc-allow list")
                 continue
             try:
