@@ -245,6 +245,10 @@ def test_missing_file_and_bad_flags(tmp_path):
     (["repl", "--samplerate", "-48000"], "--samplerate -48000 is out of range (8000..384000)"),
     (["play", BASIC, "--osc", "9", "--osc-allow", "nonsense"], "--osc-allow: 'nonsense' is not an IP address"),
     (["play", BASIC, "--clock-in", "Digitakt", "--link"], "--clock-in and --link would both lead the tempo"),
+    (["play", BASIC, "--midi-in", ""], "--midi-in: the MIDI input port name is empty"),   # an unset variable
+    (["play", BASIC, "--clock-in", " "], "--clock-in: the MIDI input port name is empty"),
+    (["play", BASIC, "--clock-out", ""], "--clock-out: the MIDI output port name is empty"),
+    (["repl", "--midi-in", ""], "--midi-in: the MIDI input port name is empty"),
 ])
 def test_what_cannot_be_written_or_timed_is_refused_before_any_work(tmp_path, args, words):
     """Before any sound or rendering: a minute's work must not end in an

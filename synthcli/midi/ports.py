@@ -90,8 +90,11 @@ def find_port(wanted: str, kind: str) -> str:
     Raises
     ------
     SynthError
-        In one line naming the ports there are, when none or several match.
+        In one line naming the ports there are, when none or several match,
+        or when ``wanted`` is empty.
     """
+    if not wanted.strip():   # an unset shell variable: it matched every port, and took the only one
+        raise SynthError(f"the MIDI {kind} port name is empty")
     names = list_ports()[f"{kind}s"]
     if wanted in names:
         return wanted
