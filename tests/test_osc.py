@@ -228,6 +228,26 @@ def test_errors_go_back_as_synth_error_and_change_nothing(served, tmp_path):
 
 
 @needs_liblo
+def test_a_result_too_large_for_a_datagram_is_an_error_that_says_so(served):
+    """`ls` of a 1,100-module patch came back as nothing, and logged nothing."""
+    control, port, logged = served
+    control.session.edit("".join(f"add lfo lfo_with_a_long_name_{k} freq=0.1 amp=0\n" for k in range(1000)))
+    dump = Dump()
+    try:
+        oscsend(port, "/synth/reply", "i", dump.port)
+        oscsend(port, "/synth/cmd", "s", "ls")
+        oscsend(port, "/synth/cmd", "s", "info o")   # a result that fits still comes
+        replies = dump.lines(2)
+    finally:
+        dump.close()
+    assert re.fullmatch(r'/synth/error s "/synth/cmd: its /synth/result of \d{5,} bytes is too large for one UDP '
+                        r'datagram, and was not sent"', replies[0]), replies
+    assert replies[1].startswith("/synth/result s"), replies
+    assert len(logged) == 1 and logged[0].startswith("osc: /synth/cmd from 127.0.0.1:"), logged
+    assert "too large for one UDP datagram" in logged[0]
+
+
+@needs_liblo
 def test_a_velocity_or_pitch_outside_0_to_127_is_refused_not_clamped(served, monkeypatch):
     """300 played at full and -50 as a silent note, without a word."""
     control, port, logged = served

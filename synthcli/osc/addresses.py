@@ -49,7 +49,8 @@ ADDRESSES: tuple[Address, ...] = (
 
 #: What goes back to a client.
 REPLIES: tuple[Address, ...] = (
-    Address("/synth/error", ("s",), "a message was refused: what went wrong, and where", ""),
+    Address("/synth/error", ("s",), "a message was refused, or its reply was too large for one UDP datagram: "
+            "what went wrong, and where", ""),
     Address("/synth/result", ("s",), "what a `/synth/cmd` printed (`ls`, `info`...), to a reply port only", ""),
     Address("/synth/stats", ("iiii",), "the answer to `/synth/stats`", ""),
 )

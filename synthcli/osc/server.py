@@ -16,6 +16,7 @@ few a second, then a count), never an exception that stops the server.
 """
 from __future__ import annotations
 
+import errno
 import heapq
 import ipaddress
 import itertools
@@ -303,7 +304,7 @@ class OscServer:
             typed = args[0] if address == "/synth/cmd" and args and isinstance(args[0], str) else ""
             why = error.typed(typed)
             self._log(f"osc: {address} from {sender[0]}:{sender[1]} refused: {why}")
-            self._reply(sender, "/synth/error", f"{address}: {why}", always=True)
+            self._reply(sender, address, "/synth/error", f"{address}: {why}", always=True)
             return
         except Exception as error:   # a fault of ours loses this message, not the rest of its batch
             self.counts["refused"] += 1
@@ -312,7 +313,7 @@ class OscServer:
             return
         self.counts["applied"] += 1
         if result:
-            self._reply(sender, "/synth/result", result)
+            self._reply(sender, address, "/synth/result", result)
 
     def _route(self, address: str):
         parts = address.split("/")
@@ -387,23 +388,38 @@ class OscServer:
 
     def on_stats(self, sender) -> None:
         c = self.counts
-        self._reply(sender, "/synth/stats", c["received"], c["applied"], c["refused"], c["dropped"], always=True)
+        self._reply(sender, "/synth/stats", "/synth/stats", c["received"], c["applied"], c["refused"], c["dropped"],
+                    always=True)
 
     # -- replies and the log ----------------------------------------------------------
 
-    def _reply(self, sender: tuple, address: str, *args, always: bool = False) -> None:
+    def _reply(self, sender: tuple, asked: str, address: str, *args, always: bool = False) -> None:
         """To the client's reply port; without one, only what it must hear
-        (errors, asked-for stats) goes back to the port it sent from."""
+        (errors, asked-for stats) goes back to the port it sent from. A
+        reply too large for a datagram (``ls`` of 1,100 modules) was lost
+        without a word: an error names the address ``asked`` and the size."""
         port = self.reply_ports.get(sender[0])
         if port is None and not always:
             return
+        where = (sender[0], port or sender[1])
+        size = self._send(where, address, *args)
+        if size:
+            why = f"its {address} of {size} bytes is too large for one UDP datagram, and was not sent"
+            self._log(f"osc: {asked} from {sender[0]}:{sender[1]}: {why}")
+            self._send(where, "/synth/error", f"{asked}: {why}")
+
+    def _send(self, where: tuple, address: str, *args) -> int:
+        """0 once sent (UDP may still lose it), else the size of a datagram
+        too large to send."""
         builder = OscMessageBuilder(address)
         for arg in args:
             builder.add_arg(arg)
+        dgram = builder.build().dgram
         try:
-            self.sock.sendto(builder.build().dgram, (sender[0], port or sender[1]))
-        except OSError:
-            pass
+            self.sock.sendto(dgram, where)
+        except OSError as error:
+            return len(dgram) if error.errno == errno.EMSGSIZE else 0
+        return 0
 
     def _drop(self, sender: tuple, why: str) -> None:
         self.counts["dropped"] += 1
