@@ -410,6 +410,29 @@ def test_a_command_without_its_text_is_refused_alone(served):
     assert len(refused) == 1 and refused[0].endswith("refused: takes ',s', got ','"), logged
 
 
+def test_timed_bundles_wait_up_to_a_total_size_not_only_a_count(served):
+    """65 KB bundles of 5,415 empty messages each, an hour ahead: some 420
+    KB of memory each, up to 4 GB under the cap of 10,000 bundles."""
+    control, port, logged = served
+    soon = OscBundleBuilder(time.time() + 0.6)   # held, then applied: what it held is given back
+    soon.add_content(built("/synth/o/freq", 330.0))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(soon.build().dgram, ("127.0.0.1", port))
+    assert wait_for(lambda: control.session.patch.modules["o"].params["freq"] == 330.0)
+    assert control.osc.held == [] and control.osc.held_bytes == 0
+    empty = b"/a\0\0,\0\0\0"
+    bundle = (b"#bundle\0" + struct.pack(">II", int(time.time()) + NTP_DELTA + 3600, 0)
+              + (struct.pack(">i", len(empty)) + empty) * 5415)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for sent in range(1, 71):   # one at a time: the receive buffer may hold only a few this size
+            s.sendto(bundle, ("127.0.0.1", port))
+            assert wait_for(lambda: len(control.osc.held) + control.osc.counts["dropped"] == sent)
+    assert len(control.osc.held) == 64 and control.osc.held_bytes == 64 * len(bundle) <= 4 << 20
+    assert control.osc.counts["dropped"] == 6
+    assert all(line.endswith(f"timed bundles of {64 * len(bundle)} bytes are already waiting for their time "
+                             f"(at most {4 << 20} bytes wait)") for line in logged) and len(logged) == 6, logged
+
+
 @needs_liblo
 def test_malformed_datagrams_are_logged_dropped_and_the_server_goes_on(served):
     control, port, logged = served

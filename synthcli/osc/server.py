@@ -48,6 +48,11 @@ LOG_RATE = 20
 HOLD_LEAD = 0.5
 #: Timed bundles held at most; more are dropped, each with a log line.
 HOLD_MAX = 10_000
+#: Bytes of timed bundles held at most, likewise: the count alone let a
+#: sender fill them with 5,415 empty messages each, some 420 KB of memory
+#: a bundle (4 GB at HOLD_MAX). Read, a datagram of empty messages takes 6
+#: to 15 times its size, so this holds at most some 60 MB.
+HOLD_BYTES = 4 << 20
 #: NTP's epoch (1900) in Unix seconds, and the timetag that means "now".
 NTP_DELTA = 2208988800
 IMMEDIATELY = 1
@@ -173,7 +178,8 @@ class OscServer:
         self._running = False
         self._logged, self._second, self._unlogged = 0, 0, 0
         self._thread: threading.Thread | None = None
-        self.held: list[tuple[float, int, float, list, tuple]] = []   # (due, order, when, messages, sender)
+        self.held: list[tuple[float, int, float, list, tuple, int]] = []   # (due, order, when, messages, sender, size)
+        self.held_bytes = 0
         self._order = itertools.count()
 
     # -- life ----------------------------------------------------------------
@@ -263,7 +269,12 @@ class OscServer:
                 if len(self.held) >= HOLD_MAX:
                     self._drop(sender, f"{HOLD_MAX} timed bundles are already waiting for their time")
                     continue
-                heapq.heappush(self.held, (when - HOLD_LEAD, next(self._order), when, messages, sender))
+                if self.held_bytes + len(data) > HOLD_BYTES:
+                    self._drop(sender, f"timed bundles of {self.held_bytes} bytes are already waiting for their time "
+                                       f"(at most {HOLD_BYTES} bytes wait)")
+                    continue
+                heapq.heappush(self.held, (when - HOLD_LEAD, next(self._order), when, messages, sender, len(data)))
+                self.held_bytes += len(data)
             elif when is not None and when > now:
                 timed.append((when, messages, sender))
             else:
@@ -280,7 +291,8 @@ class OscServer:
     def _release(self) -> None:
         """Apply the held bundles whose time is near, each on its sample."""
         while self.held and self.held[0][0] <= time.time():
-            _, _, when, messages, sender = heapq.heappop(self.held)
+            _, _, when, messages, sender, size = heapq.heappop(self.held)
+            self.held_bytes -= size
             try:
                 with self.control.bundle(when):
                     for message in messages:
