@@ -201,6 +201,13 @@ class Control:
             finally:
                 self.session.bundle_time = None
 
+    @contextlib.contextmanager
+    def atomic(self):
+        """Inside a :meth:`bundle`: all of what is done inside, or none of
+        it, in the session and in what reaches the engine (an OSC bundle)."""
+        with self.lock, self.session.atomic(), self.session.sound.atomic():
+            yield
+
 
 class Forwarding:
     """What a session sends to the engine (its ``sound``), forwarded to a
@@ -273,6 +280,11 @@ class Forwarding:
         :meth:`Player.bundle`); without audio there is nothing to bundle."""
         player = self.current()
         return player.bundle(when) if player is not None else contextlib.nullcontext()
+
+    def atomic(self):
+        """See :meth:`Player.atomic`; without audio nothing was sent."""
+        player = self.current()
+        return player.atomic() if player is not None else contextlib.nullcontext()
 
 
 class LiveSound(Forwarding):

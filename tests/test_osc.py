@@ -23,6 +23,7 @@ from pythonosc.test import test_osc_bundle, test_osc_message
 from synthcli.control import Control, LiveSound
 from synthcli.errors import SynthError
 from synthcli.osc.server import Malformed, parse
+from synthcli.repl.journal import Journal
 from synthcli.repl.session import Session
 from synthcli.harness import Playing, free_udp_port
 from synthcli.testing import onsets, peak_frequency
@@ -395,42 +396,77 @@ def test_a_render_over_osc_is_at_most_ten_minutes(served):
     assert not (Path.cwd() / name).exists()
 
 
-def test_a_command_without_its_text_is_refused_alone(served):
+def test_a_command_without_its_text_is_refused_and_the_server_goes_on(served):
     control, port, logged = served
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:   # one datagram: the two arrive together
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         bundle = OscBundleBuilder(1)
         bundle.add_content(OscMessageBuilder("/synth/cmd").build())
-        set_freq = OscMessageBuilder("/synth/o/freq")
-        set_freq.add_arg(880.0)
-        bundle.add_content(set_freq.build())
+        bundle.add_content(built("/synth/o/freq", 880.0))
         s.sendto(bundle.build().dgram, ("127.0.0.1", port))
-    assert wait_for(lambda: control.session.patch.modules["o"].params["freq"] == 880.0)
-    assert control.osc.counts["refused"] == 1
+        s.sendto(message("/synth/o/freq", 440.0), ("127.0.0.1", port))
+    assert wait_for(lambda: control.session.patch.modules["o"].params["freq"] == 440.0)
+    assert control.osc.counts["refused"] == 2 and control.osc.counts["applied"] == 1
     refused = [line for line in logged if "/synth/cmd" in line]
-    assert len(refused) == 1 and refused[0].endswith("refused: takes ',s', got ','"), logged
+    assert len(refused) == 1 and refused[0].endswith(
+        "refused: takes ',s', got ',' (message 1 of the 2 in its bundle: none of them was applied)"), logged
 
 
-def test_timed_bundles_wait_up_to_a_total_size_not_only_a_count(served):
-    """65 KB bundles of 5,415 empty messages each, an hour ahead: some 420
-    KB of memory each, up to 4 GB under the cap of 10,000 bundles."""
+def bundled(*messages, when=1):
+    bundle = OscBundleBuilder(when)
+    for address, *args in messages:
+        bundle.add_content(built(address, *args))
+    return bundle.build().dgram
+
+
+@needs_liblo
+def test_a_bundle_with_a_refused_message_applies_none_of_it(served):
+    """An immediate bundle replied `unknown command 'conect'` with its
+    module added and its value set: OSC's bundle is one unit, and what is
+    refused changes nothing. A bundle kept runs in order, so its messages
+    may use what the ones before made, and its results come back."""
     control, port, logged = served
-    soon = OscBundleBuilder(time.time() + 0.6)   # held, then applied: what it held is given back
-    soon.add_content(built("/synth/o/freq", 330.0))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.sendto(soon.build().dgram, ("127.0.0.1", port))
-    assert wait_for(lambda: control.session.patch.modules["o"].params["freq"] == 330.0)
-    assert control.osc.held == [] and control.osc.held_bytes == 0
-    empty = b"/a\0\0,\0\0\0"
-    bundle = (b"#bundle\0" + struct.pack(">II", int(time.time()) + NTP_DELTA + 3600, 0)
-              + (struct.pack(">i", len(empty)) + empty) * 5415)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for sent in range(1, 71):   # one at a time: the receive buffer may hold only a few this size
-            s.sendto(bundle, ("127.0.0.1", port))
-            assert wait_for(lambda: len(control.osc.held) + control.osc.counts["dropped"] == sent)
-    assert len(control.osc.held) == 64 and control.osc.held_bytes == 64 * len(bundle) <= 4 << 20
-    assert control.osc.counts["dropped"] == 6
-    assert all(line.endswith(f"timed bundles of {64 * len(bundle)} bytes are already waiting for their time "
-                             f"(at most {4 << 20} bytes wait)") for line in logged) and len(logged) == 6, logged
+    session = control.session
+    dump = Dump()
+    try:
+        oscsend(port, "/synth/reply", "i", dump.port)
+        before, undos = session.patch.to_text(), len(session.undos)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(bundled(("/synth/o/freq", 300.0), ("/synth/cmd", "add lfo q0"), ("/synth/reply", dump.port + 1),
+                             ("/synth/cmd", "conect a b")), ("127.0.0.1", port))
+            refused = dump.lines(1)
+            s.sendto(bundled(("/synth/cmd", "add lfo q0"), ("/synth/q0/freq", 3.0), ("/synth/o/freq", 300.0),
+                             ("/synth/cmd", "info q0")), ("127.0.0.1", port))
+            kept = dump.lines(1)
+    finally:
+        dump.close()
+    assert refused == ['/synth/error s "/synth/cmd: unknown command \'conect\', did you mean \'connect\'? '
+                       '(message 4 of the 4 in its bundle: none of them was applied)"'], refused
+    assert kept[0].startswith("/synth/result s") and "q0" in kept[0], kept
+    assert session.patch.modules["q0"].params["freq"] == 3.0 and session.patch.modules["o"].params["freq"] == 300.0
+    assert len(session.undos) == undos + 1 and "add lfo q0" in session.patch.to_text() != before
+    assert control.osc.counts == {"received": 9, "applied": 5, "refused": 4, "dropped": 0}, control.osc.counts
+    assert len(logged) == 1 and "none of them was applied" in logged[0], logged
+    session.execute("undo")
+    assert session.patch.to_text() == before and len(session.undos) == undos
+
+
+def test_a_refused_bundle_leaves_nothing_in_the_journal(registry, tmp_path):
+    """`--resume` would rebuild what the session took back."""
+    journal = Journal(tmp_path / "state")
+    session = Session(registry, LiveSound(), journal)
+    session.edit("add vco o freq=220\nconnect o out\n")
+    control = Control(session, [].append)
+    control.listen_osc(0)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(bundled(("/synth/o/freq", 300.0), ("/synth/cmd", "add lfo q0"), ("/synth/cmd", "conect a b")),
+                     ("127.0.0.1", control.osc.port))
+            s.sendto(bundled(("/synth/cmd", "add lfo q1"), ("/synth/q1/freq", 3.0)), ("127.0.0.1", control.osc.port))
+        assert wait_for(lambda: "q1" in session.patch.modules)
+    finally:
+        control.close()
+    written = journal.path.read_text()
+    assert "q0" not in written and "300" not in written and "add lfo q1" in written, written
 
 
 @needs_liblo
@@ -586,6 +622,26 @@ def tone_under_osc(folder, *args):
     patch.write_text("add vco o wave=sine freq=440\nadd vca v level=0.5\nconnect o v\nconnect v out\n")
     port = free_udp_port()
     return Playing(patch, "--osc", str(port), *args, ready="listening for OSC", cwd=folder), port
+
+
+@needs_liblo
+def test_a_refused_bundle_is_not_heard(jack_server, tmp_path):
+    """The session took it back; the engine must not play it either."""
+    take = tmp_path / "take.wav"
+    playing, port = tone_under_osc(tmp_path, "--record", str(take))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        time.sleep(1.0)
+        s.sendto(bundled(("/synth/o/freq", 660.0), ("/synth/cmd", "add lfo q0"), ("/synth/cmd", "conect a b")),
+                 ("127.0.0.1", port))
+        time.sleep(1.0)
+        s.sendto(bundled(("/synth/cmd", "add lfo q0"), ("/synth/o/freq", 550.0)), ("127.0.0.1", port))
+        time.sleep(1.0)
+    err = playing.finish()
+    assert " 0 xruns" in err and "Traceback" not in err and "none of them was applied" in err, err
+    data, _ = soundfile.read(str(take))
+    heard = [peak_frequency(data[k * SR - SR // 2:k * SR, 0]) for k in range(1, len(data) // SR + 1)]
+    assert not any(abs(f - 660.0) < 1.0 for f in heard), heard
+    assert abs(heard[1] - 440.0) < 1.0 and abs(heard[-1] - 550.0) < 1.0, heard
 
 
 @needs_liblo

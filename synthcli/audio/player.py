@@ -225,6 +225,19 @@ class Player:
             if collected:
                 self.send("batch", when, latest_sets(collected))
 
+    @contextlib.contextmanager
+    def atomic(self):
+        """Inside a :meth:`bundle`: what this thread sends inside is taken
+        out of it again if an exception leaves, as the session then took
+        back what it did (see :meth:`Session.atomic`)."""
+        collected = self._bundles.commands
+        mark = len(collected)
+        try:
+            yield
+        except BaseException:
+            del collected[mark:]
+            raise
+
     def set(self, name: str, param: str, value: float) -> None:
         self.send("set", name, param, float(value))
 

@@ -16,6 +16,7 @@ few a second, then a count), never an exception that stops the server.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import heapq
 import ipaddress
@@ -278,15 +279,14 @@ class OscServer:
             elif when is not None and when > now:
                 timed.append((when, messages, sender))
             else:
-                immediate.extend((message, sender) for message in messages)
+                immediate.append((messages, sender))
         if immediate:
             with self.control.bundle():
-                for message, sender in immediate:
-                    self._dispatch(message, sender)
+                for messages, sender in immediate:
+                    self._apply(messages, sender)
         for when, messages, sender in timed:
             with self.control.bundle(when):
-                for message in messages:
-                    self._dispatch(message, sender)
+                self._apply(messages, sender)
 
     def _release(self) -> None:
         """Apply the held bundles whose time is near, each on its sample."""
@@ -295,37 +295,53 @@ class OscServer:
             self.held_bytes -= size
             try:
                 with self.control.bundle(when):
-                    for message in messages:
-                        self._dispatch(message, sender)
+                    self._apply(messages, sender)
             except Exception as error:   # a fault of ours must not end the server
                 self._log(f"osc: internal error, timed bundle dropped ({type(error).__name__}: {error})")
 
-    def _dispatch(self, message: tuple[str, str, list], sender: tuple) -> None:
-        address, tags, args = message
-        self.counts["received"] += 1
+    def _apply(self, messages: list[tuple[str, str, list]], sender: tuple) -> None:
+        """A datagram's messages, all of them or none: OSC's bundle is one
+        unit, and one whose last message was refused had added a module and
+        set a value with the others (Control.atomic). A message refused says
+        why, and which of its bundle it was; the results of a bundle kept go
+        back once all of it is."""
+        ports, results = dict(self.reply_ports), []
+        self.counts["received"] += len(messages)
         try:
-            row, handler, names = self._route(address)
-            if tags not in row.types:
-                wanted = " or ".join(f"',{t}'" for t in row.types)
-                raise SynthError(f"takes {wanted}, got ',{tags}'")
-            # A float32 as the decimal that was sent: 0.2, not 0.20000000298023224 in `save`d files and undo.
-            args = [float(f"{arg:.7g}") if tag == "f" else arg for tag, arg in zip(tags, args)]
-            result = handler(*names, *args, sender=sender)
-        except SynthError as error:
-            self.counts["refused"] += 1
+            with self.control.atomic() if len(messages) > 1 else contextlib.nullcontext():
+                for message in messages:
+                    results.append(self._run(message, sender))
+        except Exception as error:
+            self.reply_ports.clear()
+            self.reply_ports.update(ports)
+            self.counts["refused"] += len(messages)
+            address, _, args = messages[len(results)]
+            which = (f" (message {len(results) + 1} of the {len(messages)} in its bundle: none of them was applied)"
+                     if len(messages) > 1 else "")
+            if not isinstance(error, SynthError):   # a fault of ours loses this message (its bundle), not its batch
+                self._log(f"osc: {address} from {sender[0]}:{sender[1]} dropped: internal error "
+                          f"({type(error).__name__}: {error}){which}")
+                return
             typed = args[0] if address == "/synth/cmd" and args and isinstance(args[0], str) else ""
-            why = error.typed(typed)
+            why = error.typed(typed) + which
             self._log(f"osc: {address} from {sender[0]}:{sender[1]} refused: {why}")
             self._reply(sender, address, "/synth/error", f"{address}: {why}", always=True)
             return
-        except Exception as error:   # a fault of ours loses this message, not the rest of its batch
-            self.counts["refused"] += 1
-            self._log(f"osc: {address} from {sender[0]}:{sender[1]} dropped: internal error "
-                      f"({type(error).__name__}: {error})")
-            return
-        self.counts["applied"] += 1
-        if result:
-            self._reply(sender, address, "/synth/result", result)
+        self.counts["applied"] += len(messages)
+        for (address, _, _), result in zip(messages, results):
+            if result:
+                self._reply(sender, address, "/synth/result", result)
+
+    def _run(self, message: tuple[str, str, list], sender: tuple):
+        """What the message's address does with it; raises SynthError to refuse it."""
+        address, tags, args = message
+        row, handler, names = self._route(address)
+        if tags not in row.types:
+            wanted = " or ".join(f"',{t}'" for t in row.types)
+            raise SynthError(f"takes {wanted}, got ',{tags}'")
+        # A float32 as the decimal that was sent: 0.2, not 0.20000000298023224 in `save`d files and undo.
+        args = [float(f"{arg:.7g}") if tag == "f" else arg for tag, arg in zip(tags, args)]
+        return handler(*names, *args, sender=sender)
 
     def _route(self, address: str):
         parts = address.split("/")

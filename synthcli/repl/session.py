@@ -65,6 +65,16 @@ class Snapshot:
 OTHER_NAMES = {"stats": "top", "status": "top", "list": "ls", "exit": "quit"}
 
 
+@dataclass
+class Held:
+    """A journal's entries held back until they are kept (Session.atomic)."""
+
+    entries: list[dict]
+
+    def write(self, entry: dict) -> None:
+        self.entries.append(entry)
+
+
 class Session:
     """The REPL's state.
 
@@ -299,6 +309,36 @@ class Session:
         bars = max([1, *(c.bar for c in commands if isinstance(c, At))])
         timeline.add(parse_line(f"length {bars}"))
         return bars
+
+    @contextlib.contextmanager
+    def atomic(self):
+        """Keep everything done inside, or take all of it back if an
+        exception leaves it: an OSC bundle is one unit, and one whose third
+        message was refused had added a module and set a value with its
+        first two. The journal hears of it only once it is kept. What left
+        the session stays: a file saved, a recording or render started (the
+        render is still the one ``render`` asks about). The engine's side is
+        :meth:`Control.atomic`'s."""
+        saved, undos, redos, knobs = dict(vars(self)), list(self.undos), list(self.redos), dict(self.knobs)
+        params = [(inst.params, dict(inst.params)) for inst in self.patch.modules.values()]   # knobs turn in place
+        segments, journal, entries = self.transport.segments, self.journal, []
+        if journal is not None:
+            self.journal = Held(entries)
+        try:
+            yield
+            self.journal = journal
+            for entry in entries:
+                journal.write(entry)
+        except BaseException:
+            saved["rendering"] = self.rendering
+            vars(self).update(saved)
+            self.undos[:], self.redos[:] = undos, redos
+            self.knobs.clear()
+            self.knobs.update(knobs)
+            for turned, before in params:
+                turned.update(before)
+            self.transport.segments = segments
+            raise
 
     def knob(self, name: str, param: str, value: float) -> None:
         """``set NAME.PARAM VALUE`` without the cost of a whole edit, for
