@@ -356,6 +356,29 @@ def test_an_engine_that_fails_to_start_leaves_no_midi_output_open(jack_midi):
         assert [t.name for t in threading.enumerate() if t.name == "synthcli-midi-out"] == []
 
 
+def test_live_notes_for_a_midiout_leave_through_its_port(jack_midi, tmp_path):
+    """A note from OSC (or a keyboard) for a `midiout` target was taken
+    and then dropped in silence: only a pattern's notes left through the
+    port. Now the target plays the outside gear live too."""
+    name, receiver = jack_midi("in")
+    patch = tmp_path / "gear.patch"
+    patch.write_text(f'midiout ext "{name}" channel=3\n')
+    got = []
+    receiver.callback = lambda message: got.append(message)
+    osc = free_udp_port()
+    playing = Playing(patch, "--osc", str(osc), "--duration", "3", cwd=ROOT)
+    for pitch, velocity, on in ((60, 100, 1), (60, 0, 0), (64, 127, 1), (64, 0, 0)):
+        subprocess.run(["oscsend", "127.0.0.1", str(osc), "/synth/note", "iiis", str(pitch), str(velocity), str(on),
+                        "ext"], check=True)
+        time.sleep(0.2)
+    err = playing.finish(signalled=False)
+    time.sleep(0.2)
+    assert playing.proc.returncode == 0 and "Traceback" not in err, err
+    notes = [(m.type, m.channel, m.note, m.velocity) for m in got if m.type in ("note_on", "note_off")]
+    assert notes == [("note_on", 2, 60, 100), ("note_off", 2, 60, 64), ("note_on", 2, 64, 127),
+                     ("note_off", 2, 64, 64)], got
+
+
 def test_an_output_that_goes_away_is_sent_to_again_when_it_returns(jack_midi, tmp_path):
     """A synth or bridge that quits and starts again: its port comes back
     under the same name, and midiout's notes (and the clock) reach it

@@ -431,6 +431,11 @@ class LiveEngine:
             began = self.struck.pop((name, event.note), None)
             if began is not None:
                 sample = max(sample, began + self.min_note)
+        patch = self.engine.patch
+        port = patch.midi_ports.get(name) if self.midi is not None and patch is not None else None
+        if port is not None:   # a `midiout`: the note leaves through its port, as a pattern's does
+            self.midi.event(port, int(patch.modules[name].params["channel"]), sample, event)
+            return
         self.engine.send(name, sample, event)
 
     def time_of(self, sample: int) -> float | None:

@@ -22,6 +22,7 @@ from typing import Callable
 
 import mido
 
+from ..api import NoteOff, NoteOn
 from ..errors import SynthError
 from .clock import ClockTicks
 from .ports import find_port, input_sources, open_port, reconnect, returned
@@ -254,6 +255,17 @@ class EngineMidi:
         key = max(0, min(127, round(note)))
         self._at(start, port, [0x90 | (channel - 1), key, max(1, min(127, round(velocity * 127)))])
         self._at(stop, port, [0x80 | (channel - 1), key, 64])
+
+    def event(self, port: str, channel: int, sample: int, event) -> None:
+        """A live note (OSC, a MIDI keyboard) for a ``midiout``, heard at
+        ``sample``: it was taken and dropped, while a pattern's left."""
+        status = 0x90 if isinstance(event, NoteOn) else 0x80 if isinstance(event, NoteOff) else 0xB0
+        if status == 0xB0:   # AllNotesOff: the controller of that name
+            data = [status | (channel - 1), 123, 0]
+        else:
+            data = [status | (channel - 1), max(0, min(127, round(event.note))),
+                    max(1, min(127, round(event.velocity * 127))) if status == 0x90 else 64]
+        self._at(sample, port, data)
 
     def stop(self) -> None:
         """The song stopped: what it queued is dropped, its outside notes
