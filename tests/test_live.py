@@ -524,6 +524,35 @@ def test_the_tap_of_a_removed_module_goes_silent(registry):
         tap.close()
 
 
+def test_the_tap_sums_voices_and_averages_the_masters_two_channels(registry):
+    """A polyphonic output's voices add up, as a mixer hears them; the
+    master's left and right are a pair, not voices, and their sum read a
+    sine in the middle at half scale as full scale (`scope out`, +0 dB,
+    while the meters said -6)."""
+    from synthcli.audio.tap import Tap
+    from synthcli.engine.core import Engine
+    from synthcli.patch import Patch
+    patch = Patch(registry)
+    patch.load_text("add keys kb voices=2\nadd vco a wave=sine freq=440\nconnect kb.voct a.voct\n"
+                    "add vca v level=0.25\nconnect a v\nconnect v out\n")
+    peaks = {}
+    for target in (("v", "out"), ("out", "master")):
+        tap = Tap(256)
+        try:
+            tap.select(target)
+            with Engine(registry, SR, 256) as engine:
+                engine.load(patch)
+                for _ in range(16):
+                    block = engine.process_block()
+                    tap.after_block(engine)
+            peaks[target] = np.abs(tap.latest(2048)).max()
+        finally:
+            tap.close()
+    assert np.abs(block).max() == pytest.approx(0.5, abs=0.01)          # each channel of the master
+    assert peaks[("out", "master")] == pytest.approx(0.5, abs=0.01)     # their mean
+    assert peaks[("v", "out")] == pytest.approx(0.5, abs=0.01)          # two voices of 0.25, summed
+
+
 def test_a_killed_control_process_stops_its_engine(jack_server, portaudio_ports, tmp_path):
     """SIGKILL leaves no handler to run: the engine must notice the pipe
     close and stop by itself, not play on as an orphan."""

@@ -54,6 +54,7 @@ class Tap:
         self.target: tuple[str, str] | None = None
         self._schedule = None
         self._view: np.ndarray | None = None
+        self._share = 1.0   # each channel's share of what is drawn (see after_block)
 
     @property
     def name(self) -> str:
@@ -68,7 +69,10 @@ class Tap:
         self.header[START] = self.header[WRITTEN]
 
     def after_block(self, engine) -> None:
-        """Copy the tapped port of the block the engine just rendered. A
+        """Copy the tapped port of the block the engine just rendered: a
+        polyphonic one's voices summed, as a mixer hears them, and the
+        channels of a stereo pair (the master's) averaged, the mono
+        fold-down, whose sum read a sound in the middle 6 dB too loud. A
         module that is gone (removed by an edit) is silence until it comes
         back: the scope drew its last sound on, as if it still played."""
         if self.target is None:
@@ -78,11 +82,16 @@ class Tap:
             node = engine.schedule.by_name.get(self.target[0]) if engine.schedule is not None else None
             rows = node.outputs.get(self.target[1]) if node is not None else None
             self._view = engine.arena[rows.start:rows.stop] if rows is not None else None
+            fixed = node is not None and engine.registry.get(node.type).cls.port(self.target[1], "out").channels
+            self._share = 1.0 / rows.channels if rows is not None and fixed else 1.0
         written = int(self.header[WRITTEN])
+        slot = self.data[written % SLOTS]
         if self._view is None:
-            self.data[written % SLOTS] = 0.0
+            slot[...] = 0.0
         else:
-            np.add.reduce(self._view, axis=0, out=self.data[written % SLOTS])
+            np.add.reduce(self._view, axis=0, out=slot)
+            if self._share != 1.0:
+                slot *= self._share
         self.header[WRITTEN] = written + 1
 
     # -- the reader's side ---------------------------------------------------------
