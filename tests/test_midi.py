@@ -383,6 +383,33 @@ def test_a_live_keyboards_wheel_bends_through_an_arp_a_glide_and_a_quantizer(reg
                     ("glided", "freq"): pytest.approx(440 * up), ("scaled", "freq"): pytest.approx(261.6256 * up)}
 
 
+def test_a_frequency_set_while_the_wheel_is_held_stays_bent(registry, monkeypatch):
+    """The OSC audit: with the wheel held at +2 semitones, a knob or an
+    edit that set the bent oscillator's freq played it unbent (504.5 Hz
+    where 566.3 was due) until the wheel moved again."""
+    from synthcli.control import Control, LiveSound
+    from synthcli.midi.live import Keyboard
+    from synthcli.repl.session import Session
+    session = Session(registry, LiveSound())
+    for line in ("add keys kb", "add vco o freq=440", "add vco other freq=440", "connect kb.voct o.voct"):
+        session.execute(line)
+    control = Control(session)
+    sent = []
+    monkeypatch.setattr(session.sound, "set", lambda name, param, value: sent.append((name, param, value)))
+    keyboard = Keyboard(control, None, print)
+    keyboard([(0, mido.Message("pitchwheel", pitch=4096))])           # +1 semitone
+    up = 2.0 ** (1 / 12)
+    assert sent == [("o", "freq", pytest.approx(440 * up))]
+    control.knob("o", "freq", 300.0)
+    control.execute("set o.freq 200")
+    control.knob("other", "freq", 300.0)                                # not bent: nothing drives its pitch
+    assert sent[1:] == [("o", "freq", pytest.approx(300 * up)), ("o", "freq", pytest.approx(200 * up)),
+                        ("other", "freq", 300.0)]
+    assert session.patch.modules["o"].params["freq"] == 200             # the patch keeps the unbent value
+    keyboard([(0, mido.Message("pitchwheel", pitch=0))])
+    assert sent[-1] == ("o", "freq", pytest.approx(200))
+
+
 @pytest.mark.parametrize("number", [120, 123])
 def test_a_live_keyboard_lets_go_of_held_and_sustained_notes_on_all_notes_off(registry, monkeypatch, number):
     """`synth play --midi-in` and the REPL's `midi in` handle these

@@ -226,10 +226,12 @@ class Keyboard:
         from its ``voct`` into a module's ``voct`` that has a ``freq``), as
         a MIDI file's bend does ``chNosc.freq``: the engine glides to the
         bent frequency and the patch keeps the unbent one, so ``save``
-        never writes a bend. The pitch is followed through modules that
-        pass a control signal on: out of the port named as the one it came
-        in by (an arp's ``voct``), or from ``in`` to ``out`` (a slew's
-        glide, a quant's scale, a sample and hold)."""
+        never writes a bend; the session bends a ``freq`` set while the
+        wheel is held (Session.bends), which a knob turned to the unbent
+        value. The pitch is followed through modules that pass a control
+        signal on: out of the port named as the one it came in by (an
+        arp's ``voct``), or from ``in`` to ``out`` (a slew's glide, a
+        quant's scale, a sample and hold)."""
         session = self.control.session
         patch = session.patch
         source = self.keys or next((n for n, i in patch.modules.items() if i.type.cls.accepts_notes), None)
@@ -242,8 +244,9 @@ class Keyboard:
                 cls = patch.modules[cable.dst].type.cls
                 if cable.dst_port == "voct" and cls.param("freq") is not None and cable.dst not in bent:
                     bent.add(cable.dst)
-                    session.sound.set(cable.dst, "freq", patch.modules[cable.dst].params["freq"]
-                                      * 2.0 ** (semitones / 12))
+                    session.bends[cable.dst] = 2.0 ** (semitones / 12)
+                    session.sound.set(cable.dst, "freq", session.heard(cable.dst, "freq",
+                                                                        patch.modules[cable.dst].params["freq"]))
                 onward = cable.dst_port if cls.port(cable.dst_port, "out") is not None else (
                     "out" if cable.dst_port == "in" else None)
                 passes = onward is not None and getattr(cls.port(onward, "out"), "kind", None) == CONTROL

@@ -96,6 +96,10 @@ class Session:
         self.journal = journal
         self.clock = clock
         self.knobs: dict[tuple[str, str], object] = {}   # turned since the journal last heard of them
+        #: What a held pitch bend multiplies an oscillator's ``freq`` by
+        #: (midi.live.Keyboard.bend): the engine plays the bent value, and a
+        #: new ``freq`` set meanwhile (a knob, an edit) stays bent.
+        self.bends: dict[str, float] = {}
         self.knobs_journaled = -KNOB_JOURNAL_SECONDS
         self.patch = Patch(registry)
         self.timeline = Timeline()
@@ -364,7 +368,7 @@ class Session:
         except ValueError as error:
             raise SynthError(f"bad value '{value}' for {name}.{param}: {error}") from None
         inst.params[param] = coerced
-        self.sound.set(name, param, coerced)
+        self.sound.set(name, param, self.heard(name, param, coerced))
         self.knobs[(name, param)] = coerced
         if self.clock() - self.knobs_journaled >= KNOB_JOURNAL_SECONDS:
             self.flush_knobs()
@@ -495,12 +499,17 @@ class Session:
         whole = playing and (sets is None or timeline != old_timeline)
         for name, param, value in () if whole else sets:
             if not (playing and (name, param) in patch.synced):
-                self.sound.set(name, param, value)
+                self.sound.set(name, param, self.heard(name, param, value))
         if whole or (playing and patch.synced != old_patch.synced):
             self.sound.replace_song(self.song_text)
             self.transport.replace(song or Song(self.registry, self.song_text), self.clock())
         else:
             self.glided = True
+
+    def heard(self, name: str, param: str, value):
+        """The value the engine is to play for ``name.param`` set to
+        ``value``: a bent oscillator's frequency, bent."""
+        return value * self.bends[name] if param == "freq" and name in self.bends else value
 
     def _load(self, patch: Patch) -> None:
         """Reload the engine with ``patch``. A timed bundle that reloads it
