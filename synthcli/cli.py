@@ -482,6 +482,11 @@ def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> Call
     import tempfile
 
     from .engine import crashes
+    from .errors import SynthError
+    try:
+        patience = crashes.hang_seconds()
+    except SynthError as error:
+        fail(str(error))
 
     def stamp() -> tuple | None:   # a file left from before is not this render's
         return (output.stat().st_ino, output.stat().st_mtime_ns) if output.exists() else None
@@ -498,7 +503,7 @@ def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> Call
         signal.signal(number, lambda signum, frame: os.kill(child, signum))
     import threading
     threading.Thread(target=crashes.watch_for_a_hang, args=(child, output, beats, hangs, reg,
-                                                             lambda line: typer.echo(line, err=True)),
+                                                             lambda line: typer.echo(line, err=True), patience),
                      name="synthcli-hang-watch", daemon=True).start()
     code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
     if code < 0 and -code not in (signal.SIGTERM, signal.SIGHUP, signal.SIGKILL):

@@ -352,6 +352,17 @@ def test_a_named_pipe_nobody_writes_to_is_refused_at_once_and_one_written_to_is_
     assert done.returncode == 0 and done.stdout.startswith("/dev/stdin: ok"), done
 
 
+@pytest.mark.parametrize("value", ["ten", "0", "-3", "inf", "nan"])
+def test_a_hang_watch_wait_that_is_not_seconds_is_refused(value, tmp_path):
+    """SYNTHCLI_HANG_SECONDS of "ten" was taken for the default 10 s in
+    silence: the plugin author who set it to wait longer waited in vain."""
+    done = synth("render", BASIC, "-o", tmp_path / "x.wav", "-d", "0.1", "-x", "inline",
+                 env={**os.environ, "SYNTHCLI_HANG_SECONDS": value})
+    assert (done.returncode, done.stderr) == (
+        2, f"error: SYNTHCLI_HANG_SECONDS={value!r} is not a number of seconds over 0\n")
+    assert not (tmp_path / "x.wav").exists()
+
+
 def test_bench_measures_a_patch_file():
     done = synth("bench", BASIC, "--seconds", "0.2", "--json")
     assert done.returncode == 0, done.stderr

@@ -12,6 +12,7 @@ its frames are matched against the registered module types' methods.
 from __future__ import annotations
 
 import faulthandler
+import math
 import mmap
 import os
 import re
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 from typing import IO, Callable
 
-from ..errors import exit_reason
+from ..errors import SynthError, exit_reason
 
 #: The executors that run modules in synthcli's own process.
 IN_PROCESS = ("inline", "threads")
@@ -36,12 +37,19 @@ HANG_SECONDS = 10.0
 
 
 def hang_seconds() -> float:
-    """SYNTHCLI_HANG_SECONDS where it is a number over 0, else HANG_SECONDS."""
-    try:
-        seconds = float(os.environ["SYNTHCLI_HANG_SECONDS"])
-    except (KeyError, ValueError):
+    """SYNTHCLI_HANG_SECONDS, or HANG_SECONDS where it is not set; a value
+    that is not a number of seconds over 0 is refused, not taken for the
+    default as it was: the plugin author who set it would wait in vain."""
+    text = os.environ.get("SYNTHCLI_HANG_SECONDS", "").strip()
+    if not text:
         return HANG_SECONDS
-    return seconds if seconds > 0 else HANG_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise SynthError(f"SYNTHCLI_HANG_SECONDS={text!r} is not a number of seconds over 0")
+    return seconds
 
 
 def beats() -> mmap.mmap:
@@ -66,9 +74,10 @@ def witness(dump: IO, hangs: IO | None = None) -> None:
 
 
 def watch_for_a_hang(child: int, output: Path, beats: mmap.mmap, hangs: IO, registry,
-                     say: Callable[[str], None]) -> None:
+                     say: Callable[[str], None], patience: float = HANG_SECONDS) -> None:
     """Say once, in the watching process, when the render in ``child`` has
-    made no progress for HANG_SECONDS while one of a module's methods runs:
+    made no progress for ``patience`` seconds (see :func:`hang_seconds`)
+    while one of a module's methods runs:
     under inline no deadline ends a hang, and the render would wait for
     ever in silence (the plugin audit's ``time.sleep(100)`` in process()).
     Progress is a beat (see :func:`beat`), which the render gives as it
@@ -77,7 +86,7 @@ def watch_for_a_hang(child: int, output: Path, beats: mmap.mmap, hangs: IO, regi
     blocks, which a module slow but not stuck can take 10 s to render.
     Nothing is said while our own code runs, a slow start say: only a
     module can hang the render. Runs on a daemon thread."""
-    seen, since, patience = None, time.monotonic(), hang_seconds()
+    seen, since = None, time.monotonic()
     while True:
         time.sleep(1.0)
         now = time.monotonic()
