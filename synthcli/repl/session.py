@@ -1032,8 +1032,8 @@ def words_of(command: Command) -> list[Token]:
     """The words of ``command`` that know their column, in the order they
     are written: the same for two spellings of one command."""
     words = [Token(command.verb, command.col)]
-    for field in fields(command)[2:]:   # past the place: line and col
-        value = getattr(command, field.name)
+    for field in fields(command):
+        value = getattr(command, field.name)   # (an int, its line or column or a bar, is no word)
         if isinstance(value, Command):
             words += words_of(value)
         elif isinstance(value, Endpoint):
