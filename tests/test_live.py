@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -522,6 +523,25 @@ def test_the_tap_of_a_removed_module_goes_silent(registry):
         assert not tap.latest(1024).any()
     finally:
         tap.close()
+
+
+def test_waiting_for_the_engine_takes_no_lock_a_ctrl_c_may_leave_taken():
+    """`synth play` waited in Event.wait between looks at its meters; a
+    Ctrl-C raised in it just after it took the event's lock left the lock
+    taken, and the stop that followed (and the reply thread's set()) waited
+    on it for ever: a play still running an hour after its Ctrl-C. Here
+    the lock is left taken by hand, and both waits still end in time."""
+    from synthcli.audio.player import Player
+    player = Player("add vco a\nconnect a out\n", samplerate=SR, blocksize=BLOCK, latency="normal", device=None,
+                    executor="inline", workers=None, safe_mode=True, blocks=None)
+    player._stopped._cond.acquire()
+    answers = []
+    waiter = threading.Thread(target=lambda: answers.append(player.wait(0.05)), daemon=True)
+    waiter.start()
+    waiter.join(5)
+    assert answers == [False]
+    player._stopped._flag = True   # what set() does, past the lock a reply thread would wait on
+    assert player.wait(0.05) is True
 
 
 def test_the_tap_sums_voices_and_averages_the_masters_two_channels(registry):

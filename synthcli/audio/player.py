@@ -26,6 +26,9 @@ from ..engine.crashes import IN_PROCESS, culprit, told
 from ..errors import SynthError, exit_reason
 from .ring import CALLBACKS, LENGTH, PLAYED, RECORDED, RECORDING, SILENCE, XRUNS, Ring
 
+#: Seconds between looks at whether the engine stopped by itself (see Player.wait).
+STOP_POLL = 0.01
+
 
 class Player:
     """A live engine in its own process.
@@ -294,14 +297,25 @@ class Player:
             self._awaited.pop(number, None)
             return {}
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the engine to stop by itself (end of --duration)."""
-        return self._stopped.wait(timeout)
+    def wait(self, timeout: float) -> bool:
+        """Whether the engine stopped by itself (the end of --duration)
+        within ``timeout`` seconds. It sleeps rather than waits on the
+        event: a Ctrl-C raised inside ``Event.wait`` just after it took its
+        lock left the lock taken, and the stop that followed waited on it
+        for ever (a `synth play` found still running an hour after its
+        Ctrl-C, its engine long gone)."""
+        deadline = time.monotonic() + timeout
+        while not self._stopped.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, STOP_POLL))
+        return True
 
     def stop(self, timeout: float = 5.0) -> dict:
         """Fade out, stop the stream, and wait for the engine process."""
         self.send("stop")
-        self._stopped.wait(timeout)
+        self.wait(timeout)
         self.process.join(timeout)
         ended = self.process.exitcode   # before a kill of ours
         hung = self.process.is_alive()
