@@ -309,10 +309,13 @@ def _vco_kernel(voct, fm, sync, freq, wave, pw, fmdepth, out, phase, high, ring,
                     # be at this phase) fades in over the same samples, and its
                     # loop goes on from there.
                     state = (p, hi, ring[c], (base + start) & MASK, last)
-                    _vco_block(playing, synced, c, inputs, state, out, samplerate, start, start + XFADE, -1)
+                    # int() keeps numba from compiling _vco_block once more for each
+                    # constant it is passed here (as a Literal type): three more copies
+                    # of its ten loops took 40 of the 70 s this kernel took to compile.
+                    _vco_block(playing, synced, c, inputs, state, out, samplerate, int(start), start + XFADE, int(-1))
                     new = (p, p < _width(shape, pw[c, start]), ring[c], (base + start) & MASK, last)
                     p, hi, last = _vco_block(shape, synced, c, inputs, new, out, samplerate,
-                                             start, start + XFADE, 1)
+                                             int(start), start + XFADE, int(1))
                     start += XFADE
                     stop = max(stop, start)
                 elif n >= XFADE:
@@ -324,7 +327,7 @@ def _vco_kernel(voct, fm, sync, freq, wave, pw, fmdepth, out, phase, high, ring,
             # Without sync, each waveform's loop is inlined here: through
             # _vco_block it cost 0.8 ns more a sample (16 voices of saw).
             if synced:
-                p, hi, last = _vco_block(shape, True, c, inputs, state, out, samplerate, start, stop, 0)
+                p, hi, last = _vco_block(shape, True, c, inputs, state, out, samplerate, int(start), stop, 0)
             elif shape == SINE:
                 p, hi, last = _vco_channel(SINE, False, c, inputs, state, out, samplerate, start, stop, 0)
             elif shape == SAW:
