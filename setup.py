@@ -12,16 +12,19 @@ from pathlib import Path
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthcli.engine.jit import LIBRARIES  # noqa: E402  (light: it imports no numba)
+
 
 class BuildKernels(build_ext):
-    def build_extension(self, ext: Extension) -> None:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
+    def build_extensions(self) -> None:
+        """All at once: synthcli.engine.aot compiles them side by side."""
         try:
             from synthcli.engine.aot import build
-            build(self.get_ext_fullpath(ext.name))
+            build({ext.name: self.get_ext_fullpath(ext.name) for ext in self.extensions})
         except Exception as error:  # the JIT still works: never fail the install for this
             print(f"synthcli: kernels not compiled ahead of time ({type(error).__name__}: {error}); "
                   "they will be compiled at first use", file=sys.stderr)
 
 
-setup(ext_modules=[Extension("synthcli._kernels", sources=[])], cmdclass={"build_ext": BuildKernels})
+setup(ext_modules=[Extension(name, sources=[]) for name in LIBRARIES], cmdclass={"build_ext": BuildKernels})

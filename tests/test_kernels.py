@@ -182,5 +182,5 @@ def test_an_unknown_kernels_mode_is_one_line_and_status_2(tmp_path):
 @pytest.mark.parametrize("kernel", [k for k in jit._kernels if k.exported], ids=lambda k: k.symbol)
 def test_every_kernel_the_modules_call_is_compiled(kernel):
     import importlib
-    library = importlib.import_module(jit.LIBRARY)
+    library = importlib.import_module(jit.library_of(kernel))
     assert hasattr(library, kernel.symbol)

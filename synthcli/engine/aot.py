@@ -1,16 +1,18 @@
 """Compiling the built-in kernels ahead of time, when synthcli is installed.
 
 ``setup.py`` calls :func:`build`, which imports the module library with
-numba, runs every built-in module once so each kernel is compiled for the
-argument types the modules really pass, and compiles those same functions
-into one extension module with numba's ahead-of-time compiler (pycc).
-Each kernel keeps the options it has under the JIT (numpy's error model,
-fast-math where it asks for it, the GIL released), so both ways compute
-the same bits. A manifest beside the library names the sources and CPU it
-was built for, as the digest one more exported function returns:
-:mod:`synthcli.engine.jit` checks it before using the library. (The digest
-travels inside the library because an editable install copies only the
-library itself into the source tree.)
+numba, runs every built-in module once (its kernels as plain Python) to
+learn the argument types the modules really pass, and compiles those same
+functions with numba's ahead-of-time compiler (pycc) into the extension
+modules :data:`synthcli.engine.jit.LIBRARIES` names, one per process, side
+by side: a fresh clone's kernels took 66 s to compile in one process, and
+the install is most of a CI run's first minutes. Each kernel keeps the
+options it has under the JIT (numpy's error model, fast-math where it asks
+for it, the GIL released), so both ways compute the same bits. Each
+library carries the digest of the sources and CPU it was built for, as
+one more exported function: :mod:`synthcli.engine.jit` checks it before
+using the libraries. (The digest travels inside the library because an
+editable install copies only the library itself into the source tree.)
 
     python -m synthcli.engine.aot [DIRECTORY]     # rebuild by hand
 """
@@ -20,28 +22,64 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Mapping
 
 
-def build(library_path: str | os.PathLike) -> None:
-    """Write the compiled kernels to ``library_path`` (the extension
-    module's full file name)."""
+def build(paths: Mapping[str, str | os.PathLike]) -> None:
+    """Write each library of :data:`~synthcli.engine.jit.LIBRARIES` to its
+    full file name in ``paths``: the first in this process, the others
+    each in a forked child at the same time."""
     os.environ["SYNTHCLI_KERNELS"] = "jit"
     warnings.simplefilter("ignore")   # pycc announces its pending deprecation
+    from . import jit
+
+    called = signatures()
+    jit._compile_all()
+    first, *others = jit.LIBRARIES
+    children = {}
+    for name in others:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork() if hasattr(os, "fork") else None
+        if pid is None:
+            _compile(name, paths[name], called)
+        elif pid == 0:   # the child: compile, and never back in the caller's code
+            status = 1
+            try:
+                _compile(name, paths[name], called)
+                status = 0
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(status)
+        else:
+            children[name] = pid
+    try:
+        _compile(first, paths[first], called)
+    finally:
+        failed = [name for name, pid in children.items() if os.waitpid(pid, 0)[1] != 0]
+    if failed:
+        raise RuntimeError(f"compiling {', '.join(failed)} failed (its traceback is above)")
+
+
+def _compile(library: str, path: str | os.PathLike, called: dict) -> None:
+    """Compile the kernels ``library`` holds for the types in ``called``."""
     from numba.core.cpu import CPUTargetOptions
     from numba.pycc import CC, compiler
 
     from . import jit
 
-    called = signatures()
-    jit._compile_all()
     options = {}
-    target = Path(library_path)
-    cc = CC(jit.LIBRARY.rsplit(".", 1)[-1])
+    target = Path(path)
+    cc = CC(library.rsplit(".", 1)[-1])
     cc.output_dir = str(target.parent)
     cc.output_file = target.name
     cc.target_cpu = "host"
     for k in jit._kernels:
-        if not k.exported:
+        if not k.exported or jit.library_of(k) != library:
             continue
         found = called.get(k, set())
         if len(found) != 1:
@@ -124,15 +162,15 @@ def signatures() -> dict:
     return called
 
 
-def library_file_name() -> str:
-    """The extension module's file name on this Python (``_kernels.cpython-311-x86_64-linux-gnu.so``)."""
+def library_file_name(library: str) -> str:
+    """An extension module's file name on this Python (``_kernels.cpython-311-x86_64-linux-gnu.so``)."""
     import sysconfig
-    from .jit import LIBRARY
-    return LIBRARY.rsplit(".", 1)[-1] + sysconfig.get_config_var("EXT_SUFFIX")
+    return library.rsplit(".", 1)[-1] + sysconfig.get_config_var("EXT_SUFFIX")
 
 
 if __name__ == "__main__":
-    from .jit import PACKAGE
+    from .jit import LIBRARIES, PACKAGE
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else PACKAGE
-    build(folder / library_file_name())
-    print(f"wrote {folder / library_file_name()}")
+    build({name: folder / library_file_name(name) for name in LIBRARIES})
+    for name in LIBRARIES:
+        print(f"wrote {folder / library_file_name(name)}")

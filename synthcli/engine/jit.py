@@ -3,18 +3,18 @@
 The built-in modules write their per-sample kernels as numba functions,
 decorated with :func:`kernel` (called from Python, once per block) or
 :func:`helper` (called only from other kernels). When synthcli is
-installed, those kernels are compiled ahead of time into one extension
-module (``synthcli._kernels``, built by :mod:`synthcli.engine.aot`). A
-process that finds it, built from the very sources it runs, calls it
+installed, those kernels are compiled ahead of time into two extension
+modules (see :data:`LIBRARIES`, built by :mod:`synthcli.engine.aot`). A
+process that finds them, built from the very sources it runs, calls them
 directly and never imports numba: numba's import, its registries and
 loading its JIT cache took 0.4-0.7 s of every ``synth render`` here, more
-than the DSP of a one-second song. Without the library (an install
+than the DSP of a one-second song. Without the libraries (an install
 without a compiler, a kernel edited since) the same functions are
 compiled by numba at their first call, as they always were, and render
 the same bits (``tests/test_kernels.py``).
 
-``SYNTHCLI_KERNELS`` chooses: ``auto`` (the default: the library when it
-matches, else numba), ``aot`` (the library or a clear error) or ``jit``
+``SYNTHCLI_KERNELS`` chooses: ``auto`` (the default: the libraries when
+they match, else numba), ``aot`` (the libraries or a clear error) or ``jit``
 (numba, for working on a kernel).
 
 Third-party plugins use ``numba.njit`` as before; nothing here concerns them.
@@ -35,9 +35,12 @@ from ..errors import SynthError
 OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
 
 MODES = ("auto", "aot", "jit")
-#: The extension module the install builds, and its function that returns
-#: the digest of the sources and CPU it was built for.
-LIBRARY = "synthcli._kernels"
+#: The extension modules the install builds, each in a process of its own
+#: (see synthcli.engine.aot): the oscillators' kernels, about half of the
+#: compiling (the vco's band-limited edges), and everyone else's. Each
+#: has a function that returns the digest of the sources and CPU it was
+#: built for.
+LIBRARIES = ("synthcli._kernels", "synthcli._oscillator_kernels")
 DIGEST = "build_digest"
 PACKAGE = Path(__file__).resolve().parent.parent
 #: Files whose text decides what the kernels compute: the modules that
@@ -114,8 +117,8 @@ def ready() -> None:
     wanted = os.environ.get("SYNTHCLI_KERNELS", "auto").strip() or "auto"
     if wanted not in MODES:
         raise SynthError(f"SYNTHCLI_KERNELS={wanted!r} is not one of {', '.join(MODES)}")
-    library, reason = (None, "SYNTHCLI_KERNELS=jit") if wanted == "jit" else _library()
-    if library is None:
+    libraries, reason = (None, "SYNTHCLI_KERNELS=jit") if wanted == "jit" else _library()
+    if libraries is None:
         if wanted == "aot":
             raise SynthError(f"SYNTHCLI_KERNELS=aot, but the compiled kernels cannot be used: {reason}")
         _compile_all()
@@ -123,25 +126,31 @@ def ready() -> None:
         return
     for k in _kernels:
         if k.exported:
-            k.target = getattr(library, k.symbol)
+            k.target = getattr(libraries[library_of(k)], k.symbol)
     _install()
     _mode = "aot"
 
 
+def library_of(k: Kernel) -> str:
+    """The one of LIBRARIES that holds kernel ``k``."""
+    return LIBRARIES[1] if k.py_func.__module__.endswith(".oscillators") else LIBRARIES[0]
+
+
 def _library():
-    """The compiled kernels if they were built from these very sources for
-    this kind of CPU, else None and why not."""
+    """The compiled kernels' libraries by name, if all were built from
+    these very sources for this kind of CPU, else None and why not."""
     import importlib
     try:
-        library = importlib.import_module(LIBRARY)
+        libraries = {name: importlib.import_module(name) for name in LIBRARIES}
     except ImportError:
         return None, "they were not compiled at install (see docs/performance.md)"
-    if getattr(library, DIGEST)() != build_digest():
+    digest = build_digest()
+    if any(getattr(library, DIGEST)() != digest for library in libraries.values()):
         return None, "the kernels' sources or the CPU changed since they were compiled (reinstall synthcli)"
-    missing = [k.symbol for k in _kernels if k.exported and not hasattr(library, k.symbol)]
+    missing = [k.symbol for k in _kernels if k.exported and not hasattr(libraries[library_of(k)], k.symbol)]
     if missing:
         return None, f"they lack {', '.join(missing)} (reinstall synthcli)"
-    return library, ""
+    return libraries, ""
 
 
 def build_digest() -> int:
