@@ -534,10 +534,10 @@ def test_a_killed_engine_leaves_no_shared_memory(tmp_path):
 
 
 def long_midi(path):
-    """A minute of three-note chords at 120 BPM, one a beat."""
+    """Half a minute of three-note chords at 120 BPM, one a beat."""
     import mido
     track = mido.MidiTrack()
-    for k in range(120):
+    for k in range(60):
         chord = [60 + k % 12, 64 + k % 12, 67 + k % 12]
         track += [mido.Message("note_on", note=n, velocity=90, time=0) for n in chord]
         track += [mido.Message("note_off", note=n, velocity=0, time=480 if i == 0 else 0) for i, n in enumerate(chord)]
@@ -586,7 +586,7 @@ def on_a_terminal(*args, slow=False):
 
 @pytest.mark.parametrize("source", ["patch", "midi"])
 def test_long_renders_show_progress_with_time_left_unless_quiet(tmp_path, source):
-    args = (["patches/basic.patch", "--duration", "80"] if source == "patch"
+    args = (["patches/basic.patch", "--duration", "40"] if source == "patch"
             else [long_midi(tmp_path / "long.mid")])
     status, shown = on_a_terminal("render", *args, "-o", tmp_path / "out.wav", slow=True)
     assert status == 0, shown
