@@ -232,7 +232,8 @@ def test_clock_out_sends_24_ticks_a_beat_at_the_songs_tempo(jack_midi, tmp_path,
     begins = [("songpos", 32), ("continue", None)] if start else [("start", None)]
     assert [(kind, pos) for _, kind, pos in got[:len(begins)]] == begins and kinds[-1] == "stop", got[:3]
     ticks = np.array([when for when, kind, _ in got if kind == "clock"])
-    assert len(ticks) == 24 * 4 * (1 if start else 3), len(ticks)   # its bars, none for the tail
+    bars = 1 if start else 3
+    assert len(ticks) == 24 * 4 * bars, len(ticks)   # its bars, none for the tail
     assert got[-1][0] - ticks[-1] < 2 * 60 / (24 * 150) + JACK_PERIOD + 0.002, got[-1][0] - ticks[-1]
     jitter = np.diff(ticks) - 60 / (24 * 150)
     # Each tick is placed from the sample clock: it arrives within a JACK
@@ -245,7 +246,10 @@ def test_clock_out_sends_24_ticks_a_beat_at_the_songs_tempo(jack_midi, tmp_path,
     bpm = 60 / (24 * seconds)
     print(f"clock out: {bpm:.3f} BPM for 150, {len(ticks)} ticks ({late.sum()} late), interval jitter "
           f"{1e3 * np.abs(jitter).max():.2f} ms max, {1e3 * jitter.std():.2f} ms sd")
-    assert abs(bpm - 150) < 0.05, bpm
+    # 0.05 BPM off is 1.6 ms of drift over three bars (4.8 s). Over one bar
+    # the same drift is three times the error in tempo: a late JACK cycle
+    # or two near either end of the one bar failed the tighter bound.
+    assert abs(bpm - 150) < 0.05 * 3 / bars, bpm
 
 
 def test_clock_in_sets_the_tempo_plays_on_its_beats_and_starts_and_stops_the_song(jack_midi, tmp_path):
