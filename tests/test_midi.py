@@ -782,6 +782,7 @@ DAMAGED_METAS = {
     "key signature": (b"\xff\x59\x02\xfd\x46", "a damaged key signature event"),   # 3 flats in mode 70
     "sharps": (b"\xff\x59\x02\x09\x00", "a damaged key signature event"),          # 9 sharps of 7
     "smpte offset": (b"\xff\x54\x05\xe0\x00\x00\x00\x00", "a damaged smpte offset event"),   # rate code 7 of 4
+    "smpte minutes": (b"\xff\x54\x05\x21\x4b\x00\x00\x00", "a damaged smpte offset event"),  # minute 75 of 59
     "time signature": (b"\xff\x58\x02\x03\x02", "a time signature event of 2 bytes, expected 4"),
 }
 
