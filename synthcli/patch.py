@@ -449,9 +449,14 @@ def read_source(path: str | Path) -> str:
     return decode_source(data, path)
 
 
+#: UTF-8's byte-order mark, which some editors write before the text.
+BOM = b"\xef\xbb\xbf"
+
+
 def decode_source(data: bytes, path: str | Path) -> str:
     """The text of a patch or song file read as ``data`` (see read_source)."""
-    data = data.removeprefix(b"\xef\xbb\xbf")
+    while data.startswith(BOM):   # two: files joined, or an editor that marked a marked file
+        data = data.removeprefix(BOM)
     nul = data.find(0)   # valid UTF-8, yet no text holds one: a binary file that decoded
     try:
         text = data.decode("utf-8")

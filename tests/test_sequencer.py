@@ -651,6 +651,19 @@ def test_a_file_that_is_not_utf8_is_refused_at_the_bad_byte(tmp_path, data, plac
     assert done.stderr.startswith(f"error: {song}:{place}: not a text file: byte 0x"), done.stderr
 
 
+def test_byte_order_marks_before_the_text_are_not_part_of_it(tmp_path):
+    """Two files joined, or an editor that adds its mark to a file that had
+    one, give two marks: the first command was "unknown command 'tempo'",
+    the mark before it unseen in the error."""
+    song = tmp_path / "marked.seq"
+    song.write_bytes(b"\xef\xbb\xbf" * 2 + b"tempo 90 # \xff\n")   # neither mark is a column
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(song)], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith(f"error: {song}:1:12: not a text file"), done.stderr
+    song.write_bytes(b"\xef\xbb\xbf" * 2 + b"tempo 90\nlength 1\nadd vco o\nconnect o out\n")
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(song)], capture_output=True, text=True)
+    assert done.returncode == 0 and "1 bar at 90 BPM" in done.stdout, done.stderr
+
+
 def test_a_file_too_large_for_a_song_is_refused_without_reading_it_all(tmp_path):
     """A wrong path (a recording, a disk image, /dev/zero, which never
     ends) is refused after MAX_SOURCE_BYTES, not read whole and parsed:
