@@ -1849,3 +1849,36 @@ def test_record_without_audio_or_with_a_bad_name_says_why(registry, tmp_path):
     with pytest.raises(SynthError, match="outside the working directory"):
         session.execute("record /tmp/elsewhere.wav", remote=True)
     assert not list(tmp_path.iterdir())
+
+
+def test_clear_starts_over_from_an_empty_patch_and_undo_brings_everything_back(session, tmp_path):
+    """A musician starting a new idea removed every module by name (the
+    audit): `clear` empties the patch, its mappings and the song, stops the
+    song, and is one step to undo. A bare `save` then writes nowhere: the
+    file last saved would have been overwritten with nothing."""
+    song = tmp_path / "s.seq"
+    song.write_text(SHORT_DEMO)
+    run(session, f"load {song}", "map cc 7 padf.cutoff", "play")
+    before = session.patch.to_text(), session.timeline.song_text(session.patch), dict(session.patch.mappings)
+    assert session.patch.mappings and session.transport.playing
+    said = session.execute("clear")
+    assert said == "cleared (song: 4 bars, 3 patterns, 14 modules, 17 cables); undo brings it back", said
+    assert list(session.patch.modules) == ["out"] and not session.patch.cables and not session.patch.mappings
+    assert not session.timeline and not session.transport.playing and session.sound.sent[-2:] == [("halt_song",), ("load", "\n")]
+    with pytest.raises(SynthError, match="save where"):
+        session.execute("save")
+    assert song.read_text() == SHORT_DEMO
+    assert session.execute("clear") == "nothing to clear"
+    assert session.execute("undo") == "undid clear"
+    assert (session.patch.to_text(), session.timeline.song_text(session.patch), session.patch.mappings) == before
+    with pytest.raises(SynthError, match="was loaded with comments"):   # aimed at the file again
+        session.execute("save")
+
+
+def test_a_clear_in_the_journal_clears_on_resume(registry):
+    resumed = Session(registry, Recorder(), clock=lambda: 0.0)
+    assert resumed.replay([{"edit": "add vco a"}, {"clear": 1}, {"edit": "add vco b"}]) == []
+    assert resumed.patch.to_text() == "add vco b\n"
+    run(resumed, "undo", "undo")
+    assert resumed.patch.to_text() == "add vco a\n"
+

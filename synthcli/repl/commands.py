@@ -36,6 +36,8 @@ REPL_COMMANDS: dict[str, ReplCommand] = {c.name: c for c in (
     ReplCommand("redo", "redo", "put back what undo took back"),
     ReplCommand("save", "save [FILE]", "write the canonical patch, or the song when there is one "
                 "(default: the file last loaded or saved)", FILE),
+    ReplCommand("clear", "clear", "start over from an empty patch: every module, cable, mapping and the song "
+                "go (undo brings them back)"),
     ReplCommand("load", "load FILE", "replace the patch (a patch file) or the patch and the song (a song file)", FILE),
     ReplCommand("render", "render [FILE.wav|stop] [SECONDS]", "render the patch (4 s) or the song offline to a "
                 "WAV file, beside the prompt; alone, say how far it is; `render stop` ends it", FILE),

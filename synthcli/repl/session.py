@@ -567,6 +567,8 @@ class Session:
                     self.do_undo()
                 elif "redo" in entry:
                     self.do_redo()
+                elif "clear" in entry:
+                    self.do_clear()
                 elif "load" in entry:
                     self.load(Path(entry["load"]), entry["text"])
                 elif "reload" in entry:
@@ -582,6 +584,17 @@ class Session:
         return failed
 
     # -- files ------------------------------------------------------------------------
+
+    def do_clear(self) -> str:
+        """A new session's empty patch and song, as one step to undo. A
+        bare ``save`` then writes nowhere until told a file: it would have
+        written the empty patch over the file last loaded."""
+        gone = views.summary(self.patch, self.timeline)
+        if len(self.patch.modules) == 1 and not self.patch.mappings and not self.timeline:
+            return "nothing to clear"
+        self._journal({"clear": 1})
+        self._commit(Snapshot(Patch(self.registry), Timeline(), "clear", None, None, None), None)
+        return f"cleared ({gone}); undo brings it back"
 
     def do_load(self, file: str) -> str:
         path = self._file(file)
