@@ -1882,3 +1882,38 @@ def test_a_clear_in_the_journal_clears_on_resume(registry):
     run(resumed, "undo", "undo")
     assert resumed.patch.to_text() == "add vco a\n"
 
+
+
+def test_other_hands_play_on_while_top_waits_for_the_engines_meters(registry):
+    """`top` over OSC in synth play asks the engine for its meters and
+    waits up to a second for them; it held the session's lock all that
+    while, so a MIDI key or knob stalled behind it. The engine that does
+    not answer is a stand-in (Recorder, with meters that wait for the
+    test): one that is busy for a second cannot be made on cue."""
+    from synthcli.control import Control
+    asked, answer = threading.Event(), threading.Event()
+
+    class Slow(Recorder):
+        @property
+        def meters(self):
+            asked.set()
+            answer.wait(10)
+            return {}
+
+    session = Session(registry, Slow(), clock=lambda: 0.0)
+    control = Control(session)
+    run(session, "add vco o", "connect o out")
+    shown = []
+    top = threading.Thread(target=lambda: shown.append(control.execute("top", remote=True)))
+    top.start()
+    assert asked.wait(10)
+    knob = threading.Thread(target=control.knob, args=("o", "freq", 220.0))
+    knob.start()
+    knob.join(2)
+    turned = not knob.is_alive()
+    answer.set()
+    top.join(10)
+    knob.join(10)
+    assert turned and session.patch.modules["o"].params["freq"] == 220.0
+    assert shown == ["no meters: a test"]   # top still answers, with what it got
+    control.close()

@@ -946,7 +946,12 @@ class Session:
             return self.scope(tap, f"{name}.{port}")
 
     def do_top(self) -> str:
-        return views.top(self.sound.meters, self.sound.reason or self.sound.status, self.width)
+        # synth play's engine is asked for its meters, and may take up to a
+        # second to answer (busy making a large patch): MIDI keys, knobs and
+        # a followed clock play on meanwhile, as under the scope.
+        with self.control.unlocked() if self.control is not None else contextlib.nullcontext():
+            meters = self.sound.meters
+        return views.top(meters, self.sound.reason or self.sound.status, self.width)
 
     def do_devices(self) -> str:
         return views.devices()
