@@ -947,14 +947,20 @@ class Session:
 
     def do_top(self) -> str:
         # synth play's engine is asked for its meters, and may take up to a
-        # second to answer (busy making a large patch): MIDI keys, knobs and
-        # a followed clock play on meanwhile, as under the scope.
-        with self.control.unlocked() if self.control is not None else contextlib.nullcontext():
+        # second to answer (busy making a large patch).
+        with self._waiting():
             meters = self.sound.meters
         return views.top(meters, self.sound.reason or self.sound.status, self.width)
 
     def do_devices(self) -> str:
-        return views.devices()
+        with self._waiting():   # a process of its own lists them: 0.2 s
+            return views.devices()
+
+    def _waiting(self):
+        """While a command waits on something other than the session, the
+        other hands (MIDI keys, knobs, a followed clock) play on, as under
+        the scope."""
+        return self.control.unlocked() if self.control is not None else contextlib.nullcontext()
 
     def do_audio(self, action: str | None = None) -> str:
         if action is None:
