@@ -1869,6 +1869,10 @@ def test_clear_starts_over_from_an_empty_patch_and_undo_brings_everything_back(s
         session.execute("save")
     assert song.read_text() == SHORT_DEMO
     assert session.execute("clear") == "nothing to clear"
+    run(session, "set out.level 0.5")
+    assert session.execute("clear") == "cleared (patch: 0 modules, 0 cables); undo brings it back"
+    assert session.patch.to_text() == Patch(session.registry).to_text()
+    assert run(session, "undo", "undo") == ["undid clear", "undid set out.level 0.5"]
     assert session.execute("undo") == "undid clear"
     assert (session.patch.to_text(), session.timeline.song_text(session.patch), session.patch.mappings) == before
     with pytest.raises(SynthError, match="was loaded with comments"):   # aimed at the file again

@@ -589,11 +589,11 @@ class Session:
         """A new session's empty patch and song, as one step to undo. A
         bare ``save`` then writes nowhere until told a file: it would have
         written the empty patch over the file last loaded."""
-        gone = views.summary(self.patch, self.timeline)
-        if len(self.patch.modules) == 1 and not self.patch.mappings and not self.timeline:
+        gone, empty = views.summary(self.patch, self.timeline), Patch(self.registry)
+        if self.patch.to_text() == empty.to_text() and not self.timeline:   # the master's level counts too
             return "nothing to clear"
         self._journal({"clear": 1})
-        self._commit(Snapshot(Patch(self.registry), Timeline(), "clear", None, None, None), None)
+        self._commit(Snapshot(empty, Timeline(), "clear", None, None, None), None)
         return f"cleared ({gone}); undo brings it back"
 
     def do_load(self, file: str) -> str:
