@@ -110,10 +110,10 @@ def signatures() -> dict:
     """The numba argument types each exported kernel is called with from
     Python, found by running every built-in module's Python code with its
     kernels as plain Python. numba's JIT compiles a function for exactly
-    these types (``typeof`` of each argument); letting it find them, by
-    compiling every kernel once before pycc compiles them again, took
-    100 s of a fresh install's 135 s here. Kernels that only kernels call
-    give no signature of their own: pycc compiles them into their callers."""
+    these types (``typeof`` of each argument); letting it find them
+    compiled every kernel once more before pycc compiled it again. Kernels
+    that only kernels call give no signature of their own: pycc compiles
+    them into their callers."""
     from numba import typeof
     from numba.core.typing.typeof import Purpose
 

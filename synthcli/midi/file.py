@@ -97,9 +97,9 @@ def _meta_message(meta_type: int, data: list[int], delta: int = 0):
     index out of range') or of 0 microseconds a beat (every later event on
     one sample, the MIDI audit found) is corrupt, and says so. Any other
     damaged meta event (a key signature of 9 sharps, a time signature of 2
-    bytes, an SMPTE offset at minute 75) is kept as one of no known type, and named in a warning (see
-    MidiSong.ignored): it changes nothing heard, and players play such
-    files."""
+    bytes, an SMPTE offset at minute 75) is kept as one of no known type,
+    and named in a warning (see MidiSong.ignored): it changes nothing
+    heard, and players play such files."""
     from mido.midifiles.meta import KeySignatureError, UnknownMetaMessage, build_meta_message
     try:
         message = build_meta_message(meta_type, data, delta)
