@@ -1893,7 +1893,9 @@ def test_other_hands_play_on_while_top_waits_for_the_engines_meters(registry):
     waits up to a second for them; it held the session's lock all that
     while, so a MIDI key or knob stalled behind it. The engine that does
     not answer is a stand-in (Recorder, with meters that wait for the
-    test): one that is busy for a second cannot be made on cue."""
+    test): a real one stopped with SIGSTOP would not answer either, but
+    nothing outside could see the knob land while top waits, as OSC, the
+    one way to ask, is the thread that waits."""
     from synthcli.control import Control
     asked, answer = threading.Event(), threading.Event()
 
