@@ -410,6 +410,44 @@ def test_a_frequency_set_while_the_wheel_is_held_stays_bent(registry, monkeypatc
     assert sent[-1] == ("o", "freq", pytest.approx(200))
 
 
+def test_a_reload_or_a_songs_next_version_keeps_a_held_bend(registry, monkeypatch, tmp_path):
+    """An edit that reloads the patch, `stop`, `play` and a playing song's
+    next version all send the engine the patch as text, and the patch
+    keeps the unbent frequency: the held wheel snapped back to the unbent
+    pitch there until it moved again. What is saved stays unbent."""
+    from synthcli.control import Control, LiveSound
+    from synthcli.midi.live import Keyboard
+    from synthcli.repl.session import Session
+    from synthcli.sequencer.song import Song
+    session = Session(registry, LiveSound())
+    for line in ("add keys kb", "add vco o freq=440", "add vco other freq=440", "connect kb.voct o.voct",
+                 "connect o out", "tempo 120", 'pattern kb "c4 e4"'):
+        session.execute(line)
+    control = Control(session)
+    sent = []
+    for verb in ("load", "replace_song", "start_song"):
+        monkeypatch.setattr(session.sound, verb, lambda text, *rest, verb=verb: sent.append((verb, text)))
+    keyboard = Keyboard(control, None, print)
+    keyboard([(0, mido.Message("pitchwheel", pitch=8191))])
+    up = 2.0 ** (2 * 8191 / 8192 / 12)
+
+    def freqs(text):
+        modules = Song(registry, text).patch.modules
+        return modules["o"].params["freq"], modules["other"].params["freq"]
+
+    for line in ("add vca a", "play", "add vca b", "stop"):
+        control.execute(line)
+    assert [verb for verb, _ in sent] == ["load", "start_song", "replace_song", "load"], sent
+    for verb, text in sent:
+        assert freqs(text) == (pytest.approx(440 * up), 440), (verb, text)
+    control.execute(f"save {tmp_path / 'kept.seq'}")
+    assert freqs((tmp_path / "kept.seq").read_text()) == (440, 440)
+    control.execute("disconnect kb.voct o.voct")    # no longer the keys': the next move of the wheel lets it go
+    keyboard([(0, mido.Message("pitchwheel", pitch=0))])
+    control.execute("add vca c")
+    assert freqs(sent[-1][1]) == (440, 440) and not session.bends
+
+
 @pytest.mark.parametrize("number", [120, 123])
 def test_a_live_keyboard_lets_go_of_held_and_sustained_notes_on_all_notes_off(registry, monkeypatch, number):
     """`synth play --midi-in` and the REPL's `midi in` handle these

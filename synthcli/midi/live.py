@@ -253,6 +253,10 @@ class Keyboard:
                 if passes and (cable.dst, onward) not in seen:
                     seen.add((cable.dst, onward))
                     pitches.append((cable.dst, onward))
+        for name in set(session.bends) - bent:   # no longer driven by the keys: back to its own pitch
+            del session.bends[name]
+            if name in patch.modules:
+                session.sound.set(name, "freq", patch.modules[name].params["freq"])
 
     def lost(self) -> None:
         """Let go of everything the keyboard holds, when its port has gone

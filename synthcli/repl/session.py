@@ -132,12 +132,33 @@ class Session:
     def song_text(self) -> str:
         return self.timeline.song_text(self.patch)
 
+    def sounding(self, patch: Patch | None = None) -> Patch:
+        """``patch`` (the session's own by default) as the engine is to play
+        it: with the wheel held, the oscillators it bends bent. The patch
+        keeps the unbent frequency, which ``save`` writes, so a reload or a
+        song's next version made from it alone would snap a held bend back
+        to the unbent pitch while the wheel stays where it is."""
+        patch = self.patch if patch is None else patch
+        bent = {name: by for name, by in self.bends.items() if by != 1.0 and name in patch.modules}
+        if not bent:
+            return patch
+        patch = patch.copy()
+        for name in bent:
+            params = patch.modules[name].params
+            params["freq"] = self.heard(name, "freq", params["freq"])
+        return patch
+
+    @property
+    def sounding_song_text(self) -> str:
+        """The song as the engine is to play it (see :meth:`sounding`)."""
+        return self.timeline.song_text(self.sounding())
+
     def engine_state(self) -> tuple[str, str | None, int]:
         """What an engine starting now plays: the patch, the song if it
         plays, and the bar (from 0) its `play` named, so a song started
         before the audio came up begins where the musician asked."""
         segments = self.transport.segments
-        return (self.patch.to_text(synced=False), self.song_text if segments else None,
+        return (self.sounding().to_text(synced=False), self.sounding_song_text if segments else None,
                 segments[0][0] if segments else 0)
 
     def heard_from_now(self) -> None:
@@ -501,7 +522,7 @@ class Session:
             if not (playing and (name, param) in patch.synced):
                 self.sound.set(name, param, self.heard(name, param, value))
         if whole or (playing and patch.synced != old_patch.synced):
-            self.sound.replace_song(self.song_text)
+            self.sound.replace_song(self.sounding_song_text)
             self.transport.replace(song or Song(self.registry, self.song_text), self.clock())
         else:
             self.glided = True
@@ -518,7 +539,7 @@ class Session:
         heard with the bundle's changes in it, early (a live audit heard a
         module 210 ms before its time). So until the bundle is heard, a
         reload goes right after it, on its sample."""
-        text = patch.to_text(synced=False)
+        text = self.sounding(patch).to_text(synced=False)
         if self.bundle_time is not None:
             self.landing = max(self.landing, self.bundle_time)
         elif time.time() < self.landing:
@@ -865,7 +886,7 @@ class Session:
         start = int(bar) - 1
         song = Song(self.registry, self.song_text)
         self.transport.play(song, self.clock(), start)
-        self.sound.start_song(self.song_text, start)
+        self.sound.start_song(self.sounding_song_text, start)
         if song.length is not None and start >= song.length:   # `play 99` for `play 9`, most likely
             return (f"the song is {song.length} bar{'s' if song.length != 1 else ''} long: bar {bar} is past its "
                     f"end, and it plays on from there as it would after its last bar")
