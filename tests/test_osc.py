@@ -229,6 +229,33 @@ def test_errors_go_back_as_synth_error_and_change_nothing(served, tmp_path):
 
 
 @needs_liblo
+def test_a_set_over_osc_changes_one_parameter_and_runs_no_command_hidden_in_its_strings(served):
+    """The REPL audit: a knob that the engine cannot glide to is applied
+    as a `set` line, and a parameter or a value with a line break in it
+    ran the lines after it: full-scale white noise patched to the master
+    from one /synth/set."""
+    control, port, logged = served
+    control.session.edit("add sampler sp\nadd delay d\n")
+    before, steps = control.session.patch.to_text(), len(control.session.undos)
+    dump = Dump()
+    try:
+        oscsend(port, "/synth/reply", "i", dump.port)
+        oscsend(port, "/synth/set", "sf", "f1.cutoff 100\nadd noise hiss\nconnect hiss out\nset f1.cutoff", 0.2)
+        oscsend(port, "/synth/set", "ss", "kb.voices", "4\nremove o")
+        oscsend(port, "/synth/o/wave", "s", "saw\nadd noise hiss")
+        oscsend(port, "/synth/sp/file", "s", 'a.wav"\nadd noise hiss\n"')
+        oscsend(port, "/synth/set", "ss", "d.time", "1/4 x")
+        replies = dump.lines(5)
+    finally:
+        dump.close()
+    assert control.session.patch.to_text() == before and len(control.session.undos) == steps
+    assert len(replies) == 5 and all(r.startswith('/synth/error s "') for r in replies), replies
+    assert "module 'f1' has no parameter 'cutoff 100\\nadd noise hiss" in replies[0], replies[0]
+    for reply, target in zip(replies[1:], ("kb.voices", "o.wave", "sp.file", "d.time")):
+        assert f"for {target}: a value is one word, on one line" in reply, reply
+
+
+@needs_liblo
 def test_a_result_too_large_for_a_datagram_is_an_error_that_says_so(served):
     """`ls` of a 1,100-module patch came back as nothing, and logged nothing."""
     control, port, logged = served

@@ -377,6 +377,14 @@ class Session:
         if inst is None:
             raise UnknownModule(name, self.patch.modules)
         spec = inst.type.cls.param(param)
+        # The slow path below writes a `set` line for the language to read:
+        # a parameter or a value holding a line break or a space (only OSC's
+        # strings can) would be read as more commands, which a knob must not run.
+        if spec is None and param.split() != [param]:
+            raise SynthError(f"module '{name}' has no parameter {param!r}")
+        if any(ch in str(value) for ch in "\r\n") or (
+                not (spec is not None and spec.file) and str(value).split() != [str(value)]):
+            raise SynthError(f"bad value {str(value)!r} for {name}.{param}: a value is one word, on one line")
         if spec is not None and spec.file:   # only OSC names one: its files stay in the working directory
             self.execute(f"set {name}.{param} {spec.format(str(value))}", remote=True)
             return
