@@ -115,8 +115,8 @@ class UnknownModule(SynthError):
     catches the error can say more than a typo's hint: the song adds it at
     a later bar, or the edit being checked took it away."""
 
-    def __init__(self, module: str, known: Iterable[str], **place) -> None:
-        super().__init__(f"unknown module '{module}'{did_you_mean(module, known)}", **place)
+    def __init__(self, module: str, known: Iterable[str], *, message: str | None = None, **place) -> None:
+        super().__init__(message or f"unknown module '{module}'{did_you_mean(module, known)}", **place)
         self.module = str(module)
 
     def __reduce__(self):   # pickled as built, hint and place included

@@ -197,6 +197,21 @@ def test_time_commands_edit_the_song_and_the_song_is_checked_whole(session):
     assert session.execute("stop") == "the song is not playing"
 
 
+def test_a_remove_takes_the_songs_commands_for_that_module_with_it_when_the_song_adds_it_back(session):
+    """The REPL audit: with `at 3 remove v` and `at 5 add vco v` in the
+    song, `remove v` was refused: the song's error that `v` comes only at
+    bar 5 lost the module's name on the way, and only an unknown module's
+    commands go with a remove."""
+    run(session, "add vco v", "connect v out", "add keys kb", 'pattern kb "c3"', "length 8",
+        "at 2 set v.freq 100", "at 3 remove v", "at 5 add vco v")
+    said = session.execute("remove v")
+    assert said == "the song's 'at 2 set v.freq 100', 'at 3 remove v' went with it", said
+    assert "v" not in session.patch.modules and "at 5 add vco v" in session.song_text
+    assert "at 2 set" not in session.song_text and "at 3 remove" not in session.song_text
+    assert session.execute("undo") == "undid remove v"
+    assert "at 2 set v.freq 100\nat 3 remove v\nat 5 add vco v" in session.song_text
+
+
 def test_an_error_inside_at_names_the_column_it_has_outside(session):
     """The song finds it on a line of its own text, which spells the
     command its own way: shown without a column, `at 3 set v.wave sawx`

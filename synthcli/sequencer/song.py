@@ -301,8 +301,8 @@ class Song:
                      if c.verb == "add" and str(c.name) == error.module), default=None)
         if later is None:
             return error
-        return SynthError(f"unknown module '{error.module}' at bar {bar + 1}: the song adds it at bar {later + 1}",
-                          source=error.source, line=error.line, col=error.col)
+        return UnknownModule(error.module, (), source=error.source, line=error.line, col=error.col,
+                             message=f"unknown module '{error.module}' at bar {bar + 1}: the song adds it at bar {later + 1}")
 
     def after_the_end(self) -> list[tuple[int, int]]:
         """(line, bar counted from 1) of each `at` past the last bar: it
