@@ -250,6 +250,49 @@ def test_a_set_during_a_song_is_immediate_and_kept_by_the_song(session):
     assert len(session.undos) == undos and "freq=220" in session.song_text
 
 
+def test_undo_takes_back_an_edit_and_leaves_what_a_knob_turned_since(session):
+    """The REPL audit: `undo` of `add lfo w` put a vco's pitch back from
+    300 Hz, where a knob had turned it after the add, to 100. A knob is no
+    undo step, and undo takes back only the edits: an edit of the same
+    parameter still goes back to its value before."""
+    run(session, "add vco v freq=100", "connect v out", "set v.pw 0.3", "add lfo w")
+    session.knob("v", "freq", 250.0)
+    session.knob("v", "freq", 300.0)
+    session.knob("v", "pw", 0.25)
+    session.sound.sent.clear()
+    assert session.execute("undo") == "undid add lfo w"
+    assert "w" not in session.patch.modules and session.patch.modules["v"].params["freq"] == 300.0
+    assert not [sent for sent in session.sound.sent if sent[0] == "set" or "freq=100" in str(sent)], session.sound.sent
+    assert session.execute("undo") == "undid set v.pw 0.3"                 # the edit of pw goes back
+    assert (session.patch.modules["v"].params["freq"], session.patch.modules["v"].params["pw"]) == (300.0, 0.5)
+    run(session, "redo", "redo")
+    assert session.patch.modules["v"].params["pw"] == 0.25 and "w" in session.patch.modules
+    run(session, "set v.freq 400")
+    session.knob("v", "freq", 500.0)
+    assert session.execute("undo") == "undid set v.freq 400"
+    assert session.patch.modules["v"].params["freq"] == 300.0      # the value before the edit, as ever
+    run(session, "undo", "undo", "undo", "undo")                   # back before `add vco v`: it goes
+    assert "v" not in session.patch.modules
+    run(session, "redo")
+    assert session.patch.modules["v"].params["freq"] == 300.0      # the knob's, not the 100 it was added with
+    # An OSC bundle of knobs alone is as they are; one that also edits is one step, its turns with it.
+    with session.atomic():
+        session.knob("v", "freq", 350.0)
+    run(session, "add lfo y", "undo")
+    assert session.patch.modules["v"].params["freq"] == 350.0
+    with session.atomic():
+        session.knob("v", "freq", 360.0)
+        session.execute("add lfo z")
+    assert session.execute("undo") == "undid add lfo z" and session.patch.modules["v"].params["freq"] == 350.0
+    run(session, "redo")
+    with pytest.raises(SynthError), session.atomic():             # a refused bundle leaves the history be too
+        session.knob("v", "freq", 370.0)
+        session.execute("add lfo z2")
+        session.execute("conect a b")
+    assert session.patch.modules["v"].params["freq"] == 360.0
+    assert session.execute("undo") == "undid add lfo z" and session.patch.modules["v"].params["freq"] == 350.0
+
+
 def test_load_replaces_the_patch_and_keeps_a_song_that_fits(session, tmp_path):
     song = tmp_path / "s.seq"
     song.write_text(SHORT_DEMO)

@@ -96,6 +96,13 @@ class Session:
         self.journal = journal
         self.clock = clock
         self.knobs: dict[tuple[str, str], object] = {}   # turned since the journal last heard of them
+        #: (value turned from, value turned to) of each knob turned since the
+        #: last change, for the history to keep (see _keep_turns); inside an
+        #: OSC bundle its own turns apart, and what the history was changed
+        #: from, to take back with a refused bundle (see atomic).
+        self.turned: dict[tuple[str, str], tuple[object, object]] = {}
+        self.bundle_turned: dict[tuple[str, str], tuple[object, object]] | None = None
+        self.kept: list[tuple[dict, str, object]] | None = None
         #: What a held pitch bend multiplies an oscillator's ``freq`` by
         #: (midi.live.Keyboard.bend): the engine plays the bent value, and a
         #: new ``freq`` set meanwhile (a knob, an edit) stays bent.
@@ -343,18 +350,26 @@ class Session:
         first two. The journal hears of it only once it is kept. What left
         the session stays: a file saved, a recording or render started (the
         render is still the one ``render`` asks about). The engine's side is
-        :meth:`Control.atomic`'s."""
+        :meth:`Control.atomic`'s. A bundle that changes the patch is one
+        undo step, its knobs' turns included (see _keep_turns); one that
+        only turns knobs is none."""
         saved, undos, redos, knobs = dict(vars(self)), list(self.undos), list(self.redos), dict(self.knobs)
         params = [(inst.params, dict(inst.params)) for inst in self.patch.modules.values()]   # knobs turn in place
         segments, journal, entries = self.transport.segments, self.journal, []
         if journal is not None:
             self.journal = Held(entries)
+        self.bundle_turned, self.kept = {}, []
         try:
             yield
             self.journal = journal
             for entry in entries:
                 journal.write(entry)
+            stepped = len(self.undos) != len(undos) or bool(undos) and self.undos[-1] is not undos[-1]
+            for key, (before, after) in ({} if stepped else self.bundle_turned).items():
+                self.turned[key] = (self.turned.get(key, (before,))[0], after)
         except BaseException:
+            for kept_in, param, before in reversed(self.kept):
+                kept_in[param] = before
             saved["rendering"] = self.rendering
             vars(self).update(saved)
             self.undos[:], self.redos[:] = undos, redos
@@ -364,6 +379,8 @@ class Session:
                 turned.update(before)
             self.transport.segments = segments
             raise
+        finally:
+            self.bundle_turned, self.kept = saved["bundle_turned"], saved["kept"]
 
     def knob(self, name: str, param: str, value: float) -> None:
         """``set NAME.PARAM VALUE`` without the cost of a whole edit, for
@@ -396,6 +413,8 @@ class Session:
             coerced = spec.coerce(value)
         except ValueError as error:
             raise SynthError(f"bad value '{value}' for {name}.{param}: {error}") from None
+        turned = self.turned if self.bundle_turned is None else self.bundle_turned
+        turned[(name, param)] = (turned.get((name, param), (inst.params[param],))[0], coerced)
         inst.params[param] = coerced
         self.sound.set(name, param, self.heard(name, param, coerced))
         self.knobs[(name, param)] = coerced
@@ -497,7 +516,15 @@ class Session:
         """The state now becomes the newest undo step, taken back by
         ``undo`` as ``label``; past UNDO_LEVELS the oldest goes. A new
         change forgets what was undone, as in an editor."""
-        self.undos.append(self._snapshot(self.patch, self.timeline, label))
+        self._keep_turns()
+        patch = self.patch
+        if self.bundle_turned:   # an OSC bundle's turns before its edit are part of its step
+            patch = patch.copy()
+            for (name, param), (before, _) in self.bundle_turned.items():
+                if name in patch.modules:
+                    patch.modules[name].params[param] = before
+            self.bundle_turned.clear()
+        self.undos.append(self._snapshot(patch, self.timeline, label))
         del self.undos[:-UNDO_LEVELS]
         self.redos.clear()
 
@@ -572,6 +599,7 @@ class Session:
     def _travel(self, source: list[Snapshot], target: list[Snapshot], verb: str, done: str) -> str:
         if not source:
             return f"nothing to {verb}"
+        self._keep_turns()
         self._journal({verb: 1})
         snapshot = source.pop()
         target.append(self._snapshot(self.patch, self.timeline, snapshot.label))
@@ -579,6 +607,26 @@ class Session:
         self._become(snapshot.patch, snapshot.timeline, song)
         self.path, self.by_hand, self.loaded = snapshot.path, snapshot.by_hand, snapshot.loaded
         return f"{done} {snapshot.label}"
+
+    def _keep_turns(self) -> None:
+        """A knob turned is no undo step of its own, so no undo takes it
+        back either: an `undo` of `add lfo w` had put back the pitch a vco
+        had before a later knob turned it. Each state of the history that
+        had the value a knob turned from gets the value it turned to, from
+        the nearest on, up to the first with another value: an edit of that
+        parameter, which undo still takes back. Done once a change, not at
+        each of a knob's thousands of turns."""
+        turned, self.turned = self.turned, {}
+        for (name, param), (before, after) in turned.items():
+            kind = self.patch.modules[name].type if name in self.patch.modules else None
+            for history in (self.undos, self.redos):
+                for snapshot in reversed(history):
+                    inst = snapshot.patch.modules.get(name)
+                    if inst is None or inst.type is not kind or inst.params.get(param) != before:
+                        break
+                    if self.kept is not None:
+                        self.kept.append((inst.params, param, before))
+                    inst.params[param] = after
 
     def replay(self, entries: list[dict]) -> list[tuple[int, str]]:
         """Rebuild a session from a journal; returns (entry number, why)
