@@ -755,6 +755,8 @@ def corrupt(tmp_path, kind):
         data = good[:at + 1] + bytes([200]) + good[at + 2:]
     elif kind == "smpte":
         data = good[:12] + bytes([0xE7, 0]) + good[14:]   # 25 frames a second, 0 ticks a frame
+    elif kind == "smpte rate":
+        data = good[:12] + bytes([0xE9, 4]) + good[14:]   # 23 frames a second, which no timecode has
     elif kind == "short tempo":   # 1 byte where a tempo takes 3: mido said 'list index out of range'
         data = first_delta(good, b"\x00\xff\x51\x01\x07\x00")
     elif kind == "zero tempo":   # every later event on one sample: the piece played as one chord
@@ -781,7 +783,7 @@ def assert_refused(done, path):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("kind", ["header", "format", "data byte", "truncated", "smpte", "long delta",
+@pytest.mark.parametrize("kind", ["header", "format", "data byte", "truncated", "smpte", "smpte rate", "long delta",
                                   "long length", "short tempo", "zero tempo", "no status byte"])
 def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
     path = corrupt(tmp_path, kind)
@@ -803,6 +805,7 @@ def test_a_corrupt_file_is_one_line_and_status_2(tmp_path, kind):
     ("no status byte", "a data byte where an event should start (track 1, at byte 23)"),
     ("data byte", "data byte must be in range 0..127 (track 1, at byte 25)"),
     ("truncated", "track 1 ends in the middle of an event (truncated?)"),
+    ("smpte rate", "SMPTE timing at 23 frames a second (only 24, 25, 29.97 and 30 exist)"),
     ("huge length", "track 1 ends in the middle of an event (truncated?)"),
 ])
 def test_a_corrupt_file_says_what_is_wrong_and_where(tmp_path, kind, message):

@@ -354,6 +354,9 @@ class MidiSong:
             raise SynthError("not a valid MIDI file: zero ticks per quarter note", source=self.path)
         if division < 0 and division & 0xFF == 0:
             raise SynthError("not a valid MIDI file: SMPTE timing with zero ticks per frame", source=self.path)
+        if division < 0 and -(division >> 8) not in (24, 25, 29, 30):   # the four the standard names
+            raise SynthError(f"not a valid MIDI file: SMPTE timing at {-(division >> 8)} frames a second "
+                             f"(only 24, 25, 29.97 and 30 exist)", source=self.path)
         self.summary = self._scan()
         hours = self.seconds() / 3600
         if hours > MAX_HOURS:
