@@ -1730,6 +1730,18 @@ def test_knob_turns_reach_the_journal_so_resume_restores_the_patch_as_it_sounded
     assert "cutoff=299 res=0.5" in second.patch.to_text() and "wave=sine" in second.patch.to_text()
 
 
+def test_a_resumed_journal_holds_the_last_knob_turn_at_once(registry, tmp_path):
+    """Replayed, two turns of a knob come within half a second and the
+    last was held back for a next change that a kill -9 of the resumed
+    REPL never let come: a resume of that resume lost it."""
+    turned = [{"edit": "add lfo b freq=1"}, {"knobs": [["b", "freq", 2.0]]}, {"knobs": [["b", "freq", 3.0]]}]
+    journal = journals.Journal(tmp_path / "resumed")
+    Session(registry, Recorder(), journal, clock=lambda: 0.0).replay(turned)
+    again = Session(registry, Recorder(), clock=lambda: 0.0)
+    assert again.replay(journals.read(journal.path)) == []
+    assert again.patch.to_text() == "add lfo b freq=3\n"
+
+
 def test_the_last_knob_turns_reach_the_journal_on_their_own_and_a_refused_remote_edit_never(registry, tmp_path):
     """A knob that stops after a fast turn is journaled within half a
     second with nothing else happening (a kill -9 then keeps it), and an

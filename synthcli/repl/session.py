@@ -658,6 +658,10 @@ class Session:
                 if not {"undo", "redo", "knobs"} & entry.keys():
                     self._journal(entry)
                     self._remember("a change that failed on resume")
+        # A knob's last turns replay within half a second of each other and
+        # are held back (see knob) with no timer to write them: a kill -9
+        # of the resumed REPL before its next change lost them.
+        self.flush_knobs()
         return failed
 
     # -- files ------------------------------------------------------------------------
