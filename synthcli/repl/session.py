@@ -842,6 +842,9 @@ class Session:
                 return "not rendering"
             running.stop()   # it says what the file holds
             return ""
+        if running is not None:   # before naming its file, which another name would not get past either
+            raise SynthError(f"already rendering {running.path}, one render at a time: wait for it (`render` says "
+                             f"how far) or end it with `render stop`")
         file = what
         self._not_taken(check_output(self._file(file), WAV_SUFFIXES, "render"), "render")
         song = Song(self.registry, self.song_text) if self.timeline else None
@@ -896,8 +899,6 @@ class Session:
 
         if self.say is None:
             return work(None)[0]
-        if running is not None:
-            raise SynthError(f"already rendering {running.path}: `render` says how far, `render stop` ends it")
         self.rendering = Rendering(file, work, self.say)
         return f"rendering {file} beside the prompt: `render` says how far, `render stop` ends it"
 
