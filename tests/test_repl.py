@@ -1796,6 +1796,16 @@ def test_undoing_a_load_aims_save_back_where_it_was(session, tmp_path):
     assert session.execute(f"save {song}").startswith(f"saved {song} ")
 
 
+def test_undoing_an_edit_keeps_save_aimed_at_the_file_saved_since(session, tmp_path):
+    """Each undo step kept where `save` wrote when it was taken: undoing
+    edits made before a save said nothing was ever saved."""
+    saved = tmp_path / "a.patch"
+    run(session, "add vco v", "connect v out", f"save {saved}", "add vco w", "undo", "undo")
+    assert session.execute("save").startswith(f"saved {saved} ") and saved.read_text() == "add vco v\n"
+    run(session, "redo", "redo")
+    assert session.execute("save").startswith(f"saved {saved} ") and "add vco w" in saved.read_text()
+
+
 def test_a_bare_save_keeps_off_a_file_loaded_with_comments(session, tmp_path):
     """A musician who loaded an example and typed `save` lost its comments
     and layout without a word (the audit): save writes the canonical text.

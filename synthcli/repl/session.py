@@ -50,7 +50,10 @@ class Snapshot:
     ``by_hand`` is that file when it was loaded with text a save would not
     keep (see do_save). ``loaded`` is the text of the file this state grew
     from by edits, which a save of that file is compared with (see
-    :meth:`Session.reload`)."""
+    :meth:`Session.reload`). ``opens`` is whether ``label``'s change (a
+    ``load``, a ``clear``) changed those three: undo and redo of it take
+    them from here, and of any other change leave them, as undoing an
+    edit must not forget a file saved since it."""
 
     patch: Patch
     timeline: Timeline
@@ -58,6 +61,7 @@ class Snapshot:
     path: Path | None
     by_hand: Path | None = None
     loaded: str | None = None
+    opens: bool = False
 
 
 #: Words other tools use for a REPL command, whose spelling is too far
@@ -503,16 +507,17 @@ class Session:
             raise SynthError(f"{error.message} (the song's '{culprit}' needs it)") from None
         return song
 
-    def _snapshot(self, patch: Patch, timeline: Timeline, label: str) -> Snapshot:
+    def _snapshot(self, patch: Patch, timeline: Timeline, label: str, opens: bool = False) -> Snapshot:
         """A state with what the session knows of its files now."""
-        return Snapshot(patch, timeline, label, self.path, self.by_hand, self.loaded)
+        return Snapshot(patch, timeline, label, self.path, self.by_hand, self.loaded, opens)
 
     def _commit(self, change: Snapshot, song: Song | None) -> None:
-        self._remember(change.label)
+        files = change.path, change.by_hand, change.loaded
+        self._remember(change.label, files != (self.path, self.by_hand, self.loaded))
         self._become(change.patch, change.timeline, song)
-        self.path, self.by_hand, self.loaded = change.path, change.by_hand, change.loaded
+        self.path, self.by_hand, self.loaded = files
 
-    def _remember(self, label: str) -> None:
+    def _remember(self, label: str, opens: bool = False) -> None:
         """The state now becomes the newest undo step, taken back by
         ``undo`` as ``label``; past UNDO_LEVELS the oldest goes. A new
         change forgets what was undone, as in an editor."""
@@ -524,7 +529,7 @@ class Session:
                 if name in patch.modules:
                     patch.modules[name].params[param] = before
             self.bundle_turned.clear()
-        self.undos.append(self._snapshot(patch, self.timeline, label))
+        self.undos.append(self._snapshot(patch, self.timeline, label, opens))
         del self.undos[:-UNDO_LEVELS]
         self.redos.clear()
 
@@ -602,10 +607,11 @@ class Session:
         self._keep_turns()
         self._journal({verb: 1})
         snapshot = source.pop()
-        target.append(self._snapshot(self.patch, self.timeline, snapshot.label))
+        target.append(self._snapshot(self.patch, self.timeline, snapshot.label, snapshot.opens))
         song = Song(self.registry, snapshot.timeline.song_text(snapshot.patch)) if snapshot.timeline else None
         self._become(snapshot.patch, snapshot.timeline, song)
-        self.path, self.by_hand, self.loaded = snapshot.path, snapshot.by_hand, snapshot.loaded
+        if snapshot.opens:
+            self.path, self.by_hand, self.loaded = snapshot.path, snapshot.by_hand, snapshot.loaded
         return f"{done} {snapshot.label}"
 
     def _keep_turns(self) -> None:
