@@ -559,6 +559,27 @@ def test_a_journal_entry_that_fails_on_resume_keeps_its_place_in_the_history(reg
     assert again.patch.to_text() == first.patch.to_text()
 
 
+def test_a_song_loaded_by_a_relative_path_resumes_from_another_directory(registry, tmp_path, monkeypatch):
+    """The journal kept the path as typed, from the REPL's working
+    directory, and the song's sampler finds its sound from the song's
+    folder: resumed elsewhere, the load failed and the patch was empty.
+    A journal that holds a path as typed still resumes from where it was."""
+    (tmp_path / "x" / "songs" / "samples").mkdir(parents=True)
+    for name in ("sampler.seq", "samples/break.flac"):
+        shutil.copy(ROOT / "songs" / name, tmp_path / "x" / "songs" / name)
+    monkeypatch.chdir(tmp_path / "x")
+    journal = journals.Journal(tmp_path / "state")
+    first = Session(registry, Recorder(), journal)
+    run(first, "load songs/sampler.seq")
+    entries = journals.read(journal.path)
+    as_typed = [{**entries[0], "load": "songs/sampler.seq"}]
+    assert Session(registry, Recorder()).replay(as_typed) == []
+    monkeypatch.chdir(tmp_path)
+    resumed = Session(registry, Recorder())
+    assert resumed.replay(entries) == []
+    assert resumed.song_text == first.song_text and "sampler brk" in resumed.song_text
+
+
 def test_the_undo_history_keeps_its_newest_steps_live_and_on_resume(registry, tmp_path, monkeypatch):
     """Each step holds a copy of the patch and the song: kept without end,
     80,000 sets over OSC grew the REPL by 86 MB. Past the cap the oldest

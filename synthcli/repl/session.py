@@ -702,7 +702,9 @@ class Session:
                                  "`load` takes patches and songs", source=str(path))
             text = read_source(path)
         patch, timeline, song_file = self._read(path, text)
-        self._journal({"load": str(path), "text": text})
+        # Absolute, as the file's own relative paths (a sampler's sound) are
+        # found from its folder: a resume from elsewhere lost the song.
+        self._journal({"load": str(path.absolute()), "text": text})
         return self._take(path, text, patch, timeline, song_file)
 
     def reload(self, path: Path, text: str) -> str | None:
@@ -736,7 +738,7 @@ class Session:
         if patch.to_text() == self.patch.to_text() and timeline == self.timeline:
             self.loaded = text
             return None
-        self._journal({"reload": str(path), "text": text})
+        self._journal({"reload": str(path.absolute()), "text": text})
         note = self._take(path, text, patch, timeline, song_file)
         if misfit is None:
             if gone:
