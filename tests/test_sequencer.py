@@ -538,6 +538,20 @@ def test_a_key_struck_again_while_it_sounds_is_held_by_the_later_note(registry, 
     assert np.count_nonzero(out[int(0.1 * SR):int((end - 0.01) * SR)] == 0) == 1   # ...and no other
 
 
+def test_a_key_struck_again_by_another_layer_at_legato_1_sounds_to_its_own_end(registry):
+    """Only notes held past their step (legato over 1) were kept to be
+    held by a later one: at legato 1 the first c4 (0-1 s) ended the
+    second (0.5-1.5 s) at 1 s, and a sine on it fell silent there."""
+    text = ("tempo 120\nlength 1\nadd keys kb voices=2\nadd vco o wave=sine\nadd vca a level=0.2\n"
+            "connect kb.voct o.voct\nconnect kb.gate a.gain\nconnect o a\nconnect a out\n"
+            'pattern kb "c4@2 ~ ~, ~ c4@2 ~"\n')
+    out = render(registry, text)
+    windows = out[:int(1.5 * SR)].reshape(-1, SR // 20)   # 50 ms each, to the second note's end
+    assert min(rms(window) for window in windows[1:]) > 0.1     # past the fade-in, sound throughout
+    assert peak_frequency(out[SR:int(1.45 * SR)], SR) == pytest.approx(261.6, abs=3)   # the c4 after 1 s
+    assert rms(out[int(1.5 * SR) + SR // 20:int(1.6 * SR)]) < 1e-3                      # and it ends at 1.5 s
+
+
 SINE_INTO_A = "tempo 120\nlength 4\nadd vco o wave=sine freq=440\nadd vca a level=0.5\nconnect o a\nconnect a out\n"
 
 
