@@ -797,6 +797,20 @@ def test_a_mono_source_and_a_source_with_voices_enough_are_no_crowd(registry):
         assert bool(song.lost().crowded) == crowded
 
 
+@pytest.mark.parametrize("pattern, crowded", [
+    ('"<[c3,e3] [g3,b3]>" legato=2', [(4, 2, 1)]),   # bar 1's chord still sounds under bar 2's
+    ('"<[c3,e3] [g3,b3]>" legato=1', []),
+    ('"[c3,e3]" legato=4', []),                      # each bar strikes the keys that still sound
+    ('"<c3 e3 g3 b3>" legato=2.5', [(3, 2, 2)]),      # c3 lasts into bar 3, under e3 and g3
+])
+def test_notes_held_over_the_bar_line_crowd_the_next_bars_notes(registry, pattern, crowded):
+    """Only one bar's notes were counted: a chord held into the next
+    bar's chord stole its voices there, and `check` said nothing."""
+    song = Song(registry, f"tempo 120\nlength 4\nadd keys kb voices=2\nadd vco o\nconnect kb.voct o.voct\n"
+                          f"connect o out\npattern kb {pattern}\n")
+    assert [(most, have, bar) for _, most, have, bar in song.lost().crowded] == crowded
+
+
 def test_demo_song_checks_and_renders(registry):
     done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", "songs/demo.seq"], cwd=ROOT,
                           capture_output=True, text=True)

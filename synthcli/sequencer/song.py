@@ -350,7 +350,8 @@ class Song:
     def lost(self) -> Lost:
         """What the song loses without a word, found in one walk of its
         bars (see Lost). A pattern's notes are looked at once for each
-        bar of its period, and at most LOST_NOTES of them in all: one that
+        bar of its period and what the bars before leave sounding into it,
+        and at most LOST_NOTES of them in all: one that
         repeats only every 65,536 bars (a `?` in it) is worked out afresh
         each bar, and 16,000 bars of "c4*1024?" held `check` and a
         one-second render for minutes (the song audit). The `at` sets are
@@ -358,33 +359,47 @@ class Song:
         from ..modules.drums import slot_for
         lost = Lost()
         budget = LOST_NOTES
-        looked: set[tuple] = set()
+        looked: dict[tuple, int] = {}   # what was looked at -> what it leaves sounding into the next bar
+        # Note source -> the (pitch, end) of its notes sounding into this
+        # bar (`<[c3,e3] [g3,b3]>` legato=2 crowds two voices in bar 2
+        # only), as a number in ``held``: hashing their Fractions in every
+        # bar's key made 16,000 bars of one pattern seven times slower.
+        tails: dict[str, int] = {}
+        held: list[tuple] = [()]
+        numbers: dict[tuple, int] = {(): 0}
         for bar, patch, voices in self.bars():
             for command in self.timed.get(bar, ()):
                 if isinstance(command, Set):
                     voice = voices.get((str(command.target.module), str(command.target.port)))
                     if voice is not None and voice.pattern.events(bar):
                         lost.overridden.append((command, voice, bar))
+            carried, tails = tails, {}
             for voice in voices.values() if budget > 0 else ():
                 inst = patch.modules[voice.module]
                 if voice.param is not None or voice.place in lost.seen:
                     continue
                 have = inst.params.get("voices")
-                seen = (voice.place, voice.module, bar % voice.pattern.period, inst.type.name, have)
+                number = carried.get(voice.module, 0)
+                seen = (voice.place, voice.module, bar % voice.pattern.period, inst.type.name, have, number)
                 if seen in looked:
+                    tails[voice.module] = looked[seen]
                     continue
-                looked.add(seen)
                 events = voice.pattern.events(bar)
                 budget -= len(events)
+                into, tail = held[number], sounding_on(events, voice.legato, held[number])
+                if tail not in numbers:
+                    numbers[tail] = len(held)
+                    held.append(tail)
+                looked[seen] = tails[voice.module] = numbers[tail]
                 if inst.type.name == "drums":
                     missing = sorted({int(round(e.value)) for e in events if slot_for(e.value) < 0})
                     if missing:
                         lost.seen.add(voice.place)
                         lost.no_drum.append((voice, missing, bar))
                     continue
-                if have is None or have <= 1 or len({e.value for e in events}) <= have:
+                if have is None or have <= 1 or len({e.value for e in events} | {p for p, _ in into}) <= have:
                     continue   # a mono source cuts its notes by design; fewer pitches than voices never crowd
-                most = at_once(events, voice.legato)
+                most = at_once(events, voice.legato, into)
                 if most > have:
                     lost.seen.add(voice.place)
                     lost.crowded.append((voice, most, int(have), bar))
@@ -506,12 +521,15 @@ class Lost:
         self.seen: set[tuple[int, int]] = set()   # patterns said once
 
 
-def at_once(events, legato: Fraction) -> int:
+def at_once(events, legato: Fraction, carried: tuple = ()) -> int:
     """The most notes of different pitch a bar's ``events`` hold at once,
     each for its length times ``legato`` (a key struck again keeps its
-    voice): a sweep over the starts and ends, ends first at a tie."""
+    voice), with ``carried``, the (pitch, end) of notes that sound into
+    the bar (see sounding_on): a sweep over the starts and ends, ends
+    first at a tie."""
     edges = sorted([(e.start, 1, e.value) for e in events] + [(e.start + e.duration * legato, 0, e.value)
-                                                              for e in events])
+                                                              for e in events]
+                   + [(-1, 1, pitch) for pitch, _ in carried] + [(end, 0, pitch) for pitch, end in carried])
     held: dict[float, int] = {}
     most = 0
     for _, starts, pitch in edges:
@@ -520,6 +538,18 @@ def at_once(events, legato: Fraction) -> int:
             del held[pitch]
         most = max(most, len(held))
     return most
+
+
+def sounding_on(events, legato: Fraction, carried: tuple = ()) -> tuple:
+    """The (pitch, end) of the notes of a bar (``events`` held ``legato``
+    times their length, and ``carried`` into it) that sound into the next
+    bar, ends counted from its start; a key's latest end only, as a key
+    struck again keeps its voice, so a long song's bars repeat it."""
+    ends: dict[float, Fraction] = {}
+    for pitch, end in [*carried, *((e.value, e.start + e.duration * legato) for e in events)]:
+        if end > 1:
+            ends[pitch] = max(ends.get(pitch, end), end)
+    return tuple(sorted((pitch, end - 1) for pitch, end in ends.items()))
 
 
 def reads_unconnected(port) -> str:
