@@ -329,6 +329,21 @@ def test_a_tempo_that_takes_a_note_length_out_of_range_names_its_line(registry):
     assert str(info.value).startswith("s.seq:11:1: d.time=1/2 is 3 s at 40 BPM")
 
 
+@pytest.mark.parametrize("time, then", [("1/2", "at 2 set d.time 0.1"),
+                                        ("0.9", 'pattern d.time "1/2"\nat 2 pattern d.time "0.1"')])
+def test_a_length_a_tempo_takes_out_of_range_is_judged_after_its_bars_other_lines(registry, time, then):
+    """Both hold from the bar's first sample, so `at 2 tempo 50` and then
+    `at 2 set d.time 0.1` never play the half note at 50 BPM: the tempo's
+    line was refused, and the same two lines the other way round loaded."""
+    text = ECHO.format(time=time).replace("at 2 tempo 60", "at 2 tempo 50")
+    tempo_first = render(registry, text + then + "\n")
+    bars = np.array([0, int(6.8 * SR)])                    # bars 1 and 3: 2 s at 120 BPM, 4.8 s at 50
+    heard = echoes(tempo_first)
+    assert len(heard) == 3 and np.abs(heard[[0, 2]] - (bars + [SR, SR // 10])).max() <= 2   # 1/2 at 120; 0.1 s
+    tempo_last = render(registry, text.replace("at 2 tempo 50\n", "") + then + "\nat 2 tempo 50\n")
+    np.testing.assert_array_equal(tempo_first, tempo_last)
+
+
 def test_tempo_and_meter_changes_are_exact(registry):
     text = "tempo 120\nmeter 3/4\nlength 3\n" + GATE + 'pattern kb "c4"\nat 2 tempo 60\nat 3 meter 4/4\n'
     onsets = rising_edges(render(registry, text))

@@ -262,13 +262,12 @@ class Song:
         for bar in sorted(self.timed):
             fed = {(c.dst, c.dst_port) for c in patch.cables}   # judged when the bar's edits are done
             unplugging: dict[tuple[str, str], Command] = {}
+            retimed: Tempo | None = None   # the lengths at its tempo too (see retempo)
             for command in self.timed[bar]:
                 try:
                     if isinstance(command, Tempo):
-                        tempo = Fraction(str(command.bpm))
-                        retempo(patch, command)
-                        for voice in voices.values():
-                            voice.check_lengths(patch, tempo, blame=command)
+                        tempo, retimed = Fraction(str(command.bpm)), command
+                        retempo(patch, command, clamp=True)
                     elif isinstance(command, Meter):
                         meter = (command.beats, command.unit)
                     elif isinstance(command, Pattern):
@@ -286,6 +285,10 @@ class Song:
                         voices = kept
                 except SynthError as error:
                     raise self._too_early(error, bar) from None
+            if retimed is not None:
+                retempo(patch, retimed)
+                for voice in voices.values():
+                    voice.check_lengths(patch, tempo, blame=retimed)
             self.unplugged.extend((unplugging[module, port.name], f"{module}.{port.name}", port)
                                   for module, port in unplugged(fed, patch))
             if self.changes[-1][1:] != (tempo, meter):
@@ -331,7 +334,7 @@ class Song:
                 voice = self.voice(command, patch)
                 voices[(voice.module, voice.param)] = voice
             elif isinstance(command, Tempo):
-                retempo(patch, command)
+                retempo(patch, command, clamp=True)
             elif not isinstance(command, Meter):
                 patch.apply(command)
                 voices = playable(voices, patch)
@@ -473,10 +476,14 @@ class Song:
         return span
 
 
-def retempo(patch: Patch, command: Tempo) -> list[tuple[str, str, float]]:
-    """``patch.retempo`` to the tempo ``command`` sets; an error names its place."""
+def retempo(patch: Patch, command: Tempo, clamp: bool = False) -> list[tuple[str, str, float]]:
+    """``patch.retempo`` to the tempo ``command`` sets; an error names its
+    place. ``clamp`` for an `at`'s tempo: a later line of its bar may set
+    a length that the tempo takes out of range (`at 5 tempo 50`, then `at 5
+    set d.time 0.1`), which is never heard, as both hold from the bar's
+    first sample; the check judges the lengths once the bar is done."""
     try:
-        return patch.retempo(Fraction(str(command.bpm)))
+        return patch.retempo(Fraction(str(command.bpm)), clamp)
     except SynthError as error:
         raise error.at(line=command.line, col=command.col)
 
@@ -815,7 +822,7 @@ class Sequencer:
     def _run(self, command: Command) -> None:
         if isinstance(command, Tempo):   # the tempo map has it; the values set as note lengths follow
             start = self.bar_sample(self.bar)
-            for name, param, value in retempo(self.patch, command):
+            for name, param, value in retempo(self.patch, command, clamp=True):
                 self.engine.set(name, param, value, time=start)
             return
         if isinstance(command, Meter):
