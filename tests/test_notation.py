@@ -552,6 +552,13 @@ def test_the_limit_itself_is_allowed():
     with pytest.raises(SynthError) as info:
         parse_pattern(" ".join(["c3"] * 1025))
     assert info.value.col == 1024 * 3 + 1
+    # A polymeter counts the steps it plays, not the whole cycles of its sequence they touch (342 of 3).
+    pattern = parse_pattern("{c3 e3 g3}%1024")
+    assert [len(pattern.events(cycle)) for cycle in (0, 1, 2)] == [1024] * 3
+    assert len(ev("{c3 e3 g3, c4 e4}%512")) == 1024
+    for busy in ("{c3 e3 g3}%1025", "{c3 e3 g3, c4}%513"):
+        with pytest.raises(SynthError, match="more than 1024 steps per cycle"):
+            parse_pattern(busy)
 
 
 def test_deep_nesting_is_refused():
