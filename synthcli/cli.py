@@ -497,6 +497,7 @@ def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> Call
     child = os.fork()
     if child == 0:
         crashes.witness(dump, hangs)
+        crashes.ends_in_python(beats)
         return lambda: crashes.beat(beats)
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the terminal's Ctrl-C reaches the child too; it reports
     for number in (signal.SIGTERM, signal.SIGHUP):
@@ -506,7 +507,7 @@ def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> Call
                                                              lambda line: typer.echo(line, err=True), patience),
                      name="synthcli-hang-watch", daemon=True).start()
     code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
-    if code < 0 and -code not in (signal.SIGTERM, signal.SIGHUP, signal.SIGKILL):
+    if code < 0 and -code not in (signal.SIGTERM, signal.SIGHUP, signal.SIGKILL) or code >= 0 and not beats[1]:
         import soundfile
         try:
             held = f"{output} holds the first {soundfile.info(str(output)).frames / samplerate:.2f} s"
@@ -515,7 +516,7 @@ def watch_for_a_crash(output: Path, samplerate: int, executor: str, reg) -> Call
         if held is None or stamp() == before:
             held = f"nothing was written to {output}"
         dump.seek(0)
-        where = crashes.culprit(dump.read().decode(errors="replace"), reg)
+        where = crashes.culprit(dump.read().decode(errors="replace"), reg) if code < 0 else "the middle of the render"
         told = crashes.told(code, executor, where, "synth render's own process")
         typer.echo(f"error: synth render {told}; {held}", err=True)
         code = 1

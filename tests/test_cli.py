@@ -795,6 +795,27 @@ def test_a_plugin_that_crashes_a_render_is_survived_or_said(site, tmp_path, exec
     assert len(soundfile.read(str(out))[0]) == len(data)
 
 
+def test_a_module_that_exits_an_inline_render_is_said_even_at_status_0(site, tmp_path):
+    """The plugin audit: a module's os._exit(0) under --executor inline
+    ended the render in silence, with status 0 and a third of the file,
+    as if it had rendered all of it; os._exit(3) gave status 3 and no word."""
+    from faulty import CRASHING_PLUGIN
+    from test_entrypoints import fake_plugin
+    fake_plugin(site, "synthcli-crash", CRASHING_PLUGIN.replace("ctypes.string_at(0)", "__import__('os')._exit(0)"))
+    env = {**{k: v for k, v in os.environ.items() if k != "SYNTHCLI_DISABLE_PLUGINS"}, "PYTHONPATH": str(site)}
+    patch = tmp_path / "p.patch"
+    patch.write_text("add crash c\nadd vco v wave=sine freq=440\nconnect c out.left\nconnect v out.right\n")
+    out = tmp_path / "out.wav"
+    done = synth("render", patch, "-d", "3", "-o", out, "-x", "inline", env=env)
+    said = re.fullmatch(rf"error: synth render exited \(status 0\) in the middle of the render under --executor "
+                        rf"inline, where every module runs in synth render's own process \(the default executor "
+                        rf"isolates plugin modules\); {re.escape(str(out))} holds the first ([0-9.]+) s\n", done.stderr)
+    assert done.returncode == 1 and said, done.stderr
+    assert 0 < float(said[1]) < 3
+    done = synth("render", patch, "-d", "0.2", "-o", out, "-x", "inline", env=env)   # over before the exit
+    assert done.returncode == 0 and "error" not in done.stderr, done.stderr
+
+
 def test_a_module_that_hangs_an_inline_render_is_named_and_ctrl_c_keeps_the_file(site, tmp_path):
     """Under inline nothing ends a module's hang: the render waited for
     ever without a word (the plugin audit's time.sleep(100) in process()).

@@ -53,14 +53,25 @@ def hang_seconds() -> float:
 
 
 def beats() -> mmap.mmap:
-    """A byte shared with the processes forked after it is made, for
-    :func:`beat` and :func:`watch_for_a_hang`."""
-    return mmap.mmap(-1, 1)
+    """Two bytes shared with the processes forked after it is made: the
+    render's heartbeat, for :func:`beat` and :func:`watch_for_a_hang`, and
+    whether it ended by Python's own way out (see :func:`ends_in_python`)."""
+    return mmap.mmap(-1, 2)
 
 
 def beat(beats: mmap.mmap) -> None:
     """The render has moved on (a watched render's child calls it)."""
     beats[0] = (beats[0] + 1) % 256
+
+
+def ends_in_python(beats: mmap.mmap) -> None:
+    """Mark the render's end in ``beats`` at the interpreter's exit, which
+    every way out of synthcli takes (a finished render, an error, Ctrl-C),
+    and a module's ``os._exit`` does not: an exit without the mark ended
+    the render in a module, with a status that may even be 0, where the
+    watching process had said nothing."""
+    import atexit
+    atexit.register(beats.__setitem__, 1, 1)
 
 
 def witness(dump: IO, hangs: IO | None = None) -> None:
