@@ -215,6 +215,10 @@ def check_module(cls: type[Module], samplerate: float = 48000, blocksize: int = 
         inputs = noise()
         expected, got = run(a, inputs), run(b, inputs)
         for name in expected:
+            # Finite first: NaN equals nothing, not even the same NaN, and
+            # an output turning NaN a half second in was blamed on the state.
+            assert np.isfinite(expected[name]).all(), (
+                f"{cls.type_name}.{name} is not finite {block * blocksize / samplerate:.3f} s into random input")
             assert np.array_equal(expected[name], got[name]), (
                 f"{cls.type_name}: output '{name}' differs {block * blocksize / samplerate:.3f} s after "
                 "get_state/set_state; is every piece of DSP state listed in state_fields?")

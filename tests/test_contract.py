@@ -53,6 +53,23 @@ def test_a_state_field_never_made_is_named():
         check_module(Unmade)
 
 
+class LateNaN(Clock):
+    """Keeps its state, and its output turns NaN on a later tick."""
+    type_name = "latenan"
+
+    def process(self, inputs, params, outputs):
+        super().process(inputs, params, outputs)
+        if self.count[0] > 3 * TICK:
+            outputs["out"][:] = np.nan
+
+
+def test_an_output_that_turns_nan_later_is_said_to_be_not_finite_not_blamed_on_the_state():
+    """The plugin audit: check_module told a module whose output went NaN
+    half a second in that its state_fields missed something."""
+    with pytest.raises(AssertionError, match=r"^latenan\.out is not finite 0\.2\d\d s into random input$"):
+        check_module(LateNaN)
+
+
 class Rebinds(Clock):
     type_name = "rebinds"
 
