@@ -249,6 +249,8 @@ def test_missing_file_and_bad_flags(tmp_path):
     (["play", BASIC, "--clock-in", " "], "--clock-in: the MIDI input port name is empty"),
     (["play", BASIC, "--clock-out", ""], "--clock-out: the MIDI output port name is empty"),
     (["repl", "--midi-in", ""], "--midi-in: the MIDI input port name is empty"),
+    (["repl", BASIC, "--record", "{tmp}/missing/r.wav"], "--record {tmp}/missing/r.wav: no such directory"),  # hung
+    (["repl", BASIC, "--record", "{tmp}/r.mp3"], "--record {tmp}/r.mp3: expected a .wav or .wave file"),
 ])
 def test_what_cannot_be_written_or_timed_is_refused_before_any_work(tmp_path, args, words):
     """Before any sound or rendering: a minute's work must not end in an

@@ -32,11 +32,17 @@ def repl(
 ) -> None:
     """Live-code patches and songs at a prompt, with the audio running (`help` lists the commands)."""
     from ..cli import Options, check_live_settings, fail, midi_settings, osc_settings
-    from ..errors import SynthError
+    from ..engine.render import WAV_SUFFIXES
+    from ..errors import SynthError, check_output
     from .app import run
     check_live_settings(executor, workers, latency, samplerate, blocksize)
     if resume and file is not None:
         fail("give a FILE or --resume, not both")
+    if record is not None:   # as play checks it: unchecked, a missing folder hung the REPL's start for good
+        try:
+            check_output(record, WAV_SUFFIXES, "--record")
+        except SynthError as error:
+            fail(str(error))
     settings = {"samplerate": samplerate, "blocksize": blocksize, "latency": latency, "device": device,
                 "executor": executor, "workers": workers, "safe_mode": Options.safe_mode, "frames": None,
                 "record": str(record) if record else None}
