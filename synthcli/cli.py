@@ -724,6 +724,9 @@ def graph(
         check_output(output, SUFFIXES, "-o")
     except SynthError as error:
         fail(str(error))
+    for made in dict.fromkeys((output, output.with_suffix(".dot"))):   # a patch named fp.dot was drawn over
+        if made.exists() and file.exists() and os.path.samefile(made, file):
+            fail(f"-o {output}: that would write {made}, which is {file} itself: name the picture otherwise")
     patch, _ = load_source(file, registry())
     try:
         written = write_graph(patch, output, topological_order(patch)[1])

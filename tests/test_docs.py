@@ -63,6 +63,20 @@ def test_synth_graph_writes_dot_and_a_picture(tmp_path):
         assert out.read_text().lstrip().startswith("<?xml") and "osc1" in out.read_text()
 
 
+def test_synth_graph_never_writes_over_the_patch_it_draws(tmp_path):
+    """The CLI audit: `synth graph fp.dot -o fp.svg` wrote the picture's
+    .dot source over the patch file fp.dot, and said it had."""
+    patch = tmp_path / "fp.dot"
+    text = (ROOT / "patches" / "basic.patch").read_text()
+    patch.write_text(text)
+    for out in ("fp.svg", "fp.dot"):
+        done = subprocess.run([sys.executable, "-m", "synthcli.cli", "graph", str(patch), "-o", str(tmp_path / out)],
+                              cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr == (f"error: -o {tmp_path / out}: that would write {patch}, which is "
+                                                        f"{patch} itself: name the picture otherwise\n"), done.stderr
+        assert patch.read_text() == text and sorted(p.name for p in tmp_path.iterdir()) == ["fp.dot"]
+
+
 @pytest.mark.parametrize("command, field", [(["check", "songs/demo.seq", "--json"], "bars"),
                                             (["modules", "--json"], None),
                                             (["devices", "--json"], "outputs"),
