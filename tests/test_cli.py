@@ -661,8 +661,21 @@ def test_a_render_that_fills_the_disk_is_one_line_and_status_2(tmp_path):
     out = tmp_path / "long.wav"
     done = synth("render", BASIC, "-o", out, "-q", "-d", "10", preexec_fn=small_disk)
     assert done.returncode == 2, done.stderr
-    assert re.fullmatch(rf"error: cannot write {re.escape(str(out))} after \d+\.\d\d s of audio: .+ "
-                        rf"\(is the disk full\?\)\n", done.stderr), done.stderr
+    said = re.fullmatch(rf"error: cannot write {re.escape(str(out))} after (\d+\.\d\d) s of audio: .+ "
+                        rf"\(is the disk full\?\)\n", done.stderr)
+    assert said, done.stderr
+    assert float(said[1]) == round(soundfile.info(str(out)).duration, 2) > 0   # what the file holds (it said more)
+
+
+def test_a_wav_file_that_cannot_even_be_begun_is_not_left_behind_empty(tmp_path):
+    """The CLI audit: on a disk too full for the header, the render said
+    so and left a file of 0 bytes, which players take for a broken WAV."""
+    import resource
+    out = tmp_path / "x.wav"
+    done = synth("render", BASIC, "-o", out, "-q", "-d", "1",
+                 preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (20, 20)))
+    assert done.returncode == 2 and done.stderr.startswith(f"error: cannot write {out}: "), done.stderr
+    assert not out.exists()
 
 
 #: Most of its time in its modules' process(), where a SIGTERM lands.

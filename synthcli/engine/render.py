@@ -245,9 +245,13 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
     expected = min(frames, ends) if frames and ends else frames or ends   # a song ends at its end, whatever -d asks
     if expected:   # else it would fill the disk and fail at the end
         check_fits(expected, engine.samplerate, fmt)
+    new = not Path(path).exists()
     try:
         out = open_wav(path, engine.samplerate, FORMATS[fmt])
     except (RuntimeError, OSError) as error:
+        if new:   # a full disk let libsndfile make the file and not its header: an empty file was left
+            with contextlib.suppress(OSError):
+                Path(path).unlink()
         raise SynthError(f"cannot write {path}: {error}") from None
     written = 0
     last_report = time.monotonic()
@@ -268,7 +272,11 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
         except (soundfile.LibsndfileError, OSError) as error:   # a full disk, a file size limit
             with contextlib.suppress(soundfile.LibsndfileError, OSError):   # its header cannot be written either
                 out.close()
-            raise SynthError(f"cannot write {path} after {written / engine.samplerate:.2f} s of audio: "
+            try:   # what the file holds, as its header says: the blocks counted include a chunk never written
+                kept = soundfile.info(str(path)).frames
+            except (RuntimeError, OSError):
+                kept = 0
+            raise SynthError(f"cannot write {path} after {kept / engine.samplerate:.2f} s of audio: "
                              f"{str(error).strip()} (is the disk full?)") from None
 
     with out:
