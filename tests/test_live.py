@@ -278,12 +278,17 @@ def quit_server(name, sig):
     subprocess.run(["pkill", "--signal", str(int(sig)), "-f", f"jackd -n {name}"], check=True)
 
 
-@pytest.mark.parametrize("blocksize, latency", [(256, "normal"), (64, "low"), (32, "normal")])
+@pytest.mark.parametrize("blocksize, latency", [(256, "normal"), (64, "low")])
 def test_a_host_buffer_of_several_blocks_plays_without_xruns(jack_server, tmp_path, blocksize, latency):
     """JACK at 1024 frames asks for four blocks of 256 (sixteen of 64) at
     once: a render-ahead counted in blocks alone was empty after two, every
     cycle (768 xruns in 4 s at the defaults, 2,800 at --blocksize 64). Of
-    32 blocks of 32 the count came out short, 5 to 28 (30 % xruns)."""
+    32 blocks of 32 the count came out short, 5 to 28 (30 % xruns): that
+    count is held by test_the_host_period_is_read_from_its_callbacks. Played
+    here too, 32 blocks of 32 came to 31 to 8,055 xruns in 3 s in 4 runs of
+    6 on this VM on 2026-12-07, at the code of the day before as at the
+    day's, at --latency safe 2 of 6: its scheduling, which no count of
+    ours can tell from the bug, so that size is not played here."""
     patch = write(tmp_path, "add vco a wave=sine freq=440\nconnect a out\n")
     with jack_dummy_server("synthcli-period-1024", period=1024):
         proc = play(patch, "--duration", "3", "--blocksize", blocksize, "--latency", latency)
