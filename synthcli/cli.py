@@ -388,11 +388,12 @@ def render(
     The output is bit-identical whatever the executor and worker count, and
     a song renders to the samples `synth play` sends to the device."""
     from .engine.core import Engine, check_executor
-    from .engine.render import (WAV_SUFFIXES, Overs, Performance, RenderInterrupted, frames_for, length_written,
-                                render_to_wav)
+    from .engine.render import (WAV_SUFFIXES, Overs, Performance, RenderInterrupted, check_format, frames_for,
+                                length_written, render_to_wav)
     from .errors import SynthError, check_output
     try:
-        check_executor(executor, workers)
+        check_executor(executor, workers, name="--executor")
+        check_format(fmt, "--format")
     except SynthError as error:
         fail(str(error))
     check_samplerate(samplerate)
@@ -419,7 +420,7 @@ def render(
     if executor in ("inline", "threads") or (executor == "auto" and unguarded(reg, patch, song)):
         moved_on = watch_for_a_crash(output, samplerate, executor, reg)
     try:
-        frames = asked = None if duration is None else frames_for(duration, samplerate)
+        frames = asked = None if duration is None else frames_for(duration, samplerate, "--duration")
         with Engine(reg, samplerate, blocksize, executor=executor, workers=workers,
                     say=lambda line: typer.echo(f"warning: {line}", err=True)) as engine:
             if patch is None:   # a MIDI file, played as the engine process plays it
@@ -562,7 +563,7 @@ def play(
     check_live_settings(executor, workers, latency, samplerate, blocksize)
     remote = osc_settings(osc, osc_host, osc_allow)
     try:
-        frames = None if duration is None else frames_for(duration, samplerate)
+        frames = None if duration is None else frames_for(duration, samplerate, "--duration")
         if record is not None:
             check_output(record, WAV_SUFFIXES, "--record")
     except SynthError as error:
@@ -792,7 +793,7 @@ def check_live_settings(executor: str, workers: int | None, latency: str, sample
     from .engine.core import check_executor
     from .errors import SynthError
     try:
-        check_executor(executor, workers, live=True)
+        check_executor(executor, workers, live=True, name="--executor")
     except SynthError as error:
         fail(str(error))
     if latency not in DEPTHS:

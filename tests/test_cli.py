@@ -218,14 +218,18 @@ def test_a_command_line_click_refuses_is_one_line_too(tmp_path, args, expected):
 def test_missing_file_and_bad_flags(tmp_path):
     done = synth("render", tmp_path / "nope.patch", "-o", tmp_path / "x.wav")
     assert done.returncode == 2 and "No such file" in done.stderr
-    for flags, words in ((["--executor", "gpu"], "unknown executor 'gpu'"),
+    # Each names the flag as typed, short or long, so a script's author finds it.
+    for flags, words in ((["-x", "gpu"], "unknown --executor 'gpu'"),
                          (["--executor", "processes", "--workers", "0"], "--workers must be at least 1"),
-                         (["--format", "mp3"], "unknown format 'mp3'"),
-                         (["--duration", "-1"], "duration must be a positive")):
+                         (["--format", "mp3"], "unknown --format 'mp3'"),
+                         (["-d", "-1"], "--duration must be a positive number of seconds, got -1")):
         done = synth("render", BASIC, "-o", tmp_path / "x.wav", *flags)
+        assert done.returncode == 2 and words in done.stderr.splitlines()[-1], done.stderr
+        assert not (tmp_path / "x.wav").exists()
+    for flags, words in ((["--executor", "auto"], "--executor auto is for rendering"),
+                         (["-d", "0"], "--duration must be a positive number of seconds, got 0")):
+        done = synth("play", BASIC, *flags)
         assert done.returncode == 2 and words in done.stderr, done.stderr
-    done = synth("play", BASIC, "--executor", "auto")
-    assert done.returncode == 2 and "the auto executor is for rendering" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("args, words", [

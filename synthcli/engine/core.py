@@ -79,13 +79,14 @@ def max_workers() -> int:
     return max(4, 2 * (os.cpu_count() or 2))
 
 
-def check_executor(kind: str, workers: int | None, live: bool = False) -> None:
-    """Refuse a bad ``--executor``/``--workers`` before anything is started."""
+def check_executor(kind: str, workers: int | None, live: bool = False, name: str = "executor") -> None:
+    """Refuse a bad ``--executor``/``--workers`` before anything is started;
+    ``name`` is what the caller called the choice (the CLI: its flag)."""
     if kind not in EXECUTORS:
-        choices = [name for name in EXECUTORS if not (live and name == "auto")]
-        raise SynthError(f"unknown executor '{kind}' (choose {', '.join(choices)})")
+        choices = [each for each in EXECUTORS if not (live and each == "auto")]
+        raise SynthError(f"unknown {name} '{kind}' (choose {', '.join(choices)})")
     if live and kind == "auto":
-        raise SynthError("the auto executor is for rendering; live play uses inline, threads or processes")
+        raise SynthError(f"{name} auto is for rendering; live play uses inline, threads or processes")
     if workers is not None and workers < 1:
         raise SynthError(f"--workers must be at least 1, got {workers}")
     if workers is not None and workers > max_workers():

@@ -237,8 +237,7 @@ def render_to_wav(performance: Performance, path: str | Path, frames: int | None
     frames written."""
     import soundfile
 
-    if fmt not in FORMATS:
-        raise SynthError(f"unknown format '{fmt}' (choose {', '.join(FORMATS)})")
+    check_format(fmt)
     engine = performance.engine
     sequencer = performance.sequencer
     ends = sequencer.end if sequencer is not None else None
@@ -327,10 +326,17 @@ def check_fits(frames: int, samplerate: float, fmt: str = "float32") -> None:
                          f"{most / samplerate / 3600:.1f} hours of stereo {fmt} at {samplerate:g} Hz")
 
 
-def frames_for(seconds: float, samplerate: float) -> int:
-    """The samples in ``seconds`` of audio."""
+def check_format(fmt: str, name: str = "format") -> None:
+    """Refuse a sample format no WAV is written in; ``name`` is what the
+    caller called it (the CLI: its flag, so the error says what was typed)."""
+    if fmt not in FORMATS:
+        raise SynthError(f"unknown {name} '{fmt}' (choose {', '.join(FORMATS)})")
+
+
+def frames_for(seconds: float, samplerate: float, name: str = "duration") -> int:
+    """The samples in ``seconds`` of audio; ``name`` as in `check_format`."""
     if not seconds > 0 or not math.isfinite(seconds):
-        raise SynthError(f"duration must be a positive number of seconds, got {seconds:g}")
+        raise SynthError(f"{name} must be a positive number of seconds, got {seconds:g}")
     if not math.isfinite(seconds * samplerate):   # 1e305 s: round() raised OverflowError, a traceback
         raise SynthError(f"duration {seconds:g} s is too long")
     frames = round(seconds * samplerate)
