@@ -658,7 +658,10 @@ def play(
     final = player.stop()
     tell_news(heard, final)
     xruns = final.get("xruns", 0)
-    typer.echo(f"stopped: {final.get('played', 0) * blocksize / samplerate:.2f} s played, {xruns} xrun"
+    played = final.get("played", 0) * blocksize
+    if final.get("length"):   # the piece ended within its last block; the rest of that block was silence
+        played = min(played, final["length"])
+    typer.echo(f"stopped: {played / samplerate:.2f} s played, {xruns} xrun"
                f"{'' if xruns == 1 else 's'}" + (f", recorded to {player.take.path}"
                                                   if player.take is not None and not player.take.failed else ""),
                err=True)

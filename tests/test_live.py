@@ -412,6 +412,18 @@ def test_a_song_plays_exactly_what_it_renders(jack_server, tmp_path, cut):
     assert a.shape == b.shape and np.array_equal(a, b)
 
 
+def test_the_time_played_is_the_pieces_not_its_last_blocks(jack_server, tmp_path):
+    """0.3 s in blocks of 8192 samples is two blocks, the second mostly
+    silence after the cut: 'stopped' once said 0.34 s played."""
+    take = tmp_path / "take.wav"
+    proc = play(write(tmp_path, "add vco a wave=sine freq=220\nconnect a out\n"), "--blocksize", "8192",
+                "--duration", "0.3", "--record", take)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert err.splitlines()[-1].startswith("stopped: 0.30 s played, 0 xruns"), err
+    assert len(soundfile.read(str(take))[0]) == round(0.3 * SR)
+
+
 @pytest.mark.parametrize("executor", ["inline", "threads"])
 def test_every_live_executor_plays_a_song_as_it_renders(jack_server, tmp_path, executor):
     """`synth play` reads the engine's meters while it plays (for news of

@@ -561,7 +561,7 @@ class LiveEngine:
         workers = self.engine.worker_stats(modules)
         return {
             "xruns": int(h[XRUNS]), "underflows": int(h[UNDERFLOWS]), "callbacks": int(h[CALLBACKS]),
-            "played": int(h[PLAYED]), "peak": [float(p) for p in peak], "block_ms": block_ms,
+            "played": int(h[PLAYED]), "length": int(h[LENGTH]) or None, "peak": [float(p) for p in peak], "block_ms": block_ms,
             "cpu": {str(part): w["mean_ms"] / block_ms for part, w in workers.items()},
             "workers": workers,
             "modules": modules,

@@ -350,7 +350,8 @@ class Player:
         died before it could report it (they outlive it in shared memory)."""
         ring = Ring(self.info["slots"], self.settings["blocksize"], name=self.info["ring"])
         try:
-            return {"played": int(ring.header[PLAYED]), "xruns": int(ring.header[XRUNS])}
+            return {"played": int(ring.header[PLAYED]), "length": int(ring.header[LENGTH]) or None,
+                    "xruns": int(ring.header[XRUNS])}
         finally:
             ring.close()
 
