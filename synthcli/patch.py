@@ -11,7 +11,7 @@ import contextlib
 import os
 import stat
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -286,6 +286,29 @@ class Patch:
         if why is not None:
             raise SynthError(f"bad value '{value}' for {mtype.name}.{key}: {why} ({path})", col=value.col)
         return str(path.resolve())
+
+    def absolute(self, command: Command) -> Command:
+        """``command``, just applied, with each file it names written as the
+        absolute path it was found at: a song's `at 3 set s.file b.wav`
+        means the file beside the song, and the REPL and the engine, which
+        get the song as text with no folder, found it beside nothing."""
+        if isinstance(command, Add):
+            pairs, name = command.params, command.name
+        elif isinstance(command, Set) and command.target.port is not None:
+            pairs, name = ((command.target.port, command.value),), command.target.module
+        else:
+            return command
+        if name not in self.modules:
+            return command
+        cls = self.modules[name].type.cls
+        moved = tuple((key, Token(cls.param(key).format(self.modules[name].params[key]), value.col))
+                      if cls.param(key) is not None and cls.param(key).file and value else (key, value)
+                      for key, value in pairs)
+        if moved == tuple(pairs):
+            return command
+        if isinstance(command, Add):
+            return replace(command, params=moved)
+        return replace(command, value=moved[0][1])
 
     def _cables_for(self, src: Endpoint, dst: Endpoint) -> list[Cable]:
         """Resolve the ports a cable command names (or implies)."""

@@ -580,6 +580,35 @@ def test_a_song_loaded_by_a_relative_path_resumes_from_another_directory(registr
     assert resumed.song_text == first.song_text and "sampler brk" in resumed.song_text
 
 
+def test_a_file_a_songs_at_line_names_is_found_from_the_songs_folder_wherever_the_repl_runs(
+        registry, tmp_path, monkeypatch):
+    """`at 3 set brk.file other.flac` in a song beside its samples: `synth
+    render` found the file from the song's folder, but the REPL (and so
+    `synth play`, which loads through it) sends the song on as text with
+    no folder, and looked for it beside the working directory: the song
+    would not load. Its `at` lines now name files by where they were
+    found; one typed in the REPL is found from the working directory,
+    as documented, and stays that file after a change of directory."""
+    (tmp_path / "x" / "songs" / "samples").mkdir(parents=True)
+    for name in ("sampler.seq", "samples/break.flac"):
+        shutil.copy(ROOT / "songs" / name, tmp_path / "x" / "songs" / name)
+    shutil.copy(ROOT / "songs" / "samples" / "break.flac", tmp_path / "x" / "songs" / "samples" / "other.flac")
+    song = tmp_path / "x" / "songs" / "sampler.seq"
+    song.write_text(song.read_text() + "at 3 set brk.file samples/other.flac\n")
+    monkeypatch.chdir(tmp_path / "x")
+    session = Session(registry, Recorder())
+    run(session, "load songs/sampler.seq")
+    other = (tmp_path / "x" / "songs" / "samples" / "other.flac").resolve()
+    assert f"at 3 set brk.file {other}\n" in session.song_text
+    run(session, "at 6 set rev.file songs/samples/other.flac")
+    assert f"at 6 set rev.file {other}\n" in session.song_text
+    monkeypatch.chdir(tmp_path)
+    run(session, "set bs.decay 0.7")   # a change checks the whole song again, from here
+    patches = Song(registry, session.song_text).patches()
+    assert patches[0].modules["brk"].params["file"] != str(other)
+    assert patches[-1].modules["brk"].params["file"] == patches[-1].modules["rev"].params["file"] == str(other)
+
+
 def test_the_undo_history_keeps_its_newest_steps_live_and_on_resume(registry, tmp_path, monkeypatch):
     """Each step holds a copy of the patch and the song: kept without end,
     80,000 sets over OSC grew the REPL by 86 MB. Past the cap the oldest

@@ -248,6 +248,8 @@ class Session:
             removed = {str(c.name) for c in commands if isinstance(c, Remove)} - set(patch.modules)
             dropped = self._drop_what_needs(removed, patch, timeline, fresh) if removed and timeline else []
             song = self._check(patch, timeline, fresh)
+            if song is not None:
+                timeline.find_files_as(song)
         # Only what passed: a remote edit refused for its files would pass
         # on replay, which is not remote.
         self._journal({"edit": text})
@@ -758,7 +760,9 @@ class Session:
             for command in commands:
                 if Timeline.is_time(command):
                     timeline.add(command)
-            return Song(self.registry, text, str(path)).patch, timeline, True
+            song = Song(self.registry, text, str(path))
+            timeline.find_files_as(song)
+            return song.patch, timeline, True
         patch = Patch(self.registry)
         patch.apply_all(commands, str(path))
         timeline = self.timeline.copy()

@@ -52,6 +52,12 @@ class Timeline:
             return
         self.commands.append(command)
 
+    def find_files_as(self, song) -> None:
+        """Name each file its `at` lines set by the absolute path ``song``
+        (made from them) found it at: the song text goes to the engine and
+        to every later check with no folder to start a relative path from."""
+        self.commands = [song.absolute.get(str(c), c) for c in self.commands]
+
     def lines(self) -> tuple[list[str], list[str]]:
         """The header (tempo, meter, length) and the body (patterns, then
         ``at`` by bar), each in canonical order."""

@@ -159,6 +159,11 @@ class Song:
         #: adsr's gate reads high): `at 2 remove kb` left a drone to the end
         #: of the tail, no error, and seldom what was meant (cli.warn_unplugged).
         self.unplugged: list[tuple[Command, str, object]] = []
+        #: Each `at` line that names a file by a relative path, as the line
+        #: that names it by the absolute path it was found at (see
+        #: Patch.absolute): the REPL keeps these, so its song means the
+        #: same files from any folder.
+        self.absolute: dict[str, At] = {}
         # What makes the song need an end: where an error about `length` points.
         self._first_timed = next((c for c in commands if isinstance(c, (Pattern, At))), None)
         stated: dict[type | tuple[int, type], Command] = {}
@@ -263,7 +268,7 @@ class Song:
             fed = {(c.dst, c.dst_port) for c in patch.cables}   # judged when the bar's edits are done
             unplugging: dict[tuple[str, str], Command] = {}
             retimed: Tempo | None = None   # the lengths at its tempo too (see retempo)
-            for command in self.timed[bar]:
+            for index, command in enumerate(self.timed[bar]):
                 try:
                     if isinstance(command, Tempo):
                         tempo, retimed = Fraction(str(command.bpm)), command
@@ -276,6 +281,10 @@ class Song:
                         begun[(voice.module, voice.param)] = bar
                     else:
                         patch.apply(command)
+                        moved = patch.absolute(command)
+                        if moved is not command:
+                            self.timed[bar][index] = moved
+                            self.absolute[f"at {bar + 1} {command}"] = At(command.line, command.col, bar + 1, moved)
                         for module, port in unplugged(fed, patch):
                             unplugging.setdefault((module, port.name), command)
                         kept = playable(voices, patch)
