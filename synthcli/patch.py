@@ -43,6 +43,29 @@ def confined(within: Path | None, known: frozenset[str] = frozenset()):
         _CONFINED.reset(token)
 
 
+#: Where a relative file path typed with no file to start from is found:
+#: None, the working directory; while a journal replays, the folder it was
+#: typed in (see typed_in).
+_TYPED_IN: ContextVar[Path | None] = ContextVar("typed_in", default=None)
+
+
+@contextlib.contextmanager
+def typed_in(folder: Path | None):
+    """Inside, a relative file path with no patch or song file to start
+    from is found from ``folder`` (None: the working directory): a session
+    resumed from another directory replays what was typed as it was meant."""
+    token = _TYPED_IN.set(folder)
+    try:
+        yield
+    finally:
+        _TYPED_IN.reset(token)
+
+
+def typed_folder() -> Path:
+    """The folder a relative file path typed now is found from."""
+    return _TYPED_IN.get() or Path.cwd()
+
+
 def confine(name: str, path: Path, within: Path | None, known: frozenset[str] = frozenset()) -> None:
     """Refuse ``path`` (named ``name``) unless it is under ``within`` (or
     ``within`` is None, or it is ``known``). Called before anything looks
@@ -274,7 +297,7 @@ class Patch:
             raise SynthError(f"bad value '{value}' for {mtype.name}.{key}: {error}", col=value.col) from None
         if not param.file or not coerced:
             return coerced
-        path = (self.base or Path.cwd()) / Path(coerced).expanduser()
+        path = (self.base or typed_folder()) / Path(coerced).expanduser()
         try:
             confine(coerced, path, *_CONFINED.get())
         except SynthError as error:

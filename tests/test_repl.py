@@ -549,7 +549,7 @@ def test_a_journal_entry_that_fails_on_resume_keeps_its_place_in_the_history(reg
     run(first, "add vco a\nconnect a out", "add fold b\nconnect b out", "undo", "add fold c", "add lfo l")
     entries = journals.read(journals.latest(tmp_path / "first"))
     resumed = Session(registry, Recorder(), journals.Journal(tmp_path / "resumed"))
-    assert [number for number, _ in resumed.replay(entries)] == [2, 4]
+    assert [number for number, _ in resumed.replay(entries)] == [3, 5]   # line 1 says the folder
     assert set(resumed.patch.modules) == {"a", "l", "out"}
     assert resumed.execute("undo") == "undid add lfo l" and resumed.execute("undo") == "undid a change that failed on resume"
     assert set(resumed.patch.modules) == {"a", "out"}
@@ -607,6 +607,33 @@ def test_a_file_a_songs_at_line_names_is_found_from_the_songs_folder_wherever_th
     patches = Song(registry, session.song_text).patches()
     assert patches[0].modules["brk"].params["file"] != str(other)
     assert patches[-1].modules["brk"].params["file"] == patches[-1].modules["rev"].params["file"] == str(other)
+
+
+def test_a_file_typed_by_a_relative_path_resumes_from_another_directory(registry, tmp_path, monkeypatch):
+    """A sampler's sound typed as `file=samples/break.flac` is found from
+    the working directory; the journal held the line as typed, so a resume
+    started elsewhere looked for it there and warned that the entry failed.
+    The journal now says where edits were typed, and again when that
+    changes, so each is found where it was meant."""
+    for folder in ("x", "y"):
+        (tmp_path / folder / "samples").mkdir(parents=True)
+        shutil.copy(ROOT / "songs" / "samples" / "break.flac", tmp_path / folder / "samples" / "break.flac")
+    journal = journals.Journal(tmp_path / "state")
+    first = Session(registry, Recorder(), journal)
+    monkeypatch.chdir(tmp_path / "x")
+    run(first, "add sampler s file=samples/break.flac\nconnect s out", "length 4\nat 2 set s.tune 1")
+    monkeypatch.chdir(tmp_path / "y")
+    run(first, "add sampler t file=samples/break.flac", "at 3 set s.file samples/break.flac")
+    assert first.patch.modules["s"].params["file"] == str((tmp_path / "x" / "samples" / "break.flac").resolve())
+    entries = journals.read(journal.path)
+    assert [e["dir"] for e in entries if "dir" in e] == [str(tmp_path / "x"), str(tmp_path / "y")]
+    monkeypatch.chdir(tmp_path)
+    resumed = Session(registry, Recorder(), journals.Journal(tmp_path / "resumed"))
+    assert resumed.replay(entries) == []
+    assert resumed.song_text == first.song_text and str(tmp_path / "y" / "samples") in resumed.song_text
+    again = Session(registry, Recorder())   # the resumed session's journal says the same
+    assert again.replay(journals.read(journals.latest(tmp_path / "resumed"))) == []
+    assert again.song_text == first.song_text
 
 
 def test_the_undo_history_keeps_its_newest_steps_live_and_on_resume(registry, tmp_path, monkeypatch):

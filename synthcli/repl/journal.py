@@ -2,11 +2,12 @@
 before it is applied, so a crash of the REPL loses nothing.
 
 One JSON object a line (``{"edit": TEXT}``, ``{"undo": 1}``, ``{"redo": 1}``,
-``{"load": PATH, "text": CONTENT}``): replaying the lines through a new
-session rebuilds the patch, the song and the undo history exactly, and a
-load carries the file's text, so a file changed since does not matter, and
-its absolute path, where the files it names are found from wherever the
-session resumes.
+``{"load": PATH, "text": CONTENT}``, ``{"dir": PATH}``): replaying the lines
+through a new session rebuilds the patch, the song and the undo history
+exactly, and a load carries the file's text, so a file changed since does
+not matter, and its absolute path, where the files it names are found from
+wherever the session resumes. A ``dir`` line says the folder the edits
+after it were typed in, where a relative path they name is found.
 A line cut short by the crash itself is skipped.
 """
 from __future__ import annotations

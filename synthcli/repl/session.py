@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import SynthError, UnknownModule, check_output, did_you_mean, name_problem
 from ..language import (COMMANDS, MAX_BARS, Add, At, Command, Endpoint, Length, Meter, Pattern, Remove, Tempo,
                         Token, lines, parse_line, parse_text, tokenize, unquote)
-from ..patch import Patch, confine, confined, takes_note_length
+from ..patch import Patch, confine, confined, takes_note_length, typed_folder, typed_in
 from ..sequencer.song import PATCH_SECONDS, TAIL_MAX, Song, is_song
 from . import views
 from .commands import REPL_COMMANDS
@@ -112,6 +112,7 @@ class Session:
         #: new ``freq`` set meanwhile (a knob, an edit) stays bent.
         self.bends: dict[str, float] = {}
         self.knobs_journaled = -KNOB_JOURNAL_SECONDS
+        self.journalled_in: str | None = None   # the folder the journal last said edits were typed in
         self.patch = Patch(registry)
         self.timeline = Timeline()
         self.undos: list[Snapshot] = []
@@ -593,6 +594,12 @@ class Session:
     def _journal(self, entry: dict) -> None:
         self.flush_knobs()   # the knobs turned before this entry come before it on replay
         if self.journal is not None:
+            # What was typed is found from here (see typed_in), so each
+            # journal says where once, and again only if that changes.
+            here = str(typed_folder())
+            if here != self.journalled_in:
+                self.journal.write({"dir": here})
+                self.journalled_in = here
             self.journal.write(entry)
 
     # -- history ----------------------------------------------------------------
@@ -642,35 +649,44 @@ class Session:
         ``--safe-mode``). A change that fails so changes nothing but still
         takes its place in the history, this session's journal included:
         skipped, it let the `undo` after it take back the change before
-        it, and the resumed patch lost a module it had kept."""
-        failed = []
+        it, and the resumed patch lost a module it had kept. A file typed
+        by a relative path is found from the folder it was typed in, as
+        the journal says, not from wherever the session resumes."""
+        failed, folder = [], None
         for number, entry in enumerate(entries, start=1):
-            try:
-                if "edit" in entry:
-                    self.edit(entry["edit"])
-                elif "undo" in entry:
-                    self.do_undo()
-                elif "redo" in entry:
-                    self.do_redo()
-                elif "clear" in entry:
-                    self.do_clear()
-                elif "load" in entry:
-                    self.load(Path(entry["load"]), entry["text"])
-                elif "reload" in entry:
-                    self.reload(Path(entry["reload"]), entry["text"])
-                elif "knobs" in entry:
-                    for name, param, value in entry["knobs"]:
-                        self.knob(name, param, value)
-            except SynthError as error:
-                failed.append((number, error.typed(entry.get("edit", ""))))
-                if not {"undo", "redo", "knobs"} & entry.keys():
-                    self._journal(entry)
-                    self._remember("a change that failed on resume")
+            if "dir" in entry:
+                folder = Path(entry["dir"])
+                continue
+            with typed_in(folder):
+                try:
+                    self._replay(entry)
+                except SynthError as error:
+                    failed.append((number, error.typed(entry.get("edit", ""))))
+                    if not {"undo", "redo", "knobs"} & entry.keys():
+                        self._journal(entry)
+                        self._remember("a change that failed on resume")
         # A knob's last turns replay within half a second of each other and
         # are held back (see knob) with no timer to write them: a kill -9
         # of the resumed REPL before its next change lost them.
         self.flush_knobs()
         return failed
+
+    def _replay(self, entry: dict) -> None:
+        if "edit" in entry:
+            self.edit(entry["edit"])
+        elif "undo" in entry:
+            self.do_undo()
+        elif "redo" in entry:
+            self.do_redo()
+        elif "clear" in entry:
+            self.do_clear()
+        elif "load" in entry:
+            self.load(Path(entry["load"]), entry["text"])
+        elif "reload" in entry:
+            self.reload(Path(entry["reload"]), entry["text"])
+        elif "knobs" in entry:
+            for name, param, value in entry["knobs"]:
+                self.knob(name, param, value)
 
     # -- files ------------------------------------------------------------------------
 
