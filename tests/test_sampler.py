@@ -139,8 +139,9 @@ def test_end_stops_a_note_inside_the_file_with_a_fade_and_reversed_it_starts_the
     assert np.abs(np.diff(tone)).max() < 2 * np.pi * 440 / SR * 0.5 * 1.05 and tone[1000 + 14000].any()
     assert not tone[1000 + int(0.31 * 48000) + 2:].any()
     for reverse in ("off", "on"):   # begins and ends inside cycles: it stepped up to a third of full scale
-        tone = play(sine, gate_off=2000, start=0.31, end=0.9, reverse=reverse)
-        assert np.abs(np.diff(tone)).max() < 2 * np.pi * 440 / SR * 0.5 * 1.05, reverse
+        for mode in ("gate", "loop"):   # a loop began with a step as high as the sound there
+            tone = play(sine, gate_off=2000, start=0.31, end=0.9, reverse=reverse, mode=mode)
+            assert np.abs(np.diff(tone)).max() < 2 * np.pi * 440 / SR * 0.5 * 1.05, (reverse, mode)
 
 
 @pytest.mark.parametrize("reverse", ["off", "on"])
@@ -149,7 +150,9 @@ def test_loop_goes_round_between_start_and_end(noise, reverse):
     quarter = len(data) // 4
     x = play(path, mode="loop", gate_on=0, gate_off=N, start=0.5, end=0.75, reverse=reverse)
     part = data[2 * quarter:3 * quarter] if reverse == "off" else data[3 * quarter - 1:2 * quarter - 1:-1]
-    np.testing.assert_array_equal(x[:5 * quarter], np.tile(part, 5))
+    looped = np.tile(part, 5)
+    np.testing.assert_allclose(x[:FADE], looped[:FADE] * np.arange(1, FADE + 1) / FADE)   # begun inside the file
+    np.testing.assert_array_equal(x[FADE:5 * quarter], looped[FADE:])   # each time round: no fade
 
 
 def test_the_cache_gives_the_decoded_sound_bit_for_bit_and_forgets_what_changed(sine, tmp_path, monkeypatch):

@@ -35,8 +35,9 @@ MAX_SPEED = 256.0
 #: short, fading out beside it, its level and its samples left.
 (DONE, FROM, WAY, SPAN, CUT, PLAYING, WAS, AMP, FADING,
  TAIL_DONE, TAIL_FROM, TAIL_WAY, TAIL_SPAN, TAIL_CUT, TAIL_AMP, TAIL_LEFT) = range(16)
-#: The bits of CUT.
-ENDS_INSIDE, BEGINS_INSIDE = 1, 2
+#: The bits of CUT; FIRST_PASS is set until a loop first goes round, as
+#: only its first start fades in: each later one follows the loop's end.
+ENDS_INSIDE, BEGINS_INSIDE, FIRST_PASS = 1, 2, 4
 
 
 @helper
@@ -57,14 +58,14 @@ def _play(data, done, origin, way, span, cut, step, looping):
     ``way``, faded over the last FADE samples heard before a part that ends
     inside the file stops, and over the first FADE of one that begins
     inside it (``start=0.5`` or ``reverse`` began mid-wave: a step of a
-    third of full scale). One multiply rather than a branch on the
-    direction, which cost the kernel 7 % more."""
+    third of full scale), a loop's too (it clicked there in loop mode).
+    One multiply rather than a branch on the direction, which cost the
+    kernel 7 % more."""
     y = read_cubic(data, 0, origin + way * done + PAD)
-    if cut and not looping:
-        if cut & ENDS_INSIDE:
-            y *= min(1.0, (span - done) / (FADE * step))
-        if cut & BEGINS_INSIDE:
-            y *= min(1.0, (done + step) / (FADE * step))
+    if cut & ENDS_INSIDE and not looping:
+        y *= min(1.0, (span - done) / (FADE * step))
+    if cut & BEGINS_INSIDE and cut & FIRST_PASS:
+        y *= min(1.0, (done + step) / (FADE * step))
     return y
 
 
@@ -122,6 +123,7 @@ def _sampler_kernel(voct, gate, velocity, tune, start, end, reverse, level, mode
                     origin = lo
                     way = 1.0
                     cut = (ENDS_INSIDE if lo + span < length else 0) | (BEGINS_INSIDE if lo > 0.0 else 0)
+                cut |= FIRST_PASS
                 done = 0.0
                 playing = span > 0.0
                 amp = min(max(velocity[c, i], 0.0), 1.0)
@@ -139,7 +141,10 @@ def _sampler_kernel(voct, gate, velocity, tune, start, end, reverse, level, mode
                 y = tail_amp * (tail_left / FADE) * _play(data, tail_done, tail_origin, tail_way, tail_span,
                                                           tail_cut, step, looping)
                 tail_left -= 1.0
+                went = tail_done
                 tail_done, going = _advance(tail_done, step, tail_span, looping)
+                if tail_done < went:
+                    tail_cut &= ~FIRST_PASS
                 if not going:
                     tail_left = 0.0
             if playing:
@@ -150,7 +155,10 @@ def _sampler_kernel(voct, gate, velocity, tune, start, end, reverse, level, mode
                     if fading < 0.0:
                         playing = False
                 y += gain * _play(data, done, origin, way, span, cut, step, looping)
+                went = done
                 done, going = _advance(done, step, span, looping)
+                if done < went:   # gone round
+                    cut &= ~FIRST_PASS
                 playing = playing and going
             out[c, i] = level[c, i] * y
         state[c, DONE] = done
