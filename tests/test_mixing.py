@@ -162,6 +162,25 @@ def test_comp_settles_on_its_gain_curve(level_db):
         np.testing.assert_array_equal(compress(x)["out"][0], x)
 
 
+def test_a_set_ratio_turns_the_gain_down_over_the_glide_without_a_click():
+    """`set comp.ratio 20` from 1 (off) on a steady level, as the engine
+    glides it: linearly over 5 ms. The reduction goes as 1 - 1/ratio, so
+    2.2 of its 28 dB came in one sample and 80 % of it within 1.5 ms, a
+    click the DSP audit heard; the curve's own slope now glides. A ratio
+    that stays put is where it ends."""
+    n, at = 10240, 2560   # the detector has the level long before the set, the slope long after
+    x = np.full(n, 0.3)
+    ratio = np.r_[np.ones(at), np.linspace(1.0, 20.0, 241)[1:], np.full(n - at - 240, 20.0)]
+    db = 20 * np.log10(compress(x, ratio=ratio, threshold=-40.0)["gain"][0])
+    before, after = db[at - 1], db[-1]
+    assert before == 0.0 and after == pytest.approx(curve(20 * np.log10(0.3), -40.0, 20.0), abs=1e-6)
+    assert np.abs(np.diff(db)).max() < 0.3
+    ten, ninety = (np.flatnonzero(db < before + share * (after - before))[0] for share in (0.1, 0.9))
+    assert (ninety - ten) / SR > 0.003
+    held = 20 * np.log10(compress(x, ratio=20.0, threshold=-40.0)["gain"][0])
+    np.testing.assert_allclose(held[-at:], after, atol=1e-9)
+
+
 def test_a_cable_into_comps_makeup_stops_short_of_overflow():
     """An lfo's offset reaches 20000: 10 ** (7000 / 20) is inf, and the
     output was NaN (the module silenced). The factor stops at 96 dB."""
