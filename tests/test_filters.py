@@ -72,6 +72,17 @@ def test_ladder_falls_24_db_per_octave_and_passes_below():
     assert gain_at(f, db, 60) == pytest.approx(0, abs=0.5)
 
 
+@pytest.mark.parametrize("cutoff, three_db", [(1000, 0.44), (12000, 0.52)])
+def test_the_ladder_is_12_db_down_at_its_cutoff_and_3_db_where_its_reference_says(cutoff, three_db):
+    """docs/module-reference.md's figures: its -3 dB point moves up
+    towards a cutoff near the top (the audit measured 0.52 x 12 kHz where
+    the page said 0.44 at every cutoff)."""
+    x = noise(level=0.02)
+    f, db = response_db(x, render(Ladder, x, cutoff=cutoff, res=0)[0])
+    assert gain_at(f, db, cutoff) == pytest.approx(-12, abs=0.3)
+    assert gain_at(f, db, three_db * cutoff) == pytest.approx(-3, abs=0.3)
+
+
 def test_ladder_resonance_keeps_the_passband_level():
     x = noise(level=0.05)
     f, db = response_db(x, render(Ladder, x, cutoff=1000, res=0.8)[0])

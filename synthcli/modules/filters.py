@@ -619,7 +619,8 @@ class Ladder(Module):
     params = (
         Param("cutoff", 1000.0, 20.0, 20000.0, "Hz",
               doc="cutoff frequency, where the resonance peaks and it sings (at res 0 its four poles there "
-                  "make it -12 dB, -3 dB at 0.44 x cutoff); modulation is held within 10 Hz..0.49 x samplerate"),
+                  "make it -12 dB, -3 dB at 0.44 x cutoff; nearer the top the slope below it steepens, -3 dB "
+                  "at 0.52 x a 12 kHz cutoff at 48 kHz); modulation is held within 10 Hz..0.49 x samplerate"),
         Param("res", 0.0, 0.0, 1.0,
               doc="resonance: from about 0.9 the filter sings a sine at the cutoff on its own"),
         Param("drive", 0.0, 0.0, 1.0,
