@@ -3,6 +3,9 @@
 * recovery: a module in a worker process segfaults; the time from the
   engine noticing to the replacement hosting its modules, and how many
   blocks the module stays silent;
+* live: the block a worker hangs or crashes in, timed as the render thread
+  spends it at ``--latency normal``'s deadline, against the two blocks of
+  audio queued ahead of it (more, and the whole mix drops out);
 * add: the time `Engine.load` takes to add one module to a running patch,
   inline and with worker processes (it must not cost a process start),
   and the time of the block after the one its new cable fades in over,
@@ -51,7 +54,43 @@ class Crasher(Module):
         marker = os.environ["CRASH_MARKER"]
         if block == int(params["at"][0, 0]) and not os.path.exists(marker):
             open(marker, "w").close()
-            ctypes.string_at(0)
+            self.fail()
+
+    def fail(self):
+        ctypes.string_at(0)
+
+
+class Hanger(Crasher):
+    """As Crasher, but it sleeps for ever instead."""
+
+    type_name = "hanger"
+
+    def fail(self):
+        while True:
+            time.sleep(1)
+
+
+def live_failure(registry, module: str, runs: int) -> list[float]:
+    """Seconds the render thread spends on the block the module fails in,
+    live, with the deadline `synth play` gives a worker at --latency normal."""
+    deadline = 0.75 * 2 * BLOCK / 48000
+    spent = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["CRASH_MARKER"] = os.path.join(tmp, "crashed")
+            patch = Patch(registry)
+            patch.load_text(f"add vco a wave=sine\nconnect a out.left\nadd {module} c\nconnect c out.right\n")
+            with Engine(registry, 48000, BLOCK, executor="processes", workers=1, deadline=deadline,
+                        live=True) as engine:
+                engine.load(patch)
+                times = []
+                for _ in range(30):
+                    start = time.perf_counter()
+                    engine.process_block()
+                    times.append(time.perf_counter() - start)
+                    time.sleep(BLOCK / 48000)   # paced, as live
+        spent.append(times[20])
+    return spent
 
 
 def recovery(registry, crashes: int) -> tuple[list[float], list[int]]:
@@ -104,6 +143,12 @@ def main() -> None:
     seconds, silent = recovery(registry, args.crashes)
     print(f"recovery after a segfault, {args.crashes} crashes: median {1e3 * statistics.median(seconds):.2f} ms, "
           f"max {1e3 * max(seconds):.2f} ms; silent for {min(silent)}-{max(silent)} block(s) of {BLOCK}")
+    registry.add(Hanger, "benchmark-plugin", "0")
+    for module in ("crasher", "hanger"):
+        spent = live_failure(registry, module, max(3, args.crashes // 2))
+        print(f"live, the block a worker {'crashes' if module == 'crasher' else 'hangs'} in: median "
+              f"{1e3 * statistics.median(spent):.2f} ms, max {1e3 * max(spent):.2f} ms, of the "
+              f"{2e3 * BLOCK / 48000:.2f} ms queued ahead of it at --latency normal")
     for voices in (1, 47):
         (inline, inline_end, _), (processes, processes_end, same) = (add_cost(registry, "inline", voices),
                                                                      add_cost(registry, "processes", voices))

@@ -387,6 +387,31 @@ def test_live_a_module_that_fails_in_the_spares_first_block_is_blamed(registry, 
     assert stats["quarantined"] and stats["faults"] == 3 and stats["restarts"] == 3, stats
 
 
+@pytest.mark.parametrize("mode", ["hang", "segfault"])
+def test_live_the_block_a_worker_fails_in_spends_no_time_on_its_replacement(registry, mode):
+    """The block whose worker hung or crashed was already late, and its
+    recovery waited for the killed process to be gone (3-7 ms) and for the
+    spare to take the modules (2.5-5 ms): the whole mix went silent for a
+    block or two at each failure (the live audit). Live, the killed worker
+    is left to the kernel and the spare takes its modules at the next
+    block, which they play; the rest plays on, sample for sample."""
+    reference, _ = render(registry, HEALTHY, 30, executor="inline")
+    patch = Patch(registry)
+    patch.load_text(faulty_patch(mode))
+    with Engine(registry, 48000, BLOCK, executor="processes", workers=1, deadline=0.05, live=True) as engine:
+        engine.load(patch)
+        executor = engine.executor
+        out = [engine.process_block().copy() for _ in range(AT + 1)]
+        killed = executor.workers[0]
+        assert executor.vacant == {1: {"f"}} and executor.spare is not None and killed.names == set()
+        out += [engine.process_block().copy() for _ in range(30 - AT - 1)]
+        assert not executor.vacant and executor.workers[0] is not killed
+    out = np.concatenate(out, axis=1)
+    assert np.array_equal(out[0], reference[0])
+    per_block = np.abs(out[1]).reshape(30, BLOCK).max(axis=1)
+    assert (per_block[:AT] > 0.2).all() and per_block[AT] == 0.0 and (per_block[AT + 1:] > 0.2).all()
+
+
 #: A real-time process that takes CPU 0 for 40 ms every quarter second for
 #: 1.5 s, as a busy machine would.
 HOG = """

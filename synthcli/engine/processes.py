@@ -96,11 +96,21 @@ os.register_at_fork(after_in_child=_forget_forkserver)
 
 # -- the worker side ------------------------------------------------------------
 
+def poll_ms(seconds: float) -> int:
+    """A poll() timeout that ends by ``seconds``: poll counts whole
+    milliseconds and Python rounds a fraction up, which kept a worker past
+    its deadline waited for up to a millisecond more."""
+    return max(0, int(seconds * 1000))
+
+
 def _read_soon(fd: int, size: int, timeout: float | None) -> bytes | None:
     """Read from a non-blocking pipe: poll it without sleeping for up to
     SPIN_SECONDS, then sleep until data comes or ``timeout`` (seconds, None
-    for ever) runs out, which returns None. End of file returns b""."""
-    give_up = time.perf_counter() + SPIN_SECONDS
+    for ever) runs out, which returns None. End of file returns b"". A
+    ``timeout`` shorter than the spin ends it: a worker past its deadline
+    was waited for a millisecond more, which the whole mix paid for."""
+    spin = SPIN_SECONDS if timeout is None else min(SPIN_SECONDS, timeout)
+    give_up = time.perf_counter() + spin
     while True:
         try:
             return os.read(fd, size)
@@ -111,7 +121,7 @@ def _read_soon(fd: int, size: int, timeout: float | None) -> bytes | None:
         os.sched_yield()
     waiter = select.poll()
     waiter.register(fd, select.POLLIN)
-    if not waiter.poll(None if timeout is None else max(0.0, timeout - SPIN_SECONDS) * 1000):
+    if not waiter.poll(None if timeout is None else poll_ms(timeout - spin)):
         return None
     try:
         return os.read(fd, size)
@@ -869,7 +879,7 @@ class ProcessExecutor:
         else:
             poller = select.poll()
             poller.register(worker.done, select.POLLIN)
-            data = os.read(worker.done, 64) if poller.poll(timeout * 1000) else None
+            data = os.read(worker.done, 64) if poller.poll(poll_ms(timeout)) else None
         if data is None and select.select([worker.done], [], [], 0)[0]:
             # Done just as the wait ended: asleep again by the time it would
             # be judged, it would be taken for hung.
@@ -962,16 +972,24 @@ class ProcessExecutor:
         """Kill the worker, silence its modules for this block, blame the
         module it was running (unless it died between blocks, running none:
         a kill -9, the OOM killer), and hand its modules to the spare. Live,
-        without a spare ready (crashes in quick succession), they stay
-        silent until one is: starting a process there and then took 20-40
-        ms, a gap in the whole mix. Offline a block can wait for it."""
+        the spare takes them at the next block (see run_block): handing them
+        over took 2.5-5 ms, which this block, late already, spent from the
+        whole mix's time (a gap of a block or two at every failure). Without
+        a spare ready (crashes in quick succession) they stay silent until
+        one is: starting a process there and then took 20-40 ms. Offline a
+        block can wait for either."""
         started = time.perf_counter()
         worker = self.worker(part)
         board, schedule = self.board, self.schedule
         self.behind.pop(part, None)
         if worker.process.is_alive():
+            # Not waited for: the kernel frees its memory before it is gone,
+            # 3-7 ms that a join here added to a gap in the whole mix (as did
+            # a thread to wait instead, started under the GIL). No code of
+            # its runs after the signal; the next spare's start reaps it.
             os.kill(worker.process.pid, signal.SIGKILL)
-        worker.process.join(1.0)
+        else:
+            worker.process.join(1.0)
         self._drain(worker)
         index = {node.name: i for i, node in enumerate(schedule.nodes)}
         mine = [node.name for node in schedule.nodes if node.name in worker.names]
@@ -987,7 +1005,8 @@ class ProcessExecutor:
         worker.names = set()
         self.replaced[part] = self.replaced.get(part, 0) + 1
         self.vacant[part] = set(mine)
-        self._fill_vacancies(block)
+        if not self.live:
+            self._fill_vacancies(block)
         if part in self.vacant:
             self._plan({n for n, p in self.where.items() if p == 0})
         self.recoveries.append(time.perf_counter() - started)
