@@ -77,6 +77,23 @@ def test_synth_graph_never_writes_over_the_patch_it_draws(tmp_path):
         assert patch.read_text() == text and sorted(p.name for p in tmp_path.iterdir()) == ["fp.dot"]
 
 
+def test_the_song_languages_first_example_plays_every_line_it_shows(tmp_path, registry):
+    """The docs audit typed it in: its second pattern on kb replaced the
+    first, which never played, and its `at 13 set` was overridden by the
+    pattern on the same parameter, which `check` warned of."""
+    from synthcli.sequencer.song import Song
+    text = re.search(r"```\n(tempo 120.*?)```", (ROOT / "docs" / "song-language.md").read_text(), re.S)[1]
+    (tmp_path / "first.seq").write_text(text)
+    done = subprocess.run([sys.executable, "-m", "synthcli.cli", "check", str(tmp_path / "first.seq")], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "" and ": ok (" in done.stdout, done.stderr
+    song = Song(registry, text)   # each top-level pattern plays from bar 1, each `at` at its bar
+    lines = text.splitlines()
+    assert sorted(v.place[0] for v in song.voices.values()) == [
+        i + 1 for i, line in enumerate(lines) if line.startswith("pattern ")]
+    assert sum(len(each) for each in song.timed.values()) == sum(line.startswith("at ") for line in lines)
+
+
 @pytest.mark.parametrize("command, field", [(["check", "songs/demo.seq", "--json"], "bars"),
                                             (["modules", "--json"], None),
                                             (["devices", "--json"], "outputs"),
