@@ -1403,6 +1403,32 @@ def test_prompt_first_then_edits_errors_and_completion(terminal, tmp_path):
     assert term.exit_status() == 0
 
 
+@pytest.mark.parametrize("how", ["file", "pipe"])
+def test_lines_from_a_file_or_a_pipe_run_as_a_script(tmp_path, how):
+    """`synth repl < cmds.txt` quit at once, in silence and with status 0:
+    prompt_toolkit read nothing from a file. A pipe ran, with the prompt,
+    the toolbar and colour escapes written among the answers. Both are now
+    read line by line: a failing line is named by its number, the rest
+    still run, and the status says one failed."""
+    script = tmp_path / "cmds.txt"
+    script.write_text(f"add vco a\nconnect a out\nset a.freq zz\nsave {tmp_path / 'x.patch'}\n")
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    command = [sys.executable, "-m", "synthcli.repl"]
+    with open(script) as lines:
+        done = (subprocess.run(command, stdin=lines, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+                if how == "file" else
+                subprocess.run(command, input=script.read_text(), capture_output=True, text=True, env=env, cwd=ROOT,
+                               timeout=60))
+    assert done.returncode == 1, done
+    said = [line for line in done.stdout.splitlines()   # what the audio says depends on the machine
+            if not line.startswith(("no audio:", "audio on:", "stopped:"))]
+    assert said == ["line 3: column 12: bad value 'zz' for vco.freq: expected a number, a note name such as a4 or "
+                    "a note length such as 1/8d (0.01..20000 Hz)",
+                    f"saved {tmp_path / 'x.patch'} (patch: 1 module, 1 cable)"], done
+    assert "\x1b" not in done.stdout + done.stderr and "synth>" not in done.stdout
+    assert (tmp_path / "x.patch").read_text() == "add vco a\nconnect a.out out.in\n"
+
+
 def test_a_render_at_the_prompt_leaves_it_free_and_quit_ends_it_with_a_valid_file(terminal, tmp_path):
     """In a real terminal: while a long render runs the prompt takes
     edits, the toolbar shows how far it is, and `quit` ends it, saying

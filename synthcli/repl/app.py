@@ -11,8 +11,10 @@ from __future__ import annotations
 import errno
 import shutil
 import signal
+import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from prompt_toolkit import PromptSession
@@ -61,7 +63,7 @@ FAILED_SHOWN = 5
 def say(text: str, kind: str = "") -> None:
     """Print from any thread: inside ``patch_stdout`` the line goes above
     the prompt without breaking what is being typed."""
-    colour = COLOURS.get(kind)
+    colour = COLOURS.get(kind) if sys.stdout.isatty() else None   # no escapes in a file or a pipe
     print(f"\x1b[{colour}m{text}\x1b[0m" if colour else text, flush=True)
 
 
@@ -121,7 +123,7 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
                 say(line, "note")
         try:
             sound.start(session.engine_state, session.heard_from_now)
-            loop(control, sound, history, directory)
+            status = loop(control, sound, history, directory)
         finally:
             # A second hangup or Ctrl-C must not cut the stop short and leave
             # the engine playing for a REPL stuck in its exit. Ignored before
@@ -144,7 +146,7 @@ def run(file: Path | None, resume: bool, settings: dict, osc: dict | None = None
                 f"{final.get('xruns', 0)} xruns", "note")
         if take is not None and take.thread is not None and take.failed is None:
             say(f"recorded {take.path} ({take.seconds:.2f} s)", "note")
-    return 0
+    return status
 
 
 def _end_screens_on_signals() -> None:
@@ -175,7 +177,28 @@ def _end_screens_on_signals() -> None:
         signal.signal(number, handler)
 
 
-def loop(control: Control, sound: Sound, history, directory: Path) -> None:
+def loop(control: Control, sound: Sound, history, directory: Path) -> int:
+    """Carry out each line until quit or the input ends; the exit status.
+    Lines come from the prompt in a terminal, else as they are read
+    (`synth repl < cmds.txt`: prompt_toolkit read nothing from a file and
+    the REPL quit at once, in silence), where a line that fails is named by
+    its number and makes the status 1 (the lines after it still run)."""
+    scripted = not sys.stdin.isatty()
+    failed = False
+    for number, text in enumerate(_read(sys.stdin) if scripted else _prompted(control, sound, history), start=1):
+        done = _carry_out(control, text, directory, f"line {number}: " if scripted else "")
+        if done is None:
+            break
+        failed = failed or (scripted and not done)   # at a prompt, a typo was put right by the next line
+    return 1 if failed else 0
+
+
+def _read(lines) -> Iterator[str]:
+    for line in lines:
+        yield line.rstrip("\r\n")
+
+
+def _prompted(control: Control, sound: Sound, history) -> Iterator[str]:
     session = control.session
     prompt = PromptSession(
         PROMPT, style=STYLE, history=history, auto_suggest=AutoSuggestFromHistory(),
@@ -185,7 +208,7 @@ def loop(control: Control, sound: Sound, history, directory: Path) -> None:
     _end_screens_on_signals()
     while True:
         try:
-            text = prompt.prompt()
+            yield prompt.prompt()
         except KeyboardInterrupt:     # Ctrl-C: the line is dropped, nothing else
             continue
         except EOFError:              # Ctrl-D
@@ -196,25 +219,31 @@ def loop(control: Control, sound: Sound, history, directory: Path) -> None:
             from ..cli import forget_terminal
             forget_terminal()         # before SIGHUP's own handler may have
             return
+
+
+def _carry_out(control: Control, text: str, directory: Path, where: str) -> bool | None:
+    """One line: True if it went through, False if it failed (said,
+    prefixed with ``where``), None to quit."""
+    try:
+        shown = control.execute(text)
+    except Quit:
+        return None
+    except SynthError as error:
+        say(where + error.typed(text), "error")
+        return False
+    except KeyboardInterrupt as stopped:   # a render's says what its file holds
+        say(str(stopped) or "interrupted", "warning")
+        return True
+    except Exception as error:    # a fault of ours: report it, keep the session
+        log = directory / "repl-errors.log"
         try:
-            shown = control.execute(text)
-        except Quit:
-            return
-        except SynthError as error:
-            say(error.typed(text), "error")
-            continue
-        except KeyboardInterrupt as stopped:   # a render's says what its file holds
-            say(str(stopped) or "interrupted", "warning")
-            continue
-        except Exception as error:    # a fault of ours: report it, keep the session
-            log = directory / "repl-errors.log"
-            try:
-                with open(log, "a", encoding="utf-8") as out:
-                    out.write(f"--- {time.ctime()}: {text!r}\n{traceback.format_exc()}")
-            except OSError:
-                log = None
-            say(f"internal error: {type(error).__name__}: {error}" + (f" (traceback in {log})" if log else ""),
-                "error")
-            continue
-        if shown:
-            say(shown)
+            with open(log, "a", encoding="utf-8") as out:
+                out.write(f"--- {time.ctime()}: {text!r}\n{traceback.format_exc()}")
+        except OSError:
+            log = None
+        say(where + f"internal error: {type(error).__name__}: {error}" + (f" (traceback in {log})" if log else ""),
+            "error")
+        return False
+    if shown:
+        say(shown)
+    return True
