@@ -364,6 +364,13 @@ class Pattern:
         to be to hear all of it."""
         return self.root.period
 
+    @property
+    def cost(self) -> int:
+        """The most steps working out one cycle visits, rests and the notes
+        a ``?`` drops included (at most MAX_STEPS_PER_CYCLE): what a cycle
+        costs, which the notes it keeps do not tell."""
+        return self.root.cost
+
     def values(self) -> dict[float, int]:
         """Every number the pattern holds, with the column of its first
         appearance: what a range check must see, where playing it through
